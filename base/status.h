@@ -1,0 +1,92 @@
+// Status and Result<T>: expected failures as cheap values made where the syscall fails.
+//
+// A Status is either ok or carries an ErrorCode (stable, for callers to branch on and for the daemon
+// to map to HTTP codes) and a message naming the operation, the path or id involved and, for system
+// errors, errno's text. Exceptions are reserved for programming errors.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+
+namespace fe {
+
+enum class ErrorCode {
+  kOk = 0,
+  kInvalidArgument,
+  kNotFound,
+  kAlreadyExists,
+  kPermissionDenied,
+  kUnsupported,
+  kNoSpace,
+  kBusy,
+  kIo,
+  kInternal,
+};
+
+std::string_view ErrorCodeName(ErrorCode code);
+
+class [[nodiscard]] Status {
+ public:
+  Status() = default;
+  Status(ErrorCode code, std::string message) : code_(code), message_(std::move(message)) {}
+
+  static Status Ok() { return {}; }
+  // "<operation> <path>: <strerror(err)>", with the code mapped from errno.
+  static Status FromErrno(int err, std::string_view operation, std::string_view path);
+
+  bool ok() const { return code_ == ErrorCode::kOk; }
+  ErrorCode code() const { return code_; }
+  // The errno this status was made from, or 0.
+  int sys_errno() const { return errno_; }
+  const std::string& message() const { return message_; }
+  std::string ToString() const;
+
+  // Prefixes the message with context, keeping code and errno: "cloning /a to /b: open ...".
+  Status Annotate(std::string_view context) const;
+
+ private:
+  ErrorCode code_ = ErrorCode::kOk;
+  int errno_ = 0;
+  std::string message_;
+};
+
+ErrorCode ErrorCodeFromErrno(int err);
+
+// Either a value or a non-ok Status.
+template <typename T>
+class [[nodiscard]] Result {
+ public:
+  Result(T value) : state_(std::move(value)) {}
+  Result(Status status) : state_(std::move(status)) {
+    if (std::get<Status>(state_).ok()) {
+      state_ = Status(ErrorCode::kInternal, "Result constructed from an ok Status");
+    }
+  }
+
+  bool ok() const { return std::holds_alternative<T>(state_); }
+  const Status& status() const {
+    static const Status kOk;
+    return ok() ? kOk : std::get<Status>(state_);
+  }
+  T& value() & { return std::get<T>(state_); }
+  const T& value() const& { return std::get<T>(state_); }
+  T&& value() && { return std::get<T>(std::move(state_)); }
+  T* operator->() { return &value(); }
+  const T* operator->() const { return &value(); }
+  T& operator*() & { return value(); }
+  const T& operator*() const& { return value(); }
+
+ private:
+  std::variant<T, Status> state_;
+};
+
+}  // namespace fe
+
+// Returns early from a function returning Status or Result<T> when `expr` is not ok.
+#define FE_RETURN_IF_ERROR(expr)               \
+  do {                                         \
+    ::fe::Status fe_status_ = (expr);          \
+    if (!fe_status_.ok()) return fe_status_;   \
+  } while (0)

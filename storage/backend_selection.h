@@ -1,0 +1,23 @@
+// Choosing the backend for a data root, once, by probing (not by guessing from names).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "base/status.h"
+#include "storage/backend.h"
+
+namespace fe::storage {
+
+enum class BackendChoice { kAuto, kReflink, kCopy };
+
+Result<BackendChoice> ParseBackendChoice(std::string_view text);
+std::string_view BackendChoiceName(BackendChoice choice);
+
+// Opens the backend for `root` (created if missing). kAuto probes the root's filesystem: reflink when
+// a real FICLONE works there, otherwise copy (and the reason says why). Forcing reflink on a root
+// where the probe fails is an Unsupported error naming the root and the probe's reason.
+Result<std::unique_ptr<Backend>> OpenBackend(const std::string& root, BackendChoice choice);
+
+}  // namespace fe::storage

@@ -1,0 +1,26 @@
+// Probing decides by trying: statfs names the filesystem, a real FICLONE of a scratch file says
+// whether reflink works there.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "base/status.h"
+
+namespace fe::storage {
+
+struct FilesystemProbe {
+  std::string filesystem;  // "xfs", "btrfs", "ext4", ... or "0x<magic>"
+  uint64_t magic = 0;
+  bool reflink = false;
+  std::string reason;  // why reflink does or does not work, e.g. "FICLONE: Operation not supported"
+};
+
+// Probes the filesystem holding directory `dir_fd` by creating, cloning and removing two scratch
+// files in it (O_TMPFILE when possible, so nothing is visible even after a crash).
+Result<FilesystemProbe> ProbeFilesystem(int dir_fd);
+Result<FilesystemProbe> ProbeFilesystem(const std::string& dir);
+
+std::string FilesystemName(uint64_t magic);
+
+}  // namespace fe::storage
