@@ -19,6 +19,8 @@ struct FilesystemProbe {
 // Probes the filesystem holding directory `dir_fd` by creating, cloning and removing two scratch
 // files in it (O_TMPFILE when possible, so nothing is visible even after a crash).
 Result<FilesystemProbe> ProbeFilesystem(int dir_fd);
+// As above; `dir` only names the directory in messages.
+Result<FilesystemProbe> ProbeFilesystem(int dir_fd, const std::string& dir);
 Result<FilesystemProbe> ProbeFilesystem(const std::string& dir);
 
 std::string FilesystemName(uint64_t magic);

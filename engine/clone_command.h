@@ -1,0 +1,11 @@
+// `forkctl clone SRC DST [--backend auto|reflink|copy] [--io-engine ...] [--json]`
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace fe::cli {
+
+// Registers the subcommand; it runs when parsed and sets *exit_code.
+void AddCloneCommand(CLI::App& app, int* exit_code);
+
+}  // namespace fe::cli

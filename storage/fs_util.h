@@ -1,0 +1,37 @@
+// Small fd-relative file-system helpers shared by the cloner and the backends.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/status.h"
+#include "base/unique_fd.h"
+
+namespace fe::storage {
+
+struct DirectoryEntry {
+  std::string name;
+  unsigned char type;  // DT_* from getdents64, DT_UNKNOWN when the filesystem does not say
+};
+
+// True for one path component other than "." and "..".
+bool IsSingleComponent(std::string_view name);
+
+// openat2 confined beneath `dir_fd` with no symlink anywhere in `path` (RESOLVE_BENEATH |
+// RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS). `display` names the path in errors.
+Result<UniqueFd> OpenBeneath(int dir_fd, const std::string& path, int flags, mode_t mode,
+                             std::string_view display);
+
+// Reads every entry of the open directory `dir_fd` (except "." and "..") with getdents64.
+Status ReadDirectory(int dir_fd, std::vector<DirectoryEntry>& entries, std::string_view display);
+
+// The path the kernel has for an open fd (for messages only), or "<fd N>".
+std::string FdPath(int fd);
+
+// "parent/name", or just `name` when parent is empty.
+std::string JoinPath(std::string_view parent, std::string_view name);
+
+}  // namespace fe::storage

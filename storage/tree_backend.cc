@@ -1,0 +1,171 @@
+#include "storage/tree_backend.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/fiemap.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <vector>
+
+#include "storage/fs_util.h"
+
+namespace fe::storage {
+namespace {
+
+// Bytes of `fd`'s extents flagged FIEMAP_EXTENT_SHARED, or nullopt when FIEMAP is unsupported.
+std::optional<uint64_t> SharedBytes(int fd) {
+  constexpr unsigned kExtentsPerCall = 256;
+  std::vector<char> buffer(sizeof(fiemap) + kExtentsPerCall * sizeof(fiemap_extent));
+  auto* map = reinterpret_cast<fiemap*>(buffer.data());
+  uint64_t shared = 0;
+  uint64_t start = 0;
+  while (true) {
+    std::fill(buffer.begin(), buffer.end(), 0);
+    map->fm_start = start;
+    map->fm_length = FIEMAP_MAX_OFFSET - start;
+    map->fm_flags = FIEMAP_FLAG_SYNC;
+    map->fm_extent_count = kExtentsPerCall;
+    if (::ioctl(fd, FS_IOC_FIEMAP, map) != 0) return std::nullopt;
+    if (map->fm_mapped_extents == 0) return shared;
+    bool last = false;
+    for (unsigned i = 0; i < map->fm_mapped_extents; ++i) {
+      const fiemap_extent& extent = map->fm_extents[i];
+      if (extent.fe_flags & FIEMAP_EXTENT_SHARED) shared += extent.fe_length;
+      last = last || (extent.fe_flags & FIEMAP_EXTENT_LAST);
+      start = extent.fe_logical + extent.fe_length;
+    }
+    if (last) return shared;
+  }
+}
+
+Status MeasureInto(int dir_fd, const std::string& display, VolumeUsage& usage, bool& fiemap_ok) {
+  std::vector<DirectoryEntry> entries;
+  FE_RETURN_IF_ERROR(ReadDirectory(dir_fd, entries, display));
+  for (const DirectoryEntry& entry : entries) {
+    std::string path = JoinPath(display, entry.name);
+    struct stat st;
+    if (::fstatat(dir_fd, entry.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      if (errno == ENOENT) continue;
+      return Status::FromErrno(errno, "stat", path);
+    }
+    usage.allocated_bytes += static_cast<uint64_t>(st.st_blocks) * 512;
+    if (S_ISDIR(st.st_mode)) {
+      Result<UniqueFd> child = OpenBeneath(dir_fd, entry.name, O_RDONLY | O_DIRECTORY, 0, path);
+      if (!child.ok()) return child.status();
+      FE_RETURN_IF_ERROR(MeasureInto(child->get(), path, usage, fiemap_ok));
+    } else if (S_ISREG(st.st_mode)) {
+      usage.logical_bytes += static_cast<uint64_t>(st.st_size);
+      if (!fiemap_ok || st.st_blocks == 0) continue;
+      Result<UniqueFd> file = OpenBeneath(dir_fd, entry.name, O_RDONLY, 0, path);
+      if (!file.ok()) return file.status();
+      std::optional<uint64_t> shared = SharedBytes(file->get());
+      if (shared) {
+        *usage.shared_bytes += *shared;
+      } else {
+        fiemap_ok = false;
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+class TreeBackend final : public Backend {
+ public:
+  TreeBackend(std::string root, UniqueFd root_fd, DataMode mode, std::string reason)
+      : root_(std::move(root)), root_fd_(std::move(root_fd)), mode_(mode), reason_(std::move(reason)) {}
+
+  std::string_view Name() const override { return mode_ == DataMode::kReflink ? "reflink" : "copy"; }
+  BackendCapabilities Capabilities() const override {
+    return BackendCapabilities{.shares_data = mode_ == DataMode::kReflink,
+                               .constant_time_clone = false,
+                               .quiesce_origin = false};
+  }
+  const std::string& Root() const override { return root_; }
+  const std::string& SelectionReason() const override { return reason_; }
+  std::string Path(const std::string& volume) const override { return JoinPath(root_, volume); }
+
+  Status Create(const std::string& volume) override {
+    FE_RETURN_IF_ERROR(ValidateVolumeName(volume));
+    if (::mkdirat(root_fd_.get(), volume.c_str(), 0755) != 0) {
+      if (errno == EEXIST) return Status(ErrorCode::kAlreadyExists, "volume " + Path(volume) + " already exists");
+      return Status::FromErrno(errno, "create volume", Path(volume));
+    }
+    return Status::Ok();
+  }
+
+  Result<CloneReport> Clone(const std::string& parent, const std::string& volume) override {
+    FE_RETURN_IF_ERROR(ValidateVolumeName(parent));
+    FE_RETURN_IF_ERROR(ValidateVolumeName(volume));
+    CloneOptions options;
+    options.data_mode = mode_;
+    return CloneTree(root_fd_.get(), parent, root_fd_.get(), volume, options);
+  }
+
+  Status Remove(const std::string& volume) override {
+    FE_RETURN_IF_ERROR(ValidateVolumeName(volume));
+    // Renamed away first, so a crash mid-removal never leaves a half-removed volume under its name.
+    static std::atomic<uint64_t> counter{0};
+    std::string doomed = "." + volume + ".forkengine-removing-" + std::to_string(::getpid()) + "-" +
+                         std::to_string(counter.fetch_add(1));
+    if (::renameat2(root_fd_.get(), volume.c_str(), root_fd_.get(), doomed.c_str(), RENAME_NOREPLACE) != 0) {
+      if (errno == ENOENT) return Status(ErrorCode::kNotFound, "volume " + Path(volume) + " does not exist");
+      return Status::FromErrno(errno, "remove volume", Path(volume));
+    }
+    return RemoveTree(root_fd_.get(), doomed);
+  }
+
+  Result<VolumeUsage> Usage(const std::string& volume) override {
+    FE_RETURN_IF_ERROR(ValidateVolumeName(volume));
+    Result<UniqueFd> dir = OpenBeneath(root_fd_.get(), volume, O_RDONLY | O_DIRECTORY, 0, Path(volume));
+    if (!dir.ok()) return dir.status();
+    return MeasureTree(dir->get(), Path(volume));
+  }
+
+  Result<std::vector<std::string>> List() override {
+    Result<UniqueFd> dir = OpenBeneath(root_fd_.get(), ".", O_RDONLY | O_DIRECTORY, 0, root_);
+    if (!dir.ok()) return dir.status();
+    std::vector<DirectoryEntry> entries;
+    FE_RETURN_IF_ERROR(ReadDirectory(dir->get(), entries, root_));
+    std::vector<std::string> volumes;
+    for (DirectoryEntry& entry : entries) {
+      if (entry.type == DT_DIR && ValidateVolumeName(entry.name).ok()) volumes.push_back(std::move(entry.name));
+    }
+    std::sort(volumes.begin(), volumes.end());
+    return volumes;
+  }
+
+ private:
+  const std::string root_;
+  const UniqueFd root_fd_;
+  const DataMode mode_;
+  const std::string reason_;
+};
+
+}  // namespace
+
+Result<VolumeUsage> MeasureTree(int dir_fd, const std::string& display) {
+  VolumeUsage usage;
+  usage.shared_bytes = 0;
+  bool fiemap_ok = true;
+  FE_RETURN_IF_ERROR(MeasureInto(dir_fd, display, usage, fiemap_ok));
+  if (!fiemap_ok) usage.shared_bytes.reset();
+  return usage;
+}
+
+Result<std::unique_ptr<Backend>> OpenTreeBackend(const std::string& root, DataMode mode,
+                                                 std::string reason) {
+  if (::mkdir(root.c_str(), 0711) != 0 && errno != EEXIST) {
+    return Status::FromErrno(errno, "create data root", root);
+  }
+  UniqueFd fd(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd) return Status::FromErrno(errno, "open data root", root);
+  return std::unique_ptr<Backend>(new TreeBackend(root, std::move(fd), mode, std::move(reason)));
+}
+
+}  // namespace fe::storage
