@@ -67,14 +67,12 @@ Status CopyXattrs(int source_fd, int target_fd, std::string_view display) {
 
 const CreationDefaults& CreationDefaults::Current() {
   static const CreationDefaults defaults = [] {
-    mode_t mask = ReadUmask();
-    return CreationDefaults{::geteuid(), ::getegid(), static_cast<mode_t>(kNewFileMode & ~mask),
-                            static_cast<mode_t>(kNewDirectoryMode & ~mask), ::geteuid() == 0};
+    return CreationDefaults{::geteuid(), ::getegid(), ReadUmask(), ::geteuid() == 0};
   }();
   return defaults;
 }
 
-Status CopyMetadata(int source_fd, int target_fd, const struct statx& source, bool is_directory,
+Status CopyMetadata(int source_fd, int target_fd, const struct statx& source, mode_t created_mode,
                     std::string_view display) {
   const CreationDefaults& defaults = CreationDefaults::Current();
   bool chowned = false;
@@ -86,8 +84,7 @@ Status CopyMetadata(int source_fd, int target_fd, const struct statx& source, bo
     }
   }
   mode_t mode = source.stx_mode & 07777;
-  mode_t created = is_directory ? defaults.directory_mode : defaults.file_mode;
-  if (mode != created || (chowned && (mode & (S_ISUID | S_ISGID)))) {
+  if (mode != created_mode || (chowned && (mode & (S_ISUID | S_ISGID)))) {
     if (::fchmod(target_fd, mode) != 0) return Status::FromErrno(errno, "chmod", display);
   }
   FE_RETURN_IF_ERROR(CopyXattrs(source_fd, target_fd, display));

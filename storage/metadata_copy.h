@@ -13,20 +13,25 @@ namespace fe::storage {
 struct CreationDefaults {
   uid_t uid;
   gid_t gid;
-  mode_t file_mode;       // mode a file created with 0600 ends up with (umask applied)
-  mode_t directory_mode;  // same for a directory created with 0700
-  bool privileged;        // may chown to anyone and open any file with O_NOATIME
+  mode_t umask;
+  bool privileged;  // may chown to anyone and open any file with O_NOATIME
 
   static const CreationDefaults& Current();
+  // The mode an inode created with `requested` ends up with.
+  mode_t Created(mode_t requested) const { return requested & ~umask; }
 };
 
-constexpr mode_t kNewFileMode = 0600;
+// Directories are created owner-writable so they can be filled; their final mode comes last.
 constexpr mode_t kNewDirectoryMode = 0700;
+// Files are created with their final permission bits (set-id bits only after chown), which saves a
+// chmod per file in the common case.
+inline mode_t NewFileMode(mode_t source_mode) { return source_mode & 0777; }
 
 // Applies `source`'s owner, permission bits, xattrs and timestamps to `target_fd`, in the order that
 // keeps each one (chown clears set-id bits, so mode follows it; times come last). Xattrs are read
 // from `source_fd`. Unprivileged callers keep their own ownership where chown is refused.
-Status CopyMetadata(int source_fd, int target_fd, const struct statx& source, bool is_directory,
+// `created_mode` is the mode target_fd was created with, umask applied.
+Status CopyMetadata(int source_fd, int target_fd, const struct statx& source, mode_t created_mode,
                     std::string_view display);
 
 }  // namespace fe::storage

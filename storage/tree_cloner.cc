@@ -89,6 +89,7 @@ struct Entry {
   int stat_result = 0;
   int source_fd = -1;
   int target_fd = -1;
+  open_how create_how;
   std::shared_ptr<LinkOrigin> origin;  // set for every name of a multiply-linked inode
   bool link_to_origin = false;         // this name becomes a hard link to origin
 };
@@ -350,7 +351,6 @@ Status TreeClone::CloneFiles(DirectoryNode& node, const std::vector<size_t>& ind
   BatchIo& io = ThreadBatchIo(engine_);
   const CreationDefaults& defaults = CreationDefaults::Current();
   const open_how source_how = HowFor(O_RDONLY | (defaults.privileged ? O_NOATIME : 0), 0);
-  const open_how target_how = HowFor(O_WRONLY | O_CREAT | O_EXCL, kNewFileMode);
   std::vector<size_t> owned, links;
   for (size_t index : indexes) {
     Entry& entry = node.entries[index];
@@ -360,7 +360,8 @@ Status TreeClone::CloneFiles(DirectoryNode& node, const std::vector<size_t>& ind
   for (size_t index : owned) {
     Entry& entry = node.entries[index];
     io.Openat2(node.source.get(), entry.name.c_str(), &source_how, &entry.source_fd);
-    io.Openat2(node.target.get(), entry.name.c_str(), &target_how, &entry.target_fd);
+    entry.create_how = HowFor(O_WRONLY | O_CREAT | O_EXCL, NewFileMode(entry.stat.stx_mode));
+    io.Openat2(node.target.get(), entry.name.c_str(), &entry.create_how, &entry.target_fd);
   }
   io.Flush();
   Status status;
@@ -375,7 +376,8 @@ Status TreeClone::CloneFiles(DirectoryNode& node, const std::vector<size_t>& ind
     }
     if (status.ok() && !Failed()) status = CloneFileData(entry, path);
     if (status.ok() && !Failed()) {
-      status = CopyMetadata(entry.source_fd, entry.target_fd, entry.stat, false, TargetPath(path));
+      mode_t created = defaults.Created(NewFileMode(entry.stat.stx_mode));
+      status = CopyMetadata(entry.source_fd, entry.target_fd, entry.stat, created, TargetPath(path));
     }
     if (entry.origin) {
       std::lock_guard lock(entry.origin->mutex);
@@ -438,8 +440,8 @@ Status TreeClone::LinkToOrigins(DirectoryNode& node, const std::vector<size_t>& 
 void TreeClone::FinishPending(DirectoryNode& node) {
   if (node.pending.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
   if (!Failed()) {
-    Status status = CopyMetadata(node.source.get(), node.target.get(), node.stat, true,
-                                 TargetPath(node.path));
+    Status status = CopyMetadata(node.source.get(), node.target.get(), node.stat,
+                                 CreationDefaults::Current().Created(kNewDirectoryMode), TargetPath(node.path));
     if (!status.ok()) Fail(std::move(status));
   }
   node.source.reset();
