@@ -126,9 +126,10 @@ int RunDemo(const DemoArguments& args) {
     std::cout << "no reflink and no loop pool (" << why_not << "): falling back to the sparse copy\n";
   }
 
-  Result<std::unique_ptr<storage::Backend>> backend = storage::OpenBackend(root, storage::BackendChoice::kAuto);
-  if (!backend.ok()) return fail(backend.status());
-  storage::Backend& volumes = **backend;
+  Result<std::unique_ptr<storage::Backend>> opened = storage::OpenBackend(root, storage::BackendChoice::kAuto);
+  if (!opened.ok()) return fail(opened.status());
+  std::unique_ptr<storage::Backend> backend = std::move(*opened);
+  storage::Backend& volumes = *backend;
   std::cout << fmt::format("backend: {} ({})\n", volumes.Name(), volumes.SelectionReason());
 
   const std::string template_volume = "template";
@@ -155,11 +156,13 @@ int RunDemo(const DemoArguments& args) {
   std::cout << fmt::format("{:<14}{:>12}  {:<13}{:>12}{:>14}{:>10}\n", "clone", "latency", "mechanism",
                            "copied", "shared", "skipped");
   std::vector<std::string> made;
+  std::vector<storage::SkippedEntry> skipped;
   for (int i = 1; i <= args.clones; ++i) {
     std::string name = fmt::format("demo-fork-{}", i);
     Result<storage::CloneReport> report = volumes.Clone(template_volume, name);
     if (!report.ok()) return fail(report.status());
     made.push_back(name);
+    skipped = report->skipped;
     Result<storage::VolumeUsage> usage = volumes.Usage(name);
     if (!usage.ok()) return fail(usage.status());
     std::string shared = usage->shared_bytes ? HumanBytes(*usage->shared_bytes) : "n/a";
@@ -167,7 +170,10 @@ int RunDemo(const DemoArguments& args) {
                              static_cast<double>(report->total.count()) / 1e6, report->mechanism,
                              HumanBytes(report->copied_bytes), shared, report->skipped.size());
   }
-  std::cout << "\nskipped in every clone: api.sock (socket: a runtime endpoint, never cloned)\n";
+  for (const storage::SkippedEntry& entry : skipped) {
+    std::cout << fmt::format("\nnot cloned: {} ({})", entry.path, entry.reason);
+  }
+  std::cout << "\n";
   if (!args.keep) {
     for (const std::string& name : made) {
       Status removed = volumes.Remove(name);
@@ -176,6 +182,7 @@ int RunDemo(const DemoArguments& args) {
   } else {
     std::cout << "clones kept under " << volumes.Root() << "\n";
   }
+  backend.reset();  // it holds the data root open, which would keep the pool busy
   if (pool) {
     Status closed = pool->Close();
     if (!closed.ok()) return fail(closed);
