@@ -10,14 +10,15 @@
 
 namespace fe::storage {
 
-enum class BackendChoice { kAuto, kReflink, kCopy };
+enum class BackendChoice { kAuto, kBtrfs, kReflink, kCopy };
 
 Result<BackendChoice> ParseBackendChoice(std::string_view text);
 std::string_view BackendChoiceName(BackendChoice choice);
 
-// Opens the backend for `root` (created if missing). kAuto probes the root's filesystem: reflink when
-// a real FICLONE works there, otherwise copy (and the reason says why). Forcing reflink on a root
-// where the probe fails is an Unsupported error naming the root and the probe's reason.
+// Opens the backend for `root` (created if missing). kAuto probes the root's filesystem: btrfs
+// subvolume snapshots on btrfs; reflink when a real FICLONE works there; otherwise copy. The backend's
+// SelectionReason() says why. Forcing a backend the root cannot support is an Unsupported error at
+// open time (naming the root and the probe's reason), never at the first clone.
 Result<std::unique_ptr<Backend>> OpenBackend(const std::string& root, BackendChoice choice);
 
 }  // namespace fe::storage

@@ -19,6 +19,7 @@ nlohmann::json ToJson(const CloneReport& report) {
   return {
       {"mechanism", report.mechanism},
       {"io_engine", report.io_engine},
+      {"note", report.note},
       {"files", report.files},
       {"directories", report.directories},
       {"symlinks", report.symlinks},
@@ -43,6 +44,7 @@ std::string FormatTable(const CloneReport& report) {
   };
   row("mechanism", report.mechanism);
   row("io engine", report.io_engine);
+  if (!report.note.empty()) row("note", report.note);
   row("files", std::to_string(report.files));
   row("directories", std::to_string(report.directories));
   row("symlinks", std::to_string(report.symlinks));

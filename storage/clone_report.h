@@ -25,6 +25,7 @@ struct PhaseTimes {
 struct CloneReport {
   std::string mechanism;  // "reflink", "copy", or "reflink+copy" when some files fell back
   std::string io_engine;  // "io_uring" or "syscalls"
+  std::string note;       // why the mechanism differs from the backend's first choice, if it does
   uint64_t files = 0;
   uint64_t directories = 0;  // including the root
   uint64_t symlinks = 0;

@@ -75,10 +75,10 @@ Status MeasureInto(int dir_fd, const std::string& display, VolumeUsage& usage, b
   return Status::Ok();
 }
 
-class TreeBackend final : public Backend {
+class TreeBackend final : public DirectoryBackend {
  public:
   TreeBackend(std::string root, UniqueFd root_fd, DataMode mode, std::string reason)
-      : root_(std::move(root)), root_fd_(std::move(root_fd)), mode_(mode), reason_(std::move(reason)) {}
+      : DirectoryBackend(std::move(root), std::move(root_fd), std::move(reason)), mode_(mode) {}
 
   std::string_view Name() const override { return mode_ == DataMode::kReflink ? "reflink" : "copy"; }
   BackendCapabilities Capabilities() const override {
@@ -86,14 +86,11 @@ class TreeBackend final : public Backend {
                                .constant_time_clone = false,
                                .quiesce_origin = false};
   }
-  const std::string& Root() const override { return root_; }
-  const std::string& SelectionReason() const override { return reason_; }
-  std::string Path(const std::string& volume) const override { return JoinPath(root_, volume); }
 
   Status Create(const std::string& volume) override {
     FE_RETURN_IF_ERROR(ValidateVolumeName(volume));
-    if (::mkdirat(root_fd_.get(), volume.c_str(), 0755) != 0) {
-      if (errno == EEXIST) return Status(ErrorCode::kAlreadyExists, "volume " + Path(volume) + " already exists");
+    if (::mkdirat(root_fd(), volume.c_str(), 0755) != 0) {
+      if (errno == EEXIST) return AlreadyExists(volume);
       return Status::FromErrno(errno, "create volume", Path(volume));
     }
     return Status::Ok();
@@ -104,47 +101,17 @@ class TreeBackend final : public Backend {
     FE_RETURN_IF_ERROR(ValidateVolumeName(volume));
     CloneOptions options;
     options.data_mode = mode_;
-    return CloneTree(root_fd_.get(), parent, root_fd_.get(), volume, options);
+    return CloneTree(root_fd(), parent, root_fd(), volume, options);
   }
 
   Status Remove(const std::string& volume) override {
-    FE_RETURN_IF_ERROR(ValidateVolumeName(volume));
-    // Renamed away first, so a crash mid-removal never leaves a half-removed volume under its name.
-    static std::atomic<uint64_t> counter{0};
-    std::string doomed = "." + volume + ".forkengine-removing-" + std::to_string(::getpid()) + "-" +
-                         std::to_string(counter.fetch_add(1));
-    if (::renameat2(root_fd_.get(), volume.c_str(), root_fd_.get(), doomed.c_str(), RENAME_NOREPLACE) != 0) {
-      if (errno == ENOENT) return Status(ErrorCode::kNotFound, "volume " + Path(volume) + " does not exist");
-      return Status::FromErrno(errno, "remove volume", Path(volume));
-    }
-    return RemoveTree(root_fd_.get(), doomed);
-  }
-
-  Result<VolumeUsage> Usage(const std::string& volume) override {
-    FE_RETURN_IF_ERROR(ValidateVolumeName(volume));
-    Result<UniqueFd> dir = OpenBeneath(root_fd_.get(), volume, O_RDONLY | O_DIRECTORY, 0, Path(volume));
-    if (!dir.ok()) return dir.status();
-    return MeasureTree(dir->get(), Path(volume));
-  }
-
-  Result<std::vector<std::string>> List() override {
-    Result<UniqueFd> dir = OpenBeneath(root_fd_.get(), ".", O_RDONLY | O_DIRECTORY, 0, root_);
-    if (!dir.ok()) return dir.status();
-    std::vector<DirectoryEntry> entries;
-    FE_RETURN_IF_ERROR(ReadDirectory(dir->get(), entries, root_));
-    std::vector<std::string> volumes;
-    for (DirectoryEntry& entry : entries) {
-      if (entry.type == DT_DIR && ValidateVolumeName(entry.name).ok()) volumes.push_back(std::move(entry.name));
-    }
-    std::sort(volumes.begin(), volumes.end());
-    return volumes;
+    Result<std::string> doomed = RenameAway(volume);
+    if (!doomed.ok()) return doomed.status();
+    return RemoveTree(root_fd(), *doomed);
   }
 
  private:
-  const std::string root_;
-  const UniqueFd root_fd_;
   const DataMode mode_;
-  const std::string reason_;
 };
 
 }  // namespace
@@ -158,14 +125,62 @@ Result<VolumeUsage> MeasureTree(int dir_fd, const std::string& display) {
   return usage;
 }
 
-Result<std::unique_ptr<Backend>> OpenTreeBackend(const std::string& root, DataMode mode,
-                                                 std::string reason) {
+Result<UniqueFd> OpenDataRoot(const std::string& root) {
   if (::mkdir(root.c_str(), 0711) != 0 && errno != EEXIST) {
     return Status::FromErrno(errno, "create data root", root);
   }
   UniqueFd fd(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!fd) return Status::FromErrno(errno, "open data root", root);
-  return std::unique_ptr<Backend>(new TreeBackend(root, std::move(fd), mode, std::move(reason)));
+  return fd;
+}
+
+std::string DirectoryBackend::Path(const std::string& volume) const { return JoinPath(root_, volume); }
+
+Status DirectoryBackend::NotFound(const std::string& volume) const {
+  return Status(ErrorCode::kNotFound, "volume " + Path(volume) + " does not exist");
+}
+
+Status DirectoryBackend::AlreadyExists(const std::string& volume) const {
+  return Status(ErrorCode::kAlreadyExists, "volume " + Path(volume) + " already exists");
+}
+
+Result<std::string> DirectoryBackend::RenameAway(const std::string& volume) {
+  FE_RETURN_IF_ERROR(ValidateVolumeName(volume));
+  static std::atomic<uint64_t> counter{0};
+  std::string doomed = "." + volume + ".forkengine-removing-" + std::to_string(::getpid()) + "-" +
+                       std::to_string(counter.fetch_add(1));
+  if (::renameat2(root_fd(), volume.c_str(), root_fd(), doomed.c_str(), RENAME_NOREPLACE) != 0) {
+    if (errno == ENOENT) return NotFound(volume);
+    return Status::FromErrno(errno, "remove volume", Path(volume));
+  }
+  return doomed;
+}
+
+Result<VolumeUsage> DirectoryBackend::Usage(const std::string& volume) {
+  FE_RETURN_IF_ERROR(ValidateVolumeName(volume));
+  Result<UniqueFd> dir = OpenBeneath(root_fd(), volume, O_RDONLY | O_DIRECTORY, 0, Path(volume));
+  if (!dir.ok()) return dir.status();
+  return MeasureTree(dir->get(), Path(volume));
+}
+
+Result<std::vector<std::string>> DirectoryBackend::List() {
+  Result<UniqueFd> dir = OpenBeneath(root_fd(), ".", O_RDONLY | O_DIRECTORY, 0, root_);
+  if (!dir.ok()) return dir.status();
+  std::vector<DirectoryEntry> entries;
+  FE_RETURN_IF_ERROR(ReadDirectory(dir->get(), entries, root_));
+  std::vector<std::string> volumes;
+  for (DirectoryEntry& entry : entries) {
+    if (entry.type == DT_DIR && ValidateVolumeName(entry.name).ok()) volumes.push_back(std::move(entry.name));
+  }
+  std::sort(volumes.begin(), volumes.end());
+  return volumes;
+}
+
+Result<std::unique_ptr<Backend>> OpenTreeBackend(const std::string& root, DataMode mode,
+                                                 std::string reason) {
+  Result<UniqueFd> fd = OpenDataRoot(root);
+  if (!fd.ok()) return fd.status();
+  return std::unique_ptr<Backend>(new TreeBackend(root, std::move(*fd), mode, std::move(reason)));
 }
 
 }  // namespace fe::storage

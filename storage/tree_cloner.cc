@@ -458,15 +458,38 @@ std::string TemporaryName(const std::string& target_name) {
 
 std::chrono::nanoseconds Since(Clock::time_point start) { return Clock::now() - start; }
 
+Result<UniqueFd> OpenSourceRoot(int source_parent_fd, const std::string& source_name,
+                                const std::string& source_display, struct statx& root_stat) {
+  if (!IsSingleComponent(source_name)) {
+    return Status(ErrorCode::kInvalidArgument, "clone source name '" + source_name + "' is not one path component");
+  }
+  Result<UniqueFd> source_root =
+      OpenBeneath(source_parent_fd, source_name, O_RDONLY | O_DIRECTORY, 0, source_display);
+  if (!source_root.ok()) return source_root.status().Annotate("clone source");
+  if (::statx(source_root->get(), "", AT_EMPTY_PATH, kStatxMask, &root_stat) != 0) {
+    return Status::FromErrno(errno, "stat", source_display);
+  }
+  return source_root;
+}
+
+// The parallel part shared by CloneTree and CloneContents: fills `target_root_fd`.
+Status CloneInto(int source_root_fd, const struct statx& root_stat, int target_root_fd,
+                 const std::string& source_display, const std::string& target_display,
+                 const CloneOptions& options, CloneReport& report) {
+  const Clock::time_point tree_start = Clock::now();
+  TreeClone clone(options, source_root_fd, target_root_fd, source_display, target_display);
+  Status cloned = clone.Run(root_stat);
+  clone.FillReport(report);
+  report.phases.tree = Since(tree_start);
+  return cloned;
+}
+
 Result<CloneReport> CloneTreeImpl(int source_parent_fd, const std::string& source_name,
                                   int target_parent_fd, const std::string& target_name,
                                   const std::string& source_display,
                                   const std::string& target_display, const CloneOptions& options) {
   const Clock::time_point start = Clock::now();
   CloneReport report;
-  if (!IsSingleComponent(source_name)) {
-    return Status(ErrorCode::kInvalidArgument, "clone source name '" + source_name + "' is not one path component");
-  }
   if (!IsSingleComponent(target_name)) {
     return Status(ErrorCode::kInvalidArgument, "clone target name '" + target_name + "' is not one path component");
   }
@@ -475,14 +498,9 @@ Result<CloneReport> CloneTreeImpl(int source_parent_fd, const std::string& sourc
     return Status(ErrorCode::kAlreadyExists, "clone target " + target_display + " already exists");
   }
   if (errno != ENOENT) return Status::FromErrno(errno, "stat clone target", target_display);
-
-  Result<UniqueFd> source_root =
-      OpenBeneath(source_parent_fd, source_name, O_RDONLY | O_DIRECTORY, 0, source_display);
-  if (!source_root.ok()) return source_root.status().Annotate("clone source");
   struct statx root_stat;
-  if (::statx(source_root->get(), "", AT_EMPTY_PATH, kStatxMask, &root_stat) != 0) {
-    return Status::FromErrno(errno, "stat", source_display);
-  }
+  Result<UniqueFd> source_root = OpenSourceRoot(source_parent_fd, source_name, source_display, root_stat);
+  if (!source_root.ok()) return source_root.status();
 
   const std::string temporary = TemporaryName(target_name);
   const std::string temporary_display = JoinPath(FdPath(target_parent_fd), temporary);
@@ -501,16 +519,14 @@ Result<CloneReport> CloneTreeImpl(int source_parent_fd, const std::string& sourc
   if (!target_root.ok()) return abandon(target_root.status());
   report.phases.prepare = Since(start);
 
-  const Clock::time_point tree_start = Clock::now();
-  TreeClone clone(options, source_root->get(), target_root->get(), source_display, target_display);
-  Status cloned = clone.Run(root_stat);
-  clone.FillReport(report);
-  report.phases.tree = Since(tree_start);
+  Status cloned = CloneInto(source_root->get(), root_stat, target_root->get(), source_display,
+                            target_display, options, report);
   if (!cloned.ok()) return abandon(cloned);
 
   const Clock::time_point commit_start = Clock::now();
-  // Reflinked extents are journaled metadata, ordered before the rename; copied data is not.
-  if (options.durable && report.copied_bytes > 0 && ::syncfs(target_root->get()) != 0) {
+  // Reflinked extents are journaled metadata, ordered before the rename; copied data is not, so it
+  // reaches the disk before the name does.
+  if (report.copied_bytes > 0 && options.durable && ::syncfs(target_root->get()) != 0) {
     return abandon(Status::FromErrno(errno, "sync", temporary_display));
   }
   if (::renameat2(target_parent_fd, temporary.c_str(), target_parent_fd, target_name.c_str(),
@@ -548,6 +564,25 @@ Result<CloneReport> CloneTree(int source_parent_fd, const std::string& source_na
   return CloneTreeImpl(source_parent_fd, source_name, target_parent_fd, target_name,
                        JoinPath(FdPath(source_parent_fd), source_name),
                        JoinPath(FdPath(target_parent_fd), target_name), options);
+}
+
+Result<CloneReport> CloneContents(int source_parent_fd, const std::string& source_name,
+                                  int target_root_fd, const CloneOptions& options) {
+  const Clock::time_point start = Clock::now();
+  const std::string source_display = JoinPath(FdPath(source_parent_fd), source_name);
+  const std::string target_display = FdPath(target_root_fd);
+  CloneReport report;
+  struct statx root_stat;
+  Result<UniqueFd> source_root = OpenSourceRoot(source_parent_fd, source_name, source_display, root_stat);
+  if (!source_root.ok()) return source_root.status();
+  report.phases.prepare = Since(start);
+  FE_RETURN_IF_ERROR(CloneInto(source_root->get(), root_stat, target_root_fd, source_display,
+                               target_display, options, report));
+  if (report.copied_bytes > 0 && options.durable && ::syncfs(target_root_fd) != 0) {
+    return Status::FromErrno(errno, "sync", target_display);
+  }
+  report.total = Since(start);
+  return report;
 }
 
 Result<CloneReport> CloneTree(const std::string& source, const std::string& target,

@@ -54,6 +54,13 @@ Result<CloneReport> CloneTree(int source_parent_fd, const std::string& source_na
 Result<CloneReport> CloneTree(const std::string& source, const std::string& target,
                               const CloneOptions& options);
 
+// Clones the contents of `source_name` under `source_parent_fd` into the existing, empty directory
+// `target_root_fd` (a fresh btrfs subvolume, say), and gives that directory the source root's
+// metadata. Not atomic by itself: callers build under a temporary name and rename it into place.
+// On failure the partial contents stay for the caller to remove.
+Result<CloneReport> CloneContents(int source_parent_fd, const std::string& source_name,
+                                  int target_root_fd, const CloneOptions& options);
+
 // Removes a tree beneath `parent_fd` without following symlinks. Used for temporary trees and by
 // backends removing volumes.
 Status RemoveTree(int parent_fd, const std::string& name);
