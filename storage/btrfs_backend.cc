@@ -36,7 +36,8 @@ std::string TemporaryName(const std::string& volume) {
 
 }  // namespace
 
-Result<std::unique_ptr<BtrfsBackend>> BtrfsBackend::Open(const std::string& root, std::string reason) {
+Result<std::unique_ptr<BtrfsBackend>> BtrfsBackend::Open(const std::string& root, std::string reason,
+                                                         size_t snapshot_min_entries) {
   Result<UniqueFd> fd = OpenDataRoot(root);
   if (!fd.ok()) return fd.status();
   struct statfs fs {};
@@ -44,7 +45,7 @@ Result<std::unique_ptr<BtrfsBackend>> BtrfsBackend::Open(const std::string& root
   if (static_cast<uint64_t>(fs.f_type) != BTRFS_SUPER_MAGIC) {
     return Status(ErrorCode::kUnsupported, "storage backend btrfs needs a btrfs data root; " + root + " is not on btrfs");
   }
-  return std::unique_ptr<BtrfsBackend>(new BtrfsBackend(root, std::move(*fd), std::move(reason)));
+  return std::unique_ptr<BtrfsBackend>(new BtrfsBackend(root, std::move(*fd), std::move(reason), snapshot_min_entries));
 }
 
 BackendCapabilities BtrfsBackend::Capabilities() const {
@@ -127,9 +128,25 @@ Result<CloneReport> BtrfsBackend::Clone(const std::string& parent, const std::st
   }
   errno = 0;
   btrfs_util_error kind = btrfs_util_is_subvolume_fd(parent_fd->get());
-  if (kind == BTRFS_UTIL_OK) return Snapshot(parent_fd->get(), volume, false);
-  if (kind != BTRFS_UTIL_ERROR_NOT_SUBVOLUME) return BtrfsError(kind, "check subvolume", Path(parent));
-  return ReflinkIntoSubvolume(parent, volume);
+  if (kind != BTRFS_UTIL_OK && kind != BTRFS_UTIL_ERROR_NOT_SUBVOLUME) {
+    return BtrfsError(kind, "check subvolume", Path(parent));
+  }
+  if (kind == BTRFS_UTIL_ERROR_NOT_SUBVOLUME) return ReflinkIntoSubvolume(parent, volume);
+  if (snapshot_min_entries_ > 0) {
+    Result<size_t> entries = CountEntries(parent_fd->get(), snapshot_min_entries_, Path(parent));
+    if (!entries.ok()) return entries.status();
+    if (*entries < snapshot_min_entries_) {
+      CloneOptions options;
+      options.data_mode = DataMode::kReflink;
+      Result<CloneReport> report = CloneTree(root_fd(), parent, root_fd(), volume, options);
+      if (report.ok()) {
+        report->note = "small tree (" + std::to_string(*entries) + " entries, crossover " +
+                       std::to_string(snapshot_min_entries_) + "): reflink is cheaper than a snapshot";
+      }
+      return report;
+    }
+  }
+  return Snapshot(parent_fd->get(), volume, false);
 }
 
 Result<CloneReport> BtrfsBackend::CloneReadOnly(const std::string& parent, const std::string& volume) {

@@ -1,6 +1,10 @@
 // The btrfs backend: every volume is a subvolume, and cloning a subvolume is a writable snapshot,
 // whose cost does not depend on what the volume holds. libbtrfsutil does the work.
 //
+// Snapshots cost a few milliseconds whatever the tree holds; reflinking costs per file. For trees
+// smaller than `snapshot_min_entries` (counted with a walk that stops at that many entries) the
+// clone is a reflinked plain directory instead, which is faster there (see README: crossover).
+//
 // A parent that is a plain directory rather than a subvolume root (imported data, say) is cloned file
 // by file with reflink into a new subvolume, and the report's note says so. Either way the clone is
 // atomic: a snapshot appears whole or not at all, and a reflinked clone is built under a temporary
@@ -19,8 +23,10 @@ namespace fe::storage {
 
 class BtrfsBackend final : public DirectoryBackend {
  public:
-  // Fails with Unsupported when `root` is not on btrfs.
-  static Result<std::unique_ptr<BtrfsBackend>> Open(const std::string& root, std::string reason);
+  // Fails with Unsupported when `root` is not on btrfs. snapshot_min_entries = 0 always snapshots
+  // subvolumes.
+  static Result<std::unique_ptr<BtrfsBackend>> Open(const std::string& root, std::string reason,
+                                                    size_t snapshot_min_entries);
 
   std::string_view Name() const override { return "btrfs"; }
   BackendCapabilities Capabilities() const override;
@@ -35,10 +41,14 @@ class BtrfsBackend final : public DirectoryBackend {
   Result<bool> IsSubvolume(const std::string& volume);
 
  private:
-  using DirectoryBackend::DirectoryBackend;
+  BtrfsBackend(std::string root, UniqueFd root_fd, std::string reason, size_t snapshot_min_entries)
+      : DirectoryBackend(std::move(root), std::move(root_fd), std::move(reason)),
+        snapshot_min_entries_(snapshot_min_entries) {}
   Result<CloneReport> Snapshot(int parent_fd, const std::string& volume, bool read_only);
   Result<CloneReport> ReflinkIntoSubvolume(const std::string& parent, const std::string& volume);
   Status DeleteSubvolume(const std::string& name);
+
+  const size_t snapshot_min_entries_;
 };
 
 }  // namespace fe::storage

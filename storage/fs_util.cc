@@ -52,6 +52,29 @@ Status ReadDirectory(int dir_fd, std::vector<DirectoryEntry>& entries, std::stri
   }
 }
 
+Result<size_t> CountEntries(int dir_fd, size_t limit, std::string_view display) {
+  std::vector<UniqueFd> pending;
+  Result<UniqueFd> root = OpenBeneath(dir_fd, ".", O_RDONLY | O_DIRECTORY, 0, display);
+  if (!root.ok()) return root.status();
+  pending.push_back(std::move(*root));
+  size_t count = 0;
+  std::vector<DirectoryEntry> entries;
+  while (!pending.empty() && count < limit) {
+    UniqueFd dir = std::move(pending.back());
+    pending.pop_back();
+    entries.clear();
+    FE_RETURN_IF_ERROR(ReadDirectory(dir.get(), entries, display));
+    for (const DirectoryEntry& entry : entries) {
+      if (++count >= limit) break;
+      if (entry.type != DT_DIR) continue;
+      Result<UniqueFd> child = OpenBeneath(dir.get(), entry.name, O_RDONLY | O_DIRECTORY, 0, display);
+      if (!child.ok()) return child.status();
+      pending.push_back(std::move(*child));
+    }
+  }
+  return count;
+}
+
 std::string FdPath(int fd) {
   char link[64];
   std::snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);

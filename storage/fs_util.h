@@ -28,6 +28,10 @@ Result<UniqueFd> OpenBeneath(int dir_fd, const std::string& path, int flags, mod
 // Reads every entry of the open directory `dir_fd` (except "." and "..") with getdents64.
 Status ReadDirectory(int dir_fd, std::vector<DirectoryEntry>& entries, std::string_view display);
 
+// Counts the entries of the tree under `dir_fd` (not following symlinks), stopping once `limit` is
+// reached: a cheap size test that never walks a whole large tree.
+Result<size_t> CountEntries(int dir_fd, size_t limit, std::string_view display);
+
 // The path the kernel has for an open fd (for messages only), or "<fd N>".
 std::string FdPath(int fd);
 

@@ -1,0 +1,72 @@
+#include "engine/storage_command.h"
+
+#include <fmt/format.h>
+
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "storage/backend_selection.h"
+#include "storage/reflink_probe.h"
+
+namespace fe::cli {
+namespace {
+
+struct ProbeArguments {
+  std::string path;
+  bool json = false;
+};
+
+int RunProbe(const ProbeArguments& args) {
+  Result<storage::FilesystemProbe> probe = storage::ProbeFilesystem(args.path);
+  if (!probe.ok()) {
+    std::cerr << "forkctl storage probe: " << probe.status().message() << "\n";
+    return 1;
+  }
+  nlohmann::json out = {{"path", args.path},
+                        {"filesystem", probe->filesystem},
+                        {"reflink", probe->reflink},
+                        {"reflink_reason", probe->reason}};
+  nlohmann::json backends = nlohmann::json::object();
+  for (storage::BackendChoice choice : {storage::BackendChoice::kBtrfs, storage::BackendChoice::kReflink,
+                                        storage::BackendChoice::kCopy}) {
+    Result<storage::BackendDecision> decision = storage::DecideBackend(choice, *probe, args.path);
+    backends[std::string(storage::BackendChoiceName(choice))] = {
+        {"available", decision.ok()},
+        {"reason", decision.ok() ? decision->reason : decision.status().message()}};
+  }
+  out["backends"] = backends;
+  Result<storage::BackendDecision> chosen = storage::DecideBackend(storage::BackendChoice::kAuto, *probe, args.path);
+  if (chosen.ok()) {
+    out["auto"] = {{"backend", storage::BackendChoiceName(chosen->backend)}, {"reason", chosen->reason}};
+  }
+  if (args.json) {
+    std::cout << out.dump(2) << "\n";
+    return 0;
+  }
+  std::cout << fmt::format("path        {}\nfilesystem  {}\nreflink     {} ({})\n", args.path, probe->filesystem,
+                           probe->reflink ? "yes" : "no", probe->reason);
+  for (auto& [name, backend] : backends.items()) {
+    std::cout << fmt::format("{:<12}{:<4}{}\n", name, backend["available"].get<bool>() ? "yes" : "no",
+                             backend["reason"].get<std::string>());
+  }
+  if (chosen.ok()) {
+    std::cout << fmt::format("auto picks  {}: {}\n", storage::BackendChoiceName(chosen->backend), chosen->reason);
+  }
+  return 0;
+}
+
+}  // namespace
+
+void AddStorageCommand(CLI::App& app, int* exit_code) {
+  CLI::App* storage = app.add_subcommand("storage", "Inspect storage backends");
+  storage->require_subcommand(1);
+  auto args = std::make_shared<ProbeArguments>();
+  CLI::App* probe = storage->add_subcommand("probe", "Show what the host offers for PATH and what auto picks");
+  probe->add_option("PATH", args->path, "A directory on the filesystem to probe")->required();
+  probe->add_flag("--json", args->json, "Print JSON");
+  probe->callback([args, exit_code] { *exit_code = RunProbe(*args); });
+}
+
+}  // namespace fe::cli
