@@ -8,6 +8,7 @@
 #include <string>
 
 #include "storage/backend_selection.h"
+#include "storage/dm_thin_device.h"
 #include "storage/reflink_probe.h"
 
 namespace fe::cli {
@@ -28,16 +29,22 @@ int RunProbe(const ProbeArguments& args) {
                         {"filesystem", probe->filesystem},
                         {"reflink", probe->reflink},
                         {"reflink_reason", probe->reason}};
+  storage::HostFacts host;
+  host.device_mapper = storage::DeviceMapperAvailable(&host.device_mapper_reason);
+  host.thin_pool_configured = true;  // listing what a configured thin pool would need
+  out["device_mapper"] = {{"available", host.device_mapper}, {"reason", host.device_mapper_reason}};
   nlohmann::json backends = nlohmann::json::object();
-  for (storage::BackendChoice choice : {storage::BackendChoice::kBtrfs, storage::BackendChoice::kReflink,
+  for (storage::BackendChoice choice : {storage::BackendChoice::kDmThin, storage::BackendChoice::kBtrfs, storage::BackendChoice::kReflink,
                                         storage::BackendChoice::kCopy}) {
-    Result<storage::BackendDecision> decision = storage::DecideBackend(choice, *probe, args.path);
+    Result<storage::BackendDecision> decision = storage::DecideBackend(choice, *probe, host, args.path);
     backends[std::string(storage::BackendChoiceName(choice))] = {
         {"available", decision.ok()},
         {"reason", decision.ok() ? decision->reason : decision.status().message()}};
   }
   out["backends"] = backends;
-  Result<storage::BackendDecision> chosen = storage::DecideBackend(storage::BackendChoice::kAuto, *probe, args.path);
+  // Without a configured thin pool, auto never picks dm-thin.
+  Result<storage::BackendDecision> chosen =
+      storage::DecideBackend(storage::BackendChoice::kAuto, *probe, storage::HostFacts{}, args.path);
   if (chosen.ok()) {
     out["auto"] = {{"backend", storage::BackendChoiceName(chosen->backend)}, {"reason", chosen->reason}};
   }

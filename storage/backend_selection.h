@@ -1,23 +1,25 @@
 // Choosing the backend for a data root, once, by probing (not by guessing from names).
 //
-// auto picks, per data root: btrfs subvolume snapshots when the root is on btrfs (small trees are
-// still reflinked, below the measured crossover); reflink when a real FICLONE works there; otherwise
-// the sparse copy. (dm-thin joins when a thin pool is configured.) Forcing a backend the root cannot
-// support is an Unsupported error when the backend is opened, never at the first clone.
+// auto picks, per data root: dm-thin when a thin pool is configured; btrfs subvolume snapshots when
+// the root is on btrfs (small trees are still reflinked, below the measured crossover); reflink when a
+// real FICLONE works there; otherwise the sparse copy. Forcing a backend the host cannot support is an
+// Unsupported error when the backend is opened, never at the first clone.
 #pragma once
 
 #include <cstddef>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include "base/status.h"
 #include "storage/backend.h"
+#include "storage/dm_thin_config.h"
 #include "storage/reflink_probe.h"
 
 namespace fe::storage {
 
-enum class BackendChoice { kAuto, kBtrfs, kReflink, kCopy };
+enum class BackendChoice { kAuto, kDmThin, kBtrfs, kReflink, kCopy };
 
 Result<BackendChoice> ParseBackendChoice(std::string_view text);
 std::string_view BackendChoiceName(BackendChoice choice);
@@ -31,11 +33,25 @@ struct BackendDecision {
   std::string reason;
 };
 
+struct StorageConfig {
+  std::string root;
+  BackendChoice backend = BackendChoice::kAuto;
+  std::optional<DmThinConfig> thin_pool;  // a configured thin pool (its data_root is `root`)
+};
+
+// What the host can do beyond the data root's filesystem.
+struct HostFacts {
+  bool thin_pool_configured = false;
+  bool device_mapper = false;
+  std::string device_mapper_reason;  // why device-mapper is unusable, when it is
+};
+
 // The pure decision: what `choice` means for a root whose filesystem probed as `probe`.
 Result<BackendDecision> DecideBackend(BackendChoice choice, const FilesystemProbe& probe,
-                                      const std::string& root);
+                                      const HostFacts& host, const std::string& root);
 
-// Probes `root` (created if missing), decides and opens the backend.
+// Probes the host and the root (created if missing), decides and opens the backend.
+Result<std::unique_ptr<Backend>> OpenBackend(const StorageConfig& config);
 Result<std::unique_ptr<Backend>> OpenBackend(const std::string& root, BackendChoice choice);
 
 }  // namespace fe::storage
