@@ -1,6 +1,7 @@
 #include "base/process.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -43,13 +44,26 @@ Result<ProcessResult> RunProcess(const std::vector<std::string>& argv) {
   if (err == 0) err = ::posix_spawn_file_actions_adddup2(&actions, write_end.get(), STDOUT_FILENO);
   if (err == 0) err = ::posix_spawn_file_actions_adddup2(&actions, write_end.get(), STDERR_FILENO);
 
+  pid_t child = -1;
   std::vector<char*> args;
   args.reserve(argv.size() + 1);
   for (const std::string& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
   args.push_back(nullptr);
 
-  pid_t pid = -1;
-  if (err == 0) err = ::posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
+  // The child starts with no blocked signals and default SIGPIPE, whatever this thread has set up.
+  posix_spawnattr_t attr;
+  if (err == 0) err = ::posix_spawnattr_init(&attr);
+  if (err == 0) {
+    sigset_t none, pipe;
+    sigemptyset(&none);
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    ::posix_spawnattr_setsigmask(&attr, &none);
+    ::posix_spawnattr_setsigdefault(&attr, &pipe);
+    ::posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    err = ::posix_spawnp(&child, args[0], &actions, &attr, args.data(), environ);
+    ::posix_spawnattr_destroy(&attr);
+  }
   ::posix_spawn_file_actions_destroy(&actions);
   if (err != 0) return Status::FromErrno(err, "spawn", command);
   write_end.reset();
@@ -66,7 +80,7 @@ Result<ProcessResult> RunProcess(const std::vector<std::string>& argv) {
   }
 
   int wait_status = 0;
-  while (::waitpid(pid, &wait_status, 0) < 0) {
+  while (::waitpid(child, &wait_status, 0) < 0) {
     if (errno != EINTR) return Status::FromErrno(errno, "waitpid for", command);
   }
   if (WIFEXITED(wait_status)) {

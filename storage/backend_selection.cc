@@ -107,8 +107,8 @@ Result<std::unique_ptr<Backend>> OpenBackend(const StorageConfig& config) {
       if (!btrfs.ok()) return btrfs.status();
       return std::unique_ptr<Backend>(std::move(*btrfs));
     }
-    case BackendChoice::kReflink: return OpenTreeBackend(root, DataMode::kReflink, decision->reason);
-    default: return OpenTreeBackend(root, DataMode::kCopy, decision->reason);
+    case BackendChoice::kReflink: return OpenTreeBackend(root, DataMode::kReflink, decision->reason, true);
+    default: return OpenTreeBackend(root, DataMode::kCopy, decision->reason, probe->reflink);
   }
 }
 

@@ -74,7 +74,8 @@ Result<bool> BtrfsBackend::IsSubvolume(const std::string& volume) {
 
 Result<CloneReport> BtrfsBackend::Snapshot(int parent_fd, const std::string& volume, bool read_only) {
   const Clock::time_point start = Clock::now();
-  int flags = BTRFS_UTIL_CREATE_SNAPSHOT_RECURSIVE | (read_only ? BTRFS_UTIL_CREATE_SNAPSHOT_READ_ONLY : 0);
+  // Nested subvolumes come along in writable snapshots; btrfs cannot snapshot recursively read-only.
+  int flags = read_only ? BTRFS_UTIL_CREATE_SNAPSHOT_READ_ONLY : BTRFS_UTIL_CREATE_SNAPSHOT_RECURSIVE;
   errno = 0;
   // A snapshot appears whole or not at all, so it is made under its final name directly.
   btrfs_util_error error =

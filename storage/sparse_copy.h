@@ -1,5 +1,6 @@
 // The last-resort data path: copy only the data segments (SEEK_DATA/SEEK_HOLE) with
-// copy_file_range, so holes stay holes; pread/pwrite where copy_file_range is refused.
+// copy_file_range, so holes stay holes; pread/pwrite where copy_file_range is refused. On a
+// filesystem that reflinks (XFS, btrfs), the kernel may satisfy copy_file_range by sharing extents.
 #pragma once
 
 #include <cstdint>

@@ -10,6 +10,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <set>
+#include <utility>
 #include <cerrno>
 #include <vector>
 
@@ -44,7 +46,14 @@ std::optional<uint64_t> SharedBytes(int fd) {
   }
 }
 
-Status MeasureInto(int dir_fd, const std::string& display, VolumeUsage& usage, bool& fiemap_ok) {
+struct MeasureState {
+  VolumeUsage usage;
+  bool fiemap_ok = true;
+  std::set<std::pair<dev_t, ino_t>> linked;  // multiply-linked inodes already counted
+};
+
+Status MeasureInto(int dir_fd, const std::string& display, MeasureState& state) {
+  VolumeUsage& usage = state.usage;
   std::vector<DirectoryEntry> entries;
   FE_RETURN_IF_ERROR(ReadDirectory(dir_fd, entries, display));
   for (const DirectoryEntry& entry : entries) {
@@ -54,21 +63,24 @@ Status MeasureInto(int dir_fd, const std::string& display, VolumeUsage& usage, b
       if (errno == ENOENT) continue;
       return Status::FromErrno(errno, "stat", path);
     }
+    if (!S_ISDIR(st.st_mode) && st.st_nlink > 1 && !state.linked.emplace(st.st_dev, st.st_ino).second) {
+      continue;  // another name of an inode already counted
+    }
     usage.allocated_bytes += static_cast<uint64_t>(st.st_blocks) * 512;
     if (S_ISDIR(st.st_mode)) {
       Result<UniqueFd> child = OpenBeneath(dir_fd, entry.name, O_RDONLY | O_DIRECTORY, 0, path);
       if (!child.ok()) return child.status();
-      FE_RETURN_IF_ERROR(MeasureInto(child->get(), path, usage, fiemap_ok));
+      FE_RETURN_IF_ERROR(MeasureInto(child->get(), path, state));
     } else if (S_ISREG(st.st_mode)) {
       usage.logical_bytes += static_cast<uint64_t>(st.st_size);
-      if (!fiemap_ok || st.st_blocks == 0) continue;
+      if (!state.fiemap_ok || st.st_blocks == 0) continue;
       Result<UniqueFd> file = OpenBeneath(dir_fd, entry.name, O_RDONLY, 0, path);
       if (!file.ok()) return file.status();
       std::optional<uint64_t> shared = SharedBytes(file->get());
       if (shared) {
         *usage.shared_bytes += *shared;
       } else {
-        fiemap_ok = false;
+        state.fiemap_ok = false;
       }
     }
   }
@@ -77,12 +89,14 @@ Status MeasureInto(int dir_fd, const std::string& display, VolumeUsage& usage, b
 
 class TreeBackend final : public DirectoryBackend {
  public:
-  TreeBackend(std::string root, UniqueFd root_fd, DataMode mode, std::string reason)
-      : DirectoryBackend(std::move(root), std::move(root_fd), std::move(reason)), mode_(mode) {}
+  TreeBackend(std::string root, UniqueFd root_fd, DataMode mode, std::string reason, bool filesystem_reflinks)
+      : DirectoryBackend(std::move(root), std::move(root_fd), std::move(reason)),
+        mode_(mode),
+        shares_data_(mode == DataMode::kReflink || filesystem_reflinks) {}
 
   std::string_view Name() const override { return mode_ == DataMode::kReflink ? "reflink" : "copy"; }
   BackendCapabilities Capabilities() const override {
-    return BackendCapabilities{.shares_data = mode_ == DataMode::kReflink,
+    return BackendCapabilities{.shares_data = shares_data_,
                                .constant_time_clone = false,
                                .quiesce_origin = false};
   }
@@ -112,17 +126,17 @@ class TreeBackend final : public DirectoryBackend {
 
  private:
   const DataMode mode_;
+  const bool shares_data_;
 };
 
 }  // namespace
 
 Result<VolumeUsage> MeasureTree(int dir_fd, const std::string& display) {
-  VolumeUsage usage;
-  usage.shared_bytes = 0;
-  bool fiemap_ok = true;
-  FE_RETURN_IF_ERROR(MeasureInto(dir_fd, display, usage, fiemap_ok));
-  if (!fiemap_ok) usage.shared_bytes.reset();
-  return usage;
+  MeasureState state;
+  state.usage.shared_bytes = 0;
+  FE_RETURN_IF_ERROR(MeasureInto(dir_fd, display, state));
+  if (!state.fiemap_ok) state.usage.shared_bytes.reset();
+  return state.usage;
 }
 
 Result<UniqueFd> OpenDataRoot(const std::string& root) {
@@ -177,10 +191,10 @@ Result<std::vector<std::string>> DirectoryBackend::List() {
 }
 
 Result<std::unique_ptr<Backend>> OpenTreeBackend(const std::string& root, DataMode mode,
-                                                 std::string reason) {
+                                                 std::string reason, bool filesystem_reflinks) {
   Result<UniqueFd> fd = OpenDataRoot(root);
   if (!fd.ok()) return fd.status();
-  return std::unique_ptr<Backend>(new TreeBackend(root, std::move(*fd), mode, std::move(reason)));
+  return std::unique_ptr<Backend>(new TreeBackend(root, std::move(*fd), mode, std::move(reason), filesystem_reflinks));
 }
 
 }  // namespace fe::storage

@@ -43,9 +43,10 @@ class DirectoryBackend : public Backend {
 Result<UniqueFd> OpenDataRoot(const std::string& root);
 
 // Opens (creating if needed) the data root `root` for volumes cloned with `mode`. `reason` records
-// why this backend was chosen.
+// why this backend was chosen. `filesystem_reflinks`: the root's filesystem reflinks, so even the
+// copy mode's copy_file_range shares extents there (the kernel remaps instead of copying).
 Result<std::unique_ptr<Backend>> OpenTreeBackend(const std::string& root, DataMode mode,
-                                                 std::string reason);
+                                                 std::string reason, bool filesystem_reflinks);
 
 // Walks the tree under `dir_fd`, summing sizes, allocated blocks and (with FIEMAP) shared extents.
 Result<VolumeUsage> MeasureTree(int dir_fd, const std::string& display);
