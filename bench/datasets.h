@@ -1,0 +1,35 @@
+// The inputs every measurement clones, generated once per scratch filesystem with a fixed seed so
+// runs are comparable across filesystems and machines.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "bench/tree_facts.h"
+
+namespace fe::bench {
+
+struct Dataset {
+  std::string name;         // "guest-dir", "small-files"
+  std::string description;  // one line for the table header
+  std::string path;         // absolute path of the source directory
+  TreeListing listing;
+};
+
+// (a) What a paused microVM leaves behind: a 10 GiB sparse disk.raw with 50 scattered 4 MiB data
+// chunks, a fully written 1 GiB memory.bin, cloud-hypervisor style config.json and state.json, and
+// a few small runtime files.
+Status GenerateGuestDir(const std::string& path);
+
+// (b) Metadata-bound: 10,000 files of 4 KiB in 100 directories.
+Status GenerateSmallFiles(const std::string& path);
+
+// Generates both datasets in the new directory `parent` and syncs the filesystem, so the first
+// FICLONE does not pay for writeback of freshly written data.
+Result<std::vector<Dataset>> GenerateDatasets(const std::string& parent);
+
+// syncfs() on the filesystem holding `path`.
+Status SyncFilesystem(const std::string& path);
+
+}  // namespace fe::bench

@@ -1,0 +1,69 @@
+// forkbench: how fast forkengine clones an instance's directory, and compared with what.
+//
+//   forkbench [--benchmark_filter=BM_CloneSmallFiles ...]   Google Benchmark micro-benchmarks (XFS)
+//   forkbench --compare [--filesystems xfs,btrfs,ext4] [--repetitions N] [--json FILE]
+//       our clone vs `cp -a --reflink=always`, `cp -a --sparse=always` and a bare FICLONE loop, on
+//       the same inputs, one table per filesystem and dataset (ext4-loop: a loop-mounted ext4,
+//       isolated from other activity on the root filesystem)
+//
+// Both modes need root for the loop-mounted scratch filesystems; without it --compare measures only
+// the current directory's filesystem.
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include <benchmark/benchmark.h>
+#include <CLI/CLI.hpp>
+
+#include "bench/clone_benchmarks.h"
+#include "bench/compare.h"
+#include "bench/interrupt.h"
+
+namespace {
+
+bool HasArgument(int argc, char** argv, const char* wanted) {
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], wanted) == 0) return true;
+  }
+  return false;
+}
+
+int RunCompareMode(int argc, char** argv) {
+  fe::bench::CompareOptions options;
+  CLI::App app{"forkbench --compare: our tree clone vs cp -a and the bare FICLONE floor"};
+  bool compare = false;
+  app.add_flag("--compare", compare, "Run the comparison (required for these options)")->required();
+  app.add_option(
+         "--filesystems", options.filesystems,
+         "Scratch filesystems, in order: xfs and btrfs are loop-mounted, ext4 is a directory "
+         "on the root filesystem, ext4-loop a loop-mounted ext4")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"xfs", "btrfs", "ext4", "ext4-loop"}))
+      ->capture_default_str();
+  app.add_option("--repetitions", options.repetitions, "Timed runs per method")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  app.add_option("--json", options.json_path, "Also write the results as JSON to this file");
+  CLI11_PARSE(app, argc, argv);
+  return fe::bench::RunCompare(options);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (HasArgument(argc, argv, "--compare")) return RunCompareMode(argc, argv);
+  if (HasArgument(argc, argv, "--help") || HasArgument(argc, argv, "-h")) {
+    std::printf(
+        "forkbench --compare [--filesystems xfs,btrfs,ext4] [--repetitions N] [--json FILE]\n"
+        "    our clone vs cp -a and the bare FICLONE floor (see forkbench --compare --help)\n"
+        "forkbench [Google Benchmark flags]: BM_CloneGuestDir, BM_CloneSmallFiles on XFS "
+        "(root)\n\n");
+  }
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  fe::bench::InstallInterruptHandlers();
+  benchmark::RunSpecifiedBenchmarks();
+  fe::bench::ReleaseBenchmarkFilesystem();
+  benchmark::Shutdown();
+  return fe::bench::Interrupted() ? 130 : 0;
+}
