@@ -1,0 +1,114 @@
+// Hypervisor plugins: what makes a cloned guest directory a VM of its own, and how to drive one.
+//
+// Vocabulary. An *instance directory* holds one VM's files (see snapshot/guest_directory.h). A *fork*
+// is a clone of a source instance directory that must run beside the source: every path in its
+// configuration that points into the source directory must point into the fork's, and its network
+// identity (TAP device, MAC, IP, vsock CID) must be its own.
+//
+// A plugin has two halves (style: pure rewrite, effectful control):
+//  - PrepareFork is *pure file work* on the already-cloned fork directory: it rewrites the
+//    hypervisor's config/snapshot files (typed fields only, paths only at a path-component boundary,
+//    each file written to a temporary file and renamed) and says how the fork is to be restored. It
+//    needs no hypervisor binary and is tested on real-format files.
+//  - LaunchCommand and Connect are *effectful*: the argv that starts the hypervisor for an instance
+//    (booting, or waiting for a restore), and a controller speaking the hypervisor's own API (REST
+//    over a Unix socket, QMP, Firecracker's API) to pause, snapshot, resume, restore and shut down.
+//
+// Callers branch on Capabilities(), never on Kind(). An operation a hypervisor cannot do returns
+// ErrorCode::kUnsupported with a message naming the hypervisor and the operation. Kinds without a
+// plugin are refused by the registry (hypervisor/registry.h) with the same code.
+//
+// Threads: plugins are stateless and may be used from any thread; a VmController belongs to one
+// thread at a time (hypervisor APIs accept one client per socket).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/status.h"
+
+namespace fe::hypervisor {
+
+// One instance's network identity, allocated by the engine (engine/network_allocator.h).
+struct NetworkIdentity {
+  std::string tap_device;  // host TAP name, at most 15 bytes
+  std::string mac;         // "02:..." locally administered unicast, lower-case hex
+  std::string ipv4;        // guest address, dotted quad
+  int prefix_length = 24;  // of the subnet
+  std::string gateway;     // dotted quad
+  uint32_t vsock_cid = 0;  // >= 3
+};
+
+struct ForkSpec {
+  std::string source_dir;  // absolute, the source instance directory (never written)
+  std::string target_dir;  // absolute, the fork's directory: already a complete clone of source_dir
+  NetworkIdentity source_identity;
+  NetworkIdentity target_identity;
+  bool from_snapshot = false;  // the fork will be restored from the snapshot in its directory
+};
+
+// How a prepared fork is brought up.
+struct RestorePlan {
+  std::string snapshot_dir;  // absolute; empty: boot from the config
+  // Firecracker-style restores load a binary state that embeds the source's absolute paths: during
+  // the load, source_dir must resolve to target_dir (see the plugin for the lock that guards it).
+  bool needs_source_path_alias = false;
+  NetworkIdentity identity;  // to apply host-side (TAP) and hand to the guest after resume
+};
+
+struct PreparedFork {
+  std::vector<std::string> rewritten_files;  // relative to target_dir
+  RestorePlan restore;
+};
+
+enum class LaunchMode {
+  kBoot,     // start the VM from its configuration
+  kRestore,  // start the hypervisor ready to restore the snapshot in the instance directory
+};
+
+struct LaunchCommand {
+  std::vector<std::string> argv;
+  std::string api_socket;  // where Connect() reaches the started process
+};
+
+struct PluginCapabilities {
+  bool fork_stopped = false;        // PrepareFork for a stopped instance (fresh boot)
+  bool fork_standby = false;        // PrepareFork for a snapshot (restore beside the source)
+  bool snapshot_keeps_vsock_cid = false;  // the guest holds its CID in memory across a restore
+  bool restore_needs_path_alias = false;  // see RestorePlan::needs_source_path_alias
+};
+
+// Control of one live VM through the hypervisor's API.
+class VmController {
+ public:
+  virtual ~VmController() = default;
+  virtual Status Pause() = 0;
+  virtual Status Resume() = 0;
+  // Writes a snapshot (memory + device state + config) of the paused VM into `snapshot_dir`.
+  virtual Status Snapshot(const std::string& snapshot_dir) = 0;
+  // Loads the snapshot in `snapshot_dir` into a hypervisor started with LaunchMode::kRestore.
+  virtual Status Restore(const std::string& snapshot_dir, const NetworkIdentity& identity) = 0;
+  virtual Status Shutdown() = 0;
+};
+
+class Plugin {
+ public:
+  virtual ~Plugin() = default;
+  // Stable kind: "cloud-hypervisor", "qemu", "firecracker".
+  virtual std::string_view Kind() const = 0;
+  virtual PluginCapabilities Capabilities() const = 0;
+
+  // Rewrites the fork directory's hypervisor files for the fork. On failure no file in target_dir
+  // has been half-written (each is replaced by rename) and the error names the file and field.
+  virtual Result<PreparedFork> PrepareFork(const ForkSpec& spec) const = 0;
+
+  virtual Result<LaunchCommand> Launch(const std::string& instance_dir, LaunchMode mode) const = 0;
+  virtual Result<std::unique_ptr<VmController>> Connect(const std::string& api_socket,
+                                                        std::chrono::milliseconds timeout) const = 0;
+};
+
+}  // namespace fe::hypervisor

@@ -1,0 +1,34 @@
+#include "hypervisor/registry.h"
+
+#include <array>
+
+#include "hypervisor/cloud_hypervisor/cloud_hypervisor.h"
+#include "hypervisor/firecracker/firecracker.h"
+#include "hypervisor/qemu/qemu.h"
+
+namespace fe::hypervisor {
+namespace {
+
+std::array<const Plugin*, 3> Plugins() {
+  return {&CloudHypervisorPlugin(), &QemuPlugin(), &FirecrackerPlugin()};
+}
+
+}  // namespace
+
+Result<const Plugin*> FindPlugin(std::string_view kind) {
+  for (const Plugin* plugin : Plugins()) {
+    if (plugin->Kind() == kind) return plugin;
+  }
+  std::string supported;
+  for (const std::string& name : SupportedKinds()) supported += (supported.empty() ? "" : ", ") + name;
+  return Status(ErrorCode::kUnsupported,
+                "hypervisor '" + std::string(kind) + "' is not supported: forkengine supports " + supported);
+}
+
+std::vector<std::string> SupportedKinds() {
+  std::vector<std::string> kinds;
+  for (const Plugin* plugin : Plugins()) kinds.emplace_back(plugin->Kind());
+  return kinds;
+}
+
+}  // namespace fe::hypervisor

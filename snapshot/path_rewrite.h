@@ -1,0 +1,31 @@
+// Exact path rewriting for forks: a value is rewritten only when it is the source directory itself or
+// a path beneath it (the source directory followed by '/'). Free text such as a kernel command line
+// is never passed through here, and a value that merely contains the source path (as a substring, or
+// as a sibling like "/data/vm-10" for "/data/vm-1") is left alone.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace fe::snapshot {
+
+class PathRewriter {
+ public:
+  // Both directories are absolute, without trailing '/'.
+  PathRewriter(std::string source_dir, std::string target_dir);
+
+  // The rewritten value, or nullopt when `value` is not `source_dir` or beneath it.
+  std::optional<std::string> Rewrite(std::string_view value) const;
+  // Rewrite(value) or value unchanged.
+  std::string RewriteOrKeep(std::string_view value) const;
+
+  const std::string& source_dir() const { return source_dir_; }
+  const std::string& target_dir() const { return target_dir_; }
+
+ private:
+  std::string source_dir_;
+  std::string target_dir_;
+};
+
+}  // namespace fe::snapshot
