@@ -43,6 +43,12 @@ struct VolumeUsage {
   uint64_t allocated_bytes = 0;  // blocks allocated to the volume's files
   // Allocated bytes that are shared with another file (FIEMAP_EXTENT_SHARED), where known.
   std::optional<uint64_t> shared_bytes;
+
+  // Allocated bytes only this volume holds (freed when it is removed), where known.
+  std::optional<uint64_t> exclusive_bytes() const {
+    if (!shared_bytes) return std::nullopt;
+    return allocated_bytes > *shared_bytes ? allocated_bytes - *shared_bytes : 0;
+  }
 };
 
 class Backend {

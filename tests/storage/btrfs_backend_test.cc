@@ -72,6 +72,12 @@ TEST_F(BtrfsBackendTest, CloneOfSubvolumeIsAWritableSnapshotSharingEverything) {
 
   FE_ASSERT_OK(test::OverwriteRange(backend->Path("fork") + "/disk.raw", 0, test::kMiB, 99));
   FE_ASSERT_OK(test::WriteFile(backend->Path("fork") + "/new", "only in the fork"));
+  ::sync();
+  Result<VolumeUsage> usage = backend->Usage("fork");
+  FE_ASSERT_OK(usage);
+  ASSERT_TRUE(usage->exclusive_bytes().has_value());
+  EXPECT_GE(*usage->exclusive_bytes(), test::kMiB);  // the overwritten MiB is the fork's alone
+  EXPECT_LT(*usage->exclusive_bytes(), 2 * test::kMiB);
   Result<test::TreeSnapshot> after = test::SnapshotTree(backend->Path("template"));
   FE_ASSERT_OK(after);
   EXPECT_EQ(test::DiffSnapshots(*before, *after), "");
