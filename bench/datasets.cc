@@ -187,8 +187,12 @@ std::string SerialLog() {
 }  // namespace
 
 Status GenerateGuestDir(const std::string& path) {
-  Rng rng(0x6f726b656e67696eULL);
   FE_RETURN_IF_ERROR(MakeDirectory(path));
+  return FillGuestDir(path);
+}
+
+Status FillGuestDir(const std::string& path) {
+  Rng rng(0x6f726b656e67696eULL);
   FE_RETURN_IF_ERROR(WriteSparseDisk(path + "/disk.raw", rng));
   FE_RETURN_IF_ERROR(WriteMemoryImage(path + "/memory.bin", rng));
   FE_RETURN_IF_ERROR(WriteWholeFile(path + "/config.json", ConfigJson(), 0644));
@@ -199,14 +203,18 @@ Status GenerateGuestDir(const std::string& path) {
 }
 
 Status GenerateSmallFiles(const std::string& path) {
+  FE_RETURN_IF_ERROR(MakeDirectory(path));
+  return FillSmallTree(path, 10000);
+}
+
+Status FillSmallTree(const std::string& path, int files) {
   Rng rng(0x736d616c6c66ULL);
   std::vector<char> block(4096);
-  FE_RETURN_IF_ERROR(MakeDirectory(path));
-  for (int directory = 0; directory < 100; ++directory) {
+  for (int directory = 0; directory * 100 < files; ++directory) {
     std::string directory_path = fmt::format("{}/d{:03}", path, directory);
     FE_RETURN_IF_ERROR(MakeDirectory(directory_path));
     FE_RETURN_IF_ERROR(CheckInterrupted());
-    for (int file = 0; file < 100; ++file) {
+    for (int file = 0; file < 100 && directory * 100 + file < files; ++file) {
       std::string file_path = fmt::format("{}/f{:03}", directory_path, file);
       Result<UniqueFd> fd = CreateFile(file_path, 0644);
       FE_RETURN_IF_ERROR(fd.status());

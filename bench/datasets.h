@@ -25,6 +25,12 @@ Status GenerateGuestDir(const std::string& path);
 // (b) Metadata-bound: 10,000 files of 4 KiB in 100 directories.
 Status GenerateSmallFiles(const std::string& path);
 
+// The same content written into an existing, empty directory (a backend volume, say).
+Status FillGuestDir(const std::string& path);
+// `files` files of 4 KiB, 100 per directory d000, d001, ...; FillSmallTree(path, 10000) writes
+// exactly what GenerateSmallFiles does.
+Status FillSmallTree(const std::string& path, int files);
+
 // Generates both datasets in the new directory `parent` and syncs the filesystem, so the first
 // FICLONE does not pay for writeback of freshly written data.
 Result<std::vector<Dataset>> GenerateDatasets(const std::string& parent);

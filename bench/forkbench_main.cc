@@ -5,6 +5,10 @@
 //       our clone vs `cp -a --reflink=always`, `cp -a --sparse=always` and a bare FICLONE loop, on
 //       the same inputs, one table per filesystem and dataset (ext4-loop: a loop-mounted ext4,
 //       isolated from other activity on the root filesystem)
+//   forkbench --backends [--filesystems btrfs,xfs,ext4-loop] [--repetitions N]
+//             [--tree-sizes 10,100,1000,10000] [--json FILE]
+//       every storage backend (btrfs snapshot, reflink, copy, auto) and `btrfs subvolume snapshot`
+//       / `cp -a` side by side on the same inputs, plus the btrfs snapshot/reflink crossover sweep
 //
 // Both modes need root for the loop-mounted scratch filesystems; without it --compare measures only
 // the current directory's filesystem.
@@ -15,6 +19,7 @@
 #include <benchmark/benchmark.h>
 #include <CLI/CLI.hpp>
 
+#include "bench/backends.h"
 #include "bench/clone_benchmarks.h"
 #include "bench/compare.h"
 #include "bench/interrupt.h"
@@ -48,14 +53,42 @@ int RunCompareMode(int argc, char** argv) {
   return fe::bench::RunCompare(options);
 }
 
+int RunBackendsMode(int argc, char** argv) {
+  fe::bench::BackendsOptions options;
+  CLI::App app{"forkbench --backends: every storage backend side by side on the same inputs"};
+  bool backends = false;
+  app.add_flag("--backends", backends, "Run the backend comparison (required for these options)")
+      ->required();
+  app.add_option("--filesystems", options.filesystems,
+                 "Scratch filesystems, in order: xfs, btrfs and ext4-loop are loop-mounted, ext4 is "
+                 "a directory on the root filesystem")
+      ->delimiter(',')
+      ->check(CLI::IsMember({"xfs", "btrfs", "ext4", "ext4-loop"}))
+      ->capture_default_str();
+  app.add_option("--repetitions", options.repetitions, "Timed runs per method")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  app.add_option("--tree-sizes", options.tree_sizes,
+                 "Files per tree of the btrfs crossover sweep (10000 is the small-files input)")
+      ->delimiter(',')
+      ->check(CLI::Range(1, 10000))
+      ->capture_default_str();
+  app.add_option("--json", options.json_path, "Also write the results as JSON to this file");
+  CLI11_PARSE(app, argc, argv);
+  return fe::bench::RunBackends(options);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (HasArgument(argc, argv, "--compare")) return RunCompareMode(argc, argv);
+  if (HasArgument(argc, argv, "--backends")) return RunBackendsMode(argc, argv);
   if (HasArgument(argc, argv, "--help") || HasArgument(argc, argv, "-h")) {
     std::printf(
         "forkbench --compare [--filesystems xfs,btrfs,ext4] [--repetitions N] [--json FILE]\n"
         "    our clone vs cp -a and the bare FICLONE floor (see forkbench --compare --help)\n"
+        "forkbench --backends [--filesystems btrfs,xfs,ext4-loop] [--repetitions N] [--json FILE]\n"
+        "    every storage backend side by side (see forkbench --backends --help)\n"
         "forkbench [Google Benchmark flags]: BM_CloneGuestDir, BM_CloneSmallFiles on XFS "
         "(root)\n\n");
   }

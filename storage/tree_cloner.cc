@@ -538,7 +538,11 @@ Result<CloneReport> CloneTreeImpl(int source_parent_fd, const std::string& sourc
     return abandon(Status::FromErrno(err, "rename temporary clone into place as", target_display));
   }
   if (options.durable && ::fsync(target_parent_fd) != 0) {
-    return Status::FromErrno(errno, "fsync parent directory of", target_display);
+    // The clone cannot be made durable: take it back rather than report a half-kept success.
+    Status status = Status::FromErrno(errno, "fsync parent directory of", target_display);
+    Status removed = RemoveTree(target_parent_fd, target_name);
+    if (!removed.ok()) std::fprintf(stderr, "forkengine: %s\n", removed.message().c_str());
+    return status;
   }
   report.phases.commit = Since(commit_start);
   report.total = Since(start);
