@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build pkg-config
-  liburing-dev libbtrfsutil-dev libdevmapper-dev nlohmann-json3-dev
+  liburing-dev libbtrfsutil-dev libdevmapper-dev nlohmann-json3-dev libcpp-httplib-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev libspdlog-dev libfmt-dev
   btrfs-progs xfsprogs util-linux e2fsprogs coreutils

@@ -1,0 +1,161 @@
+// The cloud-hypervisor plugin: PrepareFork rewrites the fork's VmConfig files (config_rewrite.h),
+// Launch builds the command line, Connect drives the REST API (controller.h).
+#include "hypervisor/cloud_hypervisor/cloud_hypervisor.h"
+
+#include <arpa/inet.h>
+
+#include <cctype>
+
+#include "hypervisor/cloud_hypervisor/boot_arguments.h"
+#include "hypervisor/cloud_hypervisor/config_rewrite.h"
+#include "hypervisor/cloud_hypervisor/controller.h"
+#include "hypervisor/cloud_hypervisor/instance_files.h"
+#include "snapshot/atomic_file.h"
+
+namespace fe::hypervisor {
+namespace {
+
+using namespace cloud_hypervisor;
+
+bool IsMac(std::string_view mac) {
+  if (mac.size() != 17) return false;
+  for (size_t i = 0; i < mac.size(); ++i) {
+    bool colon = i % 3 == 2;
+    if (colon ? mac[i] != ':' : !std::isxdigit(static_cast<unsigned char>(mac[i]))) return false;
+  }
+  return true;
+}
+
+bool IsIpv4(const std::string& address) {
+  in_addr parsed{};
+  return ::inet_pton(AF_INET, address.c_str(), &parsed) == 1;
+}
+
+Status CheckSpec(const ForkSpec& spec) {
+  auto invalid = [](const std::string& what) {
+    return Status(ErrorCode::kInvalidArgument, "cloud-hypervisor fork: " + what);
+  };
+  for (const std::string* dir : {&spec.source_dir, &spec.target_dir}) {
+    if (dir->empty() || dir->front() != '/') return invalid("directory '" + *dir + "' is not absolute");
+  }
+  if (spec.source_dir == spec.target_dir) return invalid("source and target are both " + spec.source_dir);
+  const NetworkIdentity& target = spec.target_identity;
+  if (target.tap_device.empty() || target.tap_device.size() > 15) {
+    return invalid("target TAP name '" + target.tap_device + "' must have 1 to 15 bytes");
+  }
+  if (!IsMac(target.mac)) return invalid("target MAC '" + target.mac + "' is not xx:xx:xx:xx:xx:xx");
+  if (!target.ipv4.empty() && !IsIpv4(target.ipv4)) {
+    return invalid("target IPv4 '" + target.ipv4 + "' is not a dotted quad");
+  }
+  if (!target.gateway.empty() && !IsIpv4(target.gateway)) {
+    return invalid("target gateway '" + target.gateway + "' is not a dotted quad");
+  }
+  if (target.prefix_length < 0 || target.prefix_length > 32) {
+    return invalid("target prefix length " + std::to_string(target.prefix_length) + " is not 0..32");
+  }
+  return Status::Ok();
+}
+
+struct RewrittenFile {
+  std::string relative;
+  std::string content;
+};
+
+Result<RewrittenFile> RewriteFile(const std::string& dir, const std::string& relative, const ConfigRewrite& rewrite) {
+  Result<std::string> text = snapshot::ReadSmallFile(dir + "/" + relative);
+  if (!text.ok()) return text.status();
+  Result<std::string> rewritten = RewriteConfigText(*text, rewrite, relative);
+  if (!rewritten.ok()) return rewritten.status();
+  return RewrittenFile{relative, std::move(*rewritten)};
+}
+
+Result<PreparedFork> Prepare(const ForkSpec& spec) {
+  FE_RETURN_IF_ERROR(CheckSpec(spec));
+  Result<InstanceFiles> files = FindInstanceFiles(spec.target_dir);
+  if (!files.ok()) return files.status();
+  if (spec.from_snapshot && files->snapshot_configs.empty()) {
+    std::string where = files->snapshot_dir.empty() ? std::string(kDefaultSnapshotDir) : files->snapshot_dir;
+    return Status(ErrorCode::kNotFound, spec.target_dir + "/" + where + "/" + std::string(kSnapshotConfigName) +
+                                            ": no snapshot config to restore the fork from");
+  }
+  ConfigRewrite rewrite{snapshot::PathRewriter(spec.source_dir, spec.target_dir), spec.source_identity,
+                        spec.target_identity, false};
+  // Every file is rewritten in memory first, so an error in any leaves all of them untouched.
+  std::vector<RewrittenFile> rewritten;
+  for (bool in_snapshot : {false, true}) {
+    rewrite.keep_vsock_cid = in_snapshot;
+    for (const std::string& relative : in_snapshot ? files->snapshot_configs : files->boot_configs) {
+      Result<RewrittenFile> file = RewriteFile(spec.target_dir, relative, rewrite);
+      if (!file.ok()) return file.status();
+      rewritten.push_back(std::move(*file));
+    }
+  }
+  PreparedFork prepared;
+  for (const RewrittenFile& file : rewritten) {
+    FE_RETURN_IF_ERROR(snapshot::ReplaceFileAtomically(spec.target_dir + "/" + file.relative, file.content));
+    prepared.rewritten_files.push_back(file.relative);
+  }
+  if (files->manifest) FE_RETURN_IF_ERROR(snapshot::RemoveRuntimeFiles(spec.target_dir, *files->manifest));
+  if (spec.from_snapshot) prepared.restore.snapshot_dir = spec.target_dir + "/" + files->snapshot_dir;
+  prepared.restore.identity = spec.target_identity;
+  return prepared;
+}
+
+Result<std::vector<std::string>> BootArgumentsOf(const std::string& dir) {
+  Result<InstanceFiles> files = FindInstanceFiles(dir);
+  if (!files.ok()) return files.status();
+  if (files->boot_configs.empty()) {
+    return Status(ErrorCode::kNotFound, dir + ": no boot config (" + std::string(kBootConfigName) + ") to boot from");
+  }
+  const std::string& relative = files->boot_configs.front();
+  Result<std::string> text = snapshot::ReadSmallFile(dir + "/" + relative);
+  if (!text.ok()) return text.status();
+  Result<Json> config = ParseObject(*text, relative);
+  if (!config.ok()) return config.status();
+  return BootArguments(*config, relative);
+}
+
+class CloudHypervisor final : public Plugin {
+ public:
+  std::string_view Kind() const override { return kKind; }
+
+  PluginCapabilities Capabilities() const override {
+    PluginCapabilities capabilities;
+    capabilities.fork_stopped = true;
+    capabilities.fork_standby = true;
+    capabilities.snapshot_keeps_vsock_cid = true;
+    capabilities.restore_needs_path_alias = false;
+    return capabilities;
+  }
+
+  Result<PreparedFork> PrepareFork(const ForkSpec& spec) const override {
+    Result<PreparedFork> prepared = Prepare(spec);
+    if (!prepared.ok()) return prepared.status().Annotate("preparing cloud-hypervisor fork " + spec.target_dir);
+    return prepared;
+  }
+
+  Result<LaunchCommand> Launch(const std::string& instance_dir, LaunchMode mode) const override {
+    LaunchCommand command;
+    command.api_socket = ApiSocketPath(instance_dir);
+    command.argv = {std::string(kBinary), "--api-socket", command.api_socket};
+    if (mode == LaunchMode::kRestore) return command;
+    Result<std::vector<std::string>> arguments = BootArgumentsOf(instance_dir);
+    if (!arguments.ok()) return arguments.status().Annotate("cloud-hypervisor boot of " + instance_dir);
+    command.argv.insert(command.argv.end(), arguments->begin(), arguments->end());
+    return command;
+  }
+
+  Result<std::unique_ptr<VmController>> Connect(const std::string& api_socket,
+                                                std::chrono::milliseconds timeout) const override {
+    return ConnectController(api_socket, timeout);
+  }
+};
+
+}  // namespace
+
+const Plugin& CloudHypervisorPlugin() {
+  static const CloudHypervisor plugin;
+  return plugin;
+}
+
+}  // namespace fe::hypervisor

@@ -1,0 +1,59 @@
+#include "hypervisor/cloud_hypervisor/instance_files.h"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+
+namespace fe::hypervisor::cloud_hypervisor {
+namespace {
+
+Result<bool> IsRegularFile(const std::string& path) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return false;
+    return Status::FromErrno(errno, "stat", path);
+  }
+  return S_ISREG(st.st_mode);
+}
+
+bool IsBeneath(std::string_view path, std::string_view dir) {
+  return !dir.empty() && path.size() > dir.size() && path.substr(0, dir.size()) == dir && path[dir.size()] == '/';
+}
+
+// Appends `relative` to `out` when it is a regular file in `dir`.
+Status AddIfPresent(const std::string& dir, const std::string& relative, std::vector<std::string>& out) {
+  Result<bool> present = IsRegularFile(dir + "/" + relative);
+  if (!present.ok()) return present.status();
+  if (*present) out.push_back(relative);
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<InstanceFiles> FindInstanceFiles(const std::string& dir) {
+  InstanceFiles files;
+  Result<snapshot::Manifest> manifest = snapshot::ReadManifest(dir);
+  if (!manifest.ok() && manifest.status().code() != ErrorCode::kNotFound) return manifest.status();
+  if (!manifest.ok()) {
+    FE_RETURN_IF_ERROR(AddIfPresent(dir, std::string(kBootConfigName), files.boot_configs));
+    std::string snapshot_config = std::string(kDefaultSnapshotDir) + "/" + std::string(kSnapshotConfigName);
+    FE_RETURN_IF_ERROR(AddIfPresent(dir, snapshot_config, files.snapshot_configs));
+    if (!files.snapshot_configs.empty()) files.snapshot_dir = kDefaultSnapshotDir;
+    return files;
+  }
+  if (!manifest->hypervisor.empty() && manifest->hypervisor != kKind) {
+    return Status(ErrorCode::kInvalidArgument, dir + "/manifest.json: hypervisor: '" + manifest->hypervisor +
+                                                   "' is not " + std::string(kKind));
+  }
+  files.snapshot_dir = manifest->snapshot_dir;
+  for (const std::string& config : manifest->PathsWith(snapshot::FileRole::kConfig)) {
+    bool in_snapshot = IsBeneath(config, files.snapshot_dir);
+    FE_RETURN_IF_ERROR(AddIfPresent(dir, config, in_snapshot ? files.snapshot_configs : files.boot_configs));
+  }
+  files.manifest = std::move(*manifest);
+  return files;
+}
+
+std::string ApiSocketPath(const std::string& dir) { return dir + "/" + std::string(kApiSocketName); }
+
+}  // namespace fe::hypervisor::cloud_hypervisor

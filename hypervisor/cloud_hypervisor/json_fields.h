@@ -1,0 +1,43 @@
+// Walking typed fields of a cloud-hypervisor VmConfig JSON by a field pattern, with error messages
+// that name the file and the field ("config.json: disks[1].path: ...").
+//
+// A pattern is a dotted list of object keys; a key followed by "[]" visits every element of that
+// array: "disks[].path", "payload.kernel", "payload.fw_cfg_config.items.item_list[].file". Absent and
+// null fields on the way are skipped (cloud-hypervisor omits unset options); a field of the wrong JSON
+// type is an InvalidArgument error.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+#include "base/status.h"
+
+namespace fe::hypervisor::cloud_hypervisor {
+
+// Keeps the keys in the order of the file, so a rewrite changes only what it means to.
+using Json = nlohmann::ordered_json;
+
+// Called for each present, non-null field the pattern reaches: its parent object, its key and its
+// field path ("disks[1].path").
+using FieldVisitor = std::function<Status(Json& parent, const std::string& key, const std::string& field)>;
+
+Status ForEachField(Json& root, std::string_view pattern, std::string_view file, const FieldVisitor& visit);
+
+// InvalidArgument "<file>: <field>: <what>".
+Status FieldError(std::string_view file, std::string_view field, std::string_view what,
+                  ErrorCode code = ErrorCode::kInvalidArgument);
+
+// The string at parent[key], or an error naming the field when it is not a string.
+Result<std::string> StringAt(const Json& parent, const std::string& key, std::string_view file,
+                             std::string_view field);
+
+// parent[key] when it is a boolean, else `fallback` (absent, null or another type).
+bool BoolOr(const Json& parent, const std::string& key, bool fallback);
+
+// Parses `text` as a JSON object; errors name `file` and carry the parser's position.
+Result<Json> ParseObject(std::string_view text, std::string_view file);
+
+}  // namespace fe::hypervisor::cloud_hypervisor

@@ -1,0 +1,65 @@
+#include "hypervisor/firecracker/instance_files.h"
+
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <cerrno>
+
+#include "snapshot/guest_directory.h"
+
+namespace fe::hypervisor::firecracker {
+namespace {
+
+Result<bool> IsRegularFile(const std::string& path) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return false;
+    return Status::FromErrno(errno, "stat", path);
+  }
+  return S_ISREG(st.st_mode);
+}
+
+bool IsBeneath(std::string_view path, std::string_view dir) {
+  return !dir.empty() && path.size() > dir.size() && path.substr(0, dir.size()) == dir && path[dir.size()] == '/';
+}
+
+}  // namespace
+
+Result<InstanceFiles> FindInstanceFiles(const std::string& dir) {
+  InstanceFiles files;
+  files.snapshot_dir = kDefaultSnapshotDir;
+  Result<snapshot::Manifest> manifest = snapshot::ReadManifest(dir);
+  if (!manifest.ok()) {
+    if (manifest.status().code() != ErrorCode::kNotFound) return manifest.status();
+    Result<bool> present = IsRegularFile(dir + "/" + std::string(kBootConfigName));
+    if (!present.ok()) return present.status();
+    if (*present) files.boot_config = kBootConfigName;
+    return files;
+  }
+  const std::string manifest_file = dir + "/manifest.json";
+  if (!manifest->hypervisor.empty() && manifest->hypervisor != kKind) {
+    return Status(ErrorCode::kInvalidArgument,
+                  manifest_file + ": hypervisor: '" + manifest->hypervisor + "' is not " + std::string(kKind));
+  }
+  if (!manifest->snapshot_dir.empty()) files.snapshot_dir = manifest->snapshot_dir;
+  for (const std::string& config : manifest->PathsWith(snapshot::FileRole::kConfig)) {
+    if (IsBeneath(config, files.snapshot_dir)) continue;  // forkengine's own snapshot description
+    if (!files.boot_config.empty()) {
+      return Status(ErrorCode::kInvalidArgument, manifest_file + ": files: two firecracker configs, '" +
+                                                     files.boot_config + "' and '" + config + "'");
+    }
+    files.boot_config = config;
+  }
+  return files;
+}
+
+Result<std::string> ApiSocketPath(const std::string& dir) {
+  std::string path = dir + "/" + std::string(kApiSocketName);
+  if (path.size() >= sizeof(sockaddr_un::sun_path)) {
+    return Status(ErrorCode::kInvalidArgument, "API socket path " + path + " is longer than a Unix socket address allows (" +
+                                                   std::to_string(sizeof(sockaddr_un::sun_path) - 1) + " bytes)");
+  }
+  return path;
+}
+
+}  // namespace fe::hypervisor::firecracker

@@ -1,0 +1,44 @@
+#include "hypervisor/firecracker/json_util.h"
+
+namespace fe::hypervisor::firecracker {
+
+Status FieldError(std::string_view file, std::string_view field, std::string_view what, ErrorCode code) {
+  return Status(code, std::string(file) + ": " + std::string(field) + ": " + std::string(what));
+}
+
+Result<Json> ParseObject(std::string_view text, std::string_view file) {
+  Json root;
+  try {
+    root = Json::parse(text);
+  } catch (const Json::parse_error& error) {
+    return Status(ErrorCode::kInvalidArgument, std::string(file) + ": not valid JSON: " + error.what());
+  }
+  if (!root.is_object()) return FieldError(file, "(root)", "expected an object");
+  return root;
+}
+
+Result<const Json*> Member(const Json& object, const char* key, std::string_view file, std::string_view field) {
+  if (!object.is_object()) return FieldError(file, field, "expected an object, found " + object.dump());
+  auto it = object.find(key);
+  if (it == object.end() || it->is_null()) return static_cast<const Json*>(nullptr);
+  return &*it;
+}
+
+Result<std::string> StringMember(const Json& object, const char* key, std::string_view file,
+                                 std::string_view field, bool required) {
+  const std::string name = FieldName(field, key);
+  Result<const Json*> value = Member(object, key, file, field.empty() ? "(root)" : field);
+  if (!value.ok()) return value.status();
+  if (*value == nullptr) {
+    if (required) return FieldError(file, name, "missing");
+    return std::string();
+  }
+  if (!(*value)->is_string()) return FieldError(file, name, "expected a string, found " + (*value)->dump());
+  return (*value)->get<std::string>();
+}
+
+std::string FieldName(std::string_view parent, std::string_view key) {
+  return parent.empty() ? std::string(key) : std::string(parent) + "." + std::string(key);
+}
+
+}  // namespace fe::hypervisor::firecracker

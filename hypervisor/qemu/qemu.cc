@@ -1,0 +1,51 @@
+#include "hypervisor/qemu/qemu.h"
+
+#include "hypervisor/qemu/qemu_argv.h"
+#include "hypervisor/qemu/qemu_config.h"
+#include "hypervisor/qemu/qemu_controller.h"
+#include "hypervisor/qemu/qemu_fork.h"
+
+namespace fe::hypervisor {
+namespace {
+
+class QemuPluginImpl final : public Plugin {
+ public:
+  std::string_view Kind() const override { return "qemu"; }
+
+  PluginCapabilities Capabilities() const override {
+    PluginCapabilities capabilities;
+    capabilities.fork_stopped = true;
+    capabilities.fork_standby = true;
+    // vhost-vsock resets its transport after a load and the guest re-reads the CID from the device.
+    capabilities.snapshot_keeps_vsock_cid = false;
+    capabilities.restore_needs_path_alias = false;
+    return capabilities;
+  }
+
+  Result<PreparedFork> PrepareFork(const ForkSpec& spec) const override { return qemu::PrepareFork(spec); }
+
+  Result<LaunchCommand> Launch(const std::string& instance_dir, LaunchMode mode) const override {
+    Result<qemu::Config> config = qemu::ReadConfig(instance_dir);
+    if (!config.ok()) return config.status().Annotate("qemu launch");
+    qemu::Incoming incoming;
+    if (mode == LaunchMode::kRestore) incoming.kind = qemu::Incoming::Kind::kDefer;
+    LaunchCommand command;
+    command.argv = qemu::BuildArgv(*config, incoming);
+    command.api_socket = config->qmp_socket;
+    return command;
+  }
+
+  Result<std::unique_ptr<VmController>> Connect(const std::string& api_socket,
+                                                std::chrono::milliseconds timeout) const override {
+    return qemu::ConnectController(api_socket, timeout);
+  }
+};
+
+}  // namespace
+
+const Plugin& QemuPlugin() {
+  static const QemuPluginImpl plugin;
+  return plugin;
+}
+
+}  // namespace fe::hypervisor

@@ -1,0 +1,222 @@
+#include "hypervisor/qemu/qemu_controller.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <random>
+#include <thread>
+
+#include "base/unique_fd.h"
+
+#include "hypervisor/qemu/qemu_argv.h"
+#include "hypervisor/qemu/qemu_config.h"
+#include "snapshot/atomic_file.h"
+
+namespace fe::hypervisor::qemu {
+namespace {
+
+using nlohmann::json;
+using std::chrono::milliseconds;
+using Clock = std::chrono::steady_clock;
+
+std::string Nonce() {
+  std::random_device random;
+  return std::to_string(random()) + std::to_string(random());
+}
+
+std::string VersionText(const json& version) {
+  const json qemu = version.value("qemu", json::object());
+  return std::to_string(qemu.value("major", 0)) + "." + std::to_string(qemu.value("minor", 0)) + "." +
+         std::to_string(qemu.value("micro", 0));
+}
+
+Status SyncFile(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return Status::FromErrno(errno, "open", path);
+  if (::fsync(fd.get()) != 0) return Status::FromErrno(errno, "fsync", path);
+  return Status::Ok();
+}
+
+struct SnapshotInfo {
+  std::string state_file = kStateFile;
+  bool ignore_shared_memory = false;
+};
+
+Result<SnapshotInfo> ReadSnapshotInfo(const std::string& snapshot_dir) {
+  const std::string path = snapshot_dir + "/" + kSnapshotInfoFile;
+  Result<std::string> text = snapshot::ReadSmallFile(path);
+  if (!text.ok()) return text.status();
+  json root = json::parse(*text, nullptr, /*allow_exceptions=*/false);
+  if (root.is_discarded() || !root.is_object()) {
+    return Status(ErrorCode::kInvalidArgument, path + ": expected a JSON object");
+  }
+  SnapshotInfo info;
+  if (root.value("format", "") != "qemu-migration") {
+    return Status(ErrorCode::kInvalidArgument, path + ": field 'format': expected \"qemu-migration\"");
+  }
+  if (!root.contains("state_file") || !root["state_file"].is_string()) {
+    return Status(ErrorCode::kInvalidArgument, path + ": field 'state_file': expected a string");
+  }
+  info.state_file = root["state_file"].get<std::string>();
+  if (info.state_file.empty() || info.state_file.find('/') != std::string::npos) {
+    return Status(ErrorCode::kInvalidArgument, path + ": field 'state_file': expected a file name");
+  }
+  if (root.contains("ignore_shared_memory")) {
+    if (!root["ignore_shared_memory"].is_boolean()) {
+      return Status(ErrorCode::kInvalidArgument, path + ": field 'ignore_shared_memory': expected true or false");
+    }
+    info.ignore_shared_memory = root["ignore_shared_memory"].get<bool>();
+  }
+  return info;
+}
+
+}  // namespace
+
+Status QemuController::Pause() { return qmp_.Execute("stop", nullptr, timeouts_.command).status(); }
+
+Status QemuController::Resume() { return qmp_.Execute("cont", nullptr, timeouts_.command).status(); }
+
+Result<std::string> QemuController::RunState() {
+  Result<json> status = qmp_.Execute("query-status", nullptr, timeouts_.command);
+  if (!status.ok()) return status.status();
+  if (!status->contains("status") || !(*status)["status"].is_string()) {
+    return Status(ErrorCode::kIo, "qmp " + qmp_.socket_path() + ": query-status without a status: " + status->dump());
+  }
+  return (*status)["status"].get<std::string>();
+}
+
+Result<bool> QemuController::HasSharedMemory() {
+  Result<json> memdevs = qmp_.Execute("query-memdev", nullptr, timeouts_.command);
+  if (!memdevs.ok()) return memdevs.status();
+  if (!memdevs->is_array()) return false;
+  return std::any_of(memdevs->begin(), memdevs->end(),
+                     [](const json& memdev) { return memdev.value("share", false); });
+}
+
+Status QemuController::SetIgnoreShared(bool on) {
+  json arguments = {{"capabilities", json::array({{{"capability", "x-ignore-shared"}, {"state", on}}})}};
+  return qmp_.Execute("migrate-set-capabilities", arguments, timeouts_.command).status();
+}
+
+Status QemuController::WaitForMigration(const std::string& what) {
+  const Clock::time_point deadline = Clock::now() + timeouts_.migration;
+  milliseconds pause{1};
+  for (;;) {
+    Result<json> info = qmp_.Execute("query-migrate", nullptr, timeouts_.command);
+    if (!info.ok()) return info.status().Annotate(what);
+    // An incoming migration that has not started yet reports {}.
+    const std::string status = info->value("status", "");
+    if (status == "completed") return Status::Ok();
+    if (status == "failed" || status == "cancelled") {
+      return Status(ErrorCode::kIo, what + ": migration " + status + ": " +
+                                        info->value("error-desc", std::string("no reason given")));
+    }
+    if (Clock::now() >= deadline) {
+      return Status(ErrorCode::kIo, what + ": migration still \"" + status + "\" after " +
+                                        std::to_string(timeouts_.migration.count()) + " ms");
+    }
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, milliseconds(25));
+  }
+}
+
+Status QemuController::Snapshot(const std::string& snapshot_dir) {
+  const std::string what = "qemu snapshot to " + snapshot_dir;
+  if (::mkdir(snapshot_dir.c_str(), 0755) != 0 && errno != EEXIST) {
+    return Status::FromErrno(errno, what + ": mkdir", snapshot_dir);
+  }
+  FE_RETURN_IF_ERROR(Pause().Annotate(what));
+  Result<bool> shared = HasSharedMemory();
+  if (!shared.ok()) return shared.status().Annotate(what);
+  FE_RETURN_IF_ERROR(SetIgnoreShared(*shared).Annotate(what));
+
+  const std::string nonce = Nonce();
+  const std::string partial = snapshot_dir + "/" + kStateFile + ".partial-" + nonce;
+  const std::string done = snapshot_dir + "/" + kStateFile + ".done-" + nonce;
+  const std::string state = snapshot_dir + "/" + kStateFile;
+  auto cleanup = [&] {
+    ::unlink(partial.c_str());
+    ::unlink(done.c_str());
+  };
+  const std::string uri = ExecCatToUri(partial) + " && mv -f " + ShellQuote(partial) + " " + ShellQuote(done);
+  Status status = qmp_.Execute("migrate", json{{"uri", uri}}, timeouts_.command).status().Annotate(what);
+  if (status.ok()) status = WaitForMigration(what);
+  // "completed" can be reported before QEMU has closed the pipe and cat has written the tail: the
+  // done file appears only once cat has exited successfully.
+  const Clock::time_point deadline = Clock::now() + timeouts_.command;
+  milliseconds pause{1};
+  struct stat info{};
+  while (status.ok() && ::stat(done.c_str(), &info) != 0) {
+    if (errno != ENOENT) {
+      status = Status::FromErrno(errno, what + ": stat", done);
+    } else if (Clock::now() >= deadline) {
+      status = Status(ErrorCode::kIo, what + ": migration completed but " + done + " never appeared (cat failed?)");
+    } else {
+      std::this_thread::sleep_for(pause);
+      pause = std::min(pause * 2, milliseconds(20));
+    }
+  }
+  if (status.ok()) status = SyncFile(done).Annotate(what);
+  if (status.ok() && ::rename(done.c_str(), state.c_str()) != 0) {
+    status = Status::FromErrno(errno, what + ": rename " + done + " to", state);
+  }
+  if (!status.ok()) {
+    cleanup();
+    return status;
+  }
+  json description = {{"format", "qemu-migration"},
+                      {"state_file", kStateFile},
+                      {"ignore_shared_memory", *shared},
+                      {"state_bytes", static_cast<uint64_t>(info.st_size)},
+                      {"qemu_version", VersionText(qmp_.version())}};
+  return snapshot::ReplaceFileAtomically(snapshot_dir + "/" + kSnapshotInfoFile, description.dump(2) + "\n")
+      .Annotate(what);
+}
+
+Status QemuController::Restore(const std::string& snapshot_dir, const NetworkIdentity& /*identity*/) {
+  const std::string what = "qemu restore from " + snapshot_dir;
+  Result<SnapshotInfo> info = ReadSnapshotInfo(snapshot_dir);
+  if (!info.ok()) return info.status().Annotate(what);
+  // QEMU waits forever on a state stream that never comes: check the file before asking for it.
+  const std::string state = snapshot_dir + "/" + info->state_file;
+  if (::access(state.c_str(), R_OK) != 0) return Status::FromErrno(errno, what + ": access", state);
+
+  Result<std::string> run_state = RunState();
+  if (!run_state.ok()) return run_state.status().Annotate(what);
+  if (*run_state != "inmigrate") {
+    return Status(ErrorCode::kInvalidArgument, what + ": QEMU is \"" + *run_state +
+                                                   "\", not waiting for a restore (start it with -incoming defer)");
+  }
+  if (info->ignore_shared_memory) {
+    Result<bool> shared = HasSharedMemory();
+    if (!shared.ok()) return shared.status().Annotate(what);
+    if (!*shared) {
+      return Status(ErrorCode::kInvalidArgument,
+                    what + ": the snapshot left guest RAM in a shared memory file, but this QEMU has none");
+    }
+  }
+  FE_RETURN_IF_ERROR(SetIgnoreShared(info->ignore_shared_memory).Annotate(what));
+  FE_RETURN_IF_ERROR(
+      qmp_.Execute("migrate-incoming", json{{"uri", ExecCatFromUri(state)}}, timeouts_.command).status().Annotate(what));
+  FE_RETURN_IF_ERROR(WaitForMigration(what));
+  return Resume().Annotate(what);
+}
+
+Status QemuController::Shutdown() {
+  Result<json> quit = qmp_.Execute("quit", nullptr, timeouts_.command);
+  // QEMU may close the socket before its reply is read; either way it is going down.
+  if (!quit.ok() && quit.status().code() != ErrorCode::kIo) return quit.status().Annotate("qemu shutdown");
+  return qmp_.WaitForClose(timeouts_.command).Annotate("qemu shutdown");
+}
+
+Result<std::unique_ptr<VmController>> ConnectController(const std::string& api_socket, milliseconds timeout,
+                                                        ControllerTimeouts timeouts) {
+  Result<QmpClient> qmp = QmpClient::Connect(api_socket, timeout);
+  if (!qmp.ok()) return qmp.status();
+  return std::unique_ptr<VmController>(std::make_unique<QemuController>(std::move(*qmp), timeouts));
+}
+
+}  // namespace fe::hypervisor::qemu

@@ -1,0 +1,67 @@
+// Driving one live QEMU through QMP (the effectful half of the plugin).
+//
+//   Pause    = stop
+//   Resume   = cont
+//   Snapshot = stop; x-ignore-shared when guest RAM is a shared file; migrate to
+//              "exec:cat > <dir>/vmstate.partial-N && mv ... <dir>/vmstate.done-N"; poll query-migrate
+//              until completed; wait for the done file (QEMU reports "completed" before cat has
+//              necessarily written the tail); fsync, rename to <dir>/vmstate; write qemu-snapshot.json.
+//              The VM stays stopped ("postmigrate"); Resume continues it.
+//   Restore  = (QEMU started with `-incoming defer`, LaunchMode::kRestore) the same capability as the
+//              snapshot; migrate-incoming "exec:cat <dir>/vmstate"; poll query-migrate until completed;
+//              cont. QEMU exits when the state does not load; that is reported as an error.
+//   Shutdown = quit, then wait until QEMU closes the connection.
+//
+// Saved device state wins over the command line: after a restore the virtio-net MAC (and the guest's
+// IP configuration) are still the source's, and Restore cannot change them; the guest applies the
+// RestorePlan's identity itself. The vsock device resets its transport on load and the guest re-reads
+// the CID, so a fork restored with its own guest-cid uses it.
+//
+// qemu-snapshot.json: {"format": "qemu-migration", "state_file": "vmstate", "ignore_shared_memory":
+// bool, "state_bytes": N, "qemu_version": "7.2.22"}.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "hypervisor/plugin.h"
+#include "hypervisor/qemu/qmp_client.h"
+
+namespace fe::hypervisor::qemu {
+
+struct ControllerTimeouts {
+  std::chrono::milliseconds command{30000};     // each QMP reply
+  std::chrono::milliseconds migration{600000};  // a whole save or load
+};
+
+class QemuController final : public VmController {
+ public:
+  explicit QemuController(QmpClient qmp, ControllerTimeouts timeouts = {})
+      : qmp_(std::move(qmp)), timeouts_(timeouts) {}
+
+  Status Pause() override;
+  Status Resume() override;
+  Status Snapshot(const std::string& snapshot_dir) override;
+  Status Restore(const std::string& snapshot_dir, const NetworkIdentity& identity) override;
+  Status Shutdown() override;
+
+  // query-status: "running", "paused", "inmigrate", "postmigrate", "prelaunch", ...
+  Result<std::string> RunState();
+  QmpClient& qmp() { return qmp_; }
+
+ private:
+  Result<bool> HasSharedMemory();
+  Status SetIgnoreShared(bool on);
+  // Polls query-migrate until "completed"; "failed"/"cancelled" and the deadline are errors.
+  Status WaitForMigration(const std::string& what);
+
+  QmpClient qmp_;
+  ControllerTimeouts timeouts_;
+};
+
+Result<std::unique_ptr<VmController>> ConnectController(const std::string& api_socket,
+                                                        std::chrono::milliseconds timeout,
+                                                        ControllerTimeouts timeouts = {});
+
+}  // namespace fe::hypervisor::qemu

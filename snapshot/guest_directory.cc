@@ -1,0 +1,251 @@
+#include "snapshot/guest_directory.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <map>
+#include <set>
+#include <utility>
+
+#include <nlohmann/json.hpp>
+
+#include "base/unique_fd.h"
+#include "snapshot/atomic_file.h"
+#include "storage/fs_util.h"
+
+namespace fe::snapshot {
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+constexpr std::string_view kManifestName = "manifest.json";
+
+constexpr std::array<std::pair<FileRole, std::string_view>, 7> kRoleNames = {{
+    {FileRole::kDisk, "disk"},
+    {FileRole::kMemory, "memory"},
+    {FileRole::kConfig, "config"},
+    {FileRole::kDeviceState, "device_state"},
+    {FileRole::kPayload, "payload"},
+    {FileRole::kRuntime, "runtime"},
+    {FileRole::kOther, "other"},
+}};
+
+// A path relative to the guest directory: no leading '/', no empty, "." or ".." component.
+bool IsCleanRelativePath(std::string_view path) {
+  if (path.empty() || path.front() == '/') return false;
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t end = path.find('/', start);
+    if (end == std::string_view::npos) end = path.size();
+    std::string_view component = path.substr(start, end - start);
+    if (component.empty() || component == "." || component == "..") return false;
+    start = end + 1;
+  }
+  return true;
+}
+
+Status Invalid(const std::string& file, const std::string& field, const std::string& what) {
+  return Status(ErrorCode::kInvalidArgument, file + ": " + field + ": " + what);
+}
+
+Result<std::string> StringField(const Json& object, const char* key, const std::string& file,
+                                const std::string& field, bool required) {
+  auto it = object.find(key);
+  if (it == object.end() || it->is_null()) {
+    if (required) return Invalid(file, field, "missing");
+    return std::string();
+  }
+  if (!it->is_string()) return Invalid(file, field, "expected a string, found " + it->dump());
+  return it->get<std::string>();
+}
+
+Result<ManifestEntry> ParseEntry(const Json& entry, const std::string& file, const std::string& field) {
+  if (!entry.is_object()) return Invalid(file, field, "expected an object");
+  Result<std::string> path = StringField(entry, "path", file, field + ".path", true);
+  if (!path.ok()) return path.status();
+  if (!IsCleanRelativePath(*path)) {
+    return Invalid(file, field + ".path", "'" + *path + "' is not a relative path without '..'");
+  }
+  Result<std::string> role_name = StringField(entry, "role", file, field + ".role", true);
+  if (!role_name.ok()) return role_name.status();
+  Result<FileRole> role = ParseFileRole(*role_name);
+  if (!role.ok()) return Invalid(file, field + ".role", role.status().message());
+  return ManifestEntry{std::move(*path), *role};
+}
+
+Result<Manifest> ParseManifest(const Json& root, const std::string& file) {
+  if (!root.is_object()) return Invalid(file, "(root)", "expected an object");
+  Manifest manifest;
+  Result<std::string> hypervisor = StringField(root, "hypervisor", file, "hypervisor", false);
+  if (!hypervisor.ok()) return hypervisor.status();
+  manifest.hypervisor = std::move(*hypervisor);
+  Result<std::string> snapshot_dir = StringField(root, "snapshot_dir", file, "snapshot_dir", false);
+  if (!snapshot_dir.ok()) return snapshot_dir.status();
+  if (!snapshot_dir->empty() && !IsCleanRelativePath(*snapshot_dir)) {
+    return Invalid(file, "snapshot_dir", "'" + *snapshot_dir + "' is not a relative path without '..'");
+  }
+  manifest.snapshot_dir = std::move(*snapshot_dir);
+  auto files = root.find("files");
+  if (files == root.end() || !files->is_array()) return Invalid(file, "files", "expected an array");
+  std::set<std::string> seen;
+  for (size_t i = 0; i < files->size(); ++i) {
+    std::string field = "files[" + std::to_string(i) + "]";
+    Result<ManifestEntry> entry = ParseEntry((*files)[i], file, field);
+    if (!entry.ok()) return entry.status();
+    if (!seen.insert(entry->path).second) {
+      return Invalid(file, field + ".path", "'" + entry->path + "' is listed twice");
+    }
+    manifest.files.push_back(std::move(*entry));
+  }
+  return manifest;
+}
+
+Status CheckManifest(const Manifest& manifest, const std::string& file) {
+  if (!manifest.snapshot_dir.empty() && !IsCleanRelativePath(manifest.snapshot_dir)) {
+    return Invalid(file, "snapshot_dir", "'" + manifest.snapshot_dir + "' is not a relative path without '..'");
+  }
+  std::set<std::string> seen;
+  for (size_t i = 0; i < manifest.files.size(); ++i) {
+    const std::string& path = manifest.files[i].path;
+    std::string field = "files[" + std::to_string(i) + "].path";
+    if (!IsCleanRelativePath(path)) return Invalid(file, field, "'" + path + "' is not a relative path without '..'");
+    if (!seen.insert(path).second) return Invalid(file, field, "'" + path + "' is listed twice");
+  }
+  return Status::Ok();
+}
+
+// The existing manifest's JSON, to carry its unknown fields over; an empty object when there is none
+// or it cannot be parsed (then there is nothing to keep).
+Json ExistingJson(const std::string& file) {
+  Result<std::string> text = ReadSmallFile(file);
+  if (!text.ok()) return Json::object();
+  Json root = Json::parse(*text, nullptr, /*allow_exceptions=*/false);
+  return root.is_object() ? root : Json::object();
+}
+
+Json EncodeManifest(const Manifest& manifest, Json root) {
+  std::map<std::string, Json> old_entries;  // by path, with their unknown fields
+  if (auto files = root.find("files"); files != root.end() && files->is_array()) {
+    for (const Json& entry : *files) {
+      if (entry.is_object() && entry.contains("path") && entry["path"].is_string()) {
+        old_entries.emplace(entry["path"].get<std::string>(), entry);
+      }
+    }
+  }
+  root["hypervisor"] = manifest.hypervisor;
+  root["snapshot_dir"] = manifest.snapshot_dir;
+  Json files = Json::array();
+  for (const ManifestEntry& entry : manifest.files) {
+    auto old = old_entries.find(entry.path);
+    Json object = old != old_entries.end() ? old->second : Json::object();
+    object["path"] = entry.path;
+    object["role"] = std::string(FileRoleName(entry.role));
+    files.push_back(std::move(object));
+  }
+  root["files"] = std::move(files);
+  return root;
+}
+
+Status RemoveTreeAt(int parent_fd, const std::string& name, const std::string& display);
+
+// Removes `name` in `parent_fd` without following a symlink: a directory with all it holds.
+Status RemoveAt(int parent_fd, const std::string& name, const std::string& display) {
+  struct stat st {};
+  if (::fstatat(parent_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    return errno == ENOENT ? Status::Ok() : Status::FromErrno(errno, "stat", display);
+  }
+  if (S_ISDIR(st.st_mode)) return RemoveTreeAt(parent_fd, name, display);
+  if (::unlinkat(parent_fd, name.c_str(), 0) != 0 && errno != ENOENT) {
+    return Status::FromErrno(errno, "remove", display);
+  }
+  return Status::Ok();
+}
+
+Status RemoveTreeAt(int parent_fd, const std::string& name, const std::string& display) {
+  Result<UniqueFd> dir = storage::OpenBeneath(parent_fd, name, O_RDONLY | O_DIRECTORY, 0, display);
+  if (!dir.ok()) return dir.status();
+  std::vector<storage::DirectoryEntry> entries;
+  FE_RETURN_IF_ERROR(storage::ReadDirectory(dir->get(), entries, display));
+  for (const storage::DirectoryEntry& entry : entries) {
+    FE_RETURN_IF_ERROR(RemoveAt(dir->get(), entry.name, display + "/" + entry.name));
+  }
+  if (::unlinkat(parent_fd, name.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT) {
+    return Status::FromErrno(errno, "remove directory", display);
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+std::string_view FileRoleName(FileRole role) {
+  for (const auto& [value, name] : kRoleNames) {
+    if (value == role) return name;
+  }
+  return "other";
+}
+
+Result<FileRole> ParseFileRole(std::string_view name) {
+  std::string known;
+  for (const auto& [value, role_name] : kRoleNames) {
+    if (role_name == name) return value;
+    known += (known.empty() ? "" : ", ") + std::string(role_name);
+  }
+  return Status(ErrorCode::kInvalidArgument, "unknown file role '" + std::string(name) + "' (one of " + known + ")");
+}
+
+std::vector<std::string> Manifest::PathsWith(FileRole role) const {
+  std::vector<std::string> paths;
+  for (const ManifestEntry& entry : files) {
+    if (entry.role == role) paths.push_back(entry.path);
+  }
+  return paths;
+}
+
+Result<Manifest> ReadManifest(const std::string& dir) {
+  std::string file = dir + "/" + std::string(kManifestName);
+  Result<std::string> text = ReadSmallFile(file);
+  if (!text.ok()) return text.status();
+  Json root;
+  try {
+    root = Json::parse(*text);
+  } catch (const Json::parse_error& error) {
+    return Status(ErrorCode::kInvalidArgument, file + ": not valid JSON: " + error.what());
+  }
+  return ParseManifest(root, file);
+}
+
+Status WriteManifest(const std::string& dir, const Manifest& manifest) {
+  std::string file = dir + "/" + std::string(kManifestName);
+  FE_RETURN_IF_ERROR(CheckManifest(manifest, file));
+  Json root = EncodeManifest(manifest, ExistingJson(file));
+  return ReplaceFileAtomically(file, root.dump(2) + "\n");
+}
+
+Status RemoveRuntimeFiles(const std::string& dir, const Manifest& manifest) {
+  FE_RETURN_IF_ERROR(CheckManifest(manifest, dir + "/" + std::string(kManifestName)));
+  UniqueFd root(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!root) return Status::FromErrno(errno, "open", dir);
+  for (const std::string& path : manifest.PathsWith(FileRole::kRuntime)) {
+    std::string display = dir + "/" + path;
+    size_t slash = path.rfind('/');
+    UniqueFd parent;
+    if (slash != std::string::npos) {
+      Result<UniqueFd> opened =
+          storage::OpenBeneath(root.get(), path.substr(0, slash), O_RDONLY | O_DIRECTORY, 0, display);
+      if (!opened.ok()) {
+        if (opened.status().sys_errno() == ENOENT) continue;  // its directory is gone too
+        return opened.status().Annotate("removing runtime file");
+      }
+      parent = std::move(*opened);
+    }
+    int parent_fd = parent ? parent.get() : root.get();
+    std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
+    FE_RETURN_IF_ERROR(RemoveAt(parent_fd, name, display));
+  }
+  return Status::Ok();
+}
+
+}  // namespace fe::snapshot
