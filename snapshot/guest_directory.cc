@@ -149,22 +149,10 @@ Json EncodeManifest(const Manifest& manifest, Json root) {
   return root;
 }
 
-Status RemoveTreeAt(int parent_fd, const std::string& name, const std::string& display);
+Status RemoveAt(int parent_fd, const std::string& name, const std::string& display);
 
-// Removes `name` in `parent_fd` without following a symlink: a directory with all it holds.
-Status RemoveAt(int parent_fd, const std::string& name, const std::string& display) {
-  struct stat st {};
-  if (::fstatat(parent_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
-    return errno == ENOENT ? Status::Ok() : Status::FromErrno(errno, "stat", display);
-  }
-  if (S_ISDIR(st.st_mode)) return RemoveTreeAt(parent_fd, name, display);
-  if (::unlinkat(parent_fd, name.c_str(), 0) != 0 && errno != ENOENT) {
-    return Status::FromErrno(errno, "remove", display);
-  }
-  return Status::Ok();
-}
-
-Status RemoveTreeAt(int parent_fd, const std::string& name, const std::string& display) {
+// Removes everything in the directory `name` of `parent_fd`, keeping the directory itself.
+Status EmptyDirectoryAt(int parent_fd, const std::string& name, const std::string& display) {
   Result<UniqueFd> dir = storage::OpenBeneath(parent_fd, name, O_RDONLY | O_DIRECTORY, 0, display);
   if (!dir.ok()) return dir.status();
   std::vector<storage::DirectoryEntry> entries;
@@ -172,10 +160,37 @@ Status RemoveTreeAt(int parent_fd, const std::string& name, const std::string& d
   for (const storage::DirectoryEntry& entry : entries) {
     FE_RETURN_IF_ERROR(RemoveAt(dir->get(), entry.name, display + "/" + entry.name));
   }
-  if (::unlinkat(parent_fd, name.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT) {
-    return Status::FromErrno(errno, "remove directory", display);
+  return Status::Ok();
+}
+
+// Removes `name` in `parent_fd` without following a symlink: a directory with all it holds.
+Status RemoveAt(int parent_fd, const std::string& name, const std::string& display) {
+  struct stat st {};
+  if (::fstatat(parent_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    return errno == ENOENT ? Status::Ok() : Status::FromErrno(errno, "stat", display);
+  }
+  if (S_ISDIR(st.st_mode)) {
+    FE_RETURN_IF_ERROR(EmptyDirectoryAt(parent_fd, name, display));
+    if (::unlinkat(parent_fd, name.c_str(), AT_REMOVEDIR) != 0 && errno != ENOENT) {
+      return Status::FromErrno(errno, "remove directory", display);
+    }
+    return Status::Ok();
+  }
+  if (::unlinkat(parent_fd, name.c_str(), 0) != 0 && errno != ENOENT) {
+    return Status::FromErrno(errno, "remove", display);
   }
   return Status::Ok();
+}
+
+// A runtime entry: a file (socket, pid file, log) is removed; a directory (logs/) is emptied and kept,
+// since the fork's own processes write there.
+Status RemoveRuntimeEntryAt(int parent_fd, const std::string& name, const std::string& display) {
+  struct stat st {};
+  if (::fstatat(parent_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    return errno == ENOENT ? Status::Ok() : Status::FromErrno(errno, "stat", display);
+  }
+  if (S_ISDIR(st.st_mode)) return EmptyDirectoryAt(parent_fd, name, display);
+  return RemoveAt(parent_fd, name, display);
 }
 
 }  // namespace
@@ -243,7 +258,7 @@ Status RemoveRuntimeFiles(const std::string& dir, const Manifest& manifest) {
     }
     int parent_fd = parent ? parent.get() : root.get();
     std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
-    FE_RETURN_IF_ERROR(RemoveAt(parent_fd, name, display));
+    FE_RETURN_IF_ERROR(RemoveRuntimeEntryAt(parent_fd, name, display));
   }
   return Status::Ok();
 }

@@ -52,6 +52,8 @@ Status WriteManifest(const std::string& dir, const Manifest& manifest);
 
 // Removes the manifest's runtime files from a freshly cloned directory (the fork must not inherit a
 // socket path its hypervisor will try to bind, nor the source's pid file). Missing ones are fine.
+// A runtime entry that is a directory (logs/) is emptied and kept, for the fork's own processes to
+// write into. Symlinks are removed, never followed.
 Status RemoveRuntimeFiles(const std::string& dir, const Manifest& manifest);
 
 }  // namespace fe::snapshot

@@ -10,6 +10,7 @@
 #include "hypervisor/cloud_hypervisor/config_rewrite.h"
 #include "hypervisor/cloud_hypervisor/controller.h"
 #include "hypervisor/cloud_hypervisor/instance_files.h"
+#include "hypervisor/cloud_hypervisor/instance_manifest.h"
 #include "snapshot/atomic_file.h"
 
 namespace fe::hypervisor {
@@ -95,7 +96,11 @@ Result<PreparedFork> Prepare(const ForkSpec& spec) {
     FE_RETURN_IF_ERROR(snapshot::ReplaceFileAtomically(spec.target_dir + "/" + file.relative, file.content));
     prepared.rewritten_files.push_back(file.relative);
   }
-  if (files->manifest) FE_RETURN_IF_ERROR(snapshot::RemoveRuntimeFiles(spec.target_dir, *files->manifest));
+  // The fork must not inherit the source's sockets, pid file or logs: the manifest says which they
+  // are, or, for a directory without one, what its configs name.
+  Result<snapshot::Manifest> manifest = files->manifest ? *files->manifest : DescribeInstance(spec.target_dir);
+  if (!manifest.ok()) return manifest.status();
+  FE_RETURN_IF_ERROR(snapshot::RemoveRuntimeFiles(spec.target_dir, *manifest));
   if (spec.from_snapshot) prepared.restore.snapshot_dir = spec.target_dir + "/" + files->snapshot_dir;
   prepared.restore.identity = spec.target_identity;
   return prepared;

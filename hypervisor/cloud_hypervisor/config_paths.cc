@@ -1,53 +1,11 @@
-// Path fields of a VmConfig: which exist, and which may stay outside the source directory.
-#include <array>
+// Rewriting the path fields of a VmConfig (the table is in path_fields.h).
 #include <optional>
 
 #include "hypervisor/cloud_hypervisor/config_rewrite.h"
+#include "hypervisor/cloud_hypervisor/path_fields.h"
 
 namespace fe::hypervisor::cloud_hypervisor {
 namespace {
-
-// What keeping a path outside the source directory would mean for a fork running beside it.
-enum class Outside {
-  kShared,          // read-only or a client connection: sharing is fine
-  kWritableDisk,    // two VMs would write one image unless the entry is read-only
-  kWritablePmem,    // likewise, unless discard_writes
-  kLog,             // the fork would truncate and write the source's log
-  kBoundSocket,     // the fork's hypervisor would bind the source's socket
-  kVhostSocket,     // bound in vhost_mode "Server", else a client connection
-};
-
-struct PathField {
-  std::string_view pattern;
-  Outside outside;
-};
-
-constexpr std::array<PathField, 24> kPathFields = {{
-    {"payload.kernel", Outside::kShared},
-    {"payload.initramfs", Outside::kShared},
-    {"payload.firmware", Outside::kShared},
-    {"payload.igvm", Outside::kShared},
-    {"payload.fw_cfg_config.items.item_list[].file", Outside::kShared},
-    {"disks[].path", Outside::kWritableDisk},
-    {"disks[].vhost_socket", Outside::kShared},
-    {"net[].vhost_socket", Outside::kVhostSocket},
-    {"fs[].socket", Outside::kShared},
-    {"pmem[].file", Outside::kWritablePmem},
-    {"serial.file", Outside::kLog},
-    {"serial.socket", Outside::kBoundSocket},
-    {"console.file", Outside::kLog},
-    {"console.socket", Outside::kBoundSocket},
-    {"debug_console.file", Outside::kLog},
-    {"vsock.socket", Outside::kBoundSocket},
-    {"memory.zones[].file", Outside::kShared},
-    {"generic_vhost_user[].socket", Outside::kShared},
-    {"user_devices[].socket", Outside::kShared},
-    {"vdpa[].path", Outside::kShared},
-    {"rng.src", Outside::kShared},
-    {"tpm.socket", Outside::kShared},
-    {"landlock_rules[].path", Outside::kShared},
-    {"ivshmem.path", Outside::kShared},
-}};
 
 // Why `parent` may not keep its path outside the source directory, or empty when it may.
 std::string_view OutsideRefusal(Outside outside, const Json& parent) {
@@ -96,7 +54,7 @@ Status RewriteField(Json& config, const PathField& path_field, const snapshot::P
 }  // namespace
 
 Status RewritePathFields(Json& config, const snapshot::PathRewriter& paths, std::string_view file) {
-  for (const PathField& path_field : kPathFields) {
+  for (const PathField& path_field : PathFields()) {
     FE_RETURN_IF_ERROR(RewriteField(config, path_field, paths, file));
   }
   return Status::Ok();

@@ -1,6 +1,8 @@
 // VmController for cloud-hypervisor, over its REST API (api_client.h):
 //   Pause    PUT vm.pause                 Resume   PUT vm.resume
-//   Snapshot PUT vm.snapshot  {"destination_url": "file://<dir>"}  (creates <dir> when missing)
+//   Snapshot PUT vm.snapshot  {"destination_url": "file://<dir>"}  (creates <dir> when missing;
+//            cloud-hypervisor creates config.json, state.json, memory-ranges there exclusively, so
+//            <dir> must not hold an older snapshot)
 //   Restore  PUT vm.restore   {"source_url": "file://<dir>"}       (the VM stays paused)
 //   Shutdown PUT vmm.shutdown (the cloud-hypervisor process exits)
 // Restore ignores the identity argument: the fork's TAP is already named in the snapshot's

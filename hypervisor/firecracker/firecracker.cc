@@ -205,9 +205,9 @@ class FirecrackerPluginImpl final : public Plugin {
                       instance_dir + "/" + files->boot_config};
       return command;
     }
-    // A private mount namespace of its own, where a fork's source-path alias can live during the
-    // load without the host or the source ever seeing it (source_alias.h).
-    command.argv = {std::string(kUnshareBinary), "--mount", "--propagation", "private", "--",
+    // A mount namespace of its own, where a fork's source-path alias can live during the load without
+    // the host or the source ever seeing it; slave, so host unmounts still reach it (source_alias.h).
+    command.argv = {std::string(kUnshareBinary), "--mount", "--propagation", "slave", "--",
                     std::string(kBinary), "--api-sock", *socket};
     return command;
   }

@@ -90,9 +90,10 @@ int PidfdSendSignal(int pidfd, int signal) {
 }
 
 // Runs `operation` (async-signal-safe: raw syscalls only) in a forked helper that has entered the
-// mount namespace of `pid` and made its mounts private. Returns the errno of the step that failed.
+// mount namespace of `pid` and made its mounts slaves (shared ones stop propagating out; private ones
+// stay private). Returns the errno of the step that failed.
 struct NamespaceError {
-  int stage = 0;  // 0 ok, 1 setns, 2 make private, 3 the operation
+  int stage = 0;  // 0 ok, 1 setns, 2 make slave, 3 the operation
   int err = 0;
 };
 
@@ -108,7 +109,7 @@ Result<NamespaceError> RunInMountNamespace(int ns_fd, Operation operation) {
     NamespaceError result;
     if (::setns(ns_fd, CLONE_NEWNS) != 0) {
       result = {1, errno};
-    } else if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
+    } else if (::mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) != 0) {
       result = {2, errno};
     } else if (operation() != 0) {
       result = {3, errno};
@@ -187,7 +188,7 @@ class SystemMounts final : public NamespaceMounts {
     switch (result.stage) {
       case 0: return Status::Ok();
       case 1: return Status::FromErrno(result.err, "enter", "the mount namespace of process " + std::to_string(pid));
-      case 2: return Status::FromErrno(result.err, "make mounts private", "/" + where);
+      case 2: return Status::FromErrno(result.err, "make mounts slaves", "/" + where);
       case 3: return Status::FromErrno(result.err, operation, path + where);
       default: return Status(ErrorCode::kInternal, "the namespace helper for process " + std::to_string(pid) + " died");
     }

@@ -7,16 +7,21 @@
 //
 // How, without disturbing the source. The alias exists only inside the mount namespace of the fork's
 // own firecracker process: Launch(kRestore) starts firecracker under `unshare --mount --propagation
-// private`, and SourceAlias bind-mounts the fork's directory over the source path in that namespace
-// (entering it with setns from a short-lived helper process, after marking its mounts private again so
-// nothing can propagate out). The host, the engine and the running source keep seeing the source
-// directory as it is the whole time; nothing on the host is renamed, replaced or symlinked. After the
-// load the bind mount is detached again (Remove, also on every error path and from the destructor).
-// If the engine dies in between, the alias dies with the fork's firecracker process at the latest.
+// slave`, and SourceAlias bind-mounts the fork's directory over the source path in that namespace
+// (entering it with setns from a short-lived helper process, after marking its mounts slave again).
+// Slave propagation is one-way: nothing mounted in the fork's namespace ever reaches the host, while
+// the host's mount events still reach the fork's namespace, so a filesystem unmounted on the host is
+// not kept busy by the fork's copy of the mount table (private propagation would pin every mount that
+// existed when the fork started, for as long as it runs). The host, the engine and the running source
+// keep seeing the source directory as it is the whole time; nothing on the host is renamed, replaced
+// or symlinked. After the load the bind mount is detached again (Remove, also on every error path and
+// from the destructor). If the engine dies in between, the alias dies with the fork's firecracker
+// process at the latest.
 //
 // The lock. One alias per source path at a time, host-wide: SourceAlias holds an exclusive flock on
 // <lock_dir>/<hash of the source path>.lock from before it looks at the source path until the alias
-// is gone. Two loads of forks of one source therefore run their alias sections one after the other
+// is gone (every engine on a host must use the same lock directory; the default is fixed for that).
+// Two loads of forks of one source therefore run their alias sections one after the other
 // (each takes milliseconds: memory is mapped lazily), while forks of different sources never wait for
 // each other. What the lock protects is the one piece of host state an alias may need: when the
 // source directory no longer exists (it was deleted after the fork was made), a bind mount needs a
@@ -51,8 +56,9 @@ class NamespaceMounts {
  public:
   virtual ~NamespaceMounts() = default;
   // Recursively bind-mounts the directory `from` onto the existing directory `onto` in the mount
-  // namespace of process `pid` (`pidfd` proves it is still the same process). Refused when that
-  // namespace is the caller's own: the alias would be visible to the whole host.
+  // namespace of process `pid` (`pidfd` proves it is still the same process), after making that
+  // namespace's mounts slaves, so the new mount cannot propagate out. Refused when that namespace is
+  // the caller's own: the alias would be visible to the whole host.
   virtual Status Bind(pid_t pid, int pidfd, const std::string& from, const std::string& onto) = 0;
   // Detaches what is mounted on `path` in that namespace. Ok when the process has exited (its
   // namespace went with it) or nothing is mounted there any more.

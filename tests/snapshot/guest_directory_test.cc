@@ -193,7 +193,7 @@ TEST_F(GuestDirectoryTest, WriteReplacesTheManifestAtomically) {
   ExpectSameManifest(*ReadManifest(Dir()), smaller);
 }
 
-TEST_F(GuestDirectoryTest, RemoveRuntimeFilesRemovesSocketsPidFilesAndLogs) {
+TEST_F(GuestDirectoryTest, RemoveRuntimeFilesRemovesSocketsPidFilesAndEmptiesLogDirectories) {
   Manifest manifest = SampleManifest();
   for (const char* name : {"rootfs.raw", "vmlinux", "config.json", "cloud-hypervisor.pid", "notes.txt"}) {
     FE_ASSERT_OK(test::WriteFile(Path(name), "x"));
@@ -206,8 +206,9 @@ TEST_F(GuestDirectoryTest, RemoveRuntimeFilesRemovesSocketsPidFilesAndLogs) {
   FE_ASSERT_OK(WriteManifest(Dir(), manifest));
 
   FE_ASSERT_OK(RemoveRuntimeFiles(Dir(), manifest));
-  EXPECT_EQ(*test::ListDir(Dir()),
-            (std::vector<std::string>{"config.json", "manifest.json", "notes.txt", "rootfs.raw", "vmlinux"}));
+  EXPECT_EQ(*test::ListDir(Dir()), (std::vector<std::string>{"config.json", "logs", "manifest.json", "notes.txt",
+                                                              "rootfs.raw", "vmlinux"}));
+  EXPECT_TRUE(test::ListDir(Path("logs"))->empty());  // emptied and kept for the fork's own logs
   // Already gone (and a snapshot directory that was never made) is fine.
   FE_EXPECT_OK(RemoveRuntimeFiles(Dir(), manifest));
 }

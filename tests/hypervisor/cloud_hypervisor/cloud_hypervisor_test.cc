@@ -5,6 +5,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include <gtest/gtest.h>
@@ -146,9 +147,10 @@ TEST_F(CloudHypervisorPluginTest, PrepareForkFromSnapshotRewritesConfigsAndPlans
   EXPECT_EQ(*ReadFile(Path("snapshot/state.json")), state);
   EXPECT_EQ(*ReadFile(Path("snapshot/memory-ranges")), memory);
   EXPECT_EQ(*ReadFile(Path("manifest.json")), manifest);
-  for (const char* runtime : {"api.sock", "cloud-hypervisor.pid", "logs"}) {
+  for (const char* runtime : {"api.sock", "cloud-hypervisor.pid", "logs/serial.log"}) {
     EXPECT_FALSE(Exists(Path(runtime))) << runtime;
   }
+  EXPECT_TRUE(Exists(Path("logs")));  // kept for the fork's serial log
   EXPECT_TRUE(Exists(Path("rootfs.raw")));
   EXPECT_TRUE(Temporaries().empty());
   EXPECT_TRUE(Temporaries("snapshot").empty());
@@ -200,13 +202,16 @@ TEST_F(CloudHypervisorPluginTest, ARefusedFieldLeavesEveryFileUntouched) {
   EXPECT_EQ(*ReadFile(Path("snapshot/config.json")), snapshot.dump());
 }
 
-TEST_F(CloudHypervisorPluginTest, WithoutAManifestTheDefaultLayoutIsUsed) {
+TEST_F(CloudHypervisorPluginTest, WithoutAManifestTheDefaultLayoutAndTheConfigsSayWhatIsWhat) {
   ASSERT_EQ(::unlink(Path("manifest.json").c_str()), 0);
   Result<PreparedFork> prepared = CloudHypervisorPlugin().PrepareFork(Spec());
   FE_ASSERT_OK(prepared);
   EXPECT_EQ(prepared->rewritten_files, (std::vector<std::string>{"config.json", "snapshot/config.json"}));
   EXPECT_EQ(prepared->restore.snapshot_dir, dir_ + "/snapshot");
-  EXPECT_TRUE(Exists(Path("api.sock")));  // only a manifest says what is runtime
+  EXPECT_FALSE(Exists(Path("api.sock")));
+  EXPECT_FALSE(Exists(Path("logs/serial.log")));  // the configs' serial file
+  EXPECT_TRUE(Exists(Path("cloud-hypervisor.pid")));  // only a manifest names this one
+  EXPECT_FALSE(Exists(Path("manifest.json")));
 }
 
 TEST_F(CloudHypervisorPluginTest, RefusesAManifestOfAnotherHypervisor) {

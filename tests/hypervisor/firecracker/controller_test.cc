@@ -1,6 +1,6 @@
 // The firecracker controller against a test-double API server on a Unix socket: the requests it
 // sends, the alias held exactly during a fork's snapshot load (and removed on every path), version
-// gates, shutdown through the process, and one restore end to end in a real private namespace.
+// gates, shutdown through the process, and one restore end to end in a real mount namespace of its own.
 #include "hypervisor/firecracker/controller.h"
 
 #include <gtest/gtest.h>

@@ -274,9 +274,9 @@ TEST_F(FirecrackerPluginTest, LaunchCommands) {
   EXPECT_EQ(boot->api_socket, source_ + "/api.sock");
   Result<LaunchCommand> restore = FirecrackerPlugin().Launch(source_, LaunchMode::kRestore);
   ASSERT_TRUE(restore.ok()) << restore.status().ToString();
-  EXPECT_EQ(restore->argv, (std::vector<std::string>{"unshare", "--mount", "--propagation", "private", "--",
+  EXPECT_EQ(restore->argv, (std::vector<std::string>{"unshare", "--mount", "--propagation", "slave", "--",
                                                      "firecracker", "--api-sock", source_ + "/api.sock"}))
-      << "a private mount namespace for the alias";
+      << "a mount namespace of its own for the alias";
   EXPECT_EQ(FirecrackerPlugin().Launch(dir_->Sub("empty"), LaunchMode::kBoot).status().code(), ErrorCode::kNotFound);
   EXPECT_EQ(FirecrackerPlugin().Launch("/" + std::string(120, 'x'), LaunchMode::kRestore).status().code(),
             ErrorCode::kInvalidArgument);

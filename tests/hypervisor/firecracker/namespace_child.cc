@@ -96,7 +96,7 @@ Result<NamespaceChild> NamespaceChild::Start(std::function<void()> serve, bool n
     parent_end.reset();
     char ready = '1';
     if (new_namespace &&
-        (::unshare(CLONE_NEWNS) != 0 || ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0)) {
+        (::unshare(CLONE_NEWNS) != 0 || ::mount(nullptr, "/", nullptr, MS_REC | MS_SLAVE, nullptr) != 0)) {
       ready = '0';
     }
     WriteAll(child_end.get(), std::string(1, ready));
@@ -114,7 +114,7 @@ Result<NamespaceChild> NamespaceChild::Start(std::function<void()> serve, bool n
   child.pidfd_.reset(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
   char ready = 0;
   if (::read(child.channel_.get(), &ready, 1) != 1 || ready != '1') {
-    return Status(ErrorCode::kUnsupported, "the child could not make a private mount namespace");
+    return Status(ErrorCode::kUnsupported, "the child could not make a mount namespace of its own");
   }
   if (!child.pidfd_) return Status::FromErrno(errno, "pidfd_open", std::to_string(pid));
   return child;

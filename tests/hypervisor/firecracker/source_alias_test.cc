@@ -1,13 +1,16 @@
 // The source-path alias: its protocol with a recording fake of the namespace mounts (set-up and
 // tear-down on every path, the per-source lock, placeholders and their crash recovery), and the real
-// thing in a child's private mount namespace, where the host never sees the alias.
+// thing in a child's mount namespace of its own, where the host never sees the alias.
 #include "hypervisor/firecracker/source_alias.h"
 
 #include <gtest/gtest.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -232,7 +235,7 @@ TEST_F(SourceAliasTest, RefusesBadDirectories) {
   EXPECT_TRUE(mounts_.calls.empty());
 }
 
-// ---- the real thing: a private mount namespace ----
+// ---- the real thing: a mount namespace of the child's own ----
 
 class RealSourceAliasTest : public SourceAliasTest {
  protected:
@@ -270,6 +273,42 @@ TEST_F(RealSourceAliasTest, MissingSourceIsAliasedThroughAPlaceholder) {
   EXPECT_FALSE(Exists(gone + "/marker")) << "the host sees an empty placeholder at most";
   ASSERT_TRUE((*alias)->Remove().ok());
   EXPECT_FALSE(Exists(dir_->Sub("deleted")));
+}
+
+// On a host whose mounts are shared (systemd makes / shared), slave propagation is what keeps the
+// alias in: mount events flow from the host into the fork's namespace, never back.
+TEST_F(RealSourceAliasTest, AliasNeverPropagatesToASharedHost) {
+  const std::string shared = dir_->Sub("shared");
+  ASSERT_EQ(::mkdir(shared.c_str(), 0755), 0);
+  ASSERT_EQ(::mount("fe-test", shared.c_str(), "tmpfs", 0, "size=1m"), 0) << std::strerror(errno);
+  struct Unmount {
+    std::string path;
+    ~Unmount() { ::umount2(path.c_str(), MNT_DETACH); }
+  } unmount{shared};
+  ASSERT_EQ(::mount(nullptr, shared.c_str(), nullptr, MS_SHARED, nullptr), 0) << std::strerror(errno);
+  const std::string source = shared + "/vm-1", target = shared + "/vm-2";
+  for (const std::string& d : {source, target, shared + "/late"}) ASSERT_EQ(::mkdir(d.c_str(), 0755), 0);
+  ASSERT_TRUE(WriteFile(source + "/marker", "source").ok());
+  ASSERT_TRUE(WriteFile(target + "/marker", "fork").ok());
+
+  Result<test::NamespaceChild> child = test::NamespaceChild::Start();
+  ASSERT_TRUE(child.ok()) << child.status().ToString();
+  Result<std::unique_ptr<SourceAlias>> alias =
+      SourceAlias::Create(child->pid(), child->pidfd(), PathAlias{source, target}, options_);
+  ASSERT_TRUE(alias.ok()) << alias.status().ToString();
+  EXPECT_EQ(child->Read(source + "/marker"), "fork");
+  Result<std::string> host = ReadFile(source + "/marker");
+  EXPECT_EQ(host.ok() ? *host : "", "source") << "the alias did not propagate to the shared host mount";
+
+  // The other direction still flows: a host mount (and its unmount) reaches the fork's namespace.
+  ASSERT_EQ(::mount("fe-test-late", (shared + "/late").c_str(), "tmpfs", 0, "size=1m"), 0);
+  ASSERT_TRUE(WriteFile(shared + "/late/file", "late").ok());
+  EXPECT_EQ(child->Read(shared + "/late/file"), "late");
+  ASSERT_EQ(::umount2((shared + "/late").c_str(), 0), 0);
+  EXPECT_NE(child->Read(shared + "/late/file"), "late") << "the host's unmount reached the fork too";
+
+  ASSERT_TRUE((*alias)->Remove().ok());
+  EXPECT_EQ(child->Read(source + "/marker"), "source");
 }
 
 TEST_F(RealSourceAliasTest, RefusesTheEnginesOwnNamespace) {
