@@ -26,7 +26,7 @@ std::string_view BackendChoiceName(BackendChoice choice);
 
 // Below this many entries a reflinked tree clones faster than a btrfs snapshot (forkbench --compare,
 // README "Choosing a backend").
-constexpr size_t kBtrfsSnapshotCrossoverEntries = 64;
+constexpr size_t kBtrfsSnapshotCrossoverEntries = 40;
 
 struct BackendDecision {
   BackendChoice backend;  // never kAuto
