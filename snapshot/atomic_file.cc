@@ -10,6 +10,15 @@
 #include "base/unique_fd.h"
 
 namespace fe::snapshot {
+
+Result<bool> IsRegularFile(const std::string& path) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return false;
+    return Status::FromErrno(errno, "stat", path);
+  }
+  return S_ISREG(st.st_mode);
+}
 namespace {
 
 std::string ParentOf(const std::string& path) {

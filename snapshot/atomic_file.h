@@ -15,6 +15,9 @@ namespace fe::snapshot {
 
 // The content of the regular file `path` (symlinks are not followed). Fails with InvalidArgument when
 // it is not a regular file or is larger than `limit` bytes; errors name `path` and errno's text.
+// Whether `path` is a regular file (not following a final symlink); false when it does not exist.
+Result<bool> IsRegularFile(const std::string& path);
+
 Result<std::string> ReadSmallFile(const std::string& path, size_t limit = size_t{64} << 20);
 
 // Replaces `path` with `content`: writes a temporary file beside it ("<name>.tmp-XXXXXX"), fsyncs it,

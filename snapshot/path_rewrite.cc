@@ -12,6 +12,10 @@ std::string WithoutTrailingSlash(std::string path) {
 
 }  // namespace
 
+bool IsBeneath(std::string_view path, std::string_view dir) {
+  return !dir.empty() && path.size() > dir.size() && path.substr(0, dir.size()) == dir && path[dir.size()] == '/';
+}
+
 PathRewriter::PathRewriter(std::string source_dir, std::string target_dir)
     : source_dir_(WithoutTrailingSlash(std::move(source_dir))),
       target_dir_(WithoutTrailingSlash(std::move(target_dir))) {
@@ -22,8 +26,7 @@ PathRewriter::PathRewriter(std::string source_dir, std::string target_dir)
 
 std::optional<std::string> PathRewriter::Rewrite(std::string_view value) const {
   if (value == source_dir_) return target_dir_;
-  if (value.size() > source_dir_.size() && value.substr(0, source_dir_.size()) == source_dir_ &&
-      value[source_dir_.size()] == '/') {
+  if (IsBeneath(value, source_dir_)) {
     return target_dir_ + std::string(value.substr(source_dir_.size()));
   }
   return std::nullopt;

@@ -10,6 +10,9 @@
 
 namespace fe::snapshot {
 
+// True when `path` lies strictly beneath the directory `dir` (dir + '/' + something).
+bool IsBeneath(std::string_view path, std::string_view dir);
+
 class PathRewriter {
  public:
   // Both directories are absolute, without trailing '/'.

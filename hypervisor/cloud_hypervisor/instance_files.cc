@@ -1,4 +1,6 @@
 #include "hypervisor/cloud_hypervisor/instance_files.h"
+#include "snapshot/atomic_file.h"
+#include "snapshot/path_rewrite.h"
 
 #include <sys/stat.h>
 
@@ -7,18 +9,8 @@
 namespace fe::hypervisor::cloud_hypervisor {
 namespace {
 
-Result<bool> IsRegularFile(const std::string& path) {
-  struct stat st {};
-  if (::lstat(path.c_str(), &st) != 0) {
-    if (errno == ENOENT) return false;
-    return Status::FromErrno(errno, "stat", path);
-  }
-  return S_ISREG(st.st_mode);
-}
-
-bool IsBeneath(std::string_view path, std::string_view dir) {
-  return !dir.empty() && path.size() > dir.size() && path.substr(0, dir.size()) == dir && path[dir.size()] == '/';
-}
+using snapshot::IsBeneath;
+using snapshot::IsRegularFile;
 
 // Appends `relative` to `out` when it is a regular file in `dir`.
 Status AddIfPresent(const std::string& dir, const std::string& relative, std::vector<std::string>& out) {

@@ -2,6 +2,7 @@
 // (config_rewrite.h, snapshot_devices.h); Launch and Connect start and drive firecracker
 // (controller.h, source_alias.h).
 #include "hypervisor/firecracker/firecracker.h"
+#include "snapshot/path_rewrite.h"
 
 #include <sys/stat.h>
 
@@ -18,9 +19,7 @@ namespace fe::hypervisor {
 namespace firecracker {
 namespace {
 
-bool IsBeneath(const std::string& path, const std::string& dir) {
-  return path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 && path[dir.size()] == '/';
-}
+using snapshot::IsBeneath;
 
 Status CheckForkDirectories(const ForkSpec& spec) {
   for (const std::string* dir : {&spec.source_dir, &spec.target_dir}) {

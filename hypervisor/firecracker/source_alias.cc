@@ -1,4 +1,5 @@
 #include "hypervisor/firecracker/source_alias.h"
+#include "snapshot/path_rewrite.h"
 
 #include <fcntl.h>
 #include <sched.h>
@@ -18,9 +19,7 @@
 namespace fe::hypervisor::firecracker {
 namespace {
 
-bool IsBeneath(const std::string& path, const std::string& dir) {
-  return path.size() > dir.size() && path.compare(0, dir.size(), dir) == 0 && path[dir.size()] == '/';
-}
+using snapshot::IsBeneath;
 
 bool IsCleanAbsolute(const std::string& path) {
   return path.size() > 1 && path.front() == '/' && path.back() != '/' && path.find("//") == std::string::npos &&
