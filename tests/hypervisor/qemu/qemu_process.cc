@@ -11,7 +11,6 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <regex>
 #include <thread>
 
 #include "base/process.h"
@@ -147,11 +146,15 @@ std::vector<int> Ticks(const std::string& serial_log) {
   std::vector<int> ticks;
   std::ifstream in(serial_log);
   std::string line;
-  static const std::regex kTick("tick ([0-9]+)\r?");
+  // Lines are exactly "tick N", with a '\r' where the serial console adds one.
+  constexpr std::string_view kPrefix = "tick ";
   while (std::getline(in, line)) {
     if (in.eof()) break;  // no newline yet: the line may still grow
-    std::smatch match;
-    if (std::regex_match(line, match, kTick)) ticks.push_back(std::stoi(match[1]));
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (!line.starts_with(kPrefix) || line.size() == kPrefix.size()) continue;
+    std::string_view digits = std::string_view(line).substr(kPrefix.size());
+    if (digits.find_first_not_of("0123456789") != std::string_view::npos || digits.size() > 9) continue;
+    ticks.push_back(std::stoi(std::string(digits)));
   }
   return ticks;
 }
