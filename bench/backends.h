@@ -24,7 +24,7 @@ struct BackendsOptions {
   // times as many.
   int repetitions = 7;
   // Sizes (files) of the btrfs crossover sweep; 10000 is the small-files input itself. 30 and 60
-  // bracket kBtrfsSnapshotCrossoverEntries (64).
+  // bracket the measured crossover (kBtrfsSnapshotCrossoverEntries).
   std::vector<int> tree_sizes = {10, 30, 60, 100, 1000, 10000};
   std::string json_path;  // also write the results as JSON here, if set
 };
