@@ -64,8 +64,11 @@ Result<size_t> CountEntries(int dir_fd, size_t limit, std::string_view display) 
     pending.pop_back();
     entries.clear();
     FE_RETURN_IF_ERROR(ReadDirectory(dir.get(), entries, display));
+    // Count a whole directory before descending: a wide tree reaches the limit without opening
+    // any subdirectory.
+    count += entries.size();
+    if (count >= limit) break;
     for (const DirectoryEntry& entry : entries) {
-      if (++count >= limit) break;
       if (entry.type != DT_DIR) continue;
       Result<UniqueFd> child = OpenBeneath(dir.get(), entry.name, O_RDONLY | O_DIRECTORY, 0, display);
       if (!child.ok()) return child.status();
