@@ -176,13 +176,6 @@ Status WaitForBtrfsCleaner(const std::string& root) {
   return Status(ErrorCode::kIo, "deleted subvolumes under " + root + " not cleaned within 10 s");
 }
 
-std::string SharingNote(const ExtentSharing& sharing) {
-  if (sharing.mapped_bytes == 0) return "no data extents";
-  if (sharing.shared_bytes == 0) return "copied all data";
-  double percent = 100.0 * sharing.shared_bytes / sharing.mapped_bytes;
-  return percent > 99.9 ? "shares all data" : fmt::format("shares {:.1f}% of data", percent);
-}
-
 // The methods of one input.
 struct Task {
   const Input* input = nullptr;
@@ -217,13 +210,9 @@ Status Measure(std::vector<Task>& tasks, const DataRoot& root, int repetitions) 
       if (round == 0) {
         method->cheap = Milliseconds(outcome->elapsed) < kCheapRunMs;
         std::string clone = root.owner().Path(volume);
-        Status same = CheckSameTree(root.owner().Path(task->input->name), clone, true);
-        Result<ExtentSharing> sharing = MeasureSharing(clone);
-        if (!same.ok()) row.error = "wrong result: " + same.ToString();
-        if (!sharing.ok()) row.error = sharing.status().ToString();
-        if (row.error.empty()) {
-          row.note = (outcome->what.empty() ? "" : outcome->what + "; ") + SharingNote(*sharing);
-        }
+        WarmupCheck check = CheckWarmup(root.owner().Path(task->input->name), clone, true, outcome->what);
+        row.error = std::move(check.error);
+        row.note = std::move(check.note);
       } else {
         row.runs_ms.push_back(Milliseconds(outcome->elapsed));
       }

@@ -117,13 +117,6 @@ std::vector<Method> MethodsFor(const Dataset& dataset, const ScratchFilesystem& 
   return methods;
 }
 
-std::string SharingNote(const ExtentSharing& sharing) {
-  if (sharing.mapped_bytes == 0) return "no data extents";
-  if (sharing.shared_bytes == 0) return "copied all data";
-  double percent = 100.0 * sharing.shared_bytes / sharing.mapped_bytes;
-  return percent > 99.9 ? "shares all data" : fmt::format("shares {:.1f}% of data", percent);
-}
-
 // Destinations of small datasets are kept until all runs of the dataset are done: on ext4 without
 // a journal, creating inodes within 60 s of deleting many is slow (ext4 skips "recently deleted"
 // inodes one by one), so removing 10,000 files before every run would mostly time that.
@@ -156,13 +149,9 @@ Status Measure(std::vector<Method>& methods, const Dataset& dataset, const std::
       if (!outcome.ok()) {
         result.error = outcome.status().ToString();
       } else if (round == 0) {
-        Status same = CheckSameTree(dataset.path, target, method.keeps_metadata);
-        Result<ExtentSharing> sharing = MeasureSharing(target);
-        if (!same.ok()) result.error = "wrong result: " + same.ToString();
-        if (!sharing.ok()) result.error = sharing.status().ToString();
-        if (result.error.empty()) {
-          result.note = (outcome->what.empty() ? "" : outcome->what + "; ") + SharingNote(*sharing);
-        }
+        WarmupCheck check = CheckWarmup(dataset.path, target, method.keeps_metadata, outcome->what);
+        result.error = std::move(check.error);
+        result.note = std::move(check.note);
       } else {
         result.runs_ms.push_back(Milliseconds(outcome->elapsed));
       }

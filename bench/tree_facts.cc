@@ -1,5 +1,7 @@
 #include "bench/tree_facts.h"
 
+#include <fmt/format.h>
+
 #include <fcntl.h>
 #include <linux/fiemap.h>
 #include <linux/fs.h>
@@ -170,6 +172,28 @@ Result<ExtentSharing> MeasureSharing(const std::string& root) {
     }
   }
   return sharing;
+}
+
+namespace {
+
+std::string SharingNote(const ExtentSharing& sharing) {
+  if (sharing.mapped_bytes == 0) return "no data extents";
+  if (sharing.shared_bytes == 0) return "copied all data";
+  double percent = 100.0 * sharing.shared_bytes / sharing.mapped_bytes;
+  return percent > 99.9 ? "shares all data" : fmt::format("shares {:.1f}% of data", percent);
+}
+
+}  // namespace
+
+WarmupCheck CheckWarmup(const std::string& source, const std::string& copy, bool compare_modes,
+                        const std::string& what) {
+  WarmupCheck check;
+  Status same = CheckSameTree(source, copy, compare_modes);
+  Result<ExtentSharing> sharing = MeasureSharing(copy);
+  if (!same.ok()) check.error = "wrong result: " + same.ToString();
+  if (!sharing.ok()) check.error = sharing.status().ToString();
+  if (check.error.empty()) check.note = (what.empty() ? "" : what + "; ") + SharingNote(*sharing);
+  return check;
 }
 
 }  // namespace fe::bench

@@ -33,4 +33,13 @@ struct ExtentSharing {
 // Says whether a clone shares its data with the source or copied it.
 Result<ExtentSharing> MeasureSharing(const std::string& root);
 
+// The verdict on a method's untimed warm-up run: an error when the copy differs from the source or
+// cannot be measured, otherwise a note of what it did ("<what>; shares all data").
+struct WarmupCheck {
+  std::string error;
+  std::string note;
+};
+WarmupCheck CheckWarmup(const std::string& source, const std::string& copy, bool compare_modes,
+                        const std::string& what);
+
 }  // namespace fe::bench
