@@ -21,6 +21,7 @@ enum class ErrorCode {
   kUnsupported,
   kNoSpace,
   kBusy,
+  kFailedPrecondition,  // the object is not in a state that allows the operation
   kIo,
   kInternal,
 };

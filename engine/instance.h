@@ -1,0 +1,80 @@
+// An instance: one VM that forkengine manages, as recorded in its metadata file.
+//
+// Layout under the engine's data root (engine/instance_store.h):
+//   <data_root>/instances/<id>/instance.json   this metadata (replaced atomically)
+//   <data_root>/instances/<id>/                runtime files of the hypervisor process (log, sockets)
+//   <storage volume named <id>>                the guest data (disks, memory, snapshot, config): the
+//                                              storage backend's volume, whose path the backend owns
+//
+// States. Stopped (no process, boots from its config), Standby (no process, a snapshot in its guest
+// data to restore from), Running (a hypervisor process). Creating is transitional and only ever seen
+// on disk: an instance being imported or forked whose metadata was written first as an intent, so
+// that a crash leaves something recovery can find and remove.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "base/status.h"
+#include "hypervisor/plugin.h"
+
+namespace fe::engine {
+
+enum class InstanceState { kCreating, kStopped, kStandby, kRunning };
+
+std::string_view InstanceStateName(InstanceState state);  // "Creating", "Stopped", ...
+// Accepts the names above (exactly); InvalidArgument naming the text otherwise.
+Result<InstanceState> ParseInstanceState(std::string_view text);
+
+// A disk of another owner attached to the instance (outside its guest data). Forks of an instance
+// with a writable one are refused: two VMs must never write one disk.
+struct AttachedVolume {
+  std::string path;
+  bool read_only = true;
+};
+
+// The hypervisor process of a Running instance. start_time is the process's start time in clock
+// ticks since boot (/proc/<pid>/stat field 22), so a reused pid is never mistaken for it.
+struct ProcessRecord {
+  pid_t pid = 0;
+  uint64_t start_time = 0;
+  std::string api_socket;
+};
+
+struct Instance {
+  std::string id;          // "i-" + 16 lower-case hex digits, never reused
+  std::string name;        // DNS label, unique among instances
+  std::string hypervisor;  // plugin kind: "cloud-hypervisor", "qemu", "firecracker"
+  InstanceState state = InstanceState::kStopped;
+  hypervisor::NetworkIdentity identity;
+  std::string storage_backend;  // mechanism that holds the volume: "btrfs", "reflink", ...
+  std::string volume;           // storage volume name (the id)
+  std::string parent_id;        // empty unless forked
+  std::string forked_at;        // RFC 3339 UTC with milliseconds; empty unless forked
+  std::string created_at;
+  std::string updated_at;
+  int vcpus = 1;  // what the instance costs against a CPU budget (pools)
+  std::vector<AttachedVolume> attached_volumes;
+  std::optional<ProcessRecord> process;  // set while Running
+};
+
+nlohmann::json InstanceToJson(const Instance& instance);
+// `origin` names the file in errors ("…/instance.json: field 'state': …").
+Result<Instance> InstanceFromJson(const nlohmann::json& json, std::string_view origin);
+
+// DNS-label names: 1..63 of [a-z0-9-], starting and ending with a letter or digit.
+Status ValidateInstanceName(std::string_view name);
+
+// A fresh instance id ("i-" + 16 hex digits from a CSPRNG).
+std::string NewInstanceId();
+// Now, as RFC 3339 UTC with milliseconds: "2026-11-25T18:30:00.123Z".
+std::string NowRfc3339();
+
+}  // namespace fe::engine

@@ -1,0 +1,40 @@
+// The hypervisor process of one instance: started through its plugin's Launch(), driven through
+// its VmController, and recognised again after a daemon restart.
+//
+// A process is started in a session of its own (setsid), with stdin from /dev/null and stdout and
+// stderr appended to <runtime_dir>/hypervisor.log, and is *not* a child that dies with forkd: VMs keep
+// running across daemon restarts and upgrades. Its identity is (pid, start time from /proc), so a
+// reused pid is never mistaken for it.
+#pragma once
+
+#include <chrono>
+#include <string>
+
+#include "base/status.h"
+#include "engine/instance.h"
+#include "hypervisor/plugin.h"
+
+namespace fe::engine {
+
+struct VmContext {
+  const hypervisor::Plugin* plugin = nullptr;
+  std::string guest_dir;    // the instance's volume: what Launch() is given
+  std::string runtime_dir;  // <data_root>/instances/<id>: the log goes here
+  hypervisor::NetworkIdentity identity;
+  std::chrono::milliseconds timeout{10'000};  // API socket appearance, graceful exit
+};
+
+// Boots the VM from its configuration; returns once its API answers.
+Result<ProcessRecord> BootVm(const VmContext& context);
+// Starts the hypervisor in restore mode, loads the snapshot in `snapshot_dir`, resumes it.
+Result<ProcessRecord> RestoreVm(const VmContext& context, const std::string& snapshot_dir);
+// Pauses the VM, writes its snapshot into `snapshot_dir`, and ends the process. The VM is resumed
+// (and keeps running) if the snapshot fails.
+Status SnapshotAndStopVm(const VmContext& context, const ProcessRecord& process, const std::string& snapshot_dir);
+// Asks the VM to shut down through its API; kills it (SIGKILL) if it has not exited within the
+// timeout. Ok when the process is already gone.
+Status StopVm(const VmContext& context, const ProcessRecord& process);
+// True when `process` still runs (same pid and start time).
+bool VmProcessAlive(const ProcessRecord& process);
+
+}  // namespace fe::engine
