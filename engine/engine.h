@@ -1,7 +1,8 @@
 // The engine: instances, their lifecycle and forks, over one storage backend, the hypervisor plugins
 // and the network allocator. The daemon (engine/forkd) is a thin HTTP layer over this class.
 //
-// Locking. Each instance has an operation lock (a shared_timed_mutex). Forks of a Stopped or Standby
+// Locking. Each instance has an operation lock (a shared_timed_mutex, writer-preferring through a
+// turnstile so a delete is not starved by a stream of forks). Forks of a Stopped or Standby
 // source hold it *shared*: they only read the source, so many forks of one source run in parallel.
 // Everything that changes an instance (delete, start, stop, standby, restore, and a from_running fork,
 // which puts the source into standby and back) holds it *exclusive*. A lock not obtained within
@@ -14,7 +15,21 @@
 // the plugin rewrites the clone (PrepareFork) -> write the final metadata -> optionally bring the fork
 // to its target state. The source's files are never written. A failure names the step that failed;
 // afterwards no directory, volume or lease of the fork remains. A crash between the steps leaves an
-// intent that Open() finds and removes (RecoveryReport).
+// intent that Open() finds and removes (RecoveryReport). Step names in errors: "metadata", "clone",
+// "network", "rewrite", "start"/"restore" ("fork 'b' of 'a': clone: ..."). With count > 1 the forks
+// run concurrently (at most 8 at a time); if one fails, no new one starts and the made ones are
+// removed. Target states: a Stopped source gives Stopped (default) or Running forks; a Standby source
+// gives Standby (default), Running or Stopped ones (a Stopped fork boots from its config); a Running
+// source (from_running) gives what a Standby one gives, default Running.
+//
+// Create. An import clones the directory into a new volume and runs the plugin's PrepareFork on it
+// (the import is a fork from outside: the configs then point into the volume, and the network identity
+// is the instance's own). Standby when the directory holds a snapshot (manifest snapshot_dir, or
+// "snapshot/"), else Stopped.
+//
+// Delete. Stops a Running instance, then removes its metadata durably *first*, then its volume and
+// lease: a crash in between leaves an orphan volume and lease, which Open() removes, never metadata
+// without its volume.
 //
 // Threads: every public method may be called concurrently.
 #pragma once
@@ -32,6 +47,7 @@
 
 #include "base/status.h"
 #include "engine/instance.h"
+#include "engine/instance_store.h"
 #include "engine/network_allocator.h"
 #include "hypervisor/plugin.h"
 #include "storage/backend.h"
@@ -41,10 +57,17 @@ namespace fe::engine {
 
 using PluginLookup = std::function<Result<const hypervisor::Plugin*>(std::string_view kind)>;
 
+// 10.100.0.0/16, gateway 10.100.0.1, MACs 02:fe:…, TAPs fe…
+inline NetworkPoolConfig DefaultNetworkPool() {
+  NetworkPoolConfig pool;
+  pool.subnet = "10.100.0.0/16";
+  return pool;
+}
+
 struct EngineConfig {
   std::string data_root;           // absolute; created if missing (mode 0700)
   storage::StorageConfig storage;  // its root defaults to <data_root>/volumes when empty
-  NetworkPoolConfig network{.subnet = "10.100.0.0/16"};
+  NetworkPoolConfig network = DefaultNetworkPool();
   std::chrono::milliseconds lock_timeout{30'000};
   std::chrono::milliseconds hypervisor_timeout{10'000};  // API socket appearance, shutdown
   PluginLookup plugins;  // empty: hypervisor::FindPlugin
@@ -84,7 +107,10 @@ struct ForkOutcome {
   std::string mechanism;  // the clone report's summary mechanism ("btrfs-snapshot", "reflink", ...)
   uint64_t files = 0;
   uint64_t logical_bytes = 0;
-  uint64_t shared_bytes = 0;  // bytes the fork shares with its source (where measurable)
+  // Logical bytes (holes included) of files cloned by reference: shared with the source, not copied.
+  // A btrfs or dm-thin snapshot does not walk the tree: 0 there, and the mechanism says why.
+  uint64_t shared_bytes = 0;
+  uint64_t copied_bytes = 0;  // data bytes actually written (sparse-copy fallback; holes excluded)
 };
 
 struct StorageInfo {
@@ -126,37 +152,67 @@ class Engine {
 
  private:
   struct Entry {
+    // Writer preference: an exclusive locker holds the turnstile while it waits for `operation`, and
+    // shared lockers pass through the turnstile first, so a delete is not starved by a stream of
+    // forks (libstdc++'s shared_timed_mutex prefers readers).
+    std::timed_mutex turnstile;
     std::shared_timed_mutex operation;  // see "Locking" above
     Instance instance;                  // GUARDED_BY(Engine::mutex_)
     bool deleted = false;               // GUARDED_BY(Engine::mutex_)
   };
+  using ExclusiveLock = std::unique_lock<std::shared_timed_mutex>;
+  using SharedLock = std::shared_lock<std::shared_timed_mutex>;
+
+  // A fork that has been made (and brought to its target state) but not yet published.
+  struct MadeFork {
+    ForkOutcome outcome;
+    std::shared_ptr<Entry> entry;
+  };
 
   Engine(EngineConfig config, std::unique_ptr<storage::Backend> backend,
-         std::unique_ptr<NetworkAllocator> network);
+         std::unique_ptr<NetworkAllocator> network, InstanceStore store);
 
   // --- engine.cc: bookkeeping
   Status Recover();
   std::shared_ptr<Entry> FindEntry(const std::string& id_or_name) const;
   Result<Instance> Snapshot(const std::string& id_or_name) const;
+  Instance Read(const std::shared_ptr<Entry>& entry) const;  // a copy, under mutex_
   std::string InstanceDir(const std::string& id) const;
   std::string GuestDir(const Instance& instance) const { return backend_->Path(instance.volume); }
-  // Persists `instance` (atomically) and publishes it in memory.
+  // Persists `instance` (atomically, with a fresh updated_at) and publishes it in memory.
   Status Commit(const std::shared_ptr<Entry>& entry, Instance instance);
   Result<const hypervisor::Plugin*> PluginFor(const Instance& instance) const;
+  Result<const hypervisor::Plugin*> PluginFor(const std::string& kind) const;
+  // The entry by id or name with its lock held exclusively; NotFound, or Busy after lock_timeout.
+  Result<std::pair<std::shared_ptr<Entry>, ExclusiveLock>> LockExclusive(const std::string& id_or_name);
+  // The entry's lock, through its turnstile; Busy naming `name` after lock_timeout.
+  Result<ExclusiveLock> AcquireExclusive(Entry& entry, const std::string& name);
+  Result<SharedLock> AcquireShared(Entry& entry, const std::string& name);
+  // Removes a stopped (or stopping) instance's metadata durably, then its volume and lease, and
+  // unpublishes it. REQUIRES: the entry's lock held exclusively (or the entry not yet published).
+  Status DestroyLocked(const std::shared_ptr<Entry>& entry);
+  // Releases names reserved at admission that were never published.
+  void ReleaseNames(const std::vector<std::pair<std::string, std::string>>& names_and_ids);
 
   // --- lifecycle.cc: state changes. REQUIRE: the entry's operation lock held exclusively.
   Result<Instance> StartLocked(const std::shared_ptr<Entry>& entry);
   Result<Instance> StopLocked(const std::shared_ptr<Entry>& entry);
   Result<Instance> StandbyLocked(const std::shared_ptr<Entry>& entry);
   Result<Instance> RestoreLocked(const std::shared_ptr<Entry>& entry);
+  // The directory the instance's snapshot lives in: <guest_dir>/<manifest snapshot_dir or "snapshot">.
+  std::string SnapshotDirOf(const Instance& instance) const;
 
   // --- fork.cc
-  Result<ForkOutcome> ForkOne(const Instance& source, const std::string& name, InstanceState target_state,
-                              const std::string& reserved_id);
+  Result<MadeFork> ForkOne(const Instance& source, const std::string& name, InstanceState target_state,
+                           const std::string& reserved_id);
+  // Runs ForkOne for every name concurrently (bounded); all or nothing.
+  Result<std::vector<MadeFork>> ForkAll(const Instance& source, const std::vector<std::pair<std::string, std::string>>& names_and_ids,
+                                        InstanceState target_state);
 
   const EngineConfig config_;
   const std::unique_ptr<storage::Backend> backend_;
   const std::unique_ptr<NetworkAllocator> network_;
+  InstanceStore store_;
   RecoveryReport recovery_;
 
   mutable std::mutex mutex_;

@@ -1,17 +1,32 @@
-// forkctl: the forkengine command line.
+// forkctl: the forkengine command line. Most commands are requests to forkd over its Unix socket
+// (engine/cli/); `clone`, `storage probe` and `sample-instance` work locally without it.
 #include <CLI/CLI.hpp>
 
 #include "engine/clone_command.h"
-#include "engine/demo_command.h"
+#include "engine/cli/command_support.h"
+#include "engine/cli/fork_commands.h"
+#include "engine/cli/health_command.h"
+#include "engine/cli/instance_commands.h"
+#include "engine/cli/sample_instance_command.h"
 #include "engine/storage_command.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"forkctl: fork virtual machines by copying nothing"};
   app.require_subcommand(1);
   int exit_code = 0;
+  auto options = fe::cli::AddGlobalOptions(app);
+  fe::cli::AddInstanceCommands(app, options, &exit_code);
+  fe::cli::AddForkCommands(app, options, &exit_code);
+  fe::cli::AddStorageCommand(app, options, &exit_code);
+  fe::cli::AddHealthCommand(app, options, &exit_code);
+  fe::cli::AddSampleInstanceCommand(app, options, &exit_code);
   fe::cli::AddCloneCommand(app, &exit_code);
-  fe::cli::AddDemoCommand(app, &exit_code);
-  fe::cli::AddStorageCommand(app, &exit_code);
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    // --help and --version are "errors" with exit code 0; every other one is a usage error.
+    int code = app.exit(error);
+    return code == 0 ? 0 : fe::cli::kExitUsage;
+  }
   return exit_code;
 }

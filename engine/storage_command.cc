@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "engine/cli/instance_view.h"
 #include "storage/backend_selection.h"
 #include "storage/dm_thin_device.h"
 #include "storage/reflink_probe.h"
@@ -66,14 +67,22 @@ int RunProbe(const ProbeArguments& args) {
 
 }  // namespace
 
-void AddStorageCommand(CLI::App& app, int* exit_code) {
-  CLI::App* storage = app.add_subcommand("storage", "Inspect storage backends");
-  storage->require_subcommand(1);
+void AddStorageCommand(CLI::App& app, std::shared_ptr<GlobalOptions> options, int* exit_code) {
+  CLI::App* storage = app.add_subcommand("storage", "Show forkd's storage backend and pool usage");
+  storage->require_subcommand(0, 1);
   auto args = std::make_shared<ProbeArguments>();
   CLI::App* probe = storage->add_subcommand("probe", "Show what the host offers for PATH and what auto picks");
   probe->add_option("PATH", args->path, "A directory on the filesystem to probe")->required();
   probe->add_flag("--json", args->json, "Print JSON");
-  probe->callback([args, exit_code] { *exit_code = RunProbe(*args); });
+  probe->callback([args, options, exit_code] {
+    args->json = args->json || options->json;  // `forkctl --json storage probe PATH` too
+    *exit_code = RunProbe(*args);
+  });
+  storage->callback([storage, options, exit_code] {
+    if (!storage->get_subcommands().empty()) return;  // `storage probe` ran instead
+    *exit_code = RunRequest(
+        *options, [](const ApiClient& client) { return client.Get("/v1/storage"); }, StorageDetails);
+  });
 }
 
 }  // namespace fe::cli

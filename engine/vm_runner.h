@@ -25,16 +25,28 @@ struct VmContext {
 };
 
 // Boots the VM from its configuration; returns once its API answers.
+//
+// Starting (BootVm, RestoreVm): the log gets a "forkengine: exec <argv>" line, then the hypervisor's
+// output. A socket file at the API socket path that nobody serves (left by a killed hypervisor) is
+// removed first; one that answers is FailedPrecondition (another process serves it). The API must
+// answer within context.timeout. When the process exits first, or does not answer in time, or any
+// later step fails, the process is killed and reaped and the error carries its exit status and the
+// last lines it wrote to the log. A hypervisor binary that cannot be executed fails with errno's
+// code (NotFound when missing) and names it.
 Result<ProcessRecord> BootVm(const VmContext& context);
-// Starts the hypervisor in restore mode, loads the snapshot in `snapshot_dir`, resumes it.
+// Starts the hypervisor in restore mode, loads the snapshot in `snapshot_dir` (written by
+// SnapshotAndStopVm of the same plugin), resumes it.
 Result<ProcessRecord> RestoreVm(const VmContext& context, const std::string& snapshot_dir);
-// Pauses the VM, writes its snapshot into `snapshot_dir`, and ends the process. The VM is resumed
-// (and keeps running) if the snapshot fails.
+// Pauses the VM, writes its snapshot into `snapshot_dir` (created if missing; the plugin decides its
+// files), and ends the process (API shutdown, SIGKILL past context.timeout). The VM is resumed (and
+// keeps running) if the snapshot fails. FailedPrecondition when `process` no longer runs.
 Status SnapshotAndStopVm(const VmContext& context, const ProcessRecord& process, const std::string& snapshot_dir);
 // Asks the VM to shut down through its API; kills it (SIGKILL) if it has not exited within the
-// timeout. Ok when the process is already gone.
+// timeout (an API that does not answer counts against it). Ok when the process is already gone.
+// A pid whose start time differs from the record's is another process: it is never signalled.
 Status StopVm(const VmContext& context, const ProcessRecord& process);
-// True when `process` still runs (same pid and start time).
+// True when `process` still runs (same pid and start time, not a zombie). A zombie that is forkd's
+// child (a VM that ended on its own) is reaped here.
 bool VmProcessAlive(const ProcessRecord& process);
 
 }  // namespace fe::engine

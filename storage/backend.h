@@ -75,6 +75,10 @@ class Backend {
   virtual Result<std::vector<std::string>> List() = 0;
   // Absolute path of the volume's directory (whether or not it exists).
   virtual std::string Path(const std::string& volume) const = 0;
+  // Removes what an interrupted Create, Clone or Remove left under the root (a crash mid-clone leaves
+  // a hidden temporary tree, one mid-removal a hidden doomed one) and returns their names. Only for
+  // when no operation of this backend is in flight: the daemon calls it at start, under its lock.
+  virtual Result<std::vector<std::string>> RemoveLeftovers() = 0;
 };
 
 // A volume name is one path component: [A-Za-z0-9][A-Za-z0-9._-]*, at most 128 characters.

@@ -47,6 +47,7 @@ class BtrfsBackend final : public DirectoryBackend {
   Result<CloneReport> Snapshot(int parent_fd, const std::string& volume, bool read_only);
   Result<CloneReport> ReflinkIntoSubvolume(const std::string& parent, const std::string& volume);
   Status DeleteSubvolume(const std::string& name);
+  Status RemoveLeftover(const std::string& name) override { return DeleteSubvolume(name); }
 
   const size_t snapshot_min_entries_;
 };

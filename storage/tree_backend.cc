@@ -190,6 +190,34 @@ Result<std::vector<std::string>> DirectoryBackend::List() {
   return volumes;
 }
 
+namespace {
+
+// Hidden names made by the tree cloner and the btrfs backend (".<volume>.forkengine-tmp-<pid>-<n>")
+// and by RenameAway (".<volume>.forkengine-removing-<pid>-<n>").
+bool IsLeftoverName(std::string_view name) {
+  return name.starts_with(".") && (name.find(".forkengine-tmp-") != std::string_view::npos ||
+                                   name.find(".forkengine-removing-") != std::string_view::npos);
+}
+
+}  // namespace
+
+Result<std::vector<std::string>> DirectoryBackend::RemoveLeftovers() {
+  Result<UniqueFd> dir = OpenBeneath(root_fd(), ".", O_RDONLY | O_DIRECTORY, 0, root_);
+  if (!dir.ok()) return dir.status();
+  std::vector<DirectoryEntry> entries;
+  FE_RETURN_IF_ERROR(ReadDirectory(dir->get(), entries, root_));
+  std::vector<std::string> removed;
+  for (const DirectoryEntry& entry : entries) {
+    if (entry.type != DT_DIR || !IsLeftoverName(entry.name)) continue;
+    FE_RETURN_IF_ERROR(RemoveLeftover(entry.name).Annotate("removing leftover " + root_ + "/" + entry.name));
+    removed.push_back(entry.name);
+  }
+  std::sort(removed.begin(), removed.end());
+  return removed;
+}
+
+Status DirectoryBackend::RemoveLeftover(const std::string& name) { return RemoveTree(root_fd(), name); }
+
 Result<std::unique_ptr<Backend>> OpenTreeBackend(const std::string& root, DataMode mode,
                                                  std::string reason, bool filesystem_reflinks) {
   Result<UniqueFd> fd = OpenDataRoot(root);

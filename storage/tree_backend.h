@@ -24,6 +24,7 @@ class DirectoryBackend : public Backend {
   std::string Path(const std::string& volume) const override;
   Result<VolumeUsage> Usage(const std::string& volume) override;
   Result<std::vector<std::string>> List() override;
+  Result<std::vector<std::string>> RemoveLeftovers() override;
 
  protected:
   int root_fd() const { return root_fd_.get(); }
@@ -32,6 +33,8 @@ class DirectoryBackend : public Backend {
   Result<std::string> RenameAway(const std::string& volume);
   Status NotFound(const std::string& volume) const;
   Status AlreadyExists(const std::string& volume) const;
+  // Removes one hidden leftover entry (a directory tree; btrfs: possibly a subvolume).
+  virtual Status RemoveLeftover(const std::string& name);
 
  private:
   const std::string root_;

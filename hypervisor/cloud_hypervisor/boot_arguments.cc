@@ -68,7 +68,10 @@ Result<std::string> OptionList(const Json& object, std::span<const Key> keys, st
     if (key.json == "vhost_mode") {
       for (char& c : *value) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     }
-    list += (list.empty() ? "" : ",") + std::string(key.cli) + "=" + *value;
+    if (!list.empty()) list += ',';
+    list += key.cli;
+    list += '=';
+    list += *value;
   }
   return list;
 }

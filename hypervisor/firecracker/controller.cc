@@ -21,6 +21,13 @@
 namespace fe::hypervisor::firecracker {
 namespace {
 
+Status NotAFirecrackerVersion(std::string_view text) {
+  std::string message = "'";
+  message += text;
+  message += "' is not a firecracker version";
+  return Status(ErrorCode::kInvalidArgument, std::move(message));
+}
+
 constexpr FirecrackerVersion kNetworkOverrides{1, 12, 0};
 constexpr FirecrackerVersion kVsockOverride{1, 16, 0};
 
@@ -150,14 +157,14 @@ Result<FirecrackerVersion> ParseFirecrackerVersion(std::string_view text) {
     while (digits < rest.size() && rest[digits] >= '0' && rest[digits] <= '9' && digits < 6) ++digits;
     if (digits == 0) {
       if (i == 2) break;  // "1.16" is fine
-      return Status(ErrorCode::kInvalidArgument, "'" + std::string(text) + "' is not a firecracker version");
+      return NotAFirecrackerVersion(text);
     }
     parts[i] = std::stoi(std::string(rest.substr(0, digits)));
     rest.remove_prefix(digits);
     if (i < 2) {
       if (rest.empty() || rest.front() != '.') {
         if (i == 1) break;
-        return Status(ErrorCode::kInvalidArgument, "'" + std::string(text) + "' is not a firecracker version");
+        return NotAFirecrackerVersion(text);
       }
       rest.remove_prefix(1);
     }

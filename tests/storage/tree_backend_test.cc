@@ -299,6 +299,26 @@ TEST_F(TreeBackendTest, ListShowsOnlyVolumes) {
   EXPECT_EQ(List(*backend), (std::vector<std::string>{"vm-a", "vm-b"}));
 }
 
+TEST_F(TreeBackendTest, RemoveLeftoversRemovesOnlyHiddenTemporaryTrees) {
+  FE_SCRATCH_DIR(dir, ScratchFs::kXfs);
+  std::unique_ptr<Backend> backend = Open(dir + "/root", BackendChoice::kAuto);
+  ASSERT_NE(backend, nullptr);
+  FE_ASSERT_OK(backend->Create("vm-a"));
+  FE_ASSERT_OK(test::WriteFile(dir + "/root/vm-a/disk.img", "data"));
+  ASSERT_EQ(::mkdir((dir + "/root/.vm-b.forkengine-tmp-1-1").c_str(), 0700), 0);
+  FE_ASSERT_OK(test::WriteFile(dir + "/root/.vm-b.forkengine-tmp-1-1/half.img", "half"));
+  ASSERT_EQ(::mkdir((dir + "/root/.vm-c.forkengine-removing-1-2").c_str(), 0700), 0);
+  ASSERT_EQ(::mkdir((dir + "/root/.hidden-but-not-ours").c_str(), 0700), 0);
+
+  Result<std::vector<std::string>> removed = backend->RemoveLeftovers();
+  FE_ASSERT_OK(removed.status());
+  EXPECT_EQ(*removed, (std::vector<std::string>{".vm-b.forkengine-tmp-1-1", ".vm-c.forkengine-removing-1-2"}));
+  EXPECT_FALSE(Exists(dir + "/root/.vm-b.forkengine-tmp-1-1"));
+  EXPECT_FALSE(Exists(dir + "/root/.vm-c.forkengine-removing-1-2"));
+  EXPECT_TRUE(Exists(dir + "/root/.hidden-but-not-ours"));
+  EXPECT_TRUE(Exists(dir + "/root/vm-a/disk.img"));
+}
+
 TEST_F(TreeBackendTest, ConcurrentClonesOfDifferentVolumesSucceed) {
   FE_SCRATCH_DIR(dir, ScratchFs::kXfs);
   std::unique_ptr<Backend> backend = Open(dir + "/root", BackendChoice::kAuto);

@@ -1,0 +1,233 @@
+// The engine's bookkeeping: opening, finding and publishing instances, get/list/delete, the public
+// lifecycle entry points and the storage summary. Recovery is in recovery.cc, Create in create.cc,
+// forks in fork.cc, state changes in lifecycle.cc.
+#include "engine/engine.h"
+
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include <spdlog/spdlog.h>
+
+#include "hypervisor/registry.h"
+#include "storage/fs_util.h"
+
+namespace fe::engine {
+namespace {
+
+Status NotFound(const std::string& id_or_name) {
+  return Status(ErrorCode::kNotFound, "instance '" + id_or_name + "' not found");
+}
+
+Status Busy(const std::string& name, std::chrono::milliseconds timeout) {
+  return Status(ErrorCode::kBusy, "instance '" + name + "' is busy: another operation held it for more than " +
+                                      std::to_string(timeout.count()) + " ms");
+}
+
+}  // namespace
+
+Engine::Engine(EngineConfig config, std::unique_ptr<storage::Backend> backend,
+               std::unique_ptr<NetworkAllocator> network, InstanceStore store)
+    : config_(std::move(config)), backend_(std::move(backend)), network_(std::move(network)),
+      store_(std::move(store)) {}
+
+Engine::~Engine() = default;
+
+Result<std::unique_ptr<Engine>> Engine::Open(EngineConfig config) {
+  if (config.data_root.empty() || config.data_root.front() != '/') {
+    return Status(ErrorCode::kInvalidArgument, "data root '" + config.data_root + "' is not an absolute path");
+  }
+  if (::mkdir(config.data_root.c_str(), 0700) != 0 && errno != EEXIST) {
+    return Status::FromErrno(errno, "create data root", config.data_root);
+  }
+  if (config.storage.root.empty()) config.storage.root = storage::JoinPath(config.data_root, "volumes");
+  if (!config.plugins) config.plugins = hypervisor::FindPlugin;
+
+  Result<InstanceStore> store = InstanceStore::Open(config.data_root);
+  if (!store.ok()) return store.status();
+  Result<std::unique_ptr<storage::Backend>> backend = storage::OpenBackend(config.storage);
+  if (!backend.ok()) return backend.status().Annotate("opening storage " + config.storage.root);
+  Result<std::unique_ptr<NetworkAllocator>> network =
+      NetworkAllocator::Open(storage::JoinPath(config.data_root, "network"), config.network);
+  if (!network.ok()) return network.status();
+
+  std::unique_ptr<Engine> engine(
+      new Engine(std::move(config), std::move(*backend), std::move(*network), std::move(*store)));
+  spdlog::info("engine: data root {}, storage backend {} at {} ({})", engine->config_.data_root,
+               engine->backend_->Name(), engine->backend_->Root(), engine->backend_->SelectionReason());
+  FE_RETURN_IF_ERROR(engine->Recover());
+  return engine;
+}
+
+std::shared_ptr<Engine::Entry> Engine::FindEntry(const std::string& id_or_name) const {
+  std::lock_guard lock(mutex_);
+  auto by_id = entries_.find(id_or_name);
+  if (by_id != entries_.end()) return by_id->second->deleted ? nullptr : by_id->second;
+  auto by_name = names_.find(id_or_name);
+  if (by_name == names_.end()) return nullptr;
+  auto entry = entries_.find(by_name->second);
+  if (entry == entries_.end() || entry->second->deleted) return nullptr;  // a reservation
+  return entry->second;
+}
+
+Instance Engine::Read(const std::shared_ptr<Entry>& entry) const {
+  std::lock_guard lock(mutex_);
+  return entry->instance;
+}
+
+Result<Instance> Engine::Snapshot(const std::string& id_or_name) const {
+  std::shared_ptr<Entry> entry = FindEntry(id_or_name);
+  if (!entry) return NotFound(id_or_name);
+  return Read(entry);
+}
+
+std::string Engine::InstanceDir(const std::string& id) const { return store_.Dir(id); }
+
+Status Engine::Commit(const std::shared_ptr<Entry>& entry, Instance instance) {
+  instance.updated_at = NowRfc3339();
+  FE_RETURN_IF_ERROR(store_.Write(instance));
+  std::lock_guard lock(mutex_);
+  entry->instance = std::move(instance);
+  return Status::Ok();
+}
+
+Result<const hypervisor::Plugin*> Engine::PluginFor(const std::string& kind) const { return config_.plugins(kind); }
+
+Result<const hypervisor::Plugin*> Engine::PluginFor(const Instance& instance) const {
+  return PluginFor(instance.hypervisor);
+}
+
+Result<std::pair<std::shared_ptr<Engine::Entry>, Engine::ExclusiveLock>> Engine::LockExclusive(
+    const std::string& id_or_name) {
+  std::shared_ptr<Entry> entry = FindEntry(id_or_name);
+  if (!entry) return NotFound(id_or_name);
+  Result<ExclusiveLock> lock = AcquireExclusive(*entry, id_or_name);
+  if (!lock.ok()) return lock.status();
+  {
+    std::lock_guard guard(mutex_);
+    if (entry->deleted) return NotFound(id_or_name);
+  }
+  return std::make_pair(std::move(entry), std::move(*lock));
+}
+
+Result<Engine::ExclusiveLock> Engine::AcquireExclusive(Entry& entry, const std::string& name) {
+  const auto deadline = std::chrono::steady_clock::now() + config_.lock_timeout;
+  std::unique_lock turnstile(entry.turnstile, deadline);
+  ExclusiveLock lock(entry.operation, std::defer_lock);
+  if (turnstile.owns_lock()) (void)lock.try_lock_until(deadline);
+  if (!lock.owns_lock()) return Busy(name, config_.lock_timeout);
+  return lock;
+}
+
+Result<Engine::SharedLock> Engine::AcquireShared(Entry& entry, const std::string& name) {
+  const auto deadline = std::chrono::steady_clock::now() + config_.lock_timeout;
+  {
+    std::unique_lock turnstile(entry.turnstile, deadline);
+    if (!turnstile.owns_lock()) return Busy(name, config_.lock_timeout);
+  }
+  SharedLock lock(entry.operation, deadline);
+  if (!lock.owns_lock()) return Busy(name, config_.lock_timeout);
+  return lock;
+}
+
+Result<Instance> Engine::Get(const std::string& id_or_name) const { return Snapshot(id_or_name); }
+
+std::vector<Instance> Engine::List() const {
+  std::vector<Instance> instances;
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& [id, entry] : entries_) {
+      if (!entry->deleted) instances.push_back(entry->instance);
+    }
+  }
+  std::sort(instances.begin(), instances.end(), [](const Instance& a, const Instance& b) {
+    return a.created_at != b.created_at ? a.created_at < b.created_at : a.id < b.id;
+  });
+  return instances;
+}
+
+Status Engine::Delete(const std::string& id_or_name) {
+  auto locked = LockExclusive(id_or_name);
+  if (!locked.ok()) return locked.status();
+  auto& [entry, lock] = *locked;
+  if (Read(entry).state == InstanceState::kRunning) {
+    Result<Instance> stopped = StopLocked(entry);
+    if (!stopped.ok()) return stopped.status().Annotate("deleting '" + id_or_name + "': stop");
+  }
+  return DestroyLocked(entry).Annotate("deleting '" + id_or_name + "'");
+}
+
+// Metadata first: once instance.json is gone (durably), the instance no longer exists for anyone, and
+// a crash before the volume and lease are gone leaves an orphan volume and lease that recovery
+// removes. The other order could leave metadata without its volume: a broken instance.
+Status Engine::DestroyLocked(const std::shared_ptr<Entry>& entry) {
+  Instance instance = Read(entry);
+  FE_RETURN_IF_ERROR(store_.Remove(instance.id));
+  {
+    std::lock_guard lock(mutex_);
+    entry->deleted = true;
+    entries_.erase(instance.id);
+    auto name = names_.find(instance.name);
+    if (name != names_.end() && name->second == instance.id) names_.erase(name);
+  }
+  if (Status removed = backend_->Remove(instance.volume); !removed.ok() && removed.code() != ErrorCode::kNotFound) {
+    spdlog::warn("delete {}: volume {} left behind, removed at the next start: {}", instance.id, instance.volume,
+                 removed.ToString());
+  }
+  if (Status released = network_->Release(instance.id); !released.ok()) {
+    spdlog::warn("delete {}: lease left behind, released at the next start: {}", instance.id, released.ToString());
+  }
+  spdlog::info("deleted instance {} ('{}')", instance.id, instance.name);
+  return Status::Ok();
+}
+
+void Engine::ReleaseNames(const std::vector<std::pair<std::string, std::string>>& names_and_ids) {
+  std::lock_guard lock(mutex_);
+  for (const auto& [name, id] : names_and_ids) {
+    auto it = names_.find(name);
+    if (it != names_.end() && it->second == id && entries_.count(id) == 0) names_.erase(it);
+  }
+}
+
+Result<Instance> Engine::Start(const std::string& id_or_name) {
+  auto locked = LockExclusive(id_or_name);
+  if (!locked.ok()) return locked.status();
+  return StartLocked(locked->first);
+}
+
+Result<Instance> Engine::Stop(const std::string& id_or_name) {
+  auto locked = LockExclusive(id_or_name);
+  if (!locked.ok()) return locked.status();
+  return StopLocked(locked->first);
+}
+
+Result<Instance> Engine::Standby(const std::string& id_or_name) {
+  auto locked = LockExclusive(id_or_name);
+  if (!locked.ok()) return locked.status();
+  return StandbyLocked(locked->first);
+}
+
+Result<Instance> Engine::Restore(const std::string& id_or_name) {
+  auto locked = LockExclusive(id_or_name);
+  if (!locked.ok()) return locked.status();
+  return RestoreLocked(locked->first);
+}
+
+Result<StorageInfo> Engine::Storage() const {
+  StorageInfo info;
+  info.backend = std::string(backend_->Name());
+  info.root = backend_->Root();
+  info.selection_reason = backend_->SelectionReason();
+  Result<std::vector<std::string>> volumes = backend_->List();
+  if (!volumes.ok()) return volumes.status();
+  info.volumes = volumes->size();
+  struct statvfs fs {};
+  if (::statvfs(info.root.c_str(), &fs) != 0) return Status::FromErrno(errno, "statvfs", info.root);
+  info.filesystem_bytes = static_cast<uint64_t>(fs.f_blocks) * fs.f_frsize;
+  info.filesystem_free_bytes = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
+  return info;
+}
+
+}  // namespace fe::engine

@@ -1,0 +1,258 @@
+// forkd: the forkengine daemon. Opens the engine on a data root and serves the /v1 HTTP/JSON API
+// (engine/forkd/server.h) on a Unix socket and, with a bearer token, on TCP.
+//
+// Shutdown: SIGTERM and SIGINT are blocked in every thread and taken by sigwait() on a thread of
+// their own (no work in a signal handler). It stops both listeners; httplib then lets the requests
+// in flight finish (its worker pool drains before listen() returns), so a fork either completes or
+// is rolled back inside the engine. Then the engine is destroyed and forkd exits 0.
+#include <pthread.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+#include <httplib.h>
+#include <spdlog/spdlog.h>
+
+#include "engine/engine.h"
+#include "engine/forkd/loop_pool.h"
+#include "engine/forkd/metrics.h"
+#include "engine/forkd/server.h"
+#include "engine/forkd/socket_setup.h"
+#include "storage/backend_selection.h"
+
+namespace fe::forkd {
+namespace {
+
+struct Options {
+  std::string data_root = "/var/lib/forkengine";
+  std::string socket = "/run/forkengine/forkd.sock";
+  std::string listen_tcp;
+  std::string token_file;
+  std::string backend = "auto";
+  std::string subnet = "10.100.0.0/16";
+  int64_t lock_timeout_ms = 30'000;
+  std::string loop_pool = "auto";
+  std::string loop_pool_size = "8G";
+  int ready_fd = -1;
+};
+
+Result<std::string> ReadToken(const std::string& path) {
+  std::ifstream file(path);
+  if (!file) return Status(ErrorCode::kNotFound, "cannot read token file " + path);
+  std::stringstream text;
+  text << file.rdbuf();
+  std::string token = text.str();
+  while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) token.pop_back();
+  if (token.empty()) return Status(ErrorCode::kInvalidArgument, "token file " + path + " is empty");
+  return token;
+}
+
+Result<std::pair<std::string, int>> ParseHostPort(const std::string& text) {
+  size_t colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0) return Status(ErrorCode::kInvalidArgument, "--listen-tcp '" + text + "' is not HOST:PORT");
+  std::string host = text.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  int port = 0;
+  try {
+    size_t used = 0;
+    port = std::stoi(text.substr(colon + 1), &used);
+    if (used != text.size() - colon - 1) port = -1;
+  } catch (const std::exception&) {
+    port = -1;
+  }
+  if (port <= 0 || port > 65535) return Status(ErrorCode::kInvalidArgument, "--listen-tcp '" + text + "': bad port");
+  return std::make_pair(host, port);
+}
+
+// Binds and listens with a full-size backlog: httplib listens with a backlog of 5, and a burst of
+// concurrent clients (50 forks at once) beyond it would be refused on a Unix socket (EAGAIN) before
+// a worker could accept them. listen() again on the bound socket only raises the backlog.
+bool BindWithBacklog(httplib::Server& server, const std::string& host, int port) {
+  int listen_fd = -1;
+  server.set_socket_options([&listen_fd](int fd) {
+    httplib::default_socket_options(fd);
+    listen_fd = fd;
+  });
+  if (!server.bind_to_port(host, port)) return false;
+  if (listen_fd >= 0 && ::listen(listen_fd, SOMAXCONN) != 0) {
+    spdlog::warn("raising the listen backlog of {}: {}", host, std::strerror(errno));
+  }
+  return true;
+}
+
+// Binds the Unix socket so that it is never reachable with a wider mode than 0600.
+Status BindUnixSocket(httplib::Server& server, const std::string& path) {
+  FE_RETURN_IF_ERROR(PrepareSocketPath(path));
+  server.set_address_family(AF_UNIX);
+  mode_t old_mask = ::umask(0177);
+  bool bound = BindWithBacklog(server, path, 80);
+  ::umask(old_mask);
+  if (!bound) return Status(ErrorCode::kIo, "cannot bind Unix socket " + path);
+  if (::chmod(path.c_str(), 0600) != 0) return Status::FromErrno(errno, "chmod 0600", path);
+  return Status::Ok();
+}
+
+int Run(const Options& options) {
+  Result<storage::BackendChoice> backend = storage::ParseBackendChoice(options.backend);
+  Result<LoopPoolMode> loop_mode = ParseLoopPoolMode(options.loop_pool);
+  Result<uint64_t> loop_size = ParseSize(options.loop_pool_size);
+  for (const Status* status : {&backend.status(), &loop_mode.status(), &loop_size.status()}) {
+    if (!status->ok()) {
+      spdlog::critical("{}", status->ToString());
+      return 2;
+    }
+  }
+  std::string token;
+  std::pair<std::string, int> tcp;
+  if (!options.listen_tcp.empty()) {
+    if (options.token_file.empty()) {
+      spdlog::critical("--listen-tcp requires --token-file: the TCP listener never serves without a bearer token");
+      return 2;
+    }
+    Result<std::string> read = ReadToken(options.token_file);
+    Result<std::pair<std::string, int>> parsed = ParseHostPort(options.listen_tcp);
+    if (!read.ok() || !parsed.ok()) {
+      spdlog::critical("{}", (!read.ok() ? read.status() : parsed.status()).ToString());
+      return 2;
+    }
+    token = *read;
+    tcp = *parsed;
+  }
+
+  if (Status made = MakeDirectories(options.data_root, 0700); !made.ok()) {
+    spdlog::critical("data root: {}", made.ToString());
+    return 1;
+  }
+  Result<std::string> pool = PrepareLoopPool(options.data_root, *loop_mode, *loop_size);
+  if (!pool.ok()) {
+    spdlog::critical("{}", pool.status().ToString());
+    return 1;
+  }
+  spdlog::info("{}", *pool);
+
+  engine::EngineConfig config;
+  config.data_root = options.data_root;
+  config.storage.backend = *backend;
+  config.network.subnet = options.subnet;
+  config.lock_timeout = std::chrono::milliseconds(options.lock_timeout_ms);
+  Result<std::unique_ptr<engine::Engine>> opened = engine::Engine::Open(std::move(config));
+  if (!opened.ok()) {
+    spdlog::critical("opening the engine on {}: {}", options.data_root, opened.status().ToString());
+    return 1;
+  }
+  std::unique_ptr<engine::Engine> engine = std::move(*opened);
+  // The engine logs each recovery action as it takes it; this is the summary an operator looks for.
+  spdlog::info("recovery report: {} action(s), {} instance(s)", engine->recovery().actions.size(),
+               engine->List().size());
+
+  Metrics metrics;
+  ApiServer api(*engine, metrics);
+  auto unix_server = std::make_unique<httplib::Server>();
+  api.Install(*unix_server, "");
+  if (Status bound = BindUnixSocket(*unix_server, options.socket); !bound.ok()) {
+    spdlog::critical("{}", bound.ToString());
+    return 1;
+  }
+  std::unique_ptr<httplib::Server> tcp_server;
+  if (!options.listen_tcp.empty()) {
+    tcp_server = std::make_unique<httplib::Server>();
+    api.Install(*tcp_server, token);
+    if (!BindWithBacklog(*tcp_server, tcp.first, tcp.second)) {
+      spdlog::critical("cannot bind TCP {}", options.listen_tcp);
+      ::unlink(options.socket.c_str());
+      return 1;
+    }
+  }
+  spdlog::info("forkd listening on unix:{}{}", options.socket,
+               tcp_server ? " and tcp:" + options.listen_tcp + " (bearer token)" : "");
+  if (options.ready_fd >= 0) {
+    (void)!::write(options.ready_fd, "ready\n", 6);
+    ::close(options.ready_fd);
+  }
+
+  std::atomic<bool> unix_done{false}, tcp_done{tcp_server == nullptr}, signalled{false};
+  std::thread tcp_thread;
+  if (tcp_server) {
+    tcp_thread = std::thread([&] {
+      tcp_server->listen_after_bind();
+      tcp_done = true;
+    });
+  }
+  std::thread signal_thread([&] {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGUSR1);  // sent by main when a listener ended on its own
+    int received = 0;
+    ::sigwait(&set, &received);
+    if (received != SIGUSR1) {
+      signalled = true;
+      spdlog::info("signal {}: stopping listeners, letting requests in flight finish", ::strsignal(received));
+    }
+    // stop() does nothing before listen has started; repeat until both loops have returned.
+    while (!unix_done || !tcp_done) {
+      unix_server->stop();
+      if (tcp_server) tcp_server->stop();
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  });
+
+  unix_server->listen_after_bind();
+  unix_done = true;
+  if (!signalled) ::pthread_kill(signal_thread.native_handle(), SIGUSR1);
+  signal_thread.join();
+  if (tcp_thread.joinable()) tcp_thread.join();
+  ::unlink(options.socket.c_str());
+  unix_server.reset();
+  tcp_server.reset();
+  engine.reset();
+  spdlog::info("forkd stopped");
+  return signalled ? 0 : 1;
+}
+
+}  // namespace
+}  // namespace fe::forkd
+
+int main(int argc, char** argv) {
+  // Before any thread exists, so every thread inherits the mask and only sigwait() takes them.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGUSR1);
+  ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+
+  fe::forkd::Options options;
+  CLI::App app{"forkd: the forkengine daemon (HTTP/JSON API on a Unix socket)"};
+  app.add_option("--data-root", options.data_root, "instances, volumes and state")->capture_default_str();
+  app.add_option("--socket", options.socket, "Unix socket to listen on (mode 0600)")->capture_default_str();
+  app.add_option("--listen-tcp", options.listen_tcp, "also listen on HOST:PORT (requires --token-file)");
+  app.add_option("--token-file", options.token_file, "file holding the bearer token TCP clients must send");
+  app.add_option("--backend", options.backend, "storage backend: auto|dmthin|btrfs|reflink|copy")->capture_default_str();
+  app.add_option("--subnet", options.subnet, "subnet the instances' addresses are leased from")->capture_default_str();
+  app.add_option("--lock-timeout-ms", options.lock_timeout_ms, "how long an operation waits for an instance's lock")
+      ->capture_default_str();
+  app.add_option("--loop-pool", options.loop_pool,
+                 "auto: keep volumes on a loop-mounted XFS image when the data root cannot reflink; none")
+      ->capture_default_str();
+  app.add_option("--loop-pool-size", options.loop_pool_size, "size of a new pool image (sparse)")->capture_default_str();
+  app.add_option("--ready-fd", options.ready_fd, "write \"ready\" to this fd once the socket accepts connections");
+  CLI11_PARSE(app, argc, argv);
+
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+  return fe::forkd::Run(options);
+}

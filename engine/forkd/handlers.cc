@@ -1,0 +1,154 @@
+// The route handlers: parse, call the engine, answer JSON.
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "engine/forkd/http_errors.h"
+#include "engine/forkd/request_log.h"
+#include "engine/forkd/request_parsing.h"
+#include "engine/forkd/server.h"
+
+namespace fe::forkd {
+namespace {
+
+using Json = nlohmann::json;
+
+std::string Dump(const Json& json) { return json.dump(-1, ' ', false, Json::error_handler_t::replace); }
+
+Reply JsonReply(int status, const Json& json) {
+  Reply reply;
+  reply.status = status;
+  reply.body = Dump(json);
+  return reply;
+}
+
+Reply ErrorReply(const Status& status) {
+  Reply reply;
+  reply.status = HttpStatusFor(status.code());
+  reply.body = ErrorBody(status);
+  reply.error = status.message();
+  return reply;
+}
+
+Reply InstanceReply(int status, const Result<engine::Instance>& instance, const std::string& named) {
+  Reply reply = instance.ok() ? JsonReply(status, engine::InstanceToJson(*instance)) : ErrorReply(instance.status());
+  reply.instance = instance.ok() ? instance->id : named;
+  return reply;
+}
+
+Json PhasesToJson(const engine::ForkPhases& phases) {
+  return Json{{"lock_wait_us", phases.lock_wait_us}, {"source_standby_us", phases.source_standby_us},
+              {"clone_us", phases.clone_us},         {"rewrite_us", phases.rewrite_us},
+              {"metadata_us", phases.metadata_us},   {"restore_us", phases.restore_us},
+              {"total_us", phases.total_us}};
+}
+
+}  // namespace
+
+Reply ApiServer::Healthz(const Params&, std::string_view) {
+  return JsonReply(200, Json{{"status", "ok"}, {"instances", engine_.List().size()}});
+}
+
+Reply ApiServer::ListInstances(const Params&, std::string_view) {
+  Json list = Json::array();
+  for (const engine::Instance& instance : engine_.List()) list.push_back(engine::InstanceToJson(instance));
+  return JsonReply(200, Json{{"instances", std::move(list)}});
+}
+
+Reply ApiServer::CreateInstance(const Params&, std::string_view body) {
+  Result<engine::CreateRequest> request = ParseCreateRequest(body);
+  if (!request.ok()) return ErrorReply(request.status());
+  return InstanceReply(201, engine_.Create(*request), request->name);
+}
+
+Reply ApiServer::GetInstance(const Params& params, std::string_view) {
+  return InstanceReply(200, engine_.Get(params[0]), params[0]);
+}
+
+Reply ApiServer::DeleteInstance(const Params& params, std::string_view) {
+  Status status = engine_.Delete(params[0]);
+  Reply reply;
+  if (status.ok()) {
+    reply.status = 204;
+    reply.content_type.clear();
+  } else {
+    reply = ErrorReply(status);
+  }
+  reply.instance = params[0];
+  return reply;
+}
+
+Reply ApiServer::StartInstance(const Params& params, std::string_view body) {
+  if (Status parsed = ParseEmptyBody(body); !parsed.ok()) return ErrorReply(parsed);
+  return InstanceReply(200, engine_.Start(params[0]), params[0]);
+}
+
+Reply ApiServer::StopInstance(const Params& params, std::string_view body) {
+  if (Status parsed = ParseEmptyBody(body); !parsed.ok()) return ErrorReply(parsed);
+  return InstanceReply(200, engine_.Stop(params[0]), params[0]);
+}
+
+Reply ApiServer::StandbyInstance(const Params& params, std::string_view body) {
+  if (Status parsed = ParseEmptyBody(body); !parsed.ok()) return ErrorReply(parsed);
+  return InstanceReply(200, engine_.Standby(params[0]), params[0]);
+}
+
+Reply ApiServer::RestoreInstance(const Params& params, std::string_view body) {
+  if (Status parsed = ParseEmptyBody(body); !parsed.ok()) return ErrorReply(parsed);
+  return InstanceReply(200, engine_.Restore(params[0]), params[0]);
+}
+
+Reply ApiServer::ForkInstance(const Params& params, std::string_view body) {
+  Result<engine::ForkRequest> request = ParseForkRequest(body);
+  if (!request.ok()) {
+    metrics_.RecordForkFailure(request.status().code());
+    Reply reply = ErrorReply(request.status());
+    reply.instance = params[0];
+    return reply;
+  }
+  Result<std::vector<engine::ForkOutcome>> outcomes = engine_.Fork(params[0], *request);
+  if (!outcomes.ok()) {
+    metrics_.RecordForkFailure(outcomes.status().code());
+    Reply reply = ErrorReply(outcomes.status());
+    reply.instance = params[0];
+    return reply;
+  }
+  Json forks = Json::array();
+  std::vector<std::string> ids;
+  std::string source_id = outcomes->empty() ? params[0] : outcomes->front().instance.parent_id;
+  for (const engine::ForkOutcome& outcome : *outcomes) {
+    metrics_.RecordFork(outcome);
+    spdlog::info("{}", ForkLogLine(source_id, outcome));
+    ids.push_back(outcome.instance.id);
+    forks.push_back(Json{{"instance", engine::InstanceToJson(outcome.instance)},
+                         {"phases", PhasesToJson(outcome.phases)},
+                         {"mechanism", outcome.mechanism},
+                         {"files", outcome.files},
+                         {"logical_bytes", outcome.logical_bytes},
+                         {"shared_bytes", outcome.shared_bytes},
+                         {"copied_bytes", outcome.copied_bytes}});
+  }
+  Reply reply = JsonReply(201, Json{{"forks", std::move(forks)}});
+  reply.instance = source_id;
+  reply.forks = std::move(ids);
+  return reply;
+}
+
+Reply ApiServer::StorageInfo(const Params&, std::string_view) {
+  Result<engine::StorageInfo> info = engine_.Storage();
+  if (!info.ok()) return ErrorReply(info.status());
+  return JsonReply(200, Json{{"backend", info->backend},
+                             {"root", info->root},
+                             {"selection_reason", info->selection_reason},
+                             {"volumes", info->volumes},
+                             {"filesystem_bytes", info->filesystem_bytes},
+                             {"filesystem_free_bytes", info->filesystem_free_bytes}});
+}
+
+Reply ApiServer::MetricsText(const Params&, std::string_view) {
+  Reply reply;
+  reply.body = metrics_.Render(engine_.List(), engine_.Storage());
+  reply.content_type = "text/plain; version=0.0.4";
+  return reply;
+}
+
+}  // namespace fe::forkd

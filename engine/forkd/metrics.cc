@@ -1,0 +1,144 @@
+#include "engine/forkd/metrics.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <utility>
+
+namespace fe::forkd {
+namespace {
+
+constexpr std::string_view kPhases[] = {"lock_wait", "source_standby", "clone", "rewrite", "metadata", "restore"};
+
+std::vector<std::pair<std::string_view, int64_t>> PhaseValues(const engine::ForkPhases& phases) {
+  return {{"lock_wait", phases.lock_wait_us}, {"source_standby", phases.source_standby_us},
+          {"clone", phases.clone_us},         {"rewrite", phases.rewrite_us},
+          {"metadata", phases.metadata_us},   {"restore", phases.restore_us}};
+}
+
+void Header(std::string_view name, std::string_view type, std::string_view help, std::string* out) {
+  fmt::format_to(std::back_inserter(*out), "# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+}
+
+std::string FormatNumber(double value) { return fmt::format("{}", value); }
+
+}  // namespace
+
+std::string EscapeLabelValue(std::string_view value) {
+  std::string escaped;
+  for (char c : value) {
+    if (c == '\\') escaped += "\\\\";
+    else if (c == '"') escaped += "\\\"";
+    else if (c == '\n') escaped += "\\n";
+    else escaped += c;
+  }
+  return escaped;
+}
+
+const std::vector<double>& LatencyBuckets() {
+  static const std::vector<double> kBuckets{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10};
+  return kBuckets;
+}
+
+Histogram::Histogram(std::vector<double> bounds) : bounds_(std::move(bounds)), counts_(bounds_.size() + 1, 0) {}
+
+void Histogram::Observe(double seconds) {
+  size_t bucket = std::lower_bound(bounds_.begin(), bounds_.end(), seconds) - bounds_.begin();
+  ++counts_[bucket];
+  sum_ += seconds;
+  ++count_;
+}
+
+void Histogram::Render(std::string_view name, std::string_view labels, std::string* out) const {
+  std::string prefix = labels.empty() ? std::string() : std::string(labels) + ",";
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i <= bounds_.size(); ++i) {
+    cumulative += counts_[i];
+    std::string le = i < bounds_.size() ? FormatNumber(bounds_[i]) : "+Inf";
+    fmt::format_to(std::back_inserter(*out), "{}_bucket{{{}le=\"{}\"}} {}\n", name, prefix, le, cumulative);
+  }
+  std::string braces;
+  if (!labels.empty()) braces = fmt::format("{{{}}}", labels);
+  fmt::format_to(std::back_inserter(*out), "{}_sum{} {}\n{}_count{} {}\n", name, braces, FormatNumber(sum_), name,
+                 braces, count_);
+}
+
+Metrics::Metrics() : forks_{{"ok", 0}, {"error", 0}}, fork_duration_(LatencyBuckets()) {
+  for (std::string_view phase : kPhases) fork_phases_.emplace(std::string(phase), Histogram(LatencyBuckets()));
+}
+
+void Metrics::RecordFork(const engine::ForkOutcome& outcome) {
+  std::lock_guard lock(mutex_);
+  ++forks_["ok"];
+  fork_duration_.Observe(static_cast<double>(outcome.phases.total_us) / 1e6);
+  for (const auto& [phase, micros] : PhaseValues(outcome.phases)) {
+    fork_phases_.at(std::string(phase)).Observe(static_cast<double>(micros) / 1e6);
+  }
+}
+
+void Metrics::RecordForkFailure(ErrorCode code) {
+  std::lock_guard lock(mutex_);
+  ++forks_["error"];
+  ++fork_failures_[std::string(ErrorCodeName(code))];
+}
+
+void Metrics::RecordRequest(std::string_view method, std::string_view route, int status, double seconds) {
+  std::string route_labels = fmt::format("method=\"{}\",route=\"{}\"", EscapeLabelValue(method), EscapeLabelValue(route));
+  std::lock_guard lock(mutex_);
+  ++http_requests_[fmt::format("{},status=\"{}\"", route_labels, status)];
+  http_duration_.try_emplace(route_labels, LatencyBuckets()).first->second.Observe(seconds);
+}
+
+std::string Metrics::Render(const std::vector<engine::Instance>& instances,
+                            const Result<engine::StorageInfo>& storage) const {
+  std::string out;
+  {
+    std::lock_guard lock(mutex_);
+    Header("forkengine_forks_total", "counter", "Forks by result (one per fork instance made or per failed request).", &out);
+    for (const auto& [result, count] : forks_) {
+      fmt::format_to(std::back_inserter(out), "forkengine_forks_total{{result=\"{}\"}} {}\n", result, count);
+    }
+    Header("forkengine_fork_failures_total", "counter", "Failed fork requests by error code.", &out);
+    for (const auto& [code, count] : fork_failures_) {
+      fmt::format_to(std::back_inserter(out), "forkengine_fork_failures_total{{code=\"{}\"}} {}\n", code, count);
+    }
+    Header("forkengine_fork_duration_seconds", "histogram", "Time of one fork, from admission to its target state.", &out);
+    fork_duration_.Render("forkengine_fork_duration_seconds", "", &out);
+    Header("forkengine_fork_phase_seconds", "histogram", "Time of each phase of a fork.", &out);
+    for (const auto& [phase, histogram] : fork_phases_) {
+      histogram.Render("forkengine_fork_phase_seconds", fmt::format("phase=\"{}\"", phase), &out);
+    }
+    Header("forkengine_http_requests_total", "counter", "HTTP requests by method, route and status.", &out);
+    for (const auto& [labels, count] : http_requests_) {
+      fmt::format_to(std::back_inserter(out), "forkengine_http_requests_total{{{}}} {}\n", labels, count);
+    }
+    Header("forkengine_http_request_duration_seconds", "histogram", "HTTP request latency by method and route.", &out);
+    for (const auto& [labels, histogram] : http_duration_) {
+      histogram.Render("forkengine_http_request_duration_seconds", labels, &out);
+    }
+  }
+  std::map<std::string, uint64_t> by_state;
+  for (engine::InstanceState state : {engine::InstanceState::kCreating, engine::InstanceState::kStopped,
+                                      engine::InstanceState::kStandby, engine::InstanceState::kRunning}) {
+    by_state[std::string(engine::InstanceStateName(state))] = 0;
+  }
+  for (const engine::Instance& instance : instances) ++by_state[std::string(engine::InstanceStateName(instance.state))];
+  Header("forkengine_instances", "gauge", "Instances by state.", &out);
+  for (const auto& [state, count] : by_state) {
+    fmt::format_to(std::back_inserter(out), "forkengine_instances{{state=\"{}\"}} {}\n", state, count);
+  }
+  if (storage.ok()) {
+    std::string backend = fmt::format("backend=\"{}\"", EscapeLabelValue(storage->backend));
+    Header("forkengine_storage_volumes", "gauge", "Volumes in the storage backend.", &out);
+    fmt::format_to(std::back_inserter(out), "forkengine_storage_volumes{{{}}} {}\n", backend, storage->volumes);
+    Header("forkengine_storage_filesystem_bytes", "gauge", "Size of the filesystem holding the volumes.", &out);
+    fmt::format_to(std::back_inserter(out), "forkengine_storage_filesystem_bytes{{{}}} {}\n", backend,
+                   storage->filesystem_bytes);
+    Header("forkengine_storage_free_bytes", "gauge", "Free bytes of the filesystem holding the volumes.", &out);
+    fmt::format_to(std::back_inserter(out), "forkengine_storage_free_bytes{{{}}} {}\n", backend,
+                   storage->filesystem_free_bytes);
+  }
+  return out;
+}
+
+}  // namespace fe::forkd

@@ -1,0 +1,67 @@
+// The daemon's metrics, rendered in the Prometheus text exposition format 0.0.4 for GET /v1/metrics.
+//
+// Kept deliberately small: counters and histograms the request path updates (forks, fork failures,
+// fork latency and its phases, HTTP requests and their latency), and gauges computed at scrape time
+// from the engine (instances by state, storage). One mutex guards everything; an update is a few map
+// operations, far below the cost of the request that makes it.
+//
+// Threads: every method may be called concurrently.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/status.h"
+#include "engine/engine.h"
+
+namespace fe::forkd {
+
+// Cumulative buckets with upper bounds in seconds (and +Inf).
+class Histogram {
+ public:
+  explicit Histogram(std::vector<double> bounds);
+  void Observe(double seconds);
+  // Appends <name>_bucket/_sum/_count lines; `labels` is empty or `key="value",...` without braces.
+  void Render(std::string_view name, std::string_view labels, std::string* out) const;
+
+ private:
+  std::vector<double> bounds_;
+  std::vector<uint64_t> counts_;  // per bucket (not cumulative); the last is +Inf
+  double sum_ = 0;
+  uint64_t count_ = 0;
+};
+
+// Latency buckets shared by the fork and request histograms: 0.5 ms .. 10 s.
+const std::vector<double>& LatencyBuckets();
+
+class Metrics {
+ public:
+  Metrics();
+
+  void RecordFork(const engine::ForkOutcome& outcome);
+  void RecordForkFailure(ErrorCode code);
+  // `route` is the route pattern ("/v1/instances/{id}"), not the path, to keep label sets bounded.
+  void RecordRequest(std::string_view method, std::string_view route, int status, double seconds);
+
+  // The exposition text. `instances` and `storage` feed the gauges (storage may be an error: its
+  // gauges are then left out).
+  std::string Render(const std::vector<engine::Instance>& instances, const Result<engine::StorageInfo>& storage) const;
+
+ private:
+  mutable std::mutex mutex_;
+  std::map<std::string, uint64_t> forks_;           // result -> count
+  std::map<std::string, uint64_t> fork_failures_;   // code -> count
+  Histogram fork_duration_;
+  std::map<std::string, Histogram> fork_phases_;    // phase -> histogram
+  std::map<std::string, uint64_t> http_requests_;   // rendered label set -> count
+  std::map<std::string, Histogram> http_duration_;  // route label set -> histogram
+};
+
+// `value` escaped for a label value (backslash, double quote, newline).
+std::string EscapeLabelValue(std::string_view value);
+
+}  // namespace fe::forkd

@@ -1,0 +1,23 @@
+// Strict parsing of request bodies: a body is one JSON object, every field has one type, and a field
+// the API does not know is an error (a typo such as "from_runing" must not silently fork a stopped
+// copy). Errors are InvalidArgument naming the field. Value checks that belong to the engine (name
+// syntax, count range, states a source allows) stay in the engine, so they hold for every caller.
+#pragma once
+
+#include <string_view>
+
+#include "base/status.h"
+#include "engine/engine.h"
+
+namespace fe::forkd {
+
+// POST /v1/instances: {"name","hypervisor" (required), "import_dir","state","vcpus","attached_volumes"}.
+Result<engine::CreateRequest> ParseCreateRequest(std::string_view body);
+
+// POST /v1/instances/{id}/fork: {"name" (required), "from_running","target_state","count"}.
+Result<engine::ForkRequest> ParseForkRequest(std::string_view body);
+
+// Bodies of start/stop/standby/restore: empty or an empty object.
+Status ParseEmptyBody(std::string_view body);
+
+}  // namespace fe::forkd

@@ -1,0 +1,19 @@
+// The Unix socket forkd listens on: its directory only root can enter, a stale socket from a
+// crashed daemon removed, but never the socket of a daemon that still answers.
+#pragma once
+
+#include <string>
+
+#include "base/status.h"
+
+namespace fe::forkd {
+
+// Creates the socket's parent directory (mode 0700) if missing, and removes a stale socket at
+// `path`. AlreadyExists when a process accepts connections on it (another forkd); FailedPrecondition
+// when `path` exists and is not a socket (never delete a file we did not make).
+Status PrepareSocketPath(const std::string& path);
+
+// Creates every missing directory of `path` with `mode`.
+Status MakeDirectories(const std::string& path, mode_t mode);
+
+}  // namespace fe::forkd

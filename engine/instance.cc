@@ -1,0 +1,274 @@
+// Instance metadata as JSON, instance names, ids and timestamps.
+#include "engine/instance.h"
+
+#include <sys/random.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+
+namespace fe::engine {
+namespace {
+
+using Json = nlohmann::json;
+
+constexpr size_t kMaxNameLength = 63;
+
+// Typed field access with errors that name the file and the field ("process.pid").
+class FieldReader {
+ public:
+  FieldReader(const Json& object, std::string_view origin, std::string prefix)
+      : object_(object), origin_(origin), prefix_(std::move(prefix)) {}
+
+  Status Fail(std::string_view field, std::string_view why) const {
+    return Status(ErrorCode::kInvalidArgument,
+                  std::string(origin_) + ": field '" + prefix_ + std::string(field) + "': " + std::string(why));
+  }
+
+  // Missing and optional: Ok, `out` untouched.
+  Status String(std::string_view field, std::string& out, bool required) const {
+    const Json* value = Find(field);
+    if (value == nullptr) return required ? Fail(field, "missing") : Status::Ok();
+    if (!value->is_string()) return Fail(field, "expected a string");
+    out = value->get<std::string>();
+    return Status::Ok();
+  }
+
+  template <typename Int>
+  Status Integer(std::string_view field, Int& out, bool required, int64_t min, uint64_t max) const {
+    const Json* value = Find(field);
+    if (value == nullptr) return required ? Fail(field, "missing") : Status::Ok();
+    if (value->is_number_unsigned()) {
+      uint64_t number = value->get<uint64_t>();
+      if (number > max) return Fail(field, "out of range (" + std::to_string(number) + ")");
+      out = static_cast<Int>(number);
+      return Status::Ok();
+    }
+    if (!value->is_number_integer()) return Fail(field, "expected an integer");
+    int64_t number = value->get<int64_t>();
+    if (number < min || (number > 0 && static_cast<uint64_t>(number) > max)) {
+      return Fail(field, "out of range (" + std::to_string(number) + ")");
+    }
+    out = static_cast<Int>(number);
+    return Status::Ok();
+  }
+
+  Status Bool(std::string_view field, bool& out) const {
+    const Json* value = Find(field);
+    if (value == nullptr) return Status::Ok();
+    if (!value->is_boolean()) return Fail(field, "expected true or false");
+    out = value->get<bool>();
+    return Status::Ok();
+  }
+
+  // The object under `field`, or nullptr when missing or null; an error when it is something else.
+  Result<const Json*> Object(std::string_view field, bool required) const {
+    const Json* value = Find(field);
+    if (value == nullptr || value->is_null()) {
+      if (required) return Fail(field, "missing");
+      return static_cast<const Json*>(nullptr);
+    }
+    if (!value->is_object()) return Fail(field, "expected an object");
+    return value;
+  }
+
+  const Json* Find(std::string_view field) const {
+    auto it = object_.find(std::string(field));
+    return it == object_.end() ? nullptr : &*it;
+  }
+
+  std::string Prefixed(std::string_view field) const { return prefix_ + std::string(field) + "."; }
+
+ private:
+  const Json& object_;
+  std::string_view origin_;
+  std::string prefix_;
+};
+
+Status ReadIdentity(const Json& object, std::string_view origin, hypervisor::NetworkIdentity& identity) {
+  FieldReader reader(object, origin, "identity.");
+  FE_RETURN_IF_ERROR(reader.String("tap_device", identity.tap_device, false));
+  FE_RETURN_IF_ERROR(reader.String("mac", identity.mac, false));
+  FE_RETURN_IF_ERROR(reader.String("ipv4", identity.ipv4, false));
+  FE_RETURN_IF_ERROR(reader.Integer("prefix_length", identity.prefix_length, false, 0, 32));
+  FE_RETURN_IF_ERROR(reader.String("gateway", identity.gateway, false));
+  FE_RETURN_IF_ERROR(reader.Integer("vsock_cid", identity.vsock_cid, false, 0, UINT32_MAX));
+  return Status::Ok();
+}
+
+Status ReadAttachedVolumes(const FieldReader& reader, std::string_view origin, std::vector<AttachedVolume>& out) {
+  const Json* list = reader.Find("attached_volumes");
+  if (list == nullptr || list->is_null()) return Status::Ok();
+  if (!list->is_array()) return reader.Fail("attached_volumes", "expected an array");
+  for (size_t i = 0; i < list->size(); ++i) {
+    const Json& item = (*list)[i];
+    std::string prefix = "attached_volumes[" + std::to_string(i) + "].";
+    if (!item.is_object()) return reader.Fail("attached_volumes[" + std::to_string(i) + "]", "expected an object");
+    FieldReader volume_reader(item, origin, prefix);
+    AttachedVolume volume;
+    FE_RETURN_IF_ERROR(volume_reader.String("path", volume.path, true));
+    FE_RETURN_IF_ERROR(volume_reader.Bool("read_only", volume.read_only));
+    out.push_back(std::move(volume));
+  }
+  return Status::Ok();
+}
+
+Status ReadProcess(const Json& object, std::string_view origin, ProcessRecord& process) {
+  FieldReader reader(object, origin, "process.");
+  FE_RETURN_IF_ERROR(reader.Integer("pid", process.pid, true, 1, INT32_MAX));
+  FE_RETURN_IF_ERROR(reader.Integer("start_time", process.start_time, true, 0, UINT64_MAX));
+  FE_RETURN_IF_ERROR(reader.String("api_socket", process.api_socket, false));
+  return Status::Ok();
+}
+
+bool IsLabelChar(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'; }
+
+}  // namespace
+
+std::string_view InstanceStateName(InstanceState state) {
+  switch (state) {
+    case InstanceState::kCreating: return "Creating";
+    case InstanceState::kStopped: return "Stopped";
+    case InstanceState::kStandby: return "Standby";
+    case InstanceState::kRunning: return "Running";
+  }
+  return "Unknown";
+}
+
+Result<InstanceState> ParseInstanceState(std::string_view text) {
+  for (InstanceState state : {InstanceState::kCreating, InstanceState::kStopped, InstanceState::kStandby,
+                              InstanceState::kRunning}) {
+    if (text == InstanceStateName(state)) return state;
+  }
+  return Status(ErrorCode::kInvalidArgument,
+                "unknown instance state '" + std::string(text) + "' (expected Creating, Stopped, Standby or Running)");
+}
+
+nlohmann::json InstanceToJson(const Instance& instance) {
+  Json json;
+  json["id"] = instance.id;
+  json["name"] = instance.name;
+  json["hypervisor"] = instance.hypervisor;
+  json["state"] = std::string(InstanceStateName(instance.state));
+  const hypervisor::NetworkIdentity& identity = instance.identity;
+  json["identity"] = {{"tap_device", identity.tap_device}, {"mac", identity.mac},
+                      {"ipv4", identity.ipv4},             {"prefix_length", identity.prefix_length},
+                      {"gateway", identity.gateway},       {"vsock_cid", identity.vsock_cid}};
+  json["storage"] = {{"backend", instance.storage_backend}, {"volume", instance.volume}};
+  json["parent_id"] = instance.parent_id;
+  json["forked_at"] = instance.forked_at;
+  json["created_at"] = instance.created_at;
+  json["updated_at"] = instance.updated_at;
+  json["vcpus"] = instance.vcpus;
+  Json volumes = Json::array();
+  for (const AttachedVolume& volume : instance.attached_volumes) {
+    volumes.push_back({{"path", volume.path}, {"read_only", volume.read_only}});
+  }
+  json["attached_volumes"] = std::move(volumes);
+  if (instance.process) {
+    json["process"] = {{"pid", instance.process->pid},
+                       {"start_time", instance.process->start_time},
+                       {"api_socket", instance.process->api_socket}};
+  } else {
+    json["process"] = nullptr;
+  }
+  return json;
+}
+
+Result<Instance> InstanceFromJson(const nlohmann::json& json, std::string_view origin) {
+  if (!json.is_object()) return Status(ErrorCode::kInvalidArgument, std::string(origin) + ": expected a JSON object");
+  FieldReader reader(json, origin, "");
+  Instance instance;
+  FE_RETURN_IF_ERROR(reader.String("id", instance.id, true));
+  if (instance.id.empty()) return reader.Fail("id", "empty");
+  FE_RETURN_IF_ERROR(reader.String("name", instance.name, true));
+  if (Status valid = ValidateInstanceName(instance.name); !valid.ok()) return reader.Fail("name", valid.message());
+  FE_RETURN_IF_ERROR(reader.String("hypervisor", instance.hypervisor, true));
+  std::string state;
+  FE_RETURN_IF_ERROR(reader.String("state", state, true));
+  Result<InstanceState> parsed_state = ParseInstanceState(state);
+  if (!parsed_state.ok()) return reader.Fail("state", parsed_state.status().message());
+  instance.state = *parsed_state;
+
+  Result<const Json*> identity = reader.Object("identity", true);
+  if (!identity.ok()) return identity.status();
+  FE_RETURN_IF_ERROR(ReadIdentity(**identity, origin, instance.identity));
+
+  Result<const Json*> storage = reader.Object("storage", true);
+  if (!storage.ok()) return storage.status();
+  FieldReader storage_reader(**storage, origin, "storage.");
+  FE_RETURN_IF_ERROR(storage_reader.String("backend", instance.storage_backend, true));
+  FE_RETURN_IF_ERROR(storage_reader.String("volume", instance.volume, true));
+  if (instance.volume.empty()) return storage_reader.Fail("volume", "empty");
+
+  FE_RETURN_IF_ERROR(reader.String("parent_id", instance.parent_id, false));
+  FE_RETURN_IF_ERROR(reader.String("forked_at", instance.forked_at, false));
+  FE_RETURN_IF_ERROR(reader.String("created_at", instance.created_at, true));
+  FE_RETURN_IF_ERROR(reader.String("updated_at", instance.updated_at, false));
+  FE_RETURN_IF_ERROR(reader.Integer("vcpus", instance.vcpus, false, 1, 4096));
+  FE_RETURN_IF_ERROR(ReadAttachedVolumes(reader, origin, instance.attached_volumes));
+
+  Result<const Json*> process = reader.Object("process", false);
+  if (!process.ok()) return process.status();
+  if (*process != nullptr) {
+    ProcessRecord record;
+    FE_RETURN_IF_ERROR(ReadProcess(**process, origin, record));
+    instance.process = record;
+  }
+  if (instance.state == InstanceState::kRunning && !instance.process) {
+    return reader.Fail("process", "missing for a Running instance");
+  }
+  return instance;
+}
+
+Status ValidateInstanceName(std::string_view name) {
+  auto invalid = [&](std::string_view why) {
+    return Status(ErrorCode::kInvalidArgument, "instance name '" + std::string(name) + "' " + std::string(why) +
+                                                   " (a DNS label: 1 to 63 of a-z, 0-9 and '-', starting and "
+                                                   "ending with a letter or digit)");
+  };
+  if (name.empty()) return invalid("is empty");
+  if (name.size() > kMaxNameLength) return invalid("is longer than 63 characters");
+  for (char c : name) {
+    if (!IsLabelChar(c)) return invalid("contains '" + std::string(1, c) + "'");
+  }
+  if (name.front() == '-' || name.back() == '-') return invalid("starts or ends with '-'");
+  return Status::Ok();
+}
+
+std::string NewInstanceId() {
+  unsigned char bytes[8];
+  size_t filled = 0;
+  while (filled < sizeof(bytes)) {
+    ssize_t got = ::getrandom(bytes + filled, sizeof(bytes) - filled, 0);
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      // getrandom without GRND_NONBLOCK only fails on a kernel without it (< 3.17): a broken host.
+      std::perror("getrandom");
+      std::abort();
+    }
+    filled += static_cast<size_t>(got);
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string id = "i-";
+  for (unsigned char byte : bytes) {
+    id.push_back(kHex[byte >> 4]);
+    id.push_back(kHex[byte & 0x0f]);
+  }
+  return id;
+}
+
+std::string NowRfc3339() {
+  auto now = std::chrono::system_clock::now();
+  auto millis = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+  std::time_t seconds = std::chrono::system_clock::to_time_t(now);
+  std::tm utc{};
+  ::gmtime_r(&seconds, &utc);
+  char text[96];  // ample for any int fields, which keeps -Wformat-truncation quiet
+  std::snprintf(text, sizeof(text), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", utc.tm_year + 1900, utc.tm_mon + 1,
+                utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec, static_cast<int>(millis));
+  return text;
+}
+
+}  // namespace fe::engine

@@ -1,0 +1,113 @@
+#include "engine/instance_store.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include <nlohmann/json.hpp>
+
+#include "snapshot/atomic_file.h"
+#include "storage/fs_util.h"
+#include "storage/tree_cloner.h"
+
+namespace fe::engine {
+namespace {
+
+constexpr size_t kMetadataLimit = size_t{1} << 20;
+
+Status MakeDirectory(const std::string& path) {
+  if (::mkdir(path.c_str(), 0700) == 0 || errno == EEXIST) return Status::Ok();
+  return Status::FromErrno(errno, "create directory", path);
+}
+
+Status SyncFd(int fd, const std::string& path) {
+  if (::fsync(fd) != 0) return Status::FromErrno(errno, "fsync", path);
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<InstanceStore> InstanceStore::Open(const std::string& data_root) {
+  std::string root = storage::JoinPath(data_root, "instances");
+  FE_RETURN_IF_ERROR(MakeDirectory(root));
+  int fd = ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return Status::FromErrno(errno, "open", root);
+  return InstanceStore(std::move(root), UniqueFd(fd));
+}
+
+std::string InstanceStore::Dir(const std::string& id) const { return storage::JoinPath(root_, id); }
+
+std::string InstanceStore::MetadataPath(const std::string& id) const {
+  return storage::JoinPath(Dir(id), kMetadataName);
+}
+
+Status InstanceStore::Write(const Instance& instance) {
+  if (!storage::IsSingleComponent(instance.id) || instance.id.front() == '.') {
+    return Status(ErrorCode::kInvalidArgument, "instance id '" + instance.id + "' is not a directory name");
+  }
+  if (::mkdirat(root_fd_.get(), instance.id.c_str(), 0700) == 0) {
+    // The new directory must survive a crash before anything depends on it.
+    FE_RETURN_IF_ERROR(SyncFd(root_fd_.get(), root_));
+  } else if (errno != EEXIST) {
+    return Status::FromErrno(errno, "create directory", Dir(instance.id));
+  }
+  std::string text = InstanceToJson(instance).dump(2) + "\n";
+  return snapshot::ReplaceFileAtomically(MetadataPath(instance.id), text, 0600);
+}
+
+Result<Instance> InstanceStore::Read(const std::string& id) const {
+  std::string path = MetadataPath(id);
+  Result<std::string> text = snapshot::ReadSmallFile(path, kMetadataLimit);
+  if (!text.ok()) return text.status();
+  nlohmann::json json = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
+  if (json.is_discarded()) return Status(ErrorCode::kInvalidArgument, path + ": not valid JSON");
+  Result<Instance> instance = InstanceFromJson(json, path);
+  if (!instance.ok()) return instance.status();
+  if (instance->id != id) {
+    return Status(ErrorCode::kInvalidArgument,
+                  path + ": field 'id': '" + instance->id + "' does not match its directory '" + id + "'");
+  }
+  return instance;
+}
+
+Status InstanceStore::Remove(const std::string& id) {
+  if (!storage::IsSingleComponent(id)) {
+    return Status(ErrorCode::kInvalidArgument, "instance id '" + id + "' is not a directory name");
+  }
+  int dir = ::openat(root_fd_.get(), id.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+  if (dir < 0) {
+    if (errno == ENOENT) return Status::Ok();
+    return Status::FromErrno(errno, "open", Dir(id));
+  }
+  UniqueFd dir_fd(dir);
+  if (::unlinkat(dir, std::string(kMetadataName).c_str(), 0) == 0) {
+    FE_RETURN_IF_ERROR(SyncFd(dir, Dir(id)));
+  } else if (errno != ENOENT) {
+    return Status::FromErrno(errno, "remove", MetadataPath(id));
+  }
+  dir_fd.reset();
+  FE_RETURN_IF_ERROR(storage::RemoveTree(root_fd_.get(), id));
+  return SyncFd(root_fd_.get(), root_);
+}
+
+Result<std::vector<std::string>> InstanceStore::ListIds() const {
+  int dup = ::openat(root_fd_.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dup < 0) return Status::FromErrno(errno, "open", root_);
+  UniqueFd dir(dup);
+  std::vector<storage::DirectoryEntry> entries;
+  FE_RETURN_IF_ERROR(storage::ReadDirectory(dir.get(), entries, root_));
+  std::vector<std::string> ids;
+  for (const storage::DirectoryEntry& entry : entries) {
+    if (entry.name.empty() || entry.name.front() == '.') continue;
+    if (entry.type != DT_DIR && entry.type != DT_UNKNOWN) continue;
+    ids.push_back(entry.name);
+  }
+  std::sort(ids.begin(), ids.end());
+  return ids;
+}
+
+}  // namespace fe::engine

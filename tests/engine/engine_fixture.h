@@ -1,0 +1,218 @@
+// Shared by the engine tests: a real-format cloud-hypervisor guest directory (the plugin's fixtures,
+// with their paths moved to where the directory is), a test plugin that wraps the real
+// cloud-hypervisor plugin (its PrepareFork is the real one, optionally failing on the Nth call; its
+// "hypervisor" is a small python3 process serving a Unix socket, so Start/Stop/Standby/Restore run
+// real processes through engine/vm_runner), and an engine fixture on a scratch filesystem.
+#pragma once
+
+#include <sys/stat.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "engine/engine.h"
+#include "hypervisor/cloud_hypervisor/cloud_hypervisor.h"
+#include "snapshot/guest_directory.h"
+#include "tests/support/file_util.h"
+#include "tests/support/scratch.h"
+
+namespace fe::engine::test {
+
+using fe::test::ReadFile;
+using fe::test::WriteFile;
+
+inline std::string FixtureText(const std::string& name) {
+  Result<std::string> text = ReadFile(std::string(FE_CH_FIXTURES) + "/" + name);
+  EXPECT_TRUE(text.ok()) << text.status().ToString();
+  return text.ok() ? *text : std::string();
+}
+
+// The fixtures were written for a source in /data/vm-1 (and name /data/vm-10/disk, a read-only disk
+// outside it, which stays as it is).
+inline std::string MoveFixturePaths(std::string text, const std::string& dir) {
+  auto replace_all = [&](const std::string& from, const std::string& to) {
+    for (size_t at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size())) {
+      text.replace(at, from.size(), to);
+    }
+  };
+  replace_all("/data/vm-10", "\x01");
+  replace_all("/data/vm-1", dir);
+  replace_all("\x01", "/data/vm-10");
+  return text;
+}
+
+// Writes the snapshot cloud-hypervisor's vm.snapshot would leave in `snapshot_dir` of `guest_dir`.
+inline Status WriteChSnapshot(const std::string& guest_dir, const std::string& snapshot_dir) {
+  if (::mkdir(snapshot_dir.c_str(), 0755) != 0 && errno != EEXIST) return Status::FromErrno(errno, "mkdir", snapshot_dir);
+  FE_RETURN_IF_ERROR(WriteFile(snapshot_dir + "/config.json", MoveFixturePaths(FixtureText("snapshot_config.json"), guest_dir)));
+  FE_RETURN_IF_ERROR(WriteFile(snapshot_dir + "/state.json",
+                               R"({"snapshots":{"_disk0":{"snapshot_data":{"disk_path":")" + guest_dir + R"(/rootfs.raw"}}}})"));
+  return fe::test::WritePatternFile(snapshot_dir + "/memory-ranges", 4 * fe::test::kMiB, 7);
+}
+
+// A standby cloud-hypervisor guest directory at `dir` (created): boot config, snapshot, a sparse
+// disk, a kernel, a memory-zone file, a log and a manifest naming them.
+inline Status MakeChGuestDir(const std::string& dir) {
+  for (const std::string& sub : {dir, dir + "/logs", dir + "/memory"}) {
+    if (::mkdir(sub.c_str(), 0755) != 0) return Status::FromErrno(errno, "mkdir", sub);
+  }
+  FE_RETURN_IF_ERROR(WriteFile(dir + "/config.json", MoveFixturePaths(FixtureText("boot_config.json"), dir)));
+  FE_RETURN_IF_ERROR(WriteChSnapshot(dir, dir + "/snapshot"));
+  FE_RETURN_IF_ERROR(fe::test::MakeSparseFile(dir + "/rootfs.raw", 64 * fe::test::kMiB,
+                                              fe::test::SpreadRanges(64 * fe::test::kMiB, 4, fe::test::kMiB), 3));
+  FE_RETURN_IF_ERROR(fe::test::WritePatternFile(dir + "/vmlinux", 256 * fe::test::kKiB, 5));
+  FE_RETURN_IF_ERROR(fe::test::WritePatternFile(dir + "/memory/mem0", fe::test::kMiB, 9));
+  FE_RETURN_IF_ERROR(WriteFile(dir + "/logs/serial.log", "[    0.000000] Linux version\n"));
+  snapshot::Manifest manifest;
+  manifest.hypervisor = "cloud-hypervisor";
+  manifest.snapshot_dir = "snapshot";
+  using snapshot::FileRole;
+  manifest.files = {{"rootfs.raw", FileRole::kDisk},           {"vmlinux", FileRole::kPayload},
+                    {"memory/mem0", FileRole::kMemory},        {"config.json", FileRole::kConfig},
+                    {"snapshot/config.json", FileRole::kConfig}, {"snapshot/state.json", FileRole::kDeviceState},
+                    {"snapshot/memory-ranges", FileRole::kMemory}, {"api.sock", FileRole::kRuntime},
+                    {"logs", FileRole::kRuntime}};
+  return snapshot::WriteManifest(dir, manifest);
+}
+
+// The stand-in hypervisor: serves a Unix socket and exits when a client sends "quit".
+inline constexpr const char* kFakeHypervisorScript = R"(
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1])
+s.listen(16)
+while True:
+    c, _ = s.accept()
+    d = c.recv(16)
+    c.close()
+    if d == b"quit":
+        os.unlink(sys.argv[1])
+        sys.exit(0)
+)";
+
+class FakeController final : public hypervisor::VmController {
+ public:
+  FakeController(std::string socket, std::function<Status()> on_restore)
+      : socket_(std::move(socket)), on_restore_(std::move(on_restore)) {}
+  Status Pause() override { return Status::Ok(); }
+  Status Resume() override { return Status::Ok(); }
+  Status Snapshot(const std::string& snapshot_dir) override {
+    std::string guest_dir = snapshot_dir.substr(0, snapshot_dir.find_last_of('/'));
+    return WriteChSnapshot(guest_dir, snapshot_dir);
+  }
+  Status Restore(const std::string&, const hypervisor::NetworkIdentity&) override {
+    return on_restore_ ? on_restore_() : Status::Ok();
+  }
+  Status Shutdown() override {
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return Status::FromErrno(errno, "socket", socket_);
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::memcpy(address.sun_path, socket_.c_str(), socket_.size() + 1);
+    Status status;
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0 ||
+        ::write(fd, "quit", 4) != 4) {
+      status = Status::FromErrno(errno, "quit", socket_);
+    }
+    ::close(fd);
+    return status;
+  }
+
+ private:
+  std::string socket_;
+  std::function<Status()> on_restore_;
+};
+
+// The real cloud-hypervisor PrepareFork (optionally failing on call number `fail_prepare_on`), a
+// python stand-in for the process, and a kind of its own so the engine finds it by name.
+class TestPlugin final : public hypervisor::Plugin {
+ public:
+  std::string_view Kind() const override { return "cloud-hypervisor"; }
+  hypervisor::PluginCapabilities Capabilities() const override {
+    return capabilities ? *capabilities : hypervisor::CloudHypervisorPlugin().Capabilities();
+  }
+  Result<hypervisor::PreparedFork> PrepareFork(const hypervisor::ForkSpec& spec) const override {
+    int call = ++prepare_calls;
+    if (call == fail_prepare_on) return Status(ErrorCode::kIo, "injected PrepareFork failure (call " + std::to_string(call) + ")");
+    return hypervisor::CloudHypervisorPlugin().PrepareFork(spec);
+  }
+  Result<hypervisor::LaunchCommand> Launch(const std::string& instance_dir, hypervisor::LaunchMode) const override {
+    hypervisor::LaunchCommand command;
+    // Guest directories on scratch filesystems are too deep for sun_path: the socket lives in /tmp.
+    command.api_socket = "/tmp/fe-engine-test-" + std::to_string(std::hash<std::string>{}(instance_dir)) + ".sock";
+    command.argv = {"python3", "-c", kFakeHypervisorScript, command.api_socket};
+    return command;
+  }
+  Result<std::unique_ptr<hypervisor::VmController>> Connect(const std::string& api_socket,
+                                                            std::chrono::milliseconds) const override {
+    return std::unique_ptr<hypervisor::VmController>(new FakeController(api_socket, fail_restore));
+  }
+
+  mutable std::atomic<int> prepare_calls{0};
+  int fail_prepare_on = 0;  // 0: never
+  std::optional<hypervisor::PluginCapabilities> capabilities;
+  std::function<Status()> fail_restore;
+};
+
+// An engine on a fresh data root on `fs`, with the test plugin as "cloud-hypervisor" and a
+// template guest directory on the same filesystem to import.
+class EngineFixture {
+ public:
+  Status Init(const std::string& scratch) {
+    scratch_ = scratch;
+    template_dir_ = scratch + "/template";
+    FE_RETURN_IF_ERROR(MakeChGuestDir(template_dir_));
+    return Reopen();
+  }
+  Status Reopen() {
+    Close();
+    return Open();
+  }
+  // Closing and opening again is what a daemon restart (or a crash, for what is on disk) does.
+  void Close() { engine_.reset(); }
+  Status Open() {
+    EngineConfig config;
+    config.data_root = scratch_ + "/root";
+    config.lock_timeout = std::chrono::milliseconds(60'000);
+    config.hypervisor_timeout = std::chrono::milliseconds(5'000);
+    config.plugins = [this](std::string_view kind) -> Result<const hypervisor::Plugin*> {
+      if (kind == "cloud-hypervisor") return static_cast<const hypervisor::Plugin*>(&plugin_);
+      return Status(ErrorCode::kUnsupported, "hypervisor '" + std::string(kind) + "' is not supported");
+    };
+    Result<std::unique_ptr<Engine>> engine = Engine::Open(config);
+    if (!engine.ok()) return engine.status();
+    engine_ = std::move(*engine);
+    return Status::Ok();
+  }
+  Result<Instance> ImportTemplate(const std::string& name) {
+    CreateRequest request;
+    request.name = name;
+    request.hypervisor = "cloud-hypervisor";
+    request.import_dir = template_dir_;
+    return engine_->Create(request);
+  }
+  std::string DataRoot() const { return scratch_ + "/root"; }
+  std::string NetworkDir() const { return DataRoot() + "/network"; }
+  std::string MetadataDir(const std::string& id) const { return DataRoot() + "/instances/" + id; }
+
+  Engine& engine() { return *engine_; }
+  TestPlugin& plugin() { return plugin_; }
+  const std::string& template_dir() const { return template_dir_; }
+
+ private:
+  std::string scratch_;
+  std::string template_dir_;
+  TestPlugin plugin_;
+  std::unique_ptr<Engine> engine_;
+};
+
+}  // namespace fe::engine::test

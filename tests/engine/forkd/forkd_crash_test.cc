@@ -1,0 +1,93 @@
+// forkd killed in the middle of forks: kill -9 then a restart recovers to only complete instances
+// with the source intact; SIGTERM lets the forks in flight finish and exits 0 with nothing to recover.
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <atomic>
+#include <thread>
+#include <vector>
+
+#include "tests/engine/forkd/forkd_invariants.h"
+#include "tests/engine/forkd/forkd_test_fixture.h"
+
+namespace fe::forkd::test {
+namespace {
+
+class ForkdCrashTest : public ForkdTest {
+ protected:
+  // Starts `clients` threads each forking `source` with count `count`; returns once forks are
+  // visibly under way (more instance directories than before), or once every request has answered.
+  void StartForking(const std::string& source, int clients, int count) {
+    size_t before = ListDir(data_root_ + "/instances").size();
+    done_ = 0;
+    responses_.assign(clients, ApiResponse{});
+    for (int c = 0; c < clients; ++c) {
+      threads_.emplace_back([this, source, c, count] {
+        responses_[c] = api().Post("/v1/instances/" + source + "/fork",
+                                   Json{{"name", "c" + std::to_string(c)}, {"count", count}});
+        ++done_;
+      });
+    }
+    while (ListDir(data_root_ + "/instances").size() <= before && done_.load() < clients) std::this_thread::yield();
+  }
+
+  void JoinForking() {
+    for (std::thread& thread : threads_) thread.join();
+    threads_.clear();
+  }
+
+  std::vector<std::thread> threads_;
+  std::vector<ApiResponse> responses_;
+  std::atomic<int> done_{0};
+};
+
+TEST_F(ForkdCrashTest, KillNineDuringForksThenRestartLeavesOnlyCompleteInstancesAndAnIntactSource) {
+  StartForkd();
+  Json source = Import("src");
+  ASSERT_TRUE(source.is_object());
+  std::string source_volume = data_root_ + "/volumes/" + source["storage"]["volume"].get<std::string>();
+  Result<std::map<std::string, fe::test::Digest>> before = TreeDigests(source_volume);
+  FE_ASSERT_OK(before);
+
+  StartForking("src", 3, 20);
+  forkd_->Signal(SIGKILL);
+  int status = forkd_->Wait();
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << status;
+  JoinForking();
+
+  StartForkd();  // over the stale socket the killed daemon left
+  std::set<std::string> ids = ExpectOnlyCompleteInstances(api(), data_root_);
+  EXPECT_TRUE(ids.count(source["id"]) == 1) << "the source survives";
+  Result<std::map<std::string, fe::test::Digest>> after = TreeDigests(source_volume);
+  FE_ASSERT_OK(after);
+  EXPECT_EQ(*after, *before) << "a fork wrote into its source";
+  EXPECT_NE(log().find("recovery report:"), std::string::npos) << log();
+  // The restarted daemon works: it forks the source again.
+  EXPECT_EQ(api().Post("/v1/instances/src/fork", Json{{"name", "after-restart"}}).status, 201);
+}
+
+TEST_F(ForkdCrashTest, SigtermDuringForksLetsThemFinishExitsZeroAndLeavesNothingToRecover) {
+  StartForkd();
+  Json source = Import("src");
+  ASSERT_TRUE(source.is_object());
+  StartForking("src", 4, 10);
+  forkd_->Signal(SIGTERM);
+  int status = forkd_->Wait();
+  JoinForking();
+  ASSERT_TRUE(WIFEXITED(status)) << status << "\n" << log();
+  EXPECT_EQ(WEXITSTATUS(status), 0) << log();
+  EXPECT_NE(log().find("forkd stopped"), std::string::npos) << log();
+
+  std::string first_log = log();
+  StartForkd();
+  std::set<std::string> ids = ExpectOnlyCompleteInstances(api(), data_root_);
+  for (const ApiResponse& response : responses_) {
+    if (response.status != 201) continue;  // refused or cut off: must have left nothing (checked above)
+    for (const Json& fork : response.json["forks"]) EXPECT_EQ(ids.count(fork["instance"]["id"]), 1u);
+  }
+  std::string restart_log = log().substr(first_log.size());
+  EXPECT_NE(restart_log.find("recovery report: 0 action(s)"), std::string::npos) << restart_log;
+}
+
+}  // namespace
+}  // namespace fe::forkd::test

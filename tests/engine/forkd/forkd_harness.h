@@ -1,0 +1,86 @@
+// Test harness for forkd's API tests: a real forkd process (the built binary, spawned with a temp
+// data root and socket), a small HTTP client over its Unix socket, and a real-format Cloud
+// Hypervisor guest directory to import. These tests link no server code: they see forkd only as a
+// client would.
+#pragma once
+
+#include <sys/types.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "base/status.h"
+#include "tests/support/file_util.h"
+
+namespace fe::forkd::test {
+
+using Json = nlohmann::json;
+
+struct ApiResponse {
+  int status = 0;        // 0: no response (the transport error is in `error`)
+  std::string body;
+  Json json;             // parsed body; null when it is not JSON
+  std::string content_type;
+  std::string error;
+};
+
+// One request per connection, so one client may be used from many threads.
+class ApiClient {
+ public:
+  explicit ApiClient(std::string socket_path) : socket_path_(std::move(socket_path)) {}
+  ApiResponse Get(const std::string& path) const;
+  ApiResponse Post(const std::string& path, const std::string& body) const;
+  ApiResponse Post(const std::string& path, const Json& body) const { return Post(path, body.dump()); }
+  ApiResponse Delete(const std::string& path) const;
+
+ private:
+  std::string socket_path_;
+};
+
+// A forkd child process. The destructor kills (SIGKILL) and reaps it if it still runs.
+class ForkdProcess {
+ public:
+  // Spawns forkd with --data-root, --socket, `extra` arguments and --loop-pool none unless `extra`
+  // names a loop pool; its output goes to `log_path`.
+  ForkdProcess(std::string data_root, std::string socket, std::string log_path, std::vector<std::string> extra = {});
+  ForkdProcess(const ForkdProcess&) = delete;
+  ForkdProcess& operator=(const ForkdProcess&) = delete;
+  ~ForkdProcess();
+
+  Status Start();
+  // Polls GET /v1/healthz until it answers 200; an error (with the log) when forkd exits first or
+  // does not answer within a generous bound.
+  Status WaitReady();
+  void Signal(int signal);
+  // Waits for the process to exit; its wait status.
+  int Wait();
+  bool running() const { return pid_ > 0; }
+  pid_t pid() const { return pid_; }
+  std::string Log() const;
+  ApiClient client() const { return ApiClient(socket_); }
+  const std::string& socket() const { return socket_; }
+  const std::string& data_root() const { return data_root_; }
+
+ private:
+  std::string data_root_, socket_, log_path_;
+  std::vector<std::string> extra_;
+  pid_t pid_ = -1;
+};
+
+// A Cloud Hypervisor guest directory in the real format at `dir`: config.json (VmConfig), snapshot/
+// (config.json, state.json, memory-ranges), a sparse rootfs.raw with data, vmlinux. The fixture
+// configs' /data/vm-1 paths are made to point at `dir`. `data_bytes` of written data go into the disk.
+Status MakeGuestDir(const std::string& dir, uint64_t data_bytes = 1 << 20);
+
+// Every regular file under `dir` (relative path -> size and content hash): checksums of a tree.
+Result<std::map<std::string, fe::test::Digest>> TreeDigests(const std::string& dir);
+// Names in `dir` (not "." / ".."), sorted.
+std::vector<std::string> ListDir(const std::string& dir);
+// Instance ids holding a lease in <data_root>/network/network.json.
+Result<std::vector<std::string>> LeasedIds(const std::string& data_root);
+
+}  // namespace fe::forkd::test

@@ -1,0 +1,50 @@
+// What "only complete instances" means, checked from outside forkd after concurrent forks, a racing
+// delete, a kill -9 or a SIGTERM: every listed instance answers GET, is in a final state, owns a
+// volume directory holding its guest files, and nothing else is on disk: no volume, instance
+// directory or network lease without a listed instance.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <set>
+#include <string>
+
+#include "tests/engine/forkd/forkd_harness.h"
+
+namespace fe::forkd::test {
+
+// Returns the listed instances' ids; records a test failure for every broken invariant.
+inline std::set<std::string> ExpectOnlyCompleteInstances(const ApiClient& api, const std::string& data_root) {
+  std::set<std::string> ids;
+  ApiResponse list = api.Get("/v1/instances");
+  EXPECT_EQ(list.status, 200) << list.body << list.error;
+  if (list.status != 200) return ids;
+  std::set<std::string> volumes;
+  for (const Json& instance : list.json["instances"]) {
+    std::string id = instance["id"];
+    ids.insert(id);
+    volumes.insert(instance["storage"]["volume"].get<std::string>());
+    ApiResponse got = api.Get("/v1/instances/" + id);
+    EXPECT_EQ(got.status, 200) << id << ": " << got.body;
+    EXPECT_NE(instance["state"], "Creating") << id;
+    std::string volume = data_root + "/volumes/" + instance["storage"]["volume"].get<std::string>();
+    for (const char* file : {"config.json", "snapshot/config.json", "snapshot/state.json", "snapshot/memory-ranges",
+                             "rootfs.raw", "vmlinux"}) {
+      EXPECT_EQ(::access((volume + "/" + file).c_str(), F_OK), 0) << id << " lacks " << volume << "/" << file;
+    }
+  }
+  std::vector<std::string> on_disk = ListDir(data_root + "/volumes");
+  EXPECT_EQ(std::set<std::string>(on_disk.begin(), on_disk.end()), volumes) << "volumes on disk vs listed instances";
+  std::vector<std::string> dirs = ListDir(data_root + "/instances");
+  EXPECT_EQ(std::set<std::string>(dirs.begin(), dirs.end()), ids) << "instance directories vs listed instances";
+  Result<std::vector<std::string>> leases = LeasedIds(data_root);
+  EXPECT_TRUE(leases.ok()) << leases.status().ToString();
+  if (leases.ok()) {
+    EXPECT_EQ(std::set<std::string>(leases->begin(), leases->end()), ids) << "leases vs instances";
+  }
+  return ids;
+}
+
+}  // namespace fe::forkd::test

@@ -1,0 +1,54 @@
+#include "engine/forkd/metrics.h"
+
+#include <gtest/gtest.h>
+
+namespace fe::forkd {
+namespace {
+
+bool Has(const std::string& text, const std::string& line) { return text.find(line) != std::string::npos; }
+
+TEST(MetricsTest, HistogramBucketsAreCumulativeWithSumAndCount) {
+  Histogram histogram({0.001, 0.01});
+  histogram.Observe(0.0005);
+  histogram.Observe(0.005);
+  histogram.Observe(5);
+  std::string out;
+  histogram.Render("h", "phase=\"clone\"", &out);
+  EXPECT_TRUE(Has(out, "h_bucket{phase=\"clone\",le=\"0.001\"} 1\n")) << out;
+  EXPECT_TRUE(Has(out, "h_bucket{phase=\"clone\",le=\"0.01\"} 2\n")) << out;
+  EXPECT_TRUE(Has(out, "h_bucket{phase=\"clone\",le=\"+Inf\"} 3\n")) << out;
+  EXPECT_TRUE(Has(out, "h_count{phase=\"clone\"} 3\n")) << out;
+  EXPECT_TRUE(Has(out, "h_sum{phase=\"clone\"} 5.0055\n")) << out;
+}
+
+TEST(MetricsTest, ForksFailuresRequestsAndGaugesAppearInTheExposition) {
+  Metrics metrics;
+  engine::ForkOutcome outcome;
+  outcome.phases.clone_us = 700;
+  outcome.phases.total_us = 1000;
+  metrics.RecordFork(outcome);
+  metrics.RecordForkFailure(ErrorCode::kBusy);
+  metrics.RecordRequest("POST", "/v1/instances/{id}/fork", 201, 0.002);
+  engine::Instance standby;
+  standby.state = engine::InstanceState::kStandby;
+  engine::StorageInfo storage{.backend = "reflink", .root = "/r", .selection_reason = "", .volumes = 4,
+                              .filesystem_bytes = 100, .filesystem_free_bytes = 40};
+  std::string text = metrics.Render({standby}, storage);
+  for (const char* line : {"# TYPE forkengine_forks_total counter\n", "forkengine_forks_total{result=\"ok\"} 1\n",
+                           "forkengine_forks_total{result=\"error\"} 1\n", "forkengine_fork_failures_total{code=\"busy\"} 1\n",
+                           "# TYPE forkengine_fork_duration_seconds histogram\n",
+                           "forkengine_fork_duration_seconds_bucket{le=\"0.001\"} 1\n",
+                           "forkengine_fork_phase_seconds_bucket{phase=\"clone\",le=\"0.001\"} 1\n",
+                           "forkengine_http_requests_total{method=\"POST\",route=\"/v1/instances/{id}/fork\",status=\"201\"} 1\n",
+                           "forkengine_http_request_duration_seconds_count{method=\"POST\",route=\"/v1/instances/{id}/fork\"} 1\n",
+                           "forkengine_instances{state=\"Standby\"} 1\n", "forkengine_instances{state=\"Running\"} 0\n",
+                           "forkengine_storage_volumes{backend=\"reflink\"} 4\n",
+                           "forkengine_storage_free_bytes{backend=\"reflink\"} 40\n"}) {
+    EXPECT_TRUE(Has(text, line)) << line << "\n" << text;
+  }
+}
+
+TEST(MetricsTest, LabelValuesAreEscaped) { EXPECT_EQ(EscapeLabelValue("a\"b\\c\nd"), "a\\\"b\\\\c\\nd"); }
+
+}  // namespace
+}  // namespace fe::forkd

@@ -1,0 +1,68 @@
+// engine/forkd/openapi.json documents exactly the routes the server serves.
+#include <set>
+#include <string>
+#include <utility>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "engine/forkd/server.h"
+#include "tests/support/file_util.h"
+
+namespace fe::forkd {
+namespace {
+
+using RouteSet = std::set<std::pair<std::string, std::string>>;
+
+nlohmann::json OpenApi() {
+  Result<std::string> text = fe::test::ReadFile(FE_FORKD_OPENAPI);
+  EXPECT_TRUE(text.ok()) << text.status().ToString();
+  return text.ok() ? nlohmann::json::parse(*text) : nlohmann::json();
+}
+
+RouteSet Documented(const nlohmann::json& document) {
+  RouteSet routes;
+  for (const auto& [path, operations] : document["paths"].items()) {
+    for (const auto& [method, operation] : operations.items()) {
+      if (method == "parameters") continue;
+      std::string upper = method;
+      for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      routes.insert({upper, path});
+    }
+  }
+  return routes;
+}
+
+TEST(OpenApiTest, EveryDocumentedRouteIsServedAndEveryServedRouteDocumented) {
+  nlohmann::json document = OpenApi();
+  ASSERT_TRUE(document.is_object());
+  EXPECT_EQ(document["openapi"], "3.0.3");
+  RouteSet served;
+  for (const ServedRoute& route : ServedRoutes()) served.insert({route.method, route.pattern});
+  RouteSet documented = Documented(document);
+  for (const auto& route : documented) EXPECT_EQ(served.count(route), 1u) << "documented, not served: " << route.first << " " << route.second;
+  for (const auto& route : served) EXPECT_EQ(documented.count(route), 1u) << "served, not documented: " << route.first << " " << route.second;
+  EXPECT_FALSE(served.empty());
+}
+
+TEST(OpenApiTest, EveryOperationDocumentsItsResponsesAndEverySchemaReferenceResolves) {
+  nlohmann::json document = OpenApi();
+  ASSERT_TRUE(document.is_object());
+  for (const auto& [path, operations] : document["paths"].items()) {
+    for (const auto& [method, operation] : operations.items()) {
+      EXPECT_TRUE(operation.contains("responses") && !operation["responses"].empty()) << method << " " << path;
+      EXPECT_TRUE(operation.contains("operationId")) << method << " " << path;
+    }
+  }
+  // Every $ref names a schema in components.
+  std::string text = document.dump();
+  const std::string marker = "\"$ref\":\"#/components/schemas/";
+  for (size_t at = text.find(marker); at != std::string::npos; at = text.find(marker, at + 1)) {
+    size_t start = at + marker.size();
+    std::string name = text.substr(start, text.find('"', start) - start);
+    EXPECT_TRUE(document["components"]["schemas"].contains(name)) << "unresolved $ref " << name;
+  }
+}
+
+}  // namespace
+}  // namespace fe::forkd

@@ -1,0 +1,73 @@
+#include "engine/forkd/request_parsing.h"
+
+#include <gtest/gtest.h>
+
+namespace fe::forkd {
+namespace {
+
+TEST(RequestParsingTest, ForkRequestTakesEveryKnownFieldWithItsType) {
+  Result<engine::ForkRequest> request =
+      ParseForkRequest(R"({"name":"web","from_running":true,"target_state":"Running","count":3})");
+  ASSERT_TRUE(request.ok()) << request.status().ToString();
+  EXPECT_EQ(request->name, "web");
+  EXPECT_TRUE(request->from_running);
+  EXPECT_EQ(request->target_state, engine::InstanceState::kRunning);
+  EXPECT_EQ(request->count, 3);
+}
+
+TEST(RequestParsingTest, ForkRequestDefaultsOmittedAndNullFields) {
+  Result<engine::ForkRequest> request = ParseForkRequest(R"({"name":"web","count":null})");
+  ASSERT_TRUE(request.ok()) << request.status().ToString();
+  EXPECT_FALSE(request->from_running);
+  EXPECT_FALSE(request->target_state.has_value());
+  EXPECT_EQ(request->count, 1);
+}
+
+TEST(RequestParsingTest, RejectsUnknownFieldsWrongTypesAndMissingNamesNamingTheField) {
+  struct Case {
+    const char* body;
+    const char* named;
+  };
+  for (const Case& c : {Case{R"({"name":"a","coount":2})", "coount"}, Case{R"({"name":"a","count":2.5})", "count"},
+                        Case{R"({"name":"a","count":true})", "count"}, Case{R"({"name":"a","from_running":"yes"})", "from_running"},
+                        Case{R"({"count":2})", "name"}, Case{R"({"name":"a","count":99999999999})", "count"},
+                        Case{R"({"name":"a","target_state":"paused"})", "target_state"}}) {
+    Result<engine::ForkRequest> request = ParseForkRequest(c.body);
+    ASSERT_FALSE(request.ok()) << c.body;
+    EXPECT_EQ(request.status().code(), ErrorCode::kInvalidArgument) << c.body;
+    EXPECT_NE(request.status().message().find(c.named), std::string::npos) << request.status().message();
+  }
+}
+
+TEST(RequestParsingTest, RejectsBodiesThatAreNotOneJsonObject) {
+  for (const char* body : {"", "[]", "\"name\"", "{\"name\":", "{} {}"}) {
+    EXPECT_EQ(ParseForkRequest(body).status().code(), ErrorCode::kInvalidArgument) << body;
+  }
+}
+
+TEST(RequestParsingTest, CreateRequestParsesAttachedVolumesStrictly) {
+  Result<engine::CreateRequest> request = ParseCreateRequest(
+      R"({"name":"a","hypervisor":"qemu","import_dir":"/g","state":"Stopped","vcpus":2,
+          "attached_volumes":[{"path":"/d1"},{"path":"/d2","read_only":false}]})");
+  ASSERT_TRUE(request.ok()) << request.status().ToString();
+  EXPECT_EQ(request->import_dir, "/g");
+  EXPECT_EQ(request->state, engine::InstanceState::kStopped);
+  EXPECT_EQ(request->vcpus, 2);
+  ASSERT_EQ(request->attached_volumes.size(), 2u);
+  EXPECT_TRUE(request->attached_volumes[0].read_only);
+  EXPECT_FALSE(request->attached_volumes[1].read_only);
+  Result<engine::CreateRequest> bad =
+      ParseCreateRequest(R"({"name":"a","hypervisor":"qemu","attached_volumes":[{"path":"/d","rw":true}]})");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("attached_volumes[0].rw"), std::string::npos) << bad.status().message();
+}
+
+TEST(RequestParsingTest, ActionBodiesMustBeEmptyOrAnEmptyObject) {
+  EXPECT_TRUE(ParseEmptyBody("").ok());
+  EXPECT_TRUE(ParseEmptyBody(" {} ").ok());
+  EXPECT_EQ(ParseEmptyBody(R"({"force":true})").code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(ParseEmptyBody("nope").code(), ErrorCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace fe::forkd
