@@ -16,6 +16,7 @@ std::string_view ErrorCodeName(ErrorCode code) {
     case ErrorCode::kNoSpace: return "no_space";
     case ErrorCode::kBusy: return "busy";
     case ErrorCode::kFailedPrecondition: return "failed_precondition";
+    case ErrorCode::kUnavailable: return "unavailable";
     case ErrorCode::kIo: return "io";
     case ErrorCode::kInternal: return "internal";
   }

@@ -22,6 +22,7 @@ enum class ErrorCode {
   kNoSpace,
   kBusy,
   kFailedPrecondition,  // the object is not in a state that allows the operation
+  kUnavailable,         // nothing ready now and the caller asked not to wait (retry later)
   kIo,
   kInternal,
 };

@@ -143,6 +143,9 @@ Result<Instance> Engine::Create(const CreateRequest& request) {
     hypervisor::ForkSpec spec{import_dir, guest_dir, {}, instance.identity, state == InstanceState::kStandby};
     Result<hypervisor::PreparedFork> prepared = (*plugin)->PrepareFork(spec);
     if (!prepared.ok()) return failed("rewrite", prepared.status());
+    // The guest of an imported snapshot keeps whatever identity it was saved with (unknown here): it
+    // is handed the instance's own at its next restore only if it is forked first (see fork.cc).
+    instance.identity_channel = prepared->restore.identity_channel;
   }
 
   instance.state = state;

@@ -215,6 +215,38 @@ Result<Instance> Engine::Restore(const std::string& id_or_name) {
   return RestoreLocked(locked->first);
 }
 
+// The new name is reserved under mutex_ before the metadata is written, so no concurrent create, fork
+// or release can take it; the old name is freed only once the rename is durable.
+Result<Instance> Engine::ReleaseFromPool(const std::string& id_or_name, const std::string& new_name) {
+  auto locked = LockExclusive(id_or_name);
+  if (!locked.ok()) return locked.status();
+  const std::shared_ptr<Entry>& entry = locked->first;
+  Instance instance = Read(entry);
+  if (instance.pool.empty()) {
+    return Status(ErrorCode::kFailedPrecondition, "instance '" + instance.name + "' is not a pool member");
+  }
+  const std::string old_name = instance.name;
+  const std::string name = new_name.empty() ? old_name : new_name;
+  FE_RETURN_IF_ERROR(ValidateInstanceName(name));
+  const bool renamed = name != old_name;
+  if (renamed) {
+    std::lock_guard lock(mutex_);
+    if (!names_.emplace(name, instance.id).second) {
+      return Status(ErrorCode::kAlreadyExists, "instance name '" + name + "' is taken");
+    }
+  }
+  instance.name = name;
+  instance.pool.clear();
+  Status committed = Commit(entry, instance);
+  if (renamed) {
+    std::lock_guard lock(mutex_);
+    auto drop = names_.find(committed.ok() ? old_name : name);
+    if (drop != names_.end() && drop->second == instance.id) names_.erase(drop);
+  }
+  if (!committed.ok()) return committed.Annotate("releasing pool member '" + old_name + "'");
+  return Read(entry);
+}
+
 Result<StorageInfo> Engine::Storage() const {
   StorageInfo info;
   info.backend = std::string(backend_->Name());

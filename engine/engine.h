@@ -20,7 +20,11 @@
 // run concurrently (at most 8 at a time); if one fails, no new one starts and the made ones are
 // removed. Target states: a Stopped source gives Stopped (default) or Running forks; a Standby source
 // gives Standby (default), Running or Stopped ones (a Stopped fork boots from its config); a Running
-// source (from_running) gives what a Standby one gives, default Running.
+// source (from_running) gives what a Standby one gives, default Running. A Running source is forked
+// live when its plugin and the backend allow it (engine/live_fork.cc: paused for the snapshot and the
+// clones, then resumed: the same process runs on), else by standby and restore. A fork restored from
+// a snapshot is handed its own identity by its guest agent before it counts as Running (lifecycle.cc;
+// a failed handoff fails the step: "restore").
 //
 // Create. An import clones the directory into a new volume and runs the plugin's PrepareFork on it
 // (the import is a fork from outside: the configs then point into the volume, and the network identity
@@ -33,6 +37,8 @@
 //
 // Threads: every public method may be called concurrently.
 #pragma once
+
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdint>
@@ -70,7 +76,15 @@ struct EngineConfig {
   NetworkPoolConfig network = DefaultNetworkPool();
   std::chrono::milliseconds lock_timeout{30'000};
   std::chrono::milliseconds hypervisor_timeout{10'000};  // API socket appearance, shutdown
+  // A restored fork's guest agent must acknowledge its identity within this (TCG guests are slow).
+  std::chrono::milliseconds identity_timeout{10'000};
   PluginLookup plugins;  // empty: hypervisor::FindPlugin
+  // TAP devices (engine/tap_device.h): with manage_taps, an instance's TAP (identity.tap_device) is
+  // made before its VM starts or is restored and removed when the VM stops, goes into standby or the
+  // start fails. Needs CAP_NET_ADMIN, hence the default. `bridge`: the TAPs become its ports; empty:
+  // none (the bridge must exist).
+  bool manage_taps = ::geteuid() == 0;
+  std::string bridge;
 };
 
 struct CreateRequest {
@@ -88,16 +102,20 @@ struct ForkRequest {
   bool from_running = false;
   std::optional<InstanceState> target_state;  // default: the source's state
   int count = 1;                              // 1..64, all or nothing
+  std::string pool;  // non-empty: the forks are ready members of this pool (Instance::pool)
 };
 
 // Where a fork's time went, in microseconds.
 struct ForkPhases {
   int64_t lock_wait_us = 0;  // waiting for the source's lock
-  int64_t source_standby_us = 0;  // from_running: pausing and snapshotting the source
+  int64_t source_standby_us = 0;  // from_running (full path): standby of the source (snapshot + exit)
+  // from_running (live path): the source paused, from the pause to the resume (snapshot + clones)
+  int64_t source_pause_us = 0;
   int64_t clone_us = 0;      // storage clone of the volume
   int64_t rewrite_us = 0;    // identity lease + plugin PrepareFork
   int64_t metadata_us = 0;   // writing the fork's metadata
   int64_t restore_us = 0;    // bringing the fork to its target state (and the source back)
+  int64_t identity_us = 0;   // handing the restored fork's guest its identity (within restore_us)
   int64_t total_us = 0;
 };
 
@@ -105,6 +123,8 @@ struct ForkOutcome {
   Instance instance;
   ForkPhases phases;
   std::string mechanism;  // the clone report's summary mechanism ("btrfs-snapshot", "reflink", ...)
+  // from_running served by the live path: the source was paused, not stopped (engine/live_fork.cc)
+  bool live = false;
   uint64_t files = 0;
   uint64_t logical_bytes = 0;
   // Logical bytes (holes included) of files cloned by reference: shared with the source, not copied.
@@ -145,6 +165,12 @@ class Engine {
   Result<Instance> Restore(const std::string& id_or_name);  // Standby -> Running
 
   Result<std::vector<ForkOutcome>> Fork(const std::string& source_id_or_name, const ForkRequest& request);
+
+  // Hands a pool member out (engine/pool.h): renames it to `new_name` (empty: keeps its name) and
+  // clears its pool label, durably, under its lock. NotFound; FailedPrecondition when it is not a
+  // pool member; InvalidArgument for a bad name; AlreadyExists when `new_name` is taken (then nothing
+  // changed).
+  Result<Instance> ReleaseFromPool(const std::string& id_or_name, const std::string& new_name);
 
   Result<StorageInfo> Storage() const;
   const RecoveryReport& recovery() const { return recovery_; }
@@ -198,16 +224,43 @@ class Engine {
   Result<Instance> StartLocked(const std::shared_ptr<Entry>& entry);
   Result<Instance> StopLocked(const std::shared_ptr<Entry>& entry);
   Result<Instance> StandbyLocked(const std::shared_ptr<Entry>& entry);
-  Result<Instance> RestoreLocked(const std::shared_ptr<Entry>& entry);
+  // With `identity_us`, the time spent handing the guest its identity is added to it.
+  Result<Instance> RestoreLocked(const std::shared_ptr<Entry>& entry, int64_t* identity_us = nullptr);
+  // After RestoreVm: hands the guest its identity when it still has another (a fork's first restore),
+  // updating guest_mac and identity_generation in `instance` (not committed). See lifecycle.cc.
+  Status HandOffIdentityLocked(Instance& instance);
+  // The instance's TAP, made (and bridged) or removed when the engine manages TAPs; see EngineConfig.
+  Status AttachTap(const Instance& instance) const;
+  void DetachTap(const Instance& instance) const;  // failures are logged
   // The directory the instance's snapshot lives in: <guest_dir>/<manifest snapshot_dir or "snapshot">.
   std::string SnapshotDirOf(const Instance& instance) const;
 
   // --- fork.cc
+  // Volumes cloned (with their intent metadata written) before ForkOne, by fork id: the live path.
+  using PreCloned = std::map<std::string, std::pair<storage::CloneReport, int64_t /*clone_us*/>>;
+  // `pre_cloned`, when it holds the fork's id: the intent and the volume exist already; ForkOne takes
+  // over their undo.
   Result<MadeFork> ForkOne(const Instance& source, const std::string& name, InstanceState target_state,
-                           const std::string& reserved_id);
+                           const std::string& reserved_id, const std::string& pool, const PreCloned* pre_cloned);
   // Runs ForkOne for every name concurrently (bounded); all or nothing.
   Result<std::vector<MadeFork>> ForkAll(const Instance& source, const std::vector<std::pair<std::string, std::string>>& names_and_ids,
-                                        InstanceState target_state);
+                                        InstanceState target_state, const std::string& pool,
+                                        const PreCloned* pre_cloned = nullptr);
+  // The intent metadata of a fork (state Creating) as ForkOne writes it.
+  Instance ForkIntent(const Instance& source, const std::string& name, const std::string& reserved_id,
+                      const std::string& pool) const;
+
+  // --- live_fork.cc: from_running without stopping the source
+  // Whether the live path can serve a from_running fork of `source` (Running): the plugin snapshots
+  // a running VM leaving shared-file RAM in place and the backend's clones share data.
+  bool CanLiveFork(const Instance& source, const hypervisor::Plugin& plugin) const;
+  // Pauses the source, snapshots it into its snapshot directory, writes the forks' intents and clones
+  // its volume for each, resumes it; then makes the forks from their clones. REQUIRES: the source's
+  // lock held exclusively. `pause_us`: how long the source was paused.
+  Result<std::vector<MadeFork>> LiveForkLocked(const Instance& source,
+                                               const std::vector<std::pair<std::string, std::string>>& names_and_ids,
+                                               InstanceState target_state, const std::string& pool,
+                                               int64_t& pause_us);
 
   const EngineConfig config_;
   const std::unique_ptr<storage::Backend> backend_;

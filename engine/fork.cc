@@ -4,8 +4,13 @@
 // Target states. A Stopped source gives Stopped (default) or Running (booted) forks. A Standby source
 // gives Standby (default: the fork restores from its copy of the snapshot), Running (restored now) or
 // Stopped forks (the copied snapshot stays but the fork boots from its config, as a fresh VM). A
-// Running source (from_running=true) is put into standby first, so it gives what a Standby source
-// gives; its default is Running, like the source.
+// Running source (from_running=true) gives what a Standby source gives; its default is Running, like
+// the source. It is forked by the live path when it can be (engine/live_fork.cc: paused for the
+// snapshot and the clones, never stopped), else put into standby and restored afterwards.
+//
+// Identity. A fork restored from a snapshot wakes up with the guest identity of its source: it
+// records that MAC (guest_mac) and the source's identity_generation, and its first restore hands the
+// guest its own identity (lifecycle.cc). A booted fork's guest takes the MAC of its rewritten config.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -70,11 +75,12 @@ Status CheckSharedVolumes(const Instance& source) {
 
 void LogFork(const ForkOutcome& outcome, const Instance& source) {
   const ForkPhases& p = outcome.phases;
-  spdlog::info("fork {} ('{}') of {} ('{}') {}: lock_wait {}us standby {}us clone {}us ({}) rewrite {}us "
-               "metadata {}us restore {}us total {}us",
+  spdlog::info("fork {} ('{}') of {} ('{}') {}{}: lock_wait {}us standby {}us pause {}us clone {}us ({}) "
+               "rewrite {}us metadata {}us restore {}us (identity {}us) total {}us",
                outcome.instance.id, outcome.instance.name, source.id, source.name,
-               InstanceStateName(outcome.instance.state), p.lock_wait_us, p.source_standby_us, p.clone_us,
-               outcome.mechanism, p.rewrite_us, p.metadata_us, p.restore_us, p.total_us);
+               InstanceStateName(outcome.instance.state), outcome.live ? " (live)" : "", p.lock_wait_us,
+               p.source_standby_us, p.source_pause_us, p.clone_us, outcome.mechanism, p.rewrite_us, p.metadata_us,
+               p.restore_us, p.identity_us, p.total_us);
 }
 
 }  // namespace
@@ -148,6 +154,28 @@ Result<std::vector<ForkOutcome>> Engine::Fork(const std::string& source_id_or_na
                                                std::string(InstanceStateName(forked_state)) + " instance");
   }
 
+  const bool live = was_running && CanLiveFork(source, **plugin);
+  if (live) {
+    int64_t pause_us = 0;
+    Result<std::vector<MadeFork>> made = LiveForkLocked(source, reserved, *target, request.pool, pause_us);
+    if (!made.ok()) return made.status();
+    std::vector<ForkOutcome> outcomes;
+    {
+      std::lock_guard lock(mutex_);
+      for (MadeFork& fork : *made) entries_.emplace(fork.outcome.instance.id, fork.entry);
+    }
+    reservation.Commit();
+    for (MadeFork& fork : *made) {
+      fork.outcome.live = true;
+      fork.outcome.phases.lock_wait_us = lock_wait_us;
+      fork.outcome.phases.source_pause_us = pause_us;
+      fork.outcome.phases.total_us = MicrosSince(started);
+      LogFork(fork.outcome, source);
+      outcomes.push_back(std::move(fork.outcome));
+    }
+    return outcomes;
+  }
+
   int64_t standby_us = 0;
   if (was_running) {
     const Clock::time_point standby_start = Clock::now();
@@ -157,7 +185,7 @@ Result<std::vector<ForkOutcome>> Engine::Fork(const std::string& source_id_or_na
     standby_us = MicrosSince(standby_start);
   }
 
-  Result<std::vector<MadeFork>> made = ForkAll(source, reserved, *target);
+  Result<std::vector<MadeFork>> made = ForkAll(source, reserved, *target, request.pool);
 
   int64_t restore_source_us = 0;
   if (was_running) {
@@ -198,7 +226,8 @@ Result<std::vector<ForkOutcome>> Engine::Fork(const std::string& source_id_or_na
 
 Result<std::vector<Engine::MadeFork>> Engine::ForkAll(const Instance& source,
                                                       const std::vector<std::pair<std::string, std::string>>& names_and_ids,
-                                                      InstanceState target_state) {
+                                                      InstanceState target_state, const std::string& pool,
+                                                      const PreCloned* pre_cloned) {
   const size_t count = names_and_ids.size();
   std::vector<std::optional<Result<MadeFork>>> results(count);
   std::atomic<size_t> next{0};
@@ -206,7 +235,7 @@ Result<std::vector<Engine::MadeFork>> Engine::ForkAll(const Instance& source,
   auto work = [&] {
     for (size_t i = next++; i < count && !failed; i = next++) {
       const auto& [name, id] = names_and_ids[i];
-      results[i].emplace(ForkOne(source, name, target_state, id));
+      results[i].emplace(ForkOne(source, name, target_state, id, pool, pre_cloned));
       if (!results[i]->ok()) failed = true;  // no new forks are started; the made ones are removed
     }
   };
@@ -245,17 +274,8 @@ Result<std::vector<Engine::MadeFork>> Engine::ForkAll(const Instance& source,
   return *first_failure;
 }
 
-Result<Engine::MadeFork> Engine::ForkOne(const Instance& source, const std::string& name, InstanceState target_state,
-                                         const std::string& reserved_id) {
-  auto failed = [&](std::string_view step, const Status& status) {
-    return status.Annotate("fork '" + name + "' of '" + source.name + "': " + std::string(step));
-  };
-  Result<const hypervisor::Plugin*> plugin = PluginFor(source);
-  if (!plugin.ok()) return failed("plugin", plugin.status());
-  const bool from_snapshot = source.state == InstanceState::kStandby && target_state != InstanceState::kStopped;
-  ForkOutcome outcome;
-  ForkPhases& phases = outcome.phases;
-
+Instance Engine::ForkIntent(const Instance& source, const std::string& name, const std::string& reserved_id,
+                            const std::string& pool) const {
   Instance fork;
   fork.id = reserved_id;
   fork.name = name;
@@ -267,18 +287,52 @@ Result<Engine::MadeFork> Engine::ForkOne(const Instance& source, const std::stri
   fork.created_at = fork.updated_at = fork.forked_at = NowRfc3339();
   fork.vcpus = source.vcpus;
   fork.attached_volumes = source.attached_volumes;  // all read-only (checked at admission)
+  fork.pool = pool;
+  // The guest of a fork restored from a snapshot has what its source's guest had.
+  fork.guest_mac = GuestMac(source);
+  fork.identity_generation = source.identity_generation;
+  return fork;
+}
+
+Result<Engine::MadeFork> Engine::ForkOne(const Instance& source, const std::string& name, InstanceState target_state,
+                                         const std::string& reserved_id, const std::string& pool,
+                                         const PreCloned* pre_cloned) {
+  auto failed = [&](std::string_view step, const Status& status) {
+    return status.Annotate("fork '" + name + "' of '" + source.name + "': " + std::string(step));
+  };
+  // A live fork's source is Running; its snapshot, taken for the fork, is in the clone.
+  const auto cloned = pre_cloned != nullptr ? pre_cloned->find(reserved_id) : PreCloned::const_iterator();
+  const bool was_cloned = pre_cloned != nullptr && cloned != pre_cloned->end();
+  const InstanceState source_state = was_cloned ? InstanceState::kStandby : source.state;
+  Result<const hypervisor::Plugin*> plugin = PluginFor(source);
+  if (!plugin.ok()) return failed("plugin", plugin.status());
+  const bool from_snapshot = source_state == InstanceState::kStandby && target_state != InstanceState::kStopped;
+  ForkOutcome outcome;
+  ForkPhases& phases = outcome.phases;
+
+  Instance fork = ForkIntent(source, name, reserved_id, pool);
+  if (!from_snapshot) fork.guest_mac.clear();  // a booted guest takes its config's MAC: its own
 
   Reverter reverter;
+  std::optional<storage::CloneReport> report;
   Clock::time_point step = Clock::now();
-  if (Status intent = store_.Write(fork); !intent.ok()) return failed("metadata", intent);
+  if (!was_cloned) {
+    if (Status intent = store_.Write(fork); !intent.ok()) return failed("metadata", intent);
+  }
   reverter.Add("remove metadata of " + fork.id, [this, id = fork.id] { return store_.Remove(id); });
   phases.metadata_us += MicrosSince(step);
 
   step = Clock::now();
-  Result<storage::CloneReport> report = backend_->Clone(source.volume, fork.volume);
-  if (!report.ok()) return failed("clone", report.status());
+  if (was_cloned) {
+    report = cloned->second.first;
+    phases.clone_us = cloned->second.second;
+  } else {
+    Result<storage::CloneReport> made = backend_->Clone(source.volume, fork.volume);
+    if (!made.ok()) return failed("clone", made.status());
+    report = std::move(*made);
+    phases.clone_us = MicrosSince(step);
+  }
   reverter.Add("remove volume " + fork.volume, [this, volume = fork.volume] { return backend_->Remove(volume); });
-  phases.clone_us = MicrosSince(step);
 
   step = Clock::now();
   Result<hypervisor::NetworkIdentity> identity = network_->Allocate(fork.id);
@@ -288,6 +342,7 @@ Result<Engine::MadeFork> Engine::ForkOne(const Instance& source, const std::stri
   hypervisor::ForkSpec spec{GuestDir(source), GuestDir(fork), source.identity, fork.identity, from_snapshot};
   Result<hypervisor::PreparedFork> prepared = (*plugin)->PrepareFork(spec);
   if (!prepared.ok()) return failed("rewrite", prepared.status());
+  fork.identity_channel = prepared->restore.identity_channel;
   phases.rewrite_us = MicrosSince(step);
 
   step = Clock::now();
@@ -301,7 +356,7 @@ Result<Engine::MadeFork> Engine::ForkOne(const Instance& source, const std::stri
   if (target_state == InstanceState::kRunning) {
     step = Clock::now();
     ExclusiveLock lock(entry->operation);  // uncontended: the entry is not published yet
-    Result<Instance> running = from_snapshot ? RestoreLocked(entry) : StartLocked(entry);
+    Result<Instance> running = from_snapshot ? RestoreLocked(entry, &phases.identity_us) : StartLocked(entry);
     if (!running.ok()) return failed(from_snapshot ? "restore" : "start", running.status());
     phases.restore_us = MicrosSince(step);
   }

@@ -7,6 +7,7 @@
 #include "engine/cli/fork_commands.h"
 #include "engine/cli/health_command.h"
 #include "engine/cli/instance_commands.h"
+#include "engine/cli/pool_commands.h"
 #include "engine/cli/sample_instance_command.h"
 #include "engine/storage_command.h"
 
@@ -17,6 +18,7 @@ int main(int argc, char** argv) {
   auto options = fe::cli::AddGlobalOptions(app);
   fe::cli::AddInstanceCommands(app, options, &exit_code);
   fe::cli::AddForkCommands(app, options, &exit_code);
+  fe::cli::AddPoolCommands(app, options, &exit_code);
   fe::cli::AddStorageCommand(app, options, &exit_code);
   fe::cli::AddHealthCommand(app, options, &exit_code);
   fe::cli::AddSampleInstanceCommand(app, options, &exit_code);

@@ -145,6 +145,18 @@ Result<InstanceState> ParseInstanceState(std::string_view text) {
                 "unknown instance state '" + std::string(text) + "' (expected Creating, Stopped, Standby or Running)");
 }
 
+std::string_view IdentityChannelKindName(hypervisor::IdentityChannel::Kind kind) {
+  switch (kind) {
+    case hypervisor::IdentityChannel::Kind::kVirtioSerialSocket:
+      return "virtio-serial";
+    case hypervisor::IdentityChannel::Kind::kHybridVsock:
+      return "hybrid-vsock";
+    case hypervisor::IdentityChannel::Kind::kNone:
+      break;
+  }
+  return "none";
+}
+
 nlohmann::json InstanceToJson(const Instance& instance) {
   Json json;
   json["id"] = instance.id;
@@ -161,6 +173,7 @@ nlohmann::json InstanceToJson(const Instance& instance) {
   json["created_at"] = instance.created_at;
   json["updated_at"] = instance.updated_at;
   json["vcpus"] = instance.vcpus;
+  if (!instance.pool.empty()) json["pool"] = instance.pool;
   Json volumes = Json::array();
   for (const AttachedVolume& volume : instance.attached_volumes) {
     volumes.push_back({{"path", volume.path}, {"read_only", volume.read_only}});
@@ -173,6 +186,13 @@ nlohmann::json InstanceToJson(const Instance& instance) {
   } else {
     json["process"] = nullptr;
   }
+  const hypervisor::IdentityChannel& channel = instance.identity_channel;
+  if (!channel.empty()) {
+    json["identity_channel"] = {{"kind", IdentityChannelKindName(channel.kind)}, {"path", channel.path},
+                                {"port", channel.port}};
+  }
+  if (!instance.guest_mac.empty()) json["guest_mac"] = instance.guest_mac;
+  json["identity_generation"] = instance.identity_generation;
   return json;
 }
 
@@ -207,6 +227,7 @@ Result<Instance> InstanceFromJson(const nlohmann::json& json, std::string_view o
   FE_RETURN_IF_ERROR(reader.String("created_at", instance.created_at, true));
   FE_RETURN_IF_ERROR(reader.String("updated_at", instance.updated_at, false));
   FE_RETURN_IF_ERROR(reader.Integer("vcpus", instance.vcpus, false, 1, 4096));
+  FE_RETURN_IF_ERROR(reader.String("pool", instance.pool, false));
   FE_RETURN_IF_ERROR(ReadAttachedVolumes(reader, origin, instance.attached_volumes));
 
   Result<const Json*> process = reader.Object("process", false);
@@ -216,6 +237,28 @@ Result<Instance> InstanceFromJson(const nlohmann::json& json, std::string_view o
     FE_RETURN_IF_ERROR(ReadProcess(**process, origin, record));
     instance.process = record;
   }
+  Result<const Json*> channel = reader.Object("identity_channel", false);
+  if (!channel.ok()) return channel.status();
+  if (*channel != nullptr) {
+    FieldReader channel_reader(**channel, origin, "identity_channel.");
+    std::string kind;
+    FE_RETURN_IF_ERROR(channel_reader.String("kind", kind, true));
+    if (kind == IdentityChannelKindName(hypervisor::IdentityChannel::Kind::kVirtioSerialSocket)) {
+      instance.identity_channel.kind = hypervisor::IdentityChannel::Kind::kVirtioSerialSocket;
+    } else if (kind == IdentityChannelKindName(hypervisor::IdentityChannel::Kind::kHybridVsock)) {
+      instance.identity_channel.kind = hypervisor::IdentityChannel::Kind::kHybridVsock;
+    } else {
+      return channel_reader.Fail("kind", "'" + kind + "' is not virtio-serial or hybrid-vsock");
+    }
+    FE_RETURN_IF_ERROR(channel_reader.String("path", instance.identity_channel.path, true));
+    if (instance.identity_channel.path.empty() || instance.identity_channel.path[0] != '/') {
+      return channel_reader.Fail("path", "expected an absolute path");
+    }
+    FE_RETURN_IF_ERROR(channel_reader.Integer("port", instance.identity_channel.port, false, 0, UINT32_MAX));
+  }
+  FE_RETURN_IF_ERROR(reader.String("guest_mac", instance.guest_mac, false));
+  FE_RETURN_IF_ERROR(reader.Integer("identity_generation", instance.identity_generation, false, 0, UINT64_MAX));
+
   if (instance.state == InstanceState::kRunning && !instance.process) {
     return reader.Fail("process", "missing for a Running instance");
   }

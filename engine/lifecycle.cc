@@ -2,9 +2,27 @@
 // Each checks the state first (FailedPrecondition naming it), drives the hypervisor process through
 // engine/vm_runner.h, then commits the new state. REQUIRES for every *Locked method: the entry's
 // operation lock held exclusively (or the entry not yet published).
+//
+// TAPs. With EngineConfig::manage_taps the instance's TAP is made before its hypervisor starts (boot
+// or restore) and removed when the process ends (stop, standby, a failed start or restore).
+//
+// Identity after a restore. A guest restored from a snapshot has the identity it had when the
+// snapshot was taken: for a fork's first restore, its source's. When that differs from the
+// instance's own (guest_mac != identity.mac), RestoreLocked hands the guest its identity over the
+// instance's identity channel (hypervisor/identity_handoff.h) with the next identity_generation, and
+// records what the guest now has. Policy:
+//  - No channel: the restore goes on and a warning says the guest keeps the other identity.
+//  - A hybrid-vsock channel nobody listens on (a guest without the agent): the same.
+//  - Any other failure (no ack within EngineConfig::identity_timeout, the agent's error) fails the
+//    restore: two running guests claiming one MAC and IP on a network is worse than a failed restore.
+//    The VM is put back into standby (snapshotted again, so the snapshot stays consistent with a RAM
+//    file the short run has written), or stopped if that fails too; a fork being made is rolled back.
 #include <spdlog/spdlog.h>
 
+#include <chrono>
+
 #include "engine/engine.h"
+#include "engine/tap_device.h"
 #include "engine/vm_runner.h"
 #include "snapshot/guest_directory.h"
 
@@ -19,7 +37,49 @@ Status WrongState(const Instance& instance, std::string_view operation, std::str
                                                     ", " + std::string(operation) + " needs " + std::string(needed));
 }
 
+int64_t MicrosSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start).count();
+}
+
 }  // namespace
+
+Status Engine::AttachTap(const Instance& instance) const {
+  if (!config_.manage_taps || instance.identity.tap_device.empty()) return Status::Ok();
+  return CreateTap(instance.identity.tap_device, config_.bridge).Annotate("TAP of instance '" + instance.name + "'");
+}
+
+void Engine::DetachTap(const Instance& instance) const {
+  if (!config_.manage_taps || instance.identity.tap_device.empty()) return;
+  if (Status deleted = DeleteTap(instance.identity.tap_device); !deleted.ok()) {
+    spdlog::error("instance {} ('{}'): removing TAP {} failed: {}", instance.id, instance.name,
+                  instance.identity.tap_device, deleted.ToString());
+  }
+}
+
+Status Engine::HandOffIdentityLocked(Instance& instance) {
+  if (GuestMac(instance) == instance.identity.mac) return Status::Ok();
+  if (instance.identity_channel.empty()) {
+    spdlog::warn("instance {} ('{}'): no identity channel: its guest keeps MAC {} instead of {}", instance.id,
+                 instance.name, GuestMac(instance), instance.identity.mac);
+    return Status::Ok();
+  }
+  hypervisor::IdentityHandoff handoff{instance.identity, GuestMac(instance), instance.identity_generation + 1};
+  Result<HandoffOutcome> outcome = HandOffGuestIdentity(instance.identity_channel, handoff, config_.identity_timeout,
+                                                        "instance '" + instance.name + "' (" + instance.id + ")");
+  if (!outcome.ok()) return outcome.status();
+  if (*outcome == HandoffOutcome::kNoAgent) {
+    spdlog::warn("instance {} ('{}'): no guest agent listens on vsock port {} of {}: its guest keeps MAC {} "
+                 "instead of {}",
+                 instance.id, instance.name, instance.identity_channel.port, instance.identity_channel.path,
+                 GuestMac(instance), instance.identity.mac);
+    return Status::Ok();
+  }
+  instance.guest_mac.clear();  // the guest has the instance's own identity now
+  instance.identity_generation = handoff.generation;
+  spdlog::info("instance {} ('{}'): guest acknowledged identity {} {} (generation {})", instance.id, instance.name,
+               instance.identity.mac, instance.identity.ipv4, handoff.generation);
+  return Status::Ok();
+}
 
 std::string Engine::SnapshotDirOf(const Instance& instance) const {
   std::string guest_dir = GuestDir(instance);
@@ -36,8 +96,14 @@ Result<Instance> Engine::StartLocked(const std::shared_ptr<Entry>& entry) {
   if (!plugin.ok()) return plugin.status();
   VmContext context{*plugin, GuestDir(instance), InstanceDir(instance.id), instance.identity,
                     config_.hypervisor_timeout};
+  FE_RETURN_IF_ERROR(AttachTap(instance).Annotate("starting '" + instance.name + "'"));
   Result<ProcessRecord> process = BootVm(context);
-  if (!process.ok()) return process.status().Annotate("starting '" + instance.name + "'");
+  if (!process.ok()) {
+    DetachTap(instance);
+    return process.status().Annotate("starting '" + instance.name + "'");
+  }
+  // A booted guest configures the MAC of its config: the instance's own.
+  instance.guest_mac.clear();
   instance.state = InstanceState::kRunning;
   instance.process = *process;
   if (Status committed = Commit(entry, instance); !committed.ok()) {
@@ -46,6 +112,7 @@ Result<Instance> Engine::StartLocked(const std::shared_ptr<Entry>& entry) {
       spdlog::error("start {}: stopping the unrecorded process {} failed: {}", instance.id, process->pid,
                     stopped.ToString());
     }
+    DetachTap(instance);
     return committed.Annotate("starting '" + instance.name + "'");
   }
   spdlog::info("started instance {} ('{}'), pid {}", instance.id, instance.name, process->pid);
@@ -62,6 +129,7 @@ Result<Instance> Engine::StopLocked(const std::shared_ptr<Entry>& entry) {
   if (Status stopped = StopVm(context, *instance.process); !stopped.ok()) {
     return stopped.Annotate("stopping '" + instance.name + "'");
   }
+  DetachTap(instance);
   instance.state = InstanceState::kStopped;
   instance.process.reset();
   FE_RETURN_IF_ERROR(Commit(entry, instance));
@@ -82,6 +150,7 @@ Result<Instance> Engine::StandbyLocked(const std::shared_ptr<Entry>& entry) {
   if (Status snapshotted = SnapshotAndStopVm(context, *instance.process, snapshot_dir); !snapshotted.ok()) {
     return snapshotted.Annotate("standby of '" + instance.name + "'");
   }
+  DetachTap(instance);
   // Forks and restores find the snapshot through the manifest; without one, plugins use the
   // conventional "snapshot" directory, which is what SnapshotDirOf chose.
   Result<snapshot::Manifest> manifest = snapshot::ReadManifest(guest_dir);
@@ -98,15 +167,36 @@ Result<Instance> Engine::StandbyLocked(const std::shared_ptr<Entry>& entry) {
   return Read(entry);
 }
 
-Result<Instance> Engine::RestoreLocked(const std::shared_ptr<Entry>& entry) {
+Result<Instance> Engine::RestoreLocked(const std::shared_ptr<Entry>& entry, int64_t* identity_us) {
   Instance instance = Read(entry);
   if (instance.state != InstanceState::kStandby) return WrongState(instance, "restore", "Standby");
   Result<const hypervisor::Plugin*> plugin = PluginFor(instance);
   if (!plugin.ok()) return plugin.status();
   VmContext context{*plugin, GuestDir(instance), InstanceDir(instance.id), instance.identity,
                     config_.hypervisor_timeout};
-  Result<ProcessRecord> process = RestoreVm(context, SnapshotDirOf(instance));
-  if (!process.ok()) return process.status().Annotate("restoring '" + instance.name + "'");
+  const std::string snapshot_dir = SnapshotDirOf(instance);
+  FE_RETURN_IF_ERROR(AttachTap(instance).Annotate("restoring '" + instance.name + "'"));
+  Result<ProcessRecord> process = RestoreVm(context, snapshot_dir);
+  if (!process.ok()) {
+    DetachTap(instance);
+    return process.status().Annotate("restoring '" + instance.name + "'");
+  }
+  const auto identity_start = std::chrono::steady_clock::now();
+  Status handed = HandOffIdentityLocked(instance);
+  if (identity_us != nullptr) *identity_us += MicrosSince(identity_start);
+  if (!handed.ok()) {
+    // Back into standby (see the file comment); the instance's metadata still says Standby.
+    std::string undo = "it is in standby again";
+    if (Status saved = SnapshotAndStopVm(context, *process, snapshot_dir); !saved.ok()) {
+      (void)StopVm(context, *process);
+      undo = "putting it back into standby failed (" + saved.message() + "), so it is Stopped";
+      instance.state = InstanceState::kStopped;
+      instance.process.reset();
+      if (Status committed = Commit(entry, instance); !committed.ok()) undo += "; recording that failed: " + committed.message();
+    }
+    DetachTap(instance);
+    return handed.Annotate("restoring '" + instance.name + "': identity handoff (" + undo + ")");
+  }
   instance.state = InstanceState::kRunning;
   instance.process = *process;
   if (Status committed = Commit(entry, instance); !committed.ok()) {
@@ -114,6 +204,7 @@ Result<Instance> Engine::RestoreLocked(const std::shared_ptr<Entry>& entry) {
       spdlog::error("restore {}: stopping the unrecorded process {} failed: {}", instance.id, process->pid,
                     stopped.ToString());
     }
+    DetachTap(instance);
     return committed.Annotate("restoring '" + instance.name + "'");
   }
   spdlog::info("restored instance {} ('{}'), pid {}", instance.id, instance.name, process->pid);

@@ -136,6 +136,28 @@ Result<std::unique_ptr<VmController>> WaitForApi(const VmContext& context, VmPro
   return controller;
 }
 
+// Connects to the Unix socket `path`, retrying while it is missing or refuses, until `deadline`.
+Result<UniqueFd> ConnectUnixSocket(const std::string& path, Clock::time_point deadline) {
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  if (path.size() >= sizeof(address.sun_path)) {
+    return Status(ErrorCode::kInvalidArgument, "Unix socket path " + path + " is too long");
+  }
+  std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
+  milliseconds pause{2};
+  for (;;) {
+    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!fd) return Status::FromErrno(errno, "socket for", path);
+    if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&address), sizeof(address)) == 0) return fd;
+    const int error = errno;
+    if ((error != ENOENT && error != ECONNREFUSED) || Clock::now() >= deadline) {
+      return Status::FromErrno(error, "connect", path);
+    }
+    std::this_thread::sleep_for(std::min(pause, Left(deadline)));
+    pause = std::min(pause * 2, milliseconds(50));
+  }
+}
+
 struct StartedVm {
   VmProcess process;
   ProcessRecord record;
@@ -217,6 +239,24 @@ Status SnapshotAndStopVm(const VmContext& context, const ProcessRecord& record, 
   return Status::Ok();
 }
 
+Status SnapshotRunningVm(const VmContext& context, const ProcessRecord& record, const std::string& snapshot_dir,
+                         const std::function<Status()>& while_paused) {
+  const std::string what = "live snapshot of " + context.guest_dir + " into " + snapshot_dir;
+  FE_RETURN_IF_ERROR(CheckContext(context).Annotate(what));
+  Result<VmProcess> process = VmProcess::Attach(record.pid, record.start_time);
+  if (!process.ok()) return Status(ErrorCode::kFailedPrecondition, what + ": " + process.status().message());
+  Result<std::unique_ptr<VmController>> controller = context.plugin->Connect(record.api_socket, context.timeout);
+  if (!controller.ok()) return controller.status().Annotate(what);
+  VmController& vm = **controller;
+  FE_RETURN_IF_ERROR(vm.Pause().Annotate(what));
+  Status status = vm.Snapshot(snapshot_dir).Annotate(what);
+  if (status.ok() && while_paused) status = while_paused();
+  Status resumed = vm.Resume();
+  if (resumed.ok()) return status;
+  if (status.ok()) return resumed.Annotate(what + ": resuming the VM (it stays paused)");
+  return Status(status.code(), status.message() + "; resuming the VM failed too (it stays paused): " + resumed.message());
+}
+
 Status StopVm(const VmContext& context, const ProcessRecord& record) {
   const std::string what = "stopping " + context.guest_dir + " (pid " + std::to_string(record.pid) + ")";
   FE_RETURN_IF_ERROR(CheckContext(context).Annotate(what));
@@ -230,6 +270,34 @@ Status StopVm(const VmContext& context, const ProcessRecord& record) {
   Result<std::unique_ptr<VmController>> controller = context.plugin->Connect(record.api_socket, context.timeout);
   if (controller.ok()) (void)(*controller)->Shutdown();
   return EndProcess(*process, deadline).Annotate(what);
+}
+
+Result<HandoffOutcome> HandOffGuestIdentity(const hypervisor::IdentityChannel& channel,
+                                            const hypervisor::IdentityHandoff& handoff, milliseconds timeout,
+                                            const std::string& who) {
+  const Clock::time_point deadline = Clock::now() + timeout;
+  std::string peer = "guest agent of " + who;
+  UniqueFd stream;
+  switch (channel.kind) {
+    case hypervisor::IdentityChannel::Kind::kNone:
+      return Status(ErrorCode::kInvalidArgument, who + ": no identity channel to hand the identity over");
+    case hypervisor::IdentityChannel::Kind::kVirtioSerialSocket: {
+      peer += " on virtio-serial socket " + channel.path;
+      Result<UniqueFd> connected = ConnectUnixSocket(channel.path, deadline);
+      if (!connected.ok()) return connected.status().Annotate("identity handoff to the " + peer);
+      stream = std::move(*connected);
+      break;
+    }
+    case hypervisor::IdentityChannel::Kind::kHybridVsock: {
+      peer += " on vsock port " + std::to_string(channel.port) + " via " + channel.path;
+      Result<UniqueFd> connected = hypervisor::ConnectHybridVsock(channel.path, channel.port, Left(deadline));
+      if (!connected.ok()) return HandoffOutcome::kNoAgent;
+      stream = std::move(*connected);
+      break;
+    }
+  }
+  FE_RETURN_IF_ERROR(hypervisor::HandOffIdentity(stream.get(), handoff, Left(deadline), peer));
+  return HandoffOutcome::kApplied;
 }
 
 bool VmProcessAlive(const ProcessRecord& process) {

@@ -8,10 +8,12 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <string>
 
 #include "base/status.h"
 #include "engine/instance.h"
+#include "hypervisor/identity_handoff.h"
 #include "hypervisor/plugin.h"
 
 namespace fe::engine {
@@ -41,10 +43,29 @@ Result<ProcessRecord> RestoreVm(const VmContext& context, const std::string& sna
 // files), and ends the process (API shutdown, SIGKILL past context.timeout). The VM is resumed (and
 // keeps running) if the snapshot fails. FailedPrecondition when `process` no longer runs.
 Status SnapshotAndStopVm(const VmContext& context, const ProcessRecord& process, const std::string& snapshot_dir);
+// The live-fork snapshot: pauses the running VM, writes its snapshot into `snapshot_dir` (with guest
+// RAM in a shared file, device state only: Capabilities().live_snapshot), runs `while_paused` (the
+// clones of the instance's directory), and resumes the VM: the process never stops. The VM is resumed
+// on every path; the error is the first failure (a failed resume is added to it and leaves the VM
+// paused). FailedPrecondition when `process` no longer runs.
+Status SnapshotRunningVm(const VmContext& context, const ProcessRecord& process, const std::string& snapshot_dir,
+                         const std::function<Status()>& while_paused);
 // Asks the VM to shut down through its API; kills it (SIGKILL) if it has not exited within the
 // timeout (an API that does not answer counts against it). Ok when the process is already gone.
 // A pid whose start time differs from the record's is another process: it is never signalled.
 Status StopVm(const VmContext& context, const ProcessRecord& process);
+enum class HandoffOutcome {
+  kApplied,  // the guest acknowledged the identity
+  kNoAgent,  // a hybrid-vsock channel where nothing listens on the agent's port: a guest without it
+};
+// Hands `handoff` to the guest agent behind `channel` (hypervisor/identity_handoff.h), all within
+// `timeout`, and hangs up. A virtio-serial socket (QEMU) is waited for until it accepts; nobody
+// answering on it is an error, since the port exists only for the agent. Over hybrid vsock a refused
+// connection is kNoAgent: vsock serves other uses too, and a guest without the agent is not an
+// error. `who` names the instance in errors.
+Result<HandoffOutcome> HandOffGuestIdentity(const hypervisor::IdentityChannel& channel,
+                                            const hypervisor::IdentityHandoff& handoff,
+                                            std::chrono::milliseconds timeout, const std::string& who);
 // True when `process` still runs (same pid and start time, not a zombie). A zombie that is forkd's
 // child (a VM that ended on its own) is reaped here.
 bool VmProcessAlive(const ProcessRecord& process);

@@ -38,6 +38,11 @@
 //   "unsupported_version" (and may list "supported": [1]).
 // - Unknown fields are ignored by both sides (compatible additions within a version).
 //
+// The engine (engine/lifecycle.cc) hands a restored instance its identity when its guest still has
+// another one (a fork's first restore: previous_mac is the source guest's MAC), over the channel its
+// plugin named in RestorePlan::identity_channel, with the instance's identity_generation + 1; a
+// failure fails the restore, except over vsock when nothing listens on the port (no agent).
+//
 // Errors of HandOffIdentity: no answer before the timeout -> Io with errno ETIMEDOUT; the guest's
 // error -> Unsupported for "unsupported_version", else Io, with the guest's code and message;
 // anything else that is not the expected ack (garbage, wrong nonce or generation, the connection

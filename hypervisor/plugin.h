@@ -51,6 +51,23 @@ struct ForkSpec {
   bool from_snapshot = false;  // the fork will be restored from the snapshot in its directory
 };
 
+// Where the guest's identity agent (hypervisor/forkagent) listens, as the host reaches it: the host
+// side of hypervisor/identity_handoff.h. Paths point into the fork's own directory.
+struct IdentityChannel {
+  enum class Kind {
+    kNone,                // the VM has no channel: its guest cannot be handed an identity
+    kVirtioSerialSocket,  // QEMU: the Unix socket QEMU serves for the virtio-serial port
+                          // kIdentitySerialPortName; connect and speak the protocol directly
+    kHybridVsock,         // Cloud Hypervisor / Firecracker: the vsock Unix socket; "CONNECT <port>"
+                          // first (ConnectHybridVsock)
+  };
+  Kind kind = Kind::kNone;
+  std::string path;   // absolute Unix socket path
+  uint32_t port = 0;  // kHybridVsock: the guest's vsock port (kIdentityVsockPort)
+  bool empty() const { return kind == Kind::kNone; }
+  bool operator==(const IdentityChannel&) const = default;
+};
+
 // How a prepared fork is brought up.
 struct RestorePlan {
   std::string snapshot_dir;  // absolute; empty: boot from the config
@@ -58,6 +75,8 @@ struct RestorePlan {
   // the load, source_dir must resolve to target_dir (see the plugin for the lock that guards it).
   bool needs_source_path_alias = false;
   NetworkIdentity identity;  // to apply host-side (TAP) and hand to the guest after resume
+  // Where the fork's guest agent is reached once the fork runs; empty when the VM has none.
+  IdentityChannel identity_channel;
 };
 
 struct PreparedFork {
@@ -80,6 +99,10 @@ struct PluginCapabilities {
   bool fork_standby = false;        // PrepareFork for a snapshot (restore beside the source)
   bool snapshot_keeps_vsock_cid = false;  // the guest holds its CID in memory across a restore
   bool restore_needs_path_alias = false;  // see RestorePlan::needs_source_path_alias
+  // Snapshot() of a VM whose guest RAM is a shared file (see Plugin::CanLiveFork) writes device state
+  // only, and Resume() afterwards continues the same process: a running source can be forked by
+  // pausing it, snapshotting, cloning its directory (the RAM file with it) and resuming it at once.
+  bool live_snapshot = false;
 };
 
 // Control of one live VM through the hypervisor's API.
@@ -105,6 +128,11 @@ class Plugin {
   // Rewrites the fork directory's hypervisor files for the fork. On failure no file in target_dir
   // has been half-written (each is replaced by rename) and the error names the file and field.
   virtual Result<PreparedFork> PrepareFork(const ForkSpec& spec) const = 0;
+
+  // True when the instance in `instance_dir` keeps its guest RAM in a shared file inside the directory,
+  // so that (with Capabilities().live_snapshot) a snapshot leaves RAM in place and a clone of the
+  // paused VM's directory holds a consistent copy of it. False when it cannot tell (unreadable config).
+  virtual bool CanLiveFork(const std::string& /*instance_dir*/) const { return false; }
 
   virtual Result<LaunchCommand> Launch(const std::string& instance_dir, LaunchMode mode) const = 0;
   virtual Result<std::unique_ptr<VmController>> Connect(const std::string& api_socket,

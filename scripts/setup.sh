@@ -9,7 +9,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev libspdlog-dev libfmt-dev
   btrfs-progs xfsprogs util-linux e2fsprogs coreutils
-  qemu-system-x86 linux-image-amd64 busybox-static cpio
+  qemu-system-x86 linux-image-amd64 busybox-static cpio iproute2
 )
 
 missing=()

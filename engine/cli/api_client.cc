@@ -21,6 +21,7 @@ ErrorCode ErrorCodeForStatus(int http_status) {
     case 404: return ErrorCode::kNotFound;
     case 409: return ErrorCode::kFailedPrecondition;
     case 422: return ErrorCode::kUnsupported;
+    case 503: return ErrorCode::kUnavailable;
     case 507: return ErrorCode::kNoSpace;
     default: return http_status >= 500 ? ErrorCode::kInternal : ErrorCode::kIo;
   }
@@ -64,7 +65,8 @@ Result<nlohmann::json> ApiClient::Send(std::string_view method, const std::strin
 ErrorCode ErrorCodeFromName(std::string_view name) {
   for (ErrorCode code : {ErrorCode::kInvalidArgument, ErrorCode::kNotFound, ErrorCode::kAlreadyExists,
                          ErrorCode::kPermissionDenied, ErrorCode::kUnsupported, ErrorCode::kNoSpace, ErrorCode::kBusy,
-                         ErrorCode::kFailedPrecondition, ErrorCode::kIo, ErrorCode::kInternal}) {
+                         ErrorCode::kFailedPrecondition, ErrorCode::kUnavailable, ErrorCode::kIo,
+                         ErrorCode::kInternal}) {
     if (ErrorCodeName(code) == name) return code;
   }
   return ErrorCode::kInternal;

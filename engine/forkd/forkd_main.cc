@@ -4,7 +4,8 @@
 // Shutdown: SIGTERM and SIGINT are blocked in every thread and taken by sigwait() on a thread of
 // their own (no work in a signal handler). It stops both listeners; httplib then lets the requests
 // in flight finish (its worker pool drains before listen() returns), so a fork either completes or
-// is rolled back inside the engine. Then the engine is destroyed and forkd exits 0.
+// is rolled back inside the engine. Then the pool manager (its refills finish first) and the engine
+// are destroyed, in that order, and forkd exits 0.
 #include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -30,6 +31,7 @@
 #include "engine/forkd/metrics.h"
 #include "engine/forkd/server.h"
 #include "engine/forkd/socket_setup.h"
+#include "engine/pool.h"
 #include "storage/backend_selection.h"
 
 namespace fe::forkd {
@@ -43,10 +45,29 @@ struct Options {
   std::string backend = "auto";
   std::string subnet = "10.100.0.0/16";
   int64_t lock_timeout_ms = 30'000;
+  std::string bridge;
+  std::string manage_taps = "auto";
+  int64_t identity_timeout_ms = 10'000;
   std::string loop_pool = "auto";
   std::string loop_pool_size = "8G";
   int ready_fd = -1;
+  // Pools (engine/pool.h): defaults are PoolConfig's.
+  int cpu_budget_vcpus = 0;
+  double overcommit = engine::PoolConfig().overcommit;
+  double busy_threshold = engine::PoolConfig().busy_threshold;
+  int64_t pool_tick_ms = engine::PoolConfig().tick.count();
+  int max_parallel_refills = engine::PoolConfig().max_parallel_refills;
 };
+
+engine::PoolConfig MakePoolConfig(const Options& options) {
+  engine::PoolConfig config;
+  config.cpu_budget_vcpus = options.cpu_budget_vcpus;
+  config.overcommit = options.overcommit;
+  config.busy_threshold = options.busy_threshold;
+  config.tick = std::chrono::milliseconds(options.pool_tick_ms);
+  config.max_parallel_refills = options.max_parallel_refills;
+  return config;
+}
 
 Result<std::string> ReadToken(const std::string& path) {
   std::ifstream file(path);
@@ -147,6 +168,9 @@ int Run(const Options& options) {
   config.storage.backend = *backend;
   config.network.subnet = options.subnet;
   config.lock_timeout = std::chrono::milliseconds(options.lock_timeout_ms);
+  config.bridge = options.bridge;
+  if (options.manage_taps != "auto") config.manage_taps = options.manage_taps == "on";
+  config.identity_timeout = std::chrono::milliseconds(options.identity_timeout_ms);
   Result<std::unique_ptr<engine::Engine>> opened = engine::Engine::Open(std::move(config));
   if (!opened.ok()) {
     spdlog::critical("opening the engine on {}: {}", options.data_root, opened.status().ToString());
@@ -158,7 +182,19 @@ int Run(const Options& options) {
                engine->List().size());
 
   Metrics metrics;
-  ApiServer api(*engine, metrics);
+  engine::PoolConfig pool_config = MakePoolConfig(options);
+  pool_config.on_refill = [&metrics](const std::string&, double seconds) { metrics.RecordPoolRefill(seconds); };
+  Result<std::unique_ptr<engine::PoolManager>> opened_pools =
+      engine::PoolManager::Open(*engine, options.data_root, std::move(pool_config));
+  if (!opened_pools.ok()) {
+    spdlog::critical("opening the pools on {}: {}", options.data_root, opened_pools.status().ToString());
+    return 1;
+  }
+  std::unique_ptr<engine::PoolManager> pools = std::move(*opened_pools);
+  spdlog::info("pools: {} pool(s), CPU budget {} vCPUs ({} in use)", pools->List().size(), pools->cpu_budget_vcpus(),
+               pools->cpu_used_vcpus());
+
+  ApiServer api(*engine, metrics, pools.get());
   auto unix_server = std::make_unique<httplib::Server>();
   api.Install(*unix_server, "");
   if (Status bound = BindUnixSocket(*unix_server, options.socket); !bound.ok()) {
@@ -218,6 +254,7 @@ int Run(const Options& options) {
   ::unlink(options.socket.c_str());
   unix_server.reset();
   tcp_server.reset();
+  pools.reset();
   engine.reset();
   spdlog::info("forkd stopped");
   return signalled ? 0 : 1;
@@ -246,10 +283,35 @@ int main(int argc, char** argv) {
   app.add_option("--subnet", options.subnet, "subnet the instances' addresses are leased from")->capture_default_str();
   app.add_option("--lock-timeout-ms", options.lock_timeout_ms, "how long an operation waits for an instance's lock")
       ->capture_default_str();
+  app.add_option("--bridge", options.bridge, "attach every instance's TAP device to this bridge (empty: none)");
+  app.add_option("--manage-taps", options.manage_taps,
+                 "create and delete the instances' TAP devices: on|off|auto (auto: when running as root)")
+      ->check(CLI::IsMember({"auto", "on", "off"}))
+      ->capture_default_str();
+  app.add_option("--identity-timeout-ms", options.identity_timeout_ms,
+                 "how long a restored fork's guest agent has to acknowledge its new identity")
+      ->capture_default_str();
   app.add_option("--loop-pool", options.loop_pool,
                  "auto: keep volumes on a loop-mounted XFS image when the data root cannot reflink; none")
       ->capture_default_str();
   app.add_option("--loop-pool-size", options.loop_pool_size, "size of a new pool image (sparse)")->capture_default_str();
+  app.add_option("--cpu-budget", options.cpu_budget_vcpus,
+                 "vCPUs pool members and running instances may use together (0: host cores x --overcommit)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_option("--overcommit", options.overcommit, "vCPUs per host core when --cpu-budget is 0")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--busy-threshold", options.busy_threshold,
+                 "no pool refill while the host's busy CPU fraction (0..1, /proc/stat) is above this")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
+  app.add_option("--pool-tick-ms", options.pool_tick_ms, "how often the pool refill loop looks")
+      ->check(CLI::Range(int64_t{1}, int64_t{3'600'000}))
+      ->capture_default_str();
+  app.add_option("--max-parallel-refills", options.max_parallel_refills, "refill forks in flight across all pools")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
   app.add_option("--ready-fd", options.ready_fd, "write \"ready\" to this fd once the socket accepts connections");
   CLI11_PARSE(app, argc, argv);
 

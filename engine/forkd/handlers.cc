@@ -2,7 +2,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
-#include "engine/forkd/http_errors.h"
+#include "engine/forkd/replies.h"
 #include "engine/forkd/request_log.h"
 #include "engine/forkd/request_parsing.h"
 #include "engine/forkd/server.h"
@@ -12,23 +12,6 @@ namespace {
 
 using Json = nlohmann::json;
 
-std::string Dump(const Json& json) { return json.dump(-1, ' ', false, Json::error_handler_t::replace); }
-
-Reply JsonReply(int status, const Json& json) {
-  Reply reply;
-  reply.status = status;
-  reply.body = Dump(json);
-  return reply;
-}
-
-Reply ErrorReply(const Status& status) {
-  Reply reply;
-  reply.status = HttpStatusFor(status.code());
-  reply.body = ErrorBody(status);
-  reply.error = status.message();
-  return reply;
-}
-
 Reply InstanceReply(int status, const Result<engine::Instance>& instance, const std::string& named) {
   Reply reply = instance.ok() ? JsonReply(status, engine::InstanceToJson(*instance)) : ErrorReply(instance.status());
   reply.instance = instance.ok() ? instance->id : named;
@@ -37,6 +20,7 @@ Reply InstanceReply(int status, const Result<engine::Instance>& instance, const 
 
 Json PhasesToJson(const engine::ForkPhases& phases) {
   return Json{{"lock_wait_us", phases.lock_wait_us}, {"source_standby_us", phases.source_standby_us},
+              {"source_pause_us", phases.source_pause_us}, {"identity_us", phases.identity_us},
               {"clone_us", phases.clone_us},         {"rewrite_us", phases.rewrite_us},
               {"metadata_us", phases.metadata_us},   {"restore_us", phases.restore_us},
               {"total_us", phases.total_us}};
@@ -66,13 +50,7 @@ Reply ApiServer::GetInstance(const Params& params, std::string_view) {
 
 Reply ApiServer::DeleteInstance(const Params& params, std::string_view) {
   Status status = engine_.Delete(params[0]);
-  Reply reply;
-  if (status.ok()) {
-    reply.status = 204;
-    reply.content_type.clear();
-  } else {
-    reply = ErrorReply(status);
-  }
+  Reply reply = status.ok() ? NoContentReply() : ErrorReply(status);
   reply.instance = params[0];
   return reply;
 }
@@ -122,6 +100,7 @@ Reply ApiServer::ForkInstance(const Params& params, std::string_view body) {
     forks.push_back(Json{{"instance", engine::InstanceToJson(outcome.instance)},
                          {"phases", PhasesToJson(outcome.phases)},
                          {"mechanism", outcome.mechanism},
+                         {"live", outcome.live},
                          {"files", outcome.files},
                          {"logical_bytes", outcome.logical_bytes},
                          {"shared_bytes", outcome.shared_bytes},
@@ -146,7 +125,13 @@ Reply ApiServer::StorageInfo(const Params&, std::string_view) {
 
 Reply ApiServer::MetricsText(const Params&, std::string_view) {
   Reply reply;
-  reply.body = metrics_.Render(engine_.List(), engine_.Storage());
+  std::optional<PoolGauges> pools;
+  if (pools_ != nullptr) {
+    pools = PoolGauges{.pools = pools_->List(),
+                       .cpu_budget_vcpus = pools_->cpu_budget_vcpus(),
+                       .cpu_used_vcpus = pools_->cpu_used_vcpus()};
+  }
+  reply.body = metrics_.Render(engine_.List(), engine_.Storage(), pools);
   reply.content_type = "text/plain; version=0.0.4";
   return reply;
 }

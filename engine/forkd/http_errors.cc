@@ -14,6 +14,7 @@ int HttpStatusFor(ErrorCode code) {
     case ErrorCode::kBusy: return 409;
     case ErrorCode::kUnsupported: return 422;
     case ErrorCode::kNoSpace: return 507;
+    case ErrorCode::kUnavailable: return 503;
     case ErrorCode::kPermissionDenied: return 403;
     case ErrorCode::kIo:
     case ErrorCode::kInternal: return 500;
@@ -37,6 +38,7 @@ std::string_view ErrorCodeForHttpStatus(int http_status) {
     case 404: return "not_found";
     case 413: return "payload_too_large";
     case 414: return "uri_too_long";
+    case 503: return "unavailable";
     default: return http_status >= 500 ? "internal" : "invalid_argument";
   }
 }

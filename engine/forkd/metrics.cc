@@ -8,10 +8,12 @@
 namespace fe::forkd {
 namespace {
 
-constexpr std::string_view kPhases[] = {"lock_wait", "source_standby", "clone", "rewrite", "metadata", "restore"};
+constexpr std::string_view kPhases[] = {"lock_wait", "source_standby", "source_pause", "clone",
+                                        "rewrite",   "metadata",       "restore",      "identity"};
 
 std::vector<std::pair<std::string_view, int64_t>> PhaseValues(const engine::ForkPhases& phases) {
   return {{"lock_wait", phases.lock_wait_us}, {"source_standby", phases.source_standby_us},
+          {"source_pause", phases.source_pause_us}, {"identity", phases.identity_us},
           {"clone", phases.clone_us},         {"rewrite", phases.rewrite_us},
           {"metadata", phases.metadata_us},   {"restore", phases.restore_us}};
 }
@@ -21,6 +23,35 @@ void Header(std::string_view name, std::string_view type, std::string_view help,
 }
 
 std::string FormatNumber(double value) { return fmt::format("{}", value); }
+
+void RenderPoolGauges(const PoolGauges& gauges, std::string* out) {
+  struct Series {
+    std::string_view name, type, help;
+    uint64_t (*value)(const engine::PoolStatus&);
+  };
+  const Series kSeries[] = {
+      {"forkengine_pool_ready", "gauge", "Ready members of each pool.",
+       [](const engine::PoolStatus& pool) { return static_cast<uint64_t>(pool.ready); }},
+      {"forkengine_pool_refilling", "gauge", "Refill forks in flight for each pool.",
+       [](const engine::PoolStatus& pool) { return static_cast<uint64_t>(pool.refilling); }},
+      {"forkengine_pool_hits_total", "counter", "Acquires served from a ready member.",
+       [](const engine::PoolStatus& pool) { return pool.hits; }},
+      {"forkengine_pool_misses_total", "counter", "Acquires that found the pool empty (forked on demand or refused).",
+       [](const engine::PoolStatus& pool) { return pool.misses; }},
+  };
+  for (const Series& series : kSeries) {
+    Header(series.name, series.type, series.help, out);
+    for (const engine::PoolStatus& pool : gauges.pools) {
+      fmt::format_to(std::back_inserter(*out), "{}{{pool=\"{}\"}} {}\n", series.name, EscapeLabelValue(pool.spec.name),
+                     series.value(pool));
+    }
+  }
+  Header("forkengine_cpu_budget_vcpus", "gauge", "vCPUs pool members and running instances may use together.", out);
+  fmt::format_to(std::back_inserter(*out), "forkengine_cpu_budget_vcpus {}\n", gauges.cpu_budget_vcpus);
+  Header("forkengine_cpu_used_vcpus", "gauge", "vCPUs counted against the budget (pool members, running instances).",
+         out);
+  fmt::format_to(std::back_inserter(*out), "forkengine_cpu_used_vcpus {}\n", gauges.cpu_used_vcpus);
+}
 
 }  // namespace
 
@@ -37,6 +68,12 @@ std::string EscapeLabelValue(std::string_view value) {
 
 const std::vector<double>& LatencyBuckets() {
   static const std::vector<double> kBuckets{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10};
+  return kBuckets;
+}
+
+const std::vector<double>& AcquireBuckets() {
+  static const std::vector<double> kBuckets{.000025, .00005, .0001, .00025, .0005, .001, .0025, .005,
+                                            .01,     .025,   .05,   .1,     .25,   .5,   1,    10};
   return kBuckets;
 }
 
@@ -63,8 +100,10 @@ void Histogram::Render(std::string_view name, std::string_view labels, std::stri
                  braces, count_);
 }
 
-Metrics::Metrics() : forks_{{"ok", 0}, {"error", 0}}, fork_duration_(LatencyBuckets()) {
+Metrics::Metrics()
+    : forks_{{"ok", 0}, {"error", 0}}, fork_duration_(LatencyBuckets()), pool_refill_duration_(LatencyBuckets()) {
   for (std::string_view phase : kPhases) fork_phases_.emplace(std::string(phase), Histogram(LatencyBuckets()));
+  for (const char* result : {"hit", "miss"}) pool_acquire_duration_.emplace(result, Histogram(AcquireBuckets()));
 }
 
 void Metrics::RecordFork(const engine::ForkOutcome& outcome) {
@@ -89,8 +128,18 @@ void Metrics::RecordRequest(std::string_view method, std::string_view route, int
   http_duration_.try_emplace(route_labels, LatencyBuckets()).first->second.Observe(seconds);
 }
 
+void Metrics::RecordPoolAcquire(bool hit, double seconds) {
+  std::lock_guard lock(mutex_);
+  pool_acquire_duration_.at(hit ? "hit" : "miss").Observe(seconds);
+}
+
+void Metrics::RecordPoolRefill(double seconds) {
+  std::lock_guard lock(mutex_);
+  pool_refill_duration_.Observe(seconds);
+}
+
 std::string Metrics::Render(const std::vector<engine::Instance>& instances,
-                            const Result<engine::StorageInfo>& storage) const {
+                            const Result<engine::StorageInfo>& storage, const std::optional<PoolGauges>& pools) const {
   std::string out;
   {
     std::lock_guard lock(mutex_);
@@ -116,7 +165,15 @@ std::string Metrics::Render(const std::vector<engine::Instance>& instances,
     for (const auto& [labels, histogram] : http_duration_) {
       histogram.Render("forkengine_http_request_duration_seconds", labels, &out);
     }
+    Header("forkengine_pool_acquire_duration_seconds", "histogram",
+           "Time of one pool acquire in the engine, by result (hit: a ready member, miss: forked on demand).", &out);
+    for (const auto& [result, histogram] : pool_acquire_duration_) {
+      histogram.Render("forkengine_pool_acquire_duration_seconds", fmt::format("result=\"{}\"", result), &out);
+    }
+    Header("forkengine_pool_refill_duration_seconds", "histogram", "Time of one refill fork of a pool member.", &out);
+    pool_refill_duration_.Render("forkengine_pool_refill_duration_seconds", "", &out);
   }
+  if (pools) RenderPoolGauges(*pools, &out);
   std::map<std::string, uint64_t> by_state;
   for (engine::InstanceState state : {engine::InstanceState::kCreating, engine::InstanceState::kStopped,
                                       engine::InstanceState::kStandby, engine::InstanceState::kRunning}) {

@@ -11,12 +11,14 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "base/status.h"
 #include "engine/engine.h"
+#include "engine/pool.h"
 
 namespace fe::forkd {
 
@@ -37,6 +39,15 @@ class Histogram {
 
 // Latency buckets shared by the fork and request histograms: 0.5 ms .. 10 s.
 const std::vector<double>& LatencyBuckets();
+// Buckets for pool acquires, which from a ready member take microseconds: 25 µs .. 10 s.
+const std::vector<double>& AcquireBuckets();
+
+// What the pool gauges are computed from at scrape time.
+struct PoolGauges {
+  std::vector<engine::PoolStatus> pools;
+  int cpu_budget_vcpus = 0;
+  int cpu_used_vcpus = 0;
+};
 
 class Metrics {
  public:
@@ -46,10 +57,15 @@ class Metrics {
   void RecordForkFailure(ErrorCode code);
   // `route` is the route pattern ("/v1/instances/{id}"), not the path, to keep label sets bounded.
   void RecordRequest(std::string_view method, std::string_view route, int status, double seconds);
+  // One served acquire: from a ready member (`hit`) or forked on demand.
+  void RecordPoolAcquire(bool hit, double seconds);
+  // One finished refill fork of a pool member.
+  void RecordPoolRefill(double seconds);
 
-  // The exposition text. `instances` and `storage` feed the gauges (storage may be an error: its
-  // gauges are then left out).
-  std::string Render(const std::vector<engine::Instance>& instances, const Result<engine::StorageInfo>& storage) const;
+  // The exposition text. `instances`, `storage` and `pools` feed the gauges (storage may be an error
+  // and pools absent: their gauges are then left out).
+  std::string Render(const std::vector<engine::Instance>& instances, const Result<engine::StorageInfo>& storage,
+                     const std::optional<PoolGauges>& pools = std::nullopt) const;
 
  private:
   mutable std::mutex mutex_;
@@ -59,6 +75,8 @@ class Metrics {
   std::map<std::string, Histogram> fork_phases_;    // phase -> histogram
   std::map<std::string, uint64_t> http_requests_;   // rendered label set -> count
   std::map<std::string, Histogram> http_duration_;  // route label set -> histogram
+  std::map<std::string, Histogram> pool_acquire_duration_;  // result ("hit"/"miss") -> histogram
+  Histogram pool_refill_duration_;
 };
 
 // `value` escaped for a label value (backslash, double quote, newline).

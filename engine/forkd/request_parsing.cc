@@ -144,6 +144,34 @@ Result<engine::ForkRequest> ParseForkRequest(std::string_view body) {
   return request;
 }
 
+Result<engine::PoolSpec> ParsePoolSpec(std::string_view body) {
+  Result<Json> json = ParseObject(body, "pool request");
+  if (!json.ok()) return json.status();
+  FieldReader fields(*json, "");
+  FE_RETURN_IF_ERROR(fields.RejectUnknown({"name", "template", "member_state", "min_size", "max_size"}));
+  engine::PoolSpec spec;
+  FE_RETURN_IF_ERROR(fields.String("name", true, &spec.name));
+  FE_RETURN_IF_ERROR(fields.String("template", true, &spec.template_id));
+  std::optional<engine::InstanceState> member_state;
+  FE_RETURN_IF_ERROR(fields.State("member_state", &member_state));
+  if (member_state) spec.member_state = *member_state;
+  FE_RETURN_IF_ERROR(fields.Int("min_size", &spec.min_size));
+  FE_RETURN_IF_ERROR(fields.Int("max_size", &spec.max_size));
+  return spec;
+}
+
+Result<engine::AcquireRequest> ParseAcquireRequest(std::string_view body) {
+  engine::AcquireRequest request;
+  if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) return request;
+  Result<Json> json = ParseObject(body, "acquire request");
+  if (!json.ok()) return json.status();
+  FieldReader fields(*json, "");
+  FE_RETURN_IF_ERROR(fields.RejectUnknown({"name", "no_wait"}));
+  FE_RETURN_IF_ERROR(fields.String("name", false, &request.name));
+  FE_RETURN_IF_ERROR(fields.Bool("no_wait", &request.no_wait));
+  return request;
+}
+
 Status ParseEmptyBody(std::string_view body) {
   if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) return Status::Ok();
   Result<Json> json = ParseObject(body, "request");

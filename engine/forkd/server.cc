@@ -51,6 +51,11 @@ const std::vector<ApiServer::Route>& ApiServer::Routes() {
       {"POST", "/v1/instances/{id}/fork", &ApiServer::ForkInstance},
       {"GET", "/v1/storage", &ApiServer::StorageInfo},
       {"GET", "/v1/metrics", &ApiServer::MetricsText},
+      {"GET", "/v1/pools", &ApiServer::ListPools},
+      {"POST", "/v1/pools", &ApiServer::CreatePool},
+      {"GET", "/v1/pools/{name}", &ApiServer::GetPool},
+      {"DELETE", "/v1/pools/{name}", &ApiServer::DeletePool},
+      {"POST", "/v1/pools/{name}/acquire", &ApiServer::AcquireFromPool},
   };
   return kRoutes;
 }
@@ -80,6 +85,9 @@ void ApiServer::Install(httplib::Server& server, const std::string& token) {
   server.set_payload_max_length(kMaxBodyBytes);
   server.set_read_timeout(std::chrono::seconds(30));
   server.set_write_timeout(std::chrono::seconds(30));
+  // A client acquiring from a pool in a loop keeps its connection (httplib's default closes it after
+  // 5 requests, and a reconnect costs more than an acquire).
+  server.set_keep_alive_max_count(kKeepAliveMaxRequests);
   server.new_task_queue = [] { return new httplib::ThreadPool(kWorkerThreads); };
 
   server.set_pre_routing_handler([token](const httplib::Request& request, httplib::Response& response) {

@@ -21,6 +21,7 @@
 
 #include "engine/engine.h"
 #include "engine/forkd/metrics.h"
+#include "engine/pool.h"
 
 namespace httplib {
 class Server;
@@ -32,6 +33,8 @@ inline constexpr size_t kMaxBodyBytes = 64 * 1024;
 // Worker threads per listener: a request holds its thread while the engine forks, and 50 concurrent
 // fork requests must all be served without queueing behind each other.
 inline constexpr size_t kWorkerThreads = 64;
+// Requests served on one keep-alive connection before the server closes it.
+inline constexpr size_t kKeepAliveMaxRequests = 10'000;
 
 struct ServedRoute {
   std::string method;   // "GET", "POST", "DELETE"
@@ -53,7 +56,10 @@ struct Reply {
 
 class ApiServer {
  public:
-  ApiServer(engine::Engine& engine, Metrics& metrics) : engine_(engine), metrics_(metrics) {}
+  // `pools` may be null: the pool routes then answer 503 (forkd always passes one; unit tests of the
+  // HTTP layer need not).
+  ApiServer(engine::Engine& engine, Metrics& metrics, engine::PoolManager* pools = nullptr)
+      : engine_(engine), metrics_(metrics), pools_(pools) {}
 
   // Installs routes, limits, timeouts, the worker pool, error handling and request logging on
   // `server`. A non-empty `token` makes every request need "Authorization: Bearer <token>" (401
@@ -78,6 +84,12 @@ class ApiServer {
   Reply ForkInstance(const Params& params, std::string_view body);
   Reply StorageInfo(const Params& params, std::string_view body);
   Reply MetricsText(const Params& params, std::string_view body);
+  // pool_handlers.cc
+  Reply ListPools(const Params& params, std::string_view body);
+  Reply CreatePool(const Params& params, std::string_view body);
+  Reply GetPool(const Params& params, std::string_view body);
+  Reply DeletePool(const Params& params, std::string_view body);
+  Reply AcquireFromPool(const Params& params, std::string_view body);
 
   struct Route {
     std::string method;
@@ -89,6 +101,7 @@ class ApiServer {
 
   engine::Engine& engine_;
   Metrics& metrics_;
+  engine::PoolManager* pools_;
 };
 
 }  // namespace fe::forkd

@@ -11,6 +11,7 @@
 #include "hypervisor/cloud_hypervisor/controller.h"
 #include "hypervisor/cloud_hypervisor/instance_files.h"
 #include "hypervisor/cloud_hypervisor/instance_manifest.h"
+#include "hypervisor/identity_handoff.h"
 #include "snapshot/atomic_file.h"
 
 namespace fe::hypervisor {
@@ -103,6 +104,18 @@ Result<PreparedFork> Prepare(const ForkSpec& spec) {
   FE_RETURN_IF_ERROR(snapshot::RemoveRuntimeFiles(spec.target_dir, *manifest));
   if (spec.from_snapshot) prepared.restore.snapshot_dir = spec.target_dir + "/" + files->snapshot_dir;
   prepared.restore.identity = spec.target_identity;
+  // The guest agent is reached through the vsock socket of the config the fork runs from.
+  const std::vector<std::string>& runs_from = spec.from_snapshot ? files->snapshot_configs : files->boot_configs;
+  for (const RewrittenFile& file : rewritten) {
+    if (runs_from.empty() || file.relative != runs_from.front()) continue;
+    Result<Json> config = ParseObject(file.content, file.relative);
+    if (!config.ok()) return config.status();
+    const auto vsock = config->find("vsock");
+    if (vsock != config->end() && vsock->is_object() && vsock->contains("socket") && (*vsock)["socket"].is_string()) {
+      prepared.restore.identity_channel = {IdentityChannel::Kind::kHybridVsock, (*vsock)["socket"].get<std::string>(),
+                                           kIdentityVsockPort};
+    }
+  }
   return prepared;
 }
 

@@ -13,6 +13,7 @@
 #include "hypervisor/firecracker/controller.h"
 #include "hypervisor/firecracker/instance_files.h"
 #include "hypervisor/firecracker/snapshot_devices.h"
+#include "hypervisor/identity_handoff.h"
 #include "snapshot/atomic_file.h"
 
 namespace fe::hypervisor {
@@ -179,6 +180,23 @@ class FirecrackerPluginImpl final : public Plugin {
                         EncodeSnapshotDevices(*devices, std::move(base))});
       prepared.restore.snapshot_dir = snapshot_dir;
       prepared.restore.needs_source_path_alias = true;
+      // The restore's vsock_override moves the socket into the fork (controller.cc).
+      if (devices->vsock && !devices->vsock->uds_path.empty()) {
+        prepared.restore.identity_channel = {IdentityChannel::Kind::kHybridVsock,
+                                             snapshot::PathRewriter(embedded_dir, spec.target_dir)
+                                                 .RewriteOrKeep(devices->vsock->uds_path),
+                                             kIdentityVsockPort};
+      }
+    } else if (!writes.empty()) {
+      // A fresh boot: the rewritten config's vsock socket.
+      Result<Json> config = ParseObject(writes.front().content, spec.target_dir + "/" + files->boot_config);
+      if (!config.ok()) return config.status();
+      const auto vsock = config->find("vsock");
+      if (vsock != config->end() && vsock->is_object() && vsock->contains("uds_path") &&
+          (*vsock)["uds_path"].is_string()) {
+        prepared.restore.identity_channel = {IdentityChannel::Kind::kHybridVsock,
+                                             (*vsock)["uds_path"].get<std::string>(), kIdentityVsockPort};
+      }
     }
 
     for (const Write& write : writes) {

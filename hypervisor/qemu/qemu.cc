@@ -19,7 +19,14 @@ class QemuPluginImpl final : public Plugin {
     // vhost-vsock resets its transport after a load and the guest re-reads the CID from the device.
     capabilities.snapshot_keeps_vsock_cid = false;
     capabilities.restore_needs_path_alias = false;
+    // With memory_file, Snapshot sets x-ignore-shared (device state only) and `cont` resumes the source.
+    capabilities.live_snapshot = true;
     return capabilities;
+  }
+
+  bool CanLiveFork(const std::string& instance_dir) const override {
+    Result<qemu::Config> config = qemu::ReadConfig(instance_dir);
+    return config.ok() && !config->memory_file.empty();
   }
 
   Result<PreparedFork> PrepareFork(const ForkSpec& spec) const override { return qemu::PrepareFork(spec); }

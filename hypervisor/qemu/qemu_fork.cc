@@ -7,6 +7,7 @@
 #include <random>
 #include <set>
 
+#include "hypervisor/identity_handoff.h"
 #include "snapshot/guest_directory.h"
 #include "snapshot/path_rewrite.h"
 
@@ -189,6 +190,13 @@ Result<PreparedFork> PrepareFork(const ForkSpec& spec) {
     if (::stat(state.c_str(), &info) != 0) {
       return Status::FromErrno(errno, "qemu fork from a snapshot: stat", state);
     }
+  }
+
+  // The identity agent's virtio-serial port, on the fork's own (rewritten) socket.
+  for (const Chardev& chardev : fork->chardevs) {
+    if (chardev.virtio_port != kIdentitySerialPortName || chardev.backend != "socket") continue;
+    prepared.restore.identity_channel.kind = IdentityChannel::Kind::kVirtioSerialSocket;
+    prepared.restore.identity_channel.path = chardev.path;
   }
 
   FE_RETURN_IF_ERROR(WriteConfig(spec.target_dir, *fork));

@@ -184,6 +184,7 @@ class EngineFixture {
     config.data_root = scratch_ + "/root";
     config.lock_timeout = std::chrono::milliseconds(60'000);
     config.hypervisor_timeout = std::chrono::milliseconds(5'000);
+    config.manage_taps = false;  // TAP names derive from addresses: parallel tests would share them
     config.plugins = [this](std::string_view kind) -> Result<const hypervisor::Plugin*> {
       if (kind == "cloud-hypervisor") return static_cast<const hypervisor::Plugin*>(&plugin_);
       return Status(ErrorCode::kUnsupported, "hypervisor '" + std::string(kind) + "' is not supported");

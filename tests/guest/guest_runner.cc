@@ -141,11 +141,13 @@ Result<GuestResult> Boot(const GuestSpec& spec, const std::string& kernel, const
   if (!qemu) return Status(ErrorCode::kNotFound, std::string(kQemu) + " is not in PATH");
   const Clock::time_point start = Clock::now();
   // `timeout` stops QEMU (and so the guest) when the guest hangs; the guest normally powers off.
-  Result<ProcessResult> run = RunProcess(
-      {"timeout", "--kill-after=5", std::to_string(spec.timeout.count()), *qemu, "-accel", "tcg", "-m",
-       std::to_string(spec.memory_mib), "-smp", "1", "-no-reboot", "-nodefaults", "-display", "none",
-       "-serial", "file:" + serial_log, "-kernel", kernel, "-initrd", initramfs, "-append",
-       "console=ttyS0 panic=-1 " + spec.kernel_args});
+  std::vector<std::string> argv = {
+      "timeout", "--kill-after=5", std::to_string(spec.timeout.count()), *qemu, "-accel", "tcg", "-m",
+      std::to_string(spec.memory_mib), "-smp", "1", "-no-reboot", "-nodefaults", "-display", "none",
+      "-serial", "file:" + serial_log, "-kernel", kernel, "-initrd", initramfs, "-append",
+      "console=ttyS0 panic=-1 " + spec.kernel_args};
+  argv.insert(argv.end(), spec.qemu_args.begin(), spec.qemu_args.end());
+  Result<ProcessResult> run = RunProcess(argv);
   if (!run.ok()) return run.status();
   GuestResult result;
   result.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - start);

@@ -36,6 +36,9 @@ struct GuestSpec {
   // Appended to "console=ttyS0 panic=-1". "quiet" keeps kernel errors but drops warnings; use
   // "loglevel=7" to see every kernel message while debugging a test.
   std::string kernel_args = "quiet";
+  // Appended to QEMU's command line: devices, netdevs and chardevs the test needs (a NIC, a
+  // virtio-serial port on a host socket). The runner itself uses -nodefaults, so nothing else is there.
+  std::vector<std::string> qemu_args;
 };
 
 struct GuestResult {

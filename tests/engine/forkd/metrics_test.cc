@@ -48,6 +48,37 @@ TEST(MetricsTest, ForksFailuresRequestsAndGaugesAppearInTheExposition) {
   }
 }
 
+TEST(MetricsTest, PoolGaugesCountersAndHistogramsAppearInTheExposition) {
+  Metrics metrics;
+  metrics.RecordPoolAcquire(/*hit=*/true, 0.0002);
+  metrics.RecordPoolAcquire(/*hit=*/false, 0.004);
+  metrics.RecordPoolRefill(0.006);
+  engine::PoolStatus pool;
+  pool.spec.name = "web";
+  pool.ready = 7;
+  pool.refilling = 2;
+  pool.hits = 40;
+  pool.misses = 3;
+  std::string out = metrics.Render({}, Status(ErrorCode::kIo, "no storage"),
+                                   PoolGauges{.pools = {pool}, .cpu_budget_vcpus = 16, .cpu_used_vcpus = 9});
+  EXPECT_TRUE(Has(out, "forkengine_pool_ready{pool=\"web\"} 7\n")) << out;
+  EXPECT_TRUE(Has(out, "forkengine_pool_refilling{pool=\"web\"} 2\n")) << out;
+  EXPECT_TRUE(Has(out, "forkengine_pool_hits_total{pool=\"web\"} 40\n")) << out;
+  EXPECT_TRUE(Has(out, "forkengine_pool_misses_total{pool=\"web\"} 3\n")) << out;
+  EXPECT_TRUE(Has(out, "forkengine_cpu_budget_vcpus 16\n")) << out;
+  EXPECT_TRUE(Has(out, "forkengine_cpu_used_vcpus 9\n")) << out;
+  EXPECT_TRUE(Has(out, "forkengine_pool_acquire_duration_seconds_bucket{result=\"hit\",le=\"0.00025\"} 1\n")) << out;
+  EXPECT_TRUE(Has(out, "forkengine_pool_acquire_duration_seconds_count{result=\"miss\"} 1\n")) << out;
+  EXPECT_TRUE(Has(out, "forkengine_pool_refill_duration_seconds_bucket{le=\"0.01\"} 1\n")) << out;
+  EXPECT_TRUE(Has(out, "forkengine_pool_refill_duration_seconds_count 1\n")) << out;
+}
+
+TEST(MetricsTest, PoolGaugesAreLeftOutWithoutAPoolManager) {
+  std::string out = Metrics().Render({}, Status(ErrorCode::kIo, "no storage"));
+  EXPECT_FALSE(Has(out, "forkengine_cpu_budget_vcpus")) << out;
+  EXPECT_TRUE(Has(out, "forkengine_pool_acquire_duration_seconds_count{result=\"hit\"} 0\n")) << out;
+}
+
 TEST(MetricsTest, LabelValuesAreEscaped) { EXPECT_EQ(EscapeLabelValue("a\"b\\c\nd"), "a\\\"b\\\\c\\nd"); }
 
 }  // namespace

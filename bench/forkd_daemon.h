@@ -1,0 +1,33 @@
+// A forkd child process for the pool benchmark: spawned from the built binary on a data root and a
+// socket, waited for until GET /v1/healthz answers, stopped with SIGTERM (and reaped) at the end.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+
+namespace fe::bench {
+
+class ForkdDaemon {
+ public:
+  ForkdDaemon() = default;
+  ForkdDaemon(const ForkdDaemon&) = delete;
+  ForkdDaemon& operator=(const ForkdDaemon&) = delete;
+  ~ForkdDaemon();  // Stop(), errors ignored
+
+  // Spawns `binary --data-root D --socket S args...` with its output appended to `log_path`, then
+  // polls healthz for up to 60 s; an error naming the log when forkd exits or never answers.
+  Status Start(const std::string& binary, const std::string& data_root, const std::string& socket,
+               const std::vector<std::string>& args, const std::string& log_path);
+  // SIGTERM and wait; an error when forkd did not exit 0.
+  Status Stop();
+
+ private:
+  pid_t pid_ = -1;
+  std::string log_path_;
+};
+
+}  // namespace fe::bench

@@ -1,0 +1,24 @@
+#include "engine/forkd/pool_json.h"
+
+#include <string>
+
+namespace fe::forkd {
+
+nlohmann::json PoolToJson(const engine::PoolStatus& pool) {
+  return nlohmann::json{{"name", pool.spec.name},
+                        {"template", pool.spec.template_id},
+                        {"member_state", std::string(engine::InstanceStateName(pool.spec.member_state))},
+                        {"min_size", pool.spec.min_size},
+                        {"max_size", pool.spec.max_size},
+                        {"vcpus_per_member", pool.vcpus_per_member},
+                        {"ready", pool.ready},
+                        {"refilling", pool.refilling},
+                        {"hits", pool.hits},
+                        {"misses", pool.misses},
+                        {"refills", pool.refills},
+                        {"refill_failures", pool.refill_failures},
+                        {"last_refill_error", pool.last_refill_error},
+                        {"throttled", pool.throttled}};
+}
+
+}  // namespace fe::forkd

@@ -1,0 +1,14 @@
+// The API's Pool object: {"name","template","member_state","min_size","max_size","vcpus_per_member",
+// "ready","refilling","hits","misses","refills","refill_failures","last_refill_error","throttled"}
+// (openapi.json, components.schemas.Pool).
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include "engine/pool.h"
+
+namespace fe::forkd {
+
+nlohmann::json PoolToJson(const engine::PoolStatus& pool);
+
+}  // namespace fe::forkd

@@ -1,0 +1,116 @@
+// The live path of a from_running fork: the source is paused, not stopped.
+//
+// When the plugin snapshots a running VM leaving its guest RAM in a shared file in the instance
+// directory (PluginCapabilities::live_snapshot and Plugin::CanLiveFork: QEMU with memory_file) and the
+// storage backend's clones share data (a reflink or snapshot clone costs little, however big the RAM
+// file), a fork of a Running source is:
+//   pause -> snapshot (device state only) into the source's snapshot directory -> for each fork, its
+//   intent metadata and a clone of the source's volume (the RAM file is cloned while the VM is paused,
+//   so the copy matches the saved device state) -> resume.
+// The source's process never stops (same pid and start time); ForkPhases::source_pause_us is how long
+// it was paused. Each fork is then rewritten and brought to its target state from its own copy of
+// the snapshot, exactly like a fork of a Standby source, while the source runs on.
+//
+// Where the snapshot goes. It is written where standby would write it, the source's snapshot
+// directory (and the manifest names it, as standby does; a directory without a manifest gets a
+// minimal one, {hypervisor, snapshot_dir}, which the forks' PrepareFork reads): a Running instance never reads that
+// directory, so replacing a stale snapshot there loses nothing, and the forks find the snapshot in
+// their clones without a copy. Nothing else of the source is written. Staging it outside the volume
+// would cost a copy into each fork after the clone, for no gain.
+//
+// Clones are made one after another while the source is paused: the pause grows with the fork count
+// (each reflink of the RAM file is one clone). On any failure the forks' intents and volumes are
+// removed and the source is resumed; it is Running afterwards on every path but a failed resume.
+#include <chrono>
+
+#include <spdlog/spdlog.h>
+
+#include "engine/engine.h"
+#include "engine/reverter.h"
+#include "engine/vm_runner.h"
+#include "snapshot/guest_directory.h"
+
+namespace fe::engine {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+int64_t MicrosSince(Clock::time_point start) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count();
+}
+
+}  // namespace
+
+bool Engine::CanLiveFork(const Instance& source, const hypervisor::Plugin& plugin) const {
+  if (source.state != InstanceState::kRunning || !source.process) return false;
+  if (!plugin.Capabilities().live_snapshot || !backend_->Capabilities().shares_data) return false;
+  return plugin.CanLiveFork(GuestDir(source));
+}
+
+Result<std::vector<Engine::MadeFork>> Engine::LiveForkLocked(
+    const Instance& source,
+    const std::vector<std::pair<std::string, std::string>>& names_and_ids, InstanceState target_state,
+    const std::string& pool, int64_t& pause_us) {
+  const std::string what = "live fork of '" + source.name + "'";
+  Result<const hypervisor::Plugin*> plugin = PluginFor(source);
+  if (!plugin.ok()) return plugin.status();
+  const std::string guest_dir = GuestDir(source);
+  const std::string snapshot_dir = SnapshotDirOf(source);
+  // Forks and restores find the snapshot through the manifest (as after a standby); written before the
+  // pause, so the pause holds only the snapshot and the clones.
+  // A directory without a manifest gets one naming only the hypervisor and the snapshot: the forks'
+  // PrepareFork looks the snapshot up there.
+  Result<snapshot::Manifest> manifest = snapshot::ReadManifest(guest_dir);
+  if (!manifest.ok() && manifest.status().code() == ErrorCode::kNotFound) {
+    manifest = snapshot::Manifest{source.hypervisor, "", {}};
+  }
+  if (!manifest.ok()) return manifest.status().Annotate(what);
+  if (manifest->snapshot_dir.empty()) {
+    manifest->snapshot_dir = snapshot_dir.substr(guest_dir.size() + 1);
+    FE_RETURN_IF_ERROR(snapshot::WriteManifest(guest_dir, *manifest).Annotate(what));
+  }
+
+  // The intents and the clones, undone until ForkOne takes them over.
+  Reverter clones;
+  PreCloned pre_cloned;
+  auto clone_all = [&]() -> Status {
+    for (const auto& [name, id] : names_and_ids) {
+      const Clock::time_point start = Clock::now();
+      Instance intent = ForkIntent(source, name, id, pool);
+      FE_RETURN_IF_ERROR(store_.Write(intent).Annotate("fork '" + name + "' of '" + source.name + "': metadata"));
+      clones.Add("remove metadata of " + id, [this, id = id] { return store_.Remove(id); });
+      Result<storage::CloneReport> report = backend_->Clone(source.volume, intent.volume);
+      if (!report.ok()) return report.status().Annotate("fork '" + name + "' of '" + source.name + "': clone");
+      clones.Add("remove volume " + intent.volume, [this, volume = intent.volume] { return backend_->Remove(volume); });
+      pre_cloned.emplace(id, std::make_pair(std::move(*report), MicrosSince(start)));
+    }
+    return Status::Ok();
+  };
+  VmContext context{*plugin, guest_dir, InstanceDir(source.id), source.identity, config_.hypervisor_timeout};
+  const Clock::time_point pause_start = Clock::now();
+  Status snapshotted = SnapshotRunningVm(context, *source.process, snapshot_dir, clone_all);
+  pause_us = MicrosSince(pause_start);
+  if (!snapshotted.ok()) return snapshotted.Annotate(what);
+  spdlog::info("{}: source {} paused {}us for the snapshot and {} clone(s)", what, source.id, pause_us,
+               names_and_ids.size());
+
+  Result<std::vector<MadeFork>> made = ForkAll(source, names_and_ids, target_state, pool, &pre_cloned);
+  if (made.ok()) {
+    clones.Commit();
+    return made;
+  }
+  // ForkOne removed what it made of the forks it ran; the ones it never started are removed here
+  // (removing what is already gone is tolerated).
+  clones.Commit();
+  for (const auto& [name, id] : names_and_ids) {
+    if (Status removed = backend_->Remove(id); !removed.ok() && removed.code() != ErrorCode::kNotFound) {
+      spdlog::error("{}: rollback: removing volume {} failed: {}", what, id, removed.ToString());
+    }
+    if (Status removed = store_.Remove(id); !removed.ok()) {
+      spdlog::error("{}: rollback: removing metadata of {} failed: {}", what, id, removed.ToString());
+    }
+  }
+  return made.status();
+}
+
+}  // namespace fe::engine

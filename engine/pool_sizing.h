@@ -1,0 +1,59 @@
+// The pool sizing policy: given the pools, the CPU budget and the measured host load, how many
+// refills to start and how many ready members to remove, per pool. Pure (no clock, no I/O), so it is
+// tested deterministically; PoolManager::Tick feeds it and carries out its decision.
+//
+// Cost. Every member of a pool (ready or being made) costs its template's vCPU count; running
+// instances that are not pool members cost their own vCPUs. Used = non-member running vCPUs +
+// sum over pools of (ready + refilling) x vcpus_per_member.
+//
+// The policy, in order:
+//   1. Over budget (used > budget): shrink. One ready member at a time is removed from the pool with
+//      the largest surplus (members above its minimum that are ready; ties: the earlier pool), until
+//      used <= budget or no pool has a surplus. A pool is never shrunk below its minimum, and members
+//      still being made are never counted as removable.
+//   2. Busy (busy_fraction > busy_threshold): no refill is started at all, whatever the pools hold
+//      (even an empty pool below its minimum): prewarming must not compete with serving VMs.
+//   3. Otherwise refill, at most max_parallel_refills in flight in total (refills already in flight
+//      count), each only if its vCPUs fit in what remains of the budget:
+//        a. pools below their minimum first, round-robin (one refill per pool per round);
+//        b. then pools below their maximum, round-robin.
+//      A pool whose member does not fit is skipped; a pool with cheaper members may still get one.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace fe::engine {
+
+struct PoolSizingInput {
+  std::string name;
+  int min_size = 0;
+  int max_size = 1;
+  int ready = 0;      // members waiting to be acquired (removable)
+  int refilling = 0;  // members being made (not removable; they count against budget and caps)
+  int vcpus_per_member = 1;
+};
+
+struct SizingInput {
+  std::vector<PoolSizingInput> pools;
+  int budget_vcpus = 0;
+  int other_used_vcpus = 0;  // running instances that are not pool members
+  double busy_fraction = 0;  // measured, 0..1
+  double busy_threshold = 0.8;
+  int max_parallel_refills = 2;
+};
+
+struct PoolSizingDecision {
+  int refills = 0;   // forks to start now
+  int removals = 0;  // ready members to delete now
+};
+
+struct SizingPlan {
+  std::vector<PoolSizingDecision> pools;  // one per input pool, same order
+  bool throttled = false;                 // step 2 applied: the host was too busy to refill
+  int used_vcpus = 0;                     // after the removals and refills of this plan
+};
+
+SizingPlan PlanPoolSizing(const SizingInput& input);
+
+}  // namespace fe::engine

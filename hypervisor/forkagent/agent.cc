@@ -1,0 +1,39 @@
+#include "hypervisor/forkagent/agent.h"
+
+namespace fe::forkagent {
+
+HandledRequest Agent::Handle(std::string_view line) {
+  HandledRequest handled;
+  Result<IdentityRequest> request = ParseIdentityRequest(line);
+  if (!request.ok()) {
+    handled.reply = EncodeError(NonceOf(line), RejectionCode(request.status()), request.status().message());
+    handled.summary = "rejected: " + request.status().message();
+    return handled;
+  }
+  const std::string generation = "generation " + std::to_string(request->generation);
+  if (applied_generation_ && request->generation < *applied_generation_) {
+    std::string message = generation + " is older than the applied generation " + std::to_string(*applied_generation_);
+    handled.reply = EncodeError(request->nonce, kStaleGeneration, message);
+    handled.summary = "refused: " + message;
+    return handled;
+  }
+  const MacAddress* previous = request->has_previous_mac ? &request->previous_mac : nullptr;
+  Status applied = applier_.ApplyNetwork(request->identity, previous);
+  // The clock is stepped even when the network failed: a stale clock breaks TLS on its own.
+  Status clock = applier_.StepClock(request->host_realtime_ns);
+  if (applied.ok()) applied = clock;
+  if (!applied.ok()) {
+    handled.reply = EncodeError(request->nonce, kApplyFailed, applied.message());
+    handled.summary = generation + " failed: " + applied.message();
+    return handled;
+  }
+  applied_generation_ = request->generation;
+  handled.reply = EncodeAck(request->nonce, request->generation);
+  handled.acknowledged = true;
+  handled.summary = generation + " applied: " + FormatMac(request->identity.mac) + " " +
+                    FormatIpv4(request->identity.ipv4) + "/" + std::to_string(request->identity.prefix_length) +
+                    " via " + FormatIpv4(request->identity.gateway);
+  return handled;
+}
+
+}  // namespace fe::forkagent

@@ -1,0 +1,62 @@
+// The guest's half of the identity handoff protocol ("forkengine identity handoff", version 1; the
+// wire format and its rules are documented in hypervisor/identity_handoff.h): parsing and validating
+// the host's set_identity request, and encoding the ack and error replies. Pure: no I/O.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "base/status.h"
+
+namespace fe::forkagent {
+
+// The error codes a reply may carry.
+inline constexpr std::string_view kInvalidRequest = "invalid_request";
+inline constexpr std::string_view kUnsupportedVersion = "unsupported_version";
+inline constexpr std::string_view kStaleGeneration = "stale_generation";
+inline constexpr std::string_view kApplyFailed = "apply_failed";
+
+using MacAddress = std::array<uint8_t, 6>;
+
+struct GuestIdentity {
+  MacAddress mac{};
+  uint32_t ipv4 = 0;        // network byte order
+  int prefix_length = 0;    // 1..32
+  uint32_t gateway = 0;     // network byte order; 0: no default route
+};
+
+struct IdentityRequest {
+  std::string nonce;  // 32 lower-case hex digits
+  uint64_t generation = 0;
+  GuestIdentity identity;
+  bool has_previous_mac = false;  // false: change the guest's only non-loopback NIC
+  MacAddress previous_mac{};
+  int64_t host_realtime_ns = 0;  // > 0
+};
+
+// Parses one request line (without its '\n'). Failures: Unsupported when the version is not 1,
+// InvalidArgument for anything else (not JSON, wrong type, a missing or malformed field), the message
+// naming the field. Unknown fields are ignored.
+Result<IdentityRequest> ParseIdentityRequest(std::string_view line);
+
+// The request's nonce when it has a well-formed one, else "": an error reply still echoes it, so the
+// host can tell which request it answers.
+std::string NonceOf(std::string_view line);
+
+// The protocol error code for a ParseIdentityRequest failure.
+std::string_view RejectionCode(const Status& parse_failure);
+
+// Reply lines, each ending in '\n'.
+std::string EncodeAck(std::string_view nonce, uint64_t generation);
+std::string EncodeError(std::string_view nonce, std::string_view code, std::string_view message);
+
+// "02:fe:0a:64:00:05" <-> bytes; parsing accepts either case and rejects multicast addresses.
+Result<MacAddress> ParseMac(std::string_view text);
+std::string FormatMac(const MacAddress& mac);
+// Dotted quad <-> network byte order.
+Result<uint32_t> ParseIpv4(std::string_view text);
+std::string FormatIpv4(uint32_t address);
+
+}  // namespace fe::forkagent

@@ -1,0 +1,158 @@
+// The agent's request handling with an applier that records calls: the generation rules, error
+// replies, and a whole exchange with the host side's HandOffIdentity over a socketpair.
+#include "hypervisor/forkagent/agent.h"
+
+#include <gtest/gtest.h>
+#include <sys/socket.h>
+
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "hypervisor/forkagent/channel.h"
+#include "hypervisor/identity_handoff.h"
+
+namespace fe::forkagent {
+namespace {
+
+using namespace std::chrono_literals;
+using Json = nlohmann::json;
+
+class RecordingApplier : public IdentityApplier {
+ public:
+  Status ApplyNetwork(const GuestIdentity& identity, const MacAddress* previous_mac) override {
+    networks.push_back(FormatMac(identity.mac) + " " + FormatIpv4(identity.ipv4) + "/" +
+                       std::to_string(identity.prefix_length) + " via " + FormatIpv4(identity.gateway) + " on " +
+                       (previous_mac == nullptr ? "the only NIC" : FormatMac(*previous_mac)));
+    return network_result;
+  }
+  Status StepClock(int64_t realtime_ns) override {
+    clocks.push_back(realtime_ns);
+    return clock_result;
+  }
+  std::vector<std::string> networks;
+  std::vector<int64_t> clocks;
+  Status network_result;
+  Status clock_result;
+};
+
+std::string Request(uint64_t generation, const std::string& nonce = std::string(32, 'a')) {
+  hypervisor::IdentityHandoff handoff;
+  handoff.identity = hypervisor::NetworkIdentity{"tap0", "02:fe:0a:64:00:05", "10.100.0.5", 16, "10.100.0.1", 3};
+  handoff.previous_mac = "02:fe:0a:64:00:02";
+  handoff.generation = generation;
+  std::string line = hypervisor::EncodeIdentityRequest(handoff, nonce, 1700000000000000000);
+  line.pop_back();
+  return line;
+}
+
+TEST(ForkagentAgentTest, AppliesNetworkAndClockThenAcks) {
+  RecordingApplier applier;
+  Agent agent(applier);
+  HandledRequest handled = agent.Handle(Request(7));
+  EXPECT_TRUE(handled.acknowledged) << handled.reply;
+  EXPECT_EQ(Json::parse(handled.reply), Json::parse(EncodeAck(std::string(32, 'a'), 7)));
+  EXPECT_EQ(applier.networks, std::vector<std::string>{"02:fe:0a:64:00:05 10.100.0.5/16 via 10.100.0.1 on 02:fe:0a:64:00:02"});
+  EXPECT_EQ(applier.clocks, std::vector<int64_t>{1700000000000000000});
+  EXPECT_EQ(agent.applied_generation(), 7u);
+}
+
+TEST(ForkagentAgentTest, LowerGenerationIsRefusedAsStaleWithoutApplying) {
+  RecordingApplier applier;
+  Agent agent(applier);
+  ASSERT_TRUE(agent.Handle(Request(7)).acknowledged);
+  HandledRequest handled = agent.Handle(Request(6, std::string(32, 'b')));
+  EXPECT_FALSE(handled.acknowledged);
+  Json reply = Json::parse(handled.reply);
+  EXPECT_EQ(reply["type"], "error");
+  EXPECT_EQ(reply["code"], "stale_generation");
+  EXPECT_EQ(reply["nonce"], std::string(32, 'b'));
+  EXPECT_EQ(applier.networks.size(), 1u);
+  EXPECT_EQ(applier.clocks.size(), 1u);
+  EXPECT_EQ(agent.applied_generation(), 7u);
+}
+
+TEST(ForkagentAgentTest, EqualGenerationIsReappliedAndAcked) {
+  RecordingApplier applier;
+  Agent agent(applier);
+  ASSERT_TRUE(agent.Handle(Request(7)).acknowledged);
+  EXPECT_TRUE(agent.Handle(Request(7, std::string(32, 'c'))).acknowledged);
+  EXPECT_EQ(applier.networks.size(), 2u);
+  EXPECT_TRUE(agent.Handle(Request(8)).acknowledged);
+  EXPECT_EQ(agent.applied_generation(), 8u);
+}
+
+TEST(ForkagentAgentTest, FailedApplyAnswersApplyFailedWithTheStepAndKeepsTheOldGeneration) {
+  RecordingApplier applier;
+  Agent agent(applier);
+  ASSERT_TRUE(agent.Handle(Request(3)).acknowledged);
+  applier.network_result = Status::FromErrno(EADDRNOTAVAIL, "netlink RTM_NEWLINK IFLA_ADDRESS (set MAC) on", "eth0");
+  HandledRequest handled = agent.Handle(Request(4));
+  EXPECT_FALSE(handled.acknowledged);
+  Json reply = Json::parse(handled.reply);
+  EXPECT_EQ(reply["code"], "apply_failed");
+  EXPECT_EQ(reply["message"], "netlink RTM_NEWLINK IFLA_ADDRESS (set MAC) on eth0: Cannot assign requested address");
+  EXPECT_EQ(applier.clocks.size(), 2u) << "the clock is stepped even when the network failed";
+  EXPECT_EQ(agent.applied_generation(), 3u);
+  // A retry of the failed generation is not stale.
+  applier.network_result = Status::Ok();
+  EXPECT_TRUE(agent.Handle(Request(4)).acknowledged);
+}
+
+TEST(ForkagentAgentTest, FailedClockStepIsApplyFailed) {
+  RecordingApplier applier;
+  applier.clock_result = Status::FromErrno(EPERM, "clock_settime", "CLOCK_REALTIME");
+  Agent agent(applier);
+  HandledRequest handled = agent.Handle(Request(1));
+  EXPECT_FALSE(handled.acknowledged);
+  EXPECT_EQ(Json::parse(handled.reply)["code"], "apply_failed");
+  EXPECT_FALSE(agent.applied_generation().has_value());
+}
+
+TEST(ForkagentAgentTest, InvalidAndUnsupportedRequestsAreAnsweredWithoutApplying) {
+  RecordingApplier applier;
+  Agent agent(applier);
+  Json request = Json::parse(Request(1));
+  request["version"] = 9;
+  Json unsupported = Json::parse(agent.Handle(request.dump()).reply);
+  EXPECT_EQ(unsupported["code"], "unsupported_version");
+  EXPECT_EQ(unsupported["nonce"], std::string(32, 'a'));
+  Json invalid = Json::parse(agent.Handle("hello").reply);
+  EXPECT_EQ(invalid["code"], "invalid_request");
+  EXPECT_EQ(invalid["nonce"], "");
+  EXPECT_TRUE(applier.networks.empty());
+  EXPECT_TRUE(applier.clocks.empty());
+}
+
+// The real host side talks to the agent over a serial-style channel: the ack is accepted, and the
+// guest's refusal comes back to the host as an error naming the code.
+TEST(ForkagentAgentTest, HostHandOffIsAcknowledgedOverAChannel) {
+  int fds[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
+  UniqueFd host(fds[0]);
+  std::unique_ptr<Channel> channel = SerialChannelOnFd(UniqueFd(fds[1]), "socketpair");
+  RecordingApplier applier;
+  Agent agent(applier);
+  std::thread guest([&] {
+    for (int i = 0; i < 2; ++i) {
+      Result<std::string> line = channel->ReadLine();
+      if (!line.ok()) return;
+      EXPECT_TRUE(channel->Write(agent.Handle(*line).reply).ok());
+    }
+  });
+  hypervisor::IdentityHandoff handoff;
+  handoff.identity = hypervisor::NetworkIdentity{"tap0", "02:fe:0a:64:00:09", "10.100.0.9", 16, "10.100.0.1", 3};
+  handoff.generation = 5;
+  Status first = hypervisor::HandOffIdentity(host.get(), handoff, 10s, "agent on a socketpair");
+  EXPECT_TRUE(first.ok()) << first.ToString();
+  handoff.generation = 4;
+  Status second = hypervisor::HandOffIdentity(host.get(), handoff, 10s, "agent on a socketpair");
+  EXPECT_FALSE(second.ok());
+  EXPECT_NE(second.message().find("stale_generation"), std::string::npos) << second.ToString();
+  guest.join();
+  EXPECT_EQ(applier.networks, std::vector<std::string>{"02:fe:0a:64:00:09 10.100.0.9/16 via 10.100.0.1 on the only NIC"});
+}
+
+}  // namespace
+}  // namespace fe::forkagent
