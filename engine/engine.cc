@@ -33,7 +33,14 @@ Engine::Engine(EngineConfig config, std::unique_ptr<storage::Backend> backend,
     : config_(std::move(config)), backend_(std::move(backend)), network_(std::move(network)),
       store_(std::move(store)) {}
 
-Engine::~Engine() = default;
+Engine::~Engine() {
+  {
+    std::lock_guard lock(checkpoint_mutex_);
+    stopping_ = true;
+  }
+  checkpoint_wake_.notify_all();
+  if (checkpointer_.joinable()) checkpointer_.join();
+}
 
 Result<std::unique_ptr<Engine>> Engine::Open(EngineConfig config) {
   if (config.data_root.empty() || config.data_root.front() != '/') {
@@ -53,11 +60,17 @@ Result<std::unique_ptr<Engine>> Engine::Open(EngineConfig config) {
       NetworkAllocator::Open(storage::JoinPath(config.data_root, "network"), config.network);
   if (!network.ok()) return network.status();
 
+  Result<std::unique_ptr<ReleaseJournal>> journal =
+      ReleaseJournal::Open(storage::JoinPath(config.data_root, "release.journal"));
+  if (!journal.ok()) return journal.status();
+
   std::unique_ptr<Engine> engine(
       new Engine(std::move(config), std::move(*backend), std::move(*network), std::move(*store)));
+  engine->journal_ = std::move(*journal);
   spdlog::info("engine: data root {}, storage backend {} at {} ({})", engine->config_.data_root,
                engine->backend_->Name(), engine->backend_->Root(), engine->backend_->SelectionReason());
   FE_RETURN_IF_ERROR(engine->Recover());
+  engine->checkpointer_ = std::thread([raw = engine.get()] { raw->CheckpointLoop(); });
   return engine;
 }
 
@@ -87,7 +100,9 @@ std::string Engine::InstanceDir(const std::string& id) const { return store_.Dir
 
 Status Engine::Commit(const std::shared_ptr<Entry>& entry, Instance instance) {
   instance.updated_at = NowRfc3339();
+  std::lock_guard write(entry->metadata_write);
   FE_RETURN_IF_ERROR(store_.Write(instance));
+  entry->metadata_behind = false;
   std::lock_guard lock(mutex_);
   entry->instance = std::move(instance);
   return Status::Ok();
@@ -164,7 +179,11 @@ Status Engine::Delete(const std::string& id_or_name) {
 // removes. The other order could leave metadata without its volume: a broken instance.
 Status Engine::DestroyLocked(const std::shared_ptr<Entry>& entry) {
   Instance instance = Read(entry);
-  FE_RETURN_IF_ERROR(store_.Remove(instance.id));
+  {
+    std::lock_guard write(entry->metadata_write);
+    FE_RETURN_IF_ERROR(store_.Remove(instance.id));
+    entry->metadata_behind = false;
+  }
   {
     std::lock_guard lock(mutex_);
     entry->deleted = true;
@@ -237,7 +256,7 @@ Result<Instance> Engine::ReleaseFromPool(const std::string& id_or_name, const st
   }
   instance.name = name;
   instance.pool.clear();
-  Status committed = Commit(entry, instance);
+  Status committed = CommitRelease(entry, instance);
   if (renamed) {
     std::lock_guard lock(mutex_);
     auto drop = names_.find(committed.ok() ? old_name : name);

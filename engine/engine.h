@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -49,12 +50,14 @@
 #include <optional>
 #include <shared_mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "base/status.h"
 #include "engine/instance.h"
 #include "engine/instance_store.h"
 #include "engine/network_allocator.h"
+#include "engine/release_journal.h"
 #include "hypervisor/plugin.h"
 #include "storage/backend.h"
 #include "storage/backend_selection.h"
@@ -167,7 +170,8 @@ class Engine {
   Result<std::vector<ForkOutcome>> Fork(const std::string& source_id_or_name, const ForkRequest& request);
 
   // Hands a pool member out (engine/pool.h): renames it to `new_name` (empty: keeps its name) and
-  // clears its pool label, durably, under its lock. NotFound; FailedPrecondition when it is not a
+  // clears its pool label, durably (a release journal record, the metadata written later by a
+  // checkpointer; see release_checkpoint.cc), under its lock. NotFound; FailedPrecondition when it is not a
   // pool member; InvalidArgument for a bad name; AlreadyExists when `new_name` is taken (then nothing
   // changed).
   Result<Instance> ReleaseFromPool(const std::string& id_or_name, const std::string& new_name);
@@ -185,6 +189,11 @@ class Engine {
     std::shared_timed_mutex operation;  // see "Locking" above
     Instance instance;                  // GUARDED_BY(Engine::mutex_)
     bool deleted = false;               // GUARDED_BY(Engine::mutex_)
+    // Serialises writes of this instance's metadata (Commit, the release checkpointer, removal); taken
+    // before Engine::mutex_, never while holding it.
+    std::mutex metadata_write;
+    // instance.json lags `instance`: a release only in the journal so far. GUARDED_BY(metadata_write)
+    bool metadata_behind = false;
   };
   using ExclusiveLock = std::unique_lock<std::shared_timed_mutex>;
   using SharedLock = std::shared_lock<std::shared_timed_mutex>;
@@ -235,6 +244,17 @@ class Engine {
   // The directory the instance's snapshot lives in: <guest_dir>/<manifest snapshot_dir or "snapshot">.
   std::string SnapshotDirOf(const Instance& instance) const;
 
+  // --- release_checkpoint.cc: pool releases through the journal (engine/release_journal.h)
+  // Makes the release durable in the journal (falling back to a synchronous Commit when the journal
+  // cannot take it) and publishes it; the checkpointer writes the metadata later.
+  Status CommitRelease(const std::shared_ptr<Entry>& entry, Instance instance);
+  // Recovery: applies the journal's releases whose metadata may not have reached the disk.
+  Status ReplayReleases();
+  void CheckpointLoop();
+  // Writes the metadata of the released instances `batch` (seq, id) and marks them applied; those
+  // that failed are returned for a later retry.
+  std::vector<std::pair<uint64_t, std::string>> CheckpointReleases(std::vector<std::pair<uint64_t, std::string>> batch);
+
   // --- fork.cc
   // Volumes cloned (with their intent metadata written) before ForkOne, by fork id: the live path.
   using PreCloned = std::map<std::string, std::pair<storage::CloneReport, int64_t /*clone_us*/>>;
@@ -267,6 +287,13 @@ class Engine {
   const std::unique_ptr<NetworkAllocator> network_;
   InstanceStore store_;
   RecoveryReport recovery_;
+
+  std::unique_ptr<ReleaseJournal> journal_;
+  std::mutex checkpoint_mutex_;
+  std::condition_variable checkpoint_wake_;
+  std::vector<std::pair<uint64_t, std::string>> to_checkpoint_;  // GUARDED_BY(checkpoint_mutex_)
+  bool stopping_ = false;                                         // GUARDED_BY(checkpoint_mutex_)
+  std::thread checkpointer_;  // started by Open after recovery, joined by ~Engine
 
   mutable std::mutex mutex_;
   std::map<std::string, std::shared_ptr<Entry>> entries_;  // by id; GUARDED_BY(mutex_)

@@ -18,6 +18,7 @@ namespace fe::engine {
 namespace {
 
 constexpr size_t kMetadataLimit = size_t{1} << 20;
+constexpr char kStagedName[] = ".instance.json.staged";
 
 Status MakeDirectory(const std::string& path) {
   if (::mkdir(path.c_str(), 0700) == 0 || errno == EEXIST) return Status::Ok();
@@ -57,6 +58,38 @@ Status InstanceStore::Write(const Instance& instance) {
   }
   std::string text = InstanceToJson(instance).dump(2) + "\n";
   return snapshot::ReplaceFileAtomically(MetadataPath(instance.id), text, 0600);
+}
+
+Status InstanceStore::Stage(const Instance& instance) {
+  std::string path = storage::JoinPath(Dir(instance.id), kStagedName);
+  int dir = ::openat(root_fd_.get(), instance.id.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+  if (dir < 0) return Status::FromErrno(errno, "open", Dir(instance.id));
+  UniqueFd dir_fd(dir);
+  UniqueFd file(::openat(dir, kStagedName, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
+  if (file.get() < 0) return Status::FromErrno(errno, "create", path);
+  const std::string text = InstanceToJson(instance).dump(2) + "\n";
+  for (size_t done = 0; done < text.size();) {
+    ssize_t written = ::write(file.get(), text.data() + done, text.size() - done);
+    if (written < 0 && errno == EINTR) continue;
+    if (written <= 0) return Status::FromErrno(written < 0 ? errno : EIO, "write", path);
+    done += static_cast<size_t>(written);
+  }
+  return Status::Ok();
+}
+
+Status InstanceStore::PublishStaged(const std::string& id) {
+  int dir = ::openat(root_fd_.get(), id.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+  if (dir < 0) return Status::FromErrno(errno, "open", Dir(id));
+  UniqueFd dir_fd(dir);
+  if (::renameat(dir, kStagedName, dir, std::string(kMetadataName).c_str()) != 0) {
+    return Status::FromErrno(errno, "rename " + storage::JoinPath(Dir(id), kStagedName) + " to", MetadataPath(id));
+  }
+  return Status::Ok();
+}
+
+Status InstanceStore::SyncFilesystem() {
+  if (::syncfs(root_fd_.get()) != 0) return Status::FromErrno(errno, "syncfs", root_);
+  return Status::Ok();
 }
 
 Result<Instance> InstanceStore::Read(const std::string& id) const {

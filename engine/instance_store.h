@@ -37,6 +37,13 @@ class InstanceStore {
   // NotFound when <id>/instance.json does not exist; InvalidArgument naming the file and the field
   // when it does not parse or belongs to another id.
   Result<Instance> Read(const std::string& id) const;
+  // Deferred durability, for many instances at once (pool releases, engine/release_journal.h):
+  // Stage writes <id>/.instance.json.staged without syncing it; PublishStaged renames it over
+  // instance.json, also without syncing; SyncFilesystem (syncfs) makes everything written so far
+  // durable. Stage all, sync, publish all, sync: a crash leaves each instance.json old or new, whole.
+  Status Stage(const Instance& instance);
+  Status PublishStaged(const std::string& id);
+  Status SyncFilesystem();
   // Unlinks the metadata durably, then removes the directory and everything in it. Ok when nothing
   // of the instance exists.
   Status Remove(const std::string& id);

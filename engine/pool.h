@@ -5,8 +5,8 @@
 // A pool member is an ordinary instance (a fork of the template made with Engine::Fork, named
 // "<pool>-<8 hex>", target state the pool's member_state) whose metadata carries the pool's name
 // (Instance::pool). Acquire takes a ready member out of the pool: Engine::ReleaseFromPool renames it
-// to the caller's name (or it keeps its generated one) and clears its pool label, durably; from then
-// on it is a normal instance. Pools are persisted under <data_root>/pools/<name>.json; their members
+// to the caller's name (or it keeps its generated one) and clears its pool label, durably (one
+// group-committed journal record: engine/release_journal.h); from then on it is a normal instance. Pools are persisted under <data_root>/pools/<name>.json; their members
 // are instances, recovered by the engine like any other (a member half-made by a crash is an intent,
 // removed by Engine::Open), and relinked to their pool by PoolManager::Open.
 //

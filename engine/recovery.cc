@@ -10,6 +10,8 @@
 //                                            was already removed)
 //   a lease no instance owns                 released
 //   a hidden temporary tree of the backend   removed (a clone or removal cut short: Backend::RemoveLeftovers)
+//   a pool release past the journal's        applied first: the member's metadata gets its new name and
+//   checkpoint                               leaves the pool (release_checkpoint.cc)
 #include <set>
 
 #include <spdlog/spdlog.h>
@@ -24,6 +26,7 @@ Status Engine::Recover() {
     spdlog::warn("recovery: {}", action);
     recovery_.actions.push_back(std::move(action));
   };
+  FE_RETURN_IF_ERROR(ReplayReleases());
   Result<std::vector<std::string>> ids = store_.ListIds();
   if (!ids.ok()) return ids.status().Annotate("recovering instances");
 
