@@ -17,7 +17,7 @@ namespace fe::engine {
 namespace {
 
 // Releases arriving within this window share a checkpoint.
-constexpr std::chrono::milliseconds kBatchWindow{20};
+constexpr std::chrono::milliseconds kBatchWindow{200};
 constexpr std::chrono::seconds kRetryAfter{1};
 
 }  // namespace
