@@ -10,13 +10,17 @@
 //                                            was already removed)
 //   a lease no instance owns                 released
 //   a hidden temporary tree of the backend   removed (a clone or removal cut short: Backend::RemoveLeftovers)
+//   a TAP of an instance whose VM is not   removed (with manage_taps): a crash between a VM's end and
+//   running (or of a removed lease)        its TAP's removal
 //   a pool release past the journal's        applied first: the member's metadata gets its new name and
 //   checkpoint                               leaves the pool (release_checkpoint.cc)
+#include <map>
 #include <set>
 
 #include <spdlog/spdlog.h>
 
 #include "engine/engine.h"
+#include "engine/tap_device.h"
 #include "engine/vm_runner.h"
 
 namespace fe::engine {
@@ -27,6 +31,7 @@ Status Engine::Recover() {
     recovery_.actions.push_back(std::move(action));
   };
   FE_RETURN_IF_ERROR(ReplayReleases());
+  const std::map<std::string, hypervisor::NetworkIdentity> leases_at_start = network_->Leases();
   Result<std::vector<std::string>> ids = store_.ListIds();
   if (!ids.ok()) return ids.status().Annotate("recovering instances");
 
@@ -100,6 +105,22 @@ Status Engine::Recover() {
     Status released = network_->Release(holder);
     note(released.ok() ? "released orphan lease of " + holder + " (" + identity.ipv4 + ", no instance owns it)"
                        : "could not release the lease of " + holder + ": " + released.ToString());
+  }
+  if (config_.manage_taps) {
+    std::set<std::string> running;
+    {
+      std::lock_guard lock(mutex_);
+      for (const auto& [id, entry] : entries_) {
+        if (entry->instance.state == InstanceState::kRunning) running.insert(id);
+      }
+    }
+    for (const auto& [holder, identity] : leases_at_start) {
+      if (running.count(holder) != 0) continue;
+      if (identity.tap_device.empty() || !NetworkDeviceExists(identity.tap_device)) continue;
+      Status deleted = DeleteTap(identity.tap_device);
+      note(deleted.ok() ? "removed TAP " + identity.tap_device + " of " + holder + ": no running VM uses it"
+                        : "could not remove TAP " + identity.tap_device + " of " + holder + ": " + deleted.ToString());
+    }
   }
   spdlog::info("recovery: {} instances, {} actions", entries_.size(), recovery_.actions.size());
   return Status::Ok();

@@ -184,7 +184,8 @@ class EngineFixture {
     config.data_root = scratch_ + "/root";
     config.lock_timeout = std::chrono::milliseconds(60'000);
     config.hypervisor_timeout = std::chrono::milliseconds(5'000);
-    config.manage_taps = false;  // TAP names derive from addresses: parallel tests would share them
+    // TAP names derive from addresses: parallel tests would share them, unless in a namespace of their own.
+    config.manage_taps = manage_taps;
     config.plugins = [this](std::string_view kind) -> Result<const hypervisor::Plugin*> {
       if (kind == "cloud-hypervisor") return static_cast<const hypervisor::Plugin*>(&plugin_);
       return Status(ErrorCode::kUnsupported, "hypervisor '" + std::string(kind) + "' is not supported");
@@ -207,6 +208,7 @@ class EngineFixture {
 
   Engine& engine() { return *engine_; }
   TestPlugin& plugin() { return plugin_; }
+  bool manage_taps = false;  // for the next Open
   const std::string& template_dir() const { return template_dir_; }
 
  private:

@@ -21,6 +21,7 @@
 #include "hypervisor/qemu/qemu_config.h"
 #include "hypervisor/qemu/qemu_controller.h"
 #include "tests/hypervisor/qemu/qemu_process.h"
+#include "tests/support/network_namespace.h"
 #include "tests/support/file_util.h"
 #include "tests/support/scratch.h"
 
@@ -31,19 +32,6 @@ using namespace std::chrono_literals;
 namespace qemu_test = hypervisor::qemu::test;
 
 constexpr char kBridge[] = "febr-live";
-
-std::string InNewNetworkNamespace(const std::function<void()>& body) {
-  std::string failure;
-  std::thread thread([&] {
-    if (::unshare(CLONE_NEWNET) != 0) {
-      failure = std::string("unshare(CLONE_NEWNET): ") + std::strerror(errno);
-      return;
-    }
-    body();
-  });
-  thread.join();
-  return failure;
-}
 
 std::string RunState(const ProcessRecord& record) {
   Result<std::unique_ptr<hypervisor::VmController>> controller =
@@ -102,7 +90,7 @@ TEST_F(LiveForkTest, ForkOfARunningQemuPausesTheSourceAndRunsTheForkFromItsOwnRa
   Status made = MakeTemplate(template_dir, /*identity_port=*/false);
   ASSERT_TRUE(made.ok()) << made.ToString();
 
-  std::string skip = InNewNetworkNamespace([&] {
+  std::string skip = fe::test::RunInNewNetworkNamespace([&] {
     ASSERT_TRUE(RunProcessChecked({"ip", "link", "add", kBridge, "type", "bridge"}).ok());
     EngineConfig engine_config;
     engine_config.data_root = scratch.path + "/root";
@@ -215,7 +203,7 @@ TEST_F(LiveForkTest, ForkWhoseGuestNeverAcknowledgesItsIdentityIsRolledBackAndTh
   Status made = MakeTemplate(template_dir, /*identity_port=*/true);
   ASSERT_TRUE(made.ok()) << made.ToString();
 
-  std::string skip = InNewNetworkNamespace([&] {
+  std::string skip = fe::test::RunInNewNetworkNamespace([&] {
     EngineConfig engine_config;
     engine_config.data_root = scratch.path + "/root";
     engine_config.manage_taps = true;

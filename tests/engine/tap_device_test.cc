@@ -13,25 +13,12 @@
 #include <nlohmann/json.hpp>
 
 #include "base/process.h"
+#include "tests/support/network_namespace.h"
 
 namespace fe::engine {
 namespace {
 
 using Json = nlohmann::json;
-
-// Runs `body` on a thread inside a new network namespace. Returns why it could not, or "".
-std::string InNewNetworkNamespace(const std::function<void()>& body) {
-  std::string failure;
-  std::thread thread([&] {
-    if (::unshare(CLONE_NEWNET) != 0) {
-      failure = std::string("unshare(CLONE_NEWNET): ") + std::strerror(errno);
-      return;
-    }
-    body();
-  });
-  thread.join();
-  return failure;
-}
 
 // `ip -j -d link show NAME` as JSON (the first entry), or null when there is no such device.
 Json Link(const std::string& name) {
@@ -54,7 +41,7 @@ class TapDeviceTest : public ::testing::Test {
     if (std::string why = TapUnavailableReason(); !why.empty()) GTEST_SKIP() << why;
   }
   void InNamespace(const std::function<void()>& body) {
-    std::string failure = InNewNetworkNamespace(body);
+    std::string failure = fe::test::RunInNewNetworkNamespace(body);
     if (!failure.empty()) GTEST_SKIP() << failure;
   }
 };
