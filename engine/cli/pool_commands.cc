@@ -5,28 +5,13 @@
 #include <iostream>
 #include <vector>
 
+#include "engine/cli/json_fields.h"
 #include "engine/cli/table.h"
 
 namespace fe::cli {
 namespace {
 
 using nlohmann::json;
-
-const json& Field(const json& object, const char* key) {
-  static const json kNull;
-  if (!object.is_object()) return kNull;
-  auto it = object.find(key);
-  return it == object.end() ? kNull : *it;
-}
-
-// A string, number or boolean field as text; "-" when missing, null, empty or of another type.
-std::string Text(const json& object, const char* key) {
-  const json& value = Field(object, key);
-  if (value.is_string()) return value.get<std::string>().empty() ? "-" : value.get<std::string>();
-  if (value.is_boolean()) return value.get<bool>() ? "yes" : "no";
-  if (value.is_number()) return value.dump();
-  return "-";
-}
 
 struct CreateArguments {
   std::string name;
