@@ -8,29 +8,21 @@
 
 #include "hypervisor/plugin.h"
 #include "hypervisor/qemu/qemu_config.h"
-#include "tests/support/file_util.h"
+#include "tests/hypervisor/plugin_fixtures.h"
 
 namespace fe::hypervisor::qemu::test {
 
-inline constexpr const char* kSourceDir = "/data/vm-1";
-inline constexpr const char* kTargetDir = "/data/vm-2";
+using hypervisor::test::kSourceDir;
+using hypervisor::test::kTargetDir;
+using hypervisor::test::SourceIdentity;
 
 inline std::string FixturePath(const std::string& name) { return std::string(FE_QEMU_FIXTURES) + "/" + name; }
-
-inline std::string FixtureText(const std::string& name) {
-  Result<std::string> text = fe::test::ReadFile(FixturePath(name));
-  EXPECT_TRUE(text.ok()) << text.status().ToString();
-  return text.ok() ? *text : std::string();
-}
+inline std::string FixtureText(const std::string& name) { return hypervisor::test::ReadFixtureText(FE_QEMU_FIXTURES, name); }
 
 inline Config SourceConfig() {
   Result<Config> config = ParseConfig(FixtureText("source_config.json"), "source_config.json");
   EXPECT_TRUE(config.ok()) << config.status().ToString();
   return config.ok() ? *config : Config();
-}
-
-inline NetworkIdentity SourceIdentity() {
-  return NetworkIdentity{"fe-tap-1", "02:fe:00:00:00:01", "10.20.0.2", 24, "10.20.0.1", 3};
 }
 
 inline NetworkIdentity TargetIdentity() {
