@@ -13,6 +13,7 @@
 
 #include "hypervisor/cloud_hypervisor/cloud_hypervisor.h"
 #include "hypervisor/cloud_hypervisor/json_fields.h"
+#include "tests/support/fake_api_server.h"
 #include "tests/support/scratch.h"
 #include "tests/support/temp_dir.h"
 
@@ -21,68 +22,25 @@ namespace {
 
 using namespace std::chrono_literals;
 
-struct Request {
-  std::string method;
-  std::string path;
-  std::string body;
-  std::string content_type;
-};
+using Request = fe::test::RecordedRequest;
 
-// A test double of cloud-hypervisor's API server on a Unix socket: records every request and answers
-// 200 with a version to vmm.ping, 204 to anything else unless told otherwise.
-class FakeCloudHypervisor {
+// A test double of cloud-hypervisor's API server (tests/support/fake_api_server.h): answers 200 with a
+// version to vmm.ping, 204 to anything else unless told otherwise.
+class FakeCloudHypervisor : public fe::test::FakeApiServer {
  public:
-  explicit FakeCloudHypervisor(std::string socket) : socket_(std::move(socket)) {
-    server_.set_address_family(AF_UNIX);
-    auto handle = [this](const httplib::Request& request, httplib::Response& response) {
-      std::lock_guard lock(mutex_);
-      requests_.push_back({request.method, request.path, request.body, request.get_header_value("Content-Type")});
-      auto canned = responses_.find(request.path);
-      if (canned != responses_.end()) {
-        response.status = canned->second.first;
-        response.set_content(canned->second.second, "application/json");
-      } else if (request.path == "/api/v1/vmm.ping") {
-        response.set_content(R"({"build_version":"v48.0","version":"48.0","pid":4242,"features":["kvm"]})",
-                             "application/json");
-      } else {
-        response.status = 204;
-      }
-    };
-    server_.Get(".*", handle);
-    server_.Put(".*", handle);
-  }
+  explicit FakeCloudHypervisor(std::string socket)
+      : FakeApiServer(std::move(socket), [](const httplib::Request& request, httplib::Response& response) {
+          if (request.path != "/api/v1/vmm.ping") return false;
+          response.set_content(R"({"build_version":"v48.0","version":"48.0","pid":4242,"features":["kvm"]})",
+                               "application/json");
+          return true;
+        }) {}
 
-  ~FakeCloudHypervisor() {
-    server_.stop();
-    if (thread_.joinable()) thread_.join();
+  // A canned answer to `path`, whatever the method.
+  void Respond(const std::string& path, int status, const std::string& body) {
+    FakeApiServer::Respond("GET " + path, status, body);
+    FakeApiServer::Respond("PUT " + path, status, body);
   }
-
-  void Start() {
-    ::unlink(socket_.c_str());
-    ASSERT_TRUE(server_.bind_to_port(socket_.c_str(), 80)) << "bind " << socket_;
-    thread_ = std::thread([this] { server_.listen_after_bind(); });
-    // stop() before the server runs would be lost and leave listen_after_bind() waiting forever.
-    for (int i = 0; i < 5000 && !server_.is_running(); ++i) std::this_thread::sleep_for(1ms);
-    ASSERT_TRUE(server_.is_running());
-  }
-
-  void Respond(const std::string& path, int status, std::string body) {
-    std::lock_guard lock(mutex_);
-    responses_[path] = {status, std::move(body)};
-  }
-
-  std::vector<Request> requests() {
-    std::lock_guard lock(mutex_);
-    return requests_;
-  }
-
- private:
-  std::string socket_;
-  httplib::Server server_;
-  std::thread thread_;
-  std::mutex mutex_;
-  std::vector<Request> requests_;
-  std::map<std::string, std::pair<int, std::string>> responses_;
 };
 
 class CloudHypervisorControllerTest : public ::testing::Test {
