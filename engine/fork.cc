@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <optional>
 #include <thread>
 
@@ -154,26 +155,33 @@ Result<std::vector<ForkOutcome>> Engine::Fork(const std::string& source_id_or_na
                                                std::string(InstanceStateName(forked_state)) + " instance");
   }
 
-  const bool live = was_running && CanLiveFork(source, **plugin);
-  if (live) {
-    int64_t pause_us = 0;
-    Result<std::vector<MadeFork>> made = LiveForkLocked(source, reserved, *target, request.pool, pause_us);
-    if (!made.ok()) return made.status();
-    std::vector<ForkOutcome> outcomes;
+  // Makes the forks visible (their names stay taken), completes their phases and logs them.
+  auto publish = [&](std::vector<MadeFork>& made, const std::function<void(ForkOutcome&)>& complete) {
     {
       std::lock_guard lock(mutex_);
-      for (MadeFork& fork : *made) entries_.emplace(fork.outcome.instance.id, fork.entry);
+      for (MadeFork& fork : made) entries_.emplace(fork.outcome.instance.id, fork.entry);
     }
     reservation.Commit();
-    for (MadeFork& fork : *made) {
-      fork.outcome.live = true;
+    std::vector<ForkOutcome> outcomes;
+    for (MadeFork& fork : made) {
       fork.outcome.phases.lock_wait_us = lock_wait_us;
-      fork.outcome.phases.source_pause_us = pause_us;
+      complete(fork.outcome);
       fork.outcome.phases.total_us = MicrosSince(started);
       LogFork(fork.outcome, source);
       outcomes.push_back(std::move(fork.outcome));
     }
     return outcomes;
+  };
+
+  const bool live = was_running && CanLiveFork(source, **plugin);
+  if (live) {
+    int64_t pause_us = 0;
+    Result<std::vector<MadeFork>> made = LiveForkLocked(source, reserved, *target, request.pool, pause_us);
+    if (!made.ok()) return made.status();
+    return publish(*made, [pause_us](ForkOutcome& outcome) {
+      outcome.live = true;
+      outcome.phases.source_pause_us = pause_us;
+    });
   }
 
   int64_t standby_us = 0;
@@ -206,22 +214,10 @@ Result<std::vector<ForkOutcome>> Engine::Fork(const std::string& source_id_or_na
     }
   }
   if (!made.ok()) return made.status();
-
-  std::vector<ForkOutcome> outcomes;
-  {
-    std::lock_guard lock(mutex_);
-    for (MadeFork& fork : *made) entries_.emplace(fork.outcome.instance.id, fork.entry);
-  }
-  reservation.Commit();
-  for (MadeFork& fork : *made) {
-    fork.outcome.phases.lock_wait_us = lock_wait_us;
-    fork.outcome.phases.source_standby_us = standby_us;
-    fork.outcome.phases.restore_us += restore_source_us;
-    fork.outcome.phases.total_us = MicrosSince(started);
-    LogFork(fork.outcome, source);
-    outcomes.push_back(std::move(fork.outcome));
-  }
-  return outcomes;
+  return publish(*made, [standby_us, restore_source_us](ForkOutcome& outcome) {
+    outcome.phases.source_standby_us = standby_us;
+    outcome.phases.restore_us += restore_source_us;
+  });
 }
 
 Result<std::vector<Engine::MadeFork>> Engine::ForkAll(const Instance& source,
