@@ -56,10 +56,6 @@ Status ForEachField(Json& root, std::string_view pattern, std::string_view file,
   return Walk(root, Split(pattern), 0, "", file, visit);
 }
 
-Status FieldError(std::string_view file, std::string_view field, std::string_view what, ErrorCode code) {
-  return Status(code, std::string(file) + ": " + std::string(field) + ": " + std::string(what));
-}
-
 Result<std::string> StringAt(const Json& parent, const std::string& key, std::string_view file,
                              std::string_view field) {
   const Json& value = parent.at(key);
@@ -70,19 +66,6 @@ Result<std::string> StringAt(const Json& parent, const std::string& key, std::st
 bool BoolOr(const Json& parent, const std::string& key, bool fallback) {
   auto it = parent.find(key);
   return it != parent.end() && it->is_boolean() ? it->get<bool>() : fallback;
-}
-
-Result<Json> ParseObject(std::string_view text, std::string_view file) {
-  Json root;
-  try {
-    root = Json::parse(text);
-  } catch (const Json::parse_error& error) {
-    return Status(ErrorCode::kInvalidArgument, std::string(file) + ": not valid JSON: " + error.what());
-  }
-  if (!root.is_object()) {
-    return FieldError(file, "(root)", "expected an object, found " + std::string(root.type_name()));
-  }
-  return root;
 }
 
 }  // namespace fe::hypervisor::cloud_hypervisor

@@ -14,11 +14,13 @@
 #include <nlohmann/json.hpp>
 
 #include "base/status.h"
+#include "snapshot/config_json.h"
 
 namespace fe::hypervisor::cloud_hypervisor {
 
-// Keeps the keys in the order of the file, so a rewrite changes only what it means to.
-using Json = nlohmann::ordered_json;
+using Json = snapshot::ConfigJson;
+using snapshot::FieldError;
+using snapshot::ParseObject;
 
 // Called for each present, non-null field the pattern reaches: its parent object, its key and its
 // field path ("disks[1].path").
@@ -26,18 +28,11 @@ using FieldVisitor = std::function<Status(Json& parent, const std::string& key, 
 
 Status ForEachField(Json& root, std::string_view pattern, std::string_view file, const FieldVisitor& visit);
 
-// InvalidArgument "<file>: <field>: <what>".
-Status FieldError(std::string_view file, std::string_view field, std::string_view what,
-                  ErrorCode code = ErrorCode::kInvalidArgument);
-
 // The string at parent[key], or an error naming the field when it is not a string.
 Result<std::string> StringAt(const Json& parent, const std::string& key, std::string_view file,
                              std::string_view field);
 
 // parent[key] when it is a boolean, else `fallback` (absent, null or another type).
 bool BoolOr(const Json& parent, const std::string& key, bool fallback);
-
-// Parses `text` as a JSON object; errors name `file` and carry the parser's position.
-Result<Json> ParseObject(std::string_view text, std::string_view file);
 
 }  // namespace fe::hypervisor::cloud_hypervisor

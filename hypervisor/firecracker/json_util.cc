@@ -2,21 +2,6 @@
 
 namespace fe::hypervisor::firecracker {
 
-Status FieldError(std::string_view file, std::string_view field, std::string_view what, ErrorCode code) {
-  return Status(code, std::string(file) + ": " + std::string(field) + ": " + std::string(what));
-}
-
-Result<Json> ParseObject(std::string_view text, std::string_view file) {
-  Json root;
-  try {
-    root = Json::parse(text);
-  } catch (const Json::parse_error& error) {
-    return Status(ErrorCode::kInvalidArgument, std::string(file) + ": not valid JSON: " + error.what());
-  }
-  if (!root.is_object()) return FieldError(file, "(root)", "expected an object");
-  return root;
-}
-
 Result<const Json*> Member(const Json& object, const char* key, std::string_view file, std::string_view field) {
   if (!object.is_object()) return FieldError(file, field, "expected an object, found " + object.dump());
   auto it = object.find(key);

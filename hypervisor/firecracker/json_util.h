@@ -8,17 +8,13 @@
 #include <nlohmann/json.hpp>
 
 #include "base/status.h"
+#include "snapshot/config_json.h"
 
 namespace fe::hypervisor::firecracker {
 
-using Json = nlohmann::ordered_json;
-
-// "<file>: <field>: <what>" with `code` (InvalidArgument by default).
-Status FieldError(std::string_view file, std::string_view field, std::string_view what,
-                  ErrorCode code = ErrorCode::kInvalidArgument);
-
-// Parses `text` as a JSON object; errors name `file` and carry the parser's position.
-Result<Json> ParseObject(std::string_view text, std::string_view file);
+using Json = snapshot::ConfigJson;
+using snapshot::FieldError;
+using snapshot::ParseObject;
 
 // object[key] when present and not null, else nullptr; an error when `object` is not an object.
 Result<const Json*> Member(const Json& object, const char* key, std::string_view file, std::string_view field);
