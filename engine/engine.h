@@ -13,7 +13,9 @@
 // Forks. Steps, each undone in reverse on failure (a Reverter): reserve the name and write the fork's
 // metadata as an intent (state Creating) -> clone the source's volume -> lease a network identity ->
 // the plugin rewrites the clone (PrepareFork) -> write the final metadata -> optionally bring the fork
-// to its target state. The source's files are never written. A failure names the step that failed;
+// to its target state. The intent, the clone and the rewritten configs are made durable together, by
+// one syncfs per filesystem just before the final metadata (snapshot/deferred_sync.h), instead of two
+// fsyncs per file; the lease is durable on its own. The source's files are never written. A failure names the step that failed;
 // afterwards no directory, volume or lease of the fork remains. A crash between the steps leaves an
 // intent that Open() finds and removes (RecoveryReport). Step names in errors: "metadata", "clone",
 // "network", "rewrite", "start"/"restore" ("fork 'b' of 'a': clone: ..."). With count > 1 the forks

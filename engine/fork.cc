@@ -22,6 +22,7 @@
 
 #include "engine/engine.h"
 #include "engine/reverter.h"
+#include "snapshot/deferred_sync.h"
 
 namespace fe::engine {
 namespace {
@@ -311,6 +312,10 @@ Result<Engine::MadeFork> Engine::ForkOne(const Instance& source, const std::stri
 
   Reverter reverter;
   std::optional<storage::CloneReport> report;
+  // The intent, the clone and the rewritten configs become durable together, just before the final
+  // metadata that makes them a fork (snapshot/deferred_sync.h): a crash before leaves orphans that
+  // recovery removes.
+  std::optional<snapshot::DeferredSync> deferred(std::in_place);
   Clock::time_point step = Clock::now();
   if (!was_cloned) {
     if (Status intent = store_.Write(fork); !intent.ok()) return failed("metadata", intent);
@@ -342,6 +347,10 @@ Result<Engine::MadeFork> Engine::ForkOne(const Instance& source, const std::stri
   phases.rewrite_us = MicrosSince(step);
 
   step = Clock::now();
+  deferred->Note(GuestDir(fork));
+  deferred->Note(InstanceDir(fork.id));
+  if (Status synced = deferred->Sync(); !synced.ok()) return failed("metadata", synced);
+  deferred.reset();
   fork.state = target_state != InstanceState::kRunning ? target_state
                : from_snapshot                         ? InstanceState::kStandby
                                                        : InstanceState::kStopped;

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "snapshot/atomic_file.h"
+#include "snapshot/deferred_sync.h"
 #include "storage/fs_util.h"
 #include "storage/tree_cloner.h"
 
@@ -52,7 +53,11 @@ Status InstanceStore::Write(const Instance& instance) {
   }
   if (::mkdirat(root_fd_.get(), instance.id.c_str(), 0700) == 0) {
     // The new directory must survive a crash before anything depends on it.
-    FE_RETURN_IF_ERROR(SyncFd(root_fd_.get(), root_));
+    if (snapshot::DeferredSync* deferred = snapshot::DeferredSync::Current()) {
+      deferred->Note(root_);
+    } else {
+      FE_RETURN_IF_ERROR(SyncFd(root_fd_.get(), root_));
+    }
   } else if (errno != EEXIST) {
     return Status::FromErrno(errno, "create directory", Dir(instance.id));
   }

@@ -310,7 +310,8 @@ Status NetworkAllocator::Commit(State state) {
   }
   document["leases"] = std::move(leases);
   std::string text = document.dump(2) + "\n";
-  FE_RETURN_IF_ERROR(snapshot::ReplaceFileAtomically(state_path_, text, 0600));
+  // Every instance's lease is in this file: durable on its own, whatever scope a fork opened.
+  FE_RETURN_IF_ERROR(snapshot::ReplaceFileDurably(state_path_, text, 0600));
   state.document = std::move(text);
   state_ = std::move(state);
   return Status::Ok();

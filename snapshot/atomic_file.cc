@@ -8,6 +8,7 @@
 #include <cerrno>
 
 #include "base/unique_fd.h"
+#include "snapshot/deferred_sync.h"
 
 namespace fe::snapshot {
 
@@ -41,7 +42,7 @@ Status WriteAll(int fd, std::string_view content, const std::string& display) {
 
 // Writes, syncs and renames the temporary file; the caller removes it on failure.
 Status WriteAndRename(int fd, const std::string& temp, const std::string& path,
-                      std::string_view content, mode_t mode) {
+                      std::string_view content, mode_t mode, bool sync) {
   struct stat existing {};
   if (::lstat(path.c_str(), &existing) == 0) {
     if (!S_ISREG(existing.st_mode)) {
@@ -54,7 +55,7 @@ Status WriteAndRename(int fd, const std::string& temp, const std::string& path,
   }
   if (::fchmod(fd, mode) != 0) return Status::FromErrno(errno, "chmod", temp);
   FE_RETURN_IF_ERROR(WriteAll(fd, content, temp));
-  if (::fsync(fd) != 0) return Status::FromErrno(errno, "fsync", temp);
+  if (sync && ::fsync(fd) != 0) return Status::FromErrno(errno, "fsync", temp);
   if (::rename(temp.c_str(), path.c_str()) != 0) return Status::FromErrno(errno, "rename to " + path, temp);
   return Status::Ok();
 }
@@ -87,20 +88,36 @@ Result<std::string> ReadSmallFile(const std::string& path, size_t limit) {
   return content;
 }
 
-Status ReplaceFileAtomically(const std::string& path, std::string_view content, mode_t mode) {
+namespace {
+
+Status Replace(const std::string& path, std::string_view content, mode_t mode, DeferredSync* deferred) {
   std::string temp = path + ".tmp-XXXXXX";
   UniqueFd fd(::mkostemp(temp.data(), O_CLOEXEC));
   if (!fd) return Status::FromErrno(errno, "create temporary file", temp);
-  Status status = WriteAndRename(fd.get(), temp, path, content, mode);
+  Status status = WriteAndRename(fd.get(), temp, path, content, mode, /*sync=*/deferred == nullptr);
   if (!status.ok()) {
     ::unlink(temp.c_str());
     return status;
   }
   std::string parent = ParentOf(path);
+  if (deferred != nullptr) {
+    deferred->Note(parent);
+    return Status::Ok();
+  }
   UniqueFd dir(::open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!dir) return Status::FromErrno(errno, "open", parent);
   if (::fsync(dir.get()) != 0) return Status::FromErrno(errno, "fsync", parent);
   return Status::Ok();
+}
+
+}  // namespace
+
+Status ReplaceFileAtomically(const std::string& path, std::string_view content, mode_t mode) {
+  return Replace(path, content, mode, DeferredSync::Current());
+}
+
+Status ReplaceFileDurably(const std::string& path, std::string_view content, mode_t mode) {
+  return Replace(path, content, mode, nullptr);
 }
 
 }  // namespace fe::snapshot

@@ -1,0 +1,45 @@
+#include "snapshot/deferred_sync.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+namespace fe::snapshot {
+namespace {
+
+thread_local DeferredSync* current_scope = nullptr;
+
+}  // namespace
+
+DeferredSync::DeferredSync() : previous_(current_scope) { current_scope = this; }
+
+DeferredSync::~DeferredSync() { current_scope = previous_; }
+
+DeferredSync* DeferredSync::Current() { return current_scope; }
+
+void DeferredSync::Note(const std::string& dir) {
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0) {
+    if (noted_.ok()) noted_ = Status::FromErrno(errno, "stat", dir);
+    return;
+  }
+  if (filesystems_.count(st.st_dev) != 0) return;
+  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd) {
+    if (noted_.ok()) noted_ = Status::FromErrno(errno, "open", dir);
+    return;
+  }
+  filesystems_.emplace(st.st_dev, std::make_pair(dir, std::move(fd)));
+}
+
+Status DeferredSync::Sync() {
+  FE_RETURN_IF_ERROR(noted_);
+  for (const auto& [device, dir_and_fd] : filesystems_) {
+    if (::syncfs(dir_and_fd.second.get()) != 0) return Status::FromErrno(errno, "syncfs", dir_and_fd.first);
+  }
+  return Status::Ok();
+}
+
+}  // namespace fe::snapshot

@@ -1,0 +1,44 @@
+// Durability in one step for a group of small writes that matter only together: a fork's intent,
+// its cloned tree and its rewritten configs are worthless until its final metadata names them, so
+// they need not each be synced (two fsyncs per file); one syncfs per filesystem before the final
+// metadata makes them all durable, and a crash before that leaves an orphan recovery removes.
+//
+// While a DeferredSync lives on a thread, ReplaceFileAtomically (snapshot/atomic_file.h) and the
+// writers that ask Current() skip their fsyncs and Note() the directory instead; Sync() then runs
+// syncfs once for each filesystem noted. Writes that must be durable on their own (state shared by
+// every instance, like the network leases) use ReplaceFileDurably, which ignores the scope.
+// Scopes nest: the inner one is current until it ends.
+#pragma once
+
+#include <sys/types.h>
+
+#include <map>
+#include <string>
+
+#include "base/status.h"
+#include "base/unique_fd.h"
+
+namespace fe::snapshot {
+
+class DeferredSync {
+ public:
+  DeferredSync();
+  ~DeferredSync();
+  DeferredSync(const DeferredSync&) = delete;
+  DeferredSync& operator=(const DeferredSync&) = delete;
+
+  // The innermost scope on this thread, or nullptr.
+  static DeferredSync* Current();
+
+  // Remembers the filesystem `dir` is on, for Sync(). A failure is kept and returned by Sync().
+  void Note(const std::string& dir);
+  // syncfs for every filesystem noted; the first error (of Note or syncfs), naming the path.
+  Status Sync();
+
+ private:
+  DeferredSync* previous_;
+  std::map<dev_t, std::pair<std::string, UniqueFd>> filesystems_;  // by st_dev: a directory on it
+  Status noted_;
+};
+
+}  // namespace fe::snapshot
