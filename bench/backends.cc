@@ -390,14 +390,10 @@ int RunBackends(const BackendsOptions& options) {
     fmt::print(stderr, "forkbench --backends: {}\n", why);
     return 1;
   }
-  std::vector<ScratchKind> kinds;
-  for (const std::string& name : options.filesystems) {
-    Result<ScratchKind> kind = ParseScratchKind(name);
-    if (!kind.ok()) {
-      fmt::print(stderr, "forkbench: {}\n", kind.status().message());
-      return 2;
-    }
-    kinds.push_back(*kind);
+  Result<std::vector<ScratchKind>> kinds = ParseScratchKinds(options.filesystems);
+  if (!kinds.ok()) {
+    fmt::print(stderr, "forkbench: {}\n", kinds.status().message());
+    return 2;
   }
 
   struct utsname host;
@@ -420,7 +416,7 @@ int RunBackends(const BackendsOptions& options) {
     fmt::print(stderr, "forkbench: {}\n", work.status().ToString());
     return 1;
   }
-  for (ScratchKind kind : kinds) {
+  for (ScratchKind kind : *kinds) {
     Status status = RunOn(kind, **work, options, tables, failures);
     if (Interrupted()) break;
     if (!status.ok()) {

@@ -264,14 +264,12 @@ int RunCompare(const CompareOptions& options) {
     fmt::print("forkbench: {}; measuring only on the current directory's filesystem ({})\n", why,
                parent);
   } else {
-    for (const std::string& name : options.filesystems) {
-      Result<ScratchKind> kind = ParseScratchKind(name);
-      if (!kind.ok()) {
-        fmt::print(stderr, "forkbench: {}\n", kind.status().message());
-        return 2;
-      }
-      kinds.push_back(*kind);
+    Result<std::vector<ScratchKind>> parsed = ParseScratchKinds(options.filesystems);
+    if (!parsed.ok()) {
+      fmt::print(stderr, "forkbench: {}\n", parsed.status().message());
+      return 2;
     }
+    kinds = std::move(*parsed);
   }
 
   nlohmann::json host = HostFacts();

@@ -53,6 +53,16 @@ Result<ScratchKind> ParseScratchKind(const std::string& name) {
                 "unknown filesystem '" + name + "' (expected xfs, btrfs, ext4 or ext4-loop)");
 }
 
+Result<std::vector<ScratchKind>> ParseScratchKinds(const std::vector<std::string>& names) {
+  std::vector<ScratchKind> kinds;
+  for (const std::string& name : names) {
+    Result<ScratchKind> kind = ParseScratchKind(name);
+    if (!kind.ok()) return kind.status();
+    kinds.push_back(*kind);
+  }
+  return kinds;
+}
+
 Result<std::unique_ptr<ScratchFilesystem>> ScratchFilesystem::Open(ScratchKind kind,
                                                                    const std::string& work_dir) {
   std::unique_ptr<ScratchFilesystem> scratch(new ScratchFilesystem());

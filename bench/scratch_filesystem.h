@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "base/status.h"
 #include "storage/loop_filesystem.h"
@@ -32,6 +33,8 @@ class WorkDirectory {
 enum class ScratchKind { kXfs, kBtrfs, kExt4, kExt4Loop, kCurrentDirectory };
 
 Result<ScratchKind> ParseScratchKind(const std::string& name);
+// Every name parsed, in order; the first unknown one is the error.
+Result<std::vector<ScratchKind>> ParseScratchKinds(const std::vector<std::string>& names);
 
 class ScratchFilesystem {
  public:
