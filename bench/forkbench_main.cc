@@ -9,6 +9,9 @@
 //             [--tree-sizes 10,30,60,100,1000,10000] [--json FILE]
 //       every storage backend (btrfs snapshot, reflink, copy, auto) and `btrfs subvolume snapshot`
 //       / `cp -a` side by side on the same inputs, plus the btrfs snapshot/reflink crossover sweep
+//   forkbench --e2e --guest-dir DIR [--memory-mib 256,1024] [--repetitions N]
+//       forks of a real running QEMU guest per phase, and the source's pause vs its RAM size with the
+//       full-RAM standby as anchor (see e2e_fork.h; tests/e2e's fe-e2e-guest writes DIR)
 //
 // Both modes need root for the loop-mounted scratch filesystems; without it --compare measures only
 // the current directory's filesystem.
@@ -22,6 +25,7 @@
 #include "bench/backends.h"
 #include "bench/clone_benchmarks.h"
 #include "bench/compare.h"
+#include "bench/e2e_fork.h"
 #include "bench/interrupt.h"
 
 namespace {
@@ -79,17 +83,38 @@ int RunBackendsMode(int argc, char** argv) {
   return fe::bench::RunBackends(options);
 }
 
+int RunE2eMode(int argc, char** argv) {
+  fe::bench::E2eOptions options;
+  CLI::App app{"forkbench --e2e: forks of a running QEMU guest, per phase, and the source's pause vs RAM size"};
+  bool e2e = false;
+  app.add_flag("--e2e", e2e, "Run the end-to-end fork measurements (required for these options)")->required();
+  app.add_option("--guest-dir", options.guest_dir, "QEMU guest directory (tests/e2e's fe-e2e-guest writes one)")
+      ->required();
+  app.add_option("--memory-mib", options.memory_mib, "Guest RAM sizes to measure")
+      ->delimiter(',')
+      ->check(CLI::Range(64, 16384))
+      ->capture_default_str();
+  app.add_option("--repetitions", options.repetitions, "Forks per source")
+      ->check(CLI::Range(1, 100))
+      ->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  return fe::bench::RunE2e(options);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (HasArgument(argc, argv, "--compare")) return RunCompareMode(argc, argv);
   if (HasArgument(argc, argv, "--backends")) return RunBackendsMode(argc, argv);
+  if (HasArgument(argc, argv, "--e2e")) return RunE2eMode(argc, argv);
   if (HasArgument(argc, argv, "--help") || HasArgument(argc, argv, "-h")) {
     std::printf(
         "forkbench --compare [--filesystems xfs,btrfs,ext4] [--repetitions N] [--json FILE]\n"
         "    our clone vs cp -a and the bare FICLONE floor (see forkbench --compare --help)\n"
         "forkbench --backends [--filesystems btrfs,xfs,ext4-loop] [--repetitions N] [--json FILE]\n"
         "    every storage backend side by side (see forkbench --backends --help)\n"
+        "forkbench --e2e --guest-dir DIR [--memory-mib 256,1024] [--repetitions N]\n"
+        "    forks of a running QEMU guest per phase, pause vs RAM size (see forkbench --e2e --help)\n"
         "forkbench [Google Benchmark flags]: BM_CloneGuestDir, BM_CloneSmallFiles on XFS "
         "(root)\n\n");
   }

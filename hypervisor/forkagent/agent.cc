@@ -18,9 +18,11 @@ HandledRequest Agent::Handle(std::string_view line) {
     return handled;
   }
   const MacAddress* previous = request->has_previous_mac ? &request->previous_mac : nullptr;
-  Status applied = applier_.ApplyNetwork(request->identity, previous);
-  // The clock is stepped even when the network failed: a stale clock breaks TLS on its own.
+  // The clock first: the host's time in the request is when it was sent, and the network apply takes
+  // a while (a few hundred ms in a TCG guest), so stepping after it would leave the clock that much
+  // behind. It is stepped whatever the network then does: a stale clock breaks TLS on its own.
   Status clock = applier_.StepClock(request->host_realtime_ns);
+  Status applied = applier_.ApplyNetwork(request->identity, previous);
   if (applied.ok()) applied = clock;
   if (!applied.ok()) {
     handled.reply = EncodeError(request->nonce, kApplyFailed, applied.message());

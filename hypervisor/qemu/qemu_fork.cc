@@ -14,6 +14,9 @@
 namespace fe::hypervisor::qemu {
 namespace {
 
+// Where a snapshot is when no manifest names its directory (engine/lifecycle.cc's standby convention).
+constexpr std::string_view kDefaultSnapshotDir = "snapshot";
+
 bool IsAbsoluteDir(const std::string& path) { return !path.empty() && path[0] == '/'; }
 
 std::string WithoutTrailingSlash(std::string path) {
@@ -175,6 +178,11 @@ Result<PreparedFork> PrepareFork(const ForkSpec& spec) {
   prepared.restore.needs_source_path_alias = false;
   if (spec.from_snapshot) {
     Result<snapshot::Manifest> manifest = snapshot::ReadManifest(spec.target_dir);
+    // No manifest (a guest directory imported without one, then put in standby): the snapshot is in
+    // the conventional directory, where the engine's standby writes it.
+    if (!manifest.ok() && manifest.status().code() == ErrorCode::kNotFound) {
+      manifest = snapshot::Manifest{"qemu", std::string(kDefaultSnapshotDir), {}};
+    }
     if (!manifest.ok()) return manifest.status().Annotate("qemu fork from a snapshot");
     if (!manifest->hypervisor.empty() && manifest->hypervisor != "qemu") {
       return Status(ErrorCode::kInvalidArgument, "qemu fork: " + spec.target_dir + "/manifest.json says hypervisor \"" +

@@ -180,17 +180,14 @@ std::string GuestUnavailableReason() {
   return "";
 }
 
-Result<GuestResult> RunGuest(const GuestSpec& spec) {
-  if (std::string why = GuestUnavailableReason(); !why.empty()) return Status(ErrorCode::kUnsupported, why);
-  const std::string kernel = FindKernel();
-  const std::string tree = ModuleTree(kernel);
+std::string GuestKernel() { return FindKernel(); }
+
+Result<std::vector<std::string>> AddGuestModules(InitramfsBuilder& image, const std::vector<std::string>& modules) {
+  const std::string tree = ModuleTree(FindKernel());
   Result<std::map<std::string, std::string>> index = ReadModuleIndex(tree);
   if (!index.ok()) return index.status();
-
-  InitramfsBuilder image;
-  image.AddFile(kBusybox, kBusybox, 0755);
-  std::vector<std::pair<std::string, std::string>> modules;  // name, guest path
-  for (const std::string& module : spec.modules) {
+  std::vector<std::string> guest_paths;
+  for (const std::string& module : modules) {
     auto it = index->find(Canonical(module));
     if (it == index->end()) return Status(ErrorCode::kNotFound, "module " + module + " is not in " + tree);
     if (it->second.empty()) continue;  // built into this kernel
@@ -199,15 +196,33 @@ Result<GuestResult> RunGuest(const GuestSpec& spec) {
     }
     const std::string guest_path = "/fe-guest/modules/" + fs::path(it->second).filename().string();
     image.AddFile(guest_path, tree + "/" + it->second, 0644);
-    modules.emplace_back(module, guest_path);
+    guest_paths.push_back(guest_path);
   }
-  for (const GuestFile& file : spec.files) {
+  return guest_paths;
+}
+
+Status AddGuestFiles(InitramfsBuilder& image, const std::vector<GuestFile>& files) {
+  for (const GuestFile& file : files) {
     image.AddFile(file.guest_path, file.host_path, 0755);
     if (!file.with_libraries) continue;
     Result<std::vector<std::string>> libraries = SharedLibraries(file.host_path);
     if (!libraries.ok()) return libraries.status();
     for (const std::string& library : *libraries) image.AddFile(library, library, 0755);
   }
+  return Status::Ok();
+}
+
+Result<GuestResult> RunGuest(const GuestSpec& spec) {
+  if (std::string why = GuestUnavailableReason(); !why.empty()) return Status(ErrorCode::kUnsupported, why);
+  const std::string kernel = FindKernel();
+
+  InitramfsBuilder image;
+  image.AddFile(kBusybox, kBusybox, 0755);
+  Result<std::vector<std::string>> module_paths = AddGuestModules(image, spec.modules);
+  if (!module_paths.ok()) return module_paths.status();
+  std::vector<std::pair<std::string, std::string>> modules;  // name, guest path
+  for (const std::string& path : *module_paths) modules.emplace_back(fs::path(path).stem().string(), path);
+  FE_RETURN_IF_ERROR(AddGuestFiles(image, spec.files));
   const std::string nonce = Nonce();
   image.AddContent("/init", InitScript(modules, nonce), 0755);
   image.AddContent("/fe-guest/command.sh", spec.command + "\n", 0755);

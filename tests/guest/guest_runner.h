@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "base/status.h"
+#include "tests/guest/initramfs.h"
 
 namespace fe::test {
 
@@ -58,5 +59,14 @@ std::string GuestUnavailableReason();
 // Boots the guest and waits for it. Fails only when the guest could not be prepared or started (a
 // missing module, an unreadable file); a failing command or a hung guest is a GuestResult.
 Result<GuestResult> RunGuest(const GuestSpec& spec);
+
+// The pieces RunGuest builds its image from, for tests that boot a guest of their own (through the
+// engine, say). The kernel image the guest boots ("" when there is none).
+std::string GuestKernel();
+// Adds the modules' .ko files (and nothing for built-in ones) under /fe-guest/modules; their guest
+// paths, in load order.
+Result<std::vector<std::string>> AddGuestModules(InitramfsBuilder& image, const std::vector<std::string>& modules);
+// Adds the files, with the shared libraries of those that ask for them.
+Status AddGuestFiles(InitramfsBuilder& image, const std::vector<GuestFile>& files);
 
 }  // namespace fe::test

@@ -22,15 +22,18 @@ using Json = nlohmann::json;
 class RecordingApplier : public IdentityApplier {
  public:
   Status ApplyNetwork(const GuestIdentity& identity, const MacAddress* previous_mac) override {
+    steps.push_back("network");
     networks.push_back(FormatMac(identity.mac) + " " + FormatIpv4(identity.ipv4) + "/" +
                        std::to_string(identity.prefix_length) + " via " + FormatIpv4(identity.gateway) + " on " +
                        (previous_mac == nullptr ? "the only NIC" : FormatMac(*previous_mac)));
     return network_result;
   }
   Status StepClock(int64_t realtime_ns) override {
+    steps.push_back("clock");
     clocks.push_back(realtime_ns);
     return clock_result;
   }
+  std::vector<std::string> steps;  // "clock", "network", in call order
   std::vector<std::string> networks;
   std::vector<int64_t> clocks;
   Status network_result;
@@ -56,6 +59,15 @@ TEST(ForkagentAgentTest, AppliesNetworkAndClockThenAcks) {
   EXPECT_EQ(applier.networks, std::vector<std::string>{"02:fe:0a:64:00:05 10.100.0.5/16 via 10.100.0.1 on 02:fe:0a:64:00:02"});
   EXPECT_EQ(applier.clocks, std::vector<int64_t>{1700000000000000000});
   EXPECT_EQ(agent.applied_generation(), 7u);
+}
+
+// The request carries the host's time when it was sent; the network apply that follows takes long
+// enough in a slow guest that a clock stepped after it would be visibly behind.
+TEST(ForkagentAgentTest, ClockIsSteppedBeforeTheNetworkIsApplied) {
+  RecordingApplier applier;
+  Agent agent(applier);
+  ASSERT_TRUE(agent.Handle(Request(7)).acknowledged);
+  EXPECT_EQ(applier.steps, (std::vector<std::string>{"clock", "network"}));
 }
 
 TEST(ForkagentAgentTest, LowerGenerationIsRefusedAsStaleWithoutApplying) {

@@ -20,25 +20,12 @@
 #include <nlohmann/json.hpp>
 
 #include "base/process.h"
+#include "tests/support/network_namespace.h"
 
 namespace fe::forkagent {
 namespace {
 
 using Json = nlohmann::json;
-
-// Runs `body` on a thread inside a new network namespace. Returns why it could not, or "".
-std::string InNewNetworkNamespace(const std::function<void()>& body) {
-  std::string failure;
-  std::thread thread([&] {
-    if (::unshare(CLONE_NEWNET) != 0) {
-      failure = std::string("unshare(CLONE_NEWNET): ") + std::strerror(errno);
-      return;
-    }
-    body();
-  });
-  thread.join();
-  return failure;
-}
 
 void Ip(const std::vector<std::string>& args) {
   std::vector<std::string> argv = {"ip"};
@@ -131,7 +118,7 @@ class ForkagentNetworkApplyTest : public ::testing::Test {
 };
 
 TEST_F(ForkagentNetworkApplyTest, SetsMacAddressRouteFlushesNeighboursAndAnnounces) {
-  std::string why = InNewNetworkNamespace([] {
+  std::string why = fe::test::RunInNewNetworkNamespace([] {
     ASSERT_NO_FATAL_FAILURE(MakeSourceNic());
     UniqueFd listener = ArpListener("fe1");
     Result<Netlink> netlink = Netlink::Open();
@@ -159,7 +146,7 @@ TEST_F(ForkagentNetworkApplyTest, SetsMacAddressRouteFlushesNeighboursAndAnnounc
 }
 
 TEST_F(ForkagentNetworkApplyTest, ApplyingTheSameIdentityAgainFindsTheNicByItsNewMac) {
-  std::string why = InNewNetworkNamespace([] {
+  std::string why = fe::test::RunInNewNetworkNamespace([] {
     ASSERT_NO_FATAL_FAILURE(MakeSourceNic());
     Result<Netlink> netlink = Netlink::Open();
     ASSERT_TRUE(netlink.ok()) << netlink.status().ToString();
@@ -173,7 +160,7 @@ TEST_F(ForkagentNetworkApplyTest, ApplyingTheSameIdentityAgainFindsTheNicByItsNe
 }
 
 TEST_F(ForkagentNetworkApplyTest, UnknownPreviousMacOrAmbiguousNicChangesNothing) {
-  std::string why = InNewNetworkNamespace([] {
+  std::string why = fe::test::RunInNewNetworkNamespace([] {
     ASSERT_NO_FATAL_FAILURE(MakeSourceNic());
     Result<Netlink> netlink = Netlink::Open();
     ASSERT_TRUE(netlink.ok()) << netlink.status().ToString();
@@ -206,7 +193,7 @@ Link LinkNamed(Netlink& netlink, const std::string& name) {
 }
 
 TEST_F(ForkagentNetworkApplyTest, NeighbourFlushDeletesLearnedEntriesAndKeepsPermanentOnes) {
-  std::string why = InNewNetworkNamespace([] {
+  std::string why = fe::test::RunInNewNetworkNamespace([] {
     ASSERT_NO_FATAL_FAILURE(MakeSourceNic());
     Ip({"neigh", "add", "10.99.0.9", "lladdr", "02:00:00:00:00:09", "dev", "fe1", "nud", "stale"});
     ASSERT_EQ(Neighbours("fe0"), (std::vector<std::string>{"10.99.0.7", "10.99.0.8", "fd00::7"}));
@@ -221,7 +208,7 @@ TEST_F(ForkagentNetworkApplyTest, NeighbourFlushDeletesLearnedEntriesAndKeepsPer
 }
 
 TEST_F(ForkagentNetworkApplyTest, NetlinkErrorsNameTheStepAndErrno) {
-  std::string why = InNewNetworkNamespace([] {
+  std::string why = fe::test::RunInNewNetworkNamespace([] {
     ASSERT_NO_FATAL_FAILURE(MakeSourceNic());
     Result<Netlink> netlink = Netlink::Open();
     ASSERT_TRUE(netlink.ok()) << netlink.status().ToString();

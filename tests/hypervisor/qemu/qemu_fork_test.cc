@@ -224,6 +224,29 @@ TEST_F(QemuPrepareForkTest, FromSnapshotFindsStateThroughManifest) {
   EXPECT_FALSE(prepared->restore.needs_source_path_alias);
 }
 
+// A guest directory imported without a manifest and put in standby: the engine's standby writes the
+// snapshot to the conventional snapshot/ and no manifest.
+TEST_F(QemuPrepareForkTest, FromSnapshotWithoutManifestFindsStateInTheConventionalDirectory) {
+  ASSERT_EQ(::mkdir((target_ + "/snapshot").c_str(), 0755), 0);
+  ASSERT_TRUE(fe::test::WriteFile(target_ + "/snapshot/vmstate", "state").ok());
+
+  ForkSpec spec = Spec(test::kSourceDir, target_);
+  spec.from_snapshot = true;
+  Result<PreparedFork> prepared = PrepareFork(spec);
+  ASSERT_TRUE(prepared.ok()) << prepared.status().ToString();
+  EXPECT_EQ(prepared->restore.snapshot_dir, target_ + "/snapshot");
+}
+
+TEST_F(QemuPrepareForkTest, FromSnapshotWithoutManifestOrStateFileFailsNamingTheStateFile) {
+  ForkSpec spec = Spec(test::kSourceDir, target_);
+  spec.from_snapshot = true;
+  Result<PreparedFork> prepared = PrepareFork(spec);
+  ASSERT_FALSE(prepared.ok());
+  EXPECT_EQ(prepared.status().code(), ErrorCode::kNotFound);
+  EXPECT_NE(prepared.status().message().find(target_ + "/snapshot/vmstate"), std::string::npos)
+      << prepared.status().message();
+}
+
 TEST_F(QemuPrepareForkTest, FromSnapshotWithoutStateFileFailsAndWritesNothing) {
   snapshot::Manifest manifest;
   manifest.hypervisor = "qemu";

@@ -1,0 +1,221 @@
+#include "bench/e2e_fork.h"
+
+#include <sched.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include <fmt/core.h>
+
+#include "base/process.h"
+#include "bench/scratch_filesystem.h"
+#include "engine/engine.h"
+#include "hypervisor/qemu/qemu_config.h"
+
+namespace fe::bench {
+namespace {
+
+namespace fs = std::filesystem;
+namespace qemu = hypervisor::qemu;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+constexpr char kBridge[] = "febr-bench";
+constexpr char kGateway[] = "10.100.0.1/16";
+// A bound for a guest that never boots (TCG, 1 GiB): not a measurement.
+constexpr auto kBootTimeout = 180s;
+
+// `guest_dir`'s files copied to `dir` (not its config, RAM file, logs or sockets), with every path of
+// its config moved there, its RAM set to `memory_mib`, in a shared file when `shared_ram`.
+Status MakeTemplate(const std::string& guest_dir, const std::string& dir, uint64_t memory_mib, bool shared_ram) {
+  Result<qemu::Config> config = qemu::ReadConfig(guest_dir);
+  if (!config.ok()) return config.status();
+  if (::mkdir(dir.c_str(), 0755) != 0) return Status::FromErrno(errno, "mkdir", dir);
+  std::error_code error;
+  for (const fs::directory_entry& entry : fs::directory_iterator(guest_dir, error)) {
+    const std::string name = entry.path().filename();
+    if (!entry.is_regular_file() || name == qemu::kConfigFile || entry.path() == config->memory_file ||
+        name.ends_with(".log") || name.ends_with(".sock")) {
+      continue;
+    }
+    FE_RETURN_IF_ERROR(RunProcessChecked({"cp", "--reflink=auto", entry.path(), dir + "/" + name}));
+  }
+  if (error) return Status::FromErrno(error.value(), "list", guest_dir);
+  std::string text = qemu::SerializeConfig(*config);
+  const std::string from = guest_dir + "/", to = dir + "/";
+  for (size_t at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size())) {
+    text.replace(at, from.size(), to);
+  }
+  Result<qemu::Config> moved = qemu::ParseConfig(text, dir);
+  if (!moved.ok()) return moved.status();
+  moved->memory_mib = memory_mib;
+  moved->memory_file = shared_ram ? dir + "/mem.bin" : "";
+  return qemu::WriteConfig(dir, *moved);
+}
+
+// Waits until the instance's serial log shows the guest's first heartbeat.
+Status WaitForGuest(const engine::Engine& engine, const engine::Instance& instance) {
+  const std::string dir = engine.backend().Path(instance.volume);
+  Result<qemu::Config> config = qemu::ReadConfig(dir);
+  if (!config.ok()) return config.status();
+  std::string log;
+  for (const qemu::Chardev& chardev : config->chardevs) {
+    if (chardev.id == config->serial) log = chardev.path;
+  }
+  if (log.empty()) return Status(ErrorCode::kInvalidArgument, dir + ": the guest has no serial log");
+  const Clock::time_point deadline = Clock::now() + kBootTimeout;
+  for (;;) {
+    std::ifstream in(log);
+    std::stringstream text;
+    text << in.rdbuf();
+    if (text.str().find("\nbeat ") != std::string::npos) return Status::Ok();
+    if (Clock::now() > deadline) return Status(ErrorCode::kInternal, log + ": the guest printed no heartbeat");
+    std::this_thread::sleep_for(50ms);
+  }
+}
+
+struct Row {
+  uint64_t memory_mib = 0;
+  std::string path;  // "live (shared RAM)" or "full (anonymous RAM)"
+  std::vector<engine::ForkPhases> forks;
+};
+
+double MedianMs(const std::vector<engine::ForkPhases>& forks, int64_t engine::ForkPhases::*field) {
+  if (forks.empty()) return 0;
+  std::vector<int64_t> values;
+  for (const engine::ForkPhases& phases : forks) values.push_back(phases.*field);
+  std::sort(values.begin(), values.end());
+  return values[values.size() / 2] / 1000.0;
+}
+
+// One source: boot it, fork it `repetitions` times to Running (deleting each fork), delete it.
+Status Measure(engine::Engine& engine, const std::string& template_dir, const std::string& name, int repetitions,
+               Row& row) {
+  engine::CreateRequest create;
+  create.name = name;
+  create.hypervisor = "qemu";
+  create.import_dir = template_dir;
+  Result<engine::Instance> created = engine.Create(create);
+  if (!created.ok()) return created.status();
+  struct Cleanup {
+    engine::Engine& engine;
+    std::string name;
+    ~Cleanup() { (void)engine.Delete(name); }
+  } cleanup{engine, name};
+  Result<engine::Instance> source = engine.Start(name);
+  if (!source.ok()) return source.status();
+  FE_RETURN_IF_ERROR(WaitForGuest(engine, *source));
+  for (int i = 0; i < repetitions; ++i) {
+    engine::ForkRequest request;
+    request.name = name + "-f" + std::to_string(i);
+    request.from_running = true;
+    request.target_state = engine::InstanceState::kRunning;
+    Result<std::vector<engine::ForkOutcome>> forked = engine.Fork(name, request);
+    if (!forked.ok()) return forked.status();
+    row.forks.push_back((*forked)[0].phases);
+    FE_RETURN_IF_ERROR(engine.Delete(request.name));
+  }
+  return Status::Ok();
+}
+
+void Print(const std::vector<Row>& rows) {
+  fmt::print("\n{:>8}  {:<22} {:>9} {:>9} {:>8} {:>8} {:>9} {:>9} {:>9}\n", "RAM MiB", "path", "src stop", "clone",
+             "rewrite", "metadata", "restore", "identity", "total");
+  for (const Row& row : rows) {
+    const double stop = std::max(MedianMs(row.forks, &engine::ForkPhases::source_pause_us),
+                                 MedianMs(row.forks, &engine::ForkPhases::source_standby_us));
+    fmt::print("{:>8}  {:<22} {:>9.1f} {:>9.1f} {:>8.1f} {:>8.1f} {:>9.1f} {:>9.1f} {:>9.1f}\n", row.memory_mib,
+               row.path, stop, MedianMs(row.forks, &engine::ForkPhases::clone_us),
+               MedianMs(row.forks, &engine::ForkPhases::rewrite_us),
+               MedianMs(row.forks, &engine::ForkPhases::metadata_us),
+               MedianMs(row.forks, &engine::ForkPhases::restore_us),
+               MedianMs(row.forks, &engine::ForkPhases::identity_us),
+               MedianMs(row.forks, &engine::ForkPhases::total_us));
+  }
+  fmt::print(
+      "(ms, medians of {} forks each. src stop: the source's source_pause phase on the live path (pause, device\n"
+      " state, clone, resume), its source_standby phase on the full path (the standby that saves all RAM): the\n"
+      " anchor. restore includes identity, the agent's ack. An idle guest's RAM is mostly zero pages, which QEMU's\n"
+      " migration skips: the anchor grows with the RAM the guest has written, not with its size.)\n",
+      rows.empty() ? 0 : rows[0].forks.size());
+}
+
+// Everything after the scratch filesystem, on a thread in a new network namespace.
+Status RunInNamespace(const E2eOptions& options, const std::string& root, std::vector<Row>& rows) {
+  for (const std::vector<std::string>& command :
+       {std::vector<std::string>{"ip", "link", "set", "lo", "up"},
+        {"ip", "link", "add", kBridge, "type", "bridge"},
+        {"ip", "addr", "add", kGateway, "dev", kBridge},
+        {"ip", "link", "set", kBridge, "up"}}) {
+    FE_RETURN_IF_ERROR(RunProcessChecked(command));
+  }
+  engine::EngineConfig config;
+  config.data_root = root + "/d";
+  config.manage_taps = true;
+  config.bridge = kBridge;
+  config.hypervisor_timeout = 60s;
+  config.identity_timeout = 60s;
+  Result<std::unique_ptr<engine::Engine>> opened = engine::Engine::Open(config);
+  if (!opened.ok()) return opened.status();
+  if (!(*opened)->backend().Capabilities().shares_data) {
+    return Status(ErrorCode::kUnsupported, "the scratch filesystem's backend does not share data: no live path");
+  }
+  for (uint64_t memory_mib : options.memory_mib) {
+    for (bool shared : {true, false}) {
+      const std::string suffix = std::to_string(memory_mib) + (shared ? "s" : "a");
+      const std::string template_dir = root + "/t" + suffix;
+      FE_RETURN_IF_ERROR(MakeTemplate(options.guest_dir, template_dir, memory_mib, shared));
+      Row row{memory_mib, shared ? "live (shared RAM)" : "full (anonymous RAM)", {}};
+      Status measured = Measure(**opened, template_dir, "b" + suffix, options.repetitions, row);
+      rows.push_back(std::move(row));
+      FE_RETURN_IF_ERROR(measured.Annotate(std::to_string(memory_mib) + " MiB, " + rows.back().path));
+      fmt::print("{} MiB, {}: done\n", memory_mib, rows.back().path);
+      std::fflush(stdout);
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+int RunE2e(const E2eOptions& options) {
+  if (options.guest_dir.empty() || options.guest_dir[0] != '/') {
+    fmt::print(stderr, "forkbench --e2e: --guest-dir must be an absolute guest directory (tests/e2e's fe-e2e-guest "
+                       "writes one)\n");
+    return 2;
+  }
+  Result<std::unique_ptr<WorkDirectory>> work = WorkDirectory::Create("/var/tmp");
+  if (!work.ok()) {
+    fmt::print(stderr, "forkbench --e2e: {}\n", work.status().ToString());
+    return 1;
+  }
+  Result<std::unique_ptr<ScratchFilesystem>> scratch = ScratchFilesystem::Open(ScratchKind::kXfs, (*work)->path());
+  if (!scratch.ok()) {
+    fmt::print(stderr, "forkbench --e2e: {}\n", scratch.status().ToString());
+    return 1;
+  }
+  fmt::print("forkbench --e2e: guest {}, on {}\n", options.guest_dir, (*scratch)->description());
+  std::vector<Row> rows;
+  Status status = Status::Ok();
+  std::thread thread([&] {
+    if (::unshare(CLONE_NEWNET) != 0) {
+      status = Status::FromErrno(errno, "unshare(CLONE_NEWNET)", "forkbench --e2e");
+      return;
+    }
+    status = RunInNamespace(options, (*scratch)->root(), rows);
+  });
+  thread.join();
+  Print(rows);
+  if (!status.ok()) fmt::print(stderr, "forkbench --e2e: {}\n", status.ToString());
+  if (Status closed = (*scratch)->Close(); !closed.ok()) fmt::print(stderr, "forkbench --e2e: {}\n", closed.ToString());
+  return status.ok() ? 0 : 1;
+}
+
+}  // namespace fe::bench
