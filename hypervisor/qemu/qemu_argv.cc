@@ -28,7 +28,9 @@ std::string ExecCatToUri(const std::string& file) { return "exec:cat > " + Shell
 std::string ExecCatFromUri(const std::string& file) { return "exec:cat " + ShellQuote(file); }
 
 std::vector<std::string> BuildArgv(const Config& config, const Incoming& incoming) {
-  std::vector<std::string> argv = {config.binary, "-nodefaults", "-no-user-config", "-display", "none"};
+  // -no-reboot: a guest that reboots (or panics with panic=N) ends its QEMU, which the engine sees as
+  // the VM stopping, instead of booting again behind the engine's back (or looping on a panic).
+  std::vector<std::string> argv = {config.binary, "-nodefaults", "-no-user-config", "-no-reboot", "-display", "none"};
   auto add = [&argv](std::initializer_list<std::string> args) { argv.insert(argv.end(), args); };
 
   std::string machine = config.machine;

@@ -62,7 +62,7 @@ TEST(QemuArgvTest, BootArgvDescribesTheWholeMachine) {
   EXPECT_EQ(ValuesOf(argv, "-serial"), Argv{"chardev:seriallog"});
   EXPECT_EQ(ValuesOf(argv, "-mon"), Argv{"chardev=fe-qmp,mode=control"});
   EXPECT_EQ(std::count(argv.begin(), argv.end(), "-incoming"), 0);
-  for (const char* flag : {"-nodefaults", "-no-user-config"}) {
+  for (const char* flag : {"-nodefaults", "-no-user-config", "-no-reboot"}) {
     EXPECT_EQ(std::count(argv.begin(), argv.end(), flag), 1) << flag;
   }
 }
@@ -96,7 +96,8 @@ TEST(QemuArgvTest, OptionalPartsAreLeftOutWhenUnset) {
   Config config;
   config.qmp_socket = "/data/vm-1/qmp.sock";
   const Argv argv = BuildArgv(config);
-  EXPECT_EQ(argv, (Argv{"qemu-system-x86_64", "-nodefaults", "-no-user-config", "-display", "none", "-machine", "q35",
+  EXPECT_EQ(argv, (Argv{"qemu-system-x86_64", "-nodefaults", "-no-user-config", "-no-reboot", "-display", "none",
+                        "-machine", "q35",
                         "-accel", "tcg", "-smp", "1", "-m", "256M", "-chardev",
                         "socket,id=fe-qmp,path=/data/vm-1/qmp.sock,server=on,wait=off", "-mon",
                         "chardev=fe-qmp,mode=control"}));
