@@ -4,7 +4,9 @@
 // The guest is a QEMU guest directory (qemu-config.json with a kernel and initramfs, everything it
 // names inside the directory) whose guest prints "beat ..." lines on its serial log once it runs and
 // runs forkagent on the identity port: tests/e2e's fe-e2e-guest writes one (the bench does not link
-// the test tree's guest builder). For each RAM size the bench makes two templates from it:
+// the test tree's guest builder). For each RAM size the bench makes two templates from it, whose
+// guests write half their RAM with non-zero data before they beat (a snapshot of an idle guest is
+// mostly zero pages, which migration skips):
 //  - shared: RAM in a shared file (memory_file), so a from_running fork takes the live path (pause,
 //    device state only, FICLONE of the RAM file, resume): its source_pause is the number to watch;
 //  - anonymous: no memory_file, so the same fork takes the full path (standby: stop and save all of

@@ -1,7 +1,8 @@
 // The guest of the end-to-end fork test: the host's Debian kernel under QEMU TCG booting a busybox
 // initramfs that loads virtio-net and virtio-console, gives eth0 the IPv4 address its MAC encodes
 // (the engine's allocator makes MACs 02:fe:<the four bytes of the address>), starts forkagent on
-// the identity port, and then prints a heartbeat line on its serial console every 200 ms:
+// the identity port, fills fe.fill_mib=N MiB of RAM (a kernel argument, when given) with non-zero
+// data, and then prints a heartbeat line on its serial console every 200 ms:
 //
 //   beat <n> mac=<eth0's MAC> ip=<eth0's first IPv4/prefix> rand=<md5 of 256 fresh bytes of
 //   /dev/urandom> time=<CLOCK_REALTIME in ms>
