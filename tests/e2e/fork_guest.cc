@@ -25,16 +25,7 @@ const std::vector<std::string> kModules = {"virtio_ring", "virtio", "virtio_pci_
 // its default subnet), so the booted source has the identity the engine leased it. The clock is read
 // with adjtimex (busybox's date has no sub-second format).
 std::string InitScript(const std::vector<std::string>& modules) {
-  std::string script =
-      "#!/bin/busybox sh\n"
-      "B=/bin/busybox\n"
-      "$B mkdir -p /proc /sys /dev /tmp /run /sbin /usr/bin /usr/sbin\n"
-      "$B mount -t proc proc /proc\n"
-      "$B mount -t sysfs sysfs /sys\n"
-      "$B mount -t devtmpfs devtmpfs /dev\n"
-      "$B mount -t tmpfs tmpfs /tmp\n"
-      "$B --install -s\n"
-      "export PATH=/bin:/sbin:/usr/bin:/usr/sbin HOME=/tmp\n";
+  std::string script = fe::test::InitScriptPreamble();
   for (const std::string& module : modules) {
     script += "insmod " + module + " || echo \"FE-E2E: insmod " + module + " failed\"\n";
   }

@@ -112,17 +112,7 @@ std::string Nonce() {
 }
 
 std::string InitScript(const std::vector<std::pair<std::string, std::string>>& modules, const std::string& nonce) {
-  std::string script =
-      "#!/bin/busybox sh\n"
-      "B=/bin/busybox\n"
-      "$B mkdir -p /proc /sys /dev /tmp /run /sbin /usr/bin /usr/sbin\n"
-      "$B mount -t proc proc /proc\n"
-      "$B mount -t sysfs sysfs /sys\n"
-      "$B mount -t devtmpfs devtmpfs /dev\n"
-      "$B mount -t tmpfs tmpfs /tmp\n"
-      "$B mount -t tmpfs tmpfs /run\n"
-      "$B --install -s\n"
-      "export PATH=/bin:/sbin:/usr/bin:/usr/sbin HOME=/tmp\n"
+  std::string script = InitScriptPreamble() +
       "report() { echo \"" + std::string(kMarker) + nonce + ":$1\"; sync; poweroff -f; }\n";
   for (const auto& [name, path] : modules) {
     script += "insmod " + path + " || { echo \"FE-GUEST: insmod " + name + " failed\"; report 125; }\n";
@@ -236,6 +226,19 @@ Result<GuestResult> RunGuest(const GuestSpec& spec) {
   std::error_code ignored;
   fs::remove_all(dir, ignored);
   return result;
+}
+
+std::string InitScriptPreamble() {
+  return "#!/bin/busybox sh\n"
+         "B=/bin/busybox\n"
+         "$B mkdir -p /proc /sys /dev /tmp /run /sbin /usr/bin /usr/sbin\n"
+         "$B mount -t proc proc /proc\n"
+         "$B mount -t sysfs sysfs /sys\n"
+         "$B mount -t devtmpfs devtmpfs /dev\n"
+         "$B mount -t tmpfs tmpfs /tmp\n"
+         "$B mount -t tmpfs tmpfs /run\n"
+         "$B --install -s\n"
+         "export PATH=/bin:/sbin:/usr/bin:/usr/sbin HOME=/tmp\n";
 }
 
 }  // namespace fe::test

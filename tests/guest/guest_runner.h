@@ -63,6 +63,9 @@ Result<GuestResult> RunGuest(const GuestSpec& spec);
 // The pieces RunGuest builds its image from, for tests that boot a guest of their own (through the
 // engine, say). The kernel image the guest boots ("" when there is none).
 std::string GuestKernel();
+// The start of a guest's /init: busybox sh mounting proc, sysfs, devtmpfs on /dev and tmpfs on /tmp
+// and /run, busybox's applets installed, PATH set.
+std::string InitScriptPreamble();
 // Adds the modules' .ko files (and nothing for built-in ones) under /fe-guest/modules; their guest
 // paths, in load order.
 Result<std::vector<std::string>> AddGuestModules(InitramfsBuilder& image, const std::vector<std::string>& modules);
