@@ -191,6 +191,22 @@ Status EndProcess(VmProcess& process, Clock::time_point deadline) {
   return process.Kill();
 }
 
+// The running VM of `record`, its API connected, paused. FailedPrecondition when its process is gone.
+struct PausedVm {
+  VmProcess process;
+  std::unique_ptr<VmController> controller;
+};
+
+Result<PausedVm> AttachAndPause(const VmContext& context, const ProcessRecord& record, const std::string& what) {
+  FE_RETURN_IF_ERROR(CheckContext(context).Annotate(what));
+  Result<VmProcess> process = VmProcess::Attach(record.pid, record.start_time);
+  if (!process.ok()) return Status(ErrorCode::kFailedPrecondition, what + ": " + process.status().message());
+  Result<std::unique_ptr<VmController>> controller = context.plugin->Connect(record.api_socket, context.timeout);
+  if (!controller.ok()) return controller.status().Annotate(what);
+  FE_RETURN_IF_ERROR((*controller)->Pause().Annotate(what));
+  return PausedVm{std::move(*process), std::move(*controller)};
+}
+
 }  // namespace
 
 Result<ProcessRecord> BootVm(const VmContext& context) {
@@ -218,14 +234,11 @@ Result<ProcessRecord> RestoreVm(const VmContext& context, const std::string& sna
 
 Status SnapshotAndStopVm(const VmContext& context, const ProcessRecord& record, const std::string& snapshot_dir) {
   const std::string what = "snapshotting " + context.guest_dir + " into " + snapshot_dir;
-  FE_RETURN_IF_ERROR(CheckContext(context).Annotate(what));
   const Clock::time_point deadline = Clock::now() + context.timeout;
-  Result<VmProcess> process = VmProcess::Attach(record.pid, record.start_time);
-  if (!process.ok()) return Status(ErrorCode::kFailedPrecondition, what + ": " + process.status().message());
-  Result<std::unique_ptr<VmController>> controller = context.plugin->Connect(record.api_socket, context.timeout);
-  if (!controller.ok()) return controller.status().Annotate(what);
-  VmController& vm = **controller;
-  FE_RETURN_IF_ERROR(vm.Pause().Annotate(what));
+  Result<PausedVm> paused = AttachAndPause(context, record, what);
+  if (!paused.ok()) return paused.status();
+  VmController& vm = *paused->controller;
+  VmProcess& process = paused->process;
   if (Status snapshot = vm.Snapshot(snapshot_dir); !snapshot.ok()) {
     Status resumed = vm.Resume();
     if (resumed.ok()) return snapshot.Annotate(what);
@@ -233,8 +246,8 @@ Status SnapshotAndStopVm(const VmContext& context, const ProcessRecord& record, 
                                        "; resuming the VM failed too (it stays paused): " + resumed.message());
   }
   // The snapshot is complete: the process ends now, gracefully if it can, by SIGKILL otherwise.
-  if (!vm.Shutdown().ok() || !process->WaitForExit(Left(deadline))) {
-    return process->Kill().Annotate(what + ": the snapshot is written, ending the process");
+  if (!vm.Shutdown().ok() || !process.WaitForExit(Left(deadline))) {
+    return process.Kill().Annotate(what + ": the snapshot is written, ending the process");
   }
   return Status::Ok();
 }
@@ -242,13 +255,9 @@ Status SnapshotAndStopVm(const VmContext& context, const ProcessRecord& record, 
 Status SnapshotRunningVm(const VmContext& context, const ProcessRecord& record, const std::string& snapshot_dir,
                          const std::function<Status()>& while_paused) {
   const std::string what = "live snapshot of " + context.guest_dir + " into " + snapshot_dir;
-  FE_RETURN_IF_ERROR(CheckContext(context).Annotate(what));
-  Result<VmProcess> process = VmProcess::Attach(record.pid, record.start_time);
-  if (!process.ok()) return Status(ErrorCode::kFailedPrecondition, what + ": " + process.status().message());
-  Result<std::unique_ptr<VmController>> controller = context.plugin->Connect(record.api_socket, context.timeout);
-  if (!controller.ok()) return controller.status().Annotate(what);
-  VmController& vm = **controller;
-  FE_RETURN_IF_ERROR(vm.Pause().Annotate(what));
+  Result<PausedVm> paused = AttachAndPause(context, record, what);
+  if (!paused.ok()) return paused.status();
+  VmController& vm = *paused->controller;
   Status status = vm.Snapshot(snapshot_dir).Annotate(what);
   if (status.ok() && while_paused) status = while_paused();
   Status resumed = vm.Resume();

@@ -182,6 +182,14 @@ class QemuPrepareForkTest : public ::testing::Test {
     Result<std::string> text = fe::test::ReadFile(target_ + "/" + kConfigFile);
     return text.ok() ? *text : text.status().ToString();
   }
+  // The device state where a standby leaves it (snapshot/vmstate), then PrepareFork from the snapshot.
+  Result<PreparedFork> PrepareFromSnapshotWithState() {
+    if (::mkdir((target_ + "/snapshot").c_str(), 0755) != 0) return Status::FromErrno(errno, "mkdir", target_);
+    FE_RETURN_IF_ERROR(fe::test::WriteFile(target_ + "/snapshot/vmstate", "state"));
+    ForkSpec spec = Spec(test::kSourceDir, target_);
+    spec.from_snapshot = true;
+    return PrepareFork(spec);
+  }
 
   std::optional<fe::test::TempDir> dir_;
   std::string target_;
@@ -213,12 +221,7 @@ TEST_F(QemuPrepareForkTest, FromSnapshotFindsStateThroughManifest) {
   manifest.snapshot_dir = "snapshot";
   manifest.files = {{kConfigFile, snapshot::FileRole::kConfig}, {"snapshot/vmstate", snapshot::FileRole::kDeviceState}};
   ASSERT_TRUE(snapshot::WriteManifest(target_, manifest).ok());
-  ASSERT_EQ(::mkdir((target_ + "/snapshot").c_str(), 0755), 0);
-  ASSERT_TRUE(fe::test::WriteFile(target_ + "/snapshot/vmstate", "state").ok());
-
-  ForkSpec spec = Spec(test::kSourceDir, target_);
-  spec.from_snapshot = true;
-  Result<PreparedFork> prepared = PrepareFork(spec);
+  Result<PreparedFork> prepared = PrepareFromSnapshotWithState();
   ASSERT_TRUE(prepared.ok()) << prepared.status().ToString();
   EXPECT_EQ(prepared->restore.snapshot_dir, target_ + "/snapshot");
   EXPECT_FALSE(prepared->restore.needs_source_path_alias);
@@ -227,12 +230,7 @@ TEST_F(QemuPrepareForkTest, FromSnapshotFindsStateThroughManifest) {
 // A guest directory imported without a manifest and put in standby: the engine's standby writes the
 // snapshot to the conventional snapshot/ and no manifest.
 TEST_F(QemuPrepareForkTest, FromSnapshotWithoutManifestFindsStateInTheConventionalDirectory) {
-  ASSERT_EQ(::mkdir((target_ + "/snapshot").c_str(), 0755), 0);
-  ASSERT_TRUE(fe::test::WriteFile(target_ + "/snapshot/vmstate", "state").ok());
-
-  ForkSpec spec = Spec(test::kSourceDir, target_);
-  spec.from_snapshot = true;
-  Result<PreparedFork> prepared = PrepareFork(spec);
+  Result<PreparedFork> prepared = PrepareFromSnapshotWithState();
   ASSERT_TRUE(prepared.ok()) << prepared.status().ToString();
   EXPECT_EQ(prepared->restore.snapshot_dir, target_ + "/snapshot");
 }
