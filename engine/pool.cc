@@ -288,6 +288,7 @@ Result<AcquireOutcome> PoolManager::Acquire(const std::string& name, const Acqui
       auto found = pools_.find(name);
       if (found == pools_.end() || found->second->deleting) return PoolNotFound(name);
       pool = found->second;
+      last_acquire_ = started;
       if (pool->ready.empty()) {
         ++pool->misses;
         if (request.no_wait) return Status(ErrorCode::kUnavailable, "pool '" + name + "' has no ready member");

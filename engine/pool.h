@@ -20,6 +20,9 @@
 // Refill loop. A thread ticks every PoolConfig::tick (and at once after an acquire or a create):
 // measure the load, plan (PlanPoolSizing), delete the members the plan removes, queue the refills it
 // starts. Refills run on max_parallel_refills worker threads. Member names are never reused.
+// Acquires come first: while they are being served (one within PoolConfig::acquire_quiet), pools
+// grow above their minimum only once their growth has waited PoolConfig::max_growth_deferral
+// (pool_sizing.h, step 3b); minimums are refilled at once.
 //
 // Threads: every public method may be called concurrently. Acquires of one pool never get the same
 // member (the ready list is taken under the manager's mutex); they never wait for a refill.
@@ -86,6 +89,10 @@ struct PoolConfig {
   double busy_threshold = 0.8;  // no refill while the measured busy fraction is above this
   std::chrono::milliseconds tick{200};  // how often the refill loop looks
   int max_parallel_refills = 2;         // forks queued or in flight across all pools (>= 1)
+  // After an acquire, growth above the minimums waits until no acquire came for acquire_quiet, or at
+  // most max_growth_deferral (then the pools grow as usual until the next pause).
+  std::chrono::milliseconds acquire_quiet{50};
+  std::chrono::milliseconds max_growth_deferral{1000};
   std::function<std::chrono::steady_clock::time_point()> clock;  // empty: steady_clock::now
   std::unique_ptr<LoadSource> load;                                // empty: MakeHostLoadSource()
   // Called after each refill fork that made a member (for a latency histogram), on a worker thread,
@@ -142,6 +149,8 @@ class PoolManager {
     double refill_seconds_total = 0;
     std::string last_refill_error;
     bool throttled = false;
+    // Since when growth above the minimum has waited for acquires to pause; empty when it has not.
+    std::optional<std::chrono::steady_clock::time_point> growth_deferred_since;
   };
 
   PoolManager(Engine& engine, PoolStore store, PoolConfig config);
@@ -174,6 +183,7 @@ class PoolManager {
   int in_flight_ = 0;                                     // queued + running refills; GUARDED_BY(mutex_)
   bool stopping_ = false;                                 // GUARDED_BY(mutex_)
   bool poked_ = false;                                    // GUARDED_BY(mutex_)
+  std::optional<std::chrono::steady_clock::time_point> last_acquire_;  // GUARDED_BY(mutex_)
   std::condition_variable work_cv_;  // queue_ or stopping_ changed (workers)
   std::condition_variable idle_cv_;  // a refill finished (WaitIdle, Delete)
   std::condition_variable loop_cv_;  // poked_ or stopping_ (the loop)

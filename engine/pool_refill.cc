@@ -21,20 +21,26 @@ Status PoolManager::Tick() {
   std::vector<std::pair<std::string, std::string>> removed;  // member id, pool
   {
     std::lock_guard lock(mutex_);
+    const auto now = Now();
+    input.acquiring = last_acquire_ && now - *last_acquire_ < config_.acquire_quiet;
     std::vector<Pool*> order;
     for (auto& [name, pool] : pools_) {
       if (pool->deleting) continue;
       // Members deleted through the engine's API are no longer ready.
       std::erase_if(pool->ready, [this](const std::string& id) { return !engine_.Get(id).ok(); });
       order.push_back(pool.get());
+      if (!input.acquiring) pool->growth_deferred_since.reset();
+      const bool overdue = pool->growth_deferred_since && now - *pool->growth_deferred_since >= config_.max_growth_deferral;
       input.pools.push_back({name, pool->spec.min_size, pool->spec.max_size, static_cast<int>(pool->ready.size()),
-                             pool->refilling, pool->vcpus_per_member});
+                             pool->refilling, pool->vcpus_per_member, overdue});
     }
     SizingPlan plan = PlanPoolSizing(input);
     for (size_t i = 0; i < order.size(); ++i) {
       Pool& pool = *order[i];
       const PoolSizingDecision& decision = plan.pools[i];
       pool.throttled = plan.throttled;
+      // Kept while the acquires go on, so an overdue pool keeps growing until they pause.
+      if (decision.growth_deferred && !pool.growth_deferred_since) pool.growth_deferred_since = now;
       for (int n = 0; n < decision.removals && !pool.ready.empty(); ++n) {
         removed.emplace_back(pool.ready.back(), pool.spec.name);  // the newest go first
         pool.ready.pop_back();

@@ -16,7 +16,11 @@
 //   3. Otherwise refill, at most max_parallel_refills in flight in total (refills already in flight
 //      count), each only if its vCPUs fit in what remains of the budget:
 //        a. pools below their minimum first, round-robin (one refill per pool per round);
-//        b. then pools below their maximum, round-robin.
+//        b. then pools below their maximum, round-robin, except while acquires are being served
+//           (`acquiring`): growth above the minimum then waits for a pause, so that a refill's
+//           flushes do not queue in front of the acquires' own (one device flush each) during a
+//           burst. The wait is bounded: a pool whose growth has waited long enough already
+//           (`growth_overdue`) grows as usual. Such a pool is reported `growth_deferred`.
 //      A pool whose member does not fit is skipped; a pool with cheaper members may still get one.
 #pragma once
 
@@ -32,6 +36,7 @@ struct PoolSizingInput {
   int ready = 0;      // members waiting to be acquired (removable)
   int refilling = 0;  // members being made (not removable; they count against budget and caps)
   int vcpus_per_member = 1;
+  bool growth_overdue = false;  // growth above the minimum has waited for a pause long enough
 };
 
 struct SizingInput {
@@ -41,11 +46,13 @@ struct SizingInput {
   double busy_fraction = 0;  // measured, 0..1
   double busy_threshold = 0.8;
   int max_parallel_refills = 2;
+  bool acquiring = false;  // an acquire was served within the quiet window (any pool)
 };
 
 struct PoolSizingDecision {
   int refills = 0;   // forks to start now
   int removals = 0;  // ready members to delete now
+  bool growth_deferred = false;  // below its maximum, but growth waits for the acquires to pause
 };
 
 struct SizingPlan {

@@ -57,6 +57,8 @@ struct Options {
   double busy_threshold = engine::PoolConfig().busy_threshold;
   int64_t pool_tick_ms = engine::PoolConfig().tick.count();
   int max_parallel_refills = engine::PoolConfig().max_parallel_refills;
+  int64_t acquire_quiet_ms = engine::PoolConfig().acquire_quiet.count();
+  int64_t max_growth_deferral_ms = engine::PoolConfig().max_growth_deferral.count();
 };
 
 engine::PoolConfig MakePoolConfig(const Options& options) {
@@ -66,6 +68,8 @@ engine::PoolConfig MakePoolConfig(const Options& options) {
   config.busy_threshold = options.busy_threshold;
   config.tick = std::chrono::milliseconds(options.pool_tick_ms);
   config.max_parallel_refills = options.max_parallel_refills;
+  config.acquire_quiet = std::chrono::milliseconds(options.acquire_quiet_ms);
+  config.max_growth_deferral = std::chrono::milliseconds(options.max_growth_deferral_ms);
   return config;
 }
 
@@ -311,6 +315,14 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--max-parallel-refills", options.max_parallel_refills, "refill forks in flight across all pools")
       ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  app.add_option("--acquire-quiet-ms", options.acquire_quiet_ms,
+                 "pools grow above their minimum only after no acquire came for this long (0: never wait)")
+      ->check(CLI::Range(int64_t{0}, int64_t{60'000}))
+      ->capture_default_str();
+  app.add_option("--max-growth-deferral-ms", options.max_growth_deferral_ms,
+                 "longest a pool's growth above its minimum waits for acquires to pause")
+      ->check(CLI::Range(int64_t{0}, int64_t{600'000}))
       ->capture_default_str();
   app.add_option("--ready-fd", options.ready_fd, "write \"ready\" to this fd once the socket accepts connections");
   CLI11_PARSE(app, argc, argv);

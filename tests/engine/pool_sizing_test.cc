@@ -124,5 +124,41 @@ TEST(PoolSizingTest, ExactlyAtBudgetNeitherShrinksNorGrows) {
   EXPECT_EQ(plan.pools[0].refills, 0);
 }
 
+SizingInput Acquiring(SizingInput input) {
+  input.acquiring = true;
+  return input;
+}
+
+TEST(PoolSizingTest, WhileAcquiresAreServedPoolsAboveTheirMinimumDoNotGrowAndSaySo) {
+  SizingPlan plan = PlanPoolSizing(Acquiring(Input({Pool("a", 2, 10, 4), Pool("b", 0, 3, 3)}, 100)));
+  EXPECT_EQ(TotalRefills(plan), 0);
+  EXPECT_TRUE(plan.pools[0].growth_deferred);
+  EXPECT_FALSE(plan.pools[1].growth_deferred);  // full: nothing waits
+  EXPECT_FALSE(plan.throttled);
+}
+
+TEST(PoolSizingTest, WhileAcquiresAreServedPoolsBelowTheirMinimumStillRefillUpToItOnly) {
+  // "a" needs 3 to reach its minimum of 4, then would grow to 10: only the 3 are started.
+  SizingPlan plan = PlanPoolSizing(Acquiring(Input({Pool("a", 4, 10, 1)}, 100)));
+  EXPECT_EQ(plan.pools[0].refills, 3);
+  EXPECT_TRUE(plan.pools[0].growth_deferred);
+}
+
+TEST(PoolSizingTest, GrowthThatWaitedLongEnoughGoesAheadDuringAcquires) {
+  PoolSizingInput overdue = Pool("a", 0, 5, 2);
+  overdue.growth_overdue = true;
+  SizingPlan plan = PlanPoolSizing(Acquiring(Input({overdue, Pool("b", 0, 5, 2)}, 100)));
+  EXPECT_EQ(plan.pools[0].refills, 3);
+  EXPECT_FALSE(plan.pools[0].growth_deferred);
+  EXPECT_EQ(plan.pools[1].refills, 0);
+  EXPECT_TRUE(plan.pools[1].growth_deferred);
+}
+
+TEST(PoolSizingTest, WithoutAcquiresNothingIsDeferred) {
+  SizingPlan plan = PlanPoolSizing(Input({Pool("a", 0, 5, 2)}, 100, 0, 0.1, 1));
+  EXPECT_EQ(plan.pools[0].refills, 1);  // the parallel cap, not a deferral, limits it
+  EXPECT_FALSE(plan.pools[0].growth_deferred);
+}
+
 }  // namespace
 }  // namespace fe::engine
