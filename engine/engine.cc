@@ -163,6 +163,18 @@ std::vector<Instance> Engine::List() const {
   return instances;
 }
 
+bool Engine::Exists(const std::string& id_or_name) const { return FindEntry(id_or_name) != nullptr; }
+
+int Engine::RunningVcpusOutsidePools() const {
+  int vcpus = 0;
+  std::lock_guard lock(mutex_);
+  for (const auto& [id, entry] : entries_) {
+    const Instance& instance = entry->instance;
+    if (!entry->deleted && instance.pool.empty() && instance.state == InstanceState::kRunning) vcpus += instance.vcpus;
+  }
+  return vcpus;
+}
+
 Status Engine::Delete(const std::string& id_or_name) {
   auto locked = LockExclusive(id_or_name);
   if (!locked.ok()) return locked.status();

@@ -161,6 +161,9 @@ class Engine {
   // By id or by name.
   Result<Instance> Get(const std::string& id_or_name) const;
   std::vector<Instance> List() const;  // sorted by creation time
+  // Cheap queries that copy no instance, for the pools' refill loop, which runs after every acquire.
+  bool Exists(const std::string& id_or_name) const;
+  int RunningVcpusOutsidePools() const;  // the vCPUs of Running instances that are not pool members
   // Stops a Running instance first. Its forks are not affected.
   Status Delete(const std::string& id_or_name);
 

@@ -131,13 +131,7 @@ PoolStatus PoolManager::StatusOf(const Pool& pool) const {
   return status;
 }
 
-int PoolManager::RunningNonMemberVcpus() const {
-  int vcpus = 0;
-  for (const Instance& instance : engine_.List()) {
-    if (instance.pool.empty() && instance.state == InstanceState::kRunning) vcpus += instance.vcpus;
-  }
-  return vcpus;
-}
+int PoolManager::RunningNonMemberVcpus() const { return engine_.RunningVcpusOutsidePools(); }
 
 int PoolManager::CommittedVcpusLocked(const std::string& except) const {
   int committed = 0;
@@ -276,7 +270,7 @@ Result<AcquireOutcome> PoolManager::Acquire(const std::string& name, const Acqui
   };
   if (!request.name.empty()) {
     FE_RETURN_IF_ERROR(ValidateInstanceName(request.name));
-    if (engine_.Get(request.name).ok()) {
+    if (engine_.Exists(request.name)) {
       return Status(ErrorCode::kAlreadyExists, "instance name '" + request.name + "' is taken");
     }
   }

@@ -27,7 +27,7 @@ Status PoolManager::Tick() {
     for (auto& [name, pool] : pools_) {
       if (pool->deleting) continue;
       // Members deleted through the engine's API are no longer ready.
-      std::erase_if(pool->ready, [this](const std::string& id) { return !engine_.Get(id).ok(); });
+      std::erase_if(pool->ready, [this](const std::string& id) { return !engine_.Exists(id); });
       order.push_back(pool.get());
       if (!input.acquiring) pool->growth_deferred_since.reset();
       const bool overdue = pool->growth_deferred_since && now - *pool->growth_deferred_since >= config_.max_growth_deferral;

@@ -129,8 +129,12 @@ TEST_F(EngineTest, DeleteRemovesMetadataVolumeAndLease) {
   Result<Instance> created = fixture_.ImportTemplate("gone");
   FE_ASSERT_OK(created);
   std::string guest = engine().backend().Path(created->volume);
+  EXPECT_TRUE(engine().Exists("gone"));
+  EXPECT_TRUE(engine().Exists(created->id));
   FE_ASSERT_OK(engine().Delete("gone"));
   EXPECT_EQ(engine().Get("gone").status().code(), ErrorCode::kNotFound);
+  EXPECT_FALSE(engine().Exists("gone"));
+  EXPECT_FALSE(engine().Exists(created->id));
   EXPECT_FALSE(Exists(guest));
   EXPECT_FALSE(Exists(fixture_.MetadataDir(created->id)));
   EXPECT_EQ(engine().Delete("gone").code(), ErrorCode::kNotFound);
