@@ -126,7 +126,7 @@ std::vector<std::pair<uint64_t, std::string>> Engine::CheckpointReleases(
   }
   held.clear();
   if (!status.ok()) {
-    spdlog::warn("release checkpoint of {} instance(s) failed, retrying: {}", staged.size(), status.ToString());
+    spdlog::warn("release checkpoint of {} record(s) failed, retrying: {}", batch.size(), status.ToString());
     return batch;
   }
   for (const auto& [seq, id] : batch) journal_->MarkApplied(seq);

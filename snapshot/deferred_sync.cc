@@ -4,12 +4,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 
 namespace fe::snapshot {
 namespace {
 
 thread_local DeferredSync* current_scope = nullptr;
+std::atomic<DeferredSync::SyncfsFunction> syncfs_for_testing{nullptr};
 
 }  // namespace
 
@@ -36,10 +38,15 @@ void DeferredSync::Note(const std::string& dir) {
 
 Status DeferredSync::Sync() {
   FE_RETURN_IF_ERROR(noted_);
+  const SyncfsFunction syncfs_override = syncfs_for_testing.load();
   for (const auto& [device, dir_and_fd] : filesystems_) {
-    if (::syncfs(dir_and_fd.second.get()) != 0) return Status::FromErrno(errno, "syncfs", dir_and_fd.first);
+    const int fd = dir_and_fd.second.get();
+    const int synced = syncfs_override != nullptr ? syncfs_override(fd) : ::syncfs(fd);
+    if (synced != 0) return Status::FromErrno(errno, "syncfs", dir_and_fd.first);
   }
   return Status::Ok();
 }
+
+void DeferredSync::SetSyncfsForTesting(SyncfsFunction syncfs) { syncfs_for_testing.store(syncfs); }
 
 }  // namespace fe::snapshot

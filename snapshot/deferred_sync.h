@@ -35,6 +35,12 @@ class DeferredSync {
   // syncfs for every filesystem noted; the first error (of Note or syncfs), naming the path.
   Status Sync();
 
+  // Test hook, process-wide: while set, Sync() calls `syncfs` (0, or -1 with errno set) instead of
+  // syncfs(2); nullptr restores syncfs(2). A real syncfs failure (a write-back error) cannot be
+  // provoked on demand without breaking the whole filesystem, and with it the rollback under test.
+  using SyncfsFunction = int (*)(int fd);
+  static void SetSyncfsForTesting(SyncfsFunction syncfs);
+
  private:
   DeferredSync* previous_;
   std::map<dev_t, std::pair<std::string, UniqueFd>> filesystems_;  // by st_dev: a directory on it

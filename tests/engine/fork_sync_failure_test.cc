@@ -1,0 +1,174 @@
+// A fork whose deferred sync fails (engine/fork.cc: the one syncfs per filesystem that makes the
+// intent, the clone and the rewritten configs durable before the final metadata), on real XFS and
+// btrfs: the fork fails at its "metadata" step naming syncfs and the directory, and is rolled back
+// whole: no instance, no metadata directory, no volume, no lease; the source is untouched and the
+// name is free again. A single fork and a fan-out whose one sync fails.
+//
+// A real syncfs failure (a write-back error) cannot be provoked on demand without breaking the
+// whole filesystem, and with it the rollback under test, so syncfs(2) is replaced through
+// snapshot::DeferredSync::SetSyncfsForTesting by one that still syncs but reports EIO on call N.
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "engine/engine.h"
+#include "engine/instance_store.h"
+#include "engine/network_allocator.h"
+#include "snapshot/deferred_sync.h"
+#include "tests/engine/engine_fixture.h"
+
+namespace fe::engine {
+namespace {
+
+using fe::test::ScratchFs;
+using test::EngineFixture;
+
+std::atomic<int> syncfs_calls{0};
+std::atomic<int> fail_syncfs_on{0};  // the call that reports EIO; 0: none
+
+// What a filesystem with a write-back error does: syncfs writes what it can and reports EIO.
+int SyncfsFailingOnCallN(int fd) {
+  const int call = ++syncfs_calls;
+  const int synced = ::syncfs(fd);
+  if (call != fail_syncfs_on.load()) return synced;
+  errno = EIO;
+  return -1;
+}
+
+// Everything a fork could leave behind, to compare before and after.
+struct Leftovers {
+  std::vector<std::string> instance_dirs;  // <data_root>/instances, hidden entries included
+  std::vector<std::string> volume_entries;  // the backend's root, hidden entries included
+  std::set<std::string> lease_holders;
+};
+
+class ForkSyncFailureTest : public fe::test::ScratchTest, public ::testing::WithParamInterface<ScratchFs> {
+ protected:
+  void SetUp() override {
+    FE_SCRATCH_DIR(scratch, GetParam());
+    FE_ASSERT_OK(fixture_.Init(scratch));
+    Result<Instance> source = fixture_.ImportTemplate("src");
+    FE_ASSERT_OK(source);
+    source_ = *source;
+    syncfs_calls = 0;
+    fail_syncfs_on = 0;
+    snapshot::DeferredSync::SetSyncfsForTesting(&SyncfsFailingOnCallN);
+  }
+  void TearDown() override { snapshot::DeferredSync::SetSyncfsForTesting(nullptr); }
+
+  Engine& engine() { return fixture_.engine(); }
+  std::string SourceDir() { return engine().backend().Path(source_.volume); }
+  fe::test::TreeSnapshot SourceTree() {
+    Result<fe::test::TreeSnapshot> tree = fe::test::SnapshotTree(SourceDir());
+    EXPECT_TRUE(tree.ok()) << tree.status().ToString();
+    return tree.ok() ? *tree : fe::test::TreeSnapshot{};
+  }
+  std::string SourceMetadata() {
+    Result<std::string> text = fe::test::ReadFile(fixture_.MetadataDir(source_.id) + "/instance.json");
+    return text.ok() ? *text : text.status().ToString();
+  }
+  std::vector<std::string> Entries(const std::string& dir) {
+    Result<std::vector<std::string>> names = fe::test::ListDir(dir);
+    EXPECT_TRUE(names.ok()) << names.status().ToString();
+    return names.ok() ? *names : std::vector<std::string>{};
+  }
+  // Leases are read by a fresh allocator, with the engine closed (it holds the lease files).
+  Leftovers Snapshot() {
+    Leftovers leftovers;
+    leftovers.instance_dirs = Entries(fixture_.DataRoot() + "/instances");
+    leftovers.volume_entries = Entries(engine().backend().Root());
+    fixture_.Close();
+    {
+      Result<std::unique_ptr<NetworkAllocator>> network =
+          NetworkAllocator::Open(fixture_.NetworkDir(), DefaultNetworkPool());
+      EXPECT_TRUE(network.ok()) << network.status().ToString();
+      if (network.ok()) {
+        for (const auto& [holder, identity] : (*network)->Leases()) leftovers.lease_holders.insert(holder);
+      }
+    }
+    Status reopened = fixture_.Open();
+    EXPECT_TRUE(reopened.ok()) << reopened.ToString();
+    return leftovers;
+  }
+  void ExpectNothingLeftBehind(const Leftovers& before) {
+    Leftovers after = Snapshot();
+    EXPECT_EQ(after.instance_dirs, before.instance_dirs) << "a metadata directory of the fork is left";
+    EXPECT_EQ(after.volume_entries, before.volume_entries) << "a volume or clone directory of the fork is left";
+    EXPECT_EQ(after.lease_holders, before.lease_holders) << "a lease of the fork is left";
+    ASSERT_EQ(engine().List().size(), 1u);
+    EXPECT_EQ(engine().List().front().id, source_.id);
+  }
+
+  EngineFixture fixture_;
+  Instance source_;
+};
+
+ForkRequest Request(const std::string& name, int count = 1) {
+  ForkRequest request;
+  request.name = name;
+  request.count = count;
+  return request;
+}
+
+TEST_P(ForkSyncFailureTest, ForkWhoseDeferredSyncFailsIsRolledBackAndNamesTheMetadataStep) {
+  const Leftovers before = Snapshot();
+  const fe::test::TreeSnapshot source_tree = SourceTree();
+  const std::string source_metadata = SourceMetadata();
+  fail_syncfs_on = 1;
+
+  Result<std::vector<ForkOutcome>> forked = engine().Fork("src", Request("child"));
+  ASSERT_FALSE(forked.ok());
+  EXPECT_GE(syncfs_calls.load(), 1) << "the fork never reached its deferred sync";
+  EXPECT_EQ(forked.status().code(), ErrorCode::kIo);
+  const std::string& message = forked.status().message();
+  EXPECT_NE(message.find("fork 'child' of 'src': metadata: syncfs /"), std::string::npos) << message;
+  EXPECT_NE(message.find(std::strerror(EIO)), std::string::npos) << message;
+
+  EXPECT_EQ(engine().Get("child").status().code(), ErrorCode::kNotFound);
+  ExpectNothingLeftBehind(before);
+  EXPECT_EQ(fe::test::DiffSnapshots(source_tree, SourceTree()), "");
+  EXPECT_EQ(SourceMetadata(), source_metadata);
+
+  // The name was released and nothing in the way remains: the same fork works once syncfs does.
+  fail_syncfs_on = 0;
+  Result<std::vector<ForkOutcome>> retried = engine().Fork("src", Request("child"));
+  FE_ASSERT_OK(retried);
+  EXPECT_EQ(retried->front().instance.name, "child");
+}
+
+TEST_P(ForkSyncFailureTest, FanOutWithOneFailedDeferredSyncRollsBackEveryFork) {
+  const Leftovers before = Snapshot();
+  const fe::test::TreeSnapshot source_tree = SourceTree();
+  const std::string source_metadata = SourceMetadata();
+  fail_syncfs_on = 2;  // a fork after the first sync: whichever fork makes it, the others are undone too
+
+  Result<std::vector<ForkOutcome>> forked = engine().Fork("src", Request("fan", 3));
+  ASSERT_FALSE(forked.ok());
+  EXPECT_GE(syncfs_calls.load(), 2);
+  EXPECT_EQ(forked.status().code(), ErrorCode::kIo);
+  const std::string& message = forked.status().message();
+  EXPECT_NE(message.find("fork of 3 (all rolled back)"), std::string::npos) << message;
+  EXPECT_NE(message.find("of 'src': metadata: syncfs /"), std::string::npos) << message;
+
+  for (const char* name : {"fan-1", "fan-2", "fan-3"}) {
+    EXPECT_EQ(engine().Get(name).status().code(), ErrorCode::kNotFound) << name;
+  }
+  ExpectNothingLeftBehind(before);
+  EXPECT_EQ(fe::test::DiffSnapshots(source_tree, SourceTree()), "");
+  EXPECT_EQ(SourceMetadata(), source_metadata);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, ForkSyncFailureTest, ::testing::Values(ScratchFs::kXfs, ScratchFs::kBtrfs),
+                         [](const ::testing::TestParamInfo<ScratchFs>& info) {
+                           return std::string(fe::test::ScratchFsName(info.param));
+                         });
+
+}  // namespace
+}  // namespace fe::engine
