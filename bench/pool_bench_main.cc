@@ -240,7 +240,7 @@ Status Run(const Options& options) {
     // keep the pool from filling; forkd is restarted with --busy-threshold for phase 3 (pools and
     // their members survive the restart).
     auto args = [&](double threshold) {
-      return std::vector<std::string>{"--loop-pool", "none", "--pool-tick-ms", "20", "--cpu-budget",
+      return std::vector<std::string>{"--loop-pool", "none", "--cpu-budget",
                                       std::to_string(options.pool_size * 8 + 1000), "--busy-threshold",
                                       fmt::format("{}", threshold), "--max-parallel-refills",
                                       std::to_string(options.max_parallel_refills)};

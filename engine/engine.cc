@@ -200,6 +200,7 @@ Status Engine::DestroyLocked(const std::shared_ptr<Entry>& entry) {
     std::lock_guard lock(mutex_);
     entry->deleted = true;
     entries_.erase(instance.id);
+    ++removals_;
     auto name = names_.find(instance.name);
     if (name != names_.end() && name->second == instance.id) names_.erase(name);
   }

@@ -43,6 +43,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -164,6 +165,8 @@ class Engine {
   // Cheap queries that copy no instance, for the pools' refill loop, which runs after every acquire.
   bool Exists(const std::string& id_or_name) const;
   int RunningVcpusOutsidePools() const;  // the vCPUs of Running instances that are not pool members
+  // Instances deleted since Open: a caller holding ids re-checks them only when this moved.
+  uint64_t removals() const { return removals_.load(); }
   // Stops a Running instance first. Its forks are not affected.
   Status Delete(const std::string& id_or_name);
 
@@ -293,10 +296,12 @@ class Engine {
   InstanceStore store_;
   RecoveryReport recovery_;
 
+  std::atomic<uint64_t> removals_{0};
   std::unique_ptr<ReleaseJournal> journal_;
   std::mutex checkpoint_mutex_;
   std::condition_variable checkpoint_wake_;
   std::vector<std::pair<uint64_t, std::string>> to_checkpoint_;  // GUARDED_BY(checkpoint_mutex_)
+  std::chrono::steady_clock::time_point last_release_;             // GUARDED_BY(checkpoint_mutex_)
   bool stopping_ = false;                                         // GUARDED_BY(checkpoint_mutex_)
   std::thread checkpointer_;  // started by Open after recovery, joined by ~Engine
 

@@ -299,11 +299,15 @@ Result<AcquireOutcome> PoolManager::Acquire(const std::string& name, const Acqui
     }
     Result<Instance> released = engine_.ReleaseFromPool(member, request.name);
     if (released.ok()) {
+      bool below_minimum = false;
       {
         std::lock_guard lock(mutex_);
         ++pool->hits;
+        below_minimum = static_cast<int>(pool->ready.size()) + pool->refilling < pool->spec.min_size;
       }
-      Poke();
+      // During acquires only a pool below its minimum refills (pool_sizing.h): anything else waits for
+      // a tick after they pause, and a tick per acquire would only compete with them.
+      if (below_minimum || config_.acquire_quiet.count() == 0) Poke();
       return finish(std::move(*released), true);
     }
     if (released.status().code() == ErrorCode::kNotFound) continue;  // deleted behind the pool's back

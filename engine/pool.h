@@ -17,9 +17,9 @@
 // while they fit and removes them again (most surplus first, never below a minimum) when running
 // instances need the budget (pool_sizing.h).
 //
-// Refill loop. A thread ticks every PoolConfig::tick (and at once after an acquire or a create):
-// measure the load, plan (PlanPoolSizing), delete the members the plan removes, queue the refills it
-// starts. Refills run on max_parallel_refills worker threads. Member names are never reused.
+// Refill loop. A thread ticks every PoolConfig::tick (and at once after a create, a finished refill, or
+// an acquire that leaves a pool below its minimum): measure the load, plan (PlanPoolSizing), delete the members the
+// plan removes, queue the refills it starts. Refills run on max_parallel_refills worker threads. Member names are never reused.
 // Acquires come first: while they are being served (one within PoolConfig::acquire_quiet), pools
 // grow above their minimum only once their growth has waited PoolConfig::max_growth_deferral
 // (pool_sizing.h, step 3b); minimums are refilled at once.
@@ -158,6 +158,7 @@ class PoolManager {
   PoolStatus StatusOf(const Pool& pool) const;  // REQUIRES: mutex_
   Status Relink();                              // Open: members back into their pools
   int RunningNonMemberVcpus() const;
+  std::vector<std::string> ReadyMembers() const;  // of every pool
   int CommittedVcpusLocked(const std::string& except) const;  // REQUIRES: mutex_
   // A member name "<pool>-<8 hex>".
   static std::string MemberName(const std::string& pool);
@@ -176,6 +177,7 @@ class PoolManager {
 
   std::mutex admin_mutex_;  // serialises Create and Delete (they persist outside mutex_)
   std::mutex tick_mutex_;   // one Tick at a time
+  uint64_t removals_seen_ = ~uint64_t{0};  // Engine::removals() when Tick last looked; GUARDED_BY(tick_mutex_)
 
   mutable std::mutex mutex_;
   std::map<std::string, std::shared_ptr<Pool>> pools_;  // GUARDED_BY(mutex_)

@@ -3,6 +3,8 @@
 // forks or deletes is made with it held (lookups are: the engine never calls back into the pools).
 #include <spdlog/spdlog.h>
 
+#include <set>
+
 #include "engine/pool.h"
 #include "engine/pool_sizing.h"
 
@@ -18,6 +20,15 @@ Status PoolManager::Tick() {
   input.busy_threshold = config_.busy_threshold;
   input.max_parallel_refills = config_.max_parallel_refills;
 
+  // Members deleted through the engine's API are no longer ready. Looked for only when something was
+  // deleted since the last look, and without mutex_ held, so acquires never wait for the walk.
+  std::set<std::string> gone;
+  if (const uint64_t removals = engine_.removals(); removals != removals_seen_) {
+    for (const std::string& id : ReadyMembers()) {
+      if (!engine_.Exists(id)) gone.insert(id);
+    }
+    removals_seen_ = removals;
+  }
   std::vector<std::pair<std::string, std::string>> removed;  // member id, pool
   {
     std::lock_guard lock(mutex_);
@@ -26,8 +37,7 @@ Status PoolManager::Tick() {
     std::vector<Pool*> order;
     for (auto& [name, pool] : pools_) {
       if (pool->deleting) continue;
-      // Members deleted through the engine's API are no longer ready.
-      std::erase_if(pool->ready, [this](const std::string& id) { return !engine_.Exists(id); });
+      if (!gone.empty()) std::erase_if(pool->ready, [&gone](const std::string& id) { return gone.contains(id); });
       order.push_back(pool.get());
       if (!input.acquiring) pool->growth_deferred_since.reset();
       const bool overdue = pool->growth_deferred_since && now - *pool->growth_deferred_since >= config_.max_growth_deferral;
@@ -56,6 +66,13 @@ Status PoolManager::Tick() {
   }
   if (!busy.ok()) return busy.status().Annotate("measuring CPU load (no refill this round)");
   return Status::Ok();
+}
+
+std::vector<std::string> PoolManager::ReadyMembers() const {
+  std::vector<std::string> ids;
+  std::lock_guard lock(mutex_);
+  for (const auto& [name, pool] : pools_) ids.insert(ids.end(), pool->ready.begin(), pool->ready.end());
+  return ids;
 }
 
 void PoolManager::WaitIdle() {
@@ -158,6 +175,7 @@ void PoolManager::Refill(const std::string& name) {
     --in_flight_;
   }
   idle_cv_.notify_all();
+  Poke();  // a refill slot is free: the next refill need not wait for the tick
 }
 
 }  // namespace fe::engine

@@ -8,6 +8,8 @@
 // record's.
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <chrono>
 #include <map>
 #include <utility>
 
@@ -16,8 +18,16 @@
 namespace fe::engine {
 namespace {
 
+using Clock = std::chrono::steady_clock;
+
 // Releases arriving within this window share a checkpoint.
 constexpr std::chrono::milliseconds kBatchWindow{200};
+// Acquires come first: a checkpoint's two syncfs would queue in front of the journal flushes of the
+// acquires still arriving, so while releases keep coming it waits for a pause of kReleasesQuiet, at
+// most kMaxCheckpointDelay after its batch began and while the batch holds under a quarter of the
+// journal (a full journal makes acquires fall back to synchronous metadata writes).
+constexpr std::chrono::milliseconds kReleasesQuiet{50};
+constexpr std::chrono::seconds kMaxCheckpointDelay{1};
 constexpr std::chrono::seconds kRetryAfter{1};
 
 }  // namespace
@@ -44,6 +54,7 @@ Status Engine::CommitRelease(const std::shared_ptr<Entry>& entry, Instance insta
   {
     std::lock_guard lock(checkpoint_mutex_);
     to_checkpoint_.emplace_back(*seq, id);
+    last_release_ = Clock::now();
   }
   checkpoint_wake_.notify_one();
   return Status::Ok();
@@ -82,7 +93,12 @@ void Engine::CheckpointLoop() {
   while (true) {
     checkpoint_wake_.wait(lock, [this] { return stopping_ || !to_checkpoint_.empty(); });
     if (to_checkpoint_.empty()) return;  // stopping, nothing left
+    const Clock::time_point deadline = Clock::now() + kMaxCheckpointDelay;
     checkpoint_wake_.wait_for(lock, kBatchWindow, [this] { return stopping_; });
+    while (!stopping_ && to_checkpoint_.size() < journal_->capacity() / 4 && Clock::now() < deadline &&
+           Clock::now() - last_release_ < kReleasesQuiet) {
+      checkpoint_wake_.wait_until(lock, std::min(deadline, last_release_ + kReleasesQuiet));
+    }
     std::vector<std::pair<uint64_t, std::string>> batch = std::exchange(to_checkpoint_, {});
     lock.unlock();
     std::vector<std::pair<uint64_t, std::string>> failed = CheckpointReleases(std::move(batch));

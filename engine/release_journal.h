@@ -68,6 +68,7 @@ class ReleaseJournal {
 
   uint64_t checkpoint() const;
   size_t unapplied() const;
+  uint32_t capacity() const { return capacity_; }  // slots (fixed once opened)
 
  private:
   struct Batch {

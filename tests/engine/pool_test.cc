@@ -354,6 +354,27 @@ TEST_F(PoolTest, RefillLoopFillsAPoolAfterCreateWithoutManualTicks) {
 }
 
 // The engine side of pools: Instance::pool and Engine::ReleaseFromPool.
+TEST_F(PoolTest, AMemberDeletedThroughTheEngineIsNoLongerReadyAndIsReplacedAtTheNextTick) {
+  ASSERT_TRUE(pools_->Create(Spec("web", 0, 3)).ok());
+  FillTo("web", 3);
+  std::vector<Instance> before = MembersOf("web");
+  ASSERT_EQ(before.size(), 3u);
+  FE_ASSERT_OK(engine().Delete(before[1].id));
+
+  FE_ASSERT_OK(pools_->Tick());
+  pools_->WaitIdle();
+  std::vector<Instance> after = MembersOf("web");
+  ASSERT_EQ(after.size(), 3u);
+  for (const Instance& member : after) EXPECT_NE(member.id, before[1].id);
+  EXPECT_EQ(StatusOf("web").ready, 3);
+  for (int i = 0; i < 3; ++i) {
+    Result<AcquireOutcome> acquired = pools_->Acquire("web", Named("", /*no_wait=*/true));
+    FE_ASSERT_OK(acquired);
+    EXPECT_TRUE(acquired->hit);
+    EXPECT_NE(acquired->instance.id, before[1].id);
+  }
+}
+
 TEST_F(PoolTest, PoolLabelIsWrittenOnlyForMembersAndRoundTrips) {
   EXPECT_FALSE(InstanceToJson(template_).contains("pool"));
   Instance member = template_;
