@@ -162,7 +162,7 @@ class Engine {
   // By id or by name.
   Result<Instance> Get(const std::string& id_or_name) const;
   std::vector<Instance> List() const;  // sorted by creation time
-  // Cheap queries that copy no instance, for the pools' refill loop, which runs after every acquire.
+  // Cheap queries that copy no instance, for the pools' refill loop, which ticks often.
   bool Exists(const std::string& id_or_name) const;
   int RunningVcpusOutsidePools() const;  // the vCPUs of Running instances that are not pool members
   // Instances deleted since Open: a caller holding ids re-checks them only when this moved.
