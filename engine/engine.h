@@ -246,8 +246,9 @@ class Engine {
   // After RestoreVm: hands the guest its identity when it still has another (a fork's first restore),
   // updating guest_mac and identity_generation in `instance` (not committed). See lifecycle.cc.
   Status HandOffIdentityLocked(Instance& instance);
-  // The instance's TAP, made (and bridged) or removed when the engine manages TAPs; see EngineConfig.
-  Status AttachTap(const Instance& instance) const;
+  // The instance's TAP, made (up, and a port of the bridge unless `bridged` is false: a guest that must
+  // not reach the network yet) or removed, when the engine manages TAPs; see EngineConfig.
+  Status AttachTap(const Instance& instance, bool bridged = true) const;
   void DetachTap(const Instance& instance) const;  // failures are logged
   // The directory the instance's snapshot lives in: <guest_dir>/<manifest snapshot_dir or "snapshot">.
   std::string SnapshotDirOf(const Instance& instance) const;

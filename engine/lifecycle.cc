@@ -4,7 +4,8 @@
 // operation lock held exclusively (or the entry not yet published).
 //
 // TAPs. With EngineConfig::manage_taps the instance's TAP is made before its hypervisor starts (boot
-// or restore) and removed when the process ends (stop, standby, a failed start or restore).
+// or restore) and removed when the process ends (stop, standby, a failed start or restore). A restore
+// that hands the guest its identity puts the TAP on the bridge only after the handoff.
 //
 // Identity after a restore. A guest restored from a snapshot has the identity it had when the
 // snapshot was taken: for a fork's first restore, its source's. When that differs from the
@@ -43,9 +44,10 @@ int64_t MicrosSince(std::chrono::steady_clock::time_point start) {
 
 }  // namespace
 
-Status Engine::AttachTap(const Instance& instance) const {
+Status Engine::AttachTap(const Instance& instance, bool bridged) const {
   if (!config_.manage_taps || instance.identity.tap_device.empty()) return Status::Ok();
-  return CreateTap(instance.identity.tap_device, config_.bridge).Annotate("TAP of instance '" + instance.name + "'");
+  return CreateTap(instance.identity.tap_device, bridged ? config_.bridge : "")
+      .Annotate("TAP of instance '" + instance.name + "'");
 }
 
 void Engine::DetachTap(const Instance& instance) const {
@@ -175,7 +177,12 @@ Result<Instance> Engine::RestoreLocked(const std::shared_ptr<Entry>& entry, int6
   VmContext context{*plugin, GuestDir(instance), InstanceDir(instance.id), instance.identity,
                     config_.hypervisor_timeout};
   const std::string snapshot_dir = SnapshotDirOf(instance);
-  FE_RETURN_IF_ERROR(AttachTap(instance).Annotate("restoring '" + instance.name + "'"));
+  // A guest waking up with another instance's identity (a fork's first restore) stays off the bridge
+  // until it has its own: whatever it sends before the handoff (the gratuitous ARPs a hypervisor asks
+  // a restored guest for) carries the other instance's MAC and IP, and the bridge would then deliver
+  // that instance's traffic to this TAP.
+  const bool off_bridge_until_handoff = GuestMac(instance) != instance.identity.mac;
+  FE_RETURN_IF_ERROR(AttachTap(instance, !off_bridge_until_handoff).Annotate("restoring '" + instance.name + "'"));
   Result<ProcessRecord> process = RestoreVm(context, snapshot_dir);
   if (!process.ok()) {
     DetachTap(instance);
@@ -184,6 +191,10 @@ Result<Instance> Engine::RestoreLocked(const std::shared_ptr<Entry>& entry, int6
   const auto identity_start = std::chrono::steady_clock::now();
   Status handed = HandOffIdentityLocked(instance);
   if (identity_us != nullptr) *identity_us += MicrosSince(identity_start);
+  if (handed.ok() && off_bridge_until_handoff && config_.manage_taps && !config_.bridge.empty() &&
+      !instance.identity.tap_device.empty()) {
+    handed = JoinBridge(instance.identity.tap_device, config_.bridge).Annotate("after the identity handoff");
+  }
   if (!handed.ok()) {
     // Back into standby (see the file comment); the instance's metadata still says Standby.
     std::string undo = "it is in standby again";

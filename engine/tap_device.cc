@@ -104,19 +104,25 @@ Status MakePersistentTap(const std::string& name) {
   return Status::Ok();
 }
 
+Result<uint32_t> BridgeIndex(const std::string& bridge, const std::string& tap) {
+  FE_RETURN_IF_ERROR(CheckName(bridge, "bridge"));
+  const int index = IndexOf(bridge);
+  if (index == 0 && errno == ENODEV) {
+    return Status(ErrorCode::kNotFound, "bridge " + bridge + " for TAP " + tap + ": no such network device");
+  }
+  if (index == 0) return Status::FromErrno(errno, "bridge for TAP " + tap, bridge);
+  return static_cast<uint32_t>(index);
+}
+
 }  // namespace
 
 Status CreateTap(const std::string& name, const std::string& bridge) {
   FE_RETURN_IF_ERROR(CheckName(name, "TAP"));
   std::optional<uint32_t> master;
   if (!bridge.empty()) {
-    FE_RETURN_IF_ERROR(CheckName(bridge, "bridge"));
-    const int bridge_index = IndexOf(bridge);
-    if (bridge_index == 0 && errno == ENODEV) {
-      return Status(ErrorCode::kNotFound, "bridge " + bridge + " for TAP " + name + ": no such network device");
-    }
-    if (bridge_index == 0) return Status::FromErrno(errno, "bridge for TAP " + name, bridge);
-    master = static_cast<uint32_t>(bridge_index);
+    Result<uint32_t> index = BridgeIndex(bridge, name);
+    if (!index.ok()) return index.status();
+    master = *index;
   }
   const bool existed = IndexOf(name) != 0;
   FE_RETURN_IF_ERROR(MakePersistentTap(name));
@@ -127,6 +133,16 @@ Status CreateTap(const std::string& name, const std::string& bridge) {
   if (status.ok() && master) status = LinkRequest(RTM_NEWLINK, index, 0, 0, master, "attach TAP " + name + " to bridge " + bridge);
   if (!status.ok() && !existed) (void)DeleteTap(name);
   return status;
+}
+
+Status JoinBridge(const std::string& name, const std::string& bridge) {
+  FE_RETURN_IF_ERROR(CheckName(name, "TAP"));
+  Result<uint32_t> master = BridgeIndex(bridge, name);
+  if (!master.ok()) return master.status();
+  const int index = IndexOf(name);
+  if (index == 0 && errno == ENODEV) return Status(ErrorCode::kNotFound, "TAP " + name + ": no such network device");
+  if (index == 0) return Status::FromErrno(errno, "index of TAP", name);
+  return LinkRequest(RTM_NEWLINK, index, 0, 0, *master, "attach TAP " + name + " to bridge " + bridge);
 }
 
 Status DeleteTap(const std::string& name) {

@@ -27,6 +27,10 @@ inline constexpr size_t kMaxTapNameBytes = 15;
 // a TAP this call made is removed again.
 Status CreateTap(const std::string& name, const std::string& bridge);
 
+// Makes the existing network device `name` (a TAP a hypervisor may hold) a port of `bridge`.
+// InvalidArgument for bad names; NotFound when either device is missing; errno's code otherwise.
+Status JoinBridge(const std::string& name, const std::string& bridge);
+
 // Removes the network device `name` (rtnetlink RTM_DELLINK). Ok when there is none.
 Status DeleteTap(const std::string& name);
 

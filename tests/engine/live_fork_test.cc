@@ -8,10 +8,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstring>
 #include <filesystem>
-#include <set>
 #include <functional>
+#include <set>
 #include <thread>
 
 #include "base/process.h"
@@ -192,7 +193,9 @@ TEST_F(LiveForkTest, ForkOfARunningQemuPausesTheSourceAndRunsTheForkFromItsOwnRa
 }
 
 // The ticker guest has the identity port but no agent: the fork's restore never gets its ack, so the
-// fork is rolled back (no instance, TAP or process of it left) and the source runs on untouched.
+// fork is rolled back (no instance, TAP or process of it left) and the source runs on untouched. While
+// it waited for the ack, the fork's guest (still claiming the source's MAC and IP) was never on the
+// bridge.
 TEST_F(LiveForkTest, ForkWhoseGuestNeverAcknowledgesItsIdentityIsRolledBackAndTheSourceRunsOn) {
   if (std::string why = qemu_test::GuestUnavailableReason(); !why.empty()) GTEST_SKIP() << why;
   if (std::string why = TapUnavailableReason(); !why.empty()) GTEST_SKIP() << why;
@@ -204,9 +207,11 @@ TEST_F(LiveForkTest, ForkWhoseGuestNeverAcknowledgesItsIdentityIsRolledBackAndTh
   ASSERT_TRUE(made.ok()) << made.ToString();
 
   std::string skip = fe::test::RunInNewNetworkNamespace([&] {
+    ASSERT_TRUE(RunProcessChecked({"ip", "link", "add", kBridge, "type", "bridge"}).ok());
     EngineConfig engine_config;
     engine_config.data_root = scratch.path + "/root";
     engine_config.manage_taps = true;
+    engine_config.bridge = kBridge;
     engine_config.hypervisor_timeout = 30s;
     engine_config.identity_timeout = 2s;
     Result<std::unique_ptr<Engine>> opened = Engine::Open(engine_config);
@@ -232,10 +237,28 @@ TEST_F(LiveForkTest, ForkWhoseGuestNeverAcknowledgesItsIdentityIsRolledBackAndTh
     };
     const std::set<std::string> volumes_before = volumes();
 
+    // Watches the fork's TAP (its lease is the next address) while the fork waits for the ack.
+    const std::string fork_tap = "fe0a640003";
+    std::atomic<bool> forking{true};
+    int tap_seen = 0, tap_bridged = 0;
+    std::thread watcher([&] {
+      while (forking) {
+        Result<ProcessResult> link = RunProcess({"ip", "-o", "link", "show", fork_tap});
+        if (link.ok() && link->exit_code == 0) {
+          ++tap_seen;
+          if (link->output.find(std::string("master ") + kBridge) != std::string::npos) ++tap_bridged;
+        }
+        std::this_thread::sleep_for(50ms);
+      }
+    });
     ForkRequest request;
     request.name = "child";
     request.from_running = true;
     Result<std::vector<ForkOutcome>> forked = engine.Fork("src", request);
+    forking = false;
+    watcher.join();
+    EXPECT_GT(tap_seen, 0) << "the fork's TAP " << fork_tap << " was never seen";
+    EXPECT_EQ(tap_bridged, 0) << "the fork's TAP was a port of the bridge before its guest had its own identity";
     ASSERT_FALSE(forked.ok());
     EXPECT_NE(forked.status().message().find("identity handoff"), std::string::npos) << forked.status().ToString();
     EXPECT_NE(forked.status().message().find("fork 'child' of 'src': restore"), std::string::npos)
@@ -251,6 +274,9 @@ TEST_F(LiveForkTest, ForkWhoseGuestNeverAcknowledgesItsIdentityIsRolledBackAndTh
     EXPECT_EQ(after->process->start_time, source->process->start_time);
     EXPECT_EQ(RunState(*after->process), "running");
     EXPECT_TRUE(NetworkDeviceExists(after->identity.tap_device));
+    Result<ProcessResult> source_link = RunProcess({"ip", "-o", "link", "show", after->identity.tap_device});
+    ASSERT_TRUE(source_link.ok());
+    EXPECT_NE(source_link->output.find(std::string("master ") + kBridge), std::string::npos) << source_link->output;
   });
   if (!skip.empty()) GTEST_SKIP() << skip;
 }

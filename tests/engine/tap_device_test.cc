@@ -4,7 +4,11 @@
 #include "engine/tap_device.h"
 
 #include <gtest/gtest.h>
+#include <fcntl.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
 #include <sched.h>
+#include <sys/ioctl.h>
 
 #include <cstring>
 #include <functional>
@@ -13,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/process.h"
+#include "base/unique_fd.h"
 #include "tests/support/network_namespace.h"
 
 namespace fe::engine {
@@ -74,6 +79,32 @@ TEST_F(TapDeviceTest, CreateAttachesTheTapToTheBridge) {
     Status again = CreateTap("fetest1", "febr0");
     ASSERT_TRUE(again.ok()) << again.ToString();
     EXPECT_EQ(Link("fetest1").value("master", ""), "febr0");
+  });
+}
+
+TEST_F(TapDeviceTest, JoinBridgeMakesATapHeldByAProcessAPortAndNamesWhatIsMissing) {
+  InNamespace([] {
+    Result<ProcessResult> bridge = RunProcess({"ip", "link", "add", "febr1", "type", "bridge"});
+    ASSERT_TRUE(bridge.ok() && bridge->exit_code == 0);
+    ASSERT_TRUE(CreateTap("fetest5", "").ok());
+    EXPECT_EQ(Link("fetest5").value("master", ""), "");
+    // As a hypervisor would: the TAP opened and held, so it cannot be made again, only joined.
+    UniqueFd held(::open("/dev/net/tun", O_RDWR | O_CLOEXEC));
+    ASSERT_GE(held.get(), 0);
+    struct ifreq request {};
+    std::strncpy(request.ifr_name, "fetest5", IFNAMSIZ - 1);
+    request.ifr_flags = IFF_TAP | IFF_NO_PI;
+    ASSERT_EQ(::ioctl(held.get(), TUNSETIFF, &request), 0) << std::strerror(errno);
+
+    Status joined = JoinBridge("fetest5", "febr1");
+    ASSERT_TRUE(joined.ok()) << joined.ToString();
+    EXPECT_EQ(Link("fetest5").value("master", ""), "febr1");
+    Status no_bridge = JoinBridge("fetest5", "fe-nobridge");
+    EXPECT_EQ(no_bridge.code(), ErrorCode::kNotFound) << no_bridge.ToString();
+    EXPECT_NE(no_bridge.message().find("fe-nobridge"), std::string::npos) << no_bridge.ToString();
+    Status no_tap = JoinBridge("fe-notap", "febr1");
+    EXPECT_EQ(no_tap.code(), ErrorCode::kNotFound) << no_tap.ToString();
+    EXPECT_NE(no_tap.message().find("fe-notap"), std::string::npos) << no_tap.ToString();
   });
 }
 
