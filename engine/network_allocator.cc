@@ -7,11 +7,11 @@
 
 #include <cerrno>
 #include <cstdio>
-#include <set>
 #include <utility>
 
 #include <nlohmann/json.hpp>
 
+#include "engine/reverter.h"
 #include "snapshot/atomic_file.h"
 
 namespace fe::engine {
@@ -214,13 +214,34 @@ NetworkIdentity NetworkAllocator::IdentityFor(uint32_t address) const {
   return identity;
 }
 
+bool NetworkAllocator::State::Uses(const NetworkIdentity& identity) const {
+  return cids.count(identity.vsock_cid) || ips.count(identity.ipv4) || macs.count(identity.mac) ||
+         taps.count(identity.tap_device);
+}
+
+void NetworkAllocator::State::Index(const NetworkIdentity& identity) {
+  ips.insert(identity.ipv4);
+  macs.insert(identity.mac);
+  taps.insert(identity.tap_device);
+  cids.insert(identity.vsock_cid);
+}
+
+void NetworkAllocator::State::Unindex(const NetworkIdentity& identity) {
+  ips.erase(identity.ipv4);
+  macs.erase(identity.mac);
+  taps.erase(identity.tap_device);
+  cids.erase(identity.vsock_cid);
+}
+
 Result<NetworkAllocator::State> NetworkAllocator::Load() const {
-  State state;
   Result<std::string> text = snapshot::ReadSmallFile(state_path_);
   if (!text.ok()) {
-    if (text.status().sys_errno() == ENOENT) return state;
-    return text.status();
+    if (text.status().sys_errno() != ENOENT) return text.status();
+    // No file yet: no leases, and the fields in the order a new file has them.
+    text = R"({"version":)" + std::to_string(kFormatVersion) +
+           R"(,"subnet":"","gateway":"","next_host":1,"leases":{}})";
   }
+  State state;
   const FieldReader read(state_path_);
   Json document = Json::parse(*text, nullptr, /*allow_exceptions=*/false);
   if (document.is_discarded() || !document.is_object()) return Invalid(state_path_ + ": not a JSON object");
@@ -252,13 +273,10 @@ Result<NetworkAllocator::State> NetworkAllocator::Load() const {
     }
   }
 
-  std::set<std::string> ips, macs, taps;
-  std::set<uint32_t> cids;
   for (const auto& [id, entry] : leases->items()) {
     const std::string field = "leases." + id;
     if (id.empty()) return read.Error(field, "empty instance id");
     if (!entry.is_object()) return read.Error(field, "expected an object");
-    NetworkIdentity identity;
     Result<std::string> ipv4 = read.String(entry, "ipv4", field + ".ipv4");
     Result<std::string> mac = read.String(entry, "mac", field + ".mac");
     Result<std::string> tap = read.String(entry, "tap_device", field + ".tap_device");
@@ -275,77 +293,98 @@ Result<NetworkAllocator::State> NetworkAllocator::Load() const {
       return read.Error(field + ".tap_device", "'" + *tap + "' is not a TAP name of 1..15 bytes");
     }
     if (*cid < 3 || *cid == 0xffffffffu) return read.Error(field + ".vsock_cid", "CID must be 3..0xfffffffe");
-    if (!ips.insert(*ipv4).second) return read.Error(field + ".ipv4", *ipv4 + " is leased twice");
-    if (!macs.insert(*mac).second) return read.Error(field + ".mac", *mac + " is leased twice");
-    if (!taps.insert(*tap).second) return read.Error(field + ".tap_device", *tap + " is leased twice");
-    if (!cids.insert(*cid).second) return read.Error(field + ".vsock_cid", std::to_string(*cid) + " is leased twice");
-    identity.ipv4 = *ipv4;
-    identity.mac = *mac;
-    identity.tap_device = *tap;
-    identity.vsock_cid = *cid;
-    identity.prefix_length = subnet_.prefix_length;
-    identity.gateway = config_.gateway;
-    state.leases.emplace(id, std::move(identity));
+    if (!state.ips.insert(*ipv4).second) return read.Error(field + ".ipv4", *ipv4 + " is leased twice");
+    if (!state.macs.insert(*mac).second) return read.Error(field + ".mac", *mac + " is leased twice");
+    if (!state.taps.insert(*tap).second) return read.Error(field + ".tap_device", *tap + " is leased twice");
+    if (!state.cids.insert(*cid).second) {
+      return read.Error(field + ".vsock_cid", std::to_string(*cid) + " is leased twice");
+    }
+    Lease lease;
+    lease.identity.ipv4 = *ipv4;
+    lease.identity.mac = *mac;
+    lease.identity.tap_device = *tap;
+    lease.identity.vsock_cid = *cid;
+    lease.identity.prefix_length = subnet_.prefix_length;
+    lease.identity.gateway = config_.gateway;
+    // The stored entry as it is: its four fields are authoritative, the others are kept.
+    lease.member_json = Json(id).dump() + ":" + entry.dump();
+    state.leases.emplace(id, std::move(lease));
   }
-  state.document = std::move(*text);
-  return state;
-}
-
-Status NetworkAllocator::Commit(State state) {
-  Json document = state.document.empty() ? Json::object() : Json::parse(state.document, nullptr, false);
-  if (!document.is_object()) document = Json::object();  // Load() accepted it, so this does not happen
+  // What every write records; a field the file lacks is added after the ones it has.
   document["version"] = kFormatVersion;
   document["subnet"] = subnet_.ToString();
   document["gateway"] = config_.gateway;
-  document["next_host"] = state.next_host;
-  Json old_leases = document.contains("leases") && document["leases"].is_object() ? document["leases"] : Json::object();
-  Json leases = Json::object();
-  for (const auto& [id, identity] : state.leases) {
-    Json entry = old_leases.contains(id) && old_leases[id].is_object() ? old_leases[id] : Json::object();
-    entry["ipv4"] = identity.ipv4;
-    entry["mac"] = identity.mac;
-    entry["tap_device"] = identity.tap_device;
-    entry["vsock_cid"] = identity.vsock_cid;
-    leases[id] = std::move(entry);
+  document["next_host"] = nullptr;  // rendered from state.next_host
+  document["leases"] = nullptr;     // rendered from state.leases
+  for (auto it = document.begin(); it != document.end(); ++it) state.top_level.emplace_back(it.key(), it->dump());
+  return state;
+}
+
+Status NetworkAllocator::WriteState() const {
+  size_t size = 16;
+  for (const auto& [name, value] : state_.top_level) size += name.size() + value.size() + 8;
+  for (const auto& [id, lease] : state_.leases) size += lease.member_json.size() + 6;
+  std::string text;
+  text.reserve(size);
+  text += '{';
+  for (size_t i = 0; i < state_.top_level.size(); ++i) {
+    const auto& [name, value] = state_.top_level[i];
+    text += i == 0 ? "\n  " : ",\n  ";
+    text += Json(name).dump();
+    text += ':';
+    if (name == "next_host") {
+      text += std::to_string(state_.next_host);
+    } else if (name == "leases") {
+      text += '{';
+      bool first = true;
+      for (const auto& [id, lease] : state_.leases) {
+        text += first ? "\n    " : ",\n    ";
+        first = false;
+        text += lease.member_json;
+      }
+      text += first ? "}" : "\n  }";
+    } else {
+      text += value;
+    }
   }
-  document["leases"] = std::move(leases);
-  std::string text = document.dump(2) + "\n";
+  text += "\n}\n";
   // Every instance's lease is in this file: durable on its own, whatever scope a fork opened.
-  FE_RETURN_IF_ERROR(snapshot::ReplaceFileDurably(state_path_, text, 0600));
-  state.document = std::move(text);
-  state_ = std::move(state);
-  return Status::Ok();
+  return snapshot::ReplaceFileDurably(state_path_, text, 0600);
 }
 
 Result<NetworkIdentity> NetworkAllocator::Allocate(const std::string& instance_id) {
   if (instance_id.empty()) return Invalid("network lease: empty instance id");
   std::lock_guard lock(mutex_);
   if (auto it = state_.leases.find(instance_id); it != state_.leases.end()) {
-    return Status(ErrorCode::kAlreadyExists,
-                  "instance " + instance_id + " already leases " + it->second.ipv4 + " in " + subnet_.ToString());
-  }
-  std::set<std::string> ips, macs, taps;
-  std::set<uint32_t> cids;
-  for (const auto& [id, identity] : state_.leases) {
-    ips.insert(identity.ipv4);
-    macs.insert(identity.mac);
-    taps.insert(identity.tap_device);
-    cids.insert(identity.vsock_cid);
+    return Status(ErrorCode::kAlreadyExists, "instance " + instance_id + " already leases " +
+                                                 it->second.identity.ipv4 + " in " + subnet_.ToString());
   }
   const uint32_t last_host = subnet_.HostMask() - 1;  // the broadcast address is HostMask()
   uint32_t host = state_.next_host >= 1 && state_.next_host <= last_host ? state_.next_host : 1;
   for (uint32_t tried = 0; tried < last_host; ++tried, host = host == last_host ? 1 : host + 1) {
     const uint32_t address = subnet_.network + host;
     if (address == gateway_) continue;
+    // An address's CID is the address: skipping a leased one needs no formatting.
+    if (state_.cids.count(address)) continue;
     NetworkIdentity identity = IdentityFor(address);
-    if (ips.count(identity.ipv4) || macs.count(identity.mac) || taps.count(identity.tap_device) ||
-        cids.count(identity.vsock_cid)) {
-      continue;
-    }
-    State next = state_;
-    next.next_host = host == last_host ? 1 : host + 1;
-    next.leases.emplace(instance_id, identity);
-    FE_RETURN_IF_ERROR(Commit(std::move(next)).Annotate("leasing " + identity.ipv4 + " to " + instance_id));
+    if (state_.Uses(identity)) continue;
+
+    const Json entry = {{"ipv4", identity.ipv4}, {"mac", identity.mac}, {"tap_device", identity.tap_device},
+                        {"vsock_cid", identity.vsock_cid}};
+    // Changed in place and undone unless written: none of the identity's resources was indexed before.
+    Reverter reverter;
+    reverter.Add("forget the unwritten lease of " + instance_id,
+                 [this, &instance_id, &identity, cursor = state_.next_host] {
+                   state_.leases.erase(instance_id);
+                   state_.Unindex(identity);
+                   state_.next_host = cursor;
+                   return Status::Ok();
+                 });
+    state_.leases.emplace(instance_id, Lease{identity, Json(instance_id).dump() + ":" + entry.dump()});
+    state_.Index(identity);
+    state_.next_host = host == last_host ? 1 : host + 1;
+    FE_RETURN_IF_ERROR(WriteState().Annotate("leasing " + identity.ipv4 + " to " + instance_id));
+    reverter.Commit();
     return identity;
   }
   return Status(ErrorCode::kNoSpace, "no free IPv4 address in subnet " + subnet_.ToString() + ": all " +
@@ -357,21 +396,32 @@ Status NetworkAllocator::Release(const std::string& instance_id) {
   std::lock_guard lock(mutex_);
   auto it = state_.leases.find(instance_id);
   if (it == state_.leases.end()) return Status::Ok();
-  State next = state_;
-  next.leases.erase(instance_id);
-  return Commit(std::move(next)).Annotate("releasing the lease of " + instance_id);
+  // Out of the map while the file is written; put back (no allocation) unless written.
+  decltype(state_.leases)::node_type released;
+  Reverter reverter;
+  reverter.Add("keep the lease of " + instance_id, [this, &released] {
+    if (released) state_.leases.insert(std::move(released));
+    return Status::Ok();
+  });
+  released = state_.leases.extract(it);
+  FE_RETURN_IF_ERROR(WriteState().Annotate("releasing the lease of " + instance_id));
+  reverter.Commit();
+  state_.Unindex(released.mapped().identity);
+  return Status::Ok();
 }
 
 std::optional<NetworkIdentity> NetworkAllocator::Find(const std::string& instance_id) const {
   std::lock_guard lock(mutex_);
   auto it = state_.leases.find(instance_id);
   if (it == state_.leases.end()) return std::nullopt;
-  return it->second;
+  return it->second.identity;
 }
 
 std::map<std::string, NetworkIdentity> NetworkAllocator::Leases() const {
   std::lock_guard lock(mutex_);
-  return state_.leases;
+  std::map<std::string, NetworkIdentity> leases;
+  for (const auto& [id, lease] : state_.leases) leases.emplace_hint(leases.end(), id, lease.identity);
+  return leases;
 }
 
 }  // namespace fe::engine

@@ -312,6 +312,41 @@ TEST_F(NetworkAllocatorTest, FailedWriteLeasesNothing) {
   EXPECT_TRUE(allocator->Find("a").has_value()) << "a release that did not persist is not applied";
 }
 
+TEST_F(NetworkAllocatorTest, FailedWritesAreUndoneAndLaterCallsSucceed) {
+  auto allocator = Open(Pool("10.0.0.0/29"));  // leasable: .2 .3 .4 .5 .6 (.1 is the gateway)
+  ASSERT_NE(allocator, nullptr);
+  Result<NetworkIdentity> a = allocator->Allocate("a");
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  ASSERT_EQ(a->ipv4, "10.0.0.2");
+  ASSERT_EQ(::unlink(StatePath().c_str()), 0);
+  ASSERT_EQ(::mkdir(StatePath().c_str(), 0700), 0);
+  ASSERT_FALSE(allocator->Allocate("b").ok());
+  ASSERT_FALSE(allocator->Release("a").ok());
+  ASSERT_EQ(::rmdir(StatePath().c_str()), 0);
+
+  // The failed lease took neither its address nor the cursor: b gets what it would have got.
+  Result<NetworkIdentity> b = allocator->Allocate("b");
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  EXPECT_EQ(b->ipv4, "10.0.0.3");
+  // The failed release left a's lease and its resources taken: the subnet fills up around it.
+  for (const char* id : {"c", "d", "e"}) ASSERT_TRUE(allocator->Allocate(id).ok()) << id;
+  Result<NetworkIdentity> full = allocator->Allocate("f");
+  ASSERT_FALSE(full.ok()) << "got " << full->ipv4;
+  EXPECT_EQ(full.status().code(), ErrorCode::kNoSpace);
+  ASSERT_TRUE(allocator->Find("a").has_value());
+  EXPECT_EQ(allocator->Find("a")->ipv4, "10.0.0.2");
+  ExpectAllDistinct(allocator->Leases());
+
+  ASSERT_TRUE(allocator->Release("a").ok());
+  const std::map<std::string, NetworkIdentity> before = allocator->Leases();
+  allocator.reset();
+  auto reopened = Open(Pool("10.0.0.0/29"));
+  ASSERT_NE(reopened, nullptr);
+  std::map<std::string, NetworkIdentity> after = reopened->Leases();
+  ASSERT_EQ(after.size(), 4u);
+  for (const auto& [id, identity] : before) EXPECT_EQ(after[id].ipv4, identity.ipv4) << id;
+}
+
 TEST_F(NetworkAllocatorTest, InvalidConfigsAreRefused) {
   auto refused = [&](NetworkPoolConfig config, std::string_view mention) {
     Result<std::unique_ptr<NetworkAllocator>> allocator = NetworkAllocator::Open(state_dir_, config);
