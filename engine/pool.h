@@ -17,9 +17,10 @@
 // while they fit and removes them again (most surplus first, never below a minimum) when running
 // instances need the budget (pool_sizing.h).
 //
-// Refill loop. A thread ticks every PoolConfig::tick (and at once after a create, a finished refill, or
-// an acquire that leaves a pool below its minimum): measure the load, plan (PlanPoolSizing), delete the members the
-// plan removes, queue the refills it starts. Refills run on max_parallel_refills worker threads. Member names are never reused.
+// Refill loop. A thread ticks every PoolConfig::tick (and at once after a create, a finished refill,
+// or an acquire that leaves a pool below its minimum): measure the load, plan (PlanPoolSizing), delete
+// the members the plan removes, queue the refills it starts. Refills run on max_parallel_refills
+// worker threads. Member names are never reused.
 // Acquires come first: while they are being served (one within PoolConfig::acquire_quiet), pools
 // grow above their minimum only once their growth has waited PoolConfig::max_growth_deferral
 // (pool_sizing.h, step 3b); minimums are refilled at once.
