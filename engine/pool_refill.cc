@@ -40,7 +40,8 @@ Status PoolManager::Tick() {
       if (!gone.empty()) std::erase_if(pool->ready, [&gone](const std::string& id) { return gone.contains(id); });
       order.push_back(pool.get());
       if (!input.acquiring) pool->growth_deferred_since.reset();
-      const bool overdue = pool->growth_deferred_since && now - *pool->growth_deferred_since >= config_.max_growth_deferral;
+      const bool overdue =
+          pool->growth_deferred_since && now - *pool->growth_deferred_since >= config_.max_growth_deferral;
       input.pools.push_back({name, pool->spec.min_size, pool->spec.max_size, static_cast<int>(pool->ready.size()),
                              pool->refilling, pool->vcpus_per_member, overdue});
     }
