@@ -23,9 +23,9 @@
 #include "bench/interrupt.h"
 #include "bench/scratch_filesystem.h"
 #include "bench/tree_facts.h"
-#include "storage/backend_selection.h"
-#include "storage/btrfs_backend.h"
-#include "storage/tree_backend.h"
+#include "storage/registry/backend_selection.h"
+#include "storage/btrfs/btrfs_backend.h"
+#include "storage/tree/tree_backend.h"
 
 namespace fe::bench {
 namespace {

@@ -6,7 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bench/compare_report.h"
-#include "storage/backend_selection.h"
+#include "storage/registry/backend_selection.h"
 
 namespace fe::bench {
 namespace {

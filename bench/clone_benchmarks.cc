@@ -12,7 +12,7 @@
 #include "bench/datasets.h"
 #include "bench/interrupt.h"
 #include "bench/scratch_filesystem.h"
-#include "storage/tree_cloner.h"
+#include "storage/tree/tree_cloner.h"
 
 namespace fe::bench {
 namespace {

@@ -22,7 +22,7 @@
 #include "bench/floor_clone.h"
 #include "bench/interrupt.h"
 #include "bench/scratch_filesystem.h"
-#include "storage/tree_cloner.h"
+#include "storage/tree/tree_cloner.h"
 
 namespace fe::bench {
 namespace {

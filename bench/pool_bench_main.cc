@@ -38,7 +38,7 @@
 #include "bench/interrupt.h"
 #include "bench/pool_api.h"
 #include "bench/scratch_filesystem.h"
-#include "engine/cli/sample_instance.h"
+#include "engine/forkctl/sample_instance.h"
 
 namespace fe::bench {
 namespace {

@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "base/status.h"
-#include "storage/loop_filesystem.h"
-#include "storage/reflink_probe.h"
+#include "storage/loop/loop_filesystem.h"
+#include "storage/tree/reflink_probe.h"
 
 namespace fe::bench {
 

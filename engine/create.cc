@@ -17,9 +17,9 @@
 #include <spdlog/spdlog.h>
 
 #include "engine/engine.h"
-#include "engine/reverter.h"
+#include "base/reverter.h"
 #include "snapshot/guest_directory.h"
-#include "storage/tree_cloner.h"
+#include "storage/tree/tree_cloner.h"
 
 namespace fe::engine {
 namespace {

@@ -12,7 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include "hypervisor/registry.h"
-#include "storage/fs_util.h"
+#include "base/fs_util.h"
 
 namespace fe::engine {
 namespace {

@@ -59,11 +59,11 @@
 #include "base/status.h"
 #include "engine/instance.h"
 #include "engine/instance_store.h"
-#include "engine/network_allocator.h"
+#include "engine/network/network_allocator.h"
 #include "engine/release_journal.h"
 #include "hypervisor/plugin.h"
 #include "storage/backend.h"
-#include "storage/backend_selection.h"
+#include "storage/registry/backend_selection.h"
 
 namespace fe::engine {
 

@@ -21,8 +21,8 @@
 #include <spdlog/spdlog.h>
 
 #include "engine/engine.h"
-#include "engine/reverter.h"
-#include "snapshot/deferred_sync.h"
+#include "base/reverter.h"
+#include "base/deferred_sync.h"
 
 namespace fe::engine {
 namespace {

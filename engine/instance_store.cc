@@ -10,10 +10,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include "snapshot/atomic_file.h"
-#include "snapshot/deferred_sync.h"
-#include "storage/fs_util.h"
-#include "storage/tree_cloner.h"
+#include "base/atomic_file.h"
+#include "base/deferred_sync.h"
+#include "base/fs_util.h"
+#include "storage/tree/tree_cloner.h"
 
 namespace fe::engine {
 namespace {

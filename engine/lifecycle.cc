@@ -23,8 +23,8 @@
 #include <chrono>
 
 #include "engine/engine.h"
-#include "engine/tap_device.h"
-#include "engine/vm_runner.h"
+#include "engine/network/tap_device.h"
+#include "engine/vm/vm_runner.h"
 #include "snapshot/guest_directory.h"
 
 namespace fe::engine {

@@ -26,8 +26,8 @@
 #include <spdlog/spdlog.h>
 
 #include "engine/engine.h"
-#include "engine/reverter.h"
-#include "engine/vm_runner.h"
+#include "base/reverter.h"
+#include "engine/vm/vm_runner.h"
 #include "snapshot/guest_directory.h"
 
 namespace fe::engine {

@@ -20,8 +20,8 @@
 #include <spdlog/spdlog.h>
 
 #include "engine/engine.h"
-#include "engine/tap_device.h"
-#include "engine/vm_runner.h"
+#include "engine/network/tap_device.h"
+#include "engine/vm/vm_runner.h"
 
 namespace fe::engine {
 

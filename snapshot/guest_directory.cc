@@ -13,8 +13,8 @@
 #include <nlohmann/json.hpp>
 
 #include "base/unique_fd.h"
-#include "snapshot/atomic_file.h"
-#include "storage/fs_util.h"
+#include "base/atomic_file.h"
+#include "base/fs_util.h"
 
 namespace fe::snapshot {
 namespace {

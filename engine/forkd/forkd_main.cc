@@ -27,12 +27,12 @@
 #include <spdlog/spdlog.h>
 
 #include "engine/engine.h"
-#include "engine/forkd/loop_pool.h"
+#include "storage/loop/loop_pool.h"
 #include "engine/forkd/metrics.h"
 #include "engine/forkd/server.h"
 #include "engine/forkd/socket_setup.h"
-#include "engine/pool.h"
-#include "storage/backend_selection.h"
+#include "engine/pools/pool.h"
+#include "storage/registry/backend_selection.h"
 
 namespace fe::forkd {
 namespace {

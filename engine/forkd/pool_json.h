@@ -5,7 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "engine/pool.h"
+#include "engine/pools/pool.h"
 
 namespace fe::forkd {
 

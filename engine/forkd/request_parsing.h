@@ -8,7 +8,7 @@
 
 #include "base/status.h"
 #include "engine/engine.h"
-#include "engine/pool.h"
+#include "engine/pools/pool.h"
 
 namespace fe::forkd {
 

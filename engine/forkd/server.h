@@ -21,7 +21,7 @@
 
 #include "engine/engine.h"
 #include "engine/forkd/metrics.h"
-#include "engine/pool.h"
+#include "engine/pools/pool.h"
 
 namespace httplib {
 class Server;

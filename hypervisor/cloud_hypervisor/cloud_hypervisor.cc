@@ -12,7 +12,7 @@
 #include "hypervisor/cloud_hypervisor/instance_files.h"
 #include "hypervisor/cloud_hypervisor/instance_manifest.h"
 #include "hypervisor/identity_handoff.h"
-#include "snapshot/atomic_file.h"
+#include "base/atomic_file.h"
 
 namespace fe::hypervisor {
 namespace {

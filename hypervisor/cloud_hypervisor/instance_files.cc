@@ -1,5 +1,5 @@
 #include "hypervisor/cloud_hypervisor/instance_files.h"
-#include "snapshot/atomic_file.h"
+#include "base/atomic_file.h"
 #include "snapshot/path_rewrite.h"
 
 #include <sys/stat.h>

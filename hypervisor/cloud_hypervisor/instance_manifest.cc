@@ -9,7 +9,7 @@
 #include "hypervisor/cloud_hypervisor/instance_files.h"
 #include "hypervisor/cloud_hypervisor/json_fields.h"
 #include "hypervisor/cloud_hypervisor/path_fields.h"
-#include "snapshot/atomic_file.h"
+#include "base/atomic_file.h"
 
 namespace fe::hypervisor::cloud_hypervisor {
 namespace {

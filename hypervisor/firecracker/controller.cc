@@ -15,7 +15,7 @@
 #include "base/unique_fd.h"
 #include "hypervisor/firecracker/api_client.h"
 #include "hypervisor/firecracker/instance_files.h"
-#include "snapshot/atomic_file.h"
+#include "base/atomic_file.h"
 #include "snapshot/path_rewrite.h"
 
 namespace fe::hypervisor::firecracker {

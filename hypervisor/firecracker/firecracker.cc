@@ -14,7 +14,7 @@
 #include "hypervisor/firecracker/instance_files.h"
 #include "hypervisor/firecracker/snapshot_devices.h"
 #include "hypervisor/identity_handoff.h"
-#include "snapshot/atomic_file.h"
+#include "base/atomic_file.h"
 
 namespace fe::hypervisor {
 namespace firecracker {

@@ -1,7 +1,7 @@
 #include "hypervisor/firecracker/snapshot_devices.h"
 
 #include "hypervisor/firecracker/instance_files.h"
-#include "snapshot/atomic_file.h"
+#include "base/atomic_file.h"
 
 namespace fe::hypervisor::firecracker {
 namespace {

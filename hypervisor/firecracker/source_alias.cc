@@ -14,7 +14,7 @@
 #include <cstdio>
 #include <thread>
 
-#include "snapshot/atomic_file.h"
+#include "base/atomic_file.h"
 
 namespace fe::hypervisor::firecracker {
 namespace {

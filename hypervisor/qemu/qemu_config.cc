@@ -7,7 +7,7 @@
 #include <map>
 #include <set>
 
-#include "snapshot/atomic_file.h"
+#include "base/atomic_file.h"
 
 namespace fe::hypervisor::qemu {
 namespace {

@@ -13,7 +13,7 @@
 
 #include "hypervisor/qemu/qemu_argv.h"
 #include "hypervisor/qemu/qemu_config.h"
-#include "snapshot/atomic_file.h"
+#include "base/atomic_file.h"
 
 namespace fe::hypervisor::qemu {
 namespace {

@@ -11,7 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/instance_store.h"
-#include "engine/vm_runner.h"
+#include "engine/vm/vm_runner.h"
 #include "tests/engine/engine_fixture.h"
 
 namespace fe::engine {

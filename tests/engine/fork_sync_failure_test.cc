@@ -20,8 +20,8 @@
 
 #include "engine/engine.h"
 #include "engine/instance_store.h"
-#include "engine/network_allocator.h"
-#include "snapshot/deferred_sync.h"
+#include "engine/network/network_allocator.h"
+#include "base/deferred_sync.h"
 #include "tests/engine/engine_fixture.h"
 
 namespace fe::engine {

@@ -15,7 +15,7 @@
 
 #include "engine/engine.h"
 #include "engine/instance_store.h"
-#include "engine/vm_runner.h"
+#include "engine/vm/vm_runner.h"
 #include "tests/engine/engine_fixture.h"
 
 namespace fe::engine {

@@ -17,8 +17,8 @@
 
 #include "base/process.h"
 #include "engine/engine.h"
-#include "engine/tap_device.h"
-#include "engine/vm_runner.h"
+#include "engine/network/tap_device.h"
+#include "engine/vm/vm_runner.h"
 #include "hypervisor/qemu/qemu_config.h"
 #include "hypervisor/qemu/qemu_controller.h"
 #include "tests/hypervisor/qemu/qemu_process.h"

@@ -7,7 +7,7 @@
 #include <algorithm>
 
 #include "engine/engine.h"
-#include "engine/tap_device.h"
+#include "engine/network/tap_device.h"
 #include "tests/engine/engine_fixture.h"
 #include "tests/support/network_namespace.h"
 

@@ -25,7 +25,7 @@
 
 #include "base/unique_fd.h"
 #include "engine/release_journal.h"
-#include "storage/loop_filesystem.h"
+#include "storage/loop/loop_filesystem.h"
 #include "tests/engine/engine_fixture.h"
 
 namespace fe::engine {

@@ -15,7 +15,7 @@
 #include <string>
 
 #include "base/status.h"
-#include "storage/loop_filesystem.h"
+#include "storage/loop/loop_filesystem.h"
 
 namespace fe::test {
 

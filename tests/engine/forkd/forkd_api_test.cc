@@ -12,7 +12,7 @@
 
 #include <httplib.h>
 
-#include "storage/loop_filesystem.h"
+#include "storage/loop/loop_filesystem.h"
 #include "tests/engine/forkd/forkd_test_fixture.h"
 
 namespace fe::forkd::test {

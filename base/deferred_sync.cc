@@ -1,0 +1,52 @@
+#include "base/deferred_sync.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+
+namespace fe::snapshot {
+namespace {
+
+thread_local DeferredSync* current_scope = nullptr;
+std::atomic<DeferredSync::SyncfsFunction> syncfs_for_testing{nullptr};
+
+}  // namespace
+
+DeferredSync::DeferredSync() : previous_(current_scope) { current_scope = this; }
+
+DeferredSync::~DeferredSync() { current_scope = previous_; }
+
+DeferredSync* DeferredSync::Current() { return current_scope; }
+
+void DeferredSync::Note(const std::string& dir) {
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0) {
+    if (noted_.ok()) noted_ = Status::FromErrno(errno, "stat", dir);
+    return;
+  }
+  if (filesystems_.count(st.st_dev) != 0) return;
+  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd) {
+    if (noted_.ok()) noted_ = Status::FromErrno(errno, "open", dir);
+    return;
+  }
+  filesystems_.emplace(st.st_dev, std::make_pair(dir, std::move(fd)));
+}
+
+Status DeferredSync::Sync() {
+  FE_RETURN_IF_ERROR(noted_);
+  const SyncfsFunction syncfs_override = syncfs_for_testing.load();
+  for (const auto& [device, dir_and_fd] : filesystems_) {
+    const int fd = dir_and_fd.second.get();
+    const int synced = syncfs_override != nullptr ? syncfs_override(fd) : ::syncfs(fd);
+    if (synced != 0) return Status::FromErrno(errno, "syncfs", dir_and_fd.first);
+  }
+  return Status::Ok();
+}
+
+void DeferredSync::SetSyncfsForTesting(SyncfsFunction syncfs) { syncfs_for_testing.store(syncfs); }
+
+}  // namespace fe::snapshot

@@ -1,0 +1,130 @@
+#include "engine/forkctl/api_client.h"
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cctype>
+#include <cerrno>
+#include <cstring>
+
+#include <httplib.h>
+
+namespace fe::cli {
+namespace {
+
+// What an HTTP status means when the body carries no code we know.
+ErrorCode ErrorCodeForStatus(int http_status) {
+  switch (http_status) {
+    case 400: case 413: return ErrorCode::kInvalidArgument;
+    case 401: case 403: return ErrorCode::kPermissionDenied;
+    case 404: return ErrorCode::kNotFound;
+    case 409: return ErrorCode::kFailedPrecondition;
+    case 422: return ErrorCode::kUnsupported;
+    case 503: return ErrorCode::kUnavailable;
+    case 507: return ErrorCode::kNoSpace;
+    default: return http_status >= 500 ? ErrorCode::kInternal : ErrorCode::kIo;
+  }
+}
+
+}  // namespace
+
+ApiClient::ApiClient(std::string socket_path, std::chrono::seconds timeout)
+    : socket_path_(std::move(socket_path)), timeout_(timeout) {}
+
+Result<nlohmann::json> ApiClient::Get(const std::string& path) const { return Send("GET", path, ""); }
+
+Result<nlohmann::json> ApiClient::Post(const std::string& path, const nlohmann::json& body) const {
+  return Send("POST", path, body.dump());
+}
+
+Result<nlohmann::json> ApiClient::Delete(const std::string& path) const { return Send("DELETE", path, ""); }
+
+Result<nlohmann::json> ApiClient::Send(std::string_view method, const std::string& path,
+                                       const std::string& body) const {
+  httplib::Client client(socket_path_);
+  client.set_address_family(AF_UNIX);
+  client.set_keep_alive(false);
+  client.set_connection_timeout(std::chrono::seconds(5));
+  client.set_read_timeout(timeout_);
+  client.set_write_timeout(timeout_);
+  httplib::Result reply = method == "GET"    ? client.Get(path)
+                          : method == "POST" ? client.Post(path, body, "application/json")
+                                             : client.Delete(path);
+  if (!reply) return UnreachableError(socket_path_, method, path, httplib::to_string(reply.error()));
+  if (reply->status < 200 || reply->status >= 300) return ErrorFromReply(reply->status, reply->body);
+  if (reply->body.empty()) return nlohmann::json();
+  nlohmann::json parsed = nlohmann::json::parse(reply->body, nullptr, /*allow_exceptions=*/false);
+  if (parsed.is_discarded()) {
+    return Status(ErrorCode::kInternal, std::string(method) + " " + path + " via " + socket_path_ +
+                                            ": HTTP " + std::to_string(reply->status) + " reply is not JSON");
+  }
+  return parsed;
+}
+
+ErrorCode ErrorCodeFromName(std::string_view name) {
+  for (ErrorCode code : {ErrorCode::kInvalidArgument, ErrorCode::kNotFound, ErrorCode::kAlreadyExists,
+                         ErrorCode::kPermissionDenied, ErrorCode::kUnsupported, ErrorCode::kNoSpace, ErrorCode::kBusy,
+                         ErrorCode::kFailedPrecondition, ErrorCode::kUnavailable, ErrorCode::kIo,
+                         ErrorCode::kInternal}) {
+    if (ErrorCodeName(code) == name) return code;
+  }
+  return ErrorCode::kInternal;
+}
+
+Status ErrorFromReply(int http_status, std::string_view body) {
+  std::string status_text = "HTTP " + std::to_string(http_status);
+  nlohmann::json parsed = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  const bool structured = parsed.is_object() && parsed.contains("code") && parsed["code"].is_string() &&
+                          parsed.contains("message") && parsed["message"].is_string();
+  if (!structured) {
+    std::string text(body.substr(0, 200));
+    while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
+    return Status(ErrorCodeForStatus(http_status),
+                  (text.empty() ? std::string("request failed") : text) + " (" + status_text + ")");
+  }
+  const std::string code_name = parsed["code"].get<std::string>();
+  ErrorCode code = ErrorCodeFromName(code_name);
+  if (code == ErrorCode::kInternal && code_name != "internal") code = ErrorCodeForStatus(http_status);
+  return Status(code, parsed["message"].get<std::string>() + " (" + code_name + ", " + status_text + ")");
+}
+
+Status UnreachableError(const std::string& socket_path, std::string_view method, const std::string& path,
+                        std::string_view error) {
+  const std::string hint = "start it with `forkd --socket " + socket_path +
+                           "`, or point forkctl at its socket with --socket or " + std::string(kSocketEnvironment);
+  struct stat st {};
+  if (::stat(socket_path.c_str(), &st) != 0) {
+    int err = errno;
+    if (err == ENOENT) return Status(ErrorCode::kIo, "forkd is not running: no socket at " + socket_path + " (" + hint + ")");
+    return Status(ErrorCode::kIo, "cannot reach forkd at " + socket_path + ": " + std::strerror(err) +
+                                      (err == EACCES ? " (forkd's socket is only for root)" : ""));
+  }
+  if (!S_ISSOCK(st.st_mode)) {
+    return Status(ErrorCode::kIo, socket_path + " is not a socket: is --socket right?");
+  }
+  if (::access(socket_path.c_str(), W_OK) != 0) {
+    return Status(ErrorCode::kPermissionDenied,
+                  "cannot reach forkd at " + socket_path + ": " + std::strerror(errno) + " (forkd's socket is only for root)");
+  }
+  return Status(ErrorCode::kIo, "forkd does not answer at " + socket_path + " (" + std::string(method) + " " + path +
+                                    ": " + std::string(error) + "); is it running? " + hint);
+}
+
+std::string EncodePathSegment(std::string_view segment) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (char c : segment) {
+    unsigned char byte = static_cast<unsigned char>(c);
+    if (std::isalnum(byte) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += c;
+    } else {
+      out += '%';
+      out += kHex[byte >> 4];
+      out += kHex[byte & 0xf];
+    }
+  }
+  return out;
+}
+
+}  // namespace fe::cli

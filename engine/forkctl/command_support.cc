@@ -1,0 +1,39 @@
+#include "engine/forkctl/command_support.h"
+
+#include <iostream>
+
+namespace fe::cli {
+
+std::shared_ptr<GlobalOptions> AddGlobalOptions(CLI::App& app) {
+  auto options = std::make_shared<GlobalOptions>();
+  app.add_option("--socket", options->socket, "forkd's Unix socket")
+      ->envname(std::string(kSocketEnvironment))
+      ->capture_default_str();
+  app.add_flag("--json", options->json, "Print forkd's JSON reply instead of a table");
+  app.fallthrough();
+  return options;
+}
+
+int PrintError(const Status& status) {
+  std::cerr << "forkctl: " << status.message() << "\n";
+  return kExitFailure;
+}
+
+int RunRequest(const GlobalOptions& options, const std::function<Result<nlohmann::json>(const ApiClient&)>& request,
+               const std::function<std::string(const nlohmann::json&)>& render) {
+  ApiClient client(options.socket);
+  Result<nlohmann::json> reply = request(client);
+  if (!reply.ok()) return PrintError(reply.status());
+  if (options.json) {
+    if (!reply->is_null()) std::cout << reply->dump(2) << "\n";
+  } else {
+    std::cout << render(*reply);
+  }
+  return 0;
+}
+
+std::string InstancePath(const std::string& id_or_name, const std::string& suffix) {
+  return "/v1/instances/" + EncodePathSegment(id_or_name) + suffix;
+}
+
+}  // namespace fe::cli

@@ -1,0 +1,58 @@
+#include "engine/forkctl/fork_commands.h"
+
+#include <string>
+
+#include "engine/forkctl/instance_view.h"
+
+namespace fe::cli {
+namespace {
+
+using nlohmann::json;
+
+struct ForkArguments {
+  std::string source;
+  std::string name;
+  bool from_running = false;
+  std::string target_state;
+  int count = 1;
+  bool no_header = false;
+};
+
+json ForkBody(const ForkArguments& args) {
+  json body = {{"name", args.name}};
+  if (args.from_running) body["from_running"] = true;
+  if (!args.target_state.empty()) body["target_state"] = args.target_state;
+  if (args.count != 1) body["count"] = args.count;
+  return body;
+}
+
+}  // namespace
+
+void AddForkCommands(CLI::App& app, std::shared_ptr<GlobalOptions> options, int* exit_code) {
+  auto args = std::make_shared<ForkArguments>();
+  CLI::App* fork = app.add_subcommand("fork", "Fork an instance: clone its guest data, give it a new identity");
+  fork->add_option("SRC", args->source, "Source instance id or name")->required();
+  fork->add_option("--name", args->name, "Name of the fork (with --count N: NAME-1 .. NAME-N)")->required();
+  fork->add_flag("--from-running", args->from_running,
+                 "Allow a running source: it is put in standby for the clone and restored after");
+  fork->add_option("--target-state", args->target_state, "Stopped, Standby or Running (default: the source's)");
+  // The bounds are forkd's too; checking here gives a usage error before any request.
+  fork->add_option("--count", args->count, "How many forks, made concurrently, all or nothing")
+      ->check(CLI::Range(1, 64));
+  fork->add_flag("--no-header", args->no_header, "Print the table without its header line");
+  fork->callback([options, exit_code, args] {
+    *exit_code = RunRequest(
+        *options,
+        [&](const ApiClient& client) { return client.Post(InstancePath(args->source, "/fork"), ForkBody(*args)); },
+        [&](const json& reply) { return ForksTable(reply, !args->no_header); });
+  });
+
+  CLI::App* tree = app.add_subcommand("tree", "Show the fork tree of all instances");
+  tree->callback([options, exit_code] {
+    *exit_code = RunRequest(
+        *options, [](const ApiClient& client) { return client.Get("/v1/instances"); },
+        [](const json& reply) { return ForkTree(InstancesOf(reply)); });
+  });
+}
+
+}  // namespace fe::cli

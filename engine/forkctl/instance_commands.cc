@@ -1,0 +1,108 @@
+#include "engine/forkctl/instance_commands.h"
+
+#include <fmt/format.h>
+
+#include <filesystem>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "engine/forkctl/instance_view.h"
+
+namespace fe::cli {
+namespace {
+
+using nlohmann::json;
+
+struct CreateArguments {
+  std::string name;
+  std::string hypervisor;
+  std::string import_dir;
+  std::string state;
+  int vcpus = 0;
+};
+
+int RunCreate(const GlobalOptions& options, const CreateArguments& args) {
+  json body = {{"name", args.name}, {"hypervisor", args.hypervisor}};
+  if (!args.import_dir.empty()) {
+    // forkd resolves nothing relative to the client's working directory.
+    std::error_code error;
+    std::filesystem::path absolute = std::filesystem::absolute(args.import_dir, error);
+    if (error) return PrintError(Status(ErrorCode::kInvalidArgument, args.import_dir + ": " + error.message()));
+    body["import_dir"] = absolute.lexically_normal().string();
+  }
+  if (!args.state.empty()) body["state"] = args.state;
+  if (args.vcpus > 0) body["vcpus"] = args.vcpus;
+  return RunRequest(
+      options, [&](const ApiClient& client) { return client.Post("/v1/instances", body); },
+      [](const json& instance) { return "created " + InstanceSummary(instance); });
+}
+
+// Deletes each instance in turn; one failure does not stop the others, but makes the exit code 1.
+int RunRemove(const GlobalOptions& options, const std::vector<std::string>& targets) {
+  ApiClient client(options.socket);
+  int exit_code = 0;
+  for (const std::string& target : targets) {
+    Result<json> reply = client.Delete(InstancePath(target));
+    if (!reply.ok()) {
+      exit_code = PrintError(reply.status());
+    } else if (!options.json) {
+      std::cout << "removed " << target << "\n";
+    }
+  }
+  return exit_code;
+}
+
+void AddLifecycleCommand(CLI::App& app, std::shared_ptr<GlobalOptions> options, int* exit_code,
+                         const std::string& verb, const std::string& help) {
+  auto target = std::make_shared<std::string>();
+  CLI::App* command = app.add_subcommand(verb, help);
+  command->add_option("ID", *target, "Instance id or name")->required();
+  command->callback([options, exit_code, target, verb] {
+    *exit_code = RunRequest(
+        *options, [&](const ApiClient& client) { return client.Post(InstancePath(*target, "/" + verb), json::object()); },
+        InstanceSummary);
+  });
+}
+
+}  // namespace
+
+void AddInstanceCommands(CLI::App& app, std::shared_ptr<GlobalOptions> options, int* exit_code) {
+  CLI::App* ls = app.add_subcommand("ls", "List instances");
+  ls->callback([options, exit_code] {
+    *exit_code = RunRequest(
+        *options, [](const ApiClient& client) { return client.Get("/v1/instances"); },
+        [](const json& reply) { return InstancesTable(InstancesOf(reply)); });
+  });
+
+  auto shown = std::make_shared<std::string>();
+  CLI::App* show = app.add_subcommand("show", "Show one instance");
+  show->add_option("ID", *shown, "Instance id or name")->required();
+  show->callback([options, exit_code, shown] {
+    *exit_code = RunRequest(
+        *options, [&](const ApiClient& client) { return client.Get(InstancePath(*shown)); }, InstanceDetails);
+  });
+
+  auto create_args = std::make_shared<CreateArguments>();
+  CLI::App* create = app.add_subcommand("create", "Create an instance, empty or by importing a guest directory");
+  create->add_option("NAME", create_args->name, "Instance name (DNS label)")->required();
+  create->add_option("--hypervisor", create_args->hypervisor, "cloud-hypervisor, qemu or firecracker")->required();
+  create->add_option("--import", create_args->import_dir, "Guest directory to clone in (it is not modified)");
+  create->add_option("--vcpus", create_args->vcpus, "vCPUs the instance counts against a pool")
+      ->check(CLI::PositiveNumber);
+  create->add_option("--state", create_args->state,
+                     "Stopped, Standby or Running (default: Standby when the import holds a snapshot)");
+  create->callback([options, exit_code, create_args] { *exit_code = RunCreate(*options, *create_args); });
+
+  auto removed = std::make_shared<std::vector<std::string>>();
+  CLI::App* rm = app.add_subcommand("rm", "Delete instances (a running one is stopped first)");
+  rm->add_option("ID", *removed, "Instance ids or names")->required();
+  rm->callback([options, exit_code, removed] { *exit_code = RunRemove(*options, *removed); });
+
+  AddLifecycleCommand(app, options, exit_code, "start", "Boot a stopped instance");
+  AddLifecycleCommand(app, options, exit_code, "stop", "Stop a running instance");
+  AddLifecycleCommand(app, options, exit_code, "standby", "Pause, snapshot and stop a running instance");
+  AddLifecycleCommand(app, options, exit_code, "restore", "Restore a standby instance from its snapshot");
+}
+
+}  // namespace fe::cli

@@ -1,0 +1,179 @@
+#include "engine/forkctl/instance_view.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string_view>
+#include <vector>
+
+#include "engine/forkctl/json_fields.h"
+#include "engine/forkctl/table.h"
+
+namespace fe::cli {
+namespace {
+
+using nlohmann::json;
+
+std::string Ip(const json& instance) { return Text(Field(instance, "identity"), "ipv4"); }
+
+// "fan-2" < "fan-10": digit runs compare by value, everything else byte by byte.
+bool NaturalLess(const std::string& a, const std::string& b) {
+  size_t i = 0, j = 0;
+  while (i < a.size() && j < b.size()) {
+    if (std::isdigit(static_cast<unsigned char>(a[i])) && std::isdigit(static_cast<unsigned char>(b[j]))) {
+      size_t i_end = a.find_first_not_of("0123456789", i), j_end = b.find_first_not_of("0123456789", j);
+      std::string_view x = std::string_view(a).substr(i, i_end == std::string::npos ? std::string::npos : i_end - i);
+      std::string_view y = std::string_view(b).substr(j, j_end == std::string::npos ? std::string::npos : j_end - j);
+      x.remove_prefix(std::min(x.find_first_not_of('0'), x.size()));
+      y.remove_prefix(std::min(y.find_first_not_of('0'), y.size()));
+      if (x.size() != y.size()) return x.size() < y.size();
+      if (x != y) return x < y;
+      i = i_end == std::string::npos ? a.size() : i_end;
+      j = j_end == std::string::npos ? b.size() : j_end;
+      continue;
+    }
+    if (a[i] != b[j]) return a[i] < b[j];
+    ++i;
+    ++j;
+  }
+  return a.size() - i < b.size() - j;
+}
+
+// Creation order; forks made by one request share a creation time and go by name.
+bool CreatedBefore(const json* a, const json* b) {
+  std::string a_created = Text(*a, "created_at"), b_created = Text(*b, "created_at");
+  if (a_created != b_created) return a_created < b_created;
+  return NaturalLess(Text(*a, "name"), Text(*b, "name"));
+}
+
+std::string TreeLabel(const json& instance) {
+  return fmt::format("{}  {}  {}  {}", Text(instance, "name"), Text(instance, "id"), Text(instance, "state"),
+                     Ip(instance));
+}
+
+}  // namespace
+
+json InstancesOf(const json& reply) {
+  const json& instances = Field(reply, "instances");
+  return instances.is_array() ? instances : json::array();
+}
+
+std::string InstancesTable(const json& instances) {
+  std::map<std::string, std::string> names;
+  for (const json& instance : Elements(instances)) names[Text(instance, "id")] = Text(instance, "name");
+  Table table({{"NAME"}, {"ID"}, {"STATE"}, {"HYPERVISOR"}, {"IP"}, {"PARENT"}, {"CREATED"}});
+  for (const json& instance : Elements(instances)) {
+    std::string parent = Text(instance, "parent_id");
+    if (auto it = names.find(parent); it != names.end()) parent = it->second;
+    table.AddRow({Text(instance, "name"), Text(instance, "id"), Text(instance, "state"),
+                  Text(instance, "hypervisor"), Ip(instance), parent, Text(instance, "created_at")});
+  }
+  return table.Render();
+}
+
+std::string InstanceSummary(const json& instance) {
+  return fmt::format("{} ({}): {}\n", Text(instance, "name"), Text(instance, "id"), Text(instance, "state"));
+}
+
+std::string InstanceDetails(const json& instance) {
+  const json& identity = Field(instance, "identity");
+  const json& storage = Field(instance, "storage");
+  std::string out;
+  auto line = [&out](std::string_view key, const std::string& value) { out += fmt::format("{:<12}{}\n", key, value); };
+  line("name", Text(instance, "name"));
+  line("id", Text(instance, "id"));
+  line("state", Text(instance, "state"));
+  line("hypervisor", Text(instance, "hypervisor"));
+  line("vcpus", Text(instance, "vcpus"));
+  line("ip", fmt::format("{}/{} via {}", Text(identity, "ipv4"), Text(identity, "prefix_length"),
+                         Text(identity, "gateway")));
+  line("mac", Text(identity, "mac"));
+  line("tap", Text(identity, "tap_device"));
+  line("vsock cid", Text(identity, "vsock_cid"));
+  line("storage", fmt::format("{} volume {}", Text(storage, "backend"), Text(storage, "volume")));
+  line("parent", Text(instance, "parent_id"));
+  line("forked at", Text(instance, "forked_at"));
+  line("created", Text(instance, "created_at"));
+  line("updated", Text(instance, "updated_at"));
+  for (const json& volume : Elements(Field(instance, "attached_volumes"))) {
+    const json& read_only = Field(volume, "read_only");
+    line("volume", fmt::format("{} ({})", Text(volume, "path"),
+                               read_only.is_boolean() && !read_only.get<bool>() ? "writable" : "read-only"));
+  }
+  const json& process = Field(instance, "process");
+  if (process.is_object()) {
+    line("process", fmt::format("pid {}, api socket {}", Text(process, "pid"), Text(process, "api_socket")));
+  }
+  return out;
+}
+
+std::string ForkTree(const json& instances) {
+  std::set<std::string> ids;
+  std::map<std::string, std::vector<const json*>> children;  // parent id -> forks, in list order
+  for (const json& instance : Elements(instances)) ids.insert(Text(instance, "id"));
+  std::vector<const json*> roots;
+  for (const json& instance : Elements(instances)) {
+    std::string parent = Text(instance, "parent_id");
+    if (parent != "-" && ids.count(parent) && parent != Text(instance, "id")) {
+      children[parent].push_back(&instance);
+    } else {
+      roots.push_back(&instance);
+    }
+  }
+  std::stable_sort(roots.begin(), roots.end(), CreatedBefore);
+  for (auto& [parent, forks] : children) std::stable_sort(forks.begin(), forks.end(), CreatedBefore);
+  std::string out;
+  std::set<std::string> printed;  // a parent_id cycle (never made by forkd) must not loop forever
+  auto walk = [&](auto& self, const json& instance, const std::string& prefix) -> void {
+    std::string id = Text(instance, "id");
+    if (!printed.insert(id).second) return;
+    const std::vector<const json*>& forks = children[id];
+    for (size_t i = 0; i < forks.size(); ++i) {
+      bool last = i + 1 == forks.size();
+      out += prefix + (last ? "└── " : "├── ") + TreeLabel(*forks[i]) + "\n";
+      self(self, *forks[i], prefix + (last ? "    " : "│   "));
+    }
+  };
+  for (const json* root : roots) {
+    std::string parent = Text(*root, "parent_id");
+    out += TreeLabel(*root) + (parent == "-" ? "" : "  (forked from " + parent + ", since deleted)") + "\n";
+    walk(walk, *root, "");
+  }
+  for (const json& instance : Elements(instances)) {  // members of a cycle have no root above them
+    if (!printed.count(Text(instance, "id"))) out += TreeLabel(instance) + "  (parent link cycle)\n";
+  }
+  return out;
+}
+
+std::string ForksTable(const json& reply, bool with_header) {
+  using A = Table::Align;
+  // Fixed minimum widths: `forkctl fork --no-header` rows of successive calls line up under one header.
+  Table table({{"NAME", A::kLeft, 16}, {"ID", A::kLeft, 18}, {"STATE", A::kLeft, 7}, {"IP", A::kLeft, 12},
+               {"MECHANISM", A::kLeft, 9}, {"TOTAL ms", A::kRight, 9}, {"LOCK", A::kRight, 7},
+               {"STANDBY", A::kRight, 7}, {"CLONE", A::kRight, 8}, {"REWRITE", A::kRight, 7},
+               {"METADATA", A::kRight, 8}, {"RESTORE", A::kRight, 7}, {"SHARED", A::kRight, 10}, {"COPIED", A::kRight, 9}});
+  for (const json& fork : Elements(Field(reply, "forks"))) {
+    const json& instance = Field(fork, "instance");
+    const json& phases = Field(fork, "phases");
+    auto ms = [&phases](const char* key) { return FormatMillis(Integer(phases, key)); };
+    table.AddRow({Text(instance, "name"), Text(instance, "id"), Text(instance, "state"), Ip(instance),
+                  Text(fork, "mechanism"), ms("total_us"), ms("lock_wait_us"), ms("source_standby_us"),
+                  ms("clone_us"), ms("rewrite_us"), ms("metadata_us"), ms("restore_us"),
+                  FormatBytes(static_cast<uint64_t>(Integer(fork, "shared_bytes"))),
+                  FormatBytes(static_cast<uint64_t>(Integer(fork, "copied_bytes")))});
+  }
+  return table.Render(with_header);
+}
+
+std::string StorageDetails(const json& storage) {
+  auto bytes = [&storage](const char* key) { return FormatBytes(static_cast<uint64_t>(Integer(storage, key))); };
+  return fmt::format("backend     {}\nroot        {}\nwhy         {}\nvolumes     {}\nfilesystem  {} ({} free)\n",
+                     Text(storage, "backend"), Text(storage, "root"), Text(storage, "selection_reason"),
+                     Text(storage, "volumes"), bytes("filesystem_bytes"), bytes("filesystem_free_bytes"));
+}
+
+}  // namespace fe::cli

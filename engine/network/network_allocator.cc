@@ -1,0 +1,427 @@
+#include "engine/network/network_allocator.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <utility>
+
+#include <nlohmann/json.hpp>
+
+#include "base/reverter.h"
+#include "base/atomic_file.h"
+
+namespace fe::engine {
+namespace {
+
+using Json = nlohmann::ordered_json;
+using hypervisor::NetworkIdentity;
+
+constexpr int kFormatVersion = 1;
+constexpr std::string_view kStateName = "network.json";
+constexpr std::string_view kLockName = "network.lock";
+constexpr size_t kMaxTapName = 15;  // IFNAMSIZ - 1
+constexpr size_t kMaxTapPrefix = kMaxTapName - 8;
+
+Status Invalid(std::string message) { return Status(ErrorCode::kInvalidArgument, std::move(message)); }
+
+bool IsTapPrefixChar(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+}
+
+int HexDigit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// "02:FE" -> "02:fe" after checking it is two octets, locally administered and unicast.
+Result<std::string> NormalizeMacPrefix(const std::string& prefix) {
+  auto invalid = [&](std::string_view why) {
+    return Invalid("network pool: mac_prefix '" + prefix + "': " + std::string(why));
+  };
+  if (prefix.size() != 5 || prefix[2] != ':') return invalid("expected two octets like 02:fe");
+  int digits[4] = {HexDigit(prefix[0]), HexDigit(prefix[1]), HexDigit(prefix[3]), HexDigit(prefix[4])};
+  for (int digit : digits) {
+    if (digit < 0) return invalid("not hexadecimal");
+  }
+  int first = digits[0] * 16 + digits[1];
+  if ((first & 0x02) == 0) return invalid("the first octet must have the locally administered bit (0x02) set");
+  if ((first & 0x01) != 0) return invalid("the first octet must have the multicast bit (0x01) clear");
+  std::string normalized = prefix;
+  for (char& c : normalized) c = static_cast<char>(c >= 'A' && c <= 'F' ? c - 'A' + 'a' : c);
+  return normalized;
+}
+
+std::string Hex8(uint32_t value) {
+  char text[9];
+  std::snprintf(text, sizeof(text), "%08x", value);
+  return text;
+}
+
+Result<std::string> CreateDirectories(const std::string& dir) {
+  if (dir.empty()) return Invalid("network state directory is empty");
+  for (size_t slash = dir.find('/', 1);; slash = dir.find('/', slash + 1)) {
+    std::string prefix = slash == std::string::npos ? dir : dir.substr(0, slash);
+    if (!prefix.empty() && ::mkdir(prefix.c_str(), 0700) != 0 && errno != EEXIST) {
+      return Status::FromErrno(errno, "create directory", prefix);
+    }
+    if (slash == std::string::npos) break;
+  }
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0) return Status::FromErrno(errno, "stat", dir);
+  if (!S_ISDIR(st.st_mode)) return Invalid("network state directory " + dir + " is not a directory");
+  return dir;
+}
+
+// A field of the state file, with errors naming the file and the field.
+class FieldReader {
+ public:
+  explicit FieldReader(const std::string& file) : file_(file) {}
+
+  Status Error(const std::string& field, const std::string& what) const {
+    return Invalid(file_ + ": " + field + ": " + what);
+  }
+
+  Result<std::string> String(const Json& object, const char* key, const std::string& field) const {
+    auto it = object.find(key);
+    if (it == object.end()) return Error(field, "missing");
+    if (!it->is_string()) return Error(field, "expected a string, found " + it->dump());
+    return it->get<std::string>();
+  }
+
+  Result<uint32_t> Uint32(const Json& object, const char* key, const std::string& field) const {
+    auto it = object.find(key);
+    if (it == object.end()) return Error(field, "missing");
+    if (!it->is_number_unsigned() || it->get<uint64_t>() > 0xffffffffu) {
+      return Error(field, "expected a 32-bit unsigned number, found " + it->dump());
+    }
+    return static_cast<uint32_t>(it->get<uint64_t>());
+  }
+
+ private:
+  const std::string& file_;
+};
+
+}  // namespace
+
+std::string Ipv4Subnet::ToString() const { return FormatIpv4(network) + "/" + std::to_string(prefix_length); }
+
+Result<uint32_t> ParseIpv4(const std::string& text) {
+  in_addr address{};
+  if (::inet_pton(AF_INET, text.c_str(), &address) != 1) {
+    return Invalid("'" + text + "' is not an IPv4 address (dotted quad)");
+  }
+  return ntohl(address.s_addr);
+}
+
+std::string FormatIpv4(uint32_t address) {
+  return std::to_string(address >> 24) + "." + std::to_string((address >> 16) & 0xff) + "." +
+         std::to_string((address >> 8) & 0xff) + "." + std::to_string(address & 0xff);
+}
+
+Result<Ipv4Subnet> ParseSubnet(const std::string& cidr) {
+  size_t slash = cidr.find('/');
+  if (slash == std::string::npos) return Invalid("subnet '" + cidr + "': expected CIDR like 10.0.0.0/24");
+  Result<uint32_t> network = ParseIpv4(cidr.substr(0, slash));
+  if (!network.ok()) return network.status().Annotate("subnet '" + cidr + "'");
+  const std::string length_text = cidr.substr(slash + 1);
+  int length = -1;
+  if (!length_text.empty() && length_text.size() <= 2 &&
+      length_text.find_first_not_of("0123456789") == std::string::npos) {
+    length = std::stoi(length_text);
+  }
+  if (length < 0 || length > 32) return Invalid("subnet '" + cidr + "': prefix length must be 0..32");
+  Ipv4Subnet subnet{*network, length};
+  if ((*network & subnet.HostMask()) != 0) {
+    return Invalid("subnet '" + cidr + "': host bits are set (the network address is " +
+                   FormatIpv4(*network & ~subnet.HostMask()) + ")");
+  }
+  return subnet;
+}
+
+Result<std::unique_ptr<NetworkAllocator>> NetworkAllocator::Open(const std::string& state_dir,
+                                                                 NetworkPoolConfig config) {
+  Result<Ipv4Subnet> subnet = ParseSubnet(config.subnet);
+  if (!subnet.ok()) return subnet.status().Annotate("network pool");
+  if (subnet->prefix_length < 8 || subnet->prefix_length > 30) {
+    return Invalid("network pool: subnet " + subnet->ToString() + ": prefix length must be 8..30");
+  }
+  if ((subnet->network >> 24) == 0) {
+    return Invalid("network pool: subnet " + subnet->ToString() + " is in 0.0.0.0/8, which is not routable");
+  }
+  uint32_t gateway = subnet->network + 1;
+  if (!config.gateway.empty()) {
+    Result<uint32_t> parsed = ParseIpv4(config.gateway);
+    if (!parsed.ok()) return parsed.status().Annotate("network pool: gateway");
+    gateway = *parsed;
+  }
+  if (!subnet->Contains(gateway) || gateway == subnet->network || gateway == subnet->broadcast()) {
+    return Invalid("network pool: gateway " + FormatIpv4(gateway) + " is not a host address of subnet " +
+                   subnet->ToString());
+  }
+  config.gateway = FormatIpv4(gateway);
+  Result<std::string> mac_prefix = NormalizeMacPrefix(config.mac_prefix);
+  if (!mac_prefix.ok()) return mac_prefix.status();
+  config.mac_prefix = *mac_prefix;
+  if (config.tap_prefix.size() > kMaxTapPrefix) {
+    return Invalid("network pool: tap_prefix '" + config.tap_prefix + "' is longer than " +
+                   std::to_string(kMaxTapPrefix) + " bytes (TAP names have at most 15)");
+  }
+  for (char c : config.tap_prefix) {
+    if (!IsTapPrefixChar(c)) {
+      return Invalid("network pool: tap_prefix '" + config.tap_prefix + "' may hold only letters, digits, '_' and '-'");
+    }
+  }
+
+  Result<std::string> dir = CreateDirectories(state_dir);
+  if (!dir.ok()) return dir.status();
+  const std::string lock_path = state_dir + "/" + std::string(kLockName);
+  UniqueFd lock(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!lock) return Status::FromErrno(errno, "open", lock_path);
+  if (::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EWOULDBLOCK) {
+      return Status(ErrorCode::kBusy, "network state " + state_dir + " is in use by another process (flock on " +
+                                          lock_path + ")");
+    }
+    return Status::FromErrno(errno, "flock", lock_path);
+  }
+
+  std::unique_ptr<NetworkAllocator> allocator(new NetworkAllocator(
+      std::move(config), *subnet, gateway, state_dir + "/" + std::string(kStateName), std::move(lock)));
+  Result<State> state = allocator->Load();
+  if (!state.ok()) return state.status();
+  allocator->state_ = std::move(state).value();
+  return allocator;
+}
+
+uint64_t NetworkAllocator::Capacity() const { return uint64_t{subnet_.HostMask()} + 1 - 3; }
+
+NetworkIdentity NetworkAllocator::IdentityFor(uint32_t address) const {
+  NetworkIdentity identity;
+  identity.ipv4 = FormatIpv4(address);
+  identity.prefix_length = subnet_.prefix_length;
+  identity.gateway = FormatIpv4(gateway_);
+  const std::string hex = Hex8(address);
+  identity.mac = config_.mac_prefix + ":" + hex.substr(0, 2) + ":" + hex.substr(2, 2) + ":" + hex.substr(4, 2) +
+                 ":" + hex.substr(6, 2);
+  identity.tap_device = config_.tap_prefix + hex;
+  identity.vsock_cid = address;
+  return identity;
+}
+
+bool NetworkAllocator::State::Uses(const NetworkIdentity& identity) const {
+  return cids.count(identity.vsock_cid) || ips.count(identity.ipv4) || macs.count(identity.mac) ||
+         taps.count(identity.tap_device);
+}
+
+void NetworkAllocator::State::Index(const NetworkIdentity& identity) {
+  ips.insert(identity.ipv4);
+  macs.insert(identity.mac);
+  taps.insert(identity.tap_device);
+  cids.insert(identity.vsock_cid);
+}
+
+void NetworkAllocator::State::Unindex(const NetworkIdentity& identity) {
+  ips.erase(identity.ipv4);
+  macs.erase(identity.mac);
+  taps.erase(identity.tap_device);
+  cids.erase(identity.vsock_cid);
+}
+
+Result<NetworkAllocator::State> NetworkAllocator::Load() const {
+  Result<std::string> text = snapshot::ReadSmallFile(state_path_);
+  if (!text.ok()) {
+    if (text.status().sys_errno() != ENOENT) return text.status();
+    // No file yet: no leases, and the fields in the order a new file has them.
+    text = R"({"version":)" + std::to_string(kFormatVersion) +
+           R"(,"subnet":"","gateway":"","next_host":1,"leases":{}})";
+  }
+  State state;
+  const FieldReader read(state_path_);
+  Json document = Json::parse(*text, nullptr, /*allow_exceptions=*/false);
+  if (document.is_discarded() || !document.is_object()) return Invalid(state_path_ + ": not a JSON object");
+
+  Result<uint32_t> version = read.Uint32(document, "version", "version");
+  if (!version.ok()) return version.status();
+  if (*version != kFormatVersion) {
+    return read.Error("version", "unknown version " + std::to_string(*version) + " (this engine reads " +
+                                     std::to_string(kFormatVersion) + ")");
+  }
+  Result<uint32_t> next_host = read.Uint32(document, "next_host", "next_host");
+  if (!next_host.ok()) return next_host.status();
+  state.next_host = *next_host;
+
+  auto leases = document.find("leases");
+  if (leases == document.end()) return read.Error("leases", "missing");
+  if (!leases->is_object()) return read.Error("leases", "expected an object of instance id -> lease");
+  if (!leases->empty()) {
+    // Leases bind addresses of the subnet they were made in: refuse to mix them with another one.
+    for (const char* key : {"subnet", "gateway"}) {
+      Result<std::string> recorded = read.String(document, key, key);
+      if (!recorded.ok()) return recorded.status();
+      const std::string configured = std::string(key) == "subnet" ? subnet_.ToString() : config_.gateway;
+      if (*recorded != configured) {
+        return read.Error(key, "the file's " + std::to_string(leases->size()) + " lease(s) were made with " +
+                                   *recorded + ", but " + configured +
+                                   " is configured; keep the old value until they are released");
+      }
+    }
+  }
+
+  for (const auto& [id, entry] : leases->items()) {
+    const std::string field = "leases." + id;
+    if (id.empty()) return read.Error(field, "empty instance id");
+    if (!entry.is_object()) return read.Error(field, "expected an object");
+    Result<std::string> ipv4 = read.String(entry, "ipv4", field + ".ipv4");
+    Result<std::string> mac = read.String(entry, "mac", field + ".mac");
+    Result<std::string> tap = read.String(entry, "tap_device", field + ".tap_device");
+    Result<uint32_t> cid = read.Uint32(entry, "vsock_cid", field + ".vsock_cid");
+    for (const Status* status : {&ipv4.status(), &mac.status(), &tap.status(), &cid.status()}) {
+      if (!status->ok()) return *status;
+    }
+    Result<uint32_t> address = ParseIpv4(*ipv4);
+    if (!address.ok() || !subnet_.Contains(*address) || *address == subnet_.network ||
+        *address == subnet_.broadcast() || *address == gateway_) {
+      return read.Error(field + ".ipv4", "'" + *ipv4 + "' is not a leasable address of " + subnet_.ToString());
+    }
+    if (tap->empty() || tap->size() > kMaxTapName) {
+      return read.Error(field + ".tap_device", "'" + *tap + "' is not a TAP name of 1..15 bytes");
+    }
+    if (*cid < 3 || *cid == 0xffffffffu) return read.Error(field + ".vsock_cid", "CID must be 3..0xfffffffe");
+    if (!state.ips.insert(*ipv4).second) return read.Error(field + ".ipv4", *ipv4 + " is leased twice");
+    if (!state.macs.insert(*mac).second) return read.Error(field + ".mac", *mac + " is leased twice");
+    if (!state.taps.insert(*tap).second) return read.Error(field + ".tap_device", *tap + " is leased twice");
+    if (!state.cids.insert(*cid).second) {
+      return read.Error(field + ".vsock_cid", std::to_string(*cid) + " is leased twice");
+    }
+    Lease lease;
+    lease.identity.ipv4 = *ipv4;
+    lease.identity.mac = *mac;
+    lease.identity.tap_device = *tap;
+    lease.identity.vsock_cid = *cid;
+    lease.identity.prefix_length = subnet_.prefix_length;
+    lease.identity.gateway = config_.gateway;
+    // The stored entry as it is: its four fields are authoritative, the others are kept.
+    lease.member_json = Json(id).dump() + ":" + entry.dump();
+    state.leases.emplace(id, std::move(lease));
+  }
+  // What every write records; a field the file lacks is added after the ones it has.
+  document["version"] = kFormatVersion;
+  document["subnet"] = subnet_.ToString();
+  document["gateway"] = config_.gateway;
+  document["next_host"] = nullptr;  // rendered from state.next_host
+  document["leases"] = nullptr;     // rendered from state.leases
+  for (auto it = document.begin(); it != document.end(); ++it) state.top_level.emplace_back(it.key(), it->dump());
+  return state;
+}
+
+Status NetworkAllocator::WriteState() const {
+  size_t size = 16;
+  for (const auto& [name, value] : state_.top_level) size += name.size() + value.size() + 8;
+  for (const auto& [id, lease] : state_.leases) size += lease.member_json.size() + 6;
+  std::string text;
+  text.reserve(size);
+  text += '{';
+  for (size_t i = 0; i < state_.top_level.size(); ++i) {
+    const auto& [name, value] = state_.top_level[i];
+    text += i == 0 ? "\n  " : ",\n  ";
+    text += Json(name).dump();
+    text += ':';
+    if (name == "next_host") {
+      text += std::to_string(state_.next_host);
+    } else if (name == "leases") {
+      text += '{';
+      bool first = true;
+      for (const auto& [id, lease] : state_.leases) {
+        text += first ? "\n    " : ",\n    ";
+        first = false;
+        text += lease.member_json;
+      }
+      text += first ? "}" : "\n  }";
+    } else {
+      text += value;
+    }
+  }
+  text += "\n}\n";
+  // Every instance's lease is in this file: durable on its own, whatever scope a fork opened.
+  return snapshot::ReplaceFileDurably(state_path_, text, 0600);
+}
+
+Result<NetworkIdentity> NetworkAllocator::Allocate(const std::string& instance_id) {
+  if (instance_id.empty()) return Invalid("network lease: empty instance id");
+  std::lock_guard lock(mutex_);
+  if (auto it = state_.leases.find(instance_id); it != state_.leases.end()) {
+    return Status(ErrorCode::kAlreadyExists, "instance " + instance_id + " already leases " +
+                                                 it->second.identity.ipv4 + " in " + subnet_.ToString());
+  }
+  const uint32_t last_host = subnet_.HostMask() - 1;  // the broadcast address is HostMask()
+  uint32_t host = state_.next_host >= 1 && state_.next_host <= last_host ? state_.next_host : 1;
+  for (uint32_t tried = 0; tried < last_host; ++tried, host = host == last_host ? 1 : host + 1) {
+    const uint32_t address = subnet_.network + host;
+    if (address == gateway_) continue;
+    // An address's CID is the address: skipping a leased one needs no formatting.
+    if (state_.cids.count(address)) continue;
+    NetworkIdentity identity = IdentityFor(address);
+    if (state_.Uses(identity)) continue;
+
+    const Json entry = {{"ipv4", identity.ipv4}, {"mac", identity.mac}, {"tap_device", identity.tap_device},
+                        {"vsock_cid", identity.vsock_cid}};
+    // Changed in place and undone unless written: none of the identity's resources was indexed before.
+    Reverter reverter;
+    reverter.Add("forget the unwritten lease of " + instance_id,
+                 [this, &instance_id, &identity, cursor = state_.next_host] {
+                   state_.leases.erase(instance_id);
+                   state_.Unindex(identity);
+                   state_.next_host = cursor;
+                   return Status::Ok();
+                 });
+    state_.leases.emplace(instance_id, Lease{identity, Json(instance_id).dump() + ":" + entry.dump()});
+    state_.Index(identity);
+    state_.next_host = host == last_host ? 1 : host + 1;
+    FE_RETURN_IF_ERROR(WriteState().Annotate("leasing " + identity.ipv4 + " to " + instance_id));
+    reverter.Commit();
+    return identity;
+  }
+  return Status(ErrorCode::kNoSpace, "no free IPv4 address in subnet " + subnet_.ToString() + ": all " +
+                                         std::to_string(Capacity()) + " usable addresses are leased (gateway " +
+                                         config_.gateway + " excluded)");
+}
+
+Status NetworkAllocator::Release(const std::string& instance_id) {
+  std::lock_guard lock(mutex_);
+  auto it = state_.leases.find(instance_id);
+  if (it == state_.leases.end()) return Status::Ok();
+  // Out of the map while the file is written; put back (no allocation) unless written.
+  decltype(state_.leases)::node_type released;
+  Reverter reverter;
+  reverter.Add("keep the lease of " + instance_id, [this, &released] {
+    if (released) state_.leases.insert(std::move(released));
+    return Status::Ok();
+  });
+  released = state_.leases.extract(it);
+  FE_RETURN_IF_ERROR(WriteState().Annotate("releasing the lease of " + instance_id));
+  reverter.Commit();
+  state_.Unindex(released.mapped().identity);
+  return Status::Ok();
+}
+
+std::optional<NetworkIdentity> NetworkAllocator::Find(const std::string& instance_id) const {
+  std::lock_guard lock(mutex_);
+  auto it = state_.leases.find(instance_id);
+  if (it == state_.leases.end()) return std::nullopt;
+  return it->second.identity;
+}
+
+std::map<std::string, NetworkIdentity> NetworkAllocator::Leases() const {
+  std::lock_guard lock(mutex_);
+  std::map<std::string, NetworkIdentity> leases;
+  for (const auto& [id, lease] : state_.leases) leases.emplace_hint(leases.end(), id, lease.identity);
+  return leases;
+}
+
+}  // namespace fe::engine

@@ -1,0 +1,197 @@
+// Pools: ready forks of a template instance, handed out at once and refilled in the background within
+// a CPU budget (issue #6). The sizing policy itself is pure and lives in engine/pool_sizing.h; the
+// load measurement in engine/load_source.h; the persisted specs in engine/pool_store.h.
+//
+// A pool member is an ordinary instance (a fork of the template made with Engine::Fork, named
+// "<pool>-<8 hex>", target state the pool's member_state) whose metadata carries the pool's name
+// (Instance::pool). Acquire takes a ready member out of the pool: Engine::ReleaseFromPool renames it
+// to the caller's name (or it keeps its generated one) and clears its pool label, durably (one
+// group-committed journal record: engine/release_journal.h); from then on it is a normal instance. Pools are persisted under <data_root>/pools/<name>.json; their members
+// are instances, recovered by the engine like any other (a member half-made by a crash is an intent,
+// removed by Engine::Open), and relinked to their pool by PoolManager::Open.
+//
+// CPU budget. Every member costs its template's vCPU count; running instances that are not members
+// cost theirs. Create admits a pool only if its minimum fits: min_size x vcpus <= budget - committed,
+// where committed = the other pools' minimums (min_size x vcpus each) + the vCPUs of running
+// non-member instances. Members above the minimums are opportunistic: the refill loop makes them only
+// while they fit and removes them again (most surplus first, never below a minimum) when running
+// instances need the budget (pool_sizing.h).
+//
+// Refill loop. A thread ticks every PoolConfig::tick (and at once after a create, a finished refill,
+// or an acquire that leaves a pool below its minimum): measure the load, plan (PlanPoolSizing), delete
+// the members the plan removes, queue the refills it starts. Refills run on max_parallel_refills
+// worker threads. Member names are never reused.
+// Acquires come first: while they are being served (one within PoolConfig::acquire_quiet), pools
+// grow above their minimum only once their growth has waited PoolConfig::max_growth_deferral
+// (pool_sizing.h, step 3b); minimums are refilled at once.
+//
+// Threads: every public method may be called concurrently. Acquires of one pool never get the same
+// member (the ready list is taken under the manager's mutex); they never wait for a refill.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "base/status.h"
+#include "engine/engine.h"
+#include "engine/instance.h"
+#include "engine/pools/load_source.h"
+#include "engine/pools/pool_store.h"
+
+namespace fe::engine {
+
+struct PoolSpec {
+  std::string name;         // DNS label of at most 54 characters (members are "<name>-<8 hex>"), unique
+  std::string template_id;  // the template instance (Stopped or Standby); given as id or name, stored as id
+  InstanceState member_state = InstanceState::kStandby;  // Standby (template Standby) or Running
+  int min_size = 0;
+  int max_size = 1;  // >= min_size, >= 1
+};
+
+struct PoolStatus {
+  PoolSpec spec;
+  int vcpus_per_member = 1;  // the template's vCPU count
+  int ready = 0;             // members waiting to be acquired
+  int refilling = 0;         // forks queued or in flight for this pool
+  uint64_t hits = 0;         // acquires served from ready members
+  uint64_t misses = 0;       // acquires that forked on demand, or were refused with no_wait
+  uint64_t refills = 0;          // members made by the refill loop (cumulative)
+  uint64_t refill_failures = 0;  // refill forks that failed (cumulative)
+  double refill_seconds_total = 0;  // sum of the refill forks' durations
+  std::string last_refill_error;    // the latest refill failure, empty when none
+  bool throttled = false;    // the last tick saw the host above the busy threshold
+};
+
+struct AcquireRequest {
+  std::string name;     // the acquired instance's new name; empty: keep the member's name
+  bool no_wait = false;  // empty pool: fail with kUnavailable (HTTP 503) instead of forking on demand
+};
+
+struct AcquireOutcome {
+  Instance instance;
+  bool hit = false;     // from a ready member (false: forked on demand)
+  int64_t latency_us = 0;
+};
+
+struct PoolConfig {
+  // vCPUs all pool members and running instances may use together. 0: host cores x overcommit.
+  int cpu_budget_vcpus = 0;
+  double overcommit = 4.0;
+  double busy_threshold = 0.8;  // no refill while the measured busy fraction is above this
+  std::chrono::milliseconds tick{200};  // how often the refill loop looks
+  int max_parallel_refills = 2;         // forks queued or in flight across all pools (>= 1)
+  // After an acquire, growth above the minimums waits until no acquire came for acquire_quiet, or at
+  // most max_growth_deferral (then the pools grow as usual until the next pause).
+  std::chrono::milliseconds acquire_quiet{50};
+  std::chrono::milliseconds max_growth_deferral{1000};
+  std::function<std::chrono::steady_clock::time_point()> clock;  // empty: steady_clock::now
+  std::unique_ptr<LoadSource> load;                                // empty: MakeHostLoadSource()
+  // Called after each refill fork that made a member (for a latency histogram), on a worker thread,
+  // with no lock of the manager held, before the refill counts as finished (WaitIdle waits for it).
+  // Must not call back into the PoolManager.
+  std::function<void(const std::string& pool, double seconds)> on_refill;
+};
+
+class PoolManager {
+ public:
+  // Loads <data_root>/pools/*.json and relinks members (instances whose `pool` names a pool, in the
+  // pool's member_state, oldest first). Members of pools that no longer exist, and members no longer
+  // in their pool's member_state (a Running member whose process died is Stopped after recovery),
+  // are deleted. Starts the refill workers, and the refill loop unless `start_loop` is false (tests
+  // drive Tick() by hand).
+  static Result<std::unique_ptr<PoolManager>> Open(Engine& engine, std::string data_root, PoolConfig config,
+                                                   bool start_loop = true);
+  ~PoolManager();  // stops the loop; refills in flight finish first, queued ones are dropped
+
+  // InvalidArgument (name, sizes, member_state), AlreadyExists (name taken), NotFound (template),
+  // FailedPrecondition (template not Stopped or Standby, or itself a pool member; member_state Standby
+  // with a Stopped template; or the minimum does not fit the budget, with a message naming the
+  // numbers: "pool 'p' needs 8 vCPUs at its minimum size; the CPU budget is 16 vCPUs and 12 are
+  // committed ..."). A hypervisor that cannot fork the template shows at the first refill
+  // (last_refill_error) and at on-demand acquires (kUnsupported).
+  Result<PoolStatus> Create(const PoolSpec& spec);
+  Result<PoolStatus> Get(const std::string& name) const;  // NotFound
+  std::vector<PoolStatus> List() const;                   // sorted by name
+  // Stops the pool's refills (waits for those in flight), removes its spec durably, then deletes its
+  // ready members. Acquired instances are not affected. NotFound.
+  Status Delete(const std::string& name);
+  // NotFound (pool); AlreadyExists (request.name taken: the member goes back to the pool);
+  // Unavailable (empty pool and no_wait); on-demand fork errors as Engine::Fork gives them.
+  Result<AcquireOutcome> Acquire(const std::string& name, const AcquireRequest& request);
+
+  // One round of the sizing policy: measures load, plans (pool_sizing.h), deletes removed members and
+  // queues refills. The loop calls it every `tick`; tests call it directly. Returns the load source's
+  // error, if any (the round then ran as if the host were busy: shrinking only).
+  Status Tick();
+  // Waits until no refill is queued or in flight (tests, shutdown).
+  void WaitIdle();
+
+  int cpu_budget_vcpus() const { return budget_vcpus_; }
+  int cpu_used_vcpus() const;  // members (ready and being made) + running non-member instances
+
+ private:
+  struct Pool {
+    PoolSpec spec;
+    int vcpus_per_member = 1;
+    std::deque<std::string> ready;  // member ids, oldest first
+    int refilling = 0;              // queued + in flight
+    bool deleting = false;
+    uint64_t hits = 0, misses = 0, refills = 0, refill_failures = 0;
+    double refill_seconds_total = 0;
+    std::string last_refill_error;
+    bool throttled = false;
+    // Since when growth above the minimum has waited for acquires to pause; empty when it has not.
+    std::optional<std::chrono::steady_clock::time_point> growth_deferred_since;
+  };
+
+  PoolManager(Engine& engine, PoolStore store, PoolConfig config);
+  std::chrono::steady_clock::time_point Now() const;
+  PoolStatus StatusOf(const Pool& pool) const;  // REQUIRES: mutex_
+  Status Relink();                              // Open: members back into their pools
+  int RunningNonMemberVcpus() const;
+  std::vector<std::string> ReadyMembers() const;  // of every pool
+  int CommittedVcpusLocked(const std::string& except) const;  // REQUIRES: mutex_
+  // A member name "<pool>-<8 hex>".
+  static std::string MemberName(const std::string& pool);
+  void Poke();
+  void LoopMain();
+  void WorkerMain();
+  void Refill(const std::string& pool);  // one refill fork (a worker's job): pool_refill.cc
+  void DeleteMember(const std::string& id, const std::string& why);
+  // A miss: a fork of the template, not a member, named `name` (empty: a generated member name).
+  Result<Instance> ForkOnDemand(const PoolSpec& spec, const std::string& name);
+
+  Engine& engine_;
+  PoolStore store_;
+  PoolConfig config_;
+  const int budget_vcpus_;
+
+  std::mutex admin_mutex_;  // serialises Create and Delete (they persist outside mutex_)
+  std::mutex tick_mutex_;   // one Tick at a time
+  uint64_t removals_seen_ = ~uint64_t{0};  // Engine::removals() when Tick last looked; GUARDED_BY(tick_mutex_)
+
+  mutable std::mutex mutex_;
+  std::map<std::string, std::shared_ptr<Pool>> pools_;  // GUARDED_BY(mutex_)
+  std::deque<std::string> queue_;                         // pool names to refill; GUARDED_BY(mutex_)
+  int in_flight_ = 0;                                     // queued + running refills; GUARDED_BY(mutex_)
+  bool stopping_ = false;                                 // GUARDED_BY(mutex_)
+  bool poked_ = false;                                    // GUARDED_BY(mutex_)
+  std::optional<std::chrono::steady_clock::time_point> last_acquire_;  // GUARDED_BY(mutex_)
+  std::condition_variable work_cv_;  // queue_ or stopping_ changed (workers)
+  std::condition_variable idle_cv_;  // a refill finished (WaitIdle, Delete)
+  std::condition_variable loop_cv_;  // poked_ or stopping_ (the loop)
+  std::vector<std::thread> workers_;
+  std::thread loop_;
+};
+
+}  // namespace fe::engine

@@ -1,0 +1,340 @@
+#include "storage/dm_thin/dm_thin_backend.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <optional>
+
+#include "storage/dm_thin/dm_thin_device.h"
+#include "storage/dm_thin/dm_thin_table.h"
+#include "base/fs_util.h"
+#include "storage/tree/tree_cloner.h"
+
+namespace fe::storage {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr char kStateDirectory[] = ".dm-thin";
+
+void Log(const std::string& message) { std::fprintf(stderr, "forkengine: dm-thin: %s\n", message.c_str()); }
+
+// Runs `undo` when the operation did not reach Commit(): every early return of a multi-step
+// operation rolls back. A failed undo is logged; the caller still returns its original error.
+class UndoOnFailure {
+ public:
+  explicit UndoOnFailure(std::function<Status()> undo) : undo_(std::move(undo)) {}
+  UndoOnFailure(const UndoOnFailure&) = delete;
+  UndoOnFailure& operator=(const UndoOnFailure&) = delete;
+  ~UndoOnFailure() {
+    if (!undo_) return;
+    Status undone = undo_();
+    if (!undone.ok()) Log("rollback failed (retried at the next open): " + undone.message());
+  }
+  void Commit() { undo_ = nullptr; }
+
+ private:
+  std::function<Status()> undo_;
+};
+
+// Where Remove moves a volume's directory before deleting it, so a half-deleted directory is never
+// seen under the volume's name.
+std::string TrashName(const std::string& volume) { return "." + volume + ".dm-thin-removing"; }
+
+}  // namespace
+
+DmThinBackend::DmThinBackend(const DmThinConfig& config, UniqueFd root_fd, std::string reason,
+                             std::unique_ptr<ThinLedger> ledger, ThinPool pool, FaultHook fault_hook)
+    : DirectoryBackend(config.data_root, std::move(root_fd), std::move(reason)),
+      config_(config),
+      ledger_(std::move(ledger)),
+      pool_(std::move(pool)),
+      fault_hook_(std::move(fault_hook)) {}
+
+Result<std::unique_ptr<DmThinBackend>> DmThinBackend::Open(const DmThinConfig& config, std::string reason,
+                                                           FaultHook fault_hook) {
+  FE_RETURN_IF_ERROR(ValidateDmThinConfig(config));
+  std::string why;
+  if (!DeviceMapperAvailable(&why)) {
+    return Status(ErrorCode::kUnsupported, "storage backend dm-thin for " + config.data_root + ": " + why);
+  }
+  Result<UniqueFd> root_fd = OpenDataRoot(config.data_root);
+  if (!root_fd.ok()) return root_fd.status();
+  const std::string state_dir = JoinPath(config.data_root, kStateDirectory);
+  if (::mkdirat(root_fd->get(), kStateDirectory, 0700) != 0 && errno != EEXIST) {
+    return Status::FromErrno(errno, "create", state_dir);
+  }
+  const std::string prefix = JoinPath(state_dir, config.pool_name);
+  Result<std::unique_ptr<ThinLedger>> ledger = ThinLedger::Open(prefix + ".json");
+  if (!ledger.ok()) return ledger.status();
+  Result<ThinPool> pool = ThinPool::Activate(config, prefix);
+  if (!pool.ok()) return pool.status();
+  std::unique_ptr<DmThinBackend> backend(new DmThinBackend(config, std::move(*root_fd), std::move(reason),
+                                                           std::move(*ledger), std::move(*pool),
+                                                           std::move(fault_hook)));
+  backend->Reconcile();
+  return backend;
+}
+
+Result<std::unique_ptr<DmThinBackend>> OpenDmThinBackend(const DmThinConfig& config) {
+  std::string devices = config.data_device.empty()
+                            ? "loop devices over sparse images in " + JoinPath(config.data_root, kStateDirectory)
+                            : "data " + config.data_device + ", metadata " + config.metadata_device;
+  return DmThinBackend::Open(config, "dm-thin pool " + config.pool_name + " on " + devices);
+}
+
+BackendCapabilities DmThinBackend::Capabilities() const {
+  return BackendCapabilities{.shares_data = true, .constant_time_clone = true, .quiesce_origin = true};
+}
+
+std::string DmThinBackend::DmName(const std::string& volume) const { return config_.pool_name + "-" + volume; }
+
+std::string DmThinBackend::DevicePath(const std::string& volume) const { return MapperPath(DmName(volume)); }
+
+Result<PoolStatus> DmThinBackend::PoolHealth() const { return pool_.ReadStatus(); }
+
+Status DmThinBackend::Fault(std::string_view step, uint32_t id) const {
+  return fault_hook_ ? fault_hook_(step, id) : Status::Ok();
+}
+
+Status DmThinBackend::CheckRoomFor(const std::string& what) const {
+  Result<PoolStatus> status = pool_.ReadStatus();
+  if (!status.ok()) return status.status().Annotate("refusing to " + what);
+  return CheckPoolFill(pool_.name(), *status, config_.fill_threshold).Annotate("refusing to " + what);
+}
+
+Status DmThinBackend::CheckNewName(const std::string& volume) const {
+  FE_RETURN_IF_ERROR(ValidateVolumeName(volume));
+  Result<std::string> dm_name = ThinDeviceName(config_.pool_name, volume);
+  if (!dm_name.ok()) return dm_name.status();
+  if (std::optional<ThinRecord> record = ledger_->Find(volume)) {
+    if (record->state == ThinState::kReady) return AlreadyExists(volume);
+    return Status(ErrorCode::kBusy, "volume " + Path(volume) + " has an unfinished " +
+                                        std::string(ThinStateName(record->state)) +
+                                        " operation (thin id " + std::to_string(record->id) +
+                                        "), retried at the next open");
+  }
+  struct stat st;
+  if (::fstatat(root_fd(), volume.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) return AlreadyExists(volume);
+  // A device of the name the new volume needs is not ours to adopt (nor to remove on rollback).
+  Result<DmDeviceInfo> device = DmInfo(*dm_name);
+  if (!device.ok()) return device.status();
+  if (device->exists) {
+    return Status(ErrorCode::kAlreadyExists, "volume " + Path(volume) + ": device-mapper device " + *dm_name +
+                                                 " already exists but the ledger has no such volume");
+  }
+  return Status::Ok();
+}
+
+Status DmThinBackend::Activate(const std::string& volume, const ThinRecord& record) {
+  const std::string name = DmName(volume);
+  Result<DmDeviceInfo> info = DmInfo(name);
+  if (!info.ok()) return info.status();
+  if (info->exists) return Status::Ok();
+  return DmCreate(name, {ThinTable(pool_.device_number(), record.id, record.sectors)})
+      .Annotate("activate volume " + volume + " (thin id " + std::to_string(record.id) + ")");
+}
+
+Status DmThinBackend::ExplainCreateFailure(Status created, uint32_t id, const std::string& what) const {
+  if (created.sys_errno() != EEXIST) return created.Annotate(what);
+  return created.Annotate(what + ": thin id " + std::to_string(id) + " already exists in pool " + pool_.name() +
+                          " but ledger " + ledger_->path() + " does not record it (a lost or foreign ledger?); "
+                          "that device is left alone and the next attempt uses the next id");
+}
+
+Status DmThinBackend::DeleteThinId(uint32_t id) {
+  Status deleted = pool_.Message(DeleteMessage(id));
+  if (deleted.sys_errno() == ENODATA) return Status::Ok();  // never created, or deleted before a crash
+  return deleted;
+}
+
+Status DmThinBackend::RemoveDirectoryIfPresent(const std::string& name) {
+  struct stat st;
+  if (::fstatat(root_fd(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    return errno == ENOENT ? Status::Ok() : Status::FromErrno(errno, "stat", Path(name));
+  }
+  return RemoveTree(root_fd(), name);
+}
+
+Status DmThinBackend::Discard(const std::string& volume, const ThinRecord& record, bool delete_id) {
+  Result<DmDeviceInfo> info = DmInfo(DmName(volume));
+  if (!info.ok()) return info.status();
+  if (info->exists) FE_RETURN_IF_ERROR(DmRemove(DmName(volume)));
+  if (delete_id) FE_RETURN_IF_ERROR(DeleteThinId(record.id));
+  // The directory under the volume's name belongs to this unfinished operation: a creation made it,
+  // a removal was about to move it away.
+  FE_RETURN_IF_ERROR(RemoveDirectoryIfPresent(volume));
+  FE_RETURN_IF_ERROR(RemoveDirectoryIfPresent(TrashName(volume)));
+  return ledger_->Erase(volume);
+}
+
+void DmThinBackend::Reconcile() {
+  for (const auto& [volume, record] : ledger_->Records()) {
+    const std::string what = "volume " + volume + " (thin id " + std::to_string(record.id) + ", " +
+                             std::string(ThinStateName(record.state)) + ")";
+    if (record.state == ThinState::kReady) {
+      Status active = Activate(volume, record);
+      if (!active.ok()) Log("recovery could not activate " + what + ": " + active.message());
+      continue;
+    }
+    // Whether create_thin/create_snap reached the kernel is unknown: the id was reserved for this
+    // operation, so deleting it is safe either way.
+    Status discarded = Discard(volume, record, /*delete_id=*/true);
+    if (discarded.ok()) {
+      Log("recovery " + std::string(record.state == ThinState::kCreating ? "undid the unfinished creation of "
+                                                                           : "finished removing ") + what);
+    } else {
+      Log("recovery could not clean up " + what + " (retried at the next open): " + discarded.message());
+    }
+  }
+}
+
+Status DmThinBackend::Create(const std::string& volume) {
+  FE_RETURN_IF_ERROR(CheckNewName(volume));
+  FE_RETURN_IF_ERROR(CheckRoomFor("create volume " + Path(volume)));
+  const uint64_t sectors = config_.volume_size_bytes / kSectorBytes;
+  Result<uint32_t> id = ledger_->BeginCreate(volume, sectors, std::nullopt);
+  if (!id.ok()) return id.status();
+  const ThinRecord record{.id = *id, .state = ThinState::kCreating, .sectors = sectors, .origin = std::nullopt};
+  bool made = false;  // create_thin succeeded: the id is ours to delete on rollback
+  UndoOnFailure undo([&] { return Discard(volume, record, made); });
+
+  FE_RETURN_IF_ERROR(Fault("create_thin", *id));
+  FE_RETURN_IF_ERROR(ExplainCreateFailure(pool_.Message(CreateThinMessage(*id)), *id, "create volume " + volume));
+  made = true;
+  FE_RETURN_IF_ERROR(Fault("activate", *id));
+  FE_RETURN_IF_ERROR(Activate(volume, record));
+  FE_RETURN_IF_ERROR(Fault("directory", *id));
+  if (::mkdirat(root_fd(), volume.c_str(), 0755) != 0) return Status::FromErrno(errno, "create volume", Path(volume));
+  FE_RETURN_IF_ERROR(Fault("commit", *id));
+  FE_RETURN_IF_ERROR(ledger_->SetState(volume, ThinState::kReady));
+  undo.Commit();
+  return Status::Ok();
+}
+
+Result<CloneReport> DmThinBackend::Clone(const std::string& parent, const std::string& volume) {
+  FE_RETURN_IF_ERROR(ValidateVolumeName(parent));
+  FE_RETURN_IF_ERROR(CheckNewName(volume));
+  std::optional<ThinRecord> origin = ledger_->Find(parent);
+  if (!origin || origin->state != ThinState::kReady) return NotFound(parent);
+  FE_RETURN_IF_ERROR(CheckRoomFor("clone " + Path(parent) + " to " + Path(volume)));
+
+  const Clock::time_point start = Clock::now();
+  Result<uint32_t> id = ledger_->BeginCreate(volume, origin->sectors, origin->id);
+  if (!id.ok()) return id.status();
+  const ThinRecord record{.id = *id, .state = ThinState::kCreating, .sectors = origin->sectors, .origin = origin->id};
+  bool made = false;  // create_snap succeeded: the id is ours to delete on rollback
+  UndoOnFailure undo([&] { return Discard(volume, record, made); });
+
+  std::chrono::nanoseconds suspended_for{0};
+  {
+    std::lock_guard lock(snapshot_mutex_);
+    FE_RETURN_IF_ERROR(Fault("create_snap", *id));
+    Result<DmDeviceInfo> parent_device = DmInfo(DmName(parent));
+    if (!parent_device.ok()) return parent_device.status();
+    // An active origin is suspended so the snapshot sees its writes flushed and none in flight; one
+    // that someone else suspended already is left to them.
+    std::optional<SuspendedDevice> suspended;
+    const Clock::time_point suspend_start = Clock::now();
+    if (parent_device->exists && !parent_device->suspended) {
+      Result<SuspendedDevice> held = SuspendedDevice::Suspend(DmName(parent));
+      if (!held.ok()) return held.status().Annotate("clone " + parent + " to " + volume);
+      suspended.emplace(std::move(*held));
+    }
+    Status snapshot = ExplainCreateFailure(pool_.Message(CreateSnapMessage(*id, origin->id)), *id,
+                                           "clone " + parent + " to " + volume);
+    made = snapshot.ok();
+    Status resumed = suspended ? suspended->Resume() : Status::Ok();
+    suspended_for = Clock::now() - suspend_start;
+    // A stuck origin is the worse failure: it is reported even when the snapshot failed too.
+    FE_RETURN_IF_ERROR(resumed.Annotate("clone " + parent + " to " + volume + ": origin left suspended"));
+    FE_RETURN_IF_ERROR(snapshot);
+  }
+  const Clock::time_point snapshot_done = Clock::now();
+
+  FE_RETURN_IF_ERROR(Fault("activate", *id));
+  FE_RETURN_IF_ERROR(Activate(volume, record));
+  FE_RETURN_IF_ERROR(Fault("directory", *id));
+  CloneOptions options;
+  options.data_mode = DataMode::kReflink;  // falls back to a sparse copy per file without reflink
+  Result<CloneReport> report = CloneTree(root_fd(), parent, root_fd(), volume, options);
+  if (!report.ok()) return report.status();
+  FE_RETURN_IF_ERROR(Fault("commit", *id));
+  FE_RETURN_IF_ERROR(ledger_->SetState(volume, ThinState::kReady));
+  undo.Commit();
+
+  const std::string directory_mechanism = report->mechanism;
+  report->mechanism = "dm-thin-snapshot";
+  report->note = "thin snapshot id " + std::to_string(*id) + " of id " + std::to_string(origin->id) +
+                 " (origin suspended " + std::to_string(suspended_for.count() / 1000) +
+                 " us); directory cloned with " + directory_mechanism;
+  report->phases.prepare = snapshot_done - start;
+  report->total = Clock::now() - start;
+  return report;
+}
+
+Status DmThinBackend::Remove(const std::string& volume) {
+  FE_RETURN_IF_ERROR(ValidateVolumeName(volume));
+  std::optional<ThinRecord> record = ledger_->Find(volume);
+  if (!record || record->state == ThinState::kCreating) return NotFound(volume);
+  if (record->state == ThinState::kReady) {
+    const std::string name = DmName(volume);
+    Result<DmDeviceInfo> info = DmInfo(name);
+    if (!info.ok()) return info.status();
+    if (info->exists && info->open_count > 0) {
+      return Status(ErrorCode::kBusy, "remove volume " + Path(volume) + ": its device " + DevicePath(volume) +
+                                          " is open (" + std::to_string(info->open_count) + " users)");
+    }
+    // Deactivating first changes nothing lasting: on failure the volume stays whole (and a crash
+    // after it is repaired by activation at the next open).
+    if (info->exists) FE_RETURN_IF_ERROR(DmRemove(name).Annotate("remove volume " + volume));
+    FE_RETURN_IF_ERROR(ledger_->SetState(volume, ThinState::kRemoving));
+    record->state = ThinState::kRemoving;
+  }
+  if (::renameat(root_fd(), volume.c_str(), root_fd(), TrashName(volume).c_str()) != 0 && errno != ENOENT) {
+    return Status::FromErrno(errno, "remove volume", Path(volume));
+  }
+  return Discard(volume, *record, /*delete_id=*/true).Annotate("remove volume " + volume);
+}
+
+Result<VolumeUsage> DmThinBackend::Usage(const std::string& volume) {
+  FE_RETURN_IF_ERROR(ValidateVolumeName(volume));
+  std::optional<ThinRecord> record = ledger_->Find(volume);
+  if (!record || record->state != ThinState::kReady) return NotFound(volume);
+  Result<VolumeUsage> usage = DirectoryBackend::Usage(volume);
+  if (!usage.ok()) return usage.status();
+  Result<std::vector<TableLine>> lines = DmStatus(DmName(volume));
+  if (!lines.ok()) return lines.status();
+  if (lines->size() != 1) return Status(ErrorCode::kIo, "thin device " + DmName(volume) + " has no single target");
+  Result<ThinStatus> thin = ParseThinStatus(DmName(volume), (*lines)[0].params);
+  if (!thin.ok()) return thin.status();
+  usage->logical_bytes += record->sectors * kSectorBytes;
+  usage->allocated_bytes += thin->mapped_sectors * kSectorBytes;
+  usage->shared_bytes.reset();
+  return usage;
+}
+
+Result<std::vector<std::string>> DmThinBackend::List() {
+  std::vector<std::string> volumes;
+  for (const auto& [volume, record] : ledger_->Records()) {
+    if (record.state == ThinState::kReady) volumes.push_back(volume);
+  }
+  return volumes;  // the ledger's map is sorted
+}
+
+Status DmThinBackend::Deactivate() {
+  Status first;
+  for (const auto& [volume, record] : ledger_->Records()) {
+    Result<DmDeviceInfo> info = DmInfo(DmName(volume));
+    Status removed = !info.ok() ? info.status() : info->exists ? DmRemove(DmName(volume)) : Status::Ok();
+    if (!removed.ok() && first.ok()) first = removed;
+  }
+  Status pool = pool_.Deactivate();
+  if (!pool.ok() && first.ok()) first = pool;
+  return first;
+}
+
+}  // namespace fe::storage

@@ -1,0 +1,199 @@
+#include "storage/dm_thin/dm_thin_ledger.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <nlohmann/json.hpp>
+
+#include "storage/dm_thin/dm_thin_table.h"
+
+namespace fe::storage {
+namespace {
+
+using json = nlohmann::json;
+constexpr int kFormatVersion = 1;
+
+std::optional<ThinState> StateFromName(std::string_view name) {
+  for (ThinState state : {ThinState::kCreating, ThinState::kReady, ThinState::kRemoving}) {
+    if (ThinStateName(state) == name) return state;
+  }
+  return std::nullopt;
+}
+
+std::string DirectoryOf(const std::string& path) {
+  size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+Status WriteAll(int fd, const std::string& data, const std::string& path) {
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Status::FromErrno(errno, "write", path);
+    done += static_cast<size_t>(n);
+  }
+  return Status::Ok();
+}
+
+Result<std::string> ReadAll(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return Status::FromErrno(errno, "open ledger", path);
+  std::string text;
+  char buffer[8192];
+  for (;;) {
+    ssize_t n = ::read(fd.get(), buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Status::FromErrno(errno, "read ledger", path);
+    if (n == 0) return text;
+    text.append(buffer, static_cast<size_t>(n));
+  }
+}
+
+}  // namespace
+
+std::string_view ThinStateName(ThinState state) {
+  switch (state) {
+    case ThinState::kCreating: return "creating";
+    case ThinState::kReady: return "ready";
+    case ThinState::kRemoving: return "removing";
+  }
+  return "unknown";
+}
+
+std::optional<uint32_t> AllocateThinId(uint32_t next, const std::set<uint32_t>& used) {
+  if (used.size() > kMaxThinId) return std::nullopt;
+  uint32_t id = next > kMaxThinId ? 0 : next;
+  while (used.count(id) != 0) id = id == kMaxThinId ? 0 : id + 1;
+  return id;
+}
+
+Result<std::unique_ptr<ThinLedger>> ThinLedger::Open(const std::string& path) {
+  const std::string lock_path = path + ".lock";
+  UniqueFd lock(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!lock) return Status::FromErrno(errno, "open ledger lock", lock_path);
+  if (::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EWOULDBLOCK) {
+      return Status(ErrorCode::kBusy, "ledger " + path + " is in use by another process (flock on " +
+                                          lock_path + " is held)");
+    }
+    return Status::FromErrno(errno, "flock", lock_path);
+  }
+  Result<State> state = Load(path);
+  if (!state.ok()) return state.status();
+  std::unique_ptr<ThinLedger> ledger(new ThinLedger(path, std::move(lock)));
+  ledger->state_ = std::move(*state);
+  return ledger;
+}
+
+Result<ThinLedger::State> ThinLedger::Load(const std::string& path) {
+  if (::access(path.c_str(), F_OK) != 0 && errno == ENOENT) return State{};
+  Result<std::string> text = ReadAll(path);
+  if (!text.ok()) return text.status();
+  auto corrupt = [&](const std::string& why) {
+    return Status(ErrorCode::kIo, "ledger " + path + " is corrupt (" + why +
+                                      "); it is kept as is because it names thin ids the pool may hold");
+  };
+  json document = json::parse(*text, nullptr, /*allow_exceptions=*/false);
+  if (document.is_discarded() || !document.is_object()) return corrupt("not a JSON object");
+  try {
+    if (document.at("version").get<int>() != kFormatVersion) {
+      return corrupt("unknown version " + document.at("version").dump());
+    }
+    State state;
+    state.next_id = document.at("next_id").get<uint32_t>();
+    std::set<uint32_t> ids;
+    for (const auto& [volume, entry] : document.at("volumes").items()) {
+      ThinRecord record;
+      record.id = entry.at("id").get<uint32_t>();
+      std::optional<ThinState> thin_state = StateFromName(entry.at("state").get<std::string>());
+      if (!thin_state) return corrupt("volume " + volume + " has unknown state " + entry.at("state").dump());
+      record.state = *thin_state;
+      record.sectors = entry.at("sectors").get<uint64_t>();
+      if (entry.contains("origin") && !entry.at("origin").is_null()) record.origin = entry.at("origin").get<uint32_t>();
+      if (record.id > kMaxThinId || !ids.insert(record.id).second) {
+        return corrupt("volume " + volume + " has an invalid or duplicate id " + std::to_string(record.id));
+      }
+      state.records.emplace(volume, record);
+    }
+    return state;
+  } catch (const json::exception& error) {
+    return corrupt(error.what());
+  }
+}
+
+Status ThinLedger::Commit(State state) {
+  json volumes = json::object();
+  for (const auto& [volume, record] : state.records) {
+    volumes[volume] = {{"id", record.id},
+                       {"state", ThinStateName(record.state)},
+                       {"sectors", record.sectors},
+                       {"origin", record.origin ? json(*record.origin) : json(nullptr)}};
+  }
+  json document = {{"version", kFormatVersion}, {"next_id", state.next_id}, {"volumes", volumes}};
+  const std::string temporary = path_ + ".tmp";
+  UniqueFd fd(::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (!fd) return Status::FromErrno(errno, "create", temporary);
+  FE_RETURN_IF_ERROR(WriteAll(fd.get(), document.dump(2) + "\n", temporary));
+  if (::fsync(fd.get()) != 0) return Status::FromErrno(errno, "fsync", temporary);
+  fd.reset();
+  if (::rename(temporary.c_str(), path_.c_str()) != 0) return Status::FromErrno(errno, "rename into place", path_);
+  const std::string directory = DirectoryOf(path_);
+  UniqueFd dir(::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dir || ::fsync(dir.get()) != 0) return Status::FromErrno(errno, "fsync directory", directory);
+  state_ = std::move(state);
+  return Status::Ok();
+}
+
+Result<uint32_t> ThinLedger::BeginCreate(const std::string& volume, uint64_t sectors,
+                                         std::optional<uint32_t> origin) {
+  std::lock_guard lock(mutex_);
+  if (state_.records.count(volume) != 0) {
+    return Status(ErrorCode::kAlreadyExists, "ledger " + path_ + " already has volume " + volume + " (state " +
+                                                 std::string(ThinStateName(state_.records.at(volume).state)) + ")");
+  }
+  std::set<uint32_t> used;
+  for (const auto& [name, record] : state_.records) used.insert(record.id);
+  std::optional<uint32_t> id = AllocateThinId(state_.next_id, used);
+  if (!id) return Status(ErrorCode::kNoSpace, "ledger " + path_ + ": every thin device id is in use");
+  State next = state_;
+  next.records[volume] = ThinRecord{.id = *id, .state = ThinState::kCreating, .sectors = sectors, .origin = origin};
+  next.next_id = *id == kMaxThinId ? 0 : *id + 1;
+  FE_RETURN_IF_ERROR(Commit(std::move(next)));
+  return *id;
+}
+
+Status ThinLedger::SetState(const std::string& volume, ThinState state) {
+  std::lock_guard lock(mutex_);
+  if (state_.records.count(volume) == 0) {
+    return Status(ErrorCode::kNotFound, "ledger " + path_ + " has no volume " + volume);
+  }
+  State next = state_;
+  next.records[volume].state = state;
+  return Commit(std::move(next));
+}
+
+Status ThinLedger::Erase(const std::string& volume) {
+  std::lock_guard lock(mutex_);
+  if (state_.records.count(volume) == 0) return Status::Ok();
+  State next = state_;
+  next.records.erase(volume);
+  return Commit(std::move(next));
+}
+
+std::optional<ThinRecord> ThinLedger::Find(const std::string& volume) const {
+  std::lock_guard lock(mutex_);
+  auto it = state_.records.find(volume);
+  if (it == state_.records.end()) return std::nullopt;
+  return it->second;
+}
+
+std::map<std::string, ThinRecord> ThinLedger::Records() const {
+  std::lock_guard lock(mutex_);
+  return state_.records;
+}
+
+}  // namespace fe::storage

@@ -1,0 +1,57 @@
+// Choosing the backend for a data root, once, by probing (not by guessing from names).
+//
+// auto picks, per data root: dm-thin when a thin pool is configured; btrfs subvolume snapshots when
+// the root is on btrfs (small trees are still reflinked, below the measured crossover); reflink when a
+// real FICLONE works there; otherwise the sparse copy. Forcing a backend the host cannot support is an
+// Unsupported error when the backend is opened, never at the first clone.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "base/status.h"
+#include "storage/backend.h"
+#include "storage/dm_thin/dm_thin_config.h"
+#include "storage/tree/reflink_probe.h"
+
+namespace fe::storage {
+
+enum class BackendChoice { kAuto, kDmThin, kBtrfs, kReflink, kCopy };
+
+Result<BackendChoice> ParseBackendChoice(std::string_view text);
+std::string_view BackendChoiceName(BackendChoice choice);
+
+// Below this many entries a reflinked tree clones faster than a btrfs snapshot (forkbench --compare,
+// README "Choosing a backend").
+constexpr size_t kBtrfsSnapshotCrossoverEntries = 40;
+
+struct BackendDecision {
+  BackendChoice backend;  // never kAuto
+  std::string reason;
+};
+
+struct StorageConfig {
+  std::string root;
+  BackendChoice backend = BackendChoice::kAuto;
+  std::optional<DmThinConfig> thin_pool;  // a configured thin pool (its data_root is `root`)
+};
+
+// What the host can do beyond the data root's filesystem.
+struct HostFacts {
+  bool thin_pool_configured = false;
+  bool device_mapper = false;
+  std::string device_mapper_reason;  // why device-mapper is unusable, when it is
+};
+
+// The pure decision: what `choice` means for a root whose filesystem probed as `probe`.
+Result<BackendDecision> DecideBackend(BackendChoice choice, const FilesystemProbe& probe,
+                                      const HostFacts& host, const std::string& root);
+
+// Probes the host and the root (created if missing), decides and opens the backend.
+Result<std::unique_ptr<Backend>> OpenBackend(const StorageConfig& config);
+Result<std::unique_ptr<Backend>> OpenBackend(const std::string& root, BackendChoice choice);
+
+}  // namespace fe::storage

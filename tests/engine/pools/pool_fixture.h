@@ -1,0 +1,130 @@
+// The PoolManager test fixture: an engine on a scratch XFS with a Cloud Hypervisor real-format
+// template "tmpl", pools opened with an injected load source and clock and Tick() driven by hand.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "engine/pools/pool.h"
+#include "tests/engine/engine_fixture.h"
+
+namespace fe::engine::test_pool {
+
+using fe::test::ScratchFs;
+using test::EngineFixture;
+
+class FakeLoad final : public LoadSource {
+ public:
+  explicit FakeLoad(std::shared_ptr<std::atomic<double>> busy) : busy_(std::move(busy)) {}
+  Result<double> BusyFraction() override { return busy_->load(); }
+
+ private:
+  std::shared_ptr<std::atomic<double>> busy_;
+};
+
+inline PoolSpec Spec(std::string name, int min, int max, InstanceState member_state = InstanceState::kStandby) {
+  PoolSpec spec;
+  spec.name = std::move(name);
+  spec.template_id = "tmpl";
+  spec.member_state = member_state;
+  spec.min_size = min;
+  spec.max_size = max;
+  return spec;
+}
+
+inline AcquireRequest Named(std::string name, bool no_wait = false) { return AcquireRequest{std::move(name), no_wait}; }
+
+class PoolTest : public fe::test::ScratchTest {
+ protected:
+  void SetUp() override {
+    FE_SCRATCH_DIR(scratch, ScratchFs::kXfs);
+    FE_ASSERT_OK(fixture_.Init(scratch));
+    Result<Instance> made = fixture_.ImportTemplate("tmpl");
+    FE_ASSERT_OK(made);
+    template_ = *made;
+    FE_ASSERT_OK(OpenPools());
+    ready_ = true;
+  }
+  void TearDown() override {
+    pools_.reset();
+    // Running instances' stand-in processes go with them.
+    if (ready_) {
+      for (const Instance& instance : engine().List()) {
+        if (instance.state == InstanceState::kRunning) (void)engine().Stop(instance.id);
+      }
+    }
+  }
+  Status OpenPools() {
+    PoolConfig config;
+    config.cpu_budget_vcpus = budget_;
+    config.max_parallel_refills = 2;
+    config.load = std::make_unique<FakeLoad>(busy_);
+    config.clock = [offset = offset_] { return std::chrono::steady_clock::now() + std::chrono::milliseconds(offset->load()); };
+    config.acquire_quiet = acquire_quiet_;
+    config.max_growth_deferral = max_growth_deferral_;
+    config.on_refill = [this](const std::string&, double seconds) {
+      EXPECT_GE(seconds, 0.0);
+      ++refill_callbacks_;
+    };
+    Result<std::unique_ptr<PoolManager>> opened =
+        PoolManager::Open(engine(), fixture_.DataRoot(), std::move(config), /*start_loop=*/false);
+    if (!opened.ok()) return opened.status();
+    pools_ = std::move(*opened);
+    return Status::Ok();
+  }
+  // What a daemon restart does: pools, then the engine, closed and opened again.
+  Status Restart() {
+    pools_.reset();
+    FE_RETURN_IF_ERROR(fixture_.Reopen());
+    return OpenPools();
+  }
+  Engine& engine() { return fixture_.engine(); }
+  // Ticks until the pool holds `ready` members (each tick starts at most max_parallel_refills).
+  void FillTo(const std::string& pool, int ready) {
+    for (int round = 0; round < 2 * ready + 2; ++round) {
+      FE_ASSERT_OK(pools_->Tick());
+      pools_->WaitIdle();
+      Result<PoolStatus> status = pools_->Get(pool);
+      FE_ASSERT_OK(status);
+      if (status->ready >= ready) break;
+    }
+    Result<PoolStatus> status = pools_->Get(pool);
+    FE_ASSERT_OK(status);
+    ASSERT_EQ(status->ready, ready) << status->last_refill_error;
+  }
+  std::vector<Instance> MembersOf(const std::string& pool) {
+    std::vector<Instance> members;
+    for (const Instance& instance : engine().List()) {
+      if (instance.pool == pool) members.push_back(instance);
+    }
+    return members;
+  }
+  PoolStatus StatusOf(const std::string& pool) {
+    Result<PoolStatus> status = pools_->Get(pool);
+    EXPECT_TRUE(status.ok()) << status.status().ToString();
+    return status.ok() ? *status : PoolStatus{};
+  }
+
+  EngineFixture fixture_;
+  bool ready_ = false;  // SetUp finished (a skipped test has no engine)
+  Instance template_;
+  int budget_ = 64;
+  std::shared_ptr<std::atomic<double>> busy_ = std::make_shared<std::atomic<double>>(0.1);
+  std::atomic<int> refill_callbacks_{0};
+  // The pools' clock runs with the real one (refill and acquire durations are real) and is moved on
+  // by hand (Advance): tests of time windows set windows of minutes, far longer than a test runs,
+  // and advance past them. Acquires do not hold growth back unless a test sets acquire_quiet_ before
+  // OpenPools.
+  std::shared_ptr<std::atomic<int64_t>> offset_ = std::make_shared<std::atomic<int64_t>>(0);
+  void Advance(std::chrono::milliseconds by) { *offset_ += by.count(); }
+  std::chrono::milliseconds acquire_quiet_{0};
+  std::chrono::milliseconds max_growth_deferral_{1000};
+  std::unique_ptr<PoolManager> pools_;
+};
+
+}  // namespace fe::engine::test_pool

@@ -1,0 +1,334 @@
+// The VM process runner against real QEMUs under TCG: a bare machine (SeaBIOS with no disk, 64 MiB)
+// booted, stopped, snapshotted and restored; hypervisors that exit at once or never answer; and
+// process identity (a reused pid, a zombie) with plain child processes.
+#include "engine/vm/vm_runner.h"
+
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "engine/vm/process_stat.h"
+#include "hypervisor/qemu/qemu.h"
+#include "hypervisor/qemu/qemu_config.h"
+#include "hypervisor/qemu/qemu_controller.h"
+#include "tests/hypervisor/qemu/qemu_process.h"
+#include "tests/support/file_util.h"
+#include "tests/support/temp_dir.h"
+
+namespace fe::engine {
+namespace {
+
+using namespace std::chrono_literals;
+using hypervisor::LaunchCommand;
+using hypervisor::LaunchMode;
+using hypervisor::Plugin;
+
+// True when this test process has no child left, running or zombie.
+bool NoChildLeft() {
+  errno = 0;
+  return ::waitpid(-1, nullptr, WNOHANG) == -1 && errno == ECHILD;
+}
+
+bool ProcessGone(pid_t pid) { return ReadProcStat(pid).status().code() == ErrorCode::kNotFound; }
+
+// A plugin whose hypervisor is a shell script: for starts that fail. Connect is QEMU's.
+class ScriptPlugin final : public Plugin {
+ public:
+  ScriptPlugin(std::string script, std::string api_socket)
+      : script_(std::move(script)), api_socket_(std::move(api_socket)) {}
+  std::string_view Kind() const override { return "script"; }
+  hypervisor::PluginCapabilities Capabilities() const override { return {}; }
+  Result<hypervisor::PreparedFork> PrepareFork(const hypervisor::ForkSpec&) const override {
+    return Status(ErrorCode::kUnsupported, "script plugin: no forks");
+  }
+  Result<LaunchCommand> Launch(const std::string&, LaunchMode) const override {
+    return LaunchCommand{{"/bin/sh", "-c", script_}, api_socket_};
+  }
+  Result<std::unique_ptr<hypervisor::VmController>> Connect(const std::string& api_socket,
+                                                            std::chrono::milliseconds timeout) const override {
+    return hypervisor::QemuPlugin().Connect(api_socket, timeout);
+  }
+
+ private:
+  std::string script_;
+  std::string api_socket_;
+};
+
+// A child process of the test itself (not through the runner), killed and reaped at the end.
+class OwnChild {
+ public:
+  explicit OwnChild(const char* program, const char* argument) {
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::execlp(program, program, argument, static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+  }
+  ~OwnChild() {
+    // Only a child not yet reaped (by the runner, say) is killed: its pid cannot have been reused.
+    if (pid_ <= 0 || ::waitpid(pid_, nullptr, WNOHANG) != 0) return;
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+  }
+  pid_t pid() const { return pid_; }
+
+ private:
+  pid_t pid_ = -1;
+};
+
+class VmRunnerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (std::string why = hypervisor::qemu::test::QemuUnavailableReason(); !why.empty()) GTEST_SKIP() << why;
+    Result<fe::test::TempDir> dir = fe::test::TempDir::Create();
+    ASSERT_TRUE(dir.ok()) << dir.status().ToString();
+    dir_.emplace(std::move(*dir));
+    guest_ = dir_->Sub("guest");
+    runtime_ = dir_->Sub("runtime");
+    ASSERT_EQ(::mkdir(guest_.c_str(), 0755), 0);
+    ASSERT_EQ(::mkdir(runtime_.c_str(), 0755), 0);
+    hypervisor::qemu::Config config;
+    config.machine = "pc";
+    config.accel = "tcg";
+    config.cpus = 1;
+    config.memory_mib = 64;
+    config.qmp_socket = guest_ + "/qmp.sock";
+    Status written = hypervisor::qemu::WriteConfig(guest_, config);
+    ASSERT_TRUE(written.ok()) << written.ToString();
+  }
+
+  // Whatever a failed test left running is stopped.
+  void TearDown() override {
+    for (const ProcessRecord& record : started_) (void)StopVm(Context(), record);
+  }
+
+  VmContext Context(const Plugin* plugin = &hypervisor::QemuPlugin()) const {
+    VmContext context;
+    context.plugin = plugin;
+    context.guest_dir = guest_;
+    context.runtime_dir = runtime_;
+    context.timeout = 10s;
+    return context;
+  }
+
+  Result<ProcessRecord> Track(Result<ProcessRecord> record) {
+    if (record.ok()) started_.push_back(*record);
+    return record;
+  }
+
+  // QEMU's run state, through a QMP connection closed again before returning.
+  static std::string RunState(const ProcessRecord& record) {
+    Result<std::unique_ptr<hypervisor::VmController>> controller =
+        hypervisor::qemu::ConnectController(record.api_socket, 5s);
+    if (!controller.ok()) return controller.status().ToString();
+    Result<std::string> state = static_cast<hypervisor::qemu::QemuController&>(**controller).RunState();
+    return state.ok() ? *state : state.status().ToString();
+  }
+
+  std::string Log() const {
+    Result<std::string> log = fe::test::ReadFile(runtime_ + "/hypervisor.log");
+    return log.ok() ? *log : log.status().ToString();
+  }
+
+  std::optional<fe::test::TempDir> dir_;
+  std::string guest_;
+  std::string runtime_;
+  std::vector<ProcessRecord> started_;
+};
+
+TEST_F(VmRunnerTest, BootVmStartsALiveVmInItsOwnSessionLoggingToTheRuntimeDir) {
+  Result<ProcessRecord> record = Track(BootVm(Context()));
+  ASSERT_TRUE(record.ok()) << record.status().ToString();
+  EXPECT_TRUE(VmProcessAlive(*record));
+  EXPECT_EQ(record->api_socket, guest_ + "/qmp.sock");
+  EXPECT_EQ(::getsid(record->pid), record->pid);
+  Result<ProcStat> stat = ReadProcStat(record->pid);
+  ASSERT_TRUE(stat.ok()) << stat.status().ToString();
+  EXPECT_EQ(stat->start_time, record->start_time);
+  EXPECT_EQ(RunState(*record), "running");
+  EXPECT_NE(Log().find("forkengine: exec qemu-system-x86_64"), std::string::npos) << Log();
+}
+
+TEST_F(VmRunnerTest, StopVmEndsTheProcessAndLeavesNoZombie) {
+  Result<ProcessRecord> record = Track(BootVm(Context()));
+  ASSERT_TRUE(record.ok()) << record.status().ToString();
+  Status stopped = StopVm(Context(), *record);
+  ASSERT_TRUE(stopped.ok()) << stopped.ToString();
+  EXPECT_FALSE(VmProcessAlive(*record));
+  EXPECT_TRUE(ProcessGone(record->pid));
+  EXPECT_TRUE(NoChildLeft());
+  Status again = StopVm(Context(), *record);
+  EXPECT_TRUE(again.ok()) << again.ToString();
+}
+
+TEST_F(VmRunnerTest, SnapshotAndStopVmWritesTheSnapshotAndRestoreVmRunsIt) {
+  Result<ProcessRecord> booted = Track(BootVm(Context()));
+  ASSERT_TRUE(booted.ok()) << booted.status().ToString();
+  const std::string snapshot_dir = guest_ + "/snapshot";
+  Status saved = SnapshotAndStopVm(Context(), *booted, snapshot_dir);
+  ASSERT_TRUE(saved.ok()) << saved.ToString();
+  struct stat info{};
+  EXPECT_EQ(::stat((snapshot_dir + "/" + hypervisor::qemu::kStateFile).c_str(), &info), 0);
+  EXPECT_GT(info.st_size, 0);
+  EXPECT_EQ(::stat((snapshot_dir + "/" + hypervisor::qemu::kSnapshotInfoFile).c_str(), &info), 0);
+  EXPECT_FALSE(VmProcessAlive(*booted));
+  EXPECT_TRUE(ProcessGone(booted->pid));
+
+  Result<ProcessRecord> restored = Track(RestoreVm(Context(), snapshot_dir));
+  ASSERT_TRUE(restored.ok()) << restored.status().ToString();
+  EXPECT_TRUE(VmProcessAlive(*restored));
+  EXPECT_EQ(RunState(*restored), "running");
+  Status stopped = StopVm(Context(), *restored);
+  ASSERT_TRUE(stopped.ok()) << stopped.ToString();
+  EXPECT_TRUE(NoChildLeft());
+}
+
+TEST_F(VmRunnerTest, FailedSnapshotResumesTheVmAndKeepsItRunning) {
+  Result<ProcessRecord> record = Track(BootVm(Context()));
+  ASSERT_TRUE(record.ok()) << record.status().ToString();
+  // A directory under a regular file cannot be made.
+  const std::string blocked = guest_ + "/qemu-config.json/snapshot";
+  Status saved = SnapshotAndStopVm(Context(), *record, blocked);
+  ASSERT_FALSE(saved.ok());
+  EXPECT_NE(saved.message().find(blocked), std::string::npos) << saved.ToString();
+  EXPECT_TRUE(VmProcessAlive(*record));
+  EXPECT_EQ(RunState(*record), "running");
+}
+
+TEST_F(VmRunnerTest, RestoreWithoutSnapshotFailsAndLeavesNoProcess) {
+  const std::string empty = dir_->Sub("no-snapshot");
+  ASSERT_EQ(::mkdir(empty.c_str(), 0755), 0);
+  Result<ProcessRecord> restored = Track(RestoreVm(Context(), empty));
+  ASSERT_FALSE(restored.ok());
+  EXPECT_NE(restored.status().message().find(empty), std::string::npos) << restored.status().ToString();
+  EXPECT_TRUE(NoChildLeft());
+}
+
+TEST_F(VmRunnerTest, BootRefusesAnApiSocketAnotherVmServes) {
+  Result<ProcessRecord> first = Track(BootVm(Context()));
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  Result<ProcessRecord> second = Track(BootVm(Context()));
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), ErrorCode::kFailedPrecondition) << second.status().ToString();
+  EXPECT_TRUE(VmProcessAlive(*first));
+  EXPECT_EQ(RunState(*first), "running");
+}
+
+TEST_F(VmRunnerTest, BootReplacesAStaleApiSocketOfAKilledVm) {
+  Result<ProcessRecord> first = Track(BootVm(Context()));
+  ASSERT_TRUE(first.ok()) << first.status().ToString();
+  ASSERT_EQ(::kill(first->pid, SIGKILL), 0);
+  ASSERT_EQ(::waitpid(first->pid, nullptr, 0), first->pid);
+  Result<ProcessRecord> second = Track(BootVm(Context()));
+  ASSERT_TRUE(second.ok()) << second.status().ToString();
+  EXPECT_EQ(RunState(*second), "running");
+}
+
+TEST_F(VmRunnerTest, HypervisorThatExitsAtOnceFailsWithItsLogAndExitStatus) {
+  const std::string pid_file = dir_->Sub("pid");
+  ScriptPlugin plugin("echo $$ > " + pid_file + "; echo boom-from-hypervisor >&2; exit 3", guest_ + "/api.sock");
+  Result<ProcessRecord> record = Track(BootVm(Context(&plugin)));
+  ASSERT_FALSE(record.ok());
+  const std::string message = record.status().message();
+  EXPECT_NE(message.find("boom-from-hypervisor"), std::string::npos) << message;
+  EXPECT_NE(message.find("exited with status 3"), std::string::npos) << message;
+  EXPECT_NE(message.find(runtime_ + "/hypervisor.log"), std::string::npos) << message;
+  Result<std::string> pid = fe::test::ReadFile(pid_file);
+  ASSERT_TRUE(pid.ok()) << pid.status().ToString();
+  EXPECT_TRUE(ProcessGone(std::stoi(*pid)));
+  EXPECT_TRUE(NoChildLeft());
+}
+
+TEST_F(VmRunnerTest, HypervisorThatNeverAnswersIsKilledAtTheTimeout) {
+  const std::string pid_file = dir_->Sub("pid");
+  ScriptPlugin plugin("echo $$ > " + pid_file + "; exec sleep 100", guest_ + "/api.sock");
+  VmContext context = Context(&plugin);
+  context.timeout = 300ms;
+  Result<ProcessRecord> record = Track(BootVm(context));
+  ASSERT_FALSE(record.ok());
+  EXPECT_NE(record.status().message().find("did not open its API socket " + guest_ + "/api.sock"),
+            std::string::npos)
+      << record.status().ToString();
+  Result<std::string> pid = fe::test::ReadFile(pid_file);
+  ASSERT_TRUE(pid.ok()) << pid.status().ToString();
+  EXPECT_TRUE(ProcessGone(std::stoi(*pid)));
+  EXPECT_TRUE(NoChildLeft());
+}
+
+TEST_F(VmRunnerTest, MissingHypervisorBinaryIsNotFound) {
+  class MissingBinaryPlugin final : public Plugin {
+   public:
+    std::string_view Kind() const override { return "missing"; }
+    hypervisor::PluginCapabilities Capabilities() const override { return {}; }
+    Result<hypervisor::PreparedFork> PrepareFork(const hypervisor::ForkSpec&) const override {
+      return Status(ErrorCode::kUnsupported, "no forks");
+    }
+    Result<LaunchCommand> Launch(const std::string&, LaunchMode) const override {
+      return LaunchCommand{{"/nonexistent/hypervisor"}, "/nonexistent/api.sock"};
+    }
+    Result<std::unique_ptr<hypervisor::VmController>> Connect(const std::string&,
+                                                              std::chrono::milliseconds) const override {
+      return Status(ErrorCode::kIo, "never reached");
+    }
+  } plugin;
+  Result<ProcessRecord> record = Track(BootVm(Context(&plugin)));
+  ASSERT_FALSE(record.ok());
+  EXPECT_EQ(record.status().code(), ErrorCode::kNotFound) << record.status().ToString();
+  EXPECT_NE(record.status().message().find("/nonexistent/hypervisor"), std::string::npos);
+  EXPECT_TRUE(NoChildLeft());
+}
+
+TEST_F(VmRunnerTest, ProcessWithAnotherStartTimeIsNotAliveAndIsNeverKilled) {
+  OwnChild sleeper("sleep", "100");
+  ASSERT_GT(sleeper.pid(), 0);
+  Result<ProcStat> stat = ReadProcStat(sleeper.pid());
+  ASSERT_TRUE(stat.ok()) << stat.status().ToString();
+  const ProcessRecord real{sleeper.pid(), stat->start_time, guest_ + "/absent.sock"};
+  const ProcessRecord reused{sleeper.pid(), stat->start_time + 1, guest_ + "/absent.sock"};
+  EXPECT_TRUE(VmProcessAlive(real));
+  EXPECT_FALSE(VmProcessAlive(reused));
+
+  Status stopped = StopVm(Context(), reused);
+  EXPECT_TRUE(stopped.ok()) << stopped.ToString();
+  EXPECT_EQ(::kill(sleeper.pid(), 0), 0);
+  EXPECT_EQ(::waitpid(sleeper.pid(), nullptr, WNOHANG), 0) << "the process was ended";
+  EXPECT_TRUE(VmProcessAlive(real));
+}
+
+TEST_F(VmRunnerTest, StopVmKillsAProcessWhoseApiNeverAnswers) {
+  OwnChild sleeper("sleep", "100");
+  ASSERT_GT(sleeper.pid(), 0);
+  Result<ProcStat> stat = ReadProcStat(sleeper.pid());
+  ASSERT_TRUE(stat.ok()) << stat.status().ToString();
+  const ProcessRecord record{sleeper.pid(), stat->start_time, guest_ + "/absent.sock"};
+  VmContext context = Context();
+  context.timeout = 200ms;
+  Status stopped = StopVm(context, record);
+  ASSERT_TRUE(stopped.ok()) << stopped.ToString();
+  EXPECT_FALSE(VmProcessAlive(record));
+  EXPECT_TRUE(ProcessGone(sleeper.pid()));
+}
+
+TEST_F(VmRunnerTest, ZombieIsNotAliveAndIsReaped) {
+  OwnChild quitter("true", nullptr);
+  ASSERT_GT(quitter.pid(), 0);
+  Result<ProcStat> stat = ReadProcStat(quitter.pid());
+  ASSERT_TRUE(stat.ok()) << stat.status().ToString();
+  while (stat.ok() && stat->state != 'Z') {
+    std::this_thread::sleep_for(5ms);
+    stat = ReadProcStat(quitter.pid());
+  }
+  ASSERT_TRUE(stat.ok()) << stat.status().ToString();
+  EXPECT_FALSE(VmProcessAlive(ProcessRecord{quitter.pid(), stat->start_time, ""}));
+  EXPECT_TRUE(ProcessGone(quitter.pid()));
+}
+
+}  // namespace
+}  // namespace fe::engine

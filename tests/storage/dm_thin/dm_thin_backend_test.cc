@@ -1,0 +1,455 @@
+// The dm-thin backend against a real kernel: pools on loop devices, thin volumes, snapshots, removal,
+// restart recovery, the fill threshold and rollback. Runs directly where the kernel has
+// device-mapper and is skipped (with the reason) where it has not; dm_thin_guest_test then runs this
+// binary in a QEMU guest with FE_REQUIRE_DM=1, which turns that skip into a failure.
+#include "storage/dm_thin/dm_thin_backend.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <memory>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "base/unique_fd.h"
+#include "storage/dm_thin/dm_thin_device.h"
+#include "storage/dm_thin/dm_thin_loop.h"
+#include "tests/support/file_util.h"
+#include "tests/support/scratch.h"
+#include "tests/support/temp_dir.h"
+
+namespace fe::storage {
+namespace {
+
+using test::kMiB;
+
+constexpr uint64_t kIoAlign = 4096;
+
+bool Exists(const std::string& path) {
+  struct stat st;
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+bool DeviceExists(const std::string& name) {
+  Result<DmDeviceInfo> info = DmInfo(name);
+  EXPECT_TRUE(info.ok()) << info.status().ToString();
+  return info.ok() && info->exists;
+}
+
+struct AlignedFree {
+  void operator()(char* p) const { std::free(p); }
+};
+using AlignedBuffer = std::unique_ptr<char, AlignedFree>;
+
+// Pattern bytes written with O_DIRECT|O_SYNC, so they are in the thin device, not in a page cache.
+Status WritePattern(const std::string& device, uint64_t offset, uint64_t length, uint64_t seed) {
+  UniqueFd fd(::open(device.c_str(), O_WRONLY | O_DIRECT | O_SYNC | O_CLOEXEC));
+  if (!fd) return Status::FromErrno(errno, "open for writing", device);
+  AlignedBuffer buffer(static_cast<char*>(std::aligned_alloc(kIoAlign, length)));
+  test::FillPattern(buffer.get(), length, seed, offset);
+  ssize_t n = ::pwrite(fd.get(), buffer.get(), length, static_cast<off_t>(offset));
+  if (n != static_cast<ssize_t>(length)) return Status::FromErrno(n < 0 ? errno : EIO, "write", device);
+  return Status::Ok();
+}
+
+// Whether the device holds pattern `seed` at [offset, offset+length), read with O_DIRECT.
+Result<bool> HoldsPattern(const std::string& device, uint64_t offset, uint64_t length, uint64_t seed) {
+  UniqueFd fd(::open(device.c_str(), O_RDONLY | O_DIRECT | O_CLOEXEC));
+  if (!fd) return Status::FromErrno(errno, "open for reading", device);
+  AlignedBuffer actual(static_cast<char*>(std::aligned_alloc(kIoAlign, length)));
+  ssize_t n = ::pread(fd.get(), actual.get(), length, static_cast<off_t>(offset));
+  if (n != static_cast<ssize_t>(length)) return Status::FromErrno(n < 0 ? errno : EIO, "read", device);
+  std::unique_ptr<char[]> expected(new char[length]);
+  test::FillPattern(expected.get(), length, seed, offset);
+  return std::memcmp(actual.get(), expected.get(), length) == 0;
+}
+
+#define EXPECT_PATTERN(device, offset, length, seed)                              \
+  do {                                                                            \
+    Result<bool> fe_holds_ = HoldsPattern(device, offset, length, seed);          \
+    ASSERT_TRUE(fe_holds_.ok()) << fe_holds_.status().ToString();                 \
+    EXPECT_TRUE(*fe_holds_) << (device) << " does not hold pattern " << (seed);   \
+  } while (0)
+
+class DmThinBackendTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string why;
+    if (!DeviceMapperAvailable(&why)) {
+      if (std::getenv("FE_REQUIRE_DM") != nullptr) FAIL() << "FE_REQUIRE_DM is set, but " << why;
+      GTEST_SKIP() << "no device-mapper in this kernel: " << why
+                   << "; dm_thin_guest_test runs these tests in a QEMU guest";
+    }
+    if (::access("/dev/loop-control", W_OK) != 0) {
+      if (std::getenv("FE_REQUIRE_DM") != nullptr) FAIL() << "FE_REQUIRE_DM is set, but /dev/loop-control is missing";
+      GTEST_SKIP() << "/dev/loop-control is not usable here: " << std::strerror(errno);
+    }
+    Result<test::TempDir> dir = test::TempDir::Create();
+    ASSERT_TRUE(dir.ok()) << dir.status().ToString();
+    dir_.emplace(std::move(*dir));
+    static std::atomic<int> counter{0};
+    config_.data_root = dir_->Sub("root");
+    config_.pool_name = "fe-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
+    config_.data_size_bytes = 64 * kMiB;  // 1024 blocks of 64 KiB
+    config_.metadata_size_bytes = 64 * kMiB;  // sparse; a new pool uses ~1.6 MiB (2.5%) of it
+    config_.volume_size_bytes = 32 * kMiB;
+  }
+
+  void TearDown() override {
+    if (!dir_) return;
+    if (!backend_) {
+      Result<DmDeviceInfo> pool = DmInfo(config_.pool_name);
+      if (pool.ok() && pool->exists) Open();  // to find and deactivate what a test left
+    }
+    if (backend_) {
+      Status deactivated = backend_->Deactivate();
+      EXPECT_TRUE(deactivated.ok()) << deactivated.ToString();
+    }
+    backend_.reset();
+  }
+
+  void Open(DmThinBackend::FaultHook hook = nullptr) {
+    backend_.reset();
+    Result<std::unique_ptr<DmThinBackend>> backend = DmThinBackend::Open(config_, "test", std::move(hook));
+    ASSERT_TRUE(backend.ok()) << backend.status().ToString();
+    backend_ = std::move(*backend);
+  }
+
+  std::string DataImage() const { return config_.data_root + "/.dm-thin/" + config_.pool_name + ".data.img"; }
+  std::string LedgerPath() const { return config_.data_root + "/.dm-thin/" + config_.pool_name + ".json"; }
+
+  // The ledger's record of `volume` as stored on disk: {id, state}, or null.
+  nlohmann::json LedgerRecord(const std::string& volume) const {
+    std::ifstream in(LedgerPath());
+    nlohmann::json ledger = nlohmann::json::parse(in, nullptr, false);
+    if (ledger.is_discarded() || !ledger["volumes"].contains(volume)) return nullptr;
+    return ledger["volumes"][volume];
+  }
+  uint32_t IdOf(const std::string& volume) const { return LedgerRecord(volume).at("id").get<uint32_t>(); }
+
+  // Proves the pool holds no thin device `id` (deleting it finds nothing).
+  void ExpectIdGone(uint32_t id) {
+    Status deleted = DmMessage(config_.pool_name, DeleteMessage(id));
+    EXPECT_EQ(deleted.sys_errno(), ENODATA) << "thin id " << id << " still existed: " << deleted.ToString();
+  }
+
+  // Nothing of `volume` exists: no device, no node, no directory, no ledger record.
+  void ExpectNoTrace(const std::string& volume) {
+    EXPECT_FALSE(DeviceExists(config_.pool_name + "-" + volume));
+    EXPECT_FALSE(Exists(backend_->DevicePath(volume)));
+    EXPECT_FALSE(Exists(backend_->Path(volume)));
+    EXPECT_TRUE(LedgerRecord(volume).is_null()) << LedgerRecord(volume).dump();
+  }
+
+  std::vector<std::string> List() {
+    Result<std::vector<std::string>> volumes = backend_->List();
+    EXPECT_TRUE(volumes.ok()) << volumes.status().ToString();
+    return volumes.ok() ? *volumes : std::vector<std::string>{};
+  }
+
+  std::optional<test::TempDir> dir_;
+  DmThinConfig config_;
+  std::unique_ptr<DmThinBackend> backend_;
+};
+
+TEST_F(DmThinBackendTest, PoolIsCreatedOnLoopDevicesOverSparseImages) {
+  Open();
+  EXPECT_EQ(backend_->Name(), "dm-thin");
+  EXPECT_TRUE(backend_->Capabilities().constant_time_clone);
+  EXPECT_TRUE(backend_->Capabilities().quiesce_origin);
+  Result<PoolStatus> health = backend_->PoolHealth();
+  ASSERT_TRUE(health.ok()) << health.status().ToString();
+  EXPECT_EQ(health->data_total, 1024u);
+  EXPECT_EQ(health->data_used, 0u);
+  EXPECT_EQ(health->mode, PoolMode::kReadWrite);
+  const std::string data_image = DataImage();
+  EXPECT_EQ(test::LoopDevicesBackedBy(data_image).size(), 1u);
+  EXPECT_EQ(test::LoopDevicesBackedBy(data_image.substr(0, data_image.size() - 8) + "metadata.img").size(), 1u);
+  Result<uint64_t> allocated = test::AllocatedBytes(data_image);
+  ASSERT_TRUE(allocated.ok());
+  EXPECT_LT(*allocated, 64 * kMiB) << "the data image should be sparse";
+}
+
+TEST_F(DmThinBackendTest, CreateMakesABlockDeviceAndADirectory) {
+  Open();
+  FE_ASSERT_OK(backend_->Create("a"));
+  struct stat st;
+  ASSERT_EQ(::stat(backend_->DevicePath("a").c_str(), &st), 0) << backend_->DevicePath("a");
+  EXPECT_TRUE(S_ISBLK(st.st_mode));
+  EXPECT_EQ(backend_->DevicePath("a"), "/dev/mapper/" + config_.pool_name + "-a");
+  Result<uint64_t> size = BlockDeviceBytes(backend_->DevicePath("a"));
+  ASSERT_TRUE(size.ok()) << size.status().ToString();
+  EXPECT_EQ(*size, 32 * kMiB);
+  ASSERT_EQ(::stat(backend_->Path("a").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISDIR(st.st_mode));
+  EXPECT_EQ(List(), std::vector<std::string>{"a"});
+  EXPECT_EQ(LedgerRecord("a").at("state"), "ready");
+  EXPECT_EQ(backend_->Create("a").code(), ErrorCode::kAlreadyExists);
+}
+
+TEST_F(DmThinBackendTest, DataWrittenToTheDeviceReadsBack) {
+  Open();
+  FE_ASSERT_OK(backend_->Create("a"));
+  const std::string device = backend_->DevicePath("a");
+  FE_ASSERT_OK(WritePattern(device, 0, kMiB, 1));
+  FE_ASSERT_OK(WritePattern(device, 16 * kMiB, kMiB, 2));
+  EXPECT_PATTERN(device, 0, kMiB, 1);
+  EXPECT_PATTERN(device, 16 * kMiB, kMiB, 2);
+  Result<VolumeUsage> usage = backend_->Usage("a");
+  ASSERT_TRUE(usage.ok()) << usage.status().ToString();
+  EXPECT_GE(usage->allocated_bytes, 2 * kMiB);
+  EXPECT_GE(usage->logical_bytes, 32 * kMiB);
+}
+
+TEST_F(DmThinBackendTest, CloneIsASnapshotThatSharesDataButNotWrites) {
+  Open();
+  FE_ASSERT_OK(backend_->Create("a"));
+  const std::string origin = backend_->DevicePath("a");
+  FE_ASSERT_OK(WritePattern(origin, 0, 2 * kMiB, 1));
+  ASSERT_TRUE(test::WriteFile(backend_->Path("a") + "/config.json", "{\"vcpus\": 2}").ok());
+  // The origin stays open, as under a paused guest: suspending it must not need it closed.
+  UniqueFd held(::open(origin.c_str(), O_RDWR | O_CLOEXEC));
+  ASSERT_TRUE(held) << std::strerror(errno);
+  const uint64_t used_before = backend_->PoolHealth()->data_used;
+
+  Result<CloneReport> report = backend_->Clone("a", "b");
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(report->mechanism, "dm-thin-snapshot");
+  EXPECT_NE(report->note.find("thin snapshot id " + std::to_string(IdOf("b"))), std::string::npos) << report->note;
+  EXPECT_FALSE(DmInfo(config_.pool_name + "-a")->suspended) << "origin left suspended";
+  EXPECT_EQ(backend_->PoolHealth()->data_used, used_before) << "a snapshot must not copy data";
+  EXPECT_EQ(LedgerRecord("b").at("origin"), IdOf("a"));
+
+  const std::string clone = backend_->DevicePath("b");
+  EXPECT_PATTERN(clone, 0, 2 * kMiB, 1);
+  Result<std::string> config = test::ReadFile(backend_->Path("b") + "/config.json");
+  ASSERT_TRUE(config.ok()) << config.status().ToString();
+  EXPECT_EQ(*config, "{\"vcpus\": 2}");
+
+  FE_ASSERT_OK(WritePattern(clone, 0, kMiB, 2));
+  EXPECT_PATTERN(origin, 0, 2 * kMiB, 1);
+  EXPECT_PATTERN(clone, 0, kMiB, 2);
+  EXPECT_PATTERN(clone, kMiB, kMiB, 1);
+  FE_ASSERT_OK(WritePattern(origin, kMiB, kMiB, 3));
+  EXPECT_PATTERN(clone, kMiB, kMiB, 1);
+  EXPECT_EQ(List(), (std::vector<std::string>{"a", "b"}));
+}
+
+TEST_F(DmThinBackendTest, RemoveDeletesDeviceDirectoryAndThinIdButNotClones) {
+  Open();
+  FE_ASSERT_OK(backend_->Create("a"));
+  FE_ASSERT_OK(WritePattern(backend_->DevicePath("a"), 0, kMiB, 1));
+  FE_ASSERT_OK(backend_->Clone("a", "b"));
+  const uint32_t id = IdOf("a");
+
+  FE_ASSERT_OK(backend_->Remove("a"));
+  ExpectNoTrace("a");
+  ExpectIdGone(id);
+  EXPECT_PATTERN(backend_->DevicePath("b"), 0, kMiB, 1);
+  EXPECT_EQ(List(), std::vector<std::string>{"b"});
+  EXPECT_EQ(backend_->Remove("a").code(), ErrorCode::kNotFound);
+  FE_ASSERT_OK(backend_->Remove("b"));
+  EXPECT_TRUE(List().empty());
+}
+
+TEST_F(DmThinBackendTest, RemoveOfAnOpenDeviceIsBusyAndKeepsTheVolume) {
+  Open();
+  FE_ASSERT_OK(backend_->Create("a"));
+  UniqueFd held(::open(backend_->DevicePath("a").c_str(), O_RDONLY | O_CLOEXEC));
+  ASSERT_TRUE(held);
+  Status removed = backend_->Remove("a");
+  EXPECT_EQ(removed.code(), ErrorCode::kBusy) << removed.ToString();
+  EXPECT_NE(removed.message().find(backend_->DevicePath("a")), std::string::npos) << removed.message();
+  EXPECT_TRUE(DeviceExists(config_.pool_name + "-a"));
+  EXPECT_EQ(LedgerRecord("a").at("state"), "ready");
+  held.reset();
+  EXPECT_TRUE(backend_->Remove("a").ok());
+}
+
+TEST_F(DmThinBackendTest, IdsAndDataPersistAcrossReopeningAndReactivation) {
+  Open();
+  FE_ASSERT_OK(backend_->Create("a"));
+  FE_ASSERT_OK(WritePattern(backend_->DevicePath("a"), 0, kMiB, 1));
+  FE_ASSERT_OK(backend_->Clone("a", "b"));
+  const uint32_t id_a = IdOf("a"), id_b = IdOf("b");
+
+  Open();  // a daemon restart: the devices stayed active
+  EXPECT_EQ(List(), (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(IdOf("a"), id_a);
+  EXPECT_EQ(IdOf("b"), id_b);
+
+  FE_ASSERT_OK(backend_->Deactivate());  // a host shutdown: everything deactivated
+  EXPECT_FALSE(DeviceExists(config_.pool_name + "-a"));
+  EXPECT_FALSE(DeviceExists(config_.pool_name));
+  EXPECT_TRUE(test::LoopDevicesBackedBy(DataImage()).empty()) << "loop devices should detach with the pool";
+  Open();
+  EXPECT_EQ(List(), (std::vector<std::string>{"a", "b"}));
+  EXPECT_PATTERN(backend_->DevicePath("a"), 0, kMiB, 1);
+  EXPECT_PATTERN(backend_->DevicePath("b"), 0, kMiB, 1);
+  FE_ASSERT_OK(backend_->Create("c"));
+  EXPECT_NE(IdOf("c"), id_a);
+  EXPECT_NE(IdOf("c"), id_b);
+}
+
+TEST_F(DmThinBackendTest, CloneAboveTheFillThresholdIsRefusedWithAClearError) {
+  // Metadata starts ~10% used (the kernel counts its metadata reserve as used), so the threshold
+  // sits well above that and the data usage well above the threshold.
+  config_.fill_threshold = 0.25;
+  Open();
+  FE_ASSERT_OK(backend_->Create("a"));
+  FE_ASSERT_OK(WritePattern(backend_->DevicePath("a"), 0, 24 * kMiB, 1));  // 384 of 1024 blocks
+
+  Result<CloneReport> clone = backend_->Clone("a", "b");
+  ASSERT_FALSE(clone.ok());
+  const Status& status = clone.status();
+  EXPECT_EQ(status.code(), ErrorCode::kNoSpace) << status.ToString();
+  EXPECT_NE(status.message().find("thin pool " + config_.pool_name), std::string::npos) << status.message();
+  EXPECT_NE(status.message().find("data usage 37.5% (384/1024 blocks)"), std::string::npos) << status.message();
+  EXPECT_NE(status.message().find("above the fill threshold 25.0%"), std::string::npos) << status.message();
+  EXPECT_NE(status.message().find("refusing to clone " + backend_->Path("a") + " to " + backend_->Path("b")),
+            std::string::npos) << status.message();
+  ExpectNoTrace("b");
+  EXPECT_EQ(backend_->Create("c").code(), ErrorCode::kNoSpace);
+}
+
+TEST_F(DmThinBackendTest, FailedCloneLeavesNothingHalfMadeAtEveryStep) {
+  std::string fail_at;
+  uint32_t failed_id = 0;
+  Open([&](std::string_view step, uint32_t id) {
+    if (step != fail_at) return Status::Ok();
+    failed_id = id;
+    return Status(ErrorCode::kIo, "injected failure at " + std::string(step));
+  });
+  FE_ASSERT_OK(backend_->Create("a"));
+  FE_ASSERT_OK(WritePattern(backend_->DevicePath("a"), 0, kMiB, 1));
+
+  for (const char* step : {"create_snap", "activate", "directory", "commit"}) {
+    SCOPED_TRACE(step);
+    fail_at = step;
+    Result<CloneReport> clone = backend_->Clone("a", "b");
+    ASSERT_FALSE(clone.ok());
+    EXPECT_NE(clone.status().message().find(std::string("injected failure at ") + step), std::string::npos);
+    ExpectNoTrace("b");
+    ExpectIdGone(failed_id);
+    EXPECT_FALSE(DmInfo(config_.pool_name + "-a")->suspended);
+    EXPECT_PATTERN(backend_->DevicePath("a"), 0, kMiB, 1);
+  }
+  for (const char* step : {"create_thin", "activate", "directory", "commit"}) {
+    SCOPED_TRACE(step);
+    fail_at = step;
+    EXPECT_FALSE(backend_->Create("c").ok());
+    ExpectNoTrace("c");
+    ExpectIdGone(failed_id);
+  }
+  fail_at.clear();
+  FE_ASSERT_OK(backend_->Clone("a", "b"));
+  EXPECT_PATTERN(backend_->DevicePath("b"), 0, kMiB, 1);
+}
+
+TEST_F(DmThinBackendTest, CreateNeverDeletesAThinIdItDidNotMake) {
+  Open();
+  // A thin device the ledger does not know (a lost ledger, another user of the pool) holds the id
+  // the ledger hands out next.
+  std::ifstream in(LedgerPath());
+  nlohmann::json ledger = nlohmann::json::parse(in, nullptr, false);
+  const uint32_t foreign = ledger.is_discarded() ? 0 : ledger.value("next_id", 0u);
+  FE_ASSERT_OK(DmMessage(config_.pool_name, CreateThinMessage(foreign)));
+
+  Status created = backend_->Create("a");
+  EXPECT_EQ(created.sys_errno(), EEXIST) << created.ToString();
+  EXPECT_NE(created.message().find("thin id " + std::to_string(foreign) + " already exists"), std::string::npos)
+      << created.message();
+  ExpectNoTrace("a");
+  EXPECT_EQ(DmMessage(config_.pool_name, CreateThinMessage(foreign)).sys_errno(), EEXIST)
+      << "the foreign thin device was deleted";
+  FE_ASSERT_OK(backend_->Create("a"));
+  EXPECT_NE(IdOf("a"), foreign);
+}
+
+TEST_F(DmThinBackendTest, ReopenUndoesACloneInterruptedAfterTheSnapshot) {
+  Open();
+  FE_ASSERT_OK(backend_->Create("a"));
+  FE_ASSERT_OK(WritePattern(backend_->DevicePath("a"), 0, kMiB, 1));
+  const uint32_t origin = IdOf("a");
+  const uint64_t sectors = LedgerRecord("a").at("sectors").get<uint64_t>();
+  backend_.reset();  // the daemon dies in the middle of Clone("a", "b"):
+  uint32_t id = 0;
+  {
+    Result<std::unique_ptr<ThinLedger>> ledger = ThinLedger::Open(LedgerPath());
+    ASSERT_TRUE(ledger.ok()) << ledger.status().ToString();
+    Result<uint32_t> reserved = (*ledger)->BeginCreate("b", sectors, origin);  // intent recorded
+    ASSERT_TRUE(reserved.ok());
+    id = *reserved;
+    FE_ASSERT_OK(DmMessage(config_.pool_name, CreateSnapMessage(id, origin)));  // snapshot made
+    Result<DmDeviceInfo> pool = DmInfo(config_.pool_name);
+    FE_ASSERT_OK(DmCreate(config_.pool_name + "-b", {ThinTable(pool->DeviceNumber(), id, sectors)}));
+    ASSERT_EQ(::mkdir((config_.data_root + "/b").c_str(), 0755), 0);  // directory half cloned
+  }
+  Open();
+  ExpectNoTrace("b");
+  ExpectIdGone(id);
+  EXPECT_EQ(List(), std::vector<std::string>{"a"});
+  FE_ASSERT_OK(backend_->Clone("a", "b"));
+  EXPECT_PATTERN(backend_->DevicePath("b"), 0, kMiB, 1);
+}
+
+TEST_F(DmThinBackendTest, ReopenUndoesAnIntentThatNeverReachedTheKernel) {
+  Open();
+  backend_.reset();
+  {
+    Result<std::unique_ptr<ThinLedger>> ledger = ThinLedger::Open(LedgerPath());
+    ASSERT_TRUE(ledger.ok()) << ledger.status().ToString();
+    FE_ASSERT_OK((*ledger)->BeginCreate("b", 2048, std::nullopt));
+  }
+  Open();
+  ExpectNoTrace("b");
+  EXPECT_TRUE(List().empty());
+}
+
+TEST_F(DmThinBackendTest, ReopenFinishesAnInterruptedRemove) {
+  Open();
+  FE_ASSERT_OK(backend_->Create("a"));
+  const uint32_t id = IdOf("a");
+  FE_ASSERT_OK(DmRemove(config_.pool_name + "-a"));  // Remove("a") deactivated it ...
+  backend_.reset();
+  {
+    Result<std::unique_ptr<ThinLedger>> ledger = ThinLedger::Open(LedgerPath());
+    ASSERT_TRUE(ledger.ok()) << ledger.status().ToString();
+    FE_ASSERT_OK((*ledger)->SetState("a", ThinState::kRemoving));  // ... recorded it, and died
+  }
+  Open();
+  ExpectNoTrace("a");
+  ExpectIdGone(id);
+  EXPECT_TRUE(List().empty());
+}
+
+TEST_F(DmThinBackendTest, NamesAndParentsAreChecked) {
+  Open();
+  EXPECT_EQ(backend_->Clone("missing", "b").status().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(backend_->Create("../x").code(), ErrorCode::kInvalidArgument);
+  Status long_name = backend_->Create(std::string(120, 'v'));
+  EXPECT_EQ(long_name.code(), ErrorCode::kInvalidArgument) << long_name.ToString();
+  EXPECT_TRUE(List().empty());
+}
+
+TEST_F(DmThinBackendTest, CreateNeverAdoptsAStrayDeviceOfTheSameName) {
+  Open();
+  const std::string stray = config_.pool_name + "-stray";
+  FE_ASSERT_OK(DmCreate(stray, {TableLine{.start = 0, .sectors = 2048, .target = "error", .params = ""}}));
+  Status created = backend_->Create("stray");
+  EXPECT_EQ(created.code(), ErrorCode::kAlreadyExists) << created.ToString();
+  EXPECT_NE(created.message().find(stray), std::string::npos) << created.message();
+  EXPECT_TRUE(DeviceExists(stray));
+  EXPECT_TRUE(LedgerRecord("stray").is_null());
+  FE_ASSERT_OK(DmRemove(stray));
+}
+
+}  // namespace
+}  // namespace fe::storage

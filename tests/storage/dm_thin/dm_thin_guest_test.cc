@@ -1,0 +1,44 @@
+// Runs dm_thin_backend_test inside a QEMU guest when this host's kernel has no device-mapper.
+// The guest loads the dm-thin modules (crc32c_generic first: dm-persistent-data needs crc32c) and
+// loop, and runs the test binary with FE_REQUIRE_DM=1 so a missing kernel feature fails rather
+// than skips.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+
+#include "storage/dm_thin/dm_thin_device.h"
+#include "tests/guest/guest_runner.h"
+
+namespace fe::test {
+namespace {
+
+TEST(DmThinGuestTest, KernelFacingTestsPassInAGuest) {
+  std::string why;
+  if (storage::DeviceMapperAvailable(&why)) {
+    GTEST_SKIP() << "this kernel has device-mapper: dm_thin_backend_test runs directly";
+  }
+  if (std::string missing = GuestUnavailableReason(); !missing.empty()) GTEST_SKIP() << missing;
+
+  GuestSpec spec;
+  spec.modules = {"crc32c_generic", "libcrc32c", "dm-mod",       "dm-bufio",
+                  "dm-bio-prison",  "dm-persistent-data", "dm-thin-pool", "loop"};
+  spec.files = {{.host_path = FE_DM_THIN_BACKEND_TEST, .guest_path = "/opt/fe/dm_thin_backend_test",
+                 .with_libraries = true}};
+  spec.command = "FE_REQUIRE_DM=1 /opt/fe/dm_thin_backend_test --gtest_color=no";
+  spec.timeout = std::chrono::seconds(120);
+  Result<GuestResult> result = RunGuest(spec);
+  ASSERT_TRUE(result.ok()) << result.status().ToString();
+  EXPECT_FALSE(result->timed_out) << result->Summary() << "\n" << result->serial;
+  EXPECT_EQ(result->exit_code, 0) << result->Summary() << "\n" << result->serial << result->qemu_output;
+  EXPECT_NE(result->serial.find("[  PASSED  ]"), std::string::npos) << result->serial;
+  EXPECT_EQ(result->serial.find("[  SKIPPED ]"), std::string::npos) << result->serial;
+  std::printf("%s\n", result->Summary().c_str());
+  if (::testing::Test::HasFailure() == false) {
+    // The per-test lines and timings from the guest, for the log.
+    size_t start = result->serial.find("[==========]");
+    if (start != std::string::npos) std::printf("%s\n", result->serial.substr(start).c_str());
+  }
+}
+
+}  // namespace
+}  // namespace fe::test
