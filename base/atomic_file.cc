@@ -10,7 +10,7 @@
 #include "base/unique_fd.h"
 #include "base/deferred_sync.h"
 
-namespace fe::snapshot {
+namespace fe {
 
 Result<bool> IsRegularFile(const std::string& path) {
   struct stat st {};
@@ -46,7 +46,7 @@ Status WriteAndRename(int fd, const std::string& temp, const std::string& path,
   struct stat existing {};
   if (::lstat(path.c_str(), &existing) == 0) {
     if (!S_ISREG(existing.st_mode)) {
-      return Status(ErrorCode::kInvalidArgument, "replace " + path + ": not a regular file");
+      return Status::InvalidArgument("replace " + path + ": not a regular file");
     }
     mode = existing.st_mode & 07777;
     if (::fchown(fd, existing.st_uid, existing.st_gid) != 0) return Status::FromErrno(errno, "chown", temp);
@@ -67,9 +67,9 @@ Result<std::string> ReadSmallFile(const std::string& path, size_t limit) {
   if (!fd) return Status::FromErrno(errno, "open", path);
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) return Status::FromErrno(errno, "stat", path);
-  if (!S_ISREG(st.st_mode)) return Status(ErrorCode::kInvalidArgument, path + ": not a regular file");
+  if (!S_ISREG(st.st_mode)) return Status::InvalidArgument(path + ": not a regular file");
   if (static_cast<uint64_t>(st.st_size) > limit) {
-    return Status(ErrorCode::kInvalidArgument, path + ": " + std::to_string(st.st_size) +
+    return Status::InvalidArgument(path + ": " + std::to_string(st.st_size) +
                                                    " bytes, more than the " + std::to_string(limit) +
                                                    " this file may have");
   }
@@ -83,7 +83,7 @@ Result<std::string> ReadSmallFile(const std::string& path, size_t limit) {
     }
     if (got == 0) break;
     content.append(buffer, static_cast<size_t>(got));
-    if (content.size() > limit) return Status(ErrorCode::kInvalidArgument, path + ": grew while read");
+    if (content.size() > limit) return Status::InvalidArgument(path + ": grew while read");
   }
   return content;
 }
@@ -120,4 +120,4 @@ Status ReplaceFileDurably(const std::string& path, std::string_view content, mod
   return Replace(path, content, mode, nullptr);
 }
 
-}  // namespace fe::snapshot
+}  // namespace fe

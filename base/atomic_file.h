@@ -11,7 +11,7 @@
 
 #include "base/status.h"
 
-namespace fe::snapshot {
+namespace fe {
 
 // The content of the regular file `path` (symlinks are not followed). Fails with InvalidArgument when
 // it is not a regular file or is larger than `limit` bytes; errors name `path` and errno's text.
@@ -30,4 +30,4 @@ Status ReplaceFileAtomically(const std::string& path, std::string_view content, 
 // their own.
 Status ReplaceFileDurably(const std::string& path, std::string_view content, mode_t mode = 0644);
 
-}  // namespace fe::snapshot
+}  // namespace fe

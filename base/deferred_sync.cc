@@ -7,7 +7,7 @@
 #include <atomic>
 #include <cerrno>
 
-namespace fe::snapshot {
+namespace fe {
 namespace {
 
 thread_local DeferredSync* current_scope = nullptr;
@@ -49,4 +49,4 @@ Status DeferredSync::Sync() {
 
 void DeferredSync::SetSyncfsForTesting(SyncfsFunction syncfs) { syncfs_for_testing.store(syncfs); }
 
-}  // namespace fe::snapshot
+}  // namespace fe

@@ -18,7 +18,7 @@
 #include "base/status.h"
 #include "base/unique_fd.h"
 
-namespace fe::snapshot {
+namespace fe {
 
 class DeferredSync {
  public:
@@ -47,4 +47,4 @@ class DeferredSync {
   Status noted_;
 };
 
-}  // namespace fe::snapshot
+}  // namespace fe

@@ -11,7 +11,7 @@
 #include <cstring>
 
 
-namespace fe::storage {
+namespace fe {
 
 bool IsSingleComponent(std::string_view name) {
   return !name.empty() && name != "." && name != ".." && name.find('/') == std::string_view::npos &&
@@ -138,4 +138,19 @@ Status RemoveTree(int parent_fd, const std::string& name) {
   return RemoveTreeAt(parent_fd, name, JoinPath(FdPath(parent_fd), name));
 }
 
-}  // namespace fe::storage
+Status MakeDirectories(const std::string& path, mode_t mode) {
+  if (path.empty()) return Status::InvalidArgument("empty directory path");
+  for (size_t slash = path.find('/', 1);; slash = path.find('/', slash + 1)) {
+    std::string prefix = path.substr(0, slash);
+    if (!prefix.empty() && ::mkdir(prefix.c_str(), mode) != 0 && errno != EEXIST) {
+      return Status::FromErrno(errno, "mkdir", prefix);
+    }
+    if (slash == std::string::npos) break;
+  }
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return Status::FromErrno(errno, "stat", path);
+  if (!S_ISDIR(st.st_mode)) return Status::FailedPrecondition(path + " is not a directory");
+  return Status::Ok();
+}
+
+}  // namespace fe

@@ -10,7 +10,7 @@
 #include "base/status.h"
 #include "base/unique_fd.h"
 
-namespace fe::storage {
+namespace fe {
 
 struct DirectoryEntry {
   std::string name;
@@ -38,4 +38,12 @@ std::string FdPath(int fd);
 // "parent/name", or just `name` when parent is empty.
 std::string JoinPath(std::string_view parent, std::string_view name);
 
-}  // namespace fe::storage
+// Removes a tree beneath `parent_fd` without following symlinks. Used for temporary trees and by
+// backends removing volumes.
+Status RemoveTree(int parent_fd, const std::string& name);
+
+// Creates every missing directory of `path` with `mode`; FailedPrecondition when `path` is not a
+// directory.
+Status MakeDirectories(const std::string& path, mode_t mode);
+
+}  // namespace fe

@@ -27,7 +27,7 @@ std::string CommandLine(const std::vector<std::string>& argv) {
 }  // namespace
 
 Result<ProcessResult> RunProcess(const std::vector<std::string>& argv) {
-  if (argv.empty()) return Status(ErrorCode::kInvalidArgument, "RunProcess: empty argv");
+  if (argv.empty()) return Status::InvalidArgument("RunProcess: empty argv");
   const std::string command = CommandLine(argv);
 
   int pipe_fds[2];
@@ -104,7 +104,7 @@ Status RunProcessChecked(const std::vector<std::string>& argv) {
   std::string output = result->output;
   while (!output.empty() && (output.back() == '\n' || output.back() == ' ')) output.pop_back();
   if (!output.empty()) message += ": " + output;
-  return Status(ErrorCode::kIo, std::move(message));
+  return Status::Io(std::move(message));
 }
 
 }  // namespace fe

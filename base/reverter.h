@@ -15,7 +15,7 @@
 
 #include "base/status.h"
 
-namespace fe::engine {
+namespace fe {
 
 class Reverter {
  public:
@@ -48,4 +48,4 @@ class Reverter {
   std::vector<Undo> undos_;
 };
 
-}  // namespace fe::engine
+}  // namespace fe

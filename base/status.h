@@ -35,6 +35,20 @@ class [[nodiscard]] Status {
   Status(ErrorCode code, std::string message) : code_(code), message_(std::move(message)) {}
 
   static Status Ok() { return {}; }
+  // One factory per code, so a failure reads as what it is: Status::NotFound("instance 'x' not found").
+  static Status InvalidArgument(std::string message) { return {ErrorCode::kInvalidArgument, std::move(message)}; }
+  static Status NotFound(std::string message) { return {ErrorCode::kNotFound, std::move(message)}; }
+  static Status AlreadyExists(std::string message) { return {ErrorCode::kAlreadyExists, std::move(message)}; }
+  static Status PermissionDenied(std::string message) { return {ErrorCode::kPermissionDenied, std::move(message)}; }
+  static Status Unsupported(std::string message) { return {ErrorCode::kUnsupported, std::move(message)}; }
+  static Status NoSpace(std::string message) { return {ErrorCode::kNoSpace, std::move(message)}; }
+  static Status Busy(std::string message) { return {ErrorCode::kBusy, std::move(message)}; }
+  static Status FailedPrecondition(std::string message) {
+    return {ErrorCode::kFailedPrecondition, std::move(message)};
+  }
+  static Status Unavailable(std::string message) { return {ErrorCode::kUnavailable, std::move(message)}; }
+  static Status Io(std::string message) { return {ErrorCode::kIo, std::move(message)}; }
+  static Status Internal(std::string message) { return {ErrorCode::kInternal, std::move(message)}; }
   // "<operation> <path>: <strerror(err)>", with the code mapped from errno.
   static Status FromErrno(int err, std::string_view operation, std::string_view path);
 
@@ -92,3 +106,15 @@ class [[nodiscard]] Result {
     ::fe::Status fe_status_ = (expr);          \
     if (!fe_status_.ok()) return fe_status_;   \
   } while (0)
+
+#define FE_STATUS_CONCAT_INNER_(a, b) a##b
+#define FE_STATUS_CONCAT_(a, b) FE_STATUS_CONCAT_INNER_(a, b)
+
+// `FE_ASSIGN_OR_RETURN(auto fd, OpenBeneath(...));` declares (or assigns) `lhs` from the value of a
+// Result, or returns its Status from the enclosing function.
+#define FE_ASSIGN_OR_RETURN(lhs, expr) \
+  FE_ASSIGN_OR_RETURN_IMPL_(FE_STATUS_CONCAT_(fe_result_, __LINE__), lhs, expr)
+#define FE_ASSIGN_OR_RETURN_IMPL_(result, lhs, expr) \
+  auto result = (expr);                               \
+  if (!result.ok()) return result.status();           \
+  lhs = std::move(result).value()

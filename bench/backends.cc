@@ -156,7 +156,7 @@ std::vector<Method> MethodsFor(const DataRoot& root, const Input& input, bool wi
 // the cleaner changed last, so that no timed commit (a snapshot is one) pays for it.
 Status WaitForBtrfsCleaner(const std::string& root) {
   auto fail = [&root](btrfs_util_error error) {
-    return Status(ErrorCode::kIo, fmt::format("waiting for btrfs' cleaner under {}: {}", root,
+    return Status::Io(fmt::format("waiting for btrfs' cleaner under {}: {}", root,
                                               btrfs_util_strerror(error)));
   };
   for (auto deadline = Clock::now() + std::chrono::seconds(10); Clock::now() < deadline;) {
@@ -173,7 +173,7 @@ Status WaitForBtrfsCleaner(const std::string& root) {
     FE_RETURN_IF_ERROR(CheckInterrupted());
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
-  return Status(ErrorCode::kIo, "deleted subvolumes under " + root + " not cleaned within 10 s");
+  return Status::Io("deleted subvolumes under " + root + " not cleaned within 10 s");
 }
 
 // The methods of one input.

@@ -35,7 +35,7 @@ const XfsFixture& Fixture() {
     return *g_fixture;
   };
   if (::geteuid() != 0)
-    return fail(Status(ErrorCode::kPermissionDenied, "needs root for a loop-mounted XFS"));
+    return fail(Status::PermissionDenied("needs root for a loop-mounted XFS"));
   Result<std::unique_ptr<WorkDirectory>> work = WorkDirectory::Create("/var/tmp");
   if (!work.ok()) return fail(work.status());
   g_fixture->work = std::move(*work);

@@ -22,6 +22,7 @@
 #include "bench/floor_clone.h"
 #include "bench/interrupt.h"
 #include "bench/scratch_filesystem.h"
+#include "base/fs_util.h"
 #include "storage/tree/tree_cloner.h"
 
 namespace fe::bench {

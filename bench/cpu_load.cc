@@ -34,7 +34,7 @@ Result<CpuTimes> ReadCpuTimes() {
     total += value;
     if (i == 3 || i == 4) idle += value;
   }
-  if (label != "cpu" || total == 0) return Status(ErrorCode::kIo, "/proc/stat: unexpected first line '" + line + "'");
+  if (label != "cpu" || total == 0) return Status::Io("/proc/stat: unexpected first line '" + line + "'");
   return CpuTimes{.busy = total - idle, .total = total};
 }
 

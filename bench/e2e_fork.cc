@@ -73,14 +73,14 @@ Status WaitForGuest(const engine::Engine& engine, const engine::Instance& instan
   for (const qemu::Chardev& chardev : config->chardevs) {
     if (chardev.id == config->serial) log = chardev.path;
   }
-  if (log.empty()) return Status(ErrorCode::kInvalidArgument, dir + ": the guest has no serial log");
+  if (log.empty()) return Status::InvalidArgument(dir + ": the guest has no serial log");
   const Clock::time_point deadline = Clock::now() + kBootTimeout;
   for (;;) {
     std::ifstream in(log);
     std::stringstream text;
     text << in.rdbuf();
     if (text.str().find("\nbeat ") != std::string::npos) return Status::Ok();
-    if (Clock::now() > deadline) return Status(ErrorCode::kInternal, log + ": the guest printed no heartbeat");
+    if (Clock::now() > deadline) return Status::Internal(log + ": the guest printed no heartbeat");
     std::this_thread::sleep_for(50ms);
   }
 }
@@ -169,7 +169,7 @@ Status RunInNamespace(const E2eOptions& options, const std::string& root, std::v
   Result<std::unique_ptr<engine::Engine>> opened = engine::Engine::Open(config);
   if (!opened.ok()) return opened.status();
   if (!(*opened)->backend().Capabilities().shares_data) {
-    return Status(ErrorCode::kUnsupported, "the scratch filesystem's backend does not share data: no live path");
+    return Status::Unsupported("the scratch filesystem's backend does not share data: no live path");
   }
   for (uint64_t memory_mib : options.memory_mib) {
     for (bool shared : {true, false}) {

@@ -79,7 +79,7 @@ Result<std::chrono::nanoseconds> TimeCommand(const std::vector<std::string>& arg
   if (!WIFEXITED(*status) || WEXITSTATUS(*status) != 0) {
     std::string how = WIFEXITED(*status) ? "exited with " + std::to_string(WEXITSTATUS(*status))
                                          : "killed by signal " + std::to_string(WTERMSIG(*status));
-    return Status(ErrorCode::kIo, command + " " + how + ": " + ReadAll(errors.get()));
+    return Status::Io(command + " " + how + ": " + ReadAll(errors.get()));
   }
   return std::chrono::duration_cast<std::chrono::nanoseconds>(elapsed);
 }

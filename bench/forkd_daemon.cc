@@ -44,12 +44,12 @@ Status ForkdDaemon::Start(const std::string& binary, const std::string& data_roo
     int status = 0;
     if (::waitpid(pid_, &status, WNOHANG) == pid_) {
       pid_ = -1;
-      return Status(ErrorCode::kInternal, "forkd exited (wait status " + std::to_string(status) + "); see " + log_path);
+      return Status::Internal("forkd exited (wait status " + std::to_string(status) + "); see " + log_path);
     }
     httplib::Result health = client.Get("/v1/healthz");
     if (health && health->status == 200) return Status::Ok();
   }
-  return Status(ErrorCode::kInternal, "forkd did not answer /v1/healthz within 60 s; see " + log_path);
+  return Status::Internal("forkd did not answer /v1/healthz within 60 s; see " + log_path);
 }
 
 Status ForkdDaemon::Stop() {
@@ -60,7 +60,7 @@ Status ForkdDaemon::Stop() {
   }
   pid_ = -1;
   if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return Status::Ok();
-  return Status(ErrorCode::kInternal, "forkd ended with wait status " + std::to_string(status) + "; see " + log_path_);
+  return Status::Internal("forkd ended with wait status " + std::to_string(status) + "; see " + log_path_);
 }
 
 }  // namespace fe::bench

@@ -25,8 +25,7 @@ bool Interrupted() { return g_signal != 0; }
 
 Status CheckInterrupted() {
   if (!Interrupted()) return Status::Ok();
-  return Status(ErrorCode::kInternal,
-                "interrupted by signal " + std::to_string(static_cast<int>(g_signal)));
+  return Status::Internal("interrupted by signal " + std::to_string(static_cast<int>(g_signal)));
 }
 
 }  // namespace fe::bench

@@ -14,12 +14,12 @@ using Json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
 Result<Json> Reply(const httplib::Result& result, const std::string& what, int expected_status) {
-  if (!result) return Status(ErrorCode::kIo, what + ": no reply: " + httplib::to_string(result.error()));
+  if (!result) return Status::Io(what + ": no reply: " + httplib::to_string(result.error()));
   if (result->status != expected_status) {
-    return Status(ErrorCode::kInternal, what + ": HTTP " + std::to_string(result->status) + ": " + result->body);
+    return Status::Internal(what + ": HTTP " + std::to_string(result->status) + ": " + result->body);
   }
   Json json = Json::parse(result->body, nullptr, false);
-  if (json.is_discarded()) return Status(ErrorCode::kInternal, what + ": reply is not JSON: " + result->body);
+  if (json.is_discarded()) return Status::Internal(what + ": reply is not JSON: " + result->body);
   return json;
 }
 

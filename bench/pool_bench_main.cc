@@ -81,7 +81,7 @@ Status Sequential(PoolApi& api, const Options& options) {
       ++refused;
       continue;
     }
-    if (sample.status != 200) return Status(ErrorCode::kInternal, fmt::format("acquire {}: HTTP {}", i, sample.status));
+    if (sample.status != 200) return Status::Internal(fmt::format("acquire {}: HTTP {}", i, sample.status));
     hits += sample.hit ? 1 : 0;
     server_ms.push_back(static_cast<double>(sample.server_us) / 1e3);
     client_ms.push_back(static_cast<double>(sample.round_trip_ns) / 1e6);
@@ -193,7 +193,7 @@ Status RefillUnderLoad(PoolApi& api, const Options& options) {
   // Bounded: on a host that stays busy the throttle keeps the pool from refilling at all.
   Result<PoolCounts> refilled = api.WaitFull(kPool, options.pool_size, 60);
   if (!refilled.ok()) return refilled.status();
-  Result<RefillWindow> loaded = Status(ErrorCode::kInternal, "not run");
+  Result<RefillWindow> loaded = Status::Internal("not run");
   bool throttled = false;
   {
     CpuLoad load(options.load_threads);
@@ -215,7 +215,7 @@ Status RefillUnderLoad(PoolApi& api, const Options& options) {
 }
 
 Status Run(const Options& options) {
-  if (::geteuid() != 0) return Status(ErrorCode::kPermissionDenied, "forkbench-pool needs root (loop-mounted XFS)");
+  if (::geteuid() != 0) return Status::PermissionDenied("forkbench-pool needs root (loop-mounted XFS)");
   InstallInterruptHandlers();
   Result<std::unique_ptr<WorkDirectory>> work = WorkDirectory::Create("/var/tmp");
   if (!work.ok()) return work.status();
@@ -227,10 +227,10 @@ Status Run(const Options& options) {
   const std::string socket = std::string(socket_dir) + "/forkd.sock";
   const std::string log = std::string(socket_dir) + "/forkd.log";
 
-  cli::SampleInstanceOptions sample_options;
+  engine::forkctl::SampleInstanceOptions sample_options;
   sample_options.disk_bytes = uint64_t{1} << 30;
   sample_options.memory_bytes = uint64_t{64} << 20;
-  Result<cli::SampleInstance> sample = cli::WriteSampleInstance(root + "/sample", sample_options);
+  Result<engine::forkctl::SampleInstance> sample = engine::forkctl::WriteSampleInstance(root + "/sample", sample_options);
   if (!sample.ok()) return sample.status();
 
   Status status;

@@ -49,8 +49,7 @@ Result<ScratchKind> ParseScratchKind(const std::string& name) {
   if (name == "btrfs") return ScratchKind::kBtrfs;
   if (name == "ext4") return ScratchKind::kExt4;
   if (name == "ext4-loop") return ScratchKind::kExt4Loop;
-  return Status(ErrorCode::kInvalidArgument,
-                "unknown filesystem '" + name + "' (expected xfs, btrfs, ext4 or ext4-loop)");
+  return Status::InvalidArgument("unknown filesystem '" + name + "' (expected xfs, btrfs, ext4 or ext4-loop)");
 }
 
 Result<std::vector<ScratchKind>> ParseScratchKinds(const std::vector<std::string>& names) {

@@ -74,8 +74,7 @@ Status CheckSameFile(const std::string& source, const std::string& copy, uint64_
     Result<std::string> actual = ReadAt(copy_fd->get(), start, length, copy);
     FE_RETURN_IF_ERROR(actual.status());
     if (*expected != *actual) {
-      return Status(ErrorCode::kInternal,
-                    copy + " differs from " + source + " at offset " + std::to_string(start));
+      return Status::Internal(copy + " differs from " + source + " at offset " + std::to_string(start));
     }
   }
   return Status::Ok();
@@ -116,7 +115,7 @@ Status CheckSameTree(const std::string& source, const std::string& copy, bool co
   };
   if (sorted(expected->directories) != sorted(actual->directories) ||
       sorted(expected->files) != sorted(actual->files)) {
-    return Status(ErrorCode::kInternal, copy + " does not have the same entries as " + source);
+    return Status::Internal(copy + " does not have the same entries as " + source);
   }
   for (const std::string& file : expected->files) {
     struct stat want, got;
@@ -126,15 +125,14 @@ Status CheckSameTree(const std::string& source, const std::string& copy, bool co
     if (::lstat(copy_path.c_str(), &got) != 0) return Status::FromErrno(errno, "lstat", copy_path);
     bool same_mode = (want.st_mode & 07777) == (got.st_mode & 07777);
     if (want.st_size != got.st_size || (compare_modes && !same_mode)) {
-      return Status(ErrorCode::kInternal, copy_path + ": size or mode differs from the source");
+      return Status::Internal(copy_path + ": size or mode differs from the source");
     }
     FE_RETURN_IF_ERROR(CheckSameFile(source_path, copy_path, want.st_size));
   }
   // Holes must stay holes; allow slack for filesystems that allocate a little more (preallocation).
   if (actual->allocated_bytes >
       expected->allocated_bytes + expected->allocated_bytes / 8 + (16 << 20)) {
-    return Status(ErrorCode::kInternal,
-                  copy + " allocates " + std::to_string(actual->allocated_bytes) +
+    return Status::Internal(copy + " allocates " + std::to_string(actual->allocated_bytes) +
                       " bytes, the source only " + std::to_string(expected->allocated_bytes));
   }
   return Status::Ok();

@@ -24,21 +24,19 @@
 namespace fe::engine {
 namespace {
 
-Status Invalid(std::string message) { return Status(ErrorCode::kInvalidArgument, std::move(message)); }
-
 Status ValidateCreate(const CreateRequest& request) {
   FE_RETURN_IF_ERROR(ValidateInstanceName(request.name));
-  if (request.vcpus < 1) return Invalid("vcpus must be at least 1 (got " + std::to_string(request.vcpus) + ")");
+  if (request.vcpus < 1) return Status::InvalidArgument("vcpus must be at least 1 (got " + std::to_string(request.vcpus) + ")");
   if (!request.import_dir.empty() && request.import_dir.front() != '/') {
-    return Invalid("import_dir '" + request.import_dir + "' is not an absolute path");
+    return Status::InvalidArgument("import_dir '" + request.import_dir + "' is not an absolute path");
   }
   if (request.state && *request.state != InstanceState::kStopped && *request.state != InstanceState::kStandby) {
-    return Invalid("a new instance is Stopped or Standby, not " + std::string(InstanceStateName(*request.state)) +
+    return Status::InvalidArgument("a new instance is Stopped or Standby, not " + std::string(InstanceStateName(*request.state)) +
                    " (start it afterwards)");
   }
   for (const AttachedVolume& volume : request.attached_volumes) {
     if (volume.path.empty() || volume.path.front() != '/') {
-      return Invalid("attached volume '" + volume.path + "' is not an absolute path");
+      return Status::InvalidArgument("attached volume '" + volume.path + "' is not an absolute path");
     }
   }
   return Status::Ok();
@@ -94,7 +92,7 @@ Result<Instance> Engine::Create(const CreateRequest& request) {
                                                                               : InstanceState::kStopped;
   hypervisor::PluginCapabilities capabilities = (*plugin)->Capabilities();
   if (!import_dir.empty() && !(state == InstanceState::kStandby ? capabilities.fork_standby : capabilities.fork_stopped)) {
-    return Status(ErrorCode::kUnsupported, "hypervisor '" + request.hypervisor + "' cannot import a " +
+    return Status::Unsupported("hypervisor '" + request.hypervisor + "' cannot import a " +
                                                std::string(InstanceStateName(state)) + " guest directory");
   }
 
@@ -116,7 +114,7 @@ Result<Instance> Engine::Create(const CreateRequest& request) {
   {
     std::lock_guard lock(mutex_);
     if (names_.count(request.name) != 0) {
-      return Status(ErrorCode::kAlreadyExists, "instance name '" + request.name + "' is taken");
+      return Status::AlreadyExists("instance name '" + request.name + "' is taken");
     }
     names_.emplace(request.name, instance.id);
   }

@@ -18,11 +18,11 @@ namespace fe::engine {
 namespace {
 
 Status NotFound(const std::string& id_or_name) {
-  return Status(ErrorCode::kNotFound, "instance '" + id_or_name + "' not found");
+  return Status::NotFound("instance '" + id_or_name + "' not found");
 }
 
 Status Busy(const std::string& name, std::chrono::milliseconds timeout) {
-  return Status(ErrorCode::kBusy, "instance '" + name + "' is busy: another operation held it for more than " +
+  return Status::Busy("instance '" + name + "' is busy: another operation held it for more than " +
                                       std::to_string(timeout.count()) + " ms");
 }
 
@@ -44,12 +44,12 @@ Engine::~Engine() {
 
 Result<std::unique_ptr<Engine>> Engine::Open(EngineConfig config) {
   if (config.data_root.empty() || config.data_root.front() != '/') {
-    return Status(ErrorCode::kInvalidArgument, "data root '" + config.data_root + "' is not an absolute path");
+    return Status::InvalidArgument("data root '" + config.data_root + "' is not an absolute path");
   }
   if (::mkdir(config.data_root.c_str(), 0700) != 0 && errno != EEXIST) {
     return Status::FromErrno(errno, "create data root", config.data_root);
   }
-  if (config.storage.root.empty()) config.storage.root = storage::JoinPath(config.data_root, "volumes");
+  if (config.storage.root.empty()) config.storage.root = JoinPath(config.data_root, "volumes");
   if (!config.plugins) config.plugins = hypervisor::FindPlugin;
 
   Result<InstanceStore> store = InstanceStore::Open(config.data_root);
@@ -57,11 +57,11 @@ Result<std::unique_ptr<Engine>> Engine::Open(EngineConfig config) {
   Result<std::unique_ptr<storage::Backend>> backend = storage::OpenBackend(config.storage);
   if (!backend.ok()) return backend.status().Annotate("opening storage " + config.storage.root);
   Result<std::unique_ptr<NetworkAllocator>> network =
-      NetworkAllocator::Open(storage::JoinPath(config.data_root, "network"), config.network);
+      NetworkAllocator::Open(JoinPath(config.data_root, "network"), config.network);
   if (!network.ok()) return network.status();
 
   Result<std::unique_ptr<ReleaseJournal>> journal =
-      ReleaseJournal::Open(storage::JoinPath(config.data_root, "release.journal"));
+      ReleaseJournal::Open(JoinPath(config.data_root, "release.journal"));
   if (!journal.ok()) return journal.status();
 
   std::unique_ptr<Engine> engine(
@@ -255,7 +255,7 @@ Result<Instance> Engine::ReleaseFromPool(const std::string& id_or_name, const st
   const std::shared_ptr<Entry>& entry = locked->first;
   Instance instance = Read(entry);
   if (instance.pool.empty()) {
-    return Status(ErrorCode::kFailedPrecondition, "instance '" + instance.name + "' is not a pool member");
+    return Status::FailedPrecondition("instance '" + instance.name + "' is not a pool member");
   }
   const std::string old_name = instance.name;
   const std::string name = new_name.empty() ? old_name : new_name;
@@ -264,7 +264,7 @@ Result<Instance> Engine::ReleaseFromPool(const std::string& id_or_name, const st
   if (renamed) {
     std::lock_guard lock(mutex_);
     if (!names_.emplace(name, instance.id).second) {
-      return Status(ErrorCode::kAlreadyExists, "instance name '" + name + "' is taken");
+      return Status::AlreadyExists("instance name '" + name + "' is taken");
     }
   }
   instance.name = name;

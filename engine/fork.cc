@@ -36,13 +36,11 @@ int64_t MicrosSince(Clock::time_point start) {
   return std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count();
 }
 
-Status Invalid(std::string message) { return Status(ErrorCode::kInvalidArgument, std::move(message)); }
-
 Result<std::vector<std::string>> ForkNames(const ForkRequest& request) {
   if (request.count < 1 || request.count > kMaxForkCount) {
-    return Invalid("fork count " + std::to_string(request.count) + " is not 1.." + std::to_string(kMaxForkCount));
+    return Status::InvalidArgument("fork count " + std::to_string(request.count) + " is not 1.." + std::to_string(kMaxForkCount));
   }
-  if (request.target_state == InstanceState::kCreating) return Invalid("target_state Creating is not a state to fork into");
+  if (request.target_state == InstanceState::kCreating) return Status::InvalidArgument("target_state Creating is not a state to fork into");
   std::vector<std::string> names;
   if (request.count == 1) {
     names.push_back(request.name);
@@ -58,7 +56,7 @@ Result<InstanceState> TargetState(const Instance& source, InstanceState state, c
                                   bool was_running) {
   InstanceState target = request.target_state.value_or(was_running ? InstanceState::kRunning : state);
   if (state == InstanceState::kStopped && target == InstanceState::kStandby) {
-    return Status(ErrorCode::kFailedPrecondition, "cannot fork Stopped instance '" + source.name +
+    return Status::FailedPrecondition("cannot fork Stopped instance '" + source.name +
                                                       "' into Standby: it has no snapshot (target Stopped or Running)");
   }
   return target;
@@ -67,8 +65,7 @@ Result<InstanceState> TargetState(const Instance& source, InstanceState state, c
 Status CheckSharedVolumes(const Instance& source) {
   for (const AttachedVolume& volume : source.attached_volumes) {
     if (!volume.read_only) {
-      return Status(ErrorCode::kFailedPrecondition,
-                    "cannot fork instance '" + source.name + "': it has the writable volume " + volume.path +
+      return Status::FailedPrecondition("cannot fork instance '" + source.name + "': it has the writable volume " + volume.path +
                         " attached, and two VMs must never write one disk (attach it read-only or detach it)");
     }
   }
@@ -92,12 +89,11 @@ Result<std::vector<ForkOutcome>> Engine::Fork(const std::string& source_id_or_na
   Result<std::vector<std::string>> names = ForkNames(request);
   if (!names.ok()) return names.status();
   std::shared_ptr<Entry> entry = FindEntry(source_id_or_name);
-  if (!entry) return Status(ErrorCode::kNotFound, "instance '" + source_id_or_name + "' not found");
+  if (!entry) return Status::NotFound("instance '" + source_id_or_name + "' not found");
   Instance source = Read(entry);
   FE_RETURN_IF_ERROR(CheckSharedVolumes(source));
   if (source.state == InstanceState::kRunning && !request.from_running) {
-    return Status(ErrorCode::kFailedPrecondition,
-                  "instance '" + source.name + "' is Running: pass from_running=true to fork it (it is put into "
+    return Status::FailedPrecondition("instance '" + source.name + "' is Running: pass from_running=true to fork it (it is put into "
                   "standby for the fork and restored afterwards)");
   }
 
@@ -106,7 +102,7 @@ Result<std::vector<ForkOutcome>> Engine::Fork(const std::string& source_id_or_na
   {
     std::lock_guard lock(mutex_);
     for (const std::string& name : *names) {
-      if (names_.count(name) != 0) return Status(ErrorCode::kAlreadyExists, "instance name '" + name + "' is taken");
+      if (names_.count(name) != 0) return Status::AlreadyExists("instance name '" + name + "' is taken");
     }
     for (const std::string& name : *names) {
       reserved.emplace_back(name, NewInstanceId());
@@ -135,12 +131,12 @@ Result<std::vector<ForkOutcome>> Engine::Fork(const std::string& source_id_or_na
   const int64_t lock_wait_us = MicrosSince(lock_start);
   {
     std::lock_guard lock(mutex_);
-    if (entry->deleted) return Status(ErrorCode::kNotFound, "instance '" + source_id_or_name + "' not found");
+    if (entry->deleted) return Status::NotFound("instance '" + source_id_or_name + "' not found");
     source = entry->instance;
   }
   // The state may have changed while we waited.
   if (shared && source.state == InstanceState::kRunning) {
-    return Status(ErrorCode::kFailedPrecondition, "instance '" + source.name +
+    return Status::FailedPrecondition("instance '" + source.name +
                                                       "' was started while the fork waited for it: retry, with "
                                                       "from_running=true to fork it running");
   }
@@ -152,7 +148,7 @@ Result<std::vector<ForkOutcome>> Engine::Fork(const std::string& source_id_or_na
   if (!plugin.ok()) return plugin.status();
   hypervisor::PluginCapabilities capabilities = (*plugin)->Capabilities();
   if (!(forked_state == InstanceState::kStopped ? capabilities.fork_stopped : capabilities.fork_standby)) {
-    return Status(ErrorCode::kUnsupported, "hypervisor '" + source.hypervisor + "' cannot fork a " +
+    return Status::Unsupported("hypervisor '" + source.hypervisor + "' cannot fork a " +
                                                std::string(InstanceStateName(forked_state)) + " instance");
   }
 
@@ -315,7 +311,7 @@ Result<Engine::MadeFork> Engine::ForkOne(const Instance& source, const std::stri
   // The intent, the clone and the rewritten configs become durable together, just before the final
   // metadata that makes them a fork (snapshot/deferred_sync.h): a crash before leaves orphans that
   // recovery removes.
-  std::optional<snapshot::DeferredSync> deferred(std::in_place);
+  std::optional<DeferredSync> deferred(std::in_place);
   Clock::time_point step = Clock::now();
   if (!was_cloned) {
     if (Status intent = store_.Write(fork); !intent.ok()) return failed("metadata", intent);

@@ -8,6 +8,8 @@
 #include <cstdio>
 #include <ctime>
 
+#include "base/json_fields.h"
+
 namespace fe::engine {
 namespace {
 
@@ -15,99 +17,28 @@ using Json = nlohmann::json;
 
 constexpr size_t kMaxNameLength = 63;
 
-// Typed field access with errors that name the file and the field ("process.pid").
-class FieldReader {
- public:
-  FieldReader(const Json& object, std::string_view origin, std::string prefix)
-      : object_(object), origin_(origin), prefix_(std::move(prefix)) {}
-
-  Status Fail(std::string_view field, std::string_view why) const {
-    return Status(ErrorCode::kInvalidArgument,
-                  std::string(origin_) + ": field '" + prefix_ + std::string(field) + "': " + std::string(why));
-  }
-
-  // Missing and optional: Ok, `out` untouched.
-  Status String(std::string_view field, std::string& out, bool required) const {
-    const Json* value = Find(field);
-    if (value == nullptr) return required ? Fail(field, "missing") : Status::Ok();
-    if (!value->is_string()) return Fail(field, "expected a string");
-    out = value->get<std::string>();
-    return Status::Ok();
-  }
-
-  template <typename Int>
-  Status Integer(std::string_view field, Int& out, bool required, int64_t min, uint64_t max) const {
-    const Json* value = Find(field);
-    if (value == nullptr) return required ? Fail(field, "missing") : Status::Ok();
-    if (value->is_number_unsigned()) {
-      uint64_t number = value->get<uint64_t>();
-      if (number > max) return Fail(field, "out of range (" + std::to_string(number) + ")");
-      out = static_cast<Int>(number);
-      return Status::Ok();
-    }
-    if (!value->is_number_integer()) return Fail(field, "expected an integer");
-    int64_t number = value->get<int64_t>();
-    if (number < min || (number > 0 && static_cast<uint64_t>(number) > max)) {
-      return Fail(field, "out of range (" + std::to_string(number) + ")");
-    }
-    out = static_cast<Int>(number);
-    return Status::Ok();
-  }
-
-  Status Bool(std::string_view field, bool& out) const {
-    const Json* value = Find(field);
-    if (value == nullptr) return Status::Ok();
-    if (!value->is_boolean()) return Fail(field, "expected true or false");
-    out = value->get<bool>();
-    return Status::Ok();
-  }
-
-  // The object under `field`, or nullptr when missing or null; an error when it is something else.
-  Result<const Json*> Object(std::string_view field, bool required) const {
-    const Json* value = Find(field);
-    if (value == nullptr || value->is_null()) {
-      if (required) return Fail(field, "missing");
-      return static_cast<const Json*>(nullptr);
-    }
-    if (!value->is_object()) return Fail(field, "expected an object");
-    return value;
-  }
-
-  const Json* Find(std::string_view field) const {
-    auto it = object_.find(std::string(field));
-    return it == object_.end() ? nullptr : &*it;
-  }
-
-  std::string Prefixed(std::string_view field) const { return prefix_ + std::string(field) + "."; }
-
- private:
-  const Json& object_;
-  std::string_view origin_;
-  std::string prefix_;
-};
-
 Status ReadIdentity(const Json& object, std::string_view origin, hypervisor::NetworkIdentity& identity) {
-  FieldReader reader(object, origin, "identity.");
-  FE_RETURN_IF_ERROR(reader.String("tap_device", identity.tap_device, false));
-  FE_RETURN_IF_ERROR(reader.String("mac", identity.mac, false));
-  FE_RETURN_IF_ERROR(reader.String("ipv4", identity.ipv4, false));
-  FE_RETURN_IF_ERROR(reader.Integer("prefix_length", identity.prefix_length, false, 0, 32));
-  FE_RETURN_IF_ERROR(reader.String("gateway", identity.gateway, false));
-  FE_RETURN_IF_ERROR(reader.Integer("vsock_cid", identity.vsock_cid, false, 0, UINT32_MAX));
+  JsonFields reader(object, std::string(origin), "identity.");
+  FE_RETURN_IF_ERROR(reader.String("tap_device", identity.tap_device, JsonFields::kOptional));
+  FE_RETURN_IF_ERROR(reader.String("mac", identity.mac, JsonFields::kOptional));
+  FE_RETURN_IF_ERROR(reader.String("ipv4", identity.ipv4, JsonFields::kOptional));
+  FE_RETURN_IF_ERROR(reader.Number("prefix_length", identity.prefix_length, JsonFields::kOptional, 0, 32));
+  FE_RETURN_IF_ERROR(reader.String("gateway", identity.gateway, JsonFields::kOptional));
+  FE_RETURN_IF_ERROR(reader.Number("vsock_cid", identity.vsock_cid, JsonFields::kOptional, 0, UINT32_MAX));
   return Status::Ok();
 }
 
-Status ReadAttachedVolumes(const FieldReader& reader, std::string_view origin, std::vector<AttachedVolume>& out) {
+Status ReadAttachedVolumes(const JsonFields& reader, std::vector<AttachedVolume>& out) {
   const Json* list = reader.Find("attached_volumes");
   if (list == nullptr || list->is_null()) return Status::Ok();
-  if (!list->is_array()) return reader.Fail("attached_volumes", "expected an array");
+  FE_RETURN_IF_ERROR(reader.Array("attached_volumes", JsonFields::kOptional).status());
   for (size_t i = 0; i < list->size(); ++i) {
     const Json& item = (*list)[i];
-    std::string prefix = "attached_volumes[" + std::to_string(i) + "].";
-    if (!item.is_object()) return reader.Fail("attached_volumes[" + std::to_string(i) + "]", "expected an object");
-    FieldReader volume_reader(item, origin, prefix);
+    std::string field = "attached_volumes[" + std::to_string(i) + "]";
+    if (!item.is_object()) return reader.Fail(field, "expected an object, found " + std::string(JsonTypeName(item)));
+    JsonFields volume_reader = reader.Nested(item, field);
     AttachedVolume volume;
-    FE_RETURN_IF_ERROR(volume_reader.String("path", volume.path, true));
+    FE_RETURN_IF_ERROR(volume_reader.String("path", volume.path, JsonFields::kRequired));
     FE_RETURN_IF_ERROR(volume_reader.Bool("read_only", volume.read_only));
     out.push_back(std::move(volume));
   }
@@ -115,10 +46,10 @@ Status ReadAttachedVolumes(const FieldReader& reader, std::string_view origin, s
 }
 
 Status ReadProcess(const Json& object, std::string_view origin, ProcessRecord& process) {
-  FieldReader reader(object, origin, "process.");
-  FE_RETURN_IF_ERROR(reader.Integer("pid", process.pid, true, 1, INT32_MAX));
-  FE_RETURN_IF_ERROR(reader.Integer("start_time", process.start_time, true, 0, UINT64_MAX));
-  FE_RETURN_IF_ERROR(reader.String("api_socket", process.api_socket, false));
+  JsonFields reader(object, std::string(origin), "process.");
+  FE_RETURN_IF_ERROR(reader.Number("pid", process.pid, JsonFields::kRequired, 1, INT32_MAX));
+  FE_RETURN_IF_ERROR(reader.Number("start_time", process.start_time, JsonFields::kRequired, 0, UINT64_MAX));
+  FE_RETURN_IF_ERROR(reader.String("api_socket", process.api_socket, JsonFields::kOptional));
   return Status::Ok();
 }
 
@@ -141,8 +72,7 @@ Result<InstanceState> ParseInstanceState(std::string_view text) {
                               InstanceState::kRunning}) {
     if (text == InstanceStateName(state)) return state;
   }
-  return Status(ErrorCode::kInvalidArgument,
-                "unknown instance state '" + std::string(text) + "' (expected Creating, Stopped, Standby or Running)");
+  return Status::InvalidArgument("unknown instance state '" + std::string(text) + "' (expected Creating, Stopped, Standby or Running)");
 }
 
 std::string_view IdentityChannelKindName(hypervisor::IdentityChannel::Kind kind) {
@@ -197,52 +127,52 @@ nlohmann::json InstanceToJson(const Instance& instance) {
 }
 
 Result<Instance> InstanceFromJson(const nlohmann::json& json, std::string_view origin) {
-  if (!json.is_object()) return Status(ErrorCode::kInvalidArgument, std::string(origin) + ": expected a JSON object");
-  FieldReader reader(json, origin, "");
+  if (!json.is_object()) return Status::InvalidArgument(std::string(origin) + ": expected a JSON object");
+  JsonFields reader(json, std::string(origin));
   Instance instance;
-  FE_RETURN_IF_ERROR(reader.String("id", instance.id, true));
+  FE_RETURN_IF_ERROR(reader.String("id", instance.id, JsonFields::kRequired));
   if (instance.id.empty()) return reader.Fail("id", "empty");
-  FE_RETURN_IF_ERROR(reader.String("name", instance.name, true));
+  FE_RETURN_IF_ERROR(reader.String("name", instance.name, JsonFields::kRequired));
   if (Status valid = ValidateInstanceName(instance.name); !valid.ok()) return reader.Fail("name", valid.message());
-  FE_RETURN_IF_ERROR(reader.String("hypervisor", instance.hypervisor, true));
+  FE_RETURN_IF_ERROR(reader.String("hypervisor", instance.hypervisor, JsonFields::kRequired));
   std::string state;
-  FE_RETURN_IF_ERROR(reader.String("state", state, true));
+  FE_RETURN_IF_ERROR(reader.String("state", state, JsonFields::kRequired));
   Result<InstanceState> parsed_state = ParseInstanceState(state);
   if (!parsed_state.ok()) return reader.Fail("state", parsed_state.status().message());
   instance.state = *parsed_state;
 
-  Result<const Json*> identity = reader.Object("identity", true);
+  Result<const Json*> identity = reader.Object("identity", JsonFields::kRequired);
   if (!identity.ok()) return identity.status();
   FE_RETURN_IF_ERROR(ReadIdentity(**identity, origin, instance.identity));
 
-  Result<const Json*> storage = reader.Object("storage", true);
+  Result<const Json*> storage = reader.Object("storage", JsonFields::kRequired);
   if (!storage.ok()) return storage.status();
-  FieldReader storage_reader(**storage, origin, "storage.");
-  FE_RETURN_IF_ERROR(storage_reader.String("backend", instance.storage_backend, true));
-  FE_RETURN_IF_ERROR(storage_reader.String("volume", instance.volume, true));
+  JsonFields storage_reader = reader.Nested(**storage, "storage");
+  FE_RETURN_IF_ERROR(storage_reader.String("backend", instance.storage_backend, JsonFields::kRequired));
+  FE_RETURN_IF_ERROR(storage_reader.String("volume", instance.volume, JsonFields::kRequired));
   if (instance.volume.empty()) return storage_reader.Fail("volume", "empty");
 
-  FE_RETURN_IF_ERROR(reader.String("parent_id", instance.parent_id, false));
-  FE_RETURN_IF_ERROR(reader.String("forked_at", instance.forked_at, false));
-  FE_RETURN_IF_ERROR(reader.String("created_at", instance.created_at, true));
-  FE_RETURN_IF_ERROR(reader.String("updated_at", instance.updated_at, false));
-  FE_RETURN_IF_ERROR(reader.Integer("vcpus", instance.vcpus, false, 1, 4096));
-  FE_RETURN_IF_ERROR(reader.String("pool", instance.pool, false));
-  FE_RETURN_IF_ERROR(ReadAttachedVolumes(reader, origin, instance.attached_volumes));
+  FE_RETURN_IF_ERROR(reader.String("parent_id", instance.parent_id, JsonFields::kOptional));
+  FE_RETURN_IF_ERROR(reader.String("forked_at", instance.forked_at, JsonFields::kOptional));
+  FE_RETURN_IF_ERROR(reader.String("created_at", instance.created_at, JsonFields::kRequired));
+  FE_RETURN_IF_ERROR(reader.String("updated_at", instance.updated_at, JsonFields::kOptional));
+  FE_RETURN_IF_ERROR(reader.Number("vcpus", instance.vcpus, JsonFields::kOptional, 1, 4096));
+  FE_RETURN_IF_ERROR(reader.String("pool", instance.pool, JsonFields::kOptional));
+  FE_RETURN_IF_ERROR(ReadAttachedVolumes(reader, instance.attached_volumes));
 
-  Result<const Json*> process = reader.Object("process", false);
+  Result<const Json*> process = reader.Object("process", JsonFields::kOptional);
   if (!process.ok()) return process.status();
   if (*process != nullptr) {
     ProcessRecord record;
     FE_RETURN_IF_ERROR(ReadProcess(**process, origin, record));
     instance.process = record;
   }
-  Result<const Json*> channel = reader.Object("identity_channel", false);
+  Result<const Json*> channel = reader.Object("identity_channel", JsonFields::kOptional);
   if (!channel.ok()) return channel.status();
   if (*channel != nullptr) {
-    FieldReader channel_reader(**channel, origin, "identity_channel.");
+    JsonFields channel_reader = reader.Nested(**channel, "identity_channel");
     std::string kind;
-    FE_RETURN_IF_ERROR(channel_reader.String("kind", kind, true));
+    FE_RETURN_IF_ERROR(channel_reader.String("kind", kind, JsonFields::kRequired));
     if (kind == IdentityChannelKindName(hypervisor::IdentityChannel::Kind::kVirtioSerialSocket)) {
       instance.identity_channel.kind = hypervisor::IdentityChannel::Kind::kVirtioSerialSocket;
     } else if (kind == IdentityChannelKindName(hypervisor::IdentityChannel::Kind::kHybridVsock)) {
@@ -250,14 +180,14 @@ Result<Instance> InstanceFromJson(const nlohmann::json& json, std::string_view o
     } else {
       return channel_reader.Fail("kind", "'" + kind + "' is not virtio-serial or hybrid-vsock");
     }
-    FE_RETURN_IF_ERROR(channel_reader.String("path", instance.identity_channel.path, true));
+    FE_RETURN_IF_ERROR(channel_reader.String("path", instance.identity_channel.path, JsonFields::kRequired));
     if (instance.identity_channel.path.empty() || instance.identity_channel.path[0] != '/') {
       return channel_reader.Fail("path", "expected an absolute path");
     }
-    FE_RETURN_IF_ERROR(channel_reader.Integer("port", instance.identity_channel.port, false, 0, UINT32_MAX));
+    FE_RETURN_IF_ERROR(channel_reader.Number("port", instance.identity_channel.port, JsonFields::kOptional, 0, UINT32_MAX));
   }
-  FE_RETURN_IF_ERROR(reader.String("guest_mac", instance.guest_mac, false));
-  FE_RETURN_IF_ERROR(reader.Integer("identity_generation", instance.identity_generation, false, 0, UINT64_MAX));
+  FE_RETURN_IF_ERROR(reader.String("guest_mac", instance.guest_mac, JsonFields::kOptional));
+  FE_RETURN_IF_ERROR(reader.Number("identity_generation", instance.identity_generation, JsonFields::kOptional, 0, UINT64_MAX));
 
   if (instance.state == InstanceState::kRunning && !instance.process) {
     return reader.Fail("process", "missing for a Running instance");
@@ -267,7 +197,7 @@ Result<Instance> InstanceFromJson(const nlohmann::json& json, std::string_view o
 
 Status ValidateInstanceName(std::string_view name) {
   auto invalid = [&](std::string_view why) {
-    return Status(ErrorCode::kInvalidArgument, "instance name '" + std::string(name) + "' " + std::string(why) +
+    return Status::InvalidArgument("instance name '" + std::string(name) + "' " + std::string(why) +
                                                    " (a DNS label: 1 to 63 of a-z, 0-9 and '-', starting and "
                                                    "ending with a letter or digit)");
   };

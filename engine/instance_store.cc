@@ -34,26 +34,26 @@ Status SyncFd(int fd, const std::string& path) {
 }  // namespace
 
 Result<InstanceStore> InstanceStore::Open(const std::string& data_root) {
-  std::string root = storage::JoinPath(data_root, "instances");
+  std::string root = JoinPath(data_root, "instances");
   FE_RETURN_IF_ERROR(MakeDirectory(root));
   int fd = ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) return Status::FromErrno(errno, "open", root);
   return InstanceStore(std::move(root), UniqueFd(fd));
 }
 
-std::string InstanceStore::Dir(const std::string& id) const { return storage::JoinPath(root_, id); }
+std::string InstanceStore::Dir(const std::string& id) const { return JoinPath(root_, id); }
 
 std::string InstanceStore::MetadataPath(const std::string& id) const {
-  return storage::JoinPath(Dir(id), kMetadataName);
+  return JoinPath(Dir(id), kMetadataName);
 }
 
 Status InstanceStore::Write(const Instance& instance) {
-  if (!storage::IsSingleComponent(instance.id) || instance.id.front() == '.') {
-    return Status(ErrorCode::kInvalidArgument, "instance id '" + instance.id + "' is not a directory name");
+  if (!IsSingleComponent(instance.id) || instance.id.front() == '.') {
+    return Status::InvalidArgument("instance id '" + instance.id + "' is not a directory name");
   }
   if (::mkdirat(root_fd_.get(), instance.id.c_str(), 0700) == 0) {
     // The new directory must survive a crash before anything depends on it.
-    if (snapshot::DeferredSync* deferred = snapshot::DeferredSync::Current()) {
+    if (DeferredSync* deferred = DeferredSync::Current()) {
       deferred->Note(root_);
     } else {
       FE_RETURN_IF_ERROR(SyncFd(root_fd_.get(), root_));
@@ -62,11 +62,11 @@ Status InstanceStore::Write(const Instance& instance) {
     return Status::FromErrno(errno, "create directory", Dir(instance.id));
   }
   std::string text = InstanceToJson(instance).dump(2) + "\n";
-  return snapshot::ReplaceFileAtomically(MetadataPath(instance.id), text, 0600);
+  return ReplaceFileAtomically(MetadataPath(instance.id), text, 0600);
 }
 
 Status InstanceStore::Stage(const Instance& instance) {
-  std::string path = storage::JoinPath(Dir(instance.id), kStagedName);
+  std::string path = JoinPath(Dir(instance.id), kStagedName);
   int dir = ::openat(root_fd_.get(), instance.id.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
   if (dir < 0) return Status::FromErrno(errno, "open", Dir(instance.id));
   UniqueFd dir_fd(dir);
@@ -87,7 +87,7 @@ Status InstanceStore::PublishStaged(const std::string& id) {
   if (dir < 0) return Status::FromErrno(errno, "open", Dir(id));
   UniqueFd dir_fd(dir);
   if (::renameat(dir, kStagedName, dir, std::string(kMetadataName).c_str()) != 0) {
-    return Status::FromErrno(errno, "rename " + storage::JoinPath(Dir(id), kStagedName) + " to", MetadataPath(id));
+    return Status::FromErrno(errno, "rename " + JoinPath(Dir(id), kStagedName) + " to", MetadataPath(id));
   }
   return Status::Ok();
 }
@@ -99,22 +99,21 @@ Status InstanceStore::SyncFilesystem() {
 
 Result<Instance> InstanceStore::Read(const std::string& id) const {
   std::string path = MetadataPath(id);
-  Result<std::string> text = snapshot::ReadSmallFile(path, kMetadataLimit);
+  Result<std::string> text = ReadSmallFile(path, kMetadataLimit);
   if (!text.ok()) return text.status();
   nlohmann::json json = nlohmann::json::parse(*text, nullptr, /*allow_exceptions=*/false);
-  if (json.is_discarded()) return Status(ErrorCode::kInvalidArgument, path + ": not valid JSON");
+  if (json.is_discarded()) return Status::InvalidArgument(path + ": not valid JSON");
   Result<Instance> instance = InstanceFromJson(json, path);
   if (!instance.ok()) return instance.status();
   if (instance->id != id) {
-    return Status(ErrorCode::kInvalidArgument,
-                  path + ": field 'id': '" + instance->id + "' does not match its directory '" + id + "'");
+    return Status::InvalidArgument(path + ": field 'id': '" + instance->id + "' does not match its directory '" + id + "'");
   }
   return instance;
 }
 
 Status InstanceStore::Remove(const std::string& id) {
-  if (!storage::IsSingleComponent(id)) {
-    return Status(ErrorCode::kInvalidArgument, "instance id '" + id + "' is not a directory name");
+  if (!IsSingleComponent(id)) {
+    return Status::InvalidArgument("instance id '" + id + "' is not a directory name");
   }
   int dir = ::openat(root_fd_.get(), id.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
   if (dir < 0) {
@@ -128,7 +127,7 @@ Status InstanceStore::Remove(const std::string& id) {
     return Status::FromErrno(errno, "remove", MetadataPath(id));
   }
   dir_fd.reset();
-  FE_RETURN_IF_ERROR(storage::RemoveTree(root_fd_.get(), id));
+  FE_RETURN_IF_ERROR(RemoveTree(root_fd_.get(), id));
   return SyncFd(root_fd_.get(), root_);
 }
 
@@ -136,10 +135,10 @@ Result<std::vector<std::string>> InstanceStore::ListIds() const {
   int dup = ::openat(root_fd_.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dup < 0) return Status::FromErrno(errno, "open", root_);
   UniqueFd dir(dup);
-  std::vector<storage::DirectoryEntry> entries;
-  FE_RETURN_IF_ERROR(storage::ReadDirectory(dir.get(), entries, root_));
+  std::vector<DirectoryEntry> entries;
+  FE_RETURN_IF_ERROR(ReadDirectory(dir.get(), entries, root_));
   std::vector<std::string> ids;
-  for (const storage::DirectoryEntry& entry : entries) {
+  for (const DirectoryEntry& entry : entries) {
     if (entry.name.empty() || entry.name.front() == '.') continue;
     if (entry.type != DT_DIR && entry.type != DT_UNKNOWN) continue;
     ids.push_back(entry.name);

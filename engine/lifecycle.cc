@@ -33,7 +33,7 @@ namespace {
 constexpr std::string_view kDefaultSnapshotDir = "snapshot";
 
 Status WrongState(const Instance& instance, std::string_view operation, std::string_view needed) {
-  return Status(ErrorCode::kFailedPrecondition, "cannot " + std::string(operation) + " instance '" + instance.name +
+  return Status::FailedPrecondition("cannot " + std::string(operation) + " instance '" + instance.name +
                                                     "': it is " + std::string(InstanceStateName(instance.state)) +
                                                     ", " + std::string(operation) + " needs " + std::string(needed));
 }

@@ -58,7 +58,7 @@ Status WriteAll(int fd, const char* data, size_t size, off_t offset, const std::
     ssize_t written = ::pwrite(fd, data, size, offset);
     if (written < 0 && errno == EINTR) continue;
     if (written < 0) return Status::FromErrno(errno, "write", path);
-    if (written == 0) return Status(ErrorCode::kIo, "write " + path + ": no progress");
+    if (written == 0) return Status::Io("write " + path + ": no progress");
     data += written;
     size -= static_cast<size_t>(written);
     offset += written;
@@ -71,7 +71,7 @@ Status ReadAll(int fd, char* data, size_t size, off_t offset, const std::string&
     ssize_t got = ::pread(fd, data, size, offset);
     if (got < 0 && errno == EINTR) continue;
     if (got < 0) return Status::FromErrno(errno, "read", path);
-    if (got == 0) return Status(ErrorCode::kInvalidArgument, path + ": shorter than a release journal");
+    if (got == 0) return Status::InvalidArgument(path + ": shorter than a release journal");
     data += got;
     size -= static_cast<size_t>(got);
     offset += got;
@@ -105,7 +105,7 @@ Result<UniqueFd> CreateJournal(const std::string& path, uint32_t capacity) {
 }  // namespace
 
 Result<std::unique_ptr<ReleaseJournal>> ReleaseJournal::Open(const std::string& path, uint32_t capacity) {
-  if (capacity == 0) return Status(ErrorCode::kInvalidArgument, "release journal " + path + ": capacity 0");
+  if (capacity == 0) return Status::InvalidArgument("release journal " + path + ": capacity 0");
   UniqueFd fd(::open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW));
   if (fd.get() < 0 && errno != ENOENT) return Status::FromErrno(errno, "open", path);
   if (fd.get() < 0) {
@@ -124,7 +124,7 @@ Status ReleaseJournal::Load() {
   if (std::memcmp(header.data(), kHeaderMagic, sizeof kHeaderMagic) != 0 ||
       Get<uint32_t>(header.data() + 24) != Crc(header.data(), 24) ||
       Get<uint32_t>(header.data() + 20) != kSlot || Get<uint32_t>(header.data() + 16) == 0) {
-    return Status(ErrorCode::kInvalidArgument, path_ + ": not a forkengine release journal (bad header)");
+    return Status::InvalidArgument(path_ + ": not a forkengine release journal (bad header)");
   }
   checkpoint_ = Get<uint64_t>(header.data() + 8);
   capacity_ = Get<uint32_t>(header.data() + 16);
@@ -153,7 +153,7 @@ Status ReleaseJournal::Load() {
     nlohmann::json payload = nlohmann::json::parse(slot + kRecordHeader, slot + kRecordHeader + Get<uint32_t>(slot + 4),
                                                    nullptr, /*allow_exceptions=*/false);
     if (!payload.is_object() || !payload["id"].is_string() || !payload["name"].is_string()) {
-      return Status(ErrorCode::kInvalidArgument, path_ + ": record " + std::to_string(seq) + " is not a release");
+      return Status::InvalidArgument(path_ + ": record " + std::to_string(seq) + " is not a release");
     }
     pending_at_open_.push_back({seq, payload["id"].get<std::string>(), payload["name"].get<std::string>()});
     unapplied_.insert(seq);
@@ -169,12 +169,12 @@ Status ReleaseJournal::Load() {
 Result<uint64_t> ReleaseJournal::Append(const std::string& id, const std::string& name) {
   const std::string payload = nlohmann::json{{"id", id}, {"name", name}}.dump();
   if (payload.size() > kMaxPayload) {
-    return Status(ErrorCode::kInvalidArgument, "release of '" + id + "' does not fit a journal record");
+    return Status::InvalidArgument("release of '" + id + "' does not fit a journal record");
   }
   std::unique_lock lock(mutex_);
   if (!broken_.ok()) return broken_;
   if (next_seq_ - 1 - checkpoint_ >= capacity_) {
-    return Status(ErrorCode::kNoSpace, "release journal " + path_ + " is full: " + std::to_string(capacity_) +
+    return Status::NoSpace("release journal " + path_ + " is full: " + std::to_string(capacity_) +
                                            " releases wait for their metadata checkpoint");
   }
   const uint64_t seq = next_seq_++;

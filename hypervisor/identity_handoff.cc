@@ -88,13 +88,13 @@ Result<std::string> ReadLine(int fd, Clock::time_point deadline, size_t limit, b
       line.append(chunk.substr(0, newline));
       if (newline != std::string_view::npos) return line;
       if (line.size() > limit) {
-        return Status(ErrorCode::kIo, std::string(peer) + ": protocol error: a line longer than " +
+        return Status::Io(std::string(peer) + ": protocol error: a line longer than " +
                                           std::to_string(limit) + " bytes");
       }
       continue;
     }
     if (got == 0) {
-      return Status(ErrorCode::kIo, std::string(peer) + " closed the connection before " + std::string(waiting_for) +
+      return Status::Io(std::string(peer) + " closed the connection before " + std::string(waiting_for) +
                                         (line.empty() ? "" : " (after a partial line)"));
     }
     if (errno == EINTR) continue;
@@ -126,7 +126,7 @@ Status CheckAnswer(const std::string& line, std::string_view nonce, uint64_t gen
   const std::string who(peer);
   Json answer = Json::parse(line, nullptr, /*allow_exceptions=*/false);
   if (answer.is_discarded() || !answer.is_object()) {
-    return Status(ErrorCode::kIo, who + ": protocol error: the answer is not a JSON object: " + Excerpt(line));
+    return Status::Io(who + ": protocol error: the answer is not a JSON object: " + Excerpt(line));
   }
   auto text = [&](const char* key) {
     auto it = answer.find(key);
@@ -134,16 +134,16 @@ Status CheckAnswer(const std::string& line, std::string_view nonce, uint64_t gen
   };
   const std::string type = text("type");
   if (type != "ack" && type != "error") {
-    return Status(ErrorCode::kIo, who + ": protocol error: unexpected answer type '" + type + "': " + Excerpt(line));
+    return Status::Io(who + ": protocol error: unexpected answer type '" + type + "': " + Excerpt(line));
   }
   if (auto version = answer.find("version");
       version != answer.end() && !(version->is_number_integer() && *version == kIdentityProtocolVersion)) {
-    return Status(ErrorCode::kIo, who + ": protocol error: answered in version " + version->dump() + ", asked in " +
+    return Status::Io(who + ": protocol error: answered in version " + version->dump() + ", asked in " +
                                       std::to_string(kIdentityProtocolVersion));
   }
   const std::string answered_nonce = text("nonce");
   if (answered_nonce != nonce) {
-    return Status(ErrorCode::kIo, who + ": protocol error: answered nonce '" + answered_nonce + "' instead of '" +
+    return Status::Io(who + ": protocol error: answered nonce '" + answered_nonce + "' instead of '" +
                                       std::string(nonce) + "' (a stale or foreign reply)");
   }
   if (type == "error") {
@@ -156,7 +156,7 @@ Status CheckAnswer(const std::string& line, std::string_view nonce, uint64_t gen
   auto answered_generation = answer.find("generation");
   if (answered_generation == answer.end() || !answered_generation->is_number_unsigned() ||
       answered_generation->get<uint64_t>() != generation) {
-    return Status(ErrorCode::kIo, who + ": protocol error: acknowledged generation " +
+    return Status::Io(who + ": protocol error: acknowledged generation " +
                                       (answered_generation == answer.end() ? "(none)" : answered_generation->dump()) +
                                       " instead of " + std::to_string(generation));
   }
@@ -216,7 +216,7 @@ Result<UniqueFd> ConnectHybridVsock(const std::string& uds_path, uint32_t port, 
   sockaddr_un address{};
   address.sun_family = AF_UNIX;
   if (uds_path.empty() || uds_path.size() >= sizeof(address.sun_path)) {
-    return Status(ErrorCode::kInvalidArgument, "vsock socket path '" + uds_path + "' does not fit a Unix socket address");
+    return Status::InvalidArgument("vsock socket path '" + uds_path + "' does not fit a Unix socket address");
   }
   std::memcpy(address.sun_path, uds_path.c_str(), uds_path.size() + 1);
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
@@ -234,7 +234,7 @@ Result<UniqueFd> ConnectHybridVsock(const std::string& uds_path, uint32_t port, 
   if (!line.ok()) return line.status();
   bool ok = line->size() > 3 && line->compare(0, 3, "OK ") == 0 &&
             line->find_first_not_of("0123456789", 3) == std::string::npos;
-  if (!ok) return Status(ErrorCode::kIo, who + ": CONNECT " + std::to_string(port) + " answered " + Excerpt(*line));
+  if (!ok) return Status::Io(who + ": CONNECT " + std::to_string(port) + " answered " + Excerpt(*line));
   int flags = ::fcntl(fd.get(), F_GETFL);
   if (flags < 0 || ::fcntl(fd.get(), F_SETFL, flags & ~O_NONBLOCK) != 0) return Status::FromErrno(errno, "fcntl", who);
   return fd;

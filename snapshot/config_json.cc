@@ -13,7 +13,7 @@ Result<ConfigJson> ParseObject(std::string_view text, std::string_view file) {
   try {
     root = ConfigJson::parse(text);
   } catch (const ConfigJson::parse_error& error) {
-    return Status(ErrorCode::kInvalidArgument, std::string(file) + ": not valid JSON: " + error.what());
+    return Status::InvalidArgument(std::string(file) + ": not valid JSON: " + error.what());
   }
   if (!root.is_object()) {
     return FieldError(file, "(root)", "expected an object, found " + std::string(root.type_name()));

@@ -15,6 +15,7 @@
 #include "base/unique_fd.h"
 #include "base/atomic_file.h"
 #include "base/fs_util.h"
+#include "base/json_fields.h"
 
 namespace fe::snapshot {
 namespace {
@@ -47,58 +48,45 @@ bool IsCleanRelativePath(std::string_view path) {
   return true;
 }
 
+// Manifest errors name the file and the field: "<file>: field 'files[2].role': ...".
 Status Invalid(const std::string& file, const std::string& field, const std::string& what) {
-  return Status(ErrorCode::kInvalidArgument, file + ": " + field + ": " + what);
+  return OrderedJsonFields(Json::object(), file).Fail(field, what);
 }
 
-Result<std::string> StringField(const Json& object, const char* key, const std::string& file,
-                                const std::string& field, bool required) {
-  auto it = object.find(key);
-  if (it == object.end() || it->is_null()) {
-    if (required) return Invalid(file, field, "missing");
-    return std::string();
+Result<ManifestEntry> ParseEntry(const OrderedJsonFields& root, const Json& entry, const std::string& field) {
+  if (!entry.is_object()) return root.Fail(field, "expected an object, found " + std::string(JsonTypeName(entry)));
+  OrderedJsonFields fields = root.Nested(entry, field);
+  ManifestEntry parsed;
+  FE_RETURN_IF_ERROR(fields.String("path", parsed.path, OrderedJsonFields::kRequired));
+  if (!IsCleanRelativePath(parsed.path)) {
+    return fields.Fail("path", "'" + parsed.path + "' is not a relative path without '..'");
   }
-  if (!it->is_string()) return Invalid(file, field, "expected a string, found " + it->dump());
-  return it->get<std::string>();
-}
-
-Result<ManifestEntry> ParseEntry(const Json& entry, const std::string& file, const std::string& field) {
-  if (!entry.is_object()) return Invalid(file, field, "expected an object");
-  Result<std::string> path = StringField(entry, "path", file, field + ".path", true);
-  if (!path.ok()) return path.status();
-  if (!IsCleanRelativePath(*path)) {
-    return Invalid(file, field + ".path", "'" + *path + "' is not a relative path without '..'");
-  }
-  Result<std::string> role_name = StringField(entry, "role", file, field + ".role", true);
-  if (!role_name.ok()) return role_name.status();
-  Result<FileRole> role = ParseFileRole(*role_name);
-  if (!role.ok()) return Invalid(file, field + ".role", role.status().message());
-  return ManifestEntry{std::move(*path), *role};
+  std::string role_name;
+  FE_RETURN_IF_ERROR(fields.String("role", role_name, OrderedJsonFields::kRequired));
+  Result<FileRole> role = ParseFileRole(role_name);
+  if (!role.ok()) return fields.Fail("role", role.status().message());
+  parsed.role = *role;
+  return parsed;
 }
 
 Result<Manifest> ParseManifest(const Json& root, const std::string& file) {
-  if (!root.is_object()) return Invalid(file, "(root)", "expected an object");
+  if (!root.is_object()) return Invalid(file, "(root)", "expected an object, found " + std::string(JsonTypeName(root)));
+  OrderedJsonFields fields(root, file, "", OrderedJsonFields::Nulls::kAreAbsent);
   Manifest manifest;
-  Result<std::string> hypervisor = StringField(root, "hypervisor", file, "hypervisor", false);
-  if (!hypervisor.ok()) return hypervisor.status();
-  manifest.hypervisor = std::move(*hypervisor);
-  Result<std::string> snapshot_dir = StringField(root, "snapshot_dir", file, "snapshot_dir", false);
-  if (!snapshot_dir.ok()) return snapshot_dir.status();
-  if (!snapshot_dir->empty() && !IsCleanRelativePath(*snapshot_dir)) {
-    return Invalid(file, "snapshot_dir", "'" + *snapshot_dir + "' is not a relative path without '..'");
+  FE_RETURN_IF_ERROR(fields.String("hypervisor", manifest.hypervisor, OrderedJsonFields::kOptional));
+  FE_RETURN_IF_ERROR(fields.String("snapshot_dir", manifest.snapshot_dir, OrderedJsonFields::kOptional));
+  if (!manifest.snapshot_dir.empty() && !IsCleanRelativePath(manifest.snapshot_dir)) {
+    return fields.Fail("snapshot_dir", "'" + manifest.snapshot_dir + "' is not a relative path without '..'");
   }
-  manifest.snapshot_dir = std::move(*snapshot_dir);
-  auto files = root.find("files");
-  if (files == root.end() || !files->is_array()) return Invalid(file, "files", "expected an array");
+  FE_ASSIGN_OR_RETURN(const Json* files, fields.Array("files", OrderedJsonFields::kRequired));
   std::set<std::string> seen;
   for (size_t i = 0; i < files->size(); ++i) {
     std::string field = "files[" + std::to_string(i) + "]";
-    Result<ManifestEntry> entry = ParseEntry((*files)[i], file, field);
-    if (!entry.ok()) return entry.status();
-    if (!seen.insert(entry->path).second) {
-      return Invalid(file, field + ".path", "'" + entry->path + "' is listed twice");
+    FE_ASSIGN_OR_RETURN(ManifestEntry entry, ParseEntry(fields, (*files)[i], field));
+    if (!seen.insert(entry.path).second) {
+      return fields.Fail(field + ".path", "'" + entry.path + "' is listed twice");
     }
-    manifest.files.push_back(std::move(*entry));
+    manifest.files.push_back(std::move(entry));
   }
   return manifest;
 }
@@ -153,11 +141,11 @@ Status RemoveAt(int parent_fd, const std::string& name, const std::string& displ
 
 // Removes everything in the directory `name` of `parent_fd`, keeping the directory itself.
 Status EmptyDirectoryAt(int parent_fd, const std::string& name, const std::string& display) {
-  Result<UniqueFd> dir = storage::OpenBeneath(parent_fd, name, O_RDONLY | O_DIRECTORY, 0, display);
+  Result<UniqueFd> dir = OpenBeneath(parent_fd, name, O_RDONLY | O_DIRECTORY, 0, display);
   if (!dir.ok()) return dir.status();
-  std::vector<storage::DirectoryEntry> entries;
-  FE_RETURN_IF_ERROR(storage::ReadDirectory(dir->get(), entries, display));
-  for (const storage::DirectoryEntry& entry : entries) {
+  std::vector<DirectoryEntry> entries;
+  FE_RETURN_IF_ERROR(ReadDirectory(dir->get(), entries, display));
+  for (const DirectoryEntry& entry : entries) {
     FE_RETURN_IF_ERROR(RemoveAt(dir->get(), entry.name, display + "/" + entry.name));
   }
   return Status::Ok();
@@ -208,7 +196,7 @@ Result<FileRole> ParseFileRole(std::string_view name) {
     if (role_name == name) return value;
     known += (known.empty() ? "" : ", ") + std::string(role_name);
   }
-  return Status(ErrorCode::kInvalidArgument, "unknown file role '" + std::string(name) + "' (one of " + known + ")");
+  return Status::InvalidArgument("unknown file role '" + std::string(name) + "' (one of " + known + ")");
 }
 
 std::vector<std::string> Manifest::PathsWith(FileRole role) const {
@@ -227,7 +215,7 @@ Result<Manifest> ReadManifest(const std::string& dir) {
   try {
     root = Json::parse(*text);
   } catch (const Json::parse_error& error) {
-    return Status(ErrorCode::kInvalidArgument, file + ": not valid JSON: " + error.what());
+    return Status::InvalidArgument(file + ": not valid JSON: " + error.what());
   }
   return ParseManifest(root, file);
 }
@@ -249,7 +237,7 @@ Status RemoveRuntimeFiles(const std::string& dir, const Manifest& manifest) {
     UniqueFd parent;
     if (slash != std::string::npos) {
       Result<UniqueFd> opened =
-          storage::OpenBeneath(root.get(), path.substr(0, slash), O_RDONLY | O_DIRECTORY, 0, display);
+          OpenBeneath(root.get(), path.substr(0, slash), O_RDONLY | O_DIRECTORY, 0, display);
       if (!opened.ok()) {
         if (opened.status().sys_errno() == ENOENT) continue;  // its directory is gone too
         return opened.status().Annotate("removing runtime file");

@@ -11,8 +11,7 @@ Status ValidateVolumeName(std::string_view volume) {
             volume[0] != '_' && volume[0] != '-';
   for (char c : volume) ok = ok && valid_char(c);
   if (ok) return Status::Ok();
-  return Status(ErrorCode::kInvalidArgument,
-                "invalid volume name '" + std::string(volume) +
+  return Status::InvalidArgument("invalid volume name '" + std::string(volume) +
                     "': expected [A-Za-z0-9][A-Za-z0-9._-]*, at most 128 characters");
 }
 

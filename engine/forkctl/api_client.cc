@@ -10,7 +10,7 @@
 
 #include <httplib.h>
 
-namespace fe::cli {
+namespace fe::engine::forkctl {
 namespace {
 
 // What an HTTP status means when the body carries no code we know.
@@ -56,7 +56,7 @@ Result<nlohmann::json> ApiClient::Send(std::string_view method, const std::strin
   if (reply->body.empty()) return nlohmann::json();
   nlohmann::json parsed = nlohmann::json::parse(reply->body, nullptr, /*allow_exceptions=*/false);
   if (parsed.is_discarded()) {
-    return Status(ErrorCode::kInternal, std::string(method) + " " + path + " via " + socket_path_ +
+    return Status::Internal(std::string(method) + " " + path + " via " + socket_path_ +
                                             ": HTTP " + std::to_string(reply->status) + " reply is not JSON");
   }
   return parsed;
@@ -96,18 +96,17 @@ Status UnreachableError(const std::string& socket_path, std::string_view method,
   struct stat st {};
   if (::stat(socket_path.c_str(), &st) != 0) {
     int err = errno;
-    if (err == ENOENT) return Status(ErrorCode::kIo, "forkd is not running: no socket at " + socket_path + " (" + hint + ")");
-    return Status(ErrorCode::kIo, "cannot reach forkd at " + socket_path + ": " + std::strerror(err) +
+    if (err == ENOENT) return Status::Io("forkd is not running: no socket at " + socket_path + " (" + hint + ")");
+    return Status::Io("cannot reach forkd at " + socket_path + ": " + std::strerror(err) +
                                       (err == EACCES ? " (forkd's socket is only for root)" : ""));
   }
   if (!S_ISSOCK(st.st_mode)) {
-    return Status(ErrorCode::kIo, socket_path + " is not a socket: is --socket right?");
+    return Status::Io(socket_path + " is not a socket: is --socket right?");
   }
   if (::access(socket_path.c_str(), W_OK) != 0) {
-    return Status(ErrorCode::kPermissionDenied,
-                  "cannot reach forkd at " + socket_path + ": " + std::strerror(errno) + " (forkd's socket is only for root)");
+    return Status::PermissionDenied("cannot reach forkd at " + socket_path + ": " + std::strerror(errno) + " (forkd's socket is only for root)");
   }
-  return Status(ErrorCode::kIo, "forkd does not answer at " + socket_path + " (" + std::string(method) + " " + path +
+  return Status::Io("forkd does not answer at " + socket_path + " (" + std::string(method) + " " + path +
                                     ": " + std::string(error) + "); is it running? " + hint);
 }
 
@@ -127,4 +126,4 @@ std::string EncodePathSegment(std::string_view segment) {
   return out;
 }
 
-}  // namespace fe::cli
+}  // namespace fe::engine::forkctl

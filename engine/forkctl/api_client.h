@@ -15,7 +15,7 @@
 
 #include "base/status.h"
 
-namespace fe::cli {
+namespace fe::engine::forkctl {
 
 inline constexpr std::string_view kDefaultSocket = "/run/forkengine/forkd.sock";
 inline constexpr std::string_view kSocketEnvironment = "FORKD_SOCKET";
@@ -54,4 +54,4 @@ Status UnreachableError(const std::string& socket_path, std::string_view method,
 // Path segments from user input (an id or a name) are percent-encoded so "a/b" stays one segment.
 std::string EncodePathSegment(std::string_view segment);
 
-}  // namespace fe::cli
+}  // namespace fe::engine::forkctl

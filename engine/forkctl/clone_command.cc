@@ -11,7 +11,7 @@
 #include "storage/tree/reflink_probe.h"
 #include "storage/tree/tree_cloner.h"
 
-namespace fe::cli {
+namespace fe::engine::forkctl {
 namespace {
 
 struct CloneArguments {
@@ -40,7 +40,7 @@ Result<storage::DataMode> ChooseDataMode(const CloneArguments& args, std::string
   if (!probe.ok()) return probe.status();
   if (probe->reflink) return storage::DataMode::kReflink;
   if (*choice == storage::BackendChoice::kReflink) {
-    return Status(ErrorCode::kUnsupported, "reflink is not available for " + args.target + ": " + probe->reason);
+    return Status::Unsupported("reflink is not available for " + args.target + ": " + probe->reason);
   }
   *note = "no reflink on " + probe->filesystem + " (" + probe->reason + "): using the sparse copy";
   return storage::DataMode::kCopy;
@@ -50,7 +50,7 @@ Result<storage::IoEngine> ParseIoEngine(const std::string& text) {
   if (text == "default") return storage::IoEngine::kDefault;
   if (text == "syscalls") return storage::IoEngine::kSyscalls;
   if (text == "io_uring") return storage::IoEngine::kUring;
-  return Status(ErrorCode::kInvalidArgument, "unknown io engine '" + text + "': expected default, syscalls or io_uring");
+  return Status::InvalidArgument("unknown io engine '" + text + "': expected default, syscalls or io_uring");
 }
 
 int RunClone(const CloneArguments& args) {
@@ -98,4 +98,4 @@ void AddCloneCommand(CLI::App& app, int* exit_code) {
   command->callback([args, exit_code] { *exit_code = RunClone(*args); });
 }
 
-}  // namespace fe::cli
+}  // namespace fe::engine::forkctl

@@ -3,9 +3,9 @@
 
 #include <CLI/CLI.hpp>
 
-namespace fe::cli {
+namespace fe::engine::forkctl {
 
 // Registers the subcommand; it runs when parsed and sets *exit_code.
 void AddCloneCommand(CLI::App& app, int* exit_code);
 
-}  // namespace fe::cli
+}  // namespace fe::engine::forkctl

@@ -2,7 +2,7 @@
 
 #include <iostream>
 
-namespace fe::cli {
+namespace fe::engine::forkctl {
 
 std::shared_ptr<GlobalOptions> AddGlobalOptions(CLI::App& app) {
   auto options = std::make_shared<GlobalOptions>();
@@ -36,4 +36,4 @@ std::string InstancePath(const std::string& id_or_name, const std::string& suffi
   return "/v1/instances/" + EncodePathSegment(id_or_name) + suffix;
 }
 
-}  // namespace fe::cli
+}  // namespace fe::engine::forkctl

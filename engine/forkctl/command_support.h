@@ -15,7 +15,7 @@
 #include "base/status.h"
 #include "engine/forkctl/api_client.h"
 
-namespace fe::cli {
+namespace fe::engine::forkctl {
 
 inline constexpr int kExitFailure = 1;
 inline constexpr int kExitUsage = 2;
@@ -40,4 +40,4 @@ int RunRequest(const GlobalOptions& options, const std::function<Result<nlohmann
 // "/v1/instances/<id_or_name, encoded>" + suffix.
 std::string InstancePath(const std::string& id_or_name, const std::string& suffix = "");
 
-}  // namespace fe::cli
+}  // namespace fe::engine::forkctl

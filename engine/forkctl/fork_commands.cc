@@ -4,7 +4,7 @@
 
 #include "engine/forkctl/instance_view.h"
 
-namespace fe::cli {
+namespace fe::engine::forkctl {
 namespace {
 
 using nlohmann::json;
@@ -55,4 +55,4 @@ void AddForkCommands(CLI::App& app, std::shared_ptr<GlobalOptions> options, int*
   });
 }
 
-}  // namespace fe::cli
+}  // namespace fe::engine::forkctl

@@ -15,20 +15,20 @@ int main(int argc, char** argv) {
   CLI::App app{"forkctl: fork virtual machines by copying nothing"};
   app.require_subcommand(1);
   int exit_code = 0;
-  auto options = fe::cli::AddGlobalOptions(app);
-  fe::cli::AddInstanceCommands(app, options, &exit_code);
-  fe::cli::AddForkCommands(app, options, &exit_code);
-  fe::cli::AddPoolCommands(app, options, &exit_code);
-  fe::cli::AddStorageCommand(app, options, &exit_code);
-  fe::cli::AddHealthCommand(app, options, &exit_code);
-  fe::cli::AddSampleInstanceCommand(app, options, &exit_code);
-  fe::cli::AddCloneCommand(app, &exit_code);
+  auto options = fe::engine::forkctl::AddGlobalOptions(app);
+  fe::engine::forkctl::AddInstanceCommands(app, options, &exit_code);
+  fe::engine::forkctl::AddForkCommands(app, options, &exit_code);
+  fe::engine::forkctl::AddPoolCommands(app, options, &exit_code);
+  fe::engine::forkctl::AddStorageCommand(app, options, &exit_code);
+  fe::engine::forkctl::AddHealthCommand(app, options, &exit_code);
+  fe::engine::forkctl::AddSampleInstanceCommand(app, options, &exit_code);
+  fe::engine::forkctl::AddCloneCommand(app, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
     // --help and --version are "errors" with exit code 0; every other one is a usage error.
     int code = app.exit(error);
-    return code == 0 ? 0 : fe::cli::kExitUsage;
+    return code == 0 ? 0 : fe::engine::forkctl::kExitUsage;
   }
   return exit_code;
 }

@@ -2,7 +2,7 @@
 
 #include <fmt/format.h>
 
-namespace fe::cli {
+namespace fe::engine::forkctl {
 
 void AddHealthCommand(CLI::App& app, std::shared_ptr<GlobalOptions> options, int* exit_code) {
   CLI::App* health = app.add_subcommand("health", "Check that forkd answers");
@@ -11,7 +11,7 @@ void AddHealthCommand(CLI::App& app, std::shared_ptr<GlobalOptions> options, int
       Result<nlohmann::json> reply = client.Get("/v1/healthz");
       if (!reply.ok()) return reply;
       const bool ok = reply->is_object() && reply->value("status", nlohmann::json()) == "ok";
-      if (!ok) return Status(ErrorCode::kInternal, "forkd answered /v1/healthz without status ok: " + reply->dump());
+      if (!ok) return Status::Internal("forkd answered /v1/healthz without status ok: " + reply->dump());
       return reply;
     };
     auto render = [options](const nlohmann::json& reply) {
@@ -22,4 +22,4 @@ void AddHealthCommand(CLI::App& app, std::shared_ptr<GlobalOptions> options, int
   });
 }
 
-}  // namespace fe::cli
+}  // namespace fe::engine::forkctl

@@ -9,7 +9,7 @@
 
 #include "engine/forkctl/instance_view.h"
 
-namespace fe::cli {
+namespace fe::engine::forkctl {
 namespace {
 
 using nlohmann::json;
@@ -28,7 +28,7 @@ int RunCreate(const GlobalOptions& options, const CreateArguments& args) {
     // forkd resolves nothing relative to the client's working directory.
     std::error_code error;
     std::filesystem::path absolute = std::filesystem::absolute(args.import_dir, error);
-    if (error) return PrintError(Status(ErrorCode::kInvalidArgument, args.import_dir + ": " + error.message()));
+    if (error) return PrintError(Status::InvalidArgument(args.import_dir + ": " + error.message()));
     body["import_dir"] = absolute.lexically_normal().string();
   }
   if (!args.state.empty()) body["state"] = args.state;
@@ -105,4 +105,4 @@ void AddInstanceCommands(CLI::App& app, std::shared_ptr<GlobalOptions> options, 
   AddLifecycleCommand(app, options, exit_code, "restore", "Restore a standby instance from its snapshot");
 }
 
-}  // namespace fe::cli
+}  // namespace fe::engine::forkctl

@@ -13,7 +13,7 @@
 #include "engine/forkctl/json_fields.h"
 #include "engine/forkctl/table.h"
 
-namespace fe::cli {
+namespace fe::engine::forkctl {
 namespace {
 
 using nlohmann::json;
@@ -176,4 +176,4 @@ std::string StorageDetails(const json& storage) {
                      Text(storage, "volumes"), bytes("filesystem_bytes"), bytes("filesystem_free_bytes"));
 }
 
-}  // namespace fe::cli
+}  // namespace fe::engine::forkctl

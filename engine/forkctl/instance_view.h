@@ -8,7 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
-namespace fe::cli {
+namespace fe::engine::forkctl {
 
 // The "instances" array of a GET /v1/instances reply (an empty array when there is none).
 nlohmann::json InstancesOf(const nlohmann::json& reply);
@@ -40,4 +40,4 @@ std::string ForksTable(const nlohmann::json& reply, bool with_header);
 // GET /v1/storage as "key  value" lines.
 std::string StorageDetails(const nlohmann::json& storage);
 
-}  // namespace fe::cli
+}  // namespace fe::engine::forkctl

@@ -1,6 +1,6 @@
 #include "engine/forkctl/json_fields.h"
 
-namespace fe::cli {
+namespace fe::engine::forkctl {
 
 using nlohmann::json;
 
@@ -31,4 +31,4 @@ const json& Elements(const json& array) {
   return array.is_array() ? array : kEmpty;
 }
 
-}  // namespace fe::cli
+}  // namespace fe::engine::forkctl

@@ -7,7 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
-namespace fe::cli {
+namespace fe::engine::forkctl {
 
 // object[key], or null when `object` is not an object or has no such key.
 const nlohmann::json& Field(const nlohmann::json& object, const char* key);
@@ -21,4 +21,4 @@ int64_t Integer(const nlohmann::json& object, const char* key);
 // `array` when it is an array, else an empty one.
 const nlohmann::json& Elements(const nlohmann::json& array);
 
-}  // namespace fe::cli
+}  // namespace fe::engine::forkctl

@@ -8,7 +8,7 @@
 #include "engine/forkctl/json_fields.h"
 #include "engine/forkctl/table.h"
 
-namespace fe::cli {
+namespace fe::engine::forkctl {
 namespace {
 
 using nlohmann::json;
@@ -149,4 +149,4 @@ void AddPoolCommands(CLI::App& app, std::shared_ptr<GlobalOptions> options, int*
   });
 }
 
-}  // namespace fe::cli
+}  // namespace fe::engine::forkctl

@@ -17,7 +17,7 @@
 
 #include "engine/forkctl/command_support.h"
 
-namespace fe::cli {
+namespace fe::engine::forkctl {
 
 void AddPoolCommands(CLI::App& app, std::shared_ptr<GlobalOptions> options, int* exit_code);
 
@@ -33,4 +33,4 @@ std::string AcquireSummary(const nlohmann::json& reply);
 // "/v1/pools/<name, encoded>" + suffix.
 std::string PoolPath(const std::string& name, const std::string& suffix = "");
 
-}  // namespace fe::cli
+}  // namespace fe::engine::forkctl

@@ -18,7 +18,7 @@
 #include "hypervisor/cloud_hypervisor/instance_manifest.h"
 #include "snapshot/guest_directory.h"
 
-namespace fe::cli {
+namespace fe::engine::forkctl {
 namespace {
 
 using Json = nlohmann::ordered_json;
@@ -43,7 +43,7 @@ std::string DefaultKernel() {
 
 Status OpenOrCreateEmptyDir(const std::string& dir, UniqueFd* out) {
   if (dir.empty() || dir.front() != '/') {
-    return Status(ErrorCode::kInvalidArgument, "sample instance directory '" + dir + "' is not absolute");
+    return Status::InvalidArgument("sample instance directory '" + dir + "' is not absolute");
   }
   bool created = ::mkdir(dir.c_str(), 0755) == 0;
   if (!created && errno != EEXIST) return Status::FromErrno(errno, "create directory", dir);
@@ -63,7 +63,7 @@ Status OpenOrCreateEmptyDir(const std::string& dir, UniqueFd* out) {
       if (std::strcmp(entry->d_name, ".") != 0 && std::strcmp(entry->d_name, "..") != 0) empty = false;
     }
     ::closedir(listing);
-    if (!empty) return Status(ErrorCode::kAlreadyExists, dir + ": not empty; a sample instance needs an empty directory");
+    if (!empty) return Status::AlreadyExists(dir + ": not empty; a sample instance needs an empty directory");
   }
   *out = std::move(fd);
   return Status::Ok();
@@ -194,11 +194,11 @@ Json SnapshotState(const std::string& dir, const SampleInstanceOptions& options)
 }  // namespace
 
 Result<SampleInstance> WriteSampleInstance(const std::string& dir, const SampleInstanceOptions& options) {
-  if (options.disk_bytes < kMiB) return Status(ErrorCode::kInvalidArgument, "sample disk must be at least 1 MiB");
+  if (options.disk_bytes < kMiB) return Status::InvalidArgument("sample disk must be at least 1 MiB");
   if (options.memory_bytes < kMiB || options.memory_bytes % kPage != 0) {
-    return Status(ErrorCode::kInvalidArgument, "sample memory must be at least 1 MiB and a multiple of 4 KiB");
+    return Status::InvalidArgument("sample memory must be at least 1 MiB and a multiple of 4 KiB");
   }
-  if (options.vcpus < 1) return Status(ErrorCode::kInvalidArgument, "sample needs at least one vCPU");
+  if (options.vcpus < 1) return Status::InvalidArgument("sample needs at least one vCPU");
   UniqueFd dir_fd;
   FE_RETURN_IF_ERROR(OpenOrCreateEmptyDir(dir, &dir_fd));
   SampleInstance sample;
@@ -231,8 +231,7 @@ Result<SampleInstance> WriteSampleInstance(const std::string& dir, const SampleI
 
 Result<uint64_t> ParseByteSize(std::string_view text) {
   auto invalid = [&text] {
-    return Status(ErrorCode::kInvalidArgument,
-                  "size '" + std::string(text) + "' is not a number with an optional K, M, G or T suffix");
+    return Status::InvalidArgument("size '" + std::string(text) + "' is not a number with an optional K, M, G or T suffix");
   };
   size_t digits = 0;
   while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
@@ -248,4 +247,4 @@ Result<uint64_t> ParseByteSize(std::string_view text) {
   return value << shift;
 }
 
-}  // namespace fe::cli
+}  // namespace fe::engine::forkctl

@@ -21,7 +21,7 @@
 
 #include "base/status.h"
 
-namespace fe::cli {
+namespace fe::engine::forkctl {
 
 struct SampleInstanceOptions {
   uint64_t disk_bytes = uint64_t{10} << 30;    // apparent size of disk.raw
@@ -45,4 +45,4 @@ Result<SampleInstance> WriteSampleInstance(const std::string& dir, const SampleI
 // "10G", "256M", "512K", "4096" (binary units, optional "iB"/"B" suffix, case-insensitive).
 Result<uint64_t> ParseByteSize(std::string_view text);
 
-}  // namespace fe::cli
+}  // namespace fe::engine::forkctl

@@ -8,7 +8,7 @@
 #include "engine/forkctl/sample_instance.h"
 #include "engine/forkctl/table.h"
 
-namespace fe::cli {
+namespace fe::engine::forkctl {
 namespace {
 
 struct SampleArguments {
@@ -35,7 +35,7 @@ int RunSample(const GlobalOptions& global, const SampleArguments& args) {
   options.kernel = args.kernel;
   std::error_code error;
   std::string dir = std::filesystem::absolute(args.dir, error).lexically_normal().string();
-  if (error) return PrintError(Status(ErrorCode::kInvalidArgument, args.dir + ": " + error.message()));
+  if (error) return PrintError(Status::InvalidArgument(args.dir + ": " + error.message()));
   while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
   Result<SampleInstance> sample = WriteSampleInstance(dir, options);
   if (!sample.ok()) return PrintError(sample.status());
@@ -65,4 +65,4 @@ void AddSampleInstanceCommand(CLI::App& app, std::shared_ptr<GlobalOptions> opti
   command->callback([options, exit_code, args] { *exit_code = RunSample(*options, *args); });
 }
 
-}  // namespace fe::cli
+}  // namespace fe::engine::forkctl

@@ -12,7 +12,7 @@
 #include "storage/dm_thin/dm_thin_device.h"
 #include "storage/tree/reflink_probe.h"
 
-namespace fe::cli {
+namespace fe::engine::forkctl {
 namespace {
 
 struct ProbeArguments {
@@ -85,4 +85,4 @@ void AddStorageCommand(CLI::App& app, std::shared_ptr<GlobalOptions> options, in
   });
 }
 
-}  // namespace fe::cli
+}  // namespace fe::engine::forkctl

@@ -9,8 +9,8 @@
 
 #include "engine/forkctl/command_support.h"
 
-namespace fe::cli {
+namespace fe::engine::forkctl {
 
 void AddStorageCommand(CLI::App& app, std::shared_ptr<GlobalOptions> options, int* exit_code);
 
-}  // namespace fe::cli
+}  // namespace fe::engine::forkctl

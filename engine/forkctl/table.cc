@@ -4,7 +4,7 @@
 
 #include <algorithm>
 
-namespace fe::cli {
+namespace fe::engine::forkctl {
 
 void Table::AddRow(std::vector<std::string> cells) {
   cells.resize(columns_.size());
@@ -52,4 +52,4 @@ std::string FormatMillis(int64_t microseconds) {
   return fmt::format("{:.3f}", static_cast<double>(microseconds) / 1000.0);
 }
 
-}  // namespace fe::cli
+}  // namespace fe::engine::forkctl

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-namespace fe::cli {
+namespace fe::engine::forkctl {
 
 class Table {
  public:
@@ -39,4 +39,4 @@ std::string FormatBytes(uint64_t bytes);
 // Microseconds as milliseconds with three decimals: 1234 -> "1.234".
 std::string FormatMillis(int64_t microseconds);
 
-}  // namespace fe::cli
+}  // namespace fe::engine::forkctl

@@ -26,6 +26,7 @@
 #include <httplib.h>
 #include <spdlog/spdlog.h>
 
+#include "base/fs_util.h"
 #include "engine/engine.h"
 #include "storage/loop/loop_pool.h"
 #include "engine/forkd/metrics.h"
@@ -34,7 +35,7 @@
 #include "engine/pools/pool.h"
 #include "storage/registry/backend_selection.h"
 
-namespace fe::forkd {
+namespace fe::engine::forkd {
 namespace {
 
 struct Options {
@@ -75,18 +76,18 @@ engine::PoolConfig MakePoolConfig(const Options& options) {
 
 Result<std::string> ReadToken(const std::string& path) {
   std::ifstream file(path);
-  if (!file) return Status(ErrorCode::kNotFound, "cannot read token file " + path);
+  if (!file) return Status::NotFound("cannot read token file " + path);
   std::stringstream text;
   text << file.rdbuf();
   std::string token = text.str();
   while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) token.pop_back();
-  if (token.empty()) return Status(ErrorCode::kInvalidArgument, "token file " + path + " is empty");
+  if (token.empty()) return Status::InvalidArgument("token file " + path + " is empty");
   return token;
 }
 
 Result<std::pair<std::string, int>> ParseHostPort(const std::string& text) {
   size_t colon = text.rfind(':');
-  if (colon == std::string::npos || colon == 0) return Status(ErrorCode::kInvalidArgument, "--listen-tcp '" + text + "' is not HOST:PORT");
+  if (colon == std::string::npos || colon == 0) return Status::InvalidArgument("--listen-tcp '" + text + "' is not HOST:PORT");
   std::string host = text.substr(0, colon);
   if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
   int port = 0;
@@ -97,7 +98,7 @@ Result<std::pair<std::string, int>> ParseHostPort(const std::string& text) {
   } catch (const std::exception&) {
     port = -1;
   }
-  if (port <= 0 || port > 65535) return Status(ErrorCode::kInvalidArgument, "--listen-tcp '" + text + "': bad port");
+  if (port <= 0 || port > 65535) return Status::InvalidArgument("--listen-tcp '" + text + "': bad port");
   return std::make_pair(host, port);
 }
 
@@ -124,15 +125,15 @@ Status BindUnixSocket(httplib::Server& server, const std::string& path) {
   mode_t old_mask = ::umask(0177);
   bool bound = BindWithBacklog(server, path, 80);
   ::umask(old_mask);
-  if (!bound) return Status(ErrorCode::kIo, "cannot bind Unix socket " + path);
+  if (!bound) return Status::Io("cannot bind Unix socket " + path);
   if (::chmod(path.c_str(), 0600) != 0) return Status::FromErrno(errno, "chmod 0600", path);
   return Status::Ok();
 }
 
 int Run(const Options& options) {
   Result<storage::BackendChoice> backend = storage::ParseBackendChoice(options.backend);
-  Result<LoopPoolMode> loop_mode = ParseLoopPoolMode(options.loop_pool);
-  Result<uint64_t> loop_size = ParseSize(options.loop_pool_size);
+  Result<storage::LoopPoolMode> loop_mode = storage::ParseLoopPoolMode(options.loop_pool);
+  Result<uint64_t> loop_size = storage::ParseSize(options.loop_pool_size);
   for (const Status* status : {&backend.status(), &loop_mode.status(), &loop_size.status()}) {
     if (!status->ok()) {
       spdlog::critical("{}", status->ToString());
@@ -160,7 +161,7 @@ int Run(const Options& options) {
     spdlog::critical("data root: {}", made.ToString());
     return 1;
   }
-  Result<std::string> pool = PrepareLoopPool(options.data_root, *loop_mode, *loop_size);
+  Result<std::string> pool = storage::PrepareLoopPool(options.data_root, *loop_mode, *loop_size);
   if (!pool.ok()) {
     spdlog::critical("{}", pool.status().ToString());
     return 1;
@@ -265,7 +266,7 @@ int Run(const Options& options) {
 }
 
 }  // namespace
-}  // namespace fe::forkd
+}  // namespace fe::engine::forkd
 
 int main(int argc, char** argv) {
   // Before any thread exists, so every thread inherits the mask and only sigwait() takes them.
@@ -277,7 +278,7 @@ int main(int argc, char** argv) {
   ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
 
-  fe::forkd::Options options;
+  fe::engine::forkd::Options options;
   CLI::App app{"forkd: the forkengine daemon (HTTP/JSON API on a Unix socket)"};
   app.add_option("--data-root", options.data_root, "instances, volumes and state")->capture_default_str();
   app.add_option("--socket", options.socket, "Unix socket to listen on (mode 0600)")->capture_default_str();
@@ -328,5 +329,5 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
-  return fe::forkd::Run(options);
+  return fe::engine::forkd::Run(options);
 }

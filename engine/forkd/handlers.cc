@@ -7,7 +7,7 @@
 #include "engine/forkd/request_parsing.h"
 #include "engine/forkd/server.h"
 
-namespace fe::forkd {
+namespace fe::engine::forkd {
 namespace {
 
 using Json = nlohmann::json;
@@ -136,4 +136,4 @@ Reply ApiServer::MetricsText(const Params&, std::string_view) {
   return reply;
 }
 
-}  // namespace fe::forkd
+}  // namespace fe::engine::forkd

@@ -2,7 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
-namespace fe::forkd {
+namespace fe::engine::forkd {
 
 int HttpStatusFor(ErrorCode code) {
   switch (code) {
@@ -43,4 +43,4 @@ std::string_view ErrorCodeForHttpStatus(int http_status) {
   }
 }
 
-}  // namespace fe::forkd
+}  // namespace fe::engine::forkd

@@ -7,7 +7,7 @@
 
 #include "base/status.h"
 
-namespace fe::forkd {
+namespace fe::engine::forkd {
 
 // invalid_argument 400, not_found 404, already_exists/failed_precondition/busy 409,
 // unsupported 422, no_space 507, permission_denied 403, io/internal (and anything else) 500.
@@ -21,4 +21,4 @@ std::string ErrorBody(const Status& status);
 // (413 -> "payload_too_large", 404 -> "not_found", 400 -> "invalid_argument", ...).
 std::string_view ErrorCodeForHttpStatus(int http_status);
 
-}  // namespace fe::forkd
+}  // namespace fe::engine::forkd

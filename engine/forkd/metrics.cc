@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <utility>
 
-namespace fe::forkd {
+namespace fe::engine::forkd {
 namespace {
 
 constexpr std::string_view kPhases[] = {"lock_wait", "source_standby", "source_pause", "clone",
@@ -198,4 +198,4 @@ std::string Metrics::Render(const std::vector<engine::Instance>& instances,
   return out;
 }
 
-}  // namespace fe::forkd
+}  // namespace fe::engine::forkd

@@ -20,7 +20,7 @@
 #include "engine/engine.h"
 #include "engine/pools/pool.h"
 
-namespace fe::forkd {
+namespace fe::engine::forkd {
 
 // Cumulative buckets with upper bounds in seconds (and +Inf).
 class Histogram {
@@ -82,4 +82,4 @@ class Metrics {
 // `value` escaped for a label value (backslash, double quote, newline).
 std::string EscapeLabelValue(std::string_view value);
 
-}  // namespace fe::forkd
+}  // namespace fe::engine::forkd

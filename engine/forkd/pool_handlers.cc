@@ -7,12 +7,12 @@
 #include "engine/forkd/request_parsing.h"
 #include "engine/forkd/server.h"
 
-namespace fe::forkd {
+namespace fe::engine::forkd {
 namespace {
 
 using Json = nlohmann::json;
 
-Status PoolsDisabled() { return Status(ErrorCode::kUnavailable, "this server has no pool manager"); }
+Status PoolsDisabled() { return Status::Unavailable("this server has no pool manager"); }
 
 Reply PoolReply(int status, const Result<engine::PoolStatus>& pool) {
   return pool.ok() ? JsonReply(status, PoolToJson(*pool)) : ErrorReply(pool.status());
@@ -64,4 +64,4 @@ Reply ApiServer::AcquireFromPool(const Params& params, std::string_view body) {
   return reply;
 }
 
-}  // namespace fe::forkd
+}  // namespace fe::engine::forkd

@@ -2,7 +2,7 @@
 
 #include <string>
 
-namespace fe::forkd {
+namespace fe::engine::forkd {
 
 nlohmann::json PoolToJson(const engine::PoolStatus& pool) {
   return nlohmann::json{{"name", pool.spec.name},
@@ -21,4 +21,4 @@ nlohmann::json PoolToJson(const engine::PoolStatus& pool) {
                         {"throttled", pool.throttled}};
 }
 
-}  // namespace fe::forkd
+}  // namespace fe::engine::forkd

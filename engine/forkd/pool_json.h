@@ -7,8 +7,8 @@
 
 #include "engine/pools/pool.h"
 
-namespace fe::forkd {
+namespace fe::engine::forkd {
 
 nlohmann::json PoolToJson(const engine::PoolStatus& pool);
 
-}  // namespace fe::forkd
+}  // namespace fe::engine::forkd

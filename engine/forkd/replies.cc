@@ -2,7 +2,7 @@
 
 #include "engine/forkd/http_errors.h"
 
-namespace fe::forkd {
+namespace fe::engine::forkd {
 
 std::string DumpJson(const nlohmann::json& json) {
   return json.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
@@ -30,4 +30,4 @@ Reply NoContentReply() {
   return reply;
 }
 
-}  // namespace fe::forkd
+}  // namespace fe::engine::forkd

@@ -6,7 +6,7 @@
 #include "base/status.h"
 #include "engine/forkd/server.h"
 
-namespace fe::forkd {
+namespace fe::engine::forkd {
 
 // `json` as compact text; invalid UTF-8 in strings is replaced rather than thrown on.
 std::string DumpJson(const nlohmann::json& json);
@@ -19,4 +19,4 @@ Reply ErrorReply(const Status& status);
 // 204 without a body.
 Reply NoContentReply();
 
-}  // namespace fe::forkd
+}  // namespace fe::engine::forkd

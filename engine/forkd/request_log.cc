@@ -2,7 +2,7 @@
 
 #include <fmt/format.h>
 
-namespace fe::forkd {
+namespace fe::engine::forkd {
 
 std::string LogValue(std::string_view value) {
   bool plain = !value.empty() && value.find_first_of(" \t\r\n\"=\\") == std::string_view::npos;
@@ -41,4 +41,4 @@ std::string ForkLogLine(std::string_view source_id, const engine::ForkOutcome& o
       p.source_pause_us, p.clone_us, p.rewrite_us, p.metadata_us, p.restore_us, p.identity_us, outcome.live);
 }
 
-}  // namespace fe::forkd
+}  // namespace fe::engine::forkd

@@ -10,7 +10,7 @@
 
 #include "engine/engine.h"
 
-namespace fe::forkd {
+namespace fe::engine::forkd {
 
 struct RequestRecord {
   std::string_view method;
@@ -28,4 +28,4 @@ std::string ForkLogLine(std::string_view source_id, const engine::ForkOutcome& o
 // `value` as a log value: bare when it has no space, quote or '=', else double-quoted and escaped.
 std::string LogValue(std::string_view value);
 
-}  // namespace fe::forkd
+}  // namespace fe::engine::forkd

@@ -10,7 +10,7 @@
 #include "engine/engine.h"
 #include "engine/pools/pool.h"
 
-namespace fe::forkd {
+namespace fe::engine::forkd {
 
 // POST /v1/instances: {"name","hypervisor" (required), "import_dir","state","vcpus","attached_volumes"}.
 Result<engine::CreateRequest> ParseCreateRequest(std::string_view body);
@@ -27,4 +27,4 @@ Result<engine::AcquireRequest> ParseAcquireRequest(std::string_view body);
 // Bodies of start/stop/standby/restore: empty or an empty object.
 Status ParseEmptyBody(std::string_view body);
 
-}  // namespace fe::forkd
+}  // namespace fe::engine::forkd

@@ -1,6 +1,6 @@
 #include "engine/forkd/router.h"
 
-namespace fe::forkd {
+namespace fe::engine::forkd {
 
 std::vector<std::string_view> PathSegments(std::string_view path) {
   std::vector<std::string_view> segments;
@@ -33,4 +33,4 @@ bool MatchPattern(std::string_view pattern, std::string_view path, std::vector<s
   return true;
 }
 
-}  // namespace fe::forkd
+}  // namespace fe::engine::forkd

@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-namespace fe::forkd {
+namespace fe::engine::forkd {
 
 struct RouteMatch {
   size_t route = 0;                 // index into the table
@@ -36,4 +36,4 @@ std::optional<RouteMatch> MatchRoute(const std::vector<Route>& routes, std::stri
   return std::nullopt;
 }
 
-}  // namespace fe::forkd
+}  // namespace fe::engine::forkd

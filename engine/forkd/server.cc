@@ -10,7 +10,7 @@
 #include "engine/forkd/request_log.h"
 #include "engine/forkd/router.h"
 
-namespace fe::forkd {
+namespace fe::engine::forkd {
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -166,4 +166,4 @@ void ApiServer::Install(httplib::Server& server, const std::string& token) {
   });
 }
 
-}  // namespace fe::forkd
+}  // namespace fe::engine::forkd

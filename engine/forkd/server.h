@@ -27,7 +27,7 @@ namespace httplib {
 class Server;
 }
 
-namespace fe::forkd {
+namespace fe::engine::forkd {
 
 inline constexpr size_t kMaxBodyBytes = 64 * 1024;
 // Worker threads per listener: a request holds its thread while the engine forks, and 50 concurrent
@@ -104,4 +104,4 @@ class ApiServer {
   engine::PoolManager* pools_;
 };
 
-}  // namespace fe::forkd
+}  // namespace fe::engine::forkd

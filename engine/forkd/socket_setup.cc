@@ -8,30 +8,15 @@
 #include <cerrno>
 #include <cstring>
 
+#include "base/fs_util.h"
 #include "base/unique_fd.h"
 
-namespace fe::forkd {
-
-Status MakeDirectories(const std::string& path, mode_t mode) {
-  if (path.empty()) return Status(ErrorCode::kInvalidArgument, "empty directory path");
-  for (size_t slash = path.find('/', 1);; slash = path.find('/', slash + 1)) {
-    std::string prefix = path.substr(0, slash);
-    if (!prefix.empty() && ::mkdir(prefix.c_str(), mode) != 0 && errno != EEXIST) {
-      return Status::FromErrno(errno, "mkdir", prefix);
-    }
-    if (slash == std::string::npos) break;
-  }
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return Status::FromErrno(errno, "stat", path);
-  if (!S_ISDIR(st.st_mode)) return Status(ErrorCode::kFailedPrecondition, path + " is not a directory");
-  return Status::Ok();
-}
+namespace fe::engine::forkd {
 
 Status PrepareSocketPath(const std::string& path) {
   sockaddr_un address{};
   if (path.empty() || path.size() >= sizeof(address.sun_path)) {
-    return Status(ErrorCode::kInvalidArgument,
-                  "socket path '" + path + "' must have 1 to " + std::to_string(sizeof(address.sun_path) - 1) + " bytes");
+    return Status::InvalidArgument("socket path '" + path + "' must have 1 to " + std::to_string(sizeof(address.sun_path) - 1) + " bytes");
   }
   size_t slash = path.rfind('/');
   if (slash != std::string::npos && slash > 0) FE_RETURN_IF_ERROR(MakeDirectories(path.substr(0, slash), 0700));
@@ -42,18 +27,18 @@ Status PrepareSocketPath(const std::string& path) {
     return Status::FromErrno(errno, "lstat", path);
   }
   if (!S_ISSOCK(st.st_mode)) {
-    return Status(ErrorCode::kFailedPrecondition, path + " exists and is not a socket; not removing it");
+    return Status::FailedPrecondition(path + " exists and is not a socket; not removing it");
   }
   UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!probe.valid()) return Status::FromErrno(errno, "socket", path);
   address.sun_family = AF_UNIX;
   std::memcpy(address.sun_path, path.c_str(), path.size());
   if (::connect(probe.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0) {
-    return Status(ErrorCode::kAlreadyExists, path + ": another process (a running forkd?) accepts connections on it");
+    return Status::AlreadyExists(path + ": another process (a running forkd?) accepts connections on it");
   }
   if (errno != ECONNREFUSED) return Status::FromErrno(errno, "probing socket", path);
   if (::unlink(path.c_str()) != 0 && errno != ENOENT) return Status::FromErrno(errno, "removing stale socket", path);
   return Status::Ok();
 }
 
-}  // namespace fe::forkd
+}  // namespace fe::engine::forkd

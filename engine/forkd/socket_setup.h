@@ -6,14 +6,11 @@
 
 #include "base/status.h"
 
-namespace fe::forkd {
+namespace fe::engine::forkd {
 
 // Creates the socket's parent directory (mode 0700) if missing, and removes a stale socket at
 // `path`. AlreadyExists when a process accepts connections on it (another forkd); FailedPrecondition
 // when `path` exists and is not a socket (never delete a file we did not make).
 Status PrepareSocketPath(const std::string& path);
 
-// Creates every missing directory of `path` with `mode`.
-Status MakeDirectories(const std::string& path, mode_t mode);
-
-}  // namespace fe::forkd
+}  // namespace fe::engine::forkd

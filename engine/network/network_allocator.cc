@@ -13,6 +13,7 @@
 
 #include "base/reverter.h"
 #include "base/atomic_file.h"
+#include "base/json_fields.h"
 
 namespace fe::engine {
 namespace {
@@ -25,8 +26,6 @@ constexpr std::string_view kStateName = "network.json";
 constexpr std::string_view kLockName = "network.lock";
 constexpr size_t kMaxTapName = 15;  // IFNAMSIZ - 1
 constexpr size_t kMaxTapPrefix = kMaxTapName - 8;
-
-Status Invalid(std::string message) { return Status(ErrorCode::kInvalidArgument, std::move(message)); }
 
 bool IsTapPrefixChar(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
@@ -42,7 +41,7 @@ int HexDigit(char c) {
 // "02:FE" -> "02:fe" after checking it is two octets, locally administered and unicast.
 Result<std::string> NormalizeMacPrefix(const std::string& prefix) {
   auto invalid = [&](std::string_view why) {
-    return Invalid("network pool: mac_prefix '" + prefix + "': " + std::string(why));
+    return Status::InvalidArgument("network pool: mac_prefix '" + prefix + "': " + std::string(why));
   };
   if (prefix.size() != 5 || prefix[2] != ':') return invalid("expected two octets like 02:fe");
   int digits[4] = {HexDigit(prefix[0]), HexDigit(prefix[1]), HexDigit(prefix[3]), HexDigit(prefix[4])};
@@ -64,7 +63,7 @@ std::string Hex8(uint32_t value) {
 }
 
 Result<std::string> CreateDirectories(const std::string& dir) {
-  if (dir.empty()) return Invalid("network state directory is empty");
+  if (dir.empty()) return Status::InvalidArgument("network state directory is empty");
   for (size_t slash = dir.find('/', 1);; slash = dir.find('/', slash + 1)) {
     std::string prefix = slash == std::string::npos ? dir : dir.substr(0, slash);
     if (!prefix.empty() && ::mkdir(prefix.c_str(), 0700) != 0 && errno != EEXIST) {
@@ -74,39 +73,11 @@ Result<std::string> CreateDirectories(const std::string& dir) {
   }
   struct stat st {};
   if (::stat(dir.c_str(), &st) != 0) return Status::FromErrno(errno, "stat", dir);
-  if (!S_ISDIR(st.st_mode)) return Invalid("network state directory " + dir + " is not a directory");
+  if (!S_ISDIR(st.st_mode)) return Status::InvalidArgument("network state directory " + dir + " is not a directory");
   return dir;
 }
 
 // A field of the state file, with errors naming the file and the field.
-class FieldReader {
- public:
-  explicit FieldReader(const std::string& file) : file_(file) {}
-
-  Status Error(const std::string& field, const std::string& what) const {
-    return Invalid(file_ + ": " + field + ": " + what);
-  }
-
-  Result<std::string> String(const Json& object, const char* key, const std::string& field) const {
-    auto it = object.find(key);
-    if (it == object.end()) return Error(field, "missing");
-    if (!it->is_string()) return Error(field, "expected a string, found " + it->dump());
-    return it->get<std::string>();
-  }
-
-  Result<uint32_t> Uint32(const Json& object, const char* key, const std::string& field) const {
-    auto it = object.find(key);
-    if (it == object.end()) return Error(field, "missing");
-    if (!it->is_number_unsigned() || it->get<uint64_t>() > 0xffffffffu) {
-      return Error(field, "expected a 32-bit unsigned number, found " + it->dump());
-    }
-    return static_cast<uint32_t>(it->get<uint64_t>());
-  }
-
- private:
-  const std::string& file_;
-};
-
 }  // namespace
 
 std::string Ipv4Subnet::ToString() const { return FormatIpv4(network) + "/" + std::to_string(prefix_length); }
@@ -114,7 +85,7 @@ std::string Ipv4Subnet::ToString() const { return FormatIpv4(network) + "/" + st
 Result<uint32_t> ParseIpv4(const std::string& text) {
   in_addr address{};
   if (::inet_pton(AF_INET, text.c_str(), &address) != 1) {
-    return Invalid("'" + text + "' is not an IPv4 address (dotted quad)");
+    return Status::InvalidArgument("'" + text + "' is not an IPv4 address (dotted quad)");
   }
   return ntohl(address.s_addr);
 }
@@ -126,7 +97,7 @@ std::string FormatIpv4(uint32_t address) {
 
 Result<Ipv4Subnet> ParseSubnet(const std::string& cidr) {
   size_t slash = cidr.find('/');
-  if (slash == std::string::npos) return Invalid("subnet '" + cidr + "': expected CIDR like 10.0.0.0/24");
+  if (slash == std::string::npos) return Status::InvalidArgument("subnet '" + cidr + "': expected CIDR like 10.0.0.0/24");
   Result<uint32_t> network = ParseIpv4(cidr.substr(0, slash));
   if (!network.ok()) return network.status().Annotate("subnet '" + cidr + "'");
   const std::string length_text = cidr.substr(slash + 1);
@@ -135,10 +106,10 @@ Result<Ipv4Subnet> ParseSubnet(const std::string& cidr) {
       length_text.find_first_not_of("0123456789") == std::string::npos) {
     length = std::stoi(length_text);
   }
-  if (length < 0 || length > 32) return Invalid("subnet '" + cidr + "': prefix length must be 0..32");
+  if (length < 0 || length > 32) return Status::InvalidArgument("subnet '" + cidr + "': prefix length must be 0..32");
   Ipv4Subnet subnet{*network, length};
   if ((*network & subnet.HostMask()) != 0) {
-    return Invalid("subnet '" + cidr + "': host bits are set (the network address is " +
+    return Status::InvalidArgument("subnet '" + cidr + "': host bits are set (the network address is " +
                    FormatIpv4(*network & ~subnet.HostMask()) + ")");
   }
   return subnet;
@@ -149,10 +120,10 @@ Result<std::unique_ptr<NetworkAllocator>> NetworkAllocator::Open(const std::stri
   Result<Ipv4Subnet> subnet = ParseSubnet(config.subnet);
   if (!subnet.ok()) return subnet.status().Annotate("network pool");
   if (subnet->prefix_length < 8 || subnet->prefix_length > 30) {
-    return Invalid("network pool: subnet " + subnet->ToString() + ": prefix length must be 8..30");
+    return Status::InvalidArgument("network pool: subnet " + subnet->ToString() + ": prefix length must be 8..30");
   }
   if ((subnet->network >> 24) == 0) {
-    return Invalid("network pool: subnet " + subnet->ToString() + " is in 0.0.0.0/8, which is not routable");
+    return Status::InvalidArgument("network pool: subnet " + subnet->ToString() + " is in 0.0.0.0/8, which is not routable");
   }
   uint32_t gateway = subnet->network + 1;
   if (!config.gateway.empty()) {
@@ -161,7 +132,7 @@ Result<std::unique_ptr<NetworkAllocator>> NetworkAllocator::Open(const std::stri
     gateway = *parsed;
   }
   if (!subnet->Contains(gateway) || gateway == subnet->network || gateway == subnet->broadcast()) {
-    return Invalid("network pool: gateway " + FormatIpv4(gateway) + " is not a host address of subnet " +
+    return Status::InvalidArgument("network pool: gateway " + FormatIpv4(gateway) + " is not a host address of subnet " +
                    subnet->ToString());
   }
   config.gateway = FormatIpv4(gateway);
@@ -169,12 +140,12 @@ Result<std::unique_ptr<NetworkAllocator>> NetworkAllocator::Open(const std::stri
   if (!mac_prefix.ok()) return mac_prefix.status();
   config.mac_prefix = *mac_prefix;
   if (config.tap_prefix.size() > kMaxTapPrefix) {
-    return Invalid("network pool: tap_prefix '" + config.tap_prefix + "' is longer than " +
+    return Status::InvalidArgument("network pool: tap_prefix '" + config.tap_prefix + "' is longer than " +
                    std::to_string(kMaxTapPrefix) + " bytes (TAP names have at most 15)");
   }
   for (char c : config.tap_prefix) {
     if (!IsTapPrefixChar(c)) {
-      return Invalid("network pool: tap_prefix '" + config.tap_prefix + "' may hold only letters, digits, '_' and '-'");
+      return Status::InvalidArgument("network pool: tap_prefix '" + config.tap_prefix + "' may hold only letters, digits, '_' and '-'");
     }
   }
 
@@ -185,7 +156,7 @@ Result<std::unique_ptr<NetworkAllocator>> NetworkAllocator::Open(const std::stri
   if (!lock) return Status::FromErrno(errno, "open", lock_path);
   if (::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) {
     if (errno == EWOULDBLOCK) {
-      return Status(ErrorCode::kBusy, "network state " + state_dir + " is in use by another process (flock on " +
+      return Status::Busy("network state " + state_dir + " is in use by another process (flock on " +
                                           lock_path + ")");
     }
     return Status::FromErrno(errno, "flock", lock_path);
@@ -234,7 +205,7 @@ void NetworkAllocator::State::Unindex(const NetworkIdentity& identity) {
 }
 
 Result<NetworkAllocator::State> NetworkAllocator::Load() const {
-  Result<std::string> text = snapshot::ReadSmallFile(state_path_);
+  Result<std::string> text = ReadSmallFile(state_path_);
   if (!text.ok()) {
     if (text.status().sys_errno() != ENOENT) return text.status();
     // No file yet: no leases, and the fields in the order a new file has them.
@@ -242,32 +213,27 @@ Result<NetworkAllocator::State> NetworkAllocator::Load() const {
            R"(,"subnet":"","gateway":"","next_host":1,"leases":{}})";
   }
   State state;
-  const FieldReader read(state_path_);
   Json document = Json::parse(*text, nullptr, /*allow_exceptions=*/false);
-  if (document.is_discarded() || !document.is_object()) return Invalid(state_path_ + ": not a JSON object");
+  if (document.is_discarded() || !document.is_object()) return Status::InvalidArgument(state_path_ + ": not a JSON object");
 
-  Result<uint32_t> version = read.Uint32(document, "version", "version");
-  if (!version.ok()) return version.status();
-  if (*version != kFormatVersion) {
-    return read.Error("version", "unknown version " + std::to_string(*version) + " (this engine reads " +
-                                     std::to_string(kFormatVersion) + ")");
+  const OrderedJsonFields read(document, state_path_);
+  uint32_t version = 0;
+  FE_RETURN_IF_ERROR(read.Number("version", version, OrderedJsonFields::kRequired, 0, UINT32_MAX));
+  if (version != kFormatVersion) {
+    return read.Fail("version", "unknown version " + std::to_string(version) + " (this engine reads " +
+                                    std::to_string(kFormatVersion) + ")");
   }
-  Result<uint32_t> next_host = read.Uint32(document, "next_host", "next_host");
-  if (!next_host.ok()) return next_host.status();
-  state.next_host = *next_host;
-
-  auto leases = document.find("leases");
-  if (leases == document.end()) return read.Error("leases", "missing");
-  if (!leases->is_object()) return read.Error("leases", "expected an object of instance id -> lease");
+  FE_RETURN_IF_ERROR(read.Number("next_host", state.next_host, OrderedJsonFields::kRequired, 0, UINT32_MAX));
+  FE_ASSIGN_OR_RETURN(const Json* leases, read.Object("leases", OrderedJsonFields::kRequired));
   if (!leases->empty()) {
     // Leases bind addresses of the subnet they were made in: refuse to mix them with another one.
     for (const char* key : {"subnet", "gateway"}) {
-      Result<std::string> recorded = read.String(document, key, key);
-      if (!recorded.ok()) return recorded.status();
+      std::string recorded;
+      FE_RETURN_IF_ERROR(read.String(key, recorded, OrderedJsonFields::kRequired));
       const std::string configured = std::string(key) == "subnet" ? subnet_.ToString() : config_.gateway;
-      if (*recorded != configured) {
-        return read.Error(key, "the file's " + std::to_string(leases->size()) + " lease(s) were made with " +
-                                   *recorded + ", but " + configured +
+      if (recorded != configured) {
+        return read.Fail(key, "the file's " + std::to_string(leases->size()) + " lease(s) were made with " +
+                                   recorded + ", but " + configured +
                                    " is configured; keep the old value until they are released");
       }
     }
@@ -275,35 +241,35 @@ Result<NetworkAllocator::State> NetworkAllocator::Load() const {
 
   for (const auto& [id, entry] : leases->items()) {
     const std::string field = "leases." + id;
-    if (id.empty()) return read.Error(field, "empty instance id");
-    if (!entry.is_object()) return read.Error(field, "expected an object");
-    Result<std::string> ipv4 = read.String(entry, "ipv4", field + ".ipv4");
-    Result<std::string> mac = read.String(entry, "mac", field + ".mac");
-    Result<std::string> tap = read.String(entry, "tap_device", field + ".tap_device");
-    Result<uint32_t> cid = read.Uint32(entry, "vsock_cid", field + ".vsock_cid");
-    for (const Status* status : {&ipv4.status(), &mac.status(), &tap.status(), &cid.status()}) {
-      if (!status->ok()) return *status;
-    }
-    Result<uint32_t> address = ParseIpv4(*ipv4);
+    if (id.empty()) return read.Fail(field, "empty instance id");
+    if (!entry.is_object()) return read.Fail(field, "expected an object");
+    const OrderedJsonFields lease_fields = read.Nested(entry, field);
+    std::string ipv4, mac, tap;
+    uint32_t cid = 0;
+    FE_RETURN_IF_ERROR(lease_fields.String("ipv4", ipv4, OrderedJsonFields::kRequired));
+    FE_RETURN_IF_ERROR(lease_fields.String("mac", mac, OrderedJsonFields::kRequired));
+    FE_RETURN_IF_ERROR(lease_fields.String("tap_device", tap, OrderedJsonFields::kRequired));
+    FE_RETURN_IF_ERROR(lease_fields.Number("vsock_cid", cid, OrderedJsonFields::kRequired, 0, UINT32_MAX));
+    Result<uint32_t> address = ParseIpv4(ipv4);
     if (!address.ok() || !subnet_.Contains(*address) || *address == subnet_.network ||
         *address == subnet_.broadcast() || *address == gateway_) {
-      return read.Error(field + ".ipv4", "'" + *ipv4 + "' is not a leasable address of " + subnet_.ToString());
+      return read.Fail(field + ".ipv4", "'" + ipv4 + "' is not a leasable address of " + subnet_.ToString());
     }
-    if (tap->empty() || tap->size() > kMaxTapName) {
-      return read.Error(field + ".tap_device", "'" + *tap + "' is not a TAP name of 1..15 bytes");
+    if (tap.empty() || tap.size() > kMaxTapName) {
+      return read.Fail(field + ".tap_device", "'" + tap + "' is not a TAP name of 1..15 bytes");
     }
-    if (*cid < 3 || *cid == 0xffffffffu) return read.Error(field + ".vsock_cid", "CID must be 3..0xfffffffe");
-    if (!state.ips.insert(*ipv4).second) return read.Error(field + ".ipv4", *ipv4 + " is leased twice");
-    if (!state.macs.insert(*mac).second) return read.Error(field + ".mac", *mac + " is leased twice");
-    if (!state.taps.insert(*tap).second) return read.Error(field + ".tap_device", *tap + " is leased twice");
-    if (!state.cids.insert(*cid).second) {
-      return read.Error(field + ".vsock_cid", std::to_string(*cid) + " is leased twice");
+    if (cid < 3 || cid == 0xffffffffu) return read.Fail(field + ".vsock_cid", "CID must be 3..0xfffffffe");
+    if (!state.ips.insert(ipv4).second) return read.Fail(field + ".ipv4", ipv4 + " is leased twice");
+    if (!state.macs.insert(mac).second) return read.Fail(field + ".mac", mac + " is leased twice");
+    if (!state.taps.insert(tap).second) return read.Fail(field + ".tap_device", tap + " is leased twice");
+    if (!state.cids.insert(cid).second) {
+      return read.Fail(field + ".vsock_cid", std::to_string(cid) + " is leased twice");
     }
     Lease lease;
-    lease.identity.ipv4 = *ipv4;
-    lease.identity.mac = *mac;
-    lease.identity.tap_device = *tap;
-    lease.identity.vsock_cid = *cid;
+    lease.identity.ipv4 = ipv4;
+    lease.identity.mac = mac;
+    lease.identity.tap_device = tap;
+    lease.identity.vsock_cid = cid;
     lease.identity.prefix_length = subnet_.prefix_length;
     lease.identity.gateway = config_.gateway;
     // The stored entry as it is: its four fields are authoritative, the others are kept.
@@ -349,14 +315,14 @@ Status NetworkAllocator::WriteState() const {
   }
   text += "\n}\n";
   // Every instance's lease is in this file: durable on its own, whatever scope a fork opened.
-  return snapshot::ReplaceFileDurably(state_path_, text, 0600);
+  return ReplaceFileDurably(state_path_, text, 0600);
 }
 
 Result<NetworkIdentity> NetworkAllocator::Allocate(const std::string& instance_id) {
-  if (instance_id.empty()) return Invalid("network lease: empty instance id");
+  if (instance_id.empty()) return Status::InvalidArgument("network lease: empty instance id");
   std::lock_guard lock(mutex_);
   if (auto it = state_.leases.find(instance_id); it != state_.leases.end()) {
-    return Status(ErrorCode::kAlreadyExists, "instance " + instance_id + " already leases " +
+    return Status::AlreadyExists("instance " + instance_id + " already leases " +
                                                  it->second.identity.ipv4 + " in " + subnet_.ToString());
   }
   const uint32_t last_host = subnet_.HostMask() - 1;  // the broadcast address is HostMask()
@@ -387,7 +353,7 @@ Result<NetworkIdentity> NetworkAllocator::Allocate(const std::string& instance_i
     reverter.Commit();
     return identity;
   }
-  return Status(ErrorCode::kNoSpace, "no free IPv4 address in subnet " + subnet_.ToString() + ": all " +
+  return Status::NoSpace("no free IPv4 address in subnet " + subnet_.ToString() + ": all " +
                                          std::to_string(Capacity()) + " usable addresses are leased (gateway " +
                                          config_.gateway + " excluded)");
 }

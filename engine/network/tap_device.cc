@@ -25,12 +25,12 @@ constexpr char kTunDevice[] = "/dev/net/tun";
 
 Status CheckName(const std::string& name, std::string_view what) {
   if (name.empty() || name.size() > kMaxTapNameBytes) {
-    return Status(ErrorCode::kInvalidArgument, std::string(what) + " name \"" + name + "\" must be 1 to " +
+    return Status::InvalidArgument(std::string(what) + " name \"" + name + "\" must be 1 to " +
                                                    std::to_string(kMaxTapNameBytes) + " bytes");
   }
   for (char c : name) {
     if (c == '/' || c == ':' || c <= ' ' || c == 0x7f) {
-      return Status(ErrorCode::kInvalidArgument, std::string(what) + " name \"" + name + "\" holds '" +
+      return Status::InvalidArgument(std::string(what) + " name \"" + name + "\" holds '" +
                                                      std::string(1, c) + "', which a network device name cannot");
     }
   }
@@ -95,7 +95,7 @@ Status MakePersistentTap(const std::string& name) {
   if (::ioctl(tun.get(), TUNSETIFF, &request) != 0) {
     const int error = errno;
     if (error == EBUSY || error == EINVAL) {
-      return Status(ErrorCode::kBusy, "TUNSETIFF " + name + ": " + std::strerror(error) +
+      return Status::Busy("TUNSETIFF " + name + ": " + std::strerror(error) +
                                           " (a process holds the TAP, or another kind of device has the name)");
     }
     return Status::FromErrno(error, "TUNSETIFF", name);
@@ -108,7 +108,7 @@ Result<uint32_t> BridgeIndex(const std::string& bridge, const std::string& tap) 
   FE_RETURN_IF_ERROR(CheckName(bridge, "bridge"));
   const int index = IndexOf(bridge);
   if (index == 0 && errno == ENODEV) {
-    return Status(ErrorCode::kNotFound, "bridge " + bridge + " for TAP " + tap + ": no such network device");
+    return Status::NotFound("bridge " + bridge + " for TAP " + tap + ": no such network device");
   }
   if (index == 0) return Status::FromErrno(errno, "bridge for TAP " + tap, bridge);
   return static_cast<uint32_t>(index);
@@ -140,7 +140,7 @@ Status JoinBridge(const std::string& name, const std::string& bridge) {
   Result<uint32_t> master = BridgeIndex(bridge, name);
   if (!master.ok()) return master.status();
   const int index = IndexOf(name);
-  if (index == 0 && errno == ENODEV) return Status(ErrorCode::kNotFound, "TAP " + name + ": no such network device");
+  if (index == 0 && errno == ENODEV) return Status::NotFound("TAP " + name + ": no such network device");
   if (index == 0) return Status::FromErrno(errno, "index of TAP", name);
   return LinkRequest(RTM_NEWLINK, index, 0, 0, *master, "attach TAP " + name + " to bridge " + bridge);
 }

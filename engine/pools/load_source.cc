@@ -13,8 +13,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-Status Invalid(std::string message) { return Status(ErrorCode::kInvalidArgument, std::move(message)); }
-
 std::string_view NextWord(std::string_view& text) {
   size_t start = text.find_first_not_of(" \t");
   if (start == std::string_view::npos) {
@@ -65,7 +63,7 @@ class ProcStatLoadSource final : public LoadSource {
 
  private:
   static Result<CpuTimes> Read() {
-    Result<std::string> text = snapshot::ReadSmallFile("/proc/stat", size_t{1} << 20);
+    Result<std::string> text = ReadSmallFile("/proc/stat", size_t{1} << 20);
     if (!text.ok()) return text.status();
     Result<CpuTimes> times = ParseProcStat(*text);
     if (!times.ok()) return times.status().Annotate("/proc/stat");
@@ -102,7 +100,7 @@ class CgroupLoadSource final : public LoadSource {
   };
   Result<uint64_t> ReadUsage() const {
     std::string path = dir_ + "/cpu.stat";
-    Result<std::string> text = snapshot::ReadSmallFile(path, size_t{1} << 20);
+    Result<std::string> text = ReadSmallFile(path, size_t{1} << 20);
     if (!text.ok()) return text.status();
     Result<uint64_t> usage = ParseCgroupUsageUsec(*text);
     if (!usage.ok()) return usage.status().Annotate(path);
@@ -112,7 +110,7 @@ class CgroupLoadSource final : public LoadSource {
   Result<double> Cpus() const {
     double online = static_cast<double>(std::max(1L, ::sysconf(_SC_NPROCESSORS_ONLN)));
     std::string path = dir_ + "/cpu.max";
-    Result<std::string> text = snapshot::ReadSmallFile(path, 4096);
+    Result<std::string> text = ReadSmallFile(path, 4096);
     if (!text.ok()) return text.status().code() == ErrorCode::kNotFound ? Result<double>(online) : text.status();
     Result<std::optional<double>> quota = ParseCgroupCpuMax(*text);
     if (!quota.ok()) return quota.status().Annotate(path);
@@ -127,16 +125,16 @@ class CgroupLoadSource final : public LoadSource {
 
 Result<CpuTimes> ParseProcStat(std::string_view text) {
   std::optional<std::string_view> line = LineAfterKey(text, "cpu");
-  if (!line) return Invalid("no aggregate 'cpu' line");
+  if (!line) return Status::InvalidArgument("no aggregate 'cpu' line");
   // user nice system idle iowait irq softirq steal [guest guest_nice]: guest time is already in user
   // and nice, so only the first eight fields add up to the total.
   std::vector<uint64_t> fields;
   for (std::string_view word = NextWord(*line); !word.empty(); word = NextWord(*line)) {
     std::optional<uint64_t> value = ParseNumber(word);
-    if (!value) return Invalid("'cpu' line: '" + std::string(word) + "' is not a number");
+    if (!value) return Status::InvalidArgument("'cpu' line: '" + std::string(word) + "' is not a number");
     fields.push_back(*value);
   }
-  if (fields.size() < 4) return Invalid("'cpu' line has " + std::to_string(fields.size()) + " fields, expected at least 4");
+  if (fields.size() < 4) return Status::InvalidArgument("'cpu' line has " + std::to_string(fields.size()) + " fields, expected at least 4");
   CpuTimes times;
   for (size_t i = 0; i < fields.size() && i < 8; ++i) times.total += fields[i];
   times.idle = fields[3] + (fields.size() > 4 ? fields[4] : 0);
@@ -152,11 +150,11 @@ std::optional<double> BusyBetween(const CpuTimes& before, const CpuTimes& after)
 
 Result<uint64_t> ParseCgroupUsageUsec(std::string_view cpu_stat) {
   std::optional<std::string_view> line = LineAfterKey(cpu_stat, "usage_usec");
-  if (!line) return Invalid("no usage_usec line");
+  if (!line) return Status::InvalidArgument("no usage_usec line");
   std::string_view rest = *line;
   std::string_view word = NextWord(rest);
   std::optional<uint64_t> value = ParseNumber(word);
-  if (!value) return Invalid("usage_usec: '" + std::string(word) + "' is not a number");
+  if (!value) return Status::InvalidArgument("usage_usec: '" + std::string(word) + "' is not a number");
   return *value;
 }
 
@@ -169,7 +167,7 @@ Result<std::optional<double>> ParseCgroupCpuMax(std::string_view cpu_max) {
   std::optional<uint64_t> quota_value = ParseNumber(quota);
   std::optional<uint64_t> period_value = period.empty() ? std::optional<uint64_t>(100000) : ParseNumber(period);
   if (!quota_value || !period_value || *period_value == 0) {
-    return Invalid("cpu.max '" + std::string(cpu_max.substr(0, cpu_max.find('\n'))) + "' is not '<quota|max> <period>'");
+    return Status::InvalidArgument("cpu.max '" + std::string(cpu_max.substr(0, cpu_max.find('\n'))) + "' is not '<quota|max> <period>'");
   }
   return std::optional<double>(static_cast<double>(*quota_value) / static_cast<double>(*period_value));
 }

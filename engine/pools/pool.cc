@@ -14,8 +14,7 @@ namespace {
 
 constexpr size_t kMaxPoolNameLength = 54;  // members are "<pool>-<8 hex>", at most 63 characters
 
-Status Invalid(std::string message) { return Status(ErrorCode::kInvalidArgument, std::move(message)); }
-Status PoolNotFound(const std::string& name) { return Status(ErrorCode::kNotFound, "pool '" + name + "' not found"); }
+Status PoolNotFound(const std::string& name) { return Status::NotFound("pool '" + name + "' not found"); }
 
 int DefaultBudget(double overcommit) {
   unsigned cores = std::max(1u, std::thread::hardware_concurrency());
@@ -23,17 +22,17 @@ int DefaultBudget(double overcommit) {
 }
 
 Status ValidateSpec(const PoolSpec& spec) {
-  if (Status name = ValidateInstanceName(spec.name); !name.ok()) return Invalid("pool name: " + name.message());
+  if (Status name = ValidateInstanceName(spec.name); !name.ok()) return Status::InvalidArgument("pool name: " + name.message());
   if (spec.name.size() > kMaxPoolNameLength) {
-    return Invalid("pool name '" + spec.name + "' is longer than " + std::to_string(kMaxPoolNameLength) +
+    return Status::InvalidArgument("pool name '" + spec.name + "' is longer than " + std::to_string(kMaxPoolNameLength) +
                    " characters (its members are named <pool>-<8 hex digits>)");
   }
   if (spec.min_size < 0 || spec.max_size < 1 || spec.min_size > spec.max_size) {
-    return Invalid("pool '" + spec.name + "': sizes min " + std::to_string(spec.min_size) + ", max " +
+    return Status::InvalidArgument("pool '" + spec.name + "': sizes min " + std::to_string(spec.min_size) + ", max " +
                    std::to_string(spec.max_size) + " are not 0 <= min <= max, max >= 1");
   }
   if (spec.member_state != InstanceState::kStandby && spec.member_state != InstanceState::kRunning) {
-    return Invalid("pool '" + spec.name + "': member_state " + std::string(InstanceStateName(spec.member_state)) +
+    return Status::InvalidArgument("pool '" + spec.name + "': member_state " + std::string(InstanceStateName(spec.member_state)) +
                    " is not Standby or Running");
   }
   return Status::Ok();
@@ -47,10 +46,10 @@ PoolManager::PoolManager(Engine& engine, PoolStore store, PoolConfig config)
 
 Result<std::unique_ptr<PoolManager>> PoolManager::Open(Engine& engine, std::string data_root, PoolConfig config,
                                                        bool start_loop) {
-  if (config.max_parallel_refills < 1) return Invalid("max_parallel_refills must be at least 1");
-  if (config.cpu_budget_vcpus < 0) return Invalid("cpu_budget_vcpus must not be negative");
-  if (config.cpu_budget_vcpus == 0 && !(config.overcommit > 0)) return Invalid("overcommit must be positive");
-  if (config.tick.count() <= 0) return Invalid("the pool tick must be positive");
+  if (config.max_parallel_refills < 1) return Status::InvalidArgument("max_parallel_refills must be at least 1");
+  if (config.cpu_budget_vcpus < 0) return Status::InvalidArgument("cpu_budget_vcpus must not be negative");
+  if (config.cpu_budget_vcpus == 0 && !(config.overcommit > 0)) return Status::InvalidArgument("overcommit must be positive");
+  if (config.tick.count() <= 0) return Status::InvalidArgument("the pool tick must be positive");
   if (!config.load) config.load = MakeHostLoadSource();
   Result<PoolStore> store = PoolStore::Open(data_root);
   if (!store.ok()) return store.status();
@@ -160,16 +159,16 @@ Result<PoolStatus> PoolManager::Create(const PoolSpec& requested) {
   }
   const Instance& source = *template_instance;
   if (source.state != InstanceState::kStopped && source.state != InstanceState::kStandby) {
-    return Status(ErrorCode::kFailedPrecondition, "pool '" + requested.name + "': template '" + source.name + "' is " +
+    return Status::FailedPrecondition("pool '" + requested.name + "': template '" + source.name + "' is " +
                                                       std::string(InstanceStateName(source.state)) +
                                                       "; a template must be Stopped or Standby");
   }
   if (!source.pool.empty()) {
-    return Status(ErrorCode::kFailedPrecondition, "pool '" + requested.name + "': template '" + source.name +
+    return Status::FailedPrecondition("pool '" + requested.name + "': template '" + source.name +
                                                       "' is a member of pool '" + source.pool + "'");
   }
   if (requested.member_state == InstanceState::kStandby && source.state != InstanceState::kStandby) {
-    return Status(ErrorCode::kFailedPrecondition, "pool '" + requested.name + "': Standby members need a Standby "
+    return Status::FailedPrecondition("pool '" + requested.name + "': Standby members need a Standby "
                                                       "template, and '" + source.name + "' is Stopped (use "
                                                       "member_state Running)");
   }
@@ -178,12 +177,11 @@ Result<PoolStatus> PoolManager::Create(const PoolSpec& requested) {
   const int other_running = RunningNonMemberVcpus();
   {
     std::lock_guard lock(mutex_);
-    if (pools_.count(spec.name) != 0) return Status(ErrorCode::kAlreadyExists, "pool '" + spec.name + "' already exists");
+    if (pools_.count(spec.name) != 0) return Status::AlreadyExists("pool '" + spec.name + "' already exists");
     const int committed = CommittedVcpusLocked(spec.name) + other_running;
     const int needed = spec.min_size * source.vcpus;
     if (needed > budget_vcpus_ - committed) {
-      return Status(ErrorCode::kFailedPrecondition,
-                    "pool '" + spec.name + "' needs " + std::to_string(needed) + " vCPUs at its minimum size (" +
+      return Status::FailedPrecondition("pool '" + spec.name + "' needs " + std::to_string(needed) + " vCPUs at its minimum size (" +
                         std::to_string(spec.min_size) + " x " + std::to_string(source.vcpus) + " of template '" +
                         source.name + "'); the CPU budget is " + std::to_string(budget_vcpus_) + " vCPUs and " +
                         std::to_string(committed) + " are committed (other pools' minimums and running instances)");
@@ -271,7 +269,7 @@ Result<AcquireOutcome> PoolManager::Acquire(const std::string& name, const Acqui
   if (!request.name.empty()) {
     FE_RETURN_IF_ERROR(ValidateInstanceName(request.name));
     if (engine_.Exists(request.name)) {
-      return Status(ErrorCode::kAlreadyExists, "instance name '" + request.name + "' is taken");
+      return Status::AlreadyExists("instance name '" + request.name + "' is taken");
     }
   }
   while (true) {
@@ -285,7 +283,7 @@ Result<AcquireOutcome> PoolManager::Acquire(const std::string& name, const Acqui
       last_acquire_ = started;
       if (pool->ready.empty()) {
         ++pool->misses;
-        if (request.no_wait) return Status(ErrorCode::kUnavailable, "pool '" + name + "' has no ready member");
+        if (request.no_wait) return Status::Unavailable("pool '" + name + "' has no ready member");
       } else {
         member = pool->ready.front();
         pool->ready.pop_front();

@@ -10,6 +10,7 @@
 #include "engine/pools/pool.h"
 #include "base/atomic_file.h"
 #include "base/fs_util.h"
+#include "base/json_fields.h"
 
 namespace fe::engine {
 namespace {
@@ -18,29 +19,6 @@ using Json = nlohmann::json;
 
 constexpr std::string_view kSuffix = ".json";
 constexpr size_t kSpecLimit = size_t{1} << 16;
-
-Status Fail(std::string_view origin, std::string_view field, std::string_view why) {
-  return Status(ErrorCode::kInvalidArgument,
-                std::string(origin) + ": field '" + std::string(field) + "': " + std::string(why));
-}
-
-Status ReadString(const Json& json, std::string_view origin, const char* field, std::string& out) {
-  auto it = json.find(field);
-  if (it == json.end()) return Fail(origin, field, "missing");
-  if (!it->is_string()) return Fail(origin, field, "expected a string");
-  out = it->get<std::string>();
-  return Status::Ok();
-}
-
-Status ReadInt(const Json& json, std::string_view origin, const char* field, int& out) {
-  auto it = json.find(field);
-  if (it == json.end()) return Fail(origin, field, "missing");
-  if (!it->is_number_integer()) return Fail(origin, field, "expected an integer");
-  int64_t value = it->get<int64_t>();
-  if (value < 0 || value > 100000) return Fail(origin, field, "out of range (" + std::to_string(value) + ")");
-  out = static_cast<int>(value);
-  return Status::Ok();
-}
 
 bool EndsWith(std::string_view text, std::string_view suffix) {
   return text.size() > suffix.size() && text.substr(text.size() - suffix.size()) == suffix;
@@ -57,22 +35,23 @@ Json PoolSpecToJson(const PoolSpec& spec) {
 }
 
 Result<PoolSpec> PoolSpecFromJson(const Json& json, std::string_view origin) {
-  if (!json.is_object()) return Status(ErrorCode::kInvalidArgument, std::string(origin) + ": expected a JSON object");
+  if (!json.is_object()) return Status::InvalidArgument(std::string(origin) + ": expected a JSON object");
+  JsonFields fields(json, std::string(origin));
   PoolSpec spec;
-  FE_RETURN_IF_ERROR(ReadString(json, origin, "name", spec.name));
-  FE_RETURN_IF_ERROR(ReadString(json, origin, "template_id", spec.template_id));
+  FE_RETURN_IF_ERROR(fields.String("name", spec.name, JsonFields::kRequired));
+  FE_RETURN_IF_ERROR(fields.String("template_id", spec.template_id, JsonFields::kRequired));
   std::string state;
-  FE_RETURN_IF_ERROR(ReadString(json, origin, "member_state", state));
+  FE_RETURN_IF_ERROR(fields.String("member_state", state, JsonFields::kRequired));
   Result<InstanceState> parsed = ParseInstanceState(state);
-  if (!parsed.ok()) return Fail(origin, "member_state", parsed.status().message());
+  if (!parsed.ok()) return fields.Fail("member_state", parsed.status().message());
   spec.member_state = *parsed;
-  FE_RETURN_IF_ERROR(ReadInt(json, origin, "min_size", spec.min_size));
-  FE_RETURN_IF_ERROR(ReadInt(json, origin, "max_size", spec.max_size));
+  FE_RETURN_IF_ERROR(fields.Number("min_size", spec.min_size, JsonFields::kRequired, 0, 100000));
+  FE_RETURN_IF_ERROR(fields.Number("max_size", spec.max_size, JsonFields::kRequired, 0, 100000));
   return spec;
 }
 
 Result<PoolStore> PoolStore::Open(const std::string& data_root) {
-  std::string root = storage::JoinPath(data_root, "pools");
+  std::string root = JoinPath(data_root, "pools");
   if (::mkdir(root.c_str(), 0700) != 0 && errno != EEXIST) return Status::FromErrno(errno, "create directory", root);
   int fd = ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) return Status::FromErrno(errno, "open", root);
@@ -80,19 +59,19 @@ Result<PoolStore> PoolStore::Open(const std::string& data_root) {
 }
 
 std::string PoolStore::PathOf(const std::string& name) const {
-  return storage::JoinPath(root_, name + std::string(kSuffix));
+  return JoinPath(root_, name + std::string(kSuffix));
 }
 
 Status PoolStore::Write(const PoolSpec& spec) {
-  if (!storage::IsSingleComponent(spec.name) || spec.name.front() == '.') {
-    return Status(ErrorCode::kInvalidArgument, "pool name '" + spec.name + "' is not a file name");
+  if (!IsSingleComponent(spec.name) || spec.name.front() == '.') {
+    return Status::InvalidArgument("pool name '" + spec.name + "' is not a file name");
   }
-  return snapshot::ReplaceFileAtomically(PathOf(spec.name), PoolSpecToJson(spec).dump(2) + "\n", 0600);
+  return ReplaceFileAtomically(PathOf(spec.name), PoolSpecToJson(spec).dump(2) + "\n", 0600);
 }
 
 Status PoolStore::Remove(const std::string& name) {
-  if (!storage::IsSingleComponent(name)) {
-    return Status(ErrorCode::kInvalidArgument, "pool name '" + name + "' is not a file name");
+  if (!IsSingleComponent(name)) {
+    return Status::InvalidArgument("pool name '" + name + "' is not a file name");
   }
   std::string file = name + std::string(kSuffix);
   if (::unlinkat(root_fd_.get(), file.c_str(), 0) != 0) {
@@ -107,21 +86,21 @@ Result<std::vector<PoolSpec>> PoolStore::List() const {
   int dup = ::openat(root_fd_.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dup < 0) return Status::FromErrno(errno, "open", root_);
   UniqueFd dir(dup);
-  std::vector<storage::DirectoryEntry> entries;
-  FE_RETURN_IF_ERROR(storage::ReadDirectory(dir.get(), entries, root_));
+  std::vector<DirectoryEntry> entries;
+  FE_RETURN_IF_ERROR(ReadDirectory(dir.get(), entries, root_));
   std::vector<PoolSpec> specs;
-  for (const storage::DirectoryEntry& entry : entries) {
+  for (const DirectoryEntry& entry : entries) {
     // Temporary files of an interrupted write are "<name>.json.tmp-XXXXXX": not a spec.
     if (entry.name.front() == '.' || !EndsWith(entry.name, kSuffix)) continue;
-    std::string path = storage::JoinPath(root_, entry.name);
-    Result<std::string> text = snapshot::ReadSmallFile(path, kSpecLimit);
+    std::string path = JoinPath(root_, entry.name);
+    Result<std::string> text = ReadSmallFile(path, kSpecLimit);
     if (!text.ok()) return text.status();
     Json json = Json::parse(*text, nullptr, /*allow_exceptions=*/false);
-    if (json.is_discarded()) return Status(ErrorCode::kInvalidArgument, path + ": not valid JSON");
+    if (json.is_discarded()) return Status::InvalidArgument(path + ": not valid JSON");
     Result<PoolSpec> spec = PoolSpecFromJson(json, path);
     if (!spec.ok()) return spec.status();
     if (spec->name + std::string(kSuffix) != entry.name) {
-      return Fail(path, "name", "'" + spec->name + "' does not match the file name");
+      return JsonFields(Json::object(), path).Fail("name", "'" + spec->name + "' does not match the file name");
     }
     specs.push_back(std::move(*spec));
   }

@@ -16,7 +16,7 @@ namespace {
 constexpr int kStartTimeIndex = 22 - 3;
 
 Status Malformed(std::string_view origin, std::string_view why) {
-  return Status(ErrorCode::kInvalidArgument, std::string(origin) + ": malformed stat line: " + std::string(why));
+  return Status::InvalidArgument(std::string(origin) + ": malformed stat line: " + std::string(why));
 }
 
 }  // namespace

@@ -62,7 +62,7 @@ void Discard(pid_t pid) {
 }  // namespace
 
 Result<VmProcess> VmProcess::Spawn(const std::vector<std::string>& argv, const std::string& log_path) {
-  if (argv.empty()) return Status(ErrorCode::kInvalidArgument, "starting a hypervisor: empty command line");
+  if (argv.empty()) return Status::InvalidArgument("starting a hypervisor: empty command line");
   UniqueFd log(::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
   if (!log) return Status::FromErrno(errno, "open hypervisor log", log_path);
   struct stat info{};
@@ -110,27 +110,27 @@ Result<VmProcess> VmProcess::Spawn(const std::vector<std::string>& argv, const s
 
 Result<VmProcess> VmProcess::Attach(pid_t pid, uint64_t start_time) {
   const std::string name = "process " + std::to_string(pid);
-  if (pid <= 0) return Status(ErrorCode::kNotFound, name + ": not a process id");
+  if (pid <= 0) return Status::NotFound(name + ": not a process id");
   UniqueFd pidfd(PidfdOpen(pid));
   if (!pidfd) {
-    if (errno == ESRCH) return Status(ErrorCode::kNotFound, name + " has exited");
+    if (errno == ESRCH) return Status::NotFound(name + " has exited");
     return Status::FromErrno(errno, "pidfd_open of", name);
   }
   // Read after the pidfd is open: if the start time still matches, the pidfd is that process.
   Result<ProcStat> stat = ReadProcStat(pid);
   if (!stat.ok()) {
-    if (stat.status().code() == ErrorCode::kNotFound) return Status(ErrorCode::kNotFound, name + " has exited");
+    if (stat.status().code() == ErrorCode::kNotFound) return Status::NotFound(name + " has exited");
     return stat.status();
   }
   if (stat->start_time != start_time) {
-    return Status(ErrorCode::kNotFound, name + " has exited: the pid now belongs to a process started at tick " +
+    return Status::NotFound(name + " has exited: the pid now belongs to a process started at tick " +
                                             std::to_string(stat->start_time) + ", not " +
                                             std::to_string(start_time));
   }
   VmProcess process(std::move(pidfd), pid, start_time, 0);
   if (stat->state == 'Z') {
     process.Reap();
-    return Status(ErrorCode::kNotFound, name + " has exited (a zombie, not yet reaped)");
+    return Status::NotFound(name + " has exited (a zombie, not yet reaped)");
   }
   return process;
 }
@@ -179,7 +179,7 @@ Status VmProcess::Kill() {
     return Status::FromErrno(errno, "SIGKILL", name);
   }
   if (!WaitForExit(kKillWait)) {
-    return Status(ErrorCode::kIo, name + " did not exit within " + std::to_string(kKillWait.count()) +
+    return Status::Io(name + " did not exit within " + std::to_string(kKillWait.count()) +
                                       " ms of SIGKILL (stuck in an uninterruptible wait?)");
   }
   return Status::Ok();

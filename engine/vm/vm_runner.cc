@@ -93,8 +93,7 @@ Status ClaimApiSocket(const std::string& path) {
   }
   if (!S_ISSOCK(info.st_mode)) return Status::Ok();  // the hypervisor's own business
   if (ProbeSocket(path) == SocketProbe::kAnswers) {
-    return Status(ErrorCode::kFailedPrecondition,
-                  "API socket " + path + " already answers: another hypervisor process serves it");
+    return Status::FailedPrecondition("API socket " + path + " already answers: another hypervisor process serves it");
   }
   if (::unlink(path.c_str()) != 0 && errno != ENOENT) return Status::FromErrno(errno, "unlink stale API socket", path);
   return Status::Ok();
@@ -106,7 +105,7 @@ Result<std::unique_ptr<VmController>> WaitForApi(const VmContext& context, VmPro
                                                  const std::string& api_socket) {
   const Clock::time_point deadline = Clock::now() + context.timeout;
   auto exited = [&] {
-    return WithLog(Status(ErrorCode::kIo, "hypervisor pid " + std::to_string(process.pid()) + " " +
+    return WithLog(Status::Io("hypervisor pid " + std::to_string(process.pid()) + " " +
                                               process.ExitDescription() + " before its API socket " +
                                               api_socket + " answered"),
                    context, process);
@@ -117,7 +116,7 @@ Result<std::unique_ptr<VmController>> WaitForApi(const VmContext& context, VmPro
     const SocketProbe probe = ProbeSocket(api_socket);
     if (probe != SocketProbe::kAbsent) break;  // answers, or only Connect can tell
     if (Clock::now() >= deadline) {
-      return WithLog(Status(ErrorCode::kIo, "hypervisor pid " + std::to_string(process.pid()) +
+      return WithLog(Status::Io("hypervisor pid " + std::to_string(process.pid()) +
                                                 " did not open its API socket " + api_socket + " within " +
                                                 std::to_string(context.timeout.count()) + " ms"),
                      context, process);
@@ -141,7 +140,7 @@ Result<UniqueFd> ConnectUnixSocket(const std::string& path, Clock::time_point de
   sockaddr_un address{};
   address.sun_family = AF_UNIX;
   if (path.size() >= sizeof(address.sun_path)) {
-    return Status(ErrorCode::kInvalidArgument, "Unix socket path " + path + " is too long");
+    return Status::InvalidArgument("Unix socket path " + path + " is too long");
   }
   std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
   milliseconds pause{2};
@@ -165,9 +164,9 @@ struct StartedVm {
 };
 
 Status CheckContext(const VmContext& context) {
-  if (context.plugin == nullptr) return Status(ErrorCode::kInvalidArgument, "VM context without a hypervisor plugin");
+  if (context.plugin == nullptr) return Status::InvalidArgument("VM context without a hypervisor plugin");
   if (context.guest_dir.empty() || context.runtime_dir.empty()) {
-    return Status(ErrorCode::kInvalidArgument, "VM context without a guest or runtime directory");
+    return Status::InvalidArgument("VM context without a guest or runtime directory");
   }
   return Status::Ok();
 }
@@ -200,7 +199,7 @@ struct PausedVm {
 Result<PausedVm> AttachAndPause(const VmContext& context, const ProcessRecord& record, const std::string& what) {
   FE_RETURN_IF_ERROR(CheckContext(context).Annotate(what));
   Result<VmProcess> process = VmProcess::Attach(record.pid, record.start_time);
-  if (!process.ok()) return Status(ErrorCode::kFailedPrecondition, what + ": " + process.status().message());
+  if (!process.ok()) return Status::FailedPrecondition(what + ": " + process.status().message());
   Result<std::unique_ptr<VmController>> controller = context.plugin->Connect(record.api_socket, context.timeout);
   if (!controller.ok()) return controller.status().Annotate(what);
   FE_RETURN_IF_ERROR((*controller)->Pause().Annotate(what));
@@ -289,7 +288,7 @@ Result<HandoffOutcome> HandOffGuestIdentity(const hypervisor::IdentityChannel& c
   UniqueFd stream;
   switch (channel.kind) {
     case hypervisor::IdentityChannel::Kind::kNone:
-      return Status(ErrorCode::kInvalidArgument, who + ": no identity channel to hand the identity over");
+      return Status::InvalidArgument(who + ": no identity channel to hand the identity over");
     case hypervisor::IdentityChannel::Kind::kVirtioSerialSocket: {
       peer += " on virtio-serial socket " + channel.path;
       Result<UniqueFd> connected = ConnectUnixSocket(channel.path, deadline);

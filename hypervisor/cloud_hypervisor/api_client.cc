@@ -31,7 +31,7 @@ Result<ApiResponse> ApiClient::Send(std::string_view method, std::string_view en
   client.set_read_timeout(timeout_);
   client.set_write_timeout(timeout_);
   if (method != "GET" && method != "PUT") {
-    return Status(ErrorCode::kInvalidArgument, Describe(method, endpoint, socket_path_) + ": unsupported method");
+    return Status::InvalidArgument(Describe(method, endpoint, socket_path_) + ": unsupported method");
   }
   std::string path = "/api/v1/" + std::string(endpoint);
   httplib::Result result = method == "GET" ? client.Get(path) : client.Put(path, body, "application/json");
@@ -41,7 +41,7 @@ Result<ApiResponse> ApiClient::Send(std::string_view method, std::string_view en
       return Status::FromErrno(ENOENT, "cloud-hypervisor " + std::string(method) + " /api/v1/" +
                                            std::string(endpoint) + ": connect to", socket_path_);
     }
-    return Status(ErrorCode::kIo, Describe(method, endpoint, socket_path_) + ": " + httplib::to_string(result.error()));
+    return Status::Io(Describe(method, endpoint, socket_path_) + ": " + httplib::to_string(result.error()));
   }
   return ApiResponse{result->status, result->body};
 }

@@ -35,7 +35,7 @@ bool IsIpv4(const std::string& address) {
 
 Status CheckSpec(const ForkSpec& spec) {
   auto invalid = [](const std::string& what) {
-    return Status(ErrorCode::kInvalidArgument, "cloud-hypervisor fork: " + what);
+    return Status::InvalidArgument("cloud-hypervisor fork: " + what);
   };
   for (const std::string* dir : {&spec.source_dir, &spec.target_dir}) {
     if (dir->empty() || dir->front() != '/') return invalid("directory '" + *dir + "' is not absolute");
@@ -64,7 +64,7 @@ struct RewrittenFile {
 };
 
 Result<RewrittenFile> RewriteFile(const std::string& dir, const std::string& relative, const ConfigRewrite& rewrite) {
-  Result<std::string> text = snapshot::ReadSmallFile(dir + "/" + relative);
+  Result<std::string> text = ReadSmallFile(dir + "/" + relative);
   if (!text.ok()) return text.status();
   Result<std::string> rewritten = RewriteConfigText(*text, rewrite, relative);
   if (!rewritten.ok()) return rewritten.status();
@@ -77,7 +77,7 @@ Result<PreparedFork> Prepare(const ForkSpec& spec) {
   if (!files.ok()) return files.status();
   if (spec.from_snapshot && files->snapshot_configs.empty()) {
     std::string where = files->snapshot_dir.empty() ? std::string(kDefaultSnapshotDir) : files->snapshot_dir;
-    return Status(ErrorCode::kNotFound, spec.target_dir + "/" + where + "/" + std::string(kSnapshotConfigName) +
+    return Status::NotFound(spec.target_dir + "/" + where + "/" + std::string(kSnapshotConfigName) +
                                             ": no snapshot config to restore the fork from");
   }
   ConfigRewrite rewrite{snapshot::PathRewriter(spec.source_dir, spec.target_dir), spec.source_identity,
@@ -94,7 +94,7 @@ Result<PreparedFork> Prepare(const ForkSpec& spec) {
   }
   PreparedFork prepared;
   for (const RewrittenFile& file : rewritten) {
-    FE_RETURN_IF_ERROR(snapshot::ReplaceFileAtomically(spec.target_dir + "/" + file.relative, file.content));
+    FE_RETURN_IF_ERROR(ReplaceFileAtomically(spec.target_dir + "/" + file.relative, file.content));
     prepared.rewritten_files.push_back(file.relative);
   }
   // The fork must not inherit the source's sockets, pid file or logs: the manifest says which they
@@ -123,10 +123,10 @@ Result<std::vector<std::string>> BootArgumentsOf(const std::string& dir) {
   Result<InstanceFiles> files = FindInstanceFiles(dir);
   if (!files.ok()) return files.status();
   if (files->boot_configs.empty()) {
-    return Status(ErrorCode::kNotFound, dir + ": no boot config (" + std::string(kBootConfigName) + ") to boot from");
+    return Status::NotFound(dir + ": no boot config (" + std::string(kBootConfigName) + ") to boot from");
   }
   const std::string& relative = files->boot_configs.front();
-  Result<std::string> text = snapshot::ReadSmallFile(dir + "/" + relative);
+  Result<std::string> text = ReadSmallFile(dir + "/" + relative);
   if (!text.ok()) return text.status();
   Result<Json> config = ParseObject(*text, relative);
   if (!config.ok()) return config.status();

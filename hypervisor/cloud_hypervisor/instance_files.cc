@@ -10,7 +10,6 @@ namespace fe::hypervisor::cloud_hypervisor {
 namespace {
 
 using snapshot::IsBeneath;
-using snapshot::IsRegularFile;
 
 // Appends `relative` to `out` when it is a regular file in `dir`.
 Status AddIfPresent(const std::string& dir, const std::string& relative, std::vector<std::string>& out) {
@@ -34,7 +33,7 @@ Result<InstanceFiles> FindInstanceFiles(const std::string& dir) {
     return files;
   }
   if (!manifest->hypervisor.empty() && manifest->hypervisor != kKind) {
-    return Status(ErrorCode::kInvalidArgument, dir + "/manifest.json: hypervisor: '" + manifest->hypervisor +
+    return Status::InvalidArgument(dir + "/manifest.json: hypervisor: '" + manifest->hypervisor +
                                                    "' is not " + std::string(kKind));
   }
   files.snapshot_dir = manifest->snapshot_dir;

@@ -49,7 +49,7 @@ class ManifestBuilder {
 
   // Every path field of the config at `relative` that lies beneath the directory.
   Status AddPathsOf(const std::string& relative) {
-    Result<std::string> text = snapshot::ReadSmallFile(dir_ + "/" + relative);
+    Result<std::string> text = ReadSmallFile(dir_ + "/" + relative);
     if (!text.ok()) return text.status();
     Result<Json> config = ParseObject(*text, relative);
     if (!config.ok()) return config.status();

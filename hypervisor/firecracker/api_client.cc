@@ -31,7 +31,7 @@ Result<ApiResponse> ApiClient::Send(std::string_view method, std::string_view pa
   const httplib::Headers headers = {{"Accept", "application/json"}};
   const std::string path_text(path);
   if (method != "GET" && method != "PUT" && method != "PATCH") {
-    return Status(ErrorCode::kInternal, "firecracker API: unsupported method " + std::string(method));
+    return Status::Internal("firecracker API: unsupported method " + std::string(method));
   }
   httplib::Result result = method == "GET"   ? client.Get(path_text, headers)
                            : method == "PUT" ? client.Put(path_text, headers, body, "application/json")
@@ -39,9 +39,9 @@ Result<ApiResponse> ApiClient::Send(std::string_view method, std::string_view pa
   if (!result) {
     struct stat st {};
     if (::stat(socket_path_.c_str(), &st) != 0 && errno == ENOENT) {
-      return Status(ErrorCode::kNotFound, "firecracker API " + socket_path_ + ": " + request + ": socket does not exist");
+      return Status::NotFound("firecracker API " + socket_path_ + ": " + request + ": socket does not exist");
     }
-    return Status(ErrorCode::kIo, "firecracker API " + socket_path_ + ": " + request + ": no answer (" +
+    return Status::Io("firecracker API " + socket_path_ + ": " + request + ": no answer (" +
                                       httplib::to_string(result.error()) + ")");
   }
   return ApiResponse{result->status, result->body};
@@ -73,7 +73,7 @@ Result<Json> ApiClient::Get(std::string_view path, std::chrono::milliseconds tim
   if (response->status != 200) return ErrorFor("GET", path, *response);
   Json body = Json::parse(response->body, nullptr, /*allow_exceptions=*/false);
   if (!body.is_object()) {
-    return Status(ErrorCode::kIo, "firecracker API " + socket_path_ + ": GET " + std::string(path) +
+    return Status::Io("firecracker API " + socket_path_ + ": GET " + std::string(path) +
                                       ": the answer is not a JSON object");
   }
   return body;

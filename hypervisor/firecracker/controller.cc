@@ -25,7 +25,7 @@ Status NotAFirecrackerVersion(std::string_view text) {
   std::string message = "'";
   message += text;
   message += "' is not a firecracker version";
-  return Status(ErrorCode::kInvalidArgument, std::move(message));
+  return Status::InvalidArgument(std::move(message));
 }
 
 constexpr FirecrackerVersion kNetworkOverrides{1, 12, 0};
@@ -33,7 +33,7 @@ constexpr FirecrackerVersion kVsockOverride{1, 16, 0};
 
 Status TooOld(const FirecrackerVersion& have, const FirecrackerVersion& need, std::string_view feature,
               std::string_view why) {
-  return Status(ErrorCode::kUnsupported, "firecracker " + have.ToString() + " cannot restore this fork: " +
+  return Status::Unsupported("firecracker " + have.ToString() + " cannot restore this fork: " +
                                              std::string(feature) + " needs firecracker " + need.ToString() + " (" +
                                              std::string(why) + ")");
 }
@@ -72,7 +72,7 @@ class Controller final : public VmController {
     if (!config.ok()) return config.status().Annotate("describing the snapshot in " + snapshot_dir);
     Result<SnapshotDevices> devices = ParseSnapshotDevices(*config, "GET /vm/config of " + api_.socket_path());
     if (!devices.ok()) return devices.status();
-    return snapshot::ReplaceFileAtomically(snapshot_dir + "/" + std::string(kSnapshotDevicesName),
+    return ReplaceFileAtomically(snapshot_dir + "/" + std::string(kSnapshotDevicesName),
                                            EncodeSnapshotDevices(*devices), 0600);
   }
 
@@ -126,7 +126,7 @@ class Controller final : public VmController {
       return Status::FromErrno(errno, "kill firecracker process", std::to_string(pid_));
     }
     if (!WaitForExit(pidfd_.get(), std::chrono::seconds(10))) {
-      return Status(ErrorCode::kIo, "firecracker process " + std::to_string(pid_) + " did not exit after SIGKILL");
+      return Status::Io("firecracker process " + std::to_string(pid_) + " did not exit after SIGKILL");
     }
     return Status::Ok();
   }
@@ -182,7 +182,7 @@ Result<LoadPlan> PlanSnapshotLoad(const std::string& snapshot_dir, const std::op
   if (!devices) return plan;  // not described: load it as it is
 
   if (devices->network_interfaces.size() > 1) {
-    return Status(ErrorCode::kUnsupported, snapshot_dir + ": the snapshot has " +
+    return Status::Unsupported(snapshot_dir + ": the snapshot has " +
                                                std::to_string(devices->network_interfaces.size()) +
                                                " network interfaces; a restored VM gets one network identity");
   }
@@ -190,7 +190,7 @@ Result<LoadPlan> PlanSnapshotLoad(const std::string& snapshot_dir, const std::op
     // A fork: it must come up on a TAP of its own, never the source's.
     const std::string& snapshot_tap = devices->network_interfaces[0].host_dev_name;
     if (identity.tap_device.empty() || identity.tap_device == snapshot_tap) {
-      return Status(ErrorCode::kInvalidArgument, snapshot_dir + ": a fork of a snapshot using TAP " + snapshot_tap +
+      return Status::InvalidArgument(snapshot_dir + ": a fork of a snapshot using TAP " + snapshot_tap +
                                                      " needs a TAP of its own in its network identity");
     }
   }
@@ -210,7 +210,7 @@ Result<LoadPlan> PlanSnapshotLoad(const std::string& snapshot_dir, const std::op
   const snapshot::PathRewriter rewriter(alias.from, alias.to);
   for (const PmemDevice& pmem : devices->pmem) {
     if (rewriter.Rewrite(pmem.path_on_host)) {
-      return Status(ErrorCode::kUnsupported, snapshot_dir + ": pmem device " + pmem.id + " (" + pmem.path_on_host +
+      return Status::Unsupported(snapshot_dir + ": pmem device " + pmem.id + " (" + pmem.path_on_host +
                                                  ") lies in the source directory and cannot be re-pointed after a load");
     }
   }
@@ -237,7 +237,7 @@ Result<std::unique_ptr<VmController>> ConnectFirecracker(const std::string& api_
   sockaddr_un address{};
   address.sun_family = AF_UNIX;
   if (api_socket.empty() || api_socket.size() >= sizeof(address.sun_path)) {
-    return Status(ErrorCode::kInvalidArgument, "firecracker API socket path '" + api_socket + "' does not fit a Unix socket address");
+    return Status::InvalidArgument("firecracker API socket path '" + api_socket + "' does not fit a Unix socket address");
   }
   std::memcpy(address.sun_path, api_socket.c_str(), api_socket.size() + 1);
   const auto deadline = std::chrono::steady_clock::now() + timeout;

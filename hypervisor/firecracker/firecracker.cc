@@ -25,12 +25,12 @@ using snapshot::IsBeneath;
 Status CheckForkDirectories(const ForkSpec& spec) {
   for (const std::string* dir : {&spec.source_dir, &spec.target_dir}) {
     if (dir->size() < 2 || dir->front() != '/' || dir->back() == '/') {
-      return Status(ErrorCode::kInvalidArgument, "firecracker fork: '" + *dir + "' is not an absolute directory without a trailing '/'");
+      return Status::InvalidArgument("firecracker fork: '" + *dir + "' is not an absolute directory without a trailing '/'");
     }
   }
   if (spec.source_dir == spec.target_dir || IsBeneath(spec.target_dir, spec.source_dir) ||
       IsBeneath(spec.source_dir, spec.target_dir)) {
-    return Status(ErrorCode::kInvalidArgument, "firecracker fork: " + spec.source_dir + " and " + spec.target_dir +
+    return Status::InvalidArgument("firecracker fork: " + spec.source_dir + " and " + spec.target_dir +
                                                    " must be distinct, non-nested directories");
   }
   return Status::Ok();
@@ -39,7 +39,7 @@ Status CheckForkDirectories(const ForkSpec& spec) {
 Status RequireRegularFile(const std::string& path, std::string_view what) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return Status::FromErrno(errno, "the snapshot's " + std::string(what), path);
-  if (!S_ISREG(st.st_mode)) return Status(ErrorCode::kInvalidArgument, "the snapshot's " + std::string(what) + " " + path + " is not a file");
+  if (!S_ISREG(st.st_mode)) return Status::InvalidArgument("the snapshot's " + std::string(what) + " " + path + " is not a file");
   return Status::Ok();
 }
 
@@ -124,7 +124,7 @@ class FirecrackerPluginImpl final : public Plugin {
     std::optional<Json> source_config;  // the clone's config before the rewrite: the source's
     if (!files->boot_config.empty()) {
       const std::string file = spec.target_dir + "/" + files->boot_config;
-      Result<std::string> text = snapshot::ReadSmallFile(file);
+      Result<std::string> text = ReadSmallFile(file);
       if (!text.ok()) return text.status();
       Result<Json> config = ParseObject(*text, file);
       if (!config.ok()) return config.status();
@@ -133,7 +133,7 @@ class FirecrackerPluginImpl final : public Plugin {
       FE_RETURN_IF_ERROR(RewriteConfig(*config, rewrite, file));
       writes.push_back({files->boot_config, config->dump(2) + "\n"});
     } else if (!spec.from_snapshot) {
-      return Status(ErrorCode::kNotFound, "firecracker fork: " + spec.target_dir + " has no " +
+      return Status::NotFound("firecracker fork: " + spec.target_dir + " has no " +
                                               std::string(kBootConfigName) + " (nor a manifest entry with role config)");
     }
 
@@ -146,7 +146,7 @@ class FirecrackerPluginImpl final : public Plugin {
       const std::string devices_file = snapshot_dir + "/" + std::string(kSnapshotDevicesName);
       Json base = Json::object();
       std::optional<SnapshotDevices> devices;
-      Result<std::string> text = snapshot::ReadSmallFile(devices_file);
+      Result<std::string> text = ReadSmallFile(devices_file);
       if (text.ok()) {
         Result<Json> document = ParseObject(*text, devices_file);
         if (!document.ok()) return document.status();
@@ -162,7 +162,7 @@ class FirecrackerPluginImpl final : public Plugin {
         if (!parsed.ok()) return parsed.status();
         devices = std::move(*parsed);
       } else {
-        return Status(ErrorCode::kNotFound, "firecracker fork: cannot tell which paths the snapshot state in " +
+        return Status::NotFound("firecracker fork: cannot tell which paths the snapshot state in " +
                                                 snapshot_dir + " embeds: it has no " + std::string(kSnapshotDevicesName) +
                                                 " and the instance has no " + std::string(kBootConfigName));
       }
@@ -200,7 +200,7 @@ class FirecrackerPluginImpl final : public Plugin {
     }
 
     for (const Write& write : writes) {
-      FE_RETURN_IF_ERROR(snapshot::ReplaceFileAtomically(spec.target_dir + "/" + write.relative, write.content)
+      FE_RETURN_IF_ERROR(ReplaceFileAtomically(spec.target_dir + "/" + write.relative, write.content)
                              .Annotate("firecracker fork"));
       prepared.rewritten_files.push_back(write.relative);
     }
@@ -216,7 +216,7 @@ class FirecrackerPluginImpl final : public Plugin {
       Result<InstanceFiles> files = FindInstanceFiles(instance_dir);
       if (!files.ok()) return files.status();
       if (files->boot_config.empty()) {
-        return Status(ErrorCode::kNotFound, "firecracker boot: " + instance_dir + " has no " + std::string(kBootConfigName));
+        return Status::NotFound("firecracker boot: " + instance_dir + " has no " + std::string(kBootConfigName));
       }
       command.argv = {std::string(kBinary), "--api-sock", *socket, "--config-file",
                       instance_dir + "/" + files->boot_config};

@@ -13,7 +13,6 @@ namespace fe::hypervisor::firecracker {
 namespace {
 
 using snapshot::IsBeneath;
-using snapshot::IsRegularFile;
 
 }  // namespace
 
@@ -30,14 +29,13 @@ Result<InstanceFiles> FindInstanceFiles(const std::string& dir) {
   }
   const std::string manifest_file = dir + "/manifest.json";
   if (!manifest->hypervisor.empty() && manifest->hypervisor != kKind) {
-    return Status(ErrorCode::kInvalidArgument,
-                  manifest_file + ": hypervisor: '" + manifest->hypervisor + "' is not " + std::string(kKind));
+    return Status::InvalidArgument(manifest_file + ": hypervisor: '" + manifest->hypervisor + "' is not " + std::string(kKind));
   }
   if (!manifest->snapshot_dir.empty()) files.snapshot_dir = manifest->snapshot_dir;
   for (const std::string& config : manifest->PathsWith(snapshot::FileRole::kConfig)) {
     if (IsBeneath(config, files.snapshot_dir)) continue;  // forkengine's own snapshot description
     if (!files.boot_config.empty()) {
-      return Status(ErrorCode::kInvalidArgument, manifest_file + ": files: two firecracker configs, '" +
+      return Status::InvalidArgument(manifest_file + ": files: two firecracker configs, '" +
                                                      files.boot_config + "' and '" + config + "'");
     }
     files.boot_config = config;
@@ -48,7 +46,7 @@ Result<InstanceFiles> FindInstanceFiles(const std::string& dir) {
 Result<std::string> ApiSocketPath(const std::string& dir) {
   std::string path = dir + "/" + std::string(kApiSocketName);
   if (path.size() >= sizeof(sockaddr_un::sun_path)) {
-    return Status(ErrorCode::kInvalidArgument, "API socket path " + path + " is longer than a Unix socket address allows (" +
+    return Status::InvalidArgument("API socket path " + path + " is longer than a Unix socket address allows (" +
                                                    std::to_string(sizeof(sockaddr_un::sun_path) - 1) + " bytes)");
   }
   return path;

@@ -132,7 +132,7 @@ std::string EncodeSnapshotDevices(const SnapshotDevices& devices, Json base) {
 
 Result<SnapshotDevices> ReadSnapshotDevices(const std::string& snapshot_dir) {
   const std::string file = snapshot_dir + "/" + std::string(kSnapshotDevicesName);
-  Result<std::string> text = snapshot::ReadSmallFile(file);
+  Result<std::string> text = ReadSmallFile(file);
   if (!text.ok()) return text.status();
   Result<Json> document = ParseObject(*text, file);
   if (!document.ok()) return document.status();

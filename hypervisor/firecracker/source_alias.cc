@@ -49,7 +49,7 @@ Status RemovePlaceholder(const std::string& dir) {
 
 // Placeholders recorded by a holder of the lock that did not finish: remove them, then the record.
 Status RecoverPlaceholders(const std::string& intent_path) {
-  Result<std::string> text = snapshot::ReadSmallFile(intent_path);
+  Result<std::string> text = ReadSmallFile(intent_path);
   if (!text.ok()) return text.status().sys_errno() == ENOENT ? Status::Ok() : text.status();
   Result<Json> record = ParseObject(*text, intent_path);
   if (record.ok()) {
@@ -73,7 +73,7 @@ Status TakeLock(int fd, const std::string& lock_path, const std::string& source_
     if (errno == EINTR) continue;
     if (errno != EWOULDBLOCK) return Status::FromErrno(errno, "flock", lock_path);
     if (std::chrono::steady_clock::now() >= deadline) {
-      return Status(ErrorCode::kBusy, "timed out after " + std::to_string(timeout.count()) +
+      return Status::Busy("timed out after " + std::to_string(timeout.count()) +
                                           " ms waiting for the alias lock of " + source_dir + " (" + lock_path +
                                           "): another snapshot load of a fork of it holds the alias");
     }
@@ -135,7 +135,7 @@ class SystemMounts final : public NamespaceMounts {
   Status Bind(pid_t pid, int pidfd, const std::string& from, const std::string& onto) override {
     Result<UniqueFd> ns = OpenNamespace(pid, pidfd);
     if (!ns.ok()) return ns.status();
-    if (!*ns) return Status(ErrorCode::kNotFound, "firecracker process " + std::to_string(pid) + " has exited");
+    if (!*ns) return Status::NotFound("firecracker process " + std::to_string(pid) + " has exited");
     const char* from_c = from.c_str();
     const char* onto_c = onto.c_str();
     Result<NamespaceError> result =
@@ -174,8 +174,7 @@ class SystemMounts final : public NamespaceMounts {
     if (::fstat(ns.get(), &theirs) != 0) return Status::FromErrno(errno, "stat", ns_path);
     if (::stat("/proc/self/ns/mnt", &mine) != 0) return Status::FromErrno(errno, "stat", "/proc/self/ns/mnt");
     if (theirs.st_ino == mine.st_ino && theirs.st_dev == mine.st_dev) {
-      return Status(ErrorCode::kInvalidArgument,
-                    "firecracker process " + std::to_string(pid) +
+      return Status::InvalidArgument("firecracker process " + std::to_string(pid) +
                         " shares the engine's mount namespace: an alias there would be visible to the whole host, "
                         "the running source included (start it with LaunchMode::kRestore, which gives it its own)");
     }
@@ -189,7 +188,7 @@ class SystemMounts final : public NamespaceMounts {
       case 1: return Status::FromErrno(result.err, "enter", "the mount namespace of process " + std::to_string(pid));
       case 2: return Status::FromErrno(result.err, "make mounts slaves", "/" + where);
       case 3: return Status::FromErrno(result.err, operation, path + where);
-      default: return Status(ErrorCode::kInternal, "the namespace helper for process " + std::to_string(pid) + " died");
+      default: return Status::Internal("the namespace helper for process " + std::to_string(pid) + " died");
     }
   }
 };
@@ -215,18 +214,17 @@ std::string AliasLockPath(const std::string& lock_dir, const std::string& source
 Result<std::unique_ptr<SourceAlias>> SourceAlias::Create(pid_t pid, int pidfd, const PathAlias& alias,
                                                          const AliasOptions& options) {
   if (!IsCleanAbsolute(alias.from) || !IsCleanAbsolute(alias.to)) {
-    return Status(ErrorCode::kInvalidArgument, "source alias " + alias.from + " -> " + alias.to +
+    return Status::InvalidArgument("source alias " + alias.from + " -> " + alias.to +
                                                    ": both must be absolute directories without '.', '..' or '//'");
   }
   if (alias.from == alias.to || IsBeneath(alias.to, alias.from) || IsBeneath(alias.from, alias.to)) {
-    return Status(ErrorCode::kInvalidArgument,
-                  "source alias " + alias.from + " -> " + alias.to + ": the directories must not be equal or nested");
+    return Status::InvalidArgument("source alias " + alias.from + " -> " + alias.to + ": the directories must not be equal or nested");
   }
   struct stat target {};
   if (::stat(alias.to.c_str(), &target) != 0) return Status::FromErrno(errno, "stat fork directory", alias.to);
-  if (!S_ISDIR(target.st_mode)) return Status(ErrorCode::kInvalidArgument, "fork directory " + alias.to + " is not a directory");
+  if (!S_ISDIR(target.st_mode)) return Status::InvalidArgument("fork directory " + alias.to + " is not a directory");
   if (options.lock_dir.empty() || options.lock_dir.front() != '/') {
-    return Status(ErrorCode::kInvalidArgument, "alias lock directory '" + options.lock_dir + "' is not absolute");
+    return Status::InvalidArgument("alias lock directory '" + options.lock_dir + "' is not absolute");
   }
 
   FE_RETURN_IF_ERROR(CreateDirectories(options.lock_dir));
@@ -257,7 +255,7 @@ Status SourceAlias::MakeMountPoint() {
   struct stat st {};
   if (::stat(alias_.from.c_str(), &st) == 0) {
     if (S_ISDIR(st.st_mode)) return Status::Ok();
-    return Status(ErrorCode::kInvalidArgument, "source path " + alias_.from + " exists but is not a directory");
+    return Status::InvalidArgument("source path " + alias_.from + " exists but is not a directory");
   }
   if (errno != ENOENT) return Status::FromErrno(errno, "stat", alias_.from);
   // The source is gone: placeholders from the deepest existing ancestor down to the source path.
@@ -269,7 +267,7 @@ Status SourceAlias::MakeMountPoint() {
     dir = ParentOf(dir);
   }
   Json record = {{"source_dir", alias_.from}, {"created", missing}};
-  FE_RETURN_IF_ERROR(snapshot::ReplaceFileAtomically(intent_path_, record.dump(2) + "\n", 0600));
+  FE_RETURN_IF_ERROR(ReplaceFileAtomically(intent_path_, record.dump(2) + "\n", 0600));
   wrote_intent_ = true;
   for (const std::string& dir : missing) {
     if (::mkdir(dir.c_str(), 0700) != 0) {

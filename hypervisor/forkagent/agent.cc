@@ -1,6 +1,6 @@
 #include "hypervisor/forkagent/agent.h"
 
-namespace fe::forkagent {
+namespace fe::hypervisor::forkagent {
 
 HandledRequest Agent::Handle(std::string_view line) {
   HandledRequest handled;
@@ -38,4 +38,4 @@ HandledRequest Agent::Handle(std::string_view line) {
   return handled;
 }
 
-}  // namespace fe::forkagent
+}  // namespace fe::hypervisor::forkagent

@@ -12,7 +12,7 @@
 #include "base/status.h"
 #include "hypervisor/forkagent/protocol.h"
 
-namespace fe::forkagent {
+namespace fe::hypervisor::forkagent {
 
 // What the agent changes in the guest. Errors name the step that failed and errno's text.
 class IdentityApplier {
@@ -46,4 +46,4 @@ class Agent {
   std::optional<uint64_t> applied_generation_;
 };
 
-}  // namespace fe::forkagent
+}  // namespace fe::hypervisor::forkagent

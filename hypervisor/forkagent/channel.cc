@@ -15,7 +15,7 @@
 #include "hypervisor/forkagent/log.h"
 #include "hypervisor/identity_handoff.h"
 
-namespace fe::forkagent {
+namespace fe::hypervisor::forkagent {
 namespace {
 
 using namespace std::chrono_literals;
@@ -116,7 +116,7 @@ class VsockChannel : public Channel {
   }
 
   Status Write(std::string_view reply) override {
-    if (!connection_) return Status(ErrorCode::kIo, "the host closed " + description_ + " before the reply");
+    if (!connection_) return Status::Io("the host closed " + description_ + " before the reply");
     return WriteAllPolling(connection_.get(), reply, description_);
   }
 
@@ -186,7 +186,7 @@ Result<std::string> FindVirtioPort(std::string_view name, const std::string& dev
     ::closedir(dir);
     if (!found.empty() && ::access(found.c_str(), F_OK) == 0) return found;
   }
-  return Status(ErrorCode::kNotFound, "virtio-serial port '" + std::string(name) + "': neither " + link +
+  return Status::NotFound("virtio-serial port '" + std::string(name) + "': neither " + link +
                                           " nor a port of that name in " + ports);
 }
 
@@ -231,4 +231,4 @@ Result<std::unique_ptr<Channel>> OpenVsockChannel(uint32_t port) {
   return std::unique_ptr<Channel>(std::make_unique<VsockChannel>(std::move(fd), port));
 }
 
-}  // namespace fe::forkagent
+}  // namespace fe::hypervisor::forkagent

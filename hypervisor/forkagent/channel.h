@@ -17,7 +17,7 @@
 #include "base/status.h"
 #include "base/unique_fd.h"
 
-namespace fe::forkagent {
+namespace fe::hypervisor::forkagent {
 
 // Splits a byte stream into '\n'-terminated lines of at most `limit` bytes; longer lines are dropped
 // whole (and counted), so one oversized message cannot make the agent buffer without bound.
@@ -61,4 +61,4 @@ std::unique_ptr<Channel> SerialChannelOnFd(UniqueFd fd, std::string description)
 // Binds and listens on vsock `port` (any CID).
 Result<std::unique_ptr<Channel>> OpenVsockChannel(uint32_t port);
 
-}  // namespace fe::forkagent
+}  // namespace fe::hypervisor::forkagent

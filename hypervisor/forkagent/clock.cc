@@ -4,7 +4,7 @@
 
 #include <cerrno>
 
-namespace fe::forkagent {
+namespace fe::hypervisor::forkagent {
 
 Status StepRealtimeClock(int64_t realtime_ns) {
   timespec target{};
@@ -22,4 +22,4 @@ int64_t RealtimeNs() {
   return int64_t{now.tv_sec} * 1000000000 + now.tv_nsec;
 }
 
-}  // namespace fe::forkagent
+}  // namespace fe::hypervisor::forkagent

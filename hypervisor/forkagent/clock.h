@@ -6,7 +6,7 @@
 
 #include "base/status.h"
 
-namespace fe::forkagent {
+namespace fe::hypervisor::forkagent {
 
 // clock_settime(CLOCK_REALTIME) to `realtime_ns` (nanoseconds since the epoch). Needs CAP_SYS_TIME.
 Status StepRealtimeClock(int64_t realtime_ns);
@@ -14,4 +14,4 @@ Status StepRealtimeClock(int64_t realtime_ns);
 // CLOCK_REALTIME now, in nanoseconds since the epoch.
 int64_t RealtimeNs();
 
-}  // namespace fe::forkagent
+}  // namespace fe::hypervisor::forkagent

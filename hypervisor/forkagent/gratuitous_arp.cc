@@ -11,7 +11,7 @@
 
 #include "base/unique_fd.h"
 
-namespace fe::forkagent {
+namespace fe::hypervisor::forkagent {
 namespace {
 
 // An Ethernet ARP packet for IPv4 (RFC 826), laid out as on the wire.
@@ -54,4 +54,4 @@ Status SendGratuitousArp(const Link& link, const MacAddress& mac, uint32_t ipv4)
   return Status::Ok();
 }
 
-}  // namespace fe::forkagent
+}  // namespace fe::hypervisor::forkagent

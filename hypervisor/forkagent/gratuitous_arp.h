@@ -8,10 +8,10 @@
 #include "base/status.h"
 #include "hypervisor/forkagent/netlink.h"
 
-namespace fe::forkagent {
+namespace fe::hypervisor::forkagent {
 
 // Broadcasts one ARP request for `ipv4` (network order) from `mac` on `link`, through an AF_PACKET
 // socket. The link must be up.
 Status SendGratuitousArp(const Link& link, const MacAddress& mac, uint32_t ipv4);
 
-}  // namespace fe::forkagent
+}  // namespace fe::hypervisor::forkagent

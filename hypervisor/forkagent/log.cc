@@ -4,7 +4,7 @@
 
 #include <string>
 
-namespace fe::forkagent {
+namespace fe::hypervisor::forkagent {
 namespace {
 bool enabled = false;
 }  // namespace
@@ -18,4 +18,4 @@ void Log(std::string_view message) {
   [[maybe_unused]] ssize_t ignored = ::write(STDERR_FILENO, line.data(), line.size());
 }
 
-}  // namespace fe::forkagent
+}  // namespace fe::hypervisor::forkagent

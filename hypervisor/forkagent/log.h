@@ -3,9 +3,9 @@
 
 #include <string_view>
 
-namespace fe::forkagent {
+namespace fe::hypervisor::forkagent {
 
 void EnableLog();
 void Log(std::string_view message);
 
-}  // namespace fe::forkagent
+}  // namespace fe::hypervisor::forkagent

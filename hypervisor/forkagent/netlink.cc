@@ -11,7 +11,7 @@
 #include <cerrno>
 #include <cstring>
 
-namespace fe::forkagent {
+namespace fe::hypervisor::forkagent {
 
 bool Link::is_loopback() const { return type == ARPHRD_LOOPBACK || (flags & IFF_LOOPBACK) != 0; }
 
@@ -145,11 +145,10 @@ Result<Link> Netlink::FindLink(const MacAddress* mac) {
     if (mac == nullptr || link.mac == *mac) candidates.push_back(link);
   }
   if (mac != nullptr && candidates.empty()) {
-    return Status(ErrorCode::kNotFound, "no NIC has MAC " + FormatMac(*mac) + " (NICs: " + (seen.empty() ? "none" : seen) + ")");
+    return Status::NotFound("no NIC has MAC " + FormatMac(*mac) + " (NICs: " + (seen.empty() ? "none" : seen) + ")");
   }
   if (candidates.size() != 1) {
-    return Status(ErrorCode::kFailedPrecondition,
-                  candidates.empty() ? "the guest has no NIC besides loopback"
+    return Status::FailedPrecondition(candidates.empty() ? "the guest has no NIC besides loopback"
                                      : "no previous_mac given and the guest has several NICs: " + seen);
   }
   return candidates.front();
@@ -279,4 +278,4 @@ Status Netlink::FlushNeighbours(const Link& link) {
   return Status::Ok();
 }
 
-}  // namespace fe::forkagent
+}  // namespace fe::hypervisor::forkagent

@@ -18,7 +18,7 @@
 
 struct nlmsghdr;
 
-namespace fe::forkagent {
+namespace fe::hypervisor::forkagent {
 
 struct Link {
   int index = 0;
@@ -65,4 +65,4 @@ class Netlink {
   uint32_t sequence_ = 0;
 };
 
-}  // namespace fe::forkagent
+}  // namespace fe::hypervisor::forkagent

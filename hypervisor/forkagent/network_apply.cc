@@ -3,7 +3,7 @@
 #include "hypervisor/forkagent/clock.h"
 #include "hypervisor/forkagent/gratuitous_arp.h"
 
-namespace fe::forkagent {
+namespace fe::hypervisor::forkagent {
 
 Status ApplyNetworkIdentity(Netlink& netlink, const GuestIdentity& identity, const MacAddress* previous_mac) {
   Result<Link> found = netlink.FindLink(previous_mac);
@@ -33,4 +33,4 @@ Status SystemApplier::ApplyNetwork(const GuestIdentity& identity, const MacAddre
 
 Status SystemApplier::StepClock(int64_t realtime_ns) { return StepRealtimeClock(realtime_ns); }
 
-}  // namespace fe::forkagent
+}  // namespace fe::hypervisor::forkagent

@@ -6,7 +6,7 @@
 #include "hypervisor/forkagent/agent.h"
 #include "hypervisor/forkagent/netlink.h"
 
-namespace fe::forkagent {
+namespace fe::hypervisor::forkagent {
 
 // On the NIC with `previous_mac` (nullptr: the only non-loopback NIC), in this order: set it down,
 // set the new MAC, flush its IPv4 addresses, add address/prefix, set it up, replace the default route
@@ -20,4 +20,4 @@ class SystemApplier : public IdentityApplier {
   Status StepClock(int64_t realtime_ns) override;
 };
 
-}  // namespace fe::forkagent
+}  // namespace fe::hypervisor::forkagent

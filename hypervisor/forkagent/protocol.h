@@ -10,7 +10,7 @@
 
 #include "base/status.h"
 
-namespace fe::forkagent {
+namespace fe::hypervisor::forkagent {
 
 // The error codes a reply may carry.
 inline constexpr std::string_view kInvalidRequest = "invalid_request";
@@ -59,4 +59,4 @@ std::string FormatMac(const MacAddress& mac);
 Result<uint32_t> ParseIpv4(std::string_view text);
 std::string FormatIpv4(uint32_t address);
 
-}  // namespace fe::forkagent
+}  // namespace fe::hypervisor::forkagent

@@ -20,8 +20,7 @@ class ObjectReader {
       : object_(object), origin_(origin), prefix_(std::move(prefix)) {}
 
   Status Error(std::string_view key, std::string_view what) const {
-    return Status(ErrorCode::kInvalidArgument,
-                  std::string(origin_) + ": field '" + Field(key) + "': " + std::string(what));
+    return Status::InvalidArgument(std::string(origin_) + ": field '" + Field(key) + "': " + std::string(what));
   }
   std::string Field(std::string_view key) const { return prefix_ + std::string(key); }
 
@@ -75,7 +74,7 @@ class ObjectReader {
     for (size_t i = 0; i < value->size(); ++i) {
       const std::string field = Field(key) + "[" + std::to_string(i) + "]";
       if (!(*value)[i].is_object()) {
-        return Status(ErrorCode::kInvalidArgument, std::string(origin_) + ": field '" + field + "': expected an object");
+        return Status::InvalidArgument(std::string(origin_) + ": field '" + field + "': expected an object");
       }
       FE_RETURN_IF_ERROR(each((*value)[i], field + "."));
     }
@@ -208,8 +207,8 @@ void MergeExtra(Json& json, const Json& extra) {
 
 Result<Config> ParseConfig(std::string_view json_text, std::string_view origin) {
   Json root = Json::parse(json_text, nullptr, /*allow_exceptions=*/false);
-  if (root.is_discarded()) return Status(ErrorCode::kInvalidArgument, std::string(origin) + ": not valid JSON");
-  if (!root.is_object()) return Status(ErrorCode::kInvalidArgument, std::string(origin) + ": expected a JSON object");
+  if (root.is_discarded()) return Status::InvalidArgument(std::string(origin) + ": not valid JSON");
+  if (!root.is_object()) return Status::InvalidArgument(std::string(origin) + ": expected a JSON object");
 
   ObjectReader reader(root, origin, "");
   Config config;
@@ -315,7 +314,7 @@ std::string SerializeConfig(const Config& config) {
 
 Status ValidateConfig(const Config& config, std::string_view origin) {
   auto error = [&](const std::string& field, const std::string& what) {
-    return Status(ErrorCode::kInvalidArgument, std::string(origin) + ": field '" + field + "': " + what);
+    return Status::InvalidArgument(std::string(origin) + ": field '" + field + "': " + what);
   };
   // The QEMU device ids the command line will use (qemu_argv.h): "<id>-dev" for drives and NICs,
   // "<id>-port" for virtio-serial ports, the vsock's id, and the reserved "fe-..." ones.
@@ -365,7 +364,7 @@ Status ValidateConfig(const Config& config, std::string_view origin) {
 
 Result<Config> ReadConfig(const std::string& instance_dir) {
   const std::string path = instance_dir + "/" + kConfigFile;
-  Result<std::string> text = snapshot::ReadSmallFile(path);
+  Result<std::string> text = ReadSmallFile(path);
   if (!text.ok()) return text.status();
   return ParseConfig(*text, path);
 }
@@ -373,7 +372,7 @@ Result<Config> ReadConfig(const std::string& instance_dir) {
 Status WriteConfig(const std::string& instance_dir, const Config& config) {
   const std::string path = instance_dir + "/" + kConfigFile;
   FE_RETURN_IF_ERROR(ValidateConfig(config, path));
-  return snapshot::ReplaceFileAtomically(path, SerializeConfig(config));
+  return ReplaceFileAtomically(path, SerializeConfig(config));
 }
 
 }  // namespace fe::hypervisor::qemu

@@ -47,26 +47,26 @@ struct SnapshotInfo {
 
 Result<SnapshotInfo> ReadSnapshotInfo(const std::string& snapshot_dir) {
   const std::string path = snapshot_dir + "/" + kSnapshotInfoFile;
-  Result<std::string> text = snapshot::ReadSmallFile(path);
+  Result<std::string> text = ReadSmallFile(path);
   if (!text.ok()) return text.status();
   json root = json::parse(*text, nullptr, /*allow_exceptions=*/false);
   if (root.is_discarded() || !root.is_object()) {
-    return Status(ErrorCode::kInvalidArgument, path + ": expected a JSON object");
+    return Status::InvalidArgument(path + ": expected a JSON object");
   }
   SnapshotInfo info;
   if (root.value("format", "") != "qemu-migration") {
-    return Status(ErrorCode::kInvalidArgument, path + ": field 'format': expected \"qemu-migration\"");
+    return Status::InvalidArgument(path + ": field 'format': expected \"qemu-migration\"");
   }
   if (!root.contains("state_file") || !root["state_file"].is_string()) {
-    return Status(ErrorCode::kInvalidArgument, path + ": field 'state_file': expected a string");
+    return Status::InvalidArgument(path + ": field 'state_file': expected a string");
   }
   info.state_file = root["state_file"].get<std::string>();
   if (info.state_file.empty() || info.state_file.find('/') != std::string::npos) {
-    return Status(ErrorCode::kInvalidArgument, path + ": field 'state_file': expected a file name");
+    return Status::InvalidArgument(path + ": field 'state_file': expected a file name");
   }
   if (root.contains("ignore_shared_memory")) {
     if (!root["ignore_shared_memory"].is_boolean()) {
-      return Status(ErrorCode::kInvalidArgument, path + ": field 'ignore_shared_memory': expected true or false");
+      return Status::InvalidArgument(path + ": field 'ignore_shared_memory': expected true or false");
     }
     info.ignore_shared_memory = root["ignore_shared_memory"].get<bool>();
   }
@@ -83,7 +83,7 @@ Result<std::string> QemuController::RunState() {
   Result<json> status = qmp_.Execute("query-status", nullptr, timeouts_.command);
   if (!status.ok()) return status.status();
   if (!status->contains("status") || !(*status)["status"].is_string()) {
-    return Status(ErrorCode::kIo, "qmp " + qmp_.socket_path() + ": query-status without a status: " + status->dump());
+    return Status::Io("qmp " + qmp_.socket_path() + ": query-status without a status: " + status->dump());
   }
   return (*status)["status"].get<std::string>();
 }
@@ -111,11 +111,11 @@ Status QemuController::WaitForMigration(const std::string& what) {
     const std::string status = info->value("status", "");
     if (status == "completed") return Status::Ok();
     if (status == "failed" || status == "cancelled") {
-      return Status(ErrorCode::kIo, what + ": migration " + status + ": " +
+      return Status::Io(what + ": migration " + status + ": " +
                                         info->value("error-desc", std::string("no reason given")));
     }
     if (Clock::now() >= deadline) {
-      return Status(ErrorCode::kIo, what + ": migration still \"" + status + "\" after " +
+      return Status::Io(what + ": migration still \"" + status + "\" after " +
                                         std::to_string(timeouts_.migration.count()) + " ms");
     }
     std::this_thread::sleep_for(pause);
@@ -153,7 +153,7 @@ Status QemuController::Snapshot(const std::string& snapshot_dir) {
     if (errno != ENOENT) {
       status = Status::FromErrno(errno, what + ": stat", done);
     } else if (Clock::now() >= deadline) {
-      status = Status(ErrorCode::kIo, what + ": migration completed but " + done + " never appeared (cat failed?)");
+      status = Status::Io(what + ": migration completed but " + done + " never appeared (cat failed?)");
     } else {
       std::this_thread::sleep_for(pause);
       pause = std::min(pause * 2, milliseconds(20));
@@ -172,7 +172,7 @@ Status QemuController::Snapshot(const std::string& snapshot_dir) {
                       {"ignore_shared_memory", *shared},
                       {"state_bytes", static_cast<uint64_t>(info.st_size)},
                       {"qemu_version", VersionText(qmp_.version())}};
-  return snapshot::ReplaceFileAtomically(snapshot_dir + "/" + kSnapshotInfoFile, description.dump(2) + "\n")
+  return ReplaceFileAtomically(snapshot_dir + "/" + kSnapshotInfoFile, description.dump(2) + "\n")
       .Annotate(what);
 }
 
@@ -187,15 +187,14 @@ Status QemuController::Restore(const std::string& snapshot_dir, const NetworkIde
   Result<std::string> run_state = RunState();
   if (!run_state.ok()) return run_state.status().Annotate(what);
   if (*run_state != "inmigrate") {
-    return Status(ErrorCode::kInvalidArgument, what + ": QEMU is \"" + *run_state +
+    return Status::InvalidArgument(what + ": QEMU is \"" + *run_state +
                                                    "\", not waiting for a restore (start it with -incoming defer)");
   }
   if (info->ignore_shared_memory) {
     Result<bool> shared = HasSharedMemory();
     if (!shared.ok()) return shared.status().Annotate(what);
     if (!*shared) {
-      return Status(ErrorCode::kInvalidArgument,
-                    what + ": the snapshot left guest RAM in a shared memory file, but this QEMU has none");
+      return Status::InvalidArgument(what + ": the snapshot left guest RAM in a shared memory file, but this QEMU has none");
     }
   }
   FE_RETURN_IF_ERROR(SetIgnoreShared(info->ignore_shared_memory).Annotate(what));

@@ -61,11 +61,11 @@ class ForkRewriter {
 
 Status CheckSpec(const ForkSpec& spec) {
   if (!IsAbsoluteDir(spec.source_dir) || !IsAbsoluteDir(spec.target_dir)) {
-    return Status(ErrorCode::kInvalidArgument, "qemu fork: source and target directories must be absolute (\"" +
+    return Status::InvalidArgument("qemu fork: source and target directories must be absolute (\"" +
                                                    spec.source_dir + "\", \"" + spec.target_dir + "\")");
   }
   if (WithoutTrailingSlash(spec.source_dir) == WithoutTrailingSlash(spec.target_dir)) {
-    return Status(ErrorCode::kInvalidArgument, "qemu fork: source and target are the same directory " + spec.source_dir);
+    return Status::InvalidArgument("qemu fork: source and target are the same directory " + spec.source_dir);
   }
   return Status::Ok();
 }
@@ -185,11 +185,11 @@ Result<PreparedFork> PrepareFork(const ForkSpec& spec) {
     }
     if (!manifest.ok()) return manifest.status().Annotate("qemu fork from a snapshot");
     if (!manifest->hypervisor.empty() && manifest->hypervisor != "qemu") {
-      return Status(ErrorCode::kInvalidArgument, "qemu fork: " + spec.target_dir + "/manifest.json says hypervisor \"" +
+      return Status::InvalidArgument("qemu fork: " + spec.target_dir + "/manifest.json says hypervisor \"" +
                                                      manifest->hypervisor + "\"");
     }
     if (manifest->snapshot_dir.empty()) {
-      return Status(ErrorCode::kNotFound, "qemu fork from a snapshot: " + spec.target_dir +
+      return Status::NotFound("qemu fork from a snapshot: " + spec.target_dir +
                                               "/manifest.json names no snapshot directory");
     }
     prepared.restore.snapshot_dir = spec.target_dir + "/" + manifest->snapshot_dir;

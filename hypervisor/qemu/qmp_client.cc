@@ -26,7 +26,7 @@ Result<QmpClient> QmpClient::Connect(const std::string& socket_path, millisecond
   sockaddr_un address{};
   address.sun_family = AF_UNIX;
   if (socket_path.empty() || socket_path.size() >= sizeof address.sun_path) {
-    return Status(ErrorCode::kInvalidArgument, "qmp: socket path \"" + socket_path + "\" is empty or longer than " +
+    return Status::InvalidArgument("qmp: socket path \"" + socket_path + "\" is empty or longer than " +
                                                    std::to_string(sizeof address.sun_path - 1) + " bytes");
   }
   std::memcpy(address.sun_path, socket_path.c_str(), socket_path.size() + 1);
@@ -50,7 +50,7 @@ Result<QmpClient> QmpClient::Connect(const std::string& socket_path, millisecond
   Result<json> greeting = client.Receive(deadline, "the QMP greeting");
   if (!greeting.ok()) return greeting.status();
   if (!greeting->contains("QMP") || !(*greeting)["QMP"].is_object()) {
-    return Status(ErrorCode::kIo, "qmp " + socket_path + ": expected a greeting, got " + Shorten(greeting->dump()));
+    return Status::Io("qmp " + socket_path + ": expected a greeting, got " + Shorten(greeting->dump()));
   }
   client.version_ = (*greeting)["QMP"].value("version", json::object());
   // At least a second for the reply, however much of `timeout` the connect took.
@@ -86,7 +86,7 @@ Result<json> QmpClient::Execute(const std::string& command, const json& argument
       return Status(error_class == "CommandNotFound" ? ErrorCode::kUnsupported : ErrorCode::kIo,
                     "qmp " + socket_path_ + ": '" + command + "' failed: " + error_class + ": " + desc);
     }
-    return Status(ErrorCode::kIo, "qmp " + socket_path_ + ": unexpected " + what + ": " + Shorten(reply.dump()));
+    return Status::Io("qmp " + socket_path_ + ": unexpected " + what + ": " + Shorten(reply.dump()));
   }
 }
 
@@ -122,7 +122,7 @@ Status QmpClient::WaitForClose(milliseconds timeout) {
 }
 
 Status QmpClient::Send(const json& message, std::string_view what) {
-  if (!fd_) return Status(ErrorCode::kIo, "qmp " + socket_path_ + ": the connection is closed");
+  if (!fd_) return Status::Io("qmp " + socket_path_ + ": the connection is closed");
   const std::string line = message.dump() + "\n";
   size_t done = 0;
   while (done < line.size()) {
@@ -146,22 +146,22 @@ Result<json> QmpClient::Receive(Clock::time_point deadline, std::string_view wha
       if (line.find_first_not_of(" \t") != std::string::npos) {
         json message = json::parse(line, nullptr, /*allow_exceptions=*/false);
         if (message.is_discarded() || !message.is_object()) {
-          return Status(ErrorCode::kIo, "qmp " + socket_path_ + ": malformed message while waiting for " +
+          return Status::Io("qmp " + socket_path_ + ": malformed message while waiting for " +
                                             std::string(what) + ": " + Shorten(line));
         }
         return message;
       }
       newline = buffer_.find('\n');
     }
-    if (!fd_) return Status(ErrorCode::kIo, "qmp " + socket_path_ + ": the connection is closed");
+    if (!fd_) return Status::Io("qmp " + socket_path_ + ": the connection is closed");
     if (buffer_.size() > kMaxMessageBytes) {
-      return Status(ErrorCode::kIo, "qmp " + socket_path_ + ": a message longer than " +
+      return Status::Io("qmp " + socket_path_ + ": a message longer than " +
                                         std::to_string(kMaxMessageBytes) + " bytes");
     }
 
     const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
     if (left.count() <= 0) {
-      return Status(ErrorCode::kIo, "qmp " + socket_path_ + ": timed out waiting for " + std::string(what));
+      return Status::Io("qmp " + socket_path_ + ": timed out waiting for " + std::string(what));
     }
     pollfd entry{fd_.get(), POLLIN, 0};
     const int ready = ::poll(&entry, 1, static_cast<int>(std::min<int64_t>(left.count(), 60000)));
@@ -174,7 +174,7 @@ Result<json> QmpClient::Receive(Clock::time_point deadline, std::string_view wha
       buffer_.append(chunk, static_cast<size_t>(n));
     } else if (n == 0 || errno == ECONNRESET) {
       fd_.reset();
-      return Status(ErrorCode::kIo, "qmp " + socket_path_ + ": QEMU closed the connection while waiting for " +
+      return Status::Io("qmp " + socket_path_ + ": QEMU closed the connection while waiting for " +
                                         std::string(what));
     } else if (errno != EINTR && errno != EAGAIN) {
       return Status::FromErrno(errno, "qmp: recv from", socket_path_);

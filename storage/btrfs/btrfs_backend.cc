@@ -43,7 +43,7 @@ Result<std::unique_ptr<BtrfsBackend>> BtrfsBackend::Open(const std::string& root
   struct statfs fs {};
   if (::fstatfs(fd->get(), &fs) != 0) return Status::FromErrno(errno, "statfs", root);
   if (static_cast<uint64_t>(fs.f_type) != BTRFS_SUPER_MAGIC) {
-    return Status(ErrorCode::kUnsupported, "storage backend btrfs needs a btrfs data root; " + root + " is not on btrfs");
+    return Status::Unsupported("storage backend btrfs needs a btrfs data root; " + root + " is not on btrfs");
   }
   return std::unique_ptr<BtrfsBackend>(new BtrfsBackend(root, std::move(*fd), std::move(reason), snapshot_min_entries));
 }
@@ -156,7 +156,7 @@ Result<CloneReport> BtrfsBackend::CloneReadOnly(const std::string& parent, const
   Result<bool> subvolume = IsSubvolume(parent);
   if (!subvolume.ok()) return subvolume.status();
   if (!*subvolume) {
-    return Status(ErrorCode::kUnsupported, "read-only snapshot of " + Path(parent) + ": not a subvolume root");
+    return Status::Unsupported("read-only snapshot of " + Path(parent) + ": not a subvolume root");
   }
   Result<UniqueFd> parent_fd = OpenBeneath(root_fd(), parent, O_RDONLY | O_DIRECTORY, 0, Path(parent));
   if (!parent_fd.ok()) return parent_fd.status();

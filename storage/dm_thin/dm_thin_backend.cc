@@ -59,7 +59,7 @@ Result<std::unique_ptr<DmThinBackend>> DmThinBackend::Open(const DmThinConfig& c
   FE_RETURN_IF_ERROR(ValidateDmThinConfig(config));
   std::string why;
   if (!DeviceMapperAvailable(&why)) {
-    return Status(ErrorCode::kUnsupported, "storage backend dm-thin for " + config.data_root + ": " + why);
+    return Status::Unsupported("storage backend dm-thin for " + config.data_root + ": " + why);
   }
   Result<UniqueFd> root_fd = OpenDataRoot(config.data_root);
   if (!root_fd.ok()) return root_fd.status();
@@ -112,7 +112,7 @@ Status DmThinBackend::CheckNewName(const std::string& volume) const {
   if (!dm_name.ok()) return dm_name.status();
   if (std::optional<ThinRecord> record = ledger_->Find(volume)) {
     if (record->state == ThinState::kReady) return AlreadyExists(volume);
-    return Status(ErrorCode::kBusy, "volume " + Path(volume) + " has an unfinished " +
+    return Status::Busy("volume " + Path(volume) + " has an unfinished " +
                                         std::string(ThinStateName(record->state)) +
                                         " operation (thin id " + std::to_string(record->id) +
                                         "), retried at the next open");
@@ -123,7 +123,7 @@ Status DmThinBackend::CheckNewName(const std::string& volume) const {
   Result<DmDeviceInfo> device = DmInfo(*dm_name);
   if (!device.ok()) return device.status();
   if (device->exists) {
-    return Status(ErrorCode::kAlreadyExists, "volume " + Path(volume) + ": device-mapper device " + *dm_name +
+    return Status::AlreadyExists("volume " + Path(volume) + ": device-mapper device " + *dm_name +
                                                  " already exists but the ledger has no such volume");
   }
   return Status::Ok();
@@ -285,7 +285,7 @@ Status DmThinBackend::Remove(const std::string& volume) {
     Result<DmDeviceInfo> info = DmInfo(name);
     if (!info.ok()) return info.status();
     if (info->exists && info->open_count > 0) {
-      return Status(ErrorCode::kBusy, "remove volume " + Path(volume) + ": its device " + DevicePath(volume) +
+      return Status::Busy("remove volume " + Path(volume) + ": its device " + DevicePath(volume) +
                                           " is open (" + std::to_string(info->open_count) + " users)");
     }
     // Deactivating first changes nothing lasting: on failure the volume stays whole (and a crash
@@ -308,7 +308,7 @@ Result<VolumeUsage> DmThinBackend::Usage(const std::string& volume) {
   if (!usage.ok()) return usage.status();
   Result<std::vector<TableLine>> lines = DmStatus(DmName(volume));
   if (!lines.ok()) return lines.status();
-  if (lines->size() != 1) return Status(ErrorCode::kIo, "thin device " + DmName(volume) + " has no single target");
+  if (lines->size() != 1) return Status::Io("thin device " + DmName(volume) + " has no single target");
   Result<ThinStatus> thin = ParseThinStatus(DmName(volume), (*lines)[0].params);
   if (!thin.ok()) return thin.status();
   usage->logical_bytes += record->sectors * kSectorBytes;

@@ -56,7 +56,7 @@ using Task = std::unique_ptr<dm_task, TaskDeleter>;
 Status TaskError(int err, std::string_view operation, const std::string& name) {
   const std::string device = "device-mapper device " + name;
   if (err != 0 || last_library_error.empty()) return Status::FromErrno(err == 0 ? EIO : err, operation, device);
-  return Status(ErrorCode::kIo, std::string(operation) + " " + device + ": " + last_library_error);
+  return Status::Io(std::string(operation) + " " + device + ": " + last_library_error);
 }
 
 Result<Task> NewTask(int type, const std::string& name, std::string_view operation) {

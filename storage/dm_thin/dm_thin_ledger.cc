@@ -77,7 +77,7 @@ Result<std::unique_ptr<ThinLedger>> ThinLedger::Open(const std::string& path) {
   if (!lock) return Status::FromErrno(errno, "open ledger lock", lock_path);
   if (::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) {
     if (errno == EWOULDBLOCK) {
-      return Status(ErrorCode::kBusy, "ledger " + path + " is in use by another process (flock on " +
+      return Status::Busy("ledger " + path + " is in use by another process (flock on " +
                                           lock_path + " is held)");
     }
     return Status::FromErrno(errno, "flock", lock_path);
@@ -94,7 +94,7 @@ Result<ThinLedger::State> ThinLedger::Load(const std::string& path) {
   Result<std::string> text = ReadAll(path);
   if (!text.ok()) return text.status();
   auto corrupt = [&](const std::string& why) {
-    return Status(ErrorCode::kIo, "ledger " + path + " is corrupt (" + why +
+    return Status::Io("ledger " + path + " is corrupt (" + why +
                                       "); it is kept as is because it names thin ids the pool may hold");
   };
   json document = json::parse(*text, nullptr, /*allow_exceptions=*/false);
@@ -152,13 +152,13 @@ Result<uint32_t> ThinLedger::BeginCreate(const std::string& volume, uint64_t sec
                                          std::optional<uint32_t> origin) {
   std::lock_guard lock(mutex_);
   if (state_.records.count(volume) != 0) {
-    return Status(ErrorCode::kAlreadyExists, "ledger " + path_ + " already has volume " + volume + " (state " +
+    return Status::AlreadyExists("ledger " + path_ + " already has volume " + volume + " (state " +
                                                  std::string(ThinStateName(state_.records.at(volume).state)) + ")");
   }
   std::set<uint32_t> used;
   for (const auto& [name, record] : state_.records) used.insert(record.id);
   std::optional<uint32_t> id = AllocateThinId(state_.next_id, used);
-  if (!id) return Status(ErrorCode::kNoSpace, "ledger " + path_ + ": every thin device id is in use");
+  if (!id) return Status::NoSpace("ledger " + path_ + ": every thin device id is in use");
   State next = state_;
   next.records[volume] = ThinRecord{.id = *id, .state = ThinState::kCreating, .sectors = sectors, .origin = origin};
   next.next_id = *id == kMaxThinId ? 0 : *id + 1;
@@ -169,7 +169,7 @@ Result<uint32_t> ThinLedger::BeginCreate(const std::string& volume, uint64_t sec
 Status ThinLedger::SetState(const std::string& volume, ThinState state) {
   std::lock_guard lock(mutex_);
   if (state_.records.count(volume) == 0) {
-    return Status(ErrorCode::kNotFound, "ledger " + path_ + " has no volume " + volume);
+    return Status::NotFound("ledger " + path_ + " has no volume " + volume);
   }
   State next = state_;
   next.records[volume].state = state;

@@ -16,7 +16,7 @@ Status CheckIsThinPool(const std::string& name) {
   if (lines->size() != 1 || (*lines)[0].target != "thin-pool") {
     std::string targets;
     for (const TableLine& line : *lines) targets += (targets.empty() ? "" : ",") + line.target;
-    return Status(ErrorCode::kInvalidArgument, "device-mapper device " + name +
+    return Status::InvalidArgument("device-mapper device " + name +
                                                    " exists but is not a thin pool (targets: " +
                                                    (targets.empty() ? "none" : targets) + ")");
   }
@@ -45,7 +45,7 @@ Status LoadPool(const DmThinConfig& config, const std::string& image_prefix) {
                         .data_device_sectors = *data_bytes / kSectorBytes,
                         .block_size_sectors = config.block_size_sectors};
   if (PoolDataBlocks(geometry) == 0) {
-    return Status(ErrorCode::kInvalidArgument, "data device " + data_device + " (" + std::to_string(*data_bytes) +
+    return Status::InvalidArgument("data device " + data_device + " (" + std::to_string(*data_bytes) +
                                                    " bytes) is smaller than one pool block");
   }
   geometry.low_water_mark_blocks = EffectiveLowWaterMark(config, PoolDataBlocks(geometry));
@@ -72,7 +72,7 @@ Result<PoolStatus> ThinPool::ReadStatus() const {
   Result<std::vector<TableLine>> lines = DmStatus(name_);
   if (!lines.ok()) return lines.status();
   if (lines->size() != 1) {
-    return Status(ErrorCode::kIo, "thin pool " + name_ + " has " + std::to_string(lines->size()) + " targets");
+    return Status::Io("thin pool " + name_ + " has " + std::to_string(lines->size()) + " targets");
   }
   return ParsePoolStatus(name_, (*lines)[0].params);
 }

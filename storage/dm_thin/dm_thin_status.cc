@@ -33,7 +33,7 @@ bool ParseRatio(std::string_view text, uint64_t& used, uint64_t& total) {
 
 Status Malformed(std::string_view kind, std::string_view device, std::string_view params,
                  std::string_view why) {
-  return Status(ErrorCode::kIo, std::string(kind) + " status of " + std::string(device) + " '" +
+  return Status::Io(std::string(kind) + " status of " + std::string(device) + " '" +
                                     std::string(params) + "' is malformed: " + std::string(why));
 }
 
@@ -55,7 +55,7 @@ double PoolStatus::MetadataFraction() const { return Fraction(metadata_used, met
 Result<PoolStatus> ParsePoolStatus(std::string_view pool, std::string_view params) {
   std::vector<std::string_view> fields = Fields(params);
   if (fields.size() == 1 && (fields[0] == "Fail" || fields[0] == "Error")) {
-    return Status(ErrorCode::kIo, "thin pool " + std::string(pool) + " reports '" +
+    return Status::Io("thin pool " + std::string(pool) + " reports '" +
                                       std::string(fields[0]) + "': it needs repair (thin_check)");
   }
   if (fields.size() < 3) return Malformed("thin-pool", pool, params, "fewer than 3 fields");
@@ -87,7 +87,7 @@ Result<PoolStatus> ParsePoolStatus(std::string_view pool, std::string_view param
 Result<ThinStatus> ParseThinStatus(std::string_view device, std::string_view params) {
   std::vector<std::string_view> fields = Fields(params);
   if (fields.size() == 1 && fields[0] == "Fail") {
-    return Status(ErrorCode::kIo, "thin device " + std::string(device) + " reports 'Fail'");
+    return Status::Io("thin device " + std::string(device) + " reports 'Fail'");
   }
   if (fields.size() < 2) return Malformed("thin", device, params, "fewer than 2 fields");
   ThinStatus status;
@@ -107,15 +107,15 @@ Result<ThinStatus> ParseThinStatus(std::string_view device, std::string_view par
 Status CheckPoolFill(std::string_view pool, const PoolStatus& status, double threshold) {
   const std::string name = "thin pool " + std::string(pool);
   if (status.mode == PoolMode::kOutOfDataSpace) {
-    return Status(ErrorCode::kNoSpace, name + " is out of data space (" + std::to_string(status.data_used) +
+    return Status::NoSpace(name + " is out of data space (" + std::to_string(status.data_used) +
                                            "/" + std::to_string(status.data_total) + " blocks)");
   }
   if (status.mode == PoolMode::kReadOnly || status.needs_check) {
-    return Status(ErrorCode::kIo, name + " is read-only" +
+    return Status::Io(name + " is read-only" +
                                       std::string(status.needs_check ? " and needs a check (thin_check)" : ""));
   }
   auto refuse = [&](std::string_view what, double fraction, uint64_t used, uint64_t total) {
-    return Status(ErrorCode::kNoSpace, name + ": " + std::string(what) + " usage " + Percent(fraction) +
+    return Status::NoSpace(name + ": " + std::string(what) + " usage " + Percent(fraction) +
                                            " (" + std::to_string(used) + "/" + std::to_string(total) +
                                            " blocks) is above the fill threshold " + Percent(threshold));
   };

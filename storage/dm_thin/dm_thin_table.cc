@@ -41,8 +41,7 @@ Status ValidateDmName(std::string_view name) {
   bool ok = !name.empty() && name.size() <= kMaxDmNameLength && name != "." && name != "..";
   for (char c : name) ok = ok && c > ' ' && c < 127 && c != '/';
   if (ok) return Status::Ok();
-  return Status(ErrorCode::kInvalidArgument,
-                "invalid device-mapper name '" + std::string(name) +
+  return Status::InvalidArgument("invalid device-mapper name '" + std::string(name) +
                     "': expected 1.." + std::to_string(kMaxDmNameLength) +
                     " printable characters without '/'");
 }
@@ -50,8 +49,7 @@ Status ValidateDmName(std::string_view name) {
 Result<std::string> ThinDeviceName(std::string_view pool, std::string_view volume) {
   std::string name = std::string(pool) + "-" + std::string(volume);
   if (name.size() > kMaxDmNameLength) {
-    return Status(ErrorCode::kInvalidArgument,
-                  "volume name '" + std::string(volume) + "' is too long for pool '" + std::string(pool) +
+    return Status::InvalidArgument("volume name '" + std::string(volume) + "' is too long for pool '" + std::string(pool) +
                       "': the device name '" + name + "' would exceed " +
                       std::to_string(kMaxDmNameLength) + " characters");
   }

@@ -146,7 +146,7 @@ Result<LoopFilesystem> LoopFilesystem::Open(const LoopFilesystemOptions& options
   const std::string context = "opening " + std::string(LoopFilesystemTypeName(options.type)) +
                               " loop filesystem " + image;
   if (image.empty() || options.mount_point.empty()) {
-    return Status(ErrorCode::kInvalidArgument, context + ": image_path and mount_point are required");
+    return Status::InvalidArgument(context + ": image_path and mount_point are required");
   }
 
   bool created = true;
@@ -166,8 +166,7 @@ Result<LoopFilesystem> LoopFilesystem::Open(const LoopFilesystemOptions& options
   if (created) {
     uint64_t minimum = options.type == LoopFilesystemType::kExt4 ? 1 : kMinXfsBtrfsBytes;
     if (options.size_bytes < minimum) {
-      return fail(Status(ErrorCode::kInvalidArgument,
-                         "image size " + std::to_string(options.size_bytes) + " bytes is below the " +
+      return fail(Status::InvalidArgument("image size " + std::to_string(options.size_bytes) + " bytes is below the " +
                              std::to_string(minimum) + " byte minimum"));
     }
     if (::ftruncate(image_fd.get(), static_cast<off_t>(options.size_bytes)) != 0) {

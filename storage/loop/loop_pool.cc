@@ -8,11 +8,11 @@
 #include <charconv>
 #include <memory>
 
-#include "engine/forkd/socket_setup.h"
+#include "base/fs_util.h"
 #include "storage/loop/loop_filesystem.h"
 #include "storage/tree/reflink_probe.h"
 
-namespace fe::forkd {
+namespace fe::storage {
 namespace {
 
 Result<bool> IsMountPoint(const std::string& path) {
@@ -42,18 +42,18 @@ Result<bool> IsEmptyDirectory(const std::string& path) {
 Result<LoopPoolMode> ParseLoopPoolMode(const std::string& text) {
   if (text == "none") return LoopPoolMode::kNone;
   if (text == "auto") return LoopPoolMode::kAuto;
-  return Status(ErrorCode::kInvalidArgument, "loop pool '" + text + "' is not one of none, auto");
+  return Status::InvalidArgument("loop pool '" + text + "' is not one of none, auto");
 }
 
 Result<uint64_t> ParseSize(const std::string& text) {
   uint64_t value = 0;
   const char* end = text.data() + text.size();
   auto [rest, error] = std::from_chars(text.data(), end, value);
-  if (error != std::errc() || rest == text.data()) return Status(ErrorCode::kInvalidArgument, "size '" + text + "' is not a number");
+  if (error != std::errc() || rest == text.data()) return Status::InvalidArgument("size '" + text + "' is not a number");
   std::string_view suffix(rest, end - rest);
   int shift = suffix.empty() ? 0 : suffix == "K" ? 10 : suffix == "M" ? 20 : suffix == "G" ? 30 : suffix == "T" ? 40 : -1;
-  if (shift < 0) return Status(ErrorCode::kInvalidArgument, "size '" + text + "': unit must be K, M, G or T");
-  if (shift > 0 && value > (UINT64_MAX >> shift)) return Status(ErrorCode::kInvalidArgument, "size '" + text + "' is too large");
+  if (shift < 0) return Status::InvalidArgument("size '" + text + "': unit must be K, M, G or T");
+  if (shift > 0 && value > (UINT64_MAX >> shift)) return Status::InvalidArgument("size '" + text + "' is too large");
   return value << shift;
 }
 
@@ -98,4 +98,4 @@ Result<std::string> PrepareLoopPool(const std::string& data_root, LoopPoolMode m
                      "); mounted XFS image " + kept_mounted->image_path() + " from " + kept_mounted->device() + " there");
 }
 
-}  // namespace fe::forkd
+}  // namespace fe::storage

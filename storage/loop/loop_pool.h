@@ -13,7 +13,7 @@
 
 #include "base/status.h"
 
-namespace fe::forkd {
+namespace fe::storage {
 
 enum class LoopPoolMode { kNone, kAuto };
 
@@ -26,4 +26,4 @@ Result<uint64_t> ParseSize(const std::string& text);
 // Returns one line for the log saying what it did and why. `data_root` must exist.
 Result<std::string> PrepareLoopPool(const std::string& data_root, LoopPoolMode mode, uint64_t size_bytes);
 
-}  // namespace fe::forkd
+}  // namespace fe::storage

@@ -17,8 +17,7 @@ Result<BackendChoice> ParseBackendChoice(std::string_view text) {
   if (text == "btrfs") return BackendChoice::kBtrfs;
   if (text == "reflink") return BackendChoice::kReflink;
   if (text == "copy") return BackendChoice::kCopy;
-  return Status(ErrorCode::kInvalidArgument,
-                "unknown storage backend '" + std::string(text) + "': expected auto, dm-thin, btrfs, reflink or copy");
+  return Status::InvalidArgument("unknown storage backend '" + std::string(text) + "': expected auto, dm-thin, btrfs, reflink or copy");
 }
 
 std::string_view BackendChoiceName(BackendChoice choice) {
@@ -37,11 +36,10 @@ Result<BackendDecision> DecideBackend(BackendChoice choice, const FilesystemProb
   const bool btrfs = probe.filesystem == "btrfs";
   if (choice == BackendChoice::kDmThin || (choice == BackendChoice::kAuto && host.thin_pool_configured)) {
     if (!host.thin_pool_configured) {
-      return Status(ErrorCode::kInvalidArgument, "storage backend dm-thin needs a thin pool in the configuration");
+      return Status::InvalidArgument("storage backend dm-thin needs a thin pool in the configuration");
     }
     if (!host.device_mapper) {
-      return Status(ErrorCode::kUnsupported,
-                    "storage backend dm-thin is not available on this host: " + host.device_mapper_reason);
+      return Status::Unsupported("storage backend dm-thin is not available on this host: " + host.device_mapper_reason);
     }
     return BackendDecision{BackendChoice::kDmThin, std::string(choice == BackendChoice::kAuto ? "auto: " : "forced: ") +
                                                        "a thin pool is configured; clones are thin snapshots"};
@@ -51,14 +49,13 @@ Result<BackendDecision> DecideBackend(BackendChoice choice, const FilesystemProb
       return BackendDecision{BackendChoice::kCopy, "copy forced by configuration"};
     case BackendChoice::kBtrfs:
       if (!btrfs) {
-        return Status(ErrorCode::kUnsupported, "storage backend btrfs needs a btrfs data root; " + root +
+        return Status::Unsupported("storage backend btrfs needs a btrfs data root; " + root +
                                                    " is on " + probe.filesystem);
       }
       return BackendDecision{BackendChoice::kBtrfs, "btrfs forced by configuration: every clone of a subvolume is a snapshot"};
     case BackendChoice::kReflink:
       if (!probe.reflink) {
-        return Status(ErrorCode::kUnsupported,
-                      "storage backend reflink is not available on data root " + root + ": " + probe.reason);
+        return Status::Unsupported("storage backend reflink is not available on data root " + root + ": " + probe.reason);
       }
       return BackendDecision{BackendChoice::kReflink, "reflink forced by configuration (" + probe.reason + ")"};
     case BackendChoice::kAuto:

@@ -151,11 +151,11 @@ Result<UniqueFd> OpenDataRoot(const std::string& root) {
 std::string DirectoryBackend::Path(const std::string& volume) const { return JoinPath(root_, volume); }
 
 Status DirectoryBackend::NotFound(const std::string& volume) const {
-  return Status(ErrorCode::kNotFound, "volume " + Path(volume) + " does not exist");
+  return Status::NotFound("volume " + Path(volume) + " does not exist");
 }
 
 Status DirectoryBackend::AlreadyExists(const std::string& volume) const {
-  return Status(ErrorCode::kAlreadyExists, "volume " + Path(volume) + " already exists");
+  return Status::AlreadyExists("volume " + Path(volume) + " already exists");
 }
 
 Result<std::string> DirectoryBackend::RenameAway(const std::string& volume) {

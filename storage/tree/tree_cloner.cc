@@ -461,7 +461,7 @@ std::chrono::nanoseconds Since(Clock::time_point start) { return Clock::now() - 
 Result<UniqueFd> OpenSourceRoot(int source_parent_fd, const std::string& source_name,
                                 const std::string& source_display, struct statx& root_stat) {
   if (!IsSingleComponent(source_name)) {
-    return Status(ErrorCode::kInvalidArgument, "clone source name '" + source_name + "' is not one path component");
+    return Status::InvalidArgument("clone source name '" + source_name + "' is not one path component");
   }
   Result<UniqueFd> source_root =
       OpenBeneath(source_parent_fd, source_name, O_RDONLY | O_DIRECTORY, 0, source_display);
@@ -491,11 +491,11 @@ Result<CloneReport> CloneTreeImpl(int source_parent_fd, const std::string& sourc
   const Clock::time_point start = Clock::now();
   CloneReport report;
   if (!IsSingleComponent(target_name)) {
-    return Status(ErrorCode::kInvalidArgument, "clone target name '" + target_name + "' is not one path component");
+    return Status::InvalidArgument("clone target name '" + target_name + "' is not one path component");
   }
   struct statx existing;
   if (::statx(target_parent_fd, target_name.c_str(), AT_SYMLINK_NOFOLLOW, 0, &existing) == 0) {
-    return Status(ErrorCode::kAlreadyExists, "clone target " + target_display + " already exists");
+    return Status::AlreadyExists("clone target " + target_display + " already exists");
   }
   if (errno != ENOENT) return Status::FromErrno(errno, "stat clone target", target_display);
   struct statx root_stat;
@@ -533,7 +533,7 @@ Result<CloneReport> CloneTreeImpl(int source_parent_fd, const std::string& sourc
                   RENAME_NOREPLACE) != 0) {
     int err = errno;
     if (err == EEXIST) {
-      return abandon(Status(ErrorCode::kAlreadyExists, "clone target " + target_display + " already exists"));
+      return abandon(Status::AlreadyExists("clone target " + target_display + " already exists"));
     }
     return abandon(Status::FromErrno(err, "rename temporary clone into place as", target_display));
   }

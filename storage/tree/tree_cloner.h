@@ -61,8 +61,5 @@ Result<CloneReport> CloneTree(const std::string& source, const std::string& targ
 Result<CloneReport> CloneContents(int source_parent_fd, const std::string& source_name,
                                   int target_root_fd, const CloneOptions& options);
 
-// Removes a tree beneath `parent_fd` without following symlinks. Used for temporary trees and by
-// backends removing volumes.
-Status RemoveTree(int parent_fd, const std::string& name);
 
 }  // namespace fe::storage

@@ -140,7 +140,7 @@ Result<Beat> WaitForBeat(const std::string& serial_log, const std::function<bool
       if (done(beat)) return beat;
     }
     if (Clock::now() >= deadline) {
-      return Status(ErrorCode::kInternal, serial_log + ": no such beat within " + std::to_string(timeout.count()) +
+      return Status::Internal(serial_log + ": no such beat within " + std::to_string(timeout.count()) +
                                               " ms; last: " + (beats.empty() ? "none" : Describe(beats.back())));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
@@ -155,7 +155,7 @@ Result<TimedBeat> NextTimedBeat(const std::string& serial_log, std::chrono::mill
       std::vector<Beat> beats = ReadBeats(serial_log);
       if (!beats.empty() && beats.back().number > after) return std::make_pair(beats.back(), HostNowMs());
       if (Clock::now() >= deadline) {
-        return Status(ErrorCode::kInternal, serial_log + ": no beat after " + std::to_string(after) + " within " +
+        return Status::Internal(serial_log + ": no beat after " + std::to_string(after) + " within " +
                                                 std::to_string(timeout.count()) + " ms");
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(2));
@@ -167,7 +167,7 @@ Result<TimedBeat> NextTimedBeat(const std::string& serial_log, std::chrono::mill
   Result<std::pair<Beat, int64_t>> current = next(previous->first.number);
   if (!current.ok()) return current.status();
   if (current->first.number != previous->first.number + 1) {
-    return Status(ErrorCode::kInternal, serial_log + ": beats " + std::to_string(previous->first.number) +
+    return Status::Internal(serial_log + ": beats " + std::to_string(previous->first.number) +
                                             " and " + std::to_string(current->first.number) +
                                             " showed at once; cannot time them");
   }

@@ -66,18 +66,18 @@ Result<Json> Forkctl::Run(const std::vector<std::string>& args) const {
   Result<ProcessResult> run = RunProcess(argv);
   if (!run.ok()) return run.status().Annotate(command);
   if (run->exit_code != 0) {
-    return Status(ErrorCode::kInternal, command + " exited " + std::to_string(run->exit_code) + ": " + run->output);
+    return Status::Internal(command + " exited " + std::to_string(run->exit_code) + ": " + run->output);
   }
   if (run->output.empty()) return Json();  // a reply without a body (rm: 204)
   Json json = Json::parse(run->output, nullptr, false);
-  if (json.is_discarded()) return Status(ErrorCode::kInternal, command + " printed no JSON: " + run->output);
+  if (json.is_discarded()) return Status::Internal(command + " printed no JSON: " + run->output);
   return json;
 }
 
 Status Ping(const std::string& ipv4) {
   Result<ProcessResult> ping = RunProcess({"/bin/busybox", "ping", "-c", "1", "-W", "5", ipv4});
   if (!ping.ok()) return ping.status();
-  if (ping->exit_code != 0) return Status(ErrorCode::kInternal, "ping " + ipv4 + ": " + ping->output);
+  if (ping->exit_code != 0) return Status::Internal("ping " + ipv4 + ": " + ping->output);
   return Status::Ok();
 }
 

@@ -205,7 +205,7 @@ TEST_F(VmForkEndToEndTest, ForksOfARunningGuestAndOfItsForkRunOnWithOwnIdentityC
       Status ran = RunProcessChecked(command);
       ASSERT_TRUE(ran.ok()) << ran.ToString();
     }
-    forkd::test::ForkdProcess forkd(data_root, root + "/forkd.sock", root + "/forkd.log",
+    engine::forkd::test::ForkdProcess forkd(data_root, root + "/forkd.sock", root + "/forkd.log",
                                     {"--bridge", kBridge, "--manage-taps", "on", "--subnet", "10.100.0.0/16",
                                      "--identity-timeout-ms", "60000"});
     Status started = forkd.Start();
@@ -288,9 +288,9 @@ TEST_F(VmForkEndToEndTest, ForksOfARunningGuestAndOfItsForkRunOnWithOwnIdentityC
     std::vector<std::string> devices = NetworkDevices();
     std::sort(devices.begin(), devices.end());
     EXPECT_EQ(devices, (std::vector<std::string>{kBridge, "lo"})) << "TAPs left behind";
-    EXPECT_EQ(forkd::test::ListDir(data_root + "/volumes"), std::vector<std::string>{});
-    EXPECT_EQ(forkd::test::ListDir(data_root + "/instances"), std::vector<std::string>{});
-    Result<std::vector<std::string>> leased = forkd::test::LeasedIds(data_root);
+    EXPECT_EQ(engine::forkd::test::ListDir(data_root + "/volumes"), std::vector<std::string>{});
+    EXPECT_EQ(engine::forkd::test::ListDir(data_root + "/instances"), std::vector<std::string>{});
+    Result<std::vector<std::string>> leased = engine::forkd::test::LeasedIds(data_root);
     ASSERT_TRUE(leased.ok()) << leased.status().ToString();
     EXPECT_EQ(*leased, std::vector<std::string>{});
     forkd.Signal(SIGTERM);

@@ -142,7 +142,7 @@ class TestPlugin final : public hypervisor::Plugin {
   }
   Result<hypervisor::PreparedFork> PrepareFork(const hypervisor::ForkSpec& spec) const override {
     int call = ++prepare_calls;
-    if (call == fail_prepare_on) return Status(ErrorCode::kIo, "injected PrepareFork failure (call " + std::to_string(call) + ")");
+    if (call == fail_prepare_on) return Status::Io("injected PrepareFork failure (call " + std::to_string(call) + ")");
     return hypervisor::CloudHypervisorPlugin().PrepareFork(spec);
   }
   Result<hypervisor::LaunchCommand> Launch(const std::string& instance_dir, hypervisor::LaunchMode) const override {
@@ -188,7 +188,7 @@ class EngineFixture {
     config.manage_taps = manage_taps;
     config.plugins = [this](std::string_view kind) -> Result<const hypervisor::Plugin*> {
       if (kind == "cloud-hypervisor") return static_cast<const hypervisor::Plugin*>(&plugin_);
-      return Status(ErrorCode::kUnsupported, "hypervisor '" + std::string(kind) + "' is not supported");
+      return Status::Unsupported("hypervisor '" + std::string(kind) + "' is not supported");
     };
     Result<std::unique_ptr<Engine>> engine = Engine::Open(config);
     if (!engine.ok()) return engine.status();

@@ -6,7 +6,7 @@
 //
 // A real syncfs failure (a write-back error) cannot be provoked on demand without breaking the
 // whole filesystem, and with it the rollback under test, so syncfs(2) is replaced through
-// snapshot::DeferredSync::SetSyncfsForTesting by one that still syncs but reports EIO on call N.
+// DeferredSync::SetSyncfsForTesting by one that still syncs but reports EIO on call N.
 #include <unistd.h>
 
 #include <atomic>
@@ -59,9 +59,9 @@ class ForkSyncFailureTest : public fe::test::ScratchTest, public ::testing::With
     source_ = *source;
     syncfs_calls = 0;
     fail_syncfs_on = 0;
-    snapshot::DeferredSync::SetSyncfsForTesting(&SyncfsFailingOnCallN);
+    DeferredSync::SetSyncfsForTesting(&SyncfsFailingOnCallN);
   }
-  void TearDown() override { snapshot::DeferredSync::SetSyncfsForTesting(nullptr); }
+  void TearDown() override { DeferredSync::SetSyncfsForTesting(nullptr); }
 
   Engine& engine() { return fixture_.engine(); }
   std::string SourceDir() { return engine().backend().Path(source_.volume); }

@@ -73,7 +73,7 @@ class ForkTest : public fe::test::ScratchTest, public ::testing::WithParamInterf
     }
     Result<std::vector<std::string>> backend_volumes = fixture_.engine().Storage().ok()
                                                            ? Result<std::vector<std::string>>(ListVolumes())
-                                                           : Result<std::vector<std::string>>(Status(ErrorCode::kIo, "storage"));
+                                                           : Result<std::vector<std::string>>(Status::Io("storage"));
     ASSERT_TRUE(backend_volumes.ok());
     EXPECT_EQ(std::set<std::string>(backend_volumes->begin(), backend_volumes->end()), volumes);
     Result<std::vector<std::string>> dirs = store->ListIds();
@@ -250,7 +250,7 @@ TEST_P(ForkTest, FailedForkNamesTheStepAndFanOutFailureRollsBackEveryFork) {
 TEST_P(ForkTest, FiftyConcurrentForksGetDistinctIdsNamesAndIdentities) {
   fe::test::TreeSnapshot before = SourceTree();
   constexpr int kForks = 50;
-  std::vector<Result<std::vector<ForkOutcome>>> results(kForks, Status(ErrorCode::kInternal, "not run"));
+  std::vector<Result<std::vector<ForkOutcome>>> results(kForks, Status::Internal("not run"));
   std::vector<std::thread> threads;
   for (int i = 0; i < kForks; ++i) {
     threads.emplace_back([&, i] { results[i] = engine().Fork("src", Request("c" + std::to_string(i))); });

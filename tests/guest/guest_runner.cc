@@ -91,7 +91,7 @@ Result<std::vector<std::string>> SharedLibraries(const std::string& binary) {
   std::vector<std::string> libraries;
   if (ldd->output.find("not a dynamic executable") != std::string::npos) return libraries;
   if (ldd->exit_code != 0 || ldd->output.find("not found") != std::string::npos) {
-    return Status(ErrorCode::kNotFound, "ldd " + binary + " failed: " + ldd->output);
+    return Status::NotFound("ldd " + binary + " failed: " + ldd->output);
   }
   std::istringstream lines(ldd->output);
   std::string line;
@@ -128,7 +128,7 @@ std::string InitScript(const std::vector<std::pair<std::string, std::string>>& m
 Result<GuestResult> Boot(const GuestSpec& spec, const std::string& kernel, const std::string& initramfs,
                          const std::string& serial_log, const std::string& nonce) {
   std::optional<std::string> qemu = FindInPath(kQemu);
-  if (!qemu) return Status(ErrorCode::kNotFound, std::string(kQemu) + " is not in PATH");
+  if (!qemu) return Status::NotFound(std::string(kQemu) + " is not in PATH");
   const Clock::time_point start = Clock::now();
   // `timeout` stops QEMU (and so the guest) when the guest hangs; the guest normally powers off.
   std::vector<std::string> argv = {
@@ -179,10 +179,10 @@ Result<std::vector<std::string>> AddGuestModules(InitramfsBuilder& image, const 
   std::vector<std::string> guest_paths;
   for (const std::string& module : modules) {
     auto it = index->find(Canonical(module));
-    if (it == index->end()) return Status(ErrorCode::kNotFound, "module " + module + " is not in " + tree);
+    if (it == index->end()) return Status::NotFound("module " + module + " is not in " + tree);
     if (it->second.empty()) continue;  // built into this kernel
     if (it->second.size() < 3 || it->second.substr(it->second.size() - 3) != ".ko") {
-      return Status(ErrorCode::kUnsupported, "module " + it->second + " is compressed; busybox insmod needs .ko");
+      return Status::Unsupported("module " + it->second + " is compressed; busybox insmod needs .ko");
     }
     const std::string guest_path = "/fe-guest/modules/" + fs::path(it->second).filename().string();
     image.AddFile(guest_path, tree + "/" + it->second, 0644);
@@ -203,7 +203,7 @@ Status AddGuestFiles(InitramfsBuilder& image, const std::vector<GuestFile>& file
 }
 
 Result<GuestResult> RunGuest(const GuestSpec& spec) {
-  if (std::string why = GuestUnavailableReason(); !why.empty()) return Status(ErrorCode::kUnsupported, why);
+  if (std::string why = GuestUnavailableReason(); !why.empty()) return Status::Unsupported(why);
   const std::string kernel = FindKernel();
 
   InitramfsBuilder image;

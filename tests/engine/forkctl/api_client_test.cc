@@ -16,7 +16,7 @@
 #include "tests/support/scratch.h"
 #include "tests/support/temp_dir.h"
 
-namespace fe::cli {
+namespace fe::engine::forkctl {
 namespace {
 
 TEST(ErrorFromReplyTest, CarriesTheServersMessageCodeAndHttpStatus) {
@@ -164,4 +164,4 @@ TEST_F(ApiClientServerTest, AReplyThatIsNotJsonIsAnInternalError) {
 }
 
 }  // namespace
-}  // namespace fe::cli
+}  // namespace fe::engine::forkctl

@@ -19,7 +19,7 @@
 
 extern char** environ;
 
-namespace fe::cli {
+namespace fe::engine::forkctl {
 namespace {
 
 using nlohmann::json;
@@ -254,4 +254,4 @@ TEST_F(ForkctlEndToEndTest, UsageErrorsExitTwoWithoutAskingForkd) {
 }
 
 }  // namespace
-}  // namespace fe::cli
+}  // namespace fe::engine::forkctl

@@ -2,7 +2,7 @@
 
 #include <gtest/gtest.h>
 
-namespace fe::cli {
+namespace fe::engine::forkctl {
 namespace {
 
 using nlohmann::json;
@@ -145,4 +145,4 @@ TEST(StorageDetailsTest, ShowsBackendRootReasonAndUsage) {
 }
 
 }  // namespace
-}  // namespace fe::cli
+}  // namespace fe::engine::forkctl

@@ -2,7 +2,7 @@
 
 #include <gtest/gtest.h>
 
-namespace fe::cli {
+namespace fe::engine::forkctl {
 namespace {
 
 using nlohmann::json;
@@ -69,4 +69,4 @@ TEST(PoolPathTest, EncodesTheNameAsOneSegment) {
 }
 
 }  // namespace
-}  // namespace fe::cli
+}  // namespace fe::engine::forkctl

@@ -13,7 +13,7 @@
 #include "tests/support/scratch.h"
 #include "tests/support/temp_dir.h"
 
-namespace fe::cli {
+namespace fe::engine::forkctl {
 namespace {
 
 using fe::test::kMiB;
@@ -166,4 +166,4 @@ TEST(ParseByteSizeTest, RejectsOtherTextAndOverflow) {
 }
 
 }  // namespace
-}  // namespace fe::cli
+}  // namespace fe::engine::forkctl

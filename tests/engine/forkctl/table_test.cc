@@ -2,7 +2,7 @@
 
 #include <gtest/gtest.h>
 
-namespace fe::cli {
+namespace fe::engine::forkctl {
 namespace {
 
 TEST(TableTest, PadsColumnsToTheWidestCellAndRightAlignsNumbers) {
@@ -55,4 +55,4 @@ TEST(FormatMillisTest, PrintsMicrosecondsAsMillisecondsWithThreeDecimals) {
 }
 
 }  // namespace
-}  // namespace fe::cli
+}  // namespace fe::engine::forkctl

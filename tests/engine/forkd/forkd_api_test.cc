@@ -15,7 +15,7 @@
 #include "storage/loop/loop_filesystem.h"
 #include "tests/engine/forkd/forkd_test_fixture.h"
 
-namespace fe::forkd::test {
+namespace fe::engine::forkd::test {
 namespace {
 
 class ForkdApiTest : public ForkdTest {};
@@ -298,4 +298,4 @@ TEST_F(ForkdApiTest, ASecondForkdOnALiveSocketRefusesToStart) {
 }
 
 }  // namespace
-}  // namespace fe::forkd::test
+}  // namespace fe::engine::forkd::test

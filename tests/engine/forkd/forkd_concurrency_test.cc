@@ -9,7 +9,7 @@
 #include "tests/engine/forkd/forkd_invariants.h"
 #include "tests/engine/forkd/forkd_test_fixture.h"
 
-namespace fe::forkd::test {
+namespace fe::engine::forkd::test {
 namespace {
 
 class ForkdConcurrencyTest : public ForkdTest {};
@@ -103,4 +103,4 @@ TEST_F(ForkdConcurrencyTest, ADeleteRacingForksNeverLeavesABrokenInstance) {
 }
 
 }  // namespace
-}  // namespace fe::forkd::test
+}  // namespace fe::engine::forkd::test

@@ -10,7 +10,7 @@
 #include "tests/engine/forkd/forkd_invariants.h"
 #include "tests/engine/forkd/forkd_test_fixture.h"
 
-namespace fe::forkd::test {
+namespace fe::engine::forkd::test {
 namespace {
 
 class ForkdCrashTest : public ForkdTest {
@@ -90,4 +90,4 @@ TEST_F(ForkdCrashTest, SigtermDuringForksLetsThemFinishExitsZeroAndLeavesNothing
 }
 
 }  // namespace
-}  // namespace fe::forkd::test
+}  // namespace fe::engine::forkd::test

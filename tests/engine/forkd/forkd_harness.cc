@@ -17,7 +17,7 @@
 
 extern char** environ;
 
-namespace fe::forkd::test {
+namespace fe::engine::forkd::test {
 namespace {
 
 ApiResponse ToResponse(const httplib::Result& result) {
@@ -131,12 +131,12 @@ Status ForkdProcess::WaitReady() {
     int status = 0;
     if (pid_ > 0 && ::waitpid(pid_, &status, WNOHANG) == pid_) {
       pid_ = -1;
-      return Status(ErrorCode::kInternal, "forkd exited (wait status " + std::to_string(status) + ") before answering:\n" + Log());
+      return Status::Internal("forkd exited (wait status " + std::to_string(status) + ") before answering:\n" + Log());
     }
     if (client().Get("/v1/healthz").status == 200) return Status::Ok();
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  return Status(ErrorCode::kInternal, "forkd did not answer /v1/healthz within 60 s:\n" + Log());
+  return Status::Internal("forkd did not answer /v1/healthz within 60 s:\n" + Log());
 }
 
 void ForkdProcess::Signal(int signal) {
@@ -201,7 +201,7 @@ Result<std::vector<std::string>> LeasedIds(const std::string& data_root) {
   if (!text.ok()) return text.status();
   Json json = Json::parse(*text, nullptr, false);
   if (json.is_discarded() || !json.contains("leases") || !json["leases"].is_object()) {
-    return Status(ErrorCode::kInvalidArgument, path + " has no leases object");
+    return Status::InvalidArgument(path + " has no leases object");
   }
   std::vector<std::string> ids;
   for (const auto& [id, lease] : json["leases"].items()) ids.push_back(id);
@@ -209,4 +209,4 @@ Result<std::vector<std::string>> LeasedIds(const std::string& data_root) {
   return ids;
 }
 
-}  // namespace fe::forkd::test
+}  // namespace fe::engine::forkd::test

@@ -16,7 +16,7 @@
 #include "base/status.h"
 #include "tests/support/file_util.h"
 
-namespace fe::forkd::test {
+namespace fe::engine::forkd::test {
 
 using Json = nlohmann::json;
 
@@ -83,4 +83,4 @@ std::vector<std::string> ListDir(const std::string& dir);
 // Instance ids holding a lease in <data_root>/network/network.json.
 Result<std::vector<std::string>> LeasedIds(const std::string& data_root);
 
-}  // namespace fe::forkd::test
+}  // namespace fe::engine::forkd::test

@@ -13,7 +13,7 @@
 
 #include "tests/engine/forkd/forkd_harness.h"
 
-namespace fe::forkd::test {
+namespace fe::engine::forkd::test {
 
 // Returns the listed instances' ids; records a test failure for every broken invariant.
 inline std::set<std::string> ExpectOnlyCompleteInstances(const ApiClient& api, const std::string& data_root) {
@@ -47,4 +47,4 @@ inline std::set<std::string> ExpectOnlyCompleteInstances(const ApiClient& api, c
   return ids;
 }
 
-}  // namespace fe::forkd::test
+}  // namespace fe::engine::forkd::test

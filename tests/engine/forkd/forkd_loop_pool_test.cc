@@ -11,7 +11,7 @@
 
 #include "tests/engine/forkd/forkd_test_fixture.h"
 
-namespace fe::forkd::test {
+namespace fe::engine::forkd::test {
 namespace {
 
 class ForkdLoopPoolTest : public ForkdTest {};
@@ -58,4 +58,4 @@ TEST_F(ForkdLoopPoolTest, AutoMountsAReflinkPoolWhereTheDataRootCannotReflinkAnd
 }
 
 }  // namespace
-}  // namespace fe::forkd::test
+}  // namespace fe::engine::forkd::test

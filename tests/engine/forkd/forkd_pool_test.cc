@@ -16,7 +16,7 @@
 #include "tests/engine/forkd/forkd_invariants.h"
 #include "tests/engine/forkd/forkd_test_fixture.h"
 
-namespace fe::forkd::test {
+namespace fe::engine::forkd::test {
 namespace {
 
 const std::vector<std::string> kFastPools{"--pool-tick-ms", "20", "--cpu-budget", "1000", "--busy-threshold", "1"};
@@ -353,4 +353,4 @@ TEST_F(ForkdPoolTest, TwoHundredConcurrentAcquiresFromAPoolOfTwentyGiveDistinctI
 }
 
 }  // namespace
-}  // namespace fe::forkd::test
+}  // namespace fe::engine::forkd::test

@@ -16,7 +16,7 @@
 #include "tests/support/scratch.h"
 #include "tests/support/temp_dir.h"
 
-namespace fe::forkd::test {
+namespace fe::engine::forkd::test {
 
 class ForkdTest : public fe::test::ScratchTest {
  protected:
@@ -77,4 +77,4 @@ inline std::string StatusAndCode(const ApiResponse& response) {
   return std::to_string(response.status) + " " + code;
 }
 
-}  // namespace fe::forkd::test
+}  // namespace fe::engine::forkd::test

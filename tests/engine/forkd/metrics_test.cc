@@ -2,7 +2,7 @@
 
 #include <gtest/gtest.h>
 
-namespace fe::forkd {
+namespace fe::engine::forkd {
 namespace {
 
 bool Has(const std::string& text, const std::string& line) { return text.find(line) != std::string::npos; }
@@ -59,7 +59,7 @@ TEST(MetricsTest, PoolGaugesCountersAndHistogramsAppearInTheExposition) {
   pool.refilling = 2;
   pool.hits = 40;
   pool.misses = 3;
-  std::string out = metrics.Render({}, Status(ErrorCode::kIo, "no storage"),
+  std::string out = metrics.Render({}, Status::Io("no storage"),
                                    PoolGauges{.pools = {pool}, .cpu_budget_vcpus = 16, .cpu_used_vcpus = 9});
   EXPECT_TRUE(Has(out, "forkengine_pool_ready{pool=\"web\"} 7\n")) << out;
   EXPECT_TRUE(Has(out, "forkengine_pool_refilling{pool=\"web\"} 2\n")) << out;
@@ -74,7 +74,7 @@ TEST(MetricsTest, PoolGaugesCountersAndHistogramsAppearInTheExposition) {
 }
 
 TEST(MetricsTest, PoolGaugesAreLeftOutWithoutAPoolManager) {
-  std::string out = Metrics().Render({}, Status(ErrorCode::kIo, "no storage"));
+  std::string out = Metrics().Render({}, Status::Io("no storage"));
   EXPECT_FALSE(Has(out, "forkengine_cpu_budget_vcpus")) << out;
   EXPECT_TRUE(Has(out, "forkengine_pool_acquire_duration_seconds_count{result=\"hit\"} 0\n")) << out;
 }
@@ -82,4 +82,4 @@ TEST(MetricsTest, PoolGaugesAreLeftOutWithoutAPoolManager) {
 TEST(MetricsTest, LabelValuesAreEscaped) { EXPECT_EQ(EscapeLabelValue("a\"b\\c\nd"), "a\\\"b\\\\c\\nd"); }
 
 }  // namespace
-}  // namespace fe::forkd
+}  // namespace fe::engine::forkd

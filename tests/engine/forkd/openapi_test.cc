@@ -9,7 +9,7 @@
 #include "engine/forkd/server.h"
 #include "tests/support/file_util.h"
 
-namespace fe::forkd {
+namespace fe::engine::forkd {
 namespace {
 
 using RouteSet = std::set<std::pair<std::string, std::string>>;
@@ -65,4 +65,4 @@ TEST(OpenApiTest, EveryOperationDocumentsItsResponsesAndEverySchemaReferenceReso
 }
 
 }  // namespace
-}  // namespace fe::forkd
+}  // namespace fe::engine::forkd

@@ -6,7 +6,7 @@
 #include <utility>
 #include <vector>
 
-namespace fe::forkd {
+namespace fe::engine::forkd {
 namespace {
 
 TEST(RequestParsingTest, ForkRequestTakesEveryKnownFieldWithItsType) {
@@ -118,4 +118,4 @@ TEST(RequestParsingTest, AcquireRequestIsOptionalAndStrict) {
 }
 
 }  // namespace
-}  // namespace fe::forkd
+}  // namespace fe::engine::forkd

@@ -2,7 +2,7 @@
 
 #include <gtest/gtest.h>
 
-namespace fe::forkd {
+namespace fe::engine::forkd {
 namespace {
 
 struct Route {
@@ -25,4 +25,4 @@ TEST(RouterTest, MatchesMethodAndSegmentsAndCapturesPlaceholders) {
 }
 
 }  // namespace
-}  // namespace fe::forkd
+}  // namespace fe::engine::forkd

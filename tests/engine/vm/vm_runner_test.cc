@@ -46,7 +46,7 @@ class ScriptPlugin final : public Plugin {
   std::string_view Kind() const override { return "script"; }
   hypervisor::PluginCapabilities Capabilities() const override { return {}; }
   Result<hypervisor::PreparedFork> PrepareFork(const hypervisor::ForkSpec&) const override {
-    return Status(ErrorCode::kUnsupported, "script plugin: no forks");
+    return Status::Unsupported("script plugin: no forks");
   }
   Result<LaunchCommand> Launch(const std::string&, LaunchMode) const override {
     return LaunchCommand{{"/bin/sh", "-c", script_}, api_socket_};
@@ -268,14 +268,14 @@ TEST_F(VmRunnerTest, MissingHypervisorBinaryIsNotFound) {
     std::string_view Kind() const override { return "missing"; }
     hypervisor::PluginCapabilities Capabilities() const override { return {}; }
     Result<hypervisor::PreparedFork> PrepareFork(const hypervisor::ForkSpec&) const override {
-      return Status(ErrorCode::kUnsupported, "no forks");
+      return Status::Unsupported("no forks");
     }
     Result<LaunchCommand> Launch(const std::string&, LaunchMode) const override {
       return LaunchCommand{{"/nonexistent/hypervisor"}, "/nonexistent/api.sock"};
     }
     Result<std::unique_ptr<hypervisor::VmController>> Connect(const std::string&,
                                                               std::chrono::milliseconds) const override {
-      return Status(ErrorCode::kIo, "never reached");
+      return Status::Io("never reached");
     }
   } plugin;
   Result<ProcessRecord> record = Track(BootVm(Context(&plugin)));

@@ -114,7 +114,7 @@ Result<NamespaceChild> NamespaceChild::Start(std::function<void()> serve, bool n
   child.pidfd_.reset(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
   char ready = 0;
   if (::read(child.channel_.get(), &ready, 1) != 1 || ready != '1') {
-    return Status(ErrorCode::kUnsupported, "the child could not make a mount namespace of its own");
+    return Status::Unsupported("the child could not make a mount namespace of its own");
   }
   if (!child.pidfd_) return Status::FromErrno(errno, "pidfd_open", std::to_string(pid));
   return child;

@@ -108,7 +108,7 @@ TEST_F(SourceAliasTest, DestructorRemovesTheAlias) {
 }
 
 TEST_F(SourceAliasTest, FailedBindUndoesEverythingAndFreesTheLock) {
-  mounts_.bind_status = Status(ErrorCode::kPermissionDenied, "mount: not allowed");
+  mounts_.bind_status = Status::PermissionDenied("mount: not allowed");
   Result<std::unique_ptr<SourceAlias>> alias = Alias(source_, target_);
   ASSERT_FALSE(alias.ok());
   EXPECT_EQ(alias.status().code(), ErrorCode::kPermissionDenied);
@@ -120,7 +120,7 @@ TEST_F(SourceAliasTest, FailedBindUndoesEverythingAndFreesTheLock) {
 }
 
 TEST_F(SourceAliasTest, FailedUnmountIsReportedAndStillReleasesTheLock) {
-  mounts_.unmount_status = Status(ErrorCode::kIo, "umount: busy");
+  mounts_.unmount_status = Status::Io("umount: busy");
   Result<std::unique_ptr<SourceAlias>> alias = Alias(source_, target_);
   ASSERT_TRUE(alias.ok());
   Status removed = (*alias)->Remove();

@@ -13,7 +13,7 @@
 #include "hypervisor/forkagent/channel.h"
 #include "hypervisor/identity_handoff.h"
 
-namespace fe::forkagent {
+namespace fe::hypervisor::forkagent {
 namespace {
 
 using namespace std::chrono_literals;
@@ -167,4 +167,4 @@ TEST(ForkagentAgentTest, HostHandOffIsAcknowledgedOverAChannel) {
 }
 
 }  // namespace
-}  // namespace fe::forkagent
+}  // namespace fe::hypervisor::forkagent

@@ -12,7 +12,7 @@
 
 #include "tests/support/temp_dir.h"
 
-namespace fe::forkagent {
+namespace fe::hypervisor::forkagent {
 namespace {
 
 TEST(ForkagentLineBufferTest, SplitsLinesAcrossAppends) {
@@ -97,4 +97,4 @@ TEST(ForkagentSerialChannelTest, ReadsLinesWrittenInPiecesAndWritesReplies) {
 }
 
 }  // namespace
-}  // namespace fe::forkagent
+}  // namespace fe::hypervisor::forkagent

@@ -16,7 +16,7 @@
 #include "tests/guest/guest_runner.h"
 #include "tests/support/temp_dir.h"
 
-namespace fe::forkagent {
+namespace fe::hypervisor::forkagent {
 namespace {
 
 using namespace std::chrono_literals;
@@ -77,19 +77,19 @@ TEST(ForkagentGuestTest, GuestAppliesTheHandedOffIdentityAndHostClock) {
       "echo \"FE-TIME-AFTER $(date +%s)\"\n"
       "ip -o link show eth0; ip -o -4 addr show dev eth0; ip route show\n";
 
-  Result<test::GuestResult> guest = Status(ErrorCode::kInternal, "the guest did not run");
+  Result<test::GuestResult> guest = Status::Internal("the guest did not run");
   std::thread runner([&] { guest = test::RunGuest(spec); });
 
   hypervisor::IdentityHandoff handoff;
   handoff.identity = hypervisor::NetworkIdentity{"fe-tap5", "02:fe:0a:64:00:05", "10.100.0.5", 16, "10.100.0.1", 5};
   handoff.previous_mac = "02:fe:0a:64:00:02";
   handoff.generation = 2;
-  Status handed = Status(ErrorCode::kInternal, "not connected");
+  Status handed = Status::Internal("not connected");
   Result<UniqueFd> host = ConnectWhenListening(socket_path, 60s);
   if (host.ok()) handed = hypervisor::HandOffIdentity(host->get(), handoff, 90s, "forkagent in the test guest");
   timespec acked{};
   ::clock_gettime(CLOCK_REALTIME, &acked);
-  host = Status(ErrorCode::kInternal, "closed");  // hang up, as the engine does after the ack
+  host = Status::Internal("closed");  // hang up, as the engine does after the ack
   runner.join();
 
   ASSERT_TRUE(guest.ok()) << guest.status().ToString();
@@ -134,4 +134,4 @@ TEST(ForkagentGuestTest, AgentWithoutAHostKeepsWaitingAndChangesNothing) {
 }
 
 }  // namespace
-}  // namespace fe::forkagent
+}  // namespace fe::hypervisor::forkagent

@@ -22,7 +22,7 @@
 #include "base/process.h"
 #include "tests/support/network_namespace.h"
 
-namespace fe::forkagent {
+namespace fe::hypervisor::forkagent {
 namespace {
 
 using Json = nlohmann::json;
@@ -225,4 +225,4 @@ TEST_F(ForkagentNetworkApplyTest, NetlinkErrorsNameTheStepAndErrno) {
 }
 
 }  // namespace
-}  // namespace fe::forkagent
+}  // namespace fe::hypervisor::forkagent

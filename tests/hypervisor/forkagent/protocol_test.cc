@@ -11,7 +11,7 @@
 
 #include "hypervisor/identity_handoff.h"
 
-namespace fe::forkagent {
+namespace fe::hypervisor::forkagent {
 namespace {
 
 using Json = nlohmann::json;
@@ -150,4 +150,4 @@ TEST(ForkagentProtocolTest, MacAndIpv4RoundTrip) {
 }
 
 }  // namespace
-}  // namespace fe::forkagent
+}  // namespace fe::hypervisor::forkagent

@@ -325,7 +325,7 @@ TEST_F(DmThinBackendTest, FailedCloneLeavesNothingHalfMadeAtEveryStep) {
   Open([&](std::string_view step, uint32_t id) {
     if (step != fail_at) return Status::Ok();
     failed_id = id;
-    return Status(ErrorCode::kIo, "injected failure at " + std::string(step));
+    return Status::Io("injected failure at " + std::string(step));
   });
   FE_ASSERT_OK(backend_->Create("a"));
   FE_ASSERT_OK(WritePattern(backend_->DevicePath("a"), 0, kMiB, 1));

@@ -1,3 +1,4 @@
+#include "base/fs_util.h"
 #include "storage/tree/tree_cloner.h"
 
 #include <fcntl.h>
