@@ -11,7 +11,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "hypervisor/registry.h"
+#include "hypervisor/registry/registry.h"
 #include "base/fs_util.h"
 
 namespace fe::engine {

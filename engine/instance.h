@@ -23,6 +23,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/status.h"
+#include "engine/vm/process_record.h"
 #include "hypervisor/plugin.h"
 
 namespace fe::engine {
@@ -38,14 +39,6 @@ Result<InstanceState> ParseInstanceState(std::string_view text);
 struct AttachedVolume {
   std::string path;
   bool read_only = true;
-};
-
-// The hypervisor process of a Running instance. start_time is the process's start time in clock
-// ticks since boot (/proc/<pid>/stat field 22), so a reused pid is never mistaken for it.
-struct ProcessRecord {
-  pid_t pid = 0;
-  uint64_t start_time = 0;
-  std::string api_socket;
 };
 
 struct Instance {

@@ -56,14 +56,15 @@
 
 #include "base/status.h"
 #include "base/unique_fd.h"
+#include "hypervisor/forkagent/wire.h"
 #include "hypervisor/plugin.h"
 
 namespace fe::hypervisor {
 
-inline constexpr int kIdentityProtocolVersion = 1;
-inline constexpr uint32_t kIdentityVsockPort = 10240;
-inline constexpr std::string_view kIdentitySerialPortName = "org.forkengine.identity.0";
-inline constexpr size_t kMaxLineBytes = 64 * 1024;
+using forkagent::kIdentityProtocolVersion;
+using forkagent::kIdentitySerialPortName;
+using forkagent::kIdentityVsockPort;
+using forkagent::kMaxLineBytes;
 
 struct IdentityHandoff {
   NetworkIdentity identity;  // mac, ipv4, prefix_length and gateway are sent

@@ -12,7 +12,7 @@
 #include <string>
 
 #include "base/status.h"
-#include "engine/instance.h"
+#include "engine/vm/process_record.h"
 #include "hypervisor/identity_handoff.h"
 #include "hypervisor/plugin.h"
 

@@ -13,7 +13,7 @@
 #include <thread>
 
 #include "hypervisor/forkagent/log.h"
-#include "hypervisor/identity_handoff.h"
+#include "hypervisor/forkagent/wire.h"
 
 namespace fe::hypervisor::forkagent {
 namespace {
@@ -52,7 +52,7 @@ Status WriteAllPolling(int fd, std::string_view data, std::string_view descripti
 class SerialChannel : public Channel {
  public:
   SerialChannel(UniqueFd fd, std::string description)
-      : fd_(std::move(fd)), description_(std::move(description)), lines_(hypervisor::kMaxLineBytes) {}
+      : fd_(std::move(fd)), description_(std::move(description)), lines_(kMaxLineBytes) {}
 
   Result<std::string> ReadLine() override {
     bool said_waiting = false;
@@ -91,7 +91,7 @@ class VsockChannel : public Channel {
  public:
   VsockChannel(UniqueFd listener, uint32_t port)
       : listener_(std::move(listener)), description_("vsock port " + std::to_string(port)),
-        lines_(hypervisor::kMaxLineBytes) {}
+        lines_(kMaxLineBytes) {}
 
   Result<std::string> ReadLine() override {
     while (true) {

@@ -1,4 +1,4 @@
-// forkagent: the guest side of the identity handoff (see hypervisor/identity_handoff.h). Runs in the
+// forkagent: the guest side of the identity handoff (see hypervisor/identity_handoff.h; the wire facts both sides share are in wire.h). Runs in the
 // guest as root, waits for the host's set_identity requests on a virtio-serial port (default) or a
 // vsock port, applies each (network through rtnetlink, clock through clock_settime) and answers.
 // A guest that is never sent anything is never changed.
@@ -16,7 +16,7 @@
 #include "hypervisor/forkagent/channel.h"
 #include "hypervisor/forkagent/log.h"
 #include "hypervisor/forkagent/network_apply.h"
-#include "hypervisor/identity_handoff.h"
+#include "hypervisor/forkagent/wire.h"
 
 namespace {
 
@@ -30,8 +30,8 @@ constexpr char kUsage[] =
 
 struct Options {
   bool vsock = false;
-  std::string port{fe::hypervisor::kIdentitySerialPortName};
-  uint32_t vsock_port = fe::hypervisor::kIdentityVsockPort;
+  std::string port{fe::hypervisor::forkagent::kIdentitySerialPortName};
+  uint32_t vsock_port = fe::hypervisor::forkagent::kIdentityVsockPort;
   bool once = false;
   bool log = false;
 };

@@ -7,13 +7,14 @@
 #include <nlohmann/json.hpp>
 
 #include "base/json_fields.h"
+#include "hypervisor/forkagent/wire.h"
 
 namespace fe::hypervisor::forkagent {
 namespace {
 
 using Json = nlohmann::ordered_json;
 
-constexpr int kVersion = 1;
+constexpr int kVersion = kIdentityProtocolVersion;
 
 Status InvalidRequest(std::string message) {
   return Status::InvalidArgument("invalid set_identity request: " + std::move(message));

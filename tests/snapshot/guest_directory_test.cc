@@ -121,11 +121,11 @@ TEST_F(GuestDirectoryTest, MissingManifestIsNotFound) {
 TEST_F(GuestDirectoryTest, MalformedManifestErrorsNameTheField) {
   Status status = ReadFails(R"({"files": [{"path": "a", "role": "disk"}, {"path": "b", "role": "swap"}]})");
   EXPECT_EQ(status.code(), ErrorCode::kInvalidArgument);
-  EXPECT_NE(status.message().find("manifest.json: files[1].role: unknown file role 'swap'"), std::string::npos)
+  EXPECT_NE(status.message().find("manifest.json: field 'files[1].role': unknown file role 'swap'"), std::string::npos)
       << status.message();
 
   status = ReadFails(R"({"files": [{"path": "../etc/passwd", "role": "runtime"}]})");
-  EXPECT_NE(status.message().find("files[0].path: '../etc/passwd'"), std::string::npos) << status.message();
+  EXPECT_NE(status.message().find("field 'files[0].path': '../etc/passwd'"), std::string::npos) << status.message();
   status = ReadFails(R"({"files": [{"path": "/etc/passwd", "role": "runtime"}]})");
   EXPECT_NE(status.message().find("files[0].path"), std::string::npos) << status.message();
   status = ReadFails(R"({"files": [{"path": "a", "role": "disk"}, {"path": "a", "role": "disk"}]})");

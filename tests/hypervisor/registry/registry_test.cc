@@ -1,5 +1,5 @@
 // The registry: every supported kind finds its plugin; anything else is refused with a clear error.
-#include "hypervisor/registry.h"
+#include "hypervisor/registry/registry.h"
 
 #include <gtest/gtest.h>
 

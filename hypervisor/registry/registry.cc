@@ -1,4 +1,4 @@
-#include "hypervisor/registry.h"
+#include "hypervisor/registry/registry.h"
 
 #include <array>
 
