@@ -153,4 +153,35 @@ Status MakeDirectories(const std::string& path, mode_t mode) {
   return Status::Ok();
 }
 
+Status WriteAllAt(int fd, const void* data, size_t size, off_t offset, std::string_view display) {
+  const char* bytes = static_cast<const char*>(data);
+  while (size > 0) {
+    ssize_t written = ::pwrite(fd, bytes, size, offset);
+    if (written < 0 && errno == EINTR) continue;
+    if (written < 0) return Status::FromErrno(errno, "write", display);
+    if (written == 0) return Status::Io("write " + std::string(display) + ": no progress");
+    bytes += written;
+    size -= static_cast<size_t>(written);
+    offset += written;
+  }
+  return Status::Ok();
+}
+
+Status ReadAllAt(int fd, void* data, size_t size, off_t offset, std::string_view display) {
+  char* bytes = static_cast<char*>(data);
+  while (size > 0) {
+    ssize_t got = ::pread(fd, bytes, size, offset);
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) return Status::FromErrno(errno, "read", display);
+    if (got == 0) {
+      return Status::InvalidArgument(std::string(display) + ": ends at byte " + std::to_string(offset) + ", before " +
+                                     std::to_string(size) + " more bytes");
+    }
+    bytes += got;
+    size -= static_cast<size_t>(got);
+    offset += got;
+  }
+  return Status::Ok();
+}
+
 }  // namespace fe

@@ -38,6 +38,11 @@ std::string FdPath(int fd);
 // "parent/name", or just `name` when parent is empty.
 std::string JoinPath(std::string_view parent, std::string_view name);
 
+// pwrite/pread of exactly `size` bytes at `offset`, retrying short transfers and EINTR. ReadAllAt
+// fails with InvalidArgument when the file ends first. `display` names the file in errors.
+Status WriteAllAt(int fd, const void* data, size_t size, off_t offset, std::string_view display);
+Status ReadAllAt(int fd, void* data, size_t size, off_t offset, std::string_view display);
+
 // Removes a tree beneath `parent_fd` without following symlinks. Used for temporary trees and by
 // backends removing volumes.
 Status RemoveTree(int parent_fd, const std::string& name);

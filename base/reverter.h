@@ -11,8 +11,7 @@
 #include <utility>
 #include <vector>
 
-#include <spdlog/spdlog.h>
-
+#include "base/log.h"
 #include "base/status.h"
 
 namespace fe {
@@ -36,7 +35,7 @@ class Reverter {
       Undo undo = std::move(undos_.back());
       undos_.pop_back();
       Status status = undo.run();
-      if (!status.ok()) spdlog::error("rollback: {} failed: {}", undo.what, status.ToString());
+      if (!status.ok()) LogError("rollback: " + undo.what + " failed: " + status.ToString());
     }
   }
 

@@ -11,6 +11,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/atomic_file.h"
+#include "base/fs_util.h"
 
 namespace fe::engine {
 namespace {
@@ -53,32 +55,6 @@ std::vector<char> EncodeHeader(uint64_t checkpoint, uint32_t capacity) {
   return block;
 }
 
-Status WriteAll(int fd, const char* data, size_t size, off_t offset, const std::string& path) {
-  while (size > 0) {
-    ssize_t written = ::pwrite(fd, data, size, offset);
-    if (written < 0 && errno == EINTR) continue;
-    if (written < 0) return Status::FromErrno(errno, "write", path);
-    if (written == 0) return Status::Io("write " + path + ": no progress");
-    data += written;
-    size -= static_cast<size_t>(written);
-    offset += written;
-  }
-  return Status::Ok();
-}
-
-Status ReadAll(int fd, char* data, size_t size, off_t offset, const std::string& path) {
-  while (size > 0) {
-    ssize_t got = ::pread(fd, data, size, offset);
-    if (got < 0 && errno == EINTR) continue;
-    if (got < 0) return Status::FromErrno(errno, "read", path);
-    if (got == 0) return Status::InvalidArgument(path + ": shorter than a release journal");
-    data += got;
-    size -= static_cast<size_t>(got);
-    offset += got;
-  }
-  return Status::Ok();
-}
-
 Status SyncData(int fd, const std::string& path) {
   if (::fdatasync(fd) != 0) return Status::FromErrno(errno, "fdatasync", path);
   return Status::Ok();
@@ -87,18 +63,11 @@ Status SyncData(int fd, const std::string& path) {
 // A new journal: every slot written (zeros) and synced once, so an append overwrites allocated,
 // initialised blocks and its fdatasync needs no metadata update.
 Result<UniqueFd> CreateJournal(const std::string& path, uint32_t capacity) {
-  const std::string temporary = path + ".new";
-  UniqueFd fd(::open(temporary.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
-  if (fd.get() < 0) return Status::FromErrno(errno, "create", temporary);
   std::vector<char> file = EncodeHeader(0, capacity);
   file.resize(kHeaderBlock + size_t{capacity} * kSlot, 0);
-  FE_RETURN_IF_ERROR(WriteAll(fd.get(), file.data(), file.size(), 0, temporary));
-  if (::fsync(fd.get()) != 0) return Status::FromErrno(errno, "fsync", temporary);
-  if (::rename(temporary.c_str(), path.c_str()) != 0) return Status::FromErrno(errno, "rename to " + path, temporary);
-  const size_t slash = path.find_last_of('/');
-  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
-  UniqueFd dir_fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (dir_fd.get() < 0 || ::fsync(dir_fd.get()) != 0) return Status::FromErrno(errno, "fsync", dir);
+  FE_RETURN_IF_ERROR(ReplaceFileDurably(path, std::string_view(file.data(), file.size()), 0600));
+  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW));
+  if (fd.get() < 0) return Status::FromErrno(errno, "open", path);
   return fd;
 }
 
@@ -120,7 +89,7 @@ Result<std::unique_ptr<ReleaseJournal>> ReleaseJournal::Open(const std::string& 
 
 Status ReleaseJournal::Load() {
   std::vector<char> header(kHeaderBlock);
-  FE_RETURN_IF_ERROR(ReadAll(fd_.get(), header.data(), header.size(), 0, path_));
+  FE_RETURN_IF_ERROR(ReadAllAt(fd_.get(), header.data(), header.size(), 0, path_));
   if (std::memcmp(header.data(), kHeaderMagic, sizeof kHeaderMagic) != 0 ||
       Get<uint32_t>(header.data() + 24) != Crc(header.data(), 24) ||
       Get<uint32_t>(header.data() + 20) != kSlot || Get<uint32_t>(header.data() + 16) == 0) {
@@ -130,7 +99,7 @@ Status ReleaseJournal::Load() {
   capacity_ = Get<uint32_t>(header.data() + 16);
 
   std::vector<char> slots(size_t{capacity_} * kSlot);
-  FE_RETURN_IF_ERROR(ReadAll(fd_.get(), slots.data(), slots.size(), kHeaderBlock, path_));
+  FE_RETURN_IF_ERROR(ReadAllAt(fd_.get(), slots.data(), slots.size(), kHeaderBlock, path_));
   std::map<uint64_t, size_t> past_checkpoint;  // seq -> slot index
   for (size_t index = 0; index < capacity_; ++index) {
     const char* slot = slots.data() + index * kSlot;
@@ -145,7 +114,7 @@ Status ReleaseJournal::Load() {
   for (const auto& [seq, index] : past_checkpoint) {
     if (seq != last + 1) {
       stale = true;
-      FE_RETURN_IF_ERROR(WriteAll(fd_.get(), std::vector<char>(kSlot, 0).data(), kSlot,
+      FE_RETURN_IF_ERROR(WriteAllAt(fd_.get(), std::vector<char>(kSlot, 0).data(), kSlot,
                                   static_cast<off_t>(kHeaderBlock + index * kSlot), path_));
       continue;
     }
@@ -221,10 +190,10 @@ Status ReleaseJournal::WriteBatch(const Batch& batch) {
   const size_t count = batch.bytes.size() / kSlot;
   const size_t first_slot = batch.first_seq % capacity_;
   const size_t before_wrap = std::min(count, capacity_ - first_slot);
-  FE_RETURN_IF_ERROR(WriteAll(fd_.get(), batch.bytes.data(), before_wrap * kSlot,
+  FE_RETURN_IF_ERROR(WriteAllAt(fd_.get(), batch.bytes.data(), before_wrap * kSlot,
                               static_cast<off_t>(kHeaderBlock + first_slot * kSlot), path_));
   if (before_wrap < count) {
-    FE_RETURN_IF_ERROR(WriteAll(fd_.get(), batch.bytes.data() + before_wrap * kSlot, (count - before_wrap) * kSlot,
+    FE_RETURN_IF_ERROR(WriteAllAt(fd_.get(), batch.bytes.data() + before_wrap * kSlot, (count - before_wrap) * kSlot,
                                 static_cast<off_t>(kHeaderBlock), path_));
   }
   return SyncData(fd_.get(), path_);
@@ -244,7 +213,7 @@ Status ReleaseJournal::Checkpoint() {
     if (target <= checkpoint_) return Status::Ok();
   }
   std::vector<char> header = EncodeHeader(target, capacity_);
-  FE_RETURN_IF_ERROR(WriteAll(fd_.get(), header.data(), header.size(), 0, path_));
+  FE_RETURN_IF_ERROR(WriteAllAt(fd_.get(), header.data(), header.size(), 0, path_));
   FE_RETURN_IF_ERROR(SyncData(fd_.get(), path_));
   std::lock_guard lock(mutex_);
   checkpoint_ = target;

@@ -27,6 +27,7 @@
 #include <spdlog/spdlog.h>
 
 #include "base/fs_util.h"
+#include "base/log.h"
 #include "engine/engine.h"
 #include "storage/loop/loop_pool.h"
 #include "engine/forkd/metrics.h"
@@ -268,7 +269,18 @@ int Run(const Options& options) {
 }  // namespace
 }  // namespace fe::engine::forkd
 
+// The libraries' log lines (base/log.h) go where forkd's own go.
+void LogToSpdlog(fe::LogLevel level, std::string_view message) {
+  switch (level) {
+    case fe::LogLevel::kDebug: spdlog::debug("{}", message); break;
+    case fe::LogLevel::kInfo: spdlog::info("{}", message); break;
+    case fe::LogLevel::kWarning: spdlog::warn("{}", message); break;
+    case fe::LogLevel::kError: spdlog::error("{}", message); break;
+  }
+}
+
 int main(int argc, char** argv) {
+  fe::SetLogSink(&LogToSpdlog);
   // Before any thread exists, so every thread inherits the mask and only sigwait() takes them.
   sigset_t set;
   sigemptyset(&set);

@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "base/log.h"
 #include "base/fs_util.h"
 
 namespace fe::storage {
@@ -100,7 +101,7 @@ Result<CloneReport> BtrfsBackend::ReflinkIntoSubvolume(const std::string& parent
   if (error != BTRFS_UTIL_OK) return BtrfsError(error, "create subvolume", Path(temporary));
   auto abandon = [&](Status status) -> Status {
     Status deleted = DeleteSubvolume(temporary);
-    if (!deleted.ok()) std::fprintf(stderr, "forkengine: %s\n", deleted.message().c_str());
+    if (!deleted.ok()) LogError(deleted.message());
     return status;
   };
   Result<UniqueFd> target = OpenBeneath(root_fd(), temporary, O_RDONLY | O_DIRECTORY, 0, Path(temporary));

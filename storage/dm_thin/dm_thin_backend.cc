@@ -11,6 +11,8 @@
 
 #include "storage/dm_thin/dm_thin_device.h"
 #include "storage/dm_thin/dm_thin_table.h"
+#include "base/log.h"
+#include "base/reverter.h"
 #include "base/fs_util.h"
 #include "storage/tree/tree_cloner.h"
 
@@ -20,25 +22,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr char kStateDirectory[] = ".dm-thin";
 
-void Log(const std::string& message) { std::fprintf(stderr, "forkengine: dm-thin: %s\n", message.c_str()); }
-
-// Runs `undo` when the operation did not reach Commit(): every early return of a multi-step
-// operation rolls back. A failed undo is logged; the caller still returns its original error.
-class UndoOnFailure {
- public:
-  explicit UndoOnFailure(std::function<Status()> undo) : undo_(std::move(undo)) {}
-  UndoOnFailure(const UndoOnFailure&) = delete;
-  UndoOnFailure& operator=(const UndoOnFailure&) = delete;
-  ~UndoOnFailure() {
-    if (!undo_) return;
-    Status undone = undo_();
-    if (!undone.ok()) Log("rollback failed (retried at the next open): " + undone.message());
-  }
-  void Commit() { undo_ = nullptr; }
-
- private:
-  std::function<Status()> undo_;
-};
+void Log(const std::string& message) { LogWarning("dm-thin: " + message); }
 
 // Where Remove moves a volume's directory before deleting it, so a half-deleted directory is never
 // seen under the volume's name.
@@ -200,7 +184,9 @@ Status DmThinBackend::Create(const std::string& volume) {
   if (!id.ok()) return id.status();
   const ThinRecord record{.id = *id, .state = ThinState::kCreating, .sectors = sectors, .origin = std::nullopt};
   bool made = false;  // create_thin succeeded: the id is ours to delete on rollback
-  UndoOnFailure undo([&] { return Discard(volume, record, made); });
+  // Every early return rolls back; a failed undo is logged and retried at the next open.
+  Reverter undo;
+  undo.Add("discard dm-thin volume " + volume, [&] { return Discard(volume, record, made); });
 
   FE_RETURN_IF_ERROR(Fault("create_thin", *id));
   FE_RETURN_IF_ERROR(ExplainCreateFailure(pool_.Message(CreateThinMessage(*id)), *id, "create volume " + volume));
@@ -227,7 +213,9 @@ Result<CloneReport> DmThinBackend::Clone(const std::string& parent, const std::s
   if (!id.ok()) return id.status();
   const ThinRecord record{.id = *id, .state = ThinState::kCreating, .sectors = origin->sectors, .origin = origin->id};
   bool made = false;  // create_snap succeeded: the id is ours to delete on rollback
-  UndoOnFailure undo([&] { return Discard(volume, record, made); });
+  // Every early return rolls back; a failed undo is logged and retried at the next open.
+  Reverter undo;
+  undo.Add("discard dm-thin volume " + volume, [&] { return Discard(volume, record, made); });
 
   std::chrono::nanoseconds suspended_for{0};
   {

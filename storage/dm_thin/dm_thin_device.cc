@@ -1,5 +1,7 @@
 #include "storage/dm_thin/dm_thin_device.h"
 
+#include "base/log.h"
+
 #include <libdevmapper.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -195,7 +197,7 @@ SuspendedDevice::SuspendedDevice(SuspendedDevice&& other) noexcept : name_(std::
 
 SuspendedDevice::~SuspendedDevice() {
   Status resumed = Resume();
-  if (!resumed.ok()) std::fprintf(stderr, "forkengine: %s\n", resumed.message().c_str());
+  if (!resumed.ok()) LogError(resumed.message());
 }
 
 Status SuspendedDevice::Resume() {

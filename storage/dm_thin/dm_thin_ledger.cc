@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <nlohmann/json.hpp>
 
+#include "base/atomic_file.h"
 #include "storage/dm_thin/dm_thin_table.h"
 
 namespace fe::storage {
@@ -20,37 +21,6 @@ std::optional<ThinState> StateFromName(std::string_view name) {
     if (ThinStateName(state) == name) return state;
   }
   return std::nullopt;
-}
-
-std::string DirectoryOf(const std::string& path) {
-  size_t slash = path.rfind('/');
-  if (slash == std::string::npos) return ".";
-  return slash == 0 ? "/" : path.substr(0, slash);
-}
-
-Status WriteAll(int fd, const std::string& data, const std::string& path) {
-  size_t done = 0;
-  while (done < data.size()) {
-    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return Status::FromErrno(errno, "write", path);
-    done += static_cast<size_t>(n);
-  }
-  return Status::Ok();
-}
-
-Result<std::string> ReadAll(const std::string& path) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return Status::FromErrno(errno, "open ledger", path);
-  std::string text;
-  char buffer[8192];
-  for (;;) {
-    ssize_t n = ::read(fd.get(), buffer, sizeof buffer);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return Status::FromErrno(errno, "read ledger", path);
-    if (n == 0) return text;
-    text.append(buffer, static_cast<size_t>(n));
-  }
 }
 
 }  // namespace
@@ -91,7 +61,7 @@ Result<std::unique_ptr<ThinLedger>> ThinLedger::Open(const std::string& path) {
 
 Result<ThinLedger::State> ThinLedger::Load(const std::string& path) {
   if (::access(path.c_str(), F_OK) != 0 && errno == ENOENT) return State{};
-  Result<std::string> text = ReadAll(path);
+  Result<std::string> text = ReadSmallFile(path);
   if (!text.ok()) return text.status();
   auto corrupt = [&](const std::string& why) {
     return Status::Io("ledger " + path + " is corrupt (" + why +
@@ -134,16 +104,7 @@ Status ThinLedger::Commit(State state) {
                        {"origin", record.origin ? json(*record.origin) : json(nullptr)}};
   }
   json document = {{"version", kFormatVersion}, {"next_id", state.next_id}, {"volumes", volumes}};
-  const std::string temporary = path_ + ".tmp";
-  UniqueFd fd(::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-  if (!fd) return Status::FromErrno(errno, "create", temporary);
-  FE_RETURN_IF_ERROR(WriteAll(fd.get(), document.dump(2) + "\n", temporary));
-  if (::fsync(fd.get()) != 0) return Status::FromErrno(errno, "fsync", temporary);
-  fd.reset();
-  if (::rename(temporary.c_str(), path_.c_str()) != 0) return Status::FromErrno(errno, "rename into place", path_);
-  const std::string directory = DirectoryOf(path_);
-  UniqueFd dir(::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!dir || ::fsync(dir.get()) != 0) return Status::FromErrno(errno, "fsync directory", directory);
+  FE_RETURN_IF_ERROR(ReplaceFileDurably(path_, document.dump(2) + "\n", 0600));
   state_ = std::move(state);
   return Status::Ok();
 }

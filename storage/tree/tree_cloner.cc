@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "storage/tree/batch_io.h"
+#include "base/log.h"
 #include "base/fs_util.h"
 #include "storage/tree/metadata_copy.h"
 #include "storage/tree/sparse_copy.h"
@@ -510,7 +511,7 @@ Result<CloneReport> CloneTreeImpl(int source_parent_fd, const std::string& sourc
   auto abandon = [&](Status status) -> Status {
     Status removed = RemoveTree(target_parent_fd, temporary);
     if (!removed.ok()) {
-      std::fprintf(stderr, "forkengine: could not remove temporary clone: %s\n", removed.message().c_str());
+      LogError("could not remove temporary clone: " + removed.message());
     }
     return status;
   };
@@ -541,7 +542,7 @@ Result<CloneReport> CloneTreeImpl(int source_parent_fd, const std::string& sourc
     // The clone cannot be made durable: take it back rather than report a half-kept success.
     Status status = Status::FromErrno(errno, "fsync parent directory of", target_display);
     Status removed = RemoveTree(target_parent_fd, target_name);
-    if (!removed.ok()) std::fprintf(stderr, "forkengine: %s\n", removed.message().c_str());
+    if (!removed.ok()) LogError(removed.message());
     return status;
   }
   report.phases.commit = Since(commit_start);

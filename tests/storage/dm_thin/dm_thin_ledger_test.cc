@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
 
 #include "storage/dm_thin/dm_thin_table.h"
 #include "tests/support/file_util.h"
@@ -93,19 +96,24 @@ TEST_F(DmThinLedgerFileTest, FileIsJsonWrittenWithoutLeftovers) {
   EXPECT_NE(text->find("\"vm1\""), std::string::npos) << *text;
   EXPECT_NE(text->find("\"removing\""), std::string::npos) << *text;
   EXPECT_NE(text->find("\"next_id\": 1"), std::string::npos) << *text;
-  struct stat st;
-  EXPECT_NE(::stat((path_ + ".tmp").c_str(), &st), 0) << "temporary file left behind";
+  const std::string directory = path_.substr(0, path_.rfind('/'));
+  const std::string name = path_.substr(path_.rfind('/') + 1);
+  for (const auto& entry : std::filesystem::directory_iterator(directory)) {
+    EXPECT_NE(entry.path().filename().string().rfind(name + ".tmp", 0), 0u) << "temporary file left behind: " << entry.path();
+  }
 }
 
 TEST_F(DmThinLedgerFileTest, FailedWriteChangesNothingInMemory) {
   std::unique_ptr<ThinLedger> ledger = Open();
   ASSERT_NE(ledger, nullptr);
   ASSERT_TRUE(ledger->BeginCreate("a", 8, std::nullopt).ok());
-  // A directory where the temporary file must go makes every later write fail.
-  ASSERT_EQ(::mkdir((path_ + ".tmp").c_str(), 0700), 0);
+  // A directory where the ledger must be renamed into place makes every later write fail.
+  ASSERT_EQ(::unlink(path_.c_str()), 0);
+  ASSERT_EQ(::mkdir(path_.c_str(), 0700), 0);
+  ASSERT_EQ(::mkdir((path_ + "/occupied").c_str(), 0700), 0);
   Result<uint32_t> id = ledger->BeginCreate("b", 8, std::nullopt);
   EXPECT_FALSE(id.ok());
-  EXPECT_NE(id.status().message().find(path_ + ".tmp"), std::string::npos) << id.status().message();
+  EXPECT_NE(id.status().message().find(path_), std::string::npos) << id.status().message();
   EXPECT_FALSE(ledger->Find("b").has_value());
   EXPECT_FALSE(ledger->SetState("a", ThinState::kReady).ok());
   EXPECT_EQ(ledger->Find("a")->state, ThinState::kCreating);
