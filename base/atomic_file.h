@@ -23,7 +23,7 @@ Result<std::string> ReadSmallFile(const std::string& path, size_t limit = size_t
 // Replaces `path` with `content`: writes a temporary file beside it ("<name>.tmp-XXXXXX"), fsyncs it,
 // renames it over `path` and fsyncs the directory. An existing file's mode and owner are kept; a new
 // file gets `mode`. On failure `path` is untouched and the temporary file is removed. Within a
-// DeferredSync scope (snapshot/deferred_sync.h) the fsyncs are left to the scope's Sync().
+// DeferredSync scope (base/deferred_sync.h) the fsyncs are left to the scope's Sync().
 Status ReplaceFileAtomically(const std::string& path, std::string_view content, mode_t mode = 0644);
 
 // ReplaceFileAtomically that syncs whatever scope is current: for files that must be durable on

@@ -3,7 +3,7 @@
 // they need not each be synced (two fsyncs per file); one syncfs per filesystem before the final
 // metadata makes them all durable, and a crash before that leaves an orphan recovery removes.
 //
-// While a DeferredSync lives on a thread, ReplaceFileAtomically (snapshot/atomic_file.h) and the
+// While a DeferredSync lives on a thread, ReplaceFileAtomically (base/atomic_file.h) and the
 // writers that ask Current() skip their fsyncs and Note() the directory instead; Sync() then runs
 // syncfs once for each filesystem noted. Writes that must be durable on their own (state shared by
 // every instance, like the network leases) use ReplaceFileDurably, which ignores the scope.

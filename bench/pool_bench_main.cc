@@ -5,7 +5,7 @@
 //                  [--busy-threshold 0.9] [--load-threads 2xcores] [--window-s 3] [--forkd PATH]
 //
 // Starts a real forkd on a temporary data root on a loop-mounted XFS (root needed), imports a sample
-// Cloud Hypervisor standby instance (engine/cli/sample_instance.h), creates two pools of it and waits
+// Cloud Hypervisor standby instance (engine/forkctl/sample_instance.h), creates two pools of it and waits
 // until both are full: "bench" (minimum 0, maximum --pool-size), whose growth waits while acquires are
 // served (forkd's --acquire-quiet-ms), and "bench-min" (minimum = maximum = --pool-size), where every
 // acquire starts a refill at once. Then measures:

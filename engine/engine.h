@@ -14,7 +14,7 @@
 // metadata as an intent (state Creating) -> clone the source's volume -> lease a network identity ->
 // the plugin rewrites the clone (PrepareFork) -> write the final metadata -> optionally bring the fork
 // to its target state. The intent, the clone and the rewritten configs are made durable together, by
-// one syncfs per filesystem just before the final metadata (snapshot/deferred_sync.h), instead of two
+// one syncfs per filesystem just before the final metadata (base/deferred_sync.h), instead of two
 // fsyncs per file; the lease is durable on its own. The source's files are never written. A failure names the step that failed;
 // afterwards no directory, volume or lease of the fork remains. A crash between the steps leaves an
 // intent that Open() finds and removes (RecoveryReport). Step names in errors: "metadata", "clone",
@@ -85,7 +85,7 @@ struct EngineConfig {
   // A restored fork's guest agent must acknowledge its identity within this (TCG guests are slow).
   std::chrono::milliseconds identity_timeout{10'000};
   PluginLookup plugins;  // empty: hypervisor::FindPlugin
-  // TAP devices (engine/tap_device.h): with manage_taps, an instance's TAP (identity.tap_device) is
+  // TAP devices (engine/network/tap_device.h): with manage_taps, an instance's TAP (identity.tap_device) is
   // made before its VM starts or is restored and removed when the VM stops, goes into standby or the
   // start fails. Needs CAP_NET_ADMIN, hence the default. `bridge`: the TAPs become its ports; empty:
   // none (the bridge must exist).
@@ -177,7 +177,7 @@ class Engine {
 
   Result<std::vector<ForkOutcome>> Fork(const std::string& source_id_or_name, const ForkRequest& request);
 
-  // Hands a pool member out (engine/pool.h): renames it to `new_name` (empty: keeps its name) and
+  // Hands a pool member out (engine/pools/pool.h): renames it to `new_name` (empty: keeps its name) and
   // clears its pool label, durably (a release journal record, the metadata written later by a
   // checkpointer; see release_checkpoint.cc), under its lock. NotFound; FailedPrecondition when it is not a
   // pool member; InvalidArgument for a bad name; AlreadyExists when `new_name` is taken (then nothing

@@ -309,7 +309,7 @@ Result<Engine::MadeFork> Engine::ForkOne(const Instance& source, const std::stri
   Reverter reverter;
   std::optional<storage::CloneReport> report;
   // The intent, the clone and the rewritten configs become durable together, just before the final
-  // metadata that makes them a fork (snapshot/deferred_sync.h): a crash before leaves orphans that
+  // metadata that makes them a fork (base/deferred_sync.h): a crash before leaves orphans that
   // recovery removes.
   std::optional<DeferredSync> deferred(std::in_place);
   Clock::time_point step = Clock::now();

@@ -54,7 +54,7 @@ struct Instance {
   std::string created_at;
   std::string updated_at;
   int vcpus = 1;  // what the instance costs against a CPU budget (pools)
-  std::string pool;  // the pool (engine/pool.h) holding this ready member; empty when not a member
+  std::string pool;  // the pool (engine/pools/pool.h) holding this ready member; empty when not a member
   std::vector<AttachedVolume> attached_volumes;
   std::optional<ProcessRecord> process;  // set while Running
   // The guest's side of its identity (hypervisor/identity_handoff.h). A fork restored from a snapshot

@@ -1,6 +1,6 @@
 // State changes of one instance: Start (boot), Stop, Standby (pause, snapshot, exit) and Restore.
 // Each checks the state first (FailedPrecondition naming it), drives the hypervisor process through
-// engine/vm_runner.h, then commits the new state. REQUIRES for every *Locked method: the entry's
+// engine/vm/vm_runner.h, then commits the new state. REQUIRES for every *Locked method: the entry's
 // operation lock held exclusively (or the entry not yet published).
 //
 // TAPs. With EngineConfig::manage_taps the instance's TAP is made before its hypervisor starts (boot

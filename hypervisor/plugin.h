@@ -16,7 +16,7 @@
 //
 // Callers branch on Capabilities(), never on Kind(). An operation a hypervisor cannot do returns
 // ErrorCode::kUnsupported with a message naming the hypervisor and the operation. Kinds without a
-// plugin are refused by the registry (hypervisor/registry.h) with the same code.
+// plugin are refused by the registry (hypervisor/registry/registry.h) with the same code.
 //
 // Threads: plugins are stateless and may be used from any thread; a VmController belongs to one
 // thread at a time (hypervisor APIs accept one client per socket).
@@ -33,7 +33,7 @@
 
 namespace fe::hypervisor {
 
-// One instance's network identity, allocated by the engine (engine/network_allocator.h).
+// One instance's network identity, allocated by the engine (engine/network/network_allocator.h).
 struct NetworkIdentity {
   std::string tap_device;  // host TAP name, at most 15 bytes
   std::string mac;         // "02:..." locally administered unicast, lower-case hex

@@ -1,5 +1,5 @@
 // forkctl: the forkengine command line. Most commands are requests to forkd over its Unix socket
-// (engine/cli/); `clone`, `storage probe` and `sample-instance` work locally without it.
+// (engine/forkctl/); `clone`, `storage probe` and `sample-instance` work locally without it.
 #include <CLI/CLI.hpp>
 
 #include "engine/forkctl/clone_command.h"

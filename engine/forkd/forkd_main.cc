@@ -53,7 +53,7 @@ struct Options {
   std::string loop_pool = "auto";
   std::string loop_pool_size = "8G";
   int ready_fd = -1;
-  // Pools (engine/pool.h): defaults are PoolConfig's.
+  // Pools (engine/pools/pool.h): defaults are PoolConfig's.
   int cpu_budget_vcpus = 0;
   double overcommit = engine::PoolConfig().overcommit;
   double busy_threshold = engine::PoolConfig().busy_threshold;

@@ -1,4 +1,4 @@
-// The /v1/pools routes: parse, call the PoolManager, answer JSON (engine/pool.h has the semantics).
+// The /v1/pools routes: parse, call the PoolManager, answer JSON (engine/pools/pool.h has the semantics).
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 

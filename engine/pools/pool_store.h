@@ -17,7 +17,7 @@
 
 namespace fe::engine {
 
-struct PoolSpec;  // engine/pool.h
+struct PoolSpec;  // engine/pools/pool.h
 
 nlohmann::json PoolSpecToJson(const PoolSpec& spec);
 // `origin` names the file in errors ("…/pools/p.json: field 'min_size': …").
