@@ -132,7 +132,7 @@ std::vector<Method> MethodsFor(const DataRoot& root, const Input& input, bool wi
   if (!auto_is_tree) {
     methods.push_back(BackendMethod(fmt::format("auto ({} backend)", root.automatic->Name()),
                                     "auto", Role::kAuto, *root.automatic, source,
-                                    "OpenBackend(root, BackendChoice::kAuto)->Clone"));
+                                    "OpenBackend(root, auto)->Clone"));
   }
   if (!with_commands) return methods;
   if (root.btrfs) {
@@ -256,7 +256,7 @@ Status OpenBackends(DataRoot& root) {
       "forkbench: forced", root.reflink);
   FE_RETURN_IF_ERROR(tree.status());
   root.tree = std::move(*tree);
-  auto automatic = storage::OpenBackend(root.path, storage::BackendChoice::kAuto);
+  auto automatic = storage::OpenBackend(root.path, storage::kAutoBackend);
   FE_RETURN_IF_ERROR(automatic.status());
   root.automatic = std::move(*automatic);
   return Status::Ok();

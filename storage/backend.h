@@ -10,9 +10,12 @@
 // Lifecycle: Create or Clone -> (the engine and the hypervisor use Path(volume)) -> Remove.
 //
 // Mechanisms differ in cost; callers branch on Capabilities(), never on Name():
-//   reflink  FICLONE per file, O(files + extents), needs XFS/btrfs-style reflink support
-//   copy     sparse copy, O(data), works everywhere (last resort)
-//   (btrfs subvolume snapshots and dm-thin snapshots: O(1), a later issue)
+//   dm-thin  device-mapper thin snapshot of the volume's block device, O(1) (storage/dm_thin/)
+//   btrfs    subvolume snapshot, O(1); small trees reflinked (storage/btrfs/)
+//   reflink  FICLONE per file, O(files + extents), needs XFS/btrfs-style reflink support (storage/tree/)
+//   copy     sparse copy, O(data), works everywhere (last resort; storage/tree/)
+// They are registered in storage/registry/backend_registry.cc, and one conformance suite
+// (tests/storage/registry/backend_conformance_test.cc) holds every one of them to this contract.
 //
 // Errors: every operation returns a Status/Result whose message names the volume and path involved.
 // Clone is atomic: on failure nothing exists under the new volume's name.

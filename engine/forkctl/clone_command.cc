@@ -33,13 +33,13 @@ std::string ParentOf(const std::string& path) {
 // Picks the data mode for one clone: reflink when a FICLONE probe on the target's filesystem works
 // and source and target share it; otherwise the sparse copy, saying why.
 Result<storage::DataMode> ChooseDataMode(const CloneArguments& args, std::string* note) {
-  Result<storage::BackendChoice> choice = storage::ParseBackendChoice(args.backend);
+  Result<std::string> choice = storage::ParseBackendChoice(args.backend);
   if (!choice.ok()) return choice.status();
-  if (*choice == storage::BackendChoice::kCopy) return storage::DataMode::kCopy;
+  if (*choice == "copy") return storage::DataMode::kCopy;
   Result<storage::FilesystemProbe> probe = storage::ProbeFilesystem(ParentOf(args.target));
   if (!probe.ok()) return probe.status();
   if (probe->reflink) return storage::DataMode::kReflink;
-  if (*choice == storage::BackendChoice::kReflink) {
+  if (*choice == "reflink") {
     return Status::Unsupported("reflink is not available for " + args.target + ": " + probe->reason);
   }
   *note = "no reflink on " + probe->filesystem + " (" + probe->reason + "): using the sparse copy";

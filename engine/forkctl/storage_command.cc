@@ -8,6 +8,7 @@
 #include <string>
 
 #include "engine/forkctl/instance_view.h"
+#include "storage/registry/backend_registry.h"
 #include "storage/registry/backend_selection.h"
 #include "storage/dm_thin/dm_thin_device.h"
 #include "storage/tree/reflink_probe.h"
@@ -35,19 +36,18 @@ int RunProbe(const ProbeArguments& args) {
   host.thin_pool_configured = true;  // listing what a configured thin pool would need
   out["device_mapper"] = {{"available", host.device_mapper}, {"reason", host.device_mapper_reason}};
   nlohmann::json backends = nlohmann::json::object();
-  for (storage::BackendChoice choice : {storage::BackendChoice::kDmThin, storage::BackendChoice::kBtrfs, storage::BackendChoice::kReflink,
-                                        storage::BackendChoice::kCopy}) {
-    Result<storage::BackendDecision> decision = storage::DecideBackend(choice, *probe, host, args.path);
-    backends[std::string(storage::BackendChoiceName(choice))] = {
+  for (const storage::BackendEntry& entry : storage::RegisteredBackends()) {
+    Result<storage::BackendDecision> decision = storage::DecideBackend(entry.name, *probe, host, args.path);
+    backends[std::string(entry.name)] = {
         {"available", decision.ok()},
         {"reason", decision.ok() ? decision->reason : decision.status().message()}};
   }
   out["backends"] = backends;
   // Without a configured thin pool, auto never picks dm-thin.
   Result<storage::BackendDecision> chosen =
-      storage::DecideBackend(storage::BackendChoice::kAuto, *probe, storage::HostFacts{}, args.path);
+      storage::DecideBackend(storage::kAutoBackend, *probe, storage::HostFacts{}, args.path);
   if (chosen.ok()) {
-    out["auto"] = {{"backend", storage::BackendChoiceName(chosen->backend)}, {"reason", chosen->reason}};
+    out["auto"] = {{"backend", chosen->backend}, {"reason", chosen->reason}};
   }
   if (args.json) {
     std::cout << out.dump(2) << "\n";
@@ -60,7 +60,7 @@ int RunProbe(const ProbeArguments& args) {
                              backend["reason"].get<std::string>());
   }
   if (chosen.ok()) {
-    std::cout << fmt::format("auto picks  {}: {}\n", storage::BackendChoiceName(chosen->backend), chosen->reason);
+    std::cout << fmt::format("auto picks  {}: {}\n", chosen->backend, chosen->reason);
   }
   return 0;
 }

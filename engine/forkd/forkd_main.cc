@@ -132,7 +132,7 @@ Status BindUnixSocket(httplib::Server& server, const std::string& path) {
 }
 
 int Run(const Options& options) {
-  Result<storage::BackendChoice> backend = storage::ParseBackendChoice(options.backend);
+  Result<std::string> backend = storage::ParseBackendChoice(options.backend);
   Result<storage::LoopPoolMode> loop_mode = storage::ParseLoopPoolMode(options.loop_pool);
   Result<uint64_t> loop_size = storage::ParseSize(options.loop_pool_size);
   for (const Status* status : {&backend.status(), &loop_mode.status(), &loop_size.status()}) {
@@ -296,7 +296,7 @@ int main(int argc, char** argv) {
   app.add_option("--socket", options.socket, "Unix socket to listen on (mode 0600)")->capture_default_str();
   app.add_option("--listen-tcp", options.listen_tcp, "also listen on HOST:PORT (requires --token-file)");
   app.add_option("--token-file", options.token_file, "file holding the bearer token TCP clients must send");
-  app.add_option("--backend", options.backend, "storage backend: auto|dmthin|btrfs|reflink|copy")->capture_default_str();
+  app.add_option("--backend", options.backend, "storage backend: auto|dm-thin|btrfs|reflink|copy")->capture_default_str();
   app.add_option("--subnet", options.subnet, "subnet the instances' addresses are leased from")->capture_default_str();
   app.add_option("--lock-timeout-ms", options.lock_timeout_ms, "how long an operation waits for an instance's lock")
       ->capture_default_str();

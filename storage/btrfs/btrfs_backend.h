@@ -17,7 +17,8 @@
 #include <string>
 
 #include "base/status.h"
-#include "storage/tree/tree_backend.h"
+#include "storage/directory_backend.h"
+#include "storage/tree/tree_cloner.h"
 
 namespace fe::storage {
 

@@ -39,7 +39,8 @@
 #include "storage/dm_thin/dm_thin_config.h"
 #include "storage/dm_thin/dm_thin_ledger.h"
 #include "storage/dm_thin/dm_thin_pool.h"
-#include "storage/tree/tree_backend.h"
+#include "storage/directory_backend.h"
+#include "storage/tree/tree_cloner.h"
 
 namespace fe::storage {
 

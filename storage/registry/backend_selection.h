@@ -1,9 +1,10 @@
 // Choosing the backend for a data root, once, by probing (not by guessing from names).
 //
-// auto picks, per data root: dm-thin when a thin pool is configured; btrfs subvolume snapshots when
-// the root is on btrfs (small trees are still reflinked, below the measured crossover); reflink when a
-// real FICLONE works there; otherwise the sparse copy. Forcing a backend the host cannot support is an
-// Unsupported error when the backend is opened, never at the first clone.
+// The registered backends (backend_registry.h) are tried cheapest first; under "auto" the first that
+// applies to the root serves it: dm-thin when a thin pool is configured; btrfs subvolume snapshots
+// when the root is on btrfs (small trees are still reflinked, below the measured crossover); reflink
+// when a real FICLONE works there; otherwise the sparse copy. Forcing a backend the host cannot
+// support is an error when the backend is opened, never at the first clone.
 #pragma once
 
 #include <cstddef>
@@ -19,23 +20,25 @@
 
 namespace fe::storage {
 
-enum class BackendChoice { kAuto, kDmThin, kBtrfs, kReflink, kCopy };
+// The choice that lets the probe decide.
+inline constexpr std::string_view kAutoBackend = "auto";
 
-Result<BackendChoice> ParseBackendChoice(std::string_view text);
-std::string_view BackendChoiceName(BackendChoice choice);
+// "auto" or the name of a registered backend; InvalidArgument listing the names otherwise.
+Result<std::string> ParseBackendChoice(std::string_view text);
 
 // Below this many entries a reflinked tree clones faster than a btrfs snapshot (forkbench --compare,
 // README "Choosing a backend").
 constexpr size_t kBtrfsSnapshotCrossoverEntries = 40;
 
 struct BackendDecision {
-  BackendChoice backend;  // never kAuto
+  std::string backend;  // a registered name, never "auto"
   std::string reason;
+  bool forced = false;  // the configuration named it
 };
 
 struct StorageConfig {
   std::string root;
-  BackendChoice backend = BackendChoice::kAuto;
+  std::string backend = std::string(kAutoBackend);
   std::optional<DmThinConfig> thin_pool;  // a configured thin pool (its data_root is `root`)
 };
 
@@ -47,11 +50,11 @@ struct HostFacts {
 };
 
 // The pure decision: what `choice` means for a root whose filesystem probed as `probe`.
-Result<BackendDecision> DecideBackend(BackendChoice choice, const FilesystemProbe& probe,
+Result<BackendDecision> DecideBackend(std::string_view choice, const FilesystemProbe& probe,
                                       const HostFacts& host, const std::string& root);
 
 // Probes the host and the root (created if missing), decides and opens the backend.
 Result<std::unique_ptr<Backend>> OpenBackend(const StorageConfig& config);
-Result<std::unique_ptr<Backend>> OpenBackend(const std::string& root, BackendChoice choice);
+Result<std::unique_ptr<Backend>> OpenBackend(const std::string& root, std::string_view choice);
 
 }  // namespace fe::storage

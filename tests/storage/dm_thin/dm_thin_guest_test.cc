@@ -1,10 +1,11 @@
-// Runs dm_thin_backend_test inside a QEMU guest when this host's kernel has no device-mapper.
+// Runs dm_thin_backend_test and the dm-thin half of the backend conformance suite inside a QEMU guest when this host's kernel has no device-mapper.
 // The guest loads the dm-thin modules (crc32c_generic first: dm-persistent-data needs crc32c) and
 // loop, and runs the test binary with FE_REQUIRE_DM=1 so a missing kernel feature fails rather
 // than skips.
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <string>
 
 #include "storage/dm_thin/dm_thin_device.h"
 #include "tests/guest/guest_runner.h"
@@ -12,19 +13,21 @@
 namespace fe::test {
 namespace {
 
-TEST(DmThinGuestTest, KernelFacingTestsPassInAGuest) {
+// Runs `binary` (with `arguments`) in a guest with the dm-thin modules and loop, requiring
+// device-mapper, and expects every test to pass and none to skip.
+void RunInGuest(const std::string& binary, const std::string& arguments) {
   std::string why;
   if (storage::DeviceMapperAvailable(&why)) {
-    GTEST_SKIP() << "this kernel has device-mapper: dm_thin_backend_test runs directly";
+    GTEST_SKIP() << "this kernel has device-mapper: the tests run directly";
   }
   if (std::string missing = GuestUnavailableReason(); !missing.empty()) GTEST_SKIP() << missing;
 
   GuestSpec spec;
   spec.modules = {"crc32c_generic", "libcrc32c", "dm-mod",       "dm-bufio",
                   "dm-bio-prison",  "dm-persistent-data", "dm-thin-pool", "loop"};
-  spec.files = {{.host_path = FE_DM_THIN_BACKEND_TEST, .guest_path = "/opt/fe/dm_thin_backend_test",
-                 .with_libraries = true}};
-  spec.command = "FE_REQUIRE_DM=1 /opt/fe/dm_thin_backend_test --gtest_color=no";
+  const std::string name = binary.substr(binary.rfind('/') + 1);
+  spec.files = {{.host_path = binary, .guest_path = "/opt/fe/" + name, .with_libraries = true}};
+  spec.command = "FE_REQUIRE_DM=1 /opt/fe/" + name + " --gtest_color=no " + arguments;
   spec.timeout = std::chrono::seconds(120);
   Result<GuestResult> result = RunGuest(spec);
   ASSERT_TRUE(result.ok()) << result.status().ToString();
@@ -38,6 +41,12 @@ TEST(DmThinGuestTest, KernelFacingTestsPassInAGuest) {
     size_t start = result->serial.find("[==========]");
     if (start != std::string::npos) std::printf("%s\n", result->serial.substr(start).c_str());
   }
+}
+
+TEST(DmThinGuestTest, KernelFacingTestsPassInAGuest) { RunInGuest(FE_DM_THIN_BACKEND_TEST, ""); }
+
+TEST(DmThinGuestTest, DmThinPassesTheBackendConformanceSuiteInAGuest) {
+  RunInGuest(FE_BACKEND_CONFORMANCE_TEST, "--gtest_filter=EveryBackend/BackendConformanceTest.*/dm_thin");
 }
 
 }  // namespace

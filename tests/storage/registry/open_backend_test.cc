@@ -31,7 +31,7 @@ test::TreeSnapshot Snapshot(const std::string& root) {
 
 class TreeBackendTest : public test::ScratchTest {
  protected:
-  static std::unique_ptr<Backend> Open(const std::string& root, BackendChoice choice) {
+  static std::unique_ptr<Backend> Open(const std::string& root, std::string choice) {
     Result<std::unique_ptr<Backend>> backend = OpenBackend(root, choice);
     EXPECT_TRUE(backend.ok()) << backend.status().ToString();
     return backend.ok() ? std::move(*backend) : nullptr;
@@ -48,7 +48,7 @@ class TreeBackendTest : public test::ScratchTest {
 
 TEST_F(TreeBackendTest, AutoOnXfsChoosesReflink) {
   FE_SCRATCH_DIR(dir, ScratchFs::kXfs);
-  std::unique_ptr<Backend> backend = Open(dir + "/root", BackendChoice::kAuto);
+  std::unique_ptr<Backend> backend = Open(dir + "/root", "auto");
   ASSERT_NE(backend, nullptr);
   EXPECT_EQ(backend->Name(), "reflink");
   EXPECT_TRUE(backend->Capabilities().shares_data);
@@ -59,7 +59,7 @@ TEST_F(TreeBackendTest, AutoOnXfsChoosesReflink) {
 // (Auto on btrfs picks the btrfs subvolume backend, tested with it.)
 TEST_F(TreeBackendTest, ForcedReflinkOnBtrfsIsReflink) {
   FE_SCRATCH_DIR(dir, ScratchFs::kBtrfs);
-  std::unique_ptr<Backend> backend = Open(dir + "/root", BackendChoice::kReflink);
+  std::unique_ptr<Backend> backend = Open(dir + "/root", "reflink");
   ASSERT_NE(backend, nullptr);
   EXPECT_EQ(backend->Name(), "reflink");
   EXPECT_TRUE(backend->Capabilities().shares_data);
@@ -67,7 +67,7 @@ TEST_F(TreeBackendTest, ForcedReflinkOnBtrfsIsReflink) {
 
 TEST_F(TreeBackendTest, AutoOnExt4ChoosesCopyAndSaysWhy) {
   FE_SCRATCH_DIR(dir, ScratchFs::kExt4);
-  std::unique_ptr<Backend> backend = Open(dir + "/root", BackendChoice::kAuto);
+  std::unique_ptr<Backend> backend = Open(dir + "/root", "auto");
   ASSERT_NE(backend, nullptr);
   EXPECT_EQ(backend->Name(), "copy");
   EXPECT_FALSE(backend->Capabilities().shares_data);
@@ -77,7 +77,7 @@ TEST_F(TreeBackendTest, AutoOnExt4ChoosesCopyAndSaysWhy) {
 
 TEST_F(TreeBackendTest, ForcedReflinkOnExt4IsUnsupportedNamingRoot) {
   FE_SCRATCH_DIR(dir, ScratchFs::kExt4);
-  Result<std::unique_ptr<Backend>> backend = OpenBackend(dir + "/root", BackendChoice::kReflink);
+  Result<std::unique_ptr<Backend>> backend = OpenBackend(dir + "/root", "reflink");
   ASSERT_FALSE(backend.ok());
   EXPECT_EQ(backend.status().code(), ErrorCode::kUnsupported) << backend.status().ToString();
   EXPECT_NE(backend.status().message().find(dir + "/root"), std::string::npos)
@@ -86,14 +86,14 @@ TEST_F(TreeBackendTest, ForcedReflinkOnExt4IsUnsupportedNamingRoot) {
 
 TEST_F(TreeBackendTest, ForcedReflinkOnXfsIsReflink) {
   FE_SCRATCH_DIR(dir, ScratchFs::kXfs);
-  std::unique_ptr<Backend> backend = Open(dir + "/root", BackendChoice::kReflink);
+  std::unique_ptr<Backend> backend = Open(dir + "/root", "reflink");
   ASSERT_NE(backend, nullptr);
   EXPECT_EQ(backend->Name(), "reflink");
 }
 
 TEST_F(TreeBackendTest, ForcedCopyOnXfsCopiesWithoutFiclone) {
   FE_SCRATCH_DIR(dir, ScratchFs::kXfs);
-  std::unique_ptr<Backend> backend = Open(dir + "/root", BackendChoice::kCopy);
+  std::unique_ptr<Backend> backend = Open(dir + "/root", "copy");
   ASSERT_NE(backend, nullptr);
   EXPECT_EQ(backend->Name(), "copy");
   ASSERT_TRUE(test::MakeSampleTree(backend->Path("base")).ok());
@@ -106,19 +106,19 @@ TEST_F(TreeBackendTest, ForcedCopyOnXfsCopiesWithoutFiclone) {
 TEST_F(TreeBackendTest, OpenCreatesAMissingRoot) {
   FE_SCRATCH_DIR(dir, ScratchFs::kExt4);
   ASSERT_FALSE(Exists(dir + "/new-root"));
-  std::unique_ptr<Backend> backend = Open(dir + "/new-root", BackendChoice::kAuto);
+  std::unique_ptr<Backend> backend = Open(dir + "/new-root", "auto");
   ASSERT_NE(backend, nullptr);
   EXPECT_TRUE(Exists(dir + "/new-root"));
   EXPECT_TRUE(List(*backend).empty());
 }
 
 TEST(BackendChoiceTest, ParsesNamesAndRejectsOthers) {
-  for (BackendChoice choice : {BackendChoice::kAuto, BackendChoice::kReflink, BackendChoice::kCopy}) {
-    Result<BackendChoice> parsed = ParseBackendChoice(BackendChoiceName(choice));
+  for (std::string choice : {"auto", "reflink", "copy"}) {
+    Result<std::string> parsed = ParseBackendChoice(choice);
     ASSERT_TRUE(parsed.ok()) << parsed.status().ToString();
     EXPECT_EQ(*parsed, choice);
   }
-  Result<BackendChoice> bad = ParseBackendChoice("zfs");
+  Result<std::string> bad = ParseBackendChoice("zfs");
   ASSERT_FALSE(bad.ok());
   EXPECT_EQ(bad.status().code(), ErrorCode::kInvalidArgument);
   EXPECT_NE(bad.status().message().find("zfs"), std::string::npos);
@@ -133,7 +133,7 @@ TEST_P(TreeBackendFsTest, CreateCloneListUsageRemove) {
   const bool reflink = GetParam() != ScratchFs::kExt4;
   // Auto would pick the btrfs backend on btrfs; this file tests the tree backends.
   std::unique_ptr<Backend> backend =
-      Open(dir + "/root", reflink ? BackendChoice::kReflink : BackendChoice::kAuto);
+      Open(dir + "/root", reflink ? "reflink" : "auto");
   ASSERT_NE(backend, nullptr);
   ASSERT_EQ(backend->Name(), reflink ? "reflink" : "copy");
 
@@ -185,7 +185,7 @@ INSTANTIATE_TEST_SUITE_P(Filesystems, TreeBackendFsTest,
 
 TEST_F(TreeBackendTest, UsageOfReflinkedVolumeOnXfsReportsSharedBytes) {
   FE_SCRATCH_DIR(dir, ScratchFs::kXfs);
-  std::unique_ptr<Backend> backend = Open(dir + "/root", BackendChoice::kAuto);
+  std::unique_ptr<Backend> backend = Open(dir + "/root", "auto");
   ASSERT_NE(backend, nullptr);
   FE_ASSERT_OK(backend->Create("base"));
   FE_ASSERT_OK(test::WritePatternFile(backend->Path("base") + "/memory.bin", 8 * kMiB, 3));
@@ -207,7 +207,7 @@ TEST_F(TreeBackendTest, UsageOfReflinkedVolumeOnXfsReportsSharedBytes) {
 TEST_F(TreeBackendTest, UsageCountsHardLinkedFilesOnce) {
   // Like du, and like CloneReport.logical_bytes: an inode is counted once, whatever its names.
   FE_SCRATCH_DIR(dir, ScratchFs::kExt4);
-  std::unique_ptr<Backend> backend = Open(dir + "/root", BackendChoice::kAuto);
+  std::unique_ptr<Backend> backend = Open(dir + "/root", "auto");
   ASSERT_NE(backend, nullptr);
   FE_ASSERT_OK(backend->Create("vm"));
   const std::string file = backend->Path("vm") + "/memory.bin";
@@ -221,7 +221,7 @@ TEST_F(TreeBackendTest, UsageCountsHardLinkedFilesOnce) {
 
 TEST_F(TreeBackendTest, ExistingAndMissingVolumesGiveClearErrors) {
   FE_SCRATCH_DIR(dir, ScratchFs::kXfs);
-  std::unique_ptr<Backend> backend = Open(dir + "/root", BackendChoice::kAuto);
+  std::unique_ptr<Backend> backend = Open(dir + "/root", "auto");
   ASSERT_NE(backend, nullptr);
   FE_ASSERT_OK(backend->Create("base"));
   FE_ASSERT_OK(test::WriteFile(backend->Path("base") + "/file", "base"));
@@ -260,7 +260,7 @@ TEST_F(TreeBackendTest, ExistingAndMissingVolumesGiveClearErrors) {
 
 TEST_F(TreeBackendTest, InvalidVolumeNamesAreRejected) {
   FE_SCRATCH_DIR(dir, ScratchFs::kXfs);
-  std::unique_ptr<Backend> backend = Open(dir + "/root", BackendChoice::kAuto);
+  std::unique_ptr<Backend> backend = Open(dir + "/root", "auto");
   ASSERT_NE(backend, nullptr);
   FE_ASSERT_OK(backend->Create("base"));
   const std::vector<std::string> invalid = {
@@ -290,7 +290,7 @@ TEST(VolumeNameTest, AcceptsOneComponentNames) {
 
 TEST_F(TreeBackendTest, ListShowsOnlyVolumes) {
   FE_SCRATCH_DIR(dir, ScratchFs::kXfs);
-  std::unique_ptr<Backend> backend = Open(dir + "/root", BackendChoice::kAuto);
+  std::unique_ptr<Backend> backend = Open(dir + "/root", "auto");
   ASSERT_NE(backend, nullptr);
   FE_ASSERT_OK(backend->Create("vm-b"));
   FE_ASSERT_OK(backend->Create("vm-a"));
@@ -301,7 +301,7 @@ TEST_F(TreeBackendTest, ListShowsOnlyVolumes) {
 
 TEST_F(TreeBackendTest, RemoveLeftoversRemovesOnlyHiddenTemporaryTrees) {
   FE_SCRATCH_DIR(dir, ScratchFs::kXfs);
-  std::unique_ptr<Backend> backend = Open(dir + "/root", BackendChoice::kAuto);
+  std::unique_ptr<Backend> backend = Open(dir + "/root", "auto");
   ASSERT_NE(backend, nullptr);
   FE_ASSERT_OK(backend->Create("vm-a"));
   FE_ASSERT_OK(test::WriteFile(dir + "/root/vm-a/disk.img", "data"));
@@ -321,7 +321,7 @@ TEST_F(TreeBackendTest, RemoveLeftoversRemovesOnlyHiddenTemporaryTrees) {
 
 TEST_F(TreeBackendTest, ConcurrentClonesOfDifferentVolumesSucceed) {
   FE_SCRATCH_DIR(dir, ScratchFs::kXfs);
-  std::unique_ptr<Backend> backend = Open(dir + "/root", BackendChoice::kAuto);
+  std::unique_ptr<Backend> backend = Open(dir + "/root", "auto");
   ASSERT_NE(backend, nullptr);
   ASSERT_TRUE(test::MakeSampleTree(backend->Path("base")).ok());
   test::TreeSnapshot base = Snapshot(backend->Path("base"));

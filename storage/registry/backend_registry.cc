@@ -1,0 +1,98 @@
+#include "storage/registry/backend_registry.h"
+
+#include <array>
+
+#include "storage/btrfs/btrfs_backend.h"
+#include "storage/dm_thin/dm_thin_backend.h"
+#include "storage/tree/tree_backend.h"
+
+namespace fe::storage {
+namespace {
+
+std::string Mode(const SelectionContext& context) { return context.forced ? "forced: " : "auto: "; }
+
+Result<std::optional<std::string>> ProbeDmThin(const SelectionContext& context) {
+  if (!context.forced && !context.host.thin_pool_configured) return std::optional<std::string>();
+  if (!context.host.thin_pool_configured) {
+    return Status::InvalidArgument("storage backend dm-thin needs a thin pool in the configuration");
+  }
+  if (!context.host.device_mapper) {
+    return Status::Unsupported("storage backend dm-thin is not available on this host: " +
+                               context.host.device_mapper_reason);
+  }
+  return std::optional<std::string>(Mode(context) + "a thin pool is configured; clones are thin snapshots");
+}
+
+Result<std::unique_ptr<Backend>> OpenDmThin(const StorageConfig& config, const FilesystemProbe&,
+                                            const BackendDecision&) {
+  DmThinConfig thin = *config.thin_pool;
+  thin.data_root = config.root;
+  FE_ASSIGN_OR_RETURN(std::unique_ptr<DmThinBackend> backend, OpenDmThinBackend(thin));
+  return std::unique_ptr<Backend>(std::move(backend));
+}
+
+Result<std::optional<std::string>> ProbeBtrfs(const SelectionContext& context) {
+  if (context.probe.filesystem != "btrfs") {
+    if (!context.forced) return std::optional<std::string>();
+    return Status::Unsupported("storage backend btrfs needs a btrfs data root; " + context.root + " is on " +
+                               context.probe.filesystem);
+  }
+  if (context.forced) {
+    return std::optional<std::string>("btrfs forced by configuration: every clone of a subvolume is a snapshot");
+  }
+  return std::optional<std::string>("auto: data root is on btrfs: subvolumes are snapshotted, trees under " +
+                                    std::to_string(kBtrfsSnapshotCrossoverEntries) + " entries reflinked");
+}
+
+Result<std::unique_ptr<Backend>> OpenBtrfs(const StorageConfig& config, const FilesystemProbe&,
+                                           const BackendDecision& decision) {
+  // Forced, every clone is a snapshot; under auto small trees are reflinked (faster below the crossover).
+  size_t crossover = decision.forced ? 0 : kBtrfsSnapshotCrossoverEntries;
+  FE_ASSIGN_OR_RETURN(std::unique_ptr<BtrfsBackend> backend, BtrfsBackend::Open(config.root, decision.reason, crossover));
+  return std::unique_ptr<Backend>(std::move(backend));
+}
+
+Result<std::optional<std::string>> ProbeReflink(const SelectionContext& context) {
+  if (!context.probe.reflink) {
+    if (!context.forced) return std::optional<std::string>();
+    return Status::Unsupported("storage backend reflink is not available on data root " + context.root + ": " +
+                               context.probe.reason);
+  }
+  if (context.forced) return std::optional<std::string>("reflink forced by configuration (" + context.probe.reason + ")");
+  return std::optional<std::string>("auto: " + context.probe.reason);
+}
+
+Result<std::unique_ptr<Backend>> OpenReflink(const StorageConfig& config, const FilesystemProbe&,
+                                             const BackendDecision& decision) {
+  return OpenTreeBackend(config.root, DataMode::kReflink, decision.reason, true);
+}
+
+Result<std::optional<std::string>> ProbeCopy(const SelectionContext& context) {
+  if (context.forced) return std::optional<std::string>("copy forced by configuration");
+  return std::optional<std::string>("auto: no reflink (" + context.probe.reason + "): sparse copy");
+}
+
+Result<std::unique_ptr<Backend>> OpenCopy(const StorageConfig& config, const FilesystemProbe& probe,
+                                          const BackendDecision& decision) {
+  return OpenTreeBackend(config.root, DataMode::kCopy, decision.reason, probe.reflink);
+}
+
+constexpr std::array kBackends = {
+    BackendEntry{"dm-thin", &ProbeDmThin, &OpenDmThin},
+    BackendEntry{"btrfs", &ProbeBtrfs, &OpenBtrfs},
+    BackendEntry{"reflink", &ProbeReflink, &OpenReflink},
+    BackendEntry{"copy", &ProbeCopy, &OpenCopy},
+};
+
+}  // namespace
+
+std::span<const BackendEntry> RegisteredBackends() { return kBackends; }
+
+const BackendEntry* FindBackend(std::string_view name) {
+  for (const BackendEntry& entry : kBackends) {
+    if (entry.name == name) return &entry;
+  }
+  return nullptr;
+}
+
+}  // namespace fe::storage
