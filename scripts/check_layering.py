@@ -13,6 +13,7 @@ import sys
 # folder -> the folders it may include directly (the order of the top README's layout table).
 LAYERS = {
     "base": [],
+    "base/http": ["base"],  # HTTP over a Unix socket: a library of its own (cpp-httplib)
     "storage": ["base"],
     "storage/tree": ["storage"],
     "storage/btrfs": ["storage/tree"],
@@ -22,9 +23,9 @@ LAYERS = {
     "snapshot": ["storage/registry"],
     "hypervisor/forkagent": ["base"],  # the guest program: base/ and its own files only
     "hypervisor": ["snapshot", "hypervisor/forkagent"],
-    "hypervisor/cloud_hypervisor": ["hypervisor"],
+    "hypervisor/cloud_hypervisor": ["hypervisor", "base/http"],
     "hypervisor/qemu": ["hypervisor"],
-    "hypervisor/firecracker": ["hypervisor"],
+    "hypervisor/firecracker": ["hypervisor", "base/http"],
     "hypervisor/registry": ["hypervisor/cloud_hypervisor", "hypervisor/qemu", "hypervisor/firecracker"],
     "engine/network": ["hypervisor/registry"],
     "engine/vm": ["engine/network"],

@@ -8,12 +8,13 @@
 #include <cerrno>
 #include <cstring>
 
-#include <httplib.h>
+#include "base/http/unix_socket_client.h"
 
 namespace fe::engine::forkctl {
 namespace {
 
-// What an HTTP status means when the body carries no code we know.
+// What an HTTP status means when the body carries no code we know: the inverse of forkd's own
+// mapping (engine/forkd/http_errors.cc), which differs from the hypervisors' (base/http).
 ErrorCode ErrorCodeForStatus(int http_status) {
   switch (http_status) {
     case 400: case 413: return ErrorCode::kInvalidArgument;
@@ -42,22 +43,15 @@ Result<nlohmann::json> ApiClient::Delete(const std::string& path) const { return
 
 Result<nlohmann::json> ApiClient::Send(std::string_view method, const std::string& path,
                                        const std::string& body) const {
-  httplib::Client client(socket_path_);
-  client.set_address_family(AF_UNIX);
-  client.set_keep_alive(false);
-  client.set_connection_timeout(std::chrono::seconds(5));
-  client.set_read_timeout(timeout_);
-  client.set_write_timeout(timeout_);
-  httplib::Result reply = method == "GET"    ? client.Get(path)
-                          : method == "POST" ? client.Post(path, body, "application/json")
-                                             : client.Delete(path);
-  if (!reply) return UnreachableError(socket_path_, method, path, httplib::to_string(reply.error()));
+  const http::UnixSocketClient client(socket_path_, "forkd", timeout_);
+  Result<http::Response> reply = client.Send(method, path, body);
+  if (!reply.ok()) return UnreachableError(socket_path_, method, path, reply.status().message());
   if (reply->status < 200 || reply->status >= 300) return ErrorFromReply(reply->status, reply->body);
   if (reply->body.empty()) return nlohmann::json();
   nlohmann::json parsed = nlohmann::json::parse(reply->body, nullptr, /*allow_exceptions=*/false);
   if (parsed.is_discarded()) {
-    return Status::Internal(std::string(method) + " " + path + " via " + socket_path_ +
-                                            ": HTTP " + std::to_string(reply->status) + " reply is not JSON");
+    return Status::Internal(client.Describe(method, path) + ": HTTP " + std::to_string(reply->status) +
+                            " reply is not JSON");
   }
   return parsed;
 }

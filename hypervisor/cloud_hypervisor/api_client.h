@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 
+#include "base/http/unix_socket_client.h"
 #include "base/status.h"
 
 namespace fe::hypervisor::cloud_hypervisor {
@@ -32,19 +33,14 @@ class ApiClient {
   // socket does not exist, Io otherwise; the error names the socket and the request.
   Result<ApiResponse> Send(std::string_view method, std::string_view endpoint, const std::string& body) const;
 
-  // Send, with any status outside 2xx an error carrying cloud-hypervisor's message: 400 ->
-  // InvalidArgument, 404 -> NotFound (no VM), 405/409 -> Busy (the VM is in the wrong state),
-  // others -> Io.
+  // Send, with any status outside 2xx an error carrying cloud-hypervisor's message, its code from
+  // http::ErrorCodeForHttpStatus (404: no VM; 405/409: Busy, the VM is in the wrong state).
   Status Call(std::string_view method, std::string_view endpoint, const std::string& body = "") const;
 
-  const std::string& socket_path() const { return socket_path_; }
+  const std::string& socket_path() const { return http_.socket_path(); }
 
  private:
-  std::string socket_path_;
-  std::chrono::milliseconds timeout_;
+  http::UnixSocketClient http_;
 };
-
-// The ErrorCode for an HTTP status outside 2xx (see Call).
-ErrorCode ErrorCodeForHttpStatus(int status);
 
 }  // namespace fe::hypervisor::cloud_hypervisor

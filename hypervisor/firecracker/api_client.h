@@ -30,8 +30,8 @@ class ApiClient {
   Result<ApiResponse> Send(std::string_view method, std::string_view path, const std::string& body,
                            std::chrono::milliseconds timeout) const;
 
-  // Send, with a status outside 2xx an error carrying Firecracker's fault_message: 400 ->
-  // InvalidArgument, others -> Io.
+  // Send, with a status outside 2xx an error carrying Firecracker's fault_message, its code from
+  // http::ErrorCodeForHttpStatus (base/http).
   Status Call(std::string_view method, std::string_view path, const Json& body, std::chrono::milliseconds timeout) const;
 
   // GET `path`, expecting 200 and a JSON object.

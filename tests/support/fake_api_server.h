@@ -64,6 +64,8 @@ class FakeApiServer {
     server_.Get(".*", handle);
     server_.Put(".*", handle);
     server_.Patch(".*", handle);
+    server_.Post(".*", handle);
+    server_.Delete(".*", handle);
   }
   FakeApiServer(const FakeApiServer&) = delete;
   FakeApiServer& operator=(const FakeApiServer&) = delete;

@@ -109,7 +109,7 @@ TEST_F(FirecrackerControllerTest, ApiErrorsCarryTheFaultMessage) {
   Status status = controller->Pause();
   ASSERT_FALSE(status.ok());
   EXPECT_EQ(status.code(), ErrorCode::kInvalidArgument);
-  EXPECT_NE(status.message().find("PATCH /vm: HTTP 400: The requested operation"), std::string::npos)
+  EXPECT_NE(status.message().find("PATCH /vm via " + socket_ + ": HTTP 400: The requested operation"), std::string::npos)
       << status.ToString();
   EXPECT_NE(status.message().find(socket_), std::string::npos);
 }

@@ -1,0 +1,87 @@
+#include "base/http/unix_socket_client.h"
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+
+#include <httplib.h>
+
+namespace fe::http {
+namespace {
+
+void SetTimeouts(httplib::Client& client, std::chrono::milliseconds timeout) {
+  const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(timeout);
+  const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(timeout - seconds);
+  client.set_connection_timeout(seconds.count(), micros.count());
+  client.set_read_timeout(seconds.count(), micros.count());
+  client.set_write_timeout(seconds.count(), micros.count());
+}
+
+}  // namespace
+
+UnixSocketClient::UnixSocketClient(std::string socket_path, std::string peer, std::chrono::milliseconds timeout)
+    : socket_path_(std::move(socket_path)), peer_(std::move(peer)), timeout_(timeout) {}
+
+std::string DescribeRequest(std::string_view peer, std::string_view method, std::string_view path,
+                            std::string_view socket_path) {
+  std::string text(peer);
+  text.append(" ").append(method).append(" ").append(path).append(" via ").append(socket_path);
+  return text;
+}
+
+std::string UnixSocketClient::Describe(std::string_view method, std::string_view path) const {
+  return DescribeRequest(peer_, method, path, socket_path_);
+}
+
+Result<Response> UnixSocketClient::Send(std::string_view method, std::string_view path, std::string_view body,
+                                        const std::vector<std::pair<std::string, std::string>>& headers) const {
+  // A fresh connection per request: the hypervisors' API servers serve one client at a time.
+  httplib::Client client(socket_path_);
+  client.set_address_family(AF_UNIX);
+  client.set_keep_alive(false);
+  SetTimeouts(client, timeout_);
+  httplib::Headers request_headers(headers.begin(), headers.end());
+  const std::string target(path);
+  const std::string content(body);
+  if (method != "GET" && method != "PUT" && method != "PATCH" && method != "POST" && method != "DELETE") {
+    return Status::InvalidArgument(Describe(method, path) + ": unsupported method");
+  }
+  httplib::Result result = method == "GET"     ? client.Get(target, request_headers)
+                           : method == "PUT"   ? client.Put(target, request_headers, content, "application/json")
+                           : method == "PATCH" ? client.Patch(target, request_headers, content, "application/json")
+                           : method == "POST"  ? client.Post(target, request_headers, content, "application/json")
+                                               : client.Delete(target, request_headers);
+  if (!result) {
+    struct stat st {};
+    if (::stat(socket_path_.c_str(), &st) != 0 && errno == ENOENT) {
+      return Status::FromErrno(ENOENT, peer_ + " " + std::string(method) + " " + std::string(path) + ": connect to",
+                               socket_path_);
+    }
+    return Status::Io(Describe(method, path) + ": no answer (" + httplib::to_string(result.error()) + ")");
+  }
+  return Response{result->status, result->body};
+}
+
+ErrorCode ErrorCodeForHttpStatus(int status) {
+  switch (status) {
+    case 400: case 413: case 422: return ErrorCode::kInvalidArgument;
+    case 401: case 403: return ErrorCode::kPermissionDenied;
+    case 404: return ErrorCode::kNotFound;
+    case 405: case 409: return ErrorCode::kBusy;
+    case 503: return ErrorCode::kUnavailable;
+    case 507: return ErrorCode::kNoSpace;
+    default: return ErrorCode::kIo;
+  }
+}
+
+Status HttpError(std::string_view request, int status, std::string_view detail) {
+  std::string message = std::string(request) + ": HTTP " + std::to_string(status);
+  if (!detail.empty()) {
+    message += ": ";
+    message += detail.size() > 2000 ? std::string(detail.substr(0, 2000)) + "..." : std::string(detail);
+  }
+  return Status(ErrorCodeForHttpStatus(status), std::move(message));
+}
+
+}  // namespace fe::http

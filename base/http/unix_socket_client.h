@@ -1,0 +1,59 @@
+// HTTP/1.1 over a Unix socket, one request per connection (cpp-httplib underneath): the transport of
+// the hypervisor plugins' API clients (Cloud Hypervisor, Firecracker) and of forkctl, with one
+// way to name a failed request and one mapping of HTTP statuses to error codes.
+//
+// Threads: a client is immutable; Send may be called from several threads.
+#pragma once
+
+#include <chrono>
+#include <string>
+#include <string_view>
+#include <vector>
+#include <utility>
+
+#include "base/status.h"
+
+namespace fe::http {
+
+struct Response {
+  int status = 0;
+  std::string body;
+};
+
+class UnixSocketClient {
+ public:
+  // `peer` names the server in errors ("cloud-hypervisor", "firecracker API", "forkd"). `timeout`
+  // bounds connecting and each read and write of a request.
+  UnixSocketClient(std::string socket_path, std::string peer, std::chrono::milliseconds timeout);
+
+  // Sends one request (GET, PUT, PATCH, POST or DELETE; a non-empty `body` is sent as JSON) and
+  // returns whatever HTTP status came back. Fails only when no answer arrived: NotFound when the
+  // socket does not exist, Io otherwise, with the errno or transport error named.
+  Result<Response> Send(std::string_view method, std::string_view path, std::string_view body,
+                        const std::vector<std::pair<std::string, std::string>>& headers = {}) const;
+
+  // "<peer> <METHOD> <path> via <socket>": how errors name a request.
+  std::string Describe(std::string_view method, std::string_view path) const;
+
+  const std::string& socket_path() const { return socket_path_; }
+
+ private:
+  std::string socket_path_;
+  std::string peer_;
+  std::chrono::milliseconds timeout_;
+};
+
+// "<peer> <METHOD> <path> via <socket>".
+std::string DescribeRequest(std::string_view peer, std::string_view method, std::string_view path,
+                            std::string_view socket_path);
+
+// The one mapping of an HTTP error status to an ErrorCode: 400, 413 and 422 -> InvalidArgument,
+// 401/403 -> PermissionDenied, 404 -> NotFound, 405/409 -> Busy (the server is in the wrong state),
+// 503 -> Unavailable, 507 -> NoSpace, anything else -> Io.
+ErrorCode ErrorCodeForHttpStatus(int status);
+
+// The Status for a reply outside 2xx: the mapped code and "<request>: HTTP <status>: <detail>"
+// (`request` as Describe() names it; `detail` cut to 2000 bytes, omitted when empty).
+Status HttpError(std::string_view request, int status, std::string_view detail);
+
+}  // namespace fe::http
