@@ -19,6 +19,8 @@ namespace fe {
 class Reverter {
  public:
   Reverter() = default;
+  // Moving hands the pending undos over (the moved-from reverter undoes nothing).
+  Reverter(Reverter&& other) noexcept : undos_(std::exchange(other.undos_, {})) {}
   Reverter(const Reverter&) = delete;
   Reverter& operator=(const Reverter&) = delete;
   ~Reverter() { Revert(); }

@@ -6,8 +6,8 @@
 // the imported directory, and the instance gets its own network identity (the source identity is
 // unknown, so the plugin's rule for "the only NIC" applies).
 //
-// Steps, undone in reverse on failure: reserve the name -> intent metadata (Creating) -> volume ->
-// lease -> PrepareFork -> final metadata.
+// Steps, undone in reverse on failure: reserve the name (as a fork does, engine/fork_plan.h) -> intent
+// metadata (Creating) -> volume (Backend::Import for an import) -> lease -> PrepareFork -> final metadata.
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -16,10 +16,9 @@
 
 #include <spdlog/spdlog.h>
 
-#include "engine/engine.h"
 #include "base/reverter.h"
+#include "engine/fork_plan.h"
 #include "snapshot/guest_directory.h"
-#include "storage/tree/tree_cloner.h"
 
 namespace fe::engine {
 namespace {
@@ -56,24 +55,6 @@ bool HoldsSnapshot(const std::string& dir) {
   return IsNonEmptyDirectory(dir + "/snapshot");
 }
 
-// Clones the directory `source` into the existing empty volume directory `target`.
-Status ImportInto(const std::string& source, const std::string& target) {
-  size_t slash = source.find_last_of('/');
-  std::string parent = slash == 0 ? "/" : source.substr(0, slash);
-  std::string name = source.substr(slash + 1);
-  int parent_fd = ::open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (parent_fd < 0) return Status::FromErrno(errno, "open", parent);
-  UniqueFd parent_owner(parent_fd);
-  int target_fd = ::open(target.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
-  if (target_fd < 0) return Status::FromErrno(errno, "open", target);
-  UniqueFd target_owner(target_fd);
-  Result<storage::CloneReport> report = storage::CloneContents(parent_fd, name, target_fd, storage::CloneOptions{});
-  if (!report.ok()) return report.status();
-  spdlog::info("import {} -> {}: {} files, {} bytes, {}", source, target, report->files, report->logical_bytes,
-               report->mechanism);
-  return Status::Ok();
-}
-
 }  // namespace
 
 Result<Instance> Engine::Create(const CreateRequest& request) {
@@ -96,8 +77,10 @@ Result<Instance> Engine::Create(const CreateRequest& request) {
                                                std::string(InstanceStateName(state)) + " guest directory");
   }
 
+  // Admission as for a fork: the name is reserved first, released unless the instance is published.
+  FE_ASSIGN_OR_RETURN(NameReservation reservation, ReserveNames({request.name}));
   Instance instance;
-  instance.id = NewInstanceId();
+  instance.id = reservation.names_and_ids().front().second;
   instance.name = request.name;
   instance.hypervisor = request.hypervisor;
   instance.state = InstanceState::kCreating;
@@ -111,26 +94,19 @@ Result<Instance> Engine::Create(const CreateRequest& request) {
   };
 
   Reverter reverter;
-  {
-    std::lock_guard lock(mutex_);
-    if (names_.count(request.name) != 0) {
-      return Status::AlreadyExists("instance name '" + request.name + "' is taken");
-    }
-    names_.emplace(request.name, instance.id);
-  }
-  reverter.Add("release name " + request.name, [this, name = request.name, id = instance.id] {
-    ReleaseNames({{name, id}});
-    return Status::Ok();
-  });
   if (Status written = store_.Write(instance); !written.ok()) return failed("metadata", written);
   reverter.Add("remove metadata of " + instance.id, [this, id = instance.id] { return store_.Remove(id); });
 
-  if (Status created = backend_->Create(instance.volume); !created.ok()) return failed("volume", created);
+  if (import_dir.empty()) {
+    if (Status created = backend_->Create(instance.volume); !created.ok()) return failed("volume", created);
+  } else {
+    Result<storage::CloneReport> imported = backend_->Import(import_dir, instance.volume);
+    if (!imported.ok()) return failed("import", imported.status());
+    spdlog::info("import {} -> {}: {} files, {} bytes, {}", import_dir, instance.volume, imported->files,
+                 imported->logical_bytes, imported->mechanism);
+  }
   reverter.Add("remove volume " + instance.volume, [this, volume = instance.volume] { return backend_->Remove(volume); });
   std::string guest_dir = backend_->Path(instance.volume);
-  if (!import_dir.empty()) {
-    if (Status imported = ImportInto(import_dir, guest_dir); !imported.ok()) return failed("import", imported);
-  }
 
   Result<hypervisor::NetworkIdentity> identity = network_->Allocate(instance.id);
   if (!identity.ok()) return failed("network", identity.status());
@@ -154,6 +130,7 @@ Result<Instance> Engine::Create(const CreateRequest& request) {
     std::lock_guard lock(mutex_);
     entries_.emplace(instance.id, entry);
   }
+  reservation.Keep();
   reverter.Commit();
   spdlog::info("created instance {} ('{}', {}, {}){}", instance.id, instance.name, instance.hypervisor,
                InstanceStateName(instance.state), import_dir.empty() ? "" : " from " + import_dir);

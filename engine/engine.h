@@ -56,6 +56,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/deferred_sync.h"
 #include "base/status.h"
 #include "engine/instance.h"
 #include "engine/instance_store.h"
@@ -206,12 +207,6 @@ class Engine {
   using ExclusiveLock = std::unique_lock<std::shared_timed_mutex>;
   using SharedLock = std::shared_lock<std::shared_timed_mutex>;
 
-  // A fork that has been made (and brought to its target state) but not yet published.
-  struct MadeFork {
-    ForkOutcome outcome;
-    std::shared_ptr<Entry> entry;
-  };
-
   Engine(EngineConfig config, std::unique_ptr<storage::Backend> backend,
          std::unique_ptr<NetworkAllocator> network, InstanceStore store);
 
@@ -264,32 +259,34 @@ class Engine {
   // that failed are returned for a later retry.
   std::vector<std::pair<uint64_t, std::string>> CheckpointReleases(std::vector<std::pair<uint64_t, std::string>> batch);
 
-  // --- fork.cc
-  // Volumes cloned (with their intent metadata written) before ForkOne, by fork id: the live path.
-  using PreCloned = std::map<std::string, std::pair<storage::CloneReport, int64_t /*clone_us*/>>;
-  // `pre_cloned`, when it holds the fork's id: the intent and the volume exist already; ForkOne takes
-  // over their undo.
-  Result<MadeFork> ForkOne(const Instance& source, const std::string& name, InstanceState target_state,
-                           const std::string& reserved_id, const std::string& pool, const PreCloned* pre_cloned);
-  // Runs ForkOne for every name concurrently (bounded); all or nothing.
-  Result<std::vector<MadeFork>> ForkAll(const Instance& source, const std::vector<std::pair<std::string, std::string>>& names_and_ids,
-                                        InstanceState target_state, const std::string& pool,
-                                        const PreCloned* pre_cloned = nullptr);
-  // The intent metadata of a fork (state Creating) as ForkOne writes it.
-  Instance ForkIntent(const Instance& source, const std::string& name, const std::string& reserved_id,
-                      const std::string& pool) const;
+  // --- fork_steps.cc: the fork as a pipeline (engine/fork_plan.h)
+  class NameReservation;
+  struct ForkPlan;
+  // Takes `names` (AlreadyExists naming the first taken one) with a new id each.
+  Result<NameReservation> ReserveNames(const std::vector<std::string>& names);
+  // One plan per reserved name: the fork's intent (state Creating) from `source`.
+  std::vector<ForkPlan> PlanForks(const Instance& source, const NameReservation& names, InstanceState target_state,
+                                  const std::string& pool) const;
+  Status WriteIntentAndClone(ForkPlan& plan);
+  Status LeaseAndRewrite(ForkPlan& plan, const hypervisor::Plugin& plugin);
+  Status MakeDurableAndCommit(ForkPlan& plan, DeferredSync& deferred);
+  Status BringUp(ForkPlan& plan);
+  // The steps of one plan, on this thread, from where it stands (the live path cloned already).
+  Status RunForkSteps(ForkPlan& plan, const hypervisor::Plugin& plugin);
+  // Runs every plan's steps concurrently (bounded); all or nothing: on a failure every plan is undone.
+  Status RunForkPlans(std::vector<ForkPlan>& plans, const hypervisor::Plugin& plugin);
+  // Makes the forks visible (their names stay taken) and returns their outcomes, logged.
+  std::vector<ForkOutcome> PublishForks(std::vector<ForkPlan>& plans, NameReservation& names);
 
   // --- live_fork.cc: from_running without stopping the source
   // Whether the live path can serve a from_running fork of `source` (Running): the plugin snapshots
   // a running VM leaving shared-file RAM in place and the backend's clones share data.
   bool CanLiveFork(const Instance& source, const hypervisor::Plugin& plugin) const;
-  // Pauses the source, snapshots it into its snapshot directory, writes the forks' intents and clones
-  // its volume for each, resumes it; then makes the forks from their clones. REQUIRES: the source's
-  // lock held exclusively. `pause_us`: how long the source was paused.
-  Result<std::vector<MadeFork>> LiveForkLocked(const Instance& source,
-                                               const std::vector<std::pair<std::string, std::string>>& names_and_ids,
-                                               InstanceState target_state, const std::string& pool,
-                                               int64_t& pause_us);
+  // Pauses the source, snapshots it into its snapshot directory, runs WriteIntentAndClone for every
+  // plan, resumes it; then runs the plans' other steps. REQUIRES: the source's lock held exclusively;
+  // `plans` made from the source as its snapshot shows it (Standby). `pause_us`: how long it was paused.
+  Status LiveForkLocked(const Instance& source, std::vector<ForkPlan>& plans, const hypervisor::Plugin& plugin,
+                        int64_t& pause_us);
 
   const EngineConfig config_;
   const std::unique_ptr<storage::Backend> backend_;

@@ -25,8 +25,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "engine/engine.h"
-#include "base/reverter.h"
+#include "engine/fork_plan.h"
 #include "engine/vm/vm_runner.h"
 #include "snapshot/guest_directory.h"
 
@@ -47,13 +46,9 @@ bool Engine::CanLiveFork(const Instance& source, const hypervisor::Plugin& plugi
   return plugin.CanLiveFork(GuestDir(source));
 }
 
-Result<std::vector<Engine::MadeFork>> Engine::LiveForkLocked(
-    const Instance& source,
-    const std::vector<std::pair<std::string, std::string>>& names_and_ids, InstanceState target_state,
-    const std::string& pool, int64_t& pause_us) {
+Status Engine::LiveForkLocked(const Instance& source, std::vector<ForkPlan>& plans, const hypervisor::Plugin& plugin,
+                              int64_t& pause_us) {
   const std::string what = "live fork of '" + source.name + "'";
-  Result<const hypervisor::Plugin*> plugin = PluginFor(source);
-  if (!plugin.ok()) return plugin.status();
   const std::string guest_dir = GuestDir(source);
   const std::string snapshot_dir = SnapshotDirOf(source);
   // Forks and restores find the snapshot through the manifest (as after a standby); written before the
@@ -70,47 +65,22 @@ Result<std::vector<Engine::MadeFork>> Engine::LiveForkLocked(
     FE_RETURN_IF_ERROR(snapshot::WriteManifest(guest_dir, *manifest).Annotate(what));
   }
 
-  // The intents and the clones, undone until ForkOne takes them over.
-  Reverter clones;
-  PreCloned pre_cloned;
+  // While paused: each fork's intent and clone (undone by its plan on any later failure).
   auto clone_all = [&]() -> Status {
-    for (const auto& [name, id] : names_and_ids) {
-      const Clock::time_point start = Clock::now();
-      Instance intent = ForkIntent(source, name, id, pool);
-      FE_RETURN_IF_ERROR(store_.Write(intent).Annotate("fork '" + name + "' of '" + source.name + "': metadata"));
-      clones.Add("remove metadata of " + id, [this, id = id] { return store_.Remove(id); });
-      Result<storage::CloneReport> report = backend_->Clone(source.volume, intent.volume);
-      if (!report.ok()) return report.status().Annotate("fork '" + name + "' of '" + source.name + "': clone");
-      clones.Add("remove volume " + intent.volume, [this, volume = intent.volume] { return backend_->Remove(volume); });
-      pre_cloned.emplace(id, std::make_pair(std::move(*report), MicrosSince(start)));
-    }
+    for (ForkPlan& plan : plans) FE_RETURN_IF_ERROR(WriteIntentAndClone(plan));
     return Status::Ok();
   };
-  VmContext context{*plugin, guest_dir, InstanceDir(source.id), source.identity, config_.hypervisor_timeout};
+  VmContext context{&plugin, guest_dir, InstanceDir(source.id), source.identity, config_.hypervisor_timeout};
   const Clock::time_point pause_start = Clock::now();
   Status snapshotted = SnapshotRunningVm(context, *source.process, snapshot_dir, clone_all);
   pause_us = MicrosSince(pause_start);
-  if (!snapshotted.ok()) return snapshotted.Annotate(what);
-  spdlog::info("{}: source {} paused {}us for the snapshot and {} clone(s)", what, source.id, pause_us,
-               names_and_ids.size());
-
-  Result<std::vector<MadeFork>> made = ForkAll(source, names_and_ids, target_state, pool, &pre_cloned);
-  if (made.ok()) {
-    clones.Commit();
-    return made;
+  if (!snapshotted.ok()) {
+    for (ForkPlan& plan : plans) plan.undo.Revert();
+    return snapshotted.Annotate(what);
   }
-  // ForkOne removed what it made of the forks it ran; the ones it never started are removed here
-  // (removing what is already gone is tolerated).
-  clones.Commit();
-  for (const auto& [name, id] : names_and_ids) {
-    if (Status removed = backend_->Remove(id); !removed.ok() && removed.code() != ErrorCode::kNotFound) {
-      spdlog::error("{}: rollback: removing volume {} failed: {}", what, id, removed.ToString());
-    }
-    if (Status removed = store_.Remove(id); !removed.ok()) {
-      spdlog::error("{}: rollback: removing metadata of {} failed: {}", what, id, removed.ToString());
-    }
-  }
-  return made.status();
+  spdlog::info("{}: source {} paused {}us for the snapshot and {} clone(s)", what, source.id, pause_us, plans.size());
+  // The rest of each fork from its own clone, while the source runs on.
+  return RunForkPlans(plans, plugin);
 }
 
 }  // namespace fe::engine

@@ -7,7 +7,7 @@
 // Removing a volume never affects volumes cloned from it: each mechanism keeps shared data alive for
 // as long as any clone references it.
 //
-// Lifecycle: Create or Clone -> (the engine and the hypervisor use Path(volume)) -> Remove.
+// Lifecycle: Create, Clone or Import -> (the engine and the hypervisor use Path(volume)) -> Remove.
 //
 // Mechanisms differ in cost; callers branch on Capabilities(), never on Name():
 //   dm-thin  device-mapper thin snapshot of the volume's block device, O(1) (storage/dm_thin/)
@@ -71,6 +71,10 @@ class Backend {
   // Clones `parent` into the new volume `volume`. AlreadyExists if `volume` exists, NotFound if
   // `parent` does not. The report says which mechanism each file actually used.
   virtual Result<CloneReport> Clone(const std::string& parent, const std::string& volume) = 0;
+  // Creates `volume` holding a clone of the directory `source_dir`, which lies outside the data root
+  // (an imported guest directory) and is never modified; copy-on-write where the filesystems allow.
+  // AlreadyExists if `volume` exists; on failure nothing exists under its name.
+  virtual Result<CloneReport> Import(const std::string& source_dir, const std::string& volume) = 0;
   // Removes the volume and everything in it. NotFound if it does not exist.
   virtual Status Remove(const std::string& volume) = 0;
   virtual Result<VolumeUsage> Usage(const std::string& volume) = 0;

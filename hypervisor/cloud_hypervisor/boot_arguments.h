@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "base/status.h"
-#include "hypervisor/cloud_hypervisor/json_fields.h"
+#include "hypervisor/cloud_hypervisor/field_patterns.h"
 
 namespace fe::hypervisor::cloud_hypervisor {
 

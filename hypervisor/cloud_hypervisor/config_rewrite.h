@@ -24,7 +24,7 @@
 #include <string_view>
 
 #include "base/status.h"
-#include "hypervisor/cloud_hypervisor/json_fields.h"
+#include "hypervisor/cloud_hypervisor/field_patterns.h"
 #include "hypervisor/plugin.h"
 #include "snapshot/path_rewrite.h"
 

@@ -7,7 +7,7 @@
 #include <set>
 
 #include "hypervisor/cloud_hypervisor/instance_files.h"
-#include "hypervisor/cloud_hypervisor/json_fields.h"
+#include "hypervisor/cloud_hypervisor/field_patterns.h"
 #include "hypervisor/cloud_hypervisor/path_fields.h"
 #include "base/atomic_file.h"
 

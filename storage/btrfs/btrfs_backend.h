@@ -17,7 +17,7 @@
 #include <string>
 
 #include "base/status.h"
-#include "storage/directory_backend.h"
+#include "storage/tree/directory_backend.h"
 #include "storage/tree/tree_cloner.h"
 
 namespace fe::storage {

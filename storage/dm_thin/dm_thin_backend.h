@@ -39,7 +39,7 @@
 #include "storage/dm_thin/dm_thin_config.h"
 #include "storage/dm_thin/dm_thin_ledger.h"
 #include "storage/dm_thin/dm_thin_pool.h"
-#include "storage/directory_backend.h"
+#include "storage/tree/directory_backend.h"
 #include "storage/tree/tree_cloner.h"
 
 namespace fe::storage {

@@ -7,7 +7,7 @@
 
 #include "base/status.h"
 #include "base/unique_fd.h"
-#include "storage/directory_backend.h"
+#include "storage/tree/directory_backend.h"
 #include "storage/tree/tree_cloner.h"
 
 namespace fe::storage {

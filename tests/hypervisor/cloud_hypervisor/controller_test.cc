@@ -12,7 +12,7 @@
 #include <httplib.h>
 
 #include "hypervisor/cloud_hypervisor/cloud_hypervisor.h"
-#include "hypervisor/cloud_hypervisor/json_fields.h"
+#include "hypervisor/cloud_hypervisor/field_patterns.h"
 #include "tests/support/fake_api_server.h"
 #include "tests/support/scratch.h"
 #include "tests/support/temp_dir.h"

@@ -6,7 +6,7 @@
 
 #include <gtest/gtest.h>
 
-#include "hypervisor/cloud_hypervisor/json_fields.h"
+#include "hypervisor/cloud_hypervisor/field_patterns.h"
 #include "hypervisor/plugin.h"
 #include "tests/hypervisor/plugin_fixtures.h"
 

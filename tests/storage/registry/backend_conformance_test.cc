@@ -259,6 +259,31 @@ TEST_P(BackendConformanceTest, RemoveLeftoversClearsWhatACrashLeftAndKeepsVolume
   EXPECT_EQ(test::DiffSnapshots(a, Snapshot(backend_->Path("a"))), "");
 }
 
+TEST_P(BackendConformanceTest, ImportClonesAnOutsideDirectoryAndNeverWritesIt) {
+  const std::string outside = backend_->Root().substr(0, backend_->Root().rfind('/')) + "/import-source";
+  ASSERT_EQ(::mkdir(outside.c_str(), 0755), 0) << outside;
+  ASSERT_TRUE(test::WritePatternFile(outside + "/disk.raw", kMiB, 3).ok());
+  ASSERT_EQ(::mkdir((outside + "/snapshot").c_str(), 0700), 0);
+  ASSERT_TRUE(test::WriteFile(outside + "/snapshot/config.json", "{}\n").ok());
+  test::TreeSnapshot before = Snapshot(outside);
+
+  Result<CloneReport> imported = backend_->Import(outside, "a");
+  ASSERT_TRUE(imported.ok()) << imported.status().ToString();
+  test::TreeSnapshot volume = Snapshot(backend_->Path("a"));
+  volume.erase("lost+found");  // a dm-thin volume is a filesystem of its own
+  EXPECT_EQ(test::DiffSnapshots(before, volume, {.ctime = false, .root_times = false}), "");
+  ASSERT_TRUE(test::OverwriteRange(backend_->Path("a") + "/disk.raw", 0, 4096, 4).ok());
+  EXPECT_EQ(test::DiffSnapshots(before, Snapshot(outside), {.ctime = true, .root_times = true}), "")
+      << "the imported directory changed";
+  EXPECT_EQ(List(), std::vector<std::string>{"a"});
+
+  EXPECT_EQ(backend_->Import(outside, "a").status().code(), ErrorCode::kAlreadyExists);
+  Result<CloneReport> missing = backend_->Import(outside + "-missing", "b");
+  EXPECT_FALSE(missing.ok());
+  EXPECT_NE(missing.status().message().find("import-source-missing"), std::string::npos) << missing.status().ToString();
+  EXPECT_EQ(List(), std::vector<std::string>{"a"}) << "a failed import left a volume";
+}
+
 INSTANTIATE_TEST_SUITE_P(EveryBackend, BackendConformanceTest, ::testing::ValuesIn(kBackends), ParamName);
 
 TEST(BackendConformanceCoverageTest, EveryRegisteredBackendIsUnderTheSuite) {

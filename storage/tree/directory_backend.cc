@@ -1,4 +1,4 @@
-#include "storage/directory_backend.h"
+#include "storage/tree/directory_backend.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "base/fs_util.h"
+#include "storage/tree/tree_cloner.h"
 
 namespace fe::storage {
 namespace {
@@ -158,6 +159,30 @@ bool IsLeftoverName(std::string_view name) {
 }
 
 }  // namespace
+
+Result<CloneReport> DirectoryBackend::Import(const std::string& source_dir, const std::string& volume) {
+  if (source_dir.empty() || source_dir.front() != '/' || source_dir == "/") {
+    return Status::InvalidArgument("import source '" + source_dir + "' is not an absolute path of a directory");
+  }
+  const size_t slash = source_dir.find_last_of('/');
+  const std::string parent = slash == 0 ? "/" : source_dir.substr(0, slash);
+  const std::string name = source_dir.substr(slash + 1);
+  UniqueFd parent_fd(::open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!parent_fd) return Status::FromErrno(errno, "open", parent);
+  FE_RETURN_IF_ERROR(Create(volume));
+  Result<CloneReport> report = [&]() -> Result<CloneReport> {
+    FE_ASSIGN_OR_RETURN(UniqueFd target_fd, OpenBeneath(root_fd(), volume, O_RDONLY | O_DIRECTORY, 0, Path(volume)));
+    return CloneContents(parent_fd.get(), name, target_fd.get(), CloneOptions{});
+  }();
+  if (!report.ok()) {
+    if (Status removed = Remove(volume); !removed.ok()) {
+      return report.status().Annotate("import of " + source_dir + " (removing the half-made volume also failed: " +
+                                      removed.ToString() + ")");
+    }
+    return report.status().Annotate("import of " + source_dir);
+  }
+  return report;
+}
 
 Result<std::vector<std::string>> DirectoryBackend::RemoveLeftovers() {
   Result<UniqueFd> dir = OpenBeneath(root_fd(), ".", O_RDONLY | O_DIRECTORY, 0, root_);

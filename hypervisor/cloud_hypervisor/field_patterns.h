@@ -1,5 +1,7 @@
 // Walking typed fields of a cloud-hypervisor VmConfig JSON by a field pattern, with error messages
-// that name the file and the field ("config.json: disks[1].path: ...").
+// that name the file and the field ("config.json: disks[1].path: ..."). Not a second field reader
+// (base/json_fields.h reads the fields of one object): this visits every field a pattern reaches, so
+// the path rewrite and the identity rewrite cannot miss a disk, a net or a payload path.
 //
 // A pattern is a dotted list of object keys; a key followed by "[]" visits every element of that
 // array: "disks[].path", "payload.kernel", "payload.fw_cfg_config.items.item_list[].file". Absent and

@@ -1,4 +1,4 @@
-#include "hypervisor/cloud_hypervisor/json_fields.h"
+#include "hypervisor/cloud_hypervisor/field_patterns.h"
 
 #include <vector>
 

@@ -22,6 +22,8 @@ class DirectoryBackend : public Backend {
   const std::string& Root() const override { return root_; }
   const std::string& SelectionReason() const override { return reason_; }
   std::string Path(const std::string& volume) const override;
+  // Create(), then the tree cloner copies the directory's contents in; removed again on failure.
+  Result<CloneReport> Import(const std::string& source_dir, const std::string& volume) override;
   Result<VolumeUsage> Usage(const std::string& volume) override;
   Result<std::vector<std::string>> List() override;
   Result<std::vector<std::string>> RemoveLeftovers() override;

@@ -1,0 +1,166 @@
+// The steps of a fork (engine/fork_plan.h), the name reservation, and running many plans at once.
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+#include "base/deferred_sync.h"
+#include "engine/fork_plan.h"
+
+namespace fe::engine {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr size_t kMaxParallelForks = 8;
+
+int64_t MicrosSince(Clock::time_point start) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count();
+}
+
+}  // namespace
+
+Result<Engine::NameReservation> Engine::ReserveNames(const std::vector<std::string>& names) {
+  std::vector<std::pair<std::string, std::string>> reserved;
+  std::lock_guard lock(mutex_);
+  for (const std::string& name : names) {
+    if (names_.count(name) != 0) return Status::AlreadyExists("instance name '" + name + "' is taken");
+  }
+  for (const std::string& name : names) {
+    reserved.emplace_back(name, NewInstanceId());
+    names_.emplace(name, reserved.back().second);
+  }
+  return NameReservation(*this, std::move(reserved));
+}
+
+std::vector<Engine::ForkPlan> Engine::PlanForks(const Instance& source, const NameReservation& names,
+                                                InstanceState target_state, const std::string& pool) const {
+  std::vector<ForkPlan> plans;
+  plans.reserve(names.names_and_ids().size());
+  for (const auto& [name, id] : names.names_and_ids()) {
+    ForkPlan& plan = plans.emplace_back(source, name, id, target_state, pool);
+    plan.from_snapshot = source.state == InstanceState::kStandby && target_state != InstanceState::kStopped;
+    Instance& fork = plan.fork;
+    fork.id = id;
+    fork.name = name;
+    fork.hypervisor = source.hypervisor;
+    fork.state = InstanceState::kCreating;
+    fork.storage_backend = std::string(backend_->Name());
+    fork.volume = id;
+    fork.parent_id = source.id;
+    fork.created_at = fork.updated_at = fork.forked_at = NowRfc3339();
+    fork.vcpus = source.vcpus;
+    fork.attached_volumes = source.attached_volumes;  // all read-only (checked at admission)
+    fork.pool = pool;
+    // The guest of a fork restored from a snapshot has what its source's guest had; a booted guest
+    // takes its config's MAC: its own.
+    if (plan.from_snapshot) fork.guest_mac = GuestMac(source);
+    fork.identity_generation = source.identity_generation;
+  }
+  return plans;
+}
+
+Status Engine::WriteIntentAndClone(ForkPlan& plan) {
+  const Clock::time_point start = Clock::now();
+  if (Status intent = store_.Write(plan.fork); !intent.ok()) return plan.Failed("metadata", intent);
+  plan.undo.Add("remove metadata of " + plan.id, [this, id = plan.id] { return store_.Remove(id); });
+  plan.outcome.phases.metadata_us += MicrosSince(start);
+
+  const Clock::time_point clone_start = Clock::now();
+  Result<storage::CloneReport> report = backend_->Clone(plan.source.volume, plan.fork.volume);
+  if (!report.ok()) return plan.Failed("clone", report.status());
+  plan.undo.Add("remove volume " + plan.fork.volume, [this, volume = plan.fork.volume] { return backend_->Remove(volume); });
+  plan.clone_report = std::move(*report);
+  plan.outcome.phases.clone_us = MicrosSince(clone_start);
+  plan.cloned = true;
+  return Status::Ok();
+}
+
+Status Engine::LeaseAndRewrite(ForkPlan& plan, const hypervisor::Plugin& plugin) {
+  const Clock::time_point start = Clock::now();
+  Result<hypervisor::NetworkIdentity> identity = network_->Allocate(plan.id);
+  if (!identity.ok()) return plan.Failed("network", identity.status());
+  plan.undo.Add("release lease of " + plan.id, [this, id = plan.id] { return network_->Release(id); });
+  plan.fork.identity = *identity;
+  hypervisor::ForkSpec spec{GuestDir(plan.source), GuestDir(plan.fork), plan.source.identity, plan.fork.identity,
+                            plan.from_snapshot};
+  Result<hypervisor::PreparedFork> prepared = plugin.PrepareFork(spec);
+  if (!prepared.ok()) return plan.Failed("rewrite", prepared.status());
+  plan.fork.identity_channel = prepared->restore.identity_channel;
+  plan.outcome.phases.rewrite_us = MicrosSince(start);
+  return Status::Ok();
+}
+
+Status Engine::MakeDurableAndCommit(ForkPlan& plan, DeferredSync& deferred) {
+  const Clock::time_point start = Clock::now();
+  deferred.Note(GuestDir(plan.fork));
+  deferred.Note(InstanceDir(plan.id));
+  if (Status synced = deferred.Sync(); !synced.ok()) return plan.Failed("metadata", synced);
+  Instance fork = plan.fork;
+  fork.state = plan.target_state != InstanceState::kRunning ? plan.target_state
+               : plan.from_snapshot                         ? InstanceState::kStandby
+                                                            : InstanceState::kStopped;
+  auto entry = std::make_shared<Entry>();
+  if (Status committed = Commit(entry, fork); !committed.ok()) return plan.Failed("metadata", committed);
+  plan.entry = entry;
+  // From here the fork is a whole instance: undoing it is destroying it (metadata, volume, lease).
+  plan.undo.Commit();
+  plan.undo.Add("remove fork " + plan.id, [this, entry] { return DestroyLocked(entry); });
+  plan.outcome.phases.metadata_us += MicrosSince(start);
+  return Status::Ok();
+}
+
+Status Engine::BringUp(ForkPlan& plan) {
+  if (plan.target_state != InstanceState::kRunning) return Status::Ok();
+  const Clock::time_point start = Clock::now();
+  ExclusiveLock lock(plan.entry->operation);  // uncontended: the entry is not published yet
+  Result<Instance> running =
+      plan.from_snapshot ? RestoreLocked(plan.entry, &plan.outcome.phases.identity_us) : StartLocked(plan.entry);
+  if (!running.ok()) return plan.Failed(plan.from_snapshot ? "restore" : "start", running.status());
+  // Not yet published: no one else can hold its lock.
+  plan.undo.Add("stop fork " + plan.id, [this, entry = plan.entry] { return StopLocked(entry).status(); });
+  plan.outcome.phases.restore_us = MicrosSince(start);
+  return Status::Ok();
+}
+
+Status Engine::RunForkSteps(ForkPlan& plan, const hypervisor::Plugin& plugin) {
+  // The intent, the clone and the rewritten configs become durable together, just before the final
+  // metadata that makes them a fork (base/deferred_sync.h): a crash before leaves orphans that
+  // recovery removes.
+  DeferredSync deferred;
+  if (!plan.cloned) FE_RETURN_IF_ERROR(WriteIntentAndClone(plan));
+  FE_RETURN_IF_ERROR(LeaseAndRewrite(plan, plugin));
+  FE_RETURN_IF_ERROR(MakeDurableAndCommit(plan, deferred));
+  return BringUp(plan);
+}
+
+Status Engine::RunForkPlans(std::vector<ForkPlan>& plans, const hypervisor::Plugin& plugin) {
+  const size_t count = plans.size();
+  std::vector<Status> results(count);
+  std::atomic<size_t> next{0};
+  std::atomic<bool> failed{false};
+  auto work = [&] {
+    for (size_t i = next++; i < count && !failed; i = next++) {
+      results[i] = RunForkSteps(plans[i], plugin);
+      if (!results[i].ok()) failed = true;  // no new forks are started; the made ones are undone
+    }
+  };
+  const size_t workers = std::min(count, kMaxParallelForks);
+  std::vector<std::thread> threads;
+  for (size_t i = 1; i < workers; ++i) threads.emplace_back(work);
+  work();
+  for (std::thread& thread : threads) thread.join();
+
+  for (const Status& result : results) {
+    if (result.ok()) continue;
+    // All or nothing: every plan is undone (the ones never started undo only an early clone).
+    for (ForkPlan& plan : plans) plan.undo.Revert();
+    if (count > 1) return result.Annotate("fork of " + std::to_string(count) + " (all rolled back)");
+    return result;
+  }
+  return Status::Ok();
+}
+
+}  // namespace fe::engine
