@@ -28,9 +28,12 @@ Status Busy(const std::string& name, std::chrono::milliseconds timeout) {
 
 }  // namespace
 
-Engine::Engine(EngineConfig config, std::unique_ptr<storage::Backend> backend,
-               std::unique_ptr<NetworkAllocator> network, InstanceStore store)
-    : config_(std::move(config)), backend_(std::move(backend)), network_(std::move(network)),
+Engine::Engine(EngineConfig config, EngineDependencies dependencies, std::unique_ptr<NetworkAllocator> network,
+               InstanceStore store)
+    : config_(std::move(config)),
+      backend_(std::move(dependencies.backend)),
+      plugins_(std::move(dependencies.plugins)),
+      network_(std::move(network)),
       store_(std::move(store)) {}
 
 Engine::~Engine() {
@@ -42,7 +45,7 @@ Engine::~Engine() {
   if (checkpointer_.joinable()) checkpointer_.join();
 }
 
-Result<std::unique_ptr<Engine>> Engine::Open(EngineConfig config) {
+Result<std::unique_ptr<Engine>> Engine::Open(EngineConfig config, EngineDependencies dependencies) {
   if (config.data_root.empty() || config.data_root.front() != '/') {
     return Status::InvalidArgument("data root '" + config.data_root + "' is not an absolute path");
   }
@@ -50,12 +53,15 @@ Result<std::unique_ptr<Engine>> Engine::Open(EngineConfig config) {
     return Status::FromErrno(errno, "create data root", config.data_root);
   }
   if (config.storage.root.empty()) config.storage.root = JoinPath(config.data_root, "volumes");
-  if (!config.plugins) config.plugins = hypervisor::FindPlugin;
+  if (!dependencies.plugins) dependencies.plugins = hypervisor::FindPlugin;
 
   Result<InstanceStore> store = InstanceStore::Open(config.data_root);
   if (!store.ok()) return store.status();
-  Result<std::unique_ptr<storage::Backend>> backend = storage::OpenBackend(config.storage);
-  if (!backend.ok()) return backend.status().Annotate("opening storage " + config.storage.root);
+  if (!dependencies.backend) {
+    Result<std::unique_ptr<storage::Backend>> backend = storage::OpenBackend(config.storage);
+    if (!backend.ok()) return backend.status().Annotate("opening storage " + config.storage.root);
+    dependencies.backend = std::move(*backend);
+  }
   Result<std::unique_ptr<NetworkAllocator>> network =
       NetworkAllocator::Open(JoinPath(config.data_root, "network"), config.network);
   if (!network.ok()) return network.status();
@@ -65,7 +71,7 @@ Result<std::unique_ptr<Engine>> Engine::Open(EngineConfig config) {
   if (!journal.ok()) return journal.status();
 
   std::unique_ptr<Engine> engine(
-      new Engine(std::move(config), std::move(*backend), std::move(*network), std::move(*store)));
+      new Engine(std::move(config), std::move(dependencies), std::move(*network), std::move(*store)));
   engine->journal_ = std::move(*journal);
   spdlog::info("engine: data root {}, storage backend {} at {} ({})", engine->config_.data_root,
                engine->backend_->Name(), engine->backend_->Root(), engine->backend_->SelectionReason());
@@ -108,7 +114,7 @@ Status Engine::Commit(const std::shared_ptr<Entry>& entry, Instance instance) {
   return Status::Ok();
 }
 
-Result<const hypervisor::Plugin*> Engine::PluginFor(const std::string& kind) const { return config_.plugins(kind); }
+Result<const hypervisor::Plugin*> Engine::PluginFor(const std::string& kind) const { return plugins_(kind); }
 
 Result<const hypervisor::Plugin*> Engine::PluginFor(const Instance& instance) const {
   return PluginFor(instance.hypervisor);

@@ -85,13 +85,19 @@ struct EngineConfig {
   std::chrono::milliseconds hypervisor_timeout{10'000};  // API socket appearance, shutdown
   // A restored fork's guest agent must acknowledge its identity within this (TCG guests are slow).
   std::chrono::milliseconds identity_timeout{10'000};
-  PluginLookup plugins;  // empty: hypervisor::FindPlugin
   // TAP devices (engine/network/tap_device.h): with manage_taps, an instance's TAP (identity.tap_device) is
   // made before its VM starts or is restored and removed when the VM stops, goes into standby or the
   // start fails. Needs CAP_NET_ADMIN, hence the default. `bridge`: the TAPs become its ports; empty:
   // none (the bridge must exist).
   bool manage_taps = ::geteuid() == 0;
   std::string bridge;
+};
+
+// What the engine is given rather than makes, so tests pass fakes and fault-injecting wrappers
+// (tests/support/fault_injecting_backend.h) instead of hooks in the engine.
+struct EngineDependencies {
+  std::unique_ptr<storage::Backend> backend;  // null: opened from EngineConfig::storage
+  PluginLookup plugins;                       // empty: the plugin registry (hypervisor::FindPlugin)
 };
 
 struct CreateRequest {
@@ -156,7 +162,7 @@ struct RecoveryReport {
 
 class Engine {
  public:
-  static Result<std::unique_ptr<Engine>> Open(EngineConfig config);
+  static Result<std::unique_ptr<Engine>> Open(EngineConfig config, EngineDependencies dependencies = {});
   ~Engine();
 
   Result<Instance> Create(const CreateRequest& request);
@@ -207,8 +213,8 @@ class Engine {
   using ExclusiveLock = std::unique_lock<std::shared_timed_mutex>;
   using SharedLock = std::shared_lock<std::shared_timed_mutex>;
 
-  Engine(EngineConfig config, std::unique_ptr<storage::Backend> backend,
-         std::unique_ptr<NetworkAllocator> network, InstanceStore store);
+  Engine(EngineConfig config, EngineDependencies dependencies, std::unique_ptr<NetworkAllocator> network,
+         InstanceStore store);
 
   // --- engine.cc: bookkeeping
   Status Recover();
@@ -290,6 +296,7 @@ class Engine {
 
   const EngineConfig config_;
   const std::unique_ptr<storage::Backend> backend_;
+  const PluginLookup plugins_;
   const std::unique_ptr<NetworkAllocator> network_;
   InstanceStore store_;
   RecoveryReport recovery_;

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstring>
 #include <functional>
 #include <map>
@@ -20,6 +21,7 @@
 #include <gtest/gtest.h>
 
 #include "engine/engine.h"
+#include "tests/support/fault_injecting_backend.h"
 #include "hypervisor/cloud_hypervisor/cloud_hypervisor.h"
 #include "snapshot/guest_directory.h"
 #include "tests/support/file_util.h"
@@ -186,11 +188,21 @@ class EngineFixture {
     config.hypervisor_timeout = std::chrono::milliseconds(5'000);
     // TAP names derive from addresses: parallel tests would share them, unless in a namespace of their own.
     config.manage_taps = manage_taps;
-    config.plugins = [this](std::string_view kind) -> Result<const hypervisor::Plugin*> {
+    EngineDependencies dependencies;
+    dependencies.plugins = [this](std::string_view kind) -> Result<const hypervisor::Plugin*> {
       if (kind == "cloud-hypervisor") return static_cast<const hypervisor::Plugin*>(&plugin_);
       return Status::Unsupported("hypervisor '" + std::string(kind) + "' is not supported");
     };
-    Result<std::unique_ptr<Engine>> engine = Engine::Open(config);
+    if (backend_faults) {
+      // The real backend the engine would open, behind the fault-injecting wrapper.
+      if (::mkdir(config.data_root.c_str(), 0700) != 0 && errno != EEXIST) {
+        return Status::FromErrno(errno, "mkdir", config.data_root);
+      }
+      Result<std::unique_ptr<storage::Backend>> real = storage::OpenBackend(config.data_root + "/volumes", "auto");
+      if (!real.ok()) return real.status();
+      dependencies.backend = std::make_unique<fe::test::FaultInjectingBackend>(std::move(*real), backend_faults);
+    }
+    Result<std::unique_ptr<Engine>> engine = Engine::Open(config, std::move(dependencies));
     if (!engine.ok()) return engine.status();
     engine_ = std::move(*engine);
     return Status::Ok();
@@ -209,6 +221,8 @@ class EngineFixture {
   Engine& engine() { return *engine_; }
   TestPlugin& plugin() { return plugin_; }
   bool manage_taps = false;  // for the next Open
+  // For the next Open: the engine's backend fails the calls these faults plan (null: the real one).
+  std::shared_ptr<fe::test::BackendFaults> backend_faults;
   const std::string& template_dir() const { return template_dir_; }
 
  private:

@@ -2,7 +2,9 @@
 // intent, the clone and the rewritten configs durable before the final metadata), on real XFS and
 // btrfs: the fork fails at its "metadata" step naming syncfs and the directory, and is rolled back
 // whole: no instance, no metadata directory, no volume, no lease; the source is untouched and the
-// name is free again. A single fork and a fan-out whose one sync fails.
+// name is free again. A single fork and a fan-out whose one sync fails; a fan-out whose second clone
+// and an import that fail in the storage backend (a fault-injecting wrapper of the real backend,
+// passed to the engine as its dependency).
 //
 // A real syncfs failure (a write-back error) cannot be provoked on demand without breaking the
 // whole filesystem, and with it the rollback under test, so syncfs(2) is replaced through
@@ -53,6 +55,7 @@ class ForkSyncFailureTest : public fe::test::ScratchTest, public ::testing::With
  protected:
   void SetUp() override {
     FE_SCRATCH_DIR(scratch, GetParam());
+    fixture_.backend_faults = faults_;
     FE_ASSERT_OK(fixture_.Init(scratch));
     Result<Instance> source = fixture_.ImportTemplate("src");
     FE_ASSERT_OK(source);
@@ -106,6 +109,7 @@ class ForkSyncFailureTest : public fe::test::ScratchTest, public ::testing::With
     EXPECT_EQ(engine().List().front().id, source_.id);
   }
 
+  std::shared_ptr<fe::test::BackendFaults> faults_ = std::make_shared<fe::test::BackendFaults>();
   EngineFixture fixture_;
   Instance source_;
 };
@@ -163,6 +167,40 @@ TEST_P(ForkSyncFailureTest, FanOutWithOneFailedDeferredSyncRollsBackEveryFork) {
   ExpectNothingLeftBehind(before);
   EXPECT_EQ(fe::test::DiffSnapshots(source_tree, SourceTree()), "");
   EXPECT_EQ(SourceMetadata(), source_metadata);
+}
+
+TEST_P(ForkSyncFailureTest, FanOutWhoseSecondCloneFailsRollsBackEveryFork) {
+  const Leftovers before = Snapshot();
+  const fe::test::TreeSnapshot source_tree = SourceTree();
+  faults_->FailNth(fe::test::BackendCall::kClone, 2, Status::NoSpace("clone: no space left (injected)"));
+
+  Result<std::vector<ForkOutcome>> forked = engine().Fork("src", Request("fan", 3));
+  ASSERT_FALSE(forked.ok());
+  EXPECT_EQ(forked.status().code(), ErrorCode::kNoSpace) << forked.status().ToString();
+  const std::string& message = forked.status().message();
+  EXPECT_NE(message.find("fork of 3 (all rolled back)"), std::string::npos) << message;
+  EXPECT_NE(message.find("of 'src': clone: clone: no space left (injected)"), std::string::npos) << message;
+  for (const char* name : {"fan-1", "fan-2", "fan-3"}) {
+    EXPECT_EQ(engine().Get(name).status().code(), ErrorCode::kNotFound) << name;
+  }
+  ExpectNothingLeftBehind(before);
+  EXPECT_EQ(fe::test::DiffSnapshots(source_tree, SourceTree()), "");
+  FE_ASSERT_OK(engine().Fork("src", Request("fan", 3)));  // the names are free again
+}
+
+TEST_P(ForkSyncFailureTest, FailedImportLeavesNoInstanceVolumeOrLease) {
+  const Leftovers before = Snapshot();
+  faults_->FailNth(fe::test::BackendCall::kImport, 1, Status::Io("import: read error (injected)"));
+
+  Result<Instance> created = fixture_.ImportTemplate("imported");
+  ASSERT_FALSE(created.ok());
+  EXPECT_EQ(created.status().code(), ErrorCode::kIo);
+  EXPECT_NE(created.status().message().find("create 'imported': import: import: read error (injected)"),
+            std::string::npos)
+      << created.status().ToString();
+  EXPECT_EQ(engine().Get("imported").status().code(), ErrorCode::kNotFound);
+  ExpectNothingLeftBehind(before);
+  FE_ASSERT_OK(fixture_.ImportTemplate("imported"));  // the name is free again
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, ForkSyncFailureTest, ::testing::Values(ScratchFs::kXfs, ScratchFs::kBtrfs),
