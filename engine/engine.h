@@ -275,7 +275,8 @@ class Engine {
                                   const std::string& pool) const;
   Status WriteIntentAndClone(ForkPlan& plan);
   Status LeaseAndRewrite(ForkPlan& plan, const hypervisor::Plugin& plugin);
-  Status MakeDurableAndCommit(ForkPlan& plan, DeferredSync& deferred);
+  // Syncs what `deferred` noted, ends the scope, then writes the final metadata durably.
+  Status MakeDurableAndCommit(ForkPlan& plan, std::optional<DeferredSync>& deferred);
   Status BringUp(ForkPlan& plan);
   // The steps of one plan, on this thread, from where it stands (the live path cloned already).
   Status RunForkSteps(ForkPlan& plan, const hypervisor::Plugin& plugin);

@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <optional>
 #include <thread>
 
 #include <spdlog/spdlog.h>
@@ -93,11 +94,14 @@ Status Engine::LeaseAndRewrite(ForkPlan& plan, const hypervisor::Plugin& plugin)
   return Status::Ok();
 }
 
-Status Engine::MakeDurableAndCommit(ForkPlan& plan, DeferredSync& deferred) {
+Status Engine::MakeDurableAndCommit(ForkPlan& plan, std::optional<DeferredSync>& deferred) {
   const Clock::time_point start = Clock::now();
-  deferred.Note(GuestDir(plan.fork));
-  deferred.Note(InstanceDir(plan.id));
-  if (Status synced = deferred.Sync(); !synced.ok()) return plan.Failed("metadata", synced);
+  deferred->Note(GuestDir(plan.fork));
+  deferred->Note(InstanceDir(plan.id));
+  if (Status synced = deferred->Sync(); !synced.ok()) return plan.Failed("metadata", synced);
+  // The scope ends before the final metadata: that write must be durable on its own (fsynced), or a
+  // crash after the fork was answered could lose it.
+  deferred.reset();
   Instance fork = plan.fork;
   fork.state = plan.target_state != InstanceState::kRunning ? plan.target_state
                : plan.from_snapshot                         ? InstanceState::kStandby
@@ -129,7 +133,7 @@ Status Engine::RunForkSteps(ForkPlan& plan, const hypervisor::Plugin& plugin) {
   // The intent, the clone and the rewritten configs become durable together, just before the final
   // metadata that makes them a fork (base/deferred_sync.h): a crash before leaves orphans that
   // recovery removes.
-  DeferredSync deferred;
+  std::optional<DeferredSync> deferred(std::in_place);
   if (!plan.cloned) FE_RETURN_IF_ERROR(WriteIntentAndClone(plan));
   FE_RETURN_IF_ERROR(LeaseAndRewrite(plan, plugin));
   FE_RETURN_IF_ERROR(MakeDurableAndCommit(plan, deferred));
