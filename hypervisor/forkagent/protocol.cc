@@ -27,6 +27,14 @@ bool IsLowerHex(std::string_view text) {
   return true;
 }
 
+// "'<text>' <what>", built by appending: GCC 12 at -O3 reports a false -Wrestrict overlap for
+// "'" + std::string(text) (a known bug of its string-concatenation inlining).
+std::string Quoted(std::string_view text, std::string_view what) {
+  std::string message = "'";
+  message.append(text).append("' ").append(what);
+  return message;
+}
+
 int HexDigit(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -71,16 +79,16 @@ Result<GuestIdentity> ParseIdentity(const JsonFields& request_fields) {
 
 Result<MacAddress> ParseMac(std::string_view text) {
   MacAddress mac{};
-  if (text.size() != 17) return Status::InvalidArgument("'" + std::string(text) + "' is not a MAC address");
+  if (text.size() != 17) return Status::InvalidArgument(Quoted(text, "is not a MAC address"));
   for (size_t i = 0; i < mac.size(); ++i) {
     int high = HexDigit(text[i * 3]);
     int low = HexDigit(text[i * 3 + 1]);
     if (high < 0 || low < 0 || (i < 5 && text[i * 3 + 2] != ':')) {
-      return Status::InvalidArgument("'" + std::string(text) + "' is not a MAC address");
+      return Status::InvalidArgument(Quoted(text, "is not a MAC address"));
     }
     mac[i] = static_cast<uint8_t>(high << 4 | low);
   }
-  if (mac[0] & 0x01) return Status::InvalidArgument("'" + std::string(text) + "' is a multicast address");
+  if (mac[0] & 0x01) return Status::InvalidArgument(Quoted(text, "is a multicast address"));
   return mac;
 }
 
@@ -93,7 +101,7 @@ std::string FormatMac(const MacAddress& mac) {
 Result<uint32_t> ParseIpv4(std::string_view text) {
   in_addr address{};
   if (::inet_pton(AF_INET, std::string(text).c_str(), &address) != 1) {
-    return Status::InvalidArgument("'" + std::string(text) + "' is not a dotted-quad IPv4 address");
+    return Status::InvalidArgument(Quoted(text, "is not a dotted-quad IPv4 address"));
   }
   return address.s_addr;
 }

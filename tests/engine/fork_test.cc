@@ -285,7 +285,9 @@ TEST_P(ForkTest, DeleteRacingForksNeverLeavesABrokenInstance) {
   for (int t = 0; t < 3; ++t) {
     forkers.emplace_back([&, t] {
       for (int i = 0; !stop && i < 40; ++i) {
-        Result<std::vector<ForkOutcome>> forked = engine().Fork("src", Request("r" + std::to_string(t) + "-" + std::to_string(i)));
+        std::string name = "r";  // appended: GCC 12 -O3 warns falsely (-Wrestrict) on "r" + std::to_string(t)
+        name.append(std::to_string(t)).append("-").append(std::to_string(i));
+        Result<std::vector<ForkOutcome>> forked = engine().Fork("src", Request(name));
         if (forked.ok()) {
           ++made;
         } else {

@@ -203,7 +203,9 @@ TEST_F(NetworkAllocatorTest, ConcurrentAllocationsAreAllDistinctAndPersisted) {
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < kPerThread; ++i) {
-        const std::string id = "t" + std::to_string(t) + "-" + std::to_string(i);
+        // Appended: GCC 12 -O3 warns falsely (-Wrestrict) on "t" + std::to_string(t).
+        std::string id = "t";
+        id.append(std::to_string(t)).append("-").append(std::to_string(i));
         Result<NetworkIdentity> identity = allocator->Allocate(id);
         if (!identity.ok()) errors[t].push_back(identity.status().ToString());
         // Every third lease is released again, so releases race with allocations too.
