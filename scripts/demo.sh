@@ -52,7 +52,7 @@ bash scripts/setup.sh
 cmake --preset release >/dev/null
 cmake --build --preset release --target forkd forkctl
 bin=$PWD/build/release/engine
-forkctl() { "$bin/forkctl" --socket "$socket" "$@"; }
+forkctl() { "$bin/forkctl/forkctl" --socket "$socket" "$@"; }
 
 forkd_pid=""
 sample_dir=""
