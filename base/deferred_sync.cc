@@ -4,18 +4,18 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <cerrno>
 
 namespace fe {
 namespace {
 
 thread_local DeferredSync* current_scope = nullptr;
-std::atomic<DeferredSync::SyncfsFunction> syncfs_for_testing{nullptr};
 
 }  // namespace
 
-DeferredSync::DeferredSync() : previous_(current_scope) { current_scope = this; }
+DeferredSync::DeferredSync(SyncfsFunction syncfs) : syncfs_(std::move(syncfs)), previous_(current_scope) {
+  current_scope = this;
+}
 
 DeferredSync::~DeferredSync() { current_scope = previous_; }
 
@@ -38,15 +38,12 @@ void DeferredSync::Note(const std::string& dir) {
 
 Status DeferredSync::Sync() {
   FE_RETURN_IF_ERROR(noted_);
-  const SyncfsFunction syncfs_override = syncfs_for_testing.load();
   for (const auto& [device, dir_and_fd] : filesystems_) {
     const int fd = dir_and_fd.second.get();
-    const int synced = syncfs_override != nullptr ? syncfs_override(fd) : ::syncfs(fd);
+    const int synced = syncfs_ ? syncfs_(fd) : ::syncfs(fd);
     if (synced != 0) return Status::FromErrno(errno, "syncfs", dir_and_fd.first);
   }
   return Status::Ok();
 }
-
-void DeferredSync::SetSyncfsForTesting(SyncfsFunction syncfs) { syncfs_for_testing.store(syncfs); }
 
 }  // namespace fe

@@ -12,6 +12,7 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <map>
 #include <string>
 
@@ -22,7 +23,11 @@ namespace fe {
 
 class DeferredSync {
  public:
-  DeferredSync();
+  // `syncfs` makes a filesystem durable (0, or -1 with errno set); empty: syncfs(2). Injected so tests
+  // can fail it: a real syncfs failure (a write-back error) cannot be provoked on demand without
+  // breaking the whole filesystem, and with it the rollback under test.
+  using SyncfsFunction = std::function<int(int fd)>;
+  explicit DeferredSync(SyncfsFunction syncfs = nullptr);
   ~DeferredSync();
   DeferredSync(const DeferredSync&) = delete;
   DeferredSync& operator=(const DeferredSync&) = delete;
@@ -35,13 +40,8 @@ class DeferredSync {
   // syncfs for every filesystem noted; the first error (of Note or syncfs), naming the path.
   Status Sync();
 
-  // Test hook, process-wide: while set, Sync() calls `syncfs` (0, or -1 with errno set) instead of
-  // syncfs(2); nullptr restores syncfs(2). A real syncfs failure (a write-back error) cannot be
-  // provoked on demand without breaking the whole filesystem, and with it the rollback under test.
-  using SyncfsFunction = int (*)(int fd);
-  static void SetSyncfsForTesting(SyncfsFunction syncfs);
-
  private:
+  const SyncfsFunction syncfs_;
   DeferredSync* previous_;
   std::map<dev_t, std::pair<std::string, UniqueFd>> filesystems_;  // by st_dev: a directory on it
   Status noted_;

@@ -247,16 +247,16 @@ std::vector<Input> InputsFor(const DataRoot& root, const BackendsOptions& option
 
 Status OpenBackends(DataRoot& root) {
   if (root.btrfs) {
-    auto snapshot = storage::BtrfsBackend::Open(root.path, "forkbench: forced, always snapshot", 0);
+    auto snapshot = storage::btrfs::BtrfsBackend::Open(root.path, "forkbench: forced, always snapshot", 0);
     FE_RETURN_IF_ERROR(snapshot.status());
     root.snapshot = std::move(*snapshot);
   }
-  auto tree = storage::OpenTreeBackend(
-      root.path, root.reflink ? storage::DataMode::kReflink : storage::DataMode::kCopy,
+  auto tree = storage::tree::OpenTreeBackend(
+      root.path, root.reflink ? storage::tree::DataMode::kReflink : storage::tree::DataMode::kCopy,
       "forkbench: forced", root.reflink);
   FE_RETURN_IF_ERROR(tree.status());
   root.tree = std::move(*tree);
-  auto automatic = storage::OpenBackend(root.path, storage::kAutoBackend);
+  auto automatic = storage::registry::OpenBackend(root.path, storage::registry::kAutoBackend);
   FE_RETURN_IF_ERROR(automatic.status());
   root.automatic = std::move(*automatic);
   return Status::Ok();
@@ -383,7 +383,7 @@ int RunBackends(const BackendsOptions& options) {
   std::string why;
   if (::geteuid() != 0) {
     why = "needs root (loop-mounted filesystems, btrfs subvolumes)";
-  } else if (!storage::LoopFilesystem::Available(&why)) {
+  } else if (!storage::loop::LoopFilesystem::Available(&why)) {
     why = "loop filesystems unavailable: " + why;
   }
   if (!why.empty()) {

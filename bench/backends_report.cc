@@ -242,7 +242,7 @@ std::string FormatSweep(const std::vector<SweepPoint>& sweep) {
   }
 
   Crossover crossover = FindCrossover(sweep);
-  size_t constant = storage::kBtrfsSnapshotCrossoverEntries;
+  size_t constant = storage::registry::kBtrfsSnapshotCrossoverEntries;
   if (!crossover.first) {
     out +=
         "\nmeasured crossover: none, reflink is at least as fast as the snapshot at every size\n";
@@ -302,7 +302,7 @@ nlohmann::json BackendsToJson(const std::vector<BackendTable>& tables,
         {{"files", point.files}, {"entries", point.table->entries}, {"input", point.table->input}});
   }
   Crossover crossover = FindCrossover(sweep);
-  nlohmann::json json_crossover = {{"constant_entries", storage::kBtrfsSnapshotCrossoverEntries}};
+  nlohmann::json json_crossover = {{"constant_entries", storage::registry::kBtrfsSnapshotCrossoverEntries}};
   if (crossover.first) {
     json_crossover["first_snapshot_win_files"] = sweep[*crossover.first].files;
     json_crossover["first_snapshot_win_entries"] = sweep[*crossover.first].table->entries;

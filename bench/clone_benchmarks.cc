@@ -59,8 +59,8 @@ void CloneBenchmark(benchmark::State& state, size_t dataset_index) {
     return;
   }
   const Dataset& dataset = fixture.datasets[dataset_index];
-  storage::CloneOptions options;
-  options.io_engine = state.range(0) ? storage::IoEngine::kUring : storage::IoEngine::kSyscalls;
+  storage::tree::CloneOptions options;
+  options.io_engine = state.range(0) ? storage::tree::IoEngine::kUring : storage::tree::IoEngine::kSyscalls;
   options.durable = state.range(1) != 0;
   std::string target = fixture.scratch->root() + "/bm-clone";
   std::string label;
@@ -70,7 +70,7 @@ void CloneBenchmark(benchmark::State& state, size_t dataset_index) {
       break;
     }
     auto start = std::chrono::steady_clock::now();
-    Result<storage::CloneReport> report = storage::CloneTree(dataset.path, target, options);
+    Result<storage::CloneReport> report = storage::tree::CloneTree(dataset.path, target, options);
     auto elapsed = std::chrono::steady_clock::now() - start;
     if (!report.ok()) {
       state.SkipWithError(report.status().ToString().c_str());

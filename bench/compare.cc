@@ -44,11 +44,11 @@ struct Method {
 
 double Milliseconds(std::chrono::nanoseconds elapsed) { return elapsed.count() / 1e6; }
 
-Method OurClone(const Dataset& dataset, storage::IoEngine engine, bool durable) {
-  storage::CloneOptions options;
+Method OurClone(const Dataset& dataset, storage::tree::IoEngine engine, bool durable) {
+  storage::tree::CloneOptions options;
   options.io_engine = engine;
   options.durable = durable;
-  const char* engine_name = engine == storage::IoEngine::kUring ? "io_uring" : "syscalls";
+  const char* engine_name = engine == storage::tree::IoEngine::kUring ? "io_uring" : "syscalls";
   Method method;
   method.result.kind = MethodKind::kOurs;
   method.result.name = fmt::format("ours {} {}", engine_name, durable ? "durable" : "no-fsync");
@@ -58,7 +58,7 @@ Method OurClone(const Dataset& dataset, storage::IoEngine engine, bool durable) 
   method.keeps_metadata = true;
   method.run = [source = dataset.path, options](const std::string& target) -> Result<RunOutcome> {
     auto start = Clock::now();
-    Result<storage::CloneReport> report = storage::CloneTree(source, target, options);
+    Result<storage::CloneReport> report = storage::tree::CloneTree(source, target, options);
     auto elapsed = Clock::now() - start;
     FE_RETURN_IF_ERROR(report.status());
     return RunOutcome{elapsed, fmt::format("{} via {}", report->mechanism, report->io_engine)};
@@ -99,7 +99,7 @@ Method Floor(const Dataset& dataset) {
 std::vector<Method> MethodsFor(const Dataset& dataset, const ScratchFilesystem& scratch) {
   std::vector<Method> methods;
   for (bool durable : {true, false}) {
-    for (storage::IoEngine engine : {storage::IoEngine::kSyscalls, storage::IoEngine::kUring}) {
+    for (storage::tree::IoEngine engine : {storage::tree::IoEngine::kSyscalls, storage::tree::IoEngine::kUring}) {
       methods.push_back(OurClone(dataset, engine, durable));
     }
   }
@@ -236,7 +236,7 @@ void PrintLegend() {
 Legend: median and p90 (nearest rank) wall time in ms. Every run writes a fresh destination,
 removed untimed after its run, or after the dataset's last run when all copies fit (ext4
 without a journal allocates inodes slowly for 60 s after mass deletion); syncfs after each run.
-cp is timed as a whole process (spawn, exec, wait). durable = CloneOptions::durable (syncs
+cp is timed as a whole process (spawn, exec, wait). durable = storage::tree::CloneOptions::durable (syncs
 before reporting success); cp never fsyncs, so the no-fsync rows are the like-for-like
 comparison. ours/floor > 1 is our overhead over the bare syscalls; cp-x/ours > 1 means we are
 faster than cp. The floor runs on one thread while our clone uses the worker pool, so
@@ -254,7 +254,7 @@ int RunCompare(const CompareOptions& options) {
   std::string why;
   if (::geteuid() != 0) {
     why = "not running as root";
-  } else if (!storage::LoopFilesystem::Available(&why)) {
+  } else if (!storage::loop::LoopFilesystem::Available(&why)) {
     why = "loop filesystems unavailable: " + why;
   } else {
     why.clear();

@@ -15,8 +15,8 @@
 namespace fe::bench {
 namespace {
 
-using storage::LoopFilesystem;
-using storage::LoopFilesystemType;
+using storage::loop::LoopFilesystem;
+using storage::loop::LoopFilesystemType;
 
 Status MakeDirectory(const std::string& path) {
   if (::mkdir(path.c_str(), 0755) != 0) return Status::FromErrno(errno, "mkdir", path);
@@ -65,26 +65,26 @@ Result<std::vector<ScratchKind>> ParseScratchKinds(const std::vector<std::string
 Result<std::unique_ptr<ScratchFilesystem>> ScratchFilesystem::Open(ScratchKind kind,
                                                                    const std::string& work_dir) {
   std::unique_ptr<ScratchFilesystem> scratch(new ScratchFilesystem());
-  std::optional<LoopFilesystemType> loop_type;
-  if (kind == ScratchKind::kXfs) loop_type = LoopFilesystemType::kXfs;
-  if (kind == ScratchKind::kBtrfs) loop_type = LoopFilesystemType::kBtrfs;
-  if (kind == ScratchKind::kExt4Loop) loop_type = LoopFilesystemType::kExt4;
+  std::optional<storage::loop::LoopFilesystemType> loop_type;
+  if (kind == ScratchKind::kXfs) loop_type = storage::loop::LoopFilesystemType::kXfs;
+  if (kind == ScratchKind::kBtrfs) loop_type = storage::loop::LoopFilesystemType::kBtrfs;
+  if (kind == ScratchKind::kExt4Loop) loop_type = storage::loop::LoopFilesystemType::kExt4;
   if (kind == ScratchKind::kExt4) {
     // ext4 means "the root filesystem, as a user's data root would be"; only when the root
     // filesystem is something else does a loop-mounted ext4 stand in for it.
-    Result<storage::FilesystemProbe> probe = storage::ProbeFilesystem(work_dir);
+    Result<storage::tree::FilesystemProbe> probe = storage::tree::ProbeFilesystem(work_dir);
     FE_RETURN_IF_ERROR(probe.status());
-    if (probe->filesystem != "ext4") loop_type = LoopFilesystemType::kExt4;
+    if (probe->filesystem != "ext4") loop_type = storage::loop::LoopFilesystemType::kExt4;
   }
 
   if (loop_type) {
-    std::string name(storage::LoopFilesystemTypeName(*loop_type));
-    storage::LoopFilesystemOptions options;
+    std::string name(storage::loop::LoopFilesystemTypeName(*loop_type));
+    storage::loop::LoopFilesystemOptions options;
     options.type = *loop_type;
     options.image_path = work_dir + "/" + name + ".img";
     options.size_bytes = kImageBytes;
     options.mount_point = work_dir + "/" + name;
-    Result<LoopFilesystem> loop = LoopFilesystem::Open(options);
+    Result<storage::loop::LoopFilesystem> loop = storage::loop::LoopFilesystem::Open(options);
     if (!loop.ok()) {
       RemoveIfPresent(options.mount_point);  // whatever a failed Open left unmounted
       ::unlink(options.image_path.c_str());
@@ -102,12 +102,12 @@ Result<std::unique_ptr<ScratchFilesystem>> ScratchFilesystem::Open(ScratchKind k
   }
   // From here on the destructor cleans up, so early returns are safe.
   FE_RETURN_IF_ERROR(MakeDirectory(scratch->root_));
-  Result<storage::FilesystemProbe> probe = storage::ProbeFilesystem(scratch->root_);
+  Result<storage::tree::FilesystemProbe> probe = storage::tree::ProbeFilesystem(scratch->root_);
   FE_RETURN_IF_ERROR(probe.status());
   scratch->probe_ = *probe;
   scratch->label_ = probe->filesystem;
   // Tells the two ext4 variants apart in the tables.
-  if (loop_type == LoopFilesystemType::kExt4) scratch->label_ += "-loop";
+  if (loop_type == storage::loop::LoopFilesystemType::kExt4) scratch->label_ += "-loop";
   scratch->description_ +=
       fmt::format("; reflink: {} ({})", probe->reflink ? "yes" : "no", probe->reason);
   return scratch;

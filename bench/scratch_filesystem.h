@@ -52,15 +52,15 @@ class ScratchFilesystem {
   const std::string& label() const { return label_; }  // "xfs", "btrfs", "ext4", ...
   const std::string& root() const { return root_; }    // a directory the benchmark owns
   const std::string& description() const { return description_; }
-  const storage::FilesystemProbe& probe() const { return probe_; }
+  const storage::tree::FilesystemProbe& probe() const { return probe_; }
 
  private:
   ScratchFilesystem() = default;
-  std::optional<storage::LoopFilesystem> loop_;
+  std::optional<storage::loop::LoopFilesystem> loop_;
   std::string label_;
   std::string root_;
   std::string description_;
-  storage::FilesystemProbe probe_;
+  storage::tree::FilesystemProbe probe_;
   bool closed_ = false;
 };
 

@@ -86,7 +86,7 @@ Result<Instance> Engine::Create(const CreateRequest& request) {
   instance.state = InstanceState::kCreating;
   instance.storage_backend = std::string(backend_->Name());
   instance.volume = instance.id;
-  instance.created_at = instance.updated_at = NowRfc3339();
+  instance.created_at = instance.updated_at = clock_.WallNowRfc3339();
   instance.vcpus = request.vcpus;
   instance.attached_volumes = request.attached_volumes;
   auto failed = [&](std::string_view step, const Status& status) {

@@ -11,6 +11,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "engine/data_root.h"
 #include "hypervisor/registry/registry.h"
 #include "base/fs_util.h"
 
@@ -28,9 +29,11 @@ Status Busy(const std::string& name, std::chrono::milliseconds timeout) {
 
 }  // namespace
 
-Engine::Engine(EngineConfig config, EngineDependencies dependencies, std::unique_ptr<NetworkAllocator> network,
+Engine::Engine(EngineConfig config, EngineDependencies dependencies, std::unique_ptr<network::NetworkAllocator> network,
                InstanceStore store)
     : config_(std::move(config)),
+      clock_(dependencies.clock != nullptr ? *dependencies.clock : SystemClock()),
+      syncfs_(std::move(dependencies.syncfs)),
       backend_(std::move(dependencies.backend)),
       plugins_(std::move(dependencies.plugins)),
       network_(std::move(network)),
@@ -52,22 +55,23 @@ Result<std::unique_ptr<Engine>> Engine::Open(EngineConfig config, EngineDependen
   if (::mkdir(config.data_root.c_str(), 0700) != 0 && errno != EEXIST) {
     return Status::FromErrno(errno, "create data root", config.data_root);
   }
-  if (config.storage.root.empty()) config.storage.root = JoinPath(config.data_root, "volumes");
-  if (!dependencies.plugins) dependencies.plugins = hypervisor::FindPlugin;
+  const DataRoot layout(config.data_root);
+  if (config.storage.root.empty()) config.storage.root = layout.Volumes();
+  if (!dependencies.plugins) dependencies.plugins = hypervisor::registry::FindPlugin;
 
-  Result<InstanceStore> store = InstanceStore::Open(config.data_root);
+  Result<InstanceStore> store = InstanceStore::Open(layout.Instances());
   if (!store.ok()) return store.status();
   if (!dependencies.backend) {
-    Result<std::unique_ptr<storage::Backend>> backend = storage::OpenBackend(config.storage);
+    Result<std::unique_ptr<storage::Backend>> backend = storage::registry::OpenBackend(config.storage);
     if (!backend.ok()) return backend.status().Annotate("opening storage " + config.storage.root);
     dependencies.backend = std::move(*backend);
   }
-  Result<std::unique_ptr<NetworkAllocator>> network =
-      NetworkAllocator::Open(JoinPath(config.data_root, "network"), config.network);
+  Result<std::unique_ptr<network::NetworkAllocator>> network =
+      network::NetworkAllocator::Open(layout.Network(), config.network);
   if (!network.ok()) return network.status();
 
   Result<std::unique_ptr<ReleaseJournal>> journal =
-      ReleaseJournal::Open(JoinPath(config.data_root, "release.journal"));
+      ReleaseJournal::Open(layout.ReleaseJournal());
   if (!journal.ok()) return journal.status();
 
   std::unique_ptr<Engine> engine(
@@ -105,7 +109,7 @@ Result<Instance> Engine::Snapshot(const std::string& id_or_name) const {
 std::string Engine::InstanceDir(const std::string& id) const { return store_.Dir(id); }
 
 Status Engine::Commit(const std::shared_ptr<Entry>& entry, Instance instance) {
-  instance.updated_at = NowRfc3339();
+  instance.updated_at = clock_.WallNowRfc3339();
   std::lock_guard write(entry->metadata_write);
   FE_RETURN_IF_ERROR(store_.Write(instance));
   entry->metadata_behind = false;

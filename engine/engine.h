@@ -56,6 +56,7 @@
 #include <thread>
 #include <vector>
 
+#include "base/clock.h"
 #include "base/deferred_sync.h"
 #include "base/status.h"
 #include "engine/instance.h"
@@ -71,16 +72,16 @@ namespace fe::engine {
 using PluginLookup = std::function<Result<const hypervisor::Plugin*>(std::string_view kind)>;
 
 // 10.100.0.0/16, gateway 10.100.0.1, MACs 02:fe:…, TAPs fe…
-inline NetworkPoolConfig DefaultNetworkPool() {
-  NetworkPoolConfig pool;
+inline network::NetworkPoolConfig DefaultNetworkPool() {
+  network::NetworkPoolConfig pool;
   pool.subnet = "10.100.0.0/16";
   return pool;
 }
 
 struct EngineConfig {
   std::string data_root;           // absolute; created if missing (mode 0700)
-  storage::StorageConfig storage;  // its root defaults to <data_root>/volumes when empty
-  NetworkPoolConfig network = DefaultNetworkPool();
+  storage::registry::StorageConfig storage;  // its root defaults to <data_root>/volumes when empty
+  network::NetworkPoolConfig network = DefaultNetworkPool();
   std::chrono::milliseconds lock_timeout{30'000};
   std::chrono::milliseconds hypervisor_timeout{10'000};  // API socket appearance, shutdown
   // A restored fork's guest agent must acknowledge its identity within this (TCG guests are slow).
@@ -98,6 +99,9 @@ struct EngineConfig {
 struct EngineDependencies {
   std::unique_ptr<storage::Backend> backend;  // null: opened from EngineConfig::storage
   PluginLookup plugins;                       // empty: the plugin registry (hypervisor::FindPlugin)
+  const Clock* clock = nullptr;               // null: SystemClock(); must outlive the engine
+  // How a fork's deferred writes are made durable (base/deferred_sync.h); empty: syncfs(2).
+  DeferredSync::SyncfsFunction syncfs;
 };
 
 struct CreateRequest {
@@ -213,7 +217,7 @@ class Engine {
   using ExclusiveLock = std::unique_lock<std::shared_timed_mutex>;
   using SharedLock = std::shared_lock<std::shared_timed_mutex>;
 
-  Engine(EngineConfig config, EngineDependencies dependencies, std::unique_ptr<NetworkAllocator> network,
+  Engine(EngineConfig config, EngineDependencies dependencies, std::unique_ptr<network::NetworkAllocator> network,
          InstanceStore store);
 
   // --- engine.cc: bookkeeping
@@ -296,9 +300,11 @@ class Engine {
                         int64_t& pause_us);
 
   const EngineConfig config_;
+  const Clock& clock_;
+  const DeferredSync::SyncfsFunction syncfs_;
   const std::unique_ptr<storage::Backend> backend_;
   const PluginLookup plugins_;
-  const std::unique_ptr<NetworkAllocator> network_;
+  const std::unique_ptr<network::NetworkAllocator> network_;
   InstanceStore store_;
   RecoveryReport recovery_;
 

@@ -25,13 +25,7 @@
 namespace fe::engine {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
 constexpr int kMaxForkCount = 64;
-
-int64_t MicrosSince(Clock::time_point start) {
-  return std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count();
-}
 
 Result<std::vector<std::string>> ForkNames(const ForkRequest& request) {
   if (request.count < 1 || request.count > kMaxForkCount) {
@@ -82,7 +76,7 @@ void LogFork(const ForkOutcome& outcome, const Instance& source) {
 }  // namespace
 
 Result<std::vector<ForkOutcome>> Engine::Fork(const std::string& source_id_or_name, const ForkRequest& request) {
-  const Clock::time_point started = Clock::now();
+  const Clock::SteadyPoint started = clock_.Now();
   Result<std::vector<std::string>> names = ForkNames(request);
   if (!names.ok()) return names.status();
   std::shared_ptr<Entry> entry = FindEntry(source_id_or_name);
@@ -100,13 +94,13 @@ Result<std::vector<ForkOutcome>> Engine::Fork(const std::string& source_id_or_na
   // Shared for a source that stays as it is; exclusive when it must go into standby and back.
   std::optional<SharedLock> shared;
   std::optional<ExclusiveLock> exclusive;
-  const Clock::time_point lock_start = Clock::now();
+  const Clock::SteadyPoint lock_start = clock_.Now();
   if (source.state == InstanceState::kRunning) {
     FE_ASSIGN_OR_RETURN(exclusive, AcquireExclusive(*entry, source.name));
   } else {
     FE_ASSIGN_OR_RETURN(shared, AcquireShared(*entry, source.name));
   }
-  const int64_t lock_wait_us = MicrosSince(lock_start);
+  const int64_t lock_wait_us = clock_.MicrosSince(lock_start);
   {
     std::lock_guard lock(mutex_);
     if (entry->deleted) return Status::NotFound("instance '" + source_id_or_name + "' not found");
@@ -134,7 +128,7 @@ Result<std::vector<ForkOutcome>> Engine::Fork(const std::string& source_id_or_na
     for (ForkPlan& plan : plans) plan.outcome.phases.lock_wait_us = lock_wait_us;
     std::vector<ForkOutcome> outcomes = PublishForks(plans, reservation);
     for (ForkOutcome& outcome : outcomes) {
-      outcome.phases.total_us = MicrosSince(started);
+      outcome.phases.total_us = clock_.MicrosSince(started);
       LogFork(outcome, forked);
     }
     return outcomes;
@@ -156,11 +150,11 @@ Result<std::vector<ForkOutcome>> Engine::Fork(const std::string& source_id_or_na
 
   int64_t standby_us = 0;
   if (was_running) {
-    const Clock::time_point standby_start = Clock::now();
+    const Clock::SteadyPoint standby_start = clock_.Now();
     Result<Instance> standby = StandbyLocked(entry);
     if (!standby.ok()) return standby.status().Annotate("fork of '" + source.name + "': source standby");
     source = *standby;
-    standby_us = MicrosSince(standby_start);
+    standby_us = clock_.MicrosSince(standby_start);
   }
 
   std::vector<ForkPlan> plans = PlanForks(source, reservation, *target, request.pool);
@@ -169,9 +163,9 @@ Result<std::vector<ForkOutcome>> Engine::Fork(const std::string& source_id_or_na
   int64_t restore_source_us = 0;
   if (was_running) {
     // The source goes back to Running on every path, whether the forks worked or not.
-    const Clock::time_point restore_start = Clock::now();
+    const Clock::SteadyPoint restore_start = clock_.Now();
     Result<Instance> restored = RestoreLocked(entry);
-    restore_source_us = MicrosSince(restore_start);
+    restore_source_us = clock_.MicrosSince(restore_start);
     if (!restored.ok()) {
       for (ForkPlan& plan : plans) plan.undo.Revert();
       return restored.status().Annotate("fork of '" + source.name + "': restoring the source (forks rolled back; "

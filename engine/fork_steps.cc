@@ -13,13 +13,7 @@
 namespace fe::engine {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
 constexpr size_t kMaxParallelForks = 8;
-
-int64_t MicrosSince(Clock::time_point start) {
-  return std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count();
-}
 
 }  // namespace
 
@@ -51,7 +45,7 @@ std::vector<Engine::ForkPlan> Engine::PlanForks(const Instance& source, const Na
     fork.storage_backend = std::string(backend_->Name());
     fork.volume = id;
     fork.parent_id = source.id;
-    fork.created_at = fork.updated_at = fork.forked_at = NowRfc3339();
+    fork.created_at = fork.updated_at = fork.forked_at = clock_.WallNowRfc3339();
     fork.vcpus = source.vcpus;
     fork.attached_volumes = source.attached_volumes;  // all read-only (checked at admission)
     fork.pool = pool;
@@ -64,23 +58,23 @@ std::vector<Engine::ForkPlan> Engine::PlanForks(const Instance& source, const Na
 }
 
 Status Engine::WriteIntentAndClone(ForkPlan& plan) {
-  const Clock::time_point start = Clock::now();
+  const Clock::SteadyPoint start = clock_.Now();
   if (Status intent = store_.Write(plan.fork); !intent.ok()) return plan.Failed("metadata", intent);
   plan.undo.Add("remove metadata of " + plan.id, [this, id = plan.id] { return store_.Remove(id); });
-  plan.outcome.phases.metadata_us += MicrosSince(start);
+  plan.outcome.phases.metadata_us += clock_.MicrosSince(start);
 
-  const Clock::time_point clone_start = Clock::now();
+  const Clock::SteadyPoint clone_start = clock_.Now();
   Result<storage::CloneReport> report = backend_->Clone(plan.source.volume, plan.fork.volume);
   if (!report.ok()) return plan.Failed("clone", report.status());
   plan.undo.Add("remove volume " + plan.fork.volume, [this, volume = plan.fork.volume] { return backend_->Remove(volume); });
   plan.clone_report = std::move(*report);
-  plan.outcome.phases.clone_us = MicrosSince(clone_start);
+  plan.outcome.phases.clone_us = clock_.MicrosSince(clone_start);
   plan.cloned = true;
   return Status::Ok();
 }
 
 Status Engine::LeaseAndRewrite(ForkPlan& plan, const hypervisor::Plugin& plugin) {
-  const Clock::time_point start = Clock::now();
+  const Clock::SteadyPoint start = clock_.Now();
   Result<hypervisor::NetworkIdentity> identity = network_->Allocate(plan.id);
   if (!identity.ok()) return plan.Failed("network", identity.status());
   plan.undo.Add("release lease of " + plan.id, [this, id = plan.id] { return network_->Release(id); });
@@ -90,12 +84,12 @@ Status Engine::LeaseAndRewrite(ForkPlan& plan, const hypervisor::Plugin& plugin)
   Result<hypervisor::PreparedFork> prepared = plugin.PrepareFork(spec);
   if (!prepared.ok()) return plan.Failed("rewrite", prepared.status());
   plan.fork.identity_channel = prepared->restore.identity_channel;
-  plan.outcome.phases.rewrite_us = MicrosSince(start);
+  plan.outcome.phases.rewrite_us = clock_.MicrosSince(start);
   return Status::Ok();
 }
 
 Status Engine::MakeDurableAndCommit(ForkPlan& plan, std::optional<DeferredSync>& deferred) {
-  const Clock::time_point start = Clock::now();
+  const Clock::SteadyPoint start = clock_.Now();
   deferred->Note(GuestDir(plan.fork));
   deferred->Note(InstanceDir(plan.id));
   if (Status synced = deferred->Sync(); !synced.ok()) return plan.Failed("metadata", synced);
@@ -112,20 +106,20 @@ Status Engine::MakeDurableAndCommit(ForkPlan& plan, std::optional<DeferredSync>&
   // From here the fork is a whole instance: undoing it is destroying it (metadata, volume, lease).
   plan.undo.Commit();
   plan.undo.Add("remove fork " + plan.id, [this, entry] { return DestroyLocked(entry); });
-  plan.outcome.phases.metadata_us += MicrosSince(start);
+  plan.outcome.phases.metadata_us += clock_.MicrosSince(start);
   return Status::Ok();
 }
 
 Status Engine::BringUp(ForkPlan& plan) {
   if (plan.target_state != InstanceState::kRunning) return Status::Ok();
-  const Clock::time_point start = Clock::now();
+  const Clock::SteadyPoint start = clock_.Now();
   ExclusiveLock lock(plan.entry->operation);  // uncontended: the entry is not published yet
   Result<Instance> running =
       plan.from_snapshot ? RestoreLocked(plan.entry, &plan.outcome.phases.identity_us) : StartLocked(plan.entry);
   if (!running.ok()) return plan.Failed(plan.from_snapshot ? "restore" : "start", running.status());
   // Not yet published: no one else can hold its lock.
   plan.undo.Add("stop fork " + plan.id, [this, entry = plan.entry] { return StopLocked(entry).status(); });
-  plan.outcome.phases.restore_us = MicrosSince(start);
+  plan.outcome.phases.restore_us = clock_.MicrosSince(start);
   return Status::Ok();
 }
 
@@ -133,7 +127,7 @@ Status Engine::RunForkSteps(ForkPlan& plan, const hypervisor::Plugin& plugin) {
   // The intent, the clone and the rewritten configs become durable together, just before the final
   // metadata that makes them a fork (base/deferred_sync.h): a crash before leaves orphans that
   // recovery removes.
-  std::optional<DeferredSync> deferred(std::in_place);
+  std::optional<DeferredSync> deferred(std::in_place, syncfs_);
   if (!plan.cloned) FE_RETURN_IF_ERROR(WriteIntentAndClone(plan));
   FE_RETURN_IF_ERROR(LeaseAndRewrite(plan, plugin));
   FE_RETURN_IF_ERROR(MakeDurableAndCommit(plan, deferred));

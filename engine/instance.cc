@@ -45,7 +45,7 @@ Status ReadAttachedVolumes(const JsonFields& reader, std::vector<AttachedVolume>
   return Status::Ok();
 }
 
-Status ReadProcess(const Json& object, std::string_view origin, ProcessRecord& process) {
+Status ReadProcess(const Json& object, std::string_view origin, vm::ProcessRecord& process) {
   JsonFields reader(object, std::string(origin), "process.");
   FE_RETURN_IF_ERROR(reader.Number("pid", process.pid, JsonFields::kRequired, 1, INT32_MAX));
   FE_RETURN_IF_ERROR(reader.Number("start_time", process.start_time, JsonFields::kRequired, 0, UINT64_MAX));
@@ -163,7 +163,7 @@ Result<Instance> InstanceFromJson(const nlohmann::json& json, std::string_view o
   Result<const Json*> process = reader.Object("process", JsonFields::kOptional);
   if (!process.ok()) return process.status();
   if (*process != nullptr) {
-    ProcessRecord record;
+    vm::ProcessRecord record;
     FE_RETURN_IF_ERROR(ReadProcess(**process, origin, record));
     instance.process = record;
   }
@@ -230,18 +230,6 @@ std::string NewInstanceId() {
     id.push_back(kHex[byte & 0x0f]);
   }
   return id;
-}
-
-std::string NowRfc3339() {
-  auto now = std::chrono::system_clock::now();
-  auto millis = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
-  std::time_t seconds = std::chrono::system_clock::to_time_t(now);
-  std::tm utc{};
-  ::gmtime_r(&seconds, &utc);
-  char text[96];  // ample for any int fields, which keeps -Wformat-truncation quiet
-  std::snprintf(text, sizeof(text), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", utc.tm_year + 1900, utc.tm_mon + 1,
-                utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec, static_cast<int>(millis));
-  return text;
 }
 
 }  // namespace fe::engine

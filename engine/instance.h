@@ -56,7 +56,7 @@ struct Instance {
   int vcpus = 1;  // what the instance costs against a CPU budget (pools)
   std::string pool;  // the pool (engine/pools/pool.h) holding this ready member; empty when not a member
   std::vector<AttachedVolume> attached_volumes;
-  std::optional<ProcessRecord> process;  // set while Running
+  std::optional<vm::ProcessRecord> process;  // set while Running
   // The guest's side of its identity (hypervisor/identity_handoff.h). A fork restored from a snapshot
   // wakes up with what the source's guest had; the engine then hands it `identity` over the channel.
   hypervisor::IdentityChannel identity_channel;  // from the plugin's PrepareFork; empty: none
@@ -81,7 +81,5 @@ Status ValidateInstanceName(std::string_view name);
 
 // A fresh instance id ("i-" + 16 hex digits from a CSPRNG).
 std::string NewInstanceId();
-// Now, as RFC 3339 UTC with milliseconds: "2026-11-25T18:30:00.123Z".
-std::string NowRfc3339();
 
 }  // namespace fe::engine

@@ -33,8 +33,7 @@ Status SyncFd(int fd, const std::string& path) {
 
 }  // namespace
 
-Result<InstanceStore> InstanceStore::Open(const std::string& data_root) {
-  std::string root = JoinPath(data_root, "instances");
+Result<InstanceStore> InstanceStore::Open(std::string root) {
   FE_RETURN_IF_ERROR(MakeDirectory(root));
   int fd = ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) return Status::FromErrno(errno, "open", root);

@@ -25,8 +25,8 @@ inline constexpr std::string_view kMetadataName = "instance.json";
 
 class InstanceStore {
  public:
-  // Creates <data_root>/instances (0700) when missing and opens it.
-  static Result<InstanceStore> Open(const std::string& data_root);
+  // Creates `root` (<data_root>/instances, engine/data_root.h; mode 0700) when missing and opens it.
+  static Result<InstanceStore> Open(std::string root);
 
   const std::string& root() const { return root_; }        // <data_root>/instances
   std::string Dir(const std::string& id) const;            // <root>/<id>

@@ -38,21 +38,17 @@ Status WrongState(const Instance& instance, std::string_view operation, std::str
                                                     ", " + std::string(operation) + " needs " + std::string(needed));
 }
 
-int64_t MicrosSince(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start).count();
-}
-
 }  // namespace
 
 Status Engine::AttachTap(const Instance& instance, bool bridged) const {
   if (!config_.manage_taps || instance.identity.tap_device.empty()) return Status::Ok();
-  return CreateTap(instance.identity.tap_device, bridged ? config_.bridge : "")
+  return network::CreateTap(instance.identity.tap_device, bridged ? config_.bridge : "")
       .Annotate("TAP of instance '" + instance.name + "'");
 }
 
 void Engine::DetachTap(const Instance& instance) const {
   if (!config_.manage_taps || instance.identity.tap_device.empty()) return;
-  if (Status deleted = DeleteTap(instance.identity.tap_device); !deleted.ok()) {
+  if (Status deleted = network::DeleteTap(instance.identity.tap_device); !deleted.ok()) {
     spdlog::error("instance {} ('{}'): removing TAP {} failed: {}", instance.id, instance.name,
                   instance.identity.tap_device, deleted.ToString());
   }
@@ -66,10 +62,10 @@ Status Engine::HandOffIdentityLocked(Instance& instance) {
     return Status::Ok();
   }
   hypervisor::IdentityHandoff handoff{instance.identity, GuestMac(instance), instance.identity_generation + 1};
-  Result<HandoffOutcome> outcome = HandOffGuestIdentity(instance.identity_channel, handoff, config_.identity_timeout,
+  Result<vm::HandoffOutcome> outcome = vm::HandOffGuestIdentity(instance.identity_channel, handoff, config_.identity_timeout,
                                                         "instance '" + instance.name + "' (" + instance.id + ")");
   if (!outcome.ok()) return outcome.status();
-  if (*outcome == HandoffOutcome::kNoAgent) {
+  if (*outcome == vm::HandoffOutcome::kNoAgent) {
     spdlog::warn("instance {} ('{}'): no guest agent listens on vsock port {} of {}: its guest keeps MAC {} "
                  "instead of {}",
                  instance.id, instance.name, instance.identity_channel.port, instance.identity_channel.path,
@@ -96,10 +92,10 @@ Result<Instance> Engine::StartLocked(const std::shared_ptr<Entry>& entry) {
   if (instance.state != InstanceState::kStopped) return WrongState(instance, "start", "Stopped");
   Result<const hypervisor::Plugin*> plugin = PluginFor(instance);
   if (!plugin.ok()) return plugin.status();
-  VmContext context{*plugin, GuestDir(instance), InstanceDir(instance.id), instance.identity,
+  vm::VmContext context{*plugin, GuestDir(instance), InstanceDir(instance.id), instance.identity,
                     config_.hypervisor_timeout};
   FE_RETURN_IF_ERROR(AttachTap(instance).Annotate("starting '" + instance.name + "'"));
-  Result<ProcessRecord> process = BootVm(context);
+  Result<vm::ProcessRecord> process = vm::BootVm(context);
   if (!process.ok()) {
     DetachTap(instance);
     return process.status().Annotate("starting '" + instance.name + "'");
@@ -110,7 +106,7 @@ Result<Instance> Engine::StartLocked(const std::shared_ptr<Entry>& entry) {
   instance.process = *process;
   if (Status committed = Commit(entry, instance); !committed.ok()) {
     // Without a record of it the process would be invisible to us: end it.
-    if (Status stopped = StopVm(context, *process); !stopped.ok()) {
+    if (Status stopped = vm::StopVm(context, *process); !stopped.ok()) {
       spdlog::error("start {}: stopping the unrecorded process {} failed: {}", instance.id, process->pid,
                     stopped.ToString());
     }
@@ -126,9 +122,9 @@ Result<Instance> Engine::StopLocked(const std::shared_ptr<Entry>& entry) {
   if (instance.state != InstanceState::kRunning || !instance.process) return WrongState(instance, "stop", "Running");
   Result<const hypervisor::Plugin*> plugin = PluginFor(instance);
   if (!plugin.ok()) return plugin.status();
-  VmContext context{*plugin, GuestDir(instance), InstanceDir(instance.id), instance.identity,
+  vm::VmContext context{*plugin, GuestDir(instance), InstanceDir(instance.id), instance.identity,
                     config_.hypervisor_timeout};
-  if (Status stopped = StopVm(context, *instance.process); !stopped.ok()) {
+  if (Status stopped = vm::StopVm(context, *instance.process); !stopped.ok()) {
     return stopped.Annotate("stopping '" + instance.name + "'");
   }
   DetachTap(instance);
@@ -148,8 +144,8 @@ Result<Instance> Engine::StandbyLocked(const std::shared_ptr<Entry>& entry) {
   if (!plugin.ok()) return plugin.status();
   std::string guest_dir = GuestDir(instance);
   std::string snapshot_dir = SnapshotDirOf(instance);
-  VmContext context{*plugin, guest_dir, InstanceDir(instance.id), instance.identity, config_.hypervisor_timeout};
-  if (Status snapshotted = SnapshotAndStopVm(context, *instance.process, snapshot_dir); !snapshotted.ok()) {
+  vm::VmContext context{*plugin, guest_dir, InstanceDir(instance.id), instance.identity, config_.hypervisor_timeout};
+  if (Status snapshotted = vm::SnapshotAndStopVm(context, *instance.process, snapshot_dir); !snapshotted.ok()) {
     return snapshotted.Annotate("standby of '" + instance.name + "'");
   }
   DetachTap(instance);
@@ -174,7 +170,7 @@ Result<Instance> Engine::RestoreLocked(const std::shared_ptr<Entry>& entry, int6
   if (instance.state != InstanceState::kStandby) return WrongState(instance, "restore", "Standby");
   Result<const hypervisor::Plugin*> plugin = PluginFor(instance);
   if (!plugin.ok()) return plugin.status();
-  VmContext context{*plugin, GuestDir(instance), InstanceDir(instance.id), instance.identity,
+  vm::VmContext context{*plugin, GuestDir(instance), InstanceDir(instance.id), instance.identity,
                     config_.hypervisor_timeout};
   const std::string snapshot_dir = SnapshotDirOf(instance);
   // A guest waking up with another instance's identity (a fork's first restore) stays off the bridge
@@ -183,23 +179,23 @@ Result<Instance> Engine::RestoreLocked(const std::shared_ptr<Entry>& entry, int6
   // that instance's traffic to this TAP.
   const bool off_bridge_until_handoff = GuestMac(instance) != instance.identity.mac;
   FE_RETURN_IF_ERROR(AttachTap(instance, !off_bridge_until_handoff).Annotate("restoring '" + instance.name + "'"));
-  Result<ProcessRecord> process = RestoreVm(context, snapshot_dir);
+  Result<vm::ProcessRecord> process = vm::RestoreVm(context, snapshot_dir);
   if (!process.ok()) {
     DetachTap(instance);
     return process.status().Annotate("restoring '" + instance.name + "'");
   }
-  const auto identity_start = std::chrono::steady_clock::now();
+  const auto identity_start = clock_.Now();
   Status handed = HandOffIdentityLocked(instance);
-  if (identity_us != nullptr) *identity_us += MicrosSince(identity_start);
+  if (identity_us != nullptr) *identity_us += clock_.MicrosSince(identity_start);
   if (handed.ok() && off_bridge_until_handoff && config_.manage_taps && !config_.bridge.empty() &&
       !instance.identity.tap_device.empty()) {
-    handed = JoinBridge(instance.identity.tap_device, config_.bridge).Annotate("after the identity handoff");
+    handed = network::JoinBridge(instance.identity.tap_device, config_.bridge).Annotate("after the identity handoff");
   }
   if (!handed.ok()) {
     // Back into standby (see the file comment); the instance's metadata still says Standby.
     std::string undo = "it is in standby again";
-    if (Status saved = SnapshotAndStopVm(context, *process, snapshot_dir); !saved.ok()) {
-      (void)StopVm(context, *process);
+    if (Status saved = vm::SnapshotAndStopVm(context, *process, snapshot_dir); !saved.ok()) {
+      (void)vm::StopVm(context, *process);
       undo = "putting it back into standby failed (" + saved.message() + "), so it is Stopped";
       instance.state = InstanceState::kStopped;
       instance.process.reset();
@@ -211,7 +207,7 @@ Result<Instance> Engine::RestoreLocked(const std::shared_ptr<Entry>& entry, int6
   instance.state = InstanceState::kRunning;
   instance.process = *process;
   if (Status committed = Commit(entry, instance); !committed.ok()) {
-    if (Status stopped = StopVm(context, *process); !stopped.ok()) {
+    if (Status stopped = vm::StopVm(context, *process); !stopped.ok()) {
       spdlog::error("restore {}: stopping the unrecorded process {} failed: {}", instance.id, process->pid,
                     stopped.ToString());
     }

@@ -32,12 +32,6 @@
 namespace fe::engine {
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-int64_t MicrosSince(Clock::time_point start) {
-  return std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count();
-}
-
 }  // namespace
 
 bool Engine::CanLiveFork(const Instance& source, const hypervisor::Plugin& plugin) const {
@@ -70,10 +64,10 @@ Status Engine::LiveForkLocked(const Instance& source, std::vector<ForkPlan>& pla
     for (ForkPlan& plan : plans) FE_RETURN_IF_ERROR(WriteIntentAndClone(plan));
     return Status::Ok();
   };
-  VmContext context{&plugin, guest_dir, InstanceDir(source.id), source.identity, config_.hypervisor_timeout};
-  const Clock::time_point pause_start = Clock::now();
-  Status snapshotted = SnapshotRunningVm(context, *source.process, snapshot_dir, clone_all);
-  pause_us = MicrosSince(pause_start);
+  vm::VmContext context{&plugin, guest_dir, InstanceDir(source.id), source.identity, config_.hypervisor_timeout};
+  const Clock::SteadyPoint pause_start = clock_.Now();
+  Status snapshotted = vm::SnapshotRunningVm(context, *source.process, snapshot_dir, clone_all);
+  pause_us = clock_.MicrosSince(pause_start);
   if (!snapshotted.ok()) {
     for (ForkPlan& plan : plans) plan.undo.Revert();
     return snapshotted.Annotate(what);

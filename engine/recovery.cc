@@ -68,10 +68,10 @@ Status Engine::Recover() {
     }
     owned.insert(instance.id);
     owned.insert(instance.volume);
-    if (instance.state == InstanceState::kRunning && !(instance.process && VmProcessAlive(*instance.process))) {
+    if (instance.state == InstanceState::kRunning && !(instance.process && vm::VmProcessAlive(*instance.process))) {
       instance.state = InstanceState::kStopped;
       instance.process.reset();
-      instance.updated_at = NowRfc3339();
+      instance.updated_at = clock_.WallNowRfc3339();
       Status written = store_.Write(instance);
       note(written.ok() ? "instance " + instance.id + " ('" + instance.name + "') was Running but its process is gone: now Stopped"
                         : "instance " + instance.id + " lost its process; recording Stopped failed: " + written.ToString());
@@ -116,8 +116,8 @@ Status Engine::Recover() {
     }
     for (const auto& [holder, identity] : leases_at_start) {
       if (running.count(holder) != 0) continue;
-      if (identity.tap_device.empty() || !NetworkDeviceExists(identity.tap_device)) continue;
-      Status deleted = DeleteTap(identity.tap_device);
+      if (identity.tap_device.empty() || !network::NetworkDeviceExists(identity.tap_device)) continue;
+      Status deleted = network::DeleteTap(identity.tap_device);
       note(deleted.ok() ? "removed TAP " + identity.tap_device + " of " + holder + ": no running VM uses it"
                         : "could not remove TAP " + identity.tap_device + " of " + holder + ": " + deleted.ToString());
     }

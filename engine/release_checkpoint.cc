@@ -18,7 +18,8 @@
 namespace fe::engine {
 namespace {
 
-using Clock = std::chrono::steady_clock;
+// Waits on a condition variable: timed by the kernel, so the real steady clock.
+using SteadyClock = std::chrono::steady_clock;
 
 // Releases arriving within this window share a checkpoint.
 constexpr std::chrono::milliseconds kBatchWindow{200};
@@ -44,7 +45,7 @@ Status Engine::CommitRelease(const std::shared_ptr<Entry>& entry, Instance insta
     return Commit(entry, std::move(instance));
   }
   const std::string id = instance.id;
-  instance.updated_at = NowRfc3339();
+  instance.updated_at = clock_.WallNowRfc3339();
   {
     std::lock_guard write(entry->metadata_write);
     entry->metadata_behind = true;
@@ -54,7 +55,7 @@ Status Engine::CommitRelease(const std::shared_ptr<Entry>& entry, Instance insta
   {
     std::lock_guard lock(checkpoint_mutex_);
     to_checkpoint_.emplace_back(*seq, id);
-    last_release_ = Clock::now();
+    last_release_ = SteadyClock::now();
   }
   checkpoint_wake_.notify_one();
   return Status::Ok();
@@ -75,7 +76,7 @@ Status Engine::ReplayReleases() {
       std::string pool = read->pool;
       read->name = record.name;
       read->pool.clear();
-      read->updated_at = NowRfc3339();
+      read->updated_at = clock_.WallNowRfc3339();
       FE_RETURN_IF_ERROR(store_.Write(*read).Annotate("replaying the release journal"));
       std::string action = "applied the journaled release of " + record.id + " from pool '" + pool + "' as '" +
                            record.name + "'";
@@ -93,10 +94,10 @@ void Engine::CheckpointLoop() {
   while (true) {
     checkpoint_wake_.wait(lock, [this] { return stopping_ || !to_checkpoint_.empty(); });
     if (to_checkpoint_.empty()) return;  // stopping, nothing left
-    const Clock::time_point deadline = Clock::now() + kMaxCheckpointDelay;
+    const SteadyClock::time_point deadline = SteadyClock::now() + kMaxCheckpointDelay;
     checkpoint_wake_.wait_for(lock, kBatchWindow, [this] { return stopping_; });
-    while (!stopping_ && to_checkpoint_.size() < journal_->capacity() / 4 && Clock::now() < deadline &&
-           Clock::now() - last_release_ < kReleasesQuiet) {
+    while (!stopping_ && to_checkpoint_.size() < journal_->capacity() / 4 && SteadyClock::now() < deadline &&
+           SteadyClock::now() - last_release_ < kReleasesQuiet) {
       checkpoint_wake_.wait_until(lock, std::min(deadline, last_release_ + kReleasesQuiet));
     }
     std::vector<std::pair<uint64_t, std::string>> batch = std::exchange(to_checkpoint_, {});

@@ -32,42 +32,42 @@ std::string ParentOf(const std::string& path) {
 
 // Picks the data mode for one clone: reflink when a FICLONE probe on the target's filesystem works
 // and source and target share it; otherwise the sparse copy, saying why.
-Result<storage::DataMode> ChooseDataMode(const CloneArguments& args, std::string* note) {
-  Result<std::string> choice = storage::ParseBackendChoice(args.backend);
+Result<storage::tree::DataMode> ChooseDataMode(const CloneArguments& args, std::string* note) {
+  Result<std::string> choice = storage::registry::ParseBackendChoice(args.backend);
   if (!choice.ok()) return choice.status();
-  if (*choice == "copy") return storage::DataMode::kCopy;
-  Result<storage::FilesystemProbe> probe = storage::ProbeFilesystem(ParentOf(args.target));
+  if (*choice == "copy") return storage::tree::DataMode::kCopy;
+  Result<storage::tree::FilesystemProbe> probe = storage::tree::ProbeFilesystem(ParentOf(args.target));
   if (!probe.ok()) return probe.status();
-  if (probe->reflink) return storage::DataMode::kReflink;
+  if (probe->reflink) return storage::tree::DataMode::kReflink;
   if (*choice == "reflink") {
     return Status::Unsupported("reflink is not available for " + args.target + ": " + probe->reason);
   }
   *note = "no reflink on " + probe->filesystem + " (" + probe->reason + "): using the sparse copy";
-  return storage::DataMode::kCopy;
+  return storage::tree::DataMode::kCopy;
 }
 
-Result<storage::IoEngine> ParseIoEngine(const std::string& text) {
-  if (text == "default") return storage::IoEngine::kDefault;
-  if (text == "syscalls") return storage::IoEngine::kSyscalls;
-  if (text == "io_uring") return storage::IoEngine::kUring;
+Result<storage::tree::IoEngine> ParseIoEngine(const std::string& text) {
+  if (text == "default") return storage::tree::IoEngine::kDefault;
+  if (text == "syscalls") return storage::tree::IoEngine::kSyscalls;
+  if (text == "io_uring") return storage::tree::IoEngine::kUring;
   return Status::InvalidArgument("unknown io engine '" + text + "': expected default, syscalls or io_uring");
 }
 
 int RunClone(const CloneArguments& args) {
   std::string note;
-  Result<storage::DataMode> mode = ChooseDataMode(args, &note);
-  Result<storage::IoEngine> engine = ParseIoEngine(args.io_engine);
+  Result<storage::tree::DataMode> mode = ChooseDataMode(args, &note);
+  Result<storage::tree::IoEngine> engine = ParseIoEngine(args.io_engine);
   const Status& invalid = !mode.ok() ? mode.status() : engine.status();
   if (!invalid.ok()) {
     std::cerr << "forkctl clone: " << invalid.message() << "\n";
     return 2;
   }
   if (!note.empty() && !args.json) std::cerr << "forkctl clone: " << note << "\n";
-  storage::CloneOptions options;
+  storage::tree::CloneOptions options;
   options.data_mode = *mode;
   options.io_engine = *engine;
   options.durable = !args.no_sync;
-  Result<storage::CloneReport> report = storage::CloneTree(args.source, args.target, options);
+  Result<storage::CloneReport> report = storage::tree::CloneTree(args.source, args.target, options);
   if (!report.ok()) {
     std::cerr << "forkctl clone: " << report.status().message() << "\n";
     return 1;

@@ -22,7 +22,7 @@ struct ProbeArguments {
 };
 
 int RunProbe(const ProbeArguments& args) {
-  Result<storage::FilesystemProbe> probe = storage::ProbeFilesystem(args.path);
+  Result<storage::tree::FilesystemProbe> probe = storage::tree::ProbeFilesystem(args.path);
   if (!probe.ok()) {
     std::cerr << "forkctl storage probe: " << probe.status().message() << "\n";
     return 1;
@@ -31,21 +31,21 @@ int RunProbe(const ProbeArguments& args) {
                         {"filesystem", probe->filesystem},
                         {"reflink", probe->reflink},
                         {"reflink_reason", probe->reason}};
-  storage::HostFacts host;
-  host.device_mapper = storage::DeviceMapperAvailable(&host.device_mapper_reason);
+  storage::registry::HostFacts host;
+  host.device_mapper = storage::dm_thin::DeviceMapperAvailable(&host.device_mapper_reason);
   host.thin_pool_configured = true;  // listing what a configured thin pool would need
   out["device_mapper"] = {{"available", host.device_mapper}, {"reason", host.device_mapper_reason}};
   nlohmann::json backends = nlohmann::json::object();
-  for (const storage::BackendEntry& entry : storage::RegisteredBackends()) {
-    Result<storage::BackendDecision> decision = storage::DecideBackend(entry.name, *probe, host, args.path);
+  for (const storage::registry::BackendEntry& entry : storage::registry::RegisteredBackends()) {
+    Result<storage::registry::BackendDecision> decision = storage::registry::DecideBackend(entry.name, *probe, host, args.path);
     backends[std::string(entry.name)] = {
         {"available", decision.ok()},
         {"reason", decision.ok() ? decision->reason : decision.status().message()}};
   }
   out["backends"] = backends;
   // Without a configured thin pool, auto never picks dm-thin.
-  Result<storage::BackendDecision> chosen =
-      storage::DecideBackend(storage::kAutoBackend, *probe, storage::HostFacts{}, args.path);
+  Result<storage::registry::BackendDecision> chosen =
+      storage::registry::DecideBackend(storage::registry::kAutoBackend, *probe, storage::registry::HostFacts{}, args.path);
   if (chosen.ok()) {
     out["auto"] = {{"backend", chosen->backend}, {"reason", chosen->reason}};
   }

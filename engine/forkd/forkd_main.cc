@@ -28,6 +28,7 @@
 
 #include "base/fs_util.h"
 #include "base/log.h"
+#include "engine/data_root.h"
 #include "engine/engine.h"
 #include "storage/loop/loop_pool.h"
 #include "engine/forkd/metrics.h"
@@ -55,16 +56,16 @@ struct Options {
   int ready_fd = -1;
   // Pools (engine/pools/pool.h): defaults are PoolConfig's.
   int cpu_budget_vcpus = 0;
-  double overcommit = engine::PoolConfig().overcommit;
-  double busy_threshold = engine::PoolConfig().busy_threshold;
-  int64_t pool_tick_ms = engine::PoolConfig().tick.count();
-  int max_parallel_refills = engine::PoolConfig().max_parallel_refills;
-  int64_t acquire_quiet_ms = engine::PoolConfig().acquire_quiet.count();
-  int64_t max_growth_deferral_ms = engine::PoolConfig().max_growth_deferral.count();
+  double overcommit = engine::pools::PoolConfig().overcommit;
+  double busy_threshold = engine::pools::PoolConfig().busy_threshold;
+  int64_t pool_tick_ms = engine::pools::PoolConfig().tick.count();
+  int max_parallel_refills = engine::pools::PoolConfig().max_parallel_refills;
+  int64_t acquire_quiet_ms = engine::pools::PoolConfig().acquire_quiet.count();
+  int64_t max_growth_deferral_ms = engine::pools::PoolConfig().max_growth_deferral.count();
 };
 
-engine::PoolConfig MakePoolConfig(const Options& options) {
-  engine::PoolConfig config;
+engine::pools::PoolConfig MakePoolConfig(const Options& options) {
+  engine::pools::PoolConfig config;
   config.cpu_budget_vcpus = options.cpu_budget_vcpus;
   config.overcommit = options.overcommit;
   config.busy_threshold = options.busy_threshold;
@@ -132,9 +133,9 @@ Status BindUnixSocket(httplib::Server& server, const std::string& path) {
 }
 
 int Run(const Options& options) {
-  Result<std::string> backend = storage::ParseBackendChoice(options.backend);
-  Result<storage::LoopPoolMode> loop_mode = storage::ParseLoopPoolMode(options.loop_pool);
-  Result<uint64_t> loop_size = storage::ParseSize(options.loop_pool_size);
+  Result<std::string> backend = storage::registry::ParseBackendChoice(options.backend);
+  Result<storage::loop::LoopPoolMode> loop_mode = storage::loop::ParseLoopPoolMode(options.loop_pool);
+  Result<uint64_t> loop_size = storage::loop::ParseSize(options.loop_pool_size);
   for (const Status* status : {&backend.status(), &loop_mode.status(), &loop_size.status()}) {
     if (!status->ok()) {
       spdlog::critical("{}", status->ToString());
@@ -158,11 +159,12 @@ int Run(const Options& options) {
     tcp = *parsed;
   }
 
+  const engine::DataRoot layout(options.data_root);
   if (Status made = MakeDirectories(options.data_root, 0700); !made.ok()) {
     spdlog::critical("data root: {}", made.ToString());
     return 1;
   }
-  Result<std::string> pool = storage::PrepareLoopPool(options.data_root, *loop_mode, *loop_size);
+  Result<std::string> pool = storage::loop::PrepareLoopPool(layout.Volumes(), layout.LoopPoolImage(), *loop_mode, *loop_size);
   if (!pool.ok()) {
     spdlog::critical("{}", pool.status().ToString());
     return 1;
@@ -188,15 +190,15 @@ int Run(const Options& options) {
                engine->List().size());
 
   Metrics metrics;
-  engine::PoolConfig pool_config = MakePoolConfig(options);
+  engine::pools::PoolConfig pool_config = MakePoolConfig(options);
   pool_config.on_refill = [&metrics](const std::string&, double seconds) { metrics.RecordPoolRefill(seconds); };
-  Result<std::unique_ptr<engine::PoolManager>> opened_pools =
-      engine::PoolManager::Open(*engine, options.data_root, std::move(pool_config));
+  Result<std::unique_ptr<engine::pools::PoolManager>> opened_pools =
+      engine::pools::PoolManager::Open(*engine, options.data_root, std::move(pool_config));
   if (!opened_pools.ok()) {
     spdlog::critical("opening the pools on {}: {}", options.data_root, opened_pools.status().ToString());
     return 1;
   }
-  std::unique_ptr<engine::PoolManager> pools = std::move(*opened_pools);
+  std::unique_ptr<engine::pools::PoolManager> pools = std::move(*opened_pools);
   spdlog::info("pools: {} pool(s), CPU budget {} vCPUs ({} in use)", pools->List().size(), pools->cpu_budget_vcpus(),
                pools->cpu_used_vcpus());
 

@@ -27,21 +27,21 @@ std::string FormatNumber(double value) { return fmt::format("{}", value); }
 void RenderPoolGauges(const PoolGauges& gauges, std::string* out) {
   struct Series {
     std::string_view name, type, help;
-    uint64_t (*value)(const engine::PoolStatus&);
+    uint64_t (*value)(const engine::pools::PoolStatus&);
   };
   const Series kSeries[] = {
       {"forkengine_pool_ready", "gauge", "Ready members of each pool.",
-       [](const engine::PoolStatus& pool) { return static_cast<uint64_t>(pool.ready); }},
+       [](const engine::pools::PoolStatus& pool) { return static_cast<uint64_t>(pool.ready); }},
       {"forkengine_pool_refilling", "gauge", "Refill forks in flight for each pool.",
-       [](const engine::PoolStatus& pool) { return static_cast<uint64_t>(pool.refilling); }},
+       [](const engine::pools::PoolStatus& pool) { return static_cast<uint64_t>(pool.refilling); }},
       {"forkengine_pool_hits_total", "counter", "Acquires served from a ready member.",
-       [](const engine::PoolStatus& pool) { return pool.hits; }},
+       [](const engine::pools::PoolStatus& pool) { return pool.hits; }},
       {"forkengine_pool_misses_total", "counter", "Acquires that found the pool empty (forked on demand or refused).",
-       [](const engine::PoolStatus& pool) { return pool.misses; }},
+       [](const engine::pools::PoolStatus& pool) { return pool.misses; }},
   };
   for (const Series& series : kSeries) {
     Header(series.name, series.type, series.help, out);
-    for (const engine::PoolStatus& pool : gauges.pools) {
+    for (const engine::pools::PoolStatus& pool : gauges.pools) {
       fmt::format_to(std::back_inserter(*out), "{}{{pool=\"{}\"}} {}\n", series.name, EscapeLabelValue(pool.spec.name),
                      series.value(pool));
     }

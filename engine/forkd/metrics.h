@@ -44,7 +44,7 @@ const std::vector<double>& AcquireBuckets();
 
 // What the pool gauges are computed from at scrape time.
 struct PoolGauges {
-  std::vector<engine::PoolStatus> pools;
+  std::vector<engine::pools::PoolStatus> pools;
   int cpu_budget_vcpus = 0;
   int cpu_used_vcpus = 0;
 };

@@ -14,7 +14,7 @@ using Json = nlohmann::json;
 
 Status PoolsDisabled() { return Status::Unavailable("this server has no pool manager"); }
 
-Reply PoolReply(int status, const Result<engine::PoolStatus>& pool) {
+Reply PoolReply(int status, const Result<engine::pools::PoolStatus>& pool) {
   return pool.ok() ? JsonReply(status, PoolToJson(*pool)) : ErrorReply(pool.status());
 }
 
@@ -23,7 +23,7 @@ Reply PoolReply(int status, const Result<engine::PoolStatus>& pool) {
 Reply ApiServer::ListPools(const Params&, std::string_view) {
   if (pools_ == nullptr) return ErrorReply(PoolsDisabled());
   Json list = Json::array();
-  for (const engine::PoolStatus& pool : pools_->List()) list.push_back(PoolToJson(pool));
+  for (const engine::pools::PoolStatus& pool : pools_->List()) list.push_back(PoolToJson(pool));
   return JsonReply(200, Json{{"pools", std::move(list)},
                              {"cpu_budget_vcpus", pools_->cpu_budget_vcpus()},
                              {"cpu_used_vcpus", pools_->cpu_used_vcpus()}});
@@ -31,7 +31,7 @@ Reply ApiServer::ListPools(const Params&, std::string_view) {
 
 Reply ApiServer::CreatePool(const Params&, std::string_view body) {
   if (pools_ == nullptr) return ErrorReply(PoolsDisabled());
-  Result<engine::PoolSpec> spec = ParsePoolSpec(body);
+  Result<engine::pools::PoolSpec> spec = ParsePoolSpec(body);
   if (!spec.ok()) return ErrorReply(spec.status());
   Reply reply = PoolReply(201, pools_->Create(*spec));
   reply.instance = spec->template_id;
@@ -51,9 +51,9 @@ Reply ApiServer::DeletePool(const Params& params, std::string_view) {
 
 Reply ApiServer::AcquireFromPool(const Params& params, std::string_view body) {
   if (pools_ == nullptr) return ErrorReply(PoolsDisabled());
-  Result<engine::AcquireRequest> request = ParseAcquireRequest(body);
+  Result<engine::pools::AcquireRequest> request = ParseAcquireRequest(body);
   if (!request.ok()) return ErrorReply(request.status());
-  Result<engine::AcquireOutcome> outcome = pools_->Acquire(params[0], *request);
+  Result<engine::pools::AcquireOutcome> outcome = pools_->Acquire(params[0], *request);
   if (!outcome.ok()) return ErrorReply(outcome.status());
   metrics_.RecordPoolAcquire(outcome->hit, static_cast<double>(outcome->latency_us) / 1e6);
   Reply reply = JsonReply(200, Json{{"instance", engine::InstanceToJson(outcome->instance)},

@@ -4,7 +4,7 @@
 
 namespace fe::engine::forkd {
 
-nlohmann::json PoolToJson(const engine::PoolStatus& pool) {
+nlohmann::json PoolToJson(const engine::pools::PoolStatus& pool) {
   return nlohmann::json{{"name", pool.spec.name},
                         {"template", pool.spec.template_id},
                         {"member_state", std::string(engine::InstanceStateName(pool.spec.member_state))},

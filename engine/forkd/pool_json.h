@@ -9,6 +9,6 @@
 
 namespace fe::engine::forkd {
 
-nlohmann::json PoolToJson(const engine::PoolStatus& pool);
+nlohmann::json PoolToJson(const engine::pools::PoolStatus& pool);
 
 }  // namespace fe::engine::forkd

@@ -86,12 +86,12 @@ Result<engine::ForkRequest> ParseForkRequest(std::string_view body) {
   return request;
 }
 
-Result<engine::PoolSpec> ParsePoolSpec(std::string_view body) {
+Result<engine::pools::PoolSpec> ParsePoolSpec(std::string_view body) {
   Result<Json> json = ParseObject(body, "pool request");
   if (!json.ok()) return json.status();
   JsonFields fields = BodyFields(*json);
   FE_RETURN_IF_ERROR(fields.RejectUnknown({"name", "template", "member_state", "min_size", "max_size"}));
-  engine::PoolSpec spec;
+  engine::pools::PoolSpec spec;
   FE_RETURN_IF_ERROR(fields.String("name", spec.name, JsonFields::kRequired));
   FE_RETURN_IF_ERROR(fields.String("template", spec.template_id, JsonFields::kRequired));
   std::optional<engine::InstanceState> member_state;
@@ -102,8 +102,8 @@ Result<engine::PoolSpec> ParsePoolSpec(std::string_view body) {
   return spec;
 }
 
-Result<engine::AcquireRequest> ParseAcquireRequest(std::string_view body) {
-  engine::AcquireRequest request;
+Result<engine::pools::AcquireRequest> ParseAcquireRequest(std::string_view body) {
+  engine::pools::AcquireRequest request;
   if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) return request;
   Result<Json> json = ParseObject(body, "acquire request");
   if (!json.ok()) return json.status();

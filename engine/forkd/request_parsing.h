@@ -19,10 +19,10 @@ Result<engine::CreateRequest> ParseCreateRequest(std::string_view body);
 Result<engine::ForkRequest> ParseForkRequest(std::string_view body);
 
 // POST /v1/pools: {"name","template" (required), "member_state" (default Standby),"min_size","max_size"}.
-Result<engine::PoolSpec> ParsePoolSpec(std::string_view body);
+Result<engine::pools::PoolSpec> ParsePoolSpec(std::string_view body);
 
 // POST /v1/pools/{name}/acquire: {"name","no_wait"}, all optional; an empty body is the defaults.
-Result<engine::AcquireRequest> ParseAcquireRequest(std::string_view body);
+Result<engine::pools::AcquireRequest> ParseAcquireRequest(std::string_view body);
 
 // Bodies of start/stop/standby/restore: empty or an empty object.
 Status ParseEmptyBody(std::string_view body);

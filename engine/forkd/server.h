@@ -58,7 +58,7 @@ class ApiServer {
  public:
   // `pools` may be null: the pool routes then answer 503 (forkd always passes one; unit tests of the
   // HTTP layer need not).
-  ApiServer(engine::Engine& engine, Metrics& metrics, engine::PoolManager* pools = nullptr)
+  ApiServer(engine::Engine& engine, Metrics& metrics, engine::pools::PoolManager* pools = nullptr)
       : engine_(engine), metrics_(metrics), pools_(pools) {}
 
   // Installs routes, limits, timeouts, the worker pool, error handling and request logging on
@@ -101,7 +101,7 @@ class ApiServer {
 
   engine::Engine& engine_;
   Metrics& metrics_;
-  engine::PoolManager* pools_;
+  engine::pools::PoolManager* pools_;
 };
 
 }  // namespace fe::engine::forkd

@@ -15,7 +15,7 @@
 #include "base/atomic_file.h"
 #include "base/json_fields.h"
 
-namespace fe::engine {
+namespace fe::engine::network {
 namespace {
 
 using Json = nlohmann::ordered_json;
@@ -152,18 +152,11 @@ Result<std::unique_ptr<NetworkAllocator>> NetworkAllocator::Open(const std::stri
   Result<std::string> dir = CreateDirectories(state_dir);
   if (!dir.ok()) return dir.status();
   const std::string lock_path = state_dir + "/" + std::string(kLockName);
-  UniqueFd lock(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
-  if (!lock) return Status::FromErrno(errno, "open", lock_path);
-  if (::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) {
-    if (errno == EWOULDBLOCK) {
-      return Status::Busy("network state " + state_dir + " is in use by another process (flock on " +
-                                          lock_path + ")");
-    }
-    return Status::FromErrno(errno, "flock", lock_path);
-  }
+  Result<FileLock> lock = FileLock::Acquire(lock_path, "network state " + state_dir);
+  if (!lock.ok()) return lock.status();
 
   std::unique_ptr<NetworkAllocator> allocator(new NetworkAllocator(
-      std::move(config), *subnet, gateway, state_dir + "/" + std::string(kStateName), std::move(lock)));
+      std::move(config), *subnet, gateway, state_dir + "/" + std::string(kStateName), std::move(*lock)));
   Result<State> state = allocator->Load();
   if (!state.ok()) return state.status();
   allocator->state_ = std::move(state).value();
@@ -390,4 +383,4 @@ std::map<std::string, NetworkIdentity> NetworkAllocator::Leases() const {
   return leases;
 }
 
-}  // namespace fe::engine
+}  // namespace fe::engine::network

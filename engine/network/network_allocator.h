@@ -42,11 +42,12 @@
 #include <utility>
 #include <vector>
 
+#include "base/file_lock.h"
 #include "base/status.h"
 #include "base/unique_fd.h"
 #include "hypervisor/plugin.h"
 
-namespace fe::engine {
+namespace fe::engine::network {
 
 struct NetworkPoolConfig {
   std::string subnet;  // CIDR with host bits zero, prefix length 8..30, not 0.0.0.0/x: "10.100.0.0/16"
@@ -116,7 +117,7 @@ class NetworkAllocator {
   };
 
   NetworkAllocator(NetworkPoolConfig config, Ipv4Subnet subnet, uint32_t gateway, std::string state_path,
-                   UniqueFd lock)
+                   FileLock lock)
       : config_(std::move(config)), subnet_(subnet), gateway_(gateway), state_path_(std::move(state_path)),
         lock_(std::move(lock)) {}
 
@@ -131,10 +132,10 @@ class NetworkAllocator {
   const Ipv4Subnet subnet_;
   const uint32_t gateway_;
   const std::string state_path_;
-  const UniqueFd lock_;  // flock held for the allocator's lifetime
+  const FileLock lock_;  // held for the allocator's lifetime
 
   mutable std::mutex mutex_;
   State state_;  // GUARDED_BY(mutex_)
 };
 
-}  // namespace fe::engine
+}  // namespace fe::engine::network

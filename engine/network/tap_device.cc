@@ -18,7 +18,7 @@
 // <net/if.h>'s if_nametoindex, declared here: <net/if.h> and <linux/if.h> cannot both be included.
 extern "C" unsigned int if_nametoindex(const char* name);
 
-namespace fe::engine {
+namespace fe::engine::network {
 namespace {
 
 constexpr char kTunDevice[] = "/dev/net/tun";
@@ -162,4 +162,4 @@ std::string TapUnavailableReason() {
   return "";
 }
 
-}  // namespace fe::engine
+}  // namespace fe::engine::network

@@ -14,7 +14,7 @@
 
 #include "base/status.h"
 
-namespace fe::engine {
+namespace fe::engine::network {
 
 // IFNAMSIZ - 1.
 inline constexpr size_t kMaxTapNameBytes = 15;
@@ -40,4 +40,4 @@ bool NetworkDeviceExists(const std::string& name);
 // Why TAPs cannot be made here ("/dev/net/tun: No such file or directory"), or "" when they can.
 std::string TapUnavailableReason();
 
-}  // namespace fe::engine
+}  // namespace fe::engine::network

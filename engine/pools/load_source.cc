@@ -8,7 +8,7 @@
 
 #include "base/atomic_file.h"
 
-namespace fe::engine {
+namespace fe::engine::pools {
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -177,4 +177,4 @@ std::unique_ptr<LoadSource> MakeHostLoadSource(std::string cgroup_dir) {
   return std::make_unique<CgroupLoadSource>(std::move(cgroup_dir));
 }
 
-}  // namespace fe::engine
+}  // namespace fe::engine::pools

@@ -12,7 +12,7 @@
 
 #include "base/status.h"
 
-namespace fe::engine {
+namespace fe::engine::pools {
 
 // The fraction (0..1) of the host's (or cgroup's) CPU time that was busy since the previous call.
 // The first call measures from the source's creation. When no time has passed (the counters did not
@@ -43,4 +43,4 @@ Result<uint64_t> ParseCgroupUsageUsec(std::string_view cpu_stat);
 // The CPUs a cgroup v2 cpu.max allows ("max 100000": nullopt, no limit; "50000 100000": 0.5).
 Result<std::optional<double>> ParseCgroupCpuMax(std::string_view cpu_max);
 
-}  // namespace fe::engine
+}  // namespace fe::engine::pools

@@ -7,9 +7,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include "engine/data_root.h"
 #include "engine/pools/pool_sizing.h"
 
-namespace fe::engine {
+namespace fe::engine::pools {
 namespace {
 
 constexpr size_t kMaxPoolNameLength = 54;  // members are "<pool>-<8 hex>", at most 63 characters
@@ -41,7 +42,7 @@ Status ValidateSpec(const PoolSpec& spec) {
 }  // namespace
 
 PoolManager::PoolManager(Engine& engine, PoolStore store, PoolConfig config)
-    : engine_(engine), store_(std::move(store)), config_(std::move(config)),
+    : engine_(engine), store_(std::move(store)), config_(std::move(config)), clock_(config_.clock != nullptr ? *config_.clock : SystemClock()),
       budget_vcpus_(config_.cpu_budget_vcpus > 0 ? config_.cpu_budget_vcpus : DefaultBudget(config_.overcommit)) {}
 
 Result<std::unique_ptr<PoolManager>> PoolManager::Open(Engine& engine, std::string data_root, PoolConfig config,
@@ -51,7 +52,7 @@ Result<std::unique_ptr<PoolManager>> PoolManager::Open(Engine& engine, std::stri
   if (config.cpu_budget_vcpus == 0 && !(config.overcommit > 0)) return Status::InvalidArgument("overcommit must be positive");
   if (config.tick.count() <= 0) return Status::InvalidArgument("the pool tick must be positive");
   if (!config.load) config.load = MakeHostLoadSource();
-  Result<PoolStore> store = PoolStore::Open(data_root);
+  Result<PoolStore> store = PoolStore::Open(DataRoot(data_root).Pools());
   if (!store.ok()) return store.status();
   std::unique_ptr<PoolManager> manager(new PoolManager(engine, std::move(*store), std::move(config)));
 
@@ -108,9 +109,6 @@ Status PoolManager::Relink() {
   return Status::Ok();
 }
 
-std::chrono::steady_clock::time_point PoolManager::Now() const {
-  return config_.clock ? config_.clock() : std::chrono::steady_clock::now();
-}
 
 std::string PoolManager::MemberName(const std::string& pool) { return pool + "-" + NewInstanceId().substr(2, 8); }
 
@@ -263,7 +261,7 @@ Result<AcquireOutcome> PoolManager::Acquire(const std::string& name, const Acqui
     AcquireOutcome outcome;
     outcome.instance = std::move(instance);
     outcome.hit = hit;
-    outcome.latency_us = std::chrono::duration_cast<std::chrono::microseconds>(Now() - started).count();
+    outcome.latency_us = clock_.MicrosSince(started);
     return outcome;
   };
   if (!request.name.empty()) {
@@ -331,4 +329,4 @@ Result<Instance> PoolManager::ForkOnDemand(const PoolSpec& spec, const std::stri
   return std::move(forked->front().instance);
 }
 
-}  // namespace fe::engine
+}  // namespace fe::engine::pools

@@ -42,13 +42,14 @@
 #include <thread>
 #include <vector>
 
+#include "base/clock.h"
 #include "base/status.h"
 #include "engine/engine.h"
 #include "engine/instance.h"
 #include "engine/pools/load_source.h"
 #include "engine/pools/pool_store.h"
 
-namespace fe::engine {
+namespace fe::engine::pools {
 
 struct PoolSpec {
   std::string name;         // DNS label of at most 54 characters (members are "<name>-<8 hex>"), unique
@@ -94,7 +95,7 @@ struct PoolConfig {
   // most max_growth_deferral (then the pools grow as usual until the next pause).
   std::chrono::milliseconds acquire_quiet{50};
   std::chrono::milliseconds max_growth_deferral{1000};
-  std::function<std::chrono::steady_clock::time_point()> clock;  // empty: steady_clock::now
+  const Clock* clock = nullptr;     // null: SystemClock(); must outlive the manager
   std::unique_ptr<LoadSource> load;                                // empty: MakeHostLoadSource()
   // Called after each refill fork that made a member (for a latency histogram), on a worker thread,
   // with no lock of the manager held, before the refill counts as finished (WaitIdle waits for it).
@@ -155,7 +156,7 @@ class PoolManager {
   };
 
   PoolManager(Engine& engine, PoolStore store, PoolConfig config);
-  std::chrono::steady_clock::time_point Now() const;
+  Clock::SteadyPoint Now() const { return clock_.Now(); }
   PoolStatus StatusOf(const Pool& pool) const;  // REQUIRES: mutex_
   Status Relink();                              // Open: members back into their pools
   int RunningNonMemberVcpus() const;
@@ -174,6 +175,7 @@ class PoolManager {
   Engine& engine_;
   PoolStore store_;
   PoolConfig config_;
+  const Clock& clock_;
   const int budget_vcpus_;
 
   std::mutex admin_mutex_;  // serialises Create and Delete (they persist outside mutex_)
@@ -194,4 +196,4 @@ class PoolManager {
   std::thread loop_;
 };
 
-}  // namespace fe::engine
+}  // namespace fe::engine::pools

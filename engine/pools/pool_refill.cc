@@ -8,7 +8,7 @@
 #include "engine/pools/pool.h"
 #include "engine/pools/pool_sizing.h"
 
-namespace fe::engine {
+namespace fe::engine::pools {
 
 Status PoolManager::Tick() {
   std::lock_guard tick(tick_mutex_);
@@ -179,4 +179,4 @@ void PoolManager::Refill(const std::string& name) {
   Poke();  // a refill slot is free: the next refill need not wait for the tick
 }
 
-}  // namespace fe::engine
+}  // namespace fe::engine::pools

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cstddef>
 
-namespace fe::engine {
+namespace fe::engine::pools {
 namespace {
 
 int Members(const PoolSizingInput& pool, const PoolSizingDecision& decision) {
@@ -87,4 +87,4 @@ SizingPlan PlanPoolSizing(const SizingInput& input) {
   return plan;
 }
 
-}  // namespace fe::engine
+}  // namespace fe::engine::pools

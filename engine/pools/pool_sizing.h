@@ -27,7 +27,7 @@
 #include <string>
 #include <vector>
 
-namespace fe::engine {
+namespace fe::engine::pools {
 
 struct PoolSizingInput {
   std::string name;
@@ -63,4 +63,4 @@ struct SizingPlan {
 
 SizingPlan PlanPoolSizing(const SizingInput& input);
 
-}  // namespace fe::engine
+}  // namespace fe::engine::pools

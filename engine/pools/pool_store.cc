@@ -12,7 +12,7 @@
 #include "base/fs_util.h"
 #include "base/json_fields.h"
 
-namespace fe::engine {
+namespace fe::engine::pools {
 namespace {
 
 using Json = nlohmann::json;
@@ -50,8 +50,7 @@ Result<PoolSpec> PoolSpecFromJson(const Json& json, std::string_view origin) {
   return spec;
 }
 
-Result<PoolStore> PoolStore::Open(const std::string& data_root) {
-  std::string root = JoinPath(data_root, "pools");
+Result<PoolStore> PoolStore::Open(std::string root) {
   if (::mkdir(root.c_str(), 0700) != 0 && errno != EEXIST) return Status::FromErrno(errno, "create directory", root);
   int fd = ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) return Status::FromErrno(errno, "open", root);
@@ -108,4 +107,4 @@ Result<std::vector<PoolSpec>> PoolStore::List() const {
   return specs;
 }
 
-}  // namespace fe::engine
+}  // namespace fe::engine::pools

@@ -15,7 +15,7 @@
 #include "base/status.h"
 #include "base/unique_fd.h"
 
-namespace fe::engine {
+namespace fe::engine::pools {
 
 struct PoolSpec;  // engine/pools/pool.h
 
@@ -25,8 +25,8 @@ Result<PoolSpec> PoolSpecFromJson(const nlohmann::json& json, std::string_view o
 
 class PoolStore {
  public:
-  // Creates <data_root>/pools (0700) when missing and opens it.
-  static Result<PoolStore> Open(const std::string& data_root);
+  // Creates `root` (<data_root>/pools, engine/data_root.h; mode 0700) when missing and opens it.
+  static Result<PoolStore> Open(std::string root);
 
   const std::string& root() const { return root_; }  // <data_root>/pools
   std::string PathOf(const std::string& name) const;  // <root>/<name>.json
@@ -45,4 +45,4 @@ class PoolStore {
   UniqueFd root_fd_;
 };
 
-}  // namespace fe::engine
+}  // namespace fe::engine::pools

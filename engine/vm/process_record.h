@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <string>
 
-namespace fe::engine {
+namespace fe::engine::vm {
 
 // The hypervisor process of a Running instance. start_time is the process's start time in clock
 // ticks since boot (/proc/<pid>/stat field 22), so a reused pid is never mistaken for it.
@@ -17,4 +17,4 @@ struct ProcessRecord {
   std::string api_socket;
 };
 
-}  // namespace fe::engine
+}  // namespace fe::engine::vm

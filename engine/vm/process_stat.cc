@@ -9,7 +9,7 @@
 
 #include "base/unique_fd.h"
 
-namespace fe::engine {
+namespace fe::engine::vm {
 namespace {
 
 // Field 22 is the 20th field from field 3, the first one after "(comm)".
@@ -64,4 +64,4 @@ Result<ProcStat> ReadProcStat(pid_t pid) {
   return ParseProcStat(text, path);
 }
 
-}  // namespace fe::engine
+}  // namespace fe::engine::vm

@@ -9,7 +9,7 @@
 
 #include "base/status.h"
 
-namespace fe::engine {
+namespace fe::engine::vm {
 
 struct ProcStat {
   char state = '?';         // field 3: 'R', 'S', 'D', 'T', 'Z' (zombie: exited, not yet reaped), ...
@@ -24,4 +24,4 @@ Result<ProcStat> ParseProcStat(std::string_view text, std::string_view origin);
 // Reads /proc/<pid>/stat; NotFound when no process (not even a zombie) has that pid.
 Result<ProcStat> ReadProcStat(pid_t pid);
 
-}  // namespace fe::engine
+}  // namespace fe::engine::vm

@@ -15,7 +15,7 @@
 
 extern char** environ;
 
-namespace fe::engine {
+namespace fe::engine::vm {
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -190,4 +190,4 @@ std::string VmProcess::ExitDescription() const {
   return exited_ ? "exited" : "running";
 }
 
-}  // namespace fe::engine
+}  // namespace fe::engine::vm

@@ -16,7 +16,7 @@
 #include "base/status.h"
 #include "base/unique_fd.h"
 
-namespace fe::engine {
+namespace fe::engine::vm {
 
 class VmProcess {
  public:
@@ -62,4 +62,4 @@ class VmProcess {
   std::string exit_description_;
 };
 
-}  // namespace fe::engine
+}  // namespace fe::engine::vm

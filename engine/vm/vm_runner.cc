@@ -14,7 +14,7 @@
 #include "base/unique_fd.h"
 #include "engine/vm/vm_process.h"
 
-namespace fe::engine {
+namespace fe::engine::vm {
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -312,4 +312,4 @@ bool VmProcessAlive(const ProcessRecord& process) {
   return VmProcess::Attach(process.pid, process.start_time).ok();
 }
 
-}  // namespace fe::engine
+}  // namespace fe::engine::vm

@@ -16,7 +16,7 @@
 #include "hypervisor/identity_handoff.h"
 #include "hypervisor/plugin.h"
 
-namespace fe::engine {
+namespace fe::engine::vm {
 
 struct VmContext {
   const hypervisor::Plugin* plugin = nullptr;
@@ -70,4 +70,4 @@ Result<HandoffOutcome> HandOffGuestIdentity(const hypervisor::IdentityChannel& c
 // child (a VM that ended on its own) is reaped here.
 bool VmProcessAlive(const ProcessRecord& process);
 
-}  // namespace fe::engine
+}  // namespace fe::engine::vm

@@ -66,22 +66,6 @@ Status RecoverPlaceholders(const std::string& intent_path) {
   return Status::Ok();
 }
 
-Status TakeLock(int fd, const std::string& lock_path, const std::string& source_dir,
-                std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    if (errno == EINTR) continue;
-    if (errno != EWOULDBLOCK) return Status::FromErrno(errno, "flock", lock_path);
-    if (std::chrono::steady_clock::now() >= deadline) {
-      return Status::Busy("timed out after " + std::to_string(timeout.count()) +
-                                          " ms waiting for the alias lock of " + source_dir + " (" + lock_path +
-                                          "): another snapshot load of a fork of it holds the alias");
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return Status::Ok();
-}
-
 // ---- the system NamespaceMounts ----
 
 int PidfdSendSignal(int pidfd, int signal) {
@@ -232,15 +216,11 @@ Result<std::unique_ptr<SourceAlias>> SourceAlias::Create(pid_t pid, int pidfd, c
   std::unique_ptr<SourceAlias> self(new SourceAlias(pid, pidfd, alias, mounts));
   const std::string lock_path = AliasLockPath(options.lock_dir, alias.from);
   self->intent_path_ = lock_path.substr(0, lock_path.size() - 5) + ".placeholders";
-  self->lock_.reset(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
-  if (!self->lock_) return Status::FromErrno(errno, "open", lock_path);
-  FE_RETURN_IF_ERROR(TakeLock(self->lock_.get(), lock_path, alias.from, options.lock_timeout));
-  // For whoever looks at the lock directory: which source this lock is for.
-  if (::ftruncate(self->lock_.get(), 0) == 0) {
-    std::string line = alias.from + "\n";
-    ssize_t ignored = ::pwrite(self->lock_.get(), line.data(), line.size(), 0);
-    (void)ignored;
-  }
+  // Another snapshot load of a fork of the same source holds the alias while it loads.
+  Result<FileLock> lock = FileLock::Acquire(lock_path, "the alias lock of " + alias.from, options.lock_timeout);
+  if (!lock.ok()) return lock.status();
+  self->lock_.emplace(std::move(*lock));
+  self->lock_->Describe(alias.from + "\n");  // for whoever looks at the lock directory
 
   // From here on every failure returns through `self`'s destructor, which undoes what was done.
   FE_RETURN_IF_ERROR(RecoverPlaceholders(self->intent_path_));
@@ -304,7 +284,7 @@ Status SourceAlias::Remove() {
     Status placeholders = RemovePlaceholders();
     if (status.ok()) status = placeholders;
   }
-  lock_.reset();  // releases the flock
+  lock_.reset();  // releases the lock
   remove_status_ = status;
   return status;
 }

@@ -41,9 +41,11 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "base/file_lock.h"
 #include "base/status.h"
 #include "base/unique_fd.h"
 #include "hypervisor/firecracker/snapshot_devices.h"
@@ -106,7 +108,7 @@ class SourceAlias {
   const int pidfd_;  // borrowed from the caller, which outlives this alias
   const PathAlias alias_;
   NamespaceMounts* const mounts_;
-  UniqueFd lock_;
+  std::optional<FileLock> lock_;  // held from Create until Remove
   std::string intent_path_;
   std::vector<std::string> placeholders_;  // directories created for the mount point, outermost first
   bool wrote_intent_ = false;  // intent_path_ records placeholders_ (it is removed with them)

@@ -6,7 +6,7 @@
 #include "hypervisor/firecracker/firecracker.h"
 #include "hypervisor/qemu/qemu.h"
 
-namespace fe::hypervisor {
+namespace fe::hypervisor::registry {
 namespace {
 
 std::array<const Plugin*, 3> Plugins() {
@@ -30,4 +30,4 @@ std::vector<std::string> SupportedKinds() {
   return kinds;
 }
 
-}  // namespace fe::hypervisor
+}  // namespace fe::hypervisor::registry

@@ -8,11 +8,11 @@
 #include "base/status.h"
 #include "hypervisor/plugin.h"
 
-namespace fe::hypervisor {
+namespace fe::hypervisor::registry {
 
 // The plugin for `kind`, or Unsupported ("hypervisor 'vz' is not supported: forkengine supports
 // cloud-hypervisor, qemu, firecracker"). The returned plugin lives for the whole process.
 Result<const Plugin*> FindPlugin(std::string_view kind);
 std::vector<std::string> SupportedKinds();
 
-}  // namespace fe::hypervisor
+}  // namespace fe::hypervisor::registry

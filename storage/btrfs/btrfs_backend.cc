@@ -17,7 +17,7 @@
 #include "base/log.h"
 #include "base/fs_util.h"
 
-namespace fe::storage {
+namespace fe::storage::btrfs {
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -39,7 +39,7 @@ std::string TemporaryName(const std::string& volume) {
 
 Result<std::unique_ptr<BtrfsBackend>> BtrfsBackend::Open(const std::string& root, std::string reason,
                                                          size_t snapshot_min_entries) {
-  Result<UniqueFd> fd = OpenDataRoot(root);
+  Result<UniqueFd> fd = tree::OpenDataRoot(root);
   if (!fd.ok()) return fd.status();
   struct statfs fs {};
   if (::fstatfs(fd->get(), &fs) != 0) return Status::FromErrno(errno, "statfs", root);
@@ -106,9 +106,9 @@ Result<CloneReport> BtrfsBackend::ReflinkIntoSubvolume(const std::string& parent
   };
   Result<UniqueFd> target = OpenBeneath(root_fd(), temporary, O_RDONLY | O_DIRECTORY, 0, Path(temporary));
   if (!target.ok()) return abandon(target.status());
-  CloneOptions options;
-  options.data_mode = DataMode::kReflink;
-  Result<CloneReport> report = CloneContents(root_fd(), parent, target->get(), options);
+  tree::CloneOptions options;
+  options.data_mode = tree::DataMode::kReflink;
+  Result<CloneReport> report = tree::CloneContents(root_fd(), parent, target->get(), options);
   if (!report.ok()) return abandon(report.status());
   if (::renameat2(root_fd(), temporary.c_str(), root_fd(), volume.c_str(), RENAME_NOREPLACE) != 0) {
     int err = errno;
@@ -138,9 +138,9 @@ Result<CloneReport> BtrfsBackend::Clone(const std::string& parent, const std::st
     Result<size_t> entries = CountEntries(parent_fd->get(), snapshot_min_entries_, Path(parent));
     if (!entries.ok()) return entries.status();
     if (*entries < snapshot_min_entries_) {
-      CloneOptions options;
-      options.data_mode = DataMode::kReflink;
-      Result<CloneReport> report = CloneTree(root_fd(), parent, root_fd(), volume, options);
+      tree::CloneOptions options;
+      options.data_mode = tree::DataMode::kReflink;
+      Result<CloneReport> report = tree::CloneTree(root_fd(), parent, root_fd(), volume, options);
       if (report.ok()) {
         report->note = "small tree (" + std::to_string(*entries) + " entries, crossover " +
                        std::to_string(snapshot_min_entries_) + "): reflink is cheaper than a snapshot";
@@ -199,4 +199,4 @@ Status BtrfsBackend::Remove(const std::string& volume) {
   return DeleteSubvolume(*doomed);
 }
 
-}  // namespace fe::storage
+}  // namespace fe::storage::btrfs

@@ -20,9 +20,9 @@
 #include "storage/tree/directory_backend.h"
 #include "storage/tree/tree_cloner.h"
 
-namespace fe::storage {
+namespace fe::storage::btrfs {
 
-class BtrfsBackend final : public DirectoryBackend {
+class BtrfsBackend final : public tree::DirectoryBackend {
  public:
   // Fails with Unsupported when `root` is not on btrfs. snapshot_min_entries = 0 always snapshots
   // subvolumes.
@@ -43,7 +43,7 @@ class BtrfsBackend final : public DirectoryBackend {
 
  private:
   BtrfsBackend(std::string root, UniqueFd root_fd, std::string reason, size_t snapshot_min_entries)
-      : DirectoryBackend(std::move(root), std::move(root_fd), std::move(reason)),
+      : tree::DirectoryBackend(std::move(root), std::move(root_fd), std::move(reason)),
         snapshot_min_entries_(snapshot_min_entries) {}
   Result<CloneReport> Snapshot(int parent_fd, const std::string& volume, bool read_only);
   Result<CloneReport> ReflinkIntoSubvolume(const std::string& parent, const std::string& volume);
@@ -53,4 +53,4 @@ class BtrfsBackend final : public DirectoryBackend {
   const size_t snapshot_min_entries_;
 };
 
-}  // namespace fe::storage
+}  // namespace fe::storage::btrfs

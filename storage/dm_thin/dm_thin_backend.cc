@@ -16,7 +16,7 @@
 #include "base/fs_util.h"
 #include "storage/tree/tree_cloner.h"
 
-namespace fe::storage {
+namespace fe::storage::dm_thin {
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -32,7 +32,7 @@ std::string TrashName(const std::string& volume) { return "." + volume + ".dm-th
 
 DmThinBackend::DmThinBackend(const DmThinConfig& config, UniqueFd root_fd, std::string reason,
                              std::unique_ptr<ThinLedger> ledger, ThinPool pool, FaultHook fault_hook)
-    : DirectoryBackend(config.data_root, std::move(root_fd), std::move(reason)),
+    : tree::DirectoryBackend(config.data_root, std::move(root_fd), std::move(reason)),
       config_(config),
       ledger_(std::move(ledger)),
       pool_(std::move(pool)),
@@ -45,7 +45,7 @@ Result<std::unique_ptr<DmThinBackend>> DmThinBackend::Open(const DmThinConfig& c
   if (!DeviceMapperAvailable(&why)) {
     return Status::Unsupported("storage backend dm-thin for " + config.data_root + ": " + why);
   }
-  Result<UniqueFd> root_fd = OpenDataRoot(config.data_root);
+  Result<UniqueFd> root_fd = tree::OpenDataRoot(config.data_root);
   if (!root_fd.ok()) return root_fd.status();
   const std::string state_dir = JoinPath(config.data_root, kStateDirectory);
   if (::mkdirat(root_fd->get(), kStateDirectory, 0700) != 0 && errno != EEXIST) {
@@ -246,9 +246,9 @@ Result<CloneReport> DmThinBackend::Clone(const std::string& parent, const std::s
   FE_RETURN_IF_ERROR(Fault("activate", *id));
   FE_RETURN_IF_ERROR(Activate(volume, record));
   FE_RETURN_IF_ERROR(Fault("directory", *id));
-  CloneOptions options;
-  options.data_mode = DataMode::kReflink;  // falls back to a sparse copy per file without reflink
-  Result<CloneReport> report = CloneTree(root_fd(), parent, root_fd(), volume, options);
+  tree::CloneOptions options;
+  options.data_mode = tree::DataMode::kReflink;  // falls back to a sparse copy per file without reflink
+  Result<CloneReport> report = tree::CloneTree(root_fd(), parent, root_fd(), volume, options);
   if (!report.ok()) return report.status();
   FE_RETURN_IF_ERROR(Fault("commit", *id));
   FE_RETURN_IF_ERROR(ledger_->SetState(volume, ThinState::kReady));
@@ -292,7 +292,7 @@ Result<VolumeUsage> DmThinBackend::Usage(const std::string& volume) {
   FE_RETURN_IF_ERROR(ValidateVolumeName(volume));
   std::optional<ThinRecord> record = ledger_->Find(volume);
   if (!record || record->state != ThinState::kReady) return NotFound(volume);
-  Result<VolumeUsage> usage = DirectoryBackend::Usage(volume);
+  Result<VolumeUsage> usage = tree::DirectoryBackend::Usage(volume);
   if (!usage.ok()) return usage.status();
   Result<std::vector<TableLine>> lines = DmStatus(DmName(volume));
   if (!lines.ok()) return lines.status();
@@ -325,4 +325,4 @@ Status DmThinBackend::Deactivate() {
   return first;
 }
 
-}  // namespace fe::storage
+}  // namespace fe::storage::dm_thin

@@ -42,9 +42,9 @@
 #include "storage/tree/directory_backend.h"
 #include "storage/tree/tree_cloner.h"
 
-namespace fe::storage {
+namespace fe::storage::dm_thin {
 
-class DmThinBackend final : public DirectoryBackend {
+class DmThinBackend final : public tree::DirectoryBackend {
  public:
   // Tests only: called before each step of Create/Clone with the step's name ("create_thin",
   // "create_snap", "activate", "directory", "commit") and the new volume's thin id; a non-ok Status
@@ -101,4 +101,4 @@ class DmThinBackend final : public DirectoryBackend {
 // The factory the engine uses: DmThinBackend::Open with a reason naming the pool.
 Result<std::unique_ptr<DmThinBackend>> OpenDmThinBackend(const DmThinConfig& config);
 
-}  // namespace fe::storage
+}  // namespace fe::storage::dm_thin

@@ -4,7 +4,7 @@
 
 #include "storage/dm_thin/dm_thin_table.h"
 
-namespace fe::storage {
+namespace fe::storage::dm_thin {
 namespace {
 
 Status InvalidConfig(const std::string& what) {
@@ -54,4 +54,4 @@ uint64_t EffectiveLowWaterMark(const DmThinConfig& config, uint64_t data_blocks)
   return static_cast<uint64_t>(std::llround(left));  // 1 - 0.9 is not exactly 0.1
 }
 
-}  // namespace fe::storage
+}  // namespace fe::storage::dm_thin

@@ -12,7 +12,7 @@
 
 #include "base/status.h"
 
-namespace fe::storage {
+namespace fe::storage::dm_thin {
 
 inline constexpr uint64_t kSectorBytes = 512;
 // dm-thin accepts data block sizes that are multiples of 64 KiB between 64 KiB and 1 GiB.
@@ -45,4 +45,4 @@ Status ValidateDmThinConfig(const DmThinConfig& config);
 // The low-water mark actually used for a pool of `data_blocks` blocks.
 uint64_t EffectiveLowWaterMark(const DmThinConfig& config, uint64_t data_blocks);
 
-}  // namespace fe::storage
+}  // namespace fe::storage::dm_thin

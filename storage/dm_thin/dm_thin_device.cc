@@ -14,7 +14,7 @@
 #include <mutex>
 #include <utility>
 
-namespace fe::storage {
+namespace fe::storage::dm_thin {
 namespace {
 
 // The last error libdevmapper logged on this thread, for the Status of the failing call.
@@ -212,4 +212,4 @@ Status SuspendedDevice::Resume() {
   return EnsureNode(name, *info);
 }
 
-}  // namespace fe::storage
+}  // namespace fe::storage::dm_thin

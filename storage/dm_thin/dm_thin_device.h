@@ -16,7 +16,7 @@
 #include "base/status.h"
 #include "storage/dm_thin/dm_thin_table.h"
 
-namespace fe::storage {
+namespace fe::storage::dm_thin {
 
 // Whether this kernel has a working device-mapper. A /dev/mapper/control node can exist while the
 // kernel has none, so this asks the driver for its version. If not, `why` says what failed.
@@ -67,4 +67,4 @@ class SuspendedDevice {
   std::string name_;  // empty once resumed or moved from
 };
 
-}  // namespace fe::storage
+}  // namespace fe::storage::dm_thin

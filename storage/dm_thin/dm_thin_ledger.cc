@@ -8,9 +8,10 @@
 #include <nlohmann/json.hpp>
 
 #include "base/atomic_file.h"
+#include "base/json_fields.h"
 #include "storage/dm_thin/dm_thin_table.h"
 
-namespace fe::storage {
+namespace fe::storage::dm_thin {
 namespace {
 
 using json = nlohmann::json;
@@ -43,18 +44,11 @@ std::optional<uint32_t> AllocateThinId(uint32_t next, const std::set<uint32_t>& 
 
 Result<std::unique_ptr<ThinLedger>> ThinLedger::Open(const std::string& path) {
   const std::string lock_path = path + ".lock";
-  UniqueFd lock(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
-  if (!lock) return Status::FromErrno(errno, "open ledger lock", lock_path);
-  if (::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) {
-    if (errno == EWOULDBLOCK) {
-      return Status::Busy("ledger " + path + " is in use by another process (flock on " +
-                                          lock_path + " is held)");
-    }
-    return Status::FromErrno(errno, "flock", lock_path);
-  }
+  Result<FileLock> lock = FileLock::Acquire(lock_path, "ledger " + path);
+  if (!lock.ok()) return lock.status();
   Result<State> state = Load(path);
   if (!state.ok()) return state.status();
-  std::unique_ptr<ThinLedger> ledger(new ThinLedger(path, std::move(lock)));
+  std::unique_ptr<ThinLedger> ledger(new ThinLedger(path, std::move(*lock)));
   ledger->state_ = std::move(*state);
   return ledger;
 }
@@ -67,32 +61,45 @@ Result<ThinLedger::State> ThinLedger::Load(const std::string& path) {
     return Status::Io("ledger " + path + " is corrupt (" + why +
                                       "); it is kept as is because it names thin ids the pool may hold");
   };
-  json document = json::parse(*text, nullptr, /*allow_exceptions=*/false);
-  if (document.is_discarded() || !document.is_object()) return corrupt("not a JSON object");
-  try {
-    if (document.at("version").get<int>() != kFormatVersion) {
-      return corrupt("unknown version " + document.at("version").dump());
+  Result<State> state = Parse(*text);
+  if (!state.ok()) return corrupt(state.status().message());
+  return state;
+}
+
+Result<ThinLedger::State> ThinLedger::Parse(const std::string& text) {
+  json document = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (document.is_discarded() || !document.is_object()) return Status::InvalidArgument("not a JSON object");
+  JsonFields fields(document, "");
+  int64_t version = 0;
+  FE_RETURN_IF_ERROR(fields.Integer("version", version, JsonFields::kRequired, 0, INT64_MAX));
+  if (version != kFormatVersion) return fields.Fail("version", "unknown version " + std::to_string(version));
+  State state;
+  FE_RETURN_IF_ERROR(fields.Number("next_id", state.next_id, JsonFields::kRequired, 0, kMaxThinId));
+  Result<const json*> volumes = fields.Object("volumes", JsonFields::kRequired);
+  if (!volumes.ok()) return volumes.status();
+  if (!(*volumes)->is_object()) return fields.Fail("volumes", "not an object");
+  std::set<uint32_t> ids;
+  for (const auto& [volume, entry] : (*volumes)->items()) {
+    const std::string field = "volumes." + volume;
+    if (!entry.is_object()) return fields.Fail(field, "not an object");
+    JsonFields record_fields = fields.Nested(entry, field);
+    ThinRecord record;
+    std::string state_name;
+    FE_RETURN_IF_ERROR(record_fields.Number("id", record.id, JsonFields::kRequired, 0, kMaxThinId));
+    FE_RETURN_IF_ERROR(record_fields.String("state", state_name, JsonFields::kRequired));
+    FE_RETURN_IF_ERROR(record_fields.Unsigned("sectors", record.sectors, JsonFields::kRequired, UINT64_MAX));
+    std::optional<ThinState> thin_state = StateFromName(state_name);
+    if (!thin_state) return record_fields.Fail("state", "unknown state '" + state_name + "'");
+    record.state = *thin_state;
+    if (const json* origin = record_fields.Find("origin"); origin != nullptr && !origin->is_null()) {
+      uint32_t origin_id = 0;
+      FE_RETURN_IF_ERROR(record_fields.Number("origin", origin_id, JsonFields::kRequired, 0, kMaxThinId));
+      record.origin = origin_id;
     }
-    State state;
-    state.next_id = document.at("next_id").get<uint32_t>();
-    std::set<uint32_t> ids;
-    for (const auto& [volume, entry] : document.at("volumes").items()) {
-      ThinRecord record;
-      record.id = entry.at("id").get<uint32_t>();
-      std::optional<ThinState> thin_state = StateFromName(entry.at("state").get<std::string>());
-      if (!thin_state) return corrupt("volume " + volume + " has unknown state " + entry.at("state").dump());
-      record.state = *thin_state;
-      record.sectors = entry.at("sectors").get<uint64_t>();
-      if (entry.contains("origin") && !entry.at("origin").is_null()) record.origin = entry.at("origin").get<uint32_t>();
-      if (record.id > kMaxThinId || !ids.insert(record.id).second) {
-        return corrupt("volume " + volume + " has an invalid or duplicate id " + std::to_string(record.id));
-      }
-      state.records.emplace(volume, record);
-    }
-    return state;
-  } catch (const json::exception& error) {
-    return corrupt(error.what());
+    if (!ids.insert(record.id).second) return record_fields.Fail("id", "duplicate id " + std::to_string(record.id));
+    state.records.emplace(volume, record);
   }
+  return state;
 }
 
 Status ThinLedger::Commit(State state) {
@@ -157,4 +164,4 @@ std::map<std::string, ThinRecord> ThinLedger::Records() const {
   return state_.records;
 }
 
-}  // namespace fe::storage
+}  // namespace fe::storage::dm_thin

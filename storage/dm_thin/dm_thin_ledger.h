@@ -26,10 +26,11 @@
 #include <set>
 #include <string>
 
+#include "base/file_lock.h"
 #include "base/status.h"
 #include "base/unique_fd.h"
 
-namespace fe::storage {
+namespace fe::storage::dm_thin {
 
 enum class ThinState {
   kCreating,  // id reserved; create_thin/create_snap may or may not have reached the kernel
@@ -74,15 +75,17 @@ class ThinLedger {
     uint32_t next_id = 0;
     std::map<std::string, ThinRecord> records;
   };
-  ThinLedger(std::string path, UniqueFd lock) : path_(std::move(path)), lock_(std::move(lock)) {}
+  ThinLedger(std::string path, FileLock lock) : path_(std::move(path)), lock_(std::move(lock)) {}
   static Result<State> Load(const std::string& path);
+  // `text` as a ledger; InvalidArgument naming the field.
+  static Result<State> Parse(const std::string& text);
   // Writes `state` durably, then makes it the in-memory state. REQUIRES: mutex_ held.
   Status Commit(State state);
 
   const std::string path_;
-  const UniqueFd lock_;
+  const FileLock lock_;
   mutable std::mutex mutex_;
   State state_;  // GUARDED_BY(mutex_)
 };
 
-}  // namespace fe::storage
+}  // namespace fe::storage::dm_thin

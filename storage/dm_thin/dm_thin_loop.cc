@@ -11,7 +11,7 @@
 #include <cstring>
 #include <thread>
 
-namespace fe::storage {
+namespace fe::storage::dm_thin {
 namespace {
 
 constexpr int kAttachAttempts = 32;  // another process may take the free device between the two ioctls
@@ -66,4 +66,4 @@ Result<uint64_t> BlockDeviceBytes(const std::string& path) {
   return bytes;
 }
 
-}  // namespace fe::storage
+}  // namespace fe::storage::dm_thin

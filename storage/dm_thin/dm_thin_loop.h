@@ -9,7 +9,7 @@
 #include "base/status.h"
 #include "base/unique_fd.h"
 
-namespace fe::storage {
+namespace fe::storage::dm_thin {
 
 // An attached loop device; the fd keeps it attached until the pool holds it.
 struct AttachedLoop {
@@ -24,4 +24,4 @@ Result<AttachedLoop> AttachImage(const std::string& image, uint64_t size_bytes);
 // Size in bytes of the block device at `path`.
 Result<uint64_t> BlockDeviceBytes(const std::string& path);
 
-}  // namespace fe::storage
+}  // namespace fe::storage::dm_thin

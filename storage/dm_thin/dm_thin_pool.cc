@@ -7,7 +7,7 @@
 #include "storage/dm_thin/dm_thin_loop.h"
 #include "storage/dm_thin/dm_thin_table.h"
 
-namespace fe::storage {
+namespace fe::storage::dm_thin {
 namespace {
 
 Status CheckIsThinPool(const std::string& name) {
@@ -81,4 +81,4 @@ Status ThinPool::Message(const std::string& message) const { return DmMessage(na
 
 Status ThinPool::Deactivate() const { return DmRemove(name_); }
 
-}  // namespace fe::storage
+}  // namespace fe::storage::dm_thin

@@ -8,7 +8,7 @@
 #include "storage/dm_thin/dm_thin_config.h"
 #include "storage/dm_thin/dm_thin_status.h"
 
-namespace fe::storage {
+namespace fe::storage::dm_thin {
 
 class ThinPool {
  public:
@@ -36,4 +36,4 @@ class ThinPool {
   std::string device_number_;
 };
 
-}  // namespace fe::storage
+}  // namespace fe::storage::dm_thin

@@ -4,7 +4,7 @@
 #include <cstdio>
 #include <vector>
 
-namespace fe::storage {
+namespace fe::storage::dm_thin {
 namespace {
 
 std::vector<std::string_view> Fields(std::string_view text) {
@@ -128,4 +128,4 @@ Status CheckPoolFill(std::string_view pool, const PoolStatus& status, double thr
   return Status::Ok();
 }
 
-}  // namespace fe::storage
+}  // namespace fe::storage::dm_thin

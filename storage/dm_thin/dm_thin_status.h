@@ -16,7 +16,7 @@
 
 #include "base/status.h"
 
-namespace fe::storage {
+namespace fe::storage::dm_thin {
 
 enum class PoolMode { kReadWrite, kReadOnly, kOutOfDataSpace };
 
@@ -51,4 +51,4 @@ Result<ThinStatus> ParseThinStatus(std::string_view device, std::string_view par
 // (read-only, needs_check), with a message naming the pool, the usage and the threshold.
 Status CheckPoolFill(std::string_view pool, const PoolStatus& status, double threshold);
 
-}  // namespace fe::storage
+}  // namespace fe::storage::dm_thin

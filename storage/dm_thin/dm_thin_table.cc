@@ -1,6 +1,6 @@
 #include "storage/dm_thin/dm_thin_table.h"
 
-namespace fe::storage {
+namespace fe::storage::dm_thin {
 
 std::string TableLine::ToString() const {
   return std::to_string(start) + " " + std::to_string(sectors) + " " + target + " " + params;
@@ -59,4 +59,4 @@ Result<std::string> ThinDeviceName(std::string_view pool, std::string_view volum
 
 std::string MapperPath(std::string_view name) { return "/dev/mapper/" + std::string(name); }
 
-}  // namespace fe::storage
+}  // namespace fe::storage::dm_thin

@@ -8,7 +8,7 @@
 
 #include "base/status.h"
 
-namespace fe::storage {
+namespace fe::storage::dm_thin {
 
 // Thin device ids are 24 bits wide in dm-thin's metadata.
 inline constexpr uint32_t kMaxThinId = (1u << 24) - 1;
@@ -58,4 +58,4 @@ Result<std::string> ThinDeviceName(std::string_view pool, std::string_view volum
 // "/dev/mapper/<name>"
 std::string MapperPath(std::string_view name);
 
-}  // namespace fe::storage
+}  // namespace fe::storage::dm_thin

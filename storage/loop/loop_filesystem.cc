@@ -17,7 +17,7 @@
 #include "base/process.h"
 #include "base/unique_fd.h"
 
-namespace fe::storage {
+namespace fe::storage::loop {
 namespace {
 
 constexpr uint64_t kMinXfsBtrfsBytes = 512ull << 20;
@@ -256,4 +256,4 @@ Status LoopFilesystem::Close() {
   return first;
 }
 
-}  // namespace fe::storage
+}  // namespace fe::storage::loop

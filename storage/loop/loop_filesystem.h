@@ -8,7 +8,7 @@
 
 #include "base/status.h"
 
-namespace fe::storage {
+namespace fe::storage::loop {
 
 enum class LoopFilesystemType { kXfs, kBtrfs, kExt4 };
 
@@ -57,4 +57,4 @@ class LoopFilesystem {
   bool open_ = false;
 };
 
-}  // namespace fe::storage
+}  // namespace fe::storage::loop

@@ -12,7 +12,7 @@
 #include "storage/loop/loop_filesystem.h"
 #include "storage/tree/reflink_probe.h"
 
-namespace fe::storage {
+namespace fe::storage::loop {
 namespace {
 
 Result<bool> IsMountPoint(const std::string& path) {
@@ -57,22 +57,22 @@ Result<uint64_t> ParseSize(const std::string& text) {
   return value << shift;
 }
 
-Result<std::string> PrepareLoopPool(const std::string& data_root, LoopPoolMode mode, uint64_t size_bytes) {
-  std::string volumes = data_root + "/volumes";
+Result<std::string> PrepareLoopPool(const std::string& volumes, const std::string& image, LoopPoolMode mode,
+                                    uint64_t size_bytes) {
   if (mode == LoopPoolMode::kNone) return std::string("loop pool: none (volumes live in " + volumes + ")");
   FE_RETURN_IF_ERROR(MakeDirectories(volumes, 0700));
   Result<bool> mounted = IsMountPoint(volumes);
   if (!mounted.ok()) return mounted.status();
   if (*mounted) return std::string("loop pool: " + volumes + " is already a mount point; using it");
 
-  Result<storage::FilesystemProbe> probe = storage::ProbeFilesystem(volumes);
+  Result<storage::tree::FilesystemProbe> probe = storage::tree::ProbeFilesystem(volumes);
   if (!probe.ok()) return probe.status().Annotate("loop pool");
   if (probe->reflink) {
     return std::string("loop pool: not needed, " + volumes + " is on " + probe->filesystem + " with reflink (" +
                        probe->reason + ")");
   }
   std::string why;
-  if (!storage::LoopFilesystem::Available(&why)) {
+  if (!LoopFilesystem::Available(&why)) {
     return std::string("loop pool: unavailable (" + why + "); volumes stay on " + probe->filesystem +
                        " without reflink (" + probe->reason + ")");
   }
@@ -82,20 +82,20 @@ Result<std::string> PrepareLoopPool(const std::string& data_root, LoopPoolMode m
     return std::string("loop pool: not mounting over " + volumes + ": it already holds volumes on " +
                        probe->filesystem + " (" + probe->reason + ")");
   }
-  storage::LoopFilesystemOptions options;
-  options.type = storage::LoopFilesystemType::kXfs;
-  options.image_path = data_root + "/pool.img";
+  LoopFilesystemOptions options;
+  options.type = LoopFilesystemType::kXfs;
+  options.image_path = image;
   options.size_bytes = size_bytes;
   options.mount_point = volumes;
   options.keep_image = true;
-  Result<storage::LoopFilesystem> pool = storage::LoopFilesystem::Open(options);
+  Result<LoopFilesystem> pool = LoopFilesystem::Open(options);
   if (!pool.ok()) return pool.status().Annotate("mounting the loop pool");
   // Deliberately never destroyed: its destructor would unmount the pool under running VMs (see the
   // header). A reachable static, so leak checkers do not report it.
-  static storage::LoopFilesystem* kept_mounted = nullptr;
-  kept_mounted = new storage::LoopFilesystem(std::move(*pool));
+  static LoopFilesystem* kept_mounted = nullptr;
+  kept_mounted = new LoopFilesystem(std::move(*pool));
   return std::string("loop pool: " + probe->filesystem + " at " + volumes + " cannot reflink (" + probe->reason +
                      "); mounted XFS image " + kept_mounted->image_path() + " from " + kept_mounted->device() + " there");
 }
 
-}  // namespace fe::storage
+}  // namespace fe::storage::loop

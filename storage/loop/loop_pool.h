@@ -1,5 +1,5 @@
 // The embedded default pool: when the data root's filesystem cannot reflink, forkd keeps the
-// volumes on a loop-mounted XFS image (<data_root>/pool.img, sparse) mounted at <data_root>/volumes,
+// volumes on a loop-mounted XFS image (sparse; <data_root>/pool.img) mounted at <data_root>/volumes,
 // the way LXD makes its default loop-backed pool, so forks share data instead of copying it.
 //
 // forkd mounts the pool before opening the engine and does NOT unmount it when it exits: Running VMs
@@ -13,7 +13,7 @@
 
 #include "base/status.h"
 
-namespace fe::storage {
+namespace fe::storage::loop {
 
 enum class LoopPoolMode { kNone, kAuto };
 
@@ -21,9 +21,11 @@ Result<LoopPoolMode> ParseLoopPoolMode(const std::string& text);
 // "8G", "512M", "1T", "4096" (bytes) -> bytes.
 Result<uint64_t> ParseSize(const std::string& text);
 
-// With kAuto: reuses <data_root>/volumes when it already is a mount point; else, when that
-// directory cannot reflink, is empty, and loop filesystems are available, mounts the pool there.
-// Returns one line for the log saying what it did and why. `data_root` must exist.
-Result<std::string> PrepareLoopPool(const std::string& data_root, LoopPoolMode mode, uint64_t size_bytes);
+// With kAuto: reuses `volumes` when it already is a mount point; else, when that directory cannot
+// reflink, is empty, and loop filesystems are available, mounts the pool there from the sparse image
+// `image` (made when missing). Returns one line for the log saying what it did and why. The parent
+// of `volumes` must exist.
+Result<std::string> PrepareLoopPool(const std::string& volumes, const std::string& image, LoopPoolMode mode,
+                                    uint64_t size_bytes);
 
-}  // namespace fe::storage
+}  // namespace fe::storage::loop

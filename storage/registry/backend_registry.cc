@@ -6,7 +6,7 @@
 #include "storage/dm_thin/dm_thin_backend.h"
 #include "storage/tree/tree_backend.h"
 
-namespace fe::storage {
+namespace fe::storage::registry {
 namespace {
 
 std::string Mode(const SelectionContext& context) { return context.forced ? "forced: " : "auto: "; }
@@ -23,11 +23,11 @@ Result<std::optional<std::string>> ProbeDmThin(const SelectionContext& context) 
   return std::optional<std::string>(Mode(context) + "a thin pool is configured; clones are thin snapshots");
 }
 
-Result<std::unique_ptr<Backend>> OpenDmThin(const StorageConfig& config, const FilesystemProbe&,
+Result<std::unique_ptr<Backend>> OpenDmThin(const StorageConfig& config, const tree::FilesystemProbe&,
                                             const BackendDecision&) {
-  DmThinConfig thin = *config.thin_pool;
+  dm_thin::DmThinConfig thin = *config.thin_pool;
   thin.data_root = config.root;
-  FE_ASSIGN_OR_RETURN(std::unique_ptr<DmThinBackend> backend, OpenDmThinBackend(thin));
+  FE_ASSIGN_OR_RETURN(std::unique_ptr<dm_thin::DmThinBackend> backend, dm_thin::OpenDmThinBackend(thin));
   return std::unique_ptr<Backend>(std::move(backend));
 }
 
@@ -44,11 +44,11 @@ Result<std::optional<std::string>> ProbeBtrfs(const SelectionContext& context) {
                                     std::to_string(kBtrfsSnapshotCrossoverEntries) + " entries reflinked");
 }
 
-Result<std::unique_ptr<Backend>> OpenBtrfs(const StorageConfig& config, const FilesystemProbe&,
+Result<std::unique_ptr<Backend>> OpenBtrfs(const StorageConfig& config, const tree::FilesystemProbe&,
                                            const BackendDecision& decision) {
   // Forced, every clone is a snapshot; under auto small trees are reflinked (faster below the crossover).
   size_t crossover = decision.forced ? 0 : kBtrfsSnapshotCrossoverEntries;
-  FE_ASSIGN_OR_RETURN(std::unique_ptr<BtrfsBackend> backend, BtrfsBackend::Open(config.root, decision.reason, crossover));
+  FE_ASSIGN_OR_RETURN(std::unique_ptr<btrfs::BtrfsBackend> backend, btrfs::BtrfsBackend::Open(config.root, decision.reason, crossover));
   return std::unique_ptr<Backend>(std::move(backend));
 }
 
@@ -62,9 +62,9 @@ Result<std::optional<std::string>> ProbeReflink(const SelectionContext& context)
   return std::optional<std::string>("auto: " + context.probe.reason);
 }
 
-Result<std::unique_ptr<Backend>> OpenReflink(const StorageConfig& config, const FilesystemProbe&,
+Result<std::unique_ptr<Backend>> OpenReflink(const StorageConfig& config, const tree::FilesystemProbe&,
                                              const BackendDecision& decision) {
-  return OpenTreeBackend(config.root, DataMode::kReflink, decision.reason, true);
+  return tree::OpenTreeBackend(config.root, tree::DataMode::kReflink, decision.reason, true);
 }
 
 Result<std::optional<std::string>> ProbeCopy(const SelectionContext& context) {
@@ -72,9 +72,9 @@ Result<std::optional<std::string>> ProbeCopy(const SelectionContext& context) {
   return std::optional<std::string>("auto: no reflink (" + context.probe.reason + "): sparse copy");
 }
 
-Result<std::unique_ptr<Backend>> OpenCopy(const StorageConfig& config, const FilesystemProbe& probe,
+Result<std::unique_ptr<Backend>> OpenCopy(const StorageConfig& config, const tree::FilesystemProbe& probe,
                                           const BackendDecision& decision) {
-  return OpenTreeBackend(config.root, DataMode::kCopy, decision.reason, probe.reflink);
+  return tree::OpenTreeBackend(config.root, tree::DataMode::kCopy, decision.reason, probe.reflink);
 }
 
 constexpr std::array kBackends = {
@@ -95,4 +95,4 @@ const BackendEntry* FindBackend(std::string_view name) {
   return nullptr;
 }
 
-}  // namespace fe::storage
+}  // namespace fe::storage::registry

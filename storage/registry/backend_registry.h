@@ -12,11 +12,11 @@
 #include "storage/backend.h"
 #include "storage/registry/backend_selection.h"
 
-namespace fe::storage {
+namespace fe::storage::registry {
 
 struct SelectionContext {
   const std::string& root;
-  const FilesystemProbe& probe;
+  const tree::FilesystemProbe& probe;
   const HostFacts& host;
   bool forced;  // the configuration names this backend: say why not instead of passing
 };
@@ -26,7 +26,7 @@ struct BackendEntry {
   // Why this backend serves the root; nullopt when it does not apply (auto tries the next row); an
   // error when it must not be used (forced but unsupported, or a configured pool the host cannot run).
   Result<std::optional<std::string>> (*probe)(const SelectionContext& context);
-  Result<std::unique_ptr<Backend>> (*open)(const StorageConfig& config, const FilesystemProbe& probe,
+  Result<std::unique_ptr<Backend>> (*open)(const StorageConfig& config, const tree::FilesystemProbe& probe,
                                            const BackendDecision& decision);
 };
 
@@ -35,4 +35,4 @@ std::span<const BackendEntry> RegisteredBackends();
 // The row named `name`, or nullptr.
 const BackendEntry* FindBackend(std::string_view name);
 
-}  // namespace fe::storage
+}  // namespace fe::storage::registry

@@ -7,7 +7,7 @@
 #include "storage/dm_thin/dm_thin_device.h"
 #include "storage/registry/backend_registry.h"
 
-namespace fe::storage {
+namespace fe::storage::registry {
 
 Result<std::string> ParseBackendChoice(std::string_view text) {
   if (text == kAutoBackend || FindBackend(text) != nullptr) return std::string(text);
@@ -16,7 +16,7 @@ Result<std::string> ParseBackendChoice(std::string_view text) {
   return Status::InvalidArgument("unknown storage backend '" + std::string(text) + "': expected one of " + names);
 }
 
-Result<BackendDecision> DecideBackend(std::string_view choice, const FilesystemProbe& probe,
+Result<BackendDecision> DecideBackend(std::string_view choice, const tree::FilesystemProbe& probe,
                                       const HostFacts& host, const std::string& root) {
   if (choice != kAutoBackend) {
     const BackendEntry* entry = FindBackend(choice);
@@ -42,15 +42,15 @@ Result<std::unique_ptr<Backend>> OpenBackend(const StorageConfig& config) {
   if (::mkdir(root.c_str(), 0711) != 0 && errno != EEXIST) {
     return Status::FromErrno(errno, "create data root", root);
   }
-  Result<FilesystemProbe> probe = ProbeFilesystem(root);
+  Result<tree::FilesystemProbe> probe = tree::ProbeFilesystem(root);
   if (!probe.ok()) return probe.status().Annotate("probing data root " + root);
   HostFacts host;
   host.thin_pool_configured = config.thin_pool.has_value();
   if (host.thin_pool_configured || config.backend == "dm-thin") {
-    host.device_mapper = DeviceMapperAvailable(&host.device_mapper_reason);
+    host.device_mapper = dm_thin::DeviceMapperAvailable(&host.device_mapper_reason);
   }
   FE_ASSIGN_OR_RETURN(BackendDecision decision, DecideBackend(config.backend, *probe, host, root));
   return FindBackend(decision.backend)->open(config, *probe, decision);
 }
 
-}  // namespace fe::storage
+}  // namespace fe::storage::registry

@@ -18,7 +18,7 @@
 #include "storage/dm_thin/dm_thin_config.h"
 #include "storage/tree/reflink_probe.h"
 
-namespace fe::storage {
+namespace fe::storage::registry {
 
 // The choice that lets the probe decide.
 inline constexpr std::string_view kAutoBackend = "auto";
@@ -39,7 +39,7 @@ struct BackendDecision {
 struct StorageConfig {
   std::string root;
   std::string backend = std::string(kAutoBackend);
-  std::optional<DmThinConfig> thin_pool;  // a configured thin pool (its data_root is `root`)
+  std::optional<dm_thin::DmThinConfig> thin_pool;  // a configured thin pool (its data_root is `root`)
 };
 
 // What the host can do beyond the data root's filesystem.
@@ -50,11 +50,11 @@ struct HostFacts {
 };
 
 // The pure decision: what `choice` means for a root whose filesystem probed as `probe`.
-Result<BackendDecision> DecideBackend(std::string_view choice, const FilesystemProbe& probe,
+Result<BackendDecision> DecideBackend(std::string_view choice, const tree::FilesystemProbe& probe,
                                       const HostFacts& host, const std::string& root);
 
 // Probes the host and the root (created if missing), decides and opens the backend.
 Result<std::unique_ptr<Backend>> OpenBackend(const StorageConfig& config);
 Result<std::unique_ptr<Backend>> OpenBackend(const std::string& root, std::string_view choice);
 
-}  // namespace fe::storage
+}  // namespace fe::storage::registry

@@ -5,7 +5,7 @@
 
 #include <cerrno>
 
-namespace fe::storage {
+namespace fe::storage::tree {
 namespace {
 
 int ResultOf(long rc) { return rc < 0 ? -errno : static_cast<int>(rc); }
@@ -39,4 +39,4 @@ class SyscallBatchIo final : public BatchIo {
 
 std::unique_ptr<BatchIo> MakeSyscallBatchIo() { return std::make_unique<SyscallBatchIo>(); }
 
-}  // namespace fe::storage
+}  // namespace fe::storage::tree

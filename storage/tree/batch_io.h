@@ -15,7 +15,7 @@
 #include <memory>
 #include <string_view>
 
-namespace fe::storage {
+namespace fe::storage::tree {
 
 class BatchIo {
  public:
@@ -38,4 +38,4 @@ std::unique_ptr<BatchIo> MakeSyscallBatchIo();
 // Returns nullptr when io_uring is unavailable (old kernel, seccomp, io_uring_disabled sysctl).
 std::unique_ptr<BatchIo> MakeUringBatchIo(unsigned queue_depth);
 
-}  // namespace fe::storage
+}  // namespace fe::storage::tree

@@ -18,7 +18,7 @@
 #include "base/fs_util.h"
 #include "storage/tree/tree_cloner.h"
 
-namespace fe::storage {
+namespace fe::storage::tree {
 namespace {
 
 // Bytes of `fd`'s extents flagged FIEMAP_EXTENT_SHARED, or nullopt when FIEMAP is unsupported.
@@ -201,4 +201,4 @@ Result<std::vector<std::string>> DirectoryBackend::RemoveLeftovers() {
 
 Status DirectoryBackend::RemoveLeftover(const std::string& name) { return RemoveTree(root_fd(), name); }
 
-}  // namespace fe::storage
+}  // namespace fe::storage::tree

@@ -10,7 +10,7 @@
 #include "base/unique_fd.h"
 #include "storage/backend.h"
 
-namespace fe::storage {
+namespace fe::storage::tree {
 
 // Volumes that are directories directly under the data root: the common part of the tree and btrfs
 // backends (root, paths, listing, usage by walking with FIEMAP).
@@ -50,4 +50,4 @@ Result<UniqueFd> OpenDataRoot(const std::string& root);
 // Walks the tree under `dir_fd`, summing sizes, allocated blocks and (with FIEMAP) shared extents.
 Result<VolumeUsage> MeasureTree(int dir_fd, const std::string& display);
 
-}  // namespace fe::storage
+}  // namespace fe::storage::tree

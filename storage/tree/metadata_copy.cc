@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-namespace fe::storage {
+namespace fe::storage::tree {
 namespace {
 
 mode_t ReadUmask() {
@@ -96,4 +96,4 @@ Status CopyMetadata(int source_fd, int target_fd, const struct statx& source, mo
   return Status::Ok();
 }
 
-}  // namespace fe::storage
+}  // namespace fe::storage::tree

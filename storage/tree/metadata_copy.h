@@ -7,7 +7,7 @@
 
 #include "base/status.h"
 
-namespace fe::storage {
+namespace fe::storage::tree {
 
 // What the process creates new inodes with, so unchanged metadata costs no syscall.
 struct CreationDefaults {
@@ -34,4 +34,4 @@ inline mode_t NewFileMode(mode_t source_mode) { return source_mode & 0777; }
 Status CopyMetadata(int source_fd, int target_fd, const struct statx& source, mode_t created_mode,
                     std::string_view display);
 
-}  // namespace fe::storage
+}  // namespace fe::storage::tree

@@ -14,7 +14,7 @@
 
 #include "base/unique_fd.h"
 
-namespace fe::storage {
+namespace fe::storage::tree {
 namespace {
 
 constexpr uint64_t kXfsMagic = 0x58465342;
@@ -85,4 +85,4 @@ Result<FilesystemProbe> ProbeFilesystem(const std::string& dir) {
   return ProbeFilesystem(fd.get(), dir);
 }
 
-}  // namespace fe::storage
+}  // namespace fe::storage::tree

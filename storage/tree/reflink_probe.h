@@ -7,7 +7,7 @@
 
 #include "base/status.h"
 
-namespace fe::storage {
+namespace fe::storage::tree {
 
 struct FilesystemProbe {
   std::string filesystem;  // "xfs", "btrfs", "ext4", ... or "0x<magic>"
@@ -25,4 +25,4 @@ Result<FilesystemProbe> ProbeFilesystem(const std::string& dir);
 
 std::string FilesystemName(uint64_t magic);
 
-}  // namespace fe::storage
+}  // namespace fe::storage::tree

@@ -5,7 +5,7 @@
 #include <cerrno>
 #include <vector>
 
-namespace fe::storage {
+namespace fe::storage::tree {
 namespace {
 
 bool CopyFileRangeRefused(int err) {
@@ -88,4 +88,4 @@ Result<uint64_t> SparseCopy(int source_fd, int target_fd, uint64_t size, std::st
   return copied;
 }
 
-}  // namespace fe::storage
+}  // namespace fe::storage::tree

@@ -8,10 +8,10 @@
 
 #include "base/status.h"
 
-namespace fe::storage {
+namespace fe::storage::tree {
 
 // Copies `size` bytes of `source_fd` into the empty file `target_fd`, leaving holes unallocated, and
 // sets the target's size. Returns the data bytes copied. `path` names the file in errors.
 Result<uint64_t> SparseCopy(int source_fd, int target_fd, uint64_t size, std::string_view path);
 
-}  // namespace fe::storage
+}  // namespace fe::storage::tree

@@ -10,7 +10,7 @@
 
 #include "base/fs_util.h"
 
-namespace fe::storage {
+namespace fe::storage::tree {
 namespace {
 
 class TreeBackend final : public DirectoryBackend {
@@ -64,4 +64,4 @@ Result<std::unique_ptr<Backend>> OpenTreeBackend(const std::string& root, DataMo
   return std::unique_ptr<Backend>(new TreeBackend(root, std::move(*fd), mode, std::move(reason), filesystem_reflinks));
 }
 
-}  // namespace fe::storage
+}  // namespace fe::storage::tree

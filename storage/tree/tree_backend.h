@@ -10,7 +10,7 @@
 #include "storage/tree/directory_backend.h"
 #include "storage/tree/tree_cloner.h"
 
-namespace fe::storage {
+namespace fe::storage::tree {
 
 // Opens (creating if needed) the data root `root` for volumes cloned with `mode`. `reason` records
 // why this backend was chosen. `filesystem_reflinks`: the root's filesystem reflinks, so even the
@@ -18,4 +18,4 @@ namespace fe::storage {
 Result<std::unique_ptr<Backend>> OpenTreeBackend(const std::string& root, DataMode mode,
                                                  std::string reason, bool filesystem_reflinks);
 
-}  // namespace fe::storage
+}  // namespace fe::storage::tree

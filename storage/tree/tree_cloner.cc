@@ -21,7 +21,7 @@
 #include "storage/tree/sparse_copy.h"
 #include "storage/tree/worker_pool.h"
 
-namespace fe::storage {
+namespace fe::storage::tree {
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -600,4 +600,4 @@ Result<CloneReport> CloneTree(const std::string& source, const std::string& targ
                        target_parent->second, source, target, options);
 }
 
-}  // namespace fe::storage
+}  // namespace fe::storage::tree

@@ -22,7 +22,7 @@
 #include "base/status.h"
 #include "storage/clone_report.h"
 
-namespace fe::storage {
+namespace fe::storage::tree {
 
 enum class DataMode {
   kReflink,  // FICLONE, with a per-file sparse-copy fallback
@@ -62,4 +62,4 @@ Result<CloneReport> CloneContents(int source_parent_fd, const std::string& sourc
                                   int target_root_fd, const CloneOptions& options);
 
 
-}  // namespace fe::storage
+}  // namespace fe::storage::tree

@@ -8,7 +8,7 @@
 
 #include "storage/tree/batch_io.h"
 
-namespace fe::storage {
+namespace fe::storage::tree {
 namespace {
 
 // Completions with this user_data carry no result (closes).
@@ -111,4 +111,4 @@ std::unique_ptr<BatchIo> MakeUringBatchIo(unsigned queue_depth) {
   return std::make_unique<UringBatchIo>(ring, requested);
 }
 
-}  // namespace fe::storage
+}  // namespace fe::storage::tree

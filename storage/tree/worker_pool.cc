@@ -1,6 +1,6 @@
 #include "storage/tree/worker_pool.h"
 
-namespace fe::storage {
+namespace fe::storage::tree {
 
 WorkerPool& WorkerPool::Shared() {
   static WorkerPool pool([] {
@@ -70,4 +70,4 @@ void WorkerPool::Wait(TaskGroup& group) {
   }
 }
 
-}  // namespace fe::storage
+}  // namespace fe::storage::tree

@@ -11,7 +11,7 @@
 #include <thread>
 #include <vector>
 
-namespace fe::storage {
+namespace fe::storage::tree {
 
 // Counts the outstanding tasks of one operation (one clone).
 class TaskGroup {
@@ -55,4 +55,4 @@ class WorkerPool {
   std::vector<std::thread> threads_;
 };
 
-}  // namespace fe::storage
+}  // namespace fe::storage::tree

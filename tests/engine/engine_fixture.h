@@ -198,10 +198,12 @@ class EngineFixture {
       if (::mkdir(config.data_root.c_str(), 0700) != 0 && errno != EEXIST) {
         return Status::FromErrno(errno, "mkdir", config.data_root);
       }
-      Result<std::unique_ptr<storage::Backend>> real = storage::OpenBackend(config.data_root + "/volumes", "auto");
+      Result<std::unique_ptr<storage::Backend>> real = storage::registry::OpenBackend(config.data_root + "/volumes", "auto");
       if (!real.ok()) return real.status();
       dependencies.backend = std::make_unique<fe::test::FaultInjectingBackend>(std::move(*real), backend_faults);
     }
+    dependencies.syncfs = syncfs;
+    dependencies.clock = clock;
     Result<std::unique_ptr<Engine>> engine = Engine::Open(config, std::move(dependencies));
     if (!engine.ok()) return engine.status();
     engine_ = std::move(*engine);
@@ -223,6 +225,8 @@ class EngineFixture {
   bool manage_taps = false;  // for the next Open
   // For the next Open: the engine's backend fails the calls these faults plan (null: the real one).
   std::shared_ptr<fe::test::BackendFaults> backend_faults;
+  DeferredSync::SyncfsFunction syncfs;  // for the next Open; empty: syncfs(2)
+  const Clock* clock = nullptr;         // for the next Open; null: the real clocks
   const std::string& template_dir() const { return template_dir_; }
 
  private:

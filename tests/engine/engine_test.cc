@@ -176,7 +176,7 @@ TEST_F(EngineTest, RecoveryRemovesWhatACrashLeftHalfMadeAndKeepsWhatItCannotRead
   FE_ASSERT_OK(lost);
   Instance running = *lost;
   running.state = InstanceState::kRunning;
-  running.process = ProcessRecord{999999, 1, "/tmp/none.sock"};
+  running.process = vm::ProcessRecord{999999, 1, "/tmp/none.sock"};
   std::string orphan_volume = engine().backend().Path("i-00000000000000aa");
   std::string bare_dir = fixture_.MetadataDir("i-00000000000000bb");
   std::string half_volume = engine().backend().Path(half->volume);
@@ -195,9 +195,9 @@ TEST_F(EngineTest, RecoveryRemovesWhatACrashLeftHalfMadeAndKeepsWhatItCannotRead
   std::string orphan_ip;
   {
     // A lease taken just before a crash, by a fork whose intent never reached the disk.
-    Result<std::unique_ptr<NetworkAllocator>> network = NetworkAllocator::Open(fixture_.NetworkDir(), DefaultNetworkPool());
-    FE_ASSERT_OK(network);
-    Result<hypervisor::NetworkIdentity> leased = (*network)->Allocate("i-00000000000000cc");
+    Result<std::unique_ptr<network::NetworkAllocator>> allocator = network::NetworkAllocator::Open(fixture_.NetworkDir(), DefaultNetworkPool());
+    FE_ASSERT_OK(allocator);
+    Result<hypervisor::NetworkIdentity> leased = (*allocator)->Allocate("i-00000000000000cc");
     FE_ASSERT_OK(leased);
     orphan_ip = leased->ipv4;
   }
@@ -253,20 +253,20 @@ TEST_F(EngineTest, StartStopStandbyRestoreDriveARealProcess) {
   FE_ASSERT_OK(running);
   ASSERT_EQ(running->state, InstanceState::kRunning);
   ASSERT_TRUE(running->process.has_value());
-  EXPECT_TRUE(VmProcessAlive(*running->process));
+  EXPECT_TRUE(vm::VmProcessAlive(*running->process));
   EXPECT_EQ(engine().Start("vm").status().code(), ErrorCode::kFailedPrecondition);
 
   Result<Instance> standby = engine().Standby("vm");
   FE_ASSERT_OK(standby);
   EXPECT_EQ(standby->state, InstanceState::kStandby);
   EXPECT_FALSE(standby->process.has_value());
-  EXPECT_FALSE(VmProcessAlive(*running->process));
+  EXPECT_FALSE(vm::VmProcessAlive(*running->process));
   EXPECT_TRUE(Exists(engine().backend().Path(created->volume) + "/snapshot/config.json"));
 
   Result<Instance> restored = engine().Restore("vm");
   FE_ASSERT_OK(restored);
   EXPECT_EQ(restored->state, InstanceState::kRunning);
-  ProcessRecord process = *restored->process;
+  vm::ProcessRecord process = *restored->process;
   // A Running instance survives a daemon restart with its process.
   FE_ASSERT_OK(fixture_.Reopen());
   EXPECT_TRUE(engine().recovery().actions.empty());
@@ -275,11 +275,11 @@ TEST_F(EngineTest, StartStopStandbyRestoreDriveARealProcess) {
   Result<Instance> stopped = engine().Stop("vm");
   FE_ASSERT_OK(stopped);
   EXPECT_EQ(stopped->state, InstanceState::kStopped);
-  EXPECT_FALSE(VmProcessAlive(process));
+  EXPECT_FALSE(vm::VmProcessAlive(process));
   FE_ASSERT_OK(engine().Start("vm"));
-  ProcessRecord second = *engine().Get("vm")->process;
+  vm::ProcessRecord second = *engine().Get("vm")->process;
   FE_ASSERT_OK(engine().Delete("vm"));  // stops it first
-  EXPECT_FALSE(VmProcessAlive(second));
+  EXPECT_FALSE(vm::VmProcessAlive(second));
 }
 
 }  // namespace

@@ -7,8 +7,8 @@
 // passed to the engine as its dependency).
 //
 // A real syncfs failure (a write-back error) cannot be provoked on demand without breaking the
-// whole filesystem, and with it the rollback under test, so syncfs(2) is replaced through
-// DeferredSync::SetSyncfsForTesting by one that still syncs but reports EIO on call N.
+// whole filesystem, and with it the rollback under test, so the engine is given a syncfs
+// (EngineDependencies::syncfs) that still syncs but reports EIO on call N.
 #include <unistd.h>
 
 #include <atomic>
@@ -56,15 +56,14 @@ class ForkSyncFailureTest : public fe::test::ScratchTest, public ::testing::With
   void SetUp() override {
     FE_SCRATCH_DIR(scratch, GetParam());
     fixture_.backend_faults = faults_;
+    fixture_.syncfs = &SyncfsFailingOnCallN;
     FE_ASSERT_OK(fixture_.Init(scratch));
     Result<Instance> source = fixture_.ImportTemplate("src");
     FE_ASSERT_OK(source);
     source_ = *source;
     syncfs_calls = 0;
     fail_syncfs_on = 0;
-    DeferredSync::SetSyncfsForTesting(&SyncfsFailingOnCallN);
   }
-  void TearDown() override { DeferredSync::SetSyncfsForTesting(nullptr); }
 
   Engine& engine() { return fixture_.engine(); }
   std::string SourceDir() { return engine().backend().Path(source_.volume); }
@@ -89,8 +88,8 @@ class ForkSyncFailureTest : public fe::test::ScratchTest, public ::testing::With
     leftovers.volume_entries = Entries(engine().backend().Root());
     fixture_.Close();
     {
-      Result<std::unique_ptr<NetworkAllocator>> network =
-          NetworkAllocator::Open(fixture_.NetworkDir(), DefaultNetworkPool());
+      Result<std::unique_ptr<network::NetworkAllocator>> network =
+          network::NetworkAllocator::Open(fixture_.NetworkDir(), DefaultNetworkPool());
       EXPECT_TRUE(network.ok()) << network.status().ToString();
       if (network.ok()) {
         for (const auto& [holder, identity] : (*network)->Leases()) leftovers.lease_holders.insert(holder);

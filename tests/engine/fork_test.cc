@@ -13,6 +13,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "engine/data_root.h"
 #include "engine/engine.h"
 #include "engine/instance_store.h"
 #include "engine/vm/vm_runner.h"
@@ -59,7 +60,7 @@ class ForkTest : public fe::test::ScratchTest, public ::testing::WithParamInterf
   // and nothing else exists: no other volume, metadata directory or lease.
   void ExpectOnlyWholeInstances() {
     std::vector<Instance> listed = engine().List();
-    Result<InstanceStore> store = InstanceStore::Open(fixture_.DataRoot());
+    Result<InstanceStore> store = InstanceStore::Open(DataRoot(fixture_.DataRoot()).Instances());
     ASSERT_TRUE(store.ok());
     std::set<std::string> ids, volumes;
     for (const Instance& instance : listed) {
@@ -94,8 +95,8 @@ class ForkTest : public fe::test::ScratchTest, public ::testing::WithParamInterf
     std::set<std::string> holders;
     fixture_.Close();
     {
-      Result<std::unique_ptr<NetworkAllocator>> network =
-          NetworkAllocator::Open(fixture_.NetworkDir(), DefaultNetworkPool());
+      Result<std::unique_ptr<network::NetworkAllocator>> network =
+          network::NetworkAllocator::Open(fixture_.NetworkDir(), DefaultNetworkPool());
       EXPECT_TRUE(network.ok()) << network.status().ToString();
       if (network.ok()) {
         for (const auto& [holder, identity] : (*network)->Leases()) holders.insert(holder);
@@ -337,7 +338,7 @@ TEST_P(ForkTest, RunningSourceNeedsFromRunningAndIsRestoredOnEveryPath) {
   EXPECT_EQ(failed.status().code(), ErrorCode::kIo);
   Result<Instance> live = engine().Get("live");
   ASSERT_EQ(live->state, InstanceState::kRunning);
-  EXPECT_TRUE(VmProcessAlive(*live->process));
+  EXPECT_TRUE(vm::VmProcessAlive(*live->process));
   EXPECT_EQ(engine().Get("x").status().code(), ErrorCode::kNotFound);
 
   fixture_.plugin().fail_prepare_on = 0;
@@ -349,7 +350,7 @@ TEST_P(ForkTest, RunningSourceNeedsFromRunningAndIsRestoredOnEveryPath) {
   EXPECT_GT(outcome.phases.restore_us, 0);
   live = engine().Get("live");
   ASSERT_EQ(live->state, InstanceState::kRunning);
-  EXPECT_TRUE(VmProcessAlive(*live->process));
+  EXPECT_TRUE(vm::VmProcessAlive(*live->process));
   // The fork's snapshot config is the source's fresh snapshot, moved to the fork.
   auto config = nlohmann::json::parse(*fe::test::ReadFile(GuestDir(outcome.instance) + "/snapshot/config.json"));
   EXPECT_EQ(config["disks"][0]["path"], GuestDir(outcome.instance) + "/rootfs.raw");
@@ -360,7 +361,7 @@ TEST_P(ForkTest, RunningSourceNeedsFromRunningAndIsRestoredOnEveryPath) {
   for (const ForkOutcome& fork : *running) {
     EXPECT_EQ(fork.instance.state, InstanceState::kRunning);
     ASSERT_TRUE(fork.instance.process.has_value());
-    EXPECT_TRUE(VmProcessAlive(*fork.instance.process));
+    EXPECT_TRUE(vm::VmProcessAlive(*fork.instance.process));
   }
   for (const char* name : {"hot-1", "hot-2", "live"}) FE_EXPECT_OK(engine().Delete(name));
   ExpectOnlyWholeInstances();

@@ -31,7 +31,7 @@ Instance Sample() {
   instance.updated_at = "2026-01-02T03:04:06.000Z";
   instance.vcpus = 2;
   instance.attached_volumes = {{"/srv/shared.img", true}};
-  instance.process = ProcessRecord{4242, 987654321, "/run/x/api.sock"};
+  instance.process = vm::ProcessRecord{4242, 987654321, "/run/x/api.sock"};
   return instance;
 }
 
@@ -118,22 +118,13 @@ TEST(InstanceIdTest, IdsAreFreshAndWellFormed) {
   EXPECT_EQ(ids.size(), 1000u);
 }
 
-TEST(InstanceTimeTest, NowIsRfc3339UtcWithMilliseconds) {
-  std::string now = NowRfc3339();
-  ASSERT_EQ(now.size(), 24u) << now;
-  EXPECT_EQ(now[4], '-');
-  EXPECT_EQ(now[10], 'T');
-  EXPECT_EQ(now[19], '.');
-  EXPECT_EQ(now.back(), 'Z');
-}
-
 class InstanceStoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
     Result<test::TempDir> dir = test::TempDir::Create();
     ASSERT_TRUE(dir.ok()) << dir.status().ToString();
     dir_.emplace(std::move(*dir));
-    Result<InstanceStore> store = InstanceStore::Open(dir_->path());
+    Result<InstanceStore> store = InstanceStore::Open(dir_->Sub("instances"));
     FE_ASSERT_OK(store);
     store_.emplace(std::move(*store));
   }

@@ -34,7 +34,7 @@ namespace qemu_test = hypervisor::qemu::test;
 
 constexpr char kBridge[] = "febr-live";
 
-std::string RunState(const ProcessRecord& record) {
+std::string RunState(const vm::ProcessRecord& record) {
   Result<std::unique_ptr<hypervisor::VmController>> controller =
       hypervisor::qemu::ConnectController(record.api_socket, 5s);
   if (!controller.ok()) return controller.status().ToString();
@@ -81,7 +81,7 @@ class LiveForkTest : public fe::test::ScratchTest {};
 
 TEST_F(LiveForkTest, ForkOfARunningQemuPausesTheSourceAndRunsTheForkFromItsOwnRamFile) {
   if (std::string why = qemu_test::GuestUnavailableReason(); !why.empty()) GTEST_SKIP() << why;
-  if (std::string why = TapUnavailableReason(); !why.empty()) GTEST_SKIP() << why;
+  if (std::string why = network::TapUnavailableReason(); !why.empty()) GTEST_SKIP() << why;
   fe::test::ScratchResult scratch = ShortScratchDir("live");
   if (!scratch.skip.empty()) GTEST_SKIP() << scratch.skip;
   ASSERT_TRUE(scratch.status.ok()) << scratch.status.ToString();
@@ -151,7 +151,7 @@ TEST_F(LiveForkTest, ForkOfARunningQemuPausesTheSourceAndRunsTheForkFromItsOwnRa
     ASSERT_TRUE(after->process.has_value());
     EXPECT_EQ(after->process->pid, source->process->pid);
     EXPECT_EQ(after->process->start_time, source->process->start_time);
-    EXPECT_TRUE(VmProcessAlive(*after->process));
+    EXPECT_TRUE(vm::VmProcessAlive(*after->process));
     EXPECT_EQ(RunState(*after->process), "running");
     const int source_tick = LastTick(source_dir + "/serial.log");
     EXPECT_TRUE(qemu_test::WaitForTick(source_dir + "/serial.log", source_tick + 2, 60s));
@@ -184,10 +184,10 @@ TEST_F(LiveForkTest, ForkOfARunningQemuPausesTheSourceAndRunsTheForkFromItsOwnRa
     // Deleting both ends both processes and removes both TAPs.
     ASSERT_TRUE(engine.Delete("child").ok());
     ASSERT_TRUE(engine.Delete("src").ok());
-    EXPECT_FALSE(VmProcessAlive(*child.process));
-    EXPECT_FALSE(VmProcessAlive(*after->process));
-    EXPECT_FALSE(NetworkDeviceExists(child.identity.tap_device));
-    EXPECT_FALSE(NetworkDeviceExists(after->identity.tap_device));
+    EXPECT_FALSE(vm::VmProcessAlive(*child.process));
+    EXPECT_FALSE(vm::VmProcessAlive(*after->process));
+    EXPECT_FALSE(network::NetworkDeviceExists(child.identity.tap_device));
+    EXPECT_FALSE(network::NetworkDeviceExists(after->identity.tap_device));
   });
   if (!skip.empty()) GTEST_SKIP() << skip;
 }
@@ -198,7 +198,7 @@ TEST_F(LiveForkTest, ForkOfARunningQemuPausesTheSourceAndRunsTheForkFromItsOwnRa
 // bridge.
 TEST_F(LiveForkTest, ForkWhoseGuestNeverAcknowledgesItsIdentityIsRolledBackAndTheSourceRunsOn) {
   if (std::string why = qemu_test::GuestUnavailableReason(); !why.empty()) GTEST_SKIP() << why;
-  if (std::string why = TapUnavailableReason(); !why.empty()) GTEST_SKIP() << why;
+  if (std::string why = network::TapUnavailableReason(); !why.empty()) GTEST_SKIP() << why;
   fe::test::ScratchResult scratch = ShortScratchDir("noack");
   if (!scratch.skip.empty()) GTEST_SKIP() << scratch.skip;
   ASSERT_TRUE(scratch.status.ok()) << scratch.status.ToString();
@@ -266,14 +266,14 @@ TEST_F(LiveForkTest, ForkWhoseGuestNeverAcknowledgesItsIdentityIsRolledBackAndTh
 
     EXPECT_EQ(engine.Get("child").status().code(), ErrorCode::kNotFound);
     EXPECT_EQ(volumes(), volumes_before) << "the fork's volume is gone";
-    EXPECT_FALSE(NetworkDeviceExists("fe0a640003")) << "the fork's TAP is gone";
+    EXPECT_FALSE(network::NetworkDeviceExists("fe0a640003")) << "the fork's TAP is gone";
     Result<Instance> after = engine.Get("src");
     ASSERT_TRUE(after.ok());
     ASSERT_EQ(after->state, InstanceState::kRunning);
     EXPECT_EQ(after->process->pid, source->process->pid);
     EXPECT_EQ(after->process->start_time, source->process->start_time);
     EXPECT_EQ(RunState(*after->process), "running");
-    EXPECT_TRUE(NetworkDeviceExists(after->identity.tap_device));
+    EXPECT_TRUE(network::NetworkDeviceExists(after->identity.tap_device));
     Result<ProcessResult> source_link = RunProcess({"ip", "-o", "link", "show", after->identity.tap_device});
     ASSERT_TRUE(source_link.ok());
     EXPECT_NE(source_link->output.find(std::string("master ") + kBridge), std::string::npos) << source_link->output;

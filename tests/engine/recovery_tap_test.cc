@@ -24,7 +24,7 @@ bool Mentions(const RecoveryReport& report, const std::string& text) {
 class RecoveryTapTest : public fe::test::ScratchTest {
  protected:
   void SetUp() override {
-    if (std::string why = TapUnavailableReason(); !why.empty()) GTEST_SKIP() << why;
+    if (std::string why = network::TapUnavailableReason(); !why.empty()) GTEST_SKIP() << why;
     FE_SCRATCH_DIR(scratch, fe::test::ScratchFs::kXfs);
     scratch_ = scratch;
   }
@@ -45,7 +45,7 @@ TEST_F(RecoveryTapTest, TapsOfVmsThatAreNotRunningAreRemovedAndARunningVmKeepsIt
     FE_ASSERT_OK(engine.Create(request));
     Result<Instance> alive = engine.Start("alive");
     FE_ASSERT_OK(alive);
-    ASSERT_TRUE(NetworkDeviceExists(alive->identity.tap_device));
+    ASSERT_TRUE(network::NetworkDeviceExists(alive->identity.tap_device));
     Result<Instance> standby = fixture_.ImportTemplate("standby");
     FE_ASSERT_OK(standby);
     Result<Instance> lost = fixture_.ImportTemplate("lost");
@@ -54,26 +54,26 @@ TEST_F(RecoveryTapTest, TapsOfVmsThatAreNotRunningAreRemovedAndARunningVmKeepsIt
     fixture_.Close();  // the crash; then what it left behind:
     Instance running = *lost;
     running.state = InstanceState::kRunning;
-    running.process = ProcessRecord{999999, 1, "/tmp/none.sock"};
+    running.process = vm::ProcessRecord{999999, 1, "/tmp/none.sock"};
     FE_ASSERT_OK(fe::test::WriteFile(fixture_.MetadataDir(lost->id) + "/instance.json", InstanceToJson(running).dump()));
-    Result<std::unique_ptr<NetworkAllocator>> network = NetworkAllocator::Open(fixture_.NetworkDir(), DefaultNetworkPool());
-    FE_ASSERT_OK(network);
-    Result<hypervisor::NetworkIdentity> orphan = (*network)->Allocate("i-00000000000000cc");
+    Result<std::unique_ptr<network::NetworkAllocator>> allocator = network::NetworkAllocator::Open(fixture_.NetworkDir(), DefaultNetworkPool());
+    FE_ASSERT_OK(allocator);
+    Result<hypervisor::NetworkIdentity> orphan = (*allocator)->Allocate("i-00000000000000cc");
     FE_ASSERT_OK(orphan);
-    network->reset();
+    allocator->reset();
     for (const std::string& tap : {standby->identity.tap_device, lost->identity.tap_device, orphan->tap_device}) {
-      FE_ASSERT_OK(CreateTap(tap, ""));
+      FE_ASSERT_OK(network::CreateTap(tap, ""));
     }
 
     FE_ASSERT_OK(fixture_.Open());
     const RecoveryReport& report = fixture_.engine().recovery();
     for (const std::string& tap : {standby->identity.tap_device, lost->identity.tap_device, orphan->tap_device}) {
-      EXPECT_FALSE(NetworkDeviceExists(tap)) << tap;
+      EXPECT_FALSE(network::NetworkDeviceExists(tap)) << tap;
       EXPECT_TRUE(Mentions(report, "removed TAP " + tap)) << tap;
     }
-    EXPECT_TRUE(NetworkDeviceExists(alive->identity.tap_device));
+    EXPECT_TRUE(network::NetworkDeviceExists(alive->identity.tap_device));
     FE_ASSERT_OK(fixture_.engine().Stop("alive"));
-    EXPECT_FALSE(NetworkDeviceExists(alive->identity.tap_device));
+    EXPECT_FALSE(network::NetworkDeviceExists(alive->identity.tap_device));
   });
   EXPECT_EQ(failure, "");
 }

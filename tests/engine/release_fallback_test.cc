@@ -116,7 +116,7 @@ class ReleaseFallbackTest : public fe::test::ScratchTest {
 
   EngineFixture fixture_;
   std::string immutable_dir_;  // made immutable by the test: cleared in TearDown
-  std::optional<storage::LoopFilesystem> journal_fs_;
+  std::optional<storage::loop::LoopFilesystem> journal_fs_;
   bool journal_bound_ = false;
 };
 
@@ -160,12 +160,12 @@ TEST_F(ReleaseFallbackTest, ReleasesAfterTheJournalBrokeAreWrittenToTheMetadataS
   fixture_.Close();
   fe::test::ScratchResult host = fe::test::Scratch::HostDir();
   FE_ASSERT_OK(host.status);
-  storage::LoopFilesystemOptions options;
-  options.type = storage::LoopFilesystemType::kXfs;
+  storage::loop::LoopFilesystemOptions options;
+  options.type = storage::loop::LoopFilesystemType::kXfs;
   options.image_path = host.path + "/journal-fs.img";
   options.size_bytes = 512ull << 20;
   options.mount_point = host.path + "/journal-fs";
-  Result<storage::LoopFilesystem> journal_fs = storage::LoopFilesystem::Open(options);
+  Result<storage::loop::LoopFilesystem> journal_fs = storage::loop::LoopFilesystem::Open(options);
   FE_ASSERT_OK(journal_fs);
   journal_fs_.emplace(std::move(*journal_fs));
   const std::string moved = options.mount_point + "/release.journal";

@@ -22,9 +22,9 @@
 namespace fe::test {
 namespace {
 
-using storage::LoopFilesystem;
-using storage::LoopFilesystemOptions;
-using storage::LoopFilesystemType;
+using storage::loop::LoopFilesystem;
+using storage::loop::LoopFilesystemOptions;
+using storage::loop::LoopFilesystemType;
 
 constexpr uint64_t kImageBytes = 2 * kGiB;  // sparse: costs only what the tests write
 
@@ -104,7 +104,7 @@ void ReapStaleMounts() {
 }
 
 struct Mounted {
-  std::optional<LoopFilesystem> fs;
+  std::optional<storage::loop::LoopFilesystem> fs;
   std::string root;  // where the tests' directories go
 };
 
@@ -129,7 +129,7 @@ class State {
         }
       } else {
         std::string why;
-        if (!LoopFilesystem::Available(&why)) {
+        if (!storage::loop::LoopFilesystem::Available(&why)) {
           result.skip = "needs a loop-mounted " + std::string(ScratchFsName(kind)) + ": " + why;
           return result;
         }
@@ -201,15 +201,15 @@ class State {
   Status Mount(ScratchFs kind, Mounted* slot) {
     InstallSignalHandlers();
     std::string name(ScratchFsName(kind));
-    LoopFilesystemOptions options;
-    options.type = kind == ScratchFs::kXfs     ? LoopFilesystemType::kXfs
-                   : kind == ScratchFs::kBtrfs ? LoopFilesystemType::kBtrfs
-                                               : LoopFilesystemType::kExt4;
+    storage::loop::LoopFilesystemOptions options;
+    options.type = kind == ScratchFs::kXfs     ? storage::loop::LoopFilesystemType::kXfs
+                   : kind == ScratchFs::kBtrfs ? storage::loop::LoopFilesystemType::kBtrfs
+                                               : storage::loop::LoopFilesystemType::kExt4;
     options.image_path = temp_->Sub(name + ".img");
     options.size_bytes = kImageBytes;
     options.mount_point = temp_->Sub(name);
     RegisterMount(static_cast<int>(kind), options.mount_point, options.image_path);
-    Result<LoopFilesystem> fs = LoopFilesystem::Open(options);
+    Result<storage::loop::LoopFilesystem> fs = storage::loop::LoopFilesystem::Open(options);
     if (!fs.ok()) {
       UnregisterMount(static_cast<int>(kind));
       return fs.status().Annotate("mounting scratch " + name);

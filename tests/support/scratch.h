@@ -74,7 +74,7 @@ std::string CurrentTestName();
 #define FE_REQUIRE_LOOP()                                                 \
   do {                                                                    \
     std::string fe_why_;                                                  \
-    if (!::fe::storage::LoopFilesystem::Available(&fe_why_)) GTEST_SKIP() << fe_why_; \
+    if (!::fe::storage::loop::LoopFilesystem::Available(&fe_why_)) GTEST_SKIP() << fe_why_; \
   } while (0)
 
 // Asserts a Status/Result is ok, printing it otherwise.

@@ -93,15 +93,15 @@ TEST_F(SampleInstanceTest, ImportAndForkOfTheSampleArePreparedByTheCloudHypervis
   const hypervisor::Plugin& plugin = hypervisor::CloudHypervisorPlugin();
   std::string imported = scratch + "/imported";
   std::string fork = scratch + "/fork";
-  storage::CloneOptions reflink;
-  reflink.data_mode = storage::DataMode::kReflink;
-  Result<storage::CloneReport> import_clone = storage::CloneTree(sample_dir, imported, reflink);
+  storage::tree::CloneOptions reflink;
+  reflink.data_mode = storage::tree::DataMode::kReflink;
+  Result<storage::CloneReport> import_clone = storage::tree::CloneTree(sample_dir, imported, reflink);
   FE_ASSERT_OK(import_clone);
   Result<hypervisor::PreparedFork> import = plugin.PrepareFork({sample_dir, imported, {}, Identity(2), true});
   FE_ASSERT_OK(import);
   EXPECT_EQ(import->restore.snapshot_dir, imported + "/snapshot");
 
-  FE_ASSERT_OK(storage::CloneTree(imported, fork, reflink));
+  FE_ASSERT_OK(storage::tree::CloneTree(imported, fork, reflink));
   Result<hypervisor::PreparedFork> prepared = plugin.PrepareFork({imported, fork, Identity(2), Identity(3), true});
   FE_ASSERT_OK(prepared);
   EXPECT_EQ(prepared->rewritten_files, (std::vector<std::string>{"config.json", "snapshot/config.json"}));

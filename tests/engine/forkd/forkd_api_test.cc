@@ -214,12 +214,12 @@ TEST_F(ForkdApiTest, MetricsCountForksFailuresAndRequests) {
 TEST_F(ForkdApiTest, FullStorageIs507NoSpaceAndLeavesNothing) {
   fe::test::ScratchResult host = fe::test::Scratch::HostDir();
   ASSERT_TRUE(host.status.ok()) << host.status.ToString();
-  storage::LoopFilesystemOptions options{.type = storage::LoopFilesystemType::kXfs,
+  storage::loop::LoopFilesystemOptions options{.type = storage::loop::LoopFilesystemType::kXfs,
                                          .image_path = host.path + "/tiny-" + std::to_string(::getpid()) + ".img",
                                          .size_bytes = 512 * fe::test::kMiB,
                                          .mount_point = temp_->Sub("tiny"),
                                          .keep_image = false};
-  Result<storage::LoopFilesystem> tiny = storage::LoopFilesystem::Open(options);
+  Result<storage::loop::LoopFilesystem> tiny = storage::loop::LoopFilesystem::Open(options);
   ASSERT_TRUE(tiny.ok()) << tiny.status().ToString();
   data_root_ = tiny->mount_point() + "/data";
   StartForkd();

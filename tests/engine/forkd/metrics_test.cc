@@ -53,7 +53,7 @@ TEST(MetricsTest, PoolGaugesCountersAndHistogramsAppearInTheExposition) {
   metrics.RecordPoolAcquire(/*hit=*/true, 0.0002);
   metrics.RecordPoolAcquire(/*hit=*/false, 0.004);
   metrics.RecordPoolRefill(0.006);
-  engine::PoolStatus pool;
+  engine::pools::PoolStatus pool;
   pool.spec.name = "web";
   pool.ready = 7;
   pool.refilling = 2;

@@ -74,7 +74,7 @@ TEST(RequestParsingTest, ActionBodiesMustBeEmptyOrAnEmptyObject) {
 }
 
 TEST(RequestParsingTest, PoolSpecTakesEveryFieldAndDefaultsToStandbyMembers) {
-  Result<engine::PoolSpec> spec =
+  Result<engine::pools::PoolSpec> spec =
       ParsePoolSpec(R"({"name":"web","template":"tmpl","member_state":"Running","min_size":2,"max_size":5})");
   ASSERT_TRUE(spec.ok()) << spec.status().ToString();
   EXPECT_EQ(spec->name, "web");
@@ -82,7 +82,7 @@ TEST(RequestParsingTest, PoolSpecTakesEveryFieldAndDefaultsToStandbyMembers) {
   EXPECT_EQ(spec->member_state, engine::InstanceState::kRunning);
   EXPECT_EQ(spec->min_size, 2);
   EXPECT_EQ(spec->max_size, 5);
-  Result<engine::PoolSpec> defaults = ParsePoolSpec(R"({"name":"web","template":"tmpl"})");
+  Result<engine::pools::PoolSpec> defaults = ParsePoolSpec(R"({"name":"web","template":"tmpl"})");
   ASSERT_TRUE(defaults.ok()) << defaults.status().ToString();
   EXPECT_EQ(defaults->member_state, engine::InstanceState::kStandby);
   EXPECT_EQ(defaults->min_size, 0);
@@ -94,7 +94,7 @@ TEST(RequestParsingTest, PoolSpecRejectsBadBodiesNamingTheField) {
            {R"({"template":"t"})", "name"}, {R"({"name":"p"})", "template"},
            {R"({"name":"p","template":"t","min":1})", "min"}, {R"({"name":"p","template":"t","max_size":1.5})", "max_size"},
            {R"({"name":"p","template":"t","member_state":"Paused"})", "member_state"}, {"[]", "object"}}) {
-    Result<engine::PoolSpec> spec = ParsePoolSpec(body);
+    Result<engine::pools::PoolSpec> spec = ParsePoolSpec(body);
     ASSERT_FALSE(spec.ok()) << body;
     EXPECT_EQ(spec.status().code(), ErrorCode::kInvalidArgument) << body;
     EXPECT_NE(spec.status().message().find(named), std::string::npos) << spec.status().message();
@@ -102,16 +102,16 @@ TEST(RequestParsingTest, PoolSpecRejectsBadBodiesNamingTheField) {
 }
 
 TEST(RequestParsingTest, AcquireRequestIsOptionalAndStrict) {
-  Result<engine::AcquireRequest> empty = ParseAcquireRequest("");
+  Result<engine::pools::AcquireRequest> empty = ParseAcquireRequest("");
   ASSERT_TRUE(empty.ok()) << empty.status().ToString();
   EXPECT_TRUE(empty->name.empty());
   EXPECT_FALSE(empty->no_wait);
-  Result<engine::AcquireRequest> full = ParseAcquireRequest(R"({"name":"alice","no_wait":true})");
+  Result<engine::pools::AcquireRequest> full = ParseAcquireRequest(R"({"name":"alice","no_wait":true})");
   ASSERT_TRUE(full.ok()) << full.status().ToString();
   EXPECT_EQ(full->name, "alice");
   EXPECT_TRUE(full->no_wait);
   for (const char* body : {R"({"no_wait":1})", R"({"nmae":"x"})", "nope"}) {
-    Result<engine::AcquireRequest> request = ParseAcquireRequest(body);
+    Result<engine::pools::AcquireRequest> request = ParseAcquireRequest(body);
     ASSERT_FALSE(request.ok()) << body;
     EXPECT_EQ(request.status().code(), ErrorCode::kInvalidArgument) << body;
   }

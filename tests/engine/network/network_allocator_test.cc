@@ -15,7 +15,7 @@
 #include "tests/support/file_util.h"
 #include "tests/support/temp_dir.h"
 
-namespace fe::engine {
+namespace fe::engine::network {
 namespace {
 
 // "02:fe:" followed by four lower-case hex octets.
@@ -383,4 +383,4 @@ TEST_F(NetworkAllocatorTest, InvalidConfigsAreRefused) {
 }
 
 }  // namespace
-}  // namespace fe::engine
+}  // namespace fe::engine::network

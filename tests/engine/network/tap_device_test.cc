@@ -20,7 +20,7 @@
 #include "base/unique_fd.h"
 #include "tests/support/network_namespace.h"
 
-namespace fe::engine {
+namespace fe::engine::network {
 namespace {
 
 using Json = nlohmann::json;
@@ -155,4 +155,4 @@ TEST_F(TapDeviceTest, ANameHeldByAnotherKindOfDeviceIsBusy) {
 }
 
 }  // namespace
-}  // namespace fe::engine
+}  // namespace fe::engine::network

@@ -11,7 +11,7 @@
 #include "tests/support/scratch.h"
 #include "tests/support/temp_dir.h"
 
-namespace fe::engine {
+namespace fe::engine::pools {
 namespace {
 
 constexpr const char* kProcStat =
@@ -115,4 +115,4 @@ TEST(LoadSourceTest, MissingCgroupDirectoryIsAnErrorNamingTheFile) {
 }
 
 }  // namespace
-}  // namespace fe::engine
+}  // namespace fe::engine::pools

@@ -12,11 +12,12 @@
 
 #include "engine/pools/pool.h"
 #include "tests/engine/engine_fixture.h"
+#include "tests/support/advanceable_clock.h"
 
-namespace fe::engine::test_pool {
+namespace fe::engine::pools::test {
 
 using fe::test::ScratchFs;
-using test::EngineFixture;
+using engine::test::EngineFixture;
 
 class FakeLoad final : public LoadSource {
  public:
@@ -60,18 +61,18 @@ class PoolTest : public fe::test::ScratchTest {
     }
   }
   Status OpenPools() {
-    PoolConfig config;
+    pools::PoolConfig config;
     config.cpu_budget_vcpus = budget_;
     config.max_parallel_refills = 2;
     config.load = std::make_unique<FakeLoad>(busy_);
-    config.clock = [offset = offset_] { return std::chrono::steady_clock::now() + std::chrono::milliseconds(offset->load()); };
+    config.clock = &clock_;
     config.acquire_quiet = acquire_quiet_;
     config.max_growth_deferral = max_growth_deferral_;
     config.on_refill = [this](const std::string&, double seconds) {
       EXPECT_GE(seconds, 0.0);
       ++refill_callbacks_;
     };
-    Result<std::unique_ptr<PoolManager>> opened =
+    Result<std::unique_ptr<pools::PoolManager>> opened =
         PoolManager::Open(engine(), fixture_.DataRoot(), std::move(config), /*start_loop=*/false);
     if (!opened.ok()) return opened.status();
     pools_ = std::move(*opened);
@@ -89,11 +90,11 @@ class PoolTest : public fe::test::ScratchTest {
     for (int round = 0; round < 2 * ready + 2; ++round) {
       FE_ASSERT_OK(pools_->Tick());
       pools_->WaitIdle();
-      Result<PoolStatus> status = pools_->Get(pool);
+      Result<pools::PoolStatus> status = pools_->Get(pool);
       FE_ASSERT_OK(status);
       if (status->ready >= ready) break;
     }
-    Result<PoolStatus> status = pools_->Get(pool);
+    Result<pools::PoolStatus> status = pools_->Get(pool);
     FE_ASSERT_OK(status);
     ASSERT_EQ(status->ready, ready) << status->last_refill_error;
   }
@@ -116,15 +117,13 @@ class PoolTest : public fe::test::ScratchTest {
   int budget_ = 64;
   std::shared_ptr<std::atomic<double>> busy_ = std::make_shared<std::atomic<double>>(0.1);
   std::atomic<int> refill_callbacks_{0};
-  // The pools' clock runs with the real one (refill and acquire durations are real) and is moved on
-  // by hand (Advance): tests of time windows set windows of minutes, far longer than a test runs,
-  // and advance past them. Acquires do not hold growth back unless a test sets acquire_quiet_ before
-  // OpenPools.
-  std::shared_ptr<std::atomic<int64_t>> offset_ = std::make_shared<std::atomic<int64_t>>(0);
-  void Advance(std::chrono::milliseconds by) { *offset_ += by.count(); }
+  // The pools' clock (refill and acquire durations are real; Advance moves it on). Acquires do not
+  // hold growth back unless a test sets acquire_quiet_ before OpenPools.
+  fe::test::AdvanceableClock clock_;
+  void Advance(std::chrono::milliseconds by) { clock_.Advance(by); }
   std::chrono::milliseconds acquire_quiet_{0};
   std::chrono::milliseconds max_growth_deferral_{1000};
-  std::unique_ptr<PoolManager> pools_;
+  std::unique_ptr<pools::PoolManager> pools_;
 };
 
-}  // namespace fe::engine::test_pool
+}  // namespace fe::engine::pools::test

@@ -8,10 +8,10 @@
 
 #include "tests/engine/pools/pool_fixture.h"
 
-namespace fe::engine {
+namespace fe::engine::pools {
 namespace {
 
-using namespace test_pool;
+using namespace pools::test;
 using std::chrono::minutes;
 
 class PoolGrowthTest : public PoolTest {
@@ -89,4 +89,4 @@ TEST_F(PoolGrowthTest, GrowthThatWaitedTheLongestDeferralGoesAheadWhileAcquiresC
 }
 
 }  // namespace
-}  // namespace fe::engine
+}  // namespace fe::engine::pools

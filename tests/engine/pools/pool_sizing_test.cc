@@ -4,7 +4,7 @@
 
 #include <gtest/gtest.h>
 
-namespace fe::engine {
+namespace fe::engine::pools {
 namespace {
 
 PoolSizingInput Pool(std::string name, int min, int max, int ready, int refilling = 0, int vcpus = 1) {
@@ -161,4 +161,4 @@ TEST(PoolSizingTest, WithoutAcquiresNothingIsDeferred) {
 }
 
 }  // namespace
-}  // namespace fe::engine
+}  // namespace fe::engine::pools

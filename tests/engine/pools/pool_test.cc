@@ -11,16 +11,17 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "engine/data_root.h"
 #include "engine/instance_store.h"
 #include "tests/engine/engine_fixture.h"
 #include "tests/engine/pools/pool_fixture.h"
 
-namespace fe::engine {
+namespace fe::engine::pools {
 namespace {
 
-using namespace test_pool;
+using namespace pools::test;
 using fe::test::ScratchFs;
-using test::EngineFixture;
+using engine::test::EngineFixture;
 
 TEST_F(PoolTest, TicksFillThePoolToItsMaximumWithLabelledForksOfTheTemplate) {
   Result<PoolStatus> created = pools_->Create(Spec("web", 1, 3));
@@ -195,10 +196,10 @@ TEST_F(PoolTest, TwoHundredConcurrentAcquiresOfAPoolOfTwentyGetDistinctInstances
   pools_.reset();
   fixture_.Close();
   {
-    Result<std::unique_ptr<NetworkAllocator>> network = NetworkAllocator::Open(fixture_.NetworkDir(), DefaultNetworkPool());
-    FE_ASSERT_OK(network);
+    Result<std::unique_ptr<network::NetworkAllocator>> allocator = network::NetworkAllocator::Open(fixture_.NetworkDir(), DefaultNetworkPool());
+    FE_ASSERT_OK(allocator);
     std::set<std::string> holders;
-    for (const auto& [holder, identity] : (*network)->Leases()) holders.insert(holder);
+    for (const auto& [holder, identity] : (*allocator)->Leases()) holders.insert(holder);
     EXPECT_EQ(holders, listed_ids);
   }
   FE_ASSERT_OK(fixture_.Open());
@@ -301,7 +302,7 @@ TEST_F(PoolTest, RestartRemovesAHalfMadeMemberAndMembersOfAPoolThatIsGone) {
   // leaves members of a pool that no longer exists.
   Instance half_made = MembersOf("web")[0];
   half_made.state = InstanceState::kCreating;
-  Result<InstanceStore> store = InstanceStore::Open(fixture_.DataRoot());
+  Result<InstanceStore> store = InstanceStore::Open(DataRoot(fixture_.DataRoot()).Instances());
   FE_ASSERT_OK(store);
   FE_ASSERT_OK(store->Write(half_made));
   ASSERT_EQ(::unlink((fixture_.DataRoot() + "/pools/gone.json").c_str()), 0);
@@ -422,4 +423,4 @@ TEST_F(PoolTest, ReleaseFromPoolFreesTheOldNameAndATakenNameChangesNothing) {
 }
 
 }  // namespace
-}  // namespace fe::engine
+}  // namespace fe::engine::pools

@@ -8,7 +8,7 @@
 
 #include <gtest/gtest.h>
 
-namespace fe::engine {
+namespace fe::engine::vm {
 namespace {
 
 // A stat line of `comm` in state `state` whose field 22 (start time) is `start_time`: fields 4..21
@@ -79,4 +79,4 @@ TEST(ProcessStatTest, RejectsAStateThatIsNotOneLetter) {
 }
 
 }  // namespace
-}  // namespace fe::engine
+}  // namespace fe::engine::vm

@@ -22,7 +22,7 @@
 #include "tests/support/file_util.h"
 #include "tests/support/temp_dir.h"
 
-namespace fe::engine {
+namespace fe::engine::vm {
 namespace {
 
 using namespace std::chrono_literals;
@@ -331,4 +331,4 @@ TEST_F(VmRunnerTest, ZombieIsNotAliveAndIsReaped) {
 }
 
 }  // namespace
-}  // namespace fe::engine
+}  // namespace fe::engine::vm

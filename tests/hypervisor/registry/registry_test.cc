@@ -3,7 +3,7 @@
 
 #include <gtest/gtest.h>
 
-namespace fe::hypervisor {
+namespace fe::hypervisor::registry {
 namespace {
 
 TEST(RegistryTest, EverySupportedKindFindsAPluginOfThatKind) {
@@ -29,4 +29,4 @@ TEST(RegistryTest, UnknownHypervisorIsUnsupportedAndTheErrorListsWhatIs) {
 }
 
 }  // namespace
-}  // namespace fe::hypervisor
+}  // namespace fe::hypervisor::registry

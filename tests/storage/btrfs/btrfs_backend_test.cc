@@ -12,7 +12,7 @@
 #include "tests/support/file_util.h"
 #include "tests/support/scratch.h"
 
-namespace fe::storage {
+namespace fe::storage::btrfs {
 namespace {
 
 using test::ScratchFs;
@@ -193,4 +193,4 @@ TEST_F(BtrfsBackendTest, OpeningOnANonBtrfsRootIsUnsupported) {
 }
 
 }  // namespace
-}  // namespace fe::storage
+}  // namespace fe::storage::btrfs

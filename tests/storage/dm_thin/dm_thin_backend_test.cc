@@ -25,7 +25,7 @@
 #include "tests/support/scratch.h"
 #include "tests/support/temp_dir.h"
 
-namespace fe::storage {
+namespace fe::storage::dm_thin {
 namespace {
 
 using test::kMiB;
@@ -452,4 +452,4 @@ TEST_F(DmThinBackendTest, CreateNeverAdoptsAStrayDeviceOfTheSameName) {
 }
 
 }  // namespace
-}  // namespace fe::storage
+}  // namespace fe::storage::dm_thin

@@ -3,7 +3,7 @@
 
 #include <gtest/gtest.h>
 
-namespace fe::storage {
+namespace fe::storage::dm_thin {
 namespace {
 
 DmThinConfig Valid() {
@@ -58,4 +58,4 @@ TEST(DmThinConfigTest, LowWaterMarkDefaultsToBlocksLeftAtTheThreshold) {
 }
 
 }  // namespace
-}  // namespace fe::storage
+}  // namespace fe::storage::dm_thin

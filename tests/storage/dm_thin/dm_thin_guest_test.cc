@@ -17,7 +17,7 @@ namespace {
 // device-mapper, and expects every test to pass and none to skip.
 void RunInGuest(const std::string& binary, const std::string& arguments) {
   std::string why;
-  if (storage::DeviceMapperAvailable(&why)) {
+  if (storage::dm_thin::DeviceMapperAvailable(&why)) {
     GTEST_SKIP() << "this kernel has device-mapper: the tests run directly";
   }
   if (std::string missing = GuestUnavailableReason(); !missing.empty()) GTEST_SKIP() << missing;

@@ -12,7 +12,7 @@
 #include "tests/support/file_util.h"
 #include "tests/support/temp_dir.h"
 
-namespace fe::storage {
+namespace fe::storage::dm_thin {
 namespace {
 
 using test::ReadFile;
@@ -150,4 +150,4 @@ TEST_F(DmThinLedgerFileTest, SetStateOfUnknownVolumeIsNotFound) {
 }
 
 }  // namespace
-}  // namespace fe::storage
+}  // namespace fe::storage::dm_thin

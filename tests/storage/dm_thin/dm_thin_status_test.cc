@@ -3,7 +3,7 @@
 
 #include <gtest/gtest.h>
 
-namespace fe::storage {
+namespace fe::storage::dm_thin {
 namespace {
 
 TEST(DmThinStatusTest, ParsesFullKernel61PoolStatus) {
@@ -100,4 +100,4 @@ TEST(DmThinStatusTest, ReadOnlyOrOutOfSpacePoolIsRefusedWhateverTheUsage) {
 }
 
 }  // namespace
-}  // namespace fe::storage
+}  // namespace fe::storage::dm_thin

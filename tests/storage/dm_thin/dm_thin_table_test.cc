@@ -3,7 +3,7 @@
 
 #include <gtest/gtest.h>
 
-namespace fe::storage {
+namespace fe::storage::dm_thin {
 namespace {
 
 TEST(DmThinTableTest, PoolTableRoundsDataDownToWholeBlocks) {
@@ -60,4 +60,4 @@ TEST(DmThinTableTest, DmNamesRejectSlashesSpacesAndDots) {
 }
 
 }  // namespace
-}  // namespace fe::storage
+}  // namespace fe::storage::dm_thin

@@ -13,7 +13,7 @@
 #include "tests/support/file_util.h"
 #include "tests/support/scratch.h"
 
-namespace fe::storage {
+namespace fe::storage::loop {
 
 void PrintTo(LoopFilesystemType type, std::ostream* os) { *os << LoopFilesystemTypeName(type); }
 
@@ -254,4 +254,4 @@ TEST_F(LoopFilesystemTest, BusyMountPointStillTearsDown) {
 }
 
 }  // namespace
-}  // namespace fe::storage
+}  // namespace fe::storage::loop

@@ -22,7 +22,7 @@
 #include "tests/support/scratch.h"
 #include "tests/support/temp_dir.h"
 
-namespace fe::storage {
+namespace fe::storage::registry {
 namespace {
 
 using test::kMiB;
@@ -70,7 +70,7 @@ class BackendConformanceTest : public test::ScratchTest, public ::testing::WithP
   }
 
   void TearDown() override {
-    if (auto* thin = dynamic_cast<DmThinBackend*>(backend_.get())) {
+    if (auto* thin = dynamic_cast<dm_thin::DmThinBackend*>(backend_.get())) {
       Status deactivated = thin->Deactivate();
       EXPECT_TRUE(deactivated.ok()) << deactivated.ToString();
     }
@@ -80,7 +80,7 @@ class BackendConformanceTest : public test::ScratchTest, public ::testing::WithP
   // A small loop-backed pool of its own, opened through the registry with the pool configured.
   void OpenDmThin() {
     std::string why;
-    if (!DeviceMapperAvailable(&why) || ::access("/dev/loop-control", W_OK) != 0) {
+    if (!dm_thin::DeviceMapperAvailable(&why) || ::access("/dev/loop-control", W_OK) != 0) {
       if (std::getenv("FE_REQUIRE_DM") != nullptr) FAIL() << "FE_REQUIRE_DM is set, but " << why;
       GTEST_SKIP() << "no device-mapper here (" << why << "); dm_thin_guest_test runs this in a QEMU guest";
     }
@@ -88,7 +88,7 @@ class BackendConformanceTest : public test::ScratchTest, public ::testing::WithP
     ASSERT_TRUE(dir.ok()) << dir.status().ToString();
     dir_.emplace(std::move(*dir));
     static std::atomic<int> counter{0};
-    DmThinConfig thin;
+    dm_thin::DmThinConfig thin;
     thin.pool_name = "fe-conformance-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
     thin.data_size_bytes = 128 * kMiB;
     thin.metadata_size_bytes = 64 * kMiB;
@@ -295,4 +295,4 @@ TEST(BackendConformanceCoverageTest, EveryRegisteredBackendIsUnderTheSuite) {
 }
 
 }  // namespace
-}  // namespace fe::storage
+}  // namespace fe::storage::registry

@@ -5,15 +5,15 @@
 
 #include "tests/support/scratch.h"
 
-namespace fe::storage {
+namespace fe::storage::registry {
 namespace {
 
-FilesystemProbe Probe(const std::string& filesystem, bool reflink) {
-  return FilesystemProbe{.filesystem = filesystem, .magic = 0, .reflink = reflink,
+tree::FilesystemProbe Probe(const std::string& filesystem, bool reflink) {
+  return tree::FilesystemProbe{.filesystem = filesystem, .magic = 0, .reflink = reflink,
                          .reason = reflink ? "FICLONE worked" : "FICLONE: Operation not supported"};
 }
 
-std::string Decide(std::string choice, const FilesystemProbe& probe, const HostFacts& host = {}) {
+std::string Decide(std::string choice, const tree::FilesystemProbe& probe, const HostFacts& host = {}) {
   Result<BackendDecision> decision = DecideBackend(choice, probe, host, "/data");
   EXPECT_TRUE(decision.ok()) << decision.status().ToString();
   return decision.ok() ? decision->backend : "auto";
@@ -39,7 +39,7 @@ TEST(BackendDecisionTest, AutoOnExt4SaysWhyItCopies) {
 TEST(BackendDecisionTest, ForcingWhatTheHostCannotDoIsAnErrorNamingTheRoot) {
   struct Case {
     std::string choice;
-    FilesystemProbe probe;
+    tree::FilesystemProbe probe;
     HostFacts host;
     ErrorCode code;
   };
@@ -97,4 +97,4 @@ TEST_F(OpenBackendTest, ForcingBtrfsOnXfsFailsAtOpenNotAtTheFirstClone) {
 }
 
 }  // namespace
-}  // namespace fe::storage
+}  // namespace fe::storage::registry

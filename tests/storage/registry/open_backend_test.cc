@@ -12,7 +12,7 @@
 #include "tests/support/sample_tree.h"
 #include "tests/support/scratch.h"
 
-namespace fe::storage {
+namespace fe::storage::registry {
 namespace {
 
 using test::kMiB;
@@ -344,4 +344,4 @@ TEST_F(TreeBackendTest, ConcurrentClonesOfDifferentVolumesSucceed) {
 }
 
 }  // namespace
-}  // namespace fe::storage
+}  // namespace fe::storage::registry

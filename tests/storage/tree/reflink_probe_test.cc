@@ -9,7 +9,7 @@
 #include "tests/support/file_util.h"
 #include "tests/support/scratch.h"
 
-namespace fe::storage {
+namespace fe::storage::tree {
 namespace {
 
 using test::ScratchFs;
@@ -84,4 +84,4 @@ TEST(FilesystemNameTest, NamesKnownMagicsAndHexForUnknown) {
 }
 
 }  // namespace
-}  // namespace fe::storage
+}  // namespace fe::storage::tree

@@ -11,7 +11,7 @@
 #include "tests/support/file_util.h"
 #include "tests/support/scratch.h"
 
-namespace fe::storage {
+namespace fe::storage::tree {
 namespace {
 
 using test::kGiB;
@@ -178,4 +178,4 @@ TEST_F(SparseCopyTest, WriteErrorNamesThePath) {
 }
 
 }  // namespace
-}  // namespace fe::storage
+}  // namespace fe::storage::tree

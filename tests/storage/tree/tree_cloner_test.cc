@@ -25,7 +25,7 @@
 #include "tests/support/sample_tree.h"
 #include "tests/support/scratch.h"
 
-namespace fe::storage {
+namespace fe::storage::tree {
 
 void PrintTo(IoEngine engine, std::ostream* os) {
   *os << (engine == IoEngine::kSyscalls ? "syscalls" : engine == IoEngine::kUring ? "uring" : "default");
@@ -582,12 +582,12 @@ TEST_F(TreeClonerTest, FailureMidCloneLeavesNoDestinationAndNoTemporaryTree) {
   FE_REQUIRE_LOOP();
   FE_SCRATCH_DIR(dir, ScratchFs::kExt4);
   FE_SCRATCH(host, test::Scratch::HostDir());
-  LoopFilesystemOptions small;
-  small.type = LoopFilesystemType::kExt4;
+  loop::LoopFilesystemOptions small;
+  small.type = loop::LoopFilesystemType::kExt4;
   small.image_path = host + "/" + test::CurrentTestName() + ".img";
   small.size_bytes = 16 * kMiB;
   small.mount_point = host + "/" + test::CurrentTestName() + ".mnt";
-  Result<LoopFilesystem> fs = LoopFilesystem::Open(small);
+  Result<loop::LoopFilesystem> fs = loop::LoopFilesystem::Open(small);
   ASSERT_TRUE(fs.ok()) << fs.status().ToString();
   const std::string target_parent = small.mount_point;
 
@@ -700,4 +700,4 @@ TEST_F(TreeClonerTest, RemoveTreeDeletesEverythingWithoutFollowingSymlinks) {
 }
 
 }  // namespace
-}  // namespace fe::storage
+}  // namespace fe::storage::tree

@@ -1,0 +1,36 @@
+// The data root's layout: every path forkd keeps under it, named once (the reference design's
+// paths.go does the same), so the layout is one file to read and to change.
+//
+//   <root>/                        mode 0700
+//   <root>/instances/<id>/         an instance's metadata (instance.json) and its hypervisor's runtime
+//                                  files (engine/instance_store.h)
+//   <root>/volumes/                the storage backend's root unless configured elsewhere; the loop
+//                                  pool is mounted here when the root cannot reflink (storage/loop)
+//   <root>/pool.img                the loop pool's sparse image
+//   <root>/network/                the network leases and their lock (engine/network)
+//   <root>/release.journal         pool releases not yet checkpointed (engine/release_journal.h)
+//   <root>/pools/<name>.json       pool specs (engine/pools/pool_store.h)
+#pragma once
+
+#include <string>
+
+namespace fe::engine {
+
+class DataRoot {
+ public:
+  explicit DataRoot(std::string path) : path_(std::move(path)) {}
+
+  const std::string& path() const { return path_; }
+  std::string Instances() const { return Under("instances"); }
+  std::string Volumes() const { return Under("volumes"); }
+  std::string LoopPoolImage() const { return Under("pool.img"); }
+  std::string Network() const { return Under("network"); }
+  std::string ReleaseJournal() const { return Under("release.journal"); }
+  std::string Pools() const { return Under("pools"); }
+
+ private:
+  std::string Under(const char* name) const { return path_ + "/" + name; }
+  std::string path_;
+};
+
+}  // namespace fe::engine
