@@ -1,5 +1,8 @@
 #!/usr/bin/env python3
-"""Fails when an #include crosses the declared layering, or when folders include each other in a circle.
+"""Fails when an #include crosses the declared layering, when folders include each other in a circle,
+or when a source file's namespace is not its folder's (folder = namespace: storage/tree is
+fe::storage::tree, base is fe, base/http is fe::http; anonymous namespaces and forward declarations of
+a third-party library's names, listed in FOREIGN_NAMESPACES, aside).
 
 Each folder below may include itself and the folders it lists (and, transitively, what those may
 include). A test folder tests/<f> may include what <f> may include, <f> itself, tests/support and the
@@ -48,6 +51,17 @@ TEST_ONLY = {
     "tests/e2e": ["engine/forkd", "engine/forkctl"],
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
+NAMESPACE = re.compile(r'^namespace ([\w:]+) \{', re.M)
+# Namespaces of libraries we forward-declare names of (cpp-httplib's Server, in forkd's headers).
+FOREIGN_NAMESPACES = {"httplib"}
+
+
+def namespace_of(folder):
+    if folder == "base":
+        return "fe"
+    if folder == "base/http":
+        return "fe::http"
+    return "fe::" + folder.replace("/", "::")
 
 
 def closure(table):
@@ -107,6 +121,12 @@ def main():
                     errors.append(f"{path}: its folder is not in scripts/check_layering.py's table")
                     continue
                 text = open(os.path.join(directory, name), encoding="utf-8").read()
+                if source in LAYERS:
+                    for match in NAMESPACE.finditer(text):
+                        if match.group(1) not in FOREIGN_NAMESPACES and match.group(1) != namespace_of(source):
+                            line_number = text.count("\n", 0, match.start()) + 1
+                            errors.append(f"{path}:{line_number}: namespace {match.group(1)} in {source}/, "
+                                          f"which is namespace {namespace_of(source)}")
                 for line_number, match in ((text.count("\n", 0, m.start()) + 1, m) for m in INCLUDE.finditer(text)):
                     included = match.group(1)
                     if not os.path.exists(os.path.join(root, included)):
@@ -138,7 +158,7 @@ def main():
     for error in errors:
         print(error, file=sys.stderr)
     if errors:
-        print(f"check_layering: {len(errors)} include(s) against the layering (scripts/check_layering.py)", file=sys.stderr)
+        print(f"check_layering: {len(errors)} violation(s) of the layering or of folder = namespace (scripts/check_layering.py)", file=sys.stderr)
         return 1
     return 0
 

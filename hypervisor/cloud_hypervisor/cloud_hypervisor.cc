@@ -14,7 +14,7 @@
 #include "hypervisor/identity_handoff.h"
 #include "base/atomic_file.h"
 
-namespace fe::hypervisor {
+namespace fe::hypervisor::cloud_hypervisor {
 namespace {
 
 using namespace cloud_hypervisor;
@@ -176,4 +176,4 @@ const Plugin& CloudHypervisorPlugin() {
   return plugin;
 }
 
-}  // namespace fe::hypervisor
+}  // namespace fe::hypervisor::cloud_hypervisor

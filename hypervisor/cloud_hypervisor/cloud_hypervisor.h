@@ -3,9 +3,9 @@
 
 #include "hypervisor/plugin.h"
 
-namespace fe::hypervisor {
+namespace fe::hypervisor::cloud_hypervisor {
 
 // The process-wide cloud-hypervisor plugin.
 const Plugin& CloudHypervisorPlugin();
 
-}  // namespace fe::hypervisor
+}  // namespace fe::hypervisor::cloud_hypervisor

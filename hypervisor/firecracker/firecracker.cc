@@ -16,8 +16,7 @@
 #include "hypervisor/identity_handoff.h"
 #include "base/atomic_file.h"
 
-namespace fe::hypervisor {
-namespace firecracker {
+namespace fe::hypervisor::firecracker {
 namespace {
 
 using snapshot::IsBeneath;
@@ -236,11 +235,10 @@ class FirecrackerPluginImpl final : public Plugin {
 };
 
 }  // namespace
-}  // namespace firecracker
 
 const Plugin& FirecrackerPlugin() {
-  static const firecracker::FirecrackerPluginImpl plugin;
+  static const FirecrackerPluginImpl plugin;
   return plugin;
 }
 
-}  // namespace fe::hypervisor
+}  // namespace fe::hypervisor::firecracker

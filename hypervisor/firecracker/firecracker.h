@@ -24,9 +24,9 @@
 
 #include "hypervisor/plugin.h"
 
-namespace fe::hypervisor {
+namespace fe::hypervisor::firecracker {
 
 // The process-wide firecracker plugin.
 const Plugin& FirecrackerPlugin();
 
-}  // namespace fe::hypervisor
+}  // namespace fe::hypervisor::firecracker

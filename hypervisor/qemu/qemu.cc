@@ -5,7 +5,7 @@
 #include "hypervisor/qemu/qemu_controller.h"
 #include "hypervisor/qemu/qemu_fork.h"
 
-namespace fe::hypervisor {
+namespace fe::hypervisor::qemu {
 namespace {
 
 class QemuPluginImpl final : public Plugin {
@@ -55,4 +55,4 @@ const Plugin& QemuPlugin() {
   return plugin;
 }
 
-}  // namespace fe::hypervisor
+}  // namespace fe::hypervisor::qemu

@@ -3,7 +3,7 @@
 
 #include "hypervisor/plugin.h"
 
-namespace fe::hypervisor {
+namespace fe::hypervisor::qemu {
 
 // The process-wide qemu plugin.
 const Plugin& QemuPlugin();

@@ -10,7 +10,7 @@ namespace fe::hypervisor::registry {
 namespace {
 
 std::array<const Plugin*, 3> Plugins() {
-  return {&CloudHypervisorPlugin(), &QemuPlugin(), &FirecrackerPlugin()};
+  return {&cloud_hypervisor::CloudHypervisorPlugin(), &qemu::QemuPlugin(), &firecracker::FirecrackerPlugin()};
 }
 
 }  // namespace

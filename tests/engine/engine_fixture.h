@@ -140,12 +140,12 @@ class TestPlugin final : public hypervisor::Plugin {
  public:
   std::string_view Kind() const override { return "cloud-hypervisor"; }
   hypervisor::PluginCapabilities Capabilities() const override {
-    return capabilities ? *capabilities : hypervisor::CloudHypervisorPlugin().Capabilities();
+    return capabilities ? *capabilities : hypervisor::cloud_hypervisor::CloudHypervisorPlugin().Capabilities();
   }
   Result<hypervisor::PreparedFork> PrepareFork(const hypervisor::ForkSpec& spec) const override {
     int call = ++prepare_calls;
     if (call == fail_prepare_on) return Status::Io("injected PrepareFork failure (call " + std::to_string(call) + ")");
-    return hypervisor::CloudHypervisorPlugin().PrepareFork(spec);
+    return hypervisor::cloud_hypervisor::CloudHypervisorPlugin().PrepareFork(spec);
   }
   Result<hypervisor::LaunchCommand> Launch(const std::string& instance_dir, hypervisor::LaunchMode) const override {
     hypervisor::LaunchCommand command;

@@ -90,7 +90,7 @@ TEST_F(SampleInstanceTest, ImportAndForkOfTheSampleArePreparedByTheCloudHypervis
   Result<fe::test::TreeSnapshot> before = fe::test::SnapshotTree(sample_dir);
   FE_ASSERT_OK(before);
 
-  const hypervisor::Plugin& plugin = hypervisor::CloudHypervisorPlugin();
+  const hypervisor::Plugin& plugin = hypervisor::cloud_hypervisor::CloudHypervisorPlugin();
   std::string imported = scratch + "/imported";
   std::string fork = scratch + "/fork";
   storage::tree::CloneOptions reflink;

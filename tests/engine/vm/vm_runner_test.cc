@@ -53,7 +53,7 @@ class ScriptPlugin final : public Plugin {
   }
   Result<std::unique_ptr<hypervisor::VmController>> Connect(const std::string& api_socket,
                                                             std::chrono::milliseconds timeout) const override {
-    return hypervisor::QemuPlugin().Connect(api_socket, timeout);
+    return hypervisor::qemu::QemuPlugin().Connect(api_socket, timeout);
   }
 
  private:
@@ -109,7 +109,7 @@ class VmRunnerTest : public ::testing::Test {
     for (const ProcessRecord& record : started_) (void)StopVm(Context(), record);
   }
 
-  VmContext Context(const Plugin* plugin = &hypervisor::QemuPlugin()) const {
+  VmContext Context(const Plugin* plugin = &hypervisor::qemu::QemuPlugin()) const {
     VmContext context;
     context.plugin = plugin;
     context.guest_dir = guest_;

@@ -15,7 +15,7 @@
 #include "tests/support/scratch.h"
 #include "tests/support/temp_dir.h"
 
-namespace fe::hypervisor {
+namespace fe::hypervisor::cloud_hypervisor {
 namespace {
 
 using cloud_hypervisor::Json;
@@ -280,4 +280,4 @@ TEST_F(CloudHypervisorPluginTest, LaunchForBootWithoutAConfigIsNotFound) {
 }
 
 }  // namespace
-}  // namespace fe::hypervisor
+}  // namespace fe::hypervisor::cloud_hypervisor

@@ -17,7 +17,7 @@
 #include "tests/support/file_util.h"
 #include "tests/support/temp_dir.h"
 
-namespace fe::hypervisor {
+namespace fe::hypervisor::firecracker {
 namespace {
 
 using namespace std::chrono_literals;
@@ -293,4 +293,4 @@ TEST_F(FirecrackerPluginTest, ConnectsThroughThePlugin) {
 }
 
 }  // namespace
-}  // namespace fe::hypervisor
+}  // namespace fe::hypervisor::firecracker

@@ -8,7 +8,7 @@
 #include "tests/hypervisor/qemu/fixtures.h"
 #include "tests/support/temp_dir.h"
 
-namespace fe::hypervisor {
+namespace fe::hypervisor::qemu {
 namespace {
 
 TEST(QemuPluginTest, KindAndCapabilities) {
@@ -59,4 +59,4 @@ TEST(QemuPluginTest, ConnectWithoutQemuFailsAtTheTimeout) {
 }
 
 }  // namespace
-}  // namespace fe::hypervisor
+}  // namespace fe::hypervisor::qemu
