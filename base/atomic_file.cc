@@ -41,8 +41,8 @@ Status WriteAll(int fd, std::string_view content, const std::string& display) {
 }
 
 // Writes, syncs and renames the temporary file; the caller removes it on failure.
-Status WriteAndRename(int fd, const std::string& temp, const std::string& path,
-                      std::string_view content, mode_t mode, bool sync) {
+Status WriteAndRename(int fd, const std::string& temp, const std::string& path, std::string_view content, mode_t mode,
+                      bool sync) {
   struct stat existing {};
   if (::lstat(path.c_str(), &existing) == 0) {
     if (!S_ISREG(existing.st_mode)) {
@@ -69,9 +69,8 @@ Result<std::string> ReadSmallFile(const std::string& path, size_t limit) {
   if (::fstat(fd.get(), &st) != 0) return Status::FromErrno(errno, "stat", path);
   if (!S_ISREG(st.st_mode)) return Status::InvalidArgument(path + ": not a regular file");
   if (static_cast<uint64_t>(st.st_size) > limit) {
-    return Status::InvalidArgument(path + ": " + std::to_string(st.st_size) +
-                                                   " bytes, more than the " + std::to_string(limit) +
-                                                   " this file may have");
+    return Status::InvalidArgument(path + ": " + std::to_string(st.st_size) + " bytes, more than the " +
+                                   std::to_string(limit) + " this file may have");
   }
   std::string content;
   char buffer[65536];

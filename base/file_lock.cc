@@ -9,8 +9,7 @@
 
 namespace fe {
 
-Result<FileLock> FileLock::Acquire(const std::string& path, std::string_view what,
-                                   std::chrono::milliseconds timeout) {
+Result<FileLock> FileLock::Acquire(const std::string& path, std::string_view what, std::chrono::milliseconds timeout) {
   UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
   if (!fd) return Status::FromErrno(errno, "open lock file", path);
   const auto deadline = std::chrono::steady_clock::now() + timeout;

@@ -10,7 +10,6 @@
 #include <cerrno>
 #include <cstring>
 
-
 namespace fe {
 
 bool IsSingleComponent(std::string_view name) {
@@ -18,8 +17,7 @@ bool IsSingleComponent(std::string_view name) {
          name.find('\0') == std::string_view::npos;
 }
 
-Result<UniqueFd> OpenBeneath(int dir_fd, const std::string& path, int flags, mode_t mode,
-                             std::string_view display) {
+Result<UniqueFd> OpenBeneath(int dir_fd, const std::string& path, int flags, mode_t mode, std::string_view display) {
   open_how how{};
   how.flags = static_cast<uint64_t>(flags | O_CLOEXEC | O_NOFOLLOW);
   how.mode = (flags & O_CREAT) ? mode : 0;

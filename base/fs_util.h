@@ -22,8 +22,7 @@ bool IsSingleComponent(std::string_view name);
 
 // openat2 confined beneath `dir_fd` with no symlink anywhere in `path` (RESOLVE_BENEATH |
 // RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS). `display` names the path in errors.
-Result<UniqueFd> OpenBeneath(int dir_fd, const std::string& path, int flags, mode_t mode,
-                             std::string_view display);
+Result<UniqueFd> OpenBeneath(int dir_fd, const std::string& path, int flags, mode_t mode, std::string_view display);
 
 // Reads every entry of the open directory `dir_fd` (except "." and "..") with getdents64.
 Status ReadDirectory(int dir_fd, std::vector<DirectoryEntry>& entries, std::string_view display);

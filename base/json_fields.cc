@@ -55,7 +55,8 @@ Status BasicJsonFields<Json>::Bool(std::string_view field, bool& out, Presence p
 }
 
 template <typename Json>
-Status BasicJsonFields<Json>::Integer(std::string_view field, int64_t& out, Presence presence, int64_t min, int64_t max) const {
+Status BasicJsonFields<Json>::Integer(std::string_view field, int64_t& out, Presence presence, int64_t min,
+                                      int64_t max) const {
   const Json* value = Find(field);
   if (value == nullptr) return presence == kRequired ? Fail(field, "missing") : Status::Ok();
   if (!value->is_number_integer()) return WrongType(field, "an integer", *value);

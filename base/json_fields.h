@@ -31,8 +31,7 @@ class BasicJsonFields {
   enum class Nulls { kAreValues, kAreAbsent };
 
   // `object` must outlive the reader. `prefix` is the path of `object` itself ("identity.").
-  BasicJsonFields(const JsonType& object, std::string origin, std::string prefix = "",
-                  Nulls nulls = Nulls::kAreValues);
+  BasicJsonFields(const JsonType& object, std::string origin, std::string prefix = "", Nulls nulls = Nulls::kAreValues);
 
   // An InvalidArgument naming the field: "<origin>: field '<prefix><field>': <why>".
   Status Fail(std::string_view field, std::string_view why) const;

@@ -26,13 +26,27 @@ std::string_view ErrorCodeName(ErrorCode code) {
 ErrorCode ErrorCodeFromErrno(int err) {
   switch (err) {
     case 0: return ErrorCode::kOk;
-    case ENOENT: case ENOTDIR: return ErrorCode::kNotFound;
-    case EEXIST: case ENOTEMPTY: return ErrorCode::kAlreadyExists;
-    case EACCES: case EPERM: case EROFS: return ErrorCode::kPermissionDenied;
-    case EOPNOTSUPP: case EXDEV: case ENOSYS: case ENOTTY: return ErrorCode::kUnsupported;
-    case ENOSPC: case EDQUOT: case EFBIG: return ErrorCode::kNoSpace;
-    case EBUSY: case EAGAIN: case ETXTBSY: return ErrorCode::kBusy;
-    case EINVAL: case ELOOP: case ENAMETOOLONG: case EISDIR: return ErrorCode::kInvalidArgument;
+    case ENOENT:
+    case ENOTDIR: return ErrorCode::kNotFound;
+    case EEXIST:
+    case ENOTEMPTY: return ErrorCode::kAlreadyExists;
+    case EACCES:
+    case EPERM:
+    case EROFS: return ErrorCode::kPermissionDenied;
+    case EOPNOTSUPP:
+    case EXDEV:
+    case ENOSYS:
+    case ENOTTY: return ErrorCode::kUnsupported;
+    case ENOSPC:
+    case EDQUOT:
+    case EFBIG: return ErrorCode::kNoSpace;
+    case EBUSY:
+    case EAGAIN:
+    case ETXTBSY: return ErrorCode::kBusy;
+    case EINVAL:
+    case ELOOP:
+    case ENAMETOOLONG:
+    case EISDIR: return ErrorCode::kInvalidArgument;
     default: return ErrorCode::kIo;
   }
 }

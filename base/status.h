@@ -43,9 +43,7 @@ class [[nodiscard]] Status {
   static Status Unsupported(std::string message) { return {ErrorCode::kUnsupported, std::move(message)}; }
   static Status NoSpace(std::string message) { return {ErrorCode::kNoSpace, std::move(message)}; }
   static Status Busy(std::string message) { return {ErrorCode::kBusy, std::move(message)}; }
-  static Status FailedPrecondition(std::string message) {
-    return {ErrorCode::kFailedPrecondition, std::move(message)};
-  }
+  static Status FailedPrecondition(std::string message) { return {ErrorCode::kFailedPrecondition, std::move(message)}; }
   static Status Unavailable(std::string message) { return {ErrorCode::kUnavailable, std::move(message)}; }
   static Status Io(std::string message) { return {ErrorCode::kIo, std::move(message)}; }
   static Status Internal(std::string message) { return {ErrorCode::kInternal, std::move(message)}; }
@@ -101,10 +99,10 @@ class [[nodiscard]] Result {
 }  // namespace fe
 
 // Returns early from a function returning Status or Result<T> when `expr` is not ok.
-#define FE_RETURN_IF_ERROR(expr)               \
-  do {                                         \
-    ::fe::Status fe_status_ = (expr);          \
-    if (!fe_status_.ok()) return fe_status_;   \
+#define FE_RETURN_IF_ERROR(expr)             \
+  do {                                       \
+    ::fe::Status fe_status_ = (expr);        \
+    if (!fe_status_.ok()) return fe_status_; \
   } while (0)
 
 #define FE_STATUS_CONCAT_INNER_(a, b) a##b
@@ -112,9 +110,8 @@ class [[nodiscard]] Result {
 
 // `FE_ASSIGN_OR_RETURN(auto fd, OpenBeneath(...));` declares (or assigns) `lhs` from the value of a
 // Result, or returns its Status from the enclosing function.
-#define FE_ASSIGN_OR_RETURN(lhs, expr) \
-  FE_ASSIGN_OR_RETURN_IMPL_(FE_STATUS_CONCAT_(fe_result_, __LINE__), lhs, expr)
+#define FE_ASSIGN_OR_RETURN(lhs, expr) FE_ASSIGN_OR_RETURN_IMPL_(FE_STATUS_CONCAT_(fe_result_, __LINE__), lhs, expr)
 #define FE_ASSIGN_OR_RETURN_IMPL_(result, lhs, expr) \
-  auto result = (expr);                               \
-  if (!result.ok()) return result.status();           \
+  auto result = (expr);                              \
+  if (!result.ok()) return result.status();          \
   lhs = std::move(result).value()

@@ -90,9 +90,8 @@ Method BackendMethod(std::string name, std::string slug, Role role, storage::Bac
 }
 
 // A command timed as a whole process: argv followed by the source and the new volume's path.
-Method CommandMethod(std::string slug, std::vector<std::string> argv, const DataRoot& root,
-                     const std::string& source, bool baseline,
-                     std::function<Status(const std::string& volume)> remove) {
+Method CommandMethod(std::string slug, std::vector<std::string> argv, const DataRoot& root, const std::string& source,
+                     bool baseline, std::function<Status(const std::string& volume)> remove) {
   Method method;
   std::vector<std::string> shown = argv;
   shown.insert(shown.end(), {"SRC", "DST"});
@@ -116,37 +115,33 @@ std::vector<Method> MethodsFor(const DataRoot& root, const Input& input, bool wi
   std::vector<Method> methods;
   const std::string& source = input.name;
   if (root.btrfs) {
-    methods.push_back(BackendMethod("btrfs backend (always snapshot)", "btrfs-snapshot",
-                                    Role::kBackend, *root.snapshot, source,
-                                    "BtrfsBackend::Open(root, reason, 0)->Clone"));
+    methods.push_back(BackendMethod("btrfs backend (always snapshot)", "btrfs-snapshot", Role::kBackend, *root.snapshot,
+                                    source, "BtrfsBackend::Open(root, reason, 0)->Clone"));
   }
   std::string tree(root.tree->Name());
   // Without reflink, auto opens exactly the copy backend (OpenTreeBackend(kCopy)): one row.
   bool auto_is_tree = !root.btrfs && !root.reflink && root.automatic->Name() == tree;
-  methods.push_back(
-      BackendMethod(tree + (auto_is_tree ? " backend (= auto)" : " backend"), tree, Role::kBackend,
-                    *root.tree, source,
-                    fmt::format("OpenTreeBackend(root, DataMode::k{}, reason, {})->Clone",
-                                root.reflink ? "Reflink" : "Copy", root.reflink)));
+  methods.push_back(BackendMethod(tree + (auto_is_tree ? " backend (= auto)" : " backend"), tree, Role::kBackend,
+                                  *root.tree, source,
+                                  fmt::format("OpenTreeBackend(root, DataMode::k{}, reason, {})->Clone",
+                                              root.reflink ? "Reflink" : "Copy", root.reflink)));
   methods.back().row.also_auto = auto_is_tree;
   if (!auto_is_tree) {
-    methods.push_back(BackendMethod(fmt::format("auto ({} backend)", root.automatic->Name()),
-                                    "auto", Role::kAuto, *root.automatic, source,
-                                    "OpenBackend(root, auto)->Clone"));
+    methods.push_back(BackendMethod(fmt::format("auto ({} backend)", root.automatic->Name()), "auto", Role::kAuto,
+                                    *root.automatic, source, "OpenBackend(root, auto)->Clone"));
   }
   if (!with_commands) return methods;
   if (root.btrfs) {
-    methods.push_back(CommandMethod(
-        "btrfs-cli", {"btrfs", "subvolume", "snapshot"}, root, source, false,
-        [path = root.path](const std::string& volume) {
-          return TimeCommand({"btrfs", "subvolume", "delete", path + "/" + volume}).status();
-        }));
+    methods.push_back(
+        CommandMethod("btrfs-cli", {"btrfs", "subvolume", "snapshot"}, root, source, false,
+                      [path = root.path](const std::string& volume) {
+                        return TimeCommand({"btrfs", "subvolume", "delete", path + "/" + volume}).status();
+                      }));
   }
   std::vector<std::string> cp = {"cp", "-a", "--reflink=always"};
   if (!root.reflink) cp = {"cp", "-a", "--sparse=always", "--reflink=never"};
-  methods.push_back(CommandMethod(
-      root.reflink ? "cp-reflink" : "cp-copy", cp, root, source, true,
-      [&tree = *root.tree](const std::string& volume) { return tree.Remove(volume); }));
+  methods.push_back(CommandMethod(root.reflink ? "cp-reflink" : "cp-copy", cp, root, source, true,
+                                  [&tree = *root.tree](const std::string& volume) { return tree.Remove(volume); }));
   return methods;
 }
 
@@ -156,8 +151,7 @@ std::vector<Method> MethodsFor(const DataRoot& root, const Input& input, bool wi
 // the cleaner changed last, so that no timed commit (a snapshot is one) pays for it.
 Status WaitForBtrfsCleaner(const std::string& root) {
   auto fail = [&root](btrfs_util_error error) {
-    return Status::Io(fmt::format("waiting for btrfs' cleaner under {}: {}", root,
-                                              btrfs_util_strerror(error)));
+    return Status::Io(fmt::format("waiting for btrfs' cleaner under {}: {}", root, btrfs_util_strerror(error)));
   };
   for (auto deadline = Clock::now() + std::chrono::seconds(10); Clock::now() < deadline;) {
     if (btrfs_util_error error = btrfs_util_sync(root.c_str())) return fail(error);
@@ -225,10 +219,7 @@ Status Measure(std::vector<Task>& tasks, const DataRoot& root, int repetitions) 
 
 std::vector<Input> InputsFor(const DataRoot& root, const BackendsOptions& options) {
   std::vector<Input> inputs = {
-      {"guest-dir",
-       "10 GiB sparse disk.raw (50 x 4 MiB data) + 1 GiB memory.bin + 5 small files",
-       FillGuestDir,
-       {}},
+      {"guest-dir", "10 GiB sparse disk.raw (50 x 4 MiB data) + 1 GiB memory.bin + 5 small files", FillGuestDir, {}},
       {"small-files",
        "10,000 files x 4 KiB in 100 directories",
        [](const std::string& path) { return FillSmallTree(path, 10000); },
@@ -252,8 +243,8 @@ Status OpenBackends(DataRoot& root) {
     root.snapshot = std::move(*snapshot);
   }
   auto tree = storage::tree::OpenTreeBackend(
-      root.path, root.reflink ? storage::tree::DataMode::kReflink : storage::tree::DataMode::kCopy,
-      "forkbench: forced", root.reflink);
+      root.path, root.reflink ? storage::tree::DataMode::kReflink : storage::tree::DataMode::kCopy, "forkbench: forced",
+      root.reflink);
   FE_RETURN_IF_ERROR(tree.status());
   root.tree = std::move(*tree);
   auto automatic = storage::registry::OpenBackend(root.path, storage::registry::kAutoBackend);
@@ -295,8 +286,8 @@ Status RunOn(ScratchKind kind, const WorkDirectory& work, const BackendsOptions&
     FE_RETURN_IF_ERROR(listing.status());
     input.listing = std::move(*listing);
   }
-  fmt::print("    data root {}: auto chose {} ({}); inputs generated and synced in {:.1f} s\n",
-             root.path, root.automatic->Name(), root.automatic->SelectionReason(),
+  fmt::print("    data root {}: auto chose {} ({}); inputs generated and synced in {:.1f} s\n", root.path,
+             root.automatic->Name(), root.automatic->SelectionReason(),
              std::chrono::duration<double>(Clock::now() - start).count());
   std::fflush(stdout);
 
@@ -309,8 +300,7 @@ Status RunOn(ScratchKind kind, const WorkDirectory& work, const BackendsOptions&
   Status measured = Measure(tasks, root, options.repetitions);
   // Other work on the machine shows here (this run alone keeps it near 1): rerun if it was high.
   fmt::print("    measured in {:.0f} s; 1-minute load average {} before, {} after\n",
-             std::chrono::duration<double>(Clock::now() - start).count(), load_before,
-             LoadAverage());
+             std::chrono::duration<double>(Clock::now() - start).count(), load_before, LoadAverage());
   for (Task& task : tasks) {
     const Input& input = *task.input;
     BackendTable table{fs.label(),
@@ -322,14 +312,12 @@ Status RunOn(ScratchKind kind, const WorkDirectory& work, const BackendsOptions&
                        {}};
     for (Method& method : task.methods) {
       if (!method.row.error.empty()) {
-        failures.push_back(
-            fmt::format("{}/{}/{}: {}", fs.label(), input.name, method.row.name, method.row.error));
+        failures.push_back(fmt::format("{}/{}/{}: {}", fs.label(), input.name, method.row.name, method.row.error));
       }
       table.rows.push_back(std::move(method.row));
     }
     // The sweep's trees are shown together in FormatSweep.
-    if (measured.ok() && !input.name.starts_with("tree-"))
-      fmt::print("{}", FormatBackendTable(table));
+    if (measured.ok() && !input.name.starts_with("tree-")) fmt::print("{}", FormatBackendTable(table));
     tables.push_back(std::move(table));
   }
   std::fflush(stdout);
@@ -338,8 +326,7 @@ Status RunOn(ScratchKind kind, const WorkDirectory& work, const BackendsOptions&
   return (*scratch)->Close();
 }
 
-std::vector<SweepPoint> SweepOf(const std::vector<BackendTable>& tables,
-                                const BackendsOptions& options) {
+std::vector<SweepPoint> SweepOf(const std::vector<BackendTable>& tables, const BackendsOptions& options) {
   std::vector<int> sizes = options.tree_sizes;
   std::sort(sizes.begin(), sizes.end());
   std::vector<SweepPoint> sweep;
@@ -406,8 +393,7 @@ int RunBackends(const BackendsOptions& options) {
       "forkbench --backends: {} timed runs per method ({} for runs under {:.0f} ms); kernel {}, {} "
       "CPUs, {}, {}\n",
       options.repetitions, options.repetitions * kCheapRunFactor, kCheapRunMs, host.release,
-      ::sysconf(_SC_NPROCESSORS_ONLN), host_facts["cp"].get<std::string>(),
-      host_facts["btrfs"].get<std::string>());
+      ::sysconf(_SC_NPROCESSORS_ONLN), host_facts["cp"].get<std::string>(), host_facts["btrfs"].get<std::string>());
   auto start = Clock::now();
   std::vector<BackendTable> tables;
   std::vector<std::string> failures;

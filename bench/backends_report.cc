@@ -11,8 +11,8 @@
 namespace fe::bench {
 namespace {
 
-constexpr double kFastFactor = 50;   // btrfs-backed clone of small-files vs cp -a --reflink=always
-constexpr double kFlatLimit = 1.25;  // slowest / fastest snapshot median over the tree sizes
+constexpr double kFastFactor = 50;       // btrfs-backed clone of small-files vs cp -a --reflink=always
+constexpr double kFlatLimit = 1.25;      // slowest / fastest snapshot median over the tree sizes
 constexpr double kAutoTolerance = 0.10;  // auto vs the best single backend
 
 const BackendRow* FindRow(const BackendTable& table, const std::string& slug) {
@@ -83,16 +83,15 @@ struct Target {
   std::string detail;
 };
 
-const BackendTable* FindTable(const std::vector<BackendTable>& tables,
-                              const std::string& filesystem, const std::string& input) {
+const BackendTable* FindTable(const std::vector<BackendTable>& tables, const std::string& filesystem,
+                              const std::string& input) {
   for (const BackendTable& table : tables) {
     if (table.filesystem == filesystem && table.input == input) return &table;
   }
   return nullptr;
 }
 
-std::vector<Target> EvaluateTargets(const std::vector<BackendTable>& tables,
-                                    const std::vector<SweepPoint>& sweep) {
+std::vector<Target> EvaluateTargets(const std::vector<BackendTable>& tables, const std::vector<SweepPoint>& sweep) {
   std::vector<Target> targets;
 
   Target fast{fmt::format("btrfs-backed clone of small-files >= {:.0f}x faster than cp -a "
@@ -104,14 +103,13 @@ std::vector<Target> EvaluateTargets(const std::vector<BackendTable>& tables,
     std::optional<double> automatic = RowMedian(*table, "auto");
     if (cp && snapshot && automatic) {
       fast.holds = *cp / *snapshot >= kFastFactor;
-      fast.detail = fmt::format("{:.1f}x (btrfs backend {:.2f} ms vs cp {:.1f} ms); auto {:.1f}x",
-                                *cp / *snapshot, *snapshot, *cp, *cp / *automatic);
+      fast.detail = fmt::format("{:.1f}x (btrfs backend {:.2f} ms vs cp {:.1f} ms); auto {:.1f}x", *cp / *snapshot,
+                                *snapshot, *cp, *cp / *automatic);
     }
   }
   targets.push_back(fast);
 
-  Target flat{"btrfs snapshot flat in tree size (10, 1,000, 10,000 files)", std::nullopt,
-              "not measured"};
+  Target flat{"btrfs snapshot flat in tree size (10, 1,000, 10,000 files)", std::nullopt, "not measured"};
   std::vector<std::string> snapshots, reflinks;
   std::vector<double> medians;
   for (const SweepPoint& point : sweep) {
@@ -122,17 +120,15 @@ std::vector<Target> EvaluateTargets(const std::vector<BackendTable>& tables,
     reflinks.push_back(Ms(RowMedian(*point.table, "reflink")));
   }
   if (medians.size() >= 2) {
-    double spread = *std::max_element(medians.begin(), medians.end()) /
-                    *std::min_element(medians.begin(), medians.end());
+    double spread =
+        *std::max_element(medians.begin(), medians.end()) / *std::min_element(medians.begin(), medians.end());
     flat.holds = medians.size() == 3 && spread <= kFlatLimit;
-    flat.detail =
-        fmt::format("{} ms, slowest/fastest {:.2f}x (limit {:.2f}x); reflink {} ms",
-                    fmt::join(snapshots, " / "), spread, kFlatLimit, fmt::join(reflinks, " / "));
+    flat.detail = fmt::format("{} ms, slowest/fastest {:.2f}x (limit {:.2f}x); reflink {} ms",
+                              fmt::join(snapshots, " / "), spread, kFlatLimit, fmt::join(reflinks, " / "));
   }
   targets.push_back(flat);
 
-  Target automatic{fmt::format("auto within {:.0f}% of the best single backend on (a) and (b)",
-                               100 * kAutoTolerance),
+  Target automatic{fmt::format("auto within {:.0f}% of the best single backend on (a) and (b)", 100 * kAutoTolerance),
                    std::nullopt, ""};
   for (const BackendTable& table : tables) {
     if (table.input != "guest-dir" && table.input != "small-files") continue;
@@ -148,9 +144,9 @@ std::vector<Target> EvaluateTargets(const std::vector<BackendTable>& tables,
     if (!best || !median) continue;
     bool ok = *median <= (1 + kAutoTolerance) * *best;
     automatic.holds = automatic.holds.value_or(true) && ok;
-    automatic.detail += fmt::format(
-        "{}{} {}: {} ({:.2f} vs {} {:.2f} ms{})", automatic.detail.empty() ? "" : "; ",
-        table.filesystem, table.input, VersusBest(*median, *best), *median, best_slug, *best, same);
+    automatic.detail +=
+        fmt::format("{}{} {}: {} ({:.2f} vs {} {:.2f} ms{})", automatic.detail.empty() ? "" : "; ", table.filesystem,
+                    table.input, VersusBest(*median, *best), *median, best_slug, *best, same);
   }
   if (automatic.detail.empty()) automatic.detail = "not measured";
   targets.push_back(automatic);
@@ -159,14 +155,10 @@ std::vector<Target> EvaluateTargets(const std::vector<BackendTable>& tables,
 
 nlohmann::json RowToJson(const BackendRow& row) {
   static const char* kRoles[] = {"backend", "auto", "tool"};
-  nlohmann::json json = {{"name", row.name},
-                         {"slug", row.slug},
-                         {"role", kRoles[static_cast<int>(row.role)]},
-                         {"command", row.command},
-                         {"runs_ms", row.runs_ms},
-                         {"note", row.note},
-                         {"baseline", row.baseline},
-                         {"also_auto", row.also_auto}};
+  nlohmann::json json = {
+      {"name", row.name},         {"slug", row.slug},          {"role", kRoles[static_cast<int>(row.role)]},
+      {"command", row.command},   {"runs_ms", row.runs_ms},    {"note", row.note},
+      {"baseline", row.baseline}, {"also_auto", row.also_auto}};
   if (std::optional<double> median = Median(row.runs_ms); median && row.error.empty()) {
     json["median_ms"] = *median;
     json["p90_ms"] = *Percentile90(row.runs_ms);
@@ -189,22 +181,20 @@ std::string FormatBackendTable(const BackendTable& table) {
   for (const BackendRow& row : table.rows) {
     if (row.baseline) baseline_label = row.slug + "/this";
   }
-  std::string out =
-      fmt::format("\n=== {} / {}: {}\n", table.filesystem, table.input, table.description);
-  out += fmt::format("    {} files, {} entries; timed runs after one verified warm-up each\n\n",
-                     table.files, table.entries);
-  out += fmt::format("{:<38} {:>5} {:>10} {:>10} {:>16} {:>16}  {}\n", "method", "runs",
-                     "median ms", "p90 ms", "vs best backend", baseline_label, "what it did");
+  std::string out = fmt::format("\n=== {} / {}: {}\n", table.filesystem, table.input, table.description);
+  out += fmt::format("    {} files, {} entries; timed runs after one verified warm-up each\n\n", table.files,
+                     table.entries);
+  out += fmt::format("{:<38} {:>5} {:>10} {:>10} {:>16} {:>16}  {}\n", "method", "runs", "median ms", "p90 ms",
+                     "vs best backend", baseline_label, "what it did");
   for (const BackendRow& row : table.rows) {
     std::optional<double> median = Median(row.runs_ms);
     if (!row.error.empty() || !median) {
-      out += fmt::format("{:<38} {:>5} {:>10} {:>10} {:>16} {:>16}  FAILED: {}\n", row.name,
-                         row.runs_ms.size(), "-", "-", "", "", row.error);
+      out += fmt::format("{:<38} {:>5} {:>10} {:>10} {:>16} {:>16}  FAILED: {}\n", row.name, row.runs_ms.size(), "-",
+                         "-", "", "", row.error);
       continue;
     }
-    out += fmt::format("{:<38} {:>5} {:>10} {:>10} {:>16} {:>16}  {}\n", row.name,
-                       row.runs_ms.size(), Ms(median), Ms(Percentile90(row.runs_ms)),
-                       best ? VersusBest(*median, *best) : "-",
+    out += fmt::format("{:<38} {:>5} {:>10} {:>10} {:>16} {:>16}  {}\n", row.name, row.runs_ms.size(), Ms(median),
+                       Ms(Percentile90(row.runs_ms)), best ? VersusBest(*median, *best) : "-",
                        baseline ? fmt::format("{:.2f}x", *baseline / *median) : "-", row.note);
   }
   return out;
@@ -215,9 +205,8 @@ std::string FormatSweep(const std::vector<SweepPoint>& sweep) {
   std::string out =
       "\n=== btrfs / crossover sweep: trees of 4 KiB files, up to 100 per directory "
       "(median / p90 ms)\n\n";
-  out += fmt::format("{:>7} {:>8} {:>17} {:>17} {:>17} {:>17} {:>15} {:>13}\n", "files", "entries",
-                     "btrfs-snapshot", "reflink", "auto", "snapshot/reflink", "auto did",
-                     "auto vs best");
+  out += fmt::format("{:>7} {:>8} {:>17} {:>17} {:>17} {:>17} {:>15} {:>13}\n", "files", "entries", "btrfs-snapshot",
+                     "reflink", "auto", "snapshot/reflink", "auto did", "auto vs best");
   std::vector<std::string> auto_misses;
   for (const SweepPoint& point : sweep) {
     const BackendTable& table = *point.table;
@@ -235,8 +224,8 @@ std::string FormatSweep(const std::vector<SweepPoint>& sweep) {
     if (automatic && best && *automatic > (1 + kAutoTolerance) * *best) {
       auto_misses.push_back(fmt::format("{} files ({})", point.files, versus));
     }
-    out += fmt::format("{:>7} {:>8} {:>17} {:>17} {:>17} {:>17} {:>15} {:>13}\n", point.files,
-                       table.entries, cell("btrfs-snapshot"), cell("reflink"), cell("auto"),
+    out += fmt::format("{:>7} {:>8} {:>17} {:>17} {:>17} {:>17} {:>15} {:>13}\n", point.files, table.entries,
+                       cell("btrfs-snapshot"), cell("reflink"), cell("auto"),
                        snapshot && reflink ? fmt::format("{:.2f}x", *snapshot / *reflink) : "-",
                        auto_row ? Mechanism(auto_row->note) : "-", versus);
   }
@@ -244,8 +233,7 @@ std::string FormatSweep(const std::vector<SweepPoint>& sweep) {
   Crossover crossover = FindCrossover(sweep);
   size_t constant = storage::registry::kBtrfsSnapshotCrossoverEntries;
   if (!crossover.first) {
-    out +=
-        "\nmeasured crossover: none, reflink is at least as fast as the snapshot at every size\n";
+    out += "\nmeasured crossover: none, reflink is at least as fast as the snapshot at every size\n";
   } else {
     const BackendTable& first = *sweep[*crossover.first].table;
     out += fmt::format(
@@ -262,18 +250,15 @@ std::string FormatSweep(const std::vector<SweepPoint>& sweep) {
     }
     out += "\n";
   }
-  out += fmt::format("kBtrfsSnapshotCrossoverEntries = {}: auto reflinks trees under {} entries; ",
-                     constant, constant);
+  out += fmt::format("kBtrfsSnapshotCrossoverEntries = {}: auto reflinks trees under {} entries; ", constant, constant);
   out += auto_misses.empty()
-             ? fmt::format("auto is within {:.0f}% of the faster mechanism at every size above\n",
-                           100 * kAutoTolerance)
-             : fmt::format("auto is more than {:.0f}% slower than the faster mechanism at {}\n",
-                           100 * kAutoTolerance, fmt::join(auto_misses, ", "));
+             ? fmt::format("auto is within {:.0f}% of the faster mechanism at every size above\n", 100 * kAutoTolerance)
+             : fmt::format("auto is more than {:.0f}% slower than the faster mechanism at {}\n", 100 * kAutoTolerance,
+                           fmt::join(auto_misses, ", "));
   return out;
 }
 
-std::string FormatTargets(const std::vector<BackendTable>& tables,
-                          const std::vector<SweepPoint>& sweep) {
+std::string FormatTargets(const std::vector<BackendTable>& tables, const std::vector<SweepPoint>& sweep) {
   std::string out = "\nTargets:\n";
   for (const Target& target : EvaluateTargets(tables, sweep)) {
     const char* verdict = !target.holds ? "n/a  " : *target.holds ? "holds" : "FAILS";
@@ -282,8 +267,7 @@ std::string FormatTargets(const std::vector<BackendTable>& tables,
   return out;
 }
 
-nlohmann::json BackendsToJson(const std::vector<BackendTable>& tables,
-                              const std::vector<SweepPoint>& sweep) {
+nlohmann::json BackendsToJson(const std::vector<BackendTable>& tables, const std::vector<SweepPoint>& sweep) {
   nlohmann::json json_tables = nlohmann::json::array();
   for (const BackendTable& table : tables) {
     nlohmann::json rows = nlohmann::json::array();
@@ -298,8 +282,7 @@ nlohmann::json BackendsToJson(const std::vector<BackendTable>& tables,
   }
   nlohmann::json json_sweep = nlohmann::json::array();
   for (const SweepPoint& point : sweep) {
-    json_sweep.push_back(
-        {{"files", point.files}, {"entries", point.table->entries}, {"input", point.table->input}});
+    json_sweep.push_back({{"files", point.files}, {"entries", point.table->entries}, {"input", point.table->input}});
   }
   Crossover crossover = FindCrossover(sweep);
   nlohmann::json json_crossover = {{"constant_entries", storage::registry::kBtrfsSnapshotCrossoverEntries}};
@@ -316,10 +299,7 @@ nlohmann::json BackendsToJson(const std::vector<BackendTable>& tables,
                             {"holds", target.holds ? nlohmann::json(*target.holds) : nullptr},
                             {"detail", target.detail}});
   }
-  return {{"tables", json_tables},
-          {"sweep", json_sweep},
-          {"crossover", json_crossover},
-          {"targets", json_targets}};
+  return {{"tables", json_tables}, {"sweep", json_sweep}, {"crossover", json_crossover}, {"targets", json_targets}};
 }
 
 }  // namespace fe::bench

@@ -50,10 +50,8 @@ std::string FormatBackendTable(const BackendTable& table);
 // The sweep table, the measured crossover and what it means for kBtrfsSnapshotCrossoverEntries.
 std::string FormatSweep(const std::vector<SweepPoint>& sweep);
 // One line per README target: holds or FAILS, and the numbers behind it.
-std::string FormatTargets(const std::vector<BackendTable>& tables,
-                          const std::vector<SweepPoint>& sweep);
+std::string FormatTargets(const std::vector<BackendTable>& tables, const std::vector<SweepPoint>& sweep);
 
-nlohmann::json BackendsToJson(const std::vector<BackendTable>& tables,
-                              const std::vector<SweepPoint>& sweep);
+nlohmann::json BackendsToJson(const std::vector<BackendTable>& tables, const std::vector<SweepPoint>& sweep);
 
 }  // namespace fe::bench

@@ -34,8 +34,7 @@ const XfsFixture& Fixture() {
     g_fixture->error = status.ToString();
     return *g_fixture;
   };
-  if (::geteuid() != 0)
-    return fail(Status::PermissionDenied("needs root for a loop-mounted XFS"));
+  if (::geteuid() != 0) return fail(Status::PermissionDenied("needs root for a loop-mounted XFS"));
   Result<std::unique_ptr<WorkDirectory>> work = WorkDirectory::Create("/var/tmp");
   if (!work.ok()) return fail(work.status());
   g_fixture->work = std::move(*work);
@@ -43,8 +42,7 @@ const XfsFixture& Fixture() {
       ScratchFilesystem::Open(ScratchKind::kXfs, g_fixture->work->path());
   if (!scratch.ok()) return fail(scratch.status());
   g_fixture->scratch = std::move(*scratch);
-  Result<std::vector<Dataset>> datasets =
-      GenerateDatasets(g_fixture->scratch->root() + "/datasets");
+  Result<std::vector<Dataset>> datasets = GenerateDatasets(g_fixture->scratch->root() + "/datasets");
   if (!datasets.ok()) return fail(datasets.status());
   g_fixture->datasets = std::move(*datasets);
   return *g_fixture;
@@ -82,8 +80,7 @@ void CloneBenchmark(benchmark::State& state, size_t dataset_index) {
     std::filesystem::remove_all(target, error);
     Status synced = SyncFilesystem(fixture.scratch->root());
     if (error || !synced.ok()) {
-      state.SkipWithError(
-          ("cleanup failed: " + (error ? error.message() : synced.ToString())).c_str());
+      state.SkipWithError(("cleanup failed: " + (error ? error.message() : synced.ToString())).c_str());
       break;
     }
   }

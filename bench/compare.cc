@@ -52,8 +52,7 @@ Method OurClone(const Dataset& dataset, storage::tree::IoEngine engine, bool dur
   Method method;
   method.result.kind = MethodKind::kOurs;
   method.result.name = fmt::format("ours {} {}", engine_name, durable ? "durable" : "no-fsync");
-  method.result.command =
-      fmt::format("fe::storage::CloneTree(io_engine={}, durable={})", engine_name, durable);
+  method.result.command = fmt::format("fe::storage::CloneTree(io_engine={}, durable={})", engine_name, durable);
   method.slug = fmt::format("ours-{}-{}", engine_name, durable ? "durable" : "nofsync");
   method.keeps_metadata = true;
   method.run = [source = dataset.path, options](const std::string& target) -> Result<RunOutcome> {
@@ -134,8 +133,7 @@ Status RemoveTree(const std::string& target) {
 // Then the methods take turns, so slow drift (log state, background work) hits all of them alike.
 // After every run, untimed: the destination is removed (or kept, see above) and the filesystem
 // synced, so the next run does not pay for this one's dirty data or deferred frees.
-Status Measure(std::vector<Method>& methods, const Dataset& dataset, const std::string& clones_dir,
-               int repetitions) {
+Status Measure(std::vector<Method>& methods, const Dataset& dataset, const std::string& clones_dir, int repetitions) {
   uint64_t all_runs = methods.size() * (repetitions + 1);
   bool keep = dataset.listing.allocated_bytes * all_runs <= kKeepDestinationsBudget;
   std::vector<std::string> kept;
@@ -175,8 +173,7 @@ struct RunState {
 
 // One filesystem: create it, generate the datasets, measure, print, tear down (the destructors
 // tear down on every early return too).
-Status CompareOn(ScratchKind kind, const WorkDirectory& work, const CompareOptions& options,
-                 RunState& state) {
+Status CompareOn(ScratchKind kind, const WorkDirectory& work, const CompareOptions& options, RunState& state) {
   Result<std::unique_ptr<ScratchFilesystem>> scratch = ScratchFilesystem::Open(kind, work.path());
   FE_RETURN_IF_ERROR(scratch.status());
   const ScratchFilesystem& fs = **scratch;
@@ -207,8 +204,8 @@ Status CompareOn(ScratchKind kind, const WorkDirectory& work, const CompareOptio
                           {}};
     for (Method& method : methods) {
       if (!method.result.error.empty()) {
-        state.failures.push_back(fmt::format("{}/{}/{}: {}", fs.label(), dataset.name,
-                                             method.result.name, method.result.error));
+        state.failures.push_back(
+            fmt::format("{}/{}/{}: {}", fs.label(), dataset.name, method.result.name, method.result.error));
       }
       table.methods.push_back(std::move(method.result));
     }
@@ -262,8 +259,7 @@ int RunCompare(const CompareOptions& options) {
   if (!why.empty()) {
     parent = std::filesystem::current_path().string();
     kinds = {ScratchKind::kCurrentDirectory};
-    fmt::print("forkbench: {}; measuring only on the current directory's filesystem ({})\n", why,
-               parent);
+    fmt::print("forkbench: {}; measuring only on the current directory's filesystem ({})\n", why, parent);
   } else {
     Result<std::vector<ScratchKind>> parsed = ParseScratchKinds(options.filesystems);
     if (!parsed.ok()) {
@@ -274,9 +270,8 @@ int RunCompare(const CompareOptions& options) {
   }
 
   nlohmann::json host = HostFacts();
-  fmt::print("forkbench --compare: {} timed runs per method; kernel {}, {} CPUs, {}\n",
-             options.repetitions, host["kernel"].get<std::string>(), host["cpus"].get<long>(),
-             host["cp"].get<std::string>());
+  fmt::print("forkbench --compare: {} timed runs per method; kernel {}, {} CPUs, {}\n", options.repetitions,
+             host["kernel"].get<std::string>(), host["cpus"].get<long>(), host["cp"].get<std::string>());
   RunState state;
   Result<std::unique_ptr<WorkDirectory>> work = WorkDirectory::Create(parent);
   if (!work.ok()) {
@@ -301,10 +296,8 @@ int RunCompare(const CompareOptions& options) {
   if (!options.json_path.empty()) {
     nlohmann::json tables = nlohmann::json::array();
     for (const ComparisonTable& table : state.tables) tables.push_back(ComparisonToJson(table));
-    nlohmann::json document = {{"host", host},
-                               {"repetitions", options.repetitions},
-                               {"tables", tables},
-                               {"failures", state.failures}};
+    nlohmann::json document = {
+        {"host", host}, {"repetitions", options.repetitions}, {"tables", tables}, {"failures", state.failures}};
     std::ofstream file(options.json_path);
     file << document.dump(2) << "\n";
     file.close();
@@ -314,8 +307,7 @@ int RunCompare(const CompareOptions& options) {
       state.failures.push_back("could not write " + options.json_path);
     }
   }
-  for (const std::string& failure : state.failures)
-    fmt::print(stderr, "forkbench: FAILED {}\n", failure);
+  for (const std::string& failure : state.failures) fmt::print(stderr, "forkbench: FAILED {}\n", failure);
   return state.failures.empty() ? 0 : 1;
 }
 

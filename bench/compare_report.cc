@@ -46,33 +46,29 @@ std::string FormatComparisonTable(const ComparisonTable& table) {
   std::optional<double> cp_reflink = MedianOf(table, MethodKind::kCpReflink);
   std::optional<double> cp_sparse = MedianOf(table, MethodKind::kCpSparse);
 
-  std::string out = fmt::format("\n=== {} / {}: {}\n", table.filesystem, table.dataset,
-                                table.dataset_description);
-  out += fmt::format("    {} files, {} director{}, {} logical, {} allocated\n", table.files,
-                     table.directories, table.directories == 1 ? "y" : "ies",
-                     GiB(table.logical_bytes), GiB(table.allocated_bytes));
-  out += fmt::format(
-      "    {} timed runs per method after one verified warm-up run, interleaved ({:.0f} s)\n\n",
-      table.repetitions, table.wall_seconds);
-  out += fmt::format("{:<26} {:>10} {:>10} {:>11} {:>16} {:>15}  {}\n", "method", "median ms",
-                     "p90 ms", "ours/floor", "cp-reflink/ours", "cp-sparse/ours", "what it did");
+  std::string out = fmt::format("\n=== {} / {}: {}\n", table.filesystem, table.dataset, table.dataset_description);
+  out += fmt::format("    {} files, {} director{}, {} logical, {} allocated\n", table.files, table.directories,
+                     table.directories == 1 ? "y" : "ies", GiB(table.logical_bytes), GiB(table.allocated_bytes));
+  out += fmt::format("    {} timed runs per method after one verified warm-up run, interleaved ({:.0f} s)\n\n",
+                     table.repetitions, table.wall_seconds);
+  out += fmt::format("{:<26} {:>10} {:>10} {:>11} {:>16} {:>15}  {}\n", "method", "median ms", "p90 ms", "ours/floor",
+                     "cp-reflink/ours", "cp-sparse/ours", "what it did");
   for (const MethodResult& method : table.methods) {
     if (!method.skipped.empty()) {
-      out += fmt::format("{:<26} {:>10} {:>10} {:>11} {:>16} {:>15}  skipped: {}\n", method.name,
-                         "-", "-", "", "", "", method.skipped);
+      out += fmt::format("{:<26} {:>10} {:>10} {:>11} {:>16} {:>15}  skipped: {}\n", method.name, "-", "-", "", "", "",
+                         method.skipped);
       continue;
     }
     if (!method.error.empty()) {
-      out += fmt::format("{:<26} {:>10} {:>10} {:>11} {:>16} {:>15}  FAILED: {}\n", method.name,
-                         "-", "-", "", "", "", method.error);
+      out += fmt::format("{:<26} {:>10} {:>10} {:>11} {:>16} {:>15}  FAILED: {}\n", method.name, "-", "-", "", "", "",
+                         method.error);
       continue;
     }
     std::optional<double> median = Median(method.runs_ms);
     bool ours = method.kind == MethodKind::kOurs;
-    out += fmt::format("{:<26} {:>10} {:>10} {:>11} {:>16} {:>15}  {}\n", method.name,
-                       Milliseconds(median), Milliseconds(Percentile90(method.runs_ms)),
-                       ours ? Ratio(median, floor) : "", ours ? Ratio(cp_reflink, median) : "",
-                       ours ? Ratio(cp_sparse, median) : "", method.note);
+    out += fmt::format("{:<26} {:>10} {:>10} {:>11} {:>16} {:>15}  {}\n", method.name, Milliseconds(median),
+                       Milliseconds(Percentile90(method.runs_ms)), ours ? Ratio(median, floor) : "",
+                       ours ? Ratio(cp_reflink, median) : "", ours ? Ratio(cp_sparse, median) : "", method.note);
   }
   return out;
 }
@@ -83,10 +79,8 @@ nlohmann::json ComparisonToJson(const ComparisonTable& table) {
   std::optional<double> cp_reflink = MedianOf(table, MethodKind::kCpReflink);
   std::optional<double> cp_sparse = MedianOf(table, MethodKind::kCpSparse);
   for (const MethodResult& method : table.methods) {
-    nlohmann::json row = {{"name", method.name},
-                          {"command", method.command},
-                          {"runs_ms", method.runs_ms},
-                          {"note", method.note}};
+    nlohmann::json row = {
+        {"name", method.name}, {"command", method.command}, {"runs_ms", method.runs_ms}, {"note", method.note}};
     if (!method.skipped.empty()) row["skipped"] = method.skipped;
     if (!method.error.empty()) row["error"] = method.error;
     std::optional<double> median = Median(method.runs_ms);

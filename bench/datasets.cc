@@ -150,8 +150,8 @@ std::string StateJson(Rng& rng) {
   nlohmann::json vcpus = nlohmann::json::array();
   for (int id = 0; id < 2; ++id) {
     nlohmann::json regs;
-    for (const char* name : {"rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rsp", "rbp", "r8", "r9",
-                             "r10", "r11", "r12", "r13", "r14", "r15", "rip", "rflags"}) {
+    for (const char* name : {"rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rsp", "rbp", "r8", "r9", "r10", "r11", "r12",
+                             "r13", "r14", "r15", "rip", "rflags"}) {
       regs[name] = fmt::format("0x{:016x}", rng.Next());
     }
     vcpus.push_back({{"id", fmt::format("{}", id)}, {"regs", regs}, {"mp_state", "Runnable"}});
@@ -166,8 +166,7 @@ std::string StateJson(Rng& rng) {
       {"snapshot_version", 1},
       {"snapshots",
        {{"cpu-manager", {{"vcpus", vcpus}}},
-        {"memory-manager",
-         {{"regions", {{{"start_addr", 0}, {"size", 1 * kGiB}, {"file", "memory.bin"}}}}}},
+        {"memory-manager", {{"regions", {{{"start_addr", 0}, {"size", 1 * kGiB}, {"file", "memory.bin"}}}}}},
         {"device-manager", devices},
         {"vm", {{"clock", rng.Next() % 1000000000}, {"common_cpuid", "opaque"}}}}},
   };
@@ -177,9 +176,8 @@ std::string StateJson(Rng& rng) {
 std::string SerialLog() {
   std::string log;
   for (int line = 0; line < 60; ++line) {
-    log += fmt::format(
-        "[    {:2}.{:06}] systemd[1]: Started unit-{}.service - forkengine guest unit.\n",
-        line / 10, line * 16661 % 1000000, line);
+    log += fmt::format("[    {:2}.{:06}] systemd[1]: Started unit-{}.service - forkengine guest unit.\n", line / 10,
+                       line * 16661 % 1000000, line);
   }
   return log;
 }

@@ -135,13 +135,11 @@ void Print(const std::vector<Row>& rows) {
   for (const Row& row : rows) {
     const double stop = std::max(MedianMs(row.forks, &engine::ForkPhases::source_pause_us),
                                  MedianMs(row.forks, &engine::ForkPhases::source_standby_us));
-    fmt::print("{:>8}  {:<22} {:>9.1f} {:>9.1f} {:>8.1f} {:>8.1f} {:>9.1f} {:>9.1f} {:>9.1f}\n", row.memory_mib,
-               row.path, stop, MedianMs(row.forks, &engine::ForkPhases::clone_us),
-               MedianMs(row.forks, &engine::ForkPhases::rewrite_us),
-               MedianMs(row.forks, &engine::ForkPhases::metadata_us),
-               MedianMs(row.forks, &engine::ForkPhases::restore_us),
-               MedianMs(row.forks, &engine::ForkPhases::identity_us),
-               MedianMs(row.forks, &engine::ForkPhases::total_us));
+    fmt::print(
+        "{:>8}  {:<22} {:>9.1f} {:>9.1f} {:>8.1f} {:>8.1f} {:>9.1f} {:>9.1f} {:>9.1f}\n", row.memory_mib, row.path,
+        stop, MedianMs(row.forks, &engine::ForkPhases::clone_us), MedianMs(row.forks, &engine::ForkPhases::rewrite_us),
+        MedianMs(row.forks, &engine::ForkPhases::metadata_us), MedianMs(row.forks, &engine::ForkPhases::restore_us),
+        MedianMs(row.forks, &engine::ForkPhases::identity_us), MedianMs(row.forks, &engine::ForkPhases::total_us));
   }
   fmt::print(
       "(ms, medians of {} forks each. src stop: the source's source_pause phase on the live path (pause, device\n"
@@ -153,11 +151,10 @@ void Print(const std::vector<Row>& rows) {
 
 // Everything after the scratch filesystem, on a thread in a new network namespace.
 Status RunInNamespace(const E2eOptions& options, const std::string& root, std::vector<Row>& rows) {
-  for (const std::vector<std::string>& command :
-       {std::vector<std::string>{"ip", "link", "set", "lo", "up"},
-        {"ip", "link", "add", kBridge, "type", "bridge"},
-        {"ip", "addr", "add", kGateway, "dev", kBridge},
-        {"ip", "link", "set", kBridge, "up"}}) {
+  for (const std::vector<std::string>& command : {std::vector<std::string>{"ip", "link", "set", "lo", "up"},
+                                                  {"ip", "link", "add", kBridge, "type", "bridge"},
+                                                  {"ip", "addr", "add", kGateway, "dev", kBridge},
+                                                  {"ip", "link", "set", kBridge, "up"}}) {
     FE_RETURN_IF_ERROR(RunProcessChecked(command));
   }
   engine::EngineConfig config;
@@ -191,8 +188,9 @@ Status RunInNamespace(const E2eOptions& options, const std::string& root, std::v
 
 int RunE2e(const E2eOptions& options) {
   if (options.guest_dir.empty() || options.guest_dir[0] != '/') {
-    fmt::print(stderr, "forkbench --e2e: --guest-dir must be an absolute guest directory (tests/e2e's fe-e2e-guest "
-                       "writes one)\n");
+    fmt::print(stderr,
+               "forkbench --e2e: --guest-dir must be an absolute guest directory (tests/e2e's fe-e2e-guest "
+               "writes one)\n");
     return 2;
   }
   Result<std::unique_ptr<WorkDirectory>> work = WorkDirectory::Create("/var/tmp");

@@ -28,15 +28,13 @@ Result<std::chrono::nanoseconds> FloorClone(const std::string& source, const Tre
   for (const std::string& file : listing.files) {
     UniqueFd from(::openat(source_root.get(), file.c_str(), O_RDONLY | O_CLOEXEC));
     if (!from) return Status::FromErrno(errno, "open", source + "/" + file);
-    UniqueFd to(
-        ::openat(target_root.get(), file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+    UniqueFd to(::openat(target_root.get(), file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
     if (!to) return Status::FromErrno(errno, "create", target + "/" + file);
     if (::ioctl(to.get(), FICLONE, from.get()) != 0) {
       return Status::FromErrno(errno, "FICLONE", target + "/" + file);
     }
   }
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() -
-                                                              start);
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start);
 }
 
 }  // namespace fe::bench

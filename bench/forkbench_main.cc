@@ -42,10 +42,9 @@ int RunCompareMode(int argc, char** argv) {
   CLI::App app{"forkbench --compare: our tree clone vs cp -a and the bare FICLONE floor"};
   bool compare = false;
   app.add_flag("--compare", compare, "Run the comparison (required for these options)")->required();
-  app.add_option(
-         "--filesystems", options.filesystems,
-         "Scratch filesystems, in order: xfs and btrfs are loop-mounted, ext4 is a directory "
-         "on the root filesystem, ext4-loop a loop-mounted ext4")
+  app.add_option("--filesystems", options.filesystems,
+                 "Scratch filesystems, in order: xfs and btrfs are loop-mounted, ext4 is a directory "
+                 "on the root filesystem, ext4-loop a loop-mounted ext4")
       ->delimiter(',')
       ->check(CLI::IsMember({"xfs", "btrfs", "ext4", "ext4-loop"}))
       ->capture_default_str();
@@ -61,16 +60,14 @@ int RunBackendsMode(int argc, char** argv) {
   fe::bench::BackendsOptions options;
   CLI::App app{"forkbench --backends: every storage backend side by side on the same inputs"};
   bool backends = false;
-  app.add_flag("--backends", backends, "Run the backend comparison (required for these options)")
-      ->required();
+  app.add_flag("--backends", backends, "Run the backend comparison (required for these options)")->required();
   app.add_option("--filesystems", options.filesystems,
                  "Scratch filesystems, in order: xfs, btrfs and ext4-loop are loop-mounted, ext4 is "
                  "a directory on the root filesystem")
       ->delimiter(',')
       ->check(CLI::IsMember({"xfs", "btrfs", "ext4", "ext4-loop"}))
       ->capture_default_str();
-  app.add_option("--repetitions", options.repetitions,
-                 "Timed runs per method (x3 for runs under 100 ms)")
+  app.add_option("--repetitions", options.repetitions, "Timed runs per method (x3 for runs under 100 ms)")
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();
   app.add_option("--tree-sizes", options.tree_sizes,

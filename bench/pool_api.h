@@ -17,9 +17,9 @@ class Client;
 namespace fe::bench {
 
 struct AcquireSample {
-  int status = 0;           // HTTP status; 0 when no reply
+  int status = 0;  // HTTP status; 0 when no reply
   bool hit = false;
-  int64_t server_us = 0;    // forkd's latency_us
+  int64_t server_us = 0;      // forkd's latency_us
   int64_t round_trip_ns = 0;  // client send to reply parsed
 };
 

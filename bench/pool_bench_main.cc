@@ -91,8 +91,10 @@ Status Sequential(PoolApi& api, const Options& options) {
   // ready + refilling rises by one per refill started and falls by one per hit.
   int refills = (after->ready + after->refilling) - (before->ready + before->refilling) + hits;
   double server_p99 = Percentile(server_ms, 0.99);
-  std::printf("\n1. sequential acquires from '%s', one keep-alive client: %d acquired (%d hits), %d refused (503), "
-              "%d refills started meanwhile\n", kPool, static_cast<int>(server_ms.size()), hits, refused, refills);
+  std::printf(
+      "\n1. sequential acquires from '%s', one keep-alive client: %d acquired (%d hits), %d refused (503), "
+      "%d refills started meanwhile\n",
+      kPool, static_cast<int>(server_ms.size()), hits, refused, refills);
   std::printf("   %-26s %9s %9s %9s\n", "", "p50 ms", "p99 ms", "max ms");
   std::printf("   %-26s %9.3f %9.3f %9.3f\n", "forkd (latency_us)", Percentile(server_ms, 0.5), server_p99,
               Percentile(server_ms, 1.0));
@@ -134,12 +136,14 @@ Status Throughput(const std::string& socket, PoolApi& api, const Options& option
   double rate = static_cast<double>(acquired) / seconds;
   std::vector<double> all_ms;
   for (const std::vector<double>& samples : server_ms) all_ms.insert(all_ms.end(), samples.begin(), samples.end());
-  std::printf("\n2. %d acquires from '%s' (at its minimum: each starts a refill) by %d keep-alive clients: %d acquired "
-              "(%d hits), %d refused (503), %d failed, in %.3f s\n", options.burst, kAtMinimum, options.threads,
-              acquired.load(), hits.load(), refused.load(), failed.load(), seconds);
-  std::printf("   %.0f acquires/s; pool ready %d -> %d, %d refills started meanwhile; forkd latency_us p50 %.3f ms, "
-              "p99 %.3f ms\n", rate, before->ready, after->ready, refills, Percentile(all_ms, 0.5),
-              Percentile(all_ms, 0.99));
+  std::printf(
+      "\n2. %d acquires from '%s' (at its minimum: each starts a refill) by %d keep-alive clients: %d acquired "
+      "(%d hits), %d refused (503), %d failed, in %.3f s\n",
+      options.burst, kAtMinimum, options.threads, acquired.load(), hits.load(), refused.load(), failed.load(), seconds);
+  std::printf(
+      "   %.0f acquires/s; pool ready %d -> %d, %d refills started meanwhile; forkd latency_us p50 %.3f ms, "
+      "p99 %.3f ms\n",
+      rate, before->ready, after->ready, refills, Percentile(all_ms, 0.5), Percentile(all_ms, 0.99));
   std::printf("   target: >= 1000 acquires/s while the pool refills: %s\n", Verdict(rate >= 1000));
   return Status::Ok();
 }
@@ -206,8 +210,9 @@ Status RefillUnderLoad(PoolApi& api, const Options& options) {
   std::printf("   %-34s %8s %8s %10s %10s\n", "", "taken", "refills", "host busy", "throttled");
   std::printf("   %-34s %8d %8d %9.0f%% %10s\n", "unloaded", unloaded->taken, unloaded->refills, unloaded->busy * 100,
               unloaded->throttled_at_start ? "yes" : "no");
-  std::printf("   %-34s %8d %8d %9.0f%% %10s\n", fmt::format("loaded ({} busy-loop threads)", options.load_threads).c_str(),
-              loaded->taken, loaded->refills, loaded->busy * 100, loaded->throttled_at_start ? "yes" : "no");
+  std::printf("   %-34s %8d %8d %9.0f%% %10s\n",
+              fmt::format("loaded ({} busy-loop threads)", options.load_threads).c_str(), loaded->taken,
+              loaded->refills, loaded->busy * 100, loaded->throttled_at_start ? "yes" : "no");
   if (!calm) std::printf("   note: the host stayed above the threshold before the unloaded window (other load)\n");
   if (!throttled) std::printf("   note: forkd did not report throttled within 15 s of starting the load\n");
   std::printf("   target: zero refills while the load is above the threshold: %s\n", Verdict(loaded->refills == 0));
@@ -230,7 +235,8 @@ Status Run(const Options& options) {
   engine::forkctl::SampleInstanceOptions sample_options;
   sample_options.disk_bytes = uint64_t{1} << 30;
   sample_options.memory_bytes = uint64_t{64} << 20;
-  Result<engine::forkctl::SampleInstance> sample = engine::forkctl::WriteSampleInstance(root + "/sample", sample_options);
+  Result<engine::forkctl::SampleInstance> sample =
+      engine::forkctl::WriteSampleInstance(root + "/sample", sample_options);
   if (!sample.ok()) return sample.status();
 
   Status status;
@@ -240,9 +246,13 @@ Status Run(const Options& options) {
     // keep the pool from filling; forkd is restarted with --busy-threshold for phase 3 (pools and
     // their members survive the restart).
     auto args = [&](double threshold) {
-      return std::vector<std::string>{"--loop-pool", "none", "--cpu-budget",
-                                      std::to_string(options.pool_size * 8 + 1000), "--busy-threshold",
-                                      fmt::format("{}", threshold), "--max-parallel-refills",
+      return std::vector<std::string>{"--loop-pool",
+                                      "none",
+                                      "--cpu-budget",
+                                      std::to_string(options.pool_size * 8 + 1000),
+                                      "--busy-threshold",
+                                      fmt::format("{}", threshold),
+                                      "--max-parallel-refills",
                                       std::to_string(options.max_parallel_refills)};
     };
     FE_RETURN_IF_ERROR(forkd.Start(options.forkd, root + "/data", socket, args(1.0), log));
@@ -250,16 +260,16 @@ Status Run(const Options& options) {
                 socket.c_str(), log.c_str());
     status = [&]() -> Status {
       PoolApi api(socket);
-      Result<Json> imported = api.Post("/v1/instances",
-                                       Json{{"name", "template"}, {"hypervisor", "cloud-hypervisor"}, {"import_dir", sample->dir}},
-                                       201);
+      Result<Json> imported =
+          api.Post("/v1/instances",
+                   Json{{"name", "template"}, {"hypervisor", "cloud-hypervisor"}, {"import_dir", sample->dir}}, 201);
       if (!imported.ok()) return imported.status();
       Clock::time_point fill_start = Clock::now();
       for (const auto& [name, min_size] : {std::pair{kPool, 0}, std::pair{kAtMinimum, options.pool_size}}) {
-        Result<Json> pool = api.Post("/v1/pools",
-                                     Json{{"name", name}, {"template", "template"}, {"min_size", min_size},
-                                          {"max_size", options.pool_size}},
-                                     201);
+        Result<Json> pool = api.Post(
+            "/v1/pools",
+            Json{{"name", name}, {"template", "template"}, {"min_size", min_size}, {"max_size", options.pool_size}},
+            201);
         if (!pool.ok()) return pool.status();
       }
       for (const char* name : {kPool, kAtMinimum}) {
@@ -302,7 +312,9 @@ int main(int argc, char** argv) {
   app.add_option("--sequential", options.sequential, "sequential acquires (phase 1)")
       ->check(CLI::Range(1, 5000))
       ->capture_default_str();
-  app.add_option("--threads", options.threads, "client threads (phase 2)")->check(CLI::Range(1, 64))->capture_default_str();
+  app.add_option("--threads", options.threads, "client threads (phase 2)")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
   app.add_option("--burst", options.burst, "acquires of phase 2")->check(CLI::Range(1, 5000))->capture_default_str();
   app.add_option("--busy-threshold", options.busy_threshold, "forkd --busy-threshold")
       ->check(CLI::Range(0.0, 1.0))

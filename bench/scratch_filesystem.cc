@@ -39,8 +39,7 @@ Result<std::unique_ptr<WorkDirectory>> WorkDirectory::Create(const std::string& 
 
 WorkDirectory::~WorkDirectory() {
   if (::rmdir(path_.c_str()) != 0) {
-    std::fprintf(stderr, "forkbench: could not remove %s: %s (left behind)\n", path_.c_str(),
-                 std::strerror(errno));
+    std::fprintf(stderr, "forkbench: could not remove %s: %s (left behind)\n", path_.c_str(), std::strerror(errno));
   }
 }
 
@@ -62,8 +61,7 @@ Result<std::vector<ScratchKind>> ParseScratchKinds(const std::vector<std::string
   return kinds;
 }
 
-Result<std::unique_ptr<ScratchFilesystem>> ScratchFilesystem::Open(ScratchKind kind,
-                                                                   const std::string& work_dir) {
+Result<std::unique_ptr<ScratchFilesystem>> ScratchFilesystem::Open(ScratchKind kind, const std::string& work_dir) {
   std::unique_ptr<ScratchFilesystem> scratch(new ScratchFilesystem());
   std::optional<storage::loop::LoopFilesystemType> loop_type;
   if (kind == ScratchKind::kXfs) loop_type = storage::loop::LoopFilesystemType::kXfs;
@@ -96,9 +94,8 @@ Result<std::unique_ptr<ScratchFilesystem>> ScratchFilesystem::Open(ScratchKind k
                                         scratch->loop_->device(), kImageBytes >> 30, work_dir);
   } else {
     scratch->root_ = work_dir + "/data";
-    scratch->description_ = kind == ScratchKind::kExt4
-                                ? "plain directory " + scratch->root_ + " on the root filesystem"
-                                : "plain directory " + scratch->root_;
+    scratch->description_ = kind == ScratchKind::kExt4 ? "plain directory " + scratch->root_ + " on the root filesystem"
+                                                       : "plain directory " + scratch->root_;
   }
   // From here on the destructor cleans up, so early returns are safe.
   FE_RETURN_IF_ERROR(MakeDirectory(scratch->root_));
@@ -108,8 +105,7 @@ Result<std::unique_ptr<ScratchFilesystem>> ScratchFilesystem::Open(ScratchKind k
   scratch->label_ = probe->filesystem;
   // Tells the two ext4 variants apart in the tables.
   if (loop_type == storage::loop::LoopFilesystemType::kExt4) scratch->label_ += "-loop";
-  scratch->description_ +=
-      fmt::format("; reflink: {} ({})", probe->reflink ? "yes" : "no", probe->reason);
+  scratch->description_ += fmt::format("; reflink: {} ({})", probe->reflink ? "yes" : "no", probe->reason);
   return scratch;
 }
 

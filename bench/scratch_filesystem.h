@@ -42,8 +42,7 @@ class ScratchFilesystem {
   static constexpr uint64_t kImageBytes = 8ULL << 30;
 
   // Creates the scratch filesystem inside `work_dir` and probes whether FICLONE works there.
-  static Result<std::unique_ptr<ScratchFilesystem>> Open(ScratchKind kind,
-                                                         const std::string& work_dir);
+  static Result<std::unique_ptr<ScratchFilesystem>> Open(ScratchKind kind, const std::string& work_dir);
   ~ScratchFilesystem();
 
   // Removes what the benchmark wrote and unmounts; the destructor does the same, ignoring errors.

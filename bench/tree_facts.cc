@@ -86,12 +86,10 @@ Result<TreeListing> ListTree(const std::string& root) {
   TreeListing listing;
   std::error_code error;
   // The iterator yields parents before their children, which is the order mkdir needs.
-  for (fs::recursive_directory_iterator it(root, error), end; !error && it != end;
-       it.increment(error)) {
+  for (fs::recursive_directory_iterator it(root, error), end; !error && it != end; it.increment(error)) {
     std::string relative = fs::relative(it->path(), root).string();
     struct stat st;
-    if (::lstat(it->path().c_str(), &st) != 0)
-      return Status::FromErrno(errno, "lstat", it->path().string());
+    if (::lstat(it->path().c_str(), &st) != 0) return Status::FromErrno(errno, "lstat", it->path().string());
     if (S_ISDIR(st.st_mode)) {
       listing.directories.push_back(relative);
     } else if (S_ISREG(st.st_mode)) {
@@ -120,8 +118,7 @@ Status CheckSameTree(const std::string& source, const std::string& copy, bool co
   for (const std::string& file : expected->files) {
     struct stat want, got;
     std::string source_path = source + "/" + file, copy_path = copy + "/" + file;
-    if (::lstat(source_path.c_str(), &want) != 0)
-      return Status::FromErrno(errno, "lstat", source_path);
+    if (::lstat(source_path.c_str(), &want) != 0) return Status::FromErrno(errno, "lstat", source_path);
     if (::lstat(copy_path.c_str(), &got) != 0) return Status::FromErrno(errno, "lstat", copy_path);
     bool same_mode = (want.st_mode & 07777) == (got.st_mode & 07777);
     if (want.st_size != got.st_size || (compare_modes && !same_mode)) {
@@ -130,10 +127,9 @@ Status CheckSameTree(const std::string& source, const std::string& copy, bool co
     FE_RETURN_IF_ERROR(CheckSameFile(source_path, copy_path, want.st_size));
   }
   // Holes must stay holes; allow slack for filesystems that allocate a little more (preallocation).
-  if (actual->allocated_bytes >
-      expected->allocated_bytes + expected->allocated_bytes / 8 + (16 << 20)) {
+  if (actual->allocated_bytes > expected->allocated_bytes + expected->allocated_bytes / 8 + (16 << 20)) {
     return Status::Internal(copy + " allocates " + std::to_string(actual->allocated_bytes) +
-                      " bytes, the source only " + std::to_string(expected->allocated_bytes));
+                            " bytes, the source only " + std::to_string(expected->allocated_bytes));
   }
   return Status::Ok();
 }
@@ -157,8 +153,7 @@ Result<ExtentSharing> MeasureSharing(const std::string& root) {
       map->fm_length = FIEMAP_MAX_OFFSET - start;
       map->fm_flags = FIEMAP_FLAG_SYNC;
       map->fm_extent_count = kExtentsPerCall;
-      if (::ioctl(fd->get(), FS_IOC_FIEMAP, map) != 0)
-        return Status::FromErrno(errno, "FIEMAP", path);
+      if (::ioctl(fd->get(), FS_IOC_FIEMAP, map) != 0) return Status::FromErrno(errno, "FIEMAP", path);
       if (map->fm_mapped_extents == 0) break;
       for (unsigned i = 0; i < map->fm_mapped_extents; ++i) {
         const fiemap_extent& extent = map->fm_extents[i];

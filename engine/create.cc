@@ -25,13 +25,14 @@ namespace {
 
 Status ValidateCreate(const CreateRequest& request) {
   FE_RETURN_IF_ERROR(ValidateInstanceName(request.name));
-  if (request.vcpus < 1) return Status::InvalidArgument("vcpus must be at least 1 (got " + std::to_string(request.vcpus) + ")");
+  if (request.vcpus < 1)
+    return Status::InvalidArgument("vcpus must be at least 1 (got " + std::to_string(request.vcpus) + ")");
   if (!request.import_dir.empty() && request.import_dir.front() != '/') {
     return Status::InvalidArgument("import_dir '" + request.import_dir + "' is not an absolute path");
   }
   if (request.state && *request.state != InstanceState::kStopped && *request.state != InstanceState::kStandby) {
-    return Status::InvalidArgument("a new instance is Stopped or Standby, not " + std::string(InstanceStateName(*request.state)) +
-                   " (start it afterwards)");
+    return Status::InvalidArgument("a new instance is Stopped or Standby, not " +
+                                   std::string(InstanceStateName(*request.state)) + " (start it afterwards)");
   }
   for (const AttachedVolume& volume : request.attached_volumes) {
     if (volume.path.empty() || volume.path.front() != '/') {
@@ -68,13 +69,14 @@ Result<Instance> Engine::Create(const CreateRequest& request) {
     import_dir = resolved;
     ::free(resolved);
   }
-  InstanceState state = request.state ? *request.state
+  InstanceState state = request.state                                        ? *request.state
                         : (!import_dir.empty() && HoldsSnapshot(import_dir)) ? InstanceState::kStandby
-                                                                              : InstanceState::kStopped;
+                                                                             : InstanceState::kStopped;
   hypervisor::PluginCapabilities capabilities = (*plugin)->Capabilities();
-  if (!import_dir.empty() && !(state == InstanceState::kStandby ? capabilities.fork_standby : capabilities.fork_stopped)) {
+  if (!import_dir.empty() &&
+      !(state == InstanceState::kStandby ? capabilities.fork_standby : capabilities.fork_stopped)) {
     return Status::Unsupported("hypervisor '" + request.hypervisor + "' cannot import a " +
-                                               std::string(InstanceStateName(state)) + " guest directory");
+                               std::string(InstanceStateName(state)) + " guest directory");
   }
 
   // Admission as for a fork: the name is reserved first, released unless the instance is published.
@@ -105,7 +107,8 @@ Result<Instance> Engine::Create(const CreateRequest& request) {
     spdlog::info("import {} -> {}: {} files, {} bytes, {}", import_dir, instance.volume, imported->files,
                  imported->logical_bytes, imported->mechanism);
   }
-  reverter.Add("remove volume " + instance.volume, [this, volume = instance.volume] { return backend_->Remove(volume); });
+  reverter.Add("remove volume " + instance.volume,
+               [this, volume = instance.volume] { return backend_->Remove(volume); });
   std::string guest_dir = backend_->Path(instance.volume);
 
   Result<hypervisor::NetworkIdentity> identity = network_->Allocate(instance.id);

@@ -18,13 +18,11 @@
 namespace fe::engine {
 namespace {
 
-Status NotFound(const std::string& id_or_name) {
-  return Status::NotFound("instance '" + id_or_name + "' not found");
-}
+Status NotFound(const std::string& id_or_name) { return Status::NotFound("instance '" + id_or_name + "' not found"); }
 
 Status Busy(const std::string& name, std::chrono::milliseconds timeout) {
   return Status::Busy("instance '" + name + "' is busy: another operation held it for more than " +
-                                      std::to_string(timeout.count()) + " ms");
+                      std::to_string(timeout.count()) + " ms");
 }
 
 }  // namespace
@@ -70,8 +68,7 @@ Result<std::unique_ptr<Engine>> Engine::Open(EngineConfig config, EngineDependen
       network::NetworkAllocator::Open(layout.Network(), config.network);
   if (!network.ok()) return network.status();
 
-  Result<std::unique_ptr<ReleaseJournal>> journal =
-      ReleaseJournal::Open(layout.ReleaseJournal());
+  Result<std::unique_ptr<ReleaseJournal>> journal = ReleaseJournal::Open(layout.ReleaseJournal());
   if (!journal.ok()) return journal.status();
 
   std::unique_ptr<Engine> engine(

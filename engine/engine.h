@@ -15,18 +15,17 @@
 // the plugin rewrites the clone (PrepareFork) -> write the final metadata -> optionally bring the fork
 // to its target state. The intent, the clone and the rewritten configs are made durable together, by
 // one syncfs per filesystem just before the final metadata (base/deferred_sync.h), instead of two
-// fsyncs per file; the lease is durable on its own. The source's files are never written. A failure names the step that failed;
-// afterwards no directory, volume or lease of the fork remains. A crash between the steps leaves an
-// intent that Open() finds and removes (RecoveryReport). Step names in errors: "metadata", "clone",
-// "network", "rewrite", "start"/"restore" ("fork 'b' of 'a': clone: ..."). With count > 1 the forks
-// run concurrently (at most 8 at a time); if one fails, no new one starts and the made ones are
-// removed. Target states: a Stopped source gives Stopped (default) or Running forks; a Standby source
-// gives Standby (default), Running or Stopped ones (a Stopped fork boots from its config); a Running
-// source (from_running) gives what a Standby one gives, default Running. A Running source is forked
-// live when its plugin and the backend allow it (engine/live_fork.cc: paused for the snapshot and the
-// clones, then resumed: the same process runs on), else by standby and restore. A fork restored from
-// a snapshot is handed its own identity by its guest agent before it counts as Running (lifecycle.cc;
-// a failed handoff fails the step: "restore").
+// fsyncs per file; the lease is durable on its own. The source's files are never written. A failure names the step that
+// failed; afterwards no directory, volume or lease of the fork remains. A crash between the steps leaves an intent that
+// Open() finds and removes (RecoveryReport). Step names in errors: "metadata", "clone", "network", "rewrite",
+// "start"/"restore" ("fork 'b' of 'a': clone: ..."). With count > 1 the forks run concurrently (at most 8 at a time);
+// if one fails, no new one starts and the made ones are removed. Target states: a Stopped source gives Stopped
+// (default) or Running forks; a Standby source gives Standby (default), Running or Stopped ones (a Stopped fork boots
+// from its config); a Running source (from_running) gives what a Standby one gives, default Running. A Running source
+// is forked live when its plugin and the backend allow it (engine/live_fork.cc: paused for the snapshot and the clones,
+// then resumed: the same process runs on), else by standby and restore. A fork restored from a snapshot is handed its
+// own identity by its guest agent before it counts as Running (lifecycle.cc; a failed handoff fails the step:
+// "restore").
 //
 // Create. An import clones the directory into a new volume and runs the plugin's PrepareFork on it
 // (the import is a fork from outside: the configs then point into the volume, and the network identity
@@ -79,7 +78,7 @@ inline network::NetworkPoolConfig DefaultNetworkPool() {
 }
 
 struct EngineConfig {
-  std::string data_root;           // absolute; created if missing (mode 0700)
+  std::string data_root;                     // absolute; created if missing (mode 0700)
   storage::registry::StorageConfig storage;  // its root defaults to <data_root>/volumes when empty
   network::NetworkPoolConfig network = DefaultNetworkPool();
   std::chrono::milliseconds lock_timeout{30'000};
@@ -106,8 +105,8 @@ struct EngineDependencies {
 
 struct CreateRequest {
   std::string name;
-  std::string hypervisor;         // plugin kind
-  std::string import_dir;         // absolute guest directory to clone in; empty: an empty volume
+  std::string hypervisor;  // plugin kind
+  std::string import_dir;  // absolute guest directory to clone in; empty: an empty volume
   // Standby when the imported directory holds a snapshot, else Stopped; forced when set.
   std::optional<InstanceState> state;
   int vcpus = 1;
@@ -119,20 +118,20 @@ struct ForkRequest {
   bool from_running = false;
   std::optional<InstanceState> target_state;  // default: the source's state
   int count = 1;                              // 1..64, all or nothing
-  std::string pool;  // non-empty: the forks are ready members of this pool (Instance::pool)
+  std::string pool;                           // non-empty: the forks are ready members of this pool (Instance::pool)
 };
 
 // Where a fork's time went, in microseconds.
 struct ForkPhases {
-  int64_t lock_wait_us = 0;  // waiting for the source's lock
+  int64_t lock_wait_us = 0;       // waiting for the source's lock
   int64_t source_standby_us = 0;  // from_running (full path): standby of the source (snapshot + exit)
   // from_running (live path): the source paused, from the pause to the resume (snapshot + clones)
   int64_t source_pause_us = 0;
-  int64_t clone_us = 0;      // storage clone of the volume
-  int64_t rewrite_us = 0;    // identity lease + plugin PrepareFork
-  int64_t metadata_us = 0;   // writing the fork's metadata
-  int64_t restore_us = 0;    // bringing the fork to its target state (and the source back)
-  int64_t identity_us = 0;   // handing the restored fork's guest its identity (within restore_us)
+  int64_t clone_us = 0;     // storage clone of the volume
+  int64_t rewrite_us = 0;   // identity lease + plugin PrepareFork
+  int64_t metadata_us = 0;  // writing the fork's metadata
+  int64_t restore_us = 0;   // bringing the fork to its target state (and the source back)
+  int64_t identity_us = 0;  // handing the restored fork's guest its identity (within restore_us)
   int64_t total_us = 0;
 };
 
@@ -155,7 +154,7 @@ struct StorageInfo {
   std::string root;
   std::string selection_reason;
   uint64_t volumes = 0;
-  uint64_t filesystem_bytes = 0;       // statvfs of the root
+  uint64_t filesystem_bytes = 0;  // statvfs of the root
   uint64_t filesystem_free_bytes = 0;
 };
 
@@ -313,9 +312,9 @@ class Engine {
   std::mutex checkpoint_mutex_;
   std::condition_variable checkpoint_wake_;
   std::vector<std::pair<uint64_t, std::string>> to_checkpoint_;  // GUARDED_BY(checkpoint_mutex_)
-  std::chrono::steady_clock::time_point last_release_;             // GUARDED_BY(checkpoint_mutex_)
-  bool stopping_ = false;                                         // GUARDED_BY(checkpoint_mutex_)
-  std::thread checkpointer_;  // started by Open after recovery, joined by ~Engine
+  std::chrono::steady_clock::time_point last_release_;           // GUARDED_BY(checkpoint_mutex_)
+  bool stopping_ = false;                                        // GUARDED_BY(checkpoint_mutex_)
+  std::thread checkpointer_;                                     // started by Open after recovery, joined by ~Engine
 
   mutable std::mutex mutex_;
   std::map<std::string, std::shared_ptr<Entry>> entries_;  // by id; GUARDED_BY(mutex_)

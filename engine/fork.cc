@@ -29,9 +29,11 @@ constexpr int kMaxForkCount = 64;
 
 Result<std::vector<std::string>> ForkNames(const ForkRequest& request) {
   if (request.count < 1 || request.count > kMaxForkCount) {
-    return Status::InvalidArgument("fork count " + std::to_string(request.count) + " is not 1.." + std::to_string(kMaxForkCount));
+    return Status::InvalidArgument("fork count " + std::to_string(request.count) + " is not 1.." +
+                                   std::to_string(kMaxForkCount));
   }
-  if (request.target_state == InstanceState::kCreating) return Status::InvalidArgument("target_state Creating is not a state to fork into");
+  if (request.target_state == InstanceState::kCreating)
+    return Status::InvalidArgument("target_state Creating is not a state to fork into");
   std::vector<std::string> names;
   if (request.count == 1) {
     names.push_back(request.name);
@@ -48,7 +50,7 @@ Result<InstanceState> TargetState(const Instance& source, InstanceState state, c
   InstanceState target = request.target_state.value_or(was_running ? InstanceState::kRunning : state);
   if (state == InstanceState::kStopped && target == InstanceState::kStandby) {
     return Status::FailedPrecondition("cannot fork Stopped instance '" + source.name +
-                                                      "' into Standby: it has no snapshot (target Stopped or Running)");
+                                      "' into Standby: it has no snapshot (target Stopped or Running)");
   }
   return target;
 }
@@ -56,8 +58,9 @@ Result<InstanceState> TargetState(const Instance& source, InstanceState state, c
 Status CheckSharedVolumes(const Instance& source) {
   for (const AttachedVolume& volume : source.attached_volumes) {
     if (!volume.read_only) {
-      return Status::FailedPrecondition("cannot fork instance '" + source.name + "': it has the writable volume " + volume.path +
-                        " attached, and two VMs must never write one disk (attach it read-only or detach it)");
+      return Status::FailedPrecondition(
+          "cannot fork instance '" + source.name + "': it has the writable volume " + volume.path +
+          " attached, and two VMs must never write one disk (attach it read-only or detach it)");
     }
   }
   return Status::Ok();
@@ -65,12 +68,12 @@ Status CheckSharedVolumes(const Instance& source) {
 
 void LogFork(const ForkOutcome& outcome, const Instance& source) {
   const ForkPhases& p = outcome.phases;
-  spdlog::info("fork {} ('{}') of {} ('{}') {}{}: lock_wait {}us standby {}us pause {}us clone {}us ({}) "
-               "rewrite {}us metadata {}us restore {}us (identity {}us) total {}us",
-               outcome.instance.id, outcome.instance.name, source.id, source.name,
-               InstanceStateName(outcome.instance.state), outcome.live ? " (live)" : "", p.lock_wait_us,
-               p.source_standby_us, p.source_pause_us, p.clone_us, outcome.mechanism, p.rewrite_us, p.metadata_us,
-               p.restore_us, p.identity_us, p.total_us);
+  spdlog::info(
+      "fork {} ('{}') of {} ('{}') {}{}: lock_wait {}us standby {}us pause {}us clone {}us ({}) "
+      "rewrite {}us metadata {}us restore {}us (identity {}us) total {}us",
+      outcome.instance.id, outcome.instance.name, source.id, source.name, InstanceStateName(outcome.instance.state),
+      outcome.live ? " (live)" : "", p.lock_wait_us, p.source_standby_us, p.source_pause_us, p.clone_us,
+      outcome.mechanism, p.rewrite_us, p.metadata_us, p.restore_us, p.identity_us, p.total_us);
 }
 
 }  // namespace
@@ -84,8 +87,9 @@ Result<std::vector<ForkOutcome>> Engine::Fork(const std::string& source_id_or_na
   Instance source = Read(entry);
   FE_RETURN_IF_ERROR(CheckSharedVolumes(source));
   if (source.state == InstanceState::kRunning && !request.from_running) {
-    return Status::FailedPrecondition("instance '" + source.name + "' is Running: pass from_running=true to fork it (it is put into "
-                  "standby for the fork and restored afterwards)");
+    return Status::FailedPrecondition("instance '" + source.name +
+                                      "' is Running: pass from_running=true to fork it (it is put into "
+                                      "standby for the fork and restored afterwards)");
   }
 
   // Names are reserved before waiting for the lock, so two requests can never both take one.
@@ -109,8 +113,8 @@ Result<std::vector<ForkOutcome>> Engine::Fork(const std::string& source_id_or_na
   // The state may have changed while we waited.
   if (shared && source.state == InstanceState::kRunning) {
     return Status::FailedPrecondition("instance '" + source.name +
-                                                      "' was started while the fork waited for it: retry, with "
-                                                      "from_running=true to fork it running");
+                                      "' was started while the fork waited for it: retry, with "
+                                      "from_running=true to fork it running");
   }
   const bool was_running = source.state == InstanceState::kRunning;
   const InstanceState forked_state = was_running ? InstanceState::kStandby : source.state;
@@ -121,7 +125,7 @@ Result<std::vector<ForkOutcome>> Engine::Fork(const std::string& source_id_or_na
   hypervisor::PluginCapabilities capabilities = (*plugin)->Capabilities();
   if (!(forked_state == InstanceState::kStopped ? capabilities.fork_stopped : capabilities.fork_standby)) {
     return Status::Unsupported("hypervisor '" + source.hypervisor + "' cannot fork a " +
-                                               std::string(InstanceStateName(forked_state)) + " instance");
+                               std::string(InstanceStateName(forked_state)) + " instance");
   }
 
   auto publish = [&](std::vector<ForkPlan>& plans, const Instance& forked) {
@@ -168,7 +172,8 @@ Result<std::vector<ForkOutcome>> Engine::Fork(const std::string& source_id_or_na
     restore_source_us = clock_.MicrosSince(restore_start);
     if (!restored.ok()) {
       for (ForkPlan& plan : plans) plan.undo.Revert();
-      return restored.status().Annotate("fork of '" + source.name + "': restoring the source (forks rolled back; "
+      return restored.status().Annotate("fork of '" + source.name +
+                                        "': restoring the source (forks rolled back; "
                                         "the source stays in Standby)");
     }
   }

@@ -57,7 +57,7 @@ struct Engine::ForkPlan {
   const InstanceState target_state;
   const std::string pool;
 
-  Instance fork;  // the intent, completed step by step
+  Instance fork;               // the intent, completed step by step
   bool from_snapshot = false;  // restored from its copy of the source's snapshot
   bool cloned = false;         // WriteIntentAndClone has run (the live path runs it early)
   std::optional<storage::CloneReport> clone_report;

@@ -66,7 +66,8 @@ Status Engine::WriteIntentAndClone(ForkPlan& plan) {
   const Clock::SteadyPoint clone_start = clock_.Now();
   Result<storage::CloneReport> report = backend_->Clone(plan.source.volume, plan.fork.volume);
   if (!report.ok()) return plan.Failed("clone", report.status());
-  plan.undo.Add("remove volume " + plan.fork.volume, [this, volume = plan.fork.volume] { return backend_->Remove(volume); });
+  plan.undo.Add("remove volume " + plan.fork.volume,
+                [this, volume = plan.fork.volume] { return backend_->Remove(volume); });
   plan.clone_report = std::move(*report);
   plan.outcome.phases.clone_us = clock_.MicrosSince(clone_start);
   plan.cloned = true;

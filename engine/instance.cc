@@ -68,21 +68,19 @@ std::string_view InstanceStateName(InstanceState state) {
 }
 
 Result<InstanceState> ParseInstanceState(std::string_view text) {
-  for (InstanceState state : {InstanceState::kCreating, InstanceState::kStopped, InstanceState::kStandby,
-                              InstanceState::kRunning}) {
+  for (InstanceState state :
+       {InstanceState::kCreating, InstanceState::kStopped, InstanceState::kStandby, InstanceState::kRunning}) {
     if (text == InstanceStateName(state)) return state;
   }
-  return Status::InvalidArgument("unknown instance state '" + std::string(text) + "' (expected Creating, Stopped, Standby or Running)");
+  return Status::InvalidArgument("unknown instance state '" + std::string(text) +
+                                 "' (expected Creating, Stopped, Standby or Running)");
 }
 
 std::string_view IdentityChannelKindName(hypervisor::IdentityChannel::Kind kind) {
   switch (kind) {
-    case hypervisor::IdentityChannel::Kind::kVirtioSerialSocket:
-      return "virtio-serial";
-    case hypervisor::IdentityChannel::Kind::kHybridVsock:
-      return "hybrid-vsock";
-    case hypervisor::IdentityChannel::Kind::kNone:
-      break;
+    case hypervisor::IdentityChannel::Kind::kVirtioSerialSocket: return "virtio-serial";
+    case hypervisor::IdentityChannel::Kind::kHybridVsock: return "hybrid-vsock";
+    case hypervisor::IdentityChannel::Kind::kNone: break;
   }
   return "none";
 }
@@ -94,9 +92,9 @@ nlohmann::json InstanceToJson(const Instance& instance) {
   json["hypervisor"] = instance.hypervisor;
   json["state"] = std::string(InstanceStateName(instance.state));
   const hypervisor::NetworkIdentity& identity = instance.identity;
-  json["identity"] = {{"tap_device", identity.tap_device}, {"mac", identity.mac},
-                      {"ipv4", identity.ipv4},             {"prefix_length", identity.prefix_length},
-                      {"gateway", identity.gateway},       {"vsock_cid", identity.vsock_cid}};
+  json["identity"] = {
+      {"tap_device", identity.tap_device},       {"mac", identity.mac},         {"ipv4", identity.ipv4},
+      {"prefix_length", identity.prefix_length}, {"gateway", identity.gateway}, {"vsock_cid", identity.vsock_cid}};
   json["storage"] = {{"backend", instance.storage_backend}, {"volume", instance.volume}};
   json["parent_id"] = instance.parent_id;
   json["forked_at"] = instance.forked_at;
@@ -118,8 +116,8 @@ nlohmann::json InstanceToJson(const Instance& instance) {
   }
   const hypervisor::IdentityChannel& channel = instance.identity_channel;
   if (!channel.empty()) {
-    json["identity_channel"] = {{"kind", IdentityChannelKindName(channel.kind)}, {"path", channel.path},
-                                {"port", channel.port}};
+    json["identity_channel"] = {
+        {"kind", IdentityChannelKindName(channel.kind)}, {"path", channel.path}, {"port", channel.port}};
   }
   if (!instance.guest_mac.empty()) json["guest_mac"] = instance.guest_mac;
   json["identity_generation"] = instance.identity_generation;
@@ -184,10 +182,12 @@ Result<Instance> InstanceFromJson(const nlohmann::json& json, std::string_view o
     if (instance.identity_channel.path.empty() || instance.identity_channel.path[0] != '/') {
       return channel_reader.Fail("path", "expected an absolute path");
     }
-    FE_RETURN_IF_ERROR(channel_reader.Number("port", instance.identity_channel.port, JsonFields::kOptional, 0, UINT32_MAX));
+    FE_RETURN_IF_ERROR(
+        channel_reader.Number("port", instance.identity_channel.port, JsonFields::kOptional, 0, UINT32_MAX));
   }
   FE_RETURN_IF_ERROR(reader.String("guest_mac", instance.guest_mac, JsonFields::kOptional));
-  FE_RETURN_IF_ERROR(reader.Number("identity_generation", instance.identity_generation, JsonFields::kOptional, 0, UINT64_MAX));
+  FE_RETURN_IF_ERROR(
+      reader.Number("identity_generation", instance.identity_generation, JsonFields::kOptional, 0, UINT64_MAX));
 
   if (instance.state == InstanceState::kRunning && !instance.process) {
     return reader.Fail("process", "missing for a Running instance");
@@ -198,8 +198,8 @@ Result<Instance> InstanceFromJson(const nlohmann::json& json, std::string_view o
 Status ValidateInstanceName(std::string_view name) {
   auto invalid = [&](std::string_view why) {
     return Status::InvalidArgument("instance name '" + std::string(name) + "' " + std::string(why) +
-                                                   " (a DNS label: 1 to 63 of a-z, 0-9 and '-', starting and "
-                                                   "ending with a letter or digit)");
+                                   " (a DNS label: 1 to 63 of a-z, 0-9 and '-', starting and "
+                                   "ending with a letter or digit)");
   };
   if (name.empty()) return invalid("is empty");
   if (name.size() > kMaxNameLength) return invalid("is longer than 63 characters");

@@ -53,15 +53,15 @@ struct Instance {
   std::string forked_at;        // RFC 3339 UTC with milliseconds; empty unless forked
   std::string created_at;
   std::string updated_at;
-  int vcpus = 1;  // what the instance costs against a CPU budget (pools)
+  int vcpus = 1;     // what the instance costs against a CPU budget (pools)
   std::string pool;  // the pool (engine/pools/pool.h) holding this ready member; empty when not a member
   std::vector<AttachedVolume> attached_volumes;
   std::optional<vm::ProcessRecord> process;  // set while Running
   // The guest's side of its identity (hypervisor/identity_handoff.h). A fork restored from a snapshot
   // wakes up with what the source's guest had; the engine then hands it `identity` over the channel.
   hypervisor::IdentityChannel identity_channel;  // from the plugin's PrepareFork; empty: none
-  std::string guest_mac;              // the MAC the guest last had configured; empty: identity.mac
-  uint64_t identity_generation = 0;   // of the last identity handed to the guest (0: never)
+  std::string guest_mac;                         // the MAC the guest last had configured; empty: identity.mac
+  uint64_t identity_generation = 0;              // of the last identity handed to the guest (0: never)
 };
 
 // The MAC the instance's guest is configured with now (guest_mac, or identity.mac when empty).

@@ -42,9 +42,7 @@ Result<InstanceStore> InstanceStore::Open(std::string root) {
 
 std::string InstanceStore::Dir(const std::string& id) const { return JoinPath(root_, id); }
 
-std::string InstanceStore::MetadataPath(const std::string& id) const {
-  return JoinPath(Dir(id), kMetadataName);
-}
+std::string InstanceStore::MetadataPath(const std::string& id) const { return JoinPath(Dir(id), kMetadataName); }
 
 Status InstanceStore::Write(const Instance& instance) {
   if (!IsSingleComponent(instance.id) || instance.id.front() == '.') {
@@ -105,7 +103,8 @@ Result<Instance> InstanceStore::Read(const std::string& id) const {
   Result<Instance> instance = InstanceFromJson(json, path);
   if (!instance.ok()) return instance.status();
   if (instance->id != id) {
-    return Status::InvalidArgument(path + ": field 'id': '" + instance->id + "' does not match its directory '" + id + "'");
+    return Status::InvalidArgument(path + ": field 'id': '" + instance->id + "' does not match its directory '" + id +
+                                   "'");
   }
   return instance;
 }

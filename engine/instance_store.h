@@ -28,9 +28,9 @@ class InstanceStore {
   // Creates `root` (<data_root>/instances, engine/data_root.h; mode 0700) when missing and opens it.
   static Result<InstanceStore> Open(std::string root);
 
-  const std::string& root() const { return root_; }        // <data_root>/instances
-  std::string Dir(const std::string& id) const;            // <root>/<id>
-  std::string MetadataPath(const std::string& id) const;   // <root>/<id>/instance.json
+  const std::string& root() const { return root_; }       // <data_root>/instances
+  std::string Dir(const std::string& id) const;           // <root>/<id>
+  std::string MetadataPath(const std::string& id) const;  // <root>/<id>/instance.json
 
   // Creates the instance's directory if needed and replaces its instance.json with `instance`.
   Status Write(const Instance& instance);

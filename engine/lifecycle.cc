@@ -33,9 +33,9 @@ namespace {
 constexpr std::string_view kDefaultSnapshotDir = "snapshot";
 
 Status WrongState(const Instance& instance, std::string_view operation, std::string_view needed) {
-  return Status::FailedPrecondition("cannot " + std::string(operation) + " instance '" + instance.name +
-                                                    "': it is " + std::string(InstanceStateName(instance.state)) +
-                                                    ", " + std::string(operation) + " needs " + std::string(needed));
+  return Status::FailedPrecondition("cannot " + std::string(operation) + " instance '" + instance.name + "': it is " +
+                                    std::string(InstanceStateName(instance.state)) + ", " + std::string(operation) +
+                                    " needs " + std::string(needed));
 }
 
 }  // namespace
@@ -62,14 +62,16 @@ Status Engine::HandOffIdentityLocked(Instance& instance) {
     return Status::Ok();
   }
   hypervisor::IdentityHandoff handoff{instance.identity, GuestMac(instance), instance.identity_generation + 1};
-  Result<vm::HandoffOutcome> outcome = vm::HandOffGuestIdentity(instance.identity_channel, handoff, config_.identity_timeout,
-                                                        "instance '" + instance.name + "' (" + instance.id + ")");
+  Result<vm::HandoffOutcome> outcome =
+      vm::HandOffGuestIdentity(instance.identity_channel, handoff, config_.identity_timeout,
+                               "instance '" + instance.name + "' (" + instance.id + ")");
   if (!outcome.ok()) return outcome.status();
   if (*outcome == vm::HandoffOutcome::kNoAgent) {
-    spdlog::warn("instance {} ('{}'): no guest agent listens on vsock port {} of {}: its guest keeps MAC {} "
-                 "instead of {}",
-                 instance.id, instance.name, instance.identity_channel.port, instance.identity_channel.path,
-                 GuestMac(instance), instance.identity.mac);
+    spdlog::warn(
+        "instance {} ('{}'): no guest agent listens on vsock port {} of {}: its guest keeps MAC {} "
+        "instead of {}",
+        instance.id, instance.name, instance.identity_channel.port, instance.identity_channel.path, GuestMac(instance),
+        instance.identity.mac);
     return Status::Ok();
   }
   instance.guest_mac.clear();  // the guest has the instance's own identity now
@@ -82,8 +84,8 @@ Status Engine::HandOffIdentityLocked(Instance& instance) {
 std::string Engine::SnapshotDirOf(const Instance& instance) const {
   std::string guest_dir = GuestDir(instance);
   Result<snapshot::Manifest> manifest = snapshot::ReadManifest(guest_dir);
-  std::string relative = manifest.ok() && !manifest->snapshot_dir.empty() ? manifest->snapshot_dir
-                                                                          : std::string(kDefaultSnapshotDir);
+  std::string relative =
+      manifest.ok() && !manifest->snapshot_dir.empty() ? manifest->snapshot_dir : std::string(kDefaultSnapshotDir);
   return guest_dir + "/" + relative;
 }
 
@@ -93,7 +95,7 @@ Result<Instance> Engine::StartLocked(const std::shared_ptr<Entry>& entry) {
   Result<const hypervisor::Plugin*> plugin = PluginFor(instance);
   if (!plugin.ok()) return plugin.status();
   vm::VmContext context{*plugin, GuestDir(instance), InstanceDir(instance.id), instance.identity,
-                    config_.hypervisor_timeout};
+                        config_.hypervisor_timeout};
   FE_RETURN_IF_ERROR(AttachTap(instance).Annotate("starting '" + instance.name + "'"));
   Result<vm::ProcessRecord> process = vm::BootVm(context);
   if (!process.ok()) {
@@ -123,7 +125,7 @@ Result<Instance> Engine::StopLocked(const std::shared_ptr<Entry>& entry) {
   Result<const hypervisor::Plugin*> plugin = PluginFor(instance);
   if (!plugin.ok()) return plugin.status();
   vm::VmContext context{*plugin, GuestDir(instance), InstanceDir(instance.id), instance.identity,
-                    config_.hypervisor_timeout};
+                        config_.hypervisor_timeout};
   if (Status stopped = vm::StopVm(context, *instance.process); !stopped.ok()) {
     return stopped.Annotate("stopping '" + instance.name + "'");
   }
@@ -171,7 +173,7 @@ Result<Instance> Engine::RestoreLocked(const std::shared_ptr<Entry>& entry, int6
   Result<const hypervisor::Plugin*> plugin = PluginFor(instance);
   if (!plugin.ok()) return plugin.status();
   vm::VmContext context{*plugin, GuestDir(instance), InstanceDir(instance.id), instance.identity,
-                    config_.hypervisor_timeout};
+                        config_.hypervisor_timeout};
   const std::string snapshot_dir = SnapshotDirOf(instance);
   // A guest waking up with another instance's identity (a fork's first restore) stays off the bridge
   // until it has its own: whatever it sends before the handoff (the gratuitous ARPs a hypervisor asks
@@ -199,7 +201,8 @@ Result<Instance> Engine::RestoreLocked(const std::shared_ptr<Entry>& entry, int6
       undo = "putting it back into standby failed (" + saved.message() + "), so it is Stopped";
       instance.state = InstanceState::kStopped;
       instance.process.reset();
-      if (Status committed = Commit(entry, instance); !committed.ok()) undo += "; recording that failed: " + committed.message();
+      if (Status committed = Commit(entry, instance); !committed.ok())
+        undo += "; recording that failed: " + committed.message();
     }
     DetachTap(instance);
     return handed.Annotate("restoring '" + instance.name + "': identity handoff (" + undo + ")");

@@ -30,9 +30,7 @@
 #include "snapshot/guest_directory.h"
 
 namespace fe::engine {
-namespace {
-
-}  // namespace
+namespace {}  // namespace
 
 bool Engine::CanLiveFork(const Instance& source, const hypervisor::Plugin& plugin) const {
   if (source.state != InstanceState::kRunning || !source.process) return false;

@@ -62,7 +62,10 @@ Status Engine::Recover() {
       } else {
         owned.insert(instance.id);  // retried at the next start
         note("could not remove half-made instance " + instance.id + ": " +
-             (!volume.ok() ? volume : !lease.ok() ? lease : dir).ToString());
+             (!volume.ok()  ? volume
+              : !lease.ok() ? lease
+                            : dir)
+                 .ToString());
       }
       continue;
     }
@@ -73,8 +76,10 @@ Status Engine::Recover() {
       instance.process.reset();
       instance.updated_at = clock_.WallNowRfc3339();
       Status written = store_.Write(instance);
-      note(written.ok() ? "instance " + instance.id + " ('" + instance.name + "') was Running but its process is gone: now Stopped"
-                        : "instance " + instance.id + " lost its process; recording Stopped failed: " + written.ToString());
+      note(written.ok()
+               ? "instance " + instance.id + " ('" + instance.name +
+                     "') was Running but its process is gone: now Stopped"
+               : "instance " + instance.id + " lost its process; recording Stopped failed: " + written.ToString());
     }
     auto entry = std::make_shared<Entry>();
     entry->instance = instance;

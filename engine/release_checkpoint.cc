@@ -66,8 +66,8 @@ Status Engine::ReplayReleases() {
     Result<Instance> read = store_.Read(record.id);
     if (!read.ok() && read.status().code() != ErrorCode::kNotFound) {
       // Left unapplied (retried at the next start); the instance itself is reported by Recover.
-      std::string action = "journaled release of " + record.id + " as '" + record.name +
-                           "' not applied: " + read.status().ToString();
+      std::string action =
+          "journaled release of " + record.id + " as '" + record.name + "' not applied: " + read.status().ToString();
       spdlog::warn("recovery: {}", action);
       recovery_.actions.push_back(std::move(action));
       continue;
@@ -78,8 +78,8 @@ Status Engine::ReplayReleases() {
       read->pool.clear();
       read->updated_at = clock_.WallNowRfc3339();
       FE_RETURN_IF_ERROR(store_.Write(*read).Annotate("replaying the release journal"));
-      std::string action = "applied the journaled release of " + record.id + " from pool '" + pool + "' as '" +
-                           record.name + "'";
+      std::string action =
+          "applied the journaled release of " + record.id + " from pool '" + pool + "' as '" + record.name + "'";
       spdlog::warn("recovery: {}", action);
       recovery_.actions.push_back(std::move(action));
     }

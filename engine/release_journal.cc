@@ -41,9 +41,7 @@ uint32_t Crc(const char* data, size_t size, uint32_t crc = 0) {
   return static_cast<uint32_t>(::crc32(crc, reinterpret_cast<const Bytef*>(data), static_cast<uInt>(size)));
 }
 
-uint32_t RecordCrc(const char* slot, uint32_t length) {
-  return Crc(slot + kRecordHeader, length, Crc(slot + 4, 12));
-}
+uint32_t RecordCrc(const char* slot, uint32_t length) { return Crc(slot + kRecordHeader, length, Crc(slot + 4, 12)); }
 
 std::vector<char> EncodeHeader(uint64_t checkpoint, uint32_t capacity) {
   std::vector<char> block(kHeaderBlock, 0);
@@ -91,8 +89,8 @@ Status ReleaseJournal::Load() {
   std::vector<char> header(kHeaderBlock);
   FE_RETURN_IF_ERROR(ReadAllAt(fd_.get(), header.data(), header.size(), 0, path_));
   if (std::memcmp(header.data(), kHeaderMagic, sizeof kHeaderMagic) != 0 ||
-      Get<uint32_t>(header.data() + 24) != Crc(header.data(), 24) ||
-      Get<uint32_t>(header.data() + 20) != kSlot || Get<uint32_t>(header.data() + 16) == 0) {
+      Get<uint32_t>(header.data() + 24) != Crc(header.data(), 24) || Get<uint32_t>(header.data() + 20) != kSlot ||
+      Get<uint32_t>(header.data() + 16) == 0) {
     return Status::InvalidArgument(path_ + ": not a forkengine release journal (bad header)");
   }
   checkpoint_ = Get<uint64_t>(header.data() + 8);
@@ -115,7 +113,7 @@ Status ReleaseJournal::Load() {
     if (seq != last + 1) {
       stale = true;
       FE_RETURN_IF_ERROR(WriteAllAt(fd_.get(), std::vector<char>(kSlot, 0).data(), kSlot,
-                                  static_cast<off_t>(kHeaderBlock + index * kSlot), path_));
+                                    static_cast<off_t>(kHeaderBlock + index * kSlot), path_));
       continue;
     }
     const char* slot = slots.data() + index * kSlot;
@@ -144,7 +142,7 @@ Result<uint64_t> ReleaseJournal::Append(const std::string& id, const std::string
   if (!broken_.ok()) return broken_;
   if (next_seq_ - 1 - checkpoint_ >= capacity_) {
     return Status::NoSpace("release journal " + path_ + " is full: " + std::to_string(capacity_) +
-                                           " releases wait for their metadata checkpoint");
+                           " releases wait for their metadata checkpoint");
   }
   const uint64_t seq = next_seq_++;
   unapplied_.insert(seq);
@@ -191,10 +189,10 @@ Status ReleaseJournal::WriteBatch(const Batch& batch) {
   const size_t first_slot = batch.first_seq % capacity_;
   const size_t before_wrap = std::min(count, capacity_ - first_slot);
   FE_RETURN_IF_ERROR(WriteAllAt(fd_.get(), batch.bytes.data(), before_wrap * kSlot,
-                              static_cast<off_t>(kHeaderBlock + first_slot * kSlot), path_));
+                                static_cast<off_t>(kHeaderBlock + first_slot * kSlot), path_));
   if (before_wrap < count) {
     FE_RETURN_IF_ERROR(WriteAllAt(fd_.get(), batch.bytes.data() + before_wrap * kSlot, (count - before_wrap) * kSlot,
-                                static_cast<off_t>(kHeaderBlock), path_));
+                                  static_cast<off_t>(kHeaderBlock), path_));
   }
   return SyncData(fd_.get(), path_);
 }

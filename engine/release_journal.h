@@ -33,9 +33,9 @@
 namespace fe::engine {
 
 struct ReleaseRecord {
-  uint64_t seq = 0;      // assigned by Append
-  std::string id;        // the instance released from its pool
-  std::string name;      // its name from now on
+  uint64_t seq = 0;  // assigned by Append
+  std::string id;    // the instance released from its pool
+  std::string name;  // its name from now on
 };
 
 class ReleaseJournal {
@@ -44,8 +44,7 @@ class ReleaseJournal {
 
   // Opens `path`, creating it (preallocated and zeroed, durably) when missing. InvalidArgument naming
   // the file when its header is not a journal's.
-  static Result<std::unique_ptr<ReleaseJournal>> Open(const std::string& path,
-                                                       uint32_t capacity = kDefaultCapacity);
+  static Result<std::unique_ptr<ReleaseJournal>> Open(const std::string& path, uint32_t capacity = kDefaultCapacity);
 
   const std::string& path() const { return path_; }
   // The records past the checkpoint found at Open, in seq order: releases to re-apply. They stay
@@ -76,7 +75,8 @@ class ReleaseJournal {
     std::vector<char> bytes;  // consecutive slots
   };
 
-  ReleaseJournal(std::string path, UniqueFd fd, uint32_t capacity) : path_(std::move(path)), fd_(std::move(fd)), capacity_(capacity) {}
+  ReleaseJournal(std::string path, UniqueFd fd, uint32_t capacity)
+      : path_(std::move(path)), fd_(std::move(fd)), capacity_(capacity) {}
   Status Load();
   Status WriteBatch(const Batch& batch);
 
@@ -87,15 +87,15 @@ class ReleaseJournal {
 
   mutable std::mutex mutex_;
   std::condition_variable durable_changed_;
-  uint64_t next_seq_ = 1;        // GUARDED_BY(mutex_)
-  uint64_t durable_seq_ = 0;     // every seq <= this is on disk; GUARDED_BY(mutex_)
-  uint64_t checkpoint_ = 0;      // GUARDED_BY(mutex_)
-  std::set<uint64_t> unapplied_; // assigned seqs not yet applied; GUARDED_BY(mutex_)
-  std::vector<char> queued_;     // encoded slots waiting for the next batch; GUARDED_BY(mutex_)
+  uint64_t next_seq_ = 1;         // GUARDED_BY(mutex_)
+  uint64_t durable_seq_ = 0;      // every seq <= this is on disk; GUARDED_BY(mutex_)
+  uint64_t checkpoint_ = 0;       // GUARDED_BY(mutex_)
+  std::set<uint64_t> unapplied_;  // assigned seqs not yet applied; GUARDED_BY(mutex_)
+  std::vector<char> queued_;      // encoded slots waiting for the next batch; GUARDED_BY(mutex_)
   uint64_t queued_first_seq_ = 0;
-  bool writing_ = false;         // a thread is writing a batch; GUARDED_BY(mutex_)
-  Status broken_;                // the first failed write; GUARDED_BY(mutex_)
-  std::mutex header_mutex_;      // serialises Checkpoint()
+  bool writing_ = false;     // a thread is writing a batch; GUARDED_BY(mutex_)
+  Status broken_;            // the first failed write; GUARDED_BY(mutex_)
+  std::mutex header_mutex_;  // serialises Checkpoint()
 };
 
 }  // namespace fe::engine

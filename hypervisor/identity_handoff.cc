@@ -58,7 +58,8 @@ bool WaitFor(int fd, short events, Clock::time_point deadline) {
 Status WriteAll(int fd, std::string_view data, Clock::time_point deadline, std::string_view peer) {
   bool is_socket = true;
   while (!data.empty()) {
-    ssize_t wrote = is_socket ? ::send(fd, data.data(), data.size(), MSG_NOSIGNAL) : ::write(fd, data.data(), data.size());
+    ssize_t wrote =
+        is_socket ? ::send(fd, data.data(), data.size(), MSG_NOSIGNAL) : ::write(fd, data.data(), data.size());
     if (wrote < 0 && errno == ENOTSOCK && is_socket) {
       is_socket = false;
       continue;
@@ -88,14 +89,14 @@ Result<std::string> ReadLine(int fd, Clock::time_point deadline, size_t limit, b
       line.append(chunk.substr(0, newline));
       if (newline != std::string_view::npos) return line;
       if (line.size() > limit) {
-        return Status::Io(std::string(peer) + ": protocol error: a line longer than " +
-                                          std::to_string(limit) + " bytes");
+        return Status::Io(std::string(peer) + ": protocol error: a line longer than " + std::to_string(limit) +
+                          " bytes");
       }
       continue;
     }
     if (got == 0) {
       return Status::Io(std::string(peer) + " closed the connection before " + std::string(waiting_for) +
-                                        (line.empty() ? "" : " (after a partial line)"));
+                        (line.empty() ? "" : " (after a partial line)"));
     }
     if (errno == EINTR) continue;
     if (errno != EAGAIN && errno != EWOULDBLOCK) return Status::FromErrno(errno, "read from", peer);
@@ -139,26 +140,26 @@ Status CheckAnswer(const std::string& line, std::string_view nonce, uint64_t gen
   if (auto version = answer.find("version");
       version != answer.end() && !(version->is_number_integer() && *version == kIdentityProtocolVersion)) {
     return Status::Io(who + ": protocol error: answered in version " + version->dump() + ", asked in " +
-                                      std::to_string(kIdentityProtocolVersion));
+                      std::to_string(kIdentityProtocolVersion));
   }
   const std::string answered_nonce = text("nonce");
   if (answered_nonce != nonce) {
     return Status::Io(who + ": protocol error: answered nonce '" + answered_nonce + "' instead of '" +
-                                      std::string(nonce) + "' (a stale or foreign reply)");
+                      std::string(nonce) + "' (a stale or foreign reply)");
   }
   if (type == "error") {
     const std::string code = text("code");
     const std::string message = text("message");
     return Status(code == "unsupported_version" ? ErrorCode::kUnsupported : ErrorCode::kIo,
-                  who + " could not apply the identity (generation " + std::to_string(generation) + "): " +
-                      (code.empty() ? "error" : code) + (message.empty() ? "" : ": " + message));
+                  who + " could not apply the identity (generation " + std::to_string(generation) +
+                      "): " + (code.empty() ? "error" : code) + (message.empty() ? "" : ": " + message));
   }
   auto answered_generation = answer.find("generation");
   if (answered_generation == answer.end() || !answered_generation->is_number_unsigned() ||
       answered_generation->get<uint64_t>() != generation) {
     return Status::Io(who + ": protocol error: acknowledged generation " +
-                                      (answered_generation == answer.end() ? "(none)" : answered_generation->dump()) +
-                                      " instead of " + std::to_string(generation));
+                      (answered_generation == answer.end() ? "(none)" : answered_generation->dump()) + " instead of " +
+                      std::to_string(generation));
   }
   return Status::Ok();
 }
@@ -196,16 +197,16 @@ std::string EncodeIdentityRequest(const IdentityHandoff& handoff, std::string_vi
   return request.dump() + "\n";
 }
 
-Status HandOffIdentity(int fd, const IdentityHandoff& handoff, std::chrono::milliseconds timeout, std::string_view peer) {
+Status HandOffIdentity(int fd, const IdentityHandoff& handoff, std::chrono::milliseconds timeout,
+                       std::string_view peer) {
   const Clock::time_point deadline = Clock::now() + timeout;
   const std::string who = "identity handoff to " + std::string(peer);
   NonBlocking mode(fd);
   if (!mode.ok()) return Status::FromErrno(errno, "fcntl", who);
   const std::string nonce = NewNonce();
   FE_RETURN_IF_ERROR(WriteAll(fd, EncodeIdentityRequest(handoff, nonce, RealtimeNs()), deadline, who));
-  Result<std::string> line =
-      ReadLine(fd, deadline, kMaxLineBytes, /*exact=*/false, who,
-               "the acknowledgement (" + std::to_string(timeout.count()) + " ms)");
+  Result<std::string> line = ReadLine(fd, deadline, kMaxLineBytes, /*exact=*/false, who,
+                                      "the acknowledgement (" + std::to_string(timeout.count()) + " ms)");
   if (!line.ok()) return line.status();
   return CheckAnswer(*line, nonce, handoff.generation, who);
 }

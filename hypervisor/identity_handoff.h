@@ -81,7 +81,8 @@ std::string NewNonce();
 // Sends `handoff` over the connected stream `fd` and waits for the guest's acknowledgement, all
 // within `timeout`. `peer` names the other end in errors ("guest agent of vm-7 on vsock port 10240").
 // The fd stays open (the caller owns it), with its file status flags as they were.
-Status HandOffIdentity(int fd, const IdentityHandoff& handoff, std::chrono::milliseconds timeout, std::string_view peer);
+Status HandOffIdentity(int fd, const IdentityHandoff& handoff, std::chrono::milliseconds timeout,
+                       std::string_view peer);
 
 // Connects to guest vsock `port` through a hypervisor's vsock Unix socket (Firecracker's uds_path,
 // Cloud Hypervisor's --vsock socket): connects to `uds_path`, sends "CONNECT <port>\n" and reads the

@@ -95,8 +95,8 @@ struct LaunchCommand {
 };
 
 struct PluginCapabilities {
-  bool fork_stopped = false;        // PrepareFork for a stopped instance (fresh boot)
-  bool fork_standby = false;        // PrepareFork for a snapshot (restore beside the source)
+  bool fork_stopped = false;              // PrepareFork for a stopped instance (fresh boot)
+  bool fork_standby = false;              // PrepareFork for a snapshot (restore beside the source)
   bool snapshot_keeps_vsock_cid = false;  // the guest holds its CID in memory across a restore
   bool restore_needs_path_alias = false;  // see RestorePlan::needs_source_path_alias
   // Snapshot() of a VM whose guest RAM is a shared file (see Plugin::CanLiveFork) writes device state

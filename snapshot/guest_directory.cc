@@ -236,8 +236,7 @@ Status RemoveRuntimeFiles(const std::string& dir, const Manifest& manifest) {
     size_t slash = path.rfind('/');
     UniqueFd parent;
     if (slash != std::string::npos) {
-      Result<UniqueFd> opened =
-          OpenBeneath(root.get(), path.substr(0, slash), O_RDONLY | O_DIRECTORY, 0, display);
+      Result<UniqueFd> opened = OpenBeneath(root.get(), path.substr(0, slash), O_RDONLY | O_DIRECTORY, 0, display);
       if (!opened.ok()) {
         if (opened.status().sys_errno() == ENOENT) continue;  // its directory is gone too
         return opened.status().Annotate("removing runtime file");

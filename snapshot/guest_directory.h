@@ -37,7 +37,7 @@ struct ManifestEntry {
 };
 
 struct Manifest {
-  std::string hypervisor;  // plugin kind: "cloud-hypervisor", "qemu", "firecracker"
+  std::string hypervisor;    // plugin kind: "cloud-hypervisor", "qemu", "firecracker"
   std::string snapshot_dir;  // relative directory holding the VM snapshot, empty when none
   std::vector<ManifestEntry> files;
 

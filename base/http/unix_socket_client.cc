@@ -65,10 +65,14 @@ Result<Response> UnixSocketClient::Send(std::string_view method, std::string_vie
 
 ErrorCode ErrorCodeForHttpStatus(int status) {
   switch (status) {
-    case 400: case 413: case 422: return ErrorCode::kInvalidArgument;
-    case 401: case 403: return ErrorCode::kPermissionDenied;
+    case 400:
+    case 413:
+    case 422: return ErrorCode::kInvalidArgument;
+    case 401:
+    case 403: return ErrorCode::kPermissionDenied;
     case 404: return ErrorCode::kNotFound;
-    case 405: case 409: return ErrorCode::kBusy;
+    case 405:
+    case 409: return ErrorCode::kBusy;
     case 503: return ErrorCode::kUnavailable;
     case 507: return ErrorCode::kNoSpace;
     default: return ErrorCode::kIo;

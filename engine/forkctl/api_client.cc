@@ -17,8 +17,10 @@ namespace {
 // mapping (engine/forkd/http_errors.cc), which differs from the hypervisors' (base/http).
 ErrorCode ErrorCodeForStatus(int http_status) {
   switch (http_status) {
-    case 400: case 413: return ErrorCode::kInvalidArgument;
-    case 401: case 403: return ErrorCode::kPermissionDenied;
+    case 400:
+    case 413: return ErrorCode::kInvalidArgument;
+    case 401:
+    case 403: return ErrorCode::kPermissionDenied;
     case 404: return ErrorCode::kNotFound;
     case 409: return ErrorCode::kFailedPrecondition;
     case 422: return ErrorCode::kUnsupported;
@@ -57,10 +59,10 @@ Result<nlohmann::json> ApiClient::Send(std::string_view method, const std::strin
 }
 
 ErrorCode ErrorCodeFromName(std::string_view name) {
-  for (ErrorCode code : {ErrorCode::kInvalidArgument, ErrorCode::kNotFound, ErrorCode::kAlreadyExists,
-                         ErrorCode::kPermissionDenied, ErrorCode::kUnsupported, ErrorCode::kNoSpace, ErrorCode::kBusy,
-                         ErrorCode::kFailedPrecondition, ErrorCode::kUnavailable, ErrorCode::kIo,
-                         ErrorCode::kInternal}) {
+  for (ErrorCode code :
+       {ErrorCode::kInvalidArgument, ErrorCode::kNotFound, ErrorCode::kAlreadyExists, ErrorCode::kPermissionDenied,
+        ErrorCode::kUnsupported, ErrorCode::kNoSpace, ErrorCode::kBusy, ErrorCode::kFailedPrecondition,
+        ErrorCode::kUnavailable, ErrorCode::kIo, ErrorCode::kInternal}) {
     if (ErrorCodeName(code) == name) return code;
   }
   return ErrorCode::kInternal;
@@ -92,16 +94,17 @@ Status UnreachableError(const std::string& socket_path, std::string_view method,
     int err = errno;
     if (err == ENOENT) return Status::Io("forkd is not running: no socket at " + socket_path + " (" + hint + ")");
     return Status::Io("cannot reach forkd at " + socket_path + ": " + std::strerror(err) +
-                                      (err == EACCES ? " (forkd's socket is only for root)" : ""));
+                      (err == EACCES ? " (forkd's socket is only for root)" : ""));
   }
   if (!S_ISSOCK(st.st_mode)) {
     return Status::Io(socket_path + " is not a socket: is --socket right?");
   }
   if (::access(socket_path.c_str(), W_OK) != 0) {
-    return Status::PermissionDenied("cannot reach forkd at " + socket_path + ": " + std::strerror(errno) + " (forkd's socket is only for root)");
+    return Status::PermissionDenied("cannot reach forkd at " + socket_path + ": " + std::strerror(errno) +
+                                    " (forkd's socket is only for root)");
   }
-  return Status::Io("forkd does not answer at " + socket_path + " (" + std::string(method) + " " + path +
-                                    ": " + std::string(error) + "); is it running? " + hint);
+  return Status::Io("forkd does not answer at " + socket_path + " (" + std::string(method) + " " + path + ": " +
+                    std::string(error) + "); is it running? " + hint);
 }
 
 std::string EncodePathSegment(std::string_view segment) {

@@ -53,14 +53,15 @@ int RunRemove(const GlobalOptions& options, const std::vector<std::string>& targ
   return exit_code;
 }
 
-void AddLifecycleCommand(CLI::App& app, std::shared_ptr<GlobalOptions> options, int* exit_code,
-                         const std::string& verb, const std::string& help) {
+void AddLifecycleCommand(CLI::App& app, std::shared_ptr<GlobalOptions> options, int* exit_code, const std::string& verb,
+                         const std::string& help) {
   auto target = std::make_shared<std::string>();
   CLI::App* command = app.add_subcommand(verb, help);
   command->add_option("ID", *target, "Instance id or name")->required();
   command->callback([options, exit_code, target, verb] {
     *exit_code = RunRequest(
-        *options, [&](const ApiClient& client) { return client.Post(InstancePath(*target, "/" + verb), json::object()); },
+        *options,
+        [&](const ApiClient& client) { return client.Post(InstancePath(*target, "/" + verb), json::object()); },
         InstanceSummary);
   });
 }

@@ -69,8 +69,8 @@ std::string InstancesTable(const json& instances) {
   for (const json& instance : Elements(instances)) {
     std::string parent = Text(instance, "parent_id");
     if (auto it = names.find(parent); it != names.end()) parent = it->second;
-    table.AddRow({Text(instance, "name"), Text(instance, "id"), Text(instance, "state"),
-                  Text(instance, "hypervisor"), Ip(instance), parent, Text(instance, "created_at")});
+    table.AddRow({Text(instance, "name"), Text(instance, "id"), Text(instance, "state"), Text(instance, "hypervisor"),
+                  Ip(instance), parent, Text(instance, "created_at")});
   }
   return table.Render();
 }
@@ -89,8 +89,8 @@ std::string InstanceDetails(const json& instance) {
   line("state", Text(instance, "state"));
   line("hypervisor", Text(instance, "hypervisor"));
   line("vcpus", Text(instance, "vcpus"));
-  line("ip", fmt::format("{}/{} via {}", Text(identity, "ipv4"), Text(identity, "prefix_length"),
-                         Text(identity, "gateway")));
+  line("ip",
+       fmt::format("{}/{} via {}", Text(identity, "ipv4"), Text(identity, "prefix_length"), Text(identity, "gateway")));
   line("mac", Text(identity, "mac"));
   line("tap", Text(identity, "tap_device"));
   line("vsock cid", Text(identity, "vsock_cid"));
@@ -152,17 +152,27 @@ std::string ForkTree(const json& instances) {
 std::string ForksTable(const json& reply, bool with_header) {
   using A = Table::Align;
   // Fixed minimum widths: `forkctl fork --no-header` rows of successive calls line up under one header.
-  Table table({{"NAME", A::kLeft, 16}, {"ID", A::kLeft, 18}, {"STATE", A::kLeft, 7}, {"IP", A::kLeft, 12},
-               {"MECHANISM", A::kLeft, 9}, {"TOTAL ms", A::kRight, 9}, {"LOCK", A::kRight, 7},
-               {"STANDBY", A::kRight, 7}, {"CLONE", A::kRight, 8}, {"REWRITE", A::kRight, 7},
-               {"METADATA", A::kRight, 8}, {"RESTORE", A::kRight, 7}, {"SHARED", A::kRight, 10}, {"COPIED", A::kRight, 9}});
+  Table table({{"NAME", A::kLeft, 16},
+               {"ID", A::kLeft, 18},
+               {"STATE", A::kLeft, 7},
+               {"IP", A::kLeft, 12},
+               {"MECHANISM", A::kLeft, 9},
+               {"TOTAL ms", A::kRight, 9},
+               {"LOCK", A::kRight, 7},
+               {"STANDBY", A::kRight, 7},
+               {"CLONE", A::kRight, 8},
+               {"REWRITE", A::kRight, 7},
+               {"METADATA", A::kRight, 8},
+               {"RESTORE", A::kRight, 7},
+               {"SHARED", A::kRight, 10},
+               {"COPIED", A::kRight, 9}});
   for (const json& fork : Elements(Field(reply, "forks"))) {
     const json& instance = Field(fork, "instance");
     const json& phases = Field(fork, "phases");
     auto ms = [&phases](const char* key) { return FormatMillis(Integer(phases, key)); };
     table.AddRow({Text(instance, "name"), Text(instance, "id"), Text(instance, "state"), Ip(instance),
-                  Text(fork, "mechanism"), ms("total_us"), ms("lock_wait_us"), ms("source_standby_us"),
-                  ms("clone_us"), ms("rewrite_us"), ms("metadata_us"), ms("restore_us"),
+                  Text(fork, "mechanism"), ms("total_us"), ms("lock_wait_us"), ms("source_standby_us"), ms("clone_us"),
+                  ms("rewrite_us"), ms("metadata_us"), ms("restore_us"),
                   FormatBytes(static_cast<uint64_t>(Integer(fork, "shared_bytes"))),
                   FormatBytes(static_cast<uint64_t>(Integer(fork, "copied_bytes")))});
   }

@@ -71,10 +71,12 @@ Status OpenOrCreateEmptyDir(const std::string& dir, UniqueFd* out) {
 
 class SampleWriter {
  public:
-  SampleWriter(int dir_fd, std::string dir, SampleInstance* sample) : dir_fd_(dir_fd), dir_(std::move(dir)), sample_(sample) {}
+  SampleWriter(int dir_fd, std::string dir, SampleInstance* sample)
+      : dir_fd_(dir_fd), dir_(std::move(dir)), sample_(sample) {}
 
   Status MakeDir(const std::string& relative) {
-    if (::mkdirat(dir_fd_, relative.c_str(), 0755) != 0) return Status::FromErrno(errno, "create directory", Path(relative));
+    if (::mkdirat(dir_fd_, relative.c_str(), 0755) != 0)
+      return Status::FromErrno(errno, "create directory", Path(relative));
     return Status::Ok();
   }
 
@@ -92,7 +94,8 @@ class SampleWriter {
   Status WriteData(const std::string& relative, uint64_t size, uint64_t chunk, uint64_t chunks, uint64_t seed) {
     UniqueFd fd;
     FE_RETURN_IF_ERROR(Create(relative, 0600, &fd));
-    if (::ftruncate(fd.get(), static_cast<off_t>(size)) != 0) return Status::FromErrno(errno, "truncate", Path(relative));
+    if (::ftruncate(fd.get(), static_cast<off_t>(size)) != 0)
+      return Status::FromErrno(errno, "truncate", Path(relative));
     std::mt19937_64 random(seed);
     std::vector<uint64_t> buffer(chunk / sizeof(uint64_t));
     for (uint64_t i = 0; i < chunks; ++i) {
@@ -151,19 +154,47 @@ Json BootConfig(const std::string& dir, const SampleInstanceOptions& options, co
 // The same VM as vm.snapshot serializes its VmConfig: defaults filled in, device ids assigned.
 Json SnapshotConfig(const std::string& dir, const SampleInstanceOptions& options, const std::string& kernel) {
   return Json{
-      {"cpus", {{"boot_vcpus", options.vcpus}, {"max_vcpus", options.vcpus}, {"kvm_hyperv", false},
-                {"max_phys_bits", 46}, {"nested", true}}},
-      {"memory", {{"size", options.memory_bytes}, {"mergeable", false}, {"hotplug_method", "Acpi"}, {"shared", false},
-                  {"hugepages", false}, {"prefault", false}, {"thp", true}}},
+      {"cpus",
+       {{"boot_vcpus", options.vcpus},
+        {"max_vcpus", options.vcpus},
+        {"kvm_hyperv", false},
+        {"max_phys_bits", 46},
+        {"nested", true}}},
+      {"memory",
+       {{"size", options.memory_bytes},
+        {"mergeable", false},
+        {"hotplug_method", "Acpi"},
+        {"shared", false},
+        {"hugepages", false},
+        {"prefault", false},
+        {"thp", true}}},
       {"payload", {{"kernel", kernel}, {"cmdline", "console=ttyS0 root=/dev/vda1 rw"}}},
-      {"disks", Json::array({{{"id", "_disk0"}, {"pci_segment", 0}, {"path", dir + "/disk.raw"}, {"readonly", false},
-                              {"direct", false}, {"num_queues", 1}, {"queue_size", 128}, {"vhost_user", false},
-                              {"disable_io_uring", false}, {"disable_aio", false}, {"sparse", true},
+      {"disks", Json::array({{{"id", "_disk0"},
+                              {"pci_segment", 0},
+                              {"path", dir + "/disk.raw"},
+                              {"readonly", false},
+                              {"direct", false},
+                              {"num_queues", 1},
+                              {"queue_size", 128},
+                              {"vhost_user", false},
+                              {"disable_io_uring", false},
+                              {"disable_aio", false},
+                              {"sparse", true},
                               {"image_type", "Raw"}}})},
-      {"net", Json::array({{{"id", "_net1"}, {"pci_segment", 0}, {"tap", kTap}, {"ip", kHostIp}, {"mask", kMask},
-                            {"mac", kMac}, {"mtu", 1500}, {"num_queues", 2}, {"queue_size", 256},
-                            {"vhost_user", false}, {"vhost_mode", "Client"}, {"offload_tso", true},
-                            {"offload_ufo", true}, {"offload_csum", true}}})},
+      {"net", Json::array({{{"id", "_net1"},
+                            {"pci_segment", 0},
+                            {"tap", kTap},
+                            {"ip", kHostIp},
+                            {"mask", kMask},
+                            {"mac", kMac},
+                            {"mtu", 1500},
+                            {"num_queues", 2},
+                            {"queue_size", 256},
+                            {"vhost_user", false},
+                            {"vhost_mode", "Client"},
+                            {"offload_tso", true},
+                            {"offload_ufo", true},
+                            {"offload_csum", true}}})},
       {"rng", {{"pci_segment", 0}, {"src", "/dev/urandom"}}},
       {"serial", {{"mode", "File"}, {"file", dir + "/logs/serial.log"}}},
       {"console", {{"mode", "Off"}, {"pci_segment", 0}}},
@@ -177,14 +208,19 @@ Json SnapshotConfig(const std::string& dir, const SampleInstanceOptions& options
 // Device state in cloud-hypervisor's nesting (component id -> {snapshots, snapshot_data}). The
 // plugin never reads it; a restore from this sample is not expected to work without a real guest.
 Json SnapshotState(const std::string& dir, const SampleInstanceOptions& options) {
-  auto node = [](Json snapshots, Json data) { return Json{{"snapshots", std::move(snapshots)}, {"snapshot_data", std::move(data)}}; };
+  auto node = [](Json snapshots, Json data) {
+    return Json{{"snapshots", std::move(snapshots)}, {"snapshot_data", std::move(data)}};
+  };
   Json vcpus = Json::object();
   for (int i = 0; i < options.vcpus; ++i) vcpus[std::to_string(i)] = node(Json::object(), {{"state", {{"id", i}}}});
-  Json memory = {{"state", {{"memory_ranges", {{"ranges", Json::array({{{"gpa", 0}, {"length", options.memory_bytes}}})}}},
-                            {"guest_ram_mappings", Json::array()}}}};
-  Json devices = {{"_disk0", node(Json::object(), {{"state", {{"disk_path", dir + "/disk.raw"}, {"disk_nsectors", options.disk_bytes / 512}}}})},
-                  {"_net1", node(Json::object(), {{"state", {{"avail_features", 0}, {"acked_features", 0}}}})},
-                  {"_vsock2", node(Json::object(), {{"state", {{"cid", kVsockCid}}}})}};
+  Json memory = {{"state",
+                  {{"memory_ranges", {{"ranges", Json::array({{{"gpa", 0}, {"length", options.memory_bytes}}})}}},
+                   {"guest_ram_mappings", Json::array()}}}};
+  Json devices = {
+      {"_disk0", node(Json::object(),
+                      {{"state", {{"disk_path", dir + "/disk.raw"}, {"disk_nsectors", options.disk_bytes / 512}}}})},
+      {"_net1", node(Json::object(), {{"state", {{"avail_features", 0}, {"acked_features", 0}}}})},
+      {"_vsock2", node(Json::object(), {{"state", {{"cid", kVsockCid}}}})}};
   return node({{"cpu-manager", node(vcpus, nullptr)},
                {"memory-manager", node(Json::object(), memory)},
                {"device-manager", node(devices, nullptr)}},
@@ -207,7 +243,8 @@ Result<SampleInstance> WriteSampleInstance(const std::string& dir, const SampleI
   const std::string kernel = options.kernel.empty() ? DefaultKernel() : options.kernel;
 
   // Disk: kDiskChunks blocks of up to 4 MiB (page-aligned) spread over the image.
-  const uint64_t disk_chunk = std::max(kPage, std::min(4 * kMiB, options.disk_bytes / (kDiskChunks * 4)) / kPage * kPage);
+  const uint64_t disk_chunk =
+      std::max(kPage, std::min(4 * kMiB, options.disk_bytes / (kDiskChunks * 4)) / kPage * kPage);
   FE_RETURN_IF_ERROR(writer.WriteData("disk.raw", options.disk_bytes, disk_chunk, kDiskChunks, 1));
   FE_RETURN_IF_ERROR(writer.WriteText("config.json", BootConfig(dir, options, kernel).dump(2) + "\n"));
   FE_RETURN_IF_ERROR(writer.MakeDir("snapshot"));
@@ -231,7 +268,8 @@ Result<SampleInstance> WriteSampleInstance(const std::string& dir, const SampleI
 
 Result<uint64_t> ParseByteSize(std::string_view text) {
   auto invalid = [&text] {
-    return Status::InvalidArgument("size '" + std::string(text) + "' is not a number with an optional K, M, G or T suffix");
+    return Status::InvalidArgument("size '" + std::string(text) +
+                                   "' is not a number with an optional K, M, G or T suffix");
   };
   size_t digits = 0;
   while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
@@ -239,9 +277,14 @@ Result<uint64_t> ParseByteSize(std::string_view text) {
   uint64_t value = std::stoull(std::string(text.substr(0, digits)));
   std::string unit;
   for (char c : text.substr(digits)) unit += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (unit.size() > 1 && unit.back() == 'b') unit.pop_back();   // "10GB", "10GiB"
+  if (unit.size() > 1 && unit.back() == 'b') unit.pop_back();  // "10GB", "10GiB"
   if (unit.size() > 1 && unit.back() == 'i') unit.pop_back();
-  int shift = unit == "" || unit == "b" ? 0 : unit == "k" ? 10 : unit == "m" ? 20 : unit == "g" ? 30 : unit == "t" ? 40 : -1;
+  int shift = unit == "" || unit == "b" ? 0
+              : unit == "k"             ? 10
+              : unit == "m"             ? 20
+              : unit == "g"             ? 30
+              : unit == "t"             ? 40
+                                        : -1;
   if (shift < 0) return invalid();
   if (shift > 0 && value > (UINT64_MAX >> shift)) return invalid();
   return value << shift;

@@ -24,7 +24,7 @@
 namespace fe::engine::forkctl {
 
 struct SampleInstanceOptions {
-  uint64_t disk_bytes = uint64_t{10} << 30;    // apparent size of disk.raw
+  uint64_t disk_bytes = uint64_t{10} << 30;     // apparent size of disk.raw
   uint64_t memory_bytes = uint64_t{256} << 20;  // guest RAM, the size of memory-ranges
   int vcpus = 2;
   std::string kernel;  // payload.kernel; empty: /boot/vmlinuz-<running kernel release>

@@ -40,8 +40,10 @@ int RunSample(const GlobalOptions& global, const SampleArguments& args) {
   Result<SampleInstance> sample = WriteSampleInstance(dir, options);
   if (!sample.ok()) return PrintError(sample.status());
   if (global.json) {
-    nlohmann::json out = {{"dir", sample->dir}, {"files", sample->files},
-                          {"logical_bytes", sample->logical_bytes}, {"data_bytes", sample->data_bytes}};
+    nlohmann::json out = {{"dir", sample->dir},
+                          {"files", sample->files},
+                          {"logical_bytes", sample->logical_bytes},
+                          {"data_bytes", sample->data_bytes}};
     std::cout << out.dump(2) << "\n";
   } else {
     std::cout << fmt::format("sample cloud-hypervisor standby instance {}: {} files, {} logical, {} data\n",
@@ -55,7 +57,8 @@ int RunSample(const GlobalOptions& global, const SampleArguments& args) {
 
 void AddSampleInstanceCommand(CLI::App& app, std::shared_ptr<GlobalOptions> options, int* exit_code) {
   auto args = std::make_shared<SampleArguments>();
-  CLI::App* command = app.add_subcommand("sample-instance", "Write a sample Cloud Hypervisor standby instance directory");
+  CLI::App* command =
+      app.add_subcommand("sample-instance", "Write a sample Cloud Hypervisor standby instance directory");
   command->add_option("DIR", args->dir, "Directory to write (created; must be empty if it exists)")->required();
   command->add_option("--disk-size", args->disk_size, "Apparent size of the sparse disk image")->capture_default_str();
   command->add_option("--memory-size", args->memory_size, "Guest memory (the snapshot's memory file)")

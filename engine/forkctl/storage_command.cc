@@ -37,15 +37,15 @@ int RunProbe(const ProbeArguments& args) {
   out["device_mapper"] = {{"available", host.device_mapper}, {"reason", host.device_mapper_reason}};
   nlohmann::json backends = nlohmann::json::object();
   for (const storage::registry::BackendEntry& entry : storage::registry::RegisteredBackends()) {
-    Result<storage::registry::BackendDecision> decision = storage::registry::DecideBackend(entry.name, *probe, host, args.path);
-    backends[std::string(entry.name)] = {
-        {"available", decision.ok()},
-        {"reason", decision.ok() ? decision->reason : decision.status().message()}};
+    Result<storage::registry::BackendDecision> decision =
+        storage::registry::DecideBackend(entry.name, *probe, host, args.path);
+    backends[std::string(entry.name)] = {{"available", decision.ok()},
+                                         {"reason", decision.ok() ? decision->reason : decision.status().message()}};
   }
   out["backends"] = backends;
   // Without a configured thin pool, auto never picks dm-thin.
-  Result<storage::registry::BackendDecision> chosen =
-      storage::registry::DecideBackend(storage::registry::kAutoBackend, *probe, storage::registry::HostFacts{}, args.path);
+  Result<storage::registry::BackendDecision> chosen = storage::registry::DecideBackend(
+      storage::registry::kAutoBackend, *probe, storage::registry::HostFacts{}, args.path);
   if (chosen.ok()) {
     out["auto"] = {{"backend", chosen->backend}, {"reason", chosen->reason}};
   }

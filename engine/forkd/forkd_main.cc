@@ -89,7 +89,8 @@ Result<std::string> ReadToken(const std::string& path) {
 
 Result<std::pair<std::string, int>> ParseHostPort(const std::string& text) {
   size_t colon = text.rfind(':');
-  if (colon == std::string::npos || colon == 0) return Status::InvalidArgument("--listen-tcp '" + text + "' is not HOST:PORT");
+  if (colon == std::string::npos || colon == 0)
+    return Status::InvalidArgument("--listen-tcp '" + text + "' is not HOST:PORT");
   std::string host = text.substr(0, colon);
   if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
   int port = 0;
@@ -164,7 +165,8 @@ int Run(const Options& options) {
     spdlog::critical("data root: {}", made.ToString());
     return 1;
   }
-  Result<std::string> pool = storage::loop::PrepareLoopPool(layout.Volumes(), layout.LoopPoolImage(), *loop_mode, *loop_size);
+  Result<std::string> pool =
+      storage::loop::PrepareLoopPool(layout.Volumes(), layout.LoopPoolImage(), *loop_mode, *loop_size);
   if (!pool.ok()) {
     spdlog::critical("{}", pool.status().ToString());
     return 1;
@@ -298,7 +300,8 @@ int main(int argc, char** argv) {
   app.add_option("--socket", options.socket, "Unix socket to listen on (mode 0600)")->capture_default_str();
   app.add_option("--listen-tcp", options.listen_tcp, "also listen on HOST:PORT (requires --token-file)");
   app.add_option("--token-file", options.token_file, "file holding the bearer token TCP clients must send");
-  app.add_option("--backend", options.backend, "storage backend: auto|dm-thin|btrfs|reflink|copy")->capture_default_str();
+  app.add_option("--backend", options.backend, "storage backend: auto|dm-thin|btrfs|reflink|copy")
+      ->capture_default_str();
   app.add_option("--subnet", options.subnet, "subnet the instances' addresses are leased from")->capture_default_str();
   app.add_option("--lock-timeout-ms", options.lock_timeout_ms, "how long an operation waits for an instance's lock")
       ->capture_default_str();
@@ -313,7 +316,8 @@ int main(int argc, char** argv) {
   app.add_option("--loop-pool", options.loop_pool,
                  "auto: keep volumes on a loop-mounted XFS image when the data root cannot reflink; none")
       ->capture_default_str();
-  app.add_option("--loop-pool-size", options.loop_pool_size, "size of a new pool image (sparse)")->capture_default_str();
+  app.add_option("--loop-pool-size", options.loop_pool_size, "size of a new pool image (sparse)")
+      ->capture_default_str();
   app.add_option("--cpu-budget", options.cpu_budget_vcpus,
                  "vCPUs pool members and running instances may use together (0: host cores x --overcommit)")
       ->check(CLI::NonNegativeNumber)

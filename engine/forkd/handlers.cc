@@ -19,10 +19,14 @@ Reply InstanceReply(int status, const Result<engine::Instance>& instance, const 
 }
 
 Json PhasesToJson(const engine::ForkPhases& phases) {
-  return Json{{"lock_wait_us", phases.lock_wait_us}, {"source_standby_us", phases.source_standby_us},
-              {"source_pause_us", phases.source_pause_us}, {"identity_us", phases.identity_us},
-              {"clone_us", phases.clone_us},         {"rewrite_us", phases.rewrite_us},
-              {"metadata_us", phases.metadata_us},   {"restore_us", phases.restore_us},
+  return Json{{"lock_wait_us", phases.lock_wait_us},
+              {"source_standby_us", phases.source_standby_us},
+              {"source_pause_us", phases.source_pause_us},
+              {"identity_us", phases.identity_us},
+              {"clone_us", phases.clone_us},
+              {"rewrite_us", phases.rewrite_us},
+              {"metadata_us", phases.metadata_us},
+              {"restore_us", phases.restore_us},
               {"total_us", phases.total_us}};
 }
 

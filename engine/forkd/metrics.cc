@@ -12,10 +12,14 @@ constexpr std::string_view kPhases[] = {"lock_wait", "source_standby", "source_p
                                         "rewrite",   "metadata",       "restore",      "identity"};
 
 std::vector<std::pair<std::string_view, int64_t>> PhaseValues(const engine::ForkPhases& phases) {
-  return {{"lock_wait", phases.lock_wait_us}, {"source_standby", phases.source_standby_us},
-          {"source_pause", phases.source_pause_us}, {"identity", phases.identity_us},
-          {"clone", phases.clone_us},         {"rewrite", phases.rewrite_us},
-          {"metadata", phases.metadata_us},   {"restore", phases.restore_us}};
+  return {{"lock_wait", phases.lock_wait_us},
+          {"source_standby", phases.source_standby_us},
+          {"source_pause", phases.source_pause_us},
+          {"identity", phases.identity_us},
+          {"clone", phases.clone_us},
+          {"rewrite", phases.rewrite_us},
+          {"metadata", phases.metadata_us},
+          {"restore", phases.restore_us}};
 }
 
 void Header(std::string_view name, std::string_view type, std::string_view help, std::string* out) {
@@ -58,10 +62,14 @@ void RenderPoolGauges(const PoolGauges& gauges, std::string* out) {
 std::string EscapeLabelValue(std::string_view value) {
   std::string escaped;
   for (char c : value) {
-    if (c == '\\') escaped += "\\\\";
-    else if (c == '"') escaped += "\\\"";
-    else if (c == '\n') escaped += "\\n";
-    else escaped += c;
+    if (c == '\\')
+      escaped += "\\\\";
+    else if (c == '"')
+      escaped += "\\\"";
+    else if (c == '\n')
+      escaped += "\\n";
+    else
+      escaped += c;
   }
   return escaped;
 }
@@ -73,7 +81,7 @@ const std::vector<double>& LatencyBuckets() {
 
 const std::vector<double>& AcquireBuckets() {
   static const std::vector<double> kBuckets{.000025, .00005, .0001, .00025, .0005, .001, .0025, .005,
-                                            .01,     .025,   .05,   .1,     .25,   .5,   1,    10};
+                                            .01,     .025,   .05,   .1,     .25,   .5,   1,     10};
   return kBuckets;
 }
 
@@ -122,7 +130,8 @@ void Metrics::RecordForkFailure(ErrorCode code) {
 }
 
 void Metrics::RecordRequest(std::string_view method, std::string_view route, int status, double seconds) {
-  std::string route_labels = fmt::format("method=\"{}\",route=\"{}\"", EscapeLabelValue(method), EscapeLabelValue(route));
+  std::string route_labels =
+      fmt::format("method=\"{}\",route=\"{}\"", EscapeLabelValue(method), EscapeLabelValue(route));
   std::lock_guard lock(mutex_);
   ++http_requests_[fmt::format("{},status=\"{}\"", route_labels, status)];
   http_duration_.try_emplace(route_labels, LatencyBuckets()).first->second.Observe(seconds);
@@ -138,12 +147,13 @@ void Metrics::RecordPoolRefill(double seconds) {
   pool_refill_duration_.Observe(seconds);
 }
 
-std::string Metrics::Render(const std::vector<engine::Instance>& instances,
-                            const Result<engine::StorageInfo>& storage, const std::optional<PoolGauges>& pools) const {
+std::string Metrics::Render(const std::vector<engine::Instance>& instances, const Result<engine::StorageInfo>& storage,
+                            const std::optional<PoolGauges>& pools) const {
   std::string out;
   {
     std::lock_guard lock(mutex_);
-    Header("forkengine_forks_total", "counter", "Forks by result (one per fork instance made or per failed request).", &out);
+    Header("forkengine_forks_total", "counter", "Forks by result (one per fork instance made or per failed request).",
+           &out);
     for (const auto& [result, count] : forks_) {
       fmt::format_to(std::back_inserter(out), "forkengine_forks_total{{result=\"{}\"}} {}\n", result, count);
     }
@@ -151,7 +161,8 @@ std::string Metrics::Render(const std::vector<engine::Instance>& instances,
     for (const auto& [code, count] : fork_failures_) {
       fmt::format_to(std::back_inserter(out), "forkengine_fork_failures_total{{code=\"{}\"}} {}\n", code, count);
     }
-    Header("forkengine_fork_duration_seconds", "histogram", "Time of one fork, from admission to its target state.", &out);
+    Header("forkengine_fork_duration_seconds", "histogram", "Time of one fork, from admission to its target state.",
+           &out);
     fork_duration_.Render("forkengine_fork_duration_seconds", "", &out);
     Header("forkengine_fork_phase_seconds", "histogram", "Time of each phase of a fork.", &out);
     for (const auto& [phase, histogram] : fork_phases_) {

@@ -69,12 +69,12 @@ class Metrics {
 
  private:
   mutable std::mutex mutex_;
-  std::map<std::string, uint64_t> forks_;           // result -> count
-  std::map<std::string, uint64_t> fork_failures_;   // code -> count
+  std::map<std::string, uint64_t> forks_;          // result -> count
+  std::map<std::string, uint64_t> fork_failures_;  // code -> count
   Histogram fork_duration_;
-  std::map<std::string, Histogram> fork_phases_;    // phase -> histogram
-  std::map<std::string, uint64_t> http_requests_;   // rendered label set -> count
-  std::map<std::string, Histogram> http_duration_;  // route label set -> histogram
+  std::map<std::string, Histogram> fork_phases_;            // phase -> histogram
+  std::map<std::string, uint64_t> http_requests_;           // rendered label set -> count
+  std::map<std::string, Histogram> http_duration_;          // route label set -> histogram
   std::map<std::string, Histogram> pool_acquire_duration_;  // result ("hit"/"miss") -> histogram
   Histogram pool_refill_duration_;
 };

@@ -37,8 +37,9 @@ std::string ForkLogLine(std::string_view source_id, const engine::ForkOutcome& o
       "restore_us={} identity_us={} live={}",
       LogValue(source_id), LogValue(outcome.instance.id), LogValue(outcome.instance.name),
       engine::InstanceStateName(outcome.instance.state), LogValue(outcome.mechanism), outcome.files,
-      outcome.logical_bytes, outcome.shared_bytes, outcome.copied_bytes, p.total_us, p.lock_wait_us, p.source_standby_us,
-      p.source_pause_us, p.clone_us, p.rewrite_us, p.metadata_us, p.restore_us, p.identity_us, outcome.live);
+      outcome.logical_bytes, outcome.shared_bytes, outcome.copied_bytes, p.total_us, p.lock_wait_us,
+      p.source_standby_us, p.source_pause_us, p.clone_us, p.rewrite_us, p.metadata_us, p.restore_us, p.identity_us,
+      outcome.live);
 }
 
 }  // namespace fe::engine::forkd

@@ -17,9 +17,9 @@ struct RequestRecord {
   std::string_view path;
   int status = 0;
   double duration_ms = 0;
-  std::string_view instance;        // the instance the request named, if any
-  std::vector<std::string> forks;   // ids of the forks it made
-  std::string_view error;           // the error message of a failed request
+  std::string_view instance;       // the instance the request named, if any
+  std::vector<std::string> forks;  // ids of the forks it made
+  std::string_view error;          // the error message of a failed request
 };
 
 std::string RequestLogLine(const RequestRecord& record);

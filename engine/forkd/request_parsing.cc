@@ -16,7 +16,9 @@ using Json = nlohmann::json;
 Result<Json> ParseObject(std::string_view body, std::string_view what) {
   Json json = Json::parse(body, nullptr, /*allow_exceptions=*/false);
   if (json.is_discarded()) return Status::InvalidArgument(std::string(what) + ": the body is not valid JSON");
-  if (!json.is_object()) return Status::InvalidArgument(std::string(what) + ": the body must be a JSON object, not " + std::string(JsonTypeName(json)));
+  if (!json.is_object())
+    return Status::InvalidArgument(std::string(what) + ": the body must be a JSON object, not " +
+                                   std::string(JsonTypeName(json)));
   return json;
 }
 

@@ -101,7 +101,8 @@ void ApiServer::Install(httplib::Server& server, const std::string& token) {
     }
     response.status = 401;
     response.set_header("WWW-Authenticate", "Bearer");
-    response.set_content(ErrorBody("unauthenticated", "a bearer token is required on this listener"), "application/json");
+    response.set_content(ErrorBody("unauthenticated", "a bearer token is required on this listener"),
+                         "application/json");
     current_request.reply.error = "missing or wrong bearer token";
     return httplib::Server::HandlerResponse::Handled;
   });
@@ -121,16 +122,17 @@ void ApiServer::Install(httplib::Server& server, const std::string& token) {
   server.Options(".*", serve);
 
   // Responses httplib makes itself (413, a request it cannot parse) get the same JSON error body.
-  server.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request&, httplib::Response& response) {
-    if (!response.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-    std::string_view code = ErrorCodeForHttpStatus(response.status);
-    std::string message = response.status == 413
-                              ? "the request body exceeds " + std::to_string(kMaxBodyBytes) + " bytes"
-                              : "HTTP " + std::to_string(response.status);
-    response.set_content(ErrorBody(code, message), "application/json");
-    current_request.reply.error = message;
-    return httplib::Server::HandlerResponse::Handled;
-  }));
+  server.set_error_handler(
+      httplib::Server::HandlerWithResponse([](const httplib::Request&, httplib::Response& response) {
+        if (!response.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+        std::string_view code = ErrorCodeForHttpStatus(response.status);
+        std::string message = response.status == 413
+                                  ? "the request body exceeds " + std::to_string(kMaxBodyBytes) + " bytes"
+                                  : "HTTP " + std::to_string(response.status);
+        response.set_content(ErrorBody(code, message), "application/json");
+        current_request.reply.error = message;
+        return httplib::Server::HandlerResponse::Handled;
+      }));
 
   server.set_exception_handler([](const httplib::Request&, httplib::Response& response, std::exception_ptr error) {
     std::string what = "unknown exception";
@@ -148,8 +150,7 @@ void ApiServer::Install(httplib::Server& server, const std::string& token) {
   server.set_logger([this](const httplib::Request& request, const httplib::Response& response) {
     RequestContext context = std::move(current_request);
     current_request = RequestContext{};
-    double seconds =
-        context.active ? std::chrono::duration<double>(Clock::now() - context.start).count() : 0.0;
+    double seconds = context.active ? std::chrono::duration<double>(Clock::now() - context.start).count() : 0.0;
     metrics_.RecordRequest(request.method, context.route, response.status, seconds);
     RequestRecord record{.method = request.method,
                          .path = request.path,

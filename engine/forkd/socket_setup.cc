@@ -16,7 +16,8 @@ namespace fe::engine::forkd {
 Status PrepareSocketPath(const std::string& path) {
   sockaddr_un address{};
   if (path.empty() || path.size() >= sizeof(address.sun_path)) {
-    return Status::InvalidArgument("socket path '" + path + "' must have 1 to " + std::to_string(sizeof(address.sun_path) - 1) + " bytes");
+    return Status::InvalidArgument("socket path '" + path + "' must have 1 to " +
+                                   std::to_string(sizeof(address.sun_path) - 1) + " bytes");
   }
   size_t slash = path.rfind('/');
   if (slash != std::string::npos && slash > 0) FE_RETURN_IF_ERROR(MakeDirectories(path.substr(0, slash), 0700));

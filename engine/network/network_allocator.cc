@@ -97,7 +97,8 @@ std::string FormatIpv4(uint32_t address) {
 
 Result<Ipv4Subnet> ParseSubnet(const std::string& cidr) {
   size_t slash = cidr.find('/');
-  if (slash == std::string::npos) return Status::InvalidArgument("subnet '" + cidr + "': expected CIDR like 10.0.0.0/24");
+  if (slash == std::string::npos)
+    return Status::InvalidArgument("subnet '" + cidr + "': expected CIDR like 10.0.0.0/24");
   Result<uint32_t> network = ParseIpv4(cidr.substr(0, slash));
   if (!network.ok()) return network.status().Annotate("subnet '" + cidr + "'");
   const std::string length_text = cidr.substr(slash + 1);
@@ -110,7 +111,7 @@ Result<Ipv4Subnet> ParseSubnet(const std::string& cidr) {
   Ipv4Subnet subnet{*network, length};
   if ((*network & subnet.HostMask()) != 0) {
     return Status::InvalidArgument("subnet '" + cidr + "': host bits are set (the network address is " +
-                   FormatIpv4(*network & ~subnet.HostMask()) + ")");
+                                   FormatIpv4(*network & ~subnet.HostMask()) + ")");
   }
   return subnet;
 }
@@ -123,7 +124,8 @@ Result<std::unique_ptr<NetworkAllocator>> NetworkAllocator::Open(const std::stri
     return Status::InvalidArgument("network pool: subnet " + subnet->ToString() + ": prefix length must be 8..30");
   }
   if ((subnet->network >> 24) == 0) {
-    return Status::InvalidArgument("network pool: subnet " + subnet->ToString() + " is in 0.0.0.0/8, which is not routable");
+    return Status::InvalidArgument("network pool: subnet " + subnet->ToString() +
+                                   " is in 0.0.0.0/8, which is not routable");
   }
   uint32_t gateway = subnet->network + 1;
   if (!config.gateway.empty()) {
@@ -132,8 +134,8 @@ Result<std::unique_ptr<NetworkAllocator>> NetworkAllocator::Open(const std::stri
     gateway = *parsed;
   }
   if (!subnet->Contains(gateway) || gateway == subnet->network || gateway == subnet->broadcast()) {
-    return Status::InvalidArgument("network pool: gateway " + FormatIpv4(gateway) + " is not a host address of subnet " +
-                   subnet->ToString());
+    return Status::InvalidArgument("network pool: gateway " + FormatIpv4(gateway) +
+                                   " is not a host address of subnet " + subnet->ToString());
   }
   config.gateway = FormatIpv4(gateway);
   Result<std::string> mac_prefix = NormalizeMacPrefix(config.mac_prefix);
@@ -141,11 +143,12 @@ Result<std::unique_ptr<NetworkAllocator>> NetworkAllocator::Open(const std::stri
   config.mac_prefix = *mac_prefix;
   if (config.tap_prefix.size() > kMaxTapPrefix) {
     return Status::InvalidArgument("network pool: tap_prefix '" + config.tap_prefix + "' is longer than " +
-                   std::to_string(kMaxTapPrefix) + " bytes (TAP names have at most 15)");
+                                   std::to_string(kMaxTapPrefix) + " bytes (TAP names have at most 15)");
   }
   for (char c : config.tap_prefix) {
     if (!IsTapPrefixChar(c)) {
-      return Status::InvalidArgument("network pool: tap_prefix '" + config.tap_prefix + "' may hold only letters, digits, '_' and '-'");
+      return Status::InvalidArgument("network pool: tap_prefix '" + config.tap_prefix +
+                                     "' may hold only letters, digits, '_' and '-'");
     }
   }
 
@@ -171,8 +174,8 @@ NetworkIdentity NetworkAllocator::IdentityFor(uint32_t address) const {
   identity.prefix_length = subnet_.prefix_length;
   identity.gateway = FormatIpv4(gateway_);
   const std::string hex = Hex8(address);
-  identity.mac = config_.mac_prefix + ":" + hex.substr(0, 2) + ":" + hex.substr(2, 2) + ":" + hex.substr(4, 2) +
-                 ":" + hex.substr(6, 2);
+  identity.mac = config_.mac_prefix + ":" + hex.substr(0, 2) + ":" + hex.substr(2, 2) + ":" + hex.substr(4, 2) + ":" +
+                 hex.substr(6, 2);
   identity.tap_device = config_.tap_prefix + hex;
   identity.vsock_cid = address;
   return identity;
@@ -202,12 +205,13 @@ Result<NetworkAllocator::State> NetworkAllocator::Load() const {
   if (!text.ok()) {
     if (text.status().sys_errno() != ENOENT) return text.status();
     // No file yet: no leases, and the fields in the order a new file has them.
-    text = R"({"version":)" + std::to_string(kFormatVersion) +
-           R"(,"subnet":"","gateway":"","next_host":1,"leases":{}})";
+    text =
+        R"({"version":)" + std::to_string(kFormatVersion) + R"(,"subnet":"","gateway":"","next_host":1,"leases":{}})";
   }
   State state;
   Json document = Json::parse(*text, nullptr, /*allow_exceptions=*/false);
-  if (document.is_discarded() || !document.is_object()) return Status::InvalidArgument(state_path_ + ": not a JSON object");
+  if (document.is_discarded() || !document.is_object())
+    return Status::InvalidArgument(state_path_ + ": not a JSON object");
 
   const OrderedJsonFields read(document, state_path_);
   uint32_t version = 0;
@@ -225,9 +229,8 @@ Result<NetworkAllocator::State> NetworkAllocator::Load() const {
       FE_RETURN_IF_ERROR(read.String(key, recorded, OrderedJsonFields::kRequired));
       const std::string configured = std::string(key) == "subnet" ? subnet_.ToString() : config_.gateway;
       if (recorded != configured) {
-        return read.Fail(key, "the file's " + std::to_string(leases->size()) + " lease(s) were made with " +
-                                   recorded + ", but " + configured +
-                                   " is configured; keep the old value until they are released");
+        return read.Fail(key, "the file's " + std::to_string(leases->size()) + " lease(s) were made with " + recorded +
+                                  ", but " + configured + " is configured; keep the old value until they are released");
       }
     }
   }
@@ -315,8 +318,8 @@ Result<NetworkIdentity> NetworkAllocator::Allocate(const std::string& instance_i
   if (instance_id.empty()) return Status::InvalidArgument("network lease: empty instance id");
   std::lock_guard lock(mutex_);
   if (auto it = state_.leases.find(instance_id); it != state_.leases.end()) {
-    return Status::AlreadyExists("instance " + instance_id + " already leases " +
-                                                 it->second.identity.ipv4 + " in " + subnet_.ToString());
+    return Status::AlreadyExists("instance " + instance_id + " already leases " + it->second.identity.ipv4 + " in " +
+                                 subnet_.ToString());
   }
   const uint32_t last_host = subnet_.HostMask() - 1;  // the broadcast address is HostMask()
   uint32_t host = state_.next_host >= 1 && state_.next_host <= last_host ? state_.next_host : 1;
@@ -328,7 +331,9 @@ Result<NetworkIdentity> NetworkAllocator::Allocate(const std::string& instance_i
     NetworkIdentity identity = IdentityFor(address);
     if (state_.Uses(identity)) continue;
 
-    const Json entry = {{"ipv4", identity.ipv4}, {"mac", identity.mac}, {"tap_device", identity.tap_device},
+    const Json entry = {{"ipv4", identity.ipv4},
+                        {"mac", identity.mac},
+                        {"tap_device", identity.tap_device},
                         {"vsock_cid", identity.vsock_cid}};
     // Changed in place and undone unless written: none of the identity's resources was indexed before.
     Reverter reverter;
@@ -347,8 +352,8 @@ Result<NetworkIdentity> NetworkAllocator::Allocate(const std::string& instance_i
     return identity;
   }
   return Status::NoSpace("no free IPv4 address in subnet " + subnet_.ToString() + ": all " +
-                                         std::to_string(Capacity()) + " usable addresses are leased (gateway " +
-                                         config_.gateway + " excluded)");
+                         std::to_string(Capacity()) + " usable addresses are leased (gateway " + config_.gateway +
+                         " excluded)");
 }
 
 Status NetworkAllocator::Release(const std::string& instance_id) {

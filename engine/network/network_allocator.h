@@ -50,8 +50,8 @@
 namespace fe::engine::network {
 
 struct NetworkPoolConfig {
-  std::string subnet;  // CIDR with host bits zero, prefix length 8..30, not 0.0.0.0/x: "10.100.0.0/16"
-  std::string gateway;            // dotted quad inside the subnet; empty: the first host address
+  std::string subnet;                // CIDR with host bits zero, prefix length 8..30, not 0.0.0.0/x: "10.100.0.0/16"
+  std::string gateway;               // dotted quad inside the subnet; empty: the first host address
   std::string mac_prefix = "02:fe";  // two octets; the first locally administered and unicast
   std::string tap_prefix = "fe";     // at most 7 bytes of [A-Za-z0-9_-]
 };
@@ -116,9 +116,11 @@ class NetworkAllocator {
     void Unindex(const hypervisor::NetworkIdentity& identity);
   };
 
-  NetworkAllocator(NetworkPoolConfig config, Ipv4Subnet subnet, uint32_t gateway, std::string state_path,
-                   FileLock lock)
-      : config_(std::move(config)), subnet_(subnet), gateway_(gateway), state_path_(std::move(state_path)),
+  NetworkAllocator(NetworkPoolConfig config, Ipv4Subnet subnet, uint32_t gateway, std::string state_path, FileLock lock)
+      : config_(std::move(config)),
+        subnet_(subnet),
+        gateway_(gateway),
+        state_path_(std::move(state_path)),
         lock_(std::move(lock)) {}
 
   Result<State> Load() const;

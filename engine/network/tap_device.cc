@@ -26,12 +26,12 @@ constexpr char kTunDevice[] = "/dev/net/tun";
 Status CheckName(const std::string& name, std::string_view what) {
   if (name.empty() || name.size() > kMaxTapNameBytes) {
     return Status::InvalidArgument(std::string(what) + " name \"" + name + "\" must be 1 to " +
-                                                   std::to_string(kMaxTapNameBytes) + " bytes");
+                                   std::to_string(kMaxTapNameBytes) + " bytes");
   }
   for (char c : name) {
     if (c == '/' || c == ':' || c <= ' ' || c == 0x7f) {
-      return Status::InvalidArgument(std::string(what) + " name \"" + name + "\" holds '" +
-                                                     std::string(1, c) + "', which a network device name cannot");
+      return Status::InvalidArgument(std::string(what) + " name \"" + name + "\" holds '" + std::string(1, c) +
+                                     "', which a network device name cannot");
     }
   }
   return Status::Ok();
@@ -54,7 +54,8 @@ Status LinkRequest(uint16_t type, int index, unsigned flags, unsigned change, st
   request.info.ifi_flags = flags;
   request.info.ifi_change = change;
   if (master) {
-    auto* attribute = reinterpret_cast<rtattr*>(reinterpret_cast<char*>(&request) + NLMSG_ALIGN(request.header.nlmsg_len));
+    auto* attribute =
+        reinterpret_cast<rtattr*>(reinterpret_cast<char*>(&request) + NLMSG_ALIGN(request.header.nlmsg_len));
     attribute->rta_type = IFLA_MASTER;
     attribute->rta_len = RTA_LENGTH(sizeof(uint32_t));
     std::memcpy(RTA_DATA(attribute), &*master, sizeof(uint32_t));
@@ -64,8 +65,8 @@ Status LinkRequest(uint16_t type, int index, unsigned flags, unsigned change, st
   if (!fd) return Status::FromErrno(errno, "rtnetlink socket for", what);
   sockaddr_nl kernel{};
   kernel.nl_family = AF_NETLINK;
-  if (::sendto(fd.get(), &request, request.header.nlmsg_len, 0, reinterpret_cast<sockaddr*>(&kernel),
-               sizeof(kernel)) < 0) {
+  if (::sendto(fd.get(), &request, request.header.nlmsg_len, 0, reinterpret_cast<sockaddr*>(&kernel), sizeof(kernel)) <
+      0) {
     return Status::FromErrno(errno, "rtnetlink send", what);
   }
   char answer[4096];
@@ -96,7 +97,7 @@ Status MakePersistentTap(const std::string& name) {
     const int error = errno;
     if (error == EBUSY || error == EINVAL) {
       return Status::Busy("TUNSETIFF " + name + ": " + std::strerror(error) +
-                                          " (a process holds the TAP, or another kind of device has the name)");
+                          " (a process holds the TAP, or another kind of device has the name)");
     }
     return Status::FromErrno(error, "TUNSETIFF", name);
   }
@@ -130,7 +131,8 @@ Status CreateTap(const std::string& name, const std::string& bridge) {
   Status status = index == 0 ? Status::FromErrno(errno, "index of TAP", name) : Status::Ok();
   // Up, and a port of the bridge (setting the master it already has is a no-op).
   if (status.ok()) status = LinkRequest(RTM_NEWLINK, index, IFF_UP, IFF_UP, std::nullopt, "bring up TAP " + name);
-  if (status.ok() && master) status = LinkRequest(RTM_NEWLINK, index, 0, 0, master, "attach TAP " + name + " to bridge " + bridge);
+  if (status.ok() && master)
+    status = LinkRequest(RTM_NEWLINK, index, 0, 0, master, "attach TAP " + name + " to bridge " + bridge);
   if (!status.ok() && !existed) (void)DeleteTap(name);
   return status;
 }

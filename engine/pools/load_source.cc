@@ -38,7 +38,8 @@ std::optional<std::string_view> LineAfterKey(std::string_view text, std::string_
   while (at < text.size()) {
     size_t end = text.find('\n', at);
     std::string_view line = text.substr(at, end == std::string_view::npos ? std::string_view::npos : end - at);
-    if (line.size() > key.size() && line.substr(0, key.size()) == key && (line[key.size()] == ' ' || line[key.size()] == '\t')) {
+    if (line.size() > key.size() && line.substr(0, key.size()) == key &&
+        (line[key.size()] == ' ' || line[key.size()] == '\t')) {
       return line.substr(key.size());
     }
     if (end == std::string_view::npos) break;
@@ -134,7 +135,8 @@ Result<CpuTimes> ParseProcStat(std::string_view text) {
     if (!value) return Status::InvalidArgument("'cpu' line: '" + std::string(word) + "' is not a number");
     fields.push_back(*value);
   }
-  if (fields.size() < 4) return Status::InvalidArgument("'cpu' line has " + std::to_string(fields.size()) + " fields, expected at least 4");
+  if (fields.size() < 4)
+    return Status::InvalidArgument("'cpu' line has " + std::to_string(fields.size()) + " fields, expected at least 4");
   CpuTimes times;
   for (size_t i = 0; i < fields.size() && i < 8; ++i) times.total += fields[i];
   times.idle = fields[3] + (fields.size() > 4 ? fields[4] : 0);
@@ -167,7 +169,8 @@ Result<std::optional<double>> ParseCgroupCpuMax(std::string_view cpu_max) {
   std::optional<uint64_t> quota_value = ParseNumber(quota);
   std::optional<uint64_t> period_value = period.empty() ? std::optional<uint64_t>(100000) : ParseNumber(period);
   if (!quota_value || !period_value || *period_value == 0) {
-    return Status::InvalidArgument("cpu.max '" + std::string(cpu_max.substr(0, cpu_max.find('\n'))) + "' is not '<quota|max> <period>'");
+    return Status::InvalidArgument("cpu.max '" + std::string(cpu_max.substr(0, cpu_max.find('\n'))) +
+                                   "' is not '<quota|max> <period>'");
   }
   return std::optional<double>(static_cast<double>(*quota_value) / static_cast<double>(*period_value));
 }

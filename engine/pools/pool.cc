@@ -23,18 +23,20 @@ int DefaultBudget(double overcommit) {
 }
 
 Status ValidateSpec(const PoolSpec& spec) {
-  if (Status name = ValidateInstanceName(spec.name); !name.ok()) return Status::InvalidArgument("pool name: " + name.message());
+  if (Status name = ValidateInstanceName(spec.name); !name.ok())
+    return Status::InvalidArgument("pool name: " + name.message());
   if (spec.name.size() > kMaxPoolNameLength) {
-    return Status::InvalidArgument("pool name '" + spec.name + "' is longer than " + std::to_string(kMaxPoolNameLength) +
-                   " characters (its members are named <pool>-<8 hex digits>)");
+    return Status::InvalidArgument("pool name '" + spec.name + "' is longer than " +
+                                   std::to_string(kMaxPoolNameLength) +
+                                   " characters (its members are named <pool>-<8 hex digits>)");
   }
   if (spec.min_size < 0 || spec.max_size < 1 || spec.min_size > spec.max_size) {
     return Status::InvalidArgument("pool '" + spec.name + "': sizes min " + std::to_string(spec.min_size) + ", max " +
-                   std::to_string(spec.max_size) + " are not 0 <= min <= max, max >= 1");
+                                   std::to_string(spec.max_size) + " are not 0 <= min <= max, max >= 1");
   }
   if (spec.member_state != InstanceState::kStandby && spec.member_state != InstanceState::kRunning) {
-    return Status::InvalidArgument("pool '" + spec.name + "': member_state " + std::string(InstanceStateName(spec.member_state)) +
-                   " is not Standby or Running");
+    return Status::InvalidArgument("pool '" + spec.name + "': member_state " +
+                                   std::string(InstanceStateName(spec.member_state)) + " is not Standby or Running");
   }
   return Status::Ok();
 }
@@ -42,14 +44,18 @@ Status ValidateSpec(const PoolSpec& spec) {
 }  // namespace
 
 PoolManager::PoolManager(Engine& engine, PoolStore store, PoolConfig config)
-    : engine_(engine), store_(std::move(store)), config_(std::move(config)), clock_(config_.clock != nullptr ? *config_.clock : SystemClock()),
+    : engine_(engine),
+      store_(std::move(store)),
+      config_(std::move(config)),
+      clock_(config_.clock != nullptr ? *config_.clock : SystemClock()),
       budget_vcpus_(config_.cpu_budget_vcpus > 0 ? config_.cpu_budget_vcpus : DefaultBudget(config_.overcommit)) {}
 
 Result<std::unique_ptr<PoolManager>> PoolManager::Open(Engine& engine, std::string data_root, PoolConfig config,
                                                        bool start_loop) {
   if (config.max_parallel_refills < 1) return Status::InvalidArgument("max_parallel_refills must be at least 1");
   if (config.cpu_budget_vcpus < 0) return Status::InvalidArgument("cpu_budget_vcpus must not be negative");
-  if (config.cpu_budget_vcpus == 0 && !(config.overcommit > 0)) return Status::InvalidArgument("overcommit must be positive");
+  if (config.cpu_budget_vcpus == 0 && !(config.overcommit > 0))
+    return Status::InvalidArgument("overcommit must be positive");
   if (config.tick.count() <= 0) return Status::InvalidArgument("the pool tick must be positive");
   if (!config.load) config.load = MakeHostLoadSource();
   Result<PoolStore> store = PoolStore::Open(DataRoot(data_root).Pools());
@@ -93,7 +99,7 @@ PoolManager::~PoolManager() {
 
 Status PoolManager::Relink() {
   std::vector<std::pair<std::string, std::string>> doomed;  // id, why
-  for (const Instance& instance : engine_.List()) {  // oldest first
+  for (const Instance& instance : engine_.List()) {         // oldest first
     if (instance.pool.empty()) continue;
     auto pool = pools_.find(instance.pool);
     if (pool == pools_.end()) {
@@ -108,7 +114,6 @@ Status PoolManager::Relink() {
   for (const auto& [id, why] : doomed) DeleteMember(id, why);
   return Status::Ok();
 }
-
 
 std::string PoolManager::MemberName(const std::string& pool) { return pool + "-" + NewInstanceId().substr(2, 8); }
 
@@ -152,23 +157,26 @@ Result<PoolStatus> PoolManager::Create(const PoolSpec& requested) {
   FE_RETURN_IF_ERROR(ValidateSpec(requested));
   Result<Instance> template_instance = engine_.Get(requested.template_id);
   if (!template_instance.ok()) {
-    return Status(template_instance.status().code(), "pool '" + requested.name + "': template instance '" +
-                                                         requested.template_id + "' not found");
+    return Status(template_instance.status().code(),
+                  "pool '" + requested.name + "': template instance '" + requested.template_id + "' not found");
   }
   const Instance& source = *template_instance;
   if (source.state != InstanceState::kStopped && source.state != InstanceState::kStandby) {
     return Status::FailedPrecondition("pool '" + requested.name + "': template '" + source.name + "' is " +
-                                                      std::string(InstanceStateName(source.state)) +
-                                                      "; a template must be Stopped or Standby");
+                                      std::string(InstanceStateName(source.state)) +
+                                      "; a template must be Stopped or Standby");
   }
   if (!source.pool.empty()) {
     return Status::FailedPrecondition("pool '" + requested.name + "': template '" + source.name +
-                                                      "' is a member of pool '" + source.pool + "'");
+                                      "' is a member of pool '" + source.pool + "'");
   }
   if (requested.member_state == InstanceState::kStandby && source.state != InstanceState::kStandby) {
-    return Status::FailedPrecondition("pool '" + requested.name + "': Standby members need a Standby "
-                                                      "template, and '" + source.name + "' is Stopped (use "
-                                                      "member_state Running)");
+    return Status::FailedPrecondition("pool '" + requested.name +
+                                      "': Standby members need a Standby "
+                                      "template, and '" +
+                                      source.name +
+                                      "' is Stopped (use "
+                                      "member_state Running)");
   }
   PoolSpec spec = requested;
   spec.template_id = source.id;
@@ -179,10 +187,11 @@ Result<PoolStatus> PoolManager::Create(const PoolSpec& requested) {
     const int committed = CommittedVcpusLocked(spec.name) + other_running;
     const int needed = spec.min_size * source.vcpus;
     if (needed > budget_vcpus_ - committed) {
-      return Status::FailedPrecondition("pool '" + spec.name + "' needs " + std::to_string(needed) + " vCPUs at its minimum size (" +
-                        std::to_string(spec.min_size) + " x " + std::to_string(source.vcpus) + " of template '" +
-                        source.name + "'); the CPU budget is " + std::to_string(budget_vcpus_) + " vCPUs and " +
-                        std::to_string(committed) + " are committed (other pools' minimums and running instances)");
+      return Status::FailedPrecondition(
+          "pool '" + spec.name + "' needs " + std::to_string(needed) + " vCPUs at its minimum size (" +
+          std::to_string(spec.min_size) + " x " + std::to_string(source.vcpus) + " of template '" + source.name +
+          "'); the CPU budget is " + std::to_string(budget_vcpus_) + " vCPUs and " + std::to_string(committed) +
+          " are committed (other pools' minimums and running instances)");
     }
   }
   FE_RETURN_IF_ERROR(store_.Write(spec));

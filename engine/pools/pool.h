@@ -6,9 +6,9 @@
 // "<pool>-<8 hex>", target state the pool's member_state) whose metadata carries the pool's name
 // (Instance::pool). Acquire takes a ready member out of the pool: Engine::ReleaseFromPool renames it
 // to the caller's name (or it keeps its generated one) and clears its pool label, durably (one
-// group-committed journal record: engine/release_journal.h); from then on it is a normal instance. Pools are persisted under <data_root>/pools/<name>.json; their members
-// are instances, recovered by the engine like any other (a member half-made by a crash is an intent,
-// removed by Engine::Open), and relinked to their pool by PoolManager::Open.
+// group-committed journal record: engine/release_journal.h); from then on it is a normal instance. Pools are persisted
+// under <data_root>/pools/<name>.json; their members are instances, recovered by the engine like any other (a member
+// half-made by a crash is an intent, removed by Engine::Open), and relinked to their pool by PoolManager::Open.
 //
 // CPU budget. Every member costs its template's vCPU count; running instances that are not members
 // cost theirs. Create admits a pool only if its minimum fits: min_size x vcpus <= budget - committed,
@@ -61,26 +61,26 @@ struct PoolSpec {
 
 struct PoolStatus {
   PoolSpec spec;
-  int vcpus_per_member = 1;  // the template's vCPU count
-  int ready = 0;             // members waiting to be acquired
-  int refilling = 0;         // forks queued or in flight for this pool
-  uint64_t hits = 0;         // acquires served from ready members
-  uint64_t misses = 0;       // acquires that forked on demand, or were refused with no_wait
-  uint64_t refills = 0;          // members made by the refill loop (cumulative)
-  uint64_t refill_failures = 0;  // refill forks that failed (cumulative)
+  int vcpus_per_member = 1;         // the template's vCPU count
+  int ready = 0;                    // members waiting to be acquired
+  int refilling = 0;                // forks queued or in flight for this pool
+  uint64_t hits = 0;                // acquires served from ready members
+  uint64_t misses = 0;              // acquires that forked on demand, or were refused with no_wait
+  uint64_t refills = 0;             // members made by the refill loop (cumulative)
+  uint64_t refill_failures = 0;     // refill forks that failed (cumulative)
   double refill_seconds_total = 0;  // sum of the refill forks' durations
   std::string last_refill_error;    // the latest refill failure, empty when none
-  bool throttled = false;    // the last tick saw the host above the busy threshold
+  bool throttled = false;           // the last tick saw the host above the busy threshold
 };
 
 struct AcquireRequest {
-  std::string name;     // the acquired instance's new name; empty: keep the member's name
+  std::string name;      // the acquired instance's new name; empty: keep the member's name
   bool no_wait = false;  // empty pool: fail with kUnavailable (HTTP 503) instead of forking on demand
 };
 
 struct AcquireOutcome {
   Instance instance;
-  bool hit = false;     // from a ready member (false: forked on demand)
+  bool hit = false;  // from a ready member (false: forked on demand)
   int64_t latency_us = 0;
 };
 
@@ -88,15 +88,15 @@ struct PoolConfig {
   // vCPUs all pool members and running instances may use together. 0: host cores x overcommit.
   int cpu_budget_vcpus = 0;
   double overcommit = 4.0;
-  double busy_threshold = 0.8;  // no refill while the measured busy fraction is above this
+  double busy_threshold = 0.8;          // no refill while the measured busy fraction is above this
   std::chrono::milliseconds tick{200};  // how often the refill loop looks
   int max_parallel_refills = 2;         // forks queued or in flight across all pools (>= 1)
   // After an acquire, growth above the minimums waits until no acquire came for acquire_quiet, or at
   // most max_growth_deferral (then the pools grow as usual until the next pause).
   std::chrono::milliseconds acquire_quiet{50};
   std::chrono::milliseconds max_growth_deferral{1000};
-  const Clock* clock = nullptr;     // null: SystemClock(); must outlive the manager
-  std::unique_ptr<LoadSource> load;                                // empty: MakeHostLoadSource()
+  const Clock* clock = nullptr;      // null: SystemClock(); must outlive the manager
+  std::unique_ptr<LoadSource> load;  // empty: MakeHostLoadSource()
   // Called after each refill fork that made a member (for a latency histogram), on a worker thread,
   // with no lock of the manager held, before the refill counts as finished (WaitIdle waits for it).
   // Must not call back into the PoolManager.
@@ -160,7 +160,7 @@ class PoolManager {
   PoolStatus StatusOf(const Pool& pool) const;  // REQUIRES: mutex_
   Status Relink();                              // Open: members back into their pools
   int RunningNonMemberVcpus() const;
-  std::vector<std::string> ReadyMembers() const;  // of every pool
+  std::vector<std::string> ReadyMembers() const;              // of every pool
   int CommittedVcpusLocked(const std::string& except) const;  // REQUIRES: mutex_
   // A member name "<pool>-<8 hex>".
   static std::string MemberName(const std::string& pool);
@@ -178,20 +178,20 @@ class PoolManager {
   const Clock& clock_;
   const int budget_vcpus_;
 
-  std::mutex admin_mutex_;  // serialises Create and Delete (they persist outside mutex_)
-  std::mutex tick_mutex_;   // one Tick at a time
+  std::mutex admin_mutex_;                 // serialises Create and Delete (they persist outside mutex_)
+  std::mutex tick_mutex_;                  // one Tick at a time
   uint64_t removals_seen_ = ~uint64_t{0};  // Engine::removals() when Tick last looked; GUARDED_BY(tick_mutex_)
 
   mutable std::mutex mutex_;
-  std::map<std::string, std::shared_ptr<Pool>> pools_;  // GUARDED_BY(mutex_)
-  std::deque<std::string> queue_;                         // pool names to refill; GUARDED_BY(mutex_)
-  int in_flight_ = 0;                                     // queued + running refills; GUARDED_BY(mutex_)
-  bool stopping_ = false;                                 // GUARDED_BY(mutex_)
-  bool poked_ = false;                                    // GUARDED_BY(mutex_)
+  std::map<std::string, std::shared_ptr<Pool>> pools_;                 // GUARDED_BY(mutex_)
+  std::deque<std::string> queue_;                                      // pool names to refill; GUARDED_BY(mutex_)
+  int in_flight_ = 0;                                                  // queued + running refills; GUARDED_BY(mutex_)
+  bool stopping_ = false;                                              // GUARDED_BY(mutex_)
+  bool poked_ = false;                                                 // GUARDED_BY(mutex_)
   std::optional<std::chrono::steady_clock::time_point> last_acquire_;  // GUARDED_BY(mutex_)
-  std::condition_variable work_cv_;  // queue_ or stopping_ changed (workers)
-  std::condition_variable idle_cv_;  // a refill finished (WaitIdle, Delete)
-  std::condition_variable loop_cv_;  // poked_ or stopping_ (the loop)
+  std::condition_variable work_cv_;                                    // queue_ or stopping_ changed (workers)
+  std::condition_variable idle_cv_;                                    // a refill finished (WaitIdle, Delete)
+  std::condition_variable loop_cv_;                                    // poked_ or stopping_ (the loop)
   std::vector<std::thread> workers_;
   std::thread loop_;
 };

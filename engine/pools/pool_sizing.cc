@@ -73,7 +73,8 @@ SizingPlan PlanPoolSizing(const SizingInput& input) {
 
   // 3. Refill within the budget and the parallel cap: minimums first, then toward the maximums.
   int slots = std::max(0, input.max_parallel_refills - in_flight);
-  FillRoundRobin(input, [](const PoolSizingInput& pool) { return pool.min_size; }, slots, used, plan);
+  FillRoundRobin(
+      input, [](const PoolSizingInput& pool) { return pool.min_size; }, slots, used, plan);
   auto growth_target = [&](const PoolSizingInput& pool) {
     if (!input.acquiring || pool.growth_overdue) return pool.max_size;
     return std::min(pool.max_size, std::max(pool.min_size, pool.ready + pool.refilling));  // hold

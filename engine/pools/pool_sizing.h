@@ -50,8 +50,8 @@ struct SizingInput {
 };
 
 struct PoolSizingDecision {
-  int refills = 0;   // forks to start now
-  int removals = 0;  // ready members to delete now
+  int refills = 0;               // forks to start now
+  int removals = 0;              // ready members to delete now
   bool growth_deferred = false;  // below its maximum, but growth waits for the acquires to pause
 };
 

@@ -57,9 +57,7 @@ Result<PoolStore> PoolStore::Open(std::string root) {
   return PoolStore(std::move(root), UniqueFd(fd));
 }
 
-std::string PoolStore::PathOf(const std::string& name) const {
-  return JoinPath(root_, name + std::string(kSuffix));
-}
+std::string PoolStore::PathOf(const std::string& name) const { return JoinPath(root_, name + std::string(kSuffix)); }
 
 Status PoolStore::Write(const PoolSpec& spec) {
   if (!IsSingleComponent(spec.name) || spec.name.front() == '.') {

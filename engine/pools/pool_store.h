@@ -28,7 +28,7 @@ class PoolStore {
   // Creates `root` (<data_root>/pools, engine/data_root.h; mode 0700) when missing and opens it.
   static Result<PoolStore> Open(std::string root);
 
-  const std::string& root() const { return root_; }  // <data_root>/pools
+  const std::string& root() const { return root_; }   // <data_root>/pools
   std::string PathOf(const std::string& name) const;  // <root>/<name>.json
 
   Status Write(const PoolSpec& spec);

@@ -65,7 +65,7 @@ Result<VmProcess> VmProcess::Spawn(const std::vector<std::string>& argv, const s
   if (argv.empty()) return Status::InvalidArgument("starting a hypervisor: empty command line");
   UniqueFd log(::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644));
   if (!log) return Status::FromErrno(errno, "open hypervisor log", log_path);
-  struct stat info{};
+  struct stat info {};
   if (::fstat(log.get(), &info) != 0) return Status::FromErrno(errno, "fstat", log_path);
   // The command heads this start's part of the log, so a failure's log tail shows what was run.
   const std::string header = "forkengine: exec " + Join(argv) + "\n";
@@ -124,8 +124,7 @@ Result<VmProcess> VmProcess::Attach(pid_t pid, uint64_t start_time) {
   }
   if (stat->start_time != start_time) {
     return Status::NotFound(name + " has exited: the pid now belongs to a process started at tick " +
-                                            std::to_string(stat->start_time) + ", not " +
-                                            std::to_string(start_time));
+                            std::to_string(stat->start_time) + ", not " + std::to_string(start_time));
   }
   VmProcess process(std::move(pidfd), pid, start_time, 0);
   if (stat->state == 'Z') {
@@ -180,7 +179,7 @@ Status VmProcess::Kill() {
   }
   if (!WaitForExit(kKillWait)) {
     return Status::Io(name + " did not exit within " + std::to_string(kKillWait.count()) +
-                                      " ms of SIGKILL (stuck in an uninterruptible wait?)");
+                      " ms of SIGKILL (stuck in an uninterruptible wait?)");
   }
   return Status::Ok();
 }

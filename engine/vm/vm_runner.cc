@@ -18,10 +18,10 @@ namespace fe::engine::vm {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-using std::chrono::milliseconds;
 using hypervisor::LaunchCommand;
 using hypervisor::LaunchMode;
 using hypervisor::VmController;
+using std::chrono::milliseconds;
 
 constexpr char kLogFile[] = "hypervisor.log";
 constexpr size_t kLogTailBytes = 4096;
@@ -38,7 +38,7 @@ milliseconds Left(Clock::time_point deadline) {
 // The last lines the process wrote to its log (from `offset`, where its start began).
 std::string LogTail(const std::string& path, uint64_t offset) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  struct stat info{};
+  struct stat info {};
   if (!fd || ::fstat(fd.get(), &info) != 0) return "(" + path + " unreadable: " + std::strerror(errno) + ")";
   const uint64_t size = static_cast<uint64_t>(info.st_size);
   const uint64_t from = std::max(offset, size > kLogTailBytes ? size - kLogTailBytes : 0);
@@ -87,7 +87,7 @@ SocketProbe ProbeSocket(const std::string& path) {
 // refuse to bind over it. One that answers belongs to a live hypervisor: starting another is refused,
 // or the new one's controller could end up talking to the old VM.
 Status ClaimApiSocket(const std::string& path) {
-  struct stat info{};
+  struct stat info {};
   if (::lstat(path.c_str(), &info) != 0) {
     return errno == ENOENT ? Status::Ok() : Status::FromErrno(errno, "lstat API socket", path);
   }
@@ -105,9 +105,8 @@ Result<std::unique_ptr<VmController>> WaitForApi(const VmContext& context, VmPro
                                                  const std::string& api_socket) {
   const Clock::time_point deadline = Clock::now() + context.timeout;
   auto exited = [&] {
-    return WithLog(Status::Io("hypervisor pid " + std::to_string(process.pid()) + " " +
-                                              process.ExitDescription() + " before its API socket " +
-                                              api_socket + " answered"),
+    return WithLog(Status::Io("hypervisor pid " + std::to_string(process.pid()) + " " + process.ExitDescription() +
+                              " before its API socket " + api_socket + " answered"),
                    context, process);
   };
   milliseconds pause{2};
@@ -116,9 +115,8 @@ Result<std::unique_ptr<VmController>> WaitForApi(const VmContext& context, VmPro
     const SocketProbe probe = ProbeSocket(api_socket);
     if (probe != SocketProbe::kAbsent) break;  // answers, or only Connect can tell
     if (Clock::now() >= deadline) {
-      return WithLog(Status::Io("hypervisor pid " + std::to_string(process.pid()) +
-                                                " did not open its API socket " + api_socket + " within " +
-                                                std::to_string(context.timeout.count()) + " ms"),
+      return WithLog(Status::Io("hypervisor pid " + std::to_string(process.pid()) + " did not open its API socket " +
+                                api_socket + " within " + std::to_string(context.timeout.count()) + " ms"),
                      context, process);
     }
     // Waiting on the pidfd rather than sleeping: an exit ends the wait at once.
@@ -262,7 +260,8 @@ Status SnapshotRunningVm(const VmContext& context, const ProcessRecord& record, 
   Status resumed = vm.Resume();
   if (resumed.ok()) return status;
   if (status.ok()) return resumed.Annotate(what + ": resuming the VM (it stays paused)");
-  return Status(status.code(), status.message() + "; resuming the VM failed too (it stays paused): " + resumed.message());
+  return Status(status.code(),
+                status.message() + "; resuming the VM failed too (it stays paused): " + resumed.message());
 }
 
 Status StopVm(const VmContext& context, const ProcessRecord& record) {
@@ -308,8 +307,6 @@ Result<HandoffOutcome> HandOffGuestIdentity(const hypervisor::IdentityChannel& c
   return HandoffOutcome::kApplied;
 }
 
-bool VmProcessAlive(const ProcessRecord& process) {
-  return VmProcess::Attach(process.pid, process.start_time).ok();
-}
+bool VmProcessAlive(const ProcessRecord& process) { return VmProcess::Attach(process.pid, process.start_time).ok(); }
 
 }  // namespace fe::engine::vm

@@ -7,8 +7,7 @@ ApiClient::ApiClient(std::string socket_path, std::chrono::milliseconds timeout)
 
 ApiClient::~ApiClient() = default;
 
-Result<ApiResponse> ApiClient::Send(std::string_view method, std::string_view endpoint,
-                                    const std::string& body) const {
+Result<ApiResponse> ApiClient::Send(std::string_view method, std::string_view endpoint, const std::string& body) const {
   if (method != "GET" && method != "PUT") {
     return Status::InvalidArgument(http_.Describe(method, "/api/v1/" + std::string(endpoint)) + ": unsupported method");
   }

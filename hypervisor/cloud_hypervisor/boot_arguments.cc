@@ -12,31 +12,58 @@ struct Key {
   std::string_view cli;
 };
 
-constexpr std::array<Key, 4> kCpuKeys = {{{"boot_vcpus", "boot"}, {"max_vcpus", "max"},
-                                         {"kvm_hyperv", "kvm_hyperv"}, {"max_phys_bits", "max_phys_bits"}}};
-constexpr std::array<Key, 7> kMemoryKeys = {{{"size", "size"}, {"mergeable", "mergeable"}, {"shared", "shared"},
-                                            {"hugepages", "hugepages"}, {"hugepage_size", "hugepage_size"},
-                                            {"hotplug_size", "hotplug_size"}, {"prefault", "prefault"}}};
-constexpr std::array<Key, 11> kDiskKeys = {{{"path", "path"}, {"readonly", "readonly"}, {"direct", "direct"},
-                                           {"iommu", "iommu"}, {"num_queues", "num_queues"},
-                                           {"queue_size", "queue_size"}, {"vhost_user", "vhost_user"},
-                                           {"vhost_socket", "socket"}, {"id", "id"}, {"serial", "serial"},
+constexpr std::array<Key, 4> kCpuKeys = {
+    {{"boot_vcpus", "boot"}, {"max_vcpus", "max"}, {"kvm_hyperv", "kvm_hyperv"}, {"max_phys_bits", "max_phys_bits"}}};
+constexpr std::array<Key, 7> kMemoryKeys = {{{"size", "size"},
+                                             {"mergeable", "mergeable"},
+                                             {"shared", "shared"},
+                                             {"hugepages", "hugepages"},
+                                             {"hugepage_size", "hugepage_size"},
+                                             {"hotplug_size", "hotplug_size"},
+                                             {"prefault", "prefault"}}};
+constexpr std::array<Key, 11> kDiskKeys = {{{"path", "path"},
+                                            {"readonly", "readonly"},
+                                            {"direct", "direct"},
+                                            {"iommu", "iommu"},
+                                            {"num_queues", "num_queues"},
+                                            {"queue_size", "queue_size"},
+                                            {"vhost_user", "vhost_user"},
+                                            {"vhost_socket", "socket"},
+                                            {"id", "id"},
+                                            {"serial", "serial"},
+                                            {"pci_segment", "pci_segment"}}};
+constexpr std::array<Key, 14> kNetKeys = {{{"tap", "tap"},
+                                           {"ip", "ip"},
+                                           {"mask", "mask"},
+                                           {"mac", "mac"},
+                                           {"host_mac", "host_mac"},
+                                           {"mtu", "mtu"},
+                                           {"iommu", "iommu"},
+                                           {"num_queues", "num_queues"},
+                                           {"queue_size", "queue_size"},
+                                           {"vhost_user", "vhost_user"},
+                                           {"vhost_socket", "socket"},
+                                           {"vhost_mode", "vhost_mode"},
+                                           {"id", "id"},
                                            {"pci_segment", "pci_segment"}}};
-constexpr std::array<Key, 14> kNetKeys = {{{"tap", "tap"}, {"ip", "ip"}, {"mask", "mask"}, {"mac", "mac"},
-                                          {"host_mac", "host_mac"}, {"mtu", "mtu"}, {"iommu", "iommu"},
-                                          {"num_queues", "num_queues"}, {"queue_size", "queue_size"},
-                                          {"vhost_user", "vhost_user"}, {"vhost_socket", "socket"},
-                                          {"vhost_mode", "vhost_mode"}, {"id", "id"}, {"pci_segment", "pci_segment"}}};
 constexpr std::array<Key, 2> kRngKeys = {{{"src", "src"}, {"iommu", "iommu"}}};
-constexpr std::array<Key, 6> kFsKeys = {{{"tag", "tag"}, {"socket", "socket"}, {"num_queues", "num_queues"},
-                                        {"queue_size", "queue_size"}, {"id", "id"}, {"pci_segment", "pci_segment"}}};
-constexpr std::array<Key, 6> kPmemKeys = {{{"file", "file"}, {"size", "size"}, {"discard_writes", "discard_writes"},
-                                          {"iommu", "iommu"}, {"id", "id"}, {"pci_segment", "pci_segment"}}};
-constexpr std::array<Key, 5> kVsockKeys = {{{"cid", "cid"}, {"socket", "socket"}, {"iommu", "iommu"},
-                                           {"id", "id"}, {"pci_segment", "pci_segment"}}};
+constexpr std::array<Key, 6> kFsKeys = {{{"tag", "tag"},
+                                         {"socket", "socket"},
+                                         {"num_queues", "num_queues"},
+                                         {"queue_size", "queue_size"},
+                                         {"id", "id"},
+                                         {"pci_segment", "pci_segment"}}};
+constexpr std::array<Key, 6> kPmemKeys = {{{"file", "file"},
+                                           {"size", "size"},
+                                           {"discard_writes", "discard_writes"},
+                                           {"iommu", "iommu"},
+                                           {"id", "id"},
+                                           {"pci_segment", "pci_segment"}}};
+constexpr std::array<Key, 5> kVsockKeys = {
+    {{"cid", "cid"}, {"socket", "socket"}, {"iommu", "iommu"}, {"id", "id"}, {"pci_segment", "pci_segment"}}};
 constexpr std::array<std::string_view, 11> kUnsupportedSections = {
-    "balloon", "devices",        "user_devices",     "vdpa",           "generic_vhost_user", "numa",
-    "tpm",     "pci_segments",   "rate_limit_groups", "landlock_rules", "ivshmem"};
+    "balloon",      "devices",           "user_devices",   "vdpa",   "generic_vhost_user", "numa", "tpm",
+    "pci_segments", "rate_limit_groups", "landlock_rules", "ivshmem"};
 
 bool IsEmptySection(const Json& value) {
   return value.is_null() || ((value.is_array() || value.is_object()) && value.empty());

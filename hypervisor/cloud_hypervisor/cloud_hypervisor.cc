@@ -34,9 +34,7 @@ bool IsIpv4(const std::string& address) {
 }
 
 Status CheckSpec(const ForkSpec& spec) {
-  auto invalid = [](const std::string& what) {
-    return Status::InvalidArgument("cloud-hypervisor fork: " + what);
-  };
+  auto invalid = [](const std::string& what) { return Status::InvalidArgument("cloud-hypervisor fork: " + what); };
   for (const std::string* dir : {&spec.source_dir, &spec.target_dir}) {
     if (dir->empty() || dir->front() != '/') return invalid("directory '" + *dir + "' is not absolute");
   }
@@ -78,7 +76,7 @@ Result<PreparedFork> Prepare(const ForkSpec& spec) {
   if (spec.from_snapshot && files->snapshot_configs.empty()) {
     std::string where = files->snapshot_dir.empty() ? std::string(kDefaultSnapshotDir) : files->snapshot_dir;
     return Status::NotFound(spec.target_dir + "/" + where + "/" + std::string(kSnapshotConfigName) +
-                                            ": no snapshot config to restore the fork from");
+                            ": no snapshot config to restore the fork from");
   }
   ConfigRewrite rewrite{snapshot::PathRewriter(spec.source_dir, spec.target_dir), spec.source_identity,
                         spec.target_identity, false};

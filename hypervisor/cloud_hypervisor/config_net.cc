@@ -32,8 +32,8 @@ bool CarriesIdentity(const Json& nic, const NetworkIdentity& source) {
          (!source.mac.empty() && Lower(mac) == Lower(source.mac));
 }
 
-Status ApplyIdentity(Json& nic, const NetworkIdentity& source, const NetworkIdentity& target,
-                     std::string_view file, const std::string& field) {
+Status ApplyIdentity(Json& nic, const NetworkIdentity& source, const NetworkIdentity& target, std::string_view file,
+                     const std::string& field) {
   if (auto fds = nic.find("fds"); fds != nic.end() && !fds->is_null() && !(fds->is_array() && fds->empty())) {
     return FieldError(file, field + ".fds",
                       "a NIC on inherited file descriptors cannot be moved to the fork's TAP; name the TAP",
@@ -69,8 +69,9 @@ Status RewriteNetIdentity(Json& config, const NetworkIdentity& source, const Net
     if (net->size() == 1 || CarriesIdentity(nic, source)) identity.push_back(i);
   }
   if (identity.size() > 1) {
-    return FieldError(file, "net", "net[" + std::to_string(identity[0]) + "] and net[" +
-                                       std::to_string(identity[1]) + "] both carry the source's identity");
+    return FieldError(file, "net",
+                      "net[" + std::to_string(identity[0]) + "] and net[" + std::to_string(identity[1]) +
+                          "] both carry the source's identity");
   }
   for (size_t i = 0; i < net->size(); ++i) {
     std::string field = "net[" + std::to_string(i) + "]";

@@ -13,7 +13,8 @@ namespace {
 
 Result<std::string> FileUrl(const std::string& dir, std::string_view operation) {
   if (dir.empty() || dir.front() != '/') {
-    return Status::InvalidArgument("cloud-hypervisor " + std::string(operation) + ": '" + dir + "' is not an absolute directory");
+    return Status::InvalidArgument("cloud-hypervisor " + std::string(operation) + ": '" + dir +
+                                   "' is not an absolute directory");
   }
   return "file://" + dir;
 }

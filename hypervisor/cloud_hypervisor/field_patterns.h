@@ -31,8 +31,7 @@ using FieldVisitor = std::function<Status(Json& parent, const std::string& key, 
 Status ForEachField(Json& root, std::string_view pattern, std::string_view file, const FieldVisitor& visit);
 
 // The string at parent[key], or an error naming the field when it is not a string.
-Result<std::string> StringAt(const Json& parent, const std::string& key, std::string_view file,
-                             std::string_view field);
+Result<std::string> StringAt(const Json& parent, const std::string& key, std::string_view file, std::string_view field);
 
 // parent[key] when it is a boolean, else `fallback` (absent, null or another type).
 bool BoolOr(const Json& parent, const std::string& key, bool fallback);

@@ -33,8 +33,8 @@ Result<InstanceFiles> FindInstanceFiles(const std::string& dir) {
     return files;
   }
   if (!manifest->hypervisor.empty() && manifest->hypervisor != kKind) {
-    return Status::InvalidArgument(dir + "/manifest.json: hypervisor: '" + manifest->hypervisor +
-                                                   "' is not " + std::string(kKind));
+    return Status::InvalidArgument(dir + "/manifest.json: hypervisor: '" + manifest->hypervisor + "' is not " +
+                                   std::string(kKind));
   }
   files.snapshot_dir = manifest->snapshot_dir;
   for (const std::string& config : manifest->PathsWith(snapshot::FileRole::kConfig)) {

@@ -40,7 +40,7 @@ Result<Json> ApiClient::Get(std::string_view path, std::chrono::milliseconds tim
   Json body = Json::parse(response->body, nullptr, /*allow_exceptions=*/false);
   if (!body.is_object()) {
     return Status::Io("firecracker API " + socket_path_ + ": GET " + std::string(path) +
-                                      ": the answer is not a JSON object");
+                      ": the answer is not a JSON object");
   }
   return body;
 }

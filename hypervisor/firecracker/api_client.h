@@ -32,7 +32,8 @@ class ApiClient {
 
   // Send, with a status outside 2xx an error carrying Firecracker's fault_message, its code from
   // http::ErrorCodeForHttpStatus (base/http).
-  Status Call(std::string_view method, std::string_view path, const Json& body, std::chrono::milliseconds timeout) const;
+  Status Call(std::string_view method, std::string_view path, const Json& body,
+              std::chrono::milliseconds timeout) const;
 
   // GET `path`, expecting 200 and a JSON object.
   Result<Json> Get(std::string_view path, std::chrono::milliseconds timeout) const;

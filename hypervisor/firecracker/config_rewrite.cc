@@ -27,18 +27,19 @@ Status RewritePath(Json& parent, const PathField& spec, const std::string& field
   if (value.empty()) return Status::Ok();
   if (value.front() != '/') {
     return FieldError(file, field,
-                      "'" + value + "' is relative: the fork's firecracker would resolve it against the same working "
-                      "directory as the source's; use an absolute path");
+                      "'" + value +
+                          "' is relative: the fork's firecracker would resolve it against the same working "
+                          "directory as the source's; use an absolute path");
   }
   if (std::optional<std::string> rewritten = rewrite.paths.Rewrite(value)) {
     *it = *rewritten;
     return Status::Ok();
   }
   if (spec.outside == Outside::kKeep || read_only) return Status::Ok();
-  return FieldError(file, field,
-                    "'" + value + "' is outside the source directory " + rewrite.paths.source_dir() + ": " +
-                        std::string(spec.why),
-                    ErrorCode::kUnsupported);
+  return FieldError(
+      file, field,
+      "'" + value + "' is outside the source directory " + rewrite.paths.source_dir() + ": " + std::string(spec.why),
+      ErrorCode::kUnsupported);
 }
 
 Status RewriteObjectPath(Json& config, const char* object_key, const PathField& spec, const ConfigRewrite& rewrite,
@@ -80,10 +81,10 @@ Status RewriteNetwork(Json& config, const NetworkIdentity& target, std::string_v
   if (array->empty()) return Status::Ok();
   if (array->size() > 1) {
     std::string tap = (*array)[1].is_object() ? (*array)[1].value("host_dev_name", std::string("?")) : "?";
-    return FieldError(file, "network-interfaces[1]",
-                      "a fork gets one network identity; this second interface would keep the source's TAP '" + tap +
-                          "'",
-                      ErrorCode::kUnsupported);
+    return FieldError(
+        file, "network-interfaces[1]",
+        "a fork gets one network identity; this second interface would keep the source's TAP '" + tap + "'",
+        ErrorCode::kUnsupported);
   }
   Json& nic = (*array)[0];
   if (!nic.is_object()) return FieldError(file, "network-interfaces[0]", "expected an object, found " + nic.dump());

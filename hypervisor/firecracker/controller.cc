@@ -33,9 +33,8 @@ constexpr FirecrackerVersion kVsockOverride{1, 16, 0};
 
 Status TooOld(const FirecrackerVersion& have, const FirecrackerVersion& need, std::string_view feature,
               std::string_view why) {
-  return Status::Unsupported("firecracker " + have.ToString() + " cannot restore this fork: " +
-                                             std::string(feature) + " needs firecracker " + need.ToString() + " (" +
-                                             std::string(why) + ")");
+  return Status::Unsupported("firecracker " + have.ToString() + " cannot restore this fork: " + std::string(feature) +
+                             " needs firecracker " + need.ToString() + " (" + std::string(why) + ")");
 }
 
 // Whether the process behind `pidfd` has exited within `timeout`.
@@ -73,7 +72,7 @@ class Controller final : public VmController {
     Result<SnapshotDevices> devices = ParseSnapshotDevices(*config, "GET /vm/config of " + api_.socket_path());
     if (!devices.ok()) return devices.status();
     return ReplaceFileAtomically(snapshot_dir + "/" + std::string(kSnapshotDevicesName),
-                                           EncodeSnapshotDevices(*devices), 0600);
+                                 EncodeSnapshotDevices(*devices), 0600);
   }
 
   Status Restore(const std::string& snapshot_dir, const NetworkIdentity& identity) override {
@@ -97,7 +96,8 @@ class Controller final : public VmController {
 
     std::unique_ptr<SourceAlias> alias;
     if (plan->alias) {
-      Result<std::unique_ptr<SourceAlias>> created = SourceAlias::Create(pid_, pidfd_.get(), *plan->alias, options_.alias);
+      Result<std::unique_ptr<SourceAlias>> created =
+          SourceAlias::Create(pid_, pidfd_.get(), *plan->alias, options_.alias);
       if (!created.ok()) return created.status();
       alias = std::move(*created);
     }
@@ -183,15 +183,15 @@ Result<LoadPlan> PlanSnapshotLoad(const std::string& snapshot_dir, const std::op
 
   if (devices->network_interfaces.size() > 1) {
     return Status::Unsupported(snapshot_dir + ": the snapshot has " +
-                                               std::to_string(devices->network_interfaces.size()) +
-                                               " network interfaces; a restored VM gets one network identity");
+                               std::to_string(devices->network_interfaces.size()) +
+                               " network interfaces; a restored VM gets one network identity");
   }
   if (devices->source_alias && !devices->network_interfaces.empty()) {
     // A fork: it must come up on a TAP of its own, never the source's.
     const std::string& snapshot_tap = devices->network_interfaces[0].host_dev_name;
     if (identity.tap_device.empty() || identity.tap_device == snapshot_tap) {
       return Status::InvalidArgument(snapshot_dir + ": a fork of a snapshot using TAP " + snapshot_tap +
-                                                     " needs a TAP of its own in its network identity");
+                                     " needs a TAP of its own in its network identity");
     }
   }
   if (!devices->network_interfaces.empty() && !identity.tap_device.empty() &&
@@ -211,7 +211,7 @@ Result<LoadPlan> PlanSnapshotLoad(const std::string& snapshot_dir, const std::op
   for (const PmemDevice& pmem : devices->pmem) {
     if (rewriter.Rewrite(pmem.path_on_host)) {
       return Status::Unsupported(snapshot_dir + ": pmem device " + pmem.id + " (" + pmem.path_on_host +
-                                                 ") lies in the source directory and cannot be re-pointed after a load");
+                                 ") lies in the source directory and cannot be re-pointed after a load");
     }
   }
   if (devices->vsock) {
@@ -237,7 +237,8 @@ Result<std::unique_ptr<VmController>> ConnectFirecracker(const std::string& api_
   sockaddr_un address{};
   address.sun_family = AF_UNIX;
   if (api_socket.empty() || api_socket.size() >= sizeof(address.sun_path)) {
-    return Status::InvalidArgument("firecracker API socket path '" + api_socket + "' does not fit a Unix socket address");
+    return Status::InvalidArgument("firecracker API socket path '" + api_socket +
+                                   "' does not fit a Unix socket address");
   }
   std::memcpy(address.sun_path, api_socket.c_str(), api_socket.size() + 1);
   const auto deadline = std::chrono::steady_clock::now() + timeout;
@@ -249,8 +250,8 @@ Result<std::unique_ptr<VmController>> ConnectFirecracker(const std::string& api_
     const int err = errno;
     if (err != ENOENT && err != ECONNREFUSED && err != EINTR) return Status::FromErrno(err, "connect to", api_socket);
     if (std::chrono::steady_clock::now() >= deadline) {
-      return Status::FromErrno(err, "connect (waited " + std::to_string(timeout.count()) + " ms) to firecracker API socket",
-                               api_socket);
+      return Status::FromErrno(
+          err, "connect (waited " + std::to_string(timeout.count()) + " ms) to firecracker API socket", api_socket);
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
@@ -261,8 +262,7 @@ Result<std::unique_ptr<VmController>> ConnectFirecracker(const std::string& api_
   }
   UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, peer.pid, 0)));
   if (!pidfd) return Status::FromErrno(errno, "pidfd_open of the firecracker process behind", api_socket);
-  return std::unique_ptr<VmController>(
-      new Controller(api_socket, peer.pid, std::move(pidfd), std::move(options)));
+  return std::unique_ptr<VmController>(new Controller(api_socket, peer.pid, std::move(pidfd), std::move(options)));
 }
 
 }  // namespace fe::hypervisor::firecracker

@@ -41,9 +41,9 @@
 namespace fe::hypervisor::firecracker {
 
 struct ControllerOptions {
-  std::chrono::milliseconds request_timeout{10000};                     // small requests
+  std::chrono::milliseconds request_timeout{10000};                      // small requests
   std::chrono::milliseconds snapshot_timeout{std::chrono::minutes(10)};  // snapshot create and load
-  std::chrono::milliseconds shutdown_timeout{10000};  // grace after Ctrl+Alt+Del before SIGKILL
+  std::chrono::milliseconds shutdown_timeout{10000};                     // grace after Ctrl+Alt+Del before SIGKILL
   AliasOptions alias;
 };
 
@@ -62,8 +62,8 @@ Result<FirecrackerVersion> ParseFirecrackerVersion(std::string_view text);
 
 // What Restore() does for one snapshot: pure, so it can be tested without a firecracker.
 struct LoadPlan {
-  Json request;                                            // the PUT /snapshot/load body
-  std::optional<PathAlias> alias;                          // held during the load
+  Json request;                                              // the PUT /snapshot/load body
+  std::optional<PathAlias> alias;                            // held during the load
   std::vector<std::pair<std::string, std::string>> repoint;  // drive id -> the fork's path, after the load
 };
 // `devices` is the snapshot's devices.json (nullopt when it has none).

@@ -24,13 +24,14 @@ using snapshot::IsBeneath;
 Status CheckForkDirectories(const ForkSpec& spec) {
   for (const std::string* dir : {&spec.source_dir, &spec.target_dir}) {
     if (dir->size() < 2 || dir->front() != '/' || dir->back() == '/') {
-      return Status::InvalidArgument("firecracker fork: '" + *dir + "' is not an absolute directory without a trailing '/'");
+      return Status::InvalidArgument("firecracker fork: '" + *dir +
+                                     "' is not an absolute directory without a trailing '/'");
     }
   }
   if (spec.source_dir == spec.target_dir || IsBeneath(spec.target_dir, spec.source_dir) ||
       IsBeneath(spec.source_dir, spec.target_dir)) {
     return Status::InvalidArgument("firecracker fork: " + spec.source_dir + " and " + spec.target_dir +
-                                                   " must be distinct, non-nested directories");
+                                   " must be distinct, non-nested directories");
   }
   return Status::Ok();
 }
@@ -38,7 +39,8 @@ Status CheckForkDirectories(const ForkSpec& spec) {
 Status RequireRegularFile(const std::string& path, std::string_view what) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) return Status::FromErrno(errno, "the snapshot's " + std::string(what), path);
-  if (!S_ISREG(st.st_mode)) return Status::InvalidArgument("the snapshot's " + std::string(what) + " " + path + " is not a file");
+  if (!S_ISREG(st.st_mode))
+    return Status::InvalidArgument("the snapshot's " + std::string(what) + " " + path + " is not a file");
   return Status::Ok();
 }
 
@@ -132,8 +134,8 @@ class FirecrackerPluginImpl final : public Plugin {
       FE_RETURN_IF_ERROR(RewriteConfig(*config, rewrite, file));
       writes.push_back({files->boot_config, config->dump(2) + "\n"});
     } else if (!spec.from_snapshot) {
-      return Status::NotFound("firecracker fork: " + spec.target_dir + " has no " +
-                                              std::string(kBootConfigName) + " (nor a manifest entry with role config)");
+      return Status::NotFound("firecracker fork: " + spec.target_dir + " has no " + std::string(kBootConfigName) +
+                              " (nor a manifest entry with role config)");
     }
 
     PreparedFork prepared;
@@ -157,13 +159,14 @@ class FirecrackerPluginImpl final : public Plugin {
         return text.status();
       } else if (source_config) {
         // A snapshot forkengine did not take: the config it was booted with describes it.
-        Result<SnapshotDevices> parsed = ParseSnapshotDevices(*source_config, spec.target_dir + "/" + files->boot_config);
+        Result<SnapshotDevices> parsed =
+            ParseSnapshotDevices(*source_config, spec.target_dir + "/" + files->boot_config);
         if (!parsed.ok()) return parsed.status();
         devices = std::move(*parsed);
       } else {
-        return Status::NotFound("firecracker fork: cannot tell which paths the snapshot state in " +
-                                                snapshot_dir + " embeds: it has no " + std::string(kSnapshotDevicesName) +
-                                                " and the instance has no " + std::string(kBootConfigName));
+        return Status::NotFound("firecracker fork: cannot tell which paths the snapshot state in " + snapshot_dir +
+                                " embeds: it has no " + std::string(kSnapshotDevicesName) +
+                                " and the instance has no " + std::string(kBootConfigName));
       }
       // The state embeds the paths of the directory it was taken in: the source's, or, when the source
       // is itself a fork not restored since, the directory that fork's alias started from.
@@ -181,10 +184,10 @@ class FirecrackerPluginImpl final : public Plugin {
       prepared.restore.needs_source_path_alias = true;
       // The restore's vsock_override moves the socket into the fork (controller.cc).
       if (devices->vsock && !devices->vsock->uds_path.empty()) {
-        prepared.restore.identity_channel = {IdentityChannel::Kind::kHybridVsock,
-                                             snapshot::PathRewriter(embedded_dir, spec.target_dir)
-                                                 .RewriteOrKeep(devices->vsock->uds_path),
-                                             kIdentityVsockPort};
+        prepared.restore.identity_channel = {
+            IdentityChannel::Kind::kHybridVsock,
+            snapshot::PathRewriter(embedded_dir, spec.target_dir).RewriteOrKeep(devices->vsock->uds_path),
+            kIdentityVsockPort};
       }
     } else if (!writes.empty()) {
       // A fresh boot: the rewritten config's vsock socket.
@@ -199,8 +202,8 @@ class FirecrackerPluginImpl final : public Plugin {
     }
 
     for (const Write& write : writes) {
-      FE_RETURN_IF_ERROR(ReplaceFileAtomically(spec.target_dir + "/" + write.relative, write.content)
-                             .Annotate("firecracker fork"));
+      FE_RETURN_IF_ERROR(
+          ReplaceFileAtomically(spec.target_dir + "/" + write.relative, write.content).Annotate("firecracker fork"));
       prepared.rewritten_files.push_back(write.relative);
     }
     return prepared;
@@ -223,8 +226,8 @@ class FirecrackerPluginImpl final : public Plugin {
     }
     // A mount namespace of its own, where a fork's source-path alias can live during the load without
     // the host or the source ever seeing it; slave, so host unmounts still reach it (source_alias.h).
-    command.argv = {std::string(kUnshareBinary), "--mount", "--propagation", "slave", "--",
-                    std::string(kBinary), "--api-sock", *socket};
+    command.argv = {std::string(kUnshareBinary), "--mount",    "--propagation", "slave", "--",
+                    std::string(kBinary),        "--api-sock", *socket};
     return command;
   }
 

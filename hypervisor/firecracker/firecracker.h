@@ -9,8 +9,8 @@
 // loaded, the source directory must resolve to the fork's (RestorePlan::needs_source_path_alias).
 // Restore then loads it with
 //  - a temporary alias of the source path to the fork's directory that exists only in the fork's own
-//    firecracker's mount namespace (one-way, slave propagation), under a per-source lock (source_alias.h: the mechanism,
-//    the lock and crash recovery), removed right after the load on every path;
+//    firecracker's mount namespace (one-way, slave propagation), under a per-source lock (source_alias.h: the
+//    mechanism, the lock and crash recovery), removed right after the load on every path;
 //  - the snapshot-load API's overrides: network_overrides binds the fork's own TAP, vsock_override
 //    its own vsock socket;
 //  - each drive opened through the alias re-pointed at the fork's path afterwards (PATCH /drives),

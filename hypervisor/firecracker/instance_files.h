@@ -20,7 +20,7 @@
 namespace fe::hypervisor::firecracker {
 
 inline constexpr std::string_view kKind = "firecracker";
-inline constexpr std::string_view kBinary = "firecracker";  // searched in PATH
+inline constexpr std::string_view kBinary = "firecracker";     // searched in PATH
 inline constexpr std::string_view kUnshareBinary = "unshare";  // util-linux, searched in PATH
 inline constexpr std::string_view kApiSocketName = "api.sock";
 inline constexpr std::string_view kBootConfigName = "config.json";

@@ -9,8 +9,8 @@ Result<const Json*> Member(const Json& object, const char* key, std::string_view
   return &*it;
 }
 
-Result<std::string> StringMember(const Json& object, const char* key, std::string_view file,
-                                 std::string_view field, bool required) {
+Result<std::string> StringMember(const Json& object, const char* key, std::string_view file, std::string_view field,
+                                 bool required) {
   const std::string name = FieldName(field, key);
   Result<const Json*> value = Member(object, key, file, field.empty() ? "(root)" : field);
   if (!value.ok()) return value.status();

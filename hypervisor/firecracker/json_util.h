@@ -20,8 +20,8 @@ using snapshot::ParseObject;
 Result<const Json*> Member(const Json& object, const char* key, std::string_view file, std::string_view field);
 
 // The string object[key]: missing/null -> "" unless `required`; another type -> error.
-Result<std::string> StringMember(const Json& object, const char* key, std::string_view file,
-                                 std::string_view field, bool required);
+Result<std::string> StringMember(const Json& object, const char* key, std::string_view file, std::string_view field,
+                                 bool required);
 
 // "<parent>.<key>", or "<key>" at the root.
 std::string FieldName(std::string_view parent, std::string_view key);

@@ -34,8 +34,9 @@ Status ForEachElement(const Json& document, const char* key, std::string_view fi
 Result<SnapshotDevices> ParseSnapshotDevices(const Json& document, std::string_view file) {
   if (!document.is_object()) return FieldError(file, "(root)", "expected an object");
   if (auto version = document.find("version"); version != document.end() && *version != kFormatVersion) {
-    return FieldError(file, "version", "unknown version " + version->dump() + " (this engine reads " +
-                                           std::to_string(kFormatVersion) + ")");
+    return FieldError(
+        file, "version",
+        "unknown version " + version->dump() + " (this engine reads " + std::to_string(kFormatVersion) + ")");
   }
   SnapshotDevices devices;
   FE_RETURN_IF_ERROR(ForEachElement(document, "drives", file, [&](const Json& entry, const std::string& field) {

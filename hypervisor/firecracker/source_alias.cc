@@ -23,8 +23,8 @@ using snapshot::IsBeneath;
 
 bool IsCleanAbsolute(const std::string& path) {
   return path.size() > 1 && path.front() == '/' && path.back() != '/' && path.find("//") == std::string::npos &&
-         path.find("/./") == std::string::npos && path.find("/../") == std::string::npos &&
-         !path.ends_with("/.") && !path.ends_with("/..");
+         path.find("/./") == std::string::npos && path.find("/../") == std::string::npos && !path.ends_with("/.") &&
+         !path.ends_with("/..");
 }
 
 std::string ParentOf(const std::string& path) {
@@ -35,7 +35,8 @@ std::string ParentOf(const std::string& path) {
 Status CreateDirectories(const std::string& dir) {
   for (size_t slash = dir.find('/', 1);; slash = dir.find('/', slash + 1)) {
     std::string prefix = slash == std::string::npos ? dir : dir.substr(0, slash);
-    if (::mkdir(prefix.c_str(), 0700) != 0 && errno != EEXIST) return Status::FromErrno(errno, "create directory", prefix);
+    if (::mkdir(prefix.c_str(), 0700) != 0 && errno != EEXIST)
+      return Status::FromErrno(errno, "create directory", prefix);
     if (slash == std::string::npos) return Status::Ok();
   }
 }
@@ -154,13 +155,15 @@ class SystemMounts final : public NamespaceMounts {
       if (errno == ESRCH) return UniqueFd();
       return Status::FromErrno(errno, "pidfd_send_signal", "process " + std::to_string(pid));
     }
-    struct stat theirs {}, mine {};
+    struct stat theirs {
+    }, mine{};
     if (::fstat(ns.get(), &theirs) != 0) return Status::FromErrno(errno, "stat", ns_path);
     if (::stat("/proc/self/ns/mnt", &mine) != 0) return Status::FromErrno(errno, "stat", "/proc/self/ns/mnt");
     if (theirs.st_ino == mine.st_ino && theirs.st_dev == mine.st_dev) {
-      return Status::InvalidArgument("firecracker process " + std::to_string(pid) +
-                        " shares the engine's mount namespace: an alias there would be visible to the whole host, "
-                        "the running source included (start it with LaunchMode::kRestore, which gives it its own)");
+      return Status::InvalidArgument(
+          "firecracker process " + std::to_string(pid) +
+          " shares the engine's mount namespace: an alias there would be visible to the whole host, "
+          "the running source included (start it with LaunchMode::kRestore, which gives it its own)");
     }
     return ns;
   }
@@ -199,10 +202,11 @@ Result<std::unique_ptr<SourceAlias>> SourceAlias::Create(pid_t pid, int pidfd, c
                                                          const AliasOptions& options) {
   if (!IsCleanAbsolute(alias.from) || !IsCleanAbsolute(alias.to)) {
     return Status::InvalidArgument("source alias " + alias.from + " -> " + alias.to +
-                                                   ": both must be absolute directories without '.', '..' or '//'");
+                                   ": both must be absolute directories without '.', '..' or '//'");
   }
   if (alias.from == alias.to || IsBeneath(alias.to, alias.from) || IsBeneath(alias.from, alias.to)) {
-    return Status::InvalidArgument("source alias " + alias.from + " -> " + alias.to + ": the directories must not be equal or nested");
+    return Status::InvalidArgument("source alias " + alias.from + " -> " + alias.to +
+                                   ": the directories must not be equal or nested");
   }
   struct stat target {};
   if (::stat(alias.to.c_str(), &target) != 0) return Status::FromErrno(errno, "stat fork directory", alias.to);

@@ -111,7 +111,7 @@ class SourceAlias {
   std::optional<FileLock> lock_;  // held from Create until Remove
   std::string intent_path_;
   std::vector<std::string> placeholders_;  // directories created for the mount point, outermost first
-  bool wrote_intent_ = false;  // intent_path_ records placeholders_ (it is removed with them)
+  bool wrote_intent_ = false;              // intent_path_ records placeholders_ (it is removed with them)
   bool mounted_ = false;
   bool removed_ = false;
   Status remove_status_;

@@ -90,8 +90,7 @@ class SerialChannel : public Channel {
 class VsockChannel : public Channel {
  public:
   VsockChannel(UniqueFd listener, uint32_t port)
-      : listener_(std::move(listener)), description_("vsock port " + std::to_string(port)),
-        lines_(kMaxLineBytes) {}
+      : listener_(std::move(listener)), description_("vsock port " + std::to_string(port)), lines_(kMaxLineBytes) {}
 
   Result<std::string> ReadLine() override {
     while (true) {
@@ -187,7 +186,7 @@ Result<std::string> FindVirtioPort(std::string_view name, const std::string& dev
     if (!found.empty() && ::access(found.c_str(), F_OK) == 0) return found;
   }
   return Status::NotFound("virtio-serial port '" + std::string(name) + "': neither " + link +
-                                          " nor a port of that name in " + ports);
+                          " nor a port of that name in " + ports);
 }
 
 Result<std::unique_ptr<Channel>> OpenSerialChannel(const std::string& name) {

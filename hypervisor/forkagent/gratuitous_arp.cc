@@ -48,7 +48,8 @@ Status SendGratuitousArp(const Link& link, const MacAddress& mac, uint32_t ipv4)
   destination.sll_ifindex = link.index;
   destination.sll_halen = 6;
   std::memset(destination.sll_addr, 0xff, 6);  // broadcast
-  if (::sendto(fd.get(), &packet, sizeof(packet), 0, reinterpret_cast<sockaddr*>(&destination), sizeof(destination)) < 0) {
+  if (::sendto(fd.get(), &packet, sizeof(packet), 0, reinterpret_cast<sockaddr*>(&destination), sizeof(destination)) <
+      0) {
     return Status::FromErrno(errno, "sendto AF_PACKET (gratuitous ARP) on", subject);
   }
   return Status::Ok();

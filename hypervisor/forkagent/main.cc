@@ -1,7 +1,7 @@
-// forkagent: the guest side of the identity handoff (see hypervisor/identity_handoff.h; the wire facts both sides share are in wire.h). Runs in the
-// guest as root, waits for the host's set_identity requests on a virtio-serial port (default) or a
-// vsock port, applies each (network through rtnetlink, clock through clock_settime) and answers.
-// A guest that is never sent anything is never changed.
+// forkagent: the guest side of the identity handoff (see hypervisor/identity_handoff.h; the wire facts both sides share
+// are in wire.h). Runs in the guest as root, waits for the host's set_identity requests on a virtio-serial port
+// (default) or a vsock port, applies each (network through rtnetlink, clock through clock_settime) and answers. A guest
+// that is never sent anything is never changed.
 //
 //   forkagent [--channel serial|vsock] [--port NAME|PATH] [--vsock-port N] [--once] [--log]
 //

@@ -122,7 +122,8 @@ Result<std::vector<Link>> Netlink::ListLinks() {
     link.type = info->ifi_type;
     link.flags = info->ifi_flags;
     ForEachAttribute(answer, sizeof(ifinfomsg), [&](unsigned short type, const void* data, size_t size) {
-      if (type == IFLA_IFNAME) link.name.assign(static_cast<const char*>(data), strnlen(static_cast<const char*>(data), size));
+      if (type == IFLA_IFNAME)
+        link.name.assign(static_cast<const char*>(data), strnlen(static_cast<const char*>(data), size));
       if (type == IFLA_ADDRESS && size == link.mac.size()) {
         link.has_mac = true;
         std::memcpy(link.mac.data(), data, size);
@@ -148,8 +149,9 @@ Result<Link> Netlink::FindLink(const MacAddress* mac) {
     return Status::NotFound("no NIC has MAC " + FormatMac(*mac) + " (NICs: " + (seen.empty() ? "none" : seen) + ")");
   }
   if (candidates.size() != 1) {
-    return Status::FailedPrecondition(candidates.empty() ? "the guest has no NIC besides loopback"
-                                     : "no previous_mac given and the guest has several NICs: " + seen);
+    return Status::FailedPrecondition(candidates.empty()
+                                          ? "the guest has no NIC besides loopback"
+                                          : "no previous_mac given and the guest has several NICs: " + seen);
   }
   return candidates.front();
 }
@@ -161,7 +163,8 @@ Status Netlink::SetLinkUp(const Link& link, bool up) {
   info->ifi_index = link.index;
   info->ifi_change = IFF_UP;
   info->ifi_flags = up ? IFF_UP : 0;
-  return Transact(message, up ? "RTM_NEWLINK IFF_UP (set link up)" : "RTM_NEWLINK ~IFF_UP (set link down)", Named(link));
+  return Transact(message, up ? "RTM_NEWLINK IFF_UP (set link up)" : "RTM_NEWLINK ~IFF_UP (set link down)",
+                  Named(link));
 }
 
 Status Netlink::SetMac(const Link& link, const MacAddress& mac) {
@@ -261,7 +264,8 @@ Status Netlink::FlushNeighbours(const Link& link) {
     if (neighbour->ndm_family != AF_INET && neighbour->ndm_family != AF_INET6) return;
     Entry entry{*neighbour, {}};
     ForEachAttribute(answer, sizeof(ndmsg), [&](unsigned short type, const void* data, size_t size) {
-      if (type == NDA_DST) entry.destination.assign(static_cast<const char*>(data), static_cast<const char*>(data) + size);
+      if (type == NDA_DST)
+        entry.destination.assign(static_cast<const char*>(data), static_cast<const char*>(data) + size);
     });
     if (!entry.destination.empty()) entries.push_back(std::move(entry));
   });

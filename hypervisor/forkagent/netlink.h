@@ -23,9 +23,9 @@ namespace fe::hypervisor::forkagent {
 struct Link {
   int index = 0;
   std::string name;
-  unsigned type = 0;        // ARPHRD_*
-  unsigned flags = 0;       // IFF_*
-  bool has_mac = false;     // an Ethernet-style 6-byte address
+  unsigned type = 0;     // ARPHRD_*
+  unsigned flags = 0;    // IFF_*
+  bool has_mac = false;  // an Ethernet-style 6-byte address
   MacAddress mac{};
   bool is_loopback() const;
 };

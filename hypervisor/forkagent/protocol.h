@@ -22,9 +22,9 @@ using MacAddress = std::array<uint8_t, 6>;
 
 struct GuestIdentity {
   MacAddress mac{};
-  uint32_t ipv4 = 0;        // network byte order
-  int prefix_length = 0;    // 1..32
-  uint32_t gateway = 0;     // network byte order; 0: no default route
+  uint32_t ipv4 = 0;      // network byte order
+  int prefix_length = 0;  // 1..32
+  uint32_t gateway = 0;   // network byte order; 0: no default route
 };
 
 struct IdentityRequest {

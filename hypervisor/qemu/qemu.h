@@ -8,4 +8,4 @@ namespace fe::hypervisor::qemu {
 // The process-wide qemu plugin.
 const Plugin& QemuPlugin();
 
-}  // namespace fe::hypervisor
+}  // namespace fe::hypervisor::qemu

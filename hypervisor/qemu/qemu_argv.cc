@@ -58,11 +58,11 @@ std::vector<std::string> BuildArgv(const Config& config, const Incoming& incomin
     if (chardev.virtio_port.empty()) continue;
     if (!virtio_serial) add({"-device", "virtio-serial-pci,id=fe-virtio-serial"});
     virtio_serial = true;
-    add({"-device", "virtserialport,bus=fe-virtio-serial.0,chardev=" + chardev.id + ",name=" +
-                        EscapeOptionValue(chardev.virtio_port) + ",id=" + chardev.id + "-port"});
+    add({"-device", "virtserialport,bus=fe-virtio-serial.0,chardev=" + chardev.id +
+                        ",name=" + EscapeOptionValue(chardev.virtio_port) + ",id=" + chardev.id + "-port"});
   }
-  add({"-chardev", "socket,id=fe-qmp,path=" + EscapeOptionValue(config.qmp_socket) + ",server=on,wait=off",
-       "-mon", "chardev=fe-qmp,mode=control"});
+  add({"-chardev", "socket,id=fe-qmp,path=" + EscapeOptionValue(config.qmp_socket) + ",server=on,wait=off", "-mon",
+       "chardev=fe-qmp,mode=control"});
 
   for (const Drive& drive : config.drives) {
     std::string spec = "file=" + EscapeOptionValue(drive.file) + ",format=" + drive.format + ",if=none,id=" + drive.id;
@@ -74,19 +74,15 @@ std::vector<std::string> BuildArgv(const Config& config, const Incoming& incomin
          nic.device + ",netdev=" + nic.id + ",mac=" + nic.mac + ",id=" + nic.id + "-dev"});
   }
   if (config.vsock) {
-    add({"-device", "vhost-vsock-pci,id=" + config.vsock->id + ",guest-cid=" + std::to_string(config.vsock->guest_cid)});
+    add({"-device",
+         "vhost-vsock-pci,id=" + config.vsock->id + ",guest-cid=" + std::to_string(config.vsock->guest_cid)});
   }
   if (!config.vmgenid.empty()) add({"-device", "vmgenid,id=fe-vmgenid,guid=" + config.vmgenid});
 
   switch (incoming.kind) {
-    case Incoming::Kind::kNone:
-      break;
-    case Incoming::Kind::kDefer:
-      add({"-incoming", "defer"});
-      break;
-    case Incoming::Kind::kExecCat:
-      add({"-incoming", ExecCatFromUri(incoming.file)});
-      break;
+    case Incoming::Kind::kNone: break;
+    case Incoming::Kind::kDefer: add({"-incoming", "defer"}); break;
+    case Incoming::Kind::kExecCat: add({"-incoming", ExecCatFromUri(incoming.file)}); break;
   }
   return argv;
 }

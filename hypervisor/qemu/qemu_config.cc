@@ -279,7 +279,10 @@ std::string SerializeConfig(const Config& config) {
   PutIfSet(root, "append", config.append);
   Json drives = Json::array();
   for (const Drive& drive : config.drives) {
-    Json json = {{"id", drive.id}, {"file", drive.file}, {"format", drive.format}, {"device", drive.device},
+    Json json = {{"id", drive.id},
+                 {"file", drive.file},
+                 {"format", drive.format},
+                 {"device", drive.device},
                  {"read_only", drive.read_only}};
     MergeExtra(json, drive.extra);
     drives.push_back(std::move(json));
@@ -340,8 +343,8 @@ Status ValidateConfig(const Config& config, std::string_view origin) {
     const std::string field = "chardevs[" + std::to_string(i) + "]";
     if (!chardev_ids.insert(chardev.id).second) return error(field + ".id", "\"" + chardev.id + "\" is used twice");
     if (chardev.backend == "socket" && chardev.path.size() >= sizeof(sockaddr_un::sun_path)) {
-      return error(field + ".path", "socket path is longer than " +
-                                        std::to_string(sizeof(sockaddr_un::sun_path) - 1) + " bytes");
+      return error(field + ".path",
+                   "socket path is longer than " + std::to_string(sizeof(sockaddr_un::sun_path) - 1) + " bytes");
     }
     if (!chardev.virtio_port.empty()) {
       FE_RETURN_IF_ERROR(add_device(chardev.id + "-port", field + ".id"));
@@ -356,8 +359,8 @@ Status ValidateConfig(const Config& config, std::string_view origin) {
   }
   if (!serial_found) return error("serial", "no chardev has id \"" + config.serial + "\"");
   if (config.qmp_socket.size() >= sizeof(sockaddr_un::sun_path)) {
-    return error("qmp_socket", "socket path is longer than " + std::to_string(sizeof(sockaddr_un::sun_path) - 1) +
-                                   " bytes");
+    return error("qmp_socket",
+                 "socket path is longer than " + std::to_string(sizeof(sockaddr_un::sun_path) - 1) + " bytes");
   }
   return Status::Ok();
 }

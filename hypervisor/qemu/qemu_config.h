@@ -50,10 +50,10 @@ inline constexpr char kSnapshotInfoFile[] = "qemu-snapshot.json";
 using Json = nlohmann::ordered_json;
 
 struct Drive {
-  std::string id;                        // QEMU id: a letter, then letters, digits, '-', '.', '_'
-  std::string file;                      // absolute
-  std::string format = "raw";            // "raw" or "qcow2"
-  std::string device = "virtio-blk-pci"; // the guest device the drive is attached to
+  std::string id;                         // QEMU id: a letter, then letters, digits, '-', '.', '_'
+  std::string file;                       // absolute
+  std::string format = "raw";             // "raw" or "qcow2"
+  std::string device = "virtio-blk-pci";  // the guest device the drive is attached to
   bool read_only = false;
   Json extra = Json::object();
 };
@@ -61,8 +61,8 @@ struct Drive {
 // A NIC backed by a host TAP device (-netdev tap + a virtio-net device).
 struct Nic {
   std::string id;
-  std::string ifname;                    // host TAP device, at most 15 bytes
-  std::string mac;                       // "xx:xx:xx:xx:xx:xx", lower-case hex
+  std::string ifname;  // host TAP device, at most 15 bytes
+  std::string mac;     // "xx:xx:xx:xx:xx:xx", lower-case hex
   std::string device = "virtio-net-pci";
   Json extra = Json::object();
 };
@@ -89,22 +89,22 @@ struct Config {
   std::string binary = "qemu-system-x86_64";
   std::string machine = "q35";
   std::string accel = "tcg";
-  std::string cpu;            // -cpu model; empty: QEMU's default
+  std::string cpu;  // -cpu model; empty: QEMU's default
   int cpus = 1;
   uint64_t memory_mib = 256;
   // Guest RAM in a shared file (memory-backend-file, share=on): snapshots then leave RAM out of the
   // saved state (x-ignore-shared) and a fork clones the file. Empty: anonymous RAM.
   std::string memory_file;
-  std::string kernel;         // empty: no -kernel (firmware boots from a drive)
+  std::string kernel;  // empty: no -kernel (firmware boots from a drive)
   std::string initrd;
-  std::string append;         // the kernel command line: free text, never rewritten
+  std::string append;  // the kernel command line: free text, never rewritten
   std::vector<Drive> drives;
   std::vector<Nic> nics;
   std::vector<Chardev> chardevs;
-  std::string serial;         // id of the chardev on the first serial port; empty: none
-  std::string qmp_socket;     // the QMP socket (the plugin's API socket); required
+  std::string serial;      // id of the chardev on the first serial port; empty: none
+  std::string qmp_socket;  // the QMP socket (the plugin's API socket); required
   std::optional<Vsock> vsock;
-  std::string vmgenid;        // VM generation ID GUID, or "auto"; empty: no vmgenid device
+  std::string vmgenid;  // VM generation ID GUID, or "auto"; empty: no vmgenid device
   Json extra = Json::object();
 };
 

@@ -92,8 +92,7 @@ Result<bool> QemuController::HasSharedMemory() {
   Result<json> memdevs = qmp_.Execute("query-memdev", nullptr, timeouts_.command);
   if (!memdevs.ok()) return memdevs.status();
   if (!memdevs->is_array()) return false;
-  return std::any_of(memdevs->begin(), memdevs->end(),
-                     [](const json& memdev) { return memdev.value("share", false); });
+  return std::any_of(memdevs->begin(), memdevs->end(), [](const json& memdev) { return memdev.value("share", false); });
 }
 
 Status QemuController::SetIgnoreShared(bool on) {
@@ -112,11 +111,11 @@ Status QemuController::WaitForMigration(const std::string& what) {
     if (status == "completed") return Status::Ok();
     if (status == "failed" || status == "cancelled") {
       return Status::Io(what + ": migration " + status + ": " +
-                                        info->value("error-desc", std::string("no reason given")));
+                        info->value("error-desc", std::string("no reason given")));
     }
     if (Clock::now() >= deadline) {
       return Status::Io(what + ": migration still \"" + status + "\" after " +
-                                        std::to_string(timeouts_.migration.count()) + " ms");
+                        std::to_string(timeouts_.migration.count()) + " ms");
     }
     std::this_thread::sleep_for(pause);
     pause = std::min(pause * 2, milliseconds(25));
@@ -148,7 +147,7 @@ Status QemuController::Snapshot(const std::string& snapshot_dir) {
   // done file appears only once cat has exited successfully.
   const Clock::time_point deadline = Clock::now() + timeouts_.command;
   milliseconds pause{1};
-  struct stat info{};
+  struct stat info {};
   while (status.ok() && ::stat(done.c_str(), &info) != 0) {
     if (errno != ENOENT) {
       status = Status::FromErrno(errno, what + ": stat", done);
@@ -172,8 +171,7 @@ Status QemuController::Snapshot(const std::string& snapshot_dir) {
                       {"ignore_shared_memory", *shared},
                       {"state_bytes", static_cast<uint64_t>(info.st_size)},
                       {"qemu_version", VersionText(qmp_.version())}};
-  return ReplaceFileAtomically(snapshot_dir + "/" + kSnapshotInfoFile, description.dump(2) + "\n")
-      .Annotate(what);
+  return ReplaceFileAtomically(snapshot_dir + "/" + kSnapshotInfoFile, description.dump(2) + "\n").Annotate(what);
 }
 
 Status QemuController::Restore(const std::string& snapshot_dir, const NetworkIdentity& /*identity*/) {
@@ -188,18 +186,20 @@ Status QemuController::Restore(const std::string& snapshot_dir, const NetworkIde
   if (!run_state.ok()) return run_state.status().Annotate(what);
   if (*run_state != "inmigrate") {
     return Status::InvalidArgument(what + ": QEMU is \"" + *run_state +
-                                                   "\", not waiting for a restore (start it with -incoming defer)");
+                                   "\", not waiting for a restore (start it with -incoming defer)");
   }
   if (info->ignore_shared_memory) {
     Result<bool> shared = HasSharedMemory();
     if (!shared.ok()) return shared.status().Annotate(what);
     if (!*shared) {
-      return Status::InvalidArgument(what + ": the snapshot left guest RAM in a shared memory file, but this QEMU has none");
+      return Status::InvalidArgument(what +
+                                     ": the snapshot left guest RAM in a shared memory file, but this QEMU has none");
     }
   }
   FE_RETURN_IF_ERROR(SetIgnoreShared(info->ignore_shared_memory).Annotate(what));
-  FE_RETURN_IF_ERROR(
-      qmp_.Execute("migrate-incoming", json{{"uri", ExecCatFromUri(state)}}, timeouts_.command).status().Annotate(what));
+  FE_RETURN_IF_ERROR(qmp_.Execute("migrate-incoming", json{{"uri", ExecCatFromUri(state)}}, timeouts_.command)
+                         .status()
+                         .Annotate(what));
   FE_RETURN_IF_ERROR(WaitForMigration(what));
   return Resume().Annotate(what);
 }

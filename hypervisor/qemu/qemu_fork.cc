@@ -32,8 +32,7 @@ std::string BaseName(const std::string& path) {
 class ForkRewriter {
  public:
   ForkRewriter(const ForkSpec& spec, std::string_view origin)
-      : origin_(origin), to_target_(spec.source_dir, spec.target_dir),
-        in_target_(spec.target_dir, spec.target_dir) {}
+      : origin_(origin), to_target_(spec.source_dir, spec.target_dir), in_target_(spec.target_dir, spec.target_dir) {}
 
   Status Error(ErrorCode code, const std::string& field, const std::string& what) const {
     return Status(code, std::string(origin_) + ": field '" + field + "': " + what);
@@ -61,8 +60,8 @@ class ForkRewriter {
 
 Status CheckSpec(const ForkSpec& spec) {
   if (!IsAbsoluteDir(spec.source_dir) || !IsAbsoluteDir(spec.target_dir)) {
-    return Status::InvalidArgument("qemu fork: source and target directories must be absolute (\"" +
-                                                   spec.source_dir + "\", \"" + spec.target_dir + "\")");
+    return Status::InvalidArgument("qemu fork: source and target directories must be absolute (\"" + spec.source_dir +
+                                   "\", \"" + spec.target_dir + "\")");
   }
   if (WithoutTrailingSlash(spec.source_dir) == WithoutTrailingSlash(spec.target_dir)) {
     return Status::InvalidArgument("qemu fork: source and target are the same directory " + spec.source_dir);
@@ -128,9 +127,9 @@ Result<Config> RewriteConfigForFork(const Config& source, const ForkSpec& spec, 
   }
 
   if (fork.nics.size() > 1) {
-    return rewrite.Error(ErrorCode::kUnsupported, "nics",
-                         "qemu fork: " + std::to_string(fork.nics.size()) +
-                             " NICs, but an instance has one network identity");
+    return rewrite.Error(
+        ErrorCode::kUnsupported, "nics",
+        "qemu fork: " + std::to_string(fork.nics.size()) + " NICs, but an instance has one network identity");
   }
   if (!fork.nics.empty()) {
     Nic& nic = fork.nics[0];
@@ -186,11 +185,11 @@ Result<PreparedFork> PrepareFork(const ForkSpec& spec) {
     if (!manifest.ok()) return manifest.status().Annotate("qemu fork from a snapshot");
     if (!manifest->hypervisor.empty() && manifest->hypervisor != "qemu") {
       return Status::InvalidArgument("qemu fork: " + spec.target_dir + "/manifest.json says hypervisor \"" +
-                                                     manifest->hypervisor + "\"");
+                                     manifest->hypervisor + "\"");
     }
     if (manifest->snapshot_dir.empty()) {
       return Status::NotFound("qemu fork from a snapshot: " + spec.target_dir +
-                                              "/manifest.json names no snapshot directory");
+                              "/manifest.json names no snapshot directory");
     }
     prepared.restore.snapshot_dir = spec.target_dir + "/" + manifest->snapshot_dir;
     const std::string state = prepared.restore.snapshot_dir + "/" + kStateFile;

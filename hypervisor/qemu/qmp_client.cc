@@ -27,7 +27,7 @@ Result<QmpClient> QmpClient::Connect(const std::string& socket_path, millisecond
   address.sun_family = AF_UNIX;
   if (socket_path.empty() || socket_path.size() >= sizeof address.sun_path) {
     return Status::InvalidArgument("qmp: socket path \"" + socket_path + "\" is empty or longer than " +
-                                                   std::to_string(sizeof address.sun_path - 1) + " bytes");
+                                   std::to_string(sizeof address.sun_path - 1) + " bytes");
   }
   std::memcpy(address.sun_path, socket_path.c_str(), socket_path.size() + 1);
 
@@ -146,8 +146,8 @@ Result<json> QmpClient::Receive(Clock::time_point deadline, std::string_view wha
       if (line.find_first_not_of(" \t") != std::string::npos) {
         json message = json::parse(line, nullptr, /*allow_exceptions=*/false);
         if (message.is_discarded() || !message.is_object()) {
-          return Status::Io("qmp " + socket_path_ + ": malformed message while waiting for " +
-                                            std::string(what) + ": " + Shorten(line));
+          return Status::Io("qmp " + socket_path_ + ": malformed message while waiting for " + std::string(what) +
+                            ": " + Shorten(line));
         }
         return message;
       }
@@ -155,8 +155,8 @@ Result<json> QmpClient::Receive(Clock::time_point deadline, std::string_view wha
     }
     if (!fd_) return Status::Io("qmp " + socket_path_ + ": the connection is closed");
     if (buffer_.size() > kMaxMessageBytes) {
-      return Status::Io("qmp " + socket_path_ + ": a message longer than " +
-                                        std::to_string(kMaxMessageBytes) + " bytes");
+      return Status::Io("qmp " + socket_path_ + ": a message longer than " + std::to_string(kMaxMessageBytes) +
+                        " bytes");
     }
 
     const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
@@ -174,8 +174,7 @@ Result<json> QmpClient::Receive(Clock::time_point deadline, std::string_view wha
       buffer_.append(chunk, static_cast<size_t>(n));
     } else if (n == 0 || errno == ECONNRESET) {
       fd_.reset();
-      return Status::Io("qmp " + socket_path_ + ": QEMU closed the connection while waiting for " +
-                                        std::string(what));
+      return Status::Io("qmp " + socket_path_ + ": QEMU closed the connection while waiting for " + std::string(what));
     } else if (errno != EINTR && errno != EAGAIN) {
       return Status::FromErrno(errno, "qmp: recv from", socket_path_);
     }

@@ -21,7 +21,8 @@ Result<const Plugin*> FindPlugin(std::string_view kind) {
   }
   std::string supported;
   for (const std::string& name : SupportedKinds()) supported += (supported.empty() ? "" : ", ") + name;
-  return Status::Unsupported("hypervisor '" + std::string(kind) + "' is not supported: forkengine supports " + supported);
+  return Status::Unsupported("hypervisor '" + std::string(kind) + "' is not supported: forkengine supports " +
+                             supported);
 }
 
 std::vector<std::string> SupportedKinds() {

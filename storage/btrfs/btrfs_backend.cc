@@ -31,8 +31,7 @@ Status BtrfsError(btrfs_util_error error, std::string_view operation, std::strin
 
 std::string TemporaryName(const std::string& volume) {
   static std::atomic<uint64_t> counter{0};
-  return "." + volume + ".forkengine-tmp-" + std::to_string(::getpid()) + "-" +
-         std::to_string(counter.fetch_add(1));
+  return "." + volume + ".forkengine-tmp-" + std::to_string(::getpid()) + "-" + std::to_string(counter.fetch_add(1));
 }
 
 }  // namespace
@@ -112,9 +111,11 @@ Result<CloneReport> BtrfsBackend::ReflinkIntoSubvolume(const std::string& parent
   if (!report.ok()) return abandon(report.status());
   if (::renameat2(root_fd(), temporary.c_str(), root_fd(), volume.c_str(), RENAME_NOREPLACE) != 0) {
     int err = errno;
-    return abandon(err == EEXIST ? AlreadyExists(volume) : Status::FromErrno(err, "rename clone into place as", Path(volume)));
+    return abandon(err == EEXIST ? AlreadyExists(volume)
+                                 : Status::FromErrno(err, "rename clone into place as", Path(volume)));
   }
-  report->note = "source " + Path(parent) + " is not a subvolume root: cloned file by file with reflink into a new subvolume";
+  report->note =
+      "source " + Path(parent) + " is not a subvolume root: cloned file by file with reflink into a new subvolume";
   return report;
 }
 
@@ -173,8 +174,8 @@ Status BtrfsBackend::DeleteSubvolume(const std::string& name) {
   if (kind != BTRFS_UTIL_OK) return BtrfsError(kind, "check subvolume", Path(name));
   // Read-only subvolumes (this one, or nested ones) refuse the unlinks that deletion needs.
   btrfs_util_subvolume_iterator* iterator = nullptr;
-  if (btrfs_util_create_subvolume_iterator_fd(dir->get(), 0, BTRFS_UTIL_SUBVOLUME_ITERATOR_POST_ORDER,
-                                              &iterator) == BTRFS_UTIL_OK) {
+  if (btrfs_util_create_subvolume_iterator_fd(dir->get(), 0, BTRFS_UTIL_SUBVOLUME_ITERATOR_POST_ORDER, &iterator) ==
+      BTRFS_UTIL_OK) {
     char* nested = nullptr;
     while (btrfs_util_subvolume_iterator_next(iterator, &nested, nullptr) == BTRFS_UTIL_OK) {
       UniqueFd nested_fd(::openat(dir->get(), nested, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));

@@ -56,9 +56,8 @@ Result<std::unique_ptr<DmThinBackend>> DmThinBackend::Open(const DmThinConfig& c
   if (!ledger.ok()) return ledger.status();
   Result<ThinPool> pool = ThinPool::Activate(config, prefix);
   if (!pool.ok()) return pool.status();
-  std::unique_ptr<DmThinBackend> backend(new DmThinBackend(config, std::move(*root_fd), std::move(reason),
-                                                           std::move(*ledger), std::move(*pool),
-                                                           std::move(fault_hook)));
+  std::unique_ptr<DmThinBackend> backend(new DmThinBackend(
+      config, std::move(*root_fd), std::move(reason), std::move(*ledger), std::move(*pool), std::move(fault_hook)));
   backend->Reconcile();
   return backend;
 }
@@ -96,10 +95,8 @@ Status DmThinBackend::CheckNewName(const std::string& volume) const {
   if (!dm_name.ok()) return dm_name.status();
   if (std::optional<ThinRecord> record = ledger_->Find(volume)) {
     if (record->state == ThinState::kReady) return AlreadyExists(volume);
-    return Status::Busy("volume " + Path(volume) + " has an unfinished " +
-                                        std::string(ThinStateName(record->state)) +
-                                        " operation (thin id " + std::to_string(record->id) +
-                                        "), retried at the next open");
+    return Status::Busy("volume " + Path(volume) + " has an unfinished " + std::string(ThinStateName(record->state)) +
+                        " operation (thin id " + std::to_string(record->id) + "), retried at the next open");
   }
   struct stat st;
   if (::fstatat(root_fd(), volume.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) return AlreadyExists(volume);
@@ -108,7 +105,7 @@ Status DmThinBackend::CheckNewName(const std::string& volume) const {
   if (!device.ok()) return device.status();
   if (device->exists) {
     return Status::AlreadyExists("volume " + Path(volume) + ": device-mapper device " + *dm_name +
-                                                 " already exists but the ledger has no such volume");
+                                 " already exists but the ledger has no such volume");
   }
   return Status::Ok();
 }
@@ -125,7 +122,8 @@ Status DmThinBackend::Activate(const std::string& volume, const ThinRecord& reco
 Status DmThinBackend::ExplainCreateFailure(Status created, uint32_t id, const std::string& what) const {
   if (created.sys_errno() != EEXIST) return created.Annotate(what);
   return created.Annotate(what + ": thin id " + std::to_string(id) + " already exists in pool " + pool_.name() +
-                          " but ledger " + ledger_->path() + " does not record it (a lost or foreign ledger?); "
+                          " but ledger " + ledger_->path() +
+                          " does not record it (a lost or foreign ledger?); "
                           "that device is left alone and the next attempt uses the next id");
 }
 
@@ -168,8 +166,10 @@ void DmThinBackend::Reconcile() {
     // operation, so deleting it is safe either way.
     Status discarded = Discard(volume, record, /*delete_id=*/true);
     if (discarded.ok()) {
-      Log("recovery " + std::string(record.state == ThinState::kCreating ? "undid the unfinished creation of "
-                                                                           : "finished removing ") + what);
+      Log("recovery " +
+          std::string(record.state == ThinState::kCreating ? "undid the unfinished creation of "
+                                                           : "finished removing ") +
+          what);
     } else {
       Log("recovery could not clean up " + what + " (retried at the next open): " + discarded.message());
     }
@@ -257,8 +257,8 @@ Result<CloneReport> DmThinBackend::Clone(const std::string& parent, const std::s
   const std::string directory_mechanism = report->mechanism;
   report->mechanism = "dm-thin-snapshot";
   report->note = "thin snapshot id " + std::to_string(*id) + " of id " + std::to_string(origin->id) +
-                 " (origin suspended " + std::to_string(suspended_for.count() / 1000) +
-                 " us); directory cloned with " + directory_mechanism;
+                 " (origin suspended " + std::to_string(suspended_for.count() / 1000) + " us); directory cloned with " +
+                 directory_mechanism;
   report->phases.prepare = snapshot_done - start;
   report->total = Clock::now() - start;
   return report;
@@ -273,8 +273,8 @@ Status DmThinBackend::Remove(const std::string& volume) {
     Result<DmDeviceInfo> info = DmInfo(name);
     if (!info.ok()) return info.status();
     if (info->exists && info->open_count > 0) {
-      return Status::Busy("remove volume " + Path(volume) + ": its device " + DevicePath(volume) +
-                                          " is open (" + std::to_string(info->open_count) + " users)");
+      return Status::Busy("remove volume " + Path(volume) + ": its device " + DevicePath(volume) + " is open (" +
+                          std::to_string(info->open_count) + " users)");
     }
     // Deactivating first changes nothing lasting: on failure the volume stays whole (and a crash
     // after it is repaired by activation at the next open).

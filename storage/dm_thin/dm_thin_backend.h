@@ -75,8 +75,8 @@ class DmThinBackend final : public tree::DirectoryBackend {
   Status Deactivate();
 
  private:
-  DmThinBackend(const DmThinConfig& config, UniqueFd root_fd, std::string reason,
-                std::unique_ptr<ThinLedger> ledger, ThinPool pool, FaultHook fault_hook);
+  DmThinBackend(const DmThinConfig& config, UniqueFd root_fd, std::string reason, std::unique_ptr<ThinLedger> ledger,
+                ThinPool pool, FaultHook fault_hook);
   std::string DmName(const std::string& volume) const;
   Status Fault(std::string_view step, uint32_t id) const;
   Status CheckRoomFor(const std::string& what) const;

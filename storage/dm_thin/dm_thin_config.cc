@@ -7,9 +7,7 @@
 namespace fe::storage::dm_thin {
 namespace {
 
-Status InvalidConfig(const std::string& what) {
-  return Status::InvalidArgument("dm-thin configuration: " + what);
-}
+Status InvalidConfig(const std::string& what) { return Status::InvalidArgument("dm-thin configuration: " + what); }
 
 }  // namespace
 
@@ -17,25 +15,25 @@ Status ValidateDmThinConfig(const DmThinConfig& config) {
   if (config.data_root.empty()) return InvalidConfig("data_root is empty");
   FE_RETURN_IF_ERROR(ValidateDmName(config.pool_name).Annotate("dm-thin configuration: pool_name"));
   if (config.data_device.empty() != config.metadata_device.empty()) {
-    return InvalidConfig("data_device ('" + config.data_device + "') and metadata_device ('" +
-                   config.metadata_device + "') must be given together or not at all");
+    return InvalidConfig("data_device ('" + config.data_device + "') and metadata_device ('" + config.metadata_device +
+                         "') must be given together or not at all");
   }
   const uint32_t block = config.block_size_sectors;
   if (block < kMinThinBlockSectors || block > kMaxThinBlockSectors || block % kMinThinBlockSectors != 0) {
     return InvalidConfig("block_size_sectors " + std::to_string(block) + " is not a multiple of " +
-                   std::to_string(kMinThinBlockSectors) + " between " + std::to_string(kMinThinBlockSectors) +
-                   " and " + std::to_string(kMaxThinBlockSectors));
+                         std::to_string(kMinThinBlockSectors) + " between " + std::to_string(kMinThinBlockSectors) +
+                         " and " + std::to_string(kMaxThinBlockSectors));
   }
   if (config.data_device.empty()) {
     const uint64_t block_bytes = uint64_t{block} * kSectorBytes;
     if (config.data_size_bytes < block_bytes) {
       return InvalidConfig("data_size_bytes " + std::to_string(config.data_size_bytes) +
-                     " is smaller than one block (" + std::to_string(block_bytes) + " bytes)");
+                           " is smaller than one block (" + std::to_string(block_bytes) + " bytes)");
     }
     // 2 MiB is the smallest metadata device dm-thin accepts comfortably; 16 GiB is its maximum.
     if (config.metadata_size_bytes < (2ull << 20) || config.metadata_size_bytes > (16ull << 30)) {
       return InvalidConfig("metadata_size_bytes " + std::to_string(config.metadata_size_bytes) +
-                     " is outside 2 MiB..16 GiB");
+                           " is outside 2 MiB..16 GiB");
     }
   }
   if (!(config.fill_threshold > 0.0 && config.fill_threshold <= 1.0)) {
@@ -43,7 +41,7 @@ Status ValidateDmThinConfig(const DmThinConfig& config) {
   }
   if (config.volume_size_bytes == 0 || config.volume_size_bytes % kSectorBytes != 0) {
     return InvalidConfig("volume_size_bytes " + std::to_string(config.volume_size_bytes) +
-                   " is not a positive multiple of 512");
+                         " is not a positive multiple of 512");
   }
   return Status::Ok();
 }

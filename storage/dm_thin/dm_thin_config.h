@@ -29,9 +29,9 @@ struct DmThinConfig {
   // the kernel as a new pool; any other is opened as an existing pool.
   std::string data_device;
   std::string metadata_device;
-  uint64_t data_size_bytes = 64ull << 30;      // loop-backed default only
+  uint64_t data_size_bytes = 64ull << 30;       // loop-backed default only
   uint64_t metadata_size_bytes = 256ull << 20;  // loop-backed default only
-  uint32_t block_size_sectors = 128;           // 64 KiB
+  uint32_t block_size_sectors = 128;            // 64 KiB
   // Free data blocks below which the kernel raises a dm event. 0: the blocks left at fill_threshold.
   uint64_t low_water_mark_blocks = 0;
   // Clones (and creates) are refused once data or metadata usage is above this fraction.

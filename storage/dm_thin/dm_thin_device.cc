@@ -20,8 +20,8 @@ namespace {
 // The last error libdevmapper logged on this thread, for the Status of the failing call.
 thread_local std::string last_library_error;
 
-extern "C" void CaptureLibraryLog(int level, const char* /*file*/, int /*line*/, int /*dm_errno*/,
-                                  const char* format, ...) {
+extern "C" void CaptureLibraryLog(int level, const char* /*file*/, int /*line*/, int /*dm_errno*/, const char* format,
+                                  ...) {
   if ((level & 7) > 3) return;  // keep errors (3) and worse; drop warnings, notices, debug
   char buffer[512];
   va_list args;

@@ -59,7 +59,7 @@ Result<ThinLedger::State> ThinLedger::Load(const std::string& path) {
   if (!text.ok()) return text.status();
   auto corrupt = [&](const std::string& why) {
     return Status::Io("ledger " + path + " is corrupt (" + why +
-                                      "); it is kept as is because it names thin ids the pool may hold");
+                      "); it is kept as is because it names thin ids the pool may hold");
   };
   Result<State> state = Parse(*text);
   if (!state.ok()) return corrupt(state.status().message());
@@ -116,12 +116,11 @@ Status ThinLedger::Commit(State state) {
   return Status::Ok();
 }
 
-Result<uint32_t> ThinLedger::BeginCreate(const std::string& volume, uint64_t sectors,
-                                         std::optional<uint32_t> origin) {
+Result<uint32_t> ThinLedger::BeginCreate(const std::string& volume, uint64_t sectors, std::optional<uint32_t> origin) {
   std::lock_guard lock(mutex_);
   if (state_.records.count(volume) != 0) {
     return Status::AlreadyExists("ledger " + path_ + " already has volume " + volume + " (state " +
-                                                 std::string(ThinStateName(state_.records.at(volume).state)) + ")");
+                                 std::string(ThinStateName(state_.records.at(volume).state)) + ")");
   }
   std::set<uint32_t> used;
   for (const auto& [name, record] : state_.records) used.insert(record.id);

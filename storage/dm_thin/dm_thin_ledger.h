@@ -41,8 +41,8 @@ enum class ThinState {
 struct ThinRecord {
   uint32_t id = 0;
   ThinState state = ThinState::kCreating;
-  uint64_t sectors = 0;             // virtual size of the thin device
-  std::optional<uint32_t> origin;   // id it was snapshotted from (informational)
+  uint64_t sectors = 0;            // virtual size of the thin device
+  std::optional<uint32_t> origin;  // id it was snapshotted from (informational)
   bool operator==(const ThinRecord&) const = default;
 };
 

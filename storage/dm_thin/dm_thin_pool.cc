@@ -16,9 +16,8 @@ Status CheckIsThinPool(const std::string& name) {
   if (lines->size() != 1 || (*lines)[0].target != "thin-pool") {
     std::string targets;
     for (const TableLine& line : *lines) targets += (targets.empty() ? "" : ",") + line.target;
-    return Status::InvalidArgument("device-mapper device " + name +
-                                                   " exists but is not a thin pool (targets: " +
-                                                   (targets.empty() ? "none" : targets) + ")");
+    return Status::InvalidArgument("device-mapper device " + name + " exists but is not a thin pool (targets: " +
+                                   (targets.empty() ? "none" : targets) + ")");
   }
   return Status::Ok();
 }
@@ -46,7 +45,7 @@ Status LoadPool(const DmThinConfig& config, const std::string& image_prefix) {
                         .block_size_sectors = config.block_size_sectors};
   if (PoolDataBlocks(geometry) == 0) {
     return Status::InvalidArgument("data device " + data_device + " (" + std::to_string(*data_bytes) +
-                                                   " bytes) is smaller than one pool block");
+                                   " bytes) is smaller than one pool block");
   }
   geometry.low_water_mark_blocks = EffectiveLowWaterMark(config, PoolDataBlocks(geometry));
   return DmCreate(config.pool_name, {ThinPoolTable(geometry)});

@@ -31,10 +31,9 @@ bool ParseRatio(std::string_view text, uint64_t& used, uint64_t& total) {
          ParseNumber(text.substr(slash + 1), total) && used <= total;
 }
 
-Status Malformed(std::string_view kind, std::string_view device, std::string_view params,
-                 std::string_view why) {
-  return Status::Io(std::string(kind) + " status of " + std::string(device) + " '" +
-                                    std::string(params) + "' is malformed: " + std::string(why));
+Status Malformed(std::string_view kind, std::string_view device, std::string_view params, std::string_view why) {
+  return Status::Io(std::string(kind) + " status of " + std::string(device) + " '" + std::string(params) +
+                    "' is malformed: " + std::string(why));
 }
 
 double Fraction(uint64_t used, uint64_t total) {
@@ -55,8 +54,8 @@ double PoolStatus::MetadataFraction() const { return Fraction(metadata_used, met
 Result<PoolStatus> ParsePoolStatus(std::string_view pool, std::string_view params) {
   std::vector<std::string_view> fields = Fields(params);
   if (fields.size() == 1 && (fields[0] == "Fail" || fields[0] == "Error")) {
-    return Status::Io("thin pool " + std::string(pool) + " reports '" +
-                                      std::string(fields[0]) + "': it needs repair (thin_check)");
+    return Status::Io("thin pool " + std::string(pool) + " reports '" + std::string(fields[0]) +
+                      "': it needs repair (thin_check)");
   }
   if (fields.size() < 3) return Malformed("thin-pool", pool, params, "fewer than 3 fields");
   PoolStatus status;
@@ -107,17 +106,17 @@ Result<ThinStatus> ParseThinStatus(std::string_view device, std::string_view par
 Status CheckPoolFill(std::string_view pool, const PoolStatus& status, double threshold) {
   const std::string name = "thin pool " + std::string(pool);
   if (status.mode == PoolMode::kOutOfDataSpace) {
-    return Status::NoSpace(name + " is out of data space (" + std::to_string(status.data_used) +
-                                           "/" + std::to_string(status.data_total) + " blocks)");
+    return Status::NoSpace(name + " is out of data space (" + std::to_string(status.data_used) + "/" +
+                           std::to_string(status.data_total) + " blocks)");
   }
   if (status.mode == PoolMode::kReadOnly || status.needs_check) {
     return Status::Io(name + " is read-only" +
-                                      std::string(status.needs_check ? " and needs a check (thin_check)" : ""));
+                      std::string(status.needs_check ? " and needs a check (thin_check)" : ""));
   }
   auto refuse = [&](std::string_view what, double fraction, uint64_t used, uint64_t total) {
-    return Status::NoSpace(name + ": " + std::string(what) + " usage " + Percent(fraction) +
-                                           " (" + std::to_string(used) + "/" + std::to_string(total) +
-                                           " blocks) is above the fill threshold " + Percent(threshold));
+    return Status::NoSpace(name + ": " + std::string(what) + " usage " + Percent(fraction) + " (" +
+                           std::to_string(used) + "/" + std::to_string(total) +
+                           " blocks) is above the fill threshold " + Percent(threshold));
   };
   if (status.DataFraction() > threshold) {
     return refuse("data", status.DataFraction(), status.data_used, status.data_total);

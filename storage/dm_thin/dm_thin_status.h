@@ -31,7 +31,7 @@ struct PoolStatus {
   PoolMode mode = PoolMode::kReadWrite;
   bool needs_check = false;
 
-  double DataFraction() const;      // used / total, 0 when total is 0
+  double DataFraction() const;  // used / total, 0 when total is 0
   double MetadataFraction() const;
 };
 

@@ -16,8 +16,7 @@ TableLine ThinPoolTable(const PoolGeometry& geometry) {
   line.sectors = PoolDataBlocks(geometry) * geometry.block_size_sectors;
   line.target = "thin-pool";
   line.params = geometry.metadata_device + " " + geometry.data_device + " " +
-                std::to_string(geometry.block_size_sectors) + " " +
-                std::to_string(geometry.low_water_mark_blocks);
+                std::to_string(geometry.block_size_sectors) + " " + std::to_string(geometry.low_water_mark_blocks);
   return line;
 }
 
@@ -41,17 +40,16 @@ Status ValidateDmName(std::string_view name) {
   bool ok = !name.empty() && name.size() <= kMaxDmNameLength && name != "." && name != "..";
   for (char c : name) ok = ok && c > ' ' && c < 127 && c != '/';
   if (ok) return Status::Ok();
-  return Status::InvalidArgument("invalid device-mapper name '" + std::string(name) +
-                    "': expected 1.." + std::to_string(kMaxDmNameLength) +
-                    " printable characters without '/'");
+  return Status::InvalidArgument("invalid device-mapper name '" + std::string(name) + "': expected 1.." +
+                                 std::to_string(kMaxDmNameLength) + " printable characters without '/'");
 }
 
 Result<std::string> ThinDeviceName(std::string_view pool, std::string_view volume) {
   std::string name = std::string(pool) + "-" + std::string(volume);
   if (name.size() > kMaxDmNameLength) {
-    return Status::InvalidArgument("volume name '" + std::string(volume) + "' is too long for pool '" + std::string(pool) +
-                      "': the device name '" + name + "' would exceed " +
-                      std::to_string(kMaxDmNameLength) + " characters");
+    return Status::InvalidArgument("volume name '" + std::string(volume) + "' is too long for pool '" +
+                                   std::string(pool) + "': the device name '" + name + "' would exceed " +
+                                   std::to_string(kMaxDmNameLength) + " characters");
   }
   FE_RETURN_IF_ERROR(ValidateDmName(name));
   return name;

@@ -131,8 +131,8 @@ bool LoopFilesystem::Available(std::string* why) {
     if (why != nullptr) *why = std::move(reason);
     return false;
   };
-  if (::geteuid() != 0) return fail("loop filesystems need root (CAP_SYS_ADMIN); running as uid " +
-                                    std::to_string(::geteuid()));
+  if (::geteuid() != 0)
+    return fail("loop filesystems need root (CAP_SYS_ADMIN); running as uid " + std::to_string(::geteuid()));
   UniqueFd control(::open("/dev/loop-control", O_RDWR | O_CLOEXEC));
   if (!control) {
     return fail(Status::FromErrno(errno, "opening", "/dev/loop-control").message());
@@ -143,8 +143,8 @@ bool LoopFilesystem::Available(std::string* why) {
 
 Result<LoopFilesystem> LoopFilesystem::Open(const LoopFilesystemOptions& options) {
   const std::string& image = options.image_path;
-  const std::string context = "opening " + std::string(LoopFilesystemTypeName(options.type)) +
-                              " loop filesystem " + image;
+  const std::string context =
+      "opening " + std::string(LoopFilesystemTypeName(options.type)) + " loop filesystem " + image;
   if (image.empty() || options.mount_point.empty()) {
     return Status::InvalidArgument(context + ": image_path and mount_point are required");
   }
@@ -167,7 +167,7 @@ Result<LoopFilesystem> LoopFilesystem::Open(const LoopFilesystemOptions& options
     uint64_t minimum = options.type == LoopFilesystemType::kExt4 ? 1 : kMinXfsBtrfsBytes;
     if (options.size_bytes < minimum) {
       return fail(Status::InvalidArgument("image size " + std::to_string(options.size_bytes) + " bytes is below the " +
-                             std::to_string(minimum) + " byte minimum"));
+                                          std::to_string(minimum) + " byte minimum"));
     }
     if (::ftruncate(image_fd.get(), static_cast<off_t>(options.size_bytes)) != 0) {
       return fail(Status::FromErrno(errno, "sizing image", image));
@@ -184,8 +184,7 @@ Result<LoopFilesystem> LoopFilesystem::Open(const LoopFilesystemOptions& options
 
   std::string fstype(LoopFilesystemTypeName(options.type));
   if (::mount(device.c_str(), options.mount_point.c_str(), fstype.c_str(), 0, nullptr) != 0) {
-    Status status = Status::FromErrno(errno, "mounting " + device + " (" + fstype + ") at",
-                                      options.mount_point);
+    Status status = Status::FromErrno(errno, "mounting " + device + " (" + fstype + ") at", options.mount_point);
     loop->reset();  // last close: autoclear detaches
     DetachIfStillOurs(device, image);
     return fail(status);
@@ -250,8 +249,7 @@ Status LoopFilesystem::Close() {
   DetachIfStillOurs(device_, image_path_);
 
   if (!keep_image_ && ::unlink(image_path_.c_str()) != 0 && errno != ENOENT && first.ok()) {
-    first = Status::FromErrno(errno, "removing image", image_path_)
-                .Annotate("closing loop filesystem " + image_path_);
+    first = Status::FromErrno(errno, "removing image", image_path_).Annotate("closing loop filesystem " + image_path_);
   }
   return first;
 }

@@ -16,10 +16,10 @@ std::string_view LoopFilesystemTypeName(LoopFilesystemType type);
 
 struct LoopFilesystemOptions {
   LoopFilesystemType type = LoopFilesystemType::kXfs;
-  std::string image_path;    // created sparse if missing; an existing image is mounted as it is
-  uint64_t size_bytes = 0;   // size of a new image (minimum 512 MiB for XFS and btrfs)
-  std::string mount_point;   // created if missing
-  bool keep_image = false;   // keep the image file after teardown (a persistent pool)
+  std::string image_path;   // created sparse if missing; an existing image is mounted as it is
+  uint64_t size_bytes = 0;  // size of a new image (minimum 512 MiB for XFS and btrfs)
+  std::string mount_point;  // created if missing
+  bool keep_image = false;  // keep the image file after teardown (a persistent pool)
 };
 
 // Owns the mount and the loop device: the destructor unmounts, detaches and (unless keep_image)

@@ -21,7 +21,8 @@ Result<bool> IsMountPoint(const std::string& path) {
     return Status::FromErrno(errno, "statx", path);
   }
   if (self.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) return (self.stx_attributes & STATX_ATTR_MOUNT_ROOT) != 0;
-  struct stat here {}, parent {};
+  struct stat here {
+  }, parent{};
   if (::stat(path.c_str(), &here) != 0) return Status::FromErrno(errno, "stat", path);
   if (::stat((path + "/..").c_str(), &parent) != 0) return Status::FromErrno(errno, "stat", path + "/..");
   return here.st_dev != parent.st_dev;
@@ -49,9 +50,15 @@ Result<uint64_t> ParseSize(const std::string& text) {
   uint64_t value = 0;
   const char* end = text.data() + text.size();
   auto [rest, error] = std::from_chars(text.data(), end, value);
-  if (error != std::errc() || rest == text.data()) return Status::InvalidArgument("size '" + text + "' is not a number");
+  if (error != std::errc() || rest == text.data())
+    return Status::InvalidArgument("size '" + text + "' is not a number");
   std::string_view suffix(rest, end - rest);
-  int shift = suffix.empty() ? 0 : suffix == "K" ? 10 : suffix == "M" ? 20 : suffix == "G" ? 30 : suffix == "T" ? 40 : -1;
+  int shift = suffix.empty()  ? 0
+              : suffix == "K" ? 10
+              : suffix == "M" ? 20
+              : suffix == "G" ? 30
+              : suffix == "T" ? 40
+                              : -1;
   if (shift < 0) return Status::InvalidArgument("size '" + text + "': unit must be K, M, G or T");
   if (shift > 0 && value > (UINT64_MAX >> shift)) return Status::InvalidArgument("size '" + text + "' is too large");
   return value << shift;
@@ -95,7 +102,8 @@ Result<std::string> PrepareLoopPool(const std::string& volumes, const std::strin
   static LoopFilesystem* kept_mounted = nullptr;
   kept_mounted = new LoopFilesystem(std::move(*pool));
   return std::string("loop pool: " + probe->filesystem + " at " + volumes + " cannot reflink (" + probe->reason +
-                     "); mounted XFS image " + kept_mounted->image_path() + " from " + kept_mounted->device() + " there");
+                     "); mounted XFS image " + kept_mounted->image_path() + " from " + kept_mounted->device() +
+                     " there");
 }
 
 }  // namespace fe::storage::loop

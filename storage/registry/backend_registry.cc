@@ -48,7 +48,8 @@ Result<std::unique_ptr<Backend>> OpenBtrfs(const StorageConfig& config, const tr
                                            const BackendDecision& decision) {
   // Forced, every clone is a snapshot; under auto small trees are reflinked (faster below the crossover).
   size_t crossover = decision.forced ? 0 : kBtrfsSnapshotCrossoverEntries;
-  FE_ASSIGN_OR_RETURN(std::unique_ptr<btrfs::BtrfsBackend> backend, btrfs::BtrfsBackend::Open(config.root, decision.reason, crossover));
+  FE_ASSIGN_OR_RETURN(std::unique_ptr<btrfs::BtrfsBackend> backend,
+                      btrfs::BtrfsBackend::Open(config.root, decision.reason, crossover));
   return std::unique_ptr<Backend>(std::move(backend));
 }
 
@@ -58,7 +59,8 @@ Result<std::optional<std::string>> ProbeReflink(const SelectionContext& context)
     return Status::Unsupported("storage backend reflink is not available on data root " + context.root + ": " +
                                context.probe.reason);
   }
-  if (context.forced) return std::optional<std::string>("reflink forced by configuration (" + context.probe.reason + ")");
+  if (context.forced)
+    return std::optional<std::string>("reflink forced by configuration (" + context.probe.reason + ")");
   return std::optional<std::string>("auto: " + context.probe.reason);
 }
 

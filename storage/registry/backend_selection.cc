@@ -28,7 +28,8 @@ Result<BackendDecision> DecideBackend(std::string_view choice, const tree::Files
   for (const BackendEntry& entry : RegisteredBackends()) {
     FE_ASSIGN_OR_RETURN(std::optional<std::string> reason,
                         entry.probe(SelectionContext{.root = root, .probe = probe, .host = host, .forced = false}));
-    if (reason) return BackendDecision{.backend = std::string(entry.name), .reason = std::move(*reason), .forced = false};
+    if (reason)
+      return BackendDecision{.backend = std::string(entry.name), .reason = std::move(*reason), .forced = false};
   }
   return Status::Internal("no storage backend applies to " + root + " (the last row must always apply)");
 }

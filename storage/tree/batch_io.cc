@@ -17,8 +17,7 @@ class SyscallBatchIo final : public BatchIo {
   void Openat2(int dir_fd, const char* name, const open_how* how, int* result) override {
     *result = ResultOf(::syscall(SYS_openat2, dir_fd, name, how, sizeof(*how)));
   }
-  void Statx(int dir_fd, const char* name, int flags, unsigned mask, struct statx* out,
-             int* result) override {
+  void Statx(int dir_fd, const char* name, int flags, unsigned mask, struct statx* out, int* result) override {
     *result = ResultOf(::statx(dir_fd, name, flags, mask, out));
   }
   void Mkdirat(int dir_fd, const char* name, mode_t mode, int* result) override {
@@ -27,8 +26,7 @@ class SyscallBatchIo final : public BatchIo {
   void Symlinkat(const char* target, int dir_fd, const char* name, int* result) override {
     *result = ResultOf(::symlinkat(target, dir_fd, name));
   }
-  void Linkat(int old_dir_fd, const char* old_name, int new_dir_fd, const char* new_name,
-              int* result) override {
+  void Linkat(int old_dir_fd, const char* old_name, int new_dir_fd, const char* new_name, int* result) override {
     *result = ResultOf(::linkat(old_dir_fd, old_name, new_dir_fd, new_name, 0));
   }
   void Close(int fd) override { ::close(fd); }

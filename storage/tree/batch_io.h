@@ -23,12 +23,10 @@ class BatchIo {
   virtual std::string_view Name() const = 0;
 
   virtual void Openat2(int dir_fd, const char* name, const open_how* how, int* result) = 0;
-  virtual void Statx(int dir_fd, const char* name, int flags, unsigned mask, struct statx* out,
-                     int* result) = 0;
+  virtual void Statx(int dir_fd, const char* name, int flags, unsigned mask, struct statx* out, int* result) = 0;
   virtual void Mkdirat(int dir_fd, const char* name, mode_t mode, int* result) = 0;
   virtual void Symlinkat(const char* target, int dir_fd, const char* name, int* result) = 0;
-  virtual void Linkat(int old_dir_fd, const char* old_name, int new_dir_fd, const char* new_name,
-                      int* result) = 0;
+  virtual void Linkat(int old_dir_fd, const char* old_name, int new_dir_fd, const char* new_name, int* result) = 0;
   // Closing cannot fail in a way the cloner acts on (all fds are read-only or already complete).
   virtual void Close(int fd) = 0;
   virtual void Flush() = 0;

@@ -120,8 +120,8 @@ Status DirectoryBackend::AlreadyExists(const std::string& volume) const {
 Result<std::string> DirectoryBackend::RenameAway(const std::string& volume) {
   FE_RETURN_IF_ERROR(ValidateVolumeName(volume));
   static std::atomic<uint64_t> counter{0};
-  std::string doomed = "." + volume + ".forkengine-removing-" + std::to_string(::getpid()) + "-" +
-                       std::to_string(counter.fetch_add(1));
+  std::string doomed =
+      "." + volume + ".forkengine-removing-" + std::to_string(::getpid()) + "-" + std::to_string(counter.fetch_add(1));
   if (::renameat2(root_fd(), volume.c_str(), root_fd(), doomed.c_str(), RENAME_NOREPLACE) != 0) {
     if (errno == ENOENT) return NotFound(volume);
     return Status::FromErrno(errno, "remove volume", Path(volume));
@@ -176,8 +176,8 @@ Result<CloneReport> DirectoryBackend::Import(const std::string& source_dir, cons
   }();
   if (!report.ok()) {
     if (Status removed = Remove(volume); !removed.ok()) {
-      return report.status().Annotate("import of " + source_dir + " (removing the half-made volume also failed: " +
-                                      removed.ToString() + ")");
+      return report.status().Annotate("import of " + source_dir +
+                                      " (removing the half-made volume also failed: " + removed.ToString() + ")");
     }
     return report.status().Annotate("import of " + source_dir);
   }

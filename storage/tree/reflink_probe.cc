@@ -73,8 +73,7 @@ Result<FilesystemProbe> ProbeFilesystem(int dir_fd, const std::string& dir) {
     probe.reflink = true;
     probe.reason = "FICLONE of a scratch file on " + probe.filesystem + " succeeded";
   } else {
-    probe.reason = "FICLONE of a scratch file on " + probe.filesystem + " failed: " +
-                   std::strerror(errno);
+    probe.reason = "FICLONE of a scratch file on " + probe.filesystem + " failed: " + std::strerror(errno);
   }
   return probe;
 }

@@ -8,13 +8,10 @@
 namespace fe::storage::tree {
 namespace {
 
-bool CopyFileRangeRefused(int err) {
-  return err == EXDEV || err == EOPNOTSUPP || err == EINVAL || err == ENOSYS;
-}
+bool CopyFileRangeRefused(int err) { return err == EXDEV || err == EOPNOTSUPP || err == EINVAL || err == ENOSYS; }
 
 // The portable path for ranges copy_file_range refuses (different filesystem types, old kernels).
-Status CopyRangeByBuffer(int source_fd, int target_fd, uint64_t offset, uint64_t length,
-                         std::string_view path) {
+Status CopyRangeByBuffer(int source_fd, int target_fd, uint64_t offset, uint64_t length, std::string_view path) {
   std::vector<char> buffer(std::min<uint64_t>(length, 1 << 20));
   while (length > 0) {
     size_t chunk = std::min<uint64_t>(length, buffer.size());
@@ -25,8 +22,7 @@ Status CopyRangeByBuffer(int source_fd, int target_fd, uint64_t offset, uint64_t
     }
     if (got == 0) return Status::Ok();  // the source shrank under us; the size is set by the caller
     for (ssize_t written = 0; written < got;) {
-      ssize_t n = ::pwrite(target_fd, buffer.data() + written, got - written,
-                           static_cast<off_t>(offset + written));
+      ssize_t n = ::pwrite(target_fd, buffer.data() + written, got - written, static_cast<off_t>(offset + written));
       if (n < 0) {
         if (errno == EINTR) continue;
         return Status::FromErrno(errno, "write", path);
@@ -39,8 +35,7 @@ Status CopyRangeByBuffer(int source_fd, int target_fd, uint64_t offset, uint64_t
   return Status::Ok();
 }
 
-Status CopyRange(int source_fd, int target_fd, uint64_t offset, uint64_t length,
-                 std::string_view path) {
+Status CopyRange(int source_fd, int target_fd, uint64_t offset, uint64_t length, std::string_view path) {
   loff_t in = static_cast<loff_t>(offset);
   loff_t out = in;
   while (length > 0) {

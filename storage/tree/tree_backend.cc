@@ -22,9 +22,7 @@ class TreeBackend final : public DirectoryBackend {
 
   std::string_view Name() const override { return mode_ == DataMode::kReflink ? "reflink" : "copy"; }
   BackendCapabilities Capabilities() const override {
-    return BackendCapabilities{.shares_data = shares_data_,
-                               .constant_time_clone = false,
-                               .quiesce_origin = false};
+    return BackendCapabilities{.shares_data = shares_data_, .constant_time_clone = false, .quiesce_origin = false};
   }
 
   Status Create(const std::string& volume) override {
@@ -57,8 +55,8 @@ class TreeBackend final : public DirectoryBackend {
 
 }  // namespace
 
-Result<std::unique_ptr<Backend>> OpenTreeBackend(const std::string& root, DataMode mode,
-                                                 std::string reason, bool filesystem_reflinks) {
+Result<std::unique_ptr<Backend>> OpenTreeBackend(const std::string& root, DataMode mode, std::string reason,
+                                                 bool filesystem_reflinks) {
   Result<UniqueFd> fd = OpenDataRoot(root);
   if (!fd.ok()) return fd.status();
   return std::unique_ptr<Backend>(new TreeBackend(root, std::move(*fd), mode, std::move(reason), filesystem_reflinks));

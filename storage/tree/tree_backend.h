@@ -15,7 +15,7 @@ namespace fe::storage::tree {
 // Opens (creating if needed) the data root `root` for volumes cloned with `mode`. `reason` records
 // why this backend was chosen. `filesystem_reflinks`: the root's filesystem reflinks, so even the
 // copy mode's copy_file_range shares extents there (the kernel remaps instead of copying).
-Result<std::unique_ptr<Backend>> OpenTreeBackend(const std::string& root, DataMode mode,
-                                                 std::string reason, bool filesystem_reflinks);
+Result<std::unique_ptr<Backend>> OpenTreeBackend(const std::string& root, DataMode mode, std::string reason,
+                                                 bool filesystem_reflinks);
 
 }  // namespace fe::storage::tree

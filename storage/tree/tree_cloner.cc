@@ -26,8 +26,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr unsigned kStatxMask = STATX_TYPE | STATX_MODE | STATX_NLINK | STATX_UID | STATX_GID |
-                                STATX_ATIME | STATX_MTIME | STATX_INO | STATX_SIZE | STATX_BLOCKS;
+constexpr unsigned kStatxMask = STATX_TYPE | STATX_MODE | STATX_NLINK | STATX_UID | STATX_GID | STATX_ATIME |
+                                STATX_MTIME | STATX_INO | STATX_SIZE | STATX_BLOCKS;
 constexpr int kStatxFlags = AT_SYMLINK_NOFOLLOW | AT_STATX_SYNC_AS_STAT;
 constexpr size_t kFilesPerBatch = 64;
 // A file with this much allocated data gets a task of its own so that two large FICLONEs (a disk
@@ -52,9 +52,7 @@ BatchIo& ThreadBatchIo(IoEngine engine) {
 
 // Measured by `forkbench --compare` (README): per-call syscalls beat io_uring batches here, because
 // openat with O_CREAT and statx are punted to io-wq threads that compete for the same two cores.
-IoEngine ResolveEngine(IoEngine engine) {
-  return engine == IoEngine::kDefault ? IoEngine::kSyscalls : engine;
-}
+IoEngine ResolveEngine(IoEngine engine) { return engine == IoEngine::kDefault ? IoEngine::kSyscalls : engine; }
 
 bool FicloneRefused(int err) { return err == EOPNOTSUPP || err == EXDEV || err == EINVAL; }
 
@@ -80,7 +78,7 @@ struct LinkOrigin {
   std::string target_path;  // relative to the target root
   std::mutex mutex;
   std::condition_variable ready_changed;
-  bool ready = false;  // guarded by mutex
+  bool ready = false;   // guarded by mutex
   bool cloned = false;  // guarded by mutex
 };
 
@@ -138,8 +136,8 @@ class TreeClone {
     std::lock_guard lock(mutex_);
     report.skipped = std::move(skipped_);
     report.io_engine = std::string(ThreadBatchIo(engine_).Name());
-    bool reflinked = report.reflinked_bytes > 0 || (options_.data_mode == DataMode::kReflink &&
-                                                     report.fallback_files == 0);
+    bool reflinked =
+        report.reflinked_bytes > 0 || (options_.data_mode == DataMode::kReflink && report.fallback_files == 0);
     bool copied = report.fallback_files > 0 || options_.data_mode == DataMode::kCopy;
     report.mechanism = reflinked && copied ? "reflink+copy" : (reflinked ? "reflink" : "copy");
   }
@@ -185,8 +183,8 @@ class TreeClone {
   std::atomic<uint64_t> logical_bytes_{0}, reflinked_bytes_{0}, copied_bytes_{0}, fallback_files_{0};
 
   std::mutex mutex_;
-  Status error_;                        // guarded by mutex_
-  std::vector<SkippedEntry> skipped_;   // guarded by mutex_
+  Status error_;                                                                     // guarded by mutex_
+  std::vector<SkippedEntry> skipped_;                                                // guarded by mutex_
   std::unordered_map<InodeKey, std::shared_ptr<LinkOrigin>, InodeKeyHash> origins_;  // mutex_
 };
 
@@ -241,8 +239,7 @@ Status TreeClone::ScanDirectory(DirectoryNode& node) {
   for (size_t i = 0; i < names.size(); ++i) {
     Entry& entry = node.entries[i];
     entry.name = std::move(names[i].name);
-    io.Statx(node.source.get(), entry.name.c_str(), kStatxFlags, kStatxMask, &entry.stat,
-             &entry.stat_result);
+    io.Statx(node.source.get(), entry.name.c_str(), kStatxFlags, kStatxMask, &entry.stat, &entry.stat_result);
   }
   io.Flush();
   for (Entry& entry : node.entries) {
@@ -424,8 +421,8 @@ Status TreeClone::LinkToOrigins(DirectoryNode& node, const std::vector<size_t>& 
     std::unique_lock lock(origin.mutex);
     origin.ready_changed.wait(lock, [&] { return origin.ready; });
     if (!origin.cloned) return Status::Ok();  // the origin's failure is already recorded
-    io.Linkat(target_root_, origin.target_path.c_str(), node.target.get(),
-              node.entries[indexes[i]].name.c_str(), &results[i]);
+    io.Linkat(target_root_, origin.target_path.c_str(), node.target.get(), node.entries[indexes[i]].name.c_str(),
+              &results[i]);
   }
   io.Flush();
   for (size_t i = 0; i < indexes.size(); ++i) {
@@ -459,13 +456,12 @@ std::string TemporaryName(const std::string& target_name) {
 
 std::chrono::nanoseconds Since(Clock::time_point start) { return Clock::now() - start; }
 
-Result<UniqueFd> OpenSourceRoot(int source_parent_fd, const std::string& source_name,
-                                const std::string& source_display, struct statx& root_stat) {
+Result<UniqueFd> OpenSourceRoot(int source_parent_fd, const std::string& source_name, const std::string& source_display,
+                                struct statx& root_stat) {
   if (!IsSingleComponent(source_name)) {
     return Status::InvalidArgument("clone source name '" + source_name + "' is not one path component");
   }
-  Result<UniqueFd> source_root =
-      OpenBeneath(source_parent_fd, source_name, O_RDONLY | O_DIRECTORY, 0, source_display);
+  Result<UniqueFd> source_root = OpenBeneath(source_parent_fd, source_name, O_RDONLY | O_DIRECTORY, 0, source_display);
   if (!source_root.ok()) return source_root.status().Annotate("clone source");
   if (::statx(source_root->get(), "", AT_EMPTY_PATH, kStatxMask, &root_stat) != 0) {
     return Status::FromErrno(errno, "stat", source_display);
@@ -475,8 +471,8 @@ Result<UniqueFd> OpenSourceRoot(int source_parent_fd, const std::string& source_
 
 // The parallel part shared by CloneTree and CloneContents: fills `target_root_fd`.
 Status CloneInto(int source_root_fd, const struct statx& root_stat, int target_root_fd,
-                 const std::string& source_display, const std::string& target_display,
-                 const CloneOptions& options, CloneReport& report) {
+                 const std::string& source_display, const std::string& target_display, const CloneOptions& options,
+                 CloneReport& report) {
   const Clock::time_point tree_start = Clock::now();
   TreeClone clone(options, source_root_fd, target_root_fd, source_display, target_display);
   Status cloned = clone.Run(root_stat);
@@ -485,9 +481,8 @@ Status CloneInto(int source_root_fd, const struct statx& root_stat, int target_r
   return cloned;
 }
 
-Result<CloneReport> CloneTreeImpl(int source_parent_fd, const std::string& source_name,
-                                  int target_parent_fd, const std::string& target_name,
-                                  const std::string& source_display,
+Result<CloneReport> CloneTreeImpl(int source_parent_fd, const std::string& source_name, int target_parent_fd,
+                                  const std::string& target_name, const std::string& source_display,
                                   const std::string& target_display, const CloneOptions& options) {
   const Clock::time_point start = Clock::now();
   CloneReport report;
@@ -515,13 +510,12 @@ Result<CloneReport> CloneTreeImpl(int source_parent_fd, const std::string& sourc
     }
     return status;
   };
-  Result<UniqueFd> target_root =
-      OpenBeneath(target_parent_fd, temporary, O_RDONLY | O_DIRECTORY, 0, temporary_display);
+  Result<UniqueFd> target_root = OpenBeneath(target_parent_fd, temporary, O_RDONLY | O_DIRECTORY, 0, temporary_display);
   if (!target_root.ok()) return abandon(target_root.status());
   report.phases.prepare = Since(start);
 
-  Status cloned = CloneInto(source_root->get(), root_stat, target_root->get(), source_display,
-                            target_display, options, report);
+  Status cloned =
+      CloneInto(source_root->get(), root_stat, target_root->get(), source_display, target_display, options, report);
   if (!cloned.ok()) return abandon(cloned);
 
   const Clock::time_point commit_start = Clock::now();
@@ -530,8 +524,7 @@ Result<CloneReport> CloneTreeImpl(int source_parent_fd, const std::string& sourc
   if (report.copied_bytes > 0 && options.durable && ::syncfs(target_root->get()) != 0) {
     return abandon(Status::FromErrno(errno, "sync", temporary_display));
   }
-  if (::renameat2(target_parent_fd, temporary.c_str(), target_parent_fd, target_name.c_str(),
-                  RENAME_NOREPLACE) != 0) {
+  if (::renameat2(target_parent_fd, temporary.c_str(), target_parent_fd, target_name.c_str(), RENAME_NOREPLACE) != 0) {
     int err = errno;
     if (err == EEXIST) {
       return abandon(Status::AlreadyExists("clone target " + target_display + " already exists"));
@@ -563,16 +556,15 @@ Result<std::pair<UniqueFd, std::string>> OpenParent(std::string path) {
 
 }  // namespace
 
-Result<CloneReport> CloneTree(int source_parent_fd, const std::string& source_name,
-                              int target_parent_fd, const std::string& target_name,
-                              const CloneOptions& options) {
+Result<CloneReport> CloneTree(int source_parent_fd, const std::string& source_name, int target_parent_fd,
+                              const std::string& target_name, const CloneOptions& options) {
   return CloneTreeImpl(source_parent_fd, source_name, target_parent_fd, target_name,
-                       JoinPath(FdPath(source_parent_fd), source_name),
-                       JoinPath(FdPath(target_parent_fd), target_name), options);
+                       JoinPath(FdPath(source_parent_fd), source_name), JoinPath(FdPath(target_parent_fd), target_name),
+                       options);
 }
 
-Result<CloneReport> CloneContents(int source_parent_fd, const std::string& source_name,
-                                  int target_root_fd, const CloneOptions& options) {
+Result<CloneReport> CloneContents(int source_parent_fd, const std::string& source_name, int target_root_fd,
+                                  const CloneOptions& options) {
   const Clock::time_point start = Clock::now();
   const std::string source_display = JoinPath(FdPath(source_parent_fd), source_name);
   const std::string target_display = FdPath(target_root_fd);
@@ -581,8 +573,8 @@ Result<CloneReport> CloneContents(int source_parent_fd, const std::string& sourc
   Result<UniqueFd> source_root = OpenSourceRoot(source_parent_fd, source_name, source_display, root_stat);
   if (!source_root.ok()) return source_root.status();
   report.phases.prepare = Since(start);
-  FE_RETURN_IF_ERROR(CloneInto(source_root->get(), root_stat, target_root_fd, source_display,
-                               target_display, options, report));
+  FE_RETURN_IF_ERROR(
+      CloneInto(source_root->get(), root_stat, target_root_fd, source_display, target_display, options, report));
   if (report.copied_bytes > 0 && options.durable && ::syncfs(target_root_fd) != 0) {
     return Status::FromErrno(errno, "sync", target_display);
   }
@@ -590,8 +582,7 @@ Result<CloneReport> CloneContents(int source_parent_fd, const std::string& sourc
   return report;
 }
 
-Result<CloneReport> CloneTree(const std::string& source, const std::string& target,
-                              const CloneOptions& options) {
+Result<CloneReport> CloneTree(const std::string& source, const std::string& target, const CloneOptions& options) {
   auto source_parent = OpenParent(source);
   if (!source_parent.ok()) return source_parent.status().Annotate("clone source " + source);
   auto target_parent = OpenParent(target);

@@ -45,21 +45,18 @@ struct CloneOptions {
 
 // Clones the directory `source_name` (one path component) under `source_parent_fd` to `target_name`
 // under `target_parent_fd`. The target must not exist.
-Result<CloneReport> CloneTree(int source_parent_fd, const std::string& source_name,
-                              int target_parent_fd, const std::string& target_name,
-                              const CloneOptions& options);
+Result<CloneReport> CloneTree(int source_parent_fd, const std::string& source_name, int target_parent_fd,
+                              const std::string& target_name, const CloneOptions& options);
 
 // Path convenience: the parents of `source` and `target` are opened as given (the user chose them);
 // everything below them is resolved beneath.
-Result<CloneReport> CloneTree(const std::string& source, const std::string& target,
-                              const CloneOptions& options);
+Result<CloneReport> CloneTree(const std::string& source, const std::string& target, const CloneOptions& options);
 
 // Clones the contents of `source_name` under `source_parent_fd` into the existing, empty directory
 // `target_root_fd` (a fresh btrfs subvolume, say), and gives that directory the source root's
 // metadata. Not atomic by itself: callers build under a temporary name and rename it into place.
 // On failure the partial contents stay for the caller to remove.
-Result<CloneReport> CloneContents(int source_parent_fd, const std::string& source_name,
-                                  int target_root_fd, const CloneOptions& options);
-
+Result<CloneReport> CloneContents(int source_parent_fd, const std::string& source_name, int target_root_fd,
+                                  const CloneOptions& options);
 
 }  // namespace fe::storage::tree

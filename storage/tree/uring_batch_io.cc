@@ -27,8 +27,7 @@ class UringBatchIo final : public BatchIo {
   void Openat2(int dir_fd, const char* name, const open_how* how, int* result) override {
     io_uring_prep_openat2(NextSqe(result), dir_fd, name, const_cast<open_how*>(how));
   }
-  void Statx(int dir_fd, const char* name, int flags, unsigned mask, struct statx* out,
-             int* result) override {
+  void Statx(int dir_fd, const char* name, int flags, unsigned mask, struct statx* out, int* result) override {
     io_uring_prep_statx(NextSqe(result), dir_fd, name, flags, mask, out);
   }
   void Mkdirat(int dir_fd, const char* name, mode_t mode, int* result) override {
@@ -37,8 +36,7 @@ class UringBatchIo final : public BatchIo {
   void Symlinkat(const char* target, int dir_fd, const char* name, int* result) override {
     io_uring_prep_symlinkat(NextSqe(result), target, dir_fd, name);
   }
-  void Linkat(int old_dir_fd, const char* old_name, int new_dir_fd, const char* new_name,
-              int* result) override {
+  void Linkat(int old_dir_fd, const char* old_name, int new_dir_fd, const char* new_name, int* result) override {
     io_uring_prep_linkat(NextSqe(result), old_dir_fd, old_name, new_dir_fd, new_name, 0);
   }
   void Close(int fd) override { io_uring_prep_close(NextSqe(nullptr), fd); }

@@ -50,8 +50,8 @@ class WorkerPool {
   // Signalled when a task is queued, a group finishes, or the pool stops; workers and waiters
   // re-check their condition under mutex_.
   std::condition_variable changed_;
-  std::deque<Task> queue_;                  // guarded by mutex_
-  bool stopping_ = false;                   // guarded by mutex_
+  std::deque<Task> queue_;  // guarded by mutex_
+  bool stopping_ = false;   // guarded by mutex_
   std::vector<std::thread> threads_;
 };
 

@@ -18,8 +18,9 @@ using Clock = std::chrono::steady_clock;
 namespace qemu = hypervisor::qemu;
 
 // virtio-net and the virtio-serial console with what they depend on, in load order.
-const std::vector<std::string> kModules = {"virtio_ring", "virtio", "virtio_pci_legacy_dev", "virtio_pci_modern_dev",
-                                           "virtio_pci", "failover", "net_failover", "virtio_net", "virtio_console"};
+const std::vector<std::string> kModules = {"virtio_ring",           "virtio",     "virtio_pci_legacy_dev",
+                                           "virtio_pci_modern_dev", "virtio_pci", "failover",
+                                           "net_failover",          "virtio_net", "virtio_console"};
 
 // /init. The address comes from the MAC (02:fe:a:b:c:d is a.b.c.d, /16: the engine's allocator on
 // its default subnet), so the booted source has the identity the engine leased it. The clock is read
@@ -141,7 +142,7 @@ Result<Beat> WaitForBeat(const std::string& serial_log, const std::function<bool
     }
     if (Clock::now() >= deadline) {
       return Status::Internal(serial_log + ": no such beat within " + std::to_string(timeout.count()) +
-                                              " ms; last: " + (beats.empty() ? "none" : Describe(beats.back())));
+                              " ms; last: " + (beats.empty() ? "none" : Describe(beats.back())));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
@@ -156,7 +157,7 @@ Result<TimedBeat> NextTimedBeat(const std::string& serial_log, std::chrono::mill
       if (!beats.empty() && beats.back().number > after) return std::make_pair(beats.back(), HostNowMs());
       if (Clock::now() >= deadline) {
         return Status::Internal(serial_log + ": no beat after " + std::to_string(after) + " within " +
-                                                std::to_string(timeout.count()) + " ms");
+                                std::to_string(timeout.count()) + " ms");
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
@@ -167,9 +168,8 @@ Result<TimedBeat> NextTimedBeat(const std::string& serial_log, std::chrono::mill
   Result<std::pair<Beat, int64_t>> current = next(previous->first.number);
   if (!current.ok()) return current.status();
   if (current->first.number != previous->first.number + 1) {
-    return Status::Internal(serial_log + ": beats " + std::to_string(previous->first.number) +
-                                            " and " + std::to_string(current->first.number) +
-                                            " showed at once; cannot time them");
+    return Status::Internal(serial_log + ": beats " + std::to_string(previous->first.number) + " and " +
+                            std::to_string(current->first.number) + " showed at once; cannot time them");
   }
   return TimedBeat{current->first, previous->second, current->second};
 }

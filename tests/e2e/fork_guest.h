@@ -32,9 +32,9 @@ Status MakeForkGuest(const std::string& dir, uint64_t memory_mib, const std::str
 struct Beat {
   int number = -1;
   std::string mac;
-  std::string ip;      // "10.100.0.3/16"
-  std::string rand;    // 32 hex digits
-  int64_t time_ms = 0; // the guest's wall clock when it printed the line
+  std::string ip;       // "10.100.0.3/16"
+  std::string rand;     // 32 hex digits
+  int64_t time_ms = 0;  // the guest's wall clock when it printed the line
 };
 
 // The complete heartbeat lines of a serial log, in order (other lines, and a last line without its

@@ -132,7 +132,8 @@ class VmForkEndToEndTest : public fe::test::ScratchTest {
   void CheckPair(const Vm& source, const Vm& fork, const Beat& before_fork, const std::vector<Vm>& all_running) {
     SCOPED_TRACE("source " + source.name + ", fork " + fork.name);
     // The fork's log starts where the snapshot was taken: at or after the last beat seen before it.
-    Result<Beat> first = WaitForBeat(fork.serial_log, [](const Beat&) { return true; }, kBeatTimeout);
+    Result<Beat> first = WaitForBeat(
+        fork.serial_log, [](const Beat&) { return true; }, kBeatTimeout);
     ASSERT_TRUE(first.ok()) << first.status().ToString();
     EXPECT_GE(first->number, before_fork.number) << "the fork continues the guest from the snapshot";
     Result<Beat> fork_own = BeatWithOwnIdentity(fork, first->number);
@@ -173,8 +174,8 @@ class VmForkEndToEndTest : public fe::test::ScratchTest {
       EXPECT_FALSE(mine.empty()) << all_running[i].name;
       for (size_t j = i + 1; j < all_running.size(); ++j) {
         for (const std::string& resource : HeldResources(all_running[j].pid)) {
-          EXPECT_EQ(mine.count(resource), 0u) << all_running[i].name << " and " << all_running[j].name << " both hold "
-                                              << resource;
+          EXPECT_EQ(mine.count(resource), 0u)
+              << all_running[i].name << " and " << all_running[j].name << " both hold " << resource;
         }
       }
     }
@@ -205,9 +206,9 @@ TEST_F(VmForkEndToEndTest, ForksOfARunningGuestAndOfItsForkRunOnWithOwnIdentityC
       Status ran = RunProcessChecked(command);
       ASSERT_TRUE(ran.ok()) << ran.ToString();
     }
-    engine::forkd::test::ForkdProcess forkd(data_root, root + "/forkd.sock", root + "/forkd.log",
-                                    {"--bridge", kBridge, "--manage-taps", "on", "--subnet", "10.100.0.0/16",
-                                     "--identity-timeout-ms", "60000"});
+    engine::forkd::test::ForkdProcess forkd(
+        data_root, root + "/forkd.sock", root + "/forkd.log",
+        {"--bridge", kBridge, "--manage-taps", "on", "--subnet", "10.100.0.0/16", "--identity-timeout-ms", "60000"});
     Status started = forkd.Start();
     ASSERT_TRUE(started.ok()) << started.ToString();
     Status ready = forkd.WaitReady();

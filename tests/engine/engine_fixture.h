@@ -54,10 +54,13 @@ inline std::string MoveFixturePaths(std::string text, const std::string& dir) {
 
 // Writes the snapshot cloud-hypervisor's vm.snapshot would leave in `snapshot_dir` of `guest_dir`.
 inline Status WriteChSnapshot(const std::string& guest_dir, const std::string& snapshot_dir) {
-  if (::mkdir(snapshot_dir.c_str(), 0755) != 0 && errno != EEXIST) return Status::FromErrno(errno, "mkdir", snapshot_dir);
-  FE_RETURN_IF_ERROR(WriteFile(snapshot_dir + "/config.json", MoveFixturePaths(FixtureText("snapshot_config.json"), guest_dir)));
-  FE_RETURN_IF_ERROR(WriteFile(snapshot_dir + "/state.json",
-                               R"({"snapshots":{"_disk0":{"snapshot_data":{"disk_path":")" + guest_dir + R"(/rootfs.raw"}}}})"));
+  if (::mkdir(snapshot_dir.c_str(), 0755) != 0 && errno != EEXIST)
+    return Status::FromErrno(errno, "mkdir", snapshot_dir);
+  FE_RETURN_IF_ERROR(
+      WriteFile(snapshot_dir + "/config.json", MoveFixturePaths(FixtureText("snapshot_config.json"), guest_dir)));
+  FE_RETURN_IF_ERROR(
+      WriteFile(snapshot_dir + "/state.json",
+                R"({"snapshots":{"_disk0":{"snapshot_data":{"disk_path":")" + guest_dir + R"(/rootfs.raw"}}}})"));
   return fe::test::WritePatternFile(snapshot_dir + "/memory-ranges", 4 * fe::test::kMiB, 7);
 }
 
@@ -78,10 +81,14 @@ inline Status MakeChGuestDir(const std::string& dir) {
   manifest.hypervisor = "cloud-hypervisor";
   manifest.snapshot_dir = "snapshot";
   using snapshot::FileRole;
-  manifest.files = {{"rootfs.raw", FileRole::kDisk},           {"vmlinux", FileRole::kPayload},
-                    {"memory/mem0", FileRole::kMemory},        {"config.json", FileRole::kConfig},
-                    {"snapshot/config.json", FileRole::kConfig}, {"snapshot/state.json", FileRole::kDeviceState},
-                    {"snapshot/memory-ranges", FileRole::kMemory}, {"api.sock", FileRole::kRuntime},
+  manifest.files = {{"rootfs.raw", FileRole::kDisk},
+                    {"vmlinux", FileRole::kPayload},
+                    {"memory/mem0", FileRole::kMemory},
+                    {"config.json", FileRole::kConfig},
+                    {"snapshot/config.json", FileRole::kConfig},
+                    {"snapshot/state.json", FileRole::kDeviceState},
+                    {"snapshot/memory-ranges", FileRole::kMemory},
+                    {"api.sock", FileRole::kRuntime},
                     {"logs", FileRole::kRuntime}};
   return snapshot::WriteManifest(dir, manifest);
 }
@@ -121,8 +128,7 @@ class FakeController final : public hypervisor::VmController {
     address.sun_family = AF_UNIX;
     std::memcpy(address.sun_path, socket_.c_str(), socket_.size() + 1);
     Status status;
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0 ||
-        ::write(fd, "quit", 4) != 4) {
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0 || ::write(fd, "quit", 4) != 4) {
       status = Status::FromErrno(errno, "quit", socket_);
     }
     ::close(fd);
@@ -198,7 +204,8 @@ class EngineFixture {
       if (::mkdir(config.data_root.c_str(), 0700) != 0 && errno != EEXIST) {
         return Status::FromErrno(errno, "mkdir", config.data_root);
       }
-      Result<std::unique_ptr<storage::Backend>> real = storage::registry::OpenBackend(config.data_root + "/volumes", "auto");
+      Result<std::unique_ptr<storage::Backend>> real =
+          storage::registry::OpenBackend(config.data_root + "/volumes", "auto");
       if (!real.ok()) return real.status();
       dependencies.backend = std::make_unique<fe::test::FaultInjectingBackend>(std::move(*real), backend_faults);
     }

@@ -103,7 +103,8 @@ TEST_F(EngineTest, FailedImportRollsBackVolumeLeaseAndMetadata) {
   fixture_.plugin().fail_prepare_on = 1;
   Result<Instance> created = fixture_.ImportTemplate("broken");
   ASSERT_FALSE(created.ok());
-  EXPECT_NE(created.status().message().find("create 'broken': rewrite"), std::string::npos) << created.status().message();
+  EXPECT_NE(created.status().message().find("create 'broken': rewrite"), std::string::npos)
+      << created.status().message();
   EXPECT_EQ(engine().Storage()->volumes, 0u);
   EXPECT_TRUE(fe::test::ListDir(fixture_.DataRoot() + "/instances")->empty());
   FE_ASSERT_OK(fixture_.Reopen());
@@ -195,7 +196,8 @@ TEST_F(EngineTest, RecoveryRemovesWhatACrashLeftHalfMadeAndKeepsWhatItCannotRead
   std::string orphan_ip;
   {
     // A lease taken just before a crash, by a fork whose intent never reached the disk.
-    Result<std::unique_ptr<network::NetworkAllocator>> allocator = network::NetworkAllocator::Open(fixture_.NetworkDir(), DefaultNetworkPool());
+    Result<std::unique_ptr<network::NetworkAllocator>> allocator =
+        network::NetworkAllocator::Open(fixture_.NetworkDir(), DefaultNetworkPool());
     FE_ASSERT_OK(allocator);
     Result<hypervisor::NetworkIdentity> leased = (*allocator)->Allocate("i-00000000000000cc");
     FE_ASSERT_OK(leased);

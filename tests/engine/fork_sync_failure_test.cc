@@ -46,7 +46,7 @@ int SyncfsFailingOnCallN(int fd) {
 
 // Everything a fork could leave behind, to compare before and after.
 struct Leftovers {
-  std::vector<std::string> instance_dirs;  // <data_root>/instances, hidden entries included
+  std::vector<std::string> instance_dirs;   // <data_root>/instances, hidden entries included
   std::vector<std::string> volume_entries;  // the backend's root, hidden entries included
   std::set<std::string> lease_holders;
 };

@@ -231,9 +231,10 @@ TEST_P(ForkTest, FailedForkNamesTheStepAndFanOutFailureRollsBackEveryFork) {
   EXPECT_NE(forked.status().message().find("of 'src': rewrite: "), std::string::npos) << forked.status().message();
   EXPECT_NE(forked.status().message().find("injected PrepareFork failure"), std::string::npos);
   EXPECT_GE(fixture_.plugin().prepare_calls.load(), 3);
-  for (int i = 1; i <= 5; ++i) EXPECT_EQ(engine().Get("fan-" + std::to_string(i)).status().code(), ErrorCode::kNotFound);
+  for (int i = 1; i <= 5; ++i)
+    EXPECT_EQ(engine().Get("fan-" + std::to_string(i)).status().code(), ErrorCode::kNotFound);
   ASSERT_EQ(engine().List().size(), 1u);
-  ExpectOnlyWholeInstances();  // no volume, no metadata directory of any fork
+  ExpectOnlyWholeInstances();                // no volume, no metadata directory of any fork
   EXPECT_EQ(LeaseHolders(), leases_before);  // no lease of any fork
   EXPECT_EQ(fe::test::DiffSnapshots(before, SourceTree()), "");
 

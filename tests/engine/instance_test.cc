@@ -68,7 +68,8 @@ TEST(InstanceJsonTest, ErrorsNameTheFileAndTheField) {
       {[](nlohmann::json& j) { j["state"] = "Paused"; }, "field 'state'"},
       {[](nlohmann::json& j) { j["identity"]["vsock_cid"] = "three"; }, "field 'identity.vsock_cid'"},
       {[](nlohmann::json& j) { j["storage"]["volume"] = 7; }, "field 'storage.volume'"},
-      {[](nlohmann::json& j) { j["attached_volumes"][0]["read_only"] = "yes"; }, "field 'attached_volumes[0].read_only'"},
+      {[](nlohmann::json& j) { j["attached_volumes"][0]["read_only"] = "yes"; },
+       "field 'attached_volumes[0].read_only'"},
       {[](nlohmann::json& j) { j["process"]["pid"] = -1; }, "field 'process.pid'"},
       {[](nlohmann::json& j) { j["process"] = nullptr; }, "field 'process': missing for a Running instance"},
       {[](nlohmann::json& j) { j["name"] = "Bad_Name"; }, "field 'name'"},
@@ -86,8 +87,8 @@ TEST(InstanceJsonTest, ErrorsNameTheFileAndTheField) {
 }
 
 TEST(InstanceStateTest, NamesParseBackAndUnknownNamesAreRefused) {
-  for (InstanceState state : {InstanceState::kCreating, InstanceState::kStopped, InstanceState::kStandby,
-                              InstanceState::kRunning}) {
+  for (InstanceState state :
+       {InstanceState::kCreating, InstanceState::kStopped, InstanceState::kStandby, InstanceState::kRunning}) {
     Result<InstanceState> parsed = ParseInstanceState(InstanceStateName(state));
     FE_ASSERT_OK(parsed);
     EXPECT_EQ(*parsed, state);
@@ -98,9 +99,8 @@ TEST(InstanceStateTest, NamesParseBackAndUnknownNamesAreRefused) {
 TEST(InstanceNameTest, AcceptsDnsLabelsOnly) {
   for (const char* good : {"a", "web-1", "0abc", "a-b-c-9"}) FE_EXPECT_OK(ValidateInstanceName(good));
   EXPECT_TRUE(ValidateInstanceName(std::string(63, 'a')).ok());
-  for (std::string bad : {std::string(), std::string(64, 'a'), std::string("-a"), std::string("a-"),
-                          std::string("A"), std::string("a_b"), std::string("a.b"), std::string("a b"),
-                          std::string("é")}) {
+  for (std::string bad : {std::string(), std::string(64, 'a'), std::string("-a"), std::string("a-"), std::string("A"),
+                          std::string("a_b"), std::string("a.b"), std::string("a b"), std::string("é")}) {
     Status status = ValidateInstanceName(bad);
     EXPECT_EQ(status.code(), ErrorCode::kInvalidArgument) << bad;
   }

@@ -166,7 +166,8 @@ TEST_F(LiveForkTest, ForkOfARunningQemuPausesTheSourceAndRunsTheForkFromItsOwnRa
     const std::string child_dir = engine.backend().Path(child.volume);
     const std::string child_maps = MappedFiles(child.process->pid);
     EXPECT_NE(child_maps.find(child_dir + "/mem.bin"), std::string::npos) << child_maps;
-    EXPECT_EQ(child_maps.find(source_dir + "/"), std::string::npos) << "the fork maps a file of the source: " << child_maps;
+    EXPECT_EQ(child_maps.find(source_dir + "/"), std::string::npos)
+        << "the fork maps a file of the source: " << child_maps;
     EXPECT_NE(MappedFiles(source->process->pid).find(source_dir + "/mem.bin"), std::string::npos);
     ASSERT_TRUE(qemu_test::WaitForTick(child_dir + "/serial.log", 1, 60s)) << child_dir;
     const std::vector<int> child_ticks = qemu_test::Ticks(child_dir + "/serial.log");

@@ -92,7 +92,8 @@ TEST_F(PoolReleaseTest, ManyReleasesAreAllDurableAfterClosing) {
   std::vector<std::thread> acquirers;
   for (int i = 0; i < 12; ++i) {
     acquirers.emplace_back([this, i] {
-      Result<Instance> released = fixture_.engine().ReleaseFromPool("web-" + std::to_string(i), "user-" + std::to_string(i));
+      Result<Instance> released =
+          fixture_.engine().ReleaseFromPool("web-" + std::to_string(i), "user-" + std::to_string(i));
       EXPECT_TRUE(released.ok()) << released.status().ToString();
     });
   }

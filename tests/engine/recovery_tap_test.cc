@@ -55,8 +55,10 @@ TEST_F(RecoveryTapTest, TapsOfVmsThatAreNotRunningAreRemovedAndARunningVmKeepsIt
     Instance running = *lost;
     running.state = InstanceState::kRunning;
     running.process = vm::ProcessRecord{999999, 1, "/tmp/none.sock"};
-    FE_ASSERT_OK(fe::test::WriteFile(fixture_.MetadataDir(lost->id) + "/instance.json", InstanceToJson(running).dump()));
-    Result<std::unique_ptr<network::NetworkAllocator>> allocator = network::NetworkAllocator::Open(fixture_.NetworkDir(), DefaultNetworkPool());
+    FE_ASSERT_OK(
+        fe::test::WriteFile(fixture_.MetadataDir(lost->id) + "/instance.json", InstanceToJson(running).dump()));
+    Result<std::unique_ptr<network::NetworkAllocator>> allocator =
+        network::NetworkAllocator::Open(fixture_.NetworkDir(), DefaultNetworkPool());
     FE_ASSERT_OK(allocator);
     Result<hypervisor::NetworkIdentity> orphan = (*allocator)->Allocate("i-00000000000000cc");
     FE_ASSERT_OK(orphan);

@@ -112,8 +112,8 @@ std::string Nonce() {
 }
 
 std::string InitScript(const std::vector<std::pair<std::string, std::string>>& modules, const std::string& nonce) {
-  std::string script = InitScriptPreamble() +
-      "report() { echo \"" + std::string(kMarker) + nonce + ":$1\"; sync; poweroff -f; }\n";
+  std::string script =
+      InitScriptPreamble() + "report() { echo \"" + std::string(kMarker) + nonce + ":$1\"; sync; poweroff -f; }\n";
   for (const auto& [name, path] : modules) {
     script += "insmod " + path + " || { echo \"FE-GUEST: insmod " + name + " failed\"; report 125; }\n";
   }
@@ -131,11 +131,28 @@ Result<GuestResult> Boot(const GuestSpec& spec, const std::string& kernel, const
   if (!qemu) return Status::NotFound(std::string(kQemu) + " is not in PATH");
   const Clock::time_point start = Clock::now();
   // `timeout` stops QEMU (and so the guest) when the guest hangs; the guest normally powers off.
-  std::vector<std::string> argv = {
-      "timeout", "--kill-after=5", std::to_string(spec.timeout.count()), *qemu, "-accel", "tcg", "-m",
-      std::to_string(spec.memory_mib), "-smp", "1", "-no-reboot", "-nodefaults", "-display", "none",
-      "-serial", "file:" + serial_log, "-kernel", kernel, "-initrd", initramfs, "-append",
-      "console=ttyS0 panic=-1 " + spec.kernel_args};
+  std::vector<std::string> argv = {"timeout",
+                                   "--kill-after=5",
+                                   std::to_string(spec.timeout.count()),
+                                   *qemu,
+                                   "-accel",
+                                   "tcg",
+                                   "-m",
+                                   std::to_string(spec.memory_mib),
+                                   "-smp",
+                                   "1",
+                                   "-no-reboot",
+                                   "-nodefaults",
+                                   "-display",
+                                   "none",
+                                   "-serial",
+                                   "file:" + serial_log,
+                                   "-kernel",
+                                   kernel,
+                                   "-initrd",
+                                   initramfs,
+                                   "-append",
+                                   "console=ttyS0 panic=-1 " + spec.kernel_args};
   argv.insert(argv.end(), spec.qemu_args.begin(), spec.qemu_args.end());
   Result<ProcessResult> run = RunProcess(argv);
   if (!run.ok()) return run.status();

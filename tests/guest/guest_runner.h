@@ -31,7 +31,7 @@ struct GuestFile {
 struct GuestSpec {
   std::vector<std::string> modules;  // names as modprobe knows them ("dm-thin-pool"), loaded in order
   std::vector<GuestFile> files;
-  std::string command;  // run by busybox sh
+  std::string command;                // run by busybox sh
   std::chrono::seconds timeout{120};  // from starting QEMU to power-off
   int memory_mib = 512;
   // Appended to "console=ttyS0 panic=-1". "quiet" keeps kernel errors but drops warnings; use
@@ -43,10 +43,10 @@ struct GuestSpec {
 };
 
 struct GuestResult {
-  int exit_code = -1;      // the command's exit status; -1 when the guest never reported one
-  bool timed_out = false;  // QEMU was killed at the timeout
-  std::string serial;      // everything the guest printed on its console (kernel messages included)
-  std::string qemu_output; // QEMU's own stdout/stderr
+  int exit_code = -1;       // the command's exit status; -1 when the guest never reported one
+  bool timed_out = false;   // QEMU was killed at the timeout
+  std::string serial;       // everything the guest printed on its console (kernel messages included)
+  std::string qemu_output;  // QEMU's own stdout/stderr
   std::chrono::milliseconds elapsed{0};
   // exit status, timeout and elapsed time in one line, for test messages
   std::string Summary() const;

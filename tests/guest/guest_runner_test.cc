@@ -28,8 +28,7 @@ TEST(InitramfsTest, ArchiveListsEveryEntryWithParentsFirst) {
   EXPECT_EQ(list->output, "init\nopt\nopt/fe\nopt/fe/host.txt\nlib64\nlib64/loader\nempty\n");
 
   const std::string out = dir->Sub("out");
-  Result<ProcessResult> extract =
-      RunProcess({"cpio", "-id", "--quiet", "-D", out, "-F", dir->Sub("image.cpio")});
+  Result<ProcessResult> extract = RunProcess({"cpio", "-id", "--quiet", "-D", out, "-F", dir->Sub("image.cpio")});
   ASSERT_TRUE(extract.ok()) << extract.status().ToString();
   Result<std::string> content = ReadFile(out + "/opt/fe/host.txt");
   ASSERT_TRUE(content.ok()) << content.status().ToString();

@@ -38,8 +38,8 @@ void Pad4(std::string& out) { out.append((4 - out.size() % 4) % 4, '\0'); }
 void AppendRecord(std::string& out, uint32_t inode, mode_t mode, const std::string& name, const std::string& data) {
   char header[111];
   std::snprintf(header, sizeof header, "070701%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X", inode,
-                static_cast<unsigned>(mode), 0u, 0u, S_ISDIR(mode) ? 2u : 1u, 0u,
-                static_cast<unsigned>(data.size()), 0u, 0u, 0u, 0u, static_cast<unsigned>(name.size() + 1), 0u);
+                static_cast<unsigned>(mode), 0u, 0u, S_ISDIR(mode) ? 2u : 1u, 0u, static_cast<unsigned>(data.size()),
+                0u, 0u, 0u, 0u, static_cast<unsigned>(name.size() + 1), 0u);
   out.append(header, 110);
   out.append(name).push_back('\0');
   Pad4(out);

@@ -28,8 +28,8 @@ class InitramfsBuilder {
 
  private:
   struct Entry {
-    std::string name;  // without leading '/'
-    mode_t mode = 0;   // including the file type bits
+    std::string name;       // without leading '/'
+    mode_t mode = 0;        // including the file type bits
     std::string host_path;  // regular files read from the host
     std::string content;    // inline content, or a symlink's target
   };

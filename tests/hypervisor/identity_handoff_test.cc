@@ -114,8 +114,7 @@ TEST(IdentityHandoffTest, AcknowledgedHandoffSucceeds) {
 
 TEST(IdentityHandoffTest, AnswerSplitAcrossWritesAndUnknownFieldsAreFine) {
   GuestDouble guest([](const Json& request) {
-    Json ack = {{"type", "ack"}, {"version", 1}, {"nonce", request["nonce"]}, {"generation", 7},
-                {"applied_in_ms", 12}};
+    Json ack = {{"type", "ack"}, {"version", 1}, {"nonce", request["nonce"]}, {"generation", 7}, {"applied_in_ms", 12}};
     return ack.dump() + "\n";
   });
   EXPECT_TRUE(HandOffIdentity(guest.host_fd(), Handoff(), 2s, "guest").ok());
@@ -149,7 +148,10 @@ TEST(IdentityHandoffTest, WrongGenerationIsAnError) {
 
 TEST(IdentityHandoffTest, GuestErrorIsReportedWithItsMessage) {
   GuestDouble guest([](const Json& request) {
-    return Json{{"type", "error"}, {"version", 1}, {"nonce", request["nonce"]}, {"code", "apply_failed"},
+    return Json{{"type", "error"},
+                {"version", 1},
+                {"nonce", request["nonce"]},
+                {"code", "apply_failed"},
                 {"message", "RTNETLINK answers: File exists"}}
                .dump() +
            "\n";
@@ -194,7 +196,9 @@ TEST(IdentityHandoffTest, GarbageIsAProtocolError) {
 }
 
 TEST(IdentityHandoffTest, UnexpectedTypeOrVersionIsAProtocolError) {
-  GuestDouble typed([](const Json& request) { return Json{{"type", "hello"}, {"nonce", request["nonce"]}}.dump() + "\n"; });
+  GuestDouble typed([](const Json& request) {
+    return Json{{"type", "hello"}, {"nonce", request["nonce"]}}.dump() + "\n";
+  });
   EXPECT_NE(HandOffIdentity(typed.host_fd(), Handoff(), 2s, "guest").message().find("unexpected answer type"),
             std::string::npos);
   GuestDouble versioned([](const Json& request) {

@@ -206,8 +206,8 @@ TEST_F(GuestDirectoryTest, RemoveRuntimeFilesRemovesSocketsPidFilesAndEmptiesLog
   FE_ASSERT_OK(WriteManifest(Dir(), manifest));
 
   FE_ASSERT_OK(RemoveRuntimeFiles(Dir(), manifest));
-  EXPECT_EQ(*test::ListDir(Dir()), (std::vector<std::string>{"config.json", "logs", "manifest.json", "notes.txt",
-                                                              "rootfs.raw", "vmlinux"}));
+  EXPECT_EQ(*test::ListDir(Dir()),
+            (std::vector<std::string>{"config.json", "logs", "manifest.json", "notes.txt", "rootfs.raw", "vmlinux"}));
   EXPECT_TRUE(test::ListDir(Path("logs"))->empty());  // emptied and kept for the fork's own logs
   // Already gone (and a snapshot directory that was never made) is fine.
   FE_EXPECT_OK(RemoveRuntimeFiles(Dir(), manifest));

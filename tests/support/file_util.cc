@@ -53,8 +53,7 @@ Status WriteAll(int fd, const char* data, size_t size, uint64_t offset, const st
   return Status::Ok();
 }
 
-Status WritePatternAt(int fd, uint64_t offset, uint64_t length, uint64_t seed,
-                      const std::string& path) {
+Status WritePatternAt(int fd, uint64_t offset, uint64_t length, uint64_t seed, const std::string& path) {
   std::unique_ptr<char[]> buffer(new char[kBuffer]);
   while (length > 0) {
     size_t chunk = static_cast<size_t>(std::min(length, kBuffer));
@@ -172,8 +171,7 @@ std::vector<DataRange> SpreadRanges(uint64_t file_size, uint64_t count, uint64_t
   return ranges;
 }
 
-Status MakeSparseFile(const std::string& path, uint64_t size, const std::vector<DataRange>& ranges,
-                      uint64_t seed) {
+Status MakeSparseFile(const std::string& path, uint64_t size, const std::vector<DataRange>& ranges, uint64_t seed) {
   UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
   if (!fd) return Status::FromErrno(errno, "creating", path);
   if (::ftruncate(fd.get(), static_cast<off_t>(size)) != 0) {
@@ -323,9 +321,7 @@ Result<std::vector<std::string>> ListDir(const std::string& path) {
   return names;
 }
 
-int64_t ToNs(const struct timespec& ts) {
-  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
+int64_t ToNs(const struct timespec& ts) { return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec; }
 
 Result<TreeSnapshot> SnapshotTree(const std::string& root) {
   TreeSnapshot snapshot;
@@ -340,8 +336,7 @@ Result<TreeSnapshot> SnapshotTree(const std::string& root) {
   return snapshot;
 }
 
-std::string DiffSnapshots(const TreeSnapshot& expected, const TreeSnapshot& actual,
-                          SnapshotCompare compare) {
+std::string DiffSnapshots(const TreeSnapshot& expected, const TreeSnapshot& actual, SnapshotCompare compare) {
   std::ostringstream out;
   for (const auto& [path, want] : expected) {
     auto it = actual.find(path);
@@ -356,8 +351,7 @@ std::string DiffSnapshots(const TreeSnapshot& expected, const TreeSnapshot& actu
     };
     field("type", want.type, got.type);
     if (want.mode != got.mode) {
-      out << name << ": mode expected " << std::oct << want.mode << " got " << got.mode << std::dec
-          << "\n";
+      out << name << ": mode expected " << std::oct << want.mode << " got " << got.mode << std::dec << "\n";
     }
     field("uid", want.uid, got.uid);
     field("gid", want.gid, got.gid);
@@ -370,8 +364,7 @@ std::string DiffSnapshots(const TreeSnapshot& expected, const TreeSnapshot& actu
     field("link_group", want.link_group, got.link_group);
     field("digest", ToString(want.digest), ToString(got.digest));
     if (want.xattrs != got.xattrs) {
-      out << name << ": xattrs differ (expected " << want.xattrs.size() << ", got "
-          << got.xattrs.size() << ")\n";
+      out << name << ": xattrs differ (expected " << want.xattrs.size() << ", got " << got.xattrs.size() << ")\n";
     }
   }
   for (const auto& [path, info] : actual) {

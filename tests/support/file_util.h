@@ -33,8 +33,7 @@ struct DataRange {
 // `count` ranges of `length` bytes spread evenly over [0, file_size), 1 MiB aligned.
 std::vector<DataRange> SpreadRanges(uint64_t file_size, uint64_t count, uint64_t length);
 // A new file of apparent size `size` holding pattern data only in `ranges`; the rest are holes.
-Status MakeSparseFile(const std::string& path, uint64_t size, const std::vector<DataRange>& ranges,
-                      uint64_t seed);
+Status MakeSparseFile(const std::string& path, uint64_t size, const std::vector<DataRange>& ranges, uint64_t seed);
 // Overwrites `length` bytes at `offset` of an existing file with other pattern data.
 Status OverwriteRange(const std::string& path, uint64_t offset, uint64_t length, uint64_t seed);
 
@@ -84,12 +83,11 @@ using TreeSnapshot = std::map<std::string, EntryInfo>;  // path relative to the 
 Result<TreeSnapshot> SnapshotTree(const std::string& root);
 
 struct SnapshotCompare {
-  bool ctime = false;  // include ctime (proves nothing wrote the inode at all)
+  bool ctime = false;      // include ctime (proves nothing wrote the inode at all)
   bool root_times = true;  // compare the root's own times (false: only its entries)
 };
 // Human-readable list of differences; empty when the snapshots match.
-std::string DiffSnapshots(const TreeSnapshot& expected, const TreeSnapshot& actual,
-                          SnapshotCompare compare = {});
+std::string DiffSnapshots(const TreeSnapshot& expected, const TreeSnapshot& actual, SnapshotCompare compare = {});
 
 // Loop devices (/dev/loopN) whose backing file is `image_path`.
 std::vector<std::string> LoopDevicesBackedBy(const std::string& image_path);

@@ -50,8 +50,7 @@ Result<SampleTree> MakeSampleTree(const std::string& root, uint64_t seed) {
   tree.directories = 4;
 
   // A sparse disk image: 64 MiB apparent, 4 MiB of data.
-  FE_RETURN_IF_ERROR(MakeSparseFile(root + "/disk.img", 64 * kMiB,
-                                    {{0, 2 * kMiB}, {32 * kMiB, 2 * kMiB}}, seed));
+  FE_RETURN_IF_ERROR(MakeSparseFile(root + "/disk.img", 64 * kMiB, {{0, 2 * kMiB}, {32 * kMiB, 2 * kMiB}}, seed));
   // A memory file above the cloner's large-file threshold (8 MiB).
   FE_RETURN_IF_ERROR(WritePatternFile(root + "/memory.bin", 9 * kMiB, seed + 1));
   const std::string config = "{\"vcpus\": 2, \"memory_mib\": 512}\n";
@@ -76,8 +75,8 @@ Result<SampleTree> MakeSampleTree(const std::string& root, uint64_t seed) {
 
   // Fixed times (directories last: creating entries changes them).
   const int64_t base = 1'600'000'000'000'000'000 + static_cast<int64_t>(seed);
-  for (const char* file : {"/disk.img", "/memory.bin", "/config.json", "/empty", "/state/a.txt",
-                           "/hard1", "/rel_link"}) {
+  for (const char* file :
+       {"/disk.img", "/memory.bin", "/config.json", "/empty", "/state/a.txt", "/hard1", "/rel_link"}) {
     FE_RETURN_IF_ERROR(SetTimes(root + file, base + 111, base + 222));
   }
   for (const char* dir : {"/state/nested/deeper", "/state/nested", "/state", ""}) {

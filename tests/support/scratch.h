@@ -59,33 +59,33 @@ std::string CurrentTestName();
 }  // namespace fe::test
 
 // Declares `std::string var` holding a fresh directory on `fs` for this test, or skips the test.
-#define FE_SCRATCH(var, call)                                           \
-  std::string var;                                                      \
-  do {                                                                  \
-    ::fe::test::ScratchResult fe_scratch_ = (call);                     \
-    if (!fe_scratch_.skip.empty()) GTEST_SKIP() << fe_scratch_.skip;    \
+#define FE_SCRATCH(var, call)                                              \
+  std::string var;                                                         \
+  do {                                                                     \
+    ::fe::test::ScratchResult fe_scratch_ = (call);                        \
+    if (!fe_scratch_.skip.empty()) GTEST_SKIP() << fe_scratch_.skip;       \
     ASSERT_TRUE(fe_scratch_.status.ok()) << fe_scratch_.status.ToString(); \
-    var = std::move(fe_scratch_.path);                                  \
+    var = std::move(fe_scratch_.path);                                     \
   } while (0)
 
 #define FE_SCRATCH_DIR(var, fs) FE_SCRATCH(var, ::fe::test::Scratch::Dir(fs))
 
 // Skips the test unless loop filesystems can be made here.
-#define FE_REQUIRE_LOOP()                                                 \
-  do {                                                                    \
-    std::string fe_why_;                                                  \
+#define FE_REQUIRE_LOOP()                                                                   \
+  do {                                                                                      \
+    std::string fe_why_;                                                                    \
     if (!::fe::storage::loop::LoopFilesystem::Available(&fe_why_)) GTEST_SKIP() << fe_why_; \
   } while (0)
 
 // Asserts a Status/Result is ok, printing it otherwise.
-#define FE_ASSERT_OK(expr)                                     \
-  do {                                                         \
-    const auto& fe_ok_ = (expr);                               \
+#define FE_ASSERT_OK(expr)                                               \
+  do {                                                                   \
+    const auto& fe_ok_ = (expr);                                         \
     ASSERT_TRUE(fe_ok_.ok()) << ::fe::test::StatusOf(fe_ok_).ToString(); \
   } while (0)
-#define FE_EXPECT_OK(expr)                                     \
-  do {                                                         \
-    const auto& fe_ok_ = (expr);                               \
+#define FE_EXPECT_OK(expr)                                               \
+  do {                                                                   \
+    const auto& fe_ok_ = (expr);                                         \
     EXPECT_TRUE(fe_ok_.ok()) << ::fe::test::StatusOf(fe_ok_).ToString(); \
   } while (0)
 

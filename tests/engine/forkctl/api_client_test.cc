@@ -108,9 +108,8 @@ class ApiClientServerTest : public ::testing::Test {
       response.status = 404;
       response.set_content(R"({"code":"not_found","message":"no instance 'gone'"})", "application/json");
     });
-    server_.Delete("/v1/instances/here", [](const httplib::Request&, httplib::Response& response) {
-      response.status = 204;
-    });
+    server_.Delete("/v1/instances/here",
+                   [](const httplib::Request&, httplib::Response& response) { response.status = 204; });
     server_.Get("/v1/garbage", [](const httplib::Request&, httplib::Response& response) {
       response.set_content("{not json", "application/json");
     });

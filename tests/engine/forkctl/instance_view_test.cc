@@ -7,15 +7,19 @@ namespace {
 
 using nlohmann::json;
 
-json MakeInstance(const std::string& id, const std::string& name, const std::string& parent,
-                  const std::string& ip, const std::string& state = "Standby",
-                  const std::string& created = "2026-11-25T18:30:00.000Z") {
+json MakeInstance(const std::string& id, const std::string& name, const std::string& parent, const std::string& ip,
+                  const std::string& state = "Standby", const std::string& created = "2026-11-25T18:30:00.000Z") {
   return {{"id", id},
           {"name", name},
           {"hypervisor", "cloud-hypervisor"},
           {"state", state},
-          {"identity", {{"tap_device", "fe-" + id}, {"mac", "02:fe:00:00:00:01"}, {"ipv4", ip},
-                        {"prefix_length", 16}, {"gateway", "10.100.0.1"}, {"vsock_cid", 3}}},
+          {"identity",
+           {{"tap_device", "fe-" + id},
+            {"mac", "02:fe:00:00:00:01"},
+            {"ipv4", ip},
+            {"prefix_length", 16},
+            {"gateway", "10.100.0.1"},
+            {"vsock_cid", 3}}},
           {"storage", {{"backend", "reflink"}, {"volume", id}}},
           {"parent_id", parent},
           {"forked_at", parent.empty() ? "" : "2026-11-25T18:30:01.000Z"},
@@ -81,15 +85,16 @@ TEST(ForkTreeTest, ForksMadeInTheSameMillisecondGoByNameWithNumbersByValue) {
 }
 
 TEST(ForkTreeTest, AForkWhoseParentIsGoneIsARootThatSaysSo) {
-  json instances = json::array({MakeInstance("i-2", "fork-a", "i-1", "10.100.0.3"),
-                                MakeInstance("i-3", "fork-a-1", "i-2", "10.100.0.4")});
+  json instances = json::array(
+      {MakeInstance("i-2", "fork-a", "i-1", "10.100.0.3"), MakeInstance("i-3", "fork-a-1", "i-2", "10.100.0.4")});
   EXPECT_EQ(ForkTree(instances),
             "fork-a  i-2  Standby  10.100.0.3  (forked from i-1, since deleted)\n"
             "└── fork-a-1  i-3  Standby  10.100.0.4\n");
 }
 
 TEST(ForkTreeTest, AParentLinkCycleIsPrintedOnceAndEnds) {
-  json instances = json::array({MakeInstance("i-1", "a", "i-2", "10.0.0.1"), MakeInstance("i-2", "b", "i-1", "10.0.0.2")});
+  json instances =
+      json::array({MakeInstance("i-1", "a", "i-2", "10.0.0.1"), MakeInstance("i-2", "b", "i-1", "10.0.0.2")});
   EXPECT_EQ(ForkTree(instances),
             "a  i-1  Standby  10.0.0.1  (parent link cycle)\n"
             "b  i-2  Standby  10.0.0.2  (parent link cycle)\n");
@@ -99,9 +104,14 @@ TEST(ForkTreeTest, NoInstancesIsAnEmptyTree) { EXPECT_EQ(ForkTree(json::array())
 
 TEST(ForksTableTest, ShowsEachForksPhasesInMillisecondsAndSharedAndCopiedBytes) {
   json reply = {{"forks", json::array({{{"instance", MakeInstance("i-2", "fork-a", "i-1", "10.100.0.3")},
-                                        {"phases", {{"lock_wait_us", 5}, {"source_standby_us", 0}, {"clone_us", 812},
-                                                    {"rewrite_us", 250}, {"metadata_us", 120}, {"restore_us", 0},
-                                                    {"total_us", 1190}}},
+                                        {"phases",
+                                         {{"lock_wait_us", 5},
+                                          {"source_standby_us", 0},
+                                          {"clone_us", 812},
+                                          {"rewrite_us", 250},
+                                          {"metadata_us", 120},
+                                          {"restore_us", 0},
+                                          {"total_us", 1190}}},
                                         {"mechanism", "reflink"},
                                         {"files", 7},
                                         {"logical_bytes", uint64_t{11} << 30},
@@ -133,9 +143,9 @@ TEST(InstanceDetailsTest, ShowsIdentityStorageLineageAndProcess) {
 }
 
 TEST(StorageDetailsTest, ShowsBackendRootReasonAndUsage) {
-  json storage = {{"backend", "reflink"},          {"root", "/var/lib/forkengine/volumes"},
-                  {"selection_reason", "auto: FICLONE works"}, {"volumes", 3},
-                  {"filesystem_bytes", uint64_t{32} << 30},     {"filesystem_free_bytes", uint64_t{31} << 30}};
+  json storage = {
+      {"backend", "reflink"}, {"root", "/var/lib/forkengine/volumes"},  {"selection_reason", "auto: FICLONE works"},
+      {"volumes", 3},         {"filesystem_bytes", uint64_t{32} << 30}, {"filesystem_free_bytes", uint64_t{31} << 30}};
   EXPECT_EQ(StorageDetails(storage),
             "backend     reflink\n"
             "root        /var/lib/forkengine/volumes\n"

@@ -8,10 +8,17 @@ namespace {
 using nlohmann::json;
 
 json MakePool(const std::string& name, int ready, int hits, bool throttled = false) {
-  return {{"name", name},         {"template", "i-0123456789abcdef"}, {"member_state", "Standby"},
-          {"min_size", 2},        {"max_size", 10},                   {"vcpus_per_member", 2},
-          {"ready", ready},       {"refilling", 1},                   {"hits", hits},
-          {"misses", 3},          {"throttled", throttled}};
+  return {{"name", name},
+          {"template", "i-0123456789abcdef"},
+          {"member_state", "Standby"},
+          {"min_size", 2},
+          {"max_size", 10},
+          {"vcpus_per_member", 2},
+          {"ready", ready},
+          {"refilling", 1},
+          {"hits", hits},
+          {"misses", 3},
+          {"throttled", throttled}};
 }
 
 TEST(PoolsTableTest, ListsOneRowPerPoolThenTheCpuBudget) {

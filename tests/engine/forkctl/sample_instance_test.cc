@@ -39,8 +39,12 @@ bool Exists(const std::string& path) {
 }
 
 hypervisor::NetworkIdentity Identity(int n) {
-  return {"fe-tap-" + std::to_string(n), "02:fe:00:00:00:0" + std::to_string(n), "10.100.0." + std::to_string(n), 16,
-          "10.100.0.1", static_cast<uint32_t>(n + 2)};
+  return {"fe-tap-" + std::to_string(n),
+          "02:fe:00:00:00:0" + std::to_string(n),
+          "10.100.0." + std::to_string(n),
+          16,
+          "10.100.0.1",
+          static_cast<uint32_t>(n + 2)};
 }
 
 class SampleInstanceTest : public fe::test::ScratchTest {};
@@ -51,9 +55,9 @@ TEST_F(SampleInstanceTest, WritesAStandbyCloudHypervisorDirectoryWithSparseDiskA
   std::string dir = root->Sub("sample");
   Result<SampleInstance> sample = WriteSampleInstance(dir, SmallSample());
   FE_ASSERT_OK(sample);
-  EXPECT_EQ(sample->files, (std::vector<std::string>{"disk.raw", "config.json", "snapshot/config.json",
-                                                     "snapshot/state.json", "snapshot/memory-ranges",
-                                                     "logs/serial.log", "manifest.json"}));
+  EXPECT_EQ(sample->files,
+            (std::vector<std::string>{"disk.raw", "config.json", "snapshot/config.json", "snapshot/state.json",
+                                      "snapshot/memory-ranges", "logs/serial.log", "manifest.json"}));
 
   struct stat disk {};
   ASSERT_EQ(::stat((dir + "/disk.raw").c_str(), &disk), 0);
@@ -78,7 +82,8 @@ TEST_F(SampleInstanceTest, WritesAStandbyCloudHypervisorDirectoryWithSparseDiskA
   EXPECT_EQ(files->snapshot_configs, std::vector<std::string>{"snapshot/config.json"});
   ASSERT_TRUE(files->manifest.has_value());
   EXPECT_EQ(files->manifest->PathsWith(snapshot::FileRole::kDisk), std::vector<std::string>{"disk.raw"});
-  EXPECT_EQ(files->manifest->PathsWith(snapshot::FileRole::kMemory), std::vector<std::string>{"snapshot/memory-ranges"});
+  EXPECT_EQ(files->manifest->PathsWith(snapshot::FileRole::kMemory),
+            std::vector<std::string>{"snapshot/memory-ranges"});
 }
 
 // The engine's import is a fork from the imported directory (no source identity), and every later

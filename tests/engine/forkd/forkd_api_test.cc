@@ -22,7 +22,8 @@ class ForkdApiTest : public ForkdTest {};
 
 TEST_F(ForkdApiTest, SocketIsMode0600InsideADirectoryOnlyRootEnters) {
   StartForkd();
-  struct stat socket_stat {}, dir_stat {};
+  struct stat socket_stat {
+  }, dir_stat{};
   ASSERT_EQ(::lstat(socket_.c_str(), &socket_stat), 0);
   EXPECT_TRUE(S_ISSOCK(socket_stat.st_mode));
   EXPECT_EQ(socket_stat.st_mode & 07777, 0600u);
@@ -61,16 +62,17 @@ TEST_F(ForkdApiTest, ForkAnswers201WithPhasesAndAFreshIdentity) {
   EXPECT_EQ(made["instance"]["state"], "Standby");
   EXPECT_NE(made["instance"]["identity"]["ipv4"], source["identity"]["ipv4"]);
   EXPECT_NE(made["instance"]["identity"]["mac"], source["identity"]["mac"]);
-  for (const char* phase : {"lock_wait_us", "source_standby_us", "clone_us", "rewrite_us", "metadata_us", "restore_us",
-                            "total_us"}) {
+  for (const char* phase :
+       {"lock_wait_us", "source_standby_us", "clone_us", "rewrite_us", "metadata_us", "restore_us", "total_us"}) {
     EXPECT_TRUE(made["phases"].contains(phase)) << phase;
   }
   EXPECT_GT(made["phases"]["total_us"].get<int64_t>(), 0);
   EXPECT_FALSE(made["mechanism"].get<std::string>().empty());
   EXPECT_EQ(api().Get("/v1/instances/web-copy").status, 200);
-  EXPECT_TRUE(LogEventuallyContains("request method=POST path=/v1/instances/web/fork status=201 duration_ms=")) << log();
-  EXPECT_TRUE(LogEventuallyContains("fork source=" + source["id"].get<std::string>() + " fork=" +
-                                    made["instance"]["id"].get<std::string>()))
+  EXPECT_TRUE(LogEventuallyContains("request method=POST path=/v1/instances/web/fork status=201 duration_ms="))
+      << log();
+  EXPECT_TRUE(LogEventuallyContains("fork source=" + source["id"].get<std::string>() +
+                                    " fork=" + made["instance"]["id"].get<std::string>()))
       << log();
 }
 
@@ -103,8 +105,8 @@ TEST_F(ForkdApiTest, MalformedJsonIs400InvalidArgument) {
 TEST_F(ForkdApiTest, UnknownFieldIs400NamingTheField) {
   StartForkd();
   Import("web");
-  ApiResponse create = api().Post(
-      "/v1/instances", Json{{"name", "x"}, {"hypervisor", "cloud-hypervisor"}, {"colour", "blue"}});
+  ApiResponse create =
+      api().Post("/v1/instances", Json{{"name", "x"}, {"hypervisor", "cloud-hypervisor"}, {"colour", "blue"}});
   EXPECT_EQ(StatusAndCode(create), "400 invalid_argument");
   EXPECT_NE(create.json["message"].get<std::string>().find("colour"), std::string::npos) << create.body;
   ApiResponse fork = api().Post("/v1/instances/web/fork", Json{{"name", "x"}, {"from_runing", true}});
@@ -129,17 +131,21 @@ TEST_F(ForkdApiTest, WrongFieldTypeIs400NamingTheField) {
 TEST_F(ForkdApiTest, BadNameIs400InvalidArgument) {
   StartForkd();
   Import("web");
-  EXPECT_EQ(StatusAndCode(api().Post("/v1/instances", Json{{"name", "Not_A_Label"}, {"hypervisor", "cloud-hypervisor"}})),
-            "400 invalid_argument");
+  EXPECT_EQ(
+      StatusAndCode(api().Post("/v1/instances", Json{{"name", "Not_A_Label"}, {"hypervisor", "cloud-hypervisor"}})),
+      "400 invalid_argument");
   EXPECT_EQ(StatusAndCode(api().Post("/v1/instances/web/fork", Json{{"name", "-dash-first"}})), "400 invalid_argument");
-  EXPECT_EQ(StatusAndCode(api().Post("/v1/instances", Json{{"hypervisor", "cloud-hypervisor"}})), "400 invalid_argument");
+  EXPECT_EQ(StatusAndCode(api().Post("/v1/instances", Json{{"hypervisor", "cloud-hypervisor"}})),
+            "400 invalid_argument");
 }
 
 TEST_F(ForkdApiTest, BadCountIs400InvalidArgument) {
   StartForkd();
   Import("web");
-  EXPECT_EQ(StatusAndCode(api().Post("/v1/instances/web/fork", Json{{"name", "x"}, {"count", 0}})), "400 invalid_argument");
-  EXPECT_EQ(StatusAndCode(api().Post("/v1/instances/web/fork", Json{{"name", "x"}, {"count", 65}})), "400 invalid_argument");
+  EXPECT_EQ(StatusAndCode(api().Post("/v1/instances/web/fork", Json{{"name", "x"}, {"count", 0}})),
+            "400 invalid_argument");
+  EXPECT_EQ(StatusAndCode(api().Post("/v1/instances/web/fork", Json{{"name", "x"}, {"count", 65}})),
+            "400 invalid_argument");
   EXPECT_EQ(api().Get("/v1/instances").json["instances"].size(), 1u);
 }
 
@@ -186,7 +192,8 @@ TEST_F(ForkdApiTest, UnsupportedHypervisorIs422Unsupported) {
 
 TEST_F(ForkdApiTest, BodyOver64KiBIs413PayloadTooLarge) {
   StartForkd();
-  std::string big = Json{{"name", "x"}, {"hypervisor", "cloud-hypervisor"}, {"import_dir", std::string(70 * 1024, 'a')}}.dump();
+  std::string big =
+      Json{{"name", "x"}, {"hypervisor", "cloud-hypervisor"}, {"import_dir", std::string(70 * 1024, 'a')}}.dump();
   EXPECT_EQ(StatusAndCode(api().Post("/v1/instances", big)), "413 payload_too_large");
   EXPECT_EQ(api().Get("/v1/healthz").status, 200);
 }
@@ -199,13 +206,12 @@ TEST_F(ForkdApiTest, MetricsCountForksFailuresAndRequests) {
   ApiResponse metrics = api().Get("/v1/metrics");
   ASSERT_EQ(metrics.status, 200);
   EXPECT_EQ(metrics.content_type, "text/plain; version=0.0.4");
-  for (const char* line : {"forkengine_forks_total{result=\"ok\"} 2\n", "forkengine_forks_total{result=\"error\"} 1\n",
-                           "forkengine_fork_failures_total{code=\"not_found\"} 1\n",
-                           "forkengine_fork_duration_seconds_count 2\n",
-                           "forkengine_fork_phase_seconds_count{phase=\"clone\"} 2\n",
-                           "forkengine_instances{state=\"Standby\"} 3\n",
-                           "forkengine_http_requests_total{method=\"POST\",route=\"/v1/instances/{id}/fork\",status=\"201\"} 1\n",
-                           "forkengine_storage_volumes{backend=\"reflink\"} 3\n"}) {
+  for (const char* line :
+       {"forkengine_forks_total{result=\"ok\"} 2\n", "forkengine_forks_total{result=\"error\"} 1\n",
+        "forkengine_fork_failures_total{code=\"not_found\"} 1\n", "forkengine_fork_duration_seconds_count 2\n",
+        "forkengine_fork_phase_seconds_count{phase=\"clone\"} 2\n", "forkengine_instances{state=\"Standby\"} 3\n",
+        "forkengine_http_requests_total{method=\"POST\",route=\"/v1/instances/{id}/fork\",status=\"201\"} 1\n",
+        "forkengine_storage_volumes{backend=\"reflink\"} 3\n"}) {
     EXPECT_NE(metrics.body.find(line), std::string::npos) << line << "\n" << metrics.body;
   }
 }
@@ -215,10 +221,10 @@ TEST_F(ForkdApiTest, FullStorageIs507NoSpaceAndLeavesNothing) {
   fe::test::ScratchResult host = fe::test::Scratch::HostDir();
   ASSERT_TRUE(host.status.ok()) << host.status.ToString();
   storage::loop::LoopFilesystemOptions options{.type = storage::loop::LoopFilesystemType::kXfs,
-                                         .image_path = host.path + "/tiny-" + std::to_string(::getpid()) + ".img",
-                                         .size_bytes = 512 * fe::test::kMiB,
-                                         .mount_point = temp_->Sub("tiny"),
-                                         .keep_image = false};
+                                               .image_path = host.path + "/tiny-" + std::to_string(::getpid()) + ".img",
+                                               .size_bytes = 512 * fe::test::kMiB,
+                                               .mount_point = temp_->Sub("tiny"),
+                                               .keep_image = false};
   Result<storage::loop::LoopFilesystem> tiny = storage::loop::LoopFilesystem::Open(options);
   ASSERT_TRUE(tiny.ok()) << tiny.status().ToString();
   data_root_ = tiny->mount_point() + "/data";
@@ -234,8 +240,8 @@ TEST_F(ForkdApiTest, FullStorageIs507NoSpaceAndLeavesNothing) {
   std::string big_guest = temp_->Sub("big-guest");
   FE_ASSERT_OK(MakeGuestDir(big_guest, 64 * fe::test::kMiB));
 
-  ApiResponse full = api().Post("/v1/instances",
-                                Json{{"name", "big"}, {"hypervisor", "cloud-hypervisor"}, {"import_dir", big_guest}});
+  ApiResponse full =
+      api().Post("/v1/instances", Json{{"name", "big"}, {"hypervisor", "cloud-hypervisor"}, {"import_dir", big_guest}});
   EXPECT_EQ(StatusAndCode(full), "507 no_space") << full.body;
   EXPECT_EQ(api().Get("/v1/instances").json["instances"].size(), 0u);
   EXPECT_EQ(ListDir(data_root_ + "/volumes"), std::vector<std::string>{});

@@ -84,8 +84,11 @@ ApiResponse ApiClient::Post(const std::string& path, const std::string& body) co
 
 ApiResponse ApiClient::Delete(const std::string& path) const { return ToResponse(Connect(socket_path_)->Delete(path)); }
 
-ForkdProcess::ForkdProcess(std::string data_root, std::string socket, std::string log_path, std::vector<std::string> extra)
-    : data_root_(std::move(data_root)), socket_(std::move(socket)), log_path_(std::move(log_path)),
+ForkdProcess::ForkdProcess(std::string data_root, std::string socket, std::string log_path,
+                           std::vector<std::string> extra)
+    : data_root_(std::move(data_root)),
+      socket_(std::move(socket)),
+      log_path_(std::move(log_path)),
       extra_(std::move(extra)) {}
 
 ForkdProcess::~ForkdProcess() {
@@ -161,18 +164,19 @@ Status MakeGuestDir(const std::string& dir, uint64_t data_bytes) {
   for (const std::string& sub : {dir, dir + "/snapshot"}) {
     if (::mkdir(sub.c_str(), 0755) != 0) return Status::FromErrno(errno, "mkdir", sub);
   }
-  for (const auto& [fixture, target] : {std::pair{"boot_config.json", "config.json"},
-                                        std::pair{"snapshot_config.json", "snapshot/config.json"}}) {
+  for (const auto& [fixture, target] :
+       {std::pair{"boot_config.json", "config.json"}, std::pair{"snapshot_config.json", "snapshot/config.json"}}) {
     Result<std::string> text = fe::test::ReadFile(std::string(FE_CH_FIXTURES) + "/" + fixture);
     if (!text.ok()) return text.status();
     FE_RETURN_IF_ERROR(fe::test::WriteFile(dir + "/" + target, Retarget(*text, dir)));
   }
-  FE_RETURN_IF_ERROR(fe::test::WriteFile(
-      dir + "/snapshot/state.json",
-      R"({"snapshots":{"_disk0":{"snapshot_data":{"disk_path":")" + dir + R"(/rootfs.raw"}}}})"));
+  FE_RETURN_IF_ERROR(
+      fe::test::WriteFile(dir + "/snapshot/state.json",
+                          R"({"snapshots":{"_disk0":{"snapshot_data":{"disk_path":")" + dir + R"(/rootfs.raw"}}}})"));
   FE_RETURN_IF_ERROR(fe::test::WritePatternFile(dir + "/snapshot/memory-ranges", 256 * fe::test::kKiB, 7));
   FE_RETURN_IF_ERROR(fe::test::MakeSparseFile(dir + "/rootfs.raw", 64 * fe::test::kMiB + data_bytes,
-                                              {{0, data_bytes / 2}, {32 * fe::test::kMiB, data_bytes - data_bytes / 2}}, 3));
+                                              {{0, data_bytes / 2}, {32 * fe::test::kMiB, data_bytes - data_bytes / 2}},
+                                              3));
   return fe::test::WriteFile(dir + "/vmlinux", "not a kernel: the API tests never boot");
 }
 

@@ -21,9 +21,9 @@ namespace fe::engine::forkd::test {
 using Json = nlohmann::json;
 
 struct ApiResponse {
-  int status = 0;        // 0: no response (the transport error is in `error`)
+  int status = 0;  // 0: no response (the transport error is in `error`)
   std::string body;
-  Json json;             // parsed body; null when it is not JSON
+  Json json;  // parsed body; null when it is not JSON
   std::string content_type;
   std::string error;
 };

@@ -17,7 +17,8 @@ namespace {
 class ForkdLoopPoolTest : public ForkdTest {};
 
 bool IsMountPoint(const std::string& path) {
-  struct stat here {}, parent {};
+  struct stat here {
+  }, parent{};
   return ::stat(path.c_str(), &here) == 0 && ::stat((path + "/..").c_str(), &parent) == 0 &&
          here.st_dev != parent.st_dev;
 }

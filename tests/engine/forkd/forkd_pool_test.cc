@@ -67,7 +67,9 @@ class ForkdPoolTest : public ForkdTest {
   std::string MetricsText() { return api().Get("/v1/metrics").body; }
 };
 
-bool HasNoPoolLabel(const Json& instance) { return !instance.contains("pool") || instance["pool"] == "" || instance["pool"].is_null(); }
+bool HasNoPoolLabel(const Json& instance) {
+  return !instance.contains("pool") || instance["pool"] == "" || instance["pool"].is_null();
+}
 
 TEST_F(ForkdPoolTest, CreateAnswers201ThenThePoolFillsAndIsListedWithTheBudget) {
   StartForkd(kFastPools);
@@ -80,7 +82,8 @@ TEST_F(ForkdPoolTest, CreateAnswers201ThenThePoolFillsAndIsListedWithTheBudget) 
   EXPECT_EQ(pool["min_size"], 1);
   EXPECT_EQ(pool["max_size"], 3);
   EXPECT_EQ(pool["vcpus_per_member"], tmpl["vcpus"]);
-  for (const char* field : {"ready", "refilling", "hits", "misses", "throttled"}) EXPECT_TRUE(pool.contains(field)) << field;
+  for (const char* field : {"ready", "refilling", "hits", "misses", "throttled"})
+    EXPECT_TRUE(pool.contains(field)) << field;
 
   Json full = WaitUntilFull("web", 3);
   EXPECT_EQ(full["throttled"], false);
@@ -130,7 +133,8 @@ TEST_F(ForkdPoolTest, AcquireHandsOutAReadyMemberAsANormalInstanceUnderItsNewNam
   Json refilled = WaitUntilFull("web", 2);
   EXPECT_EQ(refilled["hits"], 1);
   EXPECT_EQ(refilled["misses"], 0);
-  EXPECT_NE(MetricsText().find("forkengine_pool_acquire_duration_seconds_count{result=\"hit\"} 1\n"), std::string::npos);
+  EXPECT_NE(MetricsText().find("forkengine_pool_acquire_duration_seconds_count{result=\"hit\"} 1\n"),
+            std::string::npos);
   // The acquired instance is the caller's: it can be deleted like any other.
   EXPECT_EQ(api().Delete("/v1/instances/alice").status, 204);
 }
@@ -151,8 +155,9 @@ TEST_F(ForkdPoolTest, AcquireWithoutANameKeepsTheMembersName) {
 // A budget of 1 vCPU and a 2-vCPU template: the pool (min 0) is accepted but never gets a member.
 TEST_F(ForkdPoolTest, EmptyPoolWithNoWaitIs503AndWithoutItForksOnDemandAsAMiss) {
   StartForkd({"--pool-tick-ms", "20", "--cpu-budget", "1", "--busy-threshold", "1"});
-  ApiResponse imported = api().Post(
-      "/v1/instances", Json{{"name", "template"}, {"hypervisor", "cloud-hypervisor"}, {"import_dir", guest_}, {"vcpus", 2}});
+  ApiResponse imported =
+      api().Post("/v1/instances",
+                 Json{{"name", "template"}, {"hypervisor", "cloud-hypervisor"}, {"import_dir", guest_}, {"vcpus", 2}});
   ASSERT_EQ(imported.status, 201) << imported.body;
   CreatePool(Json{{"name", "web"}, {"template", "template"}, {"min_size", 0}, {"max_size", 1}});
 
@@ -185,25 +190,30 @@ TEST_F(ForkdPoolTest, UnknownTemplateIs404AndTakenPoolNameIs409) {
   Import("template");
   EXPECT_EQ(StatusAndCode(api().Post("/v1/pools", Json{{"name", "web"}, {"template", "ghost"}})), "404 not_found");
   CreatePool(Json{{"name", "web"}, {"template", "template"}, {"max_size", 1}});
-  EXPECT_EQ(StatusAndCode(api().Post("/v1/pools", Json{{"name", "web"}, {"template", "template"}})), "409 already_exists");
+  EXPECT_EQ(StatusAndCode(api().Post("/v1/pools", Json{{"name", "web"}, {"template", "template"}})),
+            "409 already_exists");
 }
 
 TEST_F(ForkdPoolTest, StoppedTemplateForStandbyMembersIs409FailedPrecondition) {
   StartForkd(kFastPools);
   ApiResponse imported = api().Post(
-      "/v1/instances", Json{{"name", "cold"}, {"hypervisor", "cloud-hypervisor"}, {"import_dir", guest_}, {"state", "Stopped"}});
+      "/v1/instances",
+      Json{{"name", "cold"}, {"hypervisor", "cloud-hypervisor"}, {"import_dir", guest_}, {"state", "Stopped"}});
   ASSERT_EQ(imported.status, 201) << imported.body;
-  ApiResponse refused = api().Post("/v1/pools", Json{{"name", "web"}, {"template", "cold"}, {"member_state", "Standby"}});
+  ApiResponse refused =
+      api().Post("/v1/pools", Json{{"name", "web"}, {"template", "cold"}, {"member_state", "Standby"}});
   EXPECT_EQ(StatusAndCode(refused), "409 failed_precondition") << refused.body;
   EXPECT_EQ(api().Get("/v1/pools/web").status, 404);
 }
 
 TEST_F(ForkdPoolTest, PoolBeyondTheCpuBudgetIs409NamingTheBudget) {
   StartForkd({"--pool-tick-ms", "20", "--cpu-budget", "4", "--busy-threshold", "1"});
-  ApiResponse imported = api().Post(
-      "/v1/instances", Json{{"name", "template"}, {"hypervisor", "cloud-hypervisor"}, {"import_dir", guest_}, {"vcpus", 2}});
+  ApiResponse imported =
+      api().Post("/v1/instances",
+                 Json{{"name", "template"}, {"hypervisor", "cloud-hypervisor"}, {"import_dir", guest_}, {"vcpus", 2}});
   ASSERT_EQ(imported.status, 201) << imported.body;
-  ApiResponse refused = api().Post("/v1/pools", Json{{"name", "big"}, {"template", "template"}, {"min_size", 3}, {"max_size", 3}});
+  ApiResponse refused =
+      api().Post("/v1/pools", Json{{"name", "big"}, {"template", "template"}, {"min_size", 3}, {"max_size", 3}});
   EXPECT_EQ(StatusAndCode(refused), "409 failed_precondition") << refused.body;
   std::string message = refused.json.value("message", "");
   EXPECT_NE(message.find("budget"), std::string::npos) << message;
@@ -217,12 +227,12 @@ TEST_F(ForkdPoolTest, BadBodiesAre400NamingTheField) {
   struct Case {
     std::string path, body, named;
   };
-  for (const Case& c : {Case{"/v1/pools", "{not json", "JSON"},
-                        Case{"/v1/pools", R"({"name":"web"})", "template"},
-                        Case{"/v1/pools", R"({"name":"web","template":"template","max":3})", "max"},
-                        Case{"/v1/pools", R"({"name":"web","template":"template","max_size":"3"})", "max_size"},
-                        Case{"/v1/pools", R"({"name":"web","template":"template","member_state":"Paused"})", "member_state"},
-                        Case{"/v1/pools", "[1]", "object"}}) {
+  for (const Case& c :
+       {Case{"/v1/pools", "{not json", "JSON"}, Case{"/v1/pools", R"({"name":"web"})", "template"},
+        Case{"/v1/pools", R"({"name":"web","template":"template","max":3})", "max"},
+        Case{"/v1/pools", R"({"name":"web","template":"template","max_size":"3"})", "max_size"},
+        Case{"/v1/pools", R"({"name":"web","template":"template","member_state":"Paused"})", "member_state"},
+        Case{"/v1/pools", "[1]", "object"}}) {
     ApiResponse response = api().Post(c.path, c.body);
     EXPECT_EQ(StatusAndCode(response), "400 invalid_argument") << c.body;
     EXPECT_NE(response.json.value("message", "").find(c.named), std::string::npos) << c.body << " -> " << response.body;
@@ -287,7 +297,8 @@ TEST_F(ForkdPoolTest, AcquiresAnsweredBeforeAKillMinus9StayAcquiredAfterTheResta
   WaitUntilFull("web", 8);
   std::map<std::string, std::string> acquired;  // name -> id
   for (int i = 0; i < 8; ++i) {
-    ApiResponse response = api().Post("/v1/pools/web/acquire", Json{{"name", "k-" + std::to_string(i)}, {"no_wait", true}});
+    ApiResponse response =
+        api().Post("/v1/pools/web/acquire", Json{{"name", "k-" + std::to_string(i)}, {"no_wait", true}});
     ASSERT_EQ(response.status, 200) << response.body << response.error;
     acquired["k-" + std::to_string(i)] = response.json["instance"]["id"].get<std::string>();
   }

@@ -31,19 +31,24 @@ TEST(MetricsTest, ForksFailuresRequestsAndGaugesAppearInTheExposition) {
   metrics.RecordRequest("POST", "/v1/instances/{id}/fork", 201, 0.002);
   engine::Instance standby;
   standby.state = engine::InstanceState::kStandby;
-  engine::StorageInfo storage{.backend = "reflink", .root = "/r", .selection_reason = "", .volumes = 4,
-                              .filesystem_bytes = 100, .filesystem_free_bytes = 40};
+  engine::StorageInfo storage{.backend = "reflink",
+                              .root = "/r",
+                              .selection_reason = "",
+                              .volumes = 4,
+                              .filesystem_bytes = 100,
+                              .filesystem_free_bytes = 40};
   std::string text = metrics.Render({standby}, storage);
-  for (const char* line : {"# TYPE forkengine_forks_total counter\n", "forkengine_forks_total{result=\"ok\"} 1\n",
-                           "forkengine_forks_total{result=\"error\"} 1\n", "forkengine_fork_failures_total{code=\"busy\"} 1\n",
-                           "# TYPE forkengine_fork_duration_seconds histogram\n",
-                           "forkengine_fork_duration_seconds_bucket{le=\"0.001\"} 1\n",
-                           "forkengine_fork_phase_seconds_bucket{phase=\"clone\",le=\"0.001\"} 1\n",
-                           "forkengine_http_requests_total{method=\"POST\",route=\"/v1/instances/{id}/fork\",status=\"201\"} 1\n",
-                           "forkengine_http_request_duration_seconds_count{method=\"POST\",route=\"/v1/instances/{id}/fork\"} 1\n",
-                           "forkengine_instances{state=\"Standby\"} 1\n", "forkengine_instances{state=\"Running\"} 0\n",
-                           "forkengine_storage_volumes{backend=\"reflink\"} 4\n",
-                           "forkengine_storage_free_bytes{backend=\"reflink\"} 40\n"}) {
+  for (const char* line :
+       {"# TYPE forkengine_forks_total counter\n", "forkengine_forks_total{result=\"ok\"} 1\n",
+        "forkengine_forks_total{result=\"error\"} 1\n", "forkengine_fork_failures_total{code=\"busy\"} 1\n",
+        "# TYPE forkengine_fork_duration_seconds histogram\n",
+        "forkengine_fork_duration_seconds_bucket{le=\"0.001\"} 1\n",
+        "forkengine_fork_phase_seconds_bucket{phase=\"clone\",le=\"0.001\"} 1\n",
+        "forkengine_http_requests_total{method=\"POST\",route=\"/v1/instances/{id}/fork\",status=\"201\"} 1\n",
+        "forkengine_http_request_duration_seconds_count{method=\"POST\",route=\"/v1/instances/{id}/fork\"} 1\n",
+        "forkengine_instances{state=\"Standby\"} 1\n", "forkengine_instances{state=\"Running\"} 0\n",
+        "forkengine_storage_volumes{backend=\"reflink\"} 4\n",
+        "forkengine_storage_free_bytes{backend=\"reflink\"} 40\n"}) {
     EXPECT_TRUE(Has(text, line)) << line << "\n" << text;
   }
 }

@@ -40,8 +40,10 @@ TEST(OpenApiTest, EveryDocumentedRouteIsServedAndEveryServedRouteDocumented) {
   RouteSet served;
   for (const ServedRoute& route : ServedRoutes()) served.insert({route.method, route.pattern});
   RouteSet documented = Documented(document);
-  for (const auto& route : documented) EXPECT_EQ(served.count(route), 1u) << "documented, not served: " << route.first << " " << route.second;
-  for (const auto& route : served) EXPECT_EQ(documented.count(route), 1u) << "served, not documented: " << route.first << " " << route.second;
+  for (const auto& route : documented)
+    EXPECT_EQ(served.count(route), 1u) << "documented, not served: " << route.first << " " << route.second;
+  for (const auto& route : served)
+    EXPECT_EQ(documented.count(route), 1u) << "served, not documented: " << route.first << " " << route.second;
   EXPECT_FALSE(served.empty());
 }
 

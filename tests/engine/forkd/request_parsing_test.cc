@@ -32,10 +32,11 @@ TEST(RequestParsingTest, RejectsUnknownFieldsWrongTypesAndMissingNamesNamingTheF
     const char* body;
     const char* named;
   };
-  for (const Case& c : {Case{R"({"name":"a","coount":2})", "coount"}, Case{R"({"name":"a","count":2.5})", "count"},
-                        Case{R"({"name":"a","count":true})", "count"}, Case{R"({"name":"a","from_running":"yes"})", "from_running"},
-                        Case{R"({"count":2})", "name"}, Case{R"({"name":"a","count":99999999999})", "count"},
-                        Case{R"({"name":"a","target_state":"paused"})", "target_state"}}) {
+  for (const Case& c :
+       {Case{R"({"name":"a","coount":2})", "coount"}, Case{R"({"name":"a","count":2.5})", "count"},
+        Case{R"({"name":"a","count":true})", "count"}, Case{R"({"name":"a","from_running":"yes"})", "from_running"},
+        Case{R"({"count":2})", "name"}, Case{R"({"name":"a","count":99999999999})", "count"},
+        Case{R"({"name":"a","target_state":"paused"})", "target_state"}}) {
     Result<engine::ForkRequest> request = ParseForkRequest(c.body);
     ASSERT_FALSE(request.ok()) << c.body;
     EXPECT_EQ(request.status().code(), ErrorCode::kInvalidArgument) << c.body;
@@ -91,9 +92,12 @@ TEST(RequestParsingTest, PoolSpecTakesEveryFieldAndDefaultsToStandbyMembers) {
 
 TEST(RequestParsingTest, PoolSpecRejectsBadBodiesNamingTheField) {
   for (const auto& [body, named] : std::vector<std::pair<std::string, std::string>>{
-           {R"({"template":"t"})", "name"}, {R"({"name":"p"})", "template"},
-           {R"({"name":"p","template":"t","min":1})", "min"}, {R"({"name":"p","template":"t","max_size":1.5})", "max_size"},
-           {R"({"name":"p","template":"t","member_state":"Paused"})", "member_state"}, {"[]", "object"}}) {
+           {R"({"template":"t"})", "name"},
+           {R"({"name":"p"})", "template"},
+           {R"({"name":"p","template":"t","min":1})", "min"},
+           {R"({"name":"p","template":"t","max_size":1.5})", "max_size"},
+           {R"({"name":"p","template":"t","member_state":"Paused"})", "member_state"},
+           {"[]", "object"}}) {
     Result<engine::pools::PoolSpec> spec = ParsePoolSpec(body);
     ASSERT_FALSE(spec.ok()) << body;
     EXPECT_EQ(spec.status().code(), ErrorCode::kInvalidArgument) << body;

@@ -103,8 +103,8 @@ TEST_F(NetworkAllocatorTest, ExhaustionSkipsNetworkGatewayBroadcastAndNamesSubne
     ASSERT_TRUE(identity.ok()) << identity.status().ToString();
     addresses.insert(identity->ipv4);
   }
-  EXPECT_EQ(addresses, (std::set<std::string>{"192.168.7.1", "192.168.7.2", "192.168.7.3", "192.168.7.5",
-                                              "192.168.7.6"}));
+  EXPECT_EQ(addresses,
+            (std::set<std::string>{"192.168.7.1", "192.168.7.2", "192.168.7.3", "192.168.7.5", "192.168.7.6"}));
   Result<NetworkIdentity> none = allocator->Allocate("vm-5");
   ASSERT_FALSE(none.ok());
   EXPECT_EQ(none.status().code(), ErrorCode::kNoSpace);
@@ -235,7 +235,8 @@ TEST_F(NetworkAllocatorTest, UnknownFieldsSurviveRewrite) {
   "written_by": "a newer engine",
   "leases": {"old": {"ipv4": "10.0.0.2", "mac": "02:fe:0a:00:00:02", "tap_device": "fe0a000002",
                      "vsock_cid": 167772162, "owner": "pool-7"}}
-})").ok());
+})")
+                  .ok());
   auto allocator = Open(Pool("10.0.0.0/24"));
   ASSERT_NE(allocator, nullptr);
   ASSERT_TRUE(allocator->Allocate("new").ok());

@@ -16,8 +16,8 @@
 
 namespace fe::engine::pools::test {
 
-using fe::test::ScratchFs;
 using engine::test::EngineFixture;
+using fe::test::ScratchFs;
 
 class FakeLoad final : public LoadSource {
  public:

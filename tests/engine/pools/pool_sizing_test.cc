@@ -56,7 +56,8 @@ TEST(PoolSizingTest, LoadExactlyAtTheThresholdStillRefills) {
 
 TEST(PoolSizingTest, PoolsBelowTheirMinimumAreFilledBeforeAnyPoolGrowsTowardItsMaximum) {
   // Three refill slots: "a" is at its minimum and could grow, "b" and "c" are below theirs.
-  SizingPlan plan = PlanPoolSizing(Input({Pool("a", 1, 10, 1), Pool("b", 2, 10, 0), Pool("c", 1, 10, 0)}, 100, 0, 0.1, 3));
+  SizingPlan plan =
+      PlanPoolSizing(Input({Pool("a", 1, 10, 1), Pool("b", 2, 10, 0), Pool("c", 1, 10, 0)}, 100, 0, 0.1, 3));
   EXPECT_EQ(plan.pools[0].refills, 0);
   EXPECT_EQ(plan.pools[1].refills, 2);
   EXPECT_EQ(plan.pools[2].refills, 1);

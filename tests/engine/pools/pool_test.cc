@@ -20,8 +20,8 @@ namespace fe::engine::pools {
 namespace {
 
 using namespace pools::test;
-using fe::test::ScratchFs;
 using engine::test::EngineFixture;
+using fe::test::ScratchFs;
 
 TEST_F(PoolTest, TicksFillThePoolToItsMaximumWithLabelledForksOfTheTemplate) {
   Result<PoolStatus> created = pools_->Create(Spec("web", 1, 3));
@@ -196,7 +196,8 @@ TEST_F(PoolTest, TwoHundredConcurrentAcquiresOfAPoolOfTwentyGetDistinctInstances
   pools_.reset();
   fixture_.Close();
   {
-    Result<std::unique_ptr<network::NetworkAllocator>> allocator = network::NetworkAllocator::Open(fixture_.NetworkDir(), DefaultNetworkPool());
+    Result<std::unique_ptr<network::NetworkAllocator>> allocator =
+        network::NetworkAllocator::Open(fixture_.NetworkDir(), DefaultNetworkPool());
     FE_ASSERT_OK(allocator);
     std::set<std::string> holders;
     for (const auto& [holder, identity] : (*allocator)->Leases()) holders.insert(holder);

@@ -174,7 +174,7 @@ TEST_F(VmRunnerTest, SnapshotAndStopVmWritesTheSnapshotAndRestoreVmRunsIt) {
   const std::string snapshot_dir = guest_ + "/snapshot";
   Status saved = SnapshotAndStopVm(Context(), *booted, snapshot_dir);
   ASSERT_TRUE(saved.ok()) << saved.ToString();
-  struct stat info{};
+  struct stat info {};
   EXPECT_EQ(::stat((snapshot_dir + "/" + hypervisor::qemu::kStateFile).c_str(), &info), 0);
   EXPECT_GT(info.st_size, 0);
   EXPECT_EQ(::stat((snapshot_dir + "/" + hypervisor::qemu::kSnapshotInfoFile).c_str(), &info), 0);
@@ -253,8 +253,7 @@ TEST_F(VmRunnerTest, HypervisorThatNeverAnswersIsKilledAtTheTimeout) {
   context.timeout = 300ms;
   Result<ProcessRecord> record = Track(BootVm(context));
   ASSERT_FALSE(record.ok());
-  EXPECT_NE(record.status().message().find("did not open its API socket " + guest_ + "/api.sock"),
-            std::string::npos)
+  EXPECT_NE(record.status().message().find("did not open its API socket " + guest_ + "/api.sock"), std::string::npos)
       << record.status().ToString();
   Result<std::string> pid = fe::test::ReadFile(pid_file);
   ASSERT_TRUE(pid.ok()) << pid.status().ToString();

@@ -30,17 +30,29 @@ Args ValuesOf(const Args& args, const std::string& flag) {
 
 TEST(CloudHypervisorBootArgumentsTest, BuildsTheCommandLineOfABootConfig) {
   EXPECT_EQ(Arguments(Fixture("boot_config.json")),
-            (Args{"--cpus", "boot=2,max=4",
-                  "--memory", "size=1073741824,shared=on",
-                  "--kernel", "/data/vm-1/vmlinux",
-                  "--initramfs", "/data/vm-1/initramfs.cpio.gz",
-                  "--cmdline", "console=ttyS0 root=/dev/vda rw fe.dir=/data/vm-1",
-                  "--disk", "path=/data/vm-1/rootfs.raw", "path=/data/vm-10/disk,readonly=on,id=base",
-                  "--net", "tap=fe-tap-1,ip=10.20.0.1,mask=255.255.255.0,mac=02:fe:00:00:00:01,num_queues=2",
-                  "--rng", "src=/dev/urandom",
-                  "--serial", "file=/data/vm-1/logs/serial.log",
-                  "--console", "off",
-                  "--vsock", "cid=3,socket=/data/vm-1/vsock.sock",
+            (Args{"--cpus",
+                  "boot=2,max=4",
+                  "--memory",
+                  "size=1073741824,shared=on",
+                  "--kernel",
+                  "/data/vm-1/vmlinux",
+                  "--initramfs",
+                  "/data/vm-1/initramfs.cpio.gz",
+                  "--cmdline",
+                  "console=ttyS0 root=/dev/vda rw fe.dir=/data/vm-1",
+                  "--disk",
+                  "path=/data/vm-1/rootfs.raw",
+                  "path=/data/vm-10/disk,readonly=on,id=base",
+                  "--net",
+                  "tap=fe-tap-1,ip=10.20.0.1,mask=255.255.255.0,mac=02:fe:00:00:00:01,num_queues=2",
+                  "--rng",
+                  "src=/dev/urandom",
+                  "--serial",
+                  "file=/data/vm-1/logs/serial.log",
+                  "--console",
+                  "off",
+                  "--vsock",
+                  "cid=3,socket=/data/vm-1/vsock.sock",
                   "--watchdog"}));
 }
 
@@ -50,8 +62,7 @@ TEST(CloudHypervisorBootArgumentsTest, CarriesTheCommonFieldsOfASerializedConfig
   config["memory"]["size"] = 1073741824;
   Args args = Arguments(config);
   EXPECT_EQ(ValuesOf(args, "--cpus"), Args{"boot=2,max=2,kvm_hyperv=off,max_phys_bits=46"});
-  EXPECT_EQ(ValuesOf(args, "--memory"),
-            Args{"size=1073741824,mergeable=off,shared=on,hugepages=off,prefault=off"});
+  EXPECT_EQ(ValuesOf(args, "--memory"), Args{"size=1073741824,mergeable=off,shared=on,hugepages=off,prefault=off"});
   EXPECT_EQ(ValuesOf(args, "--disk")[2],
             "path=/data/vm-1/data.qcow2,readonly=off,direct=on,num_queues=2,queue_size=256,vhost_user=off,"
             "id=_disk2,serial=data-/data/vm-1,pci_segment=0");

@@ -209,7 +209,7 @@ TEST_F(CloudHypervisorPluginTest, WithoutAManifestTheDefaultLayoutAndTheConfigsS
   EXPECT_EQ(prepared->rewritten_files, (std::vector<std::string>{"config.json", "snapshot/config.json"}));
   EXPECT_EQ(prepared->restore.snapshot_dir, dir_ + "/snapshot");
   EXPECT_FALSE(Exists(Path("api.sock")));
-  EXPECT_FALSE(Exists(Path("logs/serial.log")));  // the configs' serial file
+  EXPECT_FALSE(Exists(Path("logs/serial.log")));      // the configs' serial file
   EXPECT_TRUE(Exists(Path("cloud-hypervisor.pid")));  // only a manifest names this one
   EXPECT_FALSE(Exists(Path("manifest.json")));
 }

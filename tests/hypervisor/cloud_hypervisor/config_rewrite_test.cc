@@ -84,7 +84,7 @@ TEST(CloudHypervisorConfigRewriteTest, RewritesFirmwareAndOtherPathFields) {
 TEST(CloudHypervisorConfigRewriteTest, LeavesSiblingDirectoriesAndFreeTextAlone) {
   Json in = Fixture("snapshot_config.json");
   Json out = Rewritten(in);
-  EXPECT_EQ(out["disks"][1]["path"], "/data/vm-10/disk");  // /data/vm-1 is only its prefix
+  EXPECT_EQ(out["disks"][1]["path"], "/data/vm-10/disk");          // /data/vm-1 is only its prefix
   EXPECT_EQ(out["payload"]["cmdline"], in["payload"]["cmdline"]);  // a kernel command line is free text
   EXPECT_EQ(out["payload"]["cmdline"], "console=ttyS0 root=/dev/vda rw init=/data/vm-1/init.sh fe.dir=/data/vm-1");
   EXPECT_EQ(out["disks"][2]["serial"], "data-/data/vm-1");
@@ -119,9 +119,9 @@ TEST(CloudHypervisorConfigRewriteTest, PreservesEveryFieldItDoesNotRewrite) {
   FE_ASSERT_OK(text);
   Json out = Json::parse(*text);
   const std::set<std::string> rewritten = {
-      "/payload/kernel", "/payload/initramfs", "/disks/0/path", "/disks/2/path", "/memory/zones/0/file",
-      "/fs/0/socket", "/pmem/0/file", "/serial/file", "/console/socket", "/vsock/socket",
-      "/net/0/tap", "/net/0/mac", "/net/0/ip", "/net/0/mask", "/net/0/host_mac"};
+      "/payload/kernel", "/payload/initramfs", "/disks/0/path", "/disks/2/path",   "/memory/zones/0/file",
+      "/fs/0/socket",    "/pmem/0/file",       "/serial/file",  "/console/socket", "/vsock/socket",
+      "/net/0/tap",      "/net/0/mac",         "/net/0/ip",     "/net/0/mask",     "/net/0/host_mac"};
   std::map<std::string, Json> before, after;
   Flatten(in, "", before);
   Flatten(out, "", after);
@@ -144,8 +144,8 @@ TEST(CloudHypervisorConfigRewriteTest, PreservesEveryFieldItDoesNotRewrite) {
 }
 
 TEST(CloudHypervisorConfigRewriteTest, MalformedJsonNamesTheFile) {
-  Result<std::string> text = RewriteConfigText(FixtureText("malformed_config.json"), MakeRewrite(true),
-                                               "snapshot/config.json");
+  Result<std::string> text =
+      RewriteConfigText(FixtureText("malformed_config.json"), MakeRewrite(true), "snapshot/config.json");
   ASSERT_FALSE(text.ok());
   EXPECT_EQ(text.status().code(), ErrorCode::kInvalidArgument);
   EXPECT_EQ(text.status().message().rfind("snapshot/config.json: not valid JSON: ", 0), 0u) << text.status().message();
@@ -214,7 +214,8 @@ TEST(CloudHypervisorConfigRewriteTest, RefusesWhatTheForkWouldTakeFromTheSource)
            {R"({"pmem": [{"file": "/var/lib/vm-1.pmem"}]})", "pmem[0].file"},
            {R"({"disks": [{"path": "/data/vm-1/a.raw"}, {"path": "/var/lib/shared.raw"}]})", "disks[1].path"},
            {R"({"net": [{"tap": "fe-tap-1"}, {"vhost_user": true, "vhost_socket": "/run/vhu1",
-                         "vhost_mode": "Server"}]})", "net[1].vhost_socket"},
+                         "vhost_mode": "Server"}]})",
+            "net[1].vhost_socket"},
        }) {
     Status status = RewriteError(Json::parse(c.config));
     EXPECT_EQ(status.code(), ErrorCode::kUnsupported) << c.config;

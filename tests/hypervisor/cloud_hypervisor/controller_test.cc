@@ -98,10 +98,8 @@ TEST_F(CloudHypervisorControllerTest, SendsTheApiRequestsForEachOperation) {
   std::vector<Request> requests = fake.requests();
   ASSERT_EQ(requests.size(), 5u);
   const std::vector<std::pair<std::string, Json>> expected = {
-      {"/api/v1/vm.pause", nullptr},
-      {"/api/v1/vm.snapshot", Json{{"destination_url", "file://" + snapshot}}},
-      {"/api/v1/vm.resume", nullptr},
-      {"/api/v1/vm.restore", Json{{"source_url", "file://" + snapshot}}},
+      {"/api/v1/vm.pause", nullptr},     {"/api/v1/vm.snapshot", Json{{"destination_url", "file://" + snapshot}}},
+      {"/api/v1/vm.resume", nullptr},    {"/api/v1/vm.restore", Json{{"source_url", "file://" + snapshot}}},
       {"/api/v1/vmm.shutdown", nullptr},
   };
   for (size_t i = 0; i < expected.size(); ++i) {

@@ -17,7 +17,9 @@ using hypervisor::test::kTargetDir;
 using hypervisor::test::SourceIdentity;
 
 inline std::string FixturePath(const std::string& name) { return std::string(FE_CH_FIXTURES) + "/" + name; }
-inline std::string FixtureText(const std::string& name) { return hypervisor::test::ReadFixtureText(FE_CH_FIXTURES, name); }
+inline std::string FixtureText(const std::string& name) {
+  return hypervisor::test::ReadFixtureText(FE_CH_FIXTURES, name);
+}
 
 inline Json Fixture(const std::string& name) { return Json::parse(FixtureText(name)); }
 

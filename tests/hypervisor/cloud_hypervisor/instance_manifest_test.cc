@@ -30,8 +30,8 @@ class CloudHypervisorInstanceManifestTest : public ::testing::Test {
     ASSERT_TRUE(dir.ok()) << dir.status().ToString();
     dir_.emplace(std::move(*dir));
     ASSERT_EQ(::mkdir(dir_->Sub("snapshot").c_str(), 0755), 0);
-    FE_ASSERT_OK(fe::test::WriteFile(dir_->Sub("config.json"), ForInstanceIn(test::FixtureText("boot_config.json"),
-                                                                             dir_->path())));
+    FE_ASSERT_OK(fe::test::WriteFile(dir_->Sub("config.json"),
+                                     ForInstanceIn(test::FixtureText("boot_config.json"), dir_->path())));
   }
 
   std::optional<fe::test::TempDir> dir_;

@@ -109,7 +109,8 @@ TEST_F(FirecrackerControllerTest, ApiErrorsCarryTheFaultMessage) {
   Status status = controller->Pause();
   ASSERT_FALSE(status.ok());
   EXPECT_EQ(status.code(), ErrorCode::kInvalidArgument);
-  EXPECT_NE(status.message().find("PATCH /vm via " + socket_ + ": HTTP 400: The requested operation"), std::string::npos)
+  EXPECT_NE(status.message().find("PATCH /vm via " + socket_ + ": HTTP 400: The requested operation"),
+            std::string::npos)
       << status.ToString();
   EXPECT_NE(status.message().find(socket_), std::string::npos);
 }
@@ -129,9 +130,8 @@ TEST_F(FirecrackerControllerTest, SnapshotCreatesAFullSnapshotAndDescribesItsDev
   std::vector<test::Request> requests = fake_->requests();
   ASSERT_EQ(requests.size(), 2u);
   EXPECT_EQ(requests[0].method + " " + requests[0].path, "PUT /snapshot/create");
-  EXPECT_EQ(requests[0].json, Json({{"snapshot_type", "Full"},
-                                    {"snapshot_path", dir + "/vmstate"},
-                                    {"mem_file_path", dir + "/memory"}}));
+  EXPECT_EQ(requests[0].json,
+            Json({{"snapshot_type", "Full"}, {"snapshot_path", dir + "/vmstate"}, {"mem_file_path", dir + "/memory"}}));
   EXPECT_EQ(requests[1].method + " " + requests[1].path, "GET /vm/config");
   Result<SnapshotDevices> devices = ReadSnapshotDevices(dir);
   ASSERT_TRUE(devices.ok()) << devices.status().ToString();
@@ -156,8 +156,7 @@ TEST_F(FirecrackerControllerTest, ForkRestoreHoldsTheAliasExactlyDuringTheLoad) 
   EXPECT_EQ(active_during_load, 1) << "the alias is in place while firecracker loads";
   EXPECT_EQ(mounts_.active, 0) << "and gone afterwards";
   EXPECT_EQ(mounts_.calls, (std::vector<std::string>{"bind " + target_ + " -> " + source_, "unmount " + source_}));
-  EXPECT_EQ(fake_->calls(),
-            (std::vector<std::string>{"GET /version", "PUT /snapshot/load", "PATCH /drives/rootfs"}));
+  EXPECT_EQ(fake_->calls(), (std::vector<std::string>{"GET /version", "PUT /snapshot/load", "PATCH /drives/rootfs"}));
   std::vector<test::Request> requests = fake_->requests();
   const Json& load = requests[1].json;
   EXPECT_EQ(load["snapshot_path"], snapshot_ + "/vmstate");
@@ -373,7 +372,8 @@ TEST_F(FirecrackerControllerTest, RealNamespaceRestoreSeesTheForkAtTheSourcePath
         // What firecracker would open: the drive path embedded in the state.
         std::string disk = read(embedded);
         response.status = disk == "fork disk" ? 204 : 400;
-        if (response.status == 400) response.set_content(Json{{"fault_message", "opened " + disk}}.dump(), "application/json");
+        if (response.status == 400)
+          response.set_content(Json{{"fault_message", "opened " + disk}}.dump(), "application/json");
         return true;
       }
       if (request.path == "/probe") {

@@ -56,8 +56,7 @@ class FirecrackerPluginTest : public ::testing::Test {
     ASSERT_EQ(::mkdir((dir + "/snapshot").c_str(), 0755), 0);
     ASSERT_TRUE(WriteFile(dir + "/snapshot/vmstate", "binary state naming " + source_).ok());
     ASSERT_TRUE(WriteFile(dir + "/snapshot/memory", std::string(4096, '\0')).ok());
-    Result<SnapshotDevices> devices =
-        firecracker::ParseSnapshotDevices(Json::parse(config_text_), "config.json");
+    Result<SnapshotDevices> devices = firecracker::ParseSnapshotDevices(Json::parse(config_text_), "config.json");
     ASSERT_TRUE(devices.ok()) << devices.status().ToString();
     devices->source_alias = alias;
     ASSERT_TRUE(WriteFile(dir + "/snapshot/devices.json",
@@ -66,9 +65,7 @@ class FirecrackerPluginTest : public ::testing::Test {
   }
 
   // The clone: a copy of the source directory.
-  void Clone() {
-    std::filesystem::copy(source_, target_, std::filesystem::copy_options::recursive);
-  }
+  void Clone() { std::filesystem::copy(source_, target_, std::filesystem::copy_options::recursive); }
 
   ForkSpec Spec(bool from_snapshot) const {
     ForkSpec spec;
@@ -140,7 +137,8 @@ TEST_F(FirecrackerPluginTest, StandbyForkRecordsTheAliasForTheRestore) {
   EXPECT_EQ(devices->source_alias->to, target_);
   EXPECT_EQ(devices->drives[0].path_on_host, source_ + "/rootfs.ext4") << "what the state embeds, unchanged";
   EXPECT_EQ(Json::parse(Read(target_ + "/snapshot/devices.json"))["written_by"], "test") << "unknown fields kept";
-  EXPECT_EQ(Read(target_ + "/snapshot/vmstate"), "binary state naming " + source_) << "the binary state is never rewritten";
+  EXPECT_EQ(Read(target_ + "/snapshot/vmstate"), "binary state naming " + source_)
+      << "the binary state is never rewritten";
   EXPECT_FALSE(ReadSnapshotDevices(source_ + "/snapshot")->source_alias.has_value()) << "the source's is untouched";
 }
 

@@ -1,6 +1,6 @@
 // A stand-in for a firecracker process started with LaunchMode::kRestore: a forked child in a mount
-// namespace of its own (slave propagation, like `unshare --propagation slave`) that, asked for a path over a socket, answers what that path holds in
-// its namespace. Tests use it to see the source-path alias the way firecracker would.
+// namespace of its own (slave propagation, like `unshare --propagation slave`) that, asked for a path over a socket,
+// answers what that path holds in its namespace. Tests use it to see the source-path alias the way firecracker would.
 #pragma once
 
 #include <sys/types.h>

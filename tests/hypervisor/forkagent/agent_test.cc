@@ -56,7 +56,8 @@ TEST(ForkagentAgentTest, AppliesNetworkAndClockThenAcks) {
   HandledRequest handled = agent.Handle(Request(7));
   EXPECT_TRUE(handled.acknowledged) << handled.reply;
   EXPECT_EQ(Json::parse(handled.reply), Json::parse(EncodeAck(std::string(32, 'a'), 7)));
-  EXPECT_EQ(applier.networks, std::vector<std::string>{"02:fe:0a:64:00:05 10.100.0.5/16 via 10.100.0.1 on 02:fe:0a:64:00:02"});
+  EXPECT_EQ(applier.networks,
+            std::vector<std::string>{"02:fe:0a:64:00:05 10.100.0.5/16 via 10.100.0.1 on 02:fe:0a:64:00:02"});
   EXPECT_EQ(applier.clocks, std::vector<int64_t>{1700000000000000000});
   EXPECT_EQ(agent.applied_generation(), 7u);
 }
@@ -163,7 +164,8 @@ TEST(ForkagentAgentTest, HostHandOffIsAcknowledgedOverAChannel) {
   EXPECT_FALSE(second.ok());
   EXPECT_NE(second.message().find("stale_generation"), std::string::npos) << second.ToString();
   guest.join();
-  EXPECT_EQ(applier.networks, std::vector<std::string>{"02:fe:0a:64:00:09 10.100.0.9/16 via 10.100.0.1 on the only NIC"});
+  EXPECT_EQ(applier.networks,
+            std::vector<std::string>{"02:fe:0a:64:00:09 10.100.0.9/16 via 10.100.0.1 on the only NIC"});
 }
 
 }  // namespace

@@ -40,7 +40,7 @@ TEST(ForkagentLineBufferTest, DropPartialForgetsOnlyTheUnfinishedLine) {
 TEST(ForkagentLineBufferTest, OversizedLinesAreDroppedWholeAndCounted) {
   LineBuffer lines(8);
   lines.Append("12345");
-  lines.Append("6789");      // over the limit, no newline yet: dropped, discarding until '\n'
+  lines.Append("6789");       // over the limit, no newline yet: dropped, discarding until '\n'
   lines.Append("abc\nok\n");  // the rest of the long line, then a good one
   lines.Append("0123456789\nfine\n");
   EXPECT_EQ(lines.Next(), "ok");

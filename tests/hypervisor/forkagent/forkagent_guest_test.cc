@@ -46,18 +46,20 @@ long long ValueAfter(const std::string& text, const std::string& key) {
 // A guest with the NIC (the source's MAC) and the identity port on `socket_path`, its clock in 2000.
 test::GuestSpec AgentGuest(const std::string& socket_path) {
   test::GuestSpec spec;
-  spec.modules = {"virtio_ring", "virtio", "virtio_pci_legacy_dev", "virtio_pci_modern_dev", "virtio_pci",
-                  "failover", "net_failover", "virtio_net", "virtio_console"};
+  spec.modules = {"virtio_ring",           "virtio",     "virtio_pci_legacy_dev",
+                  "virtio_pci_modern_dev", "virtio_pci", "failover",
+                  "net_failover",          "virtio_net", "virtio_console"};
   // with_libraries: a sanitized build links the agent dynamically; a static one has none to copy.
   spec.files = {{FE_FORKAGENT, "/fe-guest/forkagent", true}};
   spec.memory_mib = 256;
   spec.timeout = 120s;  // a bound for a hung guest; the run takes ~10 s
-  spec.qemu_args = {"-rtc", "base=2000-01-01T00:00:00",
-                    "-netdev", "user,id=net0",
-                    "-device", "virtio-net-pci,netdev=net0,mac=02:fe:0a:64:00:02,romfile=",
-                    "-chardev", "socket,id=identity,path=" + socket_path + ",server=on,wait=off",
-                    "-device", "virtio-serial-pci",
-                    "-device", "virtserialport,chardev=identity,name=" + std::string(hypervisor::kIdentitySerialPortName)};
+  spec.qemu_args = {
+      "-rtc",     "base=2000-01-01T00:00:00",
+      "-netdev",  "user,id=net0",
+      "-device",  "virtio-net-pci,netdev=net0,mac=02:fe:0a:64:00:02,romfile=",
+      "-chardev", "socket,id=identity,path=" + socket_path + ",server=on,wait=off",
+      "-device",  "virtio-serial-pci",
+      "-device",  "virtserialport,chardev=identity,name=" + std::string(hypervisor::kIdentitySerialPortName)};
   return spec;
 }
 

@@ -138,7 +138,8 @@ TEST_F(ForkagentNetworkApplyTest, SetsMacAddressRouteFlushesNeighboursAndAnnounc
       if (got < static_cast<ssize_t>(sizeof(ether_arp))) break;
       const ether_arp* arp = reinterpret_cast<const ether_arp*>(buffer);
       announced = std::memcmp(arp->arp_sha, identity.mac.data(), 6) == 0 &&
-                  std::memcmp(arp->arp_spa, &identity.ipv4, 4) == 0 && std::memcmp(arp->arp_tpa, &identity.ipv4, 4) == 0;
+                  std::memcmp(arp->arp_spa, &identity.ipv4, 4) == 0 &&
+                  std::memcmp(arp->arp_tpa, &identity.ipv4, 4) == 0;
     }
     EXPECT_TRUE(announced) << "no gratuitous ARP for 10.100.0.5 from 02:fe:0a:64:00:05 on the peer";
   });

@@ -17,7 +17,9 @@ using hypervisor::test::kTargetDir;
 using hypervisor::test::SourceIdentity;
 
 inline std::string FixturePath(const std::string& name) { return std::string(FE_QEMU_FIXTURES) + "/" + name; }
-inline std::string FixtureText(const std::string& name) { return hypervisor::test::ReadFixtureText(FE_QEMU_FIXTURES, name); }
+inline std::string FixtureText(const std::string& name) {
+  return hypervisor::test::ReadFixtureText(FE_QEMU_FIXTURES, name);
+}
 
 inline Config SourceConfig() {
   Result<Config> config = ParseConfig(FixtureText("source_config.json"), "source_config.json");

@@ -34,12 +34,13 @@ TEST(QemuArgvTest, BootArgvDescribesTheWholeMachine) {
   EXPECT_EQ(ValuesOf(argv, "-kernel"), Argv{"/data/vm-1/boot/vmlinuz"});
   EXPECT_EQ(ValuesOf(argv, "-initrd"), Argv{"/data/vm-1/boot/initrd.img"});
   EXPECT_EQ(ValuesOf(argv, "-append"), Argv{SourceConfig().append});
-  EXPECT_EQ(ValuesOf(argv, "-drive"), (Argv{
-                                          "file=/data/vm-1/disks/root.qcow2,format=qcow2,if=none,id=root",
-                                          "file=/data/vm-1/disks/data.raw,format=raw,if=none,id=data",
-                                          "file=/var/lib/forkengine/images/tools.raw,format=raw,if=none,id=tools,readonly=on",
-                                          "file=/data/vm-10/disks/shared.raw,format=raw,if=none,id=sibling,readonly=on",
-                                      }));
+  EXPECT_EQ(ValuesOf(argv, "-drive"),
+            (Argv{
+                "file=/data/vm-1/disks/root.qcow2,format=qcow2,if=none,id=root",
+                "file=/data/vm-1/disks/data.raw,format=raw,if=none,id=data",
+                "file=/var/lib/forkengine/images/tools.raw,format=raw,if=none,id=tools,readonly=on",
+                "file=/data/vm-10/disks/shared.raw,format=raw,if=none,id=sibling,readonly=on",
+            }));
   EXPECT_EQ(ValuesOf(argv, "-netdev"), Argv{"tap,id=net0,ifname=fe-tap-1,script=no,downscript=no"});
   EXPECT_EQ(ValuesOf(argv, "-device"), (Argv{
                                            "virtio-serial-pci,id=fe-virtio-serial",
@@ -97,8 +98,7 @@ TEST(QemuArgvTest, OptionalPartsAreLeftOutWhenUnset) {
   config.qmp_socket = "/data/vm-1/qmp.sock";
   const Argv argv = BuildArgv(config);
   EXPECT_EQ(argv, (Argv{"qemu-system-x86_64", "-nodefaults", "-no-user-config", "-no-reboot", "-display", "none",
-                        "-machine", "q35",
-                        "-accel", "tcg", "-smp", "1", "-m", "256M", "-chardev",
+                        "-machine", "q35", "-accel", "tcg", "-smp", "1", "-m", "256M", "-chardev",
                         "socket,id=fe-qmp,path=/data/vm-1/qmp.sock,server=on,wait=off", "-mon",
                         "chardev=fe-qmp,mode=control"}));
 }

@@ -90,8 +90,7 @@ TEST(QemuConfigTest, ErrorsNameFileAndField) {
     Result<Config> config = ParseWith(c.pointer, c.value);
     ASSERT_FALSE(config.ok()) << c.pointer;
     EXPECT_EQ(config.status().code(), ErrorCode::kInvalidArgument) << c.pointer;
-    EXPECT_NE(config.status().message().find("/data/vm-1/qemu-config.json: field '" + c.field + "'"),
-              std::string::npos)
+    EXPECT_NE(config.status().message().find("/data/vm-1/qemu-config.json: field '" + c.field + "'"), std::string::npos)
         << config.status().message();
   }
 }

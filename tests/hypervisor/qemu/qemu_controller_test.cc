@@ -75,8 +75,8 @@ class QemuControllerTest : public ::testing::Test {
   std::optional<fe::test::TempDir> dir_;
 };
 
-#define FE_START(name, dir, mode)                                          \
-  Result<RunningQemu> name##_started = Start(dir, mode);                   \
+#define FE_START(name, dir, mode)                                         \
+  Result<RunningQemu> name##_started = Start(dir, mode);                  \
   ASSERT_TRUE(name##_started.ok()) << name##_started.status().ToString(); \
   RunningQemu& name = *name##_started
 
@@ -191,8 +191,7 @@ void ForkRunningGuest(const std::string& source, const std::string& target,
   Result<RunningQemu> started = start(source, LaunchMode::kBoot);
   ASSERT_TRUE(started.ok()) << started.status().ToString();
   RunningQemu& vm = *started;
-  ASSERT_TRUE(test::WaitForTick(source + "/serial.log", 2, 60s))
-      << "the guest never ticked\n" << vm.process->Log();
+  ASSERT_TRUE(test::WaitForTick(source + "/serial.log", 2, 60s)) << "the guest never ticked\n" << vm.process->Log();
   const long booted_ms = Millis(begin);
 
   Clock::time_point step = Clock::now();
@@ -248,9 +247,9 @@ void ForkRunningGuest(const std::string& source, const std::string& target,
   ASSERT_TRUE(vm.controller->Shutdown().ok());
   EXPECT_EQ(fork.process->Wait(5s), 0) << fork.process->Log();
   EXPECT_EQ(vm.process->Wait(5s), 0) << vm.process->Log();
-  std::cout << "[ timing   ] boot to tick 2 " << booted_ms << " ms, snapshot " << snapshot_ms << " ms ("
-            << state_bytes << " bytes), prepare+launch+restore " << restore_ms << " ms, source stopped at tick "
-            << last_tick << ", fork resumed at tick " << fork_ticks.front() << "\n";
+  std::cout << "[ timing   ] boot to tick 2 " << booted_ms << " ms, snapshot " << snapshot_ms << " ms (" << state_bytes
+            << " bytes), prepare+launch+restore " << restore_ms << " ms, source stopped at tick " << last_tick
+            << ", fork resumed at tick " << fork_ticks.front() << "\n";
 }
 
 TEST_F(QemuControllerTest, ForkOfRunningGuestContinuesBesideSource) {
@@ -259,9 +258,9 @@ TEST_F(QemuControllerTest, ForkOfRunningGuestContinuesBesideSource) {
   Result<Config> config = test::MakeTickerInstance(source, 128);
   ASSERT_TRUE(config.ok()) << config.status().ToString();
   ASSERT_TRUE(WriteConfig(source, *config).ok());
-  ForkRunningGuest(source, dir_->Sub("vm-2"), [this](const std::string& dir, LaunchMode mode) {
-    return Start(dir, mode);
-  }, /*shared_memory=*/false);
+  ForkRunningGuest(
+      source, dir_->Sub("vm-2"), [this](const std::string& dir, LaunchMode mode) { return Start(dir, mode); },
+      /*shared_memory=*/false);
 }
 
 TEST_F(QemuControllerTest, ForkWithRamInSharedFileSavesOnlyDeviceState) {
@@ -271,9 +270,9 @@ TEST_F(QemuControllerTest, ForkWithRamInSharedFileSavesOnlyDeviceState) {
   ASSERT_TRUE(config.ok()) << config.status().ToString();
   config->memory_file = source + "/mem.bin";
   ASSERT_TRUE(WriteConfig(source, *config).ok());
-  ForkRunningGuest(source, dir_->Sub("vm-2"), [this](const std::string& dir, LaunchMode mode) {
-    return Start(dir, mode);
-  }, /*shared_memory=*/true);
+  ForkRunningGuest(
+      source, dir_->Sub("vm-2"), [this](const std::string& dir, LaunchMode mode) { return Start(dir, mode); },
+      /*shared_memory=*/true);
   Result<std::string> info = fe::test::ReadFile(dir_->Sub("vm-2/snapshot/") + kSnapshotInfoFile);
   ASSERT_TRUE(info.ok());
   EXPECT_EQ(Json::parse(*info)["ignore_shared_memory"], true);

@@ -89,10 +89,9 @@ TEST(QemuForkTest, OnlyTheExpectedFieldsChange) {
   Json after = Json::parse(SerializeConfig(Fork(source)));
   std::vector<std::string> changed;
   for (const Json& op : Json::diff(before, after)) changed.push_back(op["path"]);
-  EXPECT_EQ(changed, (std::vector<std::string>{
-                         "/memory_file", "/kernel", "/initrd", "/drives/0/file", "/drives/1/file", "/nics/0/ifname",
-                         "/nics/0/mac", "/chardevs/0/path", "/chardevs/1/path", "/chardevs/2/path", "/qmp_socket",
-                         "/vsock/guest_cid", "/vmgenid"}));
+  EXPECT_EQ(changed, (std::vector<std::string>{"/memory_file", "/kernel", "/initrd", "/drives/0/file", "/drives/1/file",
+                                               "/nics/0/ifname", "/nics/0/mac", "/chardevs/0/path", "/chardevs/1/path",
+                                               "/chardevs/2/path", "/qmp_socket", "/vsock/guest_cid", "/vmgenid"}));
 }
 
 TEST(QemuForkTest, RewritingTwiceChangesNothingMore) {
@@ -153,7 +152,7 @@ TEST(QemuForkTest, MoreThanOneNicIsUnsupported) {
 TEST(QemuForkTest, RuntimePathsCollidingInForkAreRefused) {
   Config source = SourceConfig();
   source.chardevs[2].path = "/run/forkengine/vm-1/qmp.sock";  // lands on <target>/qmp.sock ...
-  source.qmp_socket = "/data/vm-1/qmp.sock";                   // ... as does the QMP socket
+  source.qmp_socket = "/data/vm-1/qmp.sock";                  // ... as does the QMP socket
   Result<Config> fork = RewriteConfigForFork(source, Spec(), kOrigin, kNewGuid);
   ASSERT_FALSE(fork.ok());
   EXPECT_NE(fork.status().message().find("field 'chardevs[2].path'"), std::string::npos) << fork.status().message();

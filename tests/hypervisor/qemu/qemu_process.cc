@@ -32,7 +32,8 @@ std::string Kernel() {
   std::error_code error;
   for (const fs::directory_entry& entry : fs::directory_iterator("/boot", error)) {
     const std::string name = entry.path().filename();
-    if (name.rfind("vmlinuz-", 0) == 0 && (best.empty() || ::strverscmp(name.c_str(), fs::path(best).filename().c_str()) > 0)) {
+    if (name.rfind("vmlinuz-", 0) == 0 &&
+        (best.empty() || ::strverscmp(name.c_str(), fs::path(best).filename().c_str()) > 0)) {
       best = entry.path();
     }
   }

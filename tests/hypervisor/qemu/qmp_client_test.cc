@@ -13,8 +13,8 @@ namespace fe::hypervisor::qemu {
 namespace {
 
 // Declares `QmpClient& name`, connected to the test's QEMU, or fails the test.
-#define FE_CONNECT(name)                                                                     \
-  Result<QmpClient> name##_connected = Connect();                                            \
+#define FE_CONNECT(name)                                                                      \
+  Result<QmpClient> name##_connected = Connect();                                             \
   ASSERT_TRUE(name##_connected.ok()) << name##_connected.status().ToString() << qemu_->Log(); \
   QmpClient& name = *name##_connected
 

@@ -145,8 +145,7 @@ TEST_F(BtrfsBackendTest, RemoveDeletesNestedReadOnlySubvolumes) {
   auto backend = Open(dir, 0);
   ASSERT_NE(backend, nullptr);
   MakeVolume(*backend, "vm", 1);
-  ASSERT_EQ(btrfs_util_create_subvolume((backend->Path("vm") + "/nested").c_str(), 0, nullptr, nullptr),
-            BTRFS_UTIL_OK);
+  ASSERT_EQ(btrfs_util_create_subvolume((backend->Path("vm") + "/nested").c_str(), 0, nullptr, nullptr), BTRFS_UTIL_OK);
   FE_ASSERT_OK(test::WriteFile(backend->Path("vm") + "/nested/data", "nested"));
   ASSERT_EQ(btrfs_util_set_subvolume_read_only((backend->Path("vm") + "/nested").c_str(), true), BTRFS_UTIL_OK);
 

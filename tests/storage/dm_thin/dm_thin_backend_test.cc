@@ -71,11 +71,11 @@ Result<bool> HoldsPattern(const std::string& device, uint64_t offset, uint64_t l
   return std::memcmp(actual.get(), expected.get(), length) == 0;
 }
 
-#define EXPECT_PATTERN(device, offset, length, seed)                              \
-  do {                                                                            \
-    Result<bool> fe_holds_ = HoldsPattern(device, offset, length, seed);          \
-    ASSERT_TRUE(fe_holds_.ok()) << fe_holds_.status().ToString();                 \
-    EXPECT_TRUE(*fe_holds_) << (device) << " does not hold pattern " << (seed);   \
+#define EXPECT_PATTERN(device, offset, length, seed)                            \
+  do {                                                                          \
+    Result<bool> fe_holds_ = HoldsPattern(device, offset, length, seed);        \
+    ASSERT_TRUE(fe_holds_.ok()) << fe_holds_.status().ToString();               \
+    EXPECT_TRUE(*fe_holds_) << (device) << " does not hold pattern " << (seed); \
   } while (0)
 
 class DmThinBackendTest : public ::testing::Test {
@@ -97,7 +97,7 @@ class DmThinBackendTest : public ::testing::Test {
     static std::atomic<int> counter{0};
     config_.data_root = dir_->Sub("root");
     config_.pool_name = "fe-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
-    config_.data_size_bytes = 64 * kMiB;  // 1024 blocks of 64 KiB
+    config_.data_size_bytes = 64 * kMiB;      // 1024 blocks of 64 KiB
     config_.metadata_size_bytes = 64 * kMiB;  // sparse; a new pool uses ~1.6 MiB (2.5%) of it
     config_.volume_size_bytes = 32 * kMiB;
   }
@@ -314,7 +314,8 @@ TEST_F(DmThinBackendTest, CloneAboveTheFillThresholdIsRefusedWithAClearError) {
   EXPECT_NE(status.message().find("data usage 37.5% (384/1024 blocks)"), std::string::npos) << status.message();
   EXPECT_NE(status.message().find("above the fill threshold 25.0%"), std::string::npos) << status.message();
   EXPECT_NE(status.message().find("refusing to clone " + backend_->Path("a") + " to " + backend_->Path("b")),
-            std::string::npos) << status.message();
+            std::string::npos)
+      << status.message();
   ExpectNoTrace("b");
   EXPECT_EQ(backend_->Create("c").code(), ErrorCode::kNoSpace);
 }

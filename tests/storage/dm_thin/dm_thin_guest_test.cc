@@ -1,7 +1,6 @@
-// Runs dm_thin_backend_test and the dm-thin half of the backend conformance suite inside a QEMU guest when this host's kernel has no device-mapper.
-// The guest loads the dm-thin modules (crc32c_generic first: dm-persistent-data needs crc32c) and
-// loop, and runs the test binary with FE_REQUIRE_DM=1 so a missing kernel feature fails rather
-// than skips.
+// Runs dm_thin_backend_test and the dm-thin half of the backend conformance suite inside a QEMU guest when this host's
+// kernel has no device-mapper. The guest loads the dm-thin modules (crc32c_generic first: dm-persistent-data needs
+// crc32c) and loop, and runs the test binary with FE_REQUIRE_DM=1 so a missing kernel feature fails rather than skips.
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -23,7 +22,7 @@ void RunInGuest(const std::string& binary, const std::string& arguments) {
   if (std::string missing = GuestUnavailableReason(); !missing.empty()) GTEST_SKIP() << missing;
 
   GuestSpec spec;
-  spec.modules = {"crc32c_generic", "libcrc32c", "dm-mod",       "dm-bufio",
+  spec.modules = {"crc32c_generic", "libcrc32c",          "dm-mod",       "dm-bufio",
                   "dm-bio-prison",  "dm-persistent-data", "dm-thin-pool", "loop"};
   const std::string name = binary.substr(binary.rfind('/') + 1);
   spec.files = {{.host_path = binary, .guest_path = "/opt/fe/" + name, .with_libraries = true}};

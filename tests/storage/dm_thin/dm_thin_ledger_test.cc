@@ -99,7 +99,8 @@ TEST_F(DmThinLedgerFileTest, FileIsJsonWrittenWithoutLeftovers) {
   const std::string directory = path_.substr(0, path_.rfind('/'));
   const std::string name = path_.substr(path_.rfind('/') + 1);
   for (const auto& entry : std::filesystem::directory_iterator(directory)) {
-    EXPECT_NE(entry.path().filename().string().rfind(name + ".tmp", 0), 0u) << "temporary file left behind: " << entry.path();
+    EXPECT_NE(entry.path().filename().string().rfind(name + ".tmp", 0), 0u)
+        << "temporary file left behind: " << entry.path();
   }
 }
 

@@ -7,8 +7,8 @@ namespace fe::storage::dm_thin {
 namespace {
 
 TEST(DmThinStatusTest, ParsesFullKernel61PoolStatus) {
-  Result<PoolStatus> status = ParsePoolStatus(
-      "pool", "3 181/2048 128/1024 - rw discard_passdown queue_if_no_space - 1024");
+  Result<PoolStatus> status =
+      ParsePoolStatus("pool", "3 181/2048 128/1024 - rw discard_passdown queue_if_no_space - 1024");
   ASSERT_TRUE(status.ok()) << status.status().ToString();
   EXPECT_EQ(status->transaction_id, 3u);
   EXPECT_EQ(status->metadata_used, 181u);
@@ -32,7 +32,8 @@ TEST(DmThinStatusTest, ParsesReadOnlyNeedsCheckAndOutOfSpace) {
   ASSERT_TRUE(ro.ok()) << ro.status().ToString();
   EXPECT_EQ(ro->mode, PoolMode::kReadOnly);
   EXPECT_TRUE(ro->needs_check);
-  Result<PoolStatus> full = ParsePoolStatus("p", "1 5/10 10/10 7 out_of_data_space discard_passdown queue_if_no_space - 4");
+  Result<PoolStatus> full =
+      ParsePoolStatus("p", "1 5/10 10/10 7 out_of_data_space discard_passdown queue_if_no_space - 4");
   ASSERT_TRUE(full.ok()) << full.status().ToString();
   EXPECT_EQ(full->mode, PoolMode::kOutOfDataSpace);
 }

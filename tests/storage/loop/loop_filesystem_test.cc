@@ -72,8 +72,7 @@ TEST(LoopFilesystemTypeNameTest, NamesAreMountTypes) {
   EXPECT_EQ(LoopFilesystemTypeName(LoopFilesystemType::kExt4), "ext4");
 }
 
-class LoopFilesystemTypeTest : public LoopFilesystemTest,
-                               public ::testing::WithParamInterface<LoopFilesystemType> {};
+class LoopFilesystemTypeTest : public LoopFilesystemTest, public ::testing::WithParamInterface<LoopFilesystemType> {};
 
 TEST_P(LoopFilesystemTypeTest, OpenFormatsSparseImageAndMountsIt) {
   LoopFilesystemOptions options = Options(GetParam());
@@ -108,9 +107,7 @@ TEST_P(LoopFilesystemTypeTest, CloseUnmountsDetachesAndRemovesImage) {
 INSTANTIATE_TEST_SUITE_P(AllTypes, LoopFilesystemTypeTest,
                          ::testing::Values(LoopFilesystemType::kXfs, LoopFilesystemType::kBtrfs,
                                            LoopFilesystemType::kExt4),
-                         [](const auto& info) {
-                           return std::string(LoopFilesystemTypeName(info.param));
-                         });
+                         [](const auto& info) { return std::string(LoopFilesystemTypeName(info.param)); });
 
 TEST_F(LoopFilesystemTest, XfsIsFormattedWithReflink) {
   LoopFilesystemOptions options = Options(LoopFilesystemType::kXfs);
@@ -192,8 +189,7 @@ TEST_F(LoopFilesystemTest, TooSmallXfsImageIsInvalidArgumentAndLeavesNothing) {
   Result<LoopFilesystem> fs = LoopFilesystem::Open(options);
   ASSERT_FALSE(fs.ok());
   EXPECT_EQ(fs.status().code(), ErrorCode::kInvalidArgument);
-  EXPECT_NE(fs.status().message().find(options.image_path), std::string::npos)
-      << fs.status().message();
+  EXPECT_NE(fs.status().message().find(options.image_path), std::string::npos) << fs.status().message();
   EXPECT_FALSE(Exists(options.image_path));
 }
 
@@ -203,8 +199,7 @@ TEST_F(LoopFilesystemTest, MissingImageDirectoryIsNotFoundNamingImage) {
   Result<LoopFilesystem> fs = LoopFilesystem::Open(options);
   ASSERT_FALSE(fs.ok());
   EXPECT_EQ(fs.status().code(), ErrorCode::kNotFound);
-  EXPECT_NE(fs.status().message().find(options.image_path), std::string::npos)
-      << fs.status().message();
+  EXPECT_NE(fs.status().message().find(options.image_path), std::string::npos) << fs.status().message();
 }
 
 TEST_F(LoopFilesystemTest, MountPointThatIsAFileFailsAndRemovesNewImage) {
@@ -212,8 +207,7 @@ TEST_F(LoopFilesystemTest, MountPointThatIsAFileFailsAndRemovesNewImage) {
   FE_ASSERT_OK(test::WriteFile(options.mount_point, "not a directory"));
   Result<LoopFilesystem> fs = LoopFilesystem::Open(options);
   ASSERT_FALSE(fs.ok());
-  EXPECT_NE(fs.status().message().find(options.mount_point), std::string::npos)
-      << fs.status().message();
+  EXPECT_NE(fs.status().message().find(options.mount_point), std::string::npos) << fs.status().message();
   EXPECT_FALSE(Exists(options.image_path));
   EXPECT_TRUE(LoopDevicesSettled(options.image_path).empty());
 }

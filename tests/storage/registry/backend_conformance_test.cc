@@ -114,8 +114,9 @@ class BackendConformanceTest : public test::ScratchTest, public ::testing::WithP
     ASSERT_EQ(::mkdir(tree.c_str(), 0755), 0) << tree;
     ASSERT_EQ(::mkdir((tree + "/snapshot").c_str(), 0700), 0);
     ASSERT_TRUE(test::WritePatternFile(tree + "/disk.raw", kMiB + 4096, seed).ok());
-    ASSERT_TRUE(test::MakeSparseFile(tree + "/snapshot/memory", 8 * kMiB, {{0, 64 * 1024}, {4 * kMiB, 128 * 1024}},
-                                     seed + 1).ok());
+    ASSERT_TRUE(
+        test::MakeSparseFile(tree + "/snapshot/memory", 8 * kMiB, {{0, 64 * 1024}, {4 * kMiB, 128 * 1024}}, seed + 1)
+            .ok());
     ASSERT_TRUE(test::WriteFile(tree + "/snapshot/config.json", "{\"seed\": " + std::to_string(seed) + "}\n").ok());
     ASSERT_EQ(::symlink("snapshot/config.json", (tree + "/config.json").c_str()), 0);
   }
@@ -214,8 +215,8 @@ TEST_P(BackendConformanceTest, FailedClonesLeaveNothingAndChangeNothing) {
 }
 
 TEST_P(BackendConformanceTest, BadVolumeNamesAreRefusedByName) {
-  for (const std::string& name : {std::string("../escape"), std::string("a/b"), std::string(".hidden"),
-                                  std::string(""), std::string(200, 'x')}) {
+  for (const std::string& name :
+       {std::string("../escape"), std::string("a/b"), std::string(".hidden"), std::string(""), std::string(200, 'x')}) {
     Status created = backend_->Create(name);
     EXPECT_EQ(created.code(), ErrorCode::kInvalidArgument) << "'" << name << "': " << created.ToString();
   }
@@ -290,7 +291,8 @@ TEST(BackendConformanceCoverageTest, EveryRegisteredBackendIsUnderTheSuite) {
   std::set<std::string> tested;
   for (const BackendUnderTest& backend : kBackends) tested.insert(backend.name);
   for (const BackendEntry& entry : RegisteredBackends()) {
-    EXPECT_TRUE(tested.count(std::string(entry.name))) << "backend '" << entry.name << "' is registered but not in kBackends";
+    EXPECT_TRUE(tested.count(std::string(entry.name)))
+        << "backend '" << entry.name << "' is registered but not in kBackends";
   }
 }
 

@@ -9,8 +9,10 @@ namespace fe::storage::registry {
 namespace {
 
 tree::FilesystemProbe Probe(const std::string& filesystem, bool reflink) {
-  return tree::FilesystemProbe{.filesystem = filesystem, .magic = 0, .reflink = reflink,
-                         .reason = reflink ? "FICLONE worked" : "FICLONE: Operation not supported"};
+  return tree::FilesystemProbe{.filesystem = filesystem,
+                               .magic = 0,
+                               .reflink = reflink,
+                               .reason = reflink ? "FICLONE worked" : "FICLONE: Operation not supported"};
 }
 
 std::string Decide(std::string choice, const tree::FilesystemProbe& probe, const HostFacts& host = {}) {
@@ -47,8 +49,10 @@ TEST(BackendDecisionTest, ForcingWhatTheHostCannotDoIsAnErrorNamingTheRoot) {
       {"reflink", Probe("ext4", false), {}, ErrorCode::kUnsupported},
       {"btrfs", Probe("xfs", true), {}, ErrorCode::kUnsupported},
       {"dm-thin", Probe("xfs", true), {}, ErrorCode::kInvalidArgument},
-      {"dm-thin", Probe("xfs", true), {.thin_pool_configured = true, .device_mapper = false,
-                                                    .device_mapper_reason = "no dm-mod"}, ErrorCode::kUnsupported},
+      {"dm-thin",
+       Probe("xfs", true),
+       {.thin_pool_configured = true, .device_mapper = false, .device_mapper_reason = "no dm-mod"},
+       ErrorCode::kUnsupported},
   };
   for (const Case& c : cases) {
     Result<BackendDecision> decision = DecideBackend(c.choice, c.probe, c.host, "/data");
@@ -57,15 +61,14 @@ TEST(BackendDecisionTest, ForcingWhatTheHostCannotDoIsAnErrorNamingTheRoot) {
   }
   Result<BackendDecision> reflink = DecideBackend("reflink", Probe("ext4", false), {}, "/data");
   EXPECT_NE(reflink.status().message().find("/data"), std::string::npos);
-  Result<BackendDecision> thin = DecideBackend("dm-thin", Probe("xfs", true),
-                                               {.thin_pool_configured = true, .device_mapper = false,
-                                                .device_mapper_reason = "no dm-mod"}, "/data");
+  Result<BackendDecision> thin = DecideBackend(
+      "dm-thin", Probe("xfs", true),
+      {.thin_pool_configured = true, .device_mapper = false, .device_mapper_reason = "no dm-mod"}, "/data");
   EXPECT_NE(thin.status().message().find("no dm-mod"), std::string::npos);
 }
 
 TEST(BackendDecisionTest, ChoicesRoundTripThroughTheirNames) {
-  for (std::string choice : {"auto", "dm-thin", "btrfs",
-                               "reflink", "copy"}) {
+  for (std::string choice : {"auto", "dm-thin", "btrfs", "reflink", "copy"}) {
     Result<std::string> parsed = ParseBackendChoice(choice);
     FE_ASSERT_OK(parsed);
     EXPECT_EQ(*parsed, choice);

@@ -71,8 +71,7 @@ TEST_F(TreeBackendTest, AutoOnExt4ChoosesCopyAndSaysWhy) {
   ASSERT_NE(backend, nullptr);
   EXPECT_EQ(backend->Name(), "copy");
   EXPECT_FALSE(backend->Capabilities().shares_data);
-  EXPECT_NE(backend->SelectionReason().find("FICLONE"), std::string::npos)
-      << backend->SelectionReason();
+  EXPECT_NE(backend->SelectionReason().find("FICLONE"), std::string::npos) << backend->SelectionReason();
 }
 
 TEST_F(TreeBackendTest, ForcedReflinkOnExt4IsUnsupportedNamingRoot) {
@@ -80,8 +79,7 @@ TEST_F(TreeBackendTest, ForcedReflinkOnExt4IsUnsupportedNamingRoot) {
   Result<std::unique_ptr<Backend>> backend = OpenBackend(dir + "/root", "reflink");
   ASSERT_FALSE(backend.ok());
   EXPECT_EQ(backend.status().code(), ErrorCode::kUnsupported) << backend.status().ToString();
-  EXPECT_NE(backend.status().message().find(dir + "/root"), std::string::npos)
-      << backend.status().message();
+  EXPECT_NE(backend.status().message().find(dir + "/root"), std::string::npos) << backend.status().message();
 }
 
 TEST_F(TreeBackendTest, ForcedReflinkOnXfsIsReflink) {
@@ -132,8 +130,7 @@ TEST_P(TreeBackendFsTest, CreateCloneListUsageRemove) {
   FE_SCRATCH_DIR(dir, GetParam());
   const bool reflink = GetParam() != ScratchFs::kExt4;
   // Auto would pick the btrfs backend on btrfs; this file tests the tree backends.
-  std::unique_ptr<Backend> backend =
-      Open(dir + "/root", reflink ? "reflink" : "auto");
+  std::unique_ptr<Backend> backend = Open(dir + "/root", reflink ? "reflink" : "auto");
   ASSERT_NE(backend, nullptr);
   ASSERT_EQ(backend->Name(), reflink ? "reflink" : "copy");
 
@@ -235,8 +232,7 @@ TEST_F(TreeBackendTest, ExistingAndMissingVolumesGiveClearErrors) {
   Result<CloneReport> onto = backend->Clone("base", "other");
   ASSERT_FALSE(onto.ok());
   EXPECT_EQ(onto.status().code(), ErrorCode::kAlreadyExists) << onto.status().ToString();
-  EXPECT_NE(onto.status().message().find(backend->Path("other")), std::string::npos)
-      << onto.status().message();
+  EXPECT_NE(onto.status().message().find(backend->Path("other")), std::string::npos) << onto.status().message();
   Result<std::string> other = test::ReadFile(backend->Path("other") + "/file");
   ASSERT_TRUE(other.ok());
   EXPECT_EQ(*other, "other");
@@ -263,9 +259,19 @@ TEST_F(TreeBackendTest, InvalidVolumeNamesAreRejected) {
   std::unique_ptr<Backend> backend = Open(dir + "/root", "auto");
   ASSERT_NE(backend, nullptr);
   FE_ASSERT_OK(backend->Create("base"));
-  const std::vector<std::string> invalid = {
-      "../x", "a/b", "", ".", "..", ".hidden", "-dash", "_under", "a b", "x\n", std::string("a\0b", 3),
-      std::string(129, 'a'), "/abs"};
+  const std::vector<std::string> invalid = {"../x",
+                                            "a/b",
+                                            "",
+                                            ".",
+                                            "..",
+                                            ".hidden",
+                                            "-dash",
+                                            "_under",
+                                            "a b",
+                                            "x\n",
+                                            std::string("a\0b", 3),
+                                            std::string(129, 'a'),
+                                            "/abs"};
   for (const std::string& name : invalid) {
     EXPECT_EQ(ValidateVolumeName(name).code(), ErrorCode::kInvalidArgument) << "'" << name << "'";
     EXPECT_EQ(backend->Create(name).code(), ErrorCode::kInvalidArgument) << "'" << name << "'";

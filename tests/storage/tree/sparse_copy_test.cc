@@ -22,8 +22,7 @@ using test::ScratchFs;
 class SparseCopyTest : public test::ScratchTest {
  protected:
   // Copies `source` to the new file `target` with SparseCopy of `size` bytes (default: whole file).
-  static Result<uint64_t> Copy(const std::string& source, const std::string& target,
-                               int64_t size = -1) {
+  static Result<uint64_t> Copy(const std::string& source, const std::string& target, int64_t size = -1) {
     UniqueFd in(::open(source.c_str(), O_RDONLY | O_CLOEXEC));
     if (!in) return Status::FromErrno(errno, "open", source);
     UniqueFd out(::open(target.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
@@ -172,8 +171,7 @@ TEST_F(SparseCopyTest, WriteErrorNamesThePath) {
   ASSERT_TRUE(in.valid() && read_only.valid());
   Result<uint64_t> copied = SparseCopy(in.get(), read_only.get(), kMiB, "volume/disk.img");
   ASSERT_FALSE(copied.ok());
-  EXPECT_NE(copied.status().message().find("volume/disk.img"), std::string::npos)
-      << copied.status().message();
+  EXPECT_NE(copied.status().message().find("volume/disk.img"), std::string::npos) << copied.status().message();
   EXPECT_NE(copied.status().sys_errno(), 0);
 }
 

@@ -88,15 +88,13 @@ bool UringAvailable() {
 
 class TreeClonerTest : public test::ScratchTest {
  protected:
-  static Result<CloneReport> Clone(const std::string& source, const std::string& target,
-                                   CloneOptions options = {}) {
+  static Result<CloneReport> Clone(const std::string& source, const std::string& target, CloneOptions options = {}) {
     return CloneTree(source, target, options);
   }
 };
 
 class TreeClonerFsTest : public TreeClonerTest, public ::testing::WithParamInterface<ScratchFs> {};
-class TreeClonerReflinkFsTest : public TreeClonerTest,
-                                public ::testing::WithParamInterface<ScratchFs> {};
+class TreeClonerReflinkFsTest : public TreeClonerTest, public ::testing::WithParamInterface<ScratchFs> {};
 
 // ---- content, counts, sharing ----
 
@@ -123,8 +121,7 @@ TEST_P(TreeClonerFsTest, CloneKeepsHolesSparse) {
   FE_SCRATCH_DIR(dir, GetParam());
   ASSERT_EQ(::mkdir((dir + "/src").c_str(), 0755), 0);
   const uint64_t data = 200 * kMiB;
-  FE_ASSERT_OK(test::MakeSparseFile(dir + "/src/disk.img", 10 * kGiB,
-                                    test::SpreadRanges(10 * kGiB, 50, 4 * kMiB), 42));
+  FE_ASSERT_OK(test::MakeSparseFile(dir + "/src/disk.img", 10 * kGiB, test::SpreadRanges(10 * kGiB, 50, 4 * kMiB), 42));
   Result<CloneReport> report = Clone(dir + "/src", dir + "/dst");
   ASSERT_TRUE(report.ok()) << report.status().ToString();
 
@@ -212,8 +209,7 @@ TEST_P(TreeClonerReflinkFsTest, WritingCloneLeavesSourceUnchanged) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Filesystems, TreeClonerFsTest,
-                         ::testing::Values(ScratchFs::kXfs, ScratchFs::kBtrfs, ScratchFs::kExt4),
-                         FsName);
+                         ::testing::Values(ScratchFs::kXfs, ScratchFs::kBtrfs, ScratchFs::kExt4), FsName);
 INSTANTIATE_TEST_SUITE_P(ReflinkFilesystems, TreeClonerReflinkFsTest,
                          ::testing::Values(ScratchFs::kXfs, ScratchFs::kBtrfs), FsName);
 
@@ -269,11 +265,8 @@ TEST_P(TreeClonerEngineTest, BothIoEnginesCloneIdenticallyOnXfs) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Engines, TreeClonerEngineTest,
-                         ::testing::Values(IoEngine::kSyscalls, IoEngine::kUring),
-                         [](const auto& info) {
-                           return info.param == IoEngine::kSyscalls ? "Syscalls" : "Uring";
-                         });
+INSTANTIATE_TEST_SUITE_P(Engines, TreeClonerEngineTest, ::testing::Values(IoEngine::kSyscalls, IoEngine::kUring),
+                         [](const auto& info) { return info.param == IoEngine::kSyscalls ? "Syscalls" : "Uring"; });
 
 TEST_F(TreeClonerTest, AcrossFilesystemsFallsBackToCopyPerFile) {
   FE_SCRATCH_DIR(xfs, ScratchFs::kXfs);
@@ -309,8 +302,7 @@ TEST_F(TreeClonerTest, SymlinksStaySymlinksAndNothingOutsideIsRead) {
   UniqueFd watch(::inotify_init1(IN_NONBLOCK | IN_CLOEXEC));
   ASSERT_TRUE(watch.valid());
   ASSERT_GE(::inotify_add_watch(watch.get(), outside.c_str(), IN_OPEN | IN_ACCESS), 0);
-  ASSERT_GE(::inotify_add_watch(watch.get(), (outside + "/secret.bin").c_str(), IN_OPEN | IN_ACCESS),
-            0);
+  ASSERT_GE(::inotify_add_watch(watch.get(), (outside + "/secret.bin").c_str(), IN_OPEN | IN_ACCESS), 0);
 
   Result<CloneReport> report = Clone(dir + "/src", dir + "/dst");
   ASSERT_TRUE(report.ok()) << report.status().ToString();
@@ -339,8 +331,7 @@ TEST_F(TreeClonerTest, SourceRootThatIsASymlinkIsRefused) {
   ASSERT_EQ(::symlink("real", (dir + "/src").c_str()), 0);
   Result<CloneReport> report = Clone(dir + "/src", dir + "/dst");
   ASSERT_FALSE(report.ok());
-  EXPECT_NE(report.status().message().find(dir + "/src"), std::string::npos)
-      << report.status().message();
+  EXPECT_NE(report.status().message().find(dir + "/src"), std::string::npos) << report.status().message();
   EXPECT_FALSE(Exists(dir + "/dst"));
   EXPECT_FALSE(HasTemporaryEntry(dir));
 }
@@ -407,8 +398,7 @@ TEST_F(TreeClonerTest, SocketsFifosAndDevicesAreSkippedAndReported) {
     sockaddr_un address{};
     address.sun_family = AF_UNIX;
     std::snprintf(address.sun_path, sizeof address.sun_path, "/proc/self/fd/%d/api.sock", run.get());
-    ASSERT_EQ(::bind(sock.get(), reinterpret_cast<sockaddr*>(&address), sizeof address), 0)
-        << std::strerror(errno);
+    ASSERT_EQ(::bind(sock.get(), reinterpret_cast<sockaddr*>(&address), sizeof address), 0) << std::strerror(errno);
     ASSERT_EQ(::listen(sock.get(), 1), 0);
   }
   ASSERT_EQ(::mkfifo((src + "/run/control.fifo").c_str(), 0600), 0);
@@ -424,8 +414,7 @@ TEST_F(TreeClonerTest, SocketsFifosAndDevicesAreSkippedAndReported) {
     return "<not reported>";
   };
   EXPECT_NE(reason_for("run/api.sock").find("socket"), std::string::npos) << reason_for("run/api.sock");
-  EXPECT_NE(reason_for("run/control.fifo").find("fifo"), std::string::npos)
-      << reason_for("run/control.fifo");
+  EXPECT_NE(reason_for("run/control.fifo").find("fifo"), std::string::npos) << reason_for("run/control.fifo");
   EXPECT_EQ(report->skipped.size(), have_device ? 3u : 2u);
   if (have_device) {
     EXPECT_NE(reason_for("null").find("device"), std::string::npos) << reason_for("null");
@@ -439,8 +428,7 @@ TEST_F(TreeClonerTest, SocketsFifosAndDevicesAreSkippedAndReported) {
 
 // ---- metadata ----
 
-class TreeClonerMetadataTest : public TreeClonerTest,
-                               public ::testing::WithParamInterface<ScratchFs> {};
+class TreeClonerMetadataTest : public TreeClonerTest, public ::testing::WithParamInterface<ScratchFs> {};
 
 TEST_P(TreeClonerMetadataTest, PreservesModesOwnersTimesAndXattrs) {
   if (::geteuid() != 0) GTEST_SKIP() << "giving files to other owners (chown 1234:5678) needs root";
@@ -474,9 +462,8 @@ TEST_P(TreeClonerMetadataTest, PreservesModesOwnersTimesAndXattrs) {
 
   // Files: old, distinct atime and mtime with odd nanoseconds. Directories: atime recent and later
   // than mtime so that listing them (relatime) does not move it.
-  const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                          std::chrono::system_clock::now().time_since_epoch())
-                          .count();
+  const int64_t now =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
   const int64_t file_atime = 981'173'106'123'456'789;  // 2001-02-03
   const int64_t file_mtime = 1'012'345'678'987'654'321;
   const int64_t dir_atime = now - 3600'000'000'000 + 111;
@@ -513,8 +500,7 @@ TEST_P(TreeClonerMetadataTest, PreservesModesOwnersTimesAndXattrs) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Filesystems, TreeClonerMetadataTest,
-                         ::testing::Values(ScratchFs::kXfs, ScratchFs::kBtrfs, ScratchFs::kExt4),
-                         FsName);
+                         ::testing::Values(ScratchFs::kXfs, ScratchFs::kBtrfs, ScratchFs::kExt4), FsName);
 
 // ---- refusals and failures ----
 
@@ -531,8 +517,7 @@ TEST_F(TreeClonerTest, ExistingDestinationIsAlreadyExistsAndUntouched) {
     Result<CloneReport> report = Clone(dir + "/src", dir + name);
     ASSERT_FALSE(report.ok()) << name;
     EXPECT_EQ(report.status().code(), ErrorCode::kAlreadyExists) << report.status().ToString();
-    EXPECT_NE(report.status().message().find(dir + name), std::string::npos)
-        << report.status().message();
+    EXPECT_NE(report.status().message().find(dir + name), std::string::npos) << report.status().message();
   }
   EXPECT_FALSE(Exists(dir + "/nowhere"));  // the dangling symlink was not followed
   EXPECT_EQ(test::DiffSnapshots(before, Snapshot(dir), {.ctime = true, .root_times = false}), "");
@@ -543,8 +528,7 @@ TEST_F(TreeClonerTest, MissingSourceIsNotFoundAndCreatesNothing) {
   Result<CloneReport> report = Clone(dir + "/no-such-source", dir + "/dst");
   ASSERT_FALSE(report.ok());
   EXPECT_EQ(report.status().code(), ErrorCode::kNotFound) << report.status().ToString();
-  EXPECT_NE(report.status().message().find(dir + "/no-such-source"), std::string::npos)
-      << report.status().message();
+  EXPECT_NE(report.status().message().find(dir + "/no-such-source"), std::string::npos) << report.status().message();
   EXPECT_TRUE(List(dir).empty());
 }
 
@@ -553,9 +537,13 @@ TEST_F(TreeClonerTest, NamesThatAreNotOneComponentAreInvalid) {
   ASSERT_TRUE(test::MakeSampleTree(dir + "/src").ok());
   UniqueFd parent(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   ASSERT_TRUE(parent.valid());
-  for (auto [source, target] : std::vector<std::pair<std::string, std::string>>{
-           {"src/state", "dst"}, {"src", "a/b"}, {"src", ".."}, {"src", "."}, {"..", "dst"},
-           {"", "dst"}, {"src", ""}}) {
+  for (auto [source, target] : std::vector<std::pair<std::string, std::string>>{{"src/state", "dst"},
+                                                                                {"src", "a/b"},
+                                                                                {"src", ".."},
+                                                                                {"src", "."},
+                                                                                {"..", "dst"},
+                                                                                {"", "dst"},
+                                                                                {"src", ""}}) {
     Result<CloneReport> report = CloneTree(parent.get(), source, parent.get(), target, {});
     ASSERT_FALSE(report.ok()) << source << " -> " << target;
     EXPECT_EQ(report.status().code(), ErrorCode::kInvalidArgument)
@@ -607,16 +595,14 @@ TEST_F(TreeClonerTest, FailureMidCloneLeavesNoDestinationAndNoTemporaryTree) {
   Result<CloneReport> report = Clone(src, target_parent + "/dst");
   ASSERT_FALSE(report.ok()) << "40 MiB fit into a 16 MiB filesystem?";
   EXPECT_EQ(report.status().code(), ErrorCode::kNoSpace) << report.status().ToString();
-  EXPECT_NE(report.status().message().find(target_parent + "/dst"), std::string::npos)
-      << report.status().message();
+  EXPECT_NE(report.status().message().find(target_parent + "/dst"), std::string::npos) << report.status().message();
 
   EXPECT_EQ(List(target_parent), listing_before);  // no destination, no temporary tree
   EXPECT_FALSE(HasTemporaryEntry(target_parent));
   ::syncfs(UniqueFd(::open(target_parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)).get());
   struct statfs free_after;
   ASSERT_EQ(::statfs(target_parent.c_str(), &free_after), 0);
-  EXPECT_GE(free_after.f_bfree * free_after.f_bsize + 256 * kKiB,
-            free_before.f_bfree * free_before.f_bsize)
+  EXPECT_GE(free_after.f_bfree * free_after.f_bsize + 256 * kKiB, free_before.f_bfree * free_before.f_bsize)
       << "space of the abandoned temporary tree was not freed";
   EXPECT_EQ(test::DiffSnapshots(source_before, Snapshot(src), {.ctime = true}), "");
   FE_EXPECT_OK(fs->Close());
