@@ -1,31 +1,34 @@
 #include "base/atomic_file.h"
 
 #include <fcntl.h>
-#include <stdlib.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 
-#include "base/unique_fd.h"
 #include "base/deferred_sync.h"
+#include "base/unique_fd.h"
 
 namespace fe {
-
-Result<bool> IsRegularFile(const std::string& path) {
-  struct stat st {};
-  if (::lstat(path.c_str(), &st) != 0) {
-    if (errno == ENOENT) return false;
-    return Status::FromErrno(errno, "stat", path);
-  }
-  return S_ISREG(st.st_mode);
-}
 namespace {
+
+constexpr std::string_view kTemporaryInfix = ".tmp-";
+constexpr size_t kTemporarySuffixLength = 6;
 
 std::string ParentOf(const std::string& path) {
   size_t slash = path.rfind('/');
   if (slash == std::string::npos) return ".";
   return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+std::string NameOf(const std::string& path) {
+  size_t slash = path.rfind('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+std::string Display(const std::string& dir, const std::string& name) {
+  return dir == "/" ? "/" + name : dir + "/" + name;
 }
 
 Status WriteAll(int fd, std::string_view content, const std::string& display) {
@@ -40,33 +43,95 @@ Status WriteAll(int fd, std::string_view content, const std::string& display) {
   return Status::Ok();
 }
 
-// Writes, syncs and renames the temporary file; the caller removes it on failure.
-Status WriteAndRename(int fd, const std::string& temp, const std::string& path, std::string_view content, mode_t mode,
-                      bool sync) {
-  struct stat existing {};
-  if (::lstat(path.c_str(), &existing) == 0) {
-    if (!S_ISREG(existing.st_mode)) {
-      return Status::InvalidArgument("replace " + path + ": not a regular file");
+// A new temporary file "<name>.tmp-XXXXXX" in `dir_fd`, created exclusively (never an existing entry).
+Result<std::pair<UniqueFd, std::string>> CreateTemporary(int dir_fd, const std::string& dir_display,
+                                                         const std::string& name) {
+  static constexpr char kAlphabet[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    unsigned char random[kTemporarySuffixLength];
+    if (::getrandom(random, sizeof(random), 0) != static_cast<ssize_t>(sizeof(random))) {
+      return Status::FromErrno(errno, "getrandom for a temporary name in", dir_display);
     }
+    std::string temp = name + std::string(kTemporaryInfix);
+    for (unsigned char byte : random) temp.push_back(kAlphabet[byte % (sizeof(kAlphabet) - 1)]);
+    UniqueFd fd(::openat(dir_fd, temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
+    if (fd) return std::make_pair(std::move(fd), std::move(temp));
+    if (errno != EEXIST) return Status::FromErrno(errno, "create temporary file", Display(dir_display, temp));
+  }
+  return Status::Internal("create temporary file for " + Display(dir_display, name) + ": 100 names taken");
+}
+
+// Writes, syncs and renames the temporary file over `name`; the caller removes it on failure.
+Status WriteAndRename(int dir_fd, const std::string& dir_display, int fd, const std::string& temp,
+                      const std::string& name, std::string_view content, mode_t mode, bool sync) {
+  const std::string path = Display(dir_display, name);
+  struct stat existing {};
+  if (::fstatat(dir_fd, name.c_str(), &existing, AT_SYMLINK_NOFOLLOW) == 0) {
+    if (!S_ISREG(existing.st_mode)) return Status::InvalidArgument("replace " + path + ": not a regular file");
     mode = existing.st_mode & 07777;
-    if (::fchown(fd, existing.st_uid, existing.st_gid) != 0) return Status::FromErrno(errno, "chown", temp);
+    if (::fchown(fd, existing.st_uid, existing.st_gid) != 0) {
+      return Status::FromErrno(errno, "chown", Display(dir_display, temp));
+    }
   } else if (errno != ENOENT) {
     return Status::FromErrno(errno, "stat", path);
   }
-  if (::fchmod(fd, mode) != 0) return Status::FromErrno(errno, "chmod", temp);
-  FE_RETURN_IF_ERROR(WriteAll(fd, content, temp));
-  if (sync && ::fsync(fd) != 0) return Status::FromErrno(errno, "fsync", temp);
-  if (::rename(temp.c_str(), path.c_str()) != 0) return Status::FromErrno(errno, "rename to " + path, temp);
+  if (::fchmod(fd, mode) != 0) return Status::FromErrno(errno, "chmod", Display(dir_display, temp));
+  FE_RETURN_IF_ERROR(WriteAll(fd, content, Display(dir_display, temp)));
+  if (sync && ::fsync(fd) != 0) return Status::FromErrno(errno, "fsync", Display(dir_display, temp));
+  if (::renameat(dir_fd, temp.c_str(), dir_fd, name.c_str()) != 0) {
+    return Status::FromErrno(errno, "rename to " + path, Display(dir_display, temp));
+  }
   return Status::Ok();
+}
+
+Status ReplaceIn(int dir_fd, const std::string& dir_display, const std::string& name, std::string_view content,
+                 mode_t mode, DeferredSync* deferred) {
+  if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos) {
+    return Status::InvalidArgument("replace '" + name + "' in " + dir_display + ": not a file name");
+  }
+  FE_ASSIGN_OR_RETURN(auto temp, CreateTemporary(dir_fd, dir_display, name));
+  Status status =
+      WriteAndRename(dir_fd, dir_display, temp.first.get(), temp.second, name, content, mode, deferred == nullptr);
+  if (!status.ok()) {
+    ::unlinkat(dir_fd, temp.second.c_str(), 0);
+    return status;
+  }
+  if (deferred != nullptr) {
+    deferred->Note(dir_fd, dir_display);
+    return Status::Ok();
+  }
+  if (::fsync(dir_fd) != 0) return Status::FromErrno(errno, "fsync", dir_display);
+  return Status::Ok();
+}
+
+Status ReplacePath(const std::string& path, std::string_view content, mode_t mode, DeferredSync* deferred) {
+  const std::string parent = ParentOf(path);
+  UniqueFd dir(::open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dir) return Status::FromErrno(errno, "open", parent);
+  return ReplaceIn(dir.get(), parent, NameOf(path), content, mode, deferred);
 }
 
 }  // namespace
 
+Result<bool> IsRegularFile(const std::string& path) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return false;
+    return Status::FromErrno(errno, "stat", path);
+  }
+  return S_ISREG(st.st_mode);
+}
+
 Result<std::string> ReadSmallFile(const std::string& path, size_t limit) {
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
   if (!fd) return Status::FromErrno(errno, "open", path);
+  return ReadSmallFileFd(fd.get(), path, limit);
+}
+
+Result<std::string> ReadSmallFileFd(int fd, std::string_view display, size_t limit) {
+  const std::string path(display);
   struct stat st {};
-  if (::fstat(fd.get(), &st) != 0) return Status::FromErrno(errno, "stat", path);
+  if (::fstat(fd, &st) != 0) return Status::FromErrno(errno, "stat", path);
   if (!S_ISREG(st.st_mode)) return Status::InvalidArgument(path + ": not a regular file");
   if (static_cast<uint64_t>(st.st_size) > limit) {
     return Status::InvalidArgument(path + ": " + std::to_string(st.st_size) + " bytes, more than the " +
@@ -75,7 +140,7 @@ Result<std::string> ReadSmallFile(const std::string& path, size_t limit) {
   std::string content;
   char buffer[65536];
   while (true) {
-    ssize_t got = ::read(fd.get(), buffer, sizeof(buffer));
+    ssize_t got = ::read(fd, buffer, sizeof(buffer));
     if (got < 0) {
       if (errno == EINTR) continue;
       return Status::FromErrno(errno, "read", path);
@@ -87,36 +152,22 @@ Result<std::string> ReadSmallFile(const std::string& path, size_t limit) {
   return content;
 }
 
-namespace {
-
-Status Replace(const std::string& path, std::string_view content, mode_t mode, DeferredSync* deferred) {
-  std::string temp = path + ".tmp-XXXXXX";
-  UniqueFd fd(::mkostemp(temp.data(), O_CLOEXEC));
-  if (!fd) return Status::FromErrno(errno, "create temporary file", temp);
-  Status status = WriteAndRename(fd.get(), temp, path, content, mode, /*sync=*/deferred == nullptr);
-  if (!status.ok()) {
-    ::unlink(temp.c_str());
-    return status;
-  }
-  std::string parent = ParentOf(path);
-  if (deferred != nullptr) {
-    deferred->Note(parent);
-    return Status::Ok();
-  }
-  UniqueFd dir(::open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!dir) return Status::FromErrno(errno, "open", parent);
-  if (::fsync(dir.get()) != 0) return Status::FromErrno(errno, "fsync", parent);
-  return Status::Ok();
-}
-
-}  // namespace
-
 Status ReplaceFileAtomically(const std::string& path, std::string_view content, mode_t mode) {
-  return Replace(path, content, mode, DeferredSync::Current());
+  return ReplacePath(path, content, mode, DeferredSync::Current());
 }
 
 Status ReplaceFileDurably(const std::string& path, std::string_view content, mode_t mode) {
-  return Replace(path, content, mode, nullptr);
+  return ReplacePath(path, content, mode, nullptr);
+}
+
+Status ReplaceFileAt(int dir_fd, const std::string& dir_display, const std::string& name, std::string_view content,
+                     mode_t mode) {
+  return ReplaceIn(dir_fd, dir_display, name, content, mode, DeferredSync::Current());
+}
+
+bool IsTemporaryName(std::string_view name) {
+  const size_t at = name.rfind(kTemporaryInfix);
+  return at != std::string_view::npos && at > 0 && name.size() == at + kTemporaryInfix.size() + kTemporarySuffixLength;
 }
 
 }  // namespace fe

@@ -1,6 +1,10 @@
-// Whole-file reads and atomic replacement for the small JSON files of a guest directory (manifest,
+// Whole-file reads and atomic replacement for small files (instance metadata, the manifest,
 // hypervisor configs). A file is never rewritten in place: readers see the old content or the new,
-// and a crash leaves one of the two.
+// and a crash leaves one of the two, plus at most a temporary file "<name>.tmp-XXXXXX" beside it
+// (IsTemporaryName), which the owner of the directory removes at start.
+//
+// Paths here are trusted (the engine's own state). Files in a directory whose content a client
+// controls (a guest directory) go through base/confined_dir.h, which uses the fd-relative forms.
 #pragma once
 
 #include <sys/types.h>
@@ -13,12 +17,17 @@
 
 namespace fe {
 
-// The content of the regular file `path` (symlinks are not followed). Fails with InvalidArgument when
-// it is not a regular file or is larger than `limit` bytes; errors name `path` and errno's text.
+inline constexpr size_t kSmallFileLimit = size_t{64} << 20;
+
 // Whether `path` is a regular file (not following a final symlink); false when it does not exist.
 Result<bool> IsRegularFile(const std::string& path);
 
-Result<std::string> ReadSmallFile(const std::string& path, size_t limit = size_t{64} << 20);
+// The content of the regular file `path` (a final symlink is not followed). Fails with
+// InvalidArgument when it is not a regular file or is larger than `limit` bytes; errors name `path`
+// and errno's text.
+Result<std::string> ReadSmallFile(const std::string& path, size_t limit = kSmallFileLimit);
+// The same for an open file; `display` names it in errors.
+Result<std::string> ReadSmallFileFd(int fd, std::string_view display, size_t limit = kSmallFileLimit);
 
 // Replaces `path` with `content`: writes a temporary file beside it ("<name>.tmp-XXXXXX"), fsyncs it,
 // renames it over `path` and fsyncs the directory. An existing file's mode and owner are kept; a new
@@ -29,5 +38,14 @@ Status ReplaceFileAtomically(const std::string& path, std::string_view content, 
 // ReplaceFileAtomically that syncs whatever scope is current: for files that must be durable on
 // their own.
 Status ReplaceFileDurably(const std::string& path, std::string_view content, mode_t mode = 0644);
+
+// ReplaceFileAtomically of the entry `name` (one component) of the open directory `dir_fd`, which
+// `dir_display` names in errors. Nothing is resolved by path: the temporary file and the rename are
+// relative to `dir_fd`, and an existing `name` that is not a regular file (a symlink, say) is refused.
+Status ReplaceFileAt(int dir_fd, const std::string& dir_display, const std::string& name, std::string_view content,
+                     mode_t mode = 0644);
+
+// Whether `name` is a temporary file of these writers ("<something>.tmp-" and 6 characters).
+bool IsTemporaryName(std::string_view name);
 
 }  // namespace fe

@@ -36,6 +36,21 @@ void DeferredSync::Note(const std::string& dir) {
   filesystems_.emplace(st.st_dev, std::make_pair(dir, std::move(fd)));
 }
 
+void DeferredSync::Note(int dir_fd, const std::string& display) {
+  struct stat st {};
+  if (::fstat(dir_fd, &st) != 0) {
+    if (noted_.ok()) noted_ = Status::FromErrno(errno, "stat", display);
+    return;
+  }
+  if (filesystems_.count(st.st_dev) != 0) return;
+  UniqueFd fd(::fcntl(dir_fd, F_DUPFD_CLOEXEC, 0));
+  if (!fd) {
+    if (noted_.ok()) noted_ = Status::FromErrno(errno, "dup", display);
+    return;
+  }
+  filesystems_.emplace(st.st_dev, std::make_pair(display, std::move(fd)));
+}
+
 Status DeferredSync::Sync() {
   FE_RETURN_IF_ERROR(noted_);
   for (const auto& [device, dir_and_fd] : filesystems_) {

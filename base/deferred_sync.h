@@ -37,6 +37,8 @@ class DeferredSync {
 
   // Remembers the filesystem `dir` is on, for Sync(). A failure is kept and returned by Sync().
   void Note(const std::string& dir);
+  // The same for an open directory (its fd is duplicated when its filesystem is new to the scope).
+  void Note(int dir_fd, const std::string& display);
   // syncfs for every filesystem noted; the first error (of Note or syncfs), naming the path.
   Status Sync();
 

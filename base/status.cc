@@ -13,6 +13,7 @@ std::string_view ErrorCodeName(ErrorCode code) {
     case ErrorCode::kAlreadyExists: return "already_exists";
     case ErrorCode::kPermissionDenied: return "permission_denied";
     case ErrorCode::kUnsupported: return "unsupported";
+    case ErrorCode::kInvalidContent: return "invalid_content";
     case ErrorCode::kNoSpace: return "no_space";
     case ErrorCode::kBusy: return "busy";
     case ErrorCode::kFailedPrecondition: return "failed_precondition";
@@ -63,6 +64,13 @@ Status Status::FromErrno(int err, std::string_view operation, std::string_view p
 std::string Status::ToString() const {
   if (ok()) return "ok";
   return std::string(ErrorCodeName(code_)) + ": " + message_;
+}
+
+Status Status::WithCode(ErrorCode code) const {
+  if (ok()) return *this;
+  Status changed = *this;
+  changed.code_ = code;
+  return changed;
 }
 
 Status Status::Annotate(std::string_view context) const {

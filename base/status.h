@@ -19,6 +19,7 @@ enum class ErrorCode {
   kAlreadyExists,
   kPermissionDenied,
   kUnsupported,
+  kInvalidContent,  // what a request points at (a guest directory, a file in it) is not acceptable
   kNoSpace,
   kBusy,
   kFailedPrecondition,  // the object is not in a state that allows the operation
@@ -41,6 +42,7 @@ class [[nodiscard]] Status {
   static Status AlreadyExists(std::string message) { return {ErrorCode::kAlreadyExists, std::move(message)}; }
   static Status PermissionDenied(std::string message) { return {ErrorCode::kPermissionDenied, std::move(message)}; }
   static Status Unsupported(std::string message) { return {ErrorCode::kUnsupported, std::move(message)}; }
+  static Status InvalidContent(std::string message) { return {ErrorCode::kInvalidContent, std::move(message)}; }
   static Status NoSpace(std::string message) { return {ErrorCode::kNoSpace, std::move(message)}; }
   static Status Busy(std::string message) { return {ErrorCode::kBusy, std::move(message)}; }
   static Status FailedPrecondition(std::string message) { return {ErrorCode::kFailedPrecondition, std::move(message)}; }
@@ -59,6 +61,8 @@ class [[nodiscard]] Status {
 
   // Prefixes the message with context, keeping code and errno: "cloning /a to /b: open ...".
   Status Annotate(std::string_view context) const;
+  // The same failure under another code (message and errno kept); an ok Status stays ok.
+  Status WithCode(ErrorCode code) const;
 
  private:
   ErrorCode code_ = ErrorCode::kOk;

@@ -40,6 +40,15 @@ Result<Json> PoolApi::Post(const std::string& path, const Json& body, int expect
 
 Result<Json> PoolApi::Get(const std::string& path) { return Reply(client_->Get(path.c_str()), "GET " + path, 200); }
 
+Result<Json> PoolApi::Delete(const std::string& path) {
+  httplib::Result result = client_->Delete(path.c_str());
+  if (!result) return Status::Io("DELETE " + path + ": no reply: " + httplib::to_string(result.error()));
+  if (result->status != 204) {
+    return Status::Internal("DELETE " + path + ": HTTP " + std::to_string(result->status) + ": " + result->body);
+  }
+  return Json();
+}
+
 AcquireSample PoolApi::Acquire(const std::string& pool, const std::string& name, bool no_wait) {
   std::string path = "/v1/pools/" + pool + "/acquire";
   std::string body = Json{{"name", name}, {"no_wait", no_wait}}.dump();

@@ -1,6 +1,6 @@
-// The pool benchmark's view of forkd: one persistent HTTP/1.1 keep-alive connection over the Unix
-// socket per PoolApi object (so a round trip measures a request, not a connect), with the few calls
-// the benchmark makes. Not thread-safe: one object per client thread.
+// The benchmarks' view of forkd (forkbench-pool, forkbench-server): one persistent HTTP/1.1 keep-alive connection over
+// the Unix socket per PoolApi object (so a round trip measures a request, not a connect), with the few calls the
+// benchmark makes. Not thread-safe: one object per client thread.
 #pragma once
 
 #include <memory>
@@ -39,6 +39,8 @@ class PoolApi {
   // POST path with a JSON body; the parsed reply, or an error naming the request and forkd's answer.
   Result<nlohmann::json> Post(const std::string& path, const nlohmann::json& body, int expected_status);
   Result<nlohmann::json> Get(const std::string& path);
+  // DELETE path, expecting 204 (an empty JSON value).
+  Result<nlohmann::json> Delete(const std::string& path);
 
   AcquireSample Acquire(const std::string& pool, const std::string& name, bool no_wait);
   Result<PoolCounts> Counts(const std::string& pool);

@@ -16,17 +16,21 @@
 
 #include <spdlog/spdlog.h>
 
+#include "base/confined_dir.h"
 #include "base/reverter.h"
 #include "engine/fork_plan.h"
 #include "snapshot/guest_directory.h"
+#include "snapshot/tree_check.h"
 
 namespace fe::engine {
 namespace {
 
 Status ValidateCreate(const CreateRequest& request) {
   FE_RETURN_IF_ERROR(ValidateInstanceName(request.name));
-  if (request.vcpus < 1)
-    return Status::InvalidArgument("vcpus must be at least 1 (got " + std::to_string(request.vcpus) + ")");
+  if (request.vcpus < 1 || request.vcpus > kMaxVcpus) {
+    return Status::InvalidArgument("vcpus " + std::to_string(request.vcpus) + " is not 1.." +
+                                   std::to_string(kMaxVcpus));
+  }
   if (!request.import_dir.empty() && request.import_dir.front() != '/') {
     return Status::InvalidArgument("import_dir '" + request.import_dir + "' is not an absolute path");
   }
@@ -42,18 +46,42 @@ Status ValidateCreate(const CreateRequest& request) {
   return Status::Ok();
 }
 
-bool IsNonEmptyDirectory(const std::string& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) return false;
-  return st.st_nlink > 2 || st.st_size > 0;
+bool IsNonEmptyDirectory(const ConfinedDir& dir, const std::string& relative) {
+  Result<std::optional<struct stat>> st = dir.Stat(relative);
+  if (!st.ok() || !st->has_value() || !S_ISDIR((*st)->st_mode)) return false;
+  return (*st)->st_nlink > 2 || (*st)->st_size > 0;
 }
 
 // The imported directory holds a snapshot: its manifest's snapshot_dir (or, without a manifest, the
 // conventional "snapshot") is a directory with something in it.
-bool HoldsSnapshot(const std::string& dir) {
+bool HoldsSnapshot(const ConfinedDir& dir) {
   Result<snapshot::Manifest> manifest = snapshot::ReadManifest(dir);
-  if (manifest.ok()) return !manifest->snapshot_dir.empty() && IsNonEmptyDirectory(dir + "/" + manifest->snapshot_dir);
-  return IsNonEmptyDirectory(dir + "/snapshot");
+  if (manifest.ok()) return !manifest->snapshot_dir.empty() && IsNonEmptyDirectory(dir, manifest->snapshot_dir);
+  return IsNonEmptyDirectory(dir, "snapshot");
+}
+
+// A failure that is the imported directory's fault (a missing, malformed or refused file, a path that
+// is not a directory) is the request's content, not a missing resource: 422 invalid_content.
+Status AsContentError(const Status& status) {
+  switch (status.code()) {
+    case ErrorCode::kInvalidArgument:
+    case ErrorCode::kNotFound:
+    case ErrorCode::kFailedPrecondition: return status.WithCode(ErrorCode::kInvalidContent);
+    default: return status;
+  }
+}
+
+// The directory to import, resolved (configs name files by the directory's real path) and opened;
+// then everything in it checked (snapshot/tree_check.h). Nothing is written.
+Result<ConfinedDir> OpenImportSource(const std::string& requested) {
+  char* resolved = ::realpath(requested.c_str(), nullptr);
+  if (resolved == nullptr) return Status::FromErrno(errno, "import directory", requested);
+  const std::string path = resolved;
+  ::free(resolved);
+  Result<ConfinedDir> dir = ConfinedDir::Open(path);
+  if (!dir.ok()) return AsContentError(dir.status()).Annotate("import directory " + requested);
+  FE_RETURN_IF_ERROR(snapshot::CheckGuestTree(*dir).Annotate("import directory " + requested));
+  return dir;
 }
 
 }  // namespace
@@ -62,21 +90,24 @@ Result<Instance> Engine::Create(const CreateRequest& request) {
   FE_RETURN_IF_ERROR(ValidateCreate(request));
   Result<const hypervisor::Plugin*> plugin = PluginFor(request.hypervisor);
   if (!plugin.ok()) return plugin.status();
-  std::string import_dir;
+  std::optional<ConfinedDir> import;
   if (!request.import_dir.empty()) {
-    char* resolved = ::realpath(request.import_dir.c_str(), nullptr);
-    if (resolved == nullptr) return Status::FromErrno(errno, "import directory", request.import_dir);
-    import_dir = resolved;
-    ::free(resolved);
+    FE_ASSIGN_OR_RETURN(ConfinedDir opened, OpenImportSource(request.import_dir));
+    import.emplace(std::move(opened));
   }
-  InstanceState state = request.state                                        ? *request.state
-                        : (!import_dir.empty() && HoldsSnapshot(import_dir)) ? InstanceState::kStandby
-                                                                             : InstanceState::kStopped;
+  const std::string import_dir = import ? import->path() : std::string();
+  InstanceState state = request.state                        ? *request.state
+                        : (import && HoldsSnapshot(*import)) ? InstanceState::kStandby
+                                                             : InstanceState::kStopped;
   hypervisor::PluginCapabilities capabilities = (*plugin)->Capabilities();
-  if (!import_dir.empty() &&
-      !(state == InstanceState::kStandby ? capabilities.fork_standby : capabilities.fork_stopped)) {
+  if (import && !(state == InstanceState::kStandby ? capabilities.fork_standby : capabilities.fork_stopped)) {
     return Status::Unsupported("hypervisor '" + request.hypervisor + "' cannot import a " +
                                std::string(InstanceStateName(state)) + " guest directory");
+  }
+  // Recognised before anything is written: the plugin's files are there and parse.
+  if (import) {
+    FE_RETURN_IF_ERROR(AsContentError((*plugin)->CheckGuestDirectory(import_dir, state == InstanceState::kStandby))
+                           .Annotate("import directory " + request.import_dir));
   }
 
   // Admission as for a fork: the name is reserved first, released unless the instance is published.
@@ -109,6 +140,13 @@ Result<Instance> Engine::Create(const CreateRequest& request) {
   }
   reverter.Add("remove volume " + instance.volume,
                [this, volume = instance.volume] { return backend_->Remove(volume); });
+  if (import) {
+    // The volume, not the directory checked above, is what the instance runs from: it is checked
+    // again, so a change to the directory while it was cloned cannot slip a link in.
+    Result<ConfinedDir> volume = ConfinedDir::Open(backend_->Path(instance.volume));
+    Status contained = volume.ok() ? snapshot::CheckGuestTree(*volume) : volume.status();
+    if (!contained.ok()) return failed("import", contained);
+  }
   std::string guest_dir = backend_->Path(instance.volume);
 
   Result<hypervisor::NetworkIdentity> identity = network_->Allocate(instance.id);
@@ -117,9 +155,10 @@ Result<Instance> Engine::Create(const CreateRequest& request) {
   instance.identity = *identity;
 
   if (!import_dir.empty()) {
-    hypervisor::ForkSpec spec{import_dir, guest_dir, {}, instance.identity, state == InstanceState::kStandby};
+    hypervisor::ForkSpec spec{import_dir,   guest_dir, {}, instance.identity, state == InstanceState::kStandby,
+                              GuardedDirs()};
     Result<hypervisor::PreparedFork> prepared = (*plugin)->PrepareFork(spec);
-    if (!prepared.ok()) return failed("rewrite", prepared.status());
+    if (!prepared.ok()) return failed("rewrite", AsContentError(prepared.status()));
     // The guest of an imported snapshot keeps whatever identity it was saved with (unknown here): it
     // is handed the instance's own at its next restore only if it is forked first (see fork.cc).
     instance.identity_channel = prepared->restore.identity_channel;

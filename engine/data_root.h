@@ -10,6 +10,9 @@
 //   <root>/network/                the network leases and their lock (engine/network)
 //   <root>/release.journal         pool releases not yet checkpointed (engine/release_journal.h)
 //   <root>/pools/<name>.json       pool specs (engine/pools/pool_store.h)
+//   <root>/groups/<id>.json        fan-outs not yet answered (engine/fan_out_record.h)
+//   <root>/quarantine/<id>/        instance directories whose metadata could not be read, moved aside
+//                                  by recovery with their volume and lease kept (engine/recovery.cc)
 #pragma once
 
 #include <string>
@@ -27,6 +30,8 @@ class DataRoot {
   std::string Network() const { return Under("network"); }
   std::string ReleaseJournal() const { return Under("release.journal"); }
   std::string Pools() const { return Under("pools"); }
+  std::string FanOuts() const { return Under("groups"); }
+  std::string Quarantine() const { return Under("quarantine"); }
 
  private:
   std::string Under(const char* name) const { return path_ + "/" + name; }

@@ -50,6 +50,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <shared_mutex>
 #include <string>
 #include <thread>
@@ -158,9 +159,18 @@ struct StorageInfo {
   uint64_t filesystem_free_bytes = 0;
 };
 
-// What Open() found and cleaned up, one line each, for the log.
+// An instance whose metadata could not be read: moved aside, never deleted (engine/recovery.cc).
+struct QuarantinedInstance {
+  std::string id;
+  std::string path;    // <data_root>/quarantine/<id>: move it back to instances/ once repaired
+  std::string reason;  // why its metadata could not be read (as at the start that moved it)
+};
+
+// What Open() found and cleaned up, one line each, for the log; and what it quarantined (this start
+// or an earlier one), for GET /v1/healthz.
 struct RecoveryReport {
   std::vector<std::string> actions;
+  std::vector<QuarantinedInstance> quarantined;
 };
 
 class Engine {
@@ -221,11 +231,18 @@ class Engine {
 
   // --- engine.cc: bookkeeping
   Status Recover();
+  // --- recovery.cc: the steps of Recover
+  void RemoveTemporaryFiles(const std::function<void(std::string)>& note);
+  void Quarantine(const std::string& id, const std::string& reason, const std::function<void(std::string)>& note);
+  void ListQuarantined(std::set<std::string>& owned);
+  void UndoUnansweredFanOuts(const std::function<void(std::string)>& note);
   std::shared_ptr<Entry> FindEntry(const std::string& id_or_name) const;
   Result<Instance> Snapshot(const std::string& id_or_name) const;
   Instance Read(const std::shared_ptr<Entry>& entry) const;  // a copy, under mutex_
   std::string InstanceDir(const std::string& id) const;
   std::string GuestDir(const Instance& instance) const { return backend_->Path(instance.volume); }
+  // What no path in an instance's configs may point into but its own volume (hypervisor::ForkSpec).
+  std::vector<std::string> GuardedDirs() const { return {config_.data_root, backend_->Root()}; }
   // Persists `instance` (atomically, with a fresh updated_at) and publishes it in memory.
   Status Commit(const std::shared_ptr<Entry>& entry, Instance instance);
   Result<const hypervisor::Plugin*> PluginFor(const Instance& instance) const;

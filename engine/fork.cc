@@ -20,6 +20,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "engine/data_root.h"
+#include "engine/fan_out_record.h"
 #include "engine/fork_plan.h"
 
 namespace fe::engine {
@@ -94,6 +96,14 @@ Result<std::vector<ForkOutcome>> Engine::Fork(const std::string& source_id_or_na
 
   // Names are reserved before waiting for the lock, so two requests can never both take one.
   FE_ASSIGN_OR_RETURN(NameReservation reservation, ReserveNames(*names));
+  // A fan-out is all or nothing across a crash too (engine/fan_out_record.h).
+  std::optional<FanOutRecord> fan_out;
+  if (names->size() > 1) {
+    std::vector<std::string> ids;
+    for (const auto& [name, id] : reservation.names_and_ids()) ids.push_back(id);
+    FE_ASSIGN_OR_RETURN(FanOutRecord record, FanOutRecord::Begin(DataRoot(config_.data_root).FanOuts(), ids));
+    fan_out.emplace(std::move(record));
+  }
 
   // Shared for a source that stays as it is; exclusive when it must go into standby and back.
   std::optional<SharedLock> shared;
@@ -128,7 +138,13 @@ Result<std::vector<ForkOutcome>> Engine::Fork(const std::string& source_id_or_na
                                std::string(InstanceStateName(forked_state)) + " instance");
   }
 
-  auto publish = [&](std::vector<ForkPlan>& plans, const Instance& forked) {
+  auto publish = [&](std::vector<ForkPlan>& plans, const Instance& forked) -> Result<std::vector<ForkOutcome>> {
+    if (fan_out) {
+      if (Status finished = fan_out->Finish(); !finished.ok()) {
+        for (ForkPlan& plan : plans) plan.undo.Revert();
+        return finished.Annotate("fork of " + std::to_string(plans.size()) + " (all rolled back)");
+      }
+    }
     for (ForkPlan& plan : plans) plan.outcome.phases.lock_wait_us = lock_wait_us;
     std::vector<ForkOutcome> outcomes = PublishForks(plans, reservation);
     for (ForkOutcome& outcome : outcomes) {

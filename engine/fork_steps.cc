@@ -80,8 +80,8 @@ Status Engine::LeaseAndRewrite(ForkPlan& plan, const hypervisor::Plugin& plugin)
   if (!identity.ok()) return plan.Failed("network", identity.status());
   plan.undo.Add("release lease of " + plan.id, [this, id = plan.id] { return network_->Release(id); });
   plan.fork.identity = *identity;
-  hypervisor::ForkSpec spec{GuestDir(plan.source), GuestDir(plan.fork), plan.source.identity, plan.fork.identity,
-                            plan.from_snapshot};
+  hypervisor::ForkSpec spec{GuestDir(plan.source), GuestDir(plan.fork), plan.source.identity,
+                            plan.fork.identity,    plan.from_snapshot,  GuardedDirs()};
   Result<hypervisor::PreparedFork> prepared = plugin.PrepareFork(spec);
   if (!prepared.ok()) return plan.Failed("rewrite", prepared.status());
   plan.fork.identity_channel = prepared->restore.identity_channel;

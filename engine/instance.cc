@@ -189,10 +189,43 @@ Result<Instance> InstanceFromJson(const nlohmann::json& json, std::string_view o
   FE_RETURN_IF_ERROR(
       reader.Number("identity_generation", instance.identity_generation, JsonFields::kOptional, 0, UINT64_MAX));
 
-  if (instance.state == InstanceState::kRunning && !instance.process) {
-    return reader.Fail("process", "missing for a Running instance");
-  }
+  if (Status valid = ValidateInstance(instance); !valid.ok()) return valid.Annotate(std::string(origin));
   return instance;
+}
+
+Status ValidateInstance(const Instance& instance) {
+  auto invalid = [](std::string_view field, const std::string& why) {
+    return Status::InvalidArgument("field '" + std::string(field) + "': " + why);
+  };
+  if (instance.id.empty() || instance.id.front() == '.' || instance.id.find('/') != std::string::npos) {
+    return invalid("id", "'" + instance.id + "' is not a directory name");
+  }
+  if (Status name = ValidateInstanceName(instance.name); !name.ok()) return invalid("name", name.message());
+  if (instance.hypervisor.empty()) return invalid("hypervisor", "empty");
+  if (instance.volume.empty() || instance.volume.front() == '.' || instance.volume.find('/') != std::string::npos) {
+    return invalid("storage.volume", "'" + instance.volume + "' is not a volume name");
+  }
+  if (instance.vcpus < 1 || instance.vcpus > kMaxVcpus) {
+    return invalid("vcpus", std::to_string(instance.vcpus) + " is not 1.." + std::to_string(kMaxVcpus));
+  }
+  if (instance.identity.prefix_length < 0 || instance.identity.prefix_length > 32) {
+    return invalid("identity.prefix_length", std::to_string(instance.identity.prefix_length) + " is not 0..32");
+  }
+  for (size_t i = 0; i < instance.attached_volumes.size(); ++i) {
+    const std::string& path = instance.attached_volumes[i].path;
+    if (path.empty() || path.front() != '/') {
+      return invalid("attached_volumes[" + std::to_string(i) + "].path", "'" + path + "' is not an absolute path");
+    }
+  }
+  if (instance.state == InstanceState::kRunning && !instance.process) {
+    return invalid("process", "missing for a Running instance");
+  }
+  if (instance.process && instance.process->pid < 1) return invalid("process.pid", "not a process id");
+  if (!instance.identity_channel.empty() &&
+      (instance.identity_channel.path.empty() || instance.identity_channel.path.front() != '/')) {
+    return invalid("identity_channel.path", "expected an absolute path");
+  }
+  return Status::Ok();
 }
 
 Status ValidateInstanceName(std::string_view name) {

@@ -79,6 +79,13 @@ Result<Instance> InstanceFromJson(const nlohmann::json& json, std::string_view o
 // DNS-label names: 1..63 of [a-z0-9-], starting and ending with a letter or digit.
 Status ValidateInstanceName(std::string_view name);
 
+inline constexpr int kMaxVcpus = 4096;
+
+// What every stored instance satisfies: the loader (InstanceFromJson) refuses anything else, and the
+// store (engine/instance_store.h) refuses to write it, so what the API accepted is what a restart
+// reads back. InvalidArgument naming the field.
+Status ValidateInstance(const Instance& instance);
+
 // A fresh instance id ("i-" + 16 hex digits from a CSPRNG).
 std::string NewInstanceId();
 

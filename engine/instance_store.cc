@@ -45,9 +45,8 @@ std::string InstanceStore::Dir(const std::string& id) const { return JoinPath(ro
 std::string InstanceStore::MetadataPath(const std::string& id) const { return JoinPath(Dir(id), kMetadataName); }
 
 Status InstanceStore::Write(const Instance& instance) {
-  if (!IsSingleComponent(instance.id) || instance.id.front() == '.') {
-    return Status::InvalidArgument("instance id '" + instance.id + "' is not a directory name");
-  }
+  // Never written unless it reads back: what the API accepted survives a restart.
+  FE_RETURN_IF_ERROR(ValidateInstance(instance).Annotate("instance " + instance.id));
   if (::mkdirat(root_fd_.get(), instance.id.c_str(), 0700) == 0) {
     // The new directory must survive a crash before anything depends on it.
     if (DeferredSync* deferred = DeferredSync::Current()) {
@@ -63,6 +62,7 @@ Status InstanceStore::Write(const Instance& instance) {
 }
 
 Status InstanceStore::Stage(const Instance& instance) {
+  FE_RETURN_IF_ERROR(ValidateInstance(instance).Annotate("instance " + instance.id));
   std::string path = JoinPath(Dir(instance.id), kStagedName);
   int dir = ::openat(root_fd_.get(), instance.id.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
   if (dir < 0) return Status::FromErrno(errno, "open", Dir(instance.id));

@@ -49,6 +49,9 @@ struct ForkSpec {
   NetworkIdentity source_identity;
   NetworkIdentity target_identity;
   bool from_snapshot = false;  // the fork will be restored from the snapshot in its directory
+  // Directories no path in the fork's configs may point into, except source_dir and target_dir (the
+  // data root and the storage root: other instances' volumes and forkd's own state).
+  std::vector<std::string> guarded_dirs;
 };
 
 // Where the guest's identity agent (hypervisor/forkagent) listens, as the host reaches it: the host
@@ -124,6 +127,12 @@ class Plugin {
   // Stable kind: "cloud-hypervisor", "qemu", "firecracker".
   virtual std::string_view Kind() const = 0;
   virtual PluginCapabilities Capabilities() const = 0;
+
+  // Whether `dir` is a guest directory of this hypervisor that can run (`standby`: be restored from
+  // its snapshot; else booted): its required files are present and parse. Reads only, beneath `dir`
+  // (base/confined_dir.h). The error names the file and what is wrong. An import asks this before
+  // anything is written.
+  virtual Status CheckGuestDirectory(const std::string& dir, bool standby) const = 0;
 
   // Rewrites the fork directory's hypervisor files for the fork. On failure no file in target_dir
   // has been half-written (each is replaced by rename) and the error names the file and field.

@@ -107,8 +107,8 @@ Status CheckManifest(const Manifest& manifest, const std::string& file) {
 
 // The existing manifest's JSON, to carry its unknown fields over; an empty object when there is none
 // or it cannot be parsed (then there is nothing to keep).
-Json ExistingJson(const std::string& file) {
-  Result<std::string> text = ReadSmallFile(file);
+Json ExistingJson(const ConfinedDir& dir) {
+  Result<std::string> text = dir.ReadFile(kManifestName);
   if (!text.ok()) return Json::object();
   Json root = Json::parse(*text, nullptr, /*allow_exceptions=*/false);
   return root.is_object() ? root : Json::object();
@@ -208,8 +208,13 @@ std::vector<std::string> Manifest::PathsWith(FileRole role) const {
 }
 
 Result<Manifest> ReadManifest(const std::string& dir) {
-  std::string file = dir + "/" + std::string(kManifestName);
-  Result<std::string> text = ReadSmallFile(file);
+  FE_ASSIGN_OR_RETURN(ConfinedDir confined, ConfinedDir::Open(dir));
+  return ReadManifest(confined);
+}
+
+Result<Manifest> ReadManifest(const ConfinedDir& dir) {
+  const std::string file = dir.PathOf(kManifestName);
+  Result<std::string> text = dir.ReadFile(kManifestName);
   if (!text.ok()) return text.status();
   Json root;
   try {
@@ -221,29 +226,42 @@ Result<Manifest> ReadManifest(const std::string& dir) {
 }
 
 Status WriteManifest(const std::string& dir, const Manifest& manifest) {
-  std::string file = dir + "/" + std::string(kManifestName);
-  FE_RETURN_IF_ERROR(CheckManifest(manifest, file));
-  Json root = EncodeManifest(manifest, ExistingJson(file));
-  return ReplaceFileAtomically(file, root.dump(2) + "\n");
+  FE_ASSIGN_OR_RETURN(ConfinedDir confined, ConfinedDir::Open(dir));
+  return WriteManifest(confined, manifest);
+}
+
+Status WriteManifest(const ConfinedDir& dir, const Manifest& manifest) {
+  FE_RETURN_IF_ERROR(CheckManifest(manifest, dir.PathOf(kManifestName)));
+  Json root = EncodeManifest(manifest, ExistingJson(dir));
+  return dir.ReplaceFile(kManifestName, root.dump(2) + "\n");
 }
 
 Status RemoveRuntimeFiles(const std::string& dir, const Manifest& manifest) {
-  FE_RETURN_IF_ERROR(CheckManifest(manifest, dir + "/" + std::string(kManifestName)));
-  UniqueFd root(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!root) return Status::FromErrno(errno, "open", dir);
+  FE_ASSIGN_OR_RETURN(ConfinedDir confined, ConfinedDir::Open(dir));
+  return RemoveRuntimeFiles(confined, manifest);
+}
+
+Status RemoveRuntimeFiles(const ConfinedDir& dir, const Manifest& manifest) {
+  FE_RETURN_IF_ERROR(CheckManifest(manifest, dir.PathOf(kManifestName)));
   for (const std::string& path : manifest.PathsWith(FileRole::kRuntime)) {
-    std::string display = dir + "/" + path;
+    std::string display = dir.PathOf(path);
     size_t slash = path.rfind('/');
     UniqueFd parent;
-    if (slash != std::string::npos) {
-      Result<UniqueFd> opened = OpenBeneath(root.get(), path.substr(0, slash), O_RDONLY | O_DIRECTORY, 0, display);
-      if (!opened.ok()) {
-        if (opened.status().sys_errno() == ENOENT) continue;  // its directory is gone too
-        return opened.status().Annotate("removing runtime file");
+    Result<UniqueFd> opened =
+        dir.OpenFile(slash == std::string::npos ? "." : path.substr(0, slash), O_RDONLY | O_DIRECTORY);
+    if (!opened.ok()) {
+      // Its directory is gone too, or is a plain file: nothing of the runtime file can be there. A
+      // symlink on the way is refused (ELOOP, or ENOTDIR for the link itself): it is never followed.
+      const int err = opened.status().sys_errno();
+      if (err == ENOENT) continue;
+      if (err == ENOTDIR && slash != std::string::npos) {
+        Result<std::optional<struct stat>> st = dir.Stat(path.substr(0, slash));
+        if (st.ok() && st->has_value() && S_ISREG((*st)->st_mode)) continue;
       }
-      parent = std::move(*opened);
+      return opened.status().Annotate("removing runtime file " + display);
     }
-    int parent_fd = parent ? parent.get() : root.get();
+    parent = std::move(*opened);
+    int parent_fd = parent.get();
     std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
     FE_RETURN_IF_ERROR(RemoveRuntimeEntryAt(parent_fd, name, display));
   }

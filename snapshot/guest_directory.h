@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/confined_dir.h"
 #include "base/status.h"
 
 namespace fe::snapshot {
@@ -46,14 +47,19 @@ struct Manifest {
 };
 
 // Reads <dir>/manifest.json. NotFound when absent; InvalidArgument naming the field when malformed.
+// Every file operation here resolves beneath the directory (base/confined_dir.h); the path forms
+// open the directory and do the same.
+Result<Manifest> ReadManifest(const ConfinedDir& dir);
 Result<Manifest> ReadManifest(const std::string& dir);
 // Writes <dir>/manifest.json atomically.
+Status WriteManifest(const ConfinedDir& dir, const Manifest& manifest);
 Status WriteManifest(const std::string& dir, const Manifest& manifest);
 
 // Removes the manifest's runtime files from a freshly cloned directory (the fork must not inherit a
 // socket path its hypervisor will try to bind, nor the source's pid file). Missing ones are fine.
 // A runtime entry that is a directory (logs/) is emptied and kept, for the fork's own processes to
 // write into. Symlinks are removed, never followed.
+Status RemoveRuntimeFiles(const ConfinedDir& dir, const Manifest& manifest);
 Status RemoveRuntimeFiles(const std::string& dir, const Manifest& manifest);
 
 }  // namespace fe::snapshot

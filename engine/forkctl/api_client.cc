@@ -61,7 +61,7 @@ Result<nlohmann::json> ApiClient::Send(std::string_view method, const std::strin
 ErrorCode ErrorCodeFromName(std::string_view name) {
   for (ErrorCode code :
        {ErrorCode::kInvalidArgument, ErrorCode::kNotFound, ErrorCode::kAlreadyExists, ErrorCode::kPermissionDenied,
-        ErrorCode::kUnsupported, ErrorCode::kNoSpace, ErrorCode::kBusy, ErrorCode::kFailedPrecondition,
+        ErrorCode::kUnsupported, ErrorCode::kInvalidContent, ErrorCode::kNoSpace, ErrorCode::kBusy, ErrorCode::kFailedPrecondition,
         ErrorCode::kUnavailable, ErrorCode::kIo, ErrorCode::kInternal}) {
     if (ErrorCodeName(code) == name) return code;
   }

@@ -1,11 +1,11 @@
 // forkd: the forkengine daemon. Opens the engine on a data root and serves the /v1 HTTP/JSON API
 // (engine/forkd/server.h) on a Unix socket and, with a bearer token, on TCP.
 //
-// Shutdown: SIGTERM and SIGINT are blocked in every thread and taken by sigwait() on a thread of
-// their own (no work in a signal handler). It stops both listeners; httplib then lets the requests
-// in flight finish (its worker pool drains before listen() returns), so a fork either completes or
-// is rolled back inside the engine. Then the pool manager (its refills finish first) and the engine
-// are destroyed, in that order, and forkd exits 0.
+// Shutdown: SIGTERM and SIGINT are blocked in every thread and taken by sigwait() on the main thread
+// (no work in a signal handler). The HTTP server (engine/forkd/http_server.h) stops accepting,
+// closes idle connections at once and lets the requests in flight finish within
+// --shutdown-grace-ms, so a fork either completes or is rolled back inside the engine. Then the pool
+// manager (its refills finish first) and the engine are destroyed, in that order, and forkd exits 0.
 #include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -23,7 +23,6 @@
 #include <thread>
 
 #include <CLI/CLI.hpp>
-#include <httplib.h>
 #include <spdlog/spdlog.h>
 
 #include "base/fs_util.h"
@@ -34,6 +33,7 @@
 #include "engine/forkd/metrics.h"
 #include "engine/forkd/server.h"
 #include "engine/forkd/socket_setup.h"
+#include "engine/forkd/token_file.h"
 #include "engine/pools/pool.h"
 #include "storage/registry/backend_selection.h"
 
@@ -54,6 +54,8 @@ struct Options {
   std::string loop_pool = "auto";
   std::string loop_pool_size = "8G";
   int ready_fd = -1;
+  int64_t shutdown_grace_ms = 10'000;
+  size_t max_connections = 1024;
   // Pools (engine/pools/pool.h): defaults are PoolConfig's.
   int cpu_budget_vcpus = 0;
   double overcommit = engine::pools::PoolConfig().overcommit;
@@ -76,17 +78,6 @@ engine::pools::PoolConfig MakePoolConfig(const Options& options) {
   return config;
 }
 
-Result<std::string> ReadToken(const std::string& path) {
-  std::ifstream file(path);
-  if (!file) return Status::NotFound("cannot read token file " + path);
-  std::stringstream text;
-  text << file.rdbuf();
-  std::string token = text.str();
-  while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) token.pop_back();
-  if (token.empty()) return Status::InvalidArgument("token file " + path + " is empty");
-  return token;
-}
-
 Result<std::pair<std::string, int>> ParseHostPort(const std::string& text) {
   size_t colon = text.rfind(':');
   if (colon == std::string::npos || colon == 0)
@@ -103,34 +94,6 @@ Result<std::pair<std::string, int>> ParseHostPort(const std::string& text) {
   }
   if (port <= 0 || port > 65535) return Status::InvalidArgument("--listen-tcp '" + text + "': bad port");
   return std::make_pair(host, port);
-}
-
-// Binds and listens with a full-size backlog: httplib listens with a backlog of 5, and a burst of
-// concurrent clients (50 forks at once) beyond it would be refused on a Unix socket (EAGAIN) before
-// a worker could accept them. listen() again on the bound socket only raises the backlog.
-bool BindWithBacklog(httplib::Server& server, const std::string& host, int port) {
-  int listen_fd = -1;
-  server.set_socket_options([&listen_fd](int fd) {
-    httplib::default_socket_options(fd);
-    listen_fd = fd;
-  });
-  if (!server.bind_to_port(host, port)) return false;
-  if (listen_fd >= 0 && ::listen(listen_fd, SOMAXCONN) != 0) {
-    spdlog::warn("raising the listen backlog of {}: {}", host, std::strerror(errno));
-  }
-  return true;
-}
-
-// Binds the Unix socket so that it is never reachable with a wider mode than 0600.
-Status BindUnixSocket(httplib::Server& server, const std::string& path) {
-  FE_RETURN_IF_ERROR(PrepareSocketPath(path));
-  server.set_address_family(AF_UNIX);
-  mode_t old_mask = ::umask(0177);
-  bool bound = BindWithBacklog(server, path, 80);
-  ::umask(old_mask);
-  if (!bound) return Status::Io("cannot bind Unix socket " + path);
-  if (::chmod(path.c_str(), 0600) != 0) return Status::FromErrno(errno, "chmod 0600", path);
-  return Status::Ok();
 }
 
 int Run(const Options& options) {
@@ -150,7 +113,7 @@ int Run(const Options& options) {
       spdlog::critical("--listen-tcp requires --token-file: the TCP listener never serves without a bearer token");
       return 2;
     }
-    Result<std::string> read = ReadToken(options.token_file);
+    Result<std::string> read = ReadTokenFile(options.token_file);
     Result<std::pair<std::string, int>> parsed = ParseHostPort(options.listen_tcp);
     if (!read.ok() || !parsed.ok()) {
       spdlog::critical("{}", (!read.ok() ? read.status() : parsed.status()).ToString());
@@ -205,69 +168,50 @@ int Run(const Options& options) {
                pools->cpu_used_vcpus());
 
   ApiServer api(*engine, metrics, pools.get());
-  auto unix_server = std::make_unique<httplib::Server>();
-  api.Install(*unix_server, "");
-  if (Status bound = BindUnixSocket(*unix_server, options.socket); !bound.ok()) {
-    spdlog::critical("{}", bound.ToString());
+  HttpServer server(api.Handlers(), HttpServerOptions{});
+  Result<int> unix_fd = BindUnixSocket(options.socket);
+  ListenerOptions unix_options;
+  unix_options.name = "unix:" + options.socket;
+  unix_options.max_connections = options.max_connections;
+  unix_options.max_body_bytes = kMaxBodyBytes;
+  Status listening = unix_fd.ok() ? server.ServeUnixSocket(*unix_fd, unix_options) : unix_fd.status();
+  if (listening.ok() && !options.listen_tcp.empty()) {
+    ListenerOptions tcp_options = unix_options;
+    tcp_options.name = "tcp:" + options.listen_tcp;
+    tcp_options.token = token;
+    // Clients that never authenticate get a short header deadline: they cannot hold connections long.
+    tcp_options.header_timeout = std::chrono::milliseconds(3000);
+    listening = server.ServeTcp(tcp.first, tcp.second, std::move(tcp_options)).status();
+  }
+  if (!listening.ok()) {
+    spdlog::critical("{}", listening.ToString());
+    server.Stop(std::chrono::milliseconds(0));
+    // Only a socket this forkd bound is its to remove (never another daemon's).
+    if (unix_fd.ok()) ::unlink(options.socket.c_str());
     return 1;
   }
-  std::unique_ptr<httplib::Server> tcp_server;
-  if (!options.listen_tcp.empty()) {
-    tcp_server = std::make_unique<httplib::Server>();
-    api.Install(*tcp_server, token);
-    if (!BindWithBacklog(*tcp_server, tcp.first, tcp.second)) {
-      spdlog::critical("cannot bind TCP {}", options.listen_tcp);
-      ::unlink(options.socket.c_str());
-      return 1;
-    }
-  }
+  server.Start();
   spdlog::info("forkd listening on unix:{}{}", options.socket,
-               tcp_server ? " and tcp:" + options.listen_tcp + " (bearer token)" : "");
+               options.listen_tcp.empty() ? "" : " and tcp:" + options.listen_tcp + " (bearer token)");
   if (options.ready_fd >= 0) {
     (void)!::write(options.ready_fd, "ready\n", 6);
     ::close(options.ready_fd);
   }
 
-  std::atomic<bool> unix_done{false}, tcp_done{tcp_server == nullptr}, signalled{false};
-  std::thread tcp_thread;
-  if (tcp_server) {
-    tcp_thread = std::thread([&] {
-      tcp_server->listen_after_bind();
-      tcp_done = true;
-    });
-  }
-  std::thread signal_thread([&] {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGUSR1);  // sent by main when a listener ended on its own
-    int received = 0;
-    ::sigwait(&set, &received);
-    if (received != SIGUSR1) {
-      signalled = true;
-      spdlog::info("signal {}: stopping listeners, letting requests in flight finish", ::strsignal(received));
-    }
-    // stop() does nothing before listen has started; repeat until both loops have returned.
-    while (!unix_done || !tcp_done) {
-      unix_server->stop();
-      if (tcp_server) tcp_server->stop();
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-  });
-
-  unix_server->listen_after_bind();
-  unix_done = true;
-  if (!signalled) ::pthread_kill(signal_thread.native_handle(), SIGUSR1);
-  signal_thread.join();
-  if (tcp_thread.joinable()) tcp_thread.join();
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  int received = 0;
+  ::sigwait(&set, &received);
+  spdlog::info("signal {}: stopping listeners, letting requests in flight finish (at most {} ms)",
+               ::strsignal(received), options.shutdown_grace_ms);
+  server.Stop(std::chrono::milliseconds(options.shutdown_grace_ms));
   ::unlink(options.socket.c_str());
-  unix_server.reset();
-  tcp_server.reset();
   pools.reset();
   engine.reset();
   spdlog::info("forkd stopped");
-  return signalled ? 0 : 1;
+  return 0;
 }
 
 }  // namespace
@@ -290,7 +234,6 @@ int main(int argc, char** argv) {
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGUSR1);
   ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
 
@@ -344,6 +287,12 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(int64_t{0}, int64_t{600'000}))
       ->capture_default_str();
   app.add_option("--ready-fd", options.ready_fd, "write \"ready\" to this fd once the socket accepts connections");
+  app.add_option("--shutdown-grace-ms", options.shutdown_grace_ms,
+                 "on SIGTERM, how long requests in flight may take to finish")
+      ->capture_default_str();
+  app.add_option("--max-connections", options.max_connections,
+                 "open connections per listener; beyond it the one idle longest is closed")
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");

@@ -33,7 +33,14 @@ Json PhasesToJson(const engine::ForkPhases& phases) {
 }  // namespace
 
 Reply ApiServer::Healthz(const Params&, std::string_view) {
-  return JsonReply(200, Json{{"status", "ok"}, {"instances", engine_.List().size()}});
+  // Quarantined instances (engine/recovery.cc) need an operator: the daemon serves, but is degraded.
+  Json quarantined = Json::array();
+  for (const engine::QuarantinedInstance& instance : engine_.recovery().quarantined) {
+    quarantined.push_back(Json{{"id", instance.id}, {"path", instance.path}, {"reason", instance.reason}});
+  }
+  return JsonReply(200, Json{{"status", quarantined.empty() ? "ok" : "degraded"},
+                             {"instances", engine_.List().size()},
+                             {"quarantined", std::move(quarantined)}});
 }
 
 Reply ApiServer::ListInstances(const Params&, std::string_view) {

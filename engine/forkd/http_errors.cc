@@ -12,7 +12,8 @@ int HttpStatusFor(ErrorCode code) {
     case ErrorCode::kAlreadyExists:
     case ErrorCode::kFailedPrecondition:
     case ErrorCode::kBusy: return 409;
-    case ErrorCode::kUnsupported: return 422;
+    case ErrorCode::kUnsupported:
+    case ErrorCode::kInvalidContent: return 422;
     case ErrorCode::kNoSpace: return 507;
     case ErrorCode::kUnavailable: return 503;
     case ErrorCode::kPermissionDenied: return 403;
@@ -36,8 +37,11 @@ std::string_view ErrorCodeForHttpStatus(int http_status) {
     case 401: return "unauthenticated";
     case 403: return "permission_denied";
     case 404: return "not_found";
+    case 405: return "method_not_allowed";
+    case 411: return "length_required";
     case 413: return "payload_too_large";
     case 414: return "uri_too_long";
+    case 431: return "header_too_large";
     case 503: return "unavailable";
     default: return http_status >= 500 ? "internal" : "invalid_argument";
   }

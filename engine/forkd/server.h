@@ -1,17 +1,18 @@
-// forkd's HTTP layer: the /v1 routes of the API contract over an fe::engine::Engine.
+// forkd's API: the /v1 routes of the API contract over an fe::engine::Engine, served by the HTTP
+// transport of engine/forkd/http_server.h.
 //
-// Routing is ours (engine/forkd/router.h): httplib hands every request of every method to one
+// Routing is ours (engine/forkd/router.h): the transport hands every complete request to one
 // dispatcher, which matches the route table segment by segment. That keeps one table for serving,
-// for metrics labels and for the OpenAPI coverage test, and keeps std::regex out of our code.
+// for metrics labels, for which requests need a body (411 without one) and for the OpenAPI coverage
+// test, and keeps std::regex out of our code. A path the table knows under other methods is 405 with
+// an Allow header; any other is 404.
 //
-// Per request: httplib reads the body (refusing more than kMaxBodyBytes with 413 before any handler
-// runs), the dispatcher parses it strictly (request_parsing.h), calls the engine, and maps a failed
-// Status to its HTTP code with a JSON {"code","message"} body (http_errors.h). Every response, also
-// the ones httplib makes itself (413, unknown method), is logged as one line and counted in the
-// metrics.
+// Per request: the transport reads the body (refusing more than kMaxBodyBytes with 413 before any
+// byte of it is read), the dispatcher parses it strictly (request_parsing.h), calls the engine, and
+// maps a failed Status to its HTTP code with a JSON {"code","message"} body (http_errors.h). Every
+// response, also the transport's own refusals, is logged as one line and counted in the metrics.
 //
-// Threads: the engine is thread-safe; an ApiServer may serve several httplib servers (the Unix
-// socket and the TCP listener) at once.
+// Threads: the engine is thread-safe; one ApiServer serves every listener.
 #pragma once
 
 #include <cstddef>
@@ -20,21 +21,13 @@
 #include <vector>
 
 #include "engine/engine.h"
+#include "engine/forkd/http_server.h"
 #include "engine/forkd/metrics.h"
 #include "engine/pools/pool.h"
-
-namespace httplib {
-class Server;
-}
 
 namespace fe::engine::forkd {
 
 inline constexpr size_t kMaxBodyBytes = 64 * 1024;
-// Worker threads per listener: a request holds its thread while the engine forks, and 50 concurrent
-// fork requests must all be served without queueing behind each other.
-inline constexpr size_t kWorkerThreads = 64;
-// Requests served on one keep-alive connection before the server closes it.
-inline constexpr size_t kKeepAliveMaxRequests = 10'000;
 
 struct ServedRoute {
   std::string method;   // "GET", "POST", "DELETE"
@@ -44,15 +37,8 @@ struct ServedRoute {
 // Every (method, pattern) the server serves.
 std::vector<ServedRoute> ServedRoutes();
 
-// What a handler answers.
-struct Reply {
-  int status = 200;
-  std::string body;
-  std::string content_type = "application/json";
-  std::string instance;            // the instance the request named (for the log)
-  std::vector<std::string> forks;  // ids of forks made (for the log)
-  std::string error;               // message of a failed request (for the log)
-};
+// What a handler answers: the transport's response, with the fields the request log reads.
+using Reply = HttpResponse;
 
 class ApiServer {
  public:
@@ -61,14 +47,15 @@ class ApiServer {
   ApiServer(engine::Engine& engine, Metrics& metrics, engine::pools::PoolManager* pools = nullptr)
       : engine_(engine), metrics_(metrics), pools_(pools) {}
 
-  // Installs routes, limits, timeouts, the worker pool, error handling and request logging on
-  // `server`. A non-empty `token` makes every request need "Authorization: Bearer <token>" (401
-  // otherwise), checked before the body is read.
-  void Install(httplib::Server& server, const std::string& token);
+  // The transport's callbacks: Dispatch, the routes that need a body, the request log and metrics,
+  // JSON error bodies.
+  HttpHandlers Handlers();
 
-  // Serves one request (no HTTP involved): the route's reply, or 404 for an unknown route.
-  // `route` receives the matched pattern, or "unmatched".
-  Reply Dispatch(std::string_view method, std::string_view path, std::string_view body, std::string* route);
+  // Serves one request (no HTTP involved): the route's reply (its `route` the matched pattern), 405
+  // with Allow for a path served under other methods only, or 404.
+  Reply Dispatch(std::string_view method, std::string_view path, std::string_view body);
+  // Whether the route of `method` `path` reads a request body it cannot do without.
+  bool RequiresBody(std::string_view method, std::string_view path) const;
 
  private:
   using Params = std::vector<std::string>;
@@ -95,7 +82,9 @@ class ApiServer {
     std::string method;
     std::string pattern;
     Reply (ApiServer::*handler)(const Params&, std::string_view);
+    bool body_required = false;  // a request without Content-Length (or chunked) is 411
   };
+  void Completed(const HttpRequest& request, const HttpResponse& response, double seconds);
   static const std::vector<Route>& Routes();
   friend std::vector<ServedRoute> ServedRoutes();
 

@@ -42,4 +42,21 @@ Status PrepareSocketPath(const std::string& path) {
   return Status::Ok();
 }
 
+Result<int> BindUnixSocket(const std::string& path) {
+  FE_RETURN_IF_ERROR(PrepareSocketPath(path));
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return Status::FromErrno(errno, "socket", path);
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  std::memcpy(address.sun_path, path.c_str(), path.size());
+  const mode_t old_mask = ::umask(0177);
+  const int bound = ::bind(fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address));
+  const int bind_errno = errno;
+  ::umask(old_mask);
+  if (bound != 0) return Status::FromErrno(bind_errno, "bind", path);
+  if (::chmod(path.c_str(), 0600) != 0) return Status::FromErrno(errno, "chmod 0600", path);
+  if (::listen(fd.get(), SOMAXCONN) != 0) return Status::FromErrno(errno, "listen", path);
+  return fd.release();
+}
+
 }  // namespace fe::engine::forkd

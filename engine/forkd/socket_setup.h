@@ -13,4 +13,9 @@ namespace fe::engine::forkd {
 // when `path` exists and is not a socket (never delete a file we did not make).
 Status PrepareSocketPath(const std::string& path);
 
+// PrepareSocketPath, then a Unix stream socket bound at `path` that is never reachable with a wider
+// mode than 0600, listening with a full backlog (a burst of 50 concurrent clients must not be refused
+// before the server accepts them). Returns its fd.
+Result<int> BindUnixSocket(const std::string& path);
+
 }  // namespace fe::engine::forkd

@@ -3,6 +3,7 @@
 #include "hypervisor/cloud_hypervisor/cloud_hypervisor.h"
 
 #include <arpa/inet.h>
+#include <sys/stat.h>
 
 #include <cctype>
 
@@ -11,8 +12,9 @@
 #include "hypervisor/cloud_hypervisor/controller.h"
 #include "hypervisor/cloud_hypervisor/instance_files.h"
 #include "hypervisor/cloud_hypervisor/instance_manifest.h"
+#include "hypervisor/cloud_hypervisor/path_fields.h"
 #include "hypervisor/identity_handoff.h"
-#include "base/atomic_file.h"
+#include "base/confined_dir.h"
 
 namespace fe::hypervisor::cloud_hypervisor {
 namespace {
@@ -62,7 +64,7 @@ struct RewrittenFile {
 };
 
 Result<RewrittenFile> RewriteFile(const std::string& dir, const std::string& relative, const ConfigRewrite& rewrite) {
-  Result<std::string> text = ReadSmallFile(dir + "/" + relative);
+  Result<std::string> text = ReadFileBeneath(dir, relative);
   if (!text.ok()) return text.status();
   Result<std::string> rewritten = RewriteConfigText(*text, rewrite, relative);
   if (!rewritten.ok()) return rewritten.status();
@@ -78,8 +80,8 @@ Result<PreparedFork> Prepare(const ForkSpec& spec) {
     return Status::NotFound(spec.target_dir + "/" + where + "/" + std::string(kSnapshotConfigName) +
                             ": no snapshot config to restore the fork from");
   }
-  ConfigRewrite rewrite{snapshot::PathRewriter(spec.source_dir, spec.target_dir), spec.source_identity,
-                        spec.target_identity, false};
+  ConfigRewrite rewrite{snapshot::PathRewriter(spec.source_dir, spec.target_dir, spec.guarded_dirs),
+                        spec.source_identity, spec.target_identity, false};
   // Every file is rewritten in memory first, so an error in any leaves all of them untouched.
   std::vector<RewrittenFile> rewritten;
   for (bool in_snapshot : {false, true}) {
@@ -92,7 +94,7 @@ Result<PreparedFork> Prepare(const ForkSpec& spec) {
   }
   PreparedFork prepared;
   for (const RewrittenFile& file : rewritten) {
-    FE_RETURN_IF_ERROR(ReplaceFileAtomically(spec.target_dir + "/" + file.relative, file.content));
+    FE_RETURN_IF_ERROR(ReplaceFileBeneath(spec.target_dir, file.relative, file.content));
     prepared.rewritten_files.push_back(file.relative);
   }
   // The fork must not inherit the source's sockets, pid file or logs: the manifest says which they
@@ -117,6 +119,66 @@ Result<PreparedFork> Prepare(const ForkSpec& spec) {
   return prepared;
 }
 
+// Every path field of `config` that lies in `dir` must be reachable: each directory on its way that
+// exists is a directory (a "logs" that is a file leaves the VM no place for its serial log).
+Status CheckPathsReachable(const ConfinedDir& dir, Json& config, const std::string& file) {
+  for (const PathField& path_field : PathFields()) {
+    FE_RETURN_IF_ERROR(ForEachField(
+        config, path_field.pattern, file,
+        [&](Json& parent, const std::string& key, const std::string& field) -> Status {
+          Result<std::string> value = StringAt(parent, key, file, field);
+          if (!value.ok()) return value.status();
+          if (!snapshot::IsBeneath(*value, dir.path())) return Status::Ok();
+          const std::string relative = value->substr(dir.path().size() + 1);
+          for (size_t slash = relative.find('/'); slash != std::string::npos; slash = relative.find('/', slash + 1)) {
+            Result<std::optional<struct stat>> st = dir.Stat(relative.substr(0, slash));
+            if (!st.ok() || !st->has_value()) return Status::Ok();  // made when the VM runs
+            if (!S_ISDIR((*st)->st_mode)) {
+              return FieldError(file, field,
+                                "'" + *value + "': " + dir.PathOf(relative.substr(0, slash)) + " is not a directory",
+                                ErrorCode::kInvalidContent);
+            }
+          }
+          return Status::Ok();
+        }));
+  }
+  return Status::Ok();
+}
+
+Status CheckDirectory(const std::string& dir, bool standby) {
+  Result<InstanceFiles> files = FindInstanceFiles(dir);
+  if (!files.ok()) return files.status();
+  if (files->boot_configs.empty() && !standby) {
+    return Status::NotFound(dir + ": no boot config (" + std::string(kBootConfigName) +
+                            ", a cloud-hypervisor VmConfig) to boot from");
+  }
+  if (files->snapshot_configs.empty() && standby) {
+    std::string where = files->snapshot_dir.empty() ? std::string(kDefaultSnapshotDir) : files->snapshot_dir;
+    return Status::NotFound(dir + "/" + where + "/" + std::string(kSnapshotConfigName) +
+                            ": no snapshot config to restore from");
+  }
+  FE_ASSIGN_OR_RETURN(ConfinedDir confined, ConfinedDir::Open(dir));
+  for (const std::vector<std::string>* configs : {&files->boot_configs, &files->snapshot_configs}) {
+    for (const std::string& relative : *configs) {
+      Result<std::string> text = confined.ReadFile(relative);
+      if (!text.ok()) return text.status();
+      FE_ASSIGN_OR_RETURN(Json config, ParseObject(*text, dir + "/" + relative));
+      FE_RETURN_IF_ERROR(CheckPathsReachable(confined, config, dir + "/" + relative));
+    }
+  }
+  if (standby) {
+    const std::string snapshot_dir =
+        files->snapshot_dir.empty() ? std::string(kDefaultSnapshotDir) : files->snapshot_dir;
+    for (std::string_view name : {kSnapshotStateName, kSnapshotMemoryName}) {
+      const std::string relative = snapshot_dir + "/" + std::string(name);
+      if (!IsRegularFileBeneath(dir, relative)) {
+        return Status::NotFound(dir + "/" + relative + ": the snapshot has no such regular file");
+      }
+    }
+  }
+  return Status::Ok();
+}
+
 Result<std::vector<std::string>> BootArgumentsOf(const std::string& dir) {
   Result<InstanceFiles> files = FindInstanceFiles(dir);
   if (!files.ok()) return files.status();
@@ -124,7 +186,7 @@ Result<std::vector<std::string>> BootArgumentsOf(const std::string& dir) {
     return Status::NotFound(dir + ": no boot config (" + std::string(kBootConfigName) + ") to boot from");
   }
   const std::string& relative = files->boot_configs.front();
-  Result<std::string> text = ReadSmallFile(dir + "/" + relative);
+  Result<std::string> text = ReadFileBeneath(dir, relative);
   if (!text.ok()) return text.status();
   Result<Json> config = ParseObject(*text, relative);
   if (!config.ok()) return config.status();
@@ -142,6 +204,10 @@ class CloudHypervisor final : public Plugin {
     capabilities.snapshot_keeps_vsock_cid = true;
     capabilities.restore_needs_path_alias = false;
     return capabilities;
+  }
+
+  Status CheckGuestDirectory(const std::string& dir, bool standby) const override {
+    return CheckDirectory(dir, standby).Annotate("not a cloud-hypervisor guest directory");
   }
 
   Result<PreparedFork> PrepareFork(const ForkSpec& spec) const override {

@@ -35,6 +35,9 @@ Status RewriteField(Json& config, const PathField& path_field, const snapshot::P
       config, path_field.pattern, file, [&](Json& parent, const std::string& key, const std::string& field) -> Status {
         Result<std::string> value = StringAt(parent, key, file, field);
         if (!value.ok()) return value.status();
+        if (Status checked = paths.Check(*value); !checked.ok()) {
+          return FieldError(file, field, checked.message(), checked.code());
+        }
         if (std::optional<std::string> rewritten = paths.Rewrite(*value)) {
           parent[key] = std::move(*rewritten);
           return Status::Ok();

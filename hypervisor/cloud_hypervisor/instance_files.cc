@@ -1,5 +1,5 @@
 #include "hypervisor/cloud_hypervisor/instance_files.h"
-#include "base/atomic_file.h"
+#include "base/confined_dir.h"
 #include "snapshot/path_rewrite.h"
 
 #include <sys/stat.h>
@@ -13,9 +13,8 @@ using snapshot::IsBeneath;
 
 // Appends `relative` to `out` when it is a regular file in `dir`.
 Status AddIfPresent(const std::string& dir, const std::string& relative, std::vector<std::string>& out) {
-  Result<bool> present = IsRegularFile(dir + "/" + relative);
-  if (!present.ok()) return present.status();
-  if (*present) out.push_back(relative);
+  // Beneath the directory only: a config reached through a symlink is no config of this instance.
+  if (IsRegularFileBeneath(dir, relative)) out.push_back(relative);
   return Status::Ok();
 }
 

@@ -9,7 +9,7 @@
 #include "hypervisor/cloud_hypervisor/instance_files.h"
 #include "hypervisor/cloud_hypervisor/field_patterns.h"
 #include "hypervisor/cloud_hypervisor/path_fields.h"
-#include "base/atomic_file.h"
+#include "base/confined_dir.h"
 
 namespace fe::hypervisor::cloud_hypervisor {
 namespace {
@@ -43,13 +43,15 @@ class ManifestBuilder {
   }
 
   void AddIfPresent(const std::string& relative, FileRole role) {
-    struct stat st {};
-    if (::lstat((dir_ + "/" + relative).c_str(), &st) == 0) Add(relative, role);
+    Result<ConfinedDir> dir = ConfinedDir::Open(dir_);
+    if (!dir.ok()) return;
+    Result<std::optional<struct stat>> st = dir->Stat(relative);
+    if (st.ok() && st->has_value()) Add(relative, role);
   }
 
   // Every path field of the config at `relative` that lies beneath the directory.
   Status AddPathsOf(const std::string& relative) {
-    Result<std::string> text = ReadSmallFile(dir_ + "/" + relative);
+    Result<std::string> text = ReadFileBeneath(dir_, relative);
     if (!text.ok()) return text.status();
     Result<Json> config = ParseObject(*text, relative);
     if (!config.ok()) return config.status();

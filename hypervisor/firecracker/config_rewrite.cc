@@ -31,6 +31,9 @@ Status RewritePath(Json& parent, const PathField& spec, const std::string& field
                           "' is relative: the fork's firecracker would resolve it against the same working "
                           "directory as the source's; use an absolute path");
   }
+  if (Status checked = rewrite.paths.Check(value); !checked.ok()) {
+    return FieldError(file, field, checked.message(), checked.code());
+  }
   if (std::optional<std::string> rewritten = rewrite.paths.Rewrite(value)) {
     *it = *rewritten;
     return Status::Ok();

@@ -15,7 +15,7 @@
 #include "base/unique_fd.h"
 #include "hypervisor/firecracker/api_client.h"
 #include "hypervisor/firecracker/instance_files.h"
-#include "base/atomic_file.h"
+#include "base/confined_dir.h"
 #include "snapshot/path_rewrite.h"
 
 namespace fe::hypervisor::firecracker {
@@ -71,8 +71,7 @@ class Controller final : public VmController {
     if (!config.ok()) return config.status().Annotate("describing the snapshot in " + snapshot_dir);
     Result<SnapshotDevices> devices = ParseSnapshotDevices(*config, "GET /vm/config of " + api_.socket_path());
     if (!devices.ok()) return devices.status();
-    return ReplaceFileAtomically(snapshot_dir + "/" + std::string(kSnapshotDevicesName),
-                                 EncodeSnapshotDevices(*devices), 0600);
+    return ReplaceFileBeneath(snapshot_dir, kSnapshotDevicesName, EncodeSnapshotDevices(*devices), 0600);
   }
 
   Status Restore(const std::string& snapshot_dir, const NetworkIdentity& identity) override {

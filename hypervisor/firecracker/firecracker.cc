@@ -14,7 +14,7 @@
 #include "hypervisor/firecracker/instance_files.h"
 #include "hypervisor/firecracker/snapshot_devices.h"
 #include "hypervisor/identity_handoff.h"
-#include "base/atomic_file.h"
+#include "base/confined_dir.h"
 
 namespace fe::hypervisor::firecracker {
 namespace {
@@ -36,11 +36,37 @@ Status CheckForkDirectories(const ForkSpec& spec) {
   return Status::Ok();
 }
 
-Status RequireRegularFile(const std::string& path, std::string_view what) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return Status::FromErrno(errno, "the snapshot's " + std::string(what), path);
-  if (!S_ISREG(st.st_mode))
-    return Status::InvalidArgument("the snapshot's " + std::string(what) + " " + path + " is not a file");
+// A regular file beneath `dir` (no symlink on the way, none at the end).
+Status RequireRegularFile(const std::string& dir, const std::string& relative, std::string_view what) {
+  FE_ASSIGN_OR_RETURN(ConfinedDir confined, ConfinedDir::Open(dir));
+  Result<std::optional<struct stat>> st = confined.Stat(relative);
+  if (!st.ok()) return st.status().Annotate("the snapshot's " + std::string(what));
+  if (!st->has_value())
+    return Status::NotFound("the snapshot's " + std::string(what) + " " + confined.PathOf(relative) +
+                            " does not exist");
+  if (!S_ISREG((*st)->st_mode)) {
+    return Status::InvalidContent("the snapshot's " + std::string(what) + " " + confined.PathOf(relative) +
+                                  " is not a regular file");
+  }
+  return Status::Ok();
+}
+
+Status CheckDirectory(const std::string& dir, bool standby) {
+  Result<InstanceFiles> files = FindInstanceFiles(dir);
+  if (!files.ok()) return files.status();
+  if (!files->boot_config.empty()) {
+    Result<std::string> text = ReadFileBeneath(dir, files->boot_config);
+    if (!text.ok()) return text.status();
+    FE_RETURN_IF_ERROR(ParseObject(*text, dir + "/" + files->boot_config).status());
+  } else if (!standby) {
+    return Status::NotFound(dir + ": no " + std::string(kBootConfigName) +
+                            " (Firecracker's --config-file) to boot from");
+  }
+  if (standby) {
+    const std::string snapshot_relative = files->snapshot_dir + "/";
+    FE_RETURN_IF_ERROR(RequireRegularFile(dir, snapshot_relative + std::string(kSnapshotStateName), "state file"));
+    FE_RETURN_IF_ERROR(RequireRegularFile(dir, snapshot_relative + std::string(kSnapshotMemoryName), "memory file"));
+  }
   return Status::Ok();
 }
 
@@ -112,6 +138,10 @@ class FirecrackerPluginImpl final : public Plugin {
     return capabilities;
   }
 
+  Status CheckGuestDirectory(const std::string& dir, bool standby) const override {
+    return CheckDirectory(dir, standby).Annotate("not a firecracker guest directory");
+  }
+
   Result<PreparedFork> PrepareFork(const ForkSpec& spec) const override {
     FE_RETURN_IF_ERROR(CheckForkDirectories(spec));
     Result<InstanceFiles> files = FindInstanceFiles(spec.target_dir);
@@ -125,12 +155,13 @@ class FirecrackerPluginImpl final : public Plugin {
     std::optional<Json> source_config;  // the clone's config before the rewrite: the source's
     if (!files->boot_config.empty()) {
       const std::string file = spec.target_dir + "/" + files->boot_config;
-      Result<std::string> text = ReadSmallFile(file);
+      Result<std::string> text = ReadFileBeneath(spec.target_dir, files->boot_config);
       if (!text.ok()) return text.status();
       Result<Json> config = ParseObject(*text, file);
       if (!config.ok()) return config.status();
       source_config = *config;
-      const ConfigRewrite rewrite{snapshot::PathRewriter(spec.source_dir, spec.target_dir), spec.target_identity};
+      const ConfigRewrite rewrite{snapshot::PathRewriter(spec.source_dir, spec.target_dir, spec.guarded_dirs),
+                                  spec.target_identity};
       FE_RETURN_IF_ERROR(RewriteConfig(*config, rewrite, file));
       writes.push_back({files->boot_config, config->dump(2) + "\n"});
     } else if (!spec.from_snapshot) {
@@ -142,12 +173,16 @@ class FirecrackerPluginImpl final : public Plugin {
     prepared.restore.identity = spec.target_identity;
     if (spec.from_snapshot) {
       const std::string snapshot_dir = spec.target_dir + "/" + files->snapshot_dir;
-      FE_RETURN_IF_ERROR(RequireRegularFile(snapshot_dir + "/" + std::string(kSnapshotStateName), "state file"));
-      FE_RETURN_IF_ERROR(RequireRegularFile(snapshot_dir + "/" + std::string(kSnapshotMemoryName), "memory file"));
+      const std::string snapshot_relative = files->snapshot_dir + "/";
+      FE_RETURN_IF_ERROR(
+          RequireRegularFile(spec.target_dir, snapshot_relative + std::string(kSnapshotStateName), "state file"));
+      FE_RETURN_IF_ERROR(
+          RequireRegularFile(spec.target_dir, snapshot_relative + std::string(kSnapshotMemoryName), "memory file"));
       const std::string devices_file = snapshot_dir + "/" + std::string(kSnapshotDevicesName);
       Json base = Json::object();
       std::optional<SnapshotDevices> devices;
-      Result<std::string> text = ReadSmallFile(devices_file);
+      Result<std::string> text =
+          ReadFileBeneath(spec.target_dir, snapshot_relative + std::string(kSnapshotDevicesName));
       if (text.ok()) {
         Result<Json> document = ParseObject(*text, devices_file);
         if (!document.ok()) return document.status();
@@ -203,7 +238,7 @@ class FirecrackerPluginImpl final : public Plugin {
 
     for (const Write& write : writes) {
       FE_RETURN_IF_ERROR(
-          ReplaceFileAtomically(spec.target_dir + "/" + write.relative, write.content).Annotate("firecracker fork"));
+          ReplaceFileBeneath(spec.target_dir, write.relative, write.content).Annotate("firecracker fork"));
       prepared.rewritten_files.push_back(write.relative);
     }
     return prepared;

@@ -1,5 +1,5 @@
 #include "hypervisor/firecracker/instance_files.h"
-#include "base/atomic_file.h"
+#include "base/confined_dir.h"
 #include "snapshot/path_rewrite.h"
 
 #include <sys/stat.h>
@@ -22,9 +22,7 @@ Result<InstanceFiles> FindInstanceFiles(const std::string& dir) {
   Result<snapshot::Manifest> manifest = snapshot::ReadManifest(dir);
   if (!manifest.ok()) {
     if (manifest.status().code() != ErrorCode::kNotFound) return manifest.status();
-    Result<bool> present = IsRegularFile(dir + "/" + std::string(kBootConfigName));
-    if (!present.ok()) return present.status();
-    if (*present) files.boot_config = kBootConfigName;
+    if (IsRegularFileBeneath(dir, kBootConfigName)) files.boot_config = kBootConfigName;
     return files;
   }
   const std::string manifest_file = dir + "/manifest.json";

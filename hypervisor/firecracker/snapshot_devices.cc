@@ -1,7 +1,7 @@
 #include "hypervisor/firecracker/snapshot_devices.h"
 
 #include "hypervisor/firecracker/instance_files.h"
-#include "base/atomic_file.h"
+#include "base/confined_dir.h"
 
 namespace fe::hypervisor::firecracker {
 namespace {
@@ -133,7 +133,7 @@ std::string EncodeSnapshotDevices(const SnapshotDevices& devices, Json base) {
 
 Result<SnapshotDevices> ReadSnapshotDevices(const std::string& snapshot_dir) {
   const std::string file = snapshot_dir + "/" + std::string(kSnapshotDevicesName);
-  Result<std::string> text = ReadSmallFile(file);
+  Result<std::string> text = ReadFileBeneath(snapshot_dir, kSnapshotDevicesName);
   if (!text.ok()) return text.status();
   Result<Json> document = ParseObject(*text, file);
   if (!document.ok()) return document.status();

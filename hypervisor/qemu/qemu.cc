@@ -29,6 +29,10 @@ class QemuPluginImpl final : public Plugin {
     return config.ok() && !config->memory_file.empty();
   }
 
+  Status CheckGuestDirectory(const std::string& dir, bool standby) const override {
+    return qemu::CheckGuestDirectory(dir, standby).Annotate("not a qemu guest directory");
+  }
+
   Result<PreparedFork> PrepareFork(const ForkSpec& spec) const override { return qemu::PrepareFork(spec); }
 
   Result<LaunchCommand> Launch(const std::string& instance_dir, LaunchMode mode) const override {

@@ -7,7 +7,7 @@
 #include <map>
 #include <set>
 
-#include "base/atomic_file.h"
+#include "base/confined_dir.h"
 
 namespace fe::hypervisor::qemu {
 namespace {
@@ -367,7 +367,7 @@ Status ValidateConfig(const Config& config, std::string_view origin) {
 
 Result<Config> ReadConfig(const std::string& instance_dir) {
   const std::string path = instance_dir + "/" + kConfigFile;
-  Result<std::string> text = ReadSmallFile(path);
+  Result<std::string> text = ReadFileBeneath(instance_dir, kConfigFile);
   if (!text.ok()) return text.status();
   return ParseConfig(*text, path);
 }
@@ -375,7 +375,7 @@ Result<Config> ReadConfig(const std::string& instance_dir) {
 Status WriteConfig(const std::string& instance_dir, const Config& config) {
   const std::string path = instance_dir + "/" + kConfigFile;
   FE_RETURN_IF_ERROR(ValidateConfig(config, path));
-  return ReplaceFileAtomically(path, SerializeConfig(config));
+  return ReplaceFileBeneath(instance_dir, kConfigFile, SerializeConfig(config));
 }
 
 }  // namespace fe::hypervisor::qemu

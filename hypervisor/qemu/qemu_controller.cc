@@ -14,6 +14,7 @@
 #include "hypervisor/qemu/qemu_argv.h"
 #include "hypervisor/qemu/qemu_config.h"
 #include "base/atomic_file.h"
+#include "base/confined_dir.h"
 
 namespace fe::hypervisor::qemu {
 namespace {
@@ -47,7 +48,7 @@ struct SnapshotInfo {
 
 Result<SnapshotInfo> ReadSnapshotInfo(const std::string& snapshot_dir) {
   const std::string path = snapshot_dir + "/" + kSnapshotInfoFile;
-  Result<std::string> text = ReadSmallFile(path);
+  Result<std::string> text = ReadFileBeneath(snapshot_dir, kSnapshotInfoFile);
   if (!text.ok()) return text.status();
   json root = json::parse(*text, nullptr, /*allow_exceptions=*/false);
   if (root.is_discarded() || !root.is_object()) {
@@ -171,7 +172,7 @@ Status QemuController::Snapshot(const std::string& snapshot_dir) {
                       {"ignore_shared_memory", *shared},
                       {"state_bytes", static_cast<uint64_t>(info.st_size)},
                       {"qemu_version", VersionText(qmp_.version())}};
-  return ReplaceFileAtomically(snapshot_dir + "/" + kSnapshotInfoFile, description.dump(2) + "\n").Annotate(what);
+  return ReplaceFileBeneath(snapshot_dir, kSnapshotInfoFile, description.dump(2) + "\n").Annotate(what);
 }
 
 Status QemuController::Restore(const std::string& snapshot_dir, const NetworkIdentity& /*identity*/) {

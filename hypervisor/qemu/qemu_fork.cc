@@ -7,6 +7,7 @@
 #include <random>
 #include <set>
 
+#include "base/confined_dir.h"
 #include "hypervisor/identity_handoff.h"
 #include "snapshot/guest_directory.h"
 #include "snapshot/path_rewrite.h"
@@ -32,10 +33,17 @@ std::string BaseName(const std::string& path) {
 class ForkRewriter {
  public:
   ForkRewriter(const ForkSpec& spec, std::string_view origin)
-      : origin_(origin), to_target_(spec.source_dir, spec.target_dir), in_target_(spec.target_dir, spec.target_dir) {}
+      : origin_(origin),
+        to_target_(spec.source_dir, spec.target_dir, spec.guarded_dirs),
+        in_target_(spec.target_dir, spec.target_dir) {}
 
   Status Error(ErrorCode code, const std::string& field, const std::string& what) const {
     return Status(code, std::string(origin_) + ": field '" + field + "': " + what);
+  }
+  // PathRewriter::Check of a path field.
+  Status Check(const std::string& field, const std::string& path) const {
+    Status checked = to_target_.Check(path);
+    return checked.ok() ? checked : Error(checked.code(), field, checked.message());
   }
 
   // A path of the VM's data: beneath the source -> beneath the target; anything else unchanged.
@@ -95,6 +103,16 @@ Result<Config> RewriteConfigForFork(const Config& source, const ForkSpec& spec, 
   const NetworkIdentity& to = spec.target_identity;
   Config fork = source;
 
+  FE_RETURN_IF_ERROR(rewrite.Check("kernel", source.kernel));
+  FE_RETURN_IF_ERROR(rewrite.Check("initrd", source.initrd));
+  FE_RETURN_IF_ERROR(rewrite.Check("memory_file", source.memory_file));
+  FE_RETURN_IF_ERROR(rewrite.Check("qmp_socket", source.qmp_socket));
+  for (size_t i = 0; i < source.drives.size(); ++i) {
+    FE_RETURN_IF_ERROR(rewrite.Check("drives[" + std::to_string(i) + "].file", source.drives[i].file));
+  }
+  for (size_t i = 0; i < source.chardevs.size(); ++i) {
+    FE_RETURN_IF_ERROR(rewrite.Check("chardevs[" + std::to_string(i) + "].path", source.chardevs[i].path));
+  }
   fork.kernel = rewrite.Data(source.kernel);
   fork.initrd = rewrite.Data(source.initrd);
   if (!source.memory_file.empty() && !rewrite.Moved(source.memory_file)) {
@@ -164,6 +182,20 @@ Result<Config> RewriteConfigForFork(const Config& source, const ForkSpec& spec, 
   return fork;
 }
 
+Status CheckGuestDirectory(const std::string& dir, bool standby) {
+  FE_RETURN_IF_ERROR(ReadConfig(dir).status());
+  if (!standby) return Status::Ok();
+  Result<snapshot::Manifest> manifest = snapshot::ReadManifest(dir);
+  if (!manifest.ok() && manifest.status().code() != ErrorCode::kNotFound) return manifest.status();
+  const std::string snapshot_dir =
+      manifest.ok() && !manifest->snapshot_dir.empty() ? manifest->snapshot_dir : std::string(kDefaultSnapshotDir);
+  FE_RETURN_IF_ERROR(ReadFileBeneath(dir, snapshot_dir + "/" + kSnapshotInfoFile).status());
+  if (!IsRegularFileBeneath(dir, snapshot_dir + "/" + kStateFile)) {
+    return Status::NotFound(dir + "/" + snapshot_dir + "/" + kStateFile + ": the snapshot has no such regular file");
+  }
+  return Status::Ok();
+}
+
 Result<PreparedFork> PrepareFork(const ForkSpec& spec) {
   FE_RETURN_IF_ERROR(CheckSpec(spec));
   Result<Config> source = ReadConfig(spec.target_dir);
@@ -192,10 +224,9 @@ Result<PreparedFork> PrepareFork(const ForkSpec& spec) {
                               "/manifest.json names no snapshot directory");
     }
     prepared.restore.snapshot_dir = spec.target_dir + "/" + manifest->snapshot_dir;
-    const std::string state = prepared.restore.snapshot_dir + "/" + kStateFile;
-    struct stat info;
-    if (::stat(state.c_str(), &info) != 0) {
-      return Status::FromErrno(errno, "qemu fork from a snapshot: stat", state);
+    if (!IsRegularFileBeneath(spec.target_dir, manifest->snapshot_dir + "/" + kStateFile)) {
+      return Status::NotFound("qemu fork from a snapshot: " + prepared.restore.snapshot_dir + "/" + kStateFile +
+                              " is not a regular file in the fork's directory");
     }
   }
 

@@ -38,6 +38,10 @@ Result<Config> RewriteConfigForFork(const Config& source, const ForkSpec& spec, 
 // when any check fails.
 Result<PreparedFork> PrepareFork(const ForkSpec& spec);
 
+// Plugin::CheckGuestDirectory: qemu-config.json parses and validates; with `standby`, the snapshot
+// (the manifest's snapshot_dir, or "snapshot") has its description and its state file.
+Status CheckGuestDirectory(const std::string& dir, bool standby);
+
 // A random (version 4) GUID, lower-case.
 std::string NewGuid();
 

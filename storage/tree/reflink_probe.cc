@@ -60,20 +60,32 @@ Result<FilesystemProbe> ProbeFilesystem(int dir_fd, const std::string& dir) {
   probe.magic = static_cast<uint64_t>(fs.f_type);
   probe.filesystem = FilesystemName(probe.magic);
 
+  // A full filesystem must not keep forkd from starting (deleting instances is how space is freed):
+  // without room for a scratch file the type decides, without room for its data an empty one is cloned.
+  auto full = [](int err) { return err == ENOSPC || err == EDQUOT; };
   Result<UniqueFd> source = OpenScratch(dir_fd, dir, 0);
-  if (!source.ok()) return source.status();
-  Result<UniqueFd> target = OpenScratch(dir_fd, dir, 1);
-  if (!target.ok()) return target.status();
+  Result<UniqueFd> target = source.ok() ? OpenScratch(dir_fd, dir, 1) : source.status();
+  if (!target.ok()) {
+    if (!full(target.status().sys_errno())) return target.status();
+    probe.full = true;
+    probe.reflink = probe.magic == BTRFS_SUPER_MAGIC || probe.magic == kXfsMagic;
+    probe.reason = probe.filesystem + " is full (no room for a scratch file): reflink " +
+                   (probe.reflink ? "assumed, as " + probe.filesystem + " has it" : "not assumed") + ", not probed";
+    return probe;
+  }
   char block[4096];
   std::memset(block, 0x5a, sizeof(block));
+  std::string what = "a scratch file";
   if (::pwrite(source->get(), block, sizeof(block), 0) != static_cast<ssize_t>(sizeof(block))) {
-    return Status::FromErrno(errno, "write probe file in", dir);
+    if (!full(errno)) return Status::FromErrno(errno, "write probe file in", dir);
+    probe.full = true;
+    what = "an empty scratch file (the filesystem is full)";
   }
   if (::ioctl(target->get(), FICLONE, source->get()) == 0) {
     probe.reflink = true;
-    probe.reason = "FICLONE of a scratch file on " + probe.filesystem + " succeeded";
+    probe.reason = "FICLONE of " + what + " on " + probe.filesystem + " succeeded";
   } else {
-    probe.reason = "FICLONE of a scratch file on " + probe.filesystem + " failed: " + std::strerror(errno);
+    probe.reason = "FICLONE of " + what + " on " + probe.filesystem + " failed: " + std::strerror(errno);
   }
   return probe;
 }

@@ -148,6 +148,9 @@ class TestPlugin final : public hypervisor::Plugin {
   hypervisor::PluginCapabilities Capabilities() const override {
     return capabilities ? *capabilities : hypervisor::cloud_hypervisor::CloudHypervisorPlugin().Capabilities();
   }
+  Status CheckGuestDirectory(const std::string& dir, bool standby) const override {
+    return hypervisor::cloud_hypervisor::CloudHypervisorPlugin().CheckGuestDirectory(dir, standby);
+  }
   Result<hypervisor::PreparedFork> PrepareFork(const hypervisor::ForkSpec& spec) const override {
     int call = ++prepare_calls;
     if (call == fail_prepare_on) return Status::Io("injected PrepareFork failure (call " + std::to_string(call) + ")");

@@ -160,7 +160,7 @@ TEST_F(EngineTest, InstancesSurviveReopeningUnchanged) {
   EXPECT_EQ(fixture_.ImportTemplate("a").status().code(), ErrorCode::kAlreadyExists);
 }
 
-TEST_F(EngineTest, RecoveryRemovesWhatACrashLeftHalfMadeAndKeepsWhatItCannotRead) {
+TEST_F(EngineTest, RecoveryRemovesWhatACrashLeftHalfMadeAndQuarantinesWhatItCannotRead) {
   Result<Instance> kept = fixture_.ImportTemplate("kept");
   FE_ASSERT_OK(kept);
   // A fork interrupted after its clone and lease: intent metadata (Creating), volume, lease.
@@ -169,7 +169,7 @@ TEST_F(EngineTest, RecoveryRemovesWhatACrashLeftHalfMadeAndKeepsWhatItCannotRead
   Instance intent = *half;
   intent.state = InstanceState::kCreating;
   intent.parent_id = kept->id;
-  // An instance whose metadata is damaged: kept, with its volume and lease.
+  // An instance whose metadata is damaged: quarantined, with its volume and lease kept.
   Result<Instance> damaged = fixture_.ImportTemplate("damaged");
   FE_ASSERT_OK(damaged);
   // A Running instance whose process is gone.
@@ -210,7 +210,8 @@ TEST_F(EngineTest, RecoveryRemovesWhatACrashLeftHalfMadeAndKeepsWhatItCannotRead
   EXPECT_TRUE(Mentions(report, "fork of " + kept->id));
   EXPECT_TRUE(Mentions(report, "removed orphan volume " + orphan_volume));
   EXPECT_TRUE(Mentions(report, "removed " + bare_dir + ": no metadata"));
-  EXPECT_TRUE(Mentions(report, "kept " + fixture_.MetadataDir(damaged->id) + " untouched"));
+  const std::string quarantined = fixture_.DataRoot() + "/quarantine/" + damaged->id;
+  EXPECT_TRUE(Mentions(report, "quarantined instance " + damaged->id + " in " + quarantined));
   EXPECT_TRUE(Mentions(report, "instance " + lost->id + " ('lost') was Running but its process is gone"));
   EXPECT_TRUE(Mentions(report, "released orphan lease of i-00000000000000cc (" + orphan_ip));
   EXPECT_TRUE(Mentions(report, "removed " + clone_leftover + ": the temporary tree of an interrupted clone"));
@@ -220,18 +221,34 @@ TEST_F(EngineTest, RecoveryRemovesWhatACrashLeftHalfMadeAndKeepsWhatItCannotRead
   EXPECT_FALSE(Exists(bare_dir));
   EXPECT_FALSE(Exists(half_volume));
   EXPECT_FALSE(Exists(fixture_.MetadataDir(half->id)));
-  EXPECT_TRUE(Exists(fixture_.MetadataDir(damaged->id) + "/instance.json"));
+  EXPECT_FALSE(Exists(fixture_.MetadataDir(damaged->id)));
+  EXPECT_EQ(*fe::test::ReadFile(quarantined + "/instance.json"), "{\"id\": 7");
+  EXPECT_NE(fe::test::ReadFile(quarantined + "/QUARANTINED")->find("instance.json"), std::string::npos);
   EXPECT_TRUE(Exists(engine().backend().Path(damaged->volume)));
+  ASSERT_EQ(report.quarantined.size(), 1u);
+  EXPECT_EQ(report.quarantined[0].id, damaged->id);
+  EXPECT_EQ(report.quarantined[0].path, quarantined);
   EXPECT_EQ(engine().Get("half").status().code(), ErrorCode::kNotFound);
   EXPECT_EQ(engine().Get("lost")->state, InstanceState::kStopped);
   EXPECT_FALSE(engine().Get("lost")->process.has_value());
   EXPECT_EQ(engine().Get("kept")->state, InstanceState::kStandby);
   EXPECT_EQ(engine().List().size(), 2u);  // kept, lost
 
-  // What recovery settled stays settled: a second start finds nothing new to do except the damage.
+  // What recovery settled stays settled: a second start finds nothing to do; the quarantined
+  // instance is still reported and its volume and lease are still kept.
   FE_ASSERT_OK(fixture_.Reopen());
-  ASSERT_EQ(engine().recovery().actions.size(), 1u) << ::testing::PrintToString(engine().recovery().actions);
-  EXPECT_TRUE(Mentions(engine().recovery(), "kept " + fixture_.MetadataDir(damaged->id)));
+  EXPECT_TRUE(engine().recovery().actions.empty()) << ::testing::PrintToString(engine().recovery().actions);
+  ASSERT_EQ(engine().recovery().quarantined.size(), 1u);
+  EXPECT_TRUE(Exists(engine().backend().Path(damaged->volume)));
+
+  // Repaired and moved back by hand, it is an instance again.
+  fixture_.Close();
+  FE_ASSERT_OK(fe::test::WriteFile(quarantined + "/instance.json", InstanceToJson(*damaged).dump()));
+  ASSERT_EQ(::unlink((quarantined + "/QUARANTINED").c_str()), 0);
+  ASSERT_EQ(::rename(quarantined.c_str(), fixture_.MetadataDir(damaged->id).c_str()), 0);
+  FE_ASSERT_OK(fixture_.Open());
+  EXPECT_TRUE(engine().recovery().quarantined.empty());
+  EXPECT_EQ(engine().Get("damaged")->id, damaged->id);
 }
 
 TEST_F(EngineTest, StorageReportsBackendVolumesAndFilesystem) {

@@ -102,12 +102,12 @@ TEST_F(SampleInstanceTest, ImportAndForkOfTheSampleArePreparedByTheCloudHypervis
   reflink.data_mode = storage::tree::DataMode::kReflink;
   Result<storage::CloneReport> import_clone = storage::tree::CloneTree(sample_dir, imported, reflink);
   FE_ASSERT_OK(import_clone);
-  Result<hypervisor::PreparedFork> import = plugin.PrepareFork({sample_dir, imported, {}, Identity(2), true});
+  Result<hypervisor::PreparedFork> import = plugin.PrepareFork({sample_dir, imported, {}, Identity(2), true, {}});
   FE_ASSERT_OK(import);
   EXPECT_EQ(import->restore.snapshot_dir, imported + "/snapshot");
 
   FE_ASSERT_OK(storage::tree::CloneTree(imported, fork, reflink));
-  Result<hypervisor::PreparedFork> prepared = plugin.PrepareFork({imported, fork, Identity(2), Identity(3), true});
+  Result<hypervisor::PreparedFork> prepared = plugin.PrepareFork({imported, fork, Identity(2), Identity(3), true, {}});
   FE_ASSERT_OK(prepared);
   EXPECT_EQ(prepared->rewritten_files, (std::vector<std::string>{"config.json", "snapshot/config.json"}));
   EXPECT_EQ(prepared->restore.snapshot_dir, fork + "/snapshot");

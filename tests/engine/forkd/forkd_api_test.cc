@@ -31,7 +31,7 @@ TEST_F(ForkdApiTest, SocketIsMode0600InsideADirectoryOnlyRootEnters) {
   EXPECT_EQ(dir_stat.st_mode & 07777, 0700u);
   ApiResponse health = api().Get("/v1/healthz");
   EXPECT_EQ(health.status, 200);
-  EXPECT_EQ(health.json, (Json{{"status", "ok"}, {"instances", 0}}));
+  EXPECT_EQ(health.json, (Json{{"status", "ok"}, {"instances", 0}, {"quarantined", Json::array()}}));
 }
 
 TEST_F(ForkdApiTest, ImportedGuestIsStandbyAndFoundByIdAndByName) {
@@ -161,7 +161,14 @@ TEST_F(ForkdApiTest, UnknownRouteIs404NotFound) {
   StartForkd();
   EXPECT_EQ(StatusAndCode(api().Get("/v1/nothing")), "404 not_found");
   EXPECT_EQ(StatusAndCode(api().Get("/v2/instances")), "404 not_found");
-  EXPECT_EQ(StatusAndCode(api().Delete("/v1/instances")), "404 not_found");
+  EXPECT_EQ(StatusAndCode(api().Post("/v1/instances/web/reboot", std::string("{}"))), "404 not_found");
+}
+
+TEST_F(ForkdApiTest, KnownPathWithAnotherMethodIs405NamingTheAllowedOnes) {
+  StartForkd();
+  ApiResponse deleted = api().Delete("/v1/instances");
+  EXPECT_EQ(StatusAndCode(deleted), "405 method_not_allowed");
+  EXPECT_NE(deleted.body.find("allowed: GET, POST"), std::string::npos) << deleted.body;
   EXPECT_EQ(StatusAndCode(api().Post("/v1/instances/web/reboot", std::string("{}"))), "404 not_found");
 }
 

@@ -45,6 +45,7 @@ class ScriptPlugin final : public Plugin {
       : script_(std::move(script)), api_socket_(std::move(api_socket)) {}
   std::string_view Kind() const override { return "script"; }
   hypervisor::PluginCapabilities Capabilities() const override { return {}; }
+  Status CheckGuestDirectory(const std::string&, bool) const override { return Status::Ok(); }
   Result<hypervisor::PreparedFork> PrepareFork(const hypervisor::ForkSpec&) const override {
     return Status::Unsupported("script plugin: no forks");
   }
@@ -266,6 +267,7 @@ TEST_F(VmRunnerTest, MissingHypervisorBinaryIsNotFound) {
    public:
     std::string_view Kind() const override { return "missing"; }
     hypervisor::PluginCapabilities Capabilities() const override { return {}; }
+    Status CheckGuestDirectory(const std::string&, bool) const override { return Status::Ok(); }
     Result<hypervisor::PreparedFork> PrepareFork(const hypervisor::ForkSpec&) const override {
       return Status::Unsupported("no forks");
     }
