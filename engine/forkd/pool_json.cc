@@ -18,7 +18,8 @@ nlohmann::json PoolToJson(const engine::pools::PoolStatus& pool) {
                         {"refills", pool.refills},
                         {"refill_failures", pool.refill_failures},
                         {"last_refill_error", pool.last_refill_error},
-                        {"throttled", pool.throttled}};
+                        {"throttled", pool.throttled},
+                        {"refill_backoff_ms", pool.refill_backoff_ms}};
 }
 
 }  // namespace fe::engine::forkd

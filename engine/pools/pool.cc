@@ -130,6 +130,7 @@ PoolStatus PoolManager::StatusOf(const Pool& pool) const {
   status.refill_seconds_total = pool.refill_seconds_total;
   status.last_refill_error = pool.last_refill_error;
   status.throttled = pool.throttled;
+  status.refill_backoff_ms = pool.failures_in_a_row > 0 ? pool.backoff.count() : 0;
   return status;
 }
 

@@ -71,7 +71,14 @@ struct PoolStatus {
   double refill_seconds_total = 0;  // sum of the refill forks' durations
   std::string last_refill_error;    // the latest refill failure, empty when none
   bool throttled = false;           // the last tick saw the host above the busy threshold
+  // After failed refills, the next one waits: 0 when the last refill worked, else the current wait
+  // (kRefillBackoffFirst doubling per failure up to kRefillBackoffMax).
+  int64_t refill_backoff_ms = 0;
 };
+
+// How long a pool waits before the next refill after its first failed one, and at most.
+inline constexpr std::chrono::milliseconds kRefillBackoffFirst{100};
+inline constexpr std::chrono::milliseconds kRefillBackoffMax{30'000};
 
 struct AcquireRequest {
   std::string name;      // the acquired instance's new name; empty: keep the member's name
@@ -153,6 +160,10 @@ class PoolManager {
     bool throttled = false;
     // Since when growth above the minimum has waited for acquires to pause; empty when it has not.
     std::optional<std::chrono::steady_clock::time_point> growth_deferred_since;
+    // Failed refills in a row, and when the next may start (exponential backoff, reset by a success).
+    int failures_in_a_row = 0;
+    std::chrono::milliseconds backoff{0};
+    Clock::SteadyPoint retry_at{};
   };
 
   PoolManager(Engine& engine, PoolStore store, PoolConfig config);

@@ -43,7 +43,8 @@ Status PoolManager::Tick() {
       const bool overdue =
           pool->growth_deferred_since && now - *pool->growth_deferred_since >= config_.max_growth_deferral;
       input.pools.push_back({name, pool->spec.min_size, pool->spec.max_size, static_cast<int>(pool->ready.size()),
-                             pool->refilling, pool->vcpus_per_member, overdue});
+                             pool->refilling, pool->vcpus_per_member, overdue,
+                             pool->failures_in_a_row > 0 && now < pool->retry_at});
     }
     SizingPlan plan = PlanPoolSizing(input);
     for (size_t i = 0; i < order.size(); ++i) {
@@ -152,6 +153,10 @@ void PoolManager::Refill(const std::string& name) {
   bool kept = false;
   {
     std::lock_guard lock(mutex_);
+    if (made) {
+      pool->failures_in_a_row = 0;
+      pool->backoff = std::chrono::milliseconds(0);
+    }
     if (made && !pool->deleting) {
       pool->ready.push_back(member);
       ++pool->refills;
@@ -159,6 +164,11 @@ void PoolManager::Refill(const std::string& name) {
       kept = true;
     } else if (forked && !forked->ok()) {
       ++pool->refill_failures;
+      // A refill that cannot work now (a deleted template, a full disk) is not retried at once: the
+      // wait doubles with each failure in a row, up to kRefillBackoffMax.
+      ++pool->failures_in_a_row;
+      pool->backoff = pool->backoff.count() == 0 ? kRefillBackoffFirst : std::min(pool->backoff * 2, kRefillBackoffMax);
+      pool->retry_at = Now() + pool->backoff;
       if (pool->last_refill_error != forked->status().message()) {
         spdlog::warn("pool '{}': refill failed: {}", name, forked->status().ToString());
       }

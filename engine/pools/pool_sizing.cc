@@ -26,7 +26,7 @@ void FillRoundRobin(const SizingInput& input, Target target, int& slots, int& us
     for (size_t i = 0; i < input.pools.size() && slots > 0; ++i) {
       const PoolSizingInput& pool = input.pools[i];
       PoolSizingDecision& decision = plan.pools[i];
-      if (Members(pool, decision) >= target(pool)) continue;
+      if (pool.backing_off || Members(pool, decision) >= target(pool)) continue;
       if (used + pool.vcpus_per_member > input.budget_vcpus) continue;
       ++decision.refills;
       used += pool.vcpus_per_member;

@@ -22,6 +22,7 @@
 //           burst. The wait is bounded: a pool whose growth has waited long enough already
 //           (`growth_overdue`) grows as usual. Such a pool is reported `growth_deferred`.
 //      A pool whose member does not fit is skipped; a pool with cheaper members may still get one.
+//      A pool backing off after failed refills (a deleted template, a full disk) is skipped too.
 #pragma once
 
 #include <string>
@@ -37,6 +38,7 @@ struct PoolSizingInput {
   int refilling = 0;  // members being made (not removable; they count against budget and caps)
   int vcpus_per_member = 1;
   bool growth_overdue = false;  // growth above the minimum has waited for a pause long enough
+  bool backing_off = false;     // its last refills failed: none is started until its backoff ends
 };
 
 struct SizingInput {

@@ -153,7 +153,9 @@ class TestPlugin final : public hypervisor::Plugin {
   }
   Result<hypervisor::PreparedFork> PrepareFork(const hypervisor::ForkSpec& spec) const override {
     int call = ++prepare_calls;
-    if (call == fail_prepare_on) return Status::Io("injected PrepareFork failure (call " + std::to_string(call) + ")");
+    if (call == fail_prepare_on || fail_every_prepare) {
+      return Status::Io("injected PrepareFork failure (call " + std::to_string(call) + ")");
+    }
     return hypervisor::cloud_hypervisor::CloudHypervisorPlugin().PrepareFork(spec);
   }
   Result<hypervisor::LaunchCommand> Launch(const std::string& instance_dir, hypervisor::LaunchMode) const override {
@@ -170,6 +172,7 @@ class TestPlugin final : public hypervisor::Plugin {
 
   mutable std::atomic<int> prepare_calls{0};
   int fail_prepare_on = 0;  // 0: never
+  std::atomic<bool> fail_every_prepare{false};
   std::optional<hypervisor::PluginCapabilities> capabilities;
   std::function<Status()> fail_restore;
 };

@@ -251,6 +251,74 @@ TEST_F(EngineTest, RecoveryRemovesWhatACrashLeftHalfMadeAndQuarantinesWhatItCann
   EXPECT_EQ(engine().Get("damaged")->id, damaged->id);
 }
 
+TEST_F(EngineTest, TemporaryFilesOfInterruptedWritesAreRemovedAtStartAndNothingElse) {
+  Result<Instance> instance = fixture_.ImportTemplate("a");
+  FE_ASSERT_OK(instance);
+  const std::string volume = engine().backend().Path(instance->volume);
+  fixture_.Close();
+  const std::vector<std::string> leftovers = {
+      fixture_.DataRoot() + "/x.tmp-abc123",
+      fixture_.MetadataDir(instance->id) + "/instance.json.tmp-Qw3rTy",
+      fixture_.NetworkDir() + "/network.json.tmp-zzzzzz",
+      volume + "/config.json.tmp-a1b2c3",
+      volume + "/snapshot/state.json.tmp-XXXXXX",
+  };
+  for (const std::string& path : leftovers) FE_ASSERT_OK(fe::test::WriteFile(path, "half"));
+  // Look-alikes that are not a writer's temporary files stay.
+  FE_ASSERT_OK(fe::test::WriteFile(volume + "/notes.tmp-1", "keep"));
+  FE_ASSERT_OK(fixture_.Open());
+  for (const std::string& path : leftovers) {
+    EXPECT_FALSE(Exists(path)) << path;
+    EXPECT_TRUE(Mentions(engine().recovery(), "removed " + path + ": a write cut short")) << path;
+  }
+  EXPECT_TRUE(Exists(volume + "/notes.tmp-1"));
+  EXPECT_TRUE(Exists(volume + "/config.json"));
+  EXPECT_EQ(engine().Get("a")->state, InstanceState::kStandby);
+}
+
+TEST_F(EngineTest, FanOutNeverAnsweredIsRemovedWholeAtStart) {
+  FE_ASSERT_OK(fixture_.ImportTemplate("src"));
+  ForkRequest request;
+  request.name = "fan";
+  request.count = 3;
+  Result<std::vector<ForkOutcome>> forks = engine().Fork("src", request);
+  FE_ASSERT_OK(forks);
+  std::string ids;
+  for (const ForkOutcome& fork : *forks) ids += std::string(ids.empty() ? "" : ",") + "\"" + fork.instance.id + "\"";
+  EXPECT_TRUE(fe::test::ListDir(fixture_.DataRoot() + "/groups")->empty()) << "an answered fan-out left its record";
+  // A crash after the members were made but before the fan-out was answered leaves its record.
+  fixture_.Close();
+  const std::string record = fixture_.DataRoot() + "/groups/" + forks->front().instance.id + ".json";
+  FE_ASSERT_OK(fe::test::WriteFile(record, "{\"members\":[" + ids + "]}"));
+  FE_ASSERT_OK(fixture_.Open());
+  for (const ForkOutcome& fork : *forks) {
+    EXPECT_EQ(engine().Get(fork.instance.id).status().code(), ErrorCode::kNotFound);
+    EXPECT_FALSE(Exists(engine().backend().Path(fork.instance.volume)));
+    EXPECT_TRUE(Mentions(engine().recovery(), "removed " + fork.instance.id + ": a member of a fan-out"));
+  }
+  EXPECT_FALSE(Exists(record));
+  EXPECT_EQ(engine().List().size(), 1u);
+  FE_EXPECT_OK(engine().Fork("src", request).status());  // the names are free again
+}
+
+TEST_F(EngineTest, WhatCreateAcceptsSurvivesARestartAndWhatItCannotKeepIsRefused) {
+  CreateRequest largest = Request("largest");
+  largest.vcpus = kMaxVcpus;
+  FE_ASSERT_OK(engine().Create(largest));
+  CreateRequest too_many = Request("too-many");
+  too_many.vcpus = kMaxVcpus + 904;  // 5000
+  Result<Instance> refused = engine().Create(too_many);
+  EXPECT_EQ(refused.status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(refused.status().message().find("vcpus 5000 is not 1..4096"), std::string::npos)
+      << refused.status().message();
+  FE_ASSERT_OK(fixture_.Reopen());
+  Result<Instance> kept = engine().Get("largest");
+  FE_ASSERT_OK(kept);
+  EXPECT_EQ(kept->vcpus, kMaxVcpus);
+  EXPECT_EQ(engine().List().size(), 1u);
+  EXPECT_TRUE(engine().recovery().actions.empty()) << ::testing::PrintToString(engine().recovery().actions);
+}
+
 TEST_F(EngineTest, StorageReportsBackendVolumesAndFilesystem) {
   FE_ASSERT_OK(fixture_.ImportTemplate("a"));
   Result<StorageInfo> info = engine().Storage();

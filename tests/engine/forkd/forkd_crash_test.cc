@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 
 #include <atomic>
+#include <chrono>
 #include <thread>
 #include <vector>
 
@@ -30,6 +31,19 @@ class ForkdCrashTest : public ForkdTest {
       });
     }
     while (ListDir(data_root_ + "/instances").size() <= before && done_.load() < clients) std::this_thread::yield();
+  }
+
+  // Instances whose final metadata is on disk (made, whether or not published), the source aside.
+  size_t CommittedForks() {
+    size_t committed = 0;
+    for (const std::string& id : ListDir(data_root_ + "/instances")) {
+      Result<std::string> text = fe::test::ReadFile(data_root_ + "/instances/" + id + "/instance.json");
+      if (text.ok() && text->find("\"parent_id\": \"i-") != std::string::npos &&
+          text->find("\"state\": \"Creating\"") == std::string::npos) {
+        ++committed;
+      }
+    }
+    return committed;
   }
 
   void JoinForking() {
@@ -65,6 +79,45 @@ TEST_F(ForkdCrashTest, KillNineDuringForksThenRestartLeavesOnlyCompleteInstances
   EXPECT_NE(log().find("recovery report:"), std::string::npos) << log();
   // The restarted daemon works: it forks the source again.
   EXPECT_EQ(api().Post("/v1/instances/src/fork", Json{{"name", "after-restart"}}).status, 201);
+}
+
+TEST_F(ForkdCrashTest, KillNineDuringFanOutsLeavesEachFanOutWholeOrGone) {
+  StartForkd();
+  ASSERT_TRUE(Import("src").is_object());
+  for (int round = 0; round < 3; ++round) {
+    SCOPED_TRACE("round " + std::to_string(round));
+    StartForking("src", 3, 10);
+    // Cut the fan-outs off once members are made (final metadata on disk) but none is answered.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (CommittedForks() < static_cast<size_t>(1 + round * 4) && done_.load() == 0 &&
+           std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::yield();
+    }
+    forkd_->Signal(SIGKILL);
+    forkd_->Wait();
+    JoinForking();
+    StartForkd();
+    ExpectOnlyCompleteInstances(api(), data_root_);
+    ApiResponse list = api().Get("/v1/instances");
+    ASSERT_EQ(list.status, 200);
+    for (int c = 0; c < 3; ++c) {
+      const std::string prefix = "c" + std::to_string(c) + "-";
+      int members = 0;
+      for (const Json& instance : list.json["instances"]) {
+        if (instance["name"].get<std::string>().rfind(prefix, 0) == 0) ++members;
+      }
+      EXPECT_TRUE(members == 0 || members == 10) << prefix << "*: " << members << " of 10 survived";
+      if (responses_[c].status == 201) {
+        EXPECT_EQ(members, 10) << "an answered fan-out lost members";
+      }
+      // The next round reuses the names.
+      for (const Json& instance : list.json["instances"]) {
+        if (instance["name"].get<std::string>().rfind(prefix, 0) == 0) {
+          EXPECT_EQ(api().Delete("/v1/instances/" + instance["id"].get<std::string>()).status, 204);
+        }
+      }
+    }
+  }
 }
 
 TEST_F(ForkdCrashTest, SigtermDuringForksLetsThemFinishExitsZeroAndLeavesNothingToRecover) {

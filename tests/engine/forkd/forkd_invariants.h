@@ -1,15 +1,20 @@
 // What "only complete instances" means, checked from outside forkd after concurrent forks, a racing
 // delete, a kill -9 or a SIGTERM: every listed instance answers GET, is in a final state, owns a
 // volume directory holding its guest files, and nothing else is on disk: no volume, instance
-// directory or network lease without a listed instance.
+// directory or network lease without a listed instance, no temporary file of an atomic writer
+// anywhere under the data root, and no record of a fan-out left unanswered.
 #pragma once
 
 #include <gtest/gtest.h>
 
 #include <unistd.h>
 
+#include <ftw.h>
+
 #include <set>
 #include <string>
+
+#include "base/atomic_file.h"
 
 #include "tests/engine/forkd/forkd_harness.h"
 
@@ -44,6 +49,18 @@ inline std::set<std::string> ExpectOnlyCompleteInstances(const ApiClient& api, c
   if (leases.ok()) {
     EXPECT_EQ(std::set<std::string>(leases->begin(), leases->end()), ids) << "leases vs instances";
   }
+  static std::vector<std::string>* temporary = nullptr;
+  std::vector<std::string> found;
+  temporary = &found;
+  ::nftw(
+      data_root.c_str(),
+      [](const char* path, const struct stat*, int type, struct FTW* ftw) {
+        if (type == FTW_F && IsTemporaryName(path + ftw->base)) temporary->push_back(path);
+        return 0;
+      },
+      16, FTW_PHYS);
+  EXPECT_TRUE(found.empty()) << "temporary files survived: " << ::testing::PrintToString(found);
+  EXPECT_TRUE(ListDir(data_root + "/groups").empty()) << "a fan-out record survived the restart";
   return ids;
 }
 

@@ -1,7 +1,7 @@
 // Acquires come first: after an acquire, PoolManager holds pools' growth above their minimum back
 // until acquires pause (PoolConfig::acquire_quiet) or the growth has waited
 // PoolConfig::max_growth_deferral; minimums are refilled at once. Driven by Tick() and the fixture's
-// clock, on real reflink storage.
+// clock, on real reflink storage. Failing refills back off exponentially (pool_refill.cc).
 #include <chrono>
 
 #include <gtest/gtest.h>
@@ -45,6 +45,31 @@ TEST_F(PoolGrowthTest, AfterAnAcquireThePoolGrowsOnlyOnceAcquiresHavePaused) {
   Advance(std::chrono::seconds(1));  // a minute without an acquire
   TickAndSettle();
   EXPECT_EQ(StatusOf("web").ready, 4);  // two refill slots
+}
+
+TEST_F(PoolGrowthTest, FailingRefillsBackOffExponentiallyAndASuccessEndsTheWait) {
+  ASSERT_TRUE(pools_->Create(Spec("web", 1, 1)).ok());
+  fixture_.plugin().fail_every_prepare = true;  // a template that cannot be forked now
+  TickAndSettle();
+  EXPECT_EQ(StatusOf("web").refill_failures, 1u);
+  EXPECT_EQ(StatusOf("web").refill_backoff_ms, 100);
+  TickAndSettle();  // within the wait: no attempt
+  TickAndSettle();
+  EXPECT_EQ(StatusOf("web").refill_failures, 1u);
+  int64_t wait_ms = 100;
+  for (uint64_t failures = 2; failures <= 12; ++failures) {
+    Advance(std::chrono::milliseconds(wait_ms));
+    TickAndSettle();
+    EXPECT_EQ(StatusOf("web").refill_failures, failures);
+    wait_ms = std::min<int64_t>(wait_ms * 2, 30'000);
+    EXPECT_EQ(StatusOf("web").refill_backoff_ms, wait_ms);
+  }
+  EXPECT_EQ(wait_ms, 30'000) << "the wait is bounded";
+  fixture_.plugin().fail_every_prepare = false;
+  Advance(std::chrono::milliseconds(wait_ms));
+  TickAndSettle();
+  EXPECT_EQ(StatusOf("web").ready, 1);
+  EXPECT_EQ(StatusOf("web").refill_backoff_ms, 0);
 }
 
 TEST_F(PoolGrowthTest, APoolBelowItsMinimumRefillsToItDuringAcquiresButNoFurther) {

@@ -37,6 +37,14 @@ TEST(PoolSizingTest, FillsAnEmptyPoolToItsMaximumWhenIdleAndWithinBudget) {
   EXPECT_EQ(plan.used_vcpus, 5);
 }
 
+TEST(PoolSizingTest, APoolBackingOffGetsNoRefillAndLeavesTheSlotsToOthers) {
+  PoolSizingInput failing = Pool("a", 2, 5, 0);
+  failing.backing_off = true;
+  SizingPlan plan = PlanPoolSizing(Input({failing, Pool("b", 1, 3, 0)}, 100, 0, 0.1, 2));
+  EXPECT_EQ(plan.pools[0].refills, 0);
+  EXPECT_EQ(plan.pools[1].refills, 2);
+}
+
 TEST(PoolSizingTest, CountsMembersBeingMadeTowardTheMaximum) {
   SizingPlan plan = PlanPoolSizing(Input({Pool("a", 0, 5, 2, 2)}, 100));
   EXPECT_EQ(plan.pools[0].refills, 1);

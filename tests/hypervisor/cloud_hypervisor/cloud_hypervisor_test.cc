@@ -202,6 +202,48 @@ TEST_F(CloudHypervisorPluginTest, ARefusedFieldLeavesEveryFileUntouched) {
   EXPECT_EQ(*ReadFile(Path("snapshot/config.json")), snapshot.dump());
 }
 
+TEST_F(CloudHypervisorPluginTest, SnapshotDirectoryLinkedOutOfTheForkIsNeverReadNorWritten) {
+  // What an attacker's guest directory once did to a fork: snapshot/ a link to a directory elsewhere.
+  const std::string elsewhere = root_->Sub("elsewhere");
+  ASSERT_EQ(::rename(Path("snapshot").c_str(), elsewhere.c_str()), 0);
+  ASSERT_EQ(::symlink(elsewhere.c_str(), Path("snapshot").c_str()), 0);
+  const std::string before = *ReadFile(elsewhere + "/config.json");
+  Result<PreparedFork> prepared = CloudHypervisorPlugin().PrepareFork(Spec());
+  EXPECT_FALSE(prepared.ok());
+  EXPECT_EQ(*ReadFile(elsewhere + "/config.json"), before) << "a file outside the fork was rewritten";
+  EXPECT_TRUE(fe::test::ListDir(elsewhere)->size() == 3u) << "something was written outside the fork";
+}
+
+TEST_F(CloudHypervisorPluginTest, PathIntoAGuardedDirectoryOrWithDotDotIsInvalidContentNamingTheField) {
+  std::string config = *ReadFile(Path("config.json"));
+  const std::string disk = std::string(cloud_hypervisor::test::kSourceDir) + "/rootfs.raw";
+  const size_t at = config.find(disk);
+  ASSERT_NE(at, std::string::npos);
+  FE_ASSERT_OK(WriteFile(Path("config.json"), std::string(config).replace(at, disk.size(), "/data/vm-1/../vm-3/disk")));
+  Result<PreparedFork> dotdot = CloudHypervisorPlugin().PrepareFork(Spec());
+  EXPECT_EQ(dotdot.status().code(), ErrorCode::kInvalidContent) << dotdot.status().ToString();
+  EXPECT_NE(dotdot.status().message().find("disks[0].path"), std::string::npos) << dotdot.status().message();
+
+  FE_ASSERT_OK(WriteFile(Path("config.json"), std::string(config).replace(at, disk.size(), "/data/vm-3/disk")));
+  ForkSpec spec = Spec();
+  spec.guarded_dirs = {"/data"};
+  Result<PreparedFork> neighbour = CloudHypervisorPlugin().PrepareFork(spec);
+  EXPECT_EQ(neighbour.status().code(), ErrorCode::kInvalidContent) << neighbour.status().ToString();
+  EXPECT_NE(neighbour.status().message().find("points into /data"), std::string::npos) << neighbour.status().message();
+}
+
+TEST_F(CloudHypervisorPluginTest, CheckGuestDirectoryRecognisesItAndNamesWhatIsMissing) {
+  FE_EXPECT_OK(CloudHypervisorPlugin().CheckGuestDirectory(dir_, /*standby=*/true));
+  FE_EXPECT_OK(CloudHypervisorPlugin().CheckGuestDirectory(dir_, /*standby=*/false));
+  ASSERT_EQ(::unlink(Path("snapshot/memory-ranges").c_str()), 0);
+  Status standby = CloudHypervisorPlugin().CheckGuestDirectory(dir_, /*standby=*/true);
+  EXPECT_FALSE(standby.ok());
+  EXPECT_NE(standby.message().find(Path("snapshot/memory-ranges")), std::string::npos) << standby.message();
+  Status empty = CloudHypervisorPlugin().CheckGuestDirectory(root_->path(), /*standby=*/false);
+  EXPECT_FALSE(empty.ok());
+  EXPECT_NE(empty.message().find("no boot config"), std::string::npos) << empty.message();
+}
+
 TEST_F(CloudHypervisorPluginTest, WithoutAManifestTheDefaultLayoutAndTheConfigsSayWhatIsWhat) {
   ASSERT_EQ(::unlink(Path("manifest.json").c_str()), 0);
   Result<PreparedFork> prepared = CloudHypervisorPlugin().PrepareFork(Spec());
