@@ -151,7 +151,7 @@ Result<Instance> Engine::Create(const CreateRequest& request) {
 
   Result<hypervisor::NetworkIdentity> identity = network_->Allocate(instance.id);
   if (!identity.ok()) return failed("network", identity.status());
-  reverter.Add("release lease of " + instance.id, [this, id = instance.id] { return network_->Release(id); });
+  reverter.Add("release lease of " + instance.id, [this, id = instance.id] { return ReleaseLease(id); });
   instance.identity = *identity;
 
   if (!import_dir.empty()) {

@@ -11,6 +11,8 @@
 //   <root>/release.journal         pool releases not yet checkpointed (engine/release_journal.h)
 //   <root>/pools/<name>.json       pool specs (engine/pools/pool_store.h)
 //   <root>/groups/<id>.json        fan-outs not yet answered (engine/fan_out_record.h)
+//   <root>/.reserve                room kept for the writes that free space on a full disk
+//                                  (base/space_reserve.h)
 //   <root>/quarantine/<id>/        instance directories whose metadata could not be read, moved aside
 //                                  by recovery with their volume and lease kept (engine/recovery.cc)
 #pragma once
@@ -32,6 +34,7 @@ class DataRoot {
   std::string Pools() const { return Under("pools"); }
   std::string FanOuts() const { return Under("groups"); }
   std::string Quarantine() const { return Under("quarantine"); }
+  std::string SpaceReserve() const { return Under(".reserve"); }
 
  private:
   std::string Under(const char* name) const { return path_ + "/" + name; }

@@ -18,6 +18,9 @@
 namespace fe::engine {
 namespace {
 
+// Room for a few rewrites of the lease file and of instance metadata on a full disk.
+constexpr uint64_t kSpaceReserveBytes = uint64_t{16} << 20;
+
 Status NotFound(const std::string& id_or_name) { return Status::NotFound("instance '" + id_or_name + "' not found"); }
 
 Status Busy(const std::string& name, std::chrono::milliseconds timeout) {
@@ -74,6 +77,9 @@ Result<std::unique_ptr<Engine>> Engine::Open(EngineConfig config, EngineDependen
   std::unique_ptr<Engine> engine(
       new Engine(std::move(config), std::move(dependencies), std::move(*network), std::move(*store)));
   engine->journal_ = std::move(*journal);
+  // Made before recovery, which may need it, and kept refilled (a full disk only skips it).
+  engine->reserve_ = std::make_unique<SpaceReserve>(layout.SpaceReserve(), kSpaceReserveBytes);
+  if (Status reserved = engine->reserve_->Refill(); !reserved.ok()) spdlog::warn("{}", reserved.ToString());
   spdlog::info("engine: data root {}, storage backend {} at {} ({})", engine->config_.data_root,
                engine->backend_->Name(), engine->backend_->Root(), engine->backend_->SelectionReason());
   FE_RETURN_IF_ERROR(engine->Recover());
@@ -190,7 +196,12 @@ Status Engine::Delete(const std::string& id_or_name) {
     Result<Instance> stopped = StopLocked(entry);
     if (!stopped.ok()) return stopped.status().Annotate("deleting '" + id_or_name + "': stop");
   }
-  return DestroyLocked(entry).Annotate("deleting '" + id_or_name + "'");
+  FE_RETURN_IF_ERROR(DestroyLocked(entry).Annotate("deleting '" + id_or_name + "'"));
+  // A delete is how room comes back on a full disk: the reserve is made again once it can be.
+  if (!reserve_->held()) {
+    if (Status reserved = reserve_->Refill(); !reserved.ok()) spdlog::warn("{}", reserved.ToString());
+  }
+  return Status::Ok();
 }
 
 // Metadata first: once instance.json is gone (durably), the instance no longer exists for anyone, and
@@ -215,11 +226,15 @@ Status Engine::DestroyLocked(const std::shared_ptr<Entry>& entry) {
     spdlog::warn("delete {}: volume {} left behind, removed at the next start: {}", instance.id, instance.volume,
                  removed.ToString());
   }
-  if (Status released = network_->Release(instance.id); !released.ok()) {
+  if (Status released = ReleaseLease(instance.id); !released.ok()) {
     spdlog::warn("delete {}: lease left behind, released at the next start: {}", instance.id, released.ToString());
   }
   spdlog::info("deleted instance {} ('{}')", instance.id, instance.name);
   return Status::Ok();
+}
+
+Status Engine::ReleaseLease(const std::string& id) {
+  return reserve_->WithRoom([&] { return network_->Release(id); });
 }
 
 void Engine::ReleaseNames(const std::vector<std::pair<std::string, std::string>>& names_and_ids) {

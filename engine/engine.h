@@ -58,6 +58,7 @@
 
 #include "base/clock.h"
 #include "base/deferred_sync.h"
+#include "base/space_reserve.h"
 #include "base/status.h"
 #include "engine/instance.h"
 #include "engine/instance_store.h"
@@ -255,6 +256,8 @@ class Engine {
   // Removes a stopped (or stopping) instance's metadata durably, then its volume and lease, and
   // unpublishes it. REQUIRES: the entry's lock held exclusively (or the entry not yet published).
   Status DestroyLocked(const std::shared_ptr<Entry>& entry);
+  // Releases the lease of `id`; on a full disk the space reserve makes room for it (base/space_reserve.h).
+  Status ReleaseLease(const std::string& id);
   // Releases names reserved at admission that were never published.
   void ReleaseNames(const std::vector<std::pair<std::string, std::string>>& names_and_ids);
 
@@ -323,6 +326,7 @@ class Engine {
   const std::unique_ptr<network::NetworkAllocator> network_;
   InstanceStore store_;
   RecoveryReport recovery_;
+  std::unique_ptr<SpaceReserve> reserve_;  // on the data root's filesystem
 
   std::atomic<uint64_t> removals_{0};
   std::unique_ptr<ReleaseJournal> journal_;

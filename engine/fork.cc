@@ -101,8 +101,12 @@ Result<std::vector<ForkOutcome>> Engine::Fork(const std::string& source_id_or_na
   if (names->size() > 1) {
     std::vector<std::string> ids;
     for (const auto& [name, id] : reservation.names_and_ids()) ids.push_back(id);
-    FE_ASSIGN_OR_RETURN(FanOutRecord record, FanOutRecord::Begin(DataRoot(config_.data_root).FanOuts(), ids));
-    fan_out.emplace(std::move(record));
+    Result<FanOutRecord> record = FanOutRecord::Begin(DataRoot(config_.data_root).FanOuts(), ids);
+    if (!record.ok()) {
+      return record.status().Annotate("fork '" + request.name + "' of '" + source.name + "', " +
+                                      std::to_string(ids.size()) + " forks");
+    }
+    fan_out.emplace(std::move(*record));
   }
 
   // Shared for a source that stays as it is; exclusive when it must go into standby and back.

@@ -78,7 +78,7 @@ Status Engine::LeaseAndRewrite(ForkPlan& plan, const hypervisor::Plugin& plugin)
   const Clock::SteadyPoint start = clock_.Now();
   Result<hypervisor::NetworkIdentity> identity = network_->Allocate(plan.id);
   if (!identity.ok()) return plan.Failed("network", identity.status());
-  plan.undo.Add("release lease of " + plan.id, [this, id = plan.id] { return network_->Release(id); });
+  plan.undo.Add("release lease of " + plan.id, [this, id = plan.id] { return ReleaseLease(id); });
   plan.fork.identity = *identity;
   hypervisor::ForkSpec spec{GuestDir(plan.source), GuestDir(plan.fork), plan.source.identity,
                             plan.fork.identity,    plan.from_snapshot,  GuardedDirs()};

@@ -73,7 +73,7 @@ Status Engine::Recover() {
     if (instance.state == InstanceState::kCreating) {
       Status volume = backend_->Remove(instance.volume);
       if (volume.code() == ErrorCode::kNotFound) volume = Status::Ok();
-      Status lease = network_->Release(instance.id);
+      Status lease = ReleaseLease(instance.id);
       Status dir = volume.ok() ? store_.Remove(instance.id) : volume;
       if (volume.ok() && lease.ok() && dir.ok()) {
         note("removed half-made instance " + instance.id + " ('" + instance.name + "', state Creating" +
@@ -135,7 +135,7 @@ Status Engine::Recover() {
   }
   for (const auto& [holder, identity] : network_->Leases()) {
     if (owned.count(holder) != 0) continue;
-    Status released = network_->Release(holder);
+    Status released = ReleaseLease(holder);
     note(released.ok() ? "released orphan lease of " + holder + " (" + identity.ipv4 + ", no instance owns it)"
                        : "could not release the lease of " + holder + ": " + released.ToString());
   }
