@@ -37,8 +37,7 @@
 #include "bench/forkd_daemon.h"
 #include "bench/interrupt.h"
 #include "bench/pool_api.h"
-#include "bench/scratch_filesystem.h"
-#include "engine/forkctl/sample_instance.h"
+#include "bench/forkd_bench_site.h"
 
 namespace fe::bench {
 namespace {
@@ -220,24 +219,8 @@ Status RefillUnderLoad(PoolApi& api, const Options& options) {
 }
 
 Status Run(const Options& options) {
-  if (::geteuid() != 0) return Status::PermissionDenied("forkbench-pool needs root (loop-mounted XFS)");
-  InstallInterruptHandlers();
-  Result<std::unique_ptr<WorkDirectory>> work = WorkDirectory::Create("/var/tmp");
-  if (!work.ok()) return work.status();
-  Result<std::unique_ptr<ScratchFilesystem>> scratch = ScratchFilesystem::Open(ScratchKind::kXfs, (*work)->path());
-  if (!scratch.ok()) return scratch.status();
-  char socket_dir[] = "/tmp/forkbench-pool.XXXXXX";
-  if (::mkdtemp(socket_dir) == nullptr) return Status::FromErrno(errno, "mkdtemp", socket_dir);
-  const std::string root = (*scratch)->root();
-  const std::string socket = std::string(socket_dir) + "/forkd.sock";
-  const std::string log = std::string(socket_dir) + "/forkd.log";
-
-  engine::forkctl::SampleInstanceOptions sample_options;
-  sample_options.disk_bytes = uint64_t{1} << 30;
-  sample_options.memory_bytes = uint64_t{64} << 20;
-  Result<engine::forkctl::SampleInstance> sample =
-      engine::forkctl::WriteSampleInstance(root + "/sample", sample_options);
-  if (!sample.ok()) return sample.status();
+  FE_ASSIGN_OR_RETURN(std::unique_ptr<ForkdBenchSite> site, ForkdBenchSite::Create("forkbench-pool"));
+  const std::string& socket = site->socket();
 
   Status status;
   {
@@ -255,15 +238,11 @@ Status Run(const Options& options) {
                                       "--max-parallel-refills",
                                       std::to_string(options.max_parallel_refills)};
     };
-    FE_RETURN_IF_ERROR(forkd.Start(options.forkd, root + "/data", socket, args(1.0), log));
-    std::printf("forkd on %s (%s), socket %s, log %s\n", root.c_str(), (*scratch)->description().c_str(),
-                socket.c_str(), log.c_str());
+    FE_RETURN_IF_ERROR(forkd.Start(options.forkd, site->data_root(), socket, args(1.0), site->log()));
+    std::printf("forkd on %s, socket %s, log %s\n", site->description().c_str(), socket.c_str(), site->log().c_str());
     status = [&]() -> Status {
       PoolApi api(socket);
-      Result<Json> imported =
-          api.Post("/v1/instances",
-                   Json{{"name", "template"}, {"hypervisor", "cloud-hypervisor"}, {"import_dir", sample->dir}}, 201);
-      if (!imported.ok()) return imported.status();
+      FE_RETURN_IF_ERROR(site->ImportSample(api, "template"));
       Clock::time_point fill_start = Clock::now();
       for (const auto& [name, min_size] : {std::pair{kPool, 0}, std::pair{kAtMinimum, options.pool_size}}) {
         Result<Json> pool = api.Post(
@@ -287,16 +266,15 @@ Status Run(const Options& options) {
         return refilled.status();
       }
       FE_RETURN_IF_ERROR(forkd.Stop());
-      FE_RETURN_IF_ERROR(forkd.Start(options.forkd, root + "/data", socket, args(options.busy_threshold), log));
+      FE_RETURN_IF_ERROR(
+          forkd.Start(options.forkd, site->data_root(), socket, args(options.busy_threshold), site->log()));
       PoolApi restarted(socket);
       return RefillUnderLoad(restarted, options);
     }();
     Status stopped = forkd.Stop();
     if (status.ok()) status = stopped;
   }
-  if (Status closed = (*scratch)->Close(); status.ok()) status = closed;
-  ::unlink(log.c_str());
-  ::rmdir(socket_dir);
+  if (Status closed = site->Close(); status.ok()) status = closed;
   return status;
 }
 

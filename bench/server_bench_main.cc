@@ -32,8 +32,7 @@
 #include "bench/forkd_daemon.h"
 #include "bench/interrupt.h"
 #include "bench/pool_api.h"
-#include "bench/scratch_filesystem.h"
-#include "engine/forkctl/sample_instance.h"
+#include "bench/forkd_bench_site.h"
 
 namespace fe::bench {
 namespace {
@@ -158,45 +157,23 @@ Status Measure(const std::string& socket, const Options& options) {
 }
 
 Status Run(const Options& options) {
-  if (::geteuid() != 0) return Status::PermissionDenied("forkbench-server needs root (loop-mounted XFS)");
-  InstallInterruptHandlers();
-  Result<std::unique_ptr<WorkDirectory>> work = WorkDirectory::Create("/var/tmp");
-  if (!work.ok()) return work.status();
-  Result<std::unique_ptr<ScratchFilesystem>> scratch = ScratchFilesystem::Open(ScratchKind::kXfs, (*work)->path());
-  if (!scratch.ok()) return scratch.status();
-  char socket_dir[] = "/tmp/forkbench-server.XXXXXX";
-  if (::mkdtemp(socket_dir) == nullptr) return Status::FromErrno(errno, "mkdtemp", socket_dir);
-  const std::string root = (*scratch)->root();
-  const std::string socket = std::string(socket_dir) + "/forkd.sock";
-  const std::string log = std::string(socket_dir) + "/forkd.log";
-
-  engine::forkctl::SampleInstanceOptions sample_options;
-  sample_options.disk_bytes = uint64_t{1} << 30;
-  sample_options.memory_bytes = uint64_t{64} << 20;
-  Result<engine::forkctl::SampleInstance> sample =
-      engine::forkctl::WriteSampleInstance(root + "/sample", sample_options);
-  if (!sample.ok()) return sample.status();
-
+  FE_ASSIGN_OR_RETURN(std::unique_ptr<ForkdBenchSite> site, ForkdBenchSite::Create("forkbench-server"));
   Status status;
   {
     ForkdDaemon forkd;
-    FE_RETURN_IF_ERROR(forkd.Start(options.forkd, root + "/data", socket, {"--loop-pool", "none"}, log));
-    std::printf("forkd %s on %s (%s), socket %s\n", options.forkd.c_str(), root.c_str(),
-                (*scratch)->description().c_str(), socket.c_str());
+    FE_RETURN_IF_ERROR(
+        forkd.Start(options.forkd, site->data_root(), site->socket(), {"--loop-pool", "none"}, site->log()));
+    std::printf("forkd %s on %s, socket %s\n", options.forkd.c_str(), site->description().c_str(),
+                site->socket().c_str());
     status = [&]() -> Status {
-      PoolApi api(socket);
-      Result<Json> imported =
-          api.Post("/v1/instances",
-                   Json{{"name", "template"}, {"hypervisor", "cloud-hypervisor"}, {"import_dir", sample->dir}}, 201);
-      if (!imported.ok()) return imported.status();
-      return Measure(socket, options);
+      PoolApi api(site->socket());
+      FE_RETURN_IF_ERROR(site->ImportSample(api, "template"));
+      return Measure(site->socket(), options);
     }();
     Status stopped = forkd.Stop();
     if (status.ok()) status = stopped;
   }
-  if (Status closed = (*scratch)->Close(); status.ok()) status = closed;
-  ::unlink(log.c_str());
-  ::rmdir(socket_dir);
+  if (Status closed = site->Close(); status.ok()) status = closed;
   return status;
 }
 

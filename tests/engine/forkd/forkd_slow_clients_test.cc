@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "base/unique_fd.h"
+#include "tests/support/unix_socket.h"
 #include "tests/engine/forkd/forkd_invariants.h"
 #include "tests/engine/forkd/forkd_test_fixture.h"
 
@@ -24,14 +25,7 @@ namespace {
 using namespace std::chrono_literals;
 using SteadyClock = std::chrono::steady_clock;
 
-UniqueFd Connect(const std::string& path) {
-  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_un address{};
-  address.sun_family = AF_UNIX;
-  std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
-  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) return UniqueFd();
-  return fd;
-}
+using fe::test::ConnectUnixSocket;
 
 class ForkdSlowClientsTest : public ForkdTest {};
 
@@ -40,12 +34,12 @@ TEST_F(ForkdSlowClientsTest, HealthAndFiftyForksAreServedBesideIdleAndTricklingC
   ASSERT_TRUE(Import("src").is_object());
   std::vector<UniqueFd> idle;
   for (int i = 0; i < 500; ++i) {
-    idle.push_back(Connect(socket_));
+    idle.push_back(ConnectUnixSocket(socket_));
     ASSERT_TRUE(idle.back().valid()) << "connection " << i;
   }
   std::vector<UniqueFd> trickling;
   for (int i = 0; i < 100; ++i) {
-    trickling.push_back(Connect(socket_));
+    trickling.push_back(ConnectUnixSocket(socket_));
     ASSERT_TRUE(trickling.back().valid());
     (void)!::send(trickling.back().get(), "GET /v1/healthz HTTP/1.1\r\n", 26, MSG_NOSIGNAL);
   }
@@ -90,7 +84,7 @@ TEST_F(ForkdSlowClientsTest, HealthAndFiftyForksAreServedBesideIdleAndTricklingC
 
 TEST_F(ForkdSlowClientsTest, OversizedAndLengthlessBodiesAreRefusedBeforeTheyAreRead) {
   StartForkd();
-  UniqueFd huge = Connect(socket_);
+  UniqueFd huge = ConnectUnixSocket(socket_);
   const std::string announce = "POST /v1/instances HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000000\r\n\r\n";
   ASSERT_EQ(::send(huge.get(), announce.data(), announce.size(), MSG_NOSIGNAL), static_cast<ssize_t>(announce.size()));
   char reply[512] = {};
@@ -100,7 +94,7 @@ TEST_F(ForkdSlowClientsTest, OversizedAndLengthlessBodiesAreRefusedBeforeTheyAre
   EXPECT_EQ(std::string(reply).rfind("HTTP/1.1 413", 0), 0u) << reply;
   EXPECT_NE(std::string(reply).find("payload_too_large"), std::string::npos) << reply;
 
-  UniqueFd lengthless = Connect(socket_);
+  UniqueFd lengthless = ConnectUnixSocket(socket_);
   const std::string fork = "POST /v1/instances/x/fork HTTP/1.1\r\nHost: x\r\n\r\n";
   ASSERT_EQ(::send(lengthless.get(), fork.data(), fork.size(), MSG_NOSIGNAL), static_cast<ssize_t>(fork.size()));
   char refused[512] = {};

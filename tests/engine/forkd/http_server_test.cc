@@ -25,6 +25,7 @@
 #include "base/unique_fd.h"
 #include "engine/forkd/socket_setup.h"
 #include "tests/support/scratch.h"
+#include "tests/support/unix_socket.h"
 #include "tests/support/temp_dir.h"
 
 namespace fe::engine::forkd {
@@ -36,14 +37,7 @@ using SteadyClock = std::chrono::steady_clock;
 // A raw client: bytes out, the reply (or what arrived before the server closed) in.
 class RawClient {
  public:
-  static UniqueFd ConnectUnix(const std::string& path) {
-    UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    sockaddr_un address{};
-    address.sun_family = AF_UNIX;
-    std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
-    if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) return UniqueFd();
-    return fd;
-  }
+  static UniqueFd ConnectUnix(const std::string& path) { return test::ConnectUnixSocket(path); }
   static bool Send(int fd, std::string_view bytes) {
     while (!bytes.empty()) {
       ssize_t sent = ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
