@@ -8,7 +8,7 @@ packages=(
   liburing-dev libbtrfsutil-dev libdevmapper-dev nlohmann-json3-dev libcpp-httplib-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev libspdlog-dev libfmt-dev zlib1g-dev libboost1.81-dev
-  btrfs-progs xfsprogs util-linux e2fsprogs coreutils
+  btrfs-progs xfsprogs util-linux e2fsprogs coreutils python3-jsonschema
   qemu-system-x86 linux-image-amd64 busybox-static cpio iproute2
 )
 

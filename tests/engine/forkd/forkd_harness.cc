@@ -11,6 +11,9 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <mutex>
 #include <thread>
 
 #include <httplib.h>
@@ -20,7 +23,25 @@ extern char** environ;
 namespace fe::engine::forkd::test {
 namespace {
 
-ApiResponse ToResponse(const httplib::Result& result) {
+// With FE_API_REPLY_DIR set (ctest sets it), every reply is appended to <dir>/<pid>.jsonl, and
+// openapi_replies.py checks them all against openapi.json after the API tests ran.
+void RecordReply(const std::string& method, const std::string& path, const ApiResponse& response) {
+  static const char* dir = std::getenv("FE_API_REPLY_DIR");
+  if (dir == nullptr || response.status == 0) return;
+  static std::mutex mutex;
+  std::lock_guard lock(mutex);
+  ::mkdir(dir, 0755);
+  std::ofstream out(std::string(dir) + "/" + std::to_string(::getpid()) + ".jsonl", std::ios::app);
+  out << Json{{"method", method},
+              {"path", path},
+              {"status", response.status},
+              {"content_type", response.content_type},
+              {"body", response.body}}
+             .dump(-1, ' ', false, Json::error_handler_t::replace)
+      << "\n";
+}
+
+ApiResponse ToResponse(const std::string& method, const std::string& path, const httplib::Result& result) {
   ApiResponse response;
   if (!result) {
     response.error = httplib::to_string(result.error());
@@ -31,6 +52,7 @@ ApiResponse ToResponse(const httplib::Result& result) {
   response.content_type = result->get_header_value("Content-Type");
   response.json = Json::parse(response.body, nullptr, /*allow_exceptions=*/false);
   if (response.json.is_discarded()) response.json = nullptr;
+  RecordReply(method, path, response);
   return response;
 }
 
@@ -76,13 +98,17 @@ Status Walk(const std::string& root, const std::string& relative, std::map<std::
 
 }  // namespace
 
-ApiResponse ApiClient::Get(const std::string& path) const { return ToResponse(Connect(socket_path_)->Get(path)); }
-
-ApiResponse ApiClient::Post(const std::string& path, const std::string& body) const {
-  return ToResponse(Connect(socket_path_)->Post(path, body, "application/json"));
+ApiResponse ApiClient::Get(const std::string& path) const {
+  return ToResponse("GET", path, Connect(socket_path_)->Get(path));
 }
 
-ApiResponse ApiClient::Delete(const std::string& path) const { return ToResponse(Connect(socket_path_)->Delete(path)); }
+ApiResponse ApiClient::Post(const std::string& path, const std::string& body) const {
+  return ToResponse("POST", path, Connect(socket_path_)->Post(path, body, "application/json"));
+}
+
+ApiResponse ApiClient::Delete(const std::string& path) const {
+  return ToResponse("DELETE", path, Connect(socket_path_)->Delete(path));
+}
 
 ForkdProcess::ForkdProcess(std::string data_root, std::string socket, std::string log_path,
                            std::vector<std::string> extra)
