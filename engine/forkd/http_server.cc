@@ -138,7 +138,12 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
     if (ec == http::error::header_limit) {
       return Refuse(431, "the request header exceeds " + std::to_string(options_.max_header_bytes) + " bytes");
     }
-    if (ec) return Close();  // timeout, end of stream, a reset, or a request that is not HTTP
+    // A request that is not HTTP is told so; a timeout, the end of the stream or a reset just close.
+    if (ec && ec.category() == http::make_error_code(http::error::bad_target).category() &&
+        ec != http::error::end_of_stream && ec != http::error::partial_message) {
+      return Refuse(400, "malformed request: " + ec.message());
+    }
+    if (ec) return Close();
     const auto& header = parser_->get();
     request_.method = std::string(header.method_string());
     const std::string_view target = header.target();

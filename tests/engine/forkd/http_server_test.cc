@@ -208,6 +208,16 @@ TEST_F(HttpServerTest, BeyondTheCapTheConnectionIdleLongestGivesWay) {
   EXPECT_FALSE(RawClient::ClosedWithin(idle.back().get(), 200ms)) << "the newest idle connection was closed";
 }
 
+TEST_F(HttpServerTest, MalformedRequestIs400AndTheServerServesOn) {
+  StartServer();
+  UniqueFd fd = RawClient::ConnectUnix(socket_);
+  RawClient::Send(fd.get(), "NOT HTTP AT ALL\r\n\r\n");
+  const std::string response = RawClient::Receive(fd.get(), 5s);
+  EXPECT_EQ(StatusOf(response), 400) << response;
+  EXPECT_NE(response.find("malformed request"), std::string::npos) << response;
+  EXPECT_EQ(Get("/after").first, 200);
+}
+
 TEST_F(HttpServerTest, OversizedContentLengthIsRefusedBeforeAnyBodyIsRead) {
   StartServer(With([](ListenerOptions& o) { o.max_body_bytes = 1024; }));
   UniqueFd fd = RawClient::ConnectUnix(socket_);
