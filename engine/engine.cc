@@ -188,7 +188,20 @@ int Engine::RunningVcpusOutsidePools() const {
   return vcpus;
 }
 
+void Engine::SetDeleteGuard(DeleteGuard guard) {
+  std::lock_guard lock(guard_mutex_);
+  delete_guard_ = std::move(guard);
+}
+
 Status Engine::Delete(const std::string& id_or_name) {
+  DeleteGuard guard;
+  {
+    std::lock_guard lock(guard_mutex_);
+    guard = delete_guard_;
+  }
+  if (guard) {
+    if (Result<Instance> instance = Get(id_or_name); instance.ok()) FE_RETURN_IF_ERROR(guard(*instance));
+  }
   auto locked = LockExclusive(id_or_name);
   if (!locked.ok()) return locked.status();
   auto& [entry, lock] = *locked;

@@ -188,8 +188,15 @@ class Engine {
   int RunningVcpusOutsidePools() const;  // the vCPUs of Running instances that are not pool members
   // Instances deleted since Open: a caller holding ids re-checks them only when this moved.
   uint64_t removals() const { return removals_.load(); }
-  // Stops a Running instance first. Its forks are not affected.
+  // Stops a Running instance first. Its forks are not affected. Refused (FailedPrecondition) when the
+  // delete guard says no.
   Status Delete(const std::string& id_or_name);
+
+  // What keeps instances above the engine from being deleted under it (a pool's template): returns
+  // FailedPrecondition saying why, or Ok. Called by Delete before the instance's lock is taken, with
+  // no engine lock held; it must not call back into the engine. Empty: every delete may go ahead.
+  using DeleteGuard = std::function<Status(const Instance& instance)>;
+  void SetDeleteGuard(DeleteGuard guard);
 
   Result<Instance> Start(const std::string& id_or_name);    // Stopped -> Running (boot)
   Result<Instance> Stop(const std::string& id_or_name);     // Running -> Stopped
@@ -329,6 +336,8 @@ class Engine {
   std::unique_ptr<SpaceReserve> reserve_;  // on the data root's filesystem
 
   std::atomic<uint64_t> removals_{0};
+  mutable std::mutex guard_mutex_;
+  DeleteGuard delete_guard_;  // GUARDED_BY(guard_mutex_)
   std::unique_ptr<ReleaseJournal> journal_;
   std::mutex checkpoint_mutex_;
   std::condition_variable checkpoint_wake_;

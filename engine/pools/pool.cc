@@ -82,11 +82,14 @@ Result<std::unique_ptr<PoolManager>> PoolManager::Open(Engine& engine, std::stri
     manager->workers_.emplace_back([raw = manager.get()] { raw->WorkerMain(); });
   }
   if (start_loop) manager->loop_ = std::thread([raw = manager.get()] { raw->LoopMain(); });
+  engine.SetDeleteGuard(
+      [raw = manager.get()](const Instance& instance) { return raw->RefuseTemplateDelete(instance); });
   spdlog::info("pools: {} pool(s), CPU budget {} vCPUs", manager->pools_.size(), manager->budget_vcpus_);
   return manager;
 }
 
 PoolManager::~PoolManager() {
+  engine_.SetDeleteGuard(nullptr);
   {
     std::lock_guard lock(mutex_);
     stopping_ = true;
@@ -95,6 +98,21 @@ PoolManager::~PoolManager() {
   work_cv_.notify_all();
   if (loop_.joinable()) loop_.join();
   for (std::thread& worker : workers_) worker.join();
+}
+
+Status PoolManager::RefuseTemplateDelete(const Instance& instance) const {
+  std::string pools;
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& [name, pool] : pools_) {
+      if (pool->deleting || (pool->spec.template_id != instance.id && pool->spec.template_id != instance.name))
+        continue;
+      pools += (pools.empty() ? "'" : ", '") + name + "'";
+    }
+  }
+  if (pools.empty()) return Status::Ok();
+  return Status::FailedPrecondition("instance '" + instance.name + "' is the template of pool(s) " + pools +
+                                    ": delete the pool(s) first");
 }
 
 Status PoolManager::Relink() {

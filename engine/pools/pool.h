@@ -182,6 +182,8 @@ class PoolManager {
   void DeleteMember(const std::string& id, const std::string& why);
   // A miss: a fork of the template, not a member, named `name` (empty: a generated member name).
   Result<Instance> ForkOnDemand(const PoolSpec& spec, const std::string& name);
+  // The engine's delete guard: a pool's template is not deleted while the pool exists.
+  Status RefuseTemplateDelete(const Instance& instance) const;
 
   Engine& engine_;
   PoolStore store_;

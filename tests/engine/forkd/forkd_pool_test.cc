@@ -263,6 +263,22 @@ TEST_F(ForkdPoolTest, DeleteAnswers204AndRemovesTheReadyMembersButNotAcquiredIns
   EXPECT_EQ(ids, (std::set<std::string>{tmpl["id"], acquired.json["instance"]["id"]}));
 }
 
+TEST_F(ForkdPoolTest, DeletingAPoolsTemplateIs409NamingThePoolAndKeepsEverything) {
+  StartForkd(kFastPools);
+  Json tmpl = Import("template");
+  CreatePool(Json{{"name", "web"}, {"template", "template"}, {"max_size", 2}});
+  WaitUntilFull("web", 2);
+
+  ApiResponse refused = api().Delete("/v1/instances/template");
+  EXPECT_EQ(StatusAndCode(refused), "409 failed_precondition") << refused.body;
+  EXPECT_NE(refused.json.value("message", "").find("'web'"), std::string::npos) << refused.body;
+  EXPECT_EQ(api().Get("/v1/instances/template").status, 200);
+  EXPECT_EQ(Members("web").size(), 2u);
+
+  ASSERT_EQ(api().Delete("/v1/pools/web").status, 204);
+  EXPECT_EQ(api().Delete("/v1/instances/template").status, 204);
+}
+
 TEST_F(ForkdPoolTest, PoolsAndTheirMembersSurviveARestart) {
   StartForkd(kFastPools);
   Import("template");

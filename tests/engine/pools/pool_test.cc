@@ -315,6 +315,18 @@ TEST_F(PoolTest, RestartRemovesAHalfMadeMemberAndMembersOfAPoolThatIsGone) {
   EXPECT_EQ(engine().List().size(), 2u);  // the template and one member
 }
 
+TEST_F(PoolTest, ATemplateIsNotDeletedWhilePoolsUseItAndTheErrorNamesThem) {
+  FE_ASSERT_OK(pools_->Create(Spec("web", 0, 1)));
+  FE_ASSERT_OK(pools_->Create(Spec("api", 0, 1)));
+  Status refused = engine().Delete("tmpl");
+  EXPECT_EQ(refused.code(), ErrorCode::kFailedPrecondition);
+  EXPECT_NE(refused.message().find("template of pool(s) 'api', 'web'"), std::string::npos) << refused.message();
+  FE_ASSERT_OK(engine().Get("tmpl"));
+  FE_ASSERT_OK(pools_->Delete("web"));
+  FE_ASSERT_OK(pools_->Delete("api"));
+  FE_EXPECT_OK(engine().Delete("tmpl"));
+}
+
 TEST_F(PoolTest, DeletingAPoolRemovesItsReadyMembersOnly) {
   FE_ASSERT_OK(pools_->Create(Spec("web", 0, 3)));
   FE_ASSERT_OK(pools_->Create(Spec("other", 0, 1)));
