@@ -5,6 +5,14 @@
 
 namespace fe {
 
+std::vector<ErrorCode> ErrorCodes() {
+  std::vector<ErrorCode> codes;
+  for (int code = static_cast<int>(ErrorCode::kOk) + 1; code <= static_cast<int>(ErrorCode::kInternal); ++code) {
+    codes.push_back(static_cast<ErrorCode>(code));
+  }
+  return codes;
+}
+
 std::string_view ErrorCodeName(ErrorCode code) {
   switch (code) {
     case ErrorCode::kOk: return "ok";
@@ -18,6 +26,8 @@ std::string_view ErrorCodeName(ErrorCode code) {
     case ErrorCode::kBusy: return "busy";
     case ErrorCode::kFailedPrecondition: return "failed_precondition";
     case ErrorCode::kUnavailable: return "unavailable";
+    case ErrorCode::kInsufficientResources: return "insufficient_resources";
+    case ErrorCode::kTimedOut: return "timed_out";
     case ErrorCode::kIo: return "io";
     case ErrorCode::kInternal: return "internal";
   }
@@ -44,6 +54,7 @@ ErrorCode ErrorCodeFromErrno(int err) {
     case EBUSY:
     case EAGAIN:
     case ETXTBSY: return ErrorCode::kBusy;
+    case ETIMEDOUT: return ErrorCode::kTimedOut;
     case EINVAL:
     case ELOOP:
     case ENAMETOOLONG:

@@ -9,6 +9,7 @@
 #include <string_view>
 #include <utility>
 #include <variant>
+#include <vector>
 
 namespace fe {
 
@@ -22,13 +23,17 @@ enum class ErrorCode {
   kInvalidContent,  // what a request points at (a guest directory, a file in it) is not acceptable
   kNoSpace,
   kBusy,
-  kFailedPrecondition,  // the object is not in a state that allows the operation
-  kUnavailable,         // nothing ready now and the caller asked not to wait (retry later)
+  kFailedPrecondition,     // the object is not in a state that allows the operation
+  kUnavailable,            // nothing ready now and the caller asked not to wait (retry later)
+  kInsufficientResources,  // a finite resource other than space is used up (the subnet's addresses)
+  kTimedOut,               // what the operation waited on (a guest agent, a hypervisor) did not answer in time
   kIo,
-  kInternal,
+  kInternal,  // last: ErrorCodes() lists the codes up to it
 };
 
 std::string_view ErrorCodeName(ErrorCode code);
+// Every code but kOk, in declaration order.
+std::vector<ErrorCode> ErrorCodes();
 
 class [[nodiscard]] Status {
  public:
@@ -47,6 +52,10 @@ class [[nodiscard]] Status {
   static Status Busy(std::string message) { return {ErrorCode::kBusy, std::move(message)}; }
   static Status FailedPrecondition(std::string message) { return {ErrorCode::kFailedPrecondition, std::move(message)}; }
   static Status Unavailable(std::string message) { return {ErrorCode::kUnavailable, std::move(message)}; }
+  static Status InsufficientResources(std::string message) {
+    return {ErrorCode::kInsufficientResources, std::move(message)};
+  }
+  static Status TimedOut(std::string message) { return {ErrorCode::kTimedOut, std::move(message)}; }
   static Status Io(std::string message) { return {ErrorCode::kIo, std::move(message)}; }
   static Status Internal(std::string message) { return {ErrorCode::kInternal, std::move(message)}; }
   // "<operation> <path>: <strerror(err)>", with the code mapped from errno.

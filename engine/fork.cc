@@ -1,7 +1,8 @@
 // Fork: validation, the source's lock, from_running's standby and restore of the source, the per-fork
 // steps (each undone in reverse on failure) and the all-or-nothing fan-out of count > 1.
 //
-// Target states. A Stopped source gives Stopped (default) or Running (booted) forks. A Standby source
+// Target states. A Stopped source gives Stopped (default), Running (booted) or Standby (booted, then
+// stood by: the reference design's behaviour) forks. A Standby source
 // gives Standby (default: the fork restores from its copy of the snapshot), Running (restored now) or
 // Stopped forks (the copied snapshot stays but the fork boots from its config, as a fresh VM). A
 // Running source (from_running=true) gives what a Standby source gives; its default is Running, like
@@ -46,15 +47,11 @@ Result<std::vector<std::string>> ForkNames(const ForkRequest& request) {
   return names;
 }
 
-// What a fork of a source in `state` may become (see the file comment).
-Result<InstanceState> TargetState(const Instance& source, InstanceState state, const ForkRequest& request,
-                                  bool was_running) {
-  InstanceState target = request.target_state.value_or(was_running ? InstanceState::kRunning : state);
-  if (state == InstanceState::kStopped && target == InstanceState::kStandby) {
-    return Status::FailedPrecondition("cannot fork Stopped instance '" + source.name +
-                                      "' into Standby: it has no snapshot (target Stopped or Running)");
-  }
-  return target;
+// What a fork of a source in `state` becomes: the state asked for, else Running for a running source
+// and the source's state otherwise. Every target is reachable: a Stopped source forked into Standby
+// is booted, then stood by (as the reference design does), so the fork has a snapshot of its own.
+InstanceState TargetState(InstanceState state, const ForkRequest& request, bool was_running) {
+  return request.target_state.value_or(was_running ? InstanceState::kRunning : state);
 }
 
 Status CheckSharedVolumes(const Instance& source) {
@@ -132,8 +129,7 @@ Result<std::vector<ForkOutcome>> Engine::Fork(const std::string& source_id_or_na
   }
   const bool was_running = source.state == InstanceState::kRunning;
   const InstanceState forked_state = was_running ? InstanceState::kStandby : source.state;
-  Result<InstanceState> target = TargetState(source, forked_state, request, was_running);
-  if (!target.ok()) return target.status();
+  const InstanceState target = TargetState(forked_state, request, was_running);
   Result<const hypervisor::Plugin*> plugin = PluginFor(source);
   if (!plugin.ok()) return plugin.status();
   hypervisor::PluginCapabilities capabilities = (*plugin)->Capabilities();
@@ -162,7 +158,7 @@ Result<std::vector<ForkOutcome>> Engine::Fork(const std::string& source_id_or_na
     // The forks are made from the snapshot the pause takes: they fork a Standby source.
     Instance snapshotted = source;
     snapshotted.state = InstanceState::kStandby;
-    std::vector<ForkPlan> plans = PlanForks(snapshotted, reservation, *target, request.pool);
+    std::vector<ForkPlan> plans = PlanForks(snapshotted, reservation, target, request.pool);
     int64_t pause_us = 0;
     FE_RETURN_IF_ERROR(LiveForkLocked(source, plans, **plugin, pause_us));
     for (ForkPlan& plan : plans) {
@@ -181,7 +177,7 @@ Result<std::vector<ForkOutcome>> Engine::Fork(const std::string& source_id_or_na
     standby_us = clock_.MicrosSince(standby_start);
   }
 
-  std::vector<ForkPlan> plans = PlanForks(source, reservation, *target, request.pool);
+  std::vector<ForkPlan> plans = PlanForks(source, reservation, target, request.pool);
   Status made = RunForkPlans(plans, **plugin);
 
   int64_t restore_source_us = 0;

@@ -98,9 +98,9 @@ Status Engine::MakeDurableAndCommit(ForkPlan& plan, std::optional<DeferredSync>&
   // crash after the fork was answered could lose it.
   deferred.reset();
   Instance fork = plan.fork;
-  fork.state = plan.target_state != InstanceState::kRunning ? plan.target_state
-               : plan.from_snapshot                         ? InstanceState::kStandby
-                                                            : InstanceState::kStopped;
+  // Committed in the state the clone is in; BringUp takes it to the target from there.
+  fork.state = plan.from_snapshot ? InstanceState::kStandby : InstanceState::kStopped;
+  if (plan.target_state == InstanceState::kStopped) fork.state = InstanceState::kStopped;
   auto entry = std::make_shared<Entry>();
   if (Status committed = Commit(entry, fork); !committed.ok()) return plan.Failed("metadata", committed);
   plan.entry = entry;
@@ -112,7 +112,9 @@ Status Engine::MakeDurableAndCommit(ForkPlan& plan, std::optional<DeferredSync>&
 }
 
 Status Engine::BringUp(ForkPlan& plan) {
-  if (plan.target_state != InstanceState::kRunning) return Status::Ok();
+  // Booted for Running, and for Standby when the clone has no snapshot (a Stopped source): then stood by.
+  const bool boot_to_standby = plan.target_state == InstanceState::kStandby && !plan.from_snapshot;
+  if (plan.target_state != InstanceState::kRunning && !boot_to_standby) return Status::Ok();
   const Clock::SteadyPoint start = clock_.Now();
   ExclusiveLock lock(plan.entry->operation);  // uncontended: the entry is not published yet
   Result<Instance> running =
@@ -120,6 +122,10 @@ Status Engine::BringUp(ForkPlan& plan) {
   if (!running.ok()) return plan.Failed(plan.from_snapshot ? "restore" : "start", running.status());
   // Not yet published: no one else can hold its lock.
   plan.undo.Add("stop fork " + plan.id, [this, entry = plan.entry] { return StopLocked(entry).status(); });
+  if (boot_to_standby) {
+    Result<Instance> standby = StandbyLocked(plan.entry);
+    if (!standby.ok()) return plan.Failed("standby", standby.status());
+  }
   plan.outcome.phases.restore_us = clock_.MicrosSince(start);
   return Status::Ok();
 }

@@ -76,6 +76,14 @@ Result<InstanceState> ParseInstanceState(std::string_view text) {
                                  "' (expected Creating, Stopped, Standby or Running)");
 }
 
+Result<InstanceState> ParseRequestedState(std::string_view text) {
+  for (InstanceState state : {InstanceState::kStopped, InstanceState::kStandby, InstanceState::kRunning}) {
+    if (text == InstanceStateName(state)) return state;
+  }
+  return Status::InvalidArgument("'" + std::string(text) +
+                                 "' is not a state to ask for (expected Stopped, Standby or Running)");
+}
+
 std::string_view IdentityChannelKindName(hypervisor::IdentityChannel::Kind kind) {
   switch (kind) {
     case hypervisor::IdentityChannel::Kind::kVirtioSerialSocket: return "virtio-serial";

@@ -33,6 +33,9 @@ enum class InstanceState { kCreating, kStopped, kStandby, kRunning };
 std::string_view InstanceStateName(InstanceState state);  // "Creating", "Stopped", ...
 // Accepts the names above (exactly); InvalidArgument naming the text otherwise.
 Result<InstanceState> ParseInstanceState(std::string_view text);
+// A state a request may ask for (a fork's target_state, a create's state, a pool's member_state):
+// Stopped, Standby or Running. Creating is the engine's own and is refused like an unknown name.
+Result<InstanceState> ParseRequestedState(std::string_view text);
 
 // A disk of another owner attached to the instance (outside its guest data). Forks of an instance
 // with a writable one are refused: two VMs must never write one disk.

@@ -94,7 +94,8 @@ enum class LaunchMode {
 
 struct LaunchCommand {
   std::vector<std::string> argv;
-  std::string api_socket;  // where Connect() reaches the started process
+  std::string api_socket;    // where Connect() reaches the started process
+  std::string install_hint;  // how to install argv[0] when this host cannot run it
 };
 
 struct PluginCapabilities {

@@ -25,6 +25,7 @@ ErrorCode ErrorCodeForStatus(int http_status) {
     case 409: return ErrorCode::kFailedPrecondition;
     case 422: return ErrorCode::kUnsupported;
     case 503: return ErrorCode::kUnavailable;
+    case 504: return ErrorCode::kTimedOut;
     case 507: return ErrorCode::kNoSpace;
     default: return http_status >= 500 ? ErrorCode::kInternal : ErrorCode::kIo;
   }
@@ -59,10 +60,7 @@ Result<nlohmann::json> ApiClient::Send(std::string_view method, const std::strin
 }
 
 ErrorCode ErrorCodeFromName(std::string_view name) {
-  for (ErrorCode code :
-       {ErrorCode::kInvalidArgument, ErrorCode::kNotFound, ErrorCode::kAlreadyExists, ErrorCode::kPermissionDenied,
-        ErrorCode::kUnsupported, ErrorCode::kInvalidContent, ErrorCode::kNoSpace, ErrorCode::kBusy, ErrorCode::kFailedPrecondition,
-        ErrorCode::kUnavailable, ErrorCode::kIo, ErrorCode::kInternal}) {
+  for (ErrorCode code : ErrorCodes()) {
     if (ErrorCodeName(code) == name) return code;
   }
   return ErrorCode::kInternal;

@@ -16,6 +16,8 @@ int HttpStatusFor(ErrorCode code) {
     case ErrorCode::kInvalidContent: return 422;
     case ErrorCode::kNoSpace: return 507;
     case ErrorCode::kUnavailable: return 503;
+    case ErrorCode::kInsufficientResources: return 409;
+    case ErrorCode::kTimedOut: return 504;
     case ErrorCode::kPermissionDenied: return 403;
     case ErrorCode::kIo:
     case ErrorCode::kInternal: return 500;

@@ -9,8 +9,9 @@
 
 namespace fe::engine::forkd {
 
-// invalid_argument 400, not_found 404, already_exists/failed_precondition/busy 409,
-// unsupported 422, no_space 507, permission_denied 403, io/internal (and anything else) 500.
+// invalid_argument 400, permission_denied 403, not_found 404,
+// already_exists/failed_precondition/busy/insufficient_resources 409, unsupported/invalid_content 422,
+// unavailable 503, timed_out 504, no_space 507, io/internal (and anything else) 500.
 int HttpStatusFor(ErrorCode code);
 
 // {"code": code, "message": message} as text.

@@ -39,9 +39,9 @@ void RenderPoolGauges(const PoolGauges& gauges, std::string* out) {
       {"forkengine_pool_refilling", "gauge", "Refill forks in flight for each pool.",
        [](const engine::pools::PoolStatus& pool) { return static_cast<uint64_t>(pool.refilling); }},
       {"forkengine_pool_hits_total", "counter", "Acquires served from a ready member.",
-       [](const engine::pools::PoolStatus& pool) { return pool.hits; }},
+       [](const engine::pools::PoolStatus& pool) { return pool.counters.hits; }},
       {"forkengine_pool_misses_total", "counter", "Acquires that found the pool empty (forked on demand or refused).",
-       [](const engine::pools::PoolStatus& pool) { return pool.misses; }},
+       [](const engine::pools::PoolStatus& pool) { return pool.counters.misses; }},
   };
   for (const Series& series : kSeries) {
     Header(series.name, series.type, series.help, out);

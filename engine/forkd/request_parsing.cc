@@ -29,7 +29,7 @@ Status ReadState(const JsonFields& fields, const char* name, std::optional<engin
   std::string text;
   if (fields.Find(name) == nullptr) return Status::Ok();
   FE_RETURN_IF_ERROR(fields.String(name, text, JsonFields::kOptional));
-  Result<engine::InstanceState> state = engine::ParseInstanceState(text);
+  Result<engine::InstanceState> state = engine::ParseRequestedState(text);
   if (!state.ok()) return fields.Fail(name, state.status().message());
   *out = *state;
   return Status::Ok();

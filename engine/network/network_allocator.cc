@@ -351,9 +351,9 @@ Result<NetworkIdentity> NetworkAllocator::Allocate(const std::string& instance_i
     reverter.Commit();
     return identity;
   }
-  return Status::NoSpace("no free IPv4 address in subnet " + subnet_.ToString() + ": all " +
-                         std::to_string(Capacity()) + " usable addresses are leased (gateway " + config_.gateway +
-                         " excluded)");
+  return Status::InsufficientResources("no free IPv4 address in subnet " + subnet_.ToString() + ": all " +
+                                       std::to_string(Capacity()) + " usable addresses are leased (gateway " +
+                                       config_.gateway + " excluded)");
 }
 
 Status NetworkAllocator::Release(const std::string& instance_id) {

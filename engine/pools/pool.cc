@@ -62,10 +62,11 @@ Result<std::unique_ptr<PoolManager>> PoolManager::Open(Engine& engine, std::stri
   if (!store.ok()) return store.status();
   std::unique_ptr<PoolManager> manager(new PoolManager(engine, std::move(*store), std::move(config)));
 
-  Result<std::vector<PoolSpec>> specs = manager->store_.List();
-  if (!specs.ok()) return specs.status().Annotate("loading pools");
-  for (PoolSpec& spec : *specs) {
+  Result<std::vector<StoredPool>> stored = manager->store_.List();
+  if (!stored.ok()) return stored.status().Annotate("loading pools");
+  for (auto& [spec, counters] : *stored) {
     auto pool = std::make_shared<Pool>();
+    pool->counters = pool->saved = counters;
     Result<Instance> template_instance = engine.Get(spec.template_id);
     if (template_instance.ok()) {
       pool->vcpus_per_member = template_instance->vcpus;
@@ -98,6 +99,30 @@ PoolManager::~PoolManager() {
   work_cv_.notify_all();
   if (loop_.joinable()) loop_.join();
   for (std::thread& worker : workers_) worker.join();
+  if (Status saved = SaveCounters(); !saved.ok()) spdlog::warn("pools: counters not saved: {}", saved.ToString());
+}
+
+Status PoolManager::SaveCounters() {
+  // admin_mutex_: a pool being deleted never gets its spec file back from a late save.
+  std::lock_guard admin(admin_mutex_);
+  std::vector<std::pair<PoolSpec, PoolCounters>> changed;
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& [name, pool] : pools_) {
+      if (!pool->deleting && pool->counters != pool->saved) changed.emplace_back(pool->spec, pool->counters);
+    }
+  }
+  Status result;
+  for (const auto& [spec, counters] : changed) {
+    Status written = store_.Write(spec, counters);
+    if (!written.ok()) {
+      result = written.Annotate("saving the counters of pool '" + spec.name + "'");
+      continue;
+    }
+    std::lock_guard lock(mutex_);
+    if (auto pool = pools_.find(spec.name); pool != pools_.end()) pool->second->saved = counters;
+  }
+  return result;
 }
 
 Status PoolManager::RefuseTemplateDelete(const Instance& instance) const {
@@ -141,11 +166,7 @@ PoolStatus PoolManager::StatusOf(const Pool& pool) const {
   status.vcpus_per_member = pool.vcpus_per_member;
   status.ready = static_cast<int>(pool.ready.size());
   status.refilling = pool.refilling;
-  status.hits = pool.hits;
-  status.misses = pool.misses;
-  status.refills = pool.refills;
-  status.refill_failures = pool.refill_failures;
-  status.refill_seconds_total = pool.refill_seconds_total;
+  status.counters = pool.counters;
   status.last_refill_error = pool.last_refill_error;
   status.throttled = pool.throttled;
   status.refill_backoff_ms = pool.failures_in_a_row > 0 ? pool.backoff.count() : 0;
@@ -213,7 +234,7 @@ Result<PoolStatus> PoolManager::Create(const PoolSpec& requested) {
           " are committed (other pools' minimums and running instances)");
     }
   }
-  FE_RETURN_IF_ERROR(store_.Write(spec));
+  FE_RETURN_IF_ERROR(store_.Write(spec, PoolCounters{}));
   PoolStatus status;
   {
     std::lock_guard lock(mutex_);
@@ -308,7 +329,7 @@ Result<AcquireOutcome> PoolManager::Acquire(const std::string& name, const Acqui
       pool = found->second;
       last_acquire_ = started;
       if (pool->ready.empty()) {
-        ++pool->misses;
+        ++pool->counters.misses;
         if (request.no_wait) return Status::Unavailable("pool '" + name + "' has no ready member");
       } else {
         member = pool->ready.front();
@@ -326,7 +347,7 @@ Result<AcquireOutcome> PoolManager::Acquire(const std::string& name, const Acqui
       bool below_minimum = false;
       {
         std::lock_guard lock(mutex_);
-        ++pool->hits;
+        ++pool->counters.hits;
         below_minimum = static_cast<int>(pool->ready.size()) + pool->refilling < pool->spec.min_size;
       }
       // During acquires only a pool below its minimum refills (pool_sizing.h): anything else waits for

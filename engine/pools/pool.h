@@ -47,30 +47,19 @@
 #include "engine/engine.h"
 #include "engine/instance.h"
 #include "engine/pools/load_source.h"
+#include "engine/pools/pool_spec.h"
 #include "engine/pools/pool_store.h"
 
 namespace fe::engine::pools {
 
-struct PoolSpec {
-  std::string name;         // DNS label of at most 54 characters (members are "<name>-<8 hex>"), unique
-  std::string template_id;  // the template instance (Stopped or Standby); given as id or name, stored as id
-  InstanceState member_state = InstanceState::kStandby;  // Standby (template Standby) or Running
-  int min_size = 0;
-  int max_size = 1;  // >= min_size, >= 1
-};
-
 struct PoolStatus {
   PoolSpec spec;
-  int vcpus_per_member = 1;         // the template's vCPU count
-  int ready = 0;                    // members waiting to be acquired
-  int refilling = 0;                // forks queued or in flight for this pool
-  uint64_t hits = 0;                // acquires served from ready members
-  uint64_t misses = 0;              // acquires that forked on demand, or were refused with no_wait
-  uint64_t refills = 0;             // members made by the refill loop (cumulative)
-  uint64_t refill_failures = 0;     // refill forks that failed (cumulative)
-  double refill_seconds_total = 0;  // sum of the refill forks' durations
-  std::string last_refill_error;    // the latest refill failure, empty when none
-  bool throttled = false;           // the last tick saw the host above the busy threshold
+  int vcpus_per_member = 1;  // the template's vCPU count
+  int ready = 0;             // members waiting to be acquired
+  int refilling = 0;         // forks queued or in flight for this pool
+  PoolCounters counters;
+  std::string last_refill_error;  // the latest refill failure, empty when none
+  bool throttled = false;         // the last tick saw the host above the busy threshold
   // After failed refills, the next one waits: 0 when the last refill worked, else the current wait
   // (kRefillBackoffFirst doubling per failure up to kRefillBackoffMax).
   int64_t refill_backoff_ms = 0;
@@ -141,6 +130,9 @@ class PoolManager {
   // queues refills. The loop calls it every `tick`; tests call it directly. Returns the load source's
   // error, if any (the round then ran as if the host were busy: shrinking only).
   Status Tick();
+  // Writes the counters of every pool whose counters changed since they were last saved. The loop
+  // calls it after each tick, the destructor once more; tests call it directly.
+  Status SaveCounters();
   // Waits until no refill is queued or in flight (tests, shutdown).
   void WaitIdle();
 
@@ -154,8 +146,8 @@ class PoolManager {
     std::deque<std::string> ready;  // member ids, oldest first
     int refilling = 0;              // queued + in flight
     bool deleting = false;
-    uint64_t hits = 0, misses = 0, refills = 0, refill_failures = 0;
-    double refill_seconds_total = 0;
+    PoolCounters counters;
+    PoolCounters saved;  // what the spec file holds
     std::string last_refill_error;
     bool throttled = false;
     // Since when growth above the minimum has waited for acquires to pause; empty when it has not.

@@ -99,6 +99,7 @@ void PoolManager::LoopMain() {
     poked_ = false;
     lock.unlock();
     Status ticked = Tick();
+    if (ticked.ok()) ticked = SaveCounters();
     if (!ticked.ok() && ticked.message() != last_error) spdlog::warn("pool refill loop: {}", ticked.ToString());
     last_error = ticked.ok() ? std::string() : ticked.message();
     lock.lock();
@@ -159,11 +160,11 @@ void PoolManager::Refill(const std::string& name) {
     }
     if (made && !pool->deleting) {
       pool->ready.push_back(member);
-      ++pool->refills;
-      pool->refill_seconds_total += seconds;
+      ++pool->counters.refills;
+      pool->counters.refill_seconds_total += seconds;
       kept = true;
     } else if (forked && !forked->ok()) {
-      ++pool->refill_failures;
+      ++pool->counters.refill_failures;
       // A refill that cannot work now (a deleted template, a full disk) is not retried at once: the
       // wait doubles with each failure in a row, up to kRefillBackoffMax.
       ++pool->failures_in_a_row;

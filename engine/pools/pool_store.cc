@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
+#include <cstdint>
 
 #include "engine/pools/pool.h"
 #include "base/atomic_file.h"
@@ -59,11 +61,39 @@ Result<PoolStore> PoolStore::Open(std::string root) {
 
 std::string PoolStore::PathOf(const std::string& name) const { return JoinPath(root_, name + std::string(kSuffix)); }
 
-Status PoolStore::Write(const PoolSpec& spec) {
+Json PoolCountersToJson(const PoolCounters& counters) {
+  return {{"hits", counters.hits},
+          {"misses", counters.misses},
+          {"refills", counters.refills},
+          {"refill_failures", counters.refill_failures},
+          {"refill_us_total", static_cast<uint64_t>(std::llround(counters.refill_seconds_total * 1e6))}};
+}
+
+Result<PoolCounters> PoolCountersFromJson(const Json& json, std::string_view origin) {
+  PoolCounters counters;
+  JsonFields fields(json, std::string(origin));
+  Result<const Json*> object = fields.Object("counters", JsonFields::kOptional);
+  if (!object.ok()) return object.status();
+  if (*object == nullptr) return counters;
+  JsonFields reader = fields.Nested(**object, "counters");
+  constexpr uint64_t kMax = UINT64_MAX;
+  FE_RETURN_IF_ERROR(reader.Unsigned("hits", counters.hits, JsonFields::kRequired, kMax));
+  FE_RETURN_IF_ERROR(reader.Unsigned("misses", counters.misses, JsonFields::kRequired, kMax));
+  FE_RETURN_IF_ERROR(reader.Unsigned("refills", counters.refills, JsonFields::kRequired, kMax));
+  FE_RETURN_IF_ERROR(reader.Unsigned("refill_failures", counters.refill_failures, JsonFields::kRequired, kMax));
+  uint64_t refill_us = 0;
+  FE_RETURN_IF_ERROR(reader.Unsigned("refill_us_total", refill_us, JsonFields::kRequired, kMax));
+  counters.refill_seconds_total = static_cast<double>(refill_us) / 1e6;
+  return counters;
+}
+
+Status PoolStore::Write(const PoolSpec& spec, const PoolCounters& counters) {
   if (!IsSingleComponent(spec.name) || spec.name.front() == '.') {
     return Status::InvalidArgument("pool name '" + spec.name + "' is not a file name");
   }
-  return ReplaceFileAtomically(PathOf(spec.name), PoolSpecToJson(spec).dump(2) + "\n", 0600);
+  Json json = PoolSpecToJson(spec);
+  json["counters"] = PoolCountersToJson(counters);
+  return ReplaceFileAtomically(PathOf(spec.name), json.dump(2) + "\n", 0600);
 }
 
 Status PoolStore::Remove(const std::string& name) {
@@ -79,13 +109,13 @@ Status PoolStore::Remove(const std::string& name) {
   return Status::Ok();
 }
 
-Result<std::vector<PoolSpec>> PoolStore::List() const {
+Result<std::vector<StoredPool>> PoolStore::List() const {
   int dup = ::openat(root_fd_.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dup < 0) return Status::FromErrno(errno, "open", root_);
   UniqueFd dir(dup);
   std::vector<DirectoryEntry> entries;
   FE_RETURN_IF_ERROR(ReadDirectory(dir.get(), entries, root_));
-  std::vector<PoolSpec> specs;
+  std::vector<StoredPool> pools;
   for (const DirectoryEntry& entry : entries) {
     // Temporary files of an interrupted write are "<name>.json.tmp-XXXXXX": not a spec.
     if (entry.name.front() == '.' || !EndsWith(entry.name, kSuffix)) continue;
@@ -99,10 +129,13 @@ Result<std::vector<PoolSpec>> PoolStore::List() const {
     if (spec->name + std::string(kSuffix) != entry.name) {
       return JsonFields(Json::object(), path).Fail("name", "'" + spec->name + "' does not match the file name");
     }
-    specs.push_back(std::move(*spec));
+    Result<PoolCounters> counters = PoolCountersFromJson(json, path);
+    if (!counters.ok()) return counters.status();
+    pools.push_back({std::move(*spec), *counters});
   }
-  std::sort(specs.begin(), specs.end(), [](const PoolSpec& a, const PoolSpec& b) { return a.name < b.name; });
-  return specs;
+  std::sort(pools.begin(), pools.end(),
+            [](const StoredPool& a, const StoredPool& b) { return a.spec.name < b.spec.name; });
+  return pools;
 }
 
 }  // namespace fe::engine::pools

@@ -14,10 +14,14 @@
 
 #include "base/status.h"
 #include "base/unique_fd.h"
+#include "engine/pools/pool_spec.h"
 
 namespace fe::engine::pools {
 
-struct PoolSpec;  // engine/pools/pool.h
+struct StoredPool {
+  PoolSpec spec;
+  PoolCounters counters;
+};
 
 nlohmann::json PoolSpecToJson(const PoolSpec& spec);
 // `origin` names the file in errors ("…/pools/p.json: field 'min_size': …").
@@ -31,12 +35,14 @@ class PoolStore {
   const std::string& root() const { return root_; }   // <data_root>/pools
   std::string PathOf(const std::string& name) const;  // <root>/<name>.json
 
-  Status Write(const PoolSpec& spec);
+  // The spec and the pool's counters in one file ("counters": {...}; a file without them, written
+  // before counters were kept, reads as zeros).
+  Status Write(const PoolSpec& spec, const PoolCounters& counters);
   // Unlinks <name>.json durably; Ok when it does not exist.
   Status Remove(const std::string& name);
   // Every <name>.json, sorted by name. A file that does not parse (or whose name field does not match
   // the file name) fails the whole listing, naming the file: pools are never silently dropped.
-  Result<std::vector<PoolSpec>> List() const;
+  Result<std::vector<StoredPool>> List() const;
 
  private:
   PoolStore(std::string root, UniqueFd root_fd) : root_(std::move(root)), root_fd_(std::move(root_fd)) {}

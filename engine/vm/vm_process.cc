@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 
 #include "engine/vm/process_stat.h"
 
@@ -91,6 +92,11 @@ Result<VmProcess> VmProcess::Spawn(const std::vector<std::string>& argv, const s
   args.push_back(nullptr);
   pid_t pid = -1;
   const int error = ::posix_spawnp(&pid, args[0], &setup.actions, &setup.attributes, args.data(), environ);
+  if (error == ENOENT || error == EACCES || error == ENOEXEC || error == ENOTDIR) {
+    // Not "not found" (404 reads as "instance gone"): this host cannot run the hypervisor.
+    return Status::Unsupported("hypervisor binary '" + argv[0] + "' cannot be run (" + std::strerror(error) +
+                               "): it is not installed or not in forkd's PATH");
+  }
   if (error != 0) return Status::FromErrno(error, "start hypervisor", argv[0]);
 
   // Until forkd reaps it, the child's pid cannot be reused: the pidfd and the start time are its own.
@@ -144,6 +150,7 @@ void VmProcess::Reap() {
   if (info.si_pid == 0) return;  // still running
   exited_ = true;
   if (info.si_code == CLD_EXITED) {
+    exit_code_ = info.si_status;
     exit_description_ = "exited with status " + std::to_string(info.si_status);
   } else {
     exit_description_ = "killed by signal " + std::to_string(info.si_status);

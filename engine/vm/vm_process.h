@@ -45,6 +45,8 @@ class VmProcess {
   // "exited with status 1", "killed by signal 9"; "exited" when the status is not forkd's to collect,
   // "running" before the exit.
   std::string ExitDescription() const;
+  // Exit status 126 or 127: a wrapper (unshare, env) could not execute the program it was to run.
+  bool ExitedUnableToExecute() const { return exit_code_ == 126 || exit_code_ == 127; }
 
  private:
   VmProcess(UniqueFd pidfd, pid_t pid, uint64_t start_time, uint64_t log_offset)
@@ -57,6 +59,7 @@ class VmProcess {
   uint64_t start_time_ = 0;
   uint64_t log_offset_ = 0;
   bool exited_ = false;
+  int exit_code_ = -1;  // the exit status once collected; -1 when killed by a signal or not collected
   // Empty until forkd collects the status. (Not an optional<string>: GCC 12 warns falsely about its
   // move under -O1 and sanitizers.)
   std::string exit_description_;

@@ -105,8 +105,10 @@ Result<std::unique_ptr<VmController>> WaitForApi(const VmContext& context, VmPro
                                                  const std::string& api_socket) {
   const Clock::time_point deadline = Clock::now() + context.timeout;
   auto exited = [&] {
-    return WithLog(Status::Io("hypervisor pid " + std::to_string(process.pid()) + " " + process.ExitDescription() +
-                              " before its API socket " + api_socket + " answered"),
+    // A wrapper that cannot execute the hypervisor: the host cannot run it, as for a missing binary.
+    const ErrorCode code = process.ExitedUnableToExecute() ? ErrorCode::kUnsupported : ErrorCode::kIo;
+    return WithLog(Status(code, "hypervisor pid " + std::to_string(process.pid()) + " " + process.ExitDescription() +
+                                    " before its API socket " + api_socket + " answered"),
                    context, process);
   };
   milliseconds pause{2};
@@ -174,10 +176,15 @@ Result<StartedVm> Start(const VmContext& context, LaunchMode mode) {
   Result<LaunchCommand> command = context.plugin->Launch(context.guest_dir, mode);
   if (!command.ok()) return command.status();
   FE_RETURN_IF_ERROR(ClaimApiSocket(command->api_socket));
+  // Unsupported: this host cannot run the hypervisor; the plugin says how to install it.
+  auto with_hint = [&](const Status& status) {
+    if (status.code() != ErrorCode::kUnsupported || command->install_hint.empty()) return status;
+    return Status::Unsupported(status.message() + "\n" + command->install_hint);
+  };
   Result<VmProcess> process = VmProcess::Spawn(command->argv, LogPath(context));
-  if (!process.ok()) return process.status();
+  if (!process.ok()) return with_hint(process.status());
   Result<std::unique_ptr<VmController>> controller = WaitForApi(context, *process, command->api_socket);
-  if (!controller.ok()) return Abandon(*process, controller.status());
+  if (!controller.ok()) return Abandon(*process, with_hint(controller.status()));
   ProcessRecord record{process->pid(), process->start_time(), command->api_socket};
   return StartedVm{std::move(*process), std::move(record), std::move(*controller)};
 }

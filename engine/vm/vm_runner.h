@@ -33,8 +33,8 @@ struct VmContext {
 // removed first; one that answers is FailedPrecondition (another process serves it). The API must
 // answer within context.timeout. When the process exits first, or does not answer in time, or any
 // later step fails, the process is killed and reaped and the error carries its exit status and the
-// last lines it wrote to the log. A hypervisor binary that cannot be executed fails with errno's
-// code (NotFound when missing) and names it.
+// last lines it wrote to the log. A hypervisor binary that is missing or cannot be executed is
+// Unsupported (this host cannot run it), naming the binary and the plugin's install hint.
 Result<ProcessRecord> BootVm(const VmContext& context);
 // Starts the hypervisor in restore mode, loads the snapshot in `snapshot_dir` (written by
 // SnapshotAndStopVm of the same plugin), resumes it.

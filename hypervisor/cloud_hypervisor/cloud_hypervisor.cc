@@ -220,6 +220,7 @@ class CloudHypervisor final : public Plugin {
     LaunchCommand command;
     command.api_socket = ApiSocketPath(instance_dir);
     command.argv = {std::string(kBinary), "--api-socket", command.api_socket};
+    command.install_hint = kInstallHint;
     if (mode == LaunchMode::kRestore) return command;
     Result<std::vector<std::string>> arguments = BootArgumentsOf(instance_dir);
     if (!arguments.ok()) return arguments.status().Annotate("cloud-hypervisor boot of " + instance_dir);

@@ -23,6 +23,10 @@ namespace fe::hypervisor::cloud_hypervisor {
 
 inline constexpr std::string_view kKind = "cloud-hypervisor";
 inline constexpr std::string_view kBinary = "cloud-hypervisor";  // searched in PATH
+// Not packaged by Debian 12.
+inline constexpr std::string_view kInstallHint =
+    "install Cloud Hypervisor: put the static cloud-hypervisor binary of a release "
+    "(github.com/cloud-hypervisor/cloud-hypervisor/releases) in forkd's PATH";
 inline constexpr std::string_view kApiSocketName = "api.sock";
 inline constexpr std::string_view kBootConfigName = "config.json";
 inline constexpr std::string_view kDefaultSnapshotDir = "snapshot";

@@ -249,6 +249,7 @@ class FirecrackerPluginImpl final : public Plugin {
     if (!socket.ok()) return socket.status();
     LaunchCommand command;
     command.api_socket = *socket;
+    command.install_hint = kInstallHint;
     if (mode == LaunchMode::kBoot) {
       Result<InstanceFiles> files = FindInstanceFiles(instance_dir);
       if (!files.ok()) return files.status();

@@ -20,7 +20,12 @@
 namespace fe::hypervisor::firecracker {
 
 inline constexpr std::string_view kKind = "firecracker";
-inline constexpr std::string_view kBinary = "firecracker";     // searched in PATH
+inline constexpr std::string_view kBinary = "firecracker";  // searched in PATH
+// Not packaged by Debian 12; restores also need unshare (util-linux).
+inline constexpr std::string_view kInstallHint =
+    "install Firecracker: put the firecracker binary of a release "
+    "(github.com/firecracker-microvm/firecracker/releases) "
+    "in forkd's PATH; restores also need unshare (Debian: apt install util-linux)";
 inline constexpr std::string_view kUnshareBinary = "unshare";  // util-linux, searched in PATH
 inline constexpr std::string_view kApiSocketName = "api.sock";
 inline constexpr std::string_view kBootConfigName = "config.json";

@@ -43,6 +43,7 @@ class QemuPluginImpl final : public Plugin {
     LaunchCommand command;
     command.argv = qemu::BuildArgv(*config, incoming);
     command.api_socket = config->qmp_socket;
+    command.install_hint = "install QEMU (Debian: apt install qemu-system-x86)";
     return command;
   }
 

@@ -261,6 +261,7 @@ TEST_F(LiveForkTest, ForkWhoseGuestNeverAcknowledgesItsIdentityIsRolledBackAndTh
     EXPECT_GT(tap_seen, 0) << "the fork's TAP " << fork_tap << " was never seen";
     EXPECT_EQ(tap_bridged, 0) << "the fork's TAP was a port of the bridge before its guest had its own identity";
     ASSERT_FALSE(forked.ok());
+    EXPECT_EQ(forked.status().code(), ErrorCode::kTimedOut) << forked.status().ToString();
     EXPECT_NE(forked.status().message().find("identity handoff"), std::string::npos) << forked.status().ToString();
     EXPECT_NE(forked.status().message().find("fork 'child' of 'src': restore"), std::string::npos)
         << forked.status().ToString();

@@ -182,6 +182,7 @@ TEST(IdentityHandoffTest, SilentGuestTimesOut) {
   const auto took = std::chrono::steady_clock::now() - started;
   ASSERT_FALSE(status.ok());
   EXPECT_EQ(status.sys_errno(), ETIMEDOUT) << status.ToString();
+  EXPECT_EQ(status.code(), ErrorCode::kTimedOut) << status.ToString();  // 504 in forkd, not 500
   EXPECT_NE(status.message().find("200 ms"), std::string::npos) << status.ToString();
   EXPECT_GE(took, 190ms);
   EXPECT_LT(took, 900ms);

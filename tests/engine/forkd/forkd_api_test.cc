@@ -1,5 +1,6 @@
 // forkd's API against a real forkd process: every route's answer and every error code from a real
 // request.
+#include <cstdlib>
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/statvfs.h>
@@ -13,6 +14,7 @@
 #include <httplib.h>
 
 #include "storage/loop/loop_filesystem.h"
+#include "tests/engine/forkd/forkd_invariants.h"
 #include "tests/engine/forkd/forkd_test_fixture.h"
 
 namespace fe::engine::forkd::test {
@@ -195,6 +197,52 @@ TEST_F(ForkdApiTest, UnsupportedHypervisorIs422Unsupported) {
   ApiResponse vz = api().Post("/v1/instances", Json{{"name", "mac"}, {"hypervisor", "vz"}});
   EXPECT_EQ(StatusAndCode(vz), "422 unsupported");
   EXPECT_NE(vz.json["message"].get<std::string>().find("vz"), std::string::npos) << vz.body;
+}
+
+TEST_F(ForkdApiTest, AHypervisorBinaryThisHostLacksIs422NamingItAndHowToInstallIt) {
+  if (std::system("command -v cloud-hypervisor >/dev/null 2>&1") == 0) GTEST_SKIP() << "cloud-hypervisor is installed";
+  StartForkd();
+  Import("web");
+  ApiResponse restore = api().Post("/v1/instances/web/restore", std::string());
+  EXPECT_EQ(StatusAndCode(restore), "422 unsupported") << restore.body;
+  const std::string message = restore.json.value("message", "");
+  EXPECT_NE(message.find("'cloud-hypervisor'"), std::string::npos) << message;
+  EXPECT_NE(message.find("install Cloud Hypervisor"), std::string::npos) << message;
+  EXPECT_EQ(api().Get("/v1/instances/web").json["state"], "Standby");
+}
+
+TEST_F(ForkdApiTest, AnExhaustedSubnetIs409InsufficientResourcesNamingItAndLeavesNothing) {
+  StartForkd({"--subnet", "10.77.0.0/30"});  // gateway .1: one address to lease
+  Import("web");
+  ApiResponse refused = api().Post("/v1/instances/web/fork", Json{{"name", "one"}});
+  EXPECT_EQ(StatusAndCode(refused), "409 insufficient_resources") << refused.body;
+  EXPECT_NE(refused.json.value("message", "").find("10.77.0.0/30"), std::string::npos) << refused.body;
+  EXPECT_EQ(api().Get("/v1/instances/one").status, 404);
+  EXPECT_EQ(ExpectOnlyCompleteInstances(api(), data_root_).size(), 1u);
+}
+
+TEST_F(ForkdApiTest, CreatingIsNotAStateToAskForAndTheMessageListsOnlyThoseThatAre) {
+  StartForkd();
+  ASSERT_EQ(api().Post("/v1/instances", Json{{"name", "cold"}, {"hypervisor", "cloud-hypervisor"}}).status, 201);
+  ApiResponse creating = api().Post("/v1/instances/cold/fork", Json{{"name", "x"}, {"target_state", "Creating"}});
+  EXPECT_EQ(StatusAndCode(creating), "400 invalid_argument") << creating.body;
+  const std::string message = creating.json.value("message", "");
+  EXPECT_NE(message.find("target_state"), std::string::npos) << message;
+  EXPECT_NE(message.find("expected Stopped, Standby or Running"), std::string::npos) << message;
+}
+
+TEST_F(ForkdApiTest, AStoppedSourceForkedIntoStandbyIsBootedAndARefusedBootLeavesNothing) {
+  if (std::system("command -v cloud-hypervisor >/dev/null 2>&1") == 0) GTEST_SKIP() << "cloud-hypervisor is installed";
+  StartForkd();
+  ApiResponse imported = api().Post(
+      "/v1/instances",
+      Json{{"name", "cold"}, {"hypervisor", "cloud-hypervisor"}, {"import_dir", guest_}, {"state", "Stopped"}});
+  ASSERT_EQ(imported.status, 201) << imported.body;
+  // Booted (not refused as before): here the host cannot run the hypervisor, so the boot fails.
+  ApiResponse standby = api().Post("/v1/instances/cold/fork", Json{{"name", "warm"}, {"target_state", "Standby"}});
+  EXPECT_EQ(StatusAndCode(standby), "422 unsupported") << standby.body;
+  EXPECT_EQ(api().Get("/v1/instances/warm").status, 404);
+  EXPECT_EQ(ExpectOnlyCompleteInstances(api(), data_root_).size(), 1u);
 }
 
 TEST_F(ForkdApiTest, BodyOver64KiBIs413PayloadTooLarge) {

@@ -62,8 +62,8 @@ TEST(MetricsTest, PoolGaugesCountersAndHistogramsAppearInTheExposition) {
   pool.spec.name = "web";
   pool.ready = 7;
   pool.refilling = 2;
-  pool.hits = 40;
-  pool.misses = 3;
+  pool.counters.hits = 40;
+  pool.counters.misses = 3;
   std::string out = metrics.Render({}, Status::Io("no storage"),
                                    PoolGauges{.pools = {pool}, .cpu_budget_vcpus = 16, .cpu_used_vcpus = 9});
   EXPECT_TRUE(Has(out, "forkengine_pool_ready{pool=\"web\"} 7\n")) << out;

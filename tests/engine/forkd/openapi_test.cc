@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "engine/forkd/http_errors.h"
 #include "engine/forkd/server.h"
 #include "tests/support/file_util.h"
 
@@ -64,6 +65,28 @@ TEST(OpenApiTest, EveryOperationDocumentsItsResponsesAndEverySchemaReferenceReso
     std::string name = text.substr(start, text.find('"', start) - start);
     EXPECT_TRUE(document["components"]["schemas"].contains(name)) << "unresolved $ref " << name;
   }
+}
+
+TEST(OpenApiTest, EveryErrorCodeIsInTheErrorSchemaAndHasItsDocumentedStatus) {
+  nlohmann::json document = OpenApi();
+  ASSERT_TRUE(document.is_object());
+  std::set<std::string> documented;
+  for (const auto& code : document["components"]["schemas"]["Error"]["properties"]["code"]["enum"]) {
+    documented.insert(code.get<std::string>());
+  }
+  for (ErrorCode code : ErrorCodes()) {
+    const std::string name(ErrorCodeName(code));
+    EXPECT_EQ(documented.count(name), 1u) << name << " is not in the Error schema's code enum";
+  }
+  EXPECT_EQ(HttpStatusFor(ErrorCode::kInsufficientResources), 409);
+  EXPECT_EQ(HttpStatusFor(ErrorCode::kTimedOut), 504);
+}
+
+TEST(OpenApiTest, SecurityIsDeclaredNoneOnTheUnixSocketBearerOnTcp) {
+  nlohmann::json document = OpenApi();
+  ASSERT_TRUE(document.is_object());
+  EXPECT_EQ(document["security"], nlohmann::json::parse(R"([{}, {"bearer": []}])"));
+  EXPECT_EQ(document["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
 }
 
 }  // namespace

@@ -107,7 +107,7 @@ TEST_F(NetworkAllocatorTest, ExhaustionSkipsNetworkGatewayBroadcastAndNamesSubne
             (std::set<std::string>{"192.168.7.1", "192.168.7.2", "192.168.7.3", "192.168.7.5", "192.168.7.6"}));
   Result<NetworkIdentity> none = allocator->Allocate("vm-5");
   ASSERT_FALSE(none.ok());
-  EXPECT_EQ(none.status().code(), ErrorCode::kNoSpace);
+  EXPECT_EQ(none.status().code(), ErrorCode::kInsufficientResources);
   EXPECT_NE(none.status().message().find("192.168.7.0/29"), std::string::npos) << none.status().ToString();
   EXPECT_EQ(allocator->Leases().size(), 5u);
 }
@@ -335,7 +335,7 @@ TEST_F(NetworkAllocatorTest, FailedWritesAreUndoneAndLaterCallsSucceed) {
   for (const char* id : {"c", "d", "e"}) ASSERT_TRUE(allocator->Allocate(id).ok()) << id;
   Result<NetworkIdentity> full = allocator->Allocate("f");
   ASSERT_FALSE(full.ok()) << "got " << full->ipv4;
-  EXPECT_EQ(full.status().code(), ErrorCode::kNoSpace);
+  EXPECT_EQ(full.status().code(), ErrorCode::kInsufficientResources);
   ASSERT_TRUE(allocator->Find("a").has_value());
   EXPECT_EQ(allocator->Find("a")->ipv4, "10.0.0.2");
   ExpectAllDistinct(allocator->Leases());

@@ -51,16 +51,16 @@ TEST_F(PoolGrowthTest, FailingRefillsBackOffExponentiallyAndASuccessEndsTheWait)
   ASSERT_TRUE(pools_->Create(Spec("web", 1, 1)).ok());
   fixture_.plugin().fail_every_prepare = true;  // a template that cannot be forked now
   TickAndSettle();
-  EXPECT_EQ(StatusOf("web").refill_failures, 1u);
+  EXPECT_EQ(StatusOf("web").counters.refill_failures, 1u);
   EXPECT_EQ(StatusOf("web").refill_backoff_ms, 100);
   TickAndSettle();  // within the wait: no attempt
   TickAndSettle();
-  EXPECT_EQ(StatusOf("web").refill_failures, 1u);
+  EXPECT_EQ(StatusOf("web").counters.refill_failures, 1u);
   int64_t wait_ms = 100;
   for (uint64_t failures = 2; failures <= 12; ++failures) {
     Advance(std::chrono::milliseconds(wait_ms));
     TickAndSettle();
-    EXPECT_EQ(StatusOf("web").refill_failures, failures);
+    EXPECT_EQ(StatusOf("web").counters.refill_failures, failures);
     wait_ms = std::min<int64_t>(wait_ms * 2, 30'000);
     EXPECT_EQ(StatusOf("web").refill_backoff_ms, wait_ms);
   }

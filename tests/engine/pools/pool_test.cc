@@ -38,9 +38,9 @@ TEST_F(PoolTest, TicksFillThePoolToItsMaximumWithLabelledForksOfTheTemplate) {
     EXPECT_EQ(member.name.size(), 4u + 8u) << member.name;
   }
   PoolStatus status = StatusOf("web");
-  EXPECT_EQ(status.refills, 3u);
+  EXPECT_EQ(status.counters.refills, 3u);
   EXPECT_EQ(refill_callbacks_.load(), 3);
-  EXPECT_GT(status.refill_seconds_total, 0.0);
+  EXPECT_GT(status.counters.refill_seconds_total, 0.0);
   // Full: another tick starts nothing.
   FE_ASSERT_OK(pools_->Tick());
   pools_->WaitIdle();
@@ -58,7 +58,7 @@ TEST_F(PoolTest, BusyHostTickStartsNoRefillUntilTheLoadDrops) {
   PoolStatus status = StatusOf("web");
   EXPECT_TRUE(status.throttled);
   EXPECT_EQ(status.ready, 0);
-  EXPECT_EQ(status.refills, 0u);
+  EXPECT_EQ(status.counters.refills, 0u);
   EXPECT_EQ(engine().List().size(), 1u);  // the template only
   busy_->store(0.2);
   FE_ASSERT_OK(pools_->Tick());
@@ -84,8 +84,8 @@ TEST_F(PoolTest, AcquireHitRenamesTheMemberClearsItsLabelAndTakesItOutOfThePool)
   EXPECT_EQ(by_name->id, alice.id);
   PoolStatus status = StatusOf("web");
   EXPECT_EQ(status.ready, 1);
-  EXPECT_EQ(status.hits, 1u);
-  EXPECT_EQ(status.misses, 0u);
+  EXPECT_EQ(status.counters.hits, 1u);
+  EXPECT_EQ(status.counters.misses, 0u);
   ASSERT_EQ(MembersOf("web").size(), 1u);
   EXPECT_NE(MembersOf("web")[0].id, alice.id);
   // Without a name the member keeps its generated one.
@@ -122,7 +122,7 @@ TEST_F(PoolTest, EmptyPoolWithNoWaitIsUnavailableAndMakesNothing) {
   ASSERT_FALSE(acquired.ok());
   EXPECT_EQ(acquired.status().code(), ErrorCode::kUnavailable);
   EXPECT_EQ(acquired.status().message(), "pool 'web' has no ready member");
-  EXPECT_EQ(StatusOf("web").misses, 1u);
+  EXPECT_EQ(StatusOf("web").counters.misses, 1u);
   EXPECT_EQ(engine().List().size(), 1u);
 }
 
@@ -136,8 +136,8 @@ TEST_F(PoolTest, EmptyPoolMissForksOnDemandFromTheTemplate) {
   EXPECT_EQ(acquired->instance.parent_id, template_.id);
   EXPECT_EQ(acquired->instance.state, InstanceState::kStandby);
   PoolStatus status = StatusOf("web");
-  EXPECT_EQ(status.misses, 1u);
-  EXPECT_EQ(status.hits, 0u);
+  EXPECT_EQ(status.counters.misses, 1u);
+  EXPECT_EQ(status.counters.hits, 0u);
 }
 
 TEST_F(PoolTest, UnknownPoolIsNotFound) {
@@ -171,8 +171,8 @@ TEST_F(PoolTest, TwoHundredConcurrentAcquiresOfAPoolOfTwentyGetDistinctInstances
   EXPECT_EQ(names.size(), 200u);
   EXPECT_EQ(hits, 20);
   PoolStatus status = StatusOf("web");
-  EXPECT_EQ(status.hits, 20u);
-  EXPECT_EQ(status.misses, 180u);
+  EXPECT_EQ(status.counters.hits, 20u);
+  EXPECT_EQ(status.counters.misses, 180u);
   EXPECT_EQ(status.ready, 0);
   EXPECT_EQ(engine().List().size(), 201u);
   // The pool refills in the background; every instance is then acquired, the template or a member.
@@ -306,6 +306,8 @@ TEST_F(PoolTest, RestartRemovesAHalfMadeMemberAndMembersOfAPoolThatIsGone) {
   Result<InstanceStore> store = InstanceStore::Open(DataRoot(fixture_.DataRoot()).Instances());
   FE_ASSERT_OK(store);
   FE_ASSERT_OK(store->Write(half_made));
+  // Saved now, so the orderly close in Restart() writes nothing: as after a kill -9.
+  FE_ASSERT_OK(pools_->SaveCounters());
   ASSERT_EQ(::unlink((fixture_.DataRoot() + "/pools/gone.json").c_str()), 0);
   FE_ASSERT_OK(Restart());
   EXPECT_EQ(StatusOf("web").ready, 1);
@@ -313,6 +315,39 @@ TEST_F(PoolTest, RestartRemovesAHalfMadeMemberAndMembersOfAPoolThatIsGone) {
   EXPECT_EQ(MembersOf("gone").size(), 0u);
   EXPECT_FALSE(engine().Get(half_made.id).ok());
   EXPECT_EQ(engine().List().size(), 2u);  // the template and one member
+}
+
+TEST_F(PoolTest, CountersSurviveARestart) {
+  FE_ASSERT_OK(pools_->Create(Spec("web", 0, 2)));
+  FillTo("web", 2);
+  FE_ASSERT_OK(pools_->Acquire("web", Named("alice")));
+  FE_ASSERT_OK(pools_->Acquire("web", Named("bob")));
+  FE_ASSERT_OK(pools_->Acquire("web", Named("carol")));  // empty: a miss
+  const PoolCounters before = StatusOf("web").counters;
+  ASSERT_EQ(before.hits, 2u);
+  ASSERT_EQ(before.misses, 1u);
+  ASSERT_EQ(before.refills, 2u);
+  FE_ASSERT_OK(Restart());
+  const PoolCounters after = StatusOf("web").counters;
+  EXPECT_EQ(after.hits, before.hits);
+  EXPECT_EQ(after.misses, before.misses);
+  EXPECT_EQ(after.refills, before.refills);
+  EXPECT_EQ(after.refill_failures, before.refill_failures);
+  EXPECT_NEAR(after.refill_seconds_total, before.refill_seconds_total, 1e-6);
+}
+
+TEST_F(PoolTest, SaveCountersWritesThemToThePoolsFileForAKillMinus9ToFind) {
+  FE_ASSERT_OK(pools_->Create(Spec("web", 0, 1)));
+  FillTo("web", 1);
+  FE_ASSERT_OK(pools_->Acquire("web", Named("alice")));
+  FE_ASSERT_OK(pools_->SaveCounters());
+  // What the file holds now is what a crash right after this tick leaves for the restart.
+  Result<std::string> saved = fe::test::ReadFile(fixture_.DataRoot() + "/pools/web.json");
+  FE_ASSERT_OK(saved);
+  nlohmann::json counters = nlohmann::json::parse(*saved)["counters"];
+  EXPECT_EQ(counters["hits"], 1) << *saved;
+  EXPECT_EQ(counters["misses"], 0) << *saved;
+  EXPECT_EQ(counters["refills"], 1) << *saved;
 }
 
 TEST_F(PoolTest, ATemplateIsNotDeletedWhilePoolsUseItAndTheErrorNamesThem) {

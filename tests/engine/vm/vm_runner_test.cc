@@ -50,7 +50,7 @@ class ScriptPlugin final : public Plugin {
     return Status::Unsupported("script plugin: no forks");
   }
   Result<LaunchCommand> Launch(const std::string&, LaunchMode) const override {
-    return LaunchCommand{{"/bin/sh", "-c", script_}, api_socket_};
+    return LaunchCommand{{"/bin/sh", "-c", script_}, api_socket_, ""};
   }
   Result<std::unique_ptr<hypervisor::VmController>> Connect(const std::string& api_socket,
                                                             std::chrono::milliseconds timeout) const override {
@@ -262,27 +262,45 @@ TEST_F(VmRunnerTest, HypervisorThatNeverAnswersIsKilledAtTheTimeout) {
   EXPECT_TRUE(NoChildLeft());
 }
 
-TEST_F(VmRunnerTest, MissingHypervisorBinaryIsNotFound) {
-  class MissingBinaryPlugin final : public Plugin {
-   public:
-    std::string_view Kind() const override { return "missing"; }
-    hypervisor::PluginCapabilities Capabilities() const override { return {}; }
-    Status CheckGuestDirectory(const std::string&, bool) const override { return Status::Ok(); }
-    Result<hypervisor::PreparedFork> PrepareFork(const hypervisor::ForkSpec&) const override {
-      return Status::Unsupported("no forks");
-    }
-    Result<LaunchCommand> Launch(const std::string&, LaunchMode) const override {
-      return LaunchCommand{{"/nonexistent/hypervisor"}, "/nonexistent/api.sock"};
-    }
-    Result<std::unique_ptr<hypervisor::VmController>> Connect(const std::string&,
-                                                              std::chrono::milliseconds) const override {
-      return Status::Io("never reached");
-    }
-  } plugin;
+// A plugin whose launch command is given: for hypervisors this host cannot run.
+class FixedCommandPlugin final : public Plugin {
+ public:
+  explicit FixedCommandPlugin(LaunchCommand command) : command_(std::move(command)) {}
+  std::string_view Kind() const override { return "fixed"; }
+  hypervisor::PluginCapabilities Capabilities() const override { return {}; }
+  Status CheckGuestDirectory(const std::string&, bool) const override { return Status::Ok(); }
+  Result<hypervisor::PreparedFork> PrepareFork(const hypervisor::ForkSpec&) const override {
+    return Status::Unsupported("no forks");
+  }
+  Result<LaunchCommand> Launch(const std::string&, LaunchMode) const override { return command_; }
+  Result<std::unique_ptr<hypervisor::VmController>> Connect(const std::string&,
+                                                            std::chrono::milliseconds) const override {
+    return Status::Io("never reached");
+  }
+
+ private:
+  LaunchCommand command_;
+};
+
+TEST_F(VmRunnerTest, MissingHypervisorBinaryIsUnsupportedNamingItAndHowToInstallIt) {
+  FixedCommandPlugin plugin(LaunchCommand{{"/nonexistent/hypervisor"}, guest_ + "/api.sock", "apt install it"});
   Result<ProcessRecord> record = Track(BootVm(Context(&plugin)));
   ASSERT_FALSE(record.ok());
-  EXPECT_EQ(record.status().code(), ErrorCode::kNotFound) << record.status().ToString();
-  EXPECT_NE(record.status().message().find("/nonexistent/hypervisor"), std::string::npos);
+  EXPECT_EQ(record.status().code(), ErrorCode::kUnsupported) << record.status().ToString();
+  EXPECT_NE(record.status().message().find("'/nonexistent/hypervisor'"), std::string::npos);
+  EXPECT_NE(record.status().message().find("apt install it"), std::string::npos);
+  EXPECT_TRUE(NoChildLeft());
+}
+
+TEST_F(VmRunnerTest, AWrapperThatCannotExecuteTheHypervisorIsUnsupportedToo) {
+  // What unshare does when the hypervisor after "--" is missing: exit status 127.
+  FixedCommandPlugin plugin(
+      LaunchCommand{{"sh", "-c", "exec /nonexistent/hypervisor"}, guest_ + "/api.sock", "apt install it"});
+  Result<ProcessRecord> record = Track(BootVm(Context(&plugin)));
+  ASSERT_FALSE(record.ok());
+  EXPECT_EQ(record.status().code(), ErrorCode::kUnsupported) << record.status().ToString();
+  EXPECT_NE(record.status().message().find("exited with status 127"), std::string::npos);
+  EXPECT_NE(record.status().message().find("apt install it"), std::string::npos);
   EXPECT_TRUE(NoChildLeft());
 }
 
