@@ -314,6 +314,14 @@ Result<Instance> Engine::ReleaseFromPool(const std::string& id_or_name, const st
   return Read(entry);
 }
 
+Result<storage::VolumeUsage> Engine::Usage(const std::string& id_or_name) const {
+  Result<Instance> instance = Get(id_or_name);
+  if (!instance.ok()) return instance.status();
+  Result<storage::VolumeUsage> usage = backend_->Usage(instance->volume);
+  if (!usage.ok()) return usage.status().Annotate("usage of instance '" + instance->name + "'");
+  return usage;
+}
+
 Result<StorageInfo> Engine::Storage() const {
   StorageInfo info;
   info.backend = std::string(backend_->Name());

@@ -213,6 +213,9 @@ class Engine {
   Result<Instance> ReleaseFromPool(const std::string& id_or_name, const std::string& new_name);
 
   Result<StorageInfo> Storage() const;
+  // What the instance's volume holds on disk: logical, allocated, shared and exclusive bytes, and how
+  // they were measured (storage/backend.h VolumeUsage). Walks the volume: not for hot paths.
+  Result<storage::VolumeUsage> Usage(const std::string& id_or_name) const;
   const RecoveryReport& recovery() const { return recovery_; }
   const storage::Backend& backend() const { return *backend_; }
 

@@ -46,6 +46,9 @@ struct VolumeUsage {
   uint64_t allocated_bytes = 0;  // blocks allocated to the volume's files
   // Allocated bytes that are shared with another file (FIEMAP_EXTENT_SHARED), where known.
   std::optional<uint64_t> shared_bytes;
+  // How these were measured: "fiemap" (extents flagged shared), "st_blocks" (no FIEMAP: sharing
+  // unknown), "thin-pool mapped blocks" (dm-thin: sharing between snapshots unknown).
+  std::string method;
 
   // Allocated bytes only this volume holds (freed when it is removed), where known.
   std::optional<uint64_t> exclusive_bytes() const {

@@ -32,7 +32,7 @@ struct CloneReport {
   uint64_t hardlinks = 0;  // extra names of an inode already cloned
   std::vector<SkippedEntry> skipped;
   uint64_t logical_bytes = 0;    // sum of regular file sizes
-  uint64_t reflinked_bytes = 0;  // logical bytes of files cloned with FICLONE (shared, not copied)
+  uint64_t reflinked_bytes = 0;  // data bytes (allocated, holes excluded) of files cloned with FICLONE: shared, not copied
   uint64_t copied_bytes = 0;     // data bytes written by the sparse copy (holes excluded)
   uint64_t fallback_files = 0;   // files where FICLONE was refused and the sparse copy ran
   PhaseTimes phases;

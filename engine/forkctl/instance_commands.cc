@@ -84,6 +84,15 @@ void AddInstanceCommands(CLI::App& app, std::shared_ptr<GlobalOptions> options, 
         *options, [&](const ApiClient& client) { return client.Get(InstancePath(*shown)); }, InstanceDetails);
   });
 
+  auto measured = std::make_shared<std::string>();
+  CLI::App* usage =
+      app.add_subcommand("usage", "What an instance's volume holds on disk: allocated, shared, exclusive");
+  usage->add_option("ID", *measured, "Instance id or name")->required();
+  usage->callback([options, exit_code, measured] {
+    *exit_code = RunRequest(
+        *options, [&](const ApiClient& client) { return client.Get(InstancePath(*measured, "/usage")); }, UsageDetails);
+  });
+
   auto create_args = std::make_shared<CreateArguments>();
   CLI::App* create = app.add_subcommand("create", "Create an instance, empty or by importing a guest directory");
   create->add_option("NAME", create_args->name, "Instance name (DNS label)")->required();

@@ -79,6 +79,17 @@ std::string InstanceSummary(const json& instance) {
   return fmt::format("{} ({}): {}\n", Text(instance, "name"), Text(instance, "id"), Text(instance, "state"));
 }
 
+std::string UsageDetails(const json& usage) {
+  auto bytes = [&usage](const char* field) {
+    const json& value = Field(usage, field);
+    if (!value.is_number_integer() || value.get<int64_t>() < 0) return std::string("unknown");
+    return FormatBytes(value.get<uint64_t>());
+  };
+  return fmt::format("{:<12}{}\n{:<12}{}\n{:<12}{}\n{:<12}{}\n{:<12}{}\n", "logical", bytes("logical_bytes"),
+                     "allocated", bytes("allocated_bytes"), "shared", bytes("shared_bytes"), "exclusive",
+                     bytes("exclusive_bytes"), "measured by", Text(usage, "method"));
+}
+
 std::string InstanceDetails(const json& instance) {
   const json& identity = Field(instance, "identity");
   const json& storage = Field(instance, "storage");

@@ -22,6 +22,9 @@ std::string InstanceSummary(const nlohmann::json& instance);
 
 // One "key: value" line per field of an instance, identity and process included.
 std::string InstanceDetails(const nlohmann::json& instance);
+// `forkctl usage`: a Usage reply (GET /v1/instances/{id}/usage) as lines; "unknown" where the method
+// cannot tell sharing.
+std::string UsageDetails(const nlohmann::json& usage);
 
 // The fork tree from the parent_id links of `instances` (an array, in creation order): roots are
 // instances without a parent or whose parent is gone (then said so); siblings in creation order, and

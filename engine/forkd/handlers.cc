@@ -59,6 +59,21 @@ Reply ApiServer::GetInstance(const Params& params, std::string_view) {
   return InstanceReply(200, engine_.Get(params[0]), params[0]);
 }
 
+Reply ApiServer::InstanceUsage(const Params& params, std::string_view) {
+  Result<storage::VolumeUsage> usage = engine_.Usage(params[0]);
+  if (!usage.ok()) {
+    Reply reply = ErrorReply(usage.status());
+    reply.instance = params[0];
+    return reply;
+  }
+  auto optional = [](const std::optional<uint64_t>& value) { return value ? Json(*value) : Json(nullptr); };
+  return JsonReply(200, Json{{"logical_bytes", usage->logical_bytes},
+                             {"allocated_bytes", usage->allocated_bytes},
+                             {"shared_bytes", optional(usage->shared_bytes)},
+                             {"exclusive_bytes", optional(usage->exclusive_bytes())},
+                             {"method", usage->method}});
+}
+
 Reply ApiServer::DeleteInstance(const Params& params, std::string_view) {
   Status status = engine_.Delete(params[0]);
   Reply reply = status.ok() ? NoContentReply() : ErrorReply(status);

@@ -16,6 +16,7 @@ const std::vector<ApiServer::Route>& ApiServer::Routes() {
       {"GET", "/v1/instances", &ApiServer::ListInstances},
       {"POST", "/v1/instances", &ApiServer::CreateInstance, /*body_required=*/true},
       {"GET", "/v1/instances/{id}", &ApiServer::GetInstance},
+      {"GET", "/v1/instances/{id}/usage", &ApiServer::InstanceUsage},
       {"DELETE", "/v1/instances/{id}", &ApiServer::DeleteInstance},
       {"POST", "/v1/instances/{id}/start", &ApiServer::StartInstance},
       {"POST", "/v1/instances/{id}/stop", &ApiServer::StopInstance},

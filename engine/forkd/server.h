@@ -64,6 +64,7 @@ class ApiServer {
   Reply CreateInstance(const Params& params, std::string_view body);
   Reply GetInstance(const Params& params, std::string_view body);
   Reply DeleteInstance(const Params& params, std::string_view body);
+  Reply InstanceUsage(const Params& params, std::string_view body);
   Reply StartInstance(const Params& params, std::string_view body);
   Reply StopInstance(const Params& params, std::string_view body);
   Reply StandbyInstance(const Params& params, std::string_view body);

@@ -56,8 +56,10 @@ Result<std::unique_ptr<VmController>> ConnectController(const std::string& api_s
     ApiClient ping(api_socket, std::clamp(left, std::chrono::milliseconds(50), std::chrono::milliseconds(1000)));
     last = ping.Call("GET", "vmm.ping");
     if (last.ok()) return std::unique_ptr<VmController>(std::make_unique<Controller>(api_socket));
-    if (Clock::now() + pause >= deadline) break;
-    std::this_thread::sleep_for(pause);
+    // Waits out the whole timeout: the last pause is cut to what is left, never skipped.
+    const auto remaining = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now());
+    if (remaining <= std::chrono::milliseconds(0)) break;
+    std::this_thread::sleep_for(std::min(pause, remaining));
     pause = std::min(pause * 2, std::chrono::milliseconds(100));
   }
   return last.Annotate("cloud-hypervisor at " + api_socket + " did not answer within " +

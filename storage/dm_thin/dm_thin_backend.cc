@@ -302,6 +302,7 @@ Result<VolumeUsage> DmThinBackend::Usage(const std::string& volume) {
   usage->logical_bytes += record->sectors * kSectorBytes;
   usage->allocated_bytes += thin->mapped_sectors * kSectorBytes;
   usage->shared_bytes.reset();
+  usage->method = "thin-pool mapped blocks";
   return usage;
 }
 

@@ -95,6 +95,7 @@ Result<VolumeUsage> MeasureTree(int dir_fd, const std::string& display) {
   state.usage.shared_bytes = 0;
   FE_RETURN_IF_ERROR(MeasureInto(dir_fd, display, state));
   if (!state.fiemap_ok) state.usage.shared_bytes.reset();
+  state.usage.method = state.fiemap_ok ? "fiemap" : "st_blocks";
   return state.usage;
 }
 

@@ -154,5 +154,21 @@ TEST(StorageDetailsTest, ShowsBackendRootReasonAndUsage) {
             "filesystem  32.00 GiB (31.00 GiB free)\n");
 }
 
+TEST(UsageDetailsTest, ShowsEachSizeAndTheMethodAndUnknownWhereSharingIsNotKnown) {
+  const std::string fiemap = UsageDetails(json{{"logical_bytes", 10737418240ULL},
+                                               {"allocated_bytes", 134217728},
+                                               {"shared_bytes", 134213632},
+                                               {"exclusive_bytes", 4096},
+                                               {"method", "fiemap"}});
+  EXPECT_NE(fiemap.find("exclusive   4.0 KiB"), std::string::npos) << fiemap;
+  EXPECT_NE(fiemap.find("measured by fiemap"), std::string::npos) << fiemap;
+  const std::string thin = UsageDetails(json{{"logical_bytes", 1},
+                                             {"allocated_bytes", 1},
+                                             {"shared_bytes", nullptr},
+                                             {"exclusive_bytes", nullptr},
+                                             {"method", "thin-pool mapped blocks"}});
+  EXPECT_NE(thin.find("shared      unknown"), std::string::npos) << thin;
+}
+
 }  // namespace
 }  // namespace fe::engine::forkctl

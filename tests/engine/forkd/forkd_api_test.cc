@@ -245,6 +245,30 @@ TEST_F(ForkdApiTest, AStoppedSourceForkedIntoStandbyIsBootedAndARefusedBootLeave
   EXPECT_EQ(ExpectOnlyCompleteInstances(api(), data_root_).size(), 1u);
 }
 
+TEST_F(ForkdApiTest, UsageCountsWhatAForkSharesWithItsTemplateByFiemap) {
+  StartForkd();
+  Import("web");
+  ApiResponse alone = api().Get("/v1/instances/web/usage");
+  ASSERT_EQ(alone.status, 200) << alone.body;
+  EXPECT_EQ(alone.json["method"], "fiemap") << alone.body;  // the data root is on XFS with reflink
+  EXPECT_GT(alone.json["allocated_bytes"].get<uint64_t>(), 0u) << alone.body;
+  // An import is a reflink clone too: it shares its data with the directory it was imported from.
+  EXPECT_LE(alone.json["shared_bytes"].get<uint64_t>(), alone.json["allocated_bytes"].get<uint64_t>());
+  ASSERT_EQ(api().Post("/v1/instances/web/fork", Json{{"name", "child"}}).status, 201);
+
+  ApiResponse child = api().Get("/v1/instances/child/usage");
+  ASSERT_EQ(child.status, 200) << child.body;
+  const uint64_t allocated = child.json["allocated_bytes"].get<uint64_t>();
+  const uint64_t shared = child.json["shared_bytes"].get<uint64_t>();
+  EXPECT_GT(shared, 0u) << child.body;
+  EXPECT_LE(shared, allocated) << child.body;
+  EXPECT_EQ(child.json["exclusive_bytes"].get<uint64_t>(), allocated - shared) << child.body;
+  EXPECT_GE(child.json["logical_bytes"].get<uint64_t>(), allocated) << child.body;
+  // The template now shares its data with the fork too.
+  EXPECT_GT(api().Get("/v1/instances/web/usage").json["shared_bytes"].get<uint64_t>(), 0u);
+  EXPECT_EQ(StatusAndCode(api().Get("/v1/instances/nobody/usage")), "404 not_found");
+}
+
 TEST_F(ForkdApiTest, BodyOver64KiBIs413PayloadTooLarge) {
   StartForkd();
   std::string big =

@@ -80,7 +80,7 @@ TEST_F(CloudHypervisorControllerTest, ConnectGivesUpAfterTheTimeout) {
   EXPECT_NE(controller.status().message().find("did not answer within 200 ms"), std::string::npos)
       << controller.status().message();
   EXPECT_NE(controller.status().message().find(socket_), std::string::npos) << controller.status().message();
-  EXPECT_GE(waited, 150ms);
+  EXPECT_GE(waited, 200ms);  // the whole timeout: it once gave up with up to 100 ms left
   EXPECT_LT(waited, 3s);
 }
 
