@@ -165,6 +165,19 @@ Status ReplaceFileAt(int dir_fd, const std::string& dir_display, const std::stri
   return ReplaceIn(dir_fd, dir_display, name, content, mode, DeferredSync::Current());
 }
 
+Status RemoveFileDurably(const std::string& path) {
+  if (::unlink(path.c_str()) != 0) {
+    if (errno == ENOENT) return Status::Ok();
+    return Status::FromErrno(errno, "remove", path);
+  }
+  const size_t slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd) return Status::FromErrno(errno, "open", dir);
+  if (::fsync(fd.get()) != 0) return Status::FromErrno(errno, "fsync", dir);
+  return Status::Ok();
+}
+
 bool IsTemporaryName(std::string_view name) {
   const size_t at = name.rfind(kTemporaryInfix);
   return at != std::string_view::npos && at > 0 && name.size() == at + kTemporaryInfix.size() + kTemporarySuffixLength;

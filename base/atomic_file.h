@@ -45,6 +45,9 @@ Status ReplaceFileDurably(const std::string& path, std::string_view content, mod
 Status ReplaceFileAt(int dir_fd, const std::string& dir_display, const std::string& name, std::string_view content,
                      mode_t mode = 0644);
 
+// Unlinks `path` and fsyncs its directory, so the removal survives a crash. Ok when it is absent.
+Status RemoveFileDurably(const std::string& path);
+
 // Whether `name` is a temporary file of these writers ("<something>.tmp-" and 6 characters).
 bool IsTemporaryName(std::string_view name);
 

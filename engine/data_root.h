@@ -11,6 +11,7 @@
 //   <root>/release.journal         pool releases not yet checkpointed (engine/release_journal.h)
 //   <root>/pools/<name>.json       pool specs (engine/pools/pool_store.h)
 //   <root>/groups/<id>.json        fan-outs not yet answered (engine/fan_out_record.h)
+//   <root>/requests/<key>.json     Idempotency-Key records (engine/forkd/idempotency_store.h)
 //   <root>/.reserve                room kept for the writes that free space on a full disk
 //                                  (base/space_reserve.h)
 //   <root>/quarantine/<id>/        instance directories whose metadata could not be read, moved aside
@@ -33,6 +34,7 @@ class DataRoot {
   std::string ReleaseJournal() const { return Under("release.journal"); }
   std::string Pools() const { return Under("pools"); }
   std::string FanOuts() const { return Under("groups"); }
+  std::string Requests() const { return Under("requests"); }
   std::string Quarantine() const { return Under("quarantine"); }
   std::string SpaceReserve() const { return Under(".reserve"); }
 

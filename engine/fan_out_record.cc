@@ -18,15 +18,6 @@ namespace {
 using Json = nlohmann::json;
 constexpr std::string_view kSuffix = ".json";
 
-Status SyncDirectory(const std::string& dir) {
-  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!fd) return Status::FromErrno(errno, "open", dir);
-  if (::fsync(fd.get()) != 0) return Status::FromErrno(errno, "fsync", dir);
-  return Status::Ok();
-}
-
-std::string DirectoryOf(const std::string& path) { return path.substr(0, path.rfind('/')); }
-
 }  // namespace
 
 Result<FanOutRecord> FanOutRecord::Begin(const std::string& dir, std::vector<std::string> member_ids) {
@@ -54,10 +45,7 @@ Status FanOutRecord::Finish() {
   return Status::Ok();
 }
 
-Status FanOutRecord::Remove(const std::string& path) {
-  if (::unlink(path.c_str()) != 0 && errno != ENOENT) return Status::FromErrno(errno, "remove", path);
-  return SyncDirectory(DirectoryOf(path));
-}
+Status FanOutRecord::Remove(const std::string& path) { return RemoveFileDurably(path); }
 
 Result<std::vector<FanOutRecord::Unfinished>> FanOutRecord::List(const std::string& dir) {
   std::vector<Unfinished> records;

@@ -55,6 +55,7 @@ struct Options {
   std::string loop_pool_size = "8G";
   int ready_fd = -1;
   int64_t shutdown_grace_ms = 10'000;
+  int64_t idempotency_window_s = 86'400;
   size_t max_connections = 1024;
   // Pools (engine/pools/pool.h): defaults are PoolConfig's.
   int cpu_budget_vcpus = 0;
@@ -167,7 +168,20 @@ int Run(const Options& options) {
   spdlog::info("pools: {} pool(s), CPU budget {} vCPUs ({} in use)", pools->List().size(), pools->cpu_budget_vcpus(),
                pools->cpu_used_vcpus());
 
-  ApiServer api(*engine, metrics, pools.get());
+  // Attempts a crash cut are undone before anyone can retry them (engine/forkd/idempotency_store.h).
+  Result<std::unique_ptr<IdempotencyStore>> requests = IdempotencyStore::Open(
+      engine::DataRoot(options.data_root).Requests(), std::chrono::seconds(options.idempotency_window_s));
+  Result<size_t> undone = requests.ok() ? UndoCutAttempts(**requests, *engine) : requests.status();
+  Result<size_t> swept = undone.ok() ? (*requests)->Sweep() : undone.status();
+  if (!swept.ok()) {
+    spdlog::critical("idempotency records in {}: {}", engine::DataRoot(options.data_root).Requests(),
+                     swept.status().ToString());
+    return 1;
+  }
+  spdlog::info("idempotency records: {} attempt(s) cut by a crash undone, {} expired record(s) removed", *undone,
+               *swept);
+
+  ApiServer api(*engine, metrics, pools.get(), requests->get());
   HttpServer server(api.Handlers(), HttpServerOptions{});
   Result<int> unix_fd = BindUnixSocket(options.socket);
   ListenerOptions unix_options;
@@ -289,6 +303,10 @@ int main(int argc, char** argv) {
   app.add_option("--ready-fd", options.ready_fd, "write \"ready\" to this fd once the socket accepts connections");
   app.add_option("--shutdown-grace-ms", options.shutdown_grace_ms,
                  "on SIGTERM, how long requests in flight may take to finish")
+      ->capture_default_str();
+  app.add_option("--idempotency-window-s", options.idempotency_window_s,
+                 "how long a finished request's reply is kept for retries with its Idempotency-Key")
+      ->check(CLI::Range(int64_t{1}, int64_t{30} * 86'400))
       ->capture_default_str();
   app.add_option("--max-connections", options.max_connections,
                  "open connections per listener; beyond it the one idle longest is closed")

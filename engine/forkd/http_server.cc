@@ -148,6 +148,7 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
     request_.method = std::string(header.method_string());
     const std::string_view target = header.target();
     request_.path = std::string(target.substr(0, target.find('?')));
+    request_.idempotency_key = std::string(header["Idempotency-Key"]);
     if (!options_.token.empty()) {
       constexpr std::string_view kBearer = "Bearer ";
       const std::string_view given = header[http::field::authorization];

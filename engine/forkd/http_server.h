@@ -45,6 +45,7 @@ struct HttpRequest {
   std::string method;
   std::string path;  // the target without its query
   std::string body;
+  std::string idempotency_key;  // the Idempotency-Key header; empty when absent
 };
 
 struct HttpResponse {

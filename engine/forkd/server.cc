@@ -5,16 +5,45 @@
 #include <set>
 
 #include "engine/forkd/http_errors.h"
+#include "engine/forkd/replies.h"
+#include "engine/forkd/request_parsing.h"
 #include "engine/forkd/request_log.h"
 #include "engine/forkd/router.h"
 
 namespace fe::engine::forkd {
+namespace {
+
+using Names = std::optional<std::vector<std::string>>;
+
+Names CreatedName(const std::vector<std::string>&, std::string_view body) {
+  Result<engine::CreateRequest> request = ParseCreateRequest(body);
+  if (!request.ok()) return std::nullopt;
+  return std::vector<std::string>{request->name};
+}
+
+Names ForkNames(const std::vector<std::string>&, std::string_view body) {
+  Result<engine::ForkRequest> request = ParseForkRequest(body);
+  if (!request.ok()) return std::nullopt;
+  if (request->count <= 1) return std::vector<std::string>{request->name};
+  std::vector<std::string> names;
+  for (int i = 1; i <= request->count; ++i) names.push_back(request->name + "-" + std::to_string(i));
+  return names;
+}
+
+Names AcquiredName(const std::vector<std::string>&, std::string_view body) {
+  Result<engine::pools::AcquireRequest> request = ParseAcquireRequest(body);
+  if (!request.ok()) return std::nullopt;
+  if (request->name.empty()) return std::vector<std::string>{};  // the member keeps its generated name
+  return std::vector<std::string>{request->name};
+}
+
+}  // namespace
 
 const std::vector<ApiServer::Route>& ApiServer::Routes() {
   static const std::vector<Route> kRoutes{
       {"GET", "/v1/healthz", &ApiServer::Healthz},
       {"GET", "/v1/instances", &ApiServer::ListInstances},
-      {"POST", "/v1/instances", &ApiServer::CreateInstance, /*body_required=*/true},
+      {"POST", "/v1/instances", &ApiServer::CreateInstance, /*body_required=*/true, CreatedName},
       {"GET", "/v1/instances/{id}", &ApiServer::GetInstance},
       {"GET", "/v1/instances/{id}/usage", &ApiServer::InstanceUsage},
       {"DELETE", "/v1/instances/{id}", &ApiServer::DeleteInstance},
@@ -22,14 +51,14 @@ const std::vector<ApiServer::Route>& ApiServer::Routes() {
       {"POST", "/v1/instances/{id}/stop", &ApiServer::StopInstance},
       {"POST", "/v1/instances/{id}/standby", &ApiServer::StandbyInstance},
       {"POST", "/v1/instances/{id}/restore", &ApiServer::RestoreInstance},
-      {"POST", "/v1/instances/{id}/fork", &ApiServer::ForkInstance, /*body_required=*/true},
+      {"POST", "/v1/instances/{id}/fork", &ApiServer::ForkInstance, /*body_required=*/true, ForkNames},
       {"GET", "/v1/storage", &ApiServer::StorageInfo},
       {"GET", "/v1/metrics", &ApiServer::MetricsText},
       {"GET", "/v1/pools", &ApiServer::ListPools},
       {"POST", "/v1/pools", &ApiServer::CreatePool, /*body_required=*/true},
       {"GET", "/v1/pools/{name}", &ApiServer::GetPool},
       {"DELETE", "/v1/pools/{name}", &ApiServer::DeletePool},
-      {"POST", "/v1/pools/{name}/acquire", &ApiServer::AcquireFromPool},
+      {"POST", "/v1/pools/{name}/acquire", &ApiServer::AcquireFromPool, /*body_required=*/false, AcquiredName},
   };
   return kRoutes;
 }
@@ -69,6 +98,39 @@ Reply ApiServer::Dispatch(std::string_view method, std::string_view path, std::s
   return reply;
 }
 
+Reply ApiServer::Serve(const HttpRequest& request) {
+  if (request.idempotency_key.empty() || requests_ == nullptr) {
+    return Dispatch(request.method, request.path, request.body);
+  }
+  std::optional<RouteMatch> match = MatchRoute(Routes(), request.method, request.path);
+  const Route* route = match ? &Routes()[match->route] : nullptr;
+  // A key on a route that makes nothing, or on a body that does not parse (its answer is the same
+  // every time), needs no record.
+  Names names = route && route->names ? route->names(match->params, request.body) : std::nullopt;
+  if (!names) return Dispatch(request.method, request.path, request.body);
+  const IdempotencyStore::Request fingerprint{request.method, request.path, request.body};
+  Result<IdempotencyStore::Claim> claim = requests_->Begin(request.idempotency_key, fingerprint, *names);
+  if (!claim.ok()) {
+    Reply reply = ErrorReply(claim.status());
+    reply.route = route->pattern;
+    return reply;
+  }
+  if (claim->replay) {
+    Reply reply;
+    reply.status = claim->reply.status;
+    reply.body = claim->reply.body;
+    reply.route = route->pattern;
+    reply.headers.emplace_back("Idempotent-Replayed", "true");
+    return reply;
+  }
+  Reply reply = Dispatch(request.method, request.path, request.body);
+  if (Status recorded = requests_->Finish(request.idempotency_key, {reply.status, reply.body}); !recorded.ok()) {
+    // The work is done and answered; only a retry of it would run again.
+    spdlog::warn("{}", recorded.ToString());
+  }
+  return reply;
+}
+
 bool ApiServer::RequiresBody(std::string_view method, std::string_view path) const {
   std::optional<RouteMatch> match = MatchRoute(Routes(), method, path);
   return match && Routes()[match->route].body_required;
@@ -76,7 +138,7 @@ bool ApiServer::RequiresBody(std::string_view method, std::string_view path) con
 
 HttpHandlers ApiServer::Handlers() {
   HttpHandlers handlers;
-  handlers.handle = [this](const HttpRequest& request) { return Dispatch(request.method, request.path, request.body); };
+  handlers.handle = [this](const HttpRequest& request) { return Serve(request); };
   handlers.requires_body = [this](std::string_view method, std::string_view path) {
     return RequiresBody(method, path);
   };

@@ -16,12 +16,14 @@
 #pragma once
 
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "engine/engine.h"
 #include "engine/forkd/http_server.h"
+#include "engine/forkd/idempotency_store.h"
 #include "engine/forkd/metrics.h"
 #include "engine/pools/pool.h"
 
@@ -44,8 +46,10 @@ class ApiServer {
  public:
   // `pools` may be null: the pool routes then answer 503 (forkd always passes one; unit tests of the
   // HTTP layer need not).
-  ApiServer(engine::Engine& engine, Metrics& metrics, engine::pools::PoolManager* pools = nullptr)
-      : engine_(engine), metrics_(metrics), pools_(pools) {}
+  // `requests` may be null: Idempotency-Key headers are then ignored (forkd always passes one).
+  ApiServer(engine::Engine& engine, Metrics& metrics, engine::pools::PoolManager* pools = nullptr,
+            IdempotencyStore* requests = nullptr)
+      : engine_(engine), metrics_(metrics), pools_(pools), requests_(requests) {}
 
   // The transport's callbacks: Dispatch, the routes that need a body, the request log and metrics,
   // JSON error bodies.
@@ -54,6 +58,9 @@ class ApiServer {
   // Serves one request (no HTTP involved): the route's reply (its `route` the matched pattern), 405
   // with Allow for a path served under other methods only, or 404.
   Reply Dispatch(std::string_view method, std::string_view path, std::string_view body);
+  // Dispatch, through the IdempotencyStore when the request carries a key on a route that makes
+  // instances (engine/forkd/idempotency_store.h): a retry answers the first reply again.
+  Reply Serve(const HttpRequest& request);
   // Whether the route of `method` `path` reads a request body it cannot do without.
   bool RequiresBody(std::string_view method, std::string_view path) const;
 
@@ -84,6 +91,9 @@ class ApiServer {
     std::string pattern;
     Reply (ApiServer::*handler)(const Params&, std::string_view);
     bool body_required = false;  // a request without Content-Length (or chunked) is 411
+    // The instance names a request of this route asks to make (Idempotency-Key routes only): what a
+    // crash-cut attempt may have left. Nullopt when the body does not parse (then it is not recorded).
+    std::optional<std::vector<std::string>> (*names)(const Params&, std::string_view) = nullptr;
   };
   void Completed(const HttpRequest& request, const HttpResponse& response, double seconds);
   static const std::vector<Route>& Routes();
@@ -92,6 +102,7 @@ class ApiServer {
   engine::Engine& engine_;
   Metrics& metrics_;
   engine::pools::PoolManager* pools_;
+  IdempotencyStore* requests_;
 };
 
 }  // namespace fe::engine::forkd

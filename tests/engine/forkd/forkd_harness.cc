@@ -50,6 +50,7 @@ ApiResponse ToResponse(const std::string& method, const std::string& path, const
   response.status = result->status;
   response.body = result->body;
   response.content_type = result->get_header_value("Content-Type");
+  response.replayed = result->get_header_value("Idempotent-Replayed");
   response.json = Json::parse(response.body, nullptr, /*allow_exceptions=*/false);
   if (response.json.is_discarded()) response.json = nullptr;
   RecordReply(method, path, response);
@@ -104,6 +105,11 @@ ApiResponse ApiClient::Get(const std::string& path) const {
 
 ApiResponse ApiClient::Post(const std::string& path, const std::string& body) const {
   return ToResponse("POST", path, Connect(socket_path_)->Post(path, body, "application/json"));
+}
+
+ApiResponse ApiClient::Post(const std::string& path, const Json& body, const std::string& idempotency_key) const {
+  const httplib::Headers headers{{"Idempotency-Key", idempotency_key}};
+  return ToResponse("POST", path, Connect(socket_path_)->Post(path, headers, body.dump(), "application/json"));
 }
 
 ApiResponse ApiClient::Delete(const std::string& path) const {

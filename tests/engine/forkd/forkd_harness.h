@@ -25,6 +25,7 @@ struct ApiResponse {
   std::string body;
   Json json;  // parsed body; null when it is not JSON
   std::string content_type;
+  std::string replayed;  // the Idempotent-Replayed header ("true" on a replay)
   std::string error;
 };
 
@@ -35,6 +36,8 @@ class ApiClient {
   ApiResponse Get(const std::string& path) const;
   ApiResponse Post(const std::string& path, const std::string& body) const;
   ApiResponse Post(const std::string& path, const Json& body) const { return Post(path, body.dump()); }
+  // With an Idempotency-Key header.
+  ApiResponse Post(const std::string& path, const Json& body, const std::string& idempotency_key) const;
   ApiResponse Delete(const std::string& path) const;
 
  private:

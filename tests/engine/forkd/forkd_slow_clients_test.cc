@@ -30,7 +30,8 @@ using fe::test::ConnectUnixSocket;
 class ForkdSlowClientsTest : public ForkdTest {};
 
 TEST_F(ForkdSlowClientsTest, HealthAndFiftyForksAreServedBesideIdleAndTricklingConnections) {
-  StartForkd();
+  // A grace far beyond the bound below: a SIGTERM that waited for the idle connections would take it.
+  StartForkd({"--shutdown-grace-ms", "30000"});
   ASSERT_TRUE(Import("src").is_object());
   std::vector<UniqueFd> idle;
   for (int i = 0; i < 500; ++i) {
@@ -75,7 +76,8 @@ TEST_F(ForkdSlowClientsTest, HealthAndFiftyForksAreServedBesideIdleAndTricklingC
   const auto stop_start = SteadyClock::now();
   forkd_->Signal(SIGTERM);
   int status = forkd_->Wait();
-  EXPECT_LT(SteadyClock::now() - stop_start, 2s) << "SIGTERM waited for idle connections";
+  // Not a speed goal (ASan at -O0 on a loaded CI machine took 2.4 s): it did not wait out the grace.
+  EXPECT_LT(SteadyClock::now() - stop_start, 15s) << "SIGTERM waited for idle connections";
   ASSERT_TRUE(WIFEXITED(status)) << status;
   EXPECT_EQ(WEXITSTATUS(status), 0) << log();
   StartForkd();
