@@ -80,8 +80,10 @@ Result<InstanceState> ParseRequestedState(std::string_view text) {
   for (InstanceState state : {InstanceState::kStopped, InstanceState::kStandby, InstanceState::kRunning}) {
     if (text == InstanceStateName(state)) return state;
   }
-  return Status::InvalidArgument("'" + std::string(text) +
-                                 "' is not a state to ask for (expected Stopped, Standby or Running)");
+  // Built by appending: GCC 12 warns falsely (-Wrestrict) on "'" + std::string(...) at -O3.
+  std::string message = "'";
+  message.append(text).append("' is not a state to ask for (expected Stopped, Standby or Running)");
+  return Status::InvalidArgument(std::move(message));
 }
 
 std::string_view IdentityChannelKindName(hypervisor::IdentityChannel::Kind kind) {

@@ -102,8 +102,9 @@ Status IdempotencyStore::CheckKey(std::string_view key) {
   bool valid = !key.empty() && key.size() <= kMaxKey;
   for (char c : key) valid = valid && KeyCharacter(c);
   if (valid) return Status::Ok();
-  return Status::InvalidArgument("Idempotency-Key '" + std::string(key.substr(0, kMaxKey)) +
-                                 "' is not 1 to 128 of A-Z a-z 0-9 . _ : -");
+  std::string message = "Idempotency-Key '";
+  message.append(key.substr(0, kMaxKey)).append("' is not 1 to 128 of A-Z a-z 0-9 . _ : -");
+  return Status::InvalidArgument(std::move(message));
 }
 
 std::string IdempotencyStore::PathOf(const std::string& key) const {
