@@ -176,6 +176,7 @@ Result<Instance> Engine::Create(const CreateRequest& request) {
   reverter.Commit();
   spdlog::info("created instance {} ('{}', {}, {}){}", instance.id, instance.name, instance.hypervisor,
                InstanceStateName(instance.state), import_dir.empty() ? "" : " from " + import_dir);
+  PublishCreated(instance);
   return instance;
 }
 

@@ -12,6 +12,7 @@
 //   <root>/pools/<name>.json       pool specs (engine/pools/pool_store.h)
 //   <root>/groups/<id>.json        fan-outs not yet answered (engine/fan_out_record.h)
 //   <root>/requests/<key>.json     Idempotency-Key records (engine/forkd/idempotency_store.h)
+//   <root>/events.seq              the last event sequence number reserved (engine/event_log.h)
 //   <root>/.reserve                room kept for the writes that free space on a full disk
 //                                  (base/space_reserve.h)
 //   <root>/quarantine/<id>/        instance directories whose metadata could not be read, moved aside
@@ -36,6 +37,7 @@ class DataRoot {
   std::string FanOuts() const { return Under("groups"); }
   std::string Requests() const { return Under("requests"); }
   std::string Quarantine() const { return Under("quarantine"); }
+  std::string EventSequence() const { return Under("events.seq"); }
   std::string SpaceReserve() const { return Under(".reserve"); }
 
  private:

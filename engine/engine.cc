@@ -73,16 +73,24 @@ Result<std::unique_ptr<Engine>> Engine::Open(EngineConfig config, EngineDependen
 
   Result<std::unique_ptr<ReleaseJournal>> journal = ReleaseJournal::Open(layout.ReleaseJournal());
   if (!journal.ok()) return journal.status();
+  Result<std::unique_ptr<EventLog>> events = EventLog::Open(
+      layout.EventSequence(), dependencies.clock != nullptr ? *dependencies.clock : SystemClock(), config.events_kept);
+  if (!events.ok()) return events.status();
 
   std::unique_ptr<Engine> engine(
       new Engine(std::move(config), std::move(dependencies), std::move(*network), std::move(*store)));
   engine->journal_ = std::move(*journal);
+  engine->events_ = std::move(*events);
   // Made before recovery, which may need it, and kept refilled (a full disk only skips it).
   engine->reserve_ = std::make_unique<SpaceReserve>(layout.SpaceReserve(), kSpaceReserveBytes);
   if (Status reserved = engine->reserve_->Refill(); !reserved.ok()) spdlog::warn("{}", reserved.ToString());
   spdlog::info("engine: data root {}, storage backend {} at {} ({})", engine->config_.data_root,
                engine->backend_->Name(), engine->backend_->Root(), engine->backend_->SelectionReason());
   FE_RETURN_IF_ERROR(engine->Recover());
+  // Readers resuming across the restart were told events were lost; this says what recovery did.
+  engine->events_->Publish("engine.started", {{"instances", engine->entries_.size()},
+                                              {"recovery", engine->recovery_.actions},
+                                              {"quarantined", engine->recovery_.quarantined.size()}});
   engine->checkpointer_ = std::thread([raw = engine.get()] { raw->CheckpointLoop(); });
   return engine;
 }
@@ -111,13 +119,37 @@ Result<Instance> Engine::Snapshot(const std::string& id_or_name) const {
 
 std::string Engine::InstanceDir(const std::string& id) const { return store_.Dir(id); }
 
+void Engine::PublishCreated(const Instance& instance) {
+  nlohmann::json fields{{"instance", instance.id},
+                        {"name", instance.name},
+                        {"state", InstanceStateName(instance.state)},
+                        {"hypervisor", instance.hypervisor}};
+  if (!instance.parent_id.empty()) fields["parent_id"] = instance.parent_id;
+  if (!instance.pool.empty()) fields["pool"] = instance.pool;
+  events_->Publish("instance.created", std::move(fields));
+}
+
 Status Engine::Commit(const std::shared_ptr<Entry>& entry, Instance instance) {
   instance.updated_at = clock_.WallNowRfc3339();
   std::lock_guard write(entry->metadata_write);
   FE_RETURN_IF_ERROR(store_.Write(instance));
   entry->metadata_behind = false;
-  std::lock_guard lock(mutex_);
-  entry->instance = std::move(instance);
+  InstanceState before;
+  bool published;
+  {
+    std::lock_guard lock(mutex_);
+    before = entry->instance.state;
+    auto found = entries_.find(instance.id);
+    published = found != entries_.end() && found->second == entry;
+    entry->instance = instance;
+  }
+  // A fork's or an import's steps before it is published are not state changes anyone could see.
+  if (published && before != instance.state) {
+    events_->Publish("instance.state_changed", {{"instance", instance.id},
+                                                {"name", instance.name},
+                                                {"from", InstanceStateName(before)},
+                                                {"to", InstanceStateName(instance.state)}});
+  }
   return Status::Ok();
 }
 
@@ -243,6 +275,7 @@ Status Engine::DestroyLocked(const std::shared_ptr<Entry>& entry) {
     spdlog::warn("delete {}: lease left behind, released at the next start: {}", instance.id, released.ToString());
   }
   spdlog::info("deleted instance {} ('{}')", instance.id, instance.name);
+  events_->Publish("instance.deleted", {{"instance", instance.id}, {"name", instance.name}});
   return Status::Ok();
 }
 

@@ -60,6 +60,7 @@
 #include "base/deferred_sync.h"
 #include "base/space_reserve.h"
 #include "base/status.h"
+#include "engine/event_log.h"
 #include "engine/instance.h"
 #include "engine/instance_store.h"
 #include "engine/network/network_allocator.h"
@@ -93,6 +94,8 @@ struct EngineConfig {
   // none (the bridge must exist).
   bool manage_taps = ::geteuid() == 0;
   std::string bridge;
+  // Events kept in memory for readers resuming with a cursor (engine/event_log.h).
+  size_t events_kept = 10'000;
 };
 
 // What the engine is given rather than makes, so tests pass fakes and fault-injecting wrappers
@@ -136,6 +139,9 @@ struct ForkPhases {
   int64_t identity_us = 0;  // handing the restored fork's guest its identity (within restore_us)
   int64_t total_us = 0;
 };
+
+// {"lock_wait_us": ..., "total_us": ...}: the phases as the API and the events name them.
+nlohmann::json ForkPhasesToJson(const ForkPhases& phases);
 
 struct ForkOutcome {
   Instance instance;
@@ -217,6 +223,10 @@ class Engine {
   // they were measured (storage/backend.h VolumeUsage). Walks the volume: not for hot paths.
   Result<storage::VolumeUsage> Usage(const std::string& id_or_name) const;
   const RecoveryReport& recovery() const { return recovery_; }
+  // What happened, in order (engine/event_log.h): the engine publishes instance.created,
+  // instance.state_changed, instance.deleted, fork.started, fork.finished and fork.failed; the pools
+  // publish theirs into it too.
+  EventLog& events() const { return *events_; }
   const storage::Backend& backend() const { return *backend_; }
 
  private:
@@ -254,7 +264,10 @@ class Engine {
   std::string GuestDir(const Instance& instance) const { return backend_->Path(instance.volume); }
   // What no path in an instance's configs may point into but its own volume (hypervisor::ForkSpec).
   std::vector<std::string> GuardedDirs() const { return {config_.data_root, backend_->Root()}; }
-  // Persists `instance` (atomically, with a fresh updated_at) and publishes it in memory.
+  // The instance.created event of a published instance.
+  void PublishCreated(const Instance& instance);
+  // Persists `instance` (atomically, with a fresh updated_at) and publishes it in memory; a change of
+  // state of a published instance is an instance.state_changed event.
   Status Commit(const std::shared_ptr<Entry>& entry, Instance instance);
   Result<const hypervisor::Plugin*> PluginFor(const Instance& instance) const;
   Result<const hypervisor::Plugin*> PluginFor(const std::string& kind) const;
@@ -298,6 +311,9 @@ class Engine {
   // that failed are returned for a later retry.
   std::vector<std::pair<uint64_t, std::string>> CheckpointReleases(std::vector<std::pair<uint64_t, std::string>> batch);
 
+  // --- fork.cc: Fork without its events (fork.started, then fork.finished or fork.failed)
+  Result<std::vector<ForkOutcome>> RunFork(const std::string& source_id_or_name, const ForkRequest& request);
+
   // --- fork_steps.cc: the fork as a pipeline (engine/fork_plan.h)
   class NameReservation;
   struct ForkPlan;
@@ -337,6 +353,7 @@ class Engine {
   InstanceStore store_;
   RecoveryReport recovery_;
   std::unique_ptr<SpaceReserve> reserve_;  // on the data root's filesystem
+  std::unique_ptr<EventLog> events_;
 
   std::atomic<uint64_t> removals_{0};
   mutable std::mutex guard_mutex_;

@@ -77,7 +77,51 @@ void LogFork(const ForkOutcome& outcome, const Instance& source) {
 
 }  // namespace
 
+nlohmann::json ForkPhasesToJson(const ForkPhases& phases) {
+  return nlohmann::json{{"lock_wait_us", phases.lock_wait_us},
+                        {"source_standby_us", phases.source_standby_us},
+                        {"source_pause_us", phases.source_pause_us},
+                        {"identity_us", phases.identity_us},
+                        {"clone_us", phases.clone_us},
+                        {"rewrite_us", phases.rewrite_us},
+                        {"metadata_us", phases.metadata_us},
+                        {"restore_us", phases.restore_us},
+                        {"total_us", phases.total_us}};
+}
+
 Result<std::vector<ForkOutcome>> Engine::Fork(const std::string& source_id_or_name, const ForkRequest& request) {
+  nlohmann::json started{{"source", source_id_or_name},
+                         {"name", request.name},
+                         {"count", request.count},
+                         {"from_running", request.from_running},
+                         {"pool", request.pool}};
+  if (request.target_state) started["target_state"] = InstanceStateName(*request.target_state);
+  events_->Publish("fork.started", started);
+  Result<std::vector<ForkOutcome>> outcomes = RunFork(source_id_or_name, request);
+  if (!outcomes.ok()) {
+    events_->Publish("fork.failed", {{"source", source_id_or_name},
+                                     {"name", request.name},
+                                     {"code", ErrorCodeName(outcomes.status().code())},
+                                     {"message", outcomes.status().message()}});
+    return outcomes;
+  }
+  nlohmann::json forks = nlohmann::json::array();
+  for (const ForkOutcome& outcome : *outcomes) {
+    forks.push_back({{"instance", outcome.instance.id},
+                     {"name", outcome.instance.name},
+                     {"state", InstanceStateName(outcome.instance.state)},
+                     {"mechanism", outcome.mechanism},
+                     {"live", outcome.live},
+                     {"phases", ForkPhasesToJson(outcome.phases)}});
+  }
+  events_->Publish("fork.finished", {{"source", source_id_or_name},
+                                     {"source_id", outcomes->front().instance.parent_id},
+                                     {"name", request.name},
+                                     {"forks", forks}});
+  return outcomes;
+}
+
+Result<std::vector<ForkOutcome>> Engine::RunFork(const std::string& source_id_or_name, const ForkRequest& request) {
   const Clock::SteadyPoint started = clock_.Now();
   Result<std::vector<std::string>> names = ForkNames(request);
   if (!names.ok()) return names.status();
@@ -212,6 +256,7 @@ std::vector<ForkOutcome> Engine::PublishForks(std::vector<ForkPlan>& plans, Name
     plan.undo.Commit();
     ForkOutcome outcome = std::move(plan.outcome);
     outcome.instance = Read(plan.entry);
+    PublishCreated(outcome.instance);
     outcome.mechanism = plan.clone_report->mechanism;
     outcome.files = plan.clone_report->files;
     outcome.logical_bytes = plan.clone_report->logical_bytes;

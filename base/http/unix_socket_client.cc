@@ -18,6 +18,19 @@ void SetTimeouts(httplib::Client& client, std::chrono::milliseconds timeout) {
   client.set_write_timeout(seconds.count(), micros.count());
 }
 
+// A request that got no (whole) answer: NotFound when the socket does not exist, else Io saying what
+// happened (`what`) and httplib's error.
+Status NoAnswer(const std::string& peer, const std::string& socket_path, std::string_view method, std::string_view path,
+                std::string_view what, httplib::Error error) {
+  struct stat st {};
+  if (::stat(socket_path.c_str(), &st) != 0 && errno == ENOENT) {
+    return Status::FromErrno(ENOENT, peer + " " + std::string(method) + " " + std::string(path) + ": connect to",
+                             socket_path);
+  }
+  return Status::Io(DescribeRequest(peer, method, path, socket_path) + ": " + std::string(what) + " (" +
+                    httplib::to_string(error) + ")");
+}
+
 }  // namespace
 
 UnixSocketClient::UnixSocketClient(std::string socket_path, std::string peer, std::chrono::milliseconds timeout)
@@ -52,15 +65,44 @@ Result<Response> UnixSocketClient::Send(std::string_view method, std::string_vie
                            : method == "PATCH" ? client.Patch(target, request_headers, content, "application/json")
                            : method == "POST"  ? client.Post(target, request_headers, content, "application/json")
                                                : client.Delete(target, request_headers);
-  if (!result) {
-    struct stat st {};
-    if (::stat(socket_path_.c_str(), &st) != 0 && errno == ENOENT) {
-      return Status::FromErrno(ENOENT, peer_ + " " + std::string(method) + " " + std::string(path) + ": connect to",
-                               socket_path_);
-    }
-    return Status::Io(Describe(method, path) + ": no answer (" + httplib::to_string(result.error()) + ")");
-  }
+  if (!result) return NoAnswer(peer_, socket_path_, method, path, "no answer", result.error());
   return Response{result->status, result->body};
+}
+
+Result<Response> UnixSocketClient::Stream(std::string_view path, const std::function<bool(std::string_view)>& receive,
+                                          std::chrono::milliseconds idle_timeout) const {
+  httplib::Client client(socket_path_);
+  client.set_address_family(AF_UNIX);
+  client.set_keep_alive(false);
+  SetTimeouts(client, timeout_);
+  const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(idle_timeout);
+  client.set_read_timeout(seconds.count(),
+                          std::chrono::duration_cast<std::chrono::microseconds>(idle_timeout - seconds).count());
+  Response response;
+  bool stopped_by_receiver = false;
+  httplib::Result result = client.Get(
+      std::string(path),
+      [&](const httplib::Response& head) {
+        response.status = head.status;
+        return true;
+      },
+      [&](const char* data, size_t length) {
+        if (response.status < 200 || response.status >= 300) {
+          response.body.append(data, length);
+          return true;
+        }
+        if (!receive(std::string_view(data, length))) {
+          stopped_by_receiver = true;
+          return false;
+        }
+        return true;
+      });
+  if (stopped_by_receiver) return response;
+  if (!result) {
+    return NoAnswer(peer_, socket_path_, "GET", path, response.status == 0 ? "no answer" : "stream cut",
+                    result.error());
+  }
+  return response;
 }
 
 ErrorCode ErrorCodeForHttpStatus(int status) {

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -31,6 +32,13 @@ class UnixSocketClient {
   // socket does not exist, Io otherwise, with the errno or transport error named.
   Result<Response> Send(std::string_view method, std::string_view path, std::string_view body,
                         const std::vector<std::pair<std::string, std::string>>& headers = {}) const;
+
+  // GET `path` whose reply body arrives over time (a stream of events): a 2xx body is handed to
+  // `receive` piece by piece as it arrives, until the server ends it or `receive` returns false; any
+  // other status comes back with its whole body. `idle_timeout` (not the client's timeout) bounds each
+  // wait for more of the body. Fails like Send; a stream cut by the server or the timeout is Io.
+  Result<Response> Stream(std::string_view path, const std::function<bool(std::string_view)>& receive,
+                          std::chrono::milliseconds idle_timeout) const;
 
   // "<peer> <METHOD> <path> via <socket>": how errors name a request.
   std::string Describe(std::string_view method, std::string_view path) const;

@@ -59,6 +59,34 @@ Result<nlohmann::json> ApiClient::Send(std::string_view method, const std::strin
   return parsed;
 }
 
+Status ApiClient::Stream(const std::string& path, const std::function<bool(const nlohmann::json&)>& on_value) const {
+  const http::UnixSocketClient client(socket_path_, "forkd", timeout_);
+  std::string pending;  // a line not yet complete
+  Status broken;
+  auto receive = [&](std::string_view piece) {
+    pending.append(piece);
+    size_t start = 0;
+    for (size_t end; (end = pending.find('\n', start)) != std::string::npos; start = end + 1) {
+      const std::string_view line = std::string_view(pending).substr(start, end - start);
+      if (line.empty()) continue;
+      nlohmann::json value = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+      if (value.is_discarded()) {
+        broken = Status::Internal(client.Describe("GET", path) + ": a streamed line is not JSON: " + std::string(line));
+        return false;
+      }
+      if (!on_value(value)) return false;
+    }
+    pending.erase(0, start);
+    return true;
+  };
+  // A day without an event is not a broken stream; the client, not a timer, decides when to stop.
+  constexpr std::chrono::hours kIdleLimit{24 * 365};
+  Result<http::Response> reply = client.Stream(path, receive, kIdleLimit);
+  if (!reply.ok()) return UnreachableError(socket_path_, "GET", path, reply.status().message());
+  if (reply->status < 200 || reply->status >= 300) return ErrorFromReply(reply->status, reply->body);
+  return broken;
+}
+
 ErrorCode ErrorCodeFromName(std::string_view name) {
   for (ErrorCode code : ErrorCodes()) {
     if (ErrorCodeName(code) == name) return code;

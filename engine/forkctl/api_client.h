@@ -8,6 +8,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -30,6 +31,11 @@ class ApiClient {
   Result<nlohmann::json> Get(const std::string& path) const;
   Result<nlohmann::json> Post(const std::string& path, const nlohmann::json& body) const;
   Result<nlohmann::json> Delete(const std::string& path) const;
+
+  // GET `path` that streams newline-delimited JSON (GET /v1/events): each object goes to `on_value`
+  // as it arrives, until forkd ends the stream (Ok) or `on_value` returns false (Ok). Waits for the
+  // next line without a time limit.
+  Status Stream(const std::string& path, const std::function<bool(const nlohmann::json&)>& on_value) const;
 
   const std::string& socket_path() const { return socket_path_; }
 

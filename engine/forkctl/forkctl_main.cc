@@ -4,6 +4,7 @@
 
 #include "engine/forkctl/clone_command.h"
 #include "engine/forkctl/command_support.h"
+#include "engine/forkctl/events_command.h"
 #include "engine/forkctl/fork_commands.h"
 #include "engine/forkctl/health_command.h"
 #include "engine/forkctl/instance_commands.h"
@@ -21,6 +22,7 @@ int main(int argc, char** argv) {
   fe::engine::forkctl::AddPoolCommands(app, options, &exit_code);
   fe::engine::forkctl::AddStorageCommand(app, options, &exit_code);
   fe::engine::forkctl::AddHealthCommand(app, options, &exit_code);
+  fe::engine::forkctl::AddEventsCommand(app, options, &exit_code);
   fe::engine::forkctl::AddSampleInstanceCommand(app, options, &exit_code);
   fe::engine::forkctl::AddCloneCommand(app, &exit_code);
   try {

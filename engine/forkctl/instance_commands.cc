@@ -69,19 +69,42 @@ void AddLifecycleCommand(CLI::App& app, std::shared_ptr<GlobalOptions> options, 
 }  // namespace
 
 void AddInstanceCommands(CLI::App& app, std::shared_ptr<GlobalOptions> options, int* exit_code) {
+  auto with_usage = std::make_shared<bool>(false);
   CLI::App* ls = app.add_subcommand("ls", "List instances");
-  ls->callback([options, exit_code] {
+  ls->add_flag("--usage", *with_usage, "Add each instance's allocated, shared and exclusive bytes (walks the volumes)");
+  ls->callback([options, exit_code, with_usage] {
+    json usage;  // id -> Usage reply
     *exit_code = RunRequest(
-        *options, [](const ApiClient& client) { return client.Get("/v1/instances"); },
-        [](const json& reply) { return InstancesTable(InstancesOf(reply)); });
+        *options,
+        [&](const ApiClient& client) -> Result<json> {
+          Result<json> reply = client.Get("/v1/instances");
+          if (!reply.ok() || !*with_usage) return reply;
+          usage = json::object();
+          for (const json& instance : InstancesOf(*reply)) {
+            const std::string id = instance.value("id", "");
+            // One that went away meanwhile shows "?".
+            if (Result<json> measured = client.Get(InstancePath(id, "/usage")); measured.ok()) usage[id] = *measured;
+          }
+          return reply;
+        },
+        [&usage](const json& reply) { return InstancesTable(InstancesOf(reply), usage); });
   });
 
   auto shown = std::make_shared<std::string>();
-  CLI::App* show = app.add_subcommand("show", "Show one instance");
+  CLI::App* show = app.add_subcommand("show", "Show one instance and what its volume holds on disk");
   show->add_option("ID", *shown, "Instance id or name")->required();
   show->callback([options, exit_code, shown] {
     *exit_code = RunRequest(
-        *options, [&](const ApiClient& client) { return client.Get(InstancePath(*shown)); }, InstanceDetails);
+        *options,
+        [&](const ApiClient& client) -> Result<json> {
+          Result<json> instance = client.Get(InstancePath(*shown));
+          // --json prints the reply as the API gives it; the text view adds the volume's usage.
+          if (!instance.ok() || options->json) return instance;
+          if (Result<json> usage = client.Get(InstancePath(*shown, "/usage")); usage.ok())
+            (*instance)["usage"] = *usage;
+          return instance;
+        },
+        InstanceDetails);
   });
 
   auto measured = std::make_shared<std::string>();

@@ -50,6 +50,13 @@ bool CreatedBefore(const json* a, const json* b) {
   return NaturalLess(Text(*a, "name"), Text(*b, "name"));
 }
 
+// A byte count of a Usage reply; `unknown` when the method cannot tell (null) or the reply lacks it.
+std::string UsageBytes(const json& usage, const char* field, const char* unknown = "?") {
+  const json& value = Field(usage, field);
+  if (!value.is_number_integer() || value.get<int64_t>() < 0) return unknown;
+  return FormatBytes(value.get<uint64_t>());
+}
+
 std::string TreeLabel(const json& instance) {
   return fmt::format("{}  {}  {}  {}", Text(instance, "name"), Text(instance, "id"), Text(instance, "state"),
                      Ip(instance));
@@ -62,15 +69,27 @@ json InstancesOf(const json& reply) {
   return instances.is_array() ? instances : json::array();
 }
 
-std::string InstancesTable(const json& instances) {
+std::string InstancesTable(const json& instances, const json& usage) {
+  using A = Table::Align;
   std::map<std::string, std::string> names;
   for (const json& instance : Elements(instances)) names[Text(instance, "id")] = Text(instance, "name");
-  Table table({{"NAME"}, {"ID"}, {"STATE"}, {"HYPERVISOR"}, {"IP"}, {"PARENT"}, {"CREATED"}});
+  std::vector<Table::Column> columns{{"NAME"}, {"ID"}, {"STATE"}, {"HYPERVISOR"}, {"IP"}, {"PARENT"}, {"CREATED"}};
+  const bool with_usage = usage.is_object();
+  if (with_usage)
+    columns.insert(columns.end(), {{"ALLOCATED", A::kRight}, {"SHARED", A::kRight}, {"EXCLUSIVE", A::kRight}});
+  Table table(columns);
   for (const json& instance : Elements(instances)) {
     std::string parent = Text(instance, "parent_id");
     if (auto it = names.find(parent); it != names.end()) parent = it->second;
-    table.AddRow({Text(instance, "name"), Text(instance, "id"), Text(instance, "state"), Text(instance, "hypervisor"),
-                  Ip(instance), parent, Text(instance, "created_at")});
+    std::vector<std::string> row{Text(instance, "name"),       Text(instance, "id"), Text(instance, "state"),
+                                 Text(instance, "hypervisor"), Ip(instance),         parent,
+                                 Text(instance, "created_at")};
+    if (with_usage) {
+      const json& measured = Field(usage, Text(instance, "id").c_str());
+      for (const char* field : {"allocated_bytes", "shared_bytes", "exclusive_bytes"})
+        row.push_back(UsageBytes(measured, field));
+    }
+    table.AddRow(std::move(row));
   }
   return table.Render();
 }
@@ -80,11 +99,7 @@ std::string InstanceSummary(const json& instance) {
 }
 
 std::string UsageDetails(const json& usage) {
-  auto bytes = [&usage](const char* field) {
-    const json& value = Field(usage, field);
-    if (!value.is_number_integer() || value.get<int64_t>() < 0) return std::string("unknown");
-    return FormatBytes(value.get<uint64_t>());
-  };
+  auto bytes = [&usage](const char* field) { return UsageBytes(usage, field, "unknown"); };
   return fmt::format("{:<12}{}\n{:<12}{}\n{:<12}{}\n{:<12}{}\n{:<12}{}\n", "logical", bytes("logical_bytes"),
                      "allocated", bytes("allocated_bytes"), "shared", bytes("shared_bytes"), "exclusive",
                      bytes("exclusive_bytes"), "measured by", Text(usage, "method"));
@@ -119,6 +134,7 @@ std::string InstanceDetails(const json& instance) {
   if (process.is_object()) {
     line("process", fmt::format("pid {}, api socket {}", Text(process, "pid"), Text(process, "api_socket")));
   }
+  if (const json& usage = Field(instance, "usage"); usage.is_object()) out += UsageDetails(usage);
   return out;
 }
 

@@ -14,13 +14,15 @@ namespace fe::engine::forkctl {
 nlohmann::json InstancesOf(const nlohmann::json& reply);
 
 // NAME ID STATE HYPERVISOR IP PARENT CREATED, one row per element of `instances` (an array);
-// PARENT is the parent's name when it is in the list, else its id.
-std::string InstancesTable(const nlohmann::json& instances);
+// PARENT is the parent's name when it is in the list, else its id. With `usage` (an object: id ->
+// Usage reply), ALLOCATED SHARED EXCLUSIVE follow ("?" for an instance missing from it).
+std::string InstancesTable(const nlohmann::json& instances, const nlohmann::json& usage = nullptr);
 
 // "name (id): state\n".
 std::string InstanceSummary(const nlohmann::json& instance);
 
-// One "key: value" line per field of an instance, identity and process included.
+// One "key: value" line per field of an instance, identity and process included; with a "usage"
+// member (forkctl show adds GET /v1/instances/{id}/usage there), its UsageDetails follow.
 std::string InstanceDetails(const nlohmann::json& instance);
 // `forkctl usage`: a Usage reply (GET /v1/instances/{id}/usage) as lines; "unknown" where the method
 // cannot tell sharing.

@@ -56,6 +56,7 @@ struct Options {
   int ready_fd = -1;
   int64_t shutdown_grace_ms = 10'000;
   int64_t idempotency_window_s = 86'400;
+  size_t events_kept = engine::EngineConfig().events_kept;
   size_t max_connections = 1024;
   // Pools (engine/pools/pool.h): defaults are PoolConfig's.
   int cpu_budget_vcpus = 0;
@@ -142,6 +143,7 @@ int Run(const Options& options) {
   config.storage.backend = *backend;
   config.network.subnet = options.subnet;
   config.lock_timeout = std::chrono::milliseconds(options.lock_timeout_ms);
+  config.events_kept = options.events_kept;
   config.bridge = options.bridge;
   if (options.manage_taps != "auto") config.manage_taps = options.manage_taps == "on";
   config.identity_timeout = std::chrono::milliseconds(options.identity_timeout_ms);
@@ -220,6 +222,7 @@ int Run(const Options& options) {
   ::sigwait(&set, &received);
   spdlog::info("signal {}: stopping listeners, letting requests in flight finish (at most {} ms)",
                ::strsignal(received), options.shutdown_grace_ms);
+  api.Stop();
   server.Stop(std::chrono::milliseconds(options.shutdown_grace_ms));
   ::unlink(options.socket.c_str());
   pools.reset();
@@ -304,6 +307,9 @@ int main(int argc, char** argv) {
   app.add_option("--shutdown-grace-ms", options.shutdown_grace_ms,
                  "on SIGTERM, how long requests in flight may take to finish")
       ->capture_default_str();
+  app.add_option("--events-kept", options.events_kept,
+                 "events kept in memory for GET /v1/events?since= (an older cursor is told events were lost)")
+      ->check(CLI::Range(size_t{1}, size_t{10'000'000}));
   app.add_option("--idempotency-window-s", options.idempotency_window_s,
                  "how long a finished request's reply is kept for retries with its Idempotency-Key")
       ->check(CLI::Range(int64_t{1}, int64_t{30} * 86'400))

@@ -18,21 +18,9 @@ Reply InstanceReply(int status, const Result<engine::Instance>& instance, const 
   return reply;
 }
 
-Json PhasesToJson(const engine::ForkPhases& phases) {
-  return Json{{"lock_wait_us", phases.lock_wait_us},
-              {"source_standby_us", phases.source_standby_us},
-              {"source_pause_us", phases.source_pause_us},
-              {"identity_us", phases.identity_us},
-              {"clone_us", phases.clone_us},
-              {"rewrite_us", phases.rewrite_us},
-              {"metadata_us", phases.metadata_us},
-              {"restore_us", phases.restore_us},
-              {"total_us", phases.total_us}};
-}
-
 }  // namespace
 
-Reply ApiServer::Healthz(const Params&, std::string_view) {
+Reply ApiServer::Healthz(const Params&, const Query&, std::string_view) {
   // Quarantined instances (engine/recovery.cc) need an operator: the daemon serves, but is degraded.
   Json quarantined = Json::array();
   for (const engine::QuarantinedInstance& instance : engine_.recovery().quarantined) {
@@ -43,23 +31,19 @@ Reply ApiServer::Healthz(const Params&, std::string_view) {
                              {"quarantined", std::move(quarantined)}});
 }
 
-Reply ApiServer::ListInstances(const Params&, std::string_view) {
+Reply ApiServer::ListInstances(const Params&, const Query&, std::string_view) {
   Json list = Json::array();
   for (const engine::Instance& instance : engine_.List()) list.push_back(engine::InstanceToJson(instance));
   return JsonReply(200, Json{{"instances", std::move(list)}});
 }
 
-Reply ApiServer::CreateInstance(const Params&, std::string_view body) {
+Reply ApiServer::CreateInstance(const Params&, const Query&, std::string_view body) {
   Result<engine::CreateRequest> request = ParseCreateRequest(body);
   if (!request.ok()) return ErrorReply(request.status());
   return InstanceReply(201, engine_.Create(*request), request->name);
 }
 
-Reply ApiServer::GetInstance(const Params& params, std::string_view) {
-  return InstanceReply(200, engine_.Get(params[0]), params[0]);
-}
-
-Reply ApiServer::InstanceUsage(const Params& params, std::string_view) {
+Reply ApiServer::InstanceUsage(const Params& params, const Query&, std::string_view) {
   Result<storage::VolumeUsage> usage = engine_.Usage(params[0]);
   if (!usage.ok()) {
     Reply reply = ErrorReply(usage.status());
@@ -74,34 +58,34 @@ Reply ApiServer::InstanceUsage(const Params& params, std::string_view) {
                              {"method", usage->method}});
 }
 
-Reply ApiServer::DeleteInstance(const Params& params, std::string_view) {
+Reply ApiServer::DeleteInstance(const Params& params, const Query&, std::string_view) {
   Status status = engine_.Delete(params[0]);
   Reply reply = status.ok() ? NoContentReply() : ErrorReply(status);
   reply.instance = params[0];
   return reply;
 }
 
-Reply ApiServer::StartInstance(const Params& params, std::string_view body) {
+Reply ApiServer::StartInstance(const Params& params, const Query&, std::string_view body) {
   if (Status parsed = ParseEmptyBody(body); !parsed.ok()) return ErrorReply(parsed);
   return InstanceReply(200, engine_.Start(params[0]), params[0]);
 }
 
-Reply ApiServer::StopInstance(const Params& params, std::string_view body) {
+Reply ApiServer::StopInstance(const Params& params, const Query&, std::string_view body) {
   if (Status parsed = ParseEmptyBody(body); !parsed.ok()) return ErrorReply(parsed);
   return InstanceReply(200, engine_.Stop(params[0]), params[0]);
 }
 
-Reply ApiServer::StandbyInstance(const Params& params, std::string_view body) {
+Reply ApiServer::StandbyInstance(const Params& params, const Query&, std::string_view body) {
   if (Status parsed = ParseEmptyBody(body); !parsed.ok()) return ErrorReply(parsed);
   return InstanceReply(200, engine_.Standby(params[0]), params[0]);
 }
 
-Reply ApiServer::RestoreInstance(const Params& params, std::string_view body) {
+Reply ApiServer::RestoreInstance(const Params& params, const Query&, std::string_view body) {
   if (Status parsed = ParseEmptyBody(body); !parsed.ok()) return ErrorReply(parsed);
   return InstanceReply(200, engine_.Restore(params[0]), params[0]);
 }
 
-Reply ApiServer::ForkInstance(const Params& params, std::string_view body) {
+Reply ApiServer::ForkInstance(const Params& params, const Query&, std::string_view body) {
   Result<engine::ForkRequest> request = ParseForkRequest(body);
   if (!request.ok()) {
     metrics_.RecordForkFailure(request.status().code());
@@ -124,7 +108,7 @@ Reply ApiServer::ForkInstance(const Params& params, std::string_view body) {
     spdlog::info("{}", ForkLogLine(source_id, outcome));
     ids.push_back(outcome.instance.id);
     forks.push_back(Json{{"instance", engine::InstanceToJson(outcome.instance)},
-                         {"phases", PhasesToJson(outcome.phases)},
+                         {"phases", engine::ForkPhasesToJson(outcome.phases)},
                          {"mechanism", outcome.mechanism},
                          {"live", outcome.live},
                          {"files", outcome.files},
@@ -138,7 +122,7 @@ Reply ApiServer::ForkInstance(const Params& params, std::string_view body) {
   return reply;
 }
 
-Reply ApiServer::StorageInfo(const Params&, std::string_view) {
+Reply ApiServer::StorageInfo(const Params&, const Query&, std::string_view) {
   Result<engine::StorageInfo> info = engine_.Storage();
   if (!info.ok()) return ErrorReply(info.status());
   return JsonReply(200, Json{{"backend", info->backend},
@@ -149,7 +133,7 @@ Reply ApiServer::StorageInfo(const Params&, std::string_view) {
                              {"filesystem_free_bytes", info->filesystem_free_bytes}});
 }
 
-Reply ApiServer::MetricsText(const Params&, std::string_view) {
+Reply ApiServer::MetricsText(const Params&, const Query&, std::string_view) {
   Reply reply;
   std::optional<PoolGauges> pools;
   if (pools_ != nullptr) {

@@ -9,6 +9,7 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/url/parse.hpp>
 #include <condition_variable>
 #include <exception>
 #include <list>
@@ -101,7 +102,11 @@ template <typename Protocol>
 class Session final : public Connection, public std::enable_shared_from_this<Session<Protocol>> {
  public:
   Session(typename Protocol::socket socket, std::shared_ptr<const ListenerOptions> options, ServerState& state)
-      : stream_(std::move(socket)), options_(*options), options_owner_(std::move(options)), state_(state) {}
+      : stream_(std::move(socket)),
+        executor_(stream_.get_executor()),
+        options_(*options),
+        options_owner_(std::move(options)),
+        state_(state) {}
 
   void Start() {
     net::dispatch(stream_.get_executor(), [self = this->shared_from_this()] { self->ReadHeader(); });
@@ -111,6 +116,7 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
 
   void RequestClose(bool force) override {
     net::post(stream_.get_executor(), [self = this->shared_from_this(), force] {
+      if (!force && self->body_stream_) return self->FinishStream();
       if (force || self->waiting_since_.load() != 0) self->Close();
     });
   }
@@ -148,6 +154,13 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
     request_.method = std::string(header.method_string());
     const std::string_view target = header.target();
     request_.path = std::string(target.substr(0, target.find('?')));
+    if (target.find('?') != std::string_view::npos) {
+      boost::system::result<boost::urls::url_view> parsed = boost::urls::parse_origin_form(target);
+      if (!parsed) return Refuse(400, "malformed request target: " + parsed.error().message());
+      for (const boost::urls::param& param : parsed->params()) {
+        request_.query.emplace_back(param.key, param.has_value ? param.value : std::string());
+      }
+    }
     request_.idempotency_key = std::string(header["Idempotency-Key"]);
     if (!options_.token.empty()) {
       constexpr std::string_view kBearer = "Bearer ";
@@ -224,6 +237,7 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
 
   void Write(HttpResponse response, bool close) {
     if (closed_) return;
+    if (response.stream && !close) return StartStream(std::move(response));
     const bool keep = keep_alive_ && !close && !state_.stopping.load();
     auto message = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(response.status),
                                                                        parser_ ? parser_->get().version() : 11);
@@ -246,6 +260,80 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
                         if (!keep) return self->unread_body() ? self->LingerAndClose() : self->Close();
                         self->ReadHeader();
                       });
+  }
+
+  // A streamed response (see http_server.h): the header, then chunks as the stream yields them.
+  void StartStream(HttpResponse response) {
+    body_stream_ = std::move(response.stream);
+    auto header = std::make_shared<http::response<http::empty_body>>(static_cast<http::status>(response.status),
+                                                                     parser_ ? parser_->get().version() : 11);
+    header->set(http::field::content_type, response.content_type);
+    for (const auto& [name, value] : response.headers) header->set(name, value);
+    header->keep_alive(false);
+    header->chunked(true);
+    streamed_ = std::move(response);
+    auto serializer = std::make_shared<http::response_serializer<http::empty_body>>(*header);
+    stream_.expires_after(options_.write_timeout);
+    http::async_write_header(stream_, *serializer,
+                             [self = this->shared_from_this(), header, serializer](beast::error_code ec, size_t) {
+                               if (ec) return self->EndStream();
+                               self->stream_.expires_never();
+                               self->WatchPeer();
+                               self->Pump();
+                             });
+  }
+
+  // The client sends nothing more on a streamed response's connection: a read that ends is the client
+  // going away (or misbehaving), which ends the stream.
+  void WatchPeer() {
+    stream_.async_read_some(net::buffer(drain_buffer_),
+                            [self = this->shared_from_this()](beast::error_code, size_t) { self->EndStream(); });
+  }
+
+  void Pump() {
+    if (closed_ || chunk_in_flight_) return;
+    bool finished = ending_stream_;
+    std::string piece;
+    if (!finished) piece = body_stream_->Take(&finished);
+    if (piece.empty() && !finished) {
+      ready_ = body_stream_->OnReady([weak = this->weak_from_this(), executor = executor_] {
+        net::post(executor, [weak] {
+          if (auto self = weak.lock()) self->Pump();
+        });
+      });
+      return;
+    }
+    chunk_in_flight_ = true;
+    stream_.expires_after(options_.write_timeout);
+    if (!piece.empty()) {
+      auto data = std::make_shared<std::string>(std::move(piece));
+      net::async_write(stream_, http::make_chunk(net::buffer(*data)),
+                       [self = this->shared_from_this(), data](beast::error_code ec, size_t) {
+                         self->chunk_in_flight_ = false;
+                         if (ec) return self->EndStream();
+                         self->stream_.expires_never();
+                         self->Pump();
+                       });
+      return;
+    }
+    net::async_write(stream_, http::make_chunk_last(), [self = this->shared_from_this()](beast::error_code, size_t) {
+      self->chunk_in_flight_ = false;
+      self->EndStream();
+    });
+  }
+
+  // Asks a streamed response to end with its last chunk (Stop), or ends it now if it cannot.
+  void FinishStream() {
+    ending_stream_ = true;
+    Pump();
+  }
+
+  void EndStream() {
+    if (closed_) return;
+    ready_.reset();
+    const double seconds = std::chrono::duration<double>(SteadyClock::now() - started_).count();
+    if (state_.handlers.completed) state_.handlers.completed(request_, streamed_, seconds);
+    Close();
   }
 
   // After a refusal the client may still be sending the body it announced: closing with unread
@@ -285,6 +373,7 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
   static constexpr size_t kLingerBytes = 1 << 20;
 
   beast::basic_stream<Protocol> stream_;
+  const typename beast::basic_stream<Protocol>::executor_type executor_;  // the connection's strand
   const ListenerOptions& options_;
   const std::shared_ptr<const ListenerOptions> options_owner_;  // outlives the listener if need be
   ServerState& state_;
@@ -295,6 +384,12 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
   bool keep_alive_ = false;
   bool closed_ = false;
   std::atomic<int64_t> waiting_since_{0};
+  // A streamed response: its body, its header's fields for the log, the pending OnReady call.
+  std::shared_ptr<ResponseStream> body_stream_;
+  HttpResponse streamed_;
+  std::shared_ptr<void> ready_;
+  bool chunk_in_flight_ = false;
+  bool ending_stream_ = false;
   SteadyClock::time_point started_ = SteadyClock::now();
 };
 

@@ -20,6 +20,12 @@
 // and when none waits the new one is refused. Listeners are independent: clients of one cannot take
 // the connections of another.
 //
+// Streamed responses (HttpResponse::stream, for GET /v1/events): the header goes at once, then each
+// piece the stream yields as one chunk (Transfer-Encoding: chunked), written as soon as the stream
+// says it is ready; the connection closes when the stream ends, when the client closes its side
+// (watched by a read while the stream is idle) or when a chunk cannot be written within
+// write_timeout. Stop ends streams with their last chunk at once.
+//
 // Shutdown (Stop): the listeners stop accepting, connections waiting for a request are closed at
 // once, requests in flight finish and get their response (then their connection closes) within
 // `grace`; after it every connection is closed. Stop returns once the workers are done.
@@ -43,9 +49,24 @@ namespace fe::engine::forkd {
 
 struct HttpRequest {
   std::string method;
-  std::string path;  // the target without its query
+  std::string path;  // the target without its query, as sent (not percent-decoded)
+  // The query's parameters in order, percent-decoded ("?since=4&x" -> {"since","4"}, {"x",""}); a
+  // target whose query does not parse is 400 before any handler runs.
+  std::vector<std::pair<std::string, std::string>> query;
   std::string body;
   std::string idempotency_key;  // the Idempotency-Key header; empty when absent
+};
+
+// A response body produced over time (see the file comment). Take and OnReady are called on the
+// connection's I/O thread, one at a time.
+class ResponseStream {
+ public:
+  virtual ~ResponseStream() = default;
+  // The next piece of the body that is ready (empty: none yet); sets *finished once nothing will follow.
+  virtual std::string Take(bool* finished) = 0;
+  // Calls `ready` once, from any thread, when Take may have more (at once if it has). Dropping the
+  // returned handle cancels the call.
+  virtual std::shared_ptr<void> OnReady(std::function<void()> ready) = 0;
 };
 
 struct HttpResponse {
@@ -53,6 +74,7 @@ struct HttpResponse {
   std::string body;
   std::string content_type = "application/json";
   std::vector<std::pair<std::string, std::string>> headers;
+  std::shared_ptr<ResponseStream> stream;  // set: `body` is ignored and the stream is sent chunked
   // For the request log and metrics (never sent): the route table's pattern, the instance the request
   // named, the forks it made, the error of a failed request.
   std::string route = "unmatched";

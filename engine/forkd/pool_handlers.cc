@@ -20,7 +20,7 @@ Reply PoolReply(int status, const Result<engine::pools::PoolStatus>& pool) {
 
 }  // namespace
 
-Reply ApiServer::ListPools(const Params&, std::string_view) {
+Reply ApiServer::ListPools(const Params&, const Query&, std::string_view) {
   if (pools_ == nullptr) return ErrorReply(PoolsDisabled());
   Json list = Json::array();
   for (const engine::pools::PoolStatus& pool : pools_->List()) list.push_back(PoolToJson(pool));
@@ -29,7 +29,7 @@ Reply ApiServer::ListPools(const Params&, std::string_view) {
                              {"cpu_used_vcpus", pools_->cpu_used_vcpus()}});
 }
 
-Reply ApiServer::CreatePool(const Params&, std::string_view body) {
+Reply ApiServer::CreatePool(const Params&, const Query&, std::string_view body) {
   if (pools_ == nullptr) return ErrorReply(PoolsDisabled());
   Result<engine::pools::PoolSpec> spec = ParsePoolSpec(body);
   if (!spec.ok()) return ErrorReply(spec.status());
@@ -38,18 +38,18 @@ Reply ApiServer::CreatePool(const Params&, std::string_view body) {
   return reply;
 }
 
-Reply ApiServer::GetPool(const Params& params, std::string_view) {
+Reply ApiServer::GetPool(const Params& params, const Query&, std::string_view) {
   if (pools_ == nullptr) return ErrorReply(PoolsDisabled());
   return PoolReply(200, pools_->Get(params[0]));
 }
 
-Reply ApiServer::DeletePool(const Params& params, std::string_view) {
+Reply ApiServer::DeletePool(const Params& params, const Query&, std::string_view) {
   if (pools_ == nullptr) return ErrorReply(PoolsDisabled());
   Status deleted = pools_->Delete(params[0]);
   return deleted.ok() ? NoContentReply() : ErrorReply(deleted);
 }
 
-Reply ApiServer::AcquireFromPool(const Params& params, std::string_view body) {
+Reply ApiServer::AcquireFromPool(const Params& params, const Query&, std::string_view body) {
   if (pools_ == nullptr) return ErrorReply(PoolsDisabled());
   Result<engine::pools::AcquireRequest> request = ParseAcquireRequest(body);
   if (!request.ok()) return ErrorReply(request.status());

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <set>
 
 #include "engine/forkd/http_errors.h"
@@ -44,7 +45,7 @@ const std::vector<ApiServer::Route>& ApiServer::Routes() {
       {"GET", "/v1/healthz", &ApiServer::Healthz},
       {"GET", "/v1/instances", &ApiServer::ListInstances},
       {"POST", "/v1/instances", &ApiServer::CreateInstance, /*body_required=*/true, CreatedName},
-      {"GET", "/v1/instances/{id}", &ApiServer::GetInstance},
+      {"GET", "/v1/instances/{id}", &ApiServer::GetInstance, false, nullptr, {"wait_for", "timeout_ms"}},
       {"GET", "/v1/instances/{id}/usage", &ApiServer::InstanceUsage},
       {"DELETE", "/v1/instances/{id}", &ApiServer::DeleteInstance},
       {"POST", "/v1/instances/{id}/start", &ApiServer::StartInstance},
@@ -54,6 +55,7 @@ const std::vector<ApiServer::Route>& ApiServer::Routes() {
       {"POST", "/v1/instances/{id}/fork", &ApiServer::ForkInstance, /*body_required=*/true, ForkNames},
       {"GET", "/v1/storage", &ApiServer::StorageInfo},
       {"GET", "/v1/metrics", &ApiServer::MetricsText},
+      {"GET", "/v1/events", &ApiServer::Events, false, nullptr, {"since"}},
       {"GET", "/v1/pools", &ApiServer::ListPools},
       {"POST", "/v1/pools", &ApiServer::CreatePool, /*body_required=*/true},
       {"GET", "/v1/pools/{name}", &ApiServer::GetPool},
@@ -69,7 +71,7 @@ std::vector<ServedRoute> ServedRoutes() {
   return routes;
 }
 
-Reply ApiServer::Dispatch(std::string_view method, std::string_view path, std::string_view body) {
+Reply ApiServer::Dispatch(std::string_view method, std::string_view path, std::string_view body, const Query& query) {
   std::optional<RouteMatch> match = MatchRoute(Routes(), method, path);
   if (!match) {
     std::set<std::string> allowed;
@@ -93,21 +95,35 @@ Reply ApiServer::Dispatch(std::string_view method, std::string_view path, std::s
     return reply;
   }
   const Route& served = Routes()[match->route];
-  Reply reply = (this->*served.handler)(match->params, body);
+  std::set<std::string_view> seen;
+  for (const auto& [name, value] : query) {
+    std::string problem;
+    if (std::find(served.query.begin(), served.query.end(), name) == served.query.end()) {
+      problem = "query parameter '" + name + "' is not known on " + served.pattern;
+    } else if (!seen.insert(name).second) {
+      problem = "query parameter '" + name + "' is given twice";
+    }
+    if (!problem.empty()) {
+      Reply reply = ErrorReply(Status::InvalidArgument(problem));
+      reply.route = served.pattern;
+      return reply;
+    }
+  }
+  Reply reply = (this->*served.handler)(match->params, query, body);
   reply.route = served.pattern;
   return reply;
 }
 
 Reply ApiServer::Serve(const HttpRequest& request) {
   if (request.idempotency_key.empty() || requests_ == nullptr) {
-    return Dispatch(request.method, request.path, request.body);
+    return Dispatch(request.method, request.path, request.body, request.query);
   }
   std::optional<RouteMatch> match = MatchRoute(Routes(), request.method, request.path);
   const Route* route = match ? &Routes()[match->route] : nullptr;
   // A key on a route that makes nothing, or on a body that does not parse (its answer is the same
   // every time), needs no record.
   Names names = route && route->names ? route->names(match->params, request.body) : std::nullopt;
-  if (!names) return Dispatch(request.method, request.path, request.body);
+  if (!names) return Dispatch(request.method, request.path, request.body, request.query);
   const IdempotencyStore::Request fingerprint{request.method, request.path, request.body};
   Result<IdempotencyStore::Claim> claim = requests_->Begin(request.idempotency_key, fingerprint, *names);
   if (!claim.ok()) {
@@ -123,7 +139,7 @@ Reply ApiServer::Serve(const HttpRequest& request) {
     reply.headers.emplace_back("Idempotent-Replayed", "true");
     return reply;
   }
-  Reply reply = Dispatch(request.method, request.path, request.body);
+  Reply reply = Dispatch(request.method, request.path, request.body, request.query);
   if (Status recorded = requests_->Finish(request.idempotency_key, {reply.status, reply.body}); !recorded.ok()) {
     // The work is done and answered; only a retry of it would run again.
     spdlog::warn("{}", recorded.ToString());

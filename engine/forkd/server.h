@@ -15,6 +15,7 @@
 // Threads: the engine is thread-safe; one ApiServer serves every listener.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <optional>
 #include <string>
@@ -44,6 +45,9 @@ using Reply = HttpResponse;
 
 class ApiServer {
  public:
+  // A request's query parameters, decoded, in order (HttpRequest::query).
+  using Query = std::vector<std::pair<std::string, std::string>>;
+
   // `pools` may be null: the pool routes then answer 503 (forkd always passes one; unit tests of the
   // HTTP layer need not).
   // `requests` may be null: Idempotency-Key headers are then ignored (forkd always passes one).
@@ -57,43 +61,49 @@ class ApiServer {
 
   // Serves one request (no HTTP involved): the route's reply (its `route` the matched pattern), 405
   // with Allow for a path served under other methods only, or 404.
-  Reply Dispatch(std::string_view method, std::string_view path, std::string_view body);
+  Reply Dispatch(std::string_view method, std::string_view path, std::string_view body, const Query& query = {});
   // Dispatch, through the IdempotencyStore when the request carries a key on a route that makes
   // instances (engine/forkd/idempotency_store.h): a retry answers the first reply again.
   Reply Serve(const HttpRequest& request);
+  // Ends the waits of GET /v1/instances/{id}?wait_for= (they answer 503); before the transport's Stop.
+  void Stop() { stopping_ = true; }
   // Whether the route of `method` `path` reads a request body it cannot do without.
   bool RequiresBody(std::string_view method, std::string_view path) const;
 
  private:
   using Params = std::vector<std::string>;
-  Reply Healthz(const Params& params, std::string_view body);
-  Reply ListInstances(const Params& params, std::string_view body);
-  Reply CreateInstance(const Params& params, std::string_view body);
-  Reply GetInstance(const Params& params, std::string_view body);
-  Reply DeleteInstance(const Params& params, std::string_view body);
-  Reply InstanceUsage(const Params& params, std::string_view body);
-  Reply StartInstance(const Params& params, std::string_view body);
-  Reply StopInstance(const Params& params, std::string_view body);
-  Reply StandbyInstance(const Params& params, std::string_view body);
-  Reply RestoreInstance(const Params& params, std::string_view body);
-  Reply ForkInstance(const Params& params, std::string_view body);
-  Reply StorageInfo(const Params& params, std::string_view body);
-  Reply MetricsText(const Params& params, std::string_view body);
+  Reply Healthz(const Params& params, const Query&, std::string_view body);
+  Reply ListInstances(const Params& params, const Query&, std::string_view body);
+  Reply CreateInstance(const Params& params, const Query&, std::string_view body);
+  // ?wait_for=STATE&timeout_ms=N: answers once the instance is in STATE (see events.cc).
+  Reply GetInstance(const Params& params, const Query& query, std::string_view body);
+  // events.cc: GET /v1/events[?since=SEQ], newline-delimited JSON streamed as it happens.
+  Reply Events(const Params& params, const Query& query, std::string_view body);
+  Reply DeleteInstance(const Params& params, const Query&, std::string_view body);
+  Reply InstanceUsage(const Params& params, const Query&, std::string_view body);
+  Reply StartInstance(const Params& params, const Query&, std::string_view body);
+  Reply StopInstance(const Params& params, const Query&, std::string_view body);
+  Reply StandbyInstance(const Params& params, const Query&, std::string_view body);
+  Reply RestoreInstance(const Params& params, const Query&, std::string_view body);
+  Reply ForkInstance(const Params& params, const Query&, std::string_view body);
+  Reply StorageInfo(const Params& params, const Query&, std::string_view body);
+  Reply MetricsText(const Params& params, const Query&, std::string_view body);
   // pool_handlers.cc
-  Reply ListPools(const Params& params, std::string_view body);
-  Reply CreatePool(const Params& params, std::string_view body);
-  Reply GetPool(const Params& params, std::string_view body);
-  Reply DeletePool(const Params& params, std::string_view body);
-  Reply AcquireFromPool(const Params& params, std::string_view body);
+  Reply ListPools(const Params& params, const Query&, std::string_view body);
+  Reply CreatePool(const Params& params, const Query&, std::string_view body);
+  Reply GetPool(const Params& params, const Query&, std::string_view body);
+  Reply DeletePool(const Params& params, const Query&, std::string_view body);
+  Reply AcquireFromPool(const Params& params, const Query&, std::string_view body);
 
   struct Route {
     std::string method;
     std::string pattern;
-    Reply (ApiServer::*handler)(const Params&, std::string_view);
+    Reply (ApiServer::*handler)(const Params&, const Query&, std::string_view);
     bool body_required = false;  // a request without Content-Length (or chunked) is 411
     // The instance names a request of this route asks to make (Idempotency-Key routes only): what a
     // crash-cut attempt may have left. Nullopt when the body does not parse (then it is not recorded).
     std::optional<std::vector<std::string>> (*names)(const Params&, std::string_view) = nullptr;
+    std::vector<std::string> query = {};  // the query parameters it reads; any other is 400
   };
   void Completed(const HttpRequest& request, const HttpResponse& response, double seconds);
   static const std::vector<Route>& Routes();
@@ -103,6 +113,8 @@ class ApiServer {
   Metrics& metrics_;
   engine::pools::PoolManager* pools_;
   IdempotencyStore* requests_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<int> waits_{0};  // requests waiting in GET /v1/instances/{id}?wait_for=
 };
 
 }  // namespace fe::engine::forkd

@@ -311,6 +311,11 @@ Result<AcquireOutcome> PoolManager::Acquire(const std::string& name, const Acqui
     outcome.instance = std::move(instance);
     outcome.hit = hit;
     outcome.latency_us = clock_.MicrosSince(started);
+    engine_.events().Publish("pool.acquired", {{"pool", name},
+                                               {"instance", outcome.instance.id},
+                                               {"name", outcome.instance.name},
+                                               {"hit", hit},
+                                               {"latency_us", outcome.latency_us}});
     return outcome;
   };
   if (!request.name.empty()) {

@@ -29,7 +29,8 @@ Status PoolManager::Tick() {
     }
     removals_seen_ = removals;
   }
-  std::vector<std::pair<std::string, std::string>> removed;  // member id, pool
+  std::vector<std::pair<std::string, std::string>> removed;    // member id, pool
+  std::vector<std::pair<std::string, bool>> throttle_changes;  // pool, throttled now
   {
     std::lock_guard lock(mutex_);
     const auto now = Now();
@@ -50,6 +51,7 @@ Status PoolManager::Tick() {
     for (size_t i = 0; i < order.size(); ++i) {
       Pool& pool = *order[i];
       const PoolSizingDecision& decision = plan.pools[i];
+      if (pool.throttled != plan.throttled) throttle_changes.emplace_back(pool.spec.name, plan.throttled);
       pool.throttled = plan.throttled;
       // Kept while the acquires go on, so an overdue pool keeps growing until they pause.
       if (decision.growth_deferred && !pool.growth_deferred_since) pool.growth_deferred_since = now;
@@ -63,6 +65,9 @@ Status PoolManager::Tick() {
     }
   }
   work_cv_.notify_all();
+  for (const auto& [pool, throttled] : throttle_changes) {
+    engine_.events().Publish("pool.throttled", {{"pool", pool}, {"throttled", throttled}});
+  }
   for (const auto& [id, pool] : removed) {
     DeleteMember(id, "pool '" + pool + "' shrinks toward its minimum: the CPU budget is needed");
   }
@@ -152,6 +157,7 @@ void PoolManager::Refill(const std::string& name) {
   const bool made = forked && forked->ok();
   std::string member = made ? (*forked)->front().instance.id : std::string();
   bool kept = false;
+  std::optional<nlohmann::json> failure;  // the pool.refill_failed event
   {
     std::lock_guard lock(mutex_);
     if (made) {
@@ -174,7 +180,17 @@ void PoolManager::Refill(const std::string& name) {
         spdlog::warn("pool '{}': refill failed: {}", name, forked->status().ToString());
       }
       pool->last_refill_error = forked->status().message();
+      failure = nlohmann::json{{"pool", name},
+                               {"message", forked->status().message()},
+                               {"failures_in_a_row", pool->failures_in_a_row},
+                               {"backoff_ms", pool->backoff.count()}};
     }
+  }
+  if (failure) engine_.events().Publish("pool.refill_failed", std::move(*failure));
+  if (kept) {
+    const Instance& instance = (*forked)->front().instance;
+    engine_.events().Publish(
+        "pool.refilled", {{"pool", name}, {"instance", instance.id}, {"name", instance.name}, {"seconds", seconds}});
   }
   // A member made for a pool being deleted goes before the refill counts as finished, so Delete
   // returns with none of its members left.

@@ -113,6 +113,20 @@ class ApiClientServerTest : public ::testing::Test {
     server_.Get("/v1/garbage", [](const httplib::Request&, httplib::Response& response) {
       response.set_content("{not json", "application/json");
     });
+    // A stream whose lines are cut across chunks, as forkd's events may be.
+    server_.Get("/v1/stream", [](const httplib::Request&, httplib::Response& response) {
+      response.set_chunked_content_provider("application/x-ndjson", [](size_t offset, httplib::DataSink& sink) {
+        static const char* const kPieces[] = {"{\"seq\":1}\n{\"se", "q\":2}\n", "\n{\"seq\":3}\n"};
+        (void)offset;
+        for (const char* piece : kPieces) sink.write(piece, std::strlen(piece));
+        sink.done();
+        return true;
+      });
+    });
+    server_.Get("/v1/bad-stream", [](const httplib::Request&, httplib::Response& response) {
+      response.status = 400;
+      response.set_content(R"({"code":"invalid_argument","message":"since: not a number"})", "application/json");
+    });
     ASSERT_TRUE(server_.bind_to_port(socket_, 80));
     // bind_to_port also listens: requests queue until the accept loop runs; every test makes one
     // before TearDown stops the server.
@@ -160,6 +174,27 @@ TEST_F(ApiClientServerTest, AReplyThatIsNotJsonIsAnInternalError) {
   ASSERT_FALSE(reply.ok());
   EXPECT_EQ(reply.status().code(), ErrorCode::kInternal);
   EXPECT_NE(reply.status().message().find("is not JSON"), std::string::npos) << reply.status().message();
+}
+
+TEST_F(ApiClientServerTest, StreamHandsOverEachLineAsJsonWhateverTheChunksAre) {
+  std::vector<int> seqs;
+  FE_ASSERT_OK(ApiClient(socket_).Stream("/v1/stream", [&](const nlohmann::json& value) {
+    seqs.push_back(value["seq"]);
+    return true;
+  }));
+  EXPECT_EQ(seqs, (std::vector<int>{1, 2, 3}));
+}
+
+TEST_F(ApiClientServerTest, StreamStopsWhenTheReceiverSaysSo) {
+  int seen = 0;
+  FE_ASSERT_OK(ApiClient(socket_).Stream("/v1/stream", [&](const nlohmann::json&) { return ++seen < 2; }));
+  EXPECT_EQ(seen, 2);
+}
+
+TEST_F(ApiClientServerTest, AStreamRefusedWithAnErrorIsTheServersError) {
+  Status refused = ApiClient(socket_).Stream("/v1/bad-stream", [](const nlohmann::json&) { return true; });
+  EXPECT_EQ(refused.code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(refused.message(), "since: not a number (invalid_argument, HTTP 400)");
 }
 
 }  // namespace

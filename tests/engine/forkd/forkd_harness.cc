@@ -116,6 +116,43 @@ ApiResponse ApiClient::Delete(const std::string& path) const {
   return ToResponse("DELETE", path, Connect(socket_path_)->Delete(path));
 }
 
+ApiResponse ApiClient::Stream(const std::string& path, const std::function<bool(const Json&)>& on_line) const {
+  ApiResponse response;
+  std::string pending;
+  bool stopped = false;
+  httplib::Result result = Connect(socket_path_)
+                               ->Get(
+                                   path,
+                                   [&](const httplib::Response& head) {
+                                     response.status = head.status;
+                                     response.content_type = head.get_header_value("Content-Type");
+                                     return true;
+                                   },
+                                   [&](const char* data, size_t length) {
+                                     pending.append(data, length);
+                                     for (size_t end; (end = pending.find('\n')) != std::string::npos;) {
+                                       const std::string line = pending.substr(0, end + 1);
+                                       pending.erase(0, end + 1);
+                                       response.body += line;
+                                       const Json value = Json::parse(line, nullptr, /*allow_exceptions=*/false);
+                                       if (response.status != 200 || value.is_discarded()) continue;
+                                       if (!on_line(value)) {
+                                         stopped = true;
+                                         return false;
+                                       }
+                                     }
+                                     return true;
+                                   });
+  response.body += pending;
+  if (!result && !stopped) response.error = httplib::to_string(result.error());
+  if (response.status != 200) {
+    response.json = Json::parse(response.body, nullptr, /*allow_exceptions=*/false);
+    if (response.json.is_discarded()) response.json = nullptr;
+  }
+  RecordReply("GET", path, response);
+  return response;
+}
+
 ForkdProcess::ForkdProcess(std::string data_root, std::string socket, std::string log_path,
                            std::vector<std::string> extra)
     : data_root_(std::move(data_root)),

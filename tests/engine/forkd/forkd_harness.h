@@ -6,6 +6,7 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -39,6 +40,10 @@ class ApiClient {
   // With an Idempotency-Key header.
   ApiResponse Post(const std::string& path, const Json& body, const std::string& idempotency_key) const;
   ApiResponse Delete(const std::string& path) const;
+  // GET of a newline-delimited JSON stream (GET /v1/events): each line, parsed, goes to `on_line`
+  // until it returns false or the server ends the stream. `body` holds the lines read (so they are
+  // recorded and checked against the document); `json` stays null.
+  ApiResponse Stream(const std::string& path, const std::function<bool(const Json&)>& on_line) const;
 
  private:
   std::string socket_path_;

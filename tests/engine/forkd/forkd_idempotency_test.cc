@@ -1,8 +1,12 @@
 // Retry-safe requests against a real forkd: an Idempotency-Key makes a retry answer the first reply
 // (engine/forkd/idempotency_store.h), across restarts, and an attempt a crash cut is undone.
+#include <atomic>
 #include <fstream>
+#include <iostream>
+#include <thread>
 #include <set>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -91,6 +95,48 @@ TEST_F(ForkdIdempotencyTest, AnAttemptACrashCutIsUndoneAtTheRestartSoItsRetryRun
   EXPECT_EQ(retry.status, 201) << retry.body;
   EXPECT_EQ(retry.replayed, "");
   EXPECT_EQ(ExpectOnlyCompleteInstances(api(), data_root_).size(), 2u);
+}
+
+TEST_F(ForkdIdempotencyTest, KeyedFanOutsCutByAKillMinus9AreEachMadeExactlyOnceByTheirRetries) {
+  StartForkd();
+  Import("web");
+  constexpr int kRequests = 16;
+  constexpr int kCount = 3;
+  auto body = [](int i) { return Json{{"name", "k" + std::to_string(i)}, {"count", kCount}}; };
+  auto key = [](int i) { return "key-" + std::to_string(i); };
+  std::vector<ApiResponse> first(kRequests);
+  std::atomic<int> answered{0};
+  std::vector<std::thread> clients;
+  for (int i = 0; i < kRequests; ++i) {
+    clients.emplace_back([&, i] {
+      first[i] = api().Post("/v1/instances/web/fork", body(i), key(i));
+      ++answered;
+    });
+  }
+  // Cut them off once the first is answered: others are then in flight, recorded pending.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (answered.load() == 0 && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+  forkd_->Signal(SIGKILL);
+  forkd_->Wait();
+  for (std::thread& client : clients) client.join();
+
+  StartForkd();
+  int cut = 0;
+  for (int i = 0; i < kRequests; ++i) {
+    SCOPED_TRACE(key(i));
+    ApiResponse retry = api().Post("/v1/instances/web/fork", body(i), key(i));
+    EXPECT_EQ(retry.status, 201) << retry.body;
+    if (first[i].status == 201) {
+      EXPECT_EQ(retry.replayed, "true");
+      EXPECT_EQ(retry.body, first[i].body);
+    } else {
+      ++cut;
+    }
+  }
+  RecordProperty("requests_cut_by_the_kill", cut);
+  std::cout << cut << " of " << kRequests << " keyed fan-outs were cut by the kill\n";
+  // Each fan-out exists exactly once: whole, made by its first attempt or by its retry.
+  EXPECT_EQ(ExpectOnlyCompleteInstances(api(), data_root_).size(), 1u + kRequests * kCount);
 }
 
 }  // namespace

@@ -85,15 +85,26 @@ class Document:
                 return [f"{where}: documented without a body, but got {reply['body'][:200]!r}"]
             return []
         media = content.get("application/json")
-        if media is None:
-            return []  # text/plain (metrics): nothing to validate
-        return self.check_body(where, reply, media.get("schema", {}))
+        if media is not None:
+            return self.check_body(where, reply, media.get("schema", {}))
+        stream = content.get("application/x-ndjson")
+        if stream is not None:
+            # A stream (GET /v1/events): every line is one value of the schema.
+            problems = []
+            for number, line in enumerate((reply.get("body") or "").split("\n"), start=1):
+                if line.strip():
+                    problems += self.check_body(f"{where} line {number}", {"body": line}, stream.get("schema", {}))
+            return problems
+        return []  # text/plain (metrics): nothing to validate
 
     def check_body(self, where, reply, schema):
         try:
             body = json.loads(reply.get("body") or "")
         except ValueError:
             return [f"{where}: the body is not JSON: {reply.get('body', '')[:200]!r}"]
+        return self.validate(where, body, schema)
+
+    def validate(self, where, body, schema):
         resolver_root = copy.deepcopy(self.schema_root)
         wrapped = dict(to_json_schema(schema))
         wrapped["components"] = resolver_root["components"]
@@ -125,13 +136,16 @@ def validate(document_path, reply_dir):
 
 def self_test(document_path):
     """The validator must catch what it is for: a wrong type, an undocumented field, a null where the
-    schema does not allow one, an undocumented status."""
+    schema does not allow one, an undocumented status, a streamed line missing a required field."""
     document = Document(document_path)
     bad = [
         {"method": "GET", "path": "/v1/healthz", "status": 200, "body": json.dumps({"status": "ok", "instances": "7", "quarantined": []})},
         {"method": "GET", "path": "/v1/healthz", "status": 200, "body": json.dumps({"status": "ok", "instances": 1, "quarantined": [], "extra": 1})},
         {"method": "GET", "path": "/v1/healthz", "status": 200, "body": json.dumps({"status": None, "instances": 1, "quarantined": []})},
         {"method": "GET", "path": "/v1/healthz", "status": 418, "body": "{}"},
+        {"method": "GET", "path": "/v1/events", "status": 200,
+         "body": json.dumps({"seq": 1, "time": "t", "type": "instance.deleted", "instance": "i-1", "name": "a"}) + "\n" +
+                 json.dumps({"seq": 2, "time": "t", "type": "instance.deleted", "instance": "i-1"}) + "\n"},
     ]
     good = {"method": "GET", "path": "/v1/healthz", "status": 200,
             "body": json.dumps({"status": "ok", "instances": 1, "quarantined": []})}
