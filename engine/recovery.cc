@@ -161,9 +161,10 @@ Status Engine::Recover() {
 
 void Engine::RemoveTemporaryFiles(const std::function<void(std::string)>& note) {
   const DataRoot layout(config_.data_root);
-  // Each directory with the depth its atomic writers write at (instances/<id>/instance.json: 1).
-  const std::pair<std::string, size_t> dirs[] = {
-      {layout.path(), 0}, {layout.Instances(), 1}, {layout.Network(), 0}, {layout.Pools(), 0}, {layout.FanOuts(), 0}};
+  // Each directory with the depth its atomic writers write at (instances/<id>/instance.json: 1);
+  // requests/ is forkd's (Idempotency-Key records), swept here with the rest of the layout.
+  const std::pair<std::string, size_t> dirs[] = {{layout.path(), 0},  {layout.Instances(), 1}, {layout.Network(), 0},
+                                                 {layout.Pools(), 0}, {layout.FanOuts(), 0},   {layout.Requests(), 0}};
   for (const auto& [path, depth] : dirs) {
     Result<ConfinedDir> dir = ConfinedDir::Open(path);
     if (!dir.ok()) continue;  // not made yet

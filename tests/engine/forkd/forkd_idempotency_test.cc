@@ -101,7 +101,7 @@ TEST_F(ForkdIdempotencyTest, KeyedFanOutsCutByAKillMinus9AreEachMadeExactlyOnceB
   StartForkd();
   Import("web");
   constexpr int kRequests = 16;
-  constexpr int kCount = 3;
+  static constexpr int kCount = 3;
   auto body = [](int i) { return Json{{"name", "k" + std::to_string(i)}, {"count", kCount}}; };
   auto key = [](int i) { return "key-" + std::to_string(i); };
   std::vector<ApiResponse> first(kRequests);
