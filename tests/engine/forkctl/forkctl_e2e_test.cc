@@ -201,6 +201,35 @@ TEST_F(ForkctlEndToEndTest, ImportsForksListsShowsTheTreeAndRemoves) {
   EXPECT_EQ(left["instances"][0]["name"], "template");
 }
 
+TEST_F(ForkctlEndToEndTest, EventsShowAForksLifeAndUsageShowsInLsAndShow) {
+  ImportSample("template");
+  ASSERT_EQ(Forkctl({"fork", "template", "--name", "child"}).exit_code, 0);
+
+  Invocation events = Forkctl({"events", "--since", "0", "--count", "5"});
+  ASSERT_EQ(events.exit_code, 0) << events.err;
+  std::vector<std::string> lines;
+  for (size_t start = 0, end; (end = events.out.find('\n', start)) != std::string::npos; start = end + 1) {
+    lines.push_back(events.out.substr(start, end - start));
+  }
+  ASSERT_EQ(lines.size(), 5u) << events.out;
+  const char* const kTypes[] = {"engine.started", "instance.created", "fork.started", "instance.created",
+                                "fork.finished"};
+  for (size_t i = 0; i < lines.size(); ++i) {
+    EXPECT_EQ(lines[i].rfind(std::string(5, ' ') + std::to_string(i + 1) + " ", 0), 0u) << lines[i];
+    EXPECT_NE(lines[i].find(kTypes[i]), std::string::npos) << lines[i];
+  }
+  EXPECT_NE(lines[4].find("child (i-"), std::string::npos) << lines[4];
+  EXPECT_NE(lines[4].find("(reflink)"), std::string::npos) << lines[4];
+
+  Invocation ls = Forkctl({"ls", "--usage"});
+  ASSERT_EQ(ls.exit_code, 0) << ls.err;
+  EXPECT_NE(ls.out.find("ALLOCATED"), std::string::npos) << ls.out;
+  EXPECT_NE(ls.out.find("EXCLUSIVE"), std::string::npos) << ls.out;
+  Invocation show = Forkctl({"show", "child"});
+  ASSERT_EQ(show.exit_code, 0) << show.err;
+  EXPECT_NE(show.out.find("measured by fiemap"), std::string::npos) << show.out;
+}
+
 TEST_F(ForkctlEndToEndTest, ServerErrorsPrintTheMessageCodeAndStatusAndExitOne) {
   ImportSample("template");
 

@@ -86,6 +86,34 @@ TEST_F(ForkdEventsTest, AFailedForkAndADeleteAreEventsToo) {
   EXPECT_EQ(events[2]["name"], "web");
 }
 
+TEST_F(ForkdEventsTest, PoolsTellWhenTheyRefillAndHandOutAMember) {
+  StartForkd({"--pool-tick-ms", "20", "--cpu-budget", "1000", "--busy-threshold", "1"});
+  Import("template");
+  const uint64_t after = LastSeq();
+  std::future<std::vector<Json>> refilled = Watch("/v1/events?since=" + std::to_string(after), "pool.refilled");
+  ASSERT_EQ(
+      api().Post("/v1/pools", Json{{"name", "web"}, {"template", "template"}, {"min_size", 1}, {"max_size", 1}}).status,
+      201);
+  std::vector<Json> events = refilled.get();
+  ASSERT_FALSE(events.empty());
+  const Json& made = events.back();
+  EXPECT_EQ(made["pool"], "web");
+  // The member's own fork came first.
+  EXPECT_EQ(Types(events),
+            (std::vector<std::string>{"fork.started", "instance.created", "fork.finished", "pool.refilled"}));
+
+  const uint64_t before_acquire = made["seq"];
+  std::future<std::vector<Json>> acquired =
+      Watch("/v1/events?since=" + std::to_string(before_acquire), "pool.acquired");
+  ApiResponse acquire = api().Post("/v1/pools/web/acquire", Json{{"name", "alice"}});
+  ASSERT_EQ(acquire.status, 200) << acquire.body;
+  std::vector<Json> handed = acquired.get();
+  ASSERT_FALSE(handed.empty());
+  EXPECT_EQ(handed.back()["hit"], true);
+  EXPECT_EQ(handed.back()["instance"], made["instance"]);
+  EXPECT_EQ(handed.back()["name"], "alice");
+}
+
 TEST_F(ForkdEventsTest, ResumingAfterARestartSaysEventsWereLostAndGoesOnWithHigherNumbers) {
   StartForkd();
   Import("web");
