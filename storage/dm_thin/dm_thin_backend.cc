@@ -14,7 +14,6 @@
 #include "base/log.h"
 #include "base/reverter.h"
 #include "base/fs_util.h"
-#include "storage/tree/tree_cloner.h"
 
 namespace fe::storage::dm_thin {
 namespace {
@@ -24,22 +23,22 @@ constexpr char kStateDirectory[] = ".dm-thin";
 
 void Log(const std::string& message) { LogWarning("dm-thin: " + message); }
 
-// Where Remove moves a volume's directory before deleting it, so a half-deleted directory is never
-// seen under the volume's name.
-std::string TrashName(const std::string& volume) { return "." + volume + ".dm-thin-removing"; }
-
 }  // namespace
 
 DmThinBackend::DmThinBackend(const DmThinConfig& config, UniqueFd root_fd, std::string reason,
-                             std::unique_ptr<ThinLedger> ledger, ThinPool pool, FaultHook fault_hook)
+                             std::unique_ptr<ThinLedger> ledger, ThinPool pool, const DeviceMapper& device_mapper,
+                             const VolumeFilesystem& filesystem)
     : tree::DirectoryBackend(config.data_root, std::move(root_fd), std::move(reason)),
       config_(config),
       ledger_(std::move(ledger)),
       pool_(std::move(pool)),
-      fault_hook_(std::move(fault_hook)) {}
+      dm_(device_mapper),
+      filesystem_(filesystem) {}
 
 Result<std::unique_ptr<DmThinBackend>> DmThinBackend::Open(const DmThinConfig& config, std::string reason,
-                                                           FaultHook fault_hook) {
+                                                           DmThinSystem system) {
+  const DeviceMapper& device_mapper = system.device_mapper ? *system.device_mapper : KernelDeviceMapper();
+  const VolumeFilesystem& filesystem = system.filesystem ? *system.filesystem : Ext4Volumes();
   FE_RETURN_IF_ERROR(ValidateDmThinConfig(config));
   std::string why;
   if (!DeviceMapperAvailable(&why)) {
@@ -54,10 +53,10 @@ Result<std::unique_ptr<DmThinBackend>> DmThinBackend::Open(const DmThinConfig& c
   const std::string prefix = JoinPath(state_dir, config.pool_name);
   Result<std::unique_ptr<ThinLedger>> ledger = ThinLedger::Open(prefix + ".json");
   if (!ledger.ok()) return ledger.status();
-  Result<ThinPool> pool = ThinPool::Activate(config, prefix);
+  Result<ThinPool> pool = ThinPool::Activate(config, prefix, device_mapper);
   if (!pool.ok()) return pool.status();
   std::unique_ptr<DmThinBackend> backend(new DmThinBackend(
-      config, std::move(*root_fd), std::move(reason), std::move(*ledger), std::move(*pool), std::move(fault_hook)));
+      config, std::move(*root_fd), std::move(reason), std::move(*ledger), std::move(*pool), device_mapper, filesystem));
   backend->Reconcile();
   return backend;
 }
@@ -79,10 +78,6 @@ std::string DmThinBackend::DevicePath(const std::string& volume) const { return 
 
 Result<PoolStatus> DmThinBackend::PoolHealth() const { return pool_.ReadStatus(); }
 
-Status DmThinBackend::Fault(std::string_view step, uint32_t id) const {
-  return fault_hook_ ? fault_hook_(step, id) : Status::Ok();
-}
-
 Status DmThinBackend::CheckRoomFor(const std::string& what) const {
   Result<PoolStatus> status = pool_.ReadStatus();
   if (!status.ok()) return status.status().Annotate("refusing to " + what);
@@ -101,7 +96,7 @@ Status DmThinBackend::CheckNewName(const std::string& volume) const {
   struct stat st;
   if (::fstatat(root_fd(), volume.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0) return AlreadyExists(volume);
   // A device of the name the new volume needs is not ours to adopt (nor to remove on rollback).
-  Result<DmDeviceInfo> device = DmInfo(*dm_name);
+  Result<DmDeviceInfo> device = dm_.Info(*dm_name);
   if (!device.ok()) return device.status();
   if (device->exists) {
     return Status::AlreadyExists("volume " + Path(volume) + ": device-mapper device " + *dm_name +
@@ -112,11 +107,21 @@ Status DmThinBackend::CheckNewName(const std::string& volume) const {
 
 Status DmThinBackend::Activate(const std::string& volume, const ThinRecord& record) {
   const std::string name = DmName(volume);
-  Result<DmDeviceInfo> info = DmInfo(name);
+  Result<DmDeviceInfo> info = dm_.Info(name);
   if (!info.ok()) return info.status();
   if (info->exists) return Status::Ok();
-  return DmCreate(name, {ThinTable(pool_.device_number(), record.id, record.sectors)})
+  return dm_.Create(name, {ThinTable(pool_.device_number(), record.id, record.sectors)})
       .Annotate("activate volume " + volume + " (thin id " + std::to_string(record.id) + ")");
+}
+
+Status DmThinBackend::MountVolume(const std::string& volume) {
+  if (::mkdirat(root_fd(), volume.c_str(), 0755) != 0 && errno != EEXIST) {
+    return Status::FromErrno(errno, "create the mount point of volume", Path(volume));
+  }
+  Result<bool> mounted = filesystem_.Mounted(Path(volume));
+  if (!mounted.ok()) return mounted.status();
+  if (*mounted) return Status::Ok();
+  return filesystem_.Mount(DevicePath(volume), Path(volume));
 }
 
 Status DmThinBackend::ExplainCreateFailure(Status created, uint32_t id, const std::string& what) const {
@@ -133,23 +138,20 @@ Status DmThinBackend::DeleteThinId(uint32_t id) {
   return deleted;
 }
 
-Status DmThinBackend::RemoveDirectoryIfPresent(const std::string& name) {
-  struct stat st;
-  if (::fstatat(root_fd(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
-    return errno == ENOENT ? Status::Ok() : Status::FromErrno(errno, "stat", Path(name));
-  }
-  return RemoveTree(root_fd(), name);
+// Only an empty directory goes: after the unmount the mount point holds nothing, and anything else
+// under the volume's name is not ours to delete.
+Status DmThinBackend::RemoveMountPoint(const std::string& volume) {
+  if (::unlinkat(root_fd(), volume.c_str(), AT_REMOVEDIR) == 0 || errno == ENOENT) return Status::Ok();
+  return Status::FromErrno(errno, "remove the mount point", Path(volume));
 }
 
 Status DmThinBackend::Discard(const std::string& volume, const ThinRecord& record, bool delete_id) {
-  Result<DmDeviceInfo> info = DmInfo(DmName(volume));
+  FE_RETURN_IF_ERROR(filesystem_.Unmount(Path(volume)));
+  Result<DmDeviceInfo> info = dm_.Info(DmName(volume));
   if (!info.ok()) return info.status();
-  if (info->exists) FE_RETURN_IF_ERROR(DmRemove(DmName(volume)));
+  if (info->exists) FE_RETURN_IF_ERROR(dm_.Remove(DmName(volume)));
   if (delete_id) FE_RETURN_IF_ERROR(DeleteThinId(record.id));
-  // The directory under the volume's name belongs to this unfinished operation: a creation made it,
-  // a removal was about to move it away.
-  FE_RETURN_IF_ERROR(RemoveDirectoryIfPresent(volume));
-  FE_RETURN_IF_ERROR(RemoveDirectoryIfPresent(TrashName(volume)));
+  FE_RETURN_IF_ERROR(RemoveMountPoint(volume));
   return ledger_->Erase(volume);
 }
 
@@ -158,8 +160,10 @@ void DmThinBackend::Reconcile() {
     const std::string what = "volume " + volume + " (thin id " + std::to_string(record.id) + ", " +
                              std::string(ThinStateName(record.state)) + ")";
     if (record.state == ThinState::kReady) {
+      // After a reboot neither the device nor its mount exists; after a daemon restart both do.
       Status active = Activate(volume, record);
-      if (!active.ok()) Log("recovery could not activate " + what + ": " + active.message());
+      if (active.ok()) active = MountVolume(volume);
+      if (!active.ok()) Log("recovery could not activate and mount " + what + ": " + active.message());
       continue;
     }
     // Whether create_thin/create_snap reached the kernel is unknown: the id was reserved for this
@@ -188,14 +192,14 @@ Status DmThinBackend::Create(const std::string& volume) {
   Reverter undo;
   undo.Add("discard dm-thin volume " + volume, [&] { return Discard(volume, record, made); });
 
-  FE_RETURN_IF_ERROR(Fault("create_thin", *id));
   FE_RETURN_IF_ERROR(ExplainCreateFailure(pool_.Message(CreateThinMessage(*id)), *id, "create volume " + volume));
   made = true;
-  FE_RETURN_IF_ERROR(Fault("activate", *id));
   FE_RETURN_IF_ERROR(Activate(volume, record));
-  FE_RETURN_IF_ERROR(Fault("directory", *id));
+  FE_RETURN_IF_ERROR(filesystem_.Format(DevicePath(volume)).Annotate("create volume " + volume));
   if (::mkdirat(root_fd(), volume.c_str(), 0755) != 0) return Status::FromErrno(errno, "create volume", Path(volume));
-  FE_RETURN_IF_ERROR(Fault("commit", *id));
+  FE_RETURN_IF_ERROR(filesystem_.Mount(DevicePath(volume), Path(volume)).Annotate("create volume " + volume));
+  // A new volume is an empty directory, like every backend's (fsck makes lost+found again if needed).
+  (void)::rmdir((Path(volume) + "/lost+found").c_str());
   FE_RETURN_IF_ERROR(ledger_->SetState(volume, ThinState::kReady));
   undo.Commit();
   return Status::Ok();
@@ -220,15 +224,14 @@ Result<CloneReport> DmThinBackend::Clone(const std::string& parent, const std::s
   std::chrono::nanoseconds suspended_for{0};
   {
     std::lock_guard lock(snapshot_mutex_);
-    FE_RETURN_IF_ERROR(Fault("create_snap", *id));
-    Result<DmDeviceInfo> parent_device = DmInfo(DmName(parent));
+    Result<DmDeviceInfo> parent_device = dm_.Info(DmName(parent));
     if (!parent_device.ok()) return parent_device.status();
     // An active origin is suspended so the snapshot sees its writes flushed and none in flight; one
     // that someone else suspended already is left to them.
     std::optional<SuspendedDevice> suspended;
     const Clock::time_point suspend_start = Clock::now();
     if (parent_device->exists && !parent_device->suspended) {
-      Result<SuspendedDevice> held = SuspendedDevice::Suspend(DmName(parent));
+      Result<SuspendedDevice> held = SuspendedDevice::Suspend(dm_, DmName(parent));
       if (!held.ok()) return held.status().Annotate("clone " + parent + " to " + volume);
       suspended.emplace(std::move(*held));
     }
@@ -243,24 +246,22 @@ Result<CloneReport> DmThinBackend::Clone(const std::string& parent, const std::s
   }
   const Clock::time_point snapshot_done = Clock::now();
 
-  FE_RETURN_IF_ERROR(Fault("activate", *id));
   FE_RETURN_IF_ERROR(Activate(volume, record));
-  FE_RETURN_IF_ERROR(Fault("directory", *id));
-  tree::CloneOptions options;
-  options.data_mode = tree::DataMode::kReflink;  // falls back to a sparse copy per file without reflink
-  Result<CloneReport> report = tree::CloneTree(root_fd(), parent, root_fd(), volume, options);
-  if (!report.ok()) return report.status();
-  FE_RETURN_IF_ERROR(Fault("commit", *id));
+  if (::mkdirat(root_fd(), volume.c_str(), 0755) != 0) {
+    return Status::FromErrno(errno, "clone " + parent + " to volume", Path(volume));
+  }
+  FE_RETURN_IF_ERROR(filesystem_.Mount(DevicePath(volume), Path(volume)).Annotate("clone " + parent + " to " + volume));
   FE_RETURN_IF_ERROR(ledger_->SetState(volume, ThinState::kReady));
   undo.Commit();
 
-  const std::string directory_mechanism = report->mechanism;
-  report->mechanism = "dm-thin-snapshot";
-  report->note = "thin snapshot id " + std::to_string(*id) + " of id " + std::to_string(origin->id) +
-                 " (origin suspended " + std::to_string(suspended_for.count() / 1000) + " us); directory cloned with " +
-                 directory_mechanism;
-  report->phases.prepare = snapshot_done - start;
-  report->total = Clock::now() - start;
+  // The snapshot covers every file: nothing was walked or copied.
+  CloneReport report;
+  report.mechanism = "dm-thin-snapshot";
+  report.note = "thin snapshot id " + std::to_string(*id) + " of id " + std::to_string(origin->id) +
+                " (origin suspended and its filesystem frozen " + std::to_string(suspended_for.count() / 1000) +
+                " us), mounted at " + Path(volume);
+  report.phases.prepare = snapshot_done - start;
+  report.total = Clock::now() - start;
   return report;
 }
 
@@ -270,20 +271,20 @@ Status DmThinBackend::Remove(const std::string& volume) {
   if (!record || record->state == ThinState::kCreating) return NotFound(volume);
   if (record->state == ThinState::kReady) {
     const std::string name = DmName(volume);
-    Result<DmDeviceInfo> info = DmInfo(name);
+    // Unmounting and deactivating change nothing lasting: on failure the volume is mounted again
+    // (and a crash in between is repaired by activation and mount at the next open).
+    FE_RETURN_IF_ERROR(filesystem_.Unmount(Path(volume)).Annotate("remove volume " + volume));
+    Result<DmDeviceInfo> info = dm_.Info(name);
     if (!info.ok()) return info.status();
     if (info->exists && info->open_count > 0) {
-      return Status::Busy("remove volume " + Path(volume) + ": its device " + DevicePath(volume) + " is open (" +
-                          std::to_string(info->open_count) + " users)");
+      Status busy = Status::Busy("remove volume " + Path(volume) + ": its device " + DevicePath(volume) + " is open (" +
+                                 std::to_string(info->open_count) + " users)");
+      if (Status remounted = MountVolume(volume); !remounted.ok()) return busy.Annotate(remounted.ToString());
+      return busy;
     }
-    // Deactivating first changes nothing lasting: on failure the volume stays whole (and a crash
-    // after it is repaired by activation at the next open).
-    if (info->exists) FE_RETURN_IF_ERROR(DmRemove(name).Annotate("remove volume " + volume));
+    if (info->exists) FE_RETURN_IF_ERROR(dm_.Remove(name).Annotate("remove volume " + volume));
     FE_RETURN_IF_ERROR(ledger_->SetState(volume, ThinState::kRemoving));
     record->state = ThinState::kRemoving;
-  }
-  if (::renameat(root_fd(), volume.c_str(), root_fd(), TrashName(volume).c_str()) != 0 && errno != ENOENT) {
-    return Status::FromErrno(errno, "remove volume", Path(volume));
   }
   return Discard(volume, *record, /*delete_id=*/true).Annotate("remove volume " + volume);
 }
@@ -294,13 +295,13 @@ Result<VolumeUsage> DmThinBackend::Usage(const std::string& volume) {
   if (!record || record->state != ThinState::kReady) return NotFound(volume);
   Result<VolumeUsage> usage = tree::DirectoryBackend::Usage(volume);
   if (!usage.ok()) return usage.status();
-  Result<std::vector<TableLine>> lines = DmStatus(DmName(volume));
+  Result<std::vector<TableLine>> lines = dm_.TargetStatus(DmName(volume));
   if (!lines.ok()) return lines.status();
   if (lines->size() != 1) return Status::Io("thin device " + DmName(volume) + " has no single target");
   Result<ThinStatus> thin = ParseThinStatus(DmName(volume), (*lines)[0].params);
   if (!thin.ok()) return thin.status();
-  usage->logical_bytes += record->sectors * kSectorBytes;
-  usage->allocated_bytes += thin->mapped_sectors * kSectorBytes;
+  // The files' blocks are the device's: what the pool maps for it is what it holds.
+  usage->allocated_bytes = thin->mapped_sectors * kSectorBytes;
   usage->shared_bytes.reset();
   usage->method = "thin-pool mapped blocks";
   return usage;
@@ -317,8 +318,9 @@ Result<std::vector<std::string>> DmThinBackend::List() {
 Status DmThinBackend::Deactivate() {
   Status first;
   for (const auto& [volume, record] : ledger_->Records()) {
-    Result<DmDeviceInfo> info = DmInfo(DmName(volume));
-    Status removed = !info.ok() ? info.status() : info->exists ? DmRemove(DmName(volume)) : Status::Ok();
+    Status removed = filesystem_.Unmount(Path(volume));
+    Result<DmDeviceInfo> info = dm_.Info(DmName(volume));
+    if (removed.ok()) removed = !info.ok() ? info.status() : info->exists ? dm_.Remove(DmName(volume)) : Status::Ok();
     if (!removed.ok() && first.ok()) first = removed;
   }
   Status pool = pool_.Deactivate();

@@ -1,5 +1,7 @@
 #include "storage/dm_thin/dm_thin_device.h"
 
+#include "storage/dm_thin/device_mapper.h"
+
 #include "base/log.h"
 
 #include <libdevmapper.h>
@@ -185,15 +187,54 @@ Result<std::vector<TableLine>> DmStatus(const std::string& name) {
   return lines;
 }
 
-Result<SuspendedDevice> SuspendedDevice::Suspend(const std::string& name) {
+Status DmSuspend(const std::string& name) {
   LibraryLock lock(LibraryMutex());
   Result<Task> task = NewTask(DM_DEVICE_SUSPEND, name, "suspend");
   if (!task.ok()) return task.status();
-  FE_RETURN_IF_ERROR(Run(task->get(), "suspend", name));
-  return SuspendedDevice(name);
+  return Run(task->get(), "suspend", name);
 }
 
-SuspendedDevice::SuspendedDevice(SuspendedDevice&& other) noexcept : name_(std::exchange(other.name_, {})) {}
+Status DmResume(const std::string& name) {
+  LibraryLock lock(LibraryMutex());
+  Result<Task> task = NewTask(DM_DEVICE_RESUME, name, "resume");
+  if (!task.ok()) return task.status();
+  FE_RETURN_IF_ERROR(Run(task->get(), "resume", name));
+  Result<DmDeviceInfo> info = DmInfo(name);
+  if (!info.ok()) return info.status();
+  return EnsureNode(name, *info);
+}
+
+namespace {
+
+class LibDevmapper final : public DeviceMapper {
+ public:
+  Result<DmDeviceInfo> Info(const std::string& name) const override { return DmInfo(name); }
+  Status Create(const std::string& name, const std::vector<TableLine>& table) const override {
+    return DmCreate(name, table);
+  }
+  Status Remove(const std::string& name) const override { return DmRemove(name); }
+  Status Message(const std::string& name, const std::string& message) const override {
+    return DmMessage(name, message);
+  }
+  Result<std::vector<TableLine>> TargetStatus(const std::string& name) const override { return DmStatus(name); }
+  Status Suspend(const std::string& name) const override { return DmSuspend(name); }
+  Status Resume(const std::string& name) const override { return DmResume(name); }
+};
+
+}  // namespace
+
+const DeviceMapper& KernelDeviceMapper() {
+  static const LibDevmapper kernel;
+  return kernel;
+}
+
+Result<SuspendedDevice> SuspendedDevice::Suspend(const DeviceMapper& device_mapper, const std::string& name) {
+  FE_RETURN_IF_ERROR(device_mapper.Suspend(name));
+  return SuspendedDevice(device_mapper, name);
+}
+
+SuspendedDevice::SuspendedDevice(SuspendedDevice&& other) noexcept
+    : device_mapper_(other.device_mapper_), name_(std::exchange(other.name_, {})) {}
 
 SuspendedDevice::~SuspendedDevice() {
   Status resumed = Resume();
@@ -202,14 +243,7 @@ SuspendedDevice::~SuspendedDevice() {
 
 Status SuspendedDevice::Resume() {
   if (name_.empty()) return Status::Ok();
-  LibraryLock lock(LibraryMutex());
-  const std::string name = std::exchange(name_, {});
-  Result<Task> task = NewTask(DM_DEVICE_RESUME, name, "resume");
-  if (!task.ok()) return task.status();
-  FE_RETURN_IF_ERROR(Run(task->get(), "resume", name));
-  Result<DmDeviceInfo> info = DmInfo(name);
-  if (!info.ok()) return info.status();
-  return EnsureNode(name, *info);
+  return device_mapper_->Resume(std::exchange(name_, {}));
 }
 
 }  // namespace fe::storage::dm_thin

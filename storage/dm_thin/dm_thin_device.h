@@ -47,24 +47,9 @@ Status DmMessage(const std::string& name, const std::string& message);
 // The status line of each target of device `name` (TableLine::params holds the status params).
 Result<std::vector<TableLine>> DmStatus(const std::string& name);
 
-// A device suspended for as long as this owner lives: flushes and holds its I/O (what a consistent
-// thin snapshot of an active origin needs). The destructor resumes on every path; Resume() does it
-// early and reports the outcome. Movable, not copyable.
-class SuspendedDevice {
- public:
-  static Result<SuspendedDevice> Suspend(const std::string& name);
-
-  SuspendedDevice(SuspendedDevice&& other) noexcept;
-  SuspendedDevice& operator=(SuspendedDevice&& other) = delete;
-  SuspendedDevice(const SuspendedDevice&) = delete;
-  SuspendedDevice& operator=(const SuspendedDevice&) = delete;
-  ~SuspendedDevice();
-
-  Status Resume();
-
- private:
-  explicit SuspendedDevice(std::string name) : name_(std::move(name)) {}
-  std::string name_;  // empty once resumed or moved from
-};
+// Suspends device `name` (flushing and holding its I/O, freezing a filesystem mounted on it) and
+// resumes it, making its node if need be. What KernelDeviceMapper() calls.
+Status DmSuspend(const std::string& name);
+Status DmResume(const std::string& name);
 
 }  // namespace fe::storage::dm_thin

@@ -10,8 +10,8 @@
 namespace fe::storage::dm_thin {
 namespace {
 
-Status CheckIsThinPool(const std::string& name) {
-  Result<std::vector<TableLine>> lines = DmStatus(name);
+Status CheckIsThinPool(const DeviceMapper& device_mapper, const std::string& name) {
+  Result<std::vector<TableLine>> lines = device_mapper.TargetStatus(name);
   if (!lines.ok()) return lines.status();
   if (lines->size() != 1 || (*lines)[0].target != "thin-pool") {
     std::string targets;
@@ -22,7 +22,7 @@ Status CheckIsThinPool(const std::string& name) {
   return Status::Ok();
 }
 
-Status LoadPool(const DmThinConfig& config, const std::string& image_prefix) {
+Status LoadPool(const DmThinConfig& config, const std::string& image_prefix, const DeviceMapper& device_mapper) {
   std::string metadata_device = config.metadata_device;
   std::string data_device = config.data_device;
   // Held until the pool table holds the loop devices; autoclear detaches them if loading fails.
@@ -48,27 +48,28 @@ Status LoadPool(const DmThinConfig& config, const std::string& image_prefix) {
                                    " bytes) is smaller than one pool block");
   }
   geometry.low_water_mark_blocks = EffectiveLowWaterMark(config, PoolDataBlocks(geometry));
-  return DmCreate(config.pool_name, {ThinPoolTable(geometry)});
+  return device_mapper.Create(config.pool_name, {ThinPoolTable(geometry)});
 }
 
 }  // namespace
 
-Result<ThinPool> ThinPool::Activate(const DmThinConfig& config, const std::string& image_prefix) {
+Result<ThinPool> ThinPool::Activate(const DmThinConfig& config, const std::string& image_prefix,
+                                    const DeviceMapper& device_mapper) {
   const std::string& name = config.pool_name;
-  Result<DmDeviceInfo> info = DmInfo(name);
+  Result<DmDeviceInfo> info = device_mapper.Info(name);
   if (!info.ok()) return info.status();
   if (info->exists) {
-    FE_RETURN_IF_ERROR(CheckIsThinPool(name));
+    FE_RETURN_IF_ERROR(CheckIsThinPool(device_mapper, name));
   } else {
-    FE_RETURN_IF_ERROR(LoadPool(config, image_prefix).Annotate("activate thin pool " + name));
-    info = DmInfo(name);
+    FE_RETURN_IF_ERROR(LoadPool(config, image_prefix, device_mapper).Annotate("activate thin pool " + name));
+    info = device_mapper.Info(name);
     if (!info.ok()) return info.status();
   }
-  return ThinPool(name, info->DeviceNumber());
+  return ThinPool(device_mapper, name, info->DeviceNumber());
 }
 
 Result<PoolStatus> ThinPool::ReadStatus() const {
-  Result<std::vector<TableLine>> lines = DmStatus(name_);
+  Result<std::vector<TableLine>> lines = device_mapper_->TargetStatus(name_);
   if (!lines.ok()) return lines.status();
   if (lines->size() != 1) {
     return Status::Io("thin pool " + name_ + " has " + std::to_string(lines->size()) + " targets");
@@ -76,8 +77,8 @@ Result<PoolStatus> ThinPool::ReadStatus() const {
   return ParsePoolStatus(name_, (*lines)[0].params);
 }
 
-Status ThinPool::Message(const std::string& message) const { return DmMessage(name_, message); }
+Status ThinPool::Message(const std::string& message) const { return device_mapper_->Message(name_, message); }
 
-Status ThinPool::Deactivate() const { return DmRemove(name_); }
+Status ThinPool::Deactivate() const { return device_mapper_->Remove(name_); }
 
 }  // namespace fe::storage::dm_thin

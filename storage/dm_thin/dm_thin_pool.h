@@ -5,6 +5,7 @@
 #include <string>
 
 #include "base/status.h"
+#include "storage/dm_thin/device_mapper.h"
 #include "storage/dm_thin/dm_thin_config.h"
 #include "storage/dm_thin/dm_thin_status.h"
 
@@ -17,7 +18,8 @@ class ThinPool {
   // loop devices over "<image_prefix>.data.img" / ".metadata.img", created sparse when missing) are
   // loaded into a new thin-pool table. A metadata device that starts with 4 KiB of zeroes becomes a
   // new, empty pool; any other is opened with the thin devices it already holds.
-  static Result<ThinPool> Activate(const DmThinConfig& config, const std::string& image_prefix);
+  static Result<ThinPool> Activate(const DmThinConfig& config, const std::string& image_prefix,
+                                   const DeviceMapper& device_mapper);
 
   const std::string& name() const { return name_; }
   // "major:minor" of the pool device, for thin tables (works without a /dev/mapper node).
@@ -30,8 +32,9 @@ class ThinPool {
   Status Deactivate() const;
 
  private:
-  ThinPool(std::string name, std::string device_number)
-      : name_(std::move(name)), device_number_(std::move(device_number)) {}
+  ThinPool(const DeviceMapper& device_mapper, std::string name, std::string device_number)
+      : device_mapper_(&device_mapper), name_(std::move(name)), device_number_(std::move(device_number)) {}
+  const DeviceMapper* device_mapper_;
   std::string name_;
   std::string device_number_;
 };

@@ -1,6 +1,7 @@
 // Runs dm_thin_backend_test and the dm-thin half of the backend conformance suite inside a QEMU guest when this host's
-// kernel has no device-mapper. The guest loads the dm-thin modules (crc32c_generic first: dm-persistent-data needs
-// crc32c) and loop, and runs the test binary with FE_REQUIRE_DM=1 so a missing kernel feature fails rather than skips.
+// kernel has no device-mapper. The guest loads ext4 and the dm-thin modules (crc32c_generic first: dm-persistent-data
+// and ext4 need crc32c) and loop, holds mke2fs, and runs the test binary with FE_REQUIRE_DM=1 so a missing kernel
+// feature fails rather than skips.
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -22,11 +23,16 @@ void RunInGuest(const std::string& binary, const std::string& arguments) {
   if (std::string missing = GuestUnavailableReason(); !missing.empty()) GTEST_SKIP() << missing;
 
   GuestSpec spec;
-  spec.modules = {"crc32c_generic", "libcrc32c",          "dm-mod",       "dm-bufio",
-                  "dm-bio-prison",  "dm-persistent-data", "dm-thin-pool", "loop"};
+  // ext4 and mke2fs: every thin volume holds an ext4 filesystem (storage/dm_thin/volume_filesystem.h).
+  spec.modules = {"crc32c_generic", "libcrc32c", "crc16",    "mbcache",       "jbd2",
+                  "ext4",           "dm-mod",    "dm-bufio", "dm-bio-prison", "dm-persistent-data",
+                  "dm-thin-pool",   "loop"};
   const std::string name = binary.substr(binary.rfind('/') + 1);
-  spec.files = {{.host_path = binary, .guest_path = "/opt/fe/" + name, .with_libraries = true}};
-  spec.command = "FE_REQUIRE_DM=1 /opt/fe/" + name + " --gtest_color=no " + arguments;
+  spec.files = {{.host_path = binary, .guest_path = "/opt/fe/" + name, .with_libraries = true},
+                {.host_path = "/usr/sbin/mke2fs", .guest_path = "/usr/sbin/mke2fs", .with_libraries = true},
+                {.host_path = "/etc/mke2fs.conf", .guest_path = "/etc/mke2fs.conf"}};
+  spec.command =
+      "PATH=/usr/sbin:/usr/bin:/sbin:/bin FE_REQUIRE_DM=1 /opt/fe/" + name + " --gtest_color=no " + arguments;
   spec.timeout = std::chrono::seconds(120);
   Result<GuestResult> result = RunGuest(spec);
   ASSERT_TRUE(result.ok()) << result.status().ToString();
