@@ -29,6 +29,7 @@
 #include "base/log.h"
 #include "engine/data_root.h"
 #include "engine/engine.h"
+#include "storage/dm_thin/dm_thin_config.h"
 #include "storage/loop/loop_pool.h"
 #include "engine/forkd/metrics.h"
 #include "engine/forkd/server.h"
@@ -51,6 +52,12 @@ struct Options {
   std::string bridge;
   std::string manage_taps = "auto";
   int64_t identity_timeout_ms = 10'000;
+  // dm-thin (storage/dm_thin): an existing pool's devices, or the loop-backed default's sizes.
+  std::string thin_pool;
+  std::string thin_data_device;
+  std::string thin_metadata_device;
+  std::string thin_pool_size = "64G";
+  std::string thin_volume_size = "20G";
   std::string loop_pool = "auto";
   std::string loop_pool_size = "8G";
   int ready_fd = -1;
@@ -98,11 +105,33 @@ Result<std::pair<std::string, int>> ParseHostPort(const std::string& text) {
   return std::make_pair(host, port);
 }
 
+// The thin pool of the --thin-* options, validated. `configured`: a pool or its devices were named,
+// so dm-thin serves (else the sizes are those of the loop-backed default, if dm-thin serves at all).
+Result<storage::dm_thin::DmThinConfig> ThinPoolFromOptions(const Options& options, bool* configured) {
+  *configured =
+      !options.thin_pool.empty() || !options.thin_data_device.empty() || !options.thin_metadata_device.empty();
+  storage::dm_thin::DmThinConfig thin;
+  if (!options.thin_pool.empty()) thin.pool_name = options.thin_pool;
+  thin.data_device = options.thin_data_device;
+  thin.metadata_device = options.thin_metadata_device;
+  Result<uint64_t> pool_size = storage::loop::ParseSize(options.thin_pool_size);
+  if (!pool_size.ok()) return pool_size.status().Annotate("--thin-pool-size");
+  Result<uint64_t> volume_size = storage::loop::ParseSize(options.thin_volume_size);
+  if (!volume_size.ok()) return volume_size.status().Annotate("--thin-volume-size");
+  thin.data_size_bytes = *pool_size;
+  thin.volume_size_bytes = *volume_size;
+  thin.data_root = options.data_root;  // for the check; the registry sets the volumes root
+  FE_RETURN_IF_ERROR(storage::dm_thin::ValidateDmThinConfig(thin));
+  return thin;
+}
+
 int Run(const Options& options) {
   Result<std::string> backend = storage::registry::ParseBackendChoice(options.backend);
   Result<storage::loop::LoopPoolMode> loop_mode = storage::loop::ParseLoopPoolMode(options.loop_pool);
   Result<uint64_t> loop_size = storage::loop::ParseSize(options.loop_pool_size);
-  for (const Status* status : {&backend.status(), &loop_mode.status(), &loop_size.status()}) {
+  bool thin_configured = false;
+  Result<storage::dm_thin::DmThinConfig> thin = ThinPoolFromOptions(options, &thin_configured);
+  for (const Status* status : {&backend.status(), &loop_mode.status(), &loop_size.status(), &thin.status()}) {
     if (!status->ok()) {
       spdlog::critical("{}", status->ToString());
       return 2;
@@ -130,8 +159,13 @@ int Run(const Options& options) {
     spdlog::critical("data root: {}", made.ToString());
     return 1;
   }
+  // dm-thin, where it serves, replaces the loop-mounted XFS pool: both answer "the root cannot reflink".
+  const bool thin_serves =
+      *backend == "dm-thin" || thin_configured ||
+      (*backend == storage::registry::kAutoBackend && storage::registry::AutoPicksDmThin(layout.Volumes()));
   Result<std::string> pool =
-      storage::loop::PrepareLoopPool(layout.Volumes(), layout.LoopPoolImage(), *loop_mode, *loop_size);
+      thin_serves ? Result<std::string>("volumes are dm-thin volumes: no loop-mounted XFS pool")
+                  : storage::loop::PrepareLoopPool(layout.Volumes(), layout.LoopPoolImage(), *loop_mode, *loop_size);
   if (!pool.ok()) {
     spdlog::critical("{}", pool.status().ToString());
     return 1;
@@ -141,6 +175,8 @@ int Run(const Options& options) {
   engine::EngineConfig config;
   config.data_root = options.data_root;
   config.storage.backend = *backend;
+  if (thin_configured) config.storage.thin_pool = *thin;
+  config.storage.default_thin_pool = *thin;
   config.network.subnet = options.subnet;
   config.lock_timeout = std::chrono::milliseconds(options.lock_timeout_ms);
   config.events_kept = options.events_kept;
@@ -272,6 +308,18 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--identity-timeout-ms", options.identity_timeout_ms,
                  "how long a restored fork's guest agent has to acknowledge its new identity")
+      ->capture_default_str();
+  app.add_option("--thin-pool", options.thin_pool,
+                 "dm-thin: device-mapper name of the thin pool (default forkengine); given, dm-thin serves");
+  app.add_option("--thin-data-device", options.thin_data_device,
+                 "dm-thin: an existing pool's data device (with --thin-metadata-device); default: loop devices "
+                 "over sparse images in <data-root>/volumes/.dm-thin");
+  app.add_option("--thin-metadata-device", options.thin_metadata_device,
+                 "dm-thin: an existing pool's metadata device (4 KiB of zeroes at its start: a new pool)");
+  app.add_option("--thin-pool-size", options.thin_pool_size, "dm-thin: data size of a new loop-backed pool")
+      ->capture_default_str();
+  app.add_option("--thin-volume-size", options.thin_volume_size,
+                 "dm-thin: virtual size of each new volume (its filesystem)")
       ->capture_default_str();
   app.add_option("--loop-pool", options.loop_pool,
                  "auto: keep volumes on a loop-mounted XFS image when the data root cannot reflink; none")

@@ -11,21 +11,30 @@ namespace {
 
 std::string Mode(const SelectionContext& context) { return context.forced ? "forced: " : "auto: "; }
 
+// Under auto: a configured pool, or the default one where the root can do no better than copying.
 Result<std::optional<std::string>> ProbeDmThin(const SelectionContext& context) {
-  if (!context.forced && !context.host.thin_pool_configured) return std::optional<std::string>();
-  if (!context.host.thin_pool_configured) {
-    return Status::InvalidArgument("storage backend dm-thin needs a thin pool in the configuration");
+  const HostFacts& host = context.host;
+  const bool default_pool_fits =
+      !context.probe.reflink && context.probe.filesystem != "btrfs" && host.root_free_for_thin;
+  if (!context.forced && (!host.device_mapper || !(host.thin_pool_configured || default_pool_fits))) {
+    return std::optional<std::string>();
   }
-  if (!context.host.device_mapper) {
-    return Status::Unsupported("storage backend dm-thin is not available on this host: " +
-                               context.host.device_mapper_reason);
+  if (!host.device_mapper) {
+    return Status::Unsupported("storage backend dm-thin is not available on this host: " + host.device_mapper_reason);
   }
-  return std::optional<std::string>(Mode(context) + "a thin pool is configured; clones are thin snapshots");
+  if (host.thin_pool_configured) {
+    return std::optional<std::string>(Mode(context) + "a thin pool is configured; clones are thin snapshots");
+  }
+  return std::optional<std::string>(
+      Mode(context) +
+      (context.probe.reflink ? "" : "the data root cannot reflink (" + context.probe.reason + ") and ") +
+      "device-mapper answers: volumes are thin volumes of the loop-backed pool in " + context.root +
+      "/.dm-thin, clones are thin snapshots");
 }
 
 Result<std::unique_ptr<Backend>> OpenDmThin(const StorageConfig& config, const tree::FilesystemProbe&,
                                             const BackendDecision&) {
-  dm_thin::DmThinConfig thin = *config.thin_pool;
+  dm_thin::DmThinConfig thin = config.thin_pool.value_or(config.default_thin_pool);
   thin.data_root = config.root;
   FE_ASSIGN_OR_RETURN(std::unique_ptr<dm_thin::DmThinBackend> backend, dm_thin::OpenDmThinBackend(thin));
   return std::unique_ptr<Backend>(std::move(backend));

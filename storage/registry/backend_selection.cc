@@ -1,5 +1,7 @@
 #include "storage/registry/backend_selection.h"
 
+#include <dirent.h>
+
 #include <sys/stat.h>
 
 #include <cerrno>
@@ -34,8 +36,39 @@ Result<BackendDecision> DecideBackend(std::string_view choice, const tree::Files
   return Status::Internal("no storage backend applies to " + root + " (the last row must always apply)");
 }
 
+HostFacts ProbeHost(const std::string& root, bool thin_pool_configured) {
+  HostFacts host;
+  host.thin_pool_configured = thin_pool_configured;
+  host.device_mapper = dm_thin::DeviceMapperAvailable(&host.device_mapper_reason);
+  host.root_free_for_thin = true;
+  if (DIR* dir = ::opendir(root.c_str())) {
+    while (const dirent* entry = ::readdir(dir)) {
+      const std::string_view name = entry->d_name;
+      if (name == "." || name == "..") continue;
+      if (name == ".dm-thin") {
+        host.root_free_for_thin = true;
+        break;
+      }
+      host.root_free_for_thin = false;
+    }
+    ::closedir(dir);
+  }
+  return host;
+}
+
+bool AutoPicksDmThin(const std::string& root) {
+  if (::mkdir(root.c_str(), 0711) != 0 && errno != EEXIST) return false;
+  Result<tree::FilesystemProbe> probe = tree::ProbeFilesystem(root);
+  if (!probe.ok()) return false;
+  Result<BackendDecision> decision = DecideBackend(kAutoBackend, *probe, ProbeHost(root, false), root);
+  return decision.ok() && decision->backend == "dm-thin";
+}
+
 Result<std::unique_ptr<Backend>> OpenBackend(const std::string& root, std::string_view choice) {
-  return OpenBackend(StorageConfig{.root = root, .backend = std::string(choice), .thin_pool = std::nullopt});
+  StorageConfig config;
+  config.root = root;
+  config.backend = std::string(choice);
+  return OpenBackend(config);
 }
 
 Result<std::unique_ptr<Backend>> OpenBackend(const StorageConfig& config) {
@@ -45,11 +78,7 @@ Result<std::unique_ptr<Backend>> OpenBackend(const StorageConfig& config) {
   }
   Result<tree::FilesystemProbe> probe = tree::ProbeFilesystem(root);
   if (!probe.ok()) return probe.status().Annotate("probing data root " + root);
-  HostFacts host;
-  host.thin_pool_configured = config.thin_pool.has_value();
-  if (host.thin_pool_configured || config.backend == "dm-thin") {
-    host.device_mapper = dm_thin::DeviceMapperAvailable(&host.device_mapper_reason);
-  }
+  const HostFacts host = ProbeHost(root, config.thin_pool.has_value());
   FE_ASSIGN_OR_RETURN(BackendDecision decision, DecideBackend(config.backend, *probe, host, root));
   return FindBackend(decision.backend)->open(config, *probe, decision);
 }

@@ -99,6 +99,16 @@ Status Walk(const std::string& root, const std::string& relative, std::map<std::
 
 }  // namespace
 
+std::string ForkdBinary() {
+  const char* path = std::getenv("FE_FORKD");
+  return path != nullptr ? path : FE_FORKD_BINARY;
+}
+
+std::string FixturesDir() {
+  const char* path = std::getenv("FE_CH_FIXTURES");
+  return path != nullptr ? path : FE_CH_FIXTURES;
+}
+
 ApiResponse ApiClient::Get(const std::string& path) const {
   return ToResponse("GET", path, Connect(socket_path_)->Get(path));
 }
@@ -168,7 +178,7 @@ ForkdProcess::~ForkdProcess() {
 }
 
 Status ForkdProcess::Start() {
-  std::vector<std::string> args{FE_FORKD_BINARY, "--data-root", data_root_, "--socket", socket_};
+  std::vector<std::string> args{ForkdBinary(), "--data-root", data_root_, "--socket", socket_};
   if (std::find(extra_.begin(), extra_.end(), "--loop-pool") == extra_.end()) {
     args.insert(args.end(), {"--loop-pool", "none"});
   }
@@ -192,7 +202,7 @@ Status ForkdProcess::Start() {
   int error = ::posix_spawn(&pid, argv[0], &actions, &attributes, argv.data(), environ);
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attributes);
-  if (error != 0) return Status::FromErrno(error, "spawning", FE_FORKD_BINARY);
+  if (error != 0) return Status::FromErrno(error, "spawning", ForkdBinary());
   pid_ = pid;
   return Status::Ok();
 }
@@ -235,7 +245,7 @@ Status MakeGuestDir(const std::string& dir, uint64_t data_bytes) {
   }
   for (const auto& [fixture, target] :
        {std::pair{"boot_config.json", "config.json"}, std::pair{"snapshot_config.json", "snapshot/config.json"}}) {
-    Result<std::string> text = fe::test::ReadFile(std::string(FE_CH_FIXTURES) + "/" + fixture);
+    Result<std::string> text = fe::test::ReadFile(FixturesDir() + "/" + fixture);
     if (!text.ok()) return text.status();
     FE_RETURN_IF_ERROR(fe::test::WriteFile(dir + "/" + target, Retarget(*text, dir)));
   }

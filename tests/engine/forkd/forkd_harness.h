@@ -30,6 +30,11 @@ struct ApiResponse {
   std::string error;
 };
 
+// The forkd binary the tests spawn and the Cloud Hypervisor fixtures they import: as built, or what
+// $FE_FORKD and $FE_CH_FIXTURES name (a QEMU test guest holds them elsewhere).
+std::string ForkdBinary();
+std::string FixturesDir();
+
 // One request per connection, so one client may be used from many threads.
 class ApiClient {
  public:

@@ -93,7 +93,10 @@ class BackendConformanceTest : public test::ScratchTest, public ::testing::WithP
     thin.data_size_bytes = 128 * kMiB;
     thin.metadata_size_bytes = 64 * kMiB;
     thin.volume_size_bytes = 32 * kMiB;
-    StorageConfig config{.root = dir_->Sub("root"), .backend = "dm-thin", .thin_pool = thin};
+    StorageConfig config;
+    config.root = dir_->Sub("root");
+    config.backend = "dm-thin";
+    config.thin_pool = thin;
     Result<std::unique_ptr<Backend>> backend = OpenBackend(config);
     ASSERT_TRUE(backend.ok()) << backend.status().ToString();
     backend_ = std::move(*backend);

@@ -32,6 +32,27 @@ TEST(BackendDecisionTest, AutoPicksDmThinWhenAPoolIsConfigured) {
   EXPECT_EQ(Decide("auto", Probe("xfs", true), host), "dm-thin");
 }
 
+TEST(BackendDecisionTest, AutoPicksTheDefaultThinPoolWhereTheRootCannotReflinkAndHoldsNoOtherVolumes) {
+  HostFacts thin;
+  thin.device_mapper = true;
+  thin.root_free_for_thin = true;
+  EXPECT_EQ(Decide("auto", Probe("ext4", false), thin), "dm-thin");
+  // Where a filesystem does better, or another backend's volumes are there already, it stays away.
+  EXPECT_EQ(Decide("auto", Probe("xfs", true), thin), "reflink");
+  EXPECT_EQ(Decide("auto", Probe("btrfs", true), thin), "btrfs");
+  HostFacts occupied = thin;
+  occupied.root_free_for_thin = false;
+  EXPECT_EQ(Decide("auto", Probe("ext4", false), occupied), "copy");
+  HostFacts no_device_mapper = thin;
+  no_device_mapper.device_mapper = false;
+  EXPECT_EQ(Decide("auto", Probe("ext4", false), no_device_mapper), "copy");
+  Result<BackendDecision> decision = DecideBackend("auto", Probe("ext4", false), thin, "/data");
+  FE_ASSERT_OK(decision);
+  EXPECT_NE(decision->reason.find("/data/.dm-thin"), std::string::npos) << decision->reason;
+  // Forced, it needs no configured pool either.
+  EXPECT_EQ(Decide("dm-thin", Probe("xfs", true), thin), "dm-thin");
+}
+
 TEST(BackendDecisionTest, AutoOnExt4SaysWhyItCopies) {
   Result<BackendDecision> decision = DecideBackend("auto", Probe("ext4", false), {}, "/data");
   FE_ASSERT_OK(decision);
@@ -48,7 +69,7 @@ TEST(BackendDecisionTest, ForcingWhatTheHostCannotDoIsAnErrorNamingTheRoot) {
   const Case cases[] = {
       {"reflink", Probe("ext4", false), {}, ErrorCode::kUnsupported},
       {"btrfs", Probe("xfs", true), {}, ErrorCode::kUnsupported},
-      {"dm-thin", Probe("xfs", true), {}, ErrorCode::kInvalidArgument},
+      {"dm-thin", Probe("xfs", true), {}, ErrorCode::kUnsupported},
       {"dm-thin",
        Probe("xfs", true),
        {.thin_pool_configured = true, .device_mapper = false, .device_mapper_reason = "no dm-mod"},

@@ -1,0 +1,24 @@
+// Runs forkd_dm_thin_test (the built forkd on dm-thin, through its API) inside a QEMU guest when this
+// host's kernel has no device-mapper (tests/guest/dm_thin_guest.h): forkd and the Cloud Hypervisor
+// fixtures go into the guest, named by $FE_FORKD and $FE_CH_FIXTURES.
+#include <gtest/gtest.h>
+
+#include "tests/guest/dm_thin_guest.h"
+
+namespace fe::test {
+namespace {
+
+TEST(ForkdDmThinGuestTest, ForkdOnDmThinPassesItsTestsInAGuest) {
+  RunTestsInDmThinGuest(
+      {.binary = FE_FORKD_DM_THIN_TEST,
+       .files = {{.host_path = FE_FORKD_BINARY, .guest_path = "/opt/fe/forkd", .with_libraries = true},
+                 {.host_path = FE_CH_FIXTURES "/boot_config.json", .guest_path = "/opt/fe/fixtures/boot_config.json"},
+                 {.host_path = FE_CH_FIXTURES "/snapshot_config.json",
+                  .guest_path = "/opt/fe/fixtures/snapshot_config.json"}},
+       .environment = {{"FE_FORKD", "/opt/fe/forkd"}, {"FE_CH_FIXTURES", "/opt/fe/fixtures"}},
+       .memory_mib = 1024,
+       .timeout = std::chrono::seconds(300)});
+}
+
+}  // namespace
+}  // namespace fe::test
