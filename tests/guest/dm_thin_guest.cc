@@ -22,9 +22,13 @@ void RunTestsInDmThinGuest(const DmThinGuestRun& run) {
                   "ext4",           "dm-mod",    "dm-bufio", "dm-bio-prison", "dm-persistent-data",
                   "dm-thin-pool",   "loop"};
   const std::string name = run.binary.substr(run.binary.rfind('/') + 1);
-  spec.files = {{.host_path = run.binary, .guest_path = "/opt/fe/" + name, .with_libraries = true},
-                {.host_path = "/usr/sbin/mke2fs", .guest_path = "/usr/sbin/mke2fs", .with_libraries = true},
-                {.host_path = "/etc/mke2fs.conf", .guest_path = "/etc/mke2fs.conf"}};
+  spec.files = {
+      {.host_path = run.binary, .guest_path = "/opt/fe/" + name, .with_libraries = true, .strip_debug = true},
+      {.host_path = "/usr/sbin/mke2fs", .guest_path = "/usr/sbin/mke2fs", .with_libraries = true, .strip_debug = false},
+      {.host_path = "/etc/mke2fs.conf",
+       .guest_path = "/etc/mke2fs.conf",
+       .with_libraries = false,
+       .strip_debug = false}};
   spec.files.insert(spec.files.end(), run.files.begin(), run.files.end());
   std::string environment = "PATH=/usr/sbin:/usr/bin:/sbin:/bin FE_REQUIRE_DM=1";
   for (const auto& [variable, value] : run.environment) environment += " " + variable + "=" + value;

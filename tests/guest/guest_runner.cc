@@ -208,9 +208,17 @@ Result<std::vector<std::string>> AddGuestModules(InitramfsBuilder& image, const 
   return guest_paths;
 }
 
-Status AddGuestFiles(InitramfsBuilder& image, const std::vector<GuestFile>& files) {
-  for (const GuestFile& file : files) {
-    image.AddFile(file.guest_path, file.host_path, 0755);
+Status AddGuestFiles(InitramfsBuilder& image, const std::vector<GuestFile>& files, const std::string& work_dir) {
+  for (size_t i = 0; i < files.size(); ++i) {
+    const GuestFile& file = files[i];
+    if (file.strip_debug) {
+      if (work_dir.empty()) return Status::InvalidArgument(file.host_path + ": stripping needs a work directory");
+      const std::string stripped = work_dir + "/stripped-" + std::to_string(i);
+      FE_RETURN_IF_ERROR(RunProcessChecked({"objcopy", "--strip-debug", file.host_path, stripped}));
+      image.AddFile(file.guest_path, stripped, 0755);
+    } else {
+      image.AddFile(file.guest_path, file.host_path, 0755);
+    }
     if (!file.with_libraries) continue;
     Result<std::vector<std::string>> libraries = SharedLibraries(file.host_path);
     if (!libraries.ok()) return libraries.status();
@@ -229,15 +237,14 @@ Result<GuestResult> RunGuest(const GuestSpec& spec) {
   if (!module_paths.ok()) return module_paths.status();
   std::vector<std::pair<std::string, std::string>> modules;  // name, guest path
   for (const std::string& path : *module_paths) modules.emplace_back(fs::path(path).stem().string(), path);
-  FE_RETURN_IF_ERROR(AddGuestFiles(image, spec.files));
-  const std::string nonce = Nonce();
-  image.AddContent("/init", InitScript(modules, nonce), 0755);
-  image.AddContent("/fe-guest/command.sh", spec.command + "\n", 0755);
-
   char dir_template[] = "/tmp/fe-guest-XXXXXX";
   if (::mkdtemp(dir_template) == nullptr) return Status::FromErrno(errno, "mkdtemp", dir_template);
   const std::string dir = dir_template;
-  Status written = image.Write(dir + "/initramfs.cpio");
+  const std::string nonce = Nonce();
+  image.AddContent("/init", InitScript(modules, nonce), 0755);
+  image.AddContent("/fe-guest/command.sh", spec.command + "\n", 0755);
+  Status written = AddGuestFiles(image, spec.files, dir);
+  if (written.ok()) written = image.Write(dir + "/initramfs.cpio");
   Result<GuestResult> result = written.ok() ? Boot(spec, kernel, dir + "/initramfs.cpio", dir + "/serial.log", nonce)
                                             : Result<GuestResult>(written);
   std::error_code ignored;

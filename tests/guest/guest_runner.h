@@ -26,6 +26,9 @@ struct GuestFile {
   std::string host_path;
   std::string guest_path;       // absolute; avoid /tmp and /run, which are mounted over
   bool with_libraries = false;  // also copy the shared libraries `ldd host_path` lists
+  // Without its debug sections (objcopy --strip-debug): a debug or ASan build of a big binary
+  // (forkd: ~300 MB) would not fit in the guest's memory otherwise.
+  bool strip_debug = false;
 };
 
 struct GuestSpec {
@@ -69,7 +72,9 @@ std::string InitScriptPreamble();
 // Adds the modules' .ko files (and nothing for built-in ones) under /fe-guest/modules; their guest
 // paths, in load order.
 Result<std::vector<std::string>> AddGuestModules(InitramfsBuilder& image, const std::vector<std::string>& modules);
-// Adds the files, with the shared libraries of those that ask for them.
-Status AddGuestFiles(InitramfsBuilder& image, const std::vector<GuestFile>& files);
+// Adds the files, with the shared libraries of those that ask for them. Stripped copies
+// (GuestFile::strip_debug) are made in `work_dir`, which must then be given and outlive the image's
+// Write.
+Status AddGuestFiles(InitramfsBuilder& image, const std::vector<GuestFile>& files, const std::string& work_dir = "");
 
 }  // namespace fe::test

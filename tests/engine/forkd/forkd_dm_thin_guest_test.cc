@@ -11,10 +11,16 @@ namespace {
 TEST(ForkdDmThinGuestTest, ForkdOnDmThinPassesItsTestsInAGuest) {
   RunTestsInDmThinGuest(
       {.binary = FE_FORKD_DM_THIN_TEST,
-       .files = {{.host_path = FE_FORKD_BINARY, .guest_path = "/opt/fe/forkd", .with_libraries = true},
-                 {.host_path = FE_CH_FIXTURES "/boot_config.json", .guest_path = "/opt/fe/fixtures/boot_config.json"},
-                 {.host_path = FE_CH_FIXTURES "/snapshot_config.json",
-                  .guest_path = "/opt/fe/fixtures/snapshot_config.json"}},
+       .files =
+           {{.host_path = FE_FORKD_BINARY, .guest_path = "/opt/fe/forkd", .with_libraries = true, .strip_debug = true},
+            {.host_path = FE_CH_FIXTURES "/boot_config.json",
+             .guest_path = "/opt/fe/fixtures/boot_config.json",
+             .with_libraries = false,
+             .strip_debug = false},
+            {.host_path = FE_CH_FIXTURES "/snapshot_config.json",
+             .guest_path = "/opt/fe/fixtures/snapshot_config.json",
+             .with_libraries = false,
+             .strip_debug = false}},
        .environment = {{"FE_FORKD", "/opt/fe/forkd"}, {"FE_CH_FIXTURES", "/opt/fe/fixtures"}},
        .memory_mib = 1024,
        .timeout = std::chrono::seconds(300)});
