@@ -219,7 +219,10 @@ Status Measure(std::vector<Task>& tasks, const DataRoot& root, int repetitions) 
 
 std::vector<Input> InputsFor(const DataRoot& root, const BackendsOptions& options) {
   std::vector<Input> inputs = {
-      {"guest-dir", "10 GiB sparse disk.raw (50 x 4 MiB data) + 1 GiB memory.bin + 5 small files", FillGuestDir, {}},
+      {"guest-dir",
+       "10 GiB sparse disk.raw (50 x 4 MiB data) + 1 GiB memory.bin + 5 small files",
+       [](const std::string& path) { return FillGuestDir(path); },
+       {}},
       {"small-files",
        "10,000 files x 4 KiB in 100 directories",
        [](const std::string& path) { return FillSmallTree(path, 10000); },

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <string>
@@ -72,19 +73,20 @@ Status MakeDirectory(const std::string& path) {
   return Status::Ok();
 }
 
-Status WriteSparseDisk(const std::string& path, Rng& rng) {
-  constexpr uint64_t kDiskBytes = 10 * kGiB;
-  constexpr uint64_t kSlots = kDiskBytes / kChunkBytes;
-  constexpr uint64_t kDataChunks = 50;
+Status WriteSparseDisk(const std::string& path, Rng& rng, const GuestShape& shape) {
+  const uint64_t slots_total = shape.disk_bytes / kChunkBytes;
+  const uint64_t data_chunks = std::min(slots_total, shape.disk_data_bytes / kChunkBytes);
   Result<UniqueFd> fd = CreateFile(path, 0600);
   FE_RETURN_IF_ERROR(fd.status());
-  if (::ftruncate(fd->get(), kDiskBytes) != 0) return Status::FromErrno(errno, "ftruncate", path);
-  // A partial Fisher-Yates shuffle picks 50 distinct, scattered chunk slots.
-  std::vector<uint64_t> slots(kSlots);
-  for (uint64_t i = 0; i < kSlots; ++i) slots[i] = i;
+  if (::ftruncate(fd->get(), static_cast<off_t>(shape.disk_bytes)) != 0) {
+    return Status::FromErrno(errno, "ftruncate", path);
+  }
+  // A partial Fisher-Yates shuffle picks distinct, scattered chunk slots.
+  std::vector<uint64_t> slots(slots_total);
+  for (uint64_t i = 0; i < slots_total; ++i) slots[i] = i;
   std::vector<char> chunk(kChunkBytes);
-  for (uint64_t i = 0; i < kDataChunks; ++i) {
-    std::swap(slots[i], slots[i + rng.Next() % (kSlots - i)]);
+  for (uint64_t i = 0; i < data_chunks; ++i) {
+    std::swap(slots[i], slots[i + rng.Next() % (slots_total - i)]);
     rng.Fill(chunk);
     FE_RETURN_IF_ERROR(CheckInterrupted());
     FE_RETURN_IF_ERROR(WriteAt(fd->get(), chunk, slots[i] * kChunkBytes, path));
@@ -92,11 +94,11 @@ Status WriteSparseDisk(const std::string& path, Rng& rng) {
   return Status::Ok();
 }
 
-Status WriteMemoryImage(const std::string& path, Rng& rng) {
+Status WriteMemoryImage(const std::string& path, Rng& rng, uint64_t bytes) {
   Result<UniqueFd> fd = CreateFile(path, 0600);
   FE_RETURN_IF_ERROR(fd.status());
   std::vector<char> chunk(kChunkBytes);
-  for (uint64_t offset = 0; offset < 1 * kGiB; offset += kChunkBytes) {
+  for (uint64_t offset = 0; offset < bytes; offset += kChunkBytes) {
     rng.Fill(chunk);
     FE_RETURN_IF_ERROR(CheckInterrupted());
     FE_RETURN_IF_ERROR(WriteAt(fd->get(), chunk, offset, path));
@@ -189,10 +191,10 @@ Status GenerateGuestDir(const std::string& path) {
   return FillGuestDir(path);
 }
 
-Status FillGuestDir(const std::string& path) {
+Status FillGuestDir(const std::string& path, const GuestShape& shape) {
   Rng rng(0x6f726b656e67696eULL);
-  FE_RETURN_IF_ERROR(WriteSparseDisk(path + "/disk.raw", rng));
-  FE_RETURN_IF_ERROR(WriteMemoryImage(path + "/memory.bin", rng));
+  FE_RETURN_IF_ERROR(WriteSparseDisk(path + "/disk.raw", rng, shape));
+  FE_RETURN_IF_ERROR(WriteMemoryImage(path + "/memory.bin", rng, shape.memory_bytes));
   FE_RETURN_IF_ERROR(WriteWholeFile(path + "/config.json", ConfigJson(), 0644));
   FE_RETURN_IF_ERROR(WriteWholeFile(path + "/state.json", StateJson(rng), 0644));
   FE_RETURN_IF_ERROR(WriteWholeFile(path + "/vm.pid", "48213\n", 0644));

@@ -8,13 +8,16 @@
 //   forkbench --backends [--filesystems btrfs,xfs,ext4-loop] [--repetitions N]
 //             [--tree-sizes 10,30,60,100,1000,10000] [--json FILE]
 //       every storage backend (btrfs snapshot, reflink, copy, auto) and `btrfs subvolume snapshot`
-//       / `cp -a` side by side on the same inputs, plus the btrfs snapshot/reflink crossover sweep
+//       / `cp -a` side by side on the same inputs, plus the btrfs snapshot/reflink crossover sweep;
+//       dm-thin (where device-mapper runs) clones of a sample guest beside its copy, and reflink
+//       given --dm-thin-reflink-scratch (see dm_thin_column.h)
 //   forkbench --e2e --guest-dir DIR [--memory-mib 256,1024] [--repetitions N]
 //       forks of a real running QEMU guest per phase, and the source's pause vs its RAM size with the
 //       full-RAM standby as anchor (see e2e_fork.h; tests/e2e's fe-e2e-guest writes DIR)
 //
 // Both modes need root for the loop-mounted scratch filesystems; without it --compare measures only
 // the current directory's filesystem.
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -25,6 +28,7 @@
 #include "bench/backends.h"
 #include "bench/clone_benchmarks.h"
 #include "bench/compare.h"
+#include "bench/dm_thin_column.h"
 #include "bench/e2e_fork.h"
 #include "bench/interrupt.h"
 
@@ -58,6 +62,7 @@ int RunCompareMode(int argc, char** argv) {
 
 int RunBackendsMode(int argc, char** argv) {
   fe::bench::BackendsOptions options;
+  fe::bench::DmThinColumnOptions thin;
   CLI::App app{"forkbench --backends: every storage backend side by side on the same inputs"};
   bool backends = false;
   app.add_flag("--backends", backends, "Run the backend comparison (required for these options)")->required();
@@ -65,7 +70,16 @@ int RunBackendsMode(int argc, char** argv) {
                  "Scratch filesystems, in order: xfs, btrfs and ext4-loop are loop-mounted, ext4 is "
                  "a directory on the root filesystem")
       ->delimiter(',')
-      ->check(CLI::IsMember({"xfs", "btrfs", "ext4", "ext4-loop"}))
+      ->check(CLI::IsMember({"xfs", "btrfs", "ext4", "ext4-loop", "dm-thin"}))
+      ->capture_default_str();
+  app.add_option("--dm-thin-scratch", thin.scratch,
+                 "dm-thin: directory for the loop-backed pool and the copy column (its filesystem's copy)")
+      ->capture_default_str();
+  app.add_option("--dm-thin-reflink-scratch", thin.reflink_scratch,
+                 "dm-thin: a directory on XFS or btrfs, for a reflink column beside it");
+  app.add_option("--dm-thin-data-mib", thin.data_mib, "dm-thin: disk data of the sample guest, one row each")
+      ->delimiter(',')
+      ->check(CLI::Range(4, 65536))
       ->capture_default_str();
   app.add_option("--repetitions", options.repetitions, "Timed runs per method (x3 for runs under 100 ms)")
       ->check(CLI::Range(1, 1000))
@@ -77,7 +91,13 @@ int RunBackendsMode(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--json", options.json_path, "Also write the results as JSON to this file");
   CLI11_PARSE(app, argc, argv);
-  return fe::bench::RunBackends(options);
+  // dm-thin is a column of its own (bench/dm_thin_column.h): where device-mapper runs, often a guest.
+  auto dm_thin = std::find(options.filesystems.begin(), options.filesystems.end(), "dm-thin");
+  if (dm_thin == options.filesystems.end()) return fe::bench::RunBackends(options);
+  options.filesystems.erase(dm_thin);
+  thin.repetitions = options.repetitions;
+  int status = options.filesystems.empty() ? 0 : fe::bench::RunBackends(options);
+  return status != 0 ? status : fe::bench::RunDmThinColumn(thin);
 }
 
 int RunE2eMode(int argc, char** argv) {

@@ -367,6 +367,10 @@ Result<StorageInfo> Engine::Storage() const {
   if (::statvfs(info.root.c_str(), &fs) != 0) return Status::FromErrno(errno, "statvfs", info.root);
   info.filesystem_bytes = static_cast<uint64_t>(fs.f_blocks) * fs.f_frsize;
   info.filesystem_free_bytes = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
+  Result<std::optional<storage::PoolUsage>> pool = backend_->Pool();
+  if (!pool.ok()) return pool.status();
+  info.pool = std::move(*pool);
+  info.calibration = config_.storage.calibration;
   return info;
 }
 

@@ -164,6 +164,9 @@ struct StorageInfo {
   uint64_t volumes = 0;
   uint64_t filesystem_bytes = 0;  // statvfs of the root
   uint64_t filesystem_free_bytes = 0;
+  std::optional<storage::PoolUsage> pool = std::nullopt;  // the pool the volumes draw from (dm-thin), if any
+  // Clone costs measured on the root at start (EngineConfig::storage.calibration), if any.
+  std::optional<storage::registry::CloneCalibration> calibration = std::nullopt;
 };
 
 // An instance whose metadata could not be read: moved aside, never deleted (engine/recovery.cc).

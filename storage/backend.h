@@ -57,6 +57,19 @@ struct VolumeUsage {
   }
 };
 
+// The shared pool a backend's volumes draw their blocks from, where it has one (dm-thin: its thin pool);
+// the root's filesystem otherwise, which `GET /v1/storage` reports by itself.
+struct PoolUsage {
+  std::string name;
+  uint64_t data_used_bytes = 0;
+  uint64_t data_total_bytes = 0;
+  uint64_t metadata_used_bytes = 0;
+  uint64_t metadata_total_bytes = 0;
+  // Creates, clones and imports are refused (kNoSpace) once data or metadata use is above this fraction.
+  double fill_threshold = 0;
+  std::string mode;  // "read-write", "read-only", "out-of-data-space" or "needs-check"
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -83,6 +96,8 @@ class Backend {
   virtual Result<VolumeUsage> Usage(const std::string& volume) = 0;
   // Names of all volumes under the root, sorted.
   virtual Result<std::vector<std::string>> List() = 0;
+  // The pool the volumes draw from, now; nullopt when they use the root's filesystem directly.
+  virtual Result<std::optional<PoolUsage>> Pool() const { return std::optional<PoolUsage>(); }
   // Absolute path of the volume's directory (whether or not it exists).
   virtual std::string Path(const std::string& volume) const = 0;
   // Removes what an interrupted Create, Clone or Remove left under the root (a crash mid-clone leaves

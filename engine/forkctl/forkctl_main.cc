@@ -24,7 +24,7 @@ int main(int argc, char** argv) {
   fe::engine::forkctl::AddHealthCommand(app, options, &exit_code);
   fe::engine::forkctl::AddEventsCommand(app, options, &exit_code);
   fe::engine::forkctl::AddSampleInstanceCommand(app, options, &exit_code);
-  fe::engine::forkctl::AddCloneCommand(app, &exit_code);
+  fe::engine::forkctl::AddCloneCommand(app, options, &exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {

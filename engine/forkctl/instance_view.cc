@@ -206,11 +206,4 @@ std::string ForksTable(const json& reply, bool with_header) {
   return table.Render(with_header);
 }
 
-std::string StorageDetails(const json& storage) {
-  auto bytes = [&storage](const char* key) { return FormatBytes(static_cast<uint64_t>(Integer(storage, key))); };
-  return fmt::format("backend     {}\nroot        {}\nwhy         {}\nvolumes     {}\nfilesystem  {} ({} free)\n",
-                     Text(storage, "backend"), Text(storage, "root"), Text(storage, "selection_reason"),
-                     Text(storage, "volumes"), bytes("filesystem_bytes"), bytes("filesystem_free_bytes"));
-}
-
 }  // namespace fe::engine::forkctl

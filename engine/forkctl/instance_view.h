@@ -42,7 +42,4 @@ std::string ForkTree(const nlohmann::json& instances);
 // (with_header false after the first) line up.
 std::string ForksTable(const nlohmann::json& reply, bool with_header);
 
-// GET /v1/storage as "key  value" lines.
-std::string StorageDetails(const nlohmann::json& storage);
-
 }  // namespace fe::engine::forkctl

@@ -7,9 +7,10 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "engine/forkctl/instance_view.h"
+#include "engine/forkctl/storage_view.h"
 #include "storage/registry/backend_registry.h"
 #include "storage/registry/backend_selection.h"
+#include "storage/registry/clone_calibration.h"
 #include "storage/dm_thin/dm_thin_device.h"
 #include "storage/tree/reflink_probe.h"
 
@@ -19,6 +20,7 @@ namespace {
 struct ProbeArguments {
   std::string path;
   bool json = false;
+  bool measure = true;
 };
 
 int RunProbe(const ProbeArguments& args) {
@@ -43,11 +45,22 @@ int RunProbe(const ProbeArguments& args) {
                                          {"reason", decision.ok() ? decision->reason : decision.status().message()}};
   }
   out["backends"] = backends;
-  // Without a configured thin pool, auto never picks dm-thin.
+  // What forkd's auto would pick for this path as its volumes root, without a configured thin pool.
   Result<storage::registry::BackendDecision> chosen = storage::registry::DecideBackend(
-      storage::registry::kAutoBackend, *probe, storage::registry::HostFacts{}, args.path);
+      storage::registry::kAutoBackend, *probe, storage::registry::ProbeHost(args.path, false), args.path);
   if (chosen.ok()) {
     out["auto"] = {{"backend", chosen->backend}, {"reason", chosen->reason}};
+  }
+  // The clones forkd times at start on its volumes root, timed here on PATH.
+  std::string measure_error;
+  if (args.measure) {
+    Result<storage::registry::CloneCalibration> calibration = storage::registry::CalibrateCloneCosts(args.path);
+    if (calibration.ok()) {
+      out["measured_costs"] = storage::registry::ToJson(*calibration);
+    } else {
+      measure_error = calibration.status().message();
+      out["measured_costs"] = {{"error", measure_error}};
+    }
   }
   if (args.json) {
     std::cout << out.dump(2) << "\n";
@@ -62,6 +75,8 @@ int RunProbe(const ProbeArguments& args) {
   if (chosen.ok()) {
     std::cout << fmt::format("auto picks  {}: {}\n", chosen->backend, chosen->reason);
   }
+  if (!measure_error.empty()) std::cout << "measured    nothing: " << measure_error << "\n";
+  if (out.contains("measured_costs")) std::cout << MeasuredCostsLines(out["measured_costs"]);
   return 0;
 }
 
@@ -71,9 +86,12 @@ void AddStorageCommand(CLI::App& app, std::shared_ptr<GlobalOptions> options, in
   CLI::App* storage = app.add_subcommand("storage", "Show forkd's storage backend and pool usage");
   storage->require_subcommand(0, 1);
   auto args = std::make_shared<ProbeArguments>();
-  CLI::App* probe = storage->add_subcommand("probe", "Show what the host offers for PATH and what auto picks");
+  CLI::App* probe = storage->add_subcommand(
+      "probe", "Show what the host offers for PATH, what auto picks and what a clone costs there");
   probe->add_option("PATH", args->path, "A directory on the filesystem to probe")->required();
   probe->add_flag("--json", args->json, "Print JSON");
+  probe->add_flag("!--no-measure", args->measure,
+                  "Do not time clones of small calibration trees under PATH (it is then only read)");
   probe->callback([args, options, exit_code] {
     args->json = args->json || options->json;  // `forkctl --json storage probe PATH` too
     *exit_code = RunProbe(*args);

@@ -18,11 +18,13 @@
 #include <cstdio>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
 
 #include <CLI/CLI.hpp>
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "base/fs_util.h"
@@ -37,6 +39,7 @@
 #include "engine/forkd/token_file.h"
 #include "engine/pools/pool.h"
 #include "storage/registry/backend_selection.h"
+#include "storage/registry/clone_calibration.h"
 
 namespace fe::engine::forkd {
 namespace {
@@ -125,6 +128,23 @@ Result<storage::dm_thin::DmThinConfig> ThinPoolFromOptions(const Options& option
   return thin;
 }
 
+// Times clones with each mechanism the volumes root offers (storage/registry/clone_calibration.h);
+// without a calibration auto keeps its fixed crossover, so a failure is a warning.
+std::optional<storage::registry::CloneCalibration> CalibrateVolumesRoot(const std::string& root) {
+  Result<storage::registry::CloneCalibration> calibration = storage::registry::CalibrateCloneCosts(root);
+  if (!calibration.ok()) {
+    spdlog::warn("clone calibration of {} failed, auto uses its fixed crossover: {}", root,
+                 calibration.status().ToString());
+    return std::nullopt;
+  }
+  std::string costs;
+  for (const storage::registry::MeasuredClone& clone : calibration->clones) {
+    costs += fmt::format(" {} {} entries {} us;", clone.mechanism, clone.entries, clone.clone_us);
+  }
+  spdlog::info("clone calibration of {} in {} us:{}", root, calibration->took_us, costs);
+  return std::move(*calibration);
+}
+
 int Run(const Options& options) {
   Result<std::string> backend = storage::registry::ParseBackendChoice(options.backend);
   Result<storage::loop::LoopPoolMode> loop_mode = storage::loop::ParseLoopPoolMode(options.loop_pool);
@@ -173,6 +193,7 @@ int Run(const Options& options) {
   spdlog::info("{}", *pool);
 
   engine::EngineConfig config;
+  config.storage.calibration = CalibrateVolumesRoot(layout.Volumes());
   config.data_root = options.data_root;
   config.storage.backend = *backend;
   if (thin_configured) config.storage.thin_pool = *thin;

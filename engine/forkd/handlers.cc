@@ -125,12 +125,25 @@ Reply ApiServer::ForkInstance(const Params& params, const Query&, std::string_vi
 Reply ApiServer::StorageInfo(const Params&, const Query&, std::string_view) {
   Result<engine::StorageInfo> info = engine_.Storage();
   if (!info.ok()) return ErrorReply(info.status());
+  Json pool = nullptr;
+  if (info->pool) {
+    pool = Json{{"name", info->pool->name},
+                {"data_used_bytes", info->pool->data_used_bytes},
+                {"data_bytes", info->pool->data_total_bytes},
+                {"metadata_used_bytes", info->pool->metadata_used_bytes},
+                {"metadata_bytes", info->pool->metadata_total_bytes},
+                {"fill_threshold", info->pool->fill_threshold},
+                {"mode", info->pool->mode}};
+  }
+  Json costs = info->calibration ? storage::registry::ToJson(*info->calibration) : Json(nullptr);
   return JsonReply(200, Json{{"backend", info->backend},
                              {"root", info->root},
                              {"selection_reason", info->selection_reason},
                              {"volumes", info->volumes},
                              {"filesystem_bytes", info->filesystem_bytes},
-                             {"filesystem_free_bytes", info->filesystem_free_bytes}});
+                             {"filesystem_free_bytes", info->filesystem_free_bytes},
+                             {"pool", std::move(pool)},
+                             {"measured_costs", std::move(costs)}});
 }
 
 Reply ApiServer::MetricsText(const Params&, const Query&, std::string_view) {

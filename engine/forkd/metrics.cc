@@ -205,6 +205,20 @@ std::string Metrics::Render(const std::vector<engine::Instance>& instances, cons
     Header("forkengine_storage_free_bytes", "gauge", "Free bytes of the filesystem holding the volumes.", &out);
     fmt::format_to(std::back_inserter(out), "forkengine_storage_free_bytes{{{}}} {}\n", backend,
                    storage->filesystem_free_bytes);
+    if (storage->pool) {
+      const storage::PoolUsage& pool = *storage->pool;
+      const std::string labels = backend + fmt::format(",pool=\"{}\"", EscapeLabelValue(pool.name));
+      const std::pair<const char*, uint64_t> gauges[] = {
+          {"forkengine_storage_pool_data_used_bytes", pool.data_used_bytes},
+          {"forkengine_storage_pool_data_bytes", pool.data_total_bytes},
+          {"forkengine_storage_pool_metadata_used_bytes", pool.metadata_used_bytes},
+          {"forkengine_storage_pool_metadata_bytes", pool.metadata_total_bytes}};
+      for (const auto& [name, value] : gauges) {
+        Header(name, "gauge", "The thin pool the volumes draw from (dm-thin): data and metadata, used and total.",
+               &out);
+        fmt::format_to(std::back_inserter(out), "{}{{{}}} {}\n", name, labels, value);
+      }
+    }
   }
   return out;
 }

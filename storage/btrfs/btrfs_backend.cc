@@ -16,18 +16,10 @@
 
 #include "base/log.h"
 #include "base/fs_util.h"
+#include "storage/btrfs/subvolume.h"
 
 namespace fe::storage::btrfs {
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-// libbtrfsutil sets errno alongside its own code; both go into the message.
-Status BtrfsError(btrfs_util_error error, std::string_view operation, std::string_view path) {
-  int err = errno;
-  Status status = Status::FromErrno(err == 0 ? EIO : err, operation, path);
-  return Status(status.code(), status.message() + " (" + btrfs_util_strerror(error) + ")");
-}
 
 std::string TemporaryName(const std::string& volume) {
   static std::atomic<uint64_t> counter{0};
@@ -73,24 +65,8 @@ Result<bool> BtrfsBackend::IsSubvolume(const std::string& volume) {
 }
 
 Result<CloneReport> BtrfsBackend::Snapshot(int parent_fd, const std::string& volume, bool read_only) {
-  const Clock::time_point start = Clock::now();
-  // Nested subvolumes come along in writable snapshots; btrfs cannot snapshot recursively read-only.
-  int flags = read_only ? BTRFS_UTIL_CREATE_SNAPSHOT_READ_ONLY : BTRFS_UTIL_CREATE_SNAPSHOT_RECURSIVE;
-  errno = 0;
   // A snapshot appears whole or not at all, so it is made under its final name directly.
-  btrfs_util_error error =
-      btrfs_util_create_snapshot_fd2(parent_fd, root_fd(), volume.c_str(), flags, nullptr, nullptr);
-  if (error != BTRFS_UTIL_OK) {
-    if (errno == EEXIST) return AlreadyExists(volume);
-    return BtrfsError(error, "snapshot into", Path(volume));
-  }
-  CloneReport report;
-  report.mechanism = read_only ? "btrfs-snapshot-ro" : "btrfs-snapshot";
-  report.io_engine = "libbtrfsutil";
-  report.note = "subvolume snapshot: every inode is shared, none is walked";
-  report.total = Clock::now() - start;
-  report.phases.tree = report.total;
-  return report;
+  return SnapshotSubvolume(parent_fd, root_fd(), volume, read_only, "volume " + Path(volume));
 }
 
 Result<CloneReport> BtrfsBackend::ReflinkIntoSubvolume(const std::string& parent, const std::string& volume) {

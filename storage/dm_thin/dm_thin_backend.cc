@@ -10,6 +10,7 @@
 #include <optional>
 
 #include "storage/dm_thin/dm_thin_device.h"
+#include "storage/dm_thin/dm_thin_status.h"
 #include "storage/dm_thin/dm_thin_table.h"
 #include "base/log.h"
 #include "base/reverter.h"
@@ -181,9 +182,43 @@ void DmThinBackend::Reconcile() {
 }
 
 Status DmThinBackend::Create(const std::string& volume) {
+  return CreateSized(volume, config_.volume_size_bytes / kSectorBytes);
+}
+
+Result<CloneReport> DmThinBackend::Import(const std::string& source_dir, const std::string& volume) {
+  return ImportWith(source_dir, volume, [&](int source_fd) -> Status {
+    FE_RETURN_IF_ERROR(CheckNewName(volume));
+    FE_ASSIGN_OR_RETURN(VolumeUsage source, tree::MeasureTree(source_fd, source_dir));
+    FE_ASSIGN_OR_RETURN(PoolStatus pool, pool_.ReadStatus());
+    const uint64_t block_bytes = uint64_t{config_.block_size_sectors} * kSectorBytes;
+    const uint64_t blocks = (source.allocated_bytes + block_bytes - 1) / block_bytes;
+    FE_RETURN_IF_ERROR(CheckPoolRoomFor(
+        pool_.name(), pool, config_.fill_threshold, blocks,
+        "importing " + source_dir + " (" + std::to_string(source.allocated_bytes) + " bytes of data)"));
+    return CreateSized(volume, ImportVolumeBytes(config_, source.logical_bytes) / kSectorBytes);
+  });
+}
+
+Result<std::optional<PoolUsage>> DmThinBackend::Pool() const {
+  FE_ASSIGN_OR_RETURN(PoolStatus status, pool_.ReadStatus());
+  constexpr uint64_t kMetadataBlockBytes = 4096;
+  const uint64_t block_bytes = uint64_t{config_.block_size_sectors} * kSectorBytes;
+  PoolUsage usage{.name = pool_.name(),
+                  .data_used_bytes = status.data_used * block_bytes,
+                  .data_total_bytes = status.data_total * block_bytes,
+                  .metadata_used_bytes = status.metadata_used * kMetadataBlockBytes,
+                  .metadata_total_bytes = status.metadata_total * kMetadataBlockBytes,
+                  .fill_threshold = config_.fill_threshold,
+                  .mode = status.needs_check                         ? "needs-check"
+                          : status.mode == PoolMode::kReadOnly       ? "read-only"
+                          : status.mode == PoolMode::kOutOfDataSpace ? "out-of-data-space"
+                                                                     : "read-write"};
+  return std::optional<PoolUsage>(std::move(usage));
+}
+
+Status DmThinBackend::CreateSized(const std::string& volume, uint64_t sectors) {
   FE_RETURN_IF_ERROR(CheckNewName(volume));
   FE_RETURN_IF_ERROR(CheckRoomFor("create volume " + Path(volume)));
-  const uint64_t sectors = config_.volume_size_bytes / kSectorBytes;
   Result<uint32_t> id = ledger_->BeginCreate(volume, sectors, std::nullopt);
   if (!id.ok()) return id.status();
   const ThinRecord record{.id = *id, .state = ThinState::kCreating, .sectors = sectors, .origin = std::nullopt};

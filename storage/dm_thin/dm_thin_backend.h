@@ -14,7 +14,10 @@
 //            consistent) -> create_snap -> resume (always, RAII) -> activate -> mkdir -> mount ->
 //            ready. Any failure undoes the steps made, in reverse: the snapshot is unmounted,
 //            deactivated and deleted, the mount point removed and the id released.
-//   Import   Create, then the guest directory's files copied in (holes kept); removed on failure.
+//   Import   the source measured first: refused with kNoSpace (nothing made) when its data blocks would
+//            take the pool above config.fill_threshold; then Create with the size the files need
+//            (ImportVolumeBytes, at least config.volume_size_bytes), and the files copied in with
+//            their holes kept (only data extents are written); removed on failure.
 //   Remove   unmount (Busy while files are in use) -> deactivate (Busy if the device is open) ->
 //            removing -> delete the id (its blocks go back to the pool) -> mount point removed ->
 //            record dropped.
@@ -64,6 +67,7 @@ class DmThinBackend final : public tree::DirectoryBackend {
   std::string_view Name() const override { return "dm-thin"; }
   BackendCapabilities Capabilities() const override;
   Status Create(const std::string& volume) override;
+  Result<CloneReport> Import(const std::string& source_dir, const std::string& volume) override;
   Result<CloneReport> Clone(const std::string& parent, const std::string& volume) override;
   Status Remove(const std::string& volume) override;
   // The files' sizes as logical bytes, the thin device's mapped sectors as allocated bytes. Sharing
@@ -71,6 +75,8 @@ class DmThinBackend final : public tree::DirectoryBackend {
   Result<VolumeUsage> Usage(const std::string& volume) override;
   // Volumes that are ready, from the ledger.
   Result<std::vector<std::string>> List() override;
+  // The thin pool's data and metadata use, in bytes, with the fill threshold and mode.
+  Result<std::optional<PoolUsage>> Pool() const override;
 
   // The volume's block device, /dev/mapper/<pool>-<volume> (whether or not it exists).
   std::string DevicePath(const std::string& volume) const;
@@ -85,6 +91,8 @@ class DmThinBackend final : public tree::DirectoryBackend {
   DmThinBackend(const DmThinConfig& config, UniqueFd root_fd, std::string reason, std::unique_ptr<ThinLedger> ledger,
                 ThinPool pool, const DeviceMapper& device_mapper, const VolumeFilesystem& filesystem);
   std::string DmName(const std::string& volume) const;
+  // Create with a virtual size of `sectors`.
+  Status CreateSized(const std::string& volume, uint64_t sectors);
   Status CheckRoomFor(const std::string& what) const;
   Status CheckNewName(const std::string& volume) const;
   Status Activate(const std::string& volume, const ThinRecord& record);

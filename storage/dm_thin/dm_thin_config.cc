@@ -1,5 +1,6 @@
 #include "storage/dm_thin/dm_thin_config.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "storage/dm_thin/dm_thin_table.h"
@@ -44,6 +45,13 @@ Status ValidateDmThinConfig(const DmThinConfig& config) {
                          " is not a positive multiple of 512");
   }
   return Status::Ok();
+}
+
+uint64_t ImportVolumeBytes(const DmThinConfig& config, uint64_t logical_bytes) {
+  const uint64_t block_bytes = uint64_t{config.block_size_sectors} * kSectorBytes;
+  const uint64_t wanted = logical_bytes + logical_bytes / 4 + (256ull << 20);
+  const uint64_t rounded = (wanted + block_bytes - 1) / block_bytes * block_bytes;
+  return std::max(config.volume_size_bytes, rounded);
 }
 
 uint64_t EffectiveLowWaterMark(const DmThinConfig& config, uint64_t data_blocks) {

@@ -36,11 +36,18 @@ struct DmThinConfig {
   uint64_t low_water_mark_blocks = 0;
   // Clones (and creates) are refused once data or metadata usage is above this fraction.
   double fill_threshold = 0.90;
-  uint64_t volume_size_bytes = 20ull << 30;  // virtual size of a new (empty) thin volume
+  // Virtual size of a new thin volume; an import gets more when its files need it (ImportVolumeBytes).
+  uint64_t volume_size_bytes = 20ull << 30;
 };
 
 // Checks ranges and combinations; the message names the offending field and value.
 Status ValidateDmThinConfig(const DmThinConfig& config);
+
+// The virtual size of a volume importing files of `logical_bytes` (sizes, holes included): room for
+// every file to fill its holes and be rewritten once more by a quarter (a guest's next snapshot), plus
+// the filesystem's own 256 MiB, in whole thin blocks; never below config.volume_size_bytes. A thin
+// volume's size costs no pool space until written, so generosity here is free.
+uint64_t ImportVolumeBytes(const DmThinConfig& config, uint64_t logical_bytes);
 
 // The low-water mark actually used for a pool of `data_blocks` blocks.
 uint64_t EffectiveLowWaterMark(const DmThinConfig& config, uint64_t data_blocks);

@@ -127,4 +127,15 @@ Status CheckPoolFill(std::string_view pool, const PoolStatus& status, double thr
   return Status::Ok();
 }
 
+Status CheckPoolRoomFor(std::string_view pool, const PoolStatus& status, double threshold, uint64_t blocks,
+                        std::string_view what) {
+  const auto allowed = static_cast<uint64_t>(threshold * static_cast<double>(status.data_total));
+  const uint64_t left = allowed > status.data_used ? allowed - status.data_used : 0;
+  if (blocks <= left) return Status::Ok();
+  return Status::NoSpace(std::string(what) + " needs " + std::to_string(blocks) + " data blocks of thin pool " +
+                         std::string(pool) + ", which has " + std::to_string(left) + " left below its fill threshold " +
+                         Percent(threshold) + " (data usage " + Percent(status.DataFraction()) + ", " +
+                         std::to_string(status.data_used) + "/" + std::to_string(status.data_total) + " blocks)");
+}
+
 }  // namespace fe::storage::dm_thin

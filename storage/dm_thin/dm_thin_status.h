@@ -51,4 +51,9 @@ Result<ThinStatus> ParseThinStatus(std::string_view device, std::string_view par
 // (read-only, needs_check), with a message naming the pool, the usage and the threshold.
 Status CheckPoolFill(std::string_view pool, const PoolStatus& status, double threshold);
 
+// Ok when writing `blocks` more data blocks keeps the pool's data usage at or below `threshold`;
+// kNoSpace naming the pool, what `what` needs and what the pool has left below the threshold otherwise.
+Status CheckPoolRoomFor(std::string_view pool, const PoolStatus& status, double threshold, uint64_t blocks,
+                        std::string_view what);
+
 }  // namespace fe::storage::dm_thin

@@ -49,16 +49,24 @@ Result<std::optional<std::string>> ProbeBtrfs(const SelectionContext& context) {
   if (context.forced) {
     return std::optional<std::string>("btrfs forced by configuration: every clone of a subvolume is a snapshot");
   }
-  return std::optional<std::string>("auto: data root is on btrfs: subvolumes are snapshotted, trees under " +
-                                    std::to_string(kBtrfsSnapshotCrossoverEntries) + " entries reflinked");
+  return std::optional<std::string>("auto: data root is on btrfs: subvolumes are snapshotted, small trees reflinked");
 }
 
 Result<std::unique_ptr<Backend>> OpenBtrfs(const StorageConfig& config, const tree::FilesystemProbe&,
                                            const BackendDecision& decision) {
-  // Forced, every clone is a snapshot; under auto small trees are reflinked (faster below the crossover).
-  size_t crossover = decision.forced ? 0 : kBtrfsSnapshotCrossoverEntries;
+  // Forced, every clone is a snapshot; under auto small trees are reflinked (faster below the crossover,
+  // measured on this root where a calibration ran).
+  size_t crossover = 0;
+  std::string reason = decision.reason;
+  if (!decision.forced) {
+    const std::optional<size_t> measured =
+        config.calibration ? config.calibration->btrfs_crossover_entries : std::nullopt;
+    crossover = measured.value_or(kBtrfsSnapshotCrossoverEntries);
+    reason += " (under " + std::to_string(crossover) + " entries, " +
+              (measured ? "measured on this root at start" : "the fixed crossover: nothing measured") + ")";
+  }
   FE_ASSIGN_OR_RETURN(std::unique_ptr<btrfs::BtrfsBackend> backend,
-                      btrfs::BtrfsBackend::Open(config.root, decision.reason, crossover));
+                      btrfs::BtrfsBackend::Open(config.root, reason, crossover));
   return std::unique_ptr<Backend>(std::move(backend));
 }
 

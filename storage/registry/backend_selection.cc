@@ -44,7 +44,7 @@ HostFacts ProbeHost(const std::string& root, bool thin_pool_configured) {
   if (DIR* dir = ::opendir(root.c_str())) {
     while (const dirent* entry = ::readdir(dir)) {
       const std::string_view name = entry->d_name;
-      if (name == "." || name == "..") continue;
+      if (name == "." || name == ".." || name == kCalibrationDirectory) continue;
       if (name == ".dm-thin") {
         host.root_free_for_thin = true;
         break;

@@ -18,6 +18,7 @@
 #include "base/status.h"
 #include "storage/backend.h"
 #include "storage/dm_thin/dm_thin_config.h"
+#include "storage/registry/clone_calibration.h"
 #include "storage/tree/reflink_probe.h"
 
 namespace fe::storage::registry {
@@ -29,7 +30,7 @@ inline constexpr std::string_view kAutoBackend = "auto";
 Result<std::string> ParseBackendChoice(std::string_view text);
 
 // Below this many entries a reflinked tree clones faster than a btrfs snapshot (forkbench --compare,
-// README "Choosing a backend").
+// README "Choosing a backend"): the fallback when no calibration measured it on the root itself.
 constexpr size_t kBtrfsSnapshotCrossoverEntries = 40;
 
 struct BackendDecision {
@@ -45,6 +46,8 @@ struct StorageConfig {
   std::optional<dm_thin::DmThinConfig> thin_pool;
   // What dm-thin runs when it serves without a configured pool: the loop-backed default.
   dm_thin::DmThinConfig default_thin_pool;
+  // Clone costs measured on the root (clone_calibration.h): auto's btrfs crossover comes from them.
+  std::optional<CloneCalibration> calibration;
 };
 
 // What the host can do beyond the data root's filesystem.

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <functional>
 #include <atomic>
 #include <set>
 #include <utility>
@@ -162,6 +163,11 @@ bool IsLeftoverName(std::string_view name) {
 }  // namespace
 
 Result<CloneReport> DirectoryBackend::Import(const std::string& source_dir, const std::string& volume) {
+  return ImportWith(source_dir, volume, [&](int) { return Create(volume); });
+}
+
+Result<CloneReport> DirectoryBackend::ImportWith(const std::string& source_dir, const std::string& volume,
+                                                 const std::function<Status(int source_fd)>& create) {
   if (source_dir.empty() || source_dir.front() != '/' || source_dir == "/") {
     return Status::InvalidArgument("import source '" + source_dir + "' is not an absolute path of a directory");
   }
@@ -170,7 +176,8 @@ Result<CloneReport> DirectoryBackend::Import(const std::string& source_dir, cons
   const std::string name = source_dir.substr(slash + 1);
   UniqueFd parent_fd(::open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!parent_fd) return Status::FromErrno(errno, "open", parent);
-  FE_RETURN_IF_ERROR(Create(volume));
+  FE_ASSIGN_OR_RETURN(UniqueFd source_fd, OpenBeneath(parent_fd.get(), name, O_RDONLY | O_DIRECTORY, 0, source_dir));
+  FE_RETURN_IF_ERROR(create(source_fd.get()));
   Result<CloneReport> report = [&]() -> Result<CloneReport> {
     FE_ASSIGN_OR_RETURN(UniqueFd target_fd, OpenBeneath(root_fd(), volume, O_RDONLY | O_DIRECTORY, 0, Path(volume)));
     return CloneContents(parent_fd.get(), name, target_fd.get(), CloneOptions{});

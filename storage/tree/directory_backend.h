@@ -3,6 +3,7 @@
 // names a half-made or half-removed volume carries).
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,10 @@ class DirectoryBackend : public Backend {
   Result<std::string> RenameAway(const std::string& volume);
   Status NotFound(const std::string& volume) const;
   Status AlreadyExists(const std::string& volume) const;
+  // Import with `create` making the empty volume; it gets the source directory (opened without
+  // following a symlink), to size the volume for it, say.
+  Result<CloneReport> ImportWith(const std::string& source_dir, const std::string& volume,
+                                 const std::function<Status(int source_fd)>& create);
   // Removes one hidden leftover entry (a directory tree; btrfs: possibly a subvolume).
   virtual Status RemoveLeftover(const std::string& name);
 

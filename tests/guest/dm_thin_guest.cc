@@ -8,6 +8,25 @@
 
 namespace fe::test {
 
+GuestSpec DmThinGuestSpec(const std::string& binary, const std::string& arguments) {
+  GuestSpec spec;
+  // crc32c_generic first: dm-persistent-data and ext4 need crc32c. Every thin volume holds an ext4
+  // filesystem (storage/dm_thin/volume_filesystem.h), made by mke2fs.
+  spec.modules = {"crc32c_generic", "libcrc32c", "crc16",    "mbcache",       "jbd2",
+                  "ext4",           "dm-mod",    "dm-bufio", "dm-bio-prison", "dm-persistent-data",
+                  "dm-thin-pool",   "loop"};
+  const std::string name = binary.substr(binary.rfind('/') + 1);
+  spec.files = {
+      {.host_path = binary, .guest_path = "/opt/fe/" + name, .with_libraries = true, .strip_debug = true},
+      {.host_path = "/usr/sbin/mke2fs", .guest_path = "/usr/sbin/mke2fs", .with_libraries = true, .strip_debug = false},
+      {.host_path = "/etc/mke2fs.conf",
+       .guest_path = "/etc/mke2fs.conf",
+       .with_libraries = false,
+       .strip_debug = false}};
+  spec.command = "PATH=/usr/sbin:/usr/bin:/sbin:/bin /opt/fe/" + name + " " + arguments;
+  return spec;
+}
+
 void RunTestsInDmThinGuest(const DmThinGuestRun& run) {
   std::string why;
   if (storage::dm_thin::DeviceMapperAvailable(&why)) {
@@ -15,24 +34,11 @@ void RunTestsInDmThinGuest(const DmThinGuestRun& run) {
   }
   if (std::string missing = GuestUnavailableReason(); !missing.empty()) GTEST_SKIP() << missing;
 
-  GuestSpec spec;
-  // crc32c_generic first: dm-persistent-data and ext4 need crc32c. Every thin volume holds an ext4
-  // filesystem (storage/dm_thin/volume_filesystem.h), made by mke2fs.
-  spec.modules = {"crc32c_generic", "libcrc32c", "crc16",    "mbcache",       "jbd2",
-                  "ext4",           "dm-mod",    "dm-bufio", "dm-bio-prison", "dm-persistent-data",
-                  "dm-thin-pool",   "loop"};
-  const std::string name = run.binary.substr(run.binary.rfind('/') + 1);
-  spec.files = {
-      {.host_path = run.binary, .guest_path = "/opt/fe/" + name, .with_libraries = true, .strip_debug = true},
-      {.host_path = "/usr/sbin/mke2fs", .guest_path = "/usr/sbin/mke2fs", .with_libraries = true, .strip_debug = false},
-      {.host_path = "/etc/mke2fs.conf",
-       .guest_path = "/etc/mke2fs.conf",
-       .with_libraries = false,
-       .strip_debug = false}};
-  spec.files.insert(spec.files.end(), run.files.begin(), run.files.end());
-  std::string environment = "PATH=/usr/sbin:/usr/bin:/sbin:/bin FE_REQUIRE_DM=1";
+  std::string environment = "FE_REQUIRE_DM=1";
   for (const auto& [variable, value] : run.environment) environment += " " + variable + "=" + value;
-  spec.command = environment + " /opt/fe/" + name + " --gtest_color=no " + run.arguments;
+  GuestSpec spec = DmThinGuestSpec(run.binary, "--gtest_color=no " + run.arguments);
+  spec.command = environment + " " + spec.command;
+  spec.files.insert(spec.files.end(), run.files.begin(), run.files.end());
   spec.memory_mib = run.memory_mib;
   spec.timeout = run.timeout;
   Result<GuestResult> result = RunGuest(spec);

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <chrono>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -22,5 +23,10 @@ struct DmThinGuestRun {
 };
 
 void RunTestsInDmThinGuest(const DmThinGuestRun& run);
+
+// A guest with what the dm-thin backend needs (its modules, loop, ext4, mke2fs), running `binary`
+// (copied to /opt/fe/<its name>, without debug sections) with `arguments` and PATH set; FE_REQUIRE_DM
+// is not set. For programs that are not tests: forkbench's dm-thin column (dm_thin_guest_run.cc).
+GuestSpec DmThinGuestSpec(const std::string& binary, const std::string& arguments);
 
 }  // namespace fe::test

@@ -1,12 +1,15 @@
 // forkctl against a real forkd: both binaries as built, forkd on a temp Unix socket with its data
 // root on a loop-mounted XFS (reflink), forkctl run as a user would run it.
+#include <btrfsutil.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -260,8 +263,62 @@ TEST_F(ForkctlEndToEndTest, HealthAndStorageReportForkdsState) {
   Invocation storage = Forkctl({"storage"});
   EXPECT_EQ(storage.exit_code, 0) << storage.err;
   EXPECT_EQ(storage.out.rfind("backend     reflink\n", 0), 0u) << storage.out;
+  EXPECT_NE(storage.out.find("\nmeasured    reflink "), std::string::npos) << "costs timed at start: " << storage.out;
   json details = ForkctlJson({"storage"});
   EXPECT_EQ(details["backend"], "reflink");
+}
+
+TEST_F(ForkctlEndToEndTest, StorageProbeTimesClonesOnThePathAndSaysWhatAutoPicks) {
+  FE_SCRATCH_DIR(btrfs, fe::test::ScratchFs::kBtrfs);
+  json probe = ForkctlJson({"storage", "probe", btrfs});
+  EXPECT_EQ(probe["auto"]["backend"], "btrfs") << probe.dump();
+  std::set<std::string> mechanisms;
+  for (const json& clone : probe["measured_costs"]["clones"]) mechanisms.insert(clone["mechanism"]);
+  EXPECT_EQ(mechanisms, (std::set<std::string>{"btrfs-snapshot", "reflink", "copy"})) << probe.dump();
+  EXPECT_TRUE(fe::test::ListDir(btrfs)->empty()) << "the calibration trees are gone";
+
+  Invocation text = Forkctl({"storage", "probe", btrfs});
+  EXPECT_EQ(text.exit_code, 0) << text.err;
+  EXPECT_NE(text.out.find("\nmeasured    btrfs-snapshot "), std::string::npos) << text.out;
+  json unmeasured = ForkctlJson({"storage", "probe", "--no-measure", btrfs});
+  EXPECT_FALSE(unmeasured.contains("measured_costs")) << unmeasured.dump();
+}
+
+TEST_F(ForkctlEndToEndTest, CloneSnapshotsABtrfsSubvolumeAndReflinksASmallOne) {
+  FE_SCRATCH_DIR(btrfs, fe::test::ScratchFs::kBtrfs);
+  auto make_subvolume = [&](const std::string& path, int files) {
+    ASSERT_EQ(btrfs_util_create_subvolume(path.c_str(), 0, nullptr, nullptr), BTRFS_UTIL_OK) << path;
+    for (int i = 0; i < files; ++i) {
+      FE_ASSERT_OK(fe::test::WriteFile(path + "/f" + std::to_string(i), "file " + std::to_string(i)));
+    }
+  };
+  auto inode = [](const std::string& path) {
+    struct stat st {};
+    EXPECT_EQ(::stat(path.c_str(), &st), 0) << path;
+    return st.st_ino;
+  };
+  constexpr ino_t kSubvolumeRootInode = 256;  // every btrfs subvolume's root directory
+
+  make_subvolume(btrfs + "/large", 60);
+  json large = ForkctlJson({"clone", btrfs + "/large", btrfs + "/large-clone"});
+  EXPECT_EQ(large["mechanism"], "btrfs-snapshot") << large.dump();
+  EXPECT_EQ(inode(btrfs + "/large-clone"), kSubvolumeRootInode);
+  EXPECT_EQ(*fe::test::ReadFile(btrfs + "/large-clone/f59"), "file 59");
+
+  make_subvolume(btrfs + "/small", 3);
+  Invocation small = Forkctl({"clone", btrfs + "/small", btrfs + "/small-clone"});
+  EXPECT_EQ(small.exit_code, 0) << small.err;
+  EXPECT_NE(small.err.find("small subvolume (3 entries, crossover"), std::string::npos) << small.err;
+  EXPECT_NE(inode(btrfs + "/small-clone"), kSubvolumeRootInode) << "reflinked into a plain directory";
+  EXPECT_EQ(*fe::test::ReadFile(btrfs + "/small-clone/f2"), "file 2");
+
+  // Forced, the small one is snapshotted too; a plain directory cannot be.
+  json forced = ForkctlJson({"clone", "--backend", "btrfs", btrfs + "/small", btrfs + "/small-snapshot"});
+  EXPECT_EQ(forced["mechanism"], "btrfs-snapshot") << forced.dump();
+  Invocation plain = Forkctl({"clone", "--backend", "btrfs", btrfs + "/small-clone", btrfs + "/nothing"});
+  EXPECT_EQ(plain.exit_code, 2);
+  EXPECT_NE(plain.err.find("needs it to be a subvolume root"), std::string::npos) << plain.err;
+  EXPECT_NE(::access((btrfs + "/nothing").c_str(), F_OK), 0);
 }
 
 TEST_F(ForkctlEndToEndTest, AStoppedForkdIsNamedWithItsSocketAndExitsOne) {

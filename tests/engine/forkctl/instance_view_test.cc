@@ -142,18 +142,6 @@ TEST(InstanceDetailsTest, ShowsIdentityStorageLineageAndProcess) {
   EXPECT_EQ(InstanceSummary(instance), "fork-a (i-2): Running\n");
 }
 
-TEST(StorageDetailsTest, ShowsBackendRootReasonAndUsage) {
-  json storage = {
-      {"backend", "reflink"}, {"root", "/var/lib/forkengine/volumes"},  {"selection_reason", "auto: FICLONE works"},
-      {"volumes", 3},         {"filesystem_bytes", uint64_t{32} << 30}, {"filesystem_free_bytes", uint64_t{31} << 30}};
-  EXPECT_EQ(StorageDetails(storage),
-            "backend     reflink\n"
-            "root        /var/lib/forkengine/volumes\n"
-            "why         auto: FICLONE works\n"
-            "volumes     3\n"
-            "filesystem  32.00 GiB (31.00 GiB free)\n");
-}
-
 TEST(UsageDetailsTest, ShowsEachSizeAndTheMethodAndUnknownWhereSharingIsNotKnown) {
   const std::string fiemap = UsageDetails(json{{"logical_bytes", 10737418240ULL},
                                                {"allocated_bytes", 134217728},

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <set>
 
 #include <httplib.h>
 
@@ -96,6 +97,13 @@ TEST_F(ForkdApiTest, StorageNamesTheBackendAndCountsVolumes) {
   EXPECT_EQ(storage.json["volumes"], 1);
   EXPECT_GT(storage.json["filesystem_bytes"].get<uint64_t>(), 0u);
   EXPECT_FALSE(storage.json["selection_reason"].get<std::string>().empty());
+  EXPECT_TRUE(storage.json["pool"].is_null()) << "reflink volumes draw from the root's filesystem";
+  // forkd timed a reflink and a copy of the calibration trees at start, and left nothing of them.
+  std::set<std::string> mechanisms;
+  for (const Json& clone : storage.json["measured_costs"]["clones"]) mechanisms.insert(clone["mechanism"]);
+  EXPECT_EQ(mechanisms, (std::set<std::string>{"reflink", "copy"})) << storage.body;
+  EXPECT_TRUE(storage.json["measured_costs"]["btrfs_crossover_entries"].is_null());
+  EXPECT_EQ(::access((storage.json["root"].get<std::string>() + "/.forkengine-calibration").c_str(), F_OK), -1);
 }
 
 TEST_F(ForkdApiTest, MalformedJsonIs400InvalidArgument) {

@@ -131,9 +131,21 @@ TEST_F(ForkdDmThinTest, ForksAreThinSnapshotsOfTheWholeGuestDirectoryThatNeverSh
   ApiResponse storage = api().Get("/v1/storage");
   ASSERT_EQ(storage.status, 200);
   EXPECT_EQ(storage.json["backend"], "dm-thin") << storage.body;
+  EXPECT_TRUE(storage.json["measured_costs"].is_object()) << "the root's copy is calibrated: " << storage.body;
 
   const Json web = Import("web");
   ASSERT_TRUE(web.is_object());
+  // GET /v1/storage shows the pool's use as the kernel reports it.
+  storage = api().Get("/v1/storage");
+  ASSERT_EQ(storage.status, 200);
+  const Json& pool = storage.json["pool"];
+  ASSERT_TRUE(pool.is_object()) << storage.body;
+  EXPECT_EQ(pool["name"], pool_);
+  EXPECT_EQ(pool["data_bytes"], 256 * kMiB);
+  EXPECT_EQ(pool["data_used_bytes"], PoolDataUsed() * 64 * fe::test::kKiB);
+  EXPECT_GE(pool["data_used_bytes"].get<uint64_t>(), 4 * kMiB) << "the imported guest's data";
+  EXPECT_GT(pool["metadata_used_bytes"].get<uint64_t>(), 0u);
+  EXPECT_EQ(pool["mode"], "read-write");
   const std::map<std::string, fe::test::Digest> original = GuestData(web);
   ASSERT_EQ(original.count("rootfs.raw"), 1u);
   ASSERT_EQ(original.count("snapshot/memory-ranges"), 1u);

@@ -53,6 +53,33 @@ TEST(MetricsTest, ForksFailuresRequestsAndGaugesAppearInTheExposition) {
   }
 }
 
+TEST(MetricsTest, AThinPoolsDataAndMetadataUseAreGaugesNamingThePool) {
+  engine::StorageInfo storage{.backend = "dm-thin",
+                              .root = "/r",
+                              .selection_reason = "",
+                              .volumes = 2,
+                              .filesystem_bytes = 100,
+                              .filesystem_free_bytes = 40};
+  storage.pool = storage::PoolUsage{.name = "forkengine",
+                                    .data_used_bytes = 3 << 20,
+                                    .data_total_bytes = 64 << 20,
+                                    .metadata_used_bytes = 1 << 20,
+                                    .metadata_total_bytes = 8 << 20,
+                                    .fill_threshold = 0.9,
+                                    .mode = "read-write"};
+  std::string text = Metrics().Render({}, storage);
+  for (const char* line :
+       {"# TYPE forkengine_storage_pool_data_used_bytes gauge\n",
+        "forkengine_storage_pool_data_used_bytes{backend=\"dm-thin\",pool=\"forkengine\"} 3145728\n",
+        "forkengine_storage_pool_data_bytes{backend=\"dm-thin\",pool=\"forkengine\"} 67108864\n",
+        "forkengine_storage_pool_metadata_used_bytes{backend=\"dm-thin\",pool=\"forkengine\"} 1048576\n",
+        "forkengine_storage_pool_metadata_bytes{backend=\"dm-thin\",pool=\"forkengine\"} 8388608\n"}) {
+    EXPECT_TRUE(Has(text, line)) << line << "\n" << text;
+  }
+  storage.pool.reset();
+  EXPECT_FALSE(Has(Metrics().Render({}, storage), "forkengine_storage_pool_")) << "no pool, no pool gauges";
+}
+
 TEST(MetricsTest, PoolGaugesCountersAndHistogramsAppearInTheExposition) {
   Metrics metrics;
   metrics.RecordPoolAcquire(/*hit=*/true, 0.0002);

@@ -257,6 +257,75 @@ TEST_F(DmThinBackendTest, CreateMakesABlockDeviceWithAnEmptyFilesystemMountedAtT
   EXPECT_LT(backend_->PoolHealth()->data_used, 64u) << "blocks of 64 KiB";
 }
 
+TEST_F(DmThinBackendTest, ImportSizesTheVolumeForItsFilesAndWritesOnlyTheirData) {
+  Open();
+  const std::string source = dir_->Sub("guest");
+  ASSERT_EQ(::mkdir(source.c_str(), 0755), 0);
+  // A disk larger than the configured 32 MiB volume, nearly all holes, and a small memory file.
+  FE_ASSERT_OK(test::MakeSparseFile(source + "/disk.img", test::kGiB, {{.offset = 512 * kMiB, .length = kMiB}}, 1));
+  FE_ASSERT_OK(test::WritePatternFile(source + "/memory", 2 * kMiB, 2));
+  const uint64_t data_before = backend_->PoolHealth()->data_used;
+
+  Result<CloneReport> imported = backend_->Import(source, "a");
+  ASSERT_TRUE(imported.ok()) << imported.status().ToString();
+  Result<uint64_t> size = BlockDeviceBytes(backend_->DevicePath("a"));
+  ASSERT_TRUE(size.ok()) << size.status().ToString();
+  EXPECT_EQ(*size, ImportVolumeBytes(config_, test::kGiB + 2 * kMiB));
+  EXPECT_GT(*size, test::kGiB + 2 * kMiB) << "room for the disk's holes to fill";
+  for (const char* file : {"disk.img", "memory"}) {
+    Result<test::Digest> original = test::ContentDigest(source + "/" + file);
+    Result<test::Digest> copy = test::ContentDigest(File("a", file));
+    ASSERT_TRUE(original.ok() && copy.ok()) << file;
+    EXPECT_EQ(*copy, *original) << file;
+  }
+  EXPECT_LT(*test::AllocatedBytes(File("a", "disk.img")), 4 * kMiB) << "the disk's holes stay holes";
+  // 3 MiB of data is 48 blocks; the filesystem's own metadata adds a few dozen.
+  EXPECT_LT(backend_->PoolHealth()->data_used, data_before + 48 + 96);
+}
+
+TEST_F(DmThinBackendTest, ImportWhoseDataWouldTakeThePoolAboveItsThresholdIsRefusedBeforeAnythingIsMade) {
+  config_.fill_threshold = 0.5;  // 512 of the 1024 blocks
+  Open();
+  const std::string source = dir_->Sub("guest");
+  ASSERT_EQ(::mkdir(source.c_str(), 0755), 0);
+  FE_ASSERT_OK(test::WritePatternFile(source + "/memory", 40 * kMiB, 1));  // 640 blocks
+  const uint32_t next_id = LedgerNextId();
+
+  Result<CloneReport> imported = backend_->Import(source, "a");
+  ASSERT_FALSE(imported.ok());
+  const Status& status = imported.status();
+  EXPECT_EQ(status.code(), ErrorCode::kNoSpace) << status.ToString();
+  EXPECT_NE(status.message().find("importing " + source), std::string::npos) << status.message();
+  EXPECT_NE(status.message().find("needs 640 data blocks of thin pool " + config_.pool_name), std::string::npos)
+      << status.message();
+  EXPECT_NE(status.message().find("below its fill threshold 50.0%"), std::string::npos) << status.message();
+  ExpectNoTrace("a");
+  EXPECT_EQ(LedgerNextId(), next_id) << "no thin id was taken";
+  // A smaller import still fits.
+  FE_ASSERT_OK(test::WritePatternFile(source + "/memory-small", kMiB, 1));
+  ASSERT_EQ(::unlink((source + "/memory").c_str()), 0);
+  FE_ASSERT_OK(backend_->Import(source, "a").status());
+}
+
+TEST_F(DmThinBackendTest, PoolReportsDataAndMetadataUseInBytesWithTheThreshold) {
+  Open();
+  FE_ASSERT_OK(backend_->Create("a"));
+  FE_ASSERT_OK(WritePattern(File("a"), 0, 8 * kMiB, 1));
+  Result<std::optional<PoolUsage>> pool = backend_->Pool();
+  ASSERT_TRUE(pool.ok()) << pool.status().ToString();
+  ASSERT_TRUE(pool->has_value());
+  const PoolUsage& usage = **pool;
+  EXPECT_EQ(usage.name, config_.pool_name);
+  EXPECT_EQ(usage.data_total_bytes, 64 * kMiB);
+  EXPECT_EQ(usage.data_used_bytes, backend_->PoolHealth()->data_used * 64 * test::kKiB);
+  EXPECT_GE(usage.data_used_bytes, 8 * kMiB);
+  EXPECT_GT(usage.metadata_used_bytes, 0u);
+  EXPECT_LE(usage.metadata_used_bytes, usage.metadata_total_bytes);
+  EXPECT_LE(usage.metadata_total_bytes, 64 * kMiB);
+  EXPECT_EQ(usage.fill_threshold, 0.9);
+  EXPECT_EQ(usage.mode, "read-write");
+}
+
 TEST_F(DmThinBackendTest, FilesWrittenToTheVolumeReadBackAndCountInItsUsage) {
   Open();
   FE_ASSERT_OK(backend_->Create("a"));
