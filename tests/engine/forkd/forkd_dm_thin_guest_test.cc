@@ -1,6 +1,6 @@
 // Runs forkd_dm_thin_test (the built forkd on dm-thin, through its API) inside a QEMU guest when this
 // host's kernel has no device-mapper (tests/guest/dm_thin_guest.h): forkd and the Cloud Hypervisor
-// fixtures go into the guest, named by $FE_FORKD and $FE_CH_FIXTURES.
+// fixtures and forkctl go into the guest, named by $FE_FORKD, $FE_CH_FIXTURES and $FE_FORKCTL.
 #include <gtest/gtest.h>
 
 #include "tests/guest/dm_thin_guest.h"
@@ -13,6 +13,10 @@ TEST(ForkdDmThinGuestTest, ForkdOnDmThinPassesItsTestsInAGuest) {
       {.binary = FE_FORKD_DM_THIN_TEST,
        .files =
            {{.host_path = FE_FORKD_BINARY, .guest_path = "/opt/fe/forkd", .with_libraries = true, .strip_debug = true},
+            {.host_path = FE_FORKCTL_BINARY,
+             .guest_path = "/opt/fe/forkctl",
+             .with_libraries = true,
+             .strip_debug = true},
             {.host_path = FE_CH_FIXTURES "/boot_config.json",
              .guest_path = "/opt/fe/fixtures/boot_config.json",
              .with_libraries = false,
@@ -21,7 +25,9 @@ TEST(ForkdDmThinGuestTest, ForkdOnDmThinPassesItsTestsInAGuest) {
              .guest_path = "/opt/fe/fixtures/snapshot_config.json",
              .with_libraries = false,
              .strip_debug = false}},
-       .environment = {{"FE_FORKD", "/opt/fe/forkd"}, {"FE_CH_FIXTURES", "/opt/fe/fixtures"}},
+       .environment = {{"FE_FORKD", "/opt/fe/forkd"},
+                       {"FE_FORKCTL", "/opt/fe/forkctl"},
+                       {"FE_CH_FIXTURES", "/opt/fe/fixtures"}},
        .memory_mib = 1024,
        .timeout = std::chrono::seconds(300)});
 }

@@ -17,7 +17,9 @@
 
 #include <gtest/gtest.h>
 
+#include "base/process.h"
 #include "storage/dm_thin/dm_thin_backend.h"
+#include "storage/dm_thin/dm_thin_loop.h"
 #include "storage/dm_thin/dm_thin_device.h"
 #include "storage/dm_thin/dm_thin_status.h"
 #include "tests/engine/forkd/forkd_invariants.h"
@@ -179,6 +181,39 @@ TEST_F(ForkdDmThinTest, ForksAreThinSnapshotsOfTheWholeGuestDirectoryThatNeverSh
   ASSERT_EQ(api().Delete("/v1/instances/single-1").status, 204);
   EXPECT_EQ(GuestData(grandchild[0]), original);
   ExpectOnlyCompleteInstances(api(), data_root_);
+}
+
+TEST_F(ForkdDmThinTest, ASampleInstanceGetsAVolumeSizedForItsSparseDiskAndItsForksShareEveryFile) {
+  // What `forkctl sample-instance` writes: a 10 GiB sparse disk (64 MiB of data), here 32 MiB of memory.
+  const std::string sample = temp_->Sub("sample");
+  FE_ASSERT_OK(fe::test::WriteFile(temp_->Sub("vmlinux"), "not a kernel"));
+  FE_ASSERT_OK(RunProcessChecked({ForkctlBinary(), "sample-instance", sample, "--disk-size", "10G", "--memory-size",
+                                  "32M", "--vcpus", "1", "--kernel", temp_->Sub("vmlinux")}));
+  StartForkd();
+  ApiResponse made =
+      api().Post("/v1/instances", Json{{"name", "sample"}, {"hypervisor", "cloud-hypervisor"}, {"import_dir", sample}});
+  ASSERT_EQ(made.status, 201) << made.body << forkd_->Log();
+  const std::string volume = made.json["storage"]["volume"].get<std::string>();
+  // Its thin volume holds the whole 10 GiB disk (more than --thin-volume-size 128M), and the import
+  // wrote only the disk's data.
+  Result<uint64_t> size = storage::dm_thin::BlockDeviceBytes("/dev/mapper/" + pool_ + "-" + volume);
+  ASSERT_TRUE(size.ok()) << size.status().ToString();
+  EXPECT_GT(*size, 10 * fe::test::kGiB);
+  EXPECT_LT(PoolDataUsed() * 64 * fe::test::kKiB, 128 * kMiB) << "64 MiB of disk data, 32 of memory, ext4's own";
+
+  const uint64_t before_forks = PoolDataUsed();
+  std::vector<Json> forks = Fork("sample", "sample-fork", 3);
+  ASSERT_EQ(forks.size(), 3u);
+  for (const char* file : {"disk.raw", "snapshot/memory-ranges"}) {
+    Result<fe::test::Digest> original = fe::test::ContentDigest(sample + "/" + file);
+    ASSERT_TRUE(original.ok()) << original.status().ToString();
+    for (const Json& fork : forks) {
+      Result<fe::test::Digest> copy = fe::test::ContentDigest(Volume(fork) + "/" + file);
+      ASSERT_TRUE(copy.ok()) << copy.status().ToString();
+      EXPECT_EQ(*copy, *original) << Volume(fork) << "/" << file;
+    }
+  }
+  EXPECT_LT(PoolDataUsed() - before_forks, 3u * 24) << "forks map a few blocks each, never the 96 MiB of data";
 }
 
 TEST_F(ForkdDmThinTest, AKillMinus9DuringFanOutsLeavesWholeInstancesAndEveryDeviceAccountedFor) {

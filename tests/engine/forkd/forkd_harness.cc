@@ -104,6 +104,11 @@ std::string ForkdBinary() {
   return path != nullptr ? path : FE_FORKD_BINARY;
 }
 
+std::string ForkctlBinary() {
+  const char* path = std::getenv("FE_FORKCTL");
+  return path != nullptr ? path : FE_FORKCTL_BINARY;
+}
+
 std::string FixturesDir() {
   const char* path = std::getenv("FE_CH_FIXTURES");
   return path != nullptr ? path : FE_CH_FIXTURES;

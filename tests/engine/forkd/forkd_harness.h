@@ -34,6 +34,8 @@ struct ApiResponse {
 // $FE_FORKD and $FE_CH_FIXTURES name (a QEMU test guest holds them elsewhere).
 std::string ForkdBinary();
 std::string FixturesDir();
+// The built forkctl ($FE_FORKCTL overrides it: tests running in a guest), for what users run it for.
+std::string ForkctlBinary();
 
 // One request per connection, so one client may be used from many threads.
 class ApiClient {
