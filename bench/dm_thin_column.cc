@@ -60,7 +60,9 @@ std::string Ms(const Cell& cell) {
 
 std::string Ratio(const Cell& slow, const Cell& fast) {
   std::optional<double> a = Median(slow.ms), b = Median(fast.ms);
-  return a && b && *b > 0 ? fmt::format("{:.0f}x", *a / *b) : "-";
+  if (!a || !b || *b <= 0) return "-";
+  const double ratio = *a / *b;
+  return ratio >= 10 ? fmt::format("{:.0f}x", ratio) : fmt::format("{:.2f}x", ratio);
 }
 
 struct Backends {
@@ -74,7 +76,7 @@ Result<Backends> OpenBackends(const DmThinColumnOptions& options) {
   FE_RETURN_IF_ERROR(MakeDirectories(options.scratch, 0700));
   storage::dm_thin::DmThinConfig thin;
   thin.data_root = JoinPath(options.scratch, "thin");
-  thin.pool_name = "forkbench-" + std::to_string(::getpid());
+  thin.pool_name = fmt::format("forkbench-{}", ::getpid());
   const uint64_t largest = *std::max_element(options.data_mib.begin(), options.data_mib.end());
   // The source, one clone's writes and the filesystem, with room to spare below the threshold.
   thin.data_size_bytes = std::max<uint64_t>(4ull << 30, 3 * (largest + options.memory_mib) * kMiB);

@@ -66,8 +66,8 @@ Result<ClonePlan> PlanClone(const CloneArguments& args) {
     if (subvolume) {
       FE_ASSIGN_OR_RETURN(size_t entries, CountEntries(source.get(), crossover, args.source));
       if (entries >= crossover) return ClonePlan{.snapshot = true};
-      plan.note = "small subvolume (" + std::to_string(entries) + " entries, crossover " + std::to_string(crossover) +
-                  "): reflink is cheaper than a snapshot";
+      plan.note = fmt::format("small subvolume ({} entries, crossover {}): reflink is cheaper than a snapshot", entries,
+                              crossover);
     } else {
       plan.note = args.source + " is not a subvolume root: cloned file by file";
     }

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <limits>
 #include <memory>
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "base/fs_util.h"
@@ -23,7 +24,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 constexpr size_t kFileBytes = 4096;
-constexpr size_t kMaxCrossoverEntries = 100000;
+constexpr int kRuns = 5;
 
 struct TreeShape {
   size_t directories = 0;
@@ -41,10 +42,10 @@ int64_t Micros(Clock::duration duration) {
 Status FillTree(const std::string& dir, const TreeShape& shape) {
   const std::string block(kFileBytes, 'c');
   for (size_t d = 0; d < shape.directories; ++d) {
-    const std::string sub = JoinPath(dir, "d" + std::to_string(d));
+    const std::string sub = JoinPath(dir, fmt::format("d{}", d));
     if (::mkdir(sub.c_str(), 0755) != 0) return Status::FromErrno(errno, "create calibration directory", sub);
     for (size_t f = 0; f < shape.files_per_directory; ++f) {
-      const std::string path = JoinPath(sub, "f" + std::to_string(f));
+      const std::string path = JoinPath(sub, fmt::format("f{}", f));
       UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
       if (!fd) return Status::FromErrno(errno, "create calibration file", path);
       FE_RETURN_IF_ERROR(WriteAllAt(fd.get(), block.data(), block.size(), 0, path));
@@ -73,11 +74,11 @@ Status RemoveVolumes(Backend& backend) {
   return Status::Ok();
 }
 
-// Clones `source` twice and keeps the faster; the clones are removed.
+// Clones `source` kRuns times and keeps the fastest; the clones are removed.
 Result<int64_t> TimeClone(Backend& backend, const std::string& source) {
   int64_t fastest = std::numeric_limits<int64_t>::max();
-  for (int run = 0; run < 2; ++run) {
-    const std::string clone = source + "-clone-" + std::to_string(run);
+  for (int run = 0; run < kRuns; ++run) {
+    const std::string clone = fmt::format("{}-clone-{}", source, run);
     const Clock::time_point start = Clock::now();
     FE_RETURN_IF_ERROR(backend.Clone(source, clone).status());
     fastest = std::min(fastest, Micros(Clock::now() - start));
@@ -90,7 +91,7 @@ Status MeasureInto(Backend& backend, const std::string& mechanism, const std::ve
                    std::vector<MeasuredClone>& clones) {
   FE_RETURN_IF_ERROR(RemoveVolumes(backend));
   for (const TreeShape& shape : shapes) {
-    const std::string source = "tree-" + std::to_string(shape.entries());
+    const std::string source = fmt::format("tree-{}", shape.entries());
     FE_RETURN_IF_ERROR(backend.Create(source));
     FE_RETURN_IF_ERROR(FillTree(backend.Path(source), shape));
     FE_ASSIGN_OR_RETURN(int64_t micros, TimeClone(backend, source));
@@ -115,28 +116,26 @@ Status Measure(const std::string& mechanism, const std::string& dir, const tree:
   return Status::Ok();
 }
 
-const MeasuredClone* Find(const std::vector<MeasuredClone>& clones, std::string_view mechanism, size_t entries) {
-  for (const MeasuredClone& clone : clones) {
-    if (clone.mechanism == mechanism && clone.entries == entries) return &clone;
-  }
-  return nullptr;
-}
+}  // namespace
 
-// reflink(n) = fixed + n * per_entry through the two trees; the crossover is where it meets the snapshot.
-std::optional<size_t> FitCrossover(const std::vector<MeasuredClone>& clones) {
-  const MeasuredClone* small = Find(clones, "reflink", kSmallTree.entries());
-  const MeasuredClone* large = Find(clones, "reflink", kLargeTree.entries());
-  const MeasuredClone* snapshot = Find(clones, "btrfs-snapshot", kLargeTree.entries());
-  if (small == nullptr || large == nullptr || snapshot == nullptr) return std::nullopt;
+std::optional<size_t> FitBtrfsCrossover(const std::vector<MeasuredClone>& clones) {
+  const MeasuredClone* small = nullptr;
+  const MeasuredClone* large = nullptr;
+  const MeasuredClone* snapshot = nullptr;
+  for (const MeasuredClone& clone : clones) {
+    if (clone.mechanism == "btrfs-snapshot") snapshot = &clone;
+    if (clone.mechanism != "reflink") continue;
+    if (small == nullptr || clone.entries < small->entries) small = &clone;
+    if (large == nullptr || clone.entries > large->entries) large = &clone;
+  }
+  if (small == nullptr || snapshot == nullptr || large->entries == small->entries) return std::nullopt;
   const double per_entry =
       static_cast<double>(large->clone_us - small->clone_us) / static_cast<double>(large->entries - small->entries);
-  if (per_entry <= 0) return std::nullopt;  // noise swamped the per-entry cost: no fit
+  if (per_entry <= 0) return std::nullopt;
   const double fixed = static_cast<double>(small->clone_us) - per_entry * static_cast<double>(small->entries);
   const double crossover = (static_cast<double>(snapshot->clone_us) - fixed) / per_entry;
   return static_cast<size_t>(std::clamp(std::ceil(crossover), 0.0, static_cast<double>(kMaxCrossoverEntries)));
 }
-
-}  // namespace
 
 Result<CloneCalibration> CalibrateCloneCosts(const std::string& root) {
   const Clock::time_point start = Clock::now();
@@ -164,7 +163,7 @@ Result<CloneCalibration> CalibrateCloneCosts(const std::string& root) {
     FE_RETURN_IF_ERROR(
         RemoveTree(root_fd.get(), kCalibrationDirectory).Annotate("remove calibration directory " + top));
   }
-  if (btrfs) calibration.btrfs_crossover_entries = FitCrossover(calibration.clones);
+  if (btrfs) calibration.btrfs_crossover_entries = FitBtrfsCrossover(calibration.clones);
   calibration.took_us = Micros(Clock::now() - start);
   return calibration;
 }

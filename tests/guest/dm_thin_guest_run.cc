@@ -86,10 +86,11 @@ int main(int argc, char** argv) {
   }
   const std::string dir = dir_template;
   fe::test::GuestSpec spec = fe::test::DmThinGuestSpec(args.binary, args.arguments);
-  spec.modules.insert(spec.modules.end(), {"virtio", "virtio_ring", "virtio_pci_legacy_dev", "virtio_pci_modern_dev",
+  spec.modules.insert(spec.modules.end(), {"virtio_ring", "virtio", "virtio_pci_legacy_dev", "virtio_pci_modern_dev",
                                            "virtio_pci", "virtio_blk"});
+  // By its path: busybox sh prefers its own mke2fs applet to one found in PATH.
   std::string prepare =
-      "mke2fs -q -F -t ext4 -E nodiscard /dev/vda && mkdir -p /mnt/scratch && "
+      "/usr/sbin/mke2fs -q -F -t ext4 -E nodiscard /dev/vda && mkdir -p /mnt/scratch && "
       "mount -o discard /dev/vda /mnt/scratch && ";
   bool made = MakeSparseImage(dir + "/scratch.img", args.disk_gib);
   spec.qemu_args = {"-drive", Drive(dir + "/scratch.img")};
@@ -101,7 +102,7 @@ int main(int argc, char** argv) {
                           .guest_path = "/usr/sbin/mkfs.xfs",
                           .with_libraries = true,
                           .strip_debug = false});
-    prepare += "mkfs.xfs -q -f -m reflink=1 -K /dev/vdb && mkdir -p /mnt/xfs && mount /dev/vdb /mnt/xfs && ";
+    prepare += "/usr/sbin/mkfs.xfs -q -f -m reflink=1 -K /dev/vdb && mkdir -p /mnt/xfs && mount /dev/vdb /mnt/xfs && ";
   }
   spec.command = "PATH=/usr/sbin:/usr/bin:/sbin:/bin; " + prepare + spec.command;
   spec.memory_mib = args.memory_mib;

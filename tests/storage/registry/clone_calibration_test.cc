@@ -79,7 +79,8 @@ TEST_F(CloneCalibrationTest, BtrfsTimesTheSnapshotAndFitsTheCrossoverFromTheMeas
   EXPECT_EQ(Mechanisms(calibration), (std::set<std::string>{"btrfs-snapshot", "reflink", "copy"}));
   // The large tree has 7.5 times the small one's entries: its reflink costs clearly more, so a
   // per-entry cost and a crossover are fitted.
-  EXPECT_TRUE(calibration.btrfs_crossover_entries.has_value());
+  ASSERT_TRUE(calibration.btrfs_crossover_entries.has_value());
+  EXPECT_LE(*calibration.btrfs_crossover_entries, kMaxCrossoverEntries);
   EXPECT_FALSE(Exists(dir + "/.forkengine-calibration"));
 }
 
@@ -122,6 +123,36 @@ TEST_F(CloneCalibrationTest, AutoOnBtrfsUsesTheMeasuredCrossoverAndSaysSo) {
                                              " entries, the fixed crossover"),
             std::string::npos)
       << (*fixed)->SelectionReason();
+}
+
+MeasuredClone Clone(std::string mechanism, size_t entries, int64_t us) {
+  return {.mechanism = std::move(mechanism), .entries = entries, .bytes = 0, .clone_us = us};
+}
+
+TEST(FitBtrfsCrossoverTest, ReflinksFixedAndPerEntryCostMeetTheSnapshotsCost) {
+  // reflink: 9 entries 1000 us, 68 entries 3000 us -> 33.9 us per entry plus 695 us; the snapshot's
+  // 2000 us is reached at 38.5 entries.
+  EXPECT_EQ(FitBtrfsCrossover({Clone("btrfs-snapshot", 68, 2000), Clone("reflink", 9, 1000), Clone("reflink", 68, 3000),
+                               Clone("copy", 68, 9000)}),
+            std::optional<size_t>(39));
+}
+
+TEST(FitBtrfsCrossoverTest, ASnapshotCheaperThanReflinksFixedCostSnapshotsEverything) {
+  EXPECT_EQ(
+      FitBtrfsCrossover({Clone("btrfs-snapshot", 68, 500), Clone("reflink", 9, 1000), Clone("reflink", 68, 3000)}),
+      std::optional<size_t>(0));
+}
+
+TEST(FitBtrfsCrossoverTest, AStalledSnapshotIsBoundedAndNoiseOrMissingClonesFitNothing) {
+  EXPECT_EQ(
+      FitBtrfsCrossover({Clone("btrfs-snapshot", 68, 900000), Clone("reflink", 9, 1000), Clone("reflink", 68, 3000)}),
+      std::optional<size_t>(kMaxCrossoverEntries));
+  EXPECT_EQ(
+      FitBtrfsCrossover({Clone("btrfs-snapshot", 68, 2000), Clone("reflink", 9, 3000), Clone("reflink", 68, 2900)}),
+      std::nullopt)
+      << "the larger tree's reflink was the cheaper: noise, no per-entry cost";
+  EXPECT_EQ(FitBtrfsCrossover({Clone("reflink", 9, 1000), Clone("reflink", 68, 3000)}), std::nullopt);
+  EXPECT_EQ(FitBtrfsCrossover({Clone("btrfs-snapshot", 68, 2000), Clone("reflink", 9, 1000)}), std::nullopt);
 }
 
 TEST_F(CloneCalibrationTest, AnUnwritableRootFailsNamingThePath) {
