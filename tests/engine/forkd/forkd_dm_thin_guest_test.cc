@@ -28,7 +28,9 @@ TEST(ForkdDmThinGuestTest, ForkdOnDmThinPassesItsTestsInAGuest) {
        .environment = {{"FE_FORKD", "/opt/fe/forkd"},
                        {"FE_FORKCTL", "/opt/fe/forkctl"},
                        {"FE_CH_FIXTURES", "/opt/fe/fixtures"}},
-       .memory_mib = 1024,
+       // The initramfs is unpacked into guest RAM: the ASan forkd, forkctl and test binary with their
+       // libraries need more than 1 GiB there ("Initramfs unpacking failed: write error").
+       .memory_mib = 2048,
        .timeout = std::chrono::seconds(300)});
 }
 
