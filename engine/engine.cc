@@ -237,6 +237,8 @@ Status Engine::Delete(const std::string& id_or_name) {
   auto locked = LockExclusive(id_or_name);
   if (!locked.ok()) return locked.status();
   auto& [entry, lock] = *locked;
+  // Deleting a template would delete the memory file its shared-memory forks map.
+  FE_RETURN_IF_ERROR(CheckMemoryNotMapped(Read(entry), "delete"));
   if (Read(entry).state == InstanceState::kRunning) {
     Result<Instance> stopped = StopLocked(entry);
     if (!stopped.ok()) return stopped.status().Annotate("deleting '" + id_or_name + "': stop");

@@ -124,6 +124,9 @@ struct ForkRequest {
   std::optional<InstanceState> target_state;  // default: the source's state
   int count = 1;                              // 1..64, all or nothing
   std::string pool;                           // non-empty: the forks are ready members of this pool (Instance::pool)
+  // kShared: the forks map the source's snapshot memory file instead of RAM of their own
+  // (engine/shared_memory.cc); needs a Standby source and target Running or Standby. Default: private.
+  std::optional<MemoryMode> memory;
 };
 
 // Where a fork's time went, in microseconds.
@@ -213,6 +216,9 @@ class Engine {
   Result<Instance> Restore(const std::string& id_or_name);  // Standby -> Running
 
   Result<std::vector<ForkOutcome>> Fork(const std::string& source_id_or_name, const ForkRequest& request);
+  // Whether forks of the instance could map its memory now (ForkRequest::memory kShared): it is
+  // Standby and its plugin can map its snapshot's memory file. What pools default to.
+  bool CanShareMemory(const std::string& id_or_name) const;
 
   // Hands a pool member out (engine/pools/pool.h): renames it to `new_name` (empty: keeps its name) and
   // clears its pool label, durably (a release journal record, the metadata written later by a
@@ -324,7 +330,7 @@ class Engine {
   Result<NameReservation> ReserveNames(const std::vector<std::string>& names);
   // One plan per reserved name: the fork's intent (state Creating) from `source`.
   std::vector<ForkPlan> PlanForks(const Instance& source, const NameReservation& names, InstanceState target_state,
-                                  const std::string& pool) const;
+                                  const std::string& pool, const std::optional<SharedMemory>& shared_memory) const;
   Status WriteIntentAndClone(ForkPlan& plan);
   Status LeaseAndRewrite(ForkPlan& plan, const hypervisor::Plugin& plugin);
   // Syncs what `deferred` noted, ends the scope, then writes the final metadata durably.
@@ -336,6 +342,21 @@ class Engine {
   Status RunForkPlans(std::vector<ForkPlan>& plans, const hypervisor::Plugin& plugin);
   // Makes the forks visible (their names stay taken) and returns their outcomes, logged.
   std::vector<ForkOutcome> PublishForks(std::vector<ForkPlan>& plans, NameReservation& names);
+
+  // --- shared_memory.cc: forks mapping their template's snapshot memory
+  // What forks of `source` (as locked) map for `mode`: nothing (private), the source's snapshot memory
+  // file (made read-only), or the file the source itself maps. InvalidArgument, FailedPrecondition or
+  // the plugin's Unsupported when the mode cannot be served, naming the source and why.
+  Result<std::optional<SharedMemory>> SharedMemoryFor(const Instance& source, const hypervisor::Plugin& plugin,
+                                                      MemoryMode mode, bool source_running, InstanceState target) const;
+  // FailedPrecondition naming the instances that map `instance`'s memory file, for `operation`.
+  Status CheckMemoryNotMapped(const Instance& instance, std::string_view operation) const;
+  // Removes a shared-memory fork's clone of the snapshot memory file it does not use.
+  Status DropUnusedMemoryCopy(ForkPlan& plan, const hypervisor::Plugin& plugin);
+  // The memory source of `instance`'s hypervisor: its shared memory file, if any.
+  static hypervisor::MemorySource MemorySourceOf(const Instance& instance) {
+    return instance.shared_memory ? hypervisor::MemorySource{instance.shared_memory->file} : hypervisor::MemorySource{};
+  }
 
   // --- live_fork.cc: from_running without stopping the source
   // Whether the live path can serve a from_running fork of `source` (Running): the plugin snapshots

@@ -90,11 +90,10 @@ nlohmann::json ForkPhasesToJson(const ForkPhases& phases) {
 }
 
 Result<std::vector<ForkOutcome>> Engine::Fork(const std::string& source_id_or_name, const ForkRequest& request) {
-  nlohmann::json started{{"source", source_id_or_name},
-                         {"name", request.name},
-                         {"count", request.count},
-                         {"from_running", request.from_running},
-                         {"pool", request.pool}};
+  nlohmann::json started{
+      {"source", source_id_or_name}, {"name", request.name},
+      {"count", request.count},      {"from_running", request.from_running},
+      {"pool", request.pool},        {"memory", MemoryModeName(request.memory.value_or(MemoryMode::kPrivate))}};
   if (request.target_state) started["target_state"] = InstanceStateName(*request.target_state);
   events_->Publish("fork.started", started);
   Result<std::vector<ForkOutcome>> outcomes = RunFork(source_id_or_name, request);
@@ -182,6 +181,10 @@ Result<std::vector<ForkOutcome>> Engine::RunFork(const std::string& source_id_or
                                std::string(InstanceStateName(forked_state)) + " instance");
   }
 
+  Result<std::optional<SharedMemory>> shared_memory =
+      SharedMemoryFor(source, **plugin, request.memory.value_or(MemoryMode::kPrivate), was_running, target);
+  if (!shared_memory.ok()) return shared_memory.status();
+
   auto publish = [&](std::vector<ForkPlan>& plans, const Instance& forked) -> Result<std::vector<ForkOutcome>> {
     if (fan_out) {
       if (Status finished = fan_out->Finish(); !finished.ok()) {
@@ -202,7 +205,7 @@ Result<std::vector<ForkOutcome>> Engine::RunFork(const std::string& source_id_or
     // The forks are made from the snapshot the pause takes: they fork a Standby source.
     Instance snapshotted = source;
     snapshotted.state = InstanceState::kStandby;
-    std::vector<ForkPlan> plans = PlanForks(snapshotted, reservation, target, request.pool);
+    std::vector<ForkPlan> plans = PlanForks(snapshotted, reservation, target, request.pool, *shared_memory);
     int64_t pause_us = 0;
     FE_RETURN_IF_ERROR(LiveForkLocked(source, plans, **plugin, pause_us));
     for (ForkPlan& plan : plans) {
@@ -221,7 +224,7 @@ Result<std::vector<ForkOutcome>> Engine::RunFork(const std::string& source_id_or
     standby_us = clock_.MicrosSince(standby_start);
   }
 
-  std::vector<ForkPlan> plans = PlanForks(source, reservation, target, request.pool);
+  std::vector<ForkPlan> plans = PlanForks(source, reservation, target, request.pool, *shared_memory);
   Status made = RunForkPlans(plans, **plugin);
 
   int64_t restore_source_us = 0;

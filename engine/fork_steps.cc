@@ -31,7 +31,8 @@ Result<Engine::NameReservation> Engine::ReserveNames(const std::vector<std::stri
 }
 
 std::vector<Engine::ForkPlan> Engine::PlanForks(const Instance& source, const NameReservation& names,
-                                                InstanceState target_state, const std::string& pool) const {
+                                                InstanceState target_state, const std::string& pool,
+                                                const std::optional<SharedMemory>& shared_memory) const {
   std::vector<ForkPlan> plans;
   plans.reserve(names.names_and_ids().size());
   for (const auto& [name, id] : names.names_and_ids()) {
@@ -53,6 +54,7 @@ std::vector<Engine::ForkPlan> Engine::PlanForks(const Instance& source, const Na
     // takes its config's MAC: its own.
     if (plan.from_snapshot) fork.guest_mac = GuestMac(source);
     fork.identity_generation = source.identity_generation;
+    fork.shared_memory = shared_memory;
   }
   return plans;
 }
@@ -80,10 +82,17 @@ Status Engine::LeaseAndRewrite(ForkPlan& plan, const hypervisor::Plugin& plugin)
   if (!identity.ok()) return plan.Failed("network", identity.status());
   plan.undo.Add("release lease of " + plan.id, [this, id = plan.id] { return ReleaseLease(id); });
   plan.fork.identity = *identity;
-  hypervisor::ForkSpec spec{GuestDir(plan.source), GuestDir(plan.fork), plan.source.identity,
-                            plan.fork.identity,    plan.from_snapshot,  GuardedDirs()};
+  hypervisor::ForkSpec spec;
+  spec.source_dir = GuestDir(plan.source);
+  spec.target_dir = GuestDir(plan.fork);
+  spec.source_identity = plan.source.identity;
+  spec.target_identity = plan.fork.identity;
+  spec.from_snapshot = plan.from_snapshot;
+  spec.shared_memory = plan.fork.shared_memory.has_value();
+  spec.guarded_dirs = GuardedDirs();
   Result<hypervisor::PreparedFork> prepared = plugin.PrepareFork(spec);
   if (!prepared.ok()) return plan.Failed("rewrite", prepared.status());
+  if (plan.fork.shared_memory) FE_RETURN_IF_ERROR(DropUnusedMemoryCopy(plan, plugin));
   plan.fork.identity_channel = prepared->restore.identity_channel;
   plan.outcome.phases.rewrite_us = clock_.MicrosSince(start);
   return Status::Ok();

@@ -86,6 +86,16 @@ Result<InstanceState> ParseRequestedState(std::string_view text) {
   return Status::InvalidArgument(std::move(message));
 }
 
+std::string_view MemoryModeName(MemoryMode mode) { return mode == MemoryMode::kShared ? "shared" : "private"; }
+
+Result<MemoryMode> ParseMemoryMode(std::string_view text) {
+  if (text == "shared") return MemoryMode::kShared;
+  if (text == "private") return MemoryMode::kPrivate;
+  std::string message = "'";
+  message.append(text).append("' is not a memory mode (expected \"shared\" or \"private\")");
+  return Status::InvalidArgument(std::move(message));
+}
+
 std::string_view IdentityChannelKindName(hypervisor::IdentityChannel::Kind kind) {
   switch (kind) {
     case hypervisor::IdentityChannel::Kind::kVirtioSerialSocket: return "virtio-serial";
@@ -131,6 +141,13 @@ nlohmann::json InstanceToJson(const Instance& instance) {
   }
   if (!instance.guest_mac.empty()) json["guest_mac"] = instance.guest_mac;
   json["identity_generation"] = instance.identity_generation;
+  if (instance.shared_memory) {
+    json["memory"] = {{"mode", MemoryModeName(MemoryMode::kShared)},
+                      {"shared_from", instance.shared_memory->instance_id},
+                      {"file", instance.shared_memory->file}};
+  } else {
+    json["memory"] = {{"mode", MemoryModeName(MemoryMode::kPrivate)}, {"shared_from", nullptr}, {"file", nullptr}};
+  }
   return json;
 }
 
@@ -198,6 +215,22 @@ Result<Instance> InstanceFromJson(const nlohmann::json& json, std::string_view o
   FE_RETURN_IF_ERROR(reader.String("guest_mac", instance.guest_mac, JsonFields::kOptional));
   FE_RETURN_IF_ERROR(
       reader.Number("identity_generation", instance.identity_generation, JsonFields::kOptional, 0, UINT64_MAX));
+  // Absent in metadata written before shared memory existed: private.
+  Result<const Json*> memory = reader.Object("memory", JsonFields::kOptional);
+  if (!memory.ok()) return memory.status();
+  if (*memory != nullptr) {
+    JsonFields memory_reader = reader.Nested(**memory, "memory");
+    std::string mode_text;
+    FE_RETURN_IF_ERROR(memory_reader.String("mode", mode_text, JsonFields::kRequired));
+    Result<MemoryMode> mode = ParseMemoryMode(mode_text);
+    if (!mode.ok()) return memory_reader.Fail("mode", mode.status().message());
+    if (*mode == MemoryMode::kShared) {
+      SharedMemory shared;
+      FE_RETURN_IF_ERROR(memory_reader.String("shared_from", shared.instance_id, JsonFields::kRequired));
+      FE_RETURN_IF_ERROR(memory_reader.String("file", shared.file, JsonFields::kRequired));
+      instance.shared_memory = std::move(shared);
+    }
+  }
 
   if (Status valid = ValidateInstance(instance); !valid.ok()) return valid.Annotate(std::string(origin));
   return instance;
@@ -231,6 +264,14 @@ Status ValidateInstance(const Instance& instance) {
     return invalid("process", "missing for a Running instance");
   }
   if (instance.process && instance.process->pid < 1) return invalid("process.pid", "not a process id");
+  if (instance.shared_memory) {
+    if (instance.shared_memory->file.empty() || instance.shared_memory->file.front() != '/') {
+      return invalid("memory.file", "expected an absolute path");
+    }
+    if (instance.shared_memory->instance_id.empty() || instance.shared_memory->instance_id == instance.id) {
+      return invalid("memory.shared_from", "expected the id of another instance");
+    }
+  }
   if (!instance.identity_channel.empty() &&
       (instance.identity_channel.path.empty() || instance.identity_channel.path.front() != '/')) {
     return invalid("identity_channel.path", "expected an absolute path");

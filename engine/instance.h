@@ -44,6 +44,20 @@ struct AttachedVolume {
   bool read_only = true;
 };
 
+// A shared-memory fork's guest RAM (engine/shared_memory.cc): the memory file of another instance's
+// snapshot, mapped privately. Recorded from the fork until its RAM is its own again (it stops, stands
+// by or is deleted), so the engine knows across restarts which files must stay unwritten.
+struct SharedMemory {
+  std::string instance_id;  // whose snapshot the file is (the template); it is never restored meanwhile
+  std::string file;         // absolute, in that instance's volume
+  bool operator==(const SharedMemory&) const = default;
+};
+
+enum class MemoryMode { kPrivate, kShared };
+std::string_view MemoryModeName(MemoryMode mode);  // "private", "shared"
+// Accepts the names above; InvalidArgument naming the text otherwise.
+Result<MemoryMode> ParseMemoryMode(std::string_view text);
+
 struct Instance {
   std::string id;          // "i-" + 16 lower-case hex digits, never reused
   std::string name;        // DNS label, unique among instances
@@ -65,6 +79,7 @@ struct Instance {
   hypervisor::IdentityChannel identity_channel;  // from the plugin's PrepareFork; empty: none
   std::string guest_mac;                         // the MAC the guest last had configured; empty: identity.mac
   uint64_t identity_generation = 0;              // of the last identity handed to the guest (0: never)
+  std::optional<SharedMemory> shared_memory;     // set while its RAM maps another instance's file
 };
 
 // The MAC the instance's guest is configured with now (guest_mac, or identity.mac when empty).

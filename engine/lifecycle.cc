@@ -92,6 +92,7 @@ std::string Engine::SnapshotDirOf(const Instance& instance) const {
 Result<Instance> Engine::StartLocked(const std::shared_ptr<Entry>& entry) {
   Instance instance = Read(entry);
   if (instance.state != InstanceState::kStopped) return WrongState(instance, "start", "Stopped");
+  FE_RETURN_IF_ERROR(CheckMemoryNotMapped(instance, "start"));
   Result<const hypervisor::Plugin*> plugin = PluginFor(instance);
   if (!plugin.ok()) return plugin.status();
   vm::VmContext context{*plugin, GuestDir(instance), InstanceDir(instance.id), instance.identity,
@@ -132,6 +133,7 @@ Result<Instance> Engine::StopLocked(const std::shared_ptr<Entry>& entry) {
   DetachTap(instance);
   instance.state = InstanceState::kStopped;
   instance.process.reset();
+  instance.shared_memory.reset();  // a boot starts with fresh RAM of its own
   FE_RETURN_IF_ERROR(Commit(entry, instance));
   spdlog::info("stopped instance {} ('{}')", instance.id, instance.name);
   return Read(entry);
@@ -162,6 +164,8 @@ Result<Instance> Engine::StandbyLocked(const std::shared_ptr<Entry>& entry) {
   }
   instance.state = InstanceState::kStandby;
   instance.process.reset();
+  // A VM whose RAM was a private mapping saved it in full into its own snapshot.
+  instance.shared_memory.reset();
   FE_RETURN_IF_ERROR(Commit(entry, instance));
   spdlog::info("instance {} ('{}') is in standby, snapshot in {}", instance.id, instance.name, snapshot_dir);
   return Read(entry);
@@ -170,10 +174,12 @@ Result<Instance> Engine::StandbyLocked(const std::shared_ptr<Entry>& entry) {
 Result<Instance> Engine::RestoreLocked(const std::shared_ptr<Entry>& entry, int64_t* identity_us) {
   Instance instance = Read(entry);
   if (instance.state != InstanceState::kStandby) return WrongState(instance, "restore", "Standby");
+  // A template's restore would write the memory file its shared-memory forks map.
+  FE_RETURN_IF_ERROR(CheckMemoryNotMapped(instance, "restore"));
   Result<const hypervisor::Plugin*> plugin = PluginFor(instance);
   if (!plugin.ok()) return plugin.status();
-  vm::VmContext context{*plugin, GuestDir(instance), InstanceDir(instance.id), instance.identity,
-                        config_.hypervisor_timeout};
+  vm::VmContext context{*plugin,           GuestDir(instance),         InstanceDir(instance.id),
+                        instance.identity, config_.hypervisor_timeout, MemorySourceOf(instance)};
   const std::string snapshot_dir = SnapshotDirOf(instance);
   // A guest waking up with another instance's identity (a fork's first restore) stays off the bridge
   // until it has its own: whatever it sends before the handoff (the gratuitous ARPs a hypervisor asks
@@ -196,11 +202,19 @@ Result<Instance> Engine::RestoreLocked(const std::shared_ptr<Entry>& entry, int6
   if (!handed.ok()) {
     // Back into standby (see the file comment); the instance's metadata still says Standby.
     std::string undo = "it is in standby again";
-    if (Status saved = vm::SnapshotAndStopVm(context, *process, snapshot_dir); !saved.ok()) {
+    Status saved = vm::SnapshotAndStopVm(context, *process, snapshot_dir);
+    if (saved.ok() && instance.shared_memory) {
+      // The new snapshot holds the RAM in full: the instance no longer maps the template's file.
+      instance.shared_memory.reset();
+      if (Status committed = Commit(entry, instance); !committed.ok())
+        undo += "; recording that failed: " + committed.message();
+    }
+    if (!saved.ok()) {
       (void)vm::StopVm(context, *process);
       undo = "putting it back into standby failed (" + saved.message() + "), so it is Stopped";
       instance.state = InstanceState::kStopped;
       instance.process.reset();
+      instance.shared_memory.reset();
       if (Status committed = Commit(entry, instance); !committed.ok())
         undo += "; recording that failed: " + committed.message();
     }

@@ -52,6 +52,9 @@ struct ForkSpec {
   // Directories no path in the fork's configs may point into, except source_dir and target_dir (the
   // data root and the storage root: other instances' volumes and forkd's own state).
   std::vector<std::string> guarded_dirs;
+  // Set when the fork maps another instance's snapshot memory (MemorySource): its clone of the
+  // snapshot's own memory file is not needed, and may be missing.
+  bool shared_memory = false;
 };
 
 // Where the guest's identity agent (hypervisor/forkagent) listens, as the host reaches it: the host
@@ -69,6 +72,16 @@ struct IdentityChannel {
   uint32_t port = 0;  // kHybridVsock: the guest's vsock port (kIdentityVsockPort)
   bool empty() const { return kind == Kind::kNone; }
   bool operator==(const IdentityChannel&) const = default;
+};
+
+// Where a VM's guest RAM comes from when it is not its own: a shared-memory fork maps the memory file
+// of its template's snapshot privately (copy-on-write), so the pages it has not written are one copy in
+// the host's page cache for every VM mapping the file, and nothing it does reaches the file. The engine
+// keeps that file unwritten while anything maps it (engine/shared_memory.cc).
+struct MemorySource {
+  std::string shared_file;  // absolute; empty: the VM's own memory, as its configuration says
+  bool empty() const { return shared_file.empty(); }
+  bool operator==(const MemorySource&) const = default;
 };
 
 // How a prepared fork is brought up.
@@ -107,6 +120,10 @@ struct PluginCapabilities {
   // only, and Resume() afterwards continues the same process: a running source can be forked by
   // pausing it, snapshotting, cloning its directory (the RAM file with it) and resuming it at once.
   bool live_snapshot = false;
+  // Launch/Restore with a MemorySource: a restore can map a snapshot's memory file privately instead
+  // of loading RAM into memory of its own (see Plugin::SnapshotMemoryFile). A snapshot of a VM so
+  // restored holds its RAM in full, in files of its own.
+  bool shared_memory = false;
 };
 
 // Control of one live VM through the hypervisor's API.
@@ -117,8 +134,11 @@ class VmController {
   virtual Status Resume() = 0;
   // Writes a snapshot (memory + device state + config) of the paused VM into `snapshot_dir`.
   virtual Status Snapshot(const std::string& snapshot_dir) = 0;
-  // Loads the snapshot in `snapshot_dir` into a hypervisor started with LaunchMode::kRestore.
-  virtual Status Restore(const std::string& snapshot_dir, const NetworkIdentity& identity) = 0;
+  // Loads the snapshot in `snapshot_dir` into a hypervisor started with LaunchMode::kRestore (and the
+  // same `memory`): with memory.shared_file, guest RAM is that file mapped privately, not the
+  // snapshot's own memory.
+  virtual Status Restore(const std::string& snapshot_dir, const NetworkIdentity& identity,
+                         const MemorySource& memory) = 0;
   virtual Status Shutdown() = 0;
 };
 
@@ -144,7 +164,17 @@ class Plugin {
   // paused VM's directory holds a consistent copy of it. False when it cannot tell (unreadable config).
   virtual bool CanLiveFork(const std::string& /*instance_dir*/) const { return false; }
 
-  virtual Result<LaunchCommand> Launch(const std::string& instance_dir, LaunchMode mode) const = 0;
+  // The file holding the guest RAM of the snapshot in `instance_dir` (Standby), which forks restored
+  // from copies of that snapshot may map instead of a memory file of their own (MemorySource). A path
+  // beneath `instance_dir`; whether it exists is the caller's to check. Unsupported, saying why, when
+  // the hypervisor cannot share memory or this snapshot keeps its RAM elsewhere.
+  virtual Result<std::string> SnapshotMemoryFile(const std::string& /*instance_dir*/) const {
+    return Status::Unsupported("hypervisor '" + std::string(Kind()) + "' cannot map a fork's memory from its template");
+  }
+
+  // `memory`: LaunchMode::kRestore of a shared-memory fork (Capabilities().shared_memory).
+  virtual Result<LaunchCommand> Launch(const std::string& instance_dir, LaunchMode mode,
+                                       const MemorySource& memory) const = 0;
   virtual Result<std::unique_ptr<VmController>> Connect(const std::string& api_socket,
                                                         std::chrono::milliseconds timeout) const = 0;
 };

@@ -15,6 +15,7 @@ struct ForkArguments {
   bool from_running = false;
   std::string target_state;
   int count = 1;
+  std::string memory;
   bool no_header = false;
 };
 
@@ -23,6 +24,7 @@ json ForkBody(const ForkArguments& args) {
   if (args.from_running) body["from_running"] = true;
   if (!args.target_state.empty()) body["target_state"] = args.target_state;
   if (args.count != 1) body["count"] = args.count;
+  if (!args.memory.empty()) body["memory"] = args.memory;
   return body;
 }
 
@@ -39,6 +41,10 @@ void AddForkCommands(CLI::App& app, std::shared_ptr<GlobalOptions> options, int*
   // The bounds are forkd's too; checking here gives a usage error before any request.
   fork->add_option("--count", args->count, "How many forks, made concurrently, all or nothing")
       ->check(CLI::Range(1, 64));
+  fork->add_option("--memory", args->memory,
+                   "shared: the forks map the source's snapshot memory copy-on-write (a Standby source; qemu with a "
+                   "memory_file, firecracker); private (default): RAM of their own")
+      ->check(CLI::IsMember({"shared", "private"}));
   fork->add_flag("--no-header", args->no_header, "Print the table without its header line");
   fork->callback([options, exit_code, args] {
     *exit_code = RunRequest(

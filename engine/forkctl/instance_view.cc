@@ -134,6 +134,17 @@ std::string InstanceDetails(const json& instance) {
   if (process.is_object()) {
     line("process", fmt::format("pid {}, api socket {}", Text(process, "pid"), Text(process, "api_socket")));
   }
+  const json& memory = Field(instance, "memory");
+  if (memory.is_object()) {
+    std::string mode = Text(memory, "mode");
+    if (mode == "shared") mode += fmt::format(" with {} ({})", Text(memory, "shared_from"), Text(memory, "file"));
+    line("memory", mode);
+    const json& resident = Field(memory, "resident");
+    if (resident.is_object()) {
+      line("resident", fmt::format("private {}, shared {}, pss {}", UsageBytes(resident, "private_bytes"),
+                                   UsageBytes(resident, "shared_bytes"), UsageBytes(resident, "pss_bytes")));
+    }
+  }
   if (const json& usage = Field(instance, "usage"); usage.is_object()) out += UsageDetails(usage);
   return out;
 }

@@ -17,6 +17,7 @@ struct CreateArguments {
   std::string name;
   std::string template_instance;
   std::string member_state;
+  std::string memory;
   int min_size = 0;
   int max_size = 1;
 };
@@ -35,6 +36,11 @@ void AddCreate(CLI::App& pool, const std::shared_ptr<GlobalOptions>& options, in
       ->required();
   create->add_option("--member-state", args->member_state, "State of the ready members: Standby (default) or Running")
       ->check(CLI::IsMember({"Standby", "Running"}));
+  create
+      ->add_option("--memory", args->memory,
+                   "Members' RAM: shared (mapping the template's snapshot memory) or private (default: shared "
+                   "where the template can share it)")
+      ->check(CLI::IsMember({"shared", "private"}));
   create->add_option("--min", args->min_size, "Members kept even when the CPU budget is needed elsewhere")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
@@ -47,6 +53,7 @@ void AddCreate(CLI::App& pool, const std::shared_ptr<GlobalOptions>& options, in
                  {"min_size", args->min_size},
                  {"max_size", args->max_size}};
     if (!args->member_state.empty()) body["member_state"] = args->member_state;
+    if (!args->memory.empty()) body["memory"] = args->memory;
     *exit_code = RunRequest(
         *options, [&](const ApiClient& client) { return client.Post("/v1/pools", body); },
         [](const json& pool) { return "created pool " + PoolDetails(pool); });
@@ -101,8 +108,9 @@ std::string PoolsTable(const json& reply) {
 
 std::string PoolDetails(const json& pool) {
   std::string out = Text(pool, "name") + "\n";
-  for (const char* key : {"template", "member_state", "min_size", "max_size", "vcpus_per_member", "ready", "refilling",
-                          "hits", "misses", "refills", "refill_failures", "last_refill_error", "throttled"}) {
+  for (const char* key :
+       {"template", "member_state", "memory", "min_size", "max_size", "vcpus_per_member", "ready", "refilling", "hits",
+        "misses", "refills", "refill_failures", "last_refill_error", "throttled"}) {
     out += fmt::format("  {}: {}\n", key, Text(pool, key));
   }
   return out;

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <optional>
 
+#include "engine/forkd/memory_view.h"
 #include "engine/forkd/replies.h"
 #include "engine/forkd/server.h"
 
@@ -79,8 +80,9 @@ Result<uint64_t> QueryNumber(const std::string& text, std::string_view name, uin
   return value;
 }
 
+// One instance's view: with what its process holds in memory (memory_view.h).
 Reply InstanceFound(const Result<Instance>& instance, const std::string& named) {
-  Reply reply = instance.ok() ? JsonReply(200, InstanceToJson(*instance)) : ErrorReply(instance.status());
+  Reply reply = instance.ok() ? JsonReply(200, InstanceViewWithMemory(*instance)) : ErrorReply(instance.status());
   reply.instance = instance.ok() ? instance->id : named;
   return reply;
 }

@@ -1,5 +1,7 @@
 #include "engine/forkd/metrics.h"
 
+#include "engine/forkd/memory_view.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -55,6 +57,39 @@ void RenderPoolGauges(const PoolGauges& gauges, std::string* out) {
   Header("forkengine_cpu_used_vcpus", "gauge", "vCPUs counted against the budget (pool members, running instances).",
          out);
   fmt::format_to(std::back_inserter(*out), "forkengine_cpu_used_vcpus {}\n", gauges.cpu_used_vcpus);
+}
+
+// Host totals of what Running instances' processes hold (memory_view.h), and how many map another
+// instance's memory: PSS summed is what they cost together, shared pages counted once.
+void RenderMemoryTotals(const std::vector<engine::Instance>& instances, std::string* out) {
+  vm::ProcessMemory total;
+  uint64_t measured = 0;
+  uint64_t shared_memory = 0;
+  for (const engine::Instance& instance : instances) {
+    if (instance.shared_memory) ++shared_memory;
+    std::optional<vm::ProcessMemory> memory = ResidentMemory(instance);
+    if (!memory) continue;
+    ++measured;
+    total.rss_bytes += memory->rss_bytes;
+    total.pss_bytes += memory->pss_bytes;
+    total.anonymous_bytes += memory->anonymous_bytes;
+    total.shared_bytes += memory->shared_bytes;
+  }
+  Header("forkengine_vm_memory_bytes", "gauge",
+         "Memory of the running instances' hypervisor processes, summed (kind: rss, pss, private (anonymous), "
+         "shared).",
+         out);
+  for (const auto& [kind, value] : {std::pair<const char*, uint64_t>{"rss", total.rss_bytes},
+                                    {"pss", total.pss_bytes},
+                                    {"private", total.anonymous_bytes},
+                                    {"shared", total.shared_bytes}}) {
+    fmt::format_to(std::back_inserter(*out), "forkengine_vm_memory_bytes{{kind=\"{}\"}} {}\n", kind, value);
+  }
+  Header("forkengine_vm_memory_measured_instances", "gauge", "Running instances whose memory the totals include.", out);
+  fmt::format_to(std::back_inserter(*out), "forkengine_vm_memory_measured_instances {}\n", measured);
+  Header("forkengine_instances_shared_memory", "gauge", "Instances whose RAM maps another instance's memory file.",
+         out);
+  fmt::format_to(std::back_inserter(*out), "forkengine_instances_shared_memory {}\n", shared_memory);
 }
 
 }  // namespace
@@ -195,6 +230,7 @@ std::string Metrics::Render(const std::vector<engine::Instance>& instances, cons
   for (const auto& [state, count] : by_state) {
     fmt::format_to(std::back_inserter(out), "forkengine_instances{{state=\"{}\"}} {}\n", state, count);
   }
+  RenderMemoryTotals(instances, &out);
   if (storage.ok()) {
     std::string backend = fmt::format("backend=\"{}\"", EscapeLabelValue(storage->backend));
     Header("forkengine_storage_volumes", "gauge", "Volumes in the storage backend.", &out);

@@ -8,6 +8,7 @@ nlohmann::json PoolToJson(const engine::pools::PoolStatus& pool) {
   return nlohmann::json{{"name", pool.spec.name},
                         {"template", pool.spec.template_id},
                         {"member_state", std::string(engine::InstanceStateName(pool.spec.member_state))},
+                        {"memory", engine::MemoryModeName(pool.memory)},
                         {"min_size", pool.spec.min_size},
                         {"max_size", pool.spec.max_size},
                         {"vcpus_per_member", pool.vcpus_per_member},

@@ -35,6 +35,16 @@ Status ReadState(const JsonFields& fields, const char* name, std::optional<engin
   return Status::Ok();
 }
 
+Status ReadMemoryMode(const JsonFields& fields, std::optional<engine::MemoryMode>* out) {
+  std::string text;
+  if (fields.Find("memory") == nullptr) return Status::Ok();
+  FE_RETURN_IF_ERROR(fields.String("memory", text, JsonFields::kOptional));
+  Result<engine::MemoryMode> mode = engine::ParseMemoryMode(text);
+  if (!mode.ok()) return fields.Fail("memory", mode.status().message());
+  *out = *mode;
+  return Status::Ok();
+}
+
 Status ReadInt(const JsonFields& fields, const char* name, int* out) {
   return fields.Number(name, *out, JsonFields::kOptional, std::numeric_limits<int>::min(),
                        static_cast<uint64_t>(std::numeric_limits<int>::max()));
@@ -79,12 +89,13 @@ Result<engine::ForkRequest> ParseForkRequest(std::string_view body) {
   Result<Json> json = ParseObject(body, "fork request");
   if (!json.ok()) return json.status();
   JsonFields fields = BodyFields(*json);
-  FE_RETURN_IF_ERROR(fields.RejectUnknown({"name", "from_running", "target_state", "count"}));
+  FE_RETURN_IF_ERROR(fields.RejectUnknown({"name", "from_running", "target_state", "count", "memory"}));
   engine::ForkRequest request;
   FE_RETURN_IF_ERROR(fields.String("name", request.name, JsonFields::kRequired));
   FE_RETURN_IF_ERROR(fields.Bool("from_running", request.from_running));
   FE_RETURN_IF_ERROR(ReadState(fields, "target_state", &request.target_state));
   FE_RETURN_IF_ERROR(ReadInt(fields, "count", &request.count));
+  FE_RETURN_IF_ERROR(ReadMemoryMode(fields, &request.memory));
   return request;
 }
 
@@ -92,7 +103,7 @@ Result<engine::pools::PoolSpec> ParsePoolSpec(std::string_view body) {
   Result<Json> json = ParseObject(body, "pool request");
   if (!json.ok()) return json.status();
   JsonFields fields = BodyFields(*json);
-  FE_RETURN_IF_ERROR(fields.RejectUnknown({"name", "template", "member_state", "min_size", "max_size"}));
+  FE_RETURN_IF_ERROR(fields.RejectUnknown({"name", "template", "member_state", "min_size", "max_size", "memory"}));
   engine::pools::PoolSpec spec;
   FE_RETURN_IF_ERROR(fields.String("name", spec.name, JsonFields::kRequired));
   FE_RETURN_IF_ERROR(fields.String("template", spec.template_id, JsonFields::kRequired));
@@ -101,6 +112,7 @@ Result<engine::pools::PoolSpec> ParsePoolSpec(std::string_view body) {
   if (member_state) spec.member_state = *member_state;
   FE_RETURN_IF_ERROR(ReadInt(fields, "min_size", &spec.min_size));
   FE_RETURN_IF_ERROR(ReadInt(fields, "max_size", &spec.max_size));
+  FE_RETURN_IF_ERROR(ReadMemoryMode(fields, &spec.memory));
   return spec;
 }
 

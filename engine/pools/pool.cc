@@ -234,6 +234,18 @@ Result<PoolStatus> PoolManager::Create(const PoolSpec& requested) {
           " are committed (other pools' minimums and running instances)");
     }
   }
+  if (spec.memory == MemoryMode::kShared) {
+    if (spec.member_state == InstanceState::kStopped) {
+      return Status::InvalidArgument("pool '" + spec.name +
+                                     "': memory \"shared\" needs members restored from the template's snapshot "
+                                     "(member_state Standby or Running); Stopped members boot with fresh RAM");
+    }
+    if (!engine_.CanShareMemory(source.id)) {
+      return Status::FailedPrecondition("pool '" + spec.name + "': template '" + source.name +
+                                        "' cannot share its memory (it must be Standby, and its hypervisor must map "
+                                        "its snapshot's memory file: qemu with a memory_file, or firecracker)");
+    }
+  }
   FE_RETURN_IF_ERROR(store_.Write(spec, PoolCounters{}));
   PoolStatus status;
   {
@@ -247,22 +259,32 @@ Result<PoolStatus> PoolManager::Create(const PoolSpec& requested) {
   spdlog::info("pool '{}' created: template {} ('{}'), {} members, {}..{}", spec.name, source.id, source.name,
                InstanceStateName(spec.member_state), spec.min_size, spec.max_size);
   Poke();
+  status.memory = MemberMemory(status.spec);
   return status;
 }
 
+// The memory mode is resolved outside mutex_: it asks the engine.
 Result<PoolStatus> PoolManager::Get(const std::string& name) const {
-  std::lock_guard lock(mutex_);
-  auto pool = pools_.find(name);
-  if (pool == pools_.end() || pool->second->deleting) return PoolNotFound(name);
-  return StatusOf(*pool->second);
+  PoolStatus status;
+  {
+    std::lock_guard lock(mutex_);
+    auto pool = pools_.find(name);
+    if (pool == pools_.end() || pool->second->deleting) return PoolNotFound(name);
+    status = StatusOf(*pool->second);
+  }
+  status.memory = MemberMemory(status.spec);
+  return status;
 }
 
 std::vector<PoolStatus> PoolManager::List() const {
-  std::lock_guard lock(mutex_);
   std::vector<PoolStatus> list;
-  for (const auto& [name, pool] : pools_) {
-    if (!pool->deleting) list.push_back(StatusOf(*pool));
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& [name, pool] : pools_) {
+      if (!pool->deleting) list.push_back(StatusOf(*pool));
+    }
   }
+  for (PoolStatus& status : list) status.memory = MemberMemory(status.spec);
   return list;
 }
 
@@ -374,10 +396,17 @@ Result<AcquireOutcome> PoolManager::Acquire(const std::string& name, const Acqui
   }
 }
 
+MemoryMode PoolManager::MemberMemory(const PoolSpec& spec) const {
+  if (spec.memory) return *spec.memory;
+  const bool restored = spec.member_state != InstanceState::kStopped;
+  return restored && engine_.CanShareMemory(spec.template_id) ? MemoryMode::kShared : MemoryMode::kPrivate;
+}
+
 Result<Instance> PoolManager::ForkOnDemand(const PoolSpec& spec, const std::string& name) {
   ForkRequest request;
   request.name = name.empty() ? MemberName(spec.name) : name;
   request.target_state = spec.member_state;
+  request.memory = MemberMemory(spec);
   Result<std::vector<ForkOutcome>> forked = engine_.Fork(spec.template_id, request);
   if (!forked.ok()) return forked.status().Annotate("pool '" + spec.name + "': on-demand fork");
   return std::move(forked->front().instance);

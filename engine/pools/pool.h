@@ -63,6 +63,7 @@ struct PoolStatus {
   // After failed refills, the next one waits: 0 when the last refill worked, else the current wait
   // (kRefillBackoffFirst doubling per failure up to kRefillBackoffMax).
   int64_t refill_backoff_ms = 0;
+  MemoryMode memory = MemoryMode::kPrivate;  // what the next member gets (PoolSpec::memory resolved)
 };
 
 // How long a pool waits before the next refill after its first failed one, and at most.
@@ -174,6 +175,8 @@ class PoolManager {
   void DeleteMember(const std::string& id, const std::string& why);
   // A miss: a fork of the template, not a member, named `name` (empty: a generated member name).
   Result<Instance> ForkOnDemand(const PoolSpec& spec, const std::string& name);
+  // The memory mode of the pool's next member: the spec's, else shared where the template can share.
+  MemoryMode MemberMemory(const PoolSpec& spec) const;
   // The engine's delete guard: a pool's template is not deleted while the pool exists.
   Status RefuseTemplateDelete(const Instance& instance) const;
 

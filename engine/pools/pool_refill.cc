@@ -149,6 +149,7 @@ void PoolManager::Refill(const std::string& name) {
     ForkRequest request;
     request.name = MemberName(name);
     request.target_state = pool->spec.member_state;
+    request.memory = MemberMemory(pool->spec);
     request.pool = name;
     const auto started = Now();
     forked.emplace(engine_.Fork(pool->spec.template_id, request));

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "engine/instance.h"
@@ -15,6 +16,9 @@ struct PoolSpec {
   InstanceState member_state = InstanceState::kStandby;  // Standby (template Standby) or Running
   int min_size = 0;
   int max_size = 1;  // >= min_size, >= 1
+  // How members hold their RAM (ForkRequest::memory). Absent: shared where the template can share it
+  // (Engine::CanShareMemory: a Standby template whose plugin maps snapshot memory), else private.
+  std::optional<MemoryMode> memory;
 };
 
 // What a pool has done, cumulative since it was created: kept in its spec file (pool_store.h), saved

@@ -29,11 +29,13 @@ bool EndsWith(std::string_view text, std::string_view suffix) {
 }  // namespace
 
 Json PoolSpecToJson(const PoolSpec& spec) {
-  return {{"name", spec.name},
-          {"template_id", spec.template_id},
-          {"member_state", std::string(InstanceStateName(spec.member_state))},
-          {"min_size", spec.min_size},
-          {"max_size", spec.max_size}};
+  Json json = {{"name", spec.name},
+               {"template_id", spec.template_id},
+               {"member_state", std::string(InstanceStateName(spec.member_state))},
+               {"min_size", spec.min_size},
+               {"max_size", spec.max_size}};
+  if (spec.memory) json["memory"] = MemoryModeName(*spec.memory);
+  return json;
 }
 
 Result<PoolSpec> PoolSpecFromJson(const Json& json, std::string_view origin) {
@@ -49,6 +51,13 @@ Result<PoolSpec> PoolSpecFromJson(const Json& json, std::string_view origin) {
   spec.member_state = *parsed;
   FE_RETURN_IF_ERROR(fields.Number("min_size", spec.min_size, JsonFields::kRequired, 0, 100000));
   FE_RETURN_IF_ERROR(fields.Number("max_size", spec.max_size, JsonFields::kRequired, 0, 100000));
+  if (fields.Find("memory") != nullptr) {
+    std::string memory;
+    FE_RETURN_IF_ERROR(fields.String("memory", memory, JsonFields::kRequired));
+    Result<MemoryMode> mode = ParseMemoryMode(memory);
+    if (!mode.ok()) return fields.Fail("memory", mode.status().message());
+    spec.memory = *mode;
+  }
   return spec;
 }
 

@@ -173,7 +173,7 @@ Status CheckContext(const VmContext& context) {
 
 Result<StartedVm> Start(const VmContext& context, LaunchMode mode) {
   FE_RETURN_IF_ERROR(CheckContext(context));
-  Result<LaunchCommand> command = context.plugin->Launch(context.guest_dir, mode);
+  Result<LaunchCommand> command = context.plugin->Launch(context.guest_dir, mode, context.memory);
   if (!command.ok()) return command.status();
   FE_RETURN_IF_ERROR(ClaimApiSocket(command->api_socket));
   // Unsupported: this host cannot run the hypervisor; the plugin says how to install it.
@@ -224,7 +224,7 @@ Result<ProcessRecord> RestoreVm(const VmContext& context, const std::string& sna
   Result<StartedVm> started = Start(context, LaunchMode::kRestore);
   if (!started.ok()) return started.status().Annotate(what);
   VmProcess& process = started->process;
-  Status status = started->controller->Restore(snapshot_dir, context.identity);
+  Status status = started->controller->Restore(snapshot_dir, context.identity, context.memory);
   // Some plugins' Restore leaves the VM paused (cloud-hypervisor, firecracker); QEMU's continues it,
   // and another `cont` of a running QEMU is a no-op.
   if (status.ok()) status = started->controller->Resume();

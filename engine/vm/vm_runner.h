@@ -24,6 +24,8 @@ struct VmContext {
   std::string runtime_dir;  // <data_root>/instances/<id>: the log goes here
   hypervisor::NetworkIdentity identity;
   std::chrono::milliseconds timeout{10'000};  // API socket appearance, graceful exit
+  // A shared-memory fork's restore maps this file instead of RAM of its own (hypervisor::MemorySource).
+  hypervisor::MemorySource memory = {};
 };
 
 // Boots the VM from its configuration; returns once its API answers.

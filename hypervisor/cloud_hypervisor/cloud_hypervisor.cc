@@ -216,7 +216,15 @@ class CloudHypervisor final : public Plugin {
     return prepared;
   }
 
-  Result<LaunchCommand> Launch(const std::string& instance_dir, LaunchMode mode) const override {
+  Result<std::string> SnapshotMemoryFile(const std::string& /*instance_dir*/) const override {
+    return Status::Unsupported(
+        "cloud-hypervisor copies a snapshot's memory into the VM's own at restore, so a fork cannot map its "
+        "template's memory: fork with memory \"private\"");
+  }
+
+  Result<LaunchCommand> Launch(const std::string& instance_dir, LaunchMode mode,
+                               const MemorySource& memory) const override {
+    if (!memory.empty()) return SnapshotMemoryFile(instance_dir).status();
     LaunchCommand command;
     command.api_socket = ApiSocketPath(instance_dir);
     command.argv = {std::string(kBinary), "--api-socket", command.api_socket};

@@ -37,7 +37,12 @@ Status Controller::Snapshot(const std::string& snapshot_dir) {
   return client_.Call("PUT", "vm.snapshot", nlohmann::json{{"destination_url", *url}}.dump());
 }
 
-Status Controller::Restore(const std::string& snapshot_dir, const NetworkIdentity& /*identity*/) {
+Status Controller::Restore(const std::string& snapshot_dir, const NetworkIdentity& /*identity*/,
+                           const MemorySource& memory) {
+  if (!memory.empty()) {
+    return Status::Unsupported("cloud-hypervisor restore from " + snapshot_dir + ": it cannot map guest memory from " +
+                               memory.shared_file + " (it copies a snapshot's memory at restore)");
+  }
   Result<std::string> url = FileUrl(snapshot_dir, "restore");
   if (!url.ok()) return url.status();
   return client_.Call("PUT", "vm.restore", nlohmann::json{{"source_url", *url}}.dump());

@@ -29,7 +29,8 @@ class Controller : public VmController {
   Status Pause() override;
   Status Resume() override;
   Status Snapshot(const std::string& snapshot_dir) override;
-  Status Restore(const std::string& snapshot_dir, const NetworkIdentity& identity) override;
+  // cloud-hypervisor copies the snapshot's memory: a MemorySource is refused (Unsupported).
+  Status Restore(const std::string& snapshot_dir, const NetworkIdentity& identity, const MemorySource& memory) override;
   Status Shutdown() override;
 
  private:

@@ -74,7 +74,8 @@ class Controller final : public VmController {
     return ReplaceFileBeneath(snapshot_dir, kSnapshotDevicesName, EncodeSnapshotDevices(*devices), 0600);
   }
 
-  Status Restore(const std::string& snapshot_dir, const NetworkIdentity& identity) override {
+  Status Restore(const std::string& snapshot_dir, const NetworkIdentity& identity,
+                 const MemorySource& memory) override {
     Result<Json> version_answer = api_.Get("/version", options_.request_timeout);
     if (!version_answer.ok()) return version_answer.status();
     Result<std::string> version_text =
@@ -90,7 +91,7 @@ class Controller final : public VmController {
     } else if (read.status().code() != ErrorCode::kNotFound) {
       return read.status();
     }
-    Result<LoadPlan> plan = PlanSnapshotLoad(snapshot_dir, devices, identity, *version);
+    Result<LoadPlan> plan = PlanSnapshotLoad(snapshot_dir, devices, identity, *version, memory);
     if (!plan.ok()) return plan.status();
 
     std::unique_ptr<SourceAlias> alias;
@@ -172,11 +173,13 @@ Result<FirecrackerVersion> ParseFirecrackerVersion(std::string_view text) {
 }
 
 Result<LoadPlan> PlanSnapshotLoad(const std::string& snapshot_dir, const std::optional<SnapshotDevices>& devices,
-                                  const NetworkIdentity& identity, const FirecrackerVersion& version) {
+                                  const NetworkIdentity& identity, const FirecrackerVersion& version,
+                                  const MemorySource& memory) {
   LoadPlan plan;
+  const std::string memory_file =
+      memory.empty() ? snapshot_dir + "/" + std::string(kSnapshotMemoryName) : memory.shared_file;
   plan.request = {{"snapshot_path", snapshot_dir + "/" + std::string(kSnapshotStateName)},
-                  {"mem_backend",
-                   {{"backend_type", "File"}, {"backend_path", snapshot_dir + "/" + std::string(kSnapshotMemoryName)}}},
+                  {"mem_backend", {{"backend_type", "File"}, {"backend_path", memory_file}}},
                   {"resume_vm", false}};
   if (!devices) return plan;  // not described: load it as it is
 

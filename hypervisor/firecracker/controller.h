@@ -4,7 +4,9 @@
 //   Snapshot(dir)  PUT /snapshot/create {"snapshot_type": "Full", "snapshot_path": "<dir>/vmstate",
 //                  "mem_file_path": "<dir>/memory"}, then GET /vm/config to write <dir>/devices.json
 //                  (snapshot_devices.h). The VM must be paused.
-//   Restore(dir)   PUT /snapshot/load {"snapshot_path", "mem_backend": {"backend_type": "File", ...},
+//   Restore(dir)   PUT /snapshot/load {"snapshot_path", "mem_backend": {"backend_type": "File",
+//                  "backend_path": <dir>/memory, or a shared-memory fork's template file (MemorySource:
+//                  firecracker maps it MAP_PRIVATE, so forks share its pages and never write it)},
 //                  "resume_vm": false, "network_overrides": [{"iface_id", "host_dev_name"}],
 //                  "vsock_override": {"uds_path"}}; for a fork (devices.json has a source_alias) the
 //                  load runs inside the temporary source-path alias (source_alias.h), and afterwards
@@ -66,9 +68,11 @@ struct LoadPlan {
   std::optional<PathAlias> alias;                            // held during the load
   std::vector<std::pair<std::string, std::string>> repoint;  // drive id -> the fork's path, after the load
 };
-// `devices` is the snapshot's devices.json (nullopt when it has none).
+// `devices` is the snapshot's devices.json (nullopt when it has none); `memory` the file guest RAM is
+// mapped from when not the snapshot's own.
 Result<LoadPlan> PlanSnapshotLoad(const std::string& snapshot_dir, const std::optional<SnapshotDevices>& devices,
-                                  const NetworkIdentity& identity, const FirecrackerVersion& version);
+                                  const NetworkIdentity& identity, const FirecrackerVersion& version,
+                                  const MemorySource& memory = {});
 
 // Waits (up to `timeout`) for `api_socket` to accept a connection and returns a controller of the
 // firecracker process behind it.

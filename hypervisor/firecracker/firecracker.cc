@@ -135,6 +135,8 @@ class FirecrackerPluginImpl final : public Plugin {
     capabilities.fork_standby = true;
     capabilities.snapshot_keeps_vsock_cid = true;
     capabilities.restore_needs_path_alias = true;
+    // firecracker maps a snapshot's memory file MAP_PRIVATE: a fork's load can name its template's.
+    capabilities.shared_memory = true;
     return capabilities;
   }
 
@@ -176,8 +178,10 @@ class FirecrackerPluginImpl final : public Plugin {
       const std::string snapshot_relative = files->snapshot_dir + "/";
       FE_RETURN_IF_ERROR(
           RequireRegularFile(spec.target_dir, snapshot_relative + std::string(kSnapshotStateName), "state file"));
-      FE_RETURN_IF_ERROR(
-          RequireRegularFile(spec.target_dir, snapshot_relative + std::string(kSnapshotMemoryName), "memory file"));
+      if (!spec.shared_memory) {
+        FE_RETURN_IF_ERROR(
+            RequireRegularFile(spec.target_dir, snapshot_relative + std::string(kSnapshotMemoryName), "memory file"));
+      }
       const std::string devices_file = snapshot_dir + "/" + std::string(kSnapshotDevicesName);
       Json base = Json::object();
       std::optional<SnapshotDevices> devices;
@@ -244,7 +248,15 @@ class FirecrackerPluginImpl final : public Plugin {
     return prepared;
   }
 
-  Result<LaunchCommand> Launch(const std::string& instance_dir, LaunchMode mode) const override {
+  Result<std::string> SnapshotMemoryFile(const std::string& instance_dir) const override {
+    Result<InstanceFiles> files = FindInstanceFiles(instance_dir);
+    if (!files.ok()) return files.status();
+    return instance_dir + "/" + files->snapshot_dir + "/" + std::string(kSnapshotMemoryName);
+  }
+
+  // The memory source matters to the load request only (controller.h).
+  Result<LaunchCommand> Launch(const std::string& instance_dir, LaunchMode mode,
+                               const MemorySource& /*memory*/) const override {
     Result<std::string> socket = ApiSocketPath(instance_dir);
     if (!socket.ok()) return socket.status();
     LaunchCommand command;

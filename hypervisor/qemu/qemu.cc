@@ -21,6 +21,9 @@ class QemuPluginImpl final : public Plugin {
     capabilities.restore_needs_path_alias = false;
     // With memory_file, Snapshot sets x-ignore-shared (device state only) and `cont` resumes the source.
     capabilities.live_snapshot = true;
+    // A fork restored with its template's memory_file mapped share=off and the device state loaded
+    // with x-ignore-shared (qemu_controller.h).
+    capabilities.shared_memory = true;
     return capabilities;
   }
 
@@ -35,13 +38,22 @@ class QemuPluginImpl final : public Plugin {
 
   Result<PreparedFork> PrepareFork(const ForkSpec& spec) const override { return qemu::PrepareFork(spec); }
 
-  Result<LaunchCommand> Launch(const std::string& instance_dir, LaunchMode mode) const override {
+  Result<std::string> SnapshotMemoryFile(const std::string& instance_dir) const override {
+    return qemu::SnapshotMemoryFile(instance_dir);
+  }
+
+  Result<LaunchCommand> Launch(const std::string& instance_dir, LaunchMode mode,
+                               const MemorySource& memory) const override {
     Result<qemu::Config> config = qemu::ReadConfig(instance_dir);
     if (!config.ok()) return config.status().Annotate("qemu launch");
+    if (!memory.empty() && (mode != LaunchMode::kRestore || config->memory_file.empty())) {
+      return Status::InvalidArgument("qemu launch of " + instance_dir + ": guest RAM can map " + memory.shared_file +
+                                     " only for a restore of a VM whose RAM is a memory_file");
+    }
     qemu::Incoming incoming;
     if (mode == LaunchMode::kRestore) incoming.kind = qemu::Incoming::Kind::kDefer;
     LaunchCommand command;
-    command.argv = qemu::BuildArgv(*config, incoming);
+    command.argv = qemu::BuildArgv(*config, incoming, memory.shared_file);
     command.api_socket = config->qmp_socket;
     command.install_hint = "install QEMU (Debian: apt install qemu-system-x86)";
     return command;

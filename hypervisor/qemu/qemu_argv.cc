@@ -27,7 +27,8 @@ std::string ShellQuote(std::string_view value) {
 std::string ExecCatToUri(const std::string& file) { return "exec:cat > " + ShellQuote(file); }
 std::string ExecCatFromUri(const std::string& file) { return "exec:cat " + ShellQuote(file); }
 
-std::vector<std::string> BuildArgv(const Config& config, const Incoming& incoming) {
+std::vector<std::string> BuildArgv(const Config& config, const Incoming& incoming,
+                                   const std::string& shared_memory_file) {
   // -no-reboot: a guest that reboots (or panics with panic=N) ends its QEMU, which the engine sees as
   // the VM stopping, instead of booting again behind the engine's back (or looping on a panic).
   std::vector<std::string> argv = {config.binary, "-nodefaults", "-no-user-config", "-no-reboot", "-display", "none"};
@@ -39,8 +40,11 @@ std::vector<std::string> BuildArgv(const Config& config, const Incoming& incomin
   if (!config.cpu.empty()) add({"-cpu", config.cpu});
   add({"-smp", std::to_string(config.cpus), "-m", std::to_string(config.memory_mib) + "M"});
   if (!config.memory_file.empty()) {
+    // share=off maps the file MAP_PRIVATE: the guest's writes go to pages of its own, never the file.
+    const bool shared = !shared_memory_file.empty();
     add({"-object", "memory-backend-file,id=fe-ram,size=" + std::to_string(config.memory_mib) +
-                        "M,mem-path=" + EscapeOptionValue(config.memory_file) + ",share=on"});
+                        "M,mem-path=" + EscapeOptionValue(shared ? shared_memory_file : config.memory_file) +
+                        (shared ? ",share=off" : ",share=on")});
   }
   // -kernel, -initrd and -append take their argument verbatim (no option-string parsing).
   if (!config.kernel.empty()) add({"-kernel", config.kernel});

@@ -25,7 +25,10 @@ struct Incoming {
   std::string file;  // kExecCat only
 };
 
-std::vector<std::string> BuildArgv(const Config& config, const Incoming& incoming = {});
+// `shared_memory_file`: guest RAM is that file mapped privately (memory-backend-file share=off), not
+// the config's memory_file: a shared-memory fork (plugin.h MemorySource). Requires a memory_file.
+std::vector<std::string> BuildArgv(const Config& config, const Incoming& incoming = {},
+                                   const std::string& shared_memory_file = "");
 
 // "a,b" -> "a,,b": a value inside a QEMU key=value option string.
 std::string EscapeOptionValue(std::string_view value);

@@ -41,10 +41,7 @@ Status SyncFile(const std::string& path) {
   return Status::Ok();
 }
 
-struct SnapshotInfo {
-  std::string state_file = kStateFile;
-  bool ignore_shared_memory = false;
-};
+}  // namespace
 
 Result<SnapshotInfo> ReadSnapshotInfo(const std::string& snapshot_dir) {
   const std::string path = snapshot_dir + "/" + kSnapshotInfoFile;
@@ -73,8 +70,6 @@ Result<SnapshotInfo> ReadSnapshotInfo(const std::string& snapshot_dir) {
   }
   return info;
 }
-
-}  // namespace
 
 Status QemuController::Pause() { return qmp_.Execute("stop", nullptr, timeouts_.command).status(); }
 
@@ -175,10 +170,15 @@ Status QemuController::Snapshot(const std::string& snapshot_dir) {
   return ReplaceFileBeneath(snapshot_dir, kSnapshotInfoFile, description.dump(2) + "\n").Annotate(what);
 }
 
-Status QemuController::Restore(const std::string& snapshot_dir, const NetworkIdentity& /*identity*/) {
+Status QemuController::Restore(const std::string& snapshot_dir, const NetworkIdentity& /*identity*/,
+                               const MemorySource& memory) {
   const std::string what = "qemu restore from " + snapshot_dir;
   Result<SnapshotInfo> info = ReadSnapshotInfo(snapshot_dir);
   if (!info.ok()) return info.status().Annotate(what);
+  if (!memory.empty() && !info->ignore_shared_memory) {
+    return Status::InvalidArgument(what + ": the snapshot holds guest RAM in its stream, so it cannot run on " +
+                                   memory.shared_file + " (shared memory needs a snapshot of a memory_file VM)");
+  }
   // QEMU waits forever on a state stream that never comes: check the file before asking for it.
   const std::string state = snapshot_dir + "/" + info->state_file;
   if (::access(state.c_str(), R_OK) != 0) return Status::FromErrno(errno, what + ": access", state);
@@ -189,7 +189,8 @@ Status QemuController::Restore(const std::string& snapshot_dir, const NetworkIde
     return Status::InvalidArgument(what + ": QEMU is \"" + *run_state +
                                    "\", not waiting for a restore (start it with -incoming defer)");
   }
-  if (info->ignore_shared_memory) {
+  // A shared-memory fork's RAM is the template's file mapped privately (share=off): nothing to load.
+  if (info->ignore_shared_memory && memory.empty()) {
     Result<bool> shared = HasSharedMemory();
     if (!shared.ok()) return shared.status().Annotate(what);
     if (!*shared) {

@@ -10,6 +10,10 @@
 //   Restore  = (QEMU started with `-incoming defer`, LaunchMode::kRestore) the same capability as the
 //              snapshot; migrate-incoming "exec:cat <dir>/vmstate"; poll query-migrate until completed;
 //              cont. QEMU exits when the state does not load; that is reported as an error.
+//              A shared-memory fork (MemorySource) was launched with its template's memory_file mapped
+//              share=off: the state must be a device-state-only one (x-ignore-shared), so no page is
+//              loaded and guest RAM is the template's, copy-on-write. A snapshot of such a VM holds
+//              its RAM in full in the stream (its RAM is not a shared file), a file of its own.
 //   Shutdown = quit, then wait until QEMU closes the connection.
 //
 // Saved device state wins over the command line: after a restore the virtio-net MAC (and the guest's
@@ -26,9 +30,18 @@
 #include <string>
 
 #include "hypervisor/plugin.h"
+#include "hypervisor/qemu/qemu_config.h"
 #include "hypervisor/qemu/qmp_client.h"
 
 namespace fe::hypervisor::qemu {
+
+// A snapshot directory's qemu-snapshot.json.
+struct SnapshotInfo {
+  std::string state_file = kStateFile;
+  bool ignore_shared_memory = false;  // guest RAM is not in the stream: it stayed in the memory_file
+};
+// InvalidArgument naming the file and field; NotFound when it is missing.
+Result<SnapshotInfo> ReadSnapshotInfo(const std::string& snapshot_dir);
 
 struct ControllerTimeouts {
   std::chrono::milliseconds command{30000};     // each QMP reply
@@ -43,7 +56,7 @@ class QemuController final : public VmController {
   Status Pause() override;
   Status Resume() override;
   Status Snapshot(const std::string& snapshot_dir) override;
-  Status Restore(const std::string& snapshot_dir, const NetworkIdentity& identity) override;
+  Status Restore(const std::string& snapshot_dir, const NetworkIdentity& identity, const MemorySource& memory) override;
   Status Shutdown() override;
 
   // query-status: "running", "paused", "inmigrate", "postmigrate", "prelaunch", ...

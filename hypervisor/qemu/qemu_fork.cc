@@ -9,6 +9,7 @@
 
 #include "base/confined_dir.h"
 #include "hypervisor/identity_handoff.h"
+#include "hypervisor/qemu/qemu_controller.h"
 #include "snapshot/guest_directory.h"
 #include "snapshot/path_rewrite.h"
 
@@ -194,6 +195,38 @@ Status CheckGuestDirectory(const std::string& dir, bool standby) {
     return Status::NotFound(dir + "/" + snapshot_dir + "/" + kStateFile + ": the snapshot has no such regular file");
   }
   return Status::Ok();
+}
+
+Result<std::string> SnapshotMemoryFile(const std::string& dir) {
+  Result<Config> config = ReadConfig(dir);
+  if (!config.ok()) return config.status();
+  const std::string origin = dir + "/" + kConfigFile;
+  if (config->memory_file.empty()) {
+    return Status::Unsupported(origin +
+                               " has no memory_file: guest RAM is anonymous and saved inside the snapshot, "
+                               "so forks cannot map it (give the VM a memory_file to share its memory)");
+  }
+  if (!snapshot::PathRewriter(dir, dir).Rewrite(config->memory_file)) {
+    return Status::InvalidArgument(origin + ": field 'memory_file': " + config->memory_file + " is not in " + dir);
+  }
+  Result<snapshot::Manifest> manifest = snapshot::ReadManifest(dir);
+  if (!manifest.ok() && manifest.status().code() != ErrorCode::kNotFound) return manifest.status();
+  const std::string snapshot_dir =
+      manifest.ok() && !manifest->snapshot_dir.empty() ? manifest->snapshot_dir : std::string(kDefaultSnapshotDir);
+  // Resolved beneath `dir` first: the manifest is the guest directory's, not trusted.
+  if (!IsRegularFileBeneath(dir, snapshot_dir + "/" + kSnapshotInfoFile)) {
+    return Status::NotFound(dir + "/" + snapshot_dir + "/" + kSnapshotInfoFile + ": no snapshot description");
+  }
+  Result<SnapshotInfo> info = ReadSnapshotInfo(dir + "/" + snapshot_dir);
+  if (!info.ok()) return info.status();
+  if (!info->ignore_shared_memory) {
+    return Status::Unsupported(dir + "/" + snapshot_dir +
+                               " holds guest RAM in its migration stream (the VM ran "
+                               "without sharing its memory_file), so forks cannot map it: restore and stand it by "
+                               "again to leave RAM in " +
+                               config->memory_file);
+  }
+  return config->memory_file;
 }
 
 Result<PreparedFork> PrepareFork(const ForkSpec& spec) {

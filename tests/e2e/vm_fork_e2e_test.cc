@@ -21,9 +21,14 @@
 #include <cstdio>
 #include <cstring>
 #include <functional>
+#include <map>
+#include <optional>
+#include <set>
 #include <thread>
 
 #include "base/process.h"
+#include "hypervisor/qemu/qemu_config.h"
+#include "hypervisor/qemu/qmp_client.h"
 #include "tests/e2e/fork_guest.h"
 #include "tests/e2e/host_view.h"
 #include "tests/engine/forkd/forkd_harness.h"
@@ -300,6 +305,184 @@ TEST_F(VmForkEndToEndTest, ForksOfARunningGuestAndOfItsForkRunOnWithOwnIdentityC
   });
   if (!skip.empty()) GTEST_SKIP() << skip;
   std::printf("end-to-end test took %.1f s\n", std::chrono::duration<double>(Clock::now() - test_start).count());
+}
+
+// Issue #18: eight forks of one template mapping its RAM file (memory "shared"), beside one with RAM of
+// its own. The template's guest has 64 MiB of its 256 MiB written before it is stood by; each fork
+// then reads all its RAM (QMP pmemsave to /dev/null), so the shared forks' PSS shows the template's
+// pages counted once among them. Asserted: every fork runs with its own identity and randomness, the
+// template's file is unchanged and read-only, the template cannot be restored while forks map it (also
+// after forkd is killed and restarted), and a shared fork costs less PSS than the private one. The
+// figures are printed; forkbench --density measures them.
+TEST_F(VmForkEndToEndTest, SharedMemoryForksRunOnTheTemplatesRamWithOwnIdentitiesAndLeaveItUnchanged) {
+  if (std::string why = fe::test::GuestUnavailableReason(); !why.empty()) GTEST_SKIP() << why;
+  FE_SCRATCH(scratch, fe::test::Scratch::Root(fe::test::ScratchFs::kXfs));
+  const Clock::time_point test_start = Clock::now();
+  const std::string root = scratch + "/e2s-" + std::to_string(::getpid());
+  ASSERT_EQ(::mkdir(root.c_str(), 0755), 0) << std::strerror(errno);
+  const std::string template_dir = root + "/tpl";
+  ASSERT_EQ(::mkdir(template_dir.c_str(), 0755), 0) << std::strerror(errno);
+  Status made = MakeForkGuest(template_dir, 256, FE_FORKAGENT);
+  ASSERT_TRUE(made.ok()) << made.ToString();
+  {
+    Result<hypervisor::qemu::Config> config = hypervisor::qemu::ReadConfig(template_dir);
+    ASSERT_TRUE(config.ok()) << config.status().ToString();
+    config->append += " fe.fill_mib=64";
+    ASSERT_TRUE(hypervisor::qemu::WriteConfig(template_dir, *config).ok());
+  }
+  const std::string data_root = root + "/d";
+  constexpr int kSharedForks = 8;
+
+  std::string skip = fe::test::RunInNewNetworkNamespace([&] {
+    for (const std::vector<std::string>& command :
+         {std::vector<std::string>{"ip", "link", "set", "lo", "up"},
+          {"ip", "link", "add", kBridge, "type", "bridge"},
+          {"ip", "addr", "add", std::string(kGateway) + "/16", "dev", kBridge},
+          {"ip", "link", "set", kBridge, "up"}}) {
+      Status ran = RunProcessChecked(command);
+      ASSERT_TRUE(ran.ok()) << ran.ToString();
+    }
+    const std::vector<std::string> options = {"--bridge", kBridge,         "--manage-taps",         "on",
+                                              "--subnet", "10.100.0.0/16", "--identity-timeout-ms", "120000"};
+    std::optional<engine::forkd::test::ForkdProcess> forkd;
+    forkd.emplace(data_root, root + "/forkd.sock", root + "/forkd.log", options);
+    auto start_forkd = [&] {
+      Status started = forkd->Start();
+      ASSERT_TRUE(started.ok()) << started.ToString();
+      Status ready = forkd->WaitReady();
+      ASSERT_TRUE(ready.ok()) << ready.ToString();
+    };
+    start_forkd();
+    if (HasFatalFailure()) return;
+    const Forkctl forkctl(FE_FORKCTL, forkd->socket());
+    auto run = [&](const std::vector<std::string>& args) -> Json {
+      Result<Json> reply = forkctl.Run(args);
+      EXPECT_TRUE(reply.ok()) << reply.status().ToString() << "\nforkd's log:\n" << forkd->Log();
+      return reply.ok() ? *reply : Json();
+    };
+    auto show = [&](const std::string& name) { return run({"show", name}); };
+    std::vector<std::string> names = {"own"};
+    for (int i = 1; i <= kSharedForks; ++i) names.push_back("s-" + std::to_string(i));
+    struct Cleanup {
+      const Forkctl& forkctl;
+      const std::vector<std::string>& names;
+      ~Cleanup() {
+        for (const std::string& name : names) (void)forkctl.Run({"rm", name});
+        (void)forkctl.Run({"rm", "tpl"});
+      }
+    } cleanup{forkctl, names};
+
+    // The template: booted, its RAM filled, beating with its identity, then stood by.
+    run({"create", "tpl", "--hypervisor", "qemu", "--import", template_dir});
+    run({"start", "tpl"});
+    const Vm tpl = ParseVm(show("tpl"), data_root);
+    Result<Beat> booted = WaitForBeat(
+        tpl.serial_log, [&](const Beat& b) { return b.number >= 3 && b.mac == tpl.mac; }, kBootTimeout);
+    ASSERT_TRUE(booted.ok()) << booted.status().ToString() << "\n" << SerialLog(tpl) << forkd->Log();
+    run({"standby", "tpl"});
+    const std::string template_ram = data_root + "/volumes/" + tpl.id + "/mem.bin";
+    Result<fe::test::Digest> ram_before = fe::test::ContentDigest(template_ram);
+    ASSERT_TRUE(ram_before.ok()) << ram_before.status().ToString();
+
+    // Eight shared forks in one request, and one with RAM of its own.
+    const Json shared = run({"fork", "tpl", "--name", "s", "--count", std::to_string(kSharedForks), "--memory",
+                             "shared", "--target-state", "Running"});
+    ASSERT_TRUE(shared.contains("forks") && shared["forks"].size() == kSharedForks) << shared.dump();
+    PrintPhases("shared fork tpl -> s-1", shared["forks"][0]);
+    const Json own = run({"fork", "tpl", "--name", "own", "--target-state", "Running"});
+    ASSERT_TRUE(own.contains("forks") && own["forks"].size() == 1) << own.dump();
+    PrintPhases("private fork tpl -> own", own["forks"][0]);
+
+    std::vector<Vm> forks;
+    std::set<std::string> macs = {tpl.mac};
+    for (const std::string& name : names) {
+      const Json view = show(name);
+      const Vm vm = ParseVm(view, data_root);
+      ASSERT_EQ(vm.state, "Running") << name;
+      const Json& memory = view.value("memory", Json::object());
+      if (name == "own") {
+        EXPECT_EQ(memory.value("mode", ""), "private");
+      } else {
+        EXPECT_EQ(memory.value("mode", ""), "shared") << view.dump();
+        EXPECT_EQ(memory.value("shared_from", ""), tpl.id);
+        EXPECT_EQ(memory.value("file", ""), template_ram);
+      }
+      EXPECT_TRUE(macs.insert(vm.mac).second) << name << " has a MAC another VM has: " << vm.mac;
+      forks.push_back(vm);
+    }
+    // Each guest runs on with its own identity (the agent wrote it into that guest's RAM alone).
+    for (const Vm& vm : forks) {
+      Result<Beat> beat = BeatWithOwnIdentity(vm, 0);
+      ASSERT_TRUE(beat.ok()) << vm.name << ": " << beat.status().ToString() << "\n" << SerialLog(vm);
+    }
+    // ... and its own randomness: no two guests print the same bytes for one beat number.
+    std::map<int, std::set<std::string>> rand_by_beat;
+    int compared = 0;
+    for (const Vm& vm : forks) {
+      const std::vector<Beat> beats = ReadBeats(vm.serial_log);
+      for (const Beat& beat : beats) {
+        if (beat.mac != vm.mac) continue;  // before its identity: it may still be the template's
+        std::set<std::string>& seen = rand_by_beat[beat.number];
+        compared += seen.empty() ? 0 : 1;
+        EXPECT_TRUE(seen.insert(beat.rand).second) << vm.name << " beat " << beat.number << " repeats another's bytes";
+      }
+    }
+    EXPECT_GT(compared, 0) << "no beat number printed by two forks";
+
+    // Every fork reads all its RAM; then what each holds.
+    for (const Vm& vm : forks) {
+      Result<hypervisor::qemu::QmpClient> qmp =
+          hypervisor::qemu::QmpClient::Connect(data_root + "/volumes/" + vm.id + "/qmp.sock", 30s);
+      ASSERT_TRUE(qmp.ok()) << vm.name << ": " << qmp.status().ToString();
+      Result<Json> saved =
+          qmp->Execute("pmemsave", Json{{"val", 0}, {"size", 256 << 20}, {"filename", "/dev/null"}}, 120s);
+      ASSERT_TRUE(saved.ok()) << vm.name << ": " << saved.status().ToString();
+    }
+    uint64_t shared_pss = 0;
+    uint64_t own_pss = 0;
+    for (const Vm& vm : forks) {
+      const Json resident = show(vm.name).value("memory", Json::object()).value("resident", Json());
+      ASSERT_TRUE(resident.is_object()) << vm.name << ": no resident memory in " << show(vm.name).dump();
+      const uint64_t pss = resident.value("pss_bytes", uint64_t{0});
+      std::printf("%s: pss %.1f MiB, private %.1f MiB, shared %.1f MiB\n", vm.name.c_str(), pss / 1048576.0,
+                  resident.value("private_bytes", uint64_t{0}) / 1048576.0,
+                  resident.value("shared_bytes", uint64_t{0}) / 1048576.0);
+      (vm.name == "own" ? own_pss : shared_pss) += pss;
+    }
+    EXPECT_LT(shared_pss / kSharedForks, own_pss) << "a shared fork costs no less than a private one";
+
+    // The template's file: unchanged, read-only, and the template cannot be restored under its forks.
+    Result<fe::test::Digest> ram_after = fe::test::ContentDigest(template_ram);
+    ASSERT_TRUE(ram_after.ok()) << ram_after.status().ToString();
+    EXPECT_TRUE(*ram_after == *ram_before) << "a fork's writes reached the template's RAM file";
+    struct stat st {};
+    ASSERT_EQ(::stat(template_ram.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 0777, 0444u);
+    Result<Json> refused = forkctl.Run({"restore", "tpl"});
+    ASSERT_FALSE(refused.ok()) << "the template was restored while 8 forks map its RAM";
+    EXPECT_NE(refused.status().message().find("s-1"), std::string::npos) << refused.status().ToString();
+
+    // kill -9 and a restart: the mappings are known again.
+    forkd->Signal(SIGKILL);
+    forkd->Wait();
+    forkd.emplace(data_root, root + "/forkd.sock", root + "/forkd-2.log", options);
+    start_forkd();
+    if (HasFatalFailure()) return;
+    EXPECT_EQ(show("s-3").value("memory", Json::object()).value("file", ""), template_ram);
+    EXPECT_EQ(ParseVm(show("s-3"), data_root).state, "Running");
+    EXPECT_FALSE(forkctl.Run({"restore", "tpl"}).ok()) << "the restarted forkd restored the template under its forks";
+
+    // Stood by, a shared fork saves its RAM in full: its own again.
+    run({"standby", "s-1"});
+    EXPECT_EQ(show("s-1").value("memory", Json::object()).value("mode", ""), "private");
+    Result<Json> rm = forkctl.Run({"rm", "own", "s-1", "s-2", "s-3", "s-4", "s-5", "s-6", "s-7", "s-8"});
+    EXPECT_TRUE(rm.ok()) << rm.status().ToString();
+    run({"restore", "tpl"});
+    EXPECT_EQ(ParseVm(show("tpl"), data_root).state, "Running");
+  });
+  if (!skip.empty()) GTEST_SKIP() << skip;
+  std::printf("shared-memory end-to-end test took %.1f s\n",
+              std::chrono::duration<double>(Clock::now() - test_start).count());
 }
 
 }  // namespace

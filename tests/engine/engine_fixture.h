@@ -16,7 +16,9 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -110,15 +112,20 @@ while True:
 
 class FakeController final : public hypervisor::VmController {
  public:
-  FakeController(std::string socket, std::function<Status()> on_restore)
-      : socket_(std::move(socket)), on_restore_(std::move(on_restore)) {}
+  FakeController(std::string socket, std::function<Status()> on_restore,
+                 std::function<void(const hypervisor::MemorySource&)> on_restore_memory = nullptr)
+      : socket_(std::move(socket)),
+        on_restore_(std::move(on_restore)),
+        on_restore_memory_(std::move(on_restore_memory)) {}
   Status Pause() override { return Status::Ok(); }
   Status Resume() override { return Status::Ok(); }
   Status Snapshot(const std::string& snapshot_dir) override {
     std::string guest_dir = snapshot_dir.substr(0, snapshot_dir.find_last_of('/'));
     return WriteChSnapshot(guest_dir, snapshot_dir);
   }
-  Status Restore(const std::string&, const hypervisor::NetworkIdentity&) override {
+  Status Restore(const std::string&, const hypervisor::NetworkIdentity&,
+                 const hypervisor::MemorySource& memory) override {
+    if (on_restore_memory_) on_restore_memory_(memory);
     return on_restore_ ? on_restore_() : Status::Ok();
   }
   Status Shutdown() override {
@@ -138,6 +145,7 @@ class FakeController final : public hypervisor::VmController {
  private:
   std::string socket_;
   std::function<Status()> on_restore_;
+  std::function<void(const hypervisor::MemorySource&)> on_restore_memory_;
 };
 
 // The real cloud-hypervisor PrepareFork (optionally failing on call number `fail_prepare_on`), a
@@ -158,7 +166,14 @@ class TestPlugin final : public hypervisor::Plugin {
     }
     return hypervisor::cloud_hypervisor::CloudHypervisorPlugin().PrepareFork(spec);
   }
-  Result<hypervisor::LaunchCommand> Launch(const std::string& instance_dir, hypervisor::LaunchMode) const override {
+  // With `snapshot_memory_file` set (a test of shared memory): the guest directory's snapshot memory
+  // file the plugin names, and the shared_memory capability.
+  Result<std::string> SnapshotMemoryFile(const std::string& instance_dir) const override {
+    if (snapshot_memory_file) return instance_dir + "/" + snapshot_memory_file;
+    return hypervisor::cloud_hypervisor::CloudHypervisorPlugin().SnapshotMemoryFile(instance_dir);
+  }
+  Result<hypervisor::LaunchCommand> Launch(const std::string& instance_dir, hypervisor::LaunchMode,
+                                           const hypervisor::MemorySource&) const override {
     hypervisor::LaunchCommand command;
     // Guest directories on scratch filesystems are too deep for sun_path: the socket lives in /tmp.
     command.api_socket = "/tmp/fe-engine-test-" + std::to_string(std::hash<std::string>{}(instance_dir)) + ".sock";
@@ -167,7 +182,11 @@ class TestPlugin final : public hypervisor::Plugin {
   }
   Result<std::unique_ptr<hypervisor::VmController>> Connect(const std::string& api_socket,
                                                             std::chrono::milliseconds) const override {
-    return std::unique_ptr<hypervisor::VmController>(new FakeController(api_socket, fail_restore));
+    return std::unique_ptr<hypervisor::VmController>(
+        new FakeController(api_socket, fail_restore, [this](const hypervisor::MemorySource& memory) {
+          std::lock_guard lock(restores_mutex);
+          restored_memory.push_back(memory.shared_file);
+        }));
   }
 
   mutable std::atomic<int> prepare_calls{0};
@@ -175,6 +194,9 @@ class TestPlugin final : public hypervisor::Plugin {
   std::atomic<bool> fail_every_prepare{false};
   std::optional<hypervisor::PluginCapabilities> capabilities;
   std::function<Status()> fail_restore;
+  const char* snapshot_memory_file = nullptr;  // relative to the guest directory
+  mutable std::mutex restores_mutex;
+  mutable std::vector<std::string> restored_memory;  // each restore's MemorySource::shared_file
 };
 
 // An engine on a fresh data root on `fs`, with the test plugin as "cloud-hypervisor" and a

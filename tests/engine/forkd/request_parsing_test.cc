@@ -11,12 +11,13 @@ namespace {
 
 TEST(RequestParsingTest, ForkRequestTakesEveryKnownFieldWithItsType) {
   Result<engine::ForkRequest> request =
-      ParseForkRequest(R"({"name":"web","from_running":true,"target_state":"Running","count":3})");
+      ParseForkRequest(R"({"name":"web","from_running":true,"target_state":"Running","count":3,"memory":"shared"})");
   ASSERT_TRUE(request.ok()) << request.status().ToString();
   EXPECT_EQ(request->name, "web");
   EXPECT_TRUE(request->from_running);
   EXPECT_EQ(request->target_state, engine::InstanceState::kRunning);
   EXPECT_EQ(request->count, 3);
+  EXPECT_EQ(request->memory, engine::MemoryMode::kShared);
 }
 
 TEST(RequestParsingTest, ForkRequestDefaultsOmittedAndNullFields) {
@@ -25,6 +26,7 @@ TEST(RequestParsingTest, ForkRequestDefaultsOmittedAndNullFields) {
   EXPECT_FALSE(request->from_running);
   EXPECT_FALSE(request->target_state.has_value());
   EXPECT_EQ(request->count, 1);
+  EXPECT_FALSE(request->memory.has_value());
 }
 
 TEST(RequestParsingTest, RejectsUnknownFieldsWrongTypesAndMissingNamesNamingTheField) {
@@ -36,7 +38,8 @@ TEST(RequestParsingTest, RejectsUnknownFieldsWrongTypesAndMissingNamesNamingTheF
        {Case{R"({"name":"a","coount":2})", "coount"}, Case{R"({"name":"a","count":2.5})", "count"},
         Case{R"({"name":"a","count":true})", "count"}, Case{R"({"name":"a","from_running":"yes"})", "from_running"},
         Case{R"({"count":2})", "name"}, Case{R"({"name":"a","count":99999999999})", "count"},
-        Case{R"({"name":"a","target_state":"paused"})", "target_state"}}) {
+        Case{R"({"name":"a","target_state":"paused"})", "target_state"},
+        Case{R"({"name":"a","memory":"cow"})", "memory"}}) {
     Result<engine::ForkRequest> request = ParseForkRequest(c.body);
     ASSERT_FALSE(request.ok()) << c.body;
     EXPECT_EQ(request.status().code(), ErrorCode::kInvalidArgument) << c.body;
@@ -76,18 +79,21 @@ TEST(RequestParsingTest, ActionBodiesMustBeEmptyOrAnEmptyObject) {
 
 TEST(RequestParsingTest, PoolSpecTakesEveryFieldAndDefaultsToStandbyMembers) {
   Result<engine::pools::PoolSpec> spec =
-      ParsePoolSpec(R"({"name":"web","template":"tmpl","member_state":"Running","min_size":2,"max_size":5})");
+      ParsePoolSpec(R"({"name":"web","template":"tmpl","member_state":"Running","min_size":2,"max_size":5,)"
+                    R"("memory":"private"})");
   ASSERT_TRUE(spec.ok()) << spec.status().ToString();
   EXPECT_EQ(spec->name, "web");
   EXPECT_EQ(spec->template_id, "tmpl");
   EXPECT_EQ(spec->member_state, engine::InstanceState::kRunning);
   EXPECT_EQ(spec->min_size, 2);
   EXPECT_EQ(spec->max_size, 5);
+  EXPECT_EQ(spec->memory, engine::MemoryMode::kPrivate);
   Result<engine::pools::PoolSpec> defaults = ParsePoolSpec(R"({"name":"web","template":"tmpl"})");
   ASSERT_TRUE(defaults.ok()) << defaults.status().ToString();
   EXPECT_EQ(defaults->member_state, engine::InstanceState::kStandby);
   EXPECT_EQ(defaults->min_size, 0);
   EXPECT_EQ(defaults->max_size, 1);
+  EXPECT_FALSE(defaults->memory.has_value()) << "absent: shared where the template can share";
 }
 
 TEST(RequestParsingTest, PoolSpecRejectsBadBodiesNamingTheField) {

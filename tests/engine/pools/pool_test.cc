@@ -48,6 +48,45 @@ TEST_F(PoolTest, TicksFillThePoolToItsMaximumWithLabelledForksOfTheTemplate) {
   EXPECT_EQ(pools_->cpu_used_vcpus(), 3);
 }
 
+TEST_F(PoolTest, RestoredMembersMapTheTemplatesMemoryByDefaultWhereItCanBeShared) {
+  PoolSpec spec = Spec("plain", 0, 1, InstanceState::kRunning);
+  // The test plugin, like cloud-hypervisor, cannot share memory: members have their own.
+  Result<PoolStatus> plain = pools_->Create(spec);
+  FE_ASSERT_OK(plain);
+  EXPECT_EQ(plain->memory, MemoryMode::kPrivate);
+  spec.name = "wants-shared";
+  spec.memory = MemoryMode::kShared;
+  EXPECT_EQ(pools_->Create(spec).status().code(), ErrorCode::kFailedPrecondition);
+
+  // Told where a snapshot's memory file is, it can: then that is the default.
+  hypervisor::PluginCapabilities capabilities = fixture_.plugin().Capabilities();
+  capabilities.shared_memory = true;
+  fixture_.plugin().capabilities = capabilities;
+  fixture_.plugin().snapshot_memory_file = "snapshot/memory-ranges";
+  EXPECT_EQ(StatusOf("plain").memory, MemoryMode::kShared);
+  spec.name = "warm";
+  spec.memory = std::nullopt;
+  FE_ASSERT_OK(pools_->Create(spec));
+  FillTo("warm", 1);
+  std::vector<Instance> members = MembersOf("warm");
+  ASSERT_EQ(members.size(), 1u);
+  ASSERT_TRUE(members[0].shared_memory.has_value());
+  EXPECT_EQ(members[0].shared_memory->instance_id, template_.id);
+  // An on-demand member too; and a pool that asks for private members gets them.
+  Result<AcquireOutcome> hit = pools_->Acquire("warm", Named("a"));
+  FE_ASSERT_OK(hit);
+  Result<AcquireOutcome> miss = pools_->Acquire("warm", Named("b"));
+  FE_ASSERT_OK(miss);
+  EXPECT_FALSE(miss->hit);
+  EXPECT_TRUE(miss->instance.shared_memory.has_value());
+  spec.name = "cold";
+  spec.memory = MemoryMode::kPrivate;
+  FE_ASSERT_OK(pools_->Create(spec));
+  Result<AcquireOutcome> cold = pools_->Acquire("cold", Named("c"));
+  FE_ASSERT_OK(cold);
+  EXPECT_FALSE(cold->instance.shared_memory.has_value());
+}
+
 TEST_F(PoolTest, BusyHostTickStartsNoRefillUntilTheLoadDrops) {
   FE_ASSERT_OK(pools_->Create(Spec("web", 2, 3)));
   busy_->store(0.95);

@@ -49,7 +49,7 @@ class ScriptPlugin final : public Plugin {
   Result<hypervisor::PreparedFork> PrepareFork(const hypervisor::ForkSpec&) const override {
     return Status::Unsupported("script plugin: no forks");
   }
-  Result<LaunchCommand> Launch(const std::string&, LaunchMode) const override {
+  Result<LaunchCommand> Launch(const std::string&, LaunchMode, const hypervisor::MemorySource&) const override {
     return LaunchCommand{{"/bin/sh", "-c", script_}, api_socket_, ""};
   }
   Result<std::unique_ptr<hypervisor::VmController>> Connect(const std::string& api_socket,
@@ -272,7 +272,9 @@ class FixedCommandPlugin final : public Plugin {
   Result<hypervisor::PreparedFork> PrepareFork(const hypervisor::ForkSpec&) const override {
     return Status::Unsupported("no forks");
   }
-  Result<LaunchCommand> Launch(const std::string&, LaunchMode) const override { return command_; }
+  Result<LaunchCommand> Launch(const std::string&, LaunchMode, const hypervisor::MemorySource&) const override {
+    return command_;
+  }
   Result<std::unique_ptr<hypervisor::VmController>> Connect(const std::string&,
                                                             std::chrono::milliseconds) const override {
     return Status::Io("never reached");

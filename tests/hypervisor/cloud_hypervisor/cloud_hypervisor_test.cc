@@ -291,15 +291,24 @@ TEST_F(CloudHypervisorPluginTest, RefusesABadSpec) {
 }
 
 TEST_F(CloudHypervisorPluginTest, LaunchForRestoreStartsOnlyTheApi) {
-  Result<LaunchCommand> command = CloudHypervisorPlugin().Launch(dir_, LaunchMode::kRestore);
+  Result<LaunchCommand> command = CloudHypervisorPlugin().Launch(dir_, LaunchMode::kRestore, {});
   FE_ASSERT_OK(command);
   EXPECT_EQ(command->argv, (std::vector<std::string>{"cloud-hypervisor", "--api-socket", dir_ + "/api.sock"}));
   EXPECT_EQ(command->api_socket, dir_ + "/api.sock");
 }
 
+TEST_F(CloudHypervisorPluginTest, CannotShareMemoryAndSaysWhy) {
+  EXPECT_FALSE(CloudHypervisorPlugin().Capabilities().shared_memory);
+  Result<std::string> file = CloudHypervisorPlugin().SnapshotMemoryFile(dir_);
+  EXPECT_EQ(file.status().code(), ErrorCode::kUnsupported);
+  EXPECT_NE(file.status().message().find("copies"), std::string::npos) << file.status().ToString();
+  EXPECT_EQ(CloudHypervisorPlugin().Launch(dir_, LaunchMode::kRestore, MemorySource{"/t/mem"}).status().code(),
+            ErrorCode::kUnsupported);
+}
+
 TEST_F(CloudHypervisorPluginTest, LaunchForBootCarriesTheBootConfig) {
   FE_ASSERT_OK(CloudHypervisorPlugin().PrepareFork(Spec(/*from_snapshot=*/false)));
-  Result<LaunchCommand> command = CloudHypervisorPlugin().Launch(dir_, LaunchMode::kBoot);
+  Result<LaunchCommand> command = CloudHypervisorPlugin().Launch(dir_, LaunchMode::kBoot, {});
   FE_ASSERT_OK(command);
   const std::vector<std::string>& argv = command->argv;
   ASSERT_GE(argv.size(), 5u);
@@ -316,7 +325,7 @@ TEST_F(CloudHypervisorPluginTest, LaunchForBootCarriesTheBootConfig) {
 
 TEST_F(CloudHypervisorPluginTest, LaunchForBootWithoutAConfigIsNotFound) {
   ASSERT_EQ(::unlink(Path("config.json").c_str()), 0);
-  Result<LaunchCommand> command = CloudHypervisorPlugin().Launch(dir_, LaunchMode::kBoot);
+  Result<LaunchCommand> command = CloudHypervisorPlugin().Launch(dir_, LaunchMode::kBoot, {});
   EXPECT_EQ(command.status().code(), ErrorCode::kNotFound);
   EXPECT_NE(command.status().message().find("no boot config"), std::string::npos) << command.status().message();
 }

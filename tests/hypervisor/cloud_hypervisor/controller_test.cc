@@ -92,7 +92,7 @@ TEST_F(CloudHypervisorControllerTest, SendsTheApiRequestsForEachOperation) {
   FE_ASSERT_OK(controller.Pause());
   FE_ASSERT_OK(controller.Snapshot(snapshot));
   FE_ASSERT_OK(controller.Resume());
-  FE_ASSERT_OK(controller.Restore(snapshot, NetworkIdentity{}));
+  FE_ASSERT_OK(controller.Restore(snapshot, NetworkIdentity{}, {}));
   FE_ASSERT_OK(controller.Shutdown());
 
   std::vector<Request> requests = fake.requests();
@@ -132,7 +132,7 @@ TEST_F(CloudHypervisorControllerTest, HttpErrorsCarryTheStatusAndCloudHypervisor
       << resume.message();
   EXPECT_NE(resume.message().find("VM is not paused"), std::string::npos) << resume.message();
   EXPECT_EQ(controller.Pause().code(), ErrorCode::kNotFound);
-  Status restore = controller.Restore(dir_->Sub("snapshot"), NetworkIdentity{});
+  Status restore = controller.Restore(dir_->Sub("snapshot"), NetworkIdentity{}, {});
   EXPECT_EQ(restore.code(), ErrorCode::kIo);
   EXPECT_NE(restore.message().find("No such file or directory"), std::string::npos) << restore.message();
   EXPECT_EQ(controller.Snapshot(dir_->Sub("snapshot")).code(), ErrorCode::kInvalidArgument);
@@ -143,7 +143,7 @@ TEST_F(CloudHypervisorControllerTest, RefusesRelativeSnapshotDirectoriesWithoutS
   fake.Start();
   Controller controller(socket_);
   EXPECT_EQ(controller.Snapshot("snapshot").code(), ErrorCode::kInvalidArgument);
-  EXPECT_EQ(controller.Restore("", NetworkIdentity{}).code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(controller.Restore("", NetworkIdentity{}, {}).code(), ErrorCode::kInvalidArgument);
   EXPECT_TRUE(fake.requests().empty());
 }
 

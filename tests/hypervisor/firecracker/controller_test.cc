@@ -151,7 +151,7 @@ TEST_F(FirecrackerControllerTest, ForkRestoreHoldsTheAliasExactlyDuringTheLoad) 
   fake_->Start();
   auto controller = Connect();
   ASSERT_NE(controller, nullptr);
-  Status restored = controller->Restore(snapshot_, test::TargetIdentity());
+  Status restored = controller->Restore(snapshot_, test::TargetIdentity(), {});
   ASSERT_TRUE(restored.ok()) << restored.ToString();
   EXPECT_EQ(active_during_load, 1) << "the alias is in place while firecracker loads";
   EXPECT_EQ(mounts_.active, 0) << "and gone afterwards";
@@ -174,7 +174,7 @@ TEST_F(FirecrackerControllerTest, FailedLoadStillRemovesTheAlias) {
   fake_->Start();
   auto controller = Connect();
   ASSERT_NE(controller, nullptr);
-  Status restored = controller->Restore(snapshot_, test::TargetIdentity());
+  Status restored = controller->Restore(snapshot_, test::TargetIdentity(), {});
   ASSERT_FALSE(restored.ok());
   EXPECT_NE(restored.message().find("Cannot open the memory file"), std::string::npos) << restored.ToString();
   EXPECT_EQ(mounts_.active, 0);
@@ -193,7 +193,7 @@ TEST_F(FirecrackerControllerTest, LoadTimeoutStillRemovesTheAlias) {
   fake_->Start();
   auto controller = Connect();
   ASSERT_NE(controller, nullptr);
-  Status restored = controller->Restore(snapshot_, test::TargetIdentity());
+  Status restored = controller->Restore(snapshot_, test::TargetIdentity(), {});
   ASSERT_FALSE(restored.ok());
   EXPECT_NE(restored.message().find("PUT /snapshot/load"), std::string::npos) << restored.ToString();
   EXPECT_EQ(mounts_.active, 0);
@@ -210,7 +210,7 @@ TEST_F(FirecrackerControllerTest, BusyAliasLockFailsBeforeTheLoad) {
   fake_->Start();
   auto controller = Connect();
   ASSERT_NE(controller, nullptr);
-  Status restored = controller->Restore(snapshot_, test::TargetIdentity());
+  Status restored = controller->Restore(snapshot_, test::TargetIdentity(), {});
   EXPECT_EQ(restored.code(), ErrorCode::kBusy) << restored.ToString();
   EXPECT_EQ(fake_->calls(), (std::vector<std::string>{"GET /version"}));
 }
@@ -221,7 +221,7 @@ TEST_F(FirecrackerControllerTest, OldFirecrackerIsRefusedBeforeAnythingChanges) 
   fake_->Start();
   auto controller = Connect();
   ASSERT_NE(controller, nullptr);
-  Status restored = controller->Restore(snapshot_, test::TargetIdentity());
+  Status restored = controller->Restore(snapshot_, test::TargetIdentity(), {});
   EXPECT_EQ(restored.code(), ErrorCode::kUnsupported) << restored.ToString();
   EXPECT_NE(restored.message().find("vsock_override needs firecracker 1.16.0"), std::string::npos)
       << restored.ToString();
@@ -238,7 +238,7 @@ TEST_F(FirecrackerControllerTest, OwnSnapshotRestoresWithoutAliasOrOverrides) {
   fake_->Start();
   auto controller = Connect();
   ASSERT_NE(controller, nullptr);
-  ASSERT_TRUE(controller->Restore(snapshot_, test::TargetIdentity()).ok());
+  ASSERT_TRUE(controller->Restore(snapshot_, test::TargetIdentity(), {}).ok());
   EXPECT_TRUE(mounts_.calls.empty());
   std::vector<test::Request> requests = fake_->requests();
   ASSERT_EQ(requests.size(), 2u);
@@ -323,6 +323,21 @@ TEST(FirecrackerLoadPlanTest, PlansTheForkRestore) {
   EXPECT_FALSE(plan->request.contains("vsock_override")) << "no vsock device";
 }
 
+TEST(FirecrackerLoadPlanTest, ASharedMemoryForkLoadsTheTemplatesMemoryFile) {
+  SnapshotDevices devices;
+  devices.source_alias = PathAlias{"/data/vm-1", "/data/vm-2"};
+  Result<LoadPlan> own = PlanSnapshotLoad("/data/vm-2/snapshot", devices, test::TargetIdentity(), {1, 16, 0});
+  ASSERT_TRUE(own.ok()) << own.status().ToString();
+  EXPECT_EQ(own->request["mem_backend"]["backend_path"], "/data/vm-2/snapshot/memory");
+  // Firecracker maps the backend file MAP_PRIVATE: the fork's load names the template's.
+  Result<LoadPlan> shared = PlanSnapshotLoad("/data/vm-2/snapshot", devices, test::TargetIdentity(), {1, 16, 0},
+                                             MemorySource{"/data/vm-1/snapshot/memory"});
+  ASSERT_TRUE(shared.ok()) << shared.status().ToString();
+  EXPECT_EQ(shared->request["mem_backend"],
+            (Json{{"backend_type", "File"}, {"backend_path", "/data/vm-1/snapshot/memory"}}));
+  EXPECT_EQ(shared->request["snapshot_path"], "/data/vm-2/snapshot/vmstate") << "the state is the fork's own";
+}
+
 TEST(FirecrackerLoadPlanTest, RefusesAForkWithoutATapOfItsOwn) {
   SnapshotDevices devices;
   devices.network_interfaces = {{"eth0", "fe-tap-1", ""}};
@@ -387,7 +402,7 @@ TEST_F(FirecrackerControllerTest, RealNamespaceRestoreSeesTheForkAtTheSourcePath
   ASSERT_TRUE(child.ok()) << child.status().ToString();
   auto controller = Connect();
   ASSERT_NE(controller, nullptr);
-  Status restored = controller->Restore(snapshot_, test::TargetIdentity());
+  Status restored = controller->Restore(snapshot_, test::TargetIdentity(), {});
   ASSERT_TRUE(restored.ok()) << restored.ToString();
   Result<std::string> host = ReadFile(source_ + "/rootfs.ext4");
   EXPECT_EQ(host.ok() ? *host : "", "source disk") << "the host never saw the alias";

@@ -253,7 +253,7 @@ TEST_F(FirecrackerPluginTest, ManifestNamesTheFiles) {
   Result<PreparedFork> prepared = FirecrackerPlugin().PrepareFork(Spec(false));
   ASSERT_TRUE(prepared.ok()) << prepared.status().ToString();
   EXPECT_EQ(prepared->rewritten_files, std::vector<std::string>{"vm.json"});
-  Result<LaunchCommand> boot = FirecrackerPlugin().Launch(target_, LaunchMode::kBoot);
+  Result<LaunchCommand> boot = FirecrackerPlugin().Launch(target_, LaunchMode::kBoot, {});
   ASSERT_TRUE(boot.ok()) << boot.status().ToString();
   EXPECT_EQ(boot->argv.back(), target_ + "/vm.json");
 
@@ -265,18 +265,19 @@ TEST_F(FirecrackerPluginTest, ManifestNamesTheFiles) {
 }
 
 TEST_F(FirecrackerPluginTest, LaunchCommands) {
-  Result<LaunchCommand> boot = FirecrackerPlugin().Launch(source_, LaunchMode::kBoot);
+  Result<LaunchCommand> boot = FirecrackerPlugin().Launch(source_, LaunchMode::kBoot, {});
   ASSERT_TRUE(boot.ok()) << boot.status().ToString();
   EXPECT_EQ(boot->argv, (std::vector<std::string>{"firecracker", "--api-sock", source_ + "/api.sock", "--config-file",
                                                   source_ + "/config.json"}));
   EXPECT_EQ(boot->api_socket, source_ + "/api.sock");
-  Result<LaunchCommand> restore = FirecrackerPlugin().Launch(source_, LaunchMode::kRestore);
+  Result<LaunchCommand> restore = FirecrackerPlugin().Launch(source_, LaunchMode::kRestore, {});
   ASSERT_TRUE(restore.ok()) << restore.status().ToString();
   EXPECT_EQ(restore->argv, (std::vector<std::string>{"unshare", "--mount", "--propagation", "slave", "--",
                                                      "firecracker", "--api-sock", source_ + "/api.sock"}))
       << "a mount namespace of its own for the alias";
-  EXPECT_EQ(FirecrackerPlugin().Launch(dir_->Sub("empty"), LaunchMode::kBoot).status().code(), ErrorCode::kNotFound);
-  EXPECT_EQ(FirecrackerPlugin().Launch("/" + std::string(120, 'x'), LaunchMode::kRestore).status().code(),
+  EXPECT_EQ(FirecrackerPlugin().Launch(dir_->Sub("empty"), LaunchMode::kBoot, {}).status().code(),
+            ErrorCode::kNotFound);
+  EXPECT_EQ(FirecrackerPlugin().Launch("/" + std::string(120, 'x'), LaunchMode::kRestore, {}).status().code(),
             ErrorCode::kInvalidArgument);
 }
 

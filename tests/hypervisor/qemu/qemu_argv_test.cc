@@ -21,6 +21,13 @@ std::vector<std::string> ValuesOf(const Argv& argv, const std::string& flag) {
   return values;
 }
 
+TEST(QemuArgvTest, ASharedMemoryRestoreMapsTheTemplatesFilePrivately) {
+  const Argv argv = BuildArgv(SourceConfig(), Incoming{Incoming::Kind::kDefer, ""}, "/data/vm-0/mem.bin");
+  EXPECT_EQ(ValuesOf(argv, "-object"),
+            Argv{"memory-backend-file,id=fe-ram,size=512M,mem-path=/data/vm-0/mem.bin,share=off"});
+  EXPECT_EQ(ValuesOf(argv, "-machine"), Argv{"q35,memory-backend=fe-ram"});
+}
+
 TEST(QemuArgvTest, BootArgvDescribesTheWholeMachine) {
   const Argv argv = BuildArgv(SourceConfig());
   EXPECT_EQ(argv[0], "qemu-system-x86_64");

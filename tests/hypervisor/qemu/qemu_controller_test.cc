@@ -60,7 +60,7 @@ class QemuControllerTest : public ::testing::Test {
 
   // Launches the instance in `dir` through the plugin and connects to it.
   Result<RunningQemu> Start(const std::string& dir, LaunchMode mode) {
-    Result<LaunchCommand> command = QemuPlugin().Launch(dir, mode);
+    Result<LaunchCommand> command = QemuPlugin().Launch(dir, mode, {});
     if (!command.ok()) return command.status();
     RunningQemu running;
     Result<test::ChildProcess> process = test::ChildProcess::Start(command->argv, dir + "/qemu.log");
@@ -113,7 +113,7 @@ TEST_F(QemuControllerTest, RestoreLoadsSnapshotIntoQemuStartedForIt) {
   ASSERT_TRUE(WriteConfig(target, test::MachineNoneConfig(target)).ok());
   FE_START(fork, target, LaunchMode::kRestore);
   EXPECT_EQ(*fork.qemu().RunState(), "inmigrate");
-  Status restored = fork.controller->Restore(source + "/snapshot", NetworkIdentity{});
+  Status restored = fork.controller->Restore(source + "/snapshot", NetworkIdentity{}, {});
   ASSERT_TRUE(restored.ok()) << restored.ToString() << fork.process->Log();
   EXPECT_EQ(*fork.qemu().RunState(), "running");
   ASSERT_TRUE(fork.controller->Shutdown().ok());
@@ -125,7 +125,7 @@ TEST_F(QemuControllerTest, RestoreRefusesQemuNotWaitingForIncomingState) {
   ASSERT_TRUE(WriteConfig(instance, test::MachineNoneConfig(instance)).ok());
   FE_START(vm, instance, LaunchMode::kBoot);
   ASSERT_TRUE(vm.controller->Snapshot(instance + "/snapshot").ok());
-  Status restored = vm.controller->Restore(instance + "/snapshot", NetworkIdentity{});
+  Status restored = vm.controller->Restore(instance + "/snapshot", NetworkIdentity{}, {});
   ASSERT_FALSE(restored.ok());
   EXPECT_EQ(restored.code(), ErrorCode::kInvalidArgument);
   EXPECT_NE(restored.message().find("-incoming defer"), std::string::npos) << restored.message();
@@ -137,7 +137,7 @@ TEST_F(QemuControllerTest, RestoreWithoutStateFileFailsInsteadOfWaitingForever) 
   FE_START(vm, instance, LaunchMode::kRestore);
   const std::string snapshot = NewInstanceDir("snapshot");
 
-  Status restored = vm.controller->Restore(snapshot, NetworkIdentity{});
+  Status restored = vm.controller->Restore(snapshot, NetworkIdentity{}, {});
   ASSERT_FALSE(restored.ok());
   EXPECT_EQ(restored.code(), ErrorCode::kNotFound);
   EXPECT_NE(restored.message().find(snapshot + "/" + kSnapshotInfoFile), std::string::npos) << restored.message();
@@ -145,7 +145,7 @@ TEST_F(QemuControllerTest, RestoreWithoutStateFileFailsInsteadOfWaitingForever) 
   ASSERT_TRUE(fe::test::WriteFile(snapshot + "/" + kSnapshotInfoFile,
                                   R"({"format": "qemu-migration", "state_file": "vmstate"})")
                   .ok());
-  restored = vm.controller->Restore(snapshot, NetworkIdentity{});
+  restored = vm.controller->Restore(snapshot, NetworkIdentity{}, {});
   ASSERT_FALSE(restored.ok());
   EXPECT_EQ(restored.code(), ErrorCode::kNotFound);
   EXPECT_NE(restored.message().find(snapshot + "/vmstate"), std::string::npos) << restored.message();
@@ -230,7 +230,7 @@ void ForkRunningGuest(const std::string& source, const std::string& target,
   Result<RunningQemu> fork_started = start(target, LaunchMode::kRestore);
   ASSERT_TRUE(fork_started.ok()) << fork_started.status().ToString();
   RunningQemu& fork = *fork_started;
-  Status restored = fork.controller->Restore(prepared->restore.snapshot_dir, prepared->restore.identity);
+  Status restored = fork.controller->Restore(prepared->restore.snapshot_dir, prepared->restore.identity, {});
   ASSERT_TRUE(restored.ok()) << restored.ToString() << fork.process->Log();
   const long restore_ms = Millis(step);
   EXPECT_EQ(*fork.qemu().RunState(), "running");
