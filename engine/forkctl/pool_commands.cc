@@ -76,6 +76,12 @@ void AddAcquire(CLI::App& pool, const std::shared_ptr<GlobalOptions>& options, i
   });
 }
 
+// A byte count of the reply, "-" when it has none.
+std::string BytesText(const json& object, const char* key) {
+  const json& value = Field(object, key);
+  return value.is_number_unsigned() ? FormatBytes(value.get<uint64_t>()) : "-";
+}
+
 }  // namespace
 
 std::string PoolPath(const std::string& name, const std::string& suffix) {
@@ -102,8 +108,9 @@ std::string PoolsTable(const json& reply) {
                     Text(pool, "misses"), Text(pool, "vcpus_per_member"), Text(pool, "throttled")});
     }
   }
-  return table.Render() + fmt::format("cpu budget: {} of {} vCPUs in use\n", Text(reply, "cpu_used_vcpus"),
-                                      Text(reply, "cpu_budget_vcpus"));
+  return table.Render() + fmt::format("cpu budget: {} of {} vCPUs in use\nmemory budget: {} of {} in use\n",
+                                      Text(reply, "cpu_used_vcpus"), Text(reply, "cpu_budget_vcpus"),
+                                      BytesText(reply, "memory_used_bytes"), BytesText(reply, "memory_budget_bytes"));
 }
 
 std::string PoolDetails(const json& pool) {
@@ -113,6 +120,8 @@ std::string PoolDetails(const json& pool) {
         "misses", "refills", "refill_failures", "last_refill_error", "throttled"}) {
     out += fmt::format("  {}: {}\n", key, Text(pool, key));
   }
+  out += fmt::format("  memory_per_member: {}\n  memory_used: {}\n", BytesText(pool, "memory_per_member_bytes"),
+                     BytesText(pool, "memory_used_bytes"));
   return out;
 }
 

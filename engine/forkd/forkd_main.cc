@@ -70,6 +70,7 @@ struct Options {
   size_t max_connections = 1024;
   // Pools (engine/pools/pool.h): defaults are PoolConfig's.
   int cpu_budget_vcpus = 0;
+  uint64_t memory_budget_mib = 0;
   double overcommit = engine::pools::PoolConfig().overcommit;
   double busy_threshold = engine::pools::PoolConfig().busy_threshold;
   int64_t pool_tick_ms = engine::pools::PoolConfig().tick.count();
@@ -81,6 +82,7 @@ struct Options {
 engine::pools::PoolConfig MakePoolConfig(const Options& options) {
   engine::pools::PoolConfig config;
   config.cpu_budget_vcpus = options.cpu_budget_vcpus;
+  config.memory_budget_bytes = options.memory_budget_mib << 20;
   config.overcommit = options.overcommit;
   config.busy_threshold = options.busy_threshold;
   config.tick = std::chrono::milliseconds(options.pool_tick_ms);
@@ -224,8 +226,8 @@ int Run(const Options& options) {
     return 1;
   }
   std::unique_ptr<engine::pools::PoolManager> pools = std::move(*opened_pools);
-  spdlog::info("pools: {} pool(s), CPU budget {} vCPUs ({} in use)", pools->List().size(), pools->cpu_budget_vcpus(),
-               pools->cpu_used_vcpus());
+  spdlog::info("pools: {} pool(s), CPU budget {} vCPUs ({} in use), memory budget {} MiB", pools->List().size(),
+               pools->cpu_budget_vcpus(), pools->cpu_used_vcpus(), pools->memory_budget_bytes() >> 20);
 
   // Attempts a crash cut are undone before anyone can retry them (engine/forkd/idempotency_store.h).
   Result<std::unique_ptr<IdempotencyStore>> requests = IdempotencyStore::Open(
@@ -350,6 +352,10 @@ int main(int argc, char** argv) {
   app.add_option("--cpu-budget", options.cpu_budget_vcpus,
                  "vCPUs pool members and running instances may use together (0: host cores x --overcommit)")
       ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_option("--memory-budget-mib", options.memory_budget_mib,
+                 "private memory Running pool members and running instances may hold together, in MiB (0: 80% of "
+                 "the host's memory)")
       ->capture_default_str();
   app.add_option("--overcommit", options.overcommit, "vCPUs per host core when --cpu-budget is 0")
       ->check(CLI::PositiveNumber)

@@ -152,7 +152,9 @@ Reply ApiServer::MetricsText(const Params&, const Query&, std::string_view) {
   if (pools_ != nullptr) {
     pools = PoolGauges{.pools = pools_->List(),
                        .cpu_budget_vcpus = pools_->cpu_budget_vcpus(),
-                       .cpu_used_vcpus = pools_->cpu_used_vcpus()};
+                       .cpu_used_vcpus = pools_->cpu_used_vcpus(),
+                       .memory_budget_bytes = pools_->memory_budget_bytes(),
+                       .memory_used_bytes = pools_->memory_used_bytes()};
   }
   reply.body = metrics_.Render(engine_.List(), engine_.Storage(), pools);
   reply.content_type = "text/plain; version=0.0.4";

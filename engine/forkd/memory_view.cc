@@ -12,11 +12,13 @@ std::optional<vm::ProcessMemory> ResidentMemory(const engine::Instance& instance
 nlohmann::json InstanceViewWithMemory(const engine::Instance& instance) {
   nlohmann::json view = engine::InstanceToJson(instance);
   std::optional<vm::ProcessMemory> memory = ResidentMemory(instance);
-  // Private memory is the process's anonymous memory: the pages the guest wrote (a shared-memory
-  // fork's copies of the template's pages among them) and the VMM's own heap.
+  // private_bytes: pages no other process maps, what the instance costs on its own (a shared-memory
+  // fork's copies of the pages it wrote, a private fork's own RAM file pages too); anonymous_bytes:
+  // the written pages and the VMM's heap.
   view["memory"]["resident"] = memory ? nlohmann::json{{"rss_bytes", memory->rss_bytes},
                                                        {"pss_bytes", memory->pss_bytes},
-                                                       {"private_bytes", memory->anonymous_bytes},
+                                                       {"private_bytes", memory->private_bytes},
+                                                       {"anonymous_bytes", memory->anonymous_bytes},
                                                        {"shared_bytes", memory->shared_bytes}}
                                       : nlohmann::json(nullptr);
   return view;

@@ -14,7 +14,7 @@ namespace fe::engine::forkd {
 // nullopt unless the instance is Running and its process still runs.
 std::optional<vm::ProcessMemory> ResidentMemory(const engine::Instance& instance);
 
-// InstanceToJson with memory.resident: {rss_bytes, pss_bytes, private_bytes (anonymous), shared_bytes},
+// InstanceToJson with memory.resident: {rss_bytes, pss_bytes, private_bytes, anonymous_bytes, shared_bytes},
 // or null when the instance has no running process.
 nlohmann::json InstanceViewWithMemory(const engine::Instance& instance);
 

@@ -57,6 +57,12 @@ void RenderPoolGauges(const PoolGauges& gauges, std::string* out) {
   Header("forkengine_cpu_used_vcpus", "gauge", "vCPUs counted against the budget (pool members, running instances).",
          out);
   fmt::format_to(std::back_inserter(*out), "forkengine_cpu_used_vcpus {}\n", gauges.cpu_used_vcpus);
+  Header("forkengine_memory_budget_bytes", "gauge",
+         "Private memory Running pool members and running instances may hold together.", out);
+  fmt::format_to(std::back_inserter(*out), "forkengine_memory_budget_bytes {}\n", gauges.memory_budget_bytes);
+  Header("forkengine_memory_used_bytes", "gauge",
+         "Private memory counted against the budget (measured; members not yet measured estimated).", out);
+  fmt::format_to(std::back_inserter(*out), "forkengine_memory_used_bytes {}\n", gauges.memory_used_bytes);
 }
 
 // Host totals of what Running instances' processes hold (memory_view.h), and how many map another
@@ -73,15 +79,17 @@ void RenderMemoryTotals(const std::vector<engine::Instance>& instances, std::str
     total.rss_bytes += memory->rss_bytes;
     total.pss_bytes += memory->pss_bytes;
     total.anonymous_bytes += memory->anonymous_bytes;
+    total.private_bytes += memory->private_bytes;
     total.shared_bytes += memory->shared_bytes;
   }
   Header("forkengine_vm_memory_bytes", "gauge",
-         "Memory of the running instances' hypervisor processes, summed (kind: rss, pss, private (anonymous), "
-         "shared).",
+         "Memory of the running instances' hypervisor processes, summed (kind: rss, pss, private (mapped by no other "
+         "process), anonymous, shared).",
          out);
   for (const auto& [kind, value] : {std::pair<const char*, uint64_t>{"rss", total.rss_bytes},
                                     {"pss", total.pss_bytes},
-                                    {"private", total.anonymous_bytes},
+                                    {"private", total.private_bytes},
+                                    {"anonymous", total.anonymous_bytes},
                                     {"shared", total.shared_bytes}}) {
     fmt::format_to(std::back_inserter(*out), "forkengine_vm_memory_bytes{{kind=\"{}\"}} {}\n", kind, value);
   }

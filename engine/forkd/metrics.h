@@ -47,6 +47,8 @@ struct PoolGauges {
   std::vector<engine::pools::PoolStatus> pools;
   int cpu_budget_vcpus = 0;
   int cpu_used_vcpus = 0;
+  uint64_t memory_budget_bytes = 0;
+  uint64_t memory_used_bytes = 0;
 };
 
 class Metrics {

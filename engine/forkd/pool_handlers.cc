@@ -26,7 +26,9 @@ Reply ApiServer::ListPools(const Params&, const Query&, std::string_view) {
   for (const engine::pools::PoolStatus& pool : pools_->List()) list.push_back(PoolToJson(pool));
   return JsonReply(200, Json{{"pools", std::move(list)},
                              {"cpu_budget_vcpus", pools_->cpu_budget_vcpus()},
-                             {"cpu_used_vcpus", pools_->cpu_used_vcpus()}});
+                             {"cpu_used_vcpus", pools_->cpu_used_vcpus()},
+                             {"memory_budget_bytes", pools_->memory_budget_bytes()},
+                             {"memory_used_bytes", pools_->memory_used_bytes()}});
 }
 
 Reply ApiServer::CreatePool(const Params&, const Query&, std::string_view body) {

@@ -20,7 +20,9 @@ nlohmann::json PoolToJson(const engine::pools::PoolStatus& pool) {
                         {"refill_failures", pool.counters.refill_failures},
                         {"last_refill_error", pool.last_refill_error},
                         {"throttled", pool.throttled},
-                        {"refill_backoff_ms", pool.refill_backoff_ms}};
+                        {"refill_backoff_ms", pool.refill_backoff_ms},
+                        {"memory_per_member_bytes", pool.memory_per_member_bytes},
+                        {"memory_used_bytes", pool.memory_used_bytes}};
 }
 
 }  // namespace fe::engine::forkd

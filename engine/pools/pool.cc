@@ -48,7 +48,8 @@ PoolManager::PoolManager(Engine& engine, PoolStore store, PoolConfig config)
       store_(std::move(store)),
       config_(std::move(config)),
       clock_(config_.clock != nullptr ? *config_.clock : SystemClock()),
-      budget_vcpus_(config_.cpu_budget_vcpus > 0 ? config_.cpu_budget_vcpus : DefaultBudget(config_.overcommit)) {}
+      budget_vcpus_(config_.cpu_budget_vcpus > 0 ? config_.cpu_budget_vcpus : DefaultBudget(config_.overcommit)),
+      memory_budget_(config_.memory_budget_bytes > 0 ? config_.memory_budget_bytes : DefaultMemoryBudget()) {}
 
 Result<std::unique_ptr<PoolManager>> PoolManager::Open(Engine& engine, std::string data_root, PoolConfig config,
                                                        bool start_loop) {
@@ -85,7 +86,8 @@ Result<std::unique_ptr<PoolManager>> PoolManager::Open(Engine& engine, std::stri
   if (start_loop) manager->loop_ = std::thread([raw = manager.get()] { raw->LoopMain(); });
   engine.SetDeleteGuard(
       [raw = manager.get()](const Instance& instance) { return raw->RefuseTemplateDelete(instance); });
-  spdlog::info("pools: {} pool(s), CPU budget {} vCPUs", manager->pools_.size(), manager->budget_vcpus_);
+  spdlog::info("pools: {} pool(s), CPU budget {} vCPUs, memory budget {} MiB", manager->pools_.size(),
+               manager->budget_vcpus_, manager->memory_budget_ >> 20);
   return manager;
 }
 
@@ -170,6 +172,8 @@ PoolStatus PoolManager::StatusOf(const Pool& pool) const {
   status.last_refill_error = pool.last_refill_error;
   status.throttled = pool.throttled;
   status.refill_backoff_ms = pool.failures_in_a_row > 0 ? pool.backoff.count() : 0;
+  status.memory_per_member_bytes = pool.memory_per_member;
+  status.memory_used_bytes = pool.memory_used;
   return status;
 }
 

@@ -64,6 +64,11 @@ struct PoolStatus {
   // (kRefillBackoffFirst doubling per failure up to kRefillBackoffMax).
   int64_t refill_backoff_ms = 0;
   MemoryMode memory = MemoryMode::kPrivate;  // what the next member gets (PoolSpec::memory resolved)
+  // Against the memory budget (pool_memory.cc): what one member holds on its own (the average of its
+  // measured Running members, kept from the last measurement; 0 for Standby members or before any
+  // was measured), and what its members hold now (measured, estimated for the rest).
+  uint64_t memory_per_member_bytes = 0;
+  uint64_t memory_used_bytes = 0;
 };
 
 // How long a pool waits before the next refill after its first failed one, and at most.
@@ -98,7 +103,18 @@ struct PoolConfig {
   // with no lock of the manager held, before the refill counts as finished (WaitIdle waits for it).
   // Must not call back into the PoolManager.
   std::function<void(const std::string& pool, double seconds)> on_refill;
+  // Memory that Running pool members and running instances may hold together, each counted by what
+  // it holds on its own (private bytes: pool_memory.cc). 0: 80% of the host's MemTotal.
+  uint64_t memory_budget_bytes = 0;
+  // What a Running instance's hypervisor process holds on its own; nullopt when it cannot tell.
+  // Empty: /proc/PID/smaps_rollup's private bytes (engine/vm/process_memory.h). Tests inject figures.
+  std::function<std::optional<uint64_t>(const Instance&)> measure_memory;
+  // How often Tick measures (a measurement reads every running instance's smaps_rollup).
+  std::chrono::milliseconds memory_sample_interval{1000};
 };
+
+// 80% of the host's MemTotal: PoolConfig::memory_budget_bytes when it is 0.
+uint64_t DefaultMemoryBudget();
 
 class PoolManager {
  public:
@@ -139,6 +155,8 @@ class PoolManager {
 
   int cpu_budget_vcpus() const { return budget_vcpus_; }
   int cpu_used_vcpus() const;  // members (ready and being made) + running non-member instances
+  uint64_t memory_budget_bytes() const { return memory_budget_; }
+  uint64_t memory_used_bytes() const;  // as the last measurement saw it (pool_memory.cc)
 
  private:
   struct Pool {
@@ -157,6 +175,10 @@ class PoolManager {
     int failures_in_a_row = 0;
     std::chrono::milliseconds backoff{0};
     Clock::SteadyPoint retry_at{};
+    uint64_t memory_per_member = 0;  // PoolStatus::memory_per_member_bytes
+    uint64_t memory_used = 0;        // PoolStatus::memory_used_bytes
+    uint64_t memory_measured = 0;    // the last measurement: what its Running members held, and how many
+    int members_measured = 0;
   };
 
   PoolManager(Engine& engine, PoolStore store, PoolConfig config);
@@ -177,6 +199,12 @@ class PoolManager {
   Result<Instance> ForkOnDemand(const PoolSpec& spec, const std::string& name);
   // The memory mode of the pool's next member: the spec's, else shared where the template can share.
   MemoryMode MemberMemory(const PoolSpec& spec) const;
+  // pool_memory.cc: measures what Running members and other running instances hold (at most every
+  // memory_sample_interval) and updates each pool's memory figures. REQUIRES: tick_mutex_, not mutex_.
+  void MeasureMemory();
+  // The pool's members' memory now: the last measured sum, plus the estimate for the members made
+  // since (or not measurable).
+  static uint64_t MemoryUsedBy(const Pool& pool);
   // The engine's delete guard: a pool's template is not deleted while the pool exists.
   Status RefuseTemplateDelete(const Instance& instance) const;
 
@@ -185,10 +213,13 @@ class PoolManager {
   PoolConfig config_;
   const Clock& clock_;
   const int budget_vcpus_;
+  const uint64_t memory_budget_;
 
   std::mutex admin_mutex_;                 // serialises Create and Delete (they persist outside mutex_)
   std::mutex tick_mutex_;                  // one Tick at a time
   uint64_t removals_seen_ = ~uint64_t{0};  // Engine::removals() when Tick last looked; GUARDED_BY(tick_mutex_)
+  std::optional<Clock::SteadyPoint> memory_sampled_at_;  // GUARDED_BY(tick_mutex_)
+  uint64_t other_memory_ = 0;  // running instances that are not members, last measured; GUARDED_BY(mutex_)
 
   mutable std::mutex mutex_;
   std::map<std::string, std::shared_ptr<Pool>> pools_;                 // GUARDED_BY(mutex_)

@@ -19,6 +19,8 @@ Status PoolManager::Tick() {
   input.busy_fraction = busy.ok() ? *busy : 1.0;  // unmeasurable: as if busy, so no refill competes
   input.busy_threshold = config_.busy_threshold;
   input.max_parallel_refills = config_.max_parallel_refills;
+  input.budget_memory_bytes = memory_budget_;
+  MeasureMemory();
 
   // Members deleted through the engine's API are no longer ready. Looked for only when something was
   // deleted since the last look, and without mutex_ held, so acquires never wait for the walk.
@@ -35,17 +37,20 @@ Status PoolManager::Tick() {
     std::lock_guard lock(mutex_);
     const auto now = Now();
     input.acquiring = last_acquire_ && now - *last_acquire_ < config_.acquire_quiet;
+    input.other_used_memory_bytes = other_memory_;
     std::vector<Pool*> order;
     for (auto& [name, pool] : pools_) {
       if (pool->deleting) continue;
       if (!gone.empty()) std::erase_if(pool->ready, [&gone](const std::string& id) { return gone.contains(id); });
       order.push_back(pool.get());
       if (!input.acquiring) pool->growth_deferred_since.reset();
+      pool->memory_used = MemoryUsedBy(*pool);
       const bool overdue =
           pool->growth_deferred_since && now - *pool->growth_deferred_since >= config_.max_growth_deferral;
       input.pools.push_back({name, pool->spec.min_size, pool->spec.max_size, static_cast<int>(pool->ready.size()),
                              pool->refilling, pool->vcpus_per_member, overdue,
-                             pool->failures_in_a_row > 0 && now < pool->retry_at});
+                             pool->failures_in_a_row > 0 && now < pool->retry_at, pool->memory_used,
+                             pool->memory_per_member});
     }
     SizingPlan plan = PlanPoolSizing(input);
     for (size_t i = 0; i < order.size(); ++i) {
@@ -69,7 +74,7 @@ Status PoolManager::Tick() {
     engine_.events().Publish("pool.throttled", {{"pool", pool}, {"throttled", throttled}});
   }
   for (const auto& [id, pool] : removed) {
-    DeleteMember(id, "pool '" + pool + "' shrinks toward its minimum: the CPU budget is needed");
+    DeleteMember(id, "pool '" + pool + "' shrinks toward its minimum: the CPU or memory budget is needed");
   }
   if (!busy.ok()) return busy.status().Annotate("measuring CPU load (no refill this round)");
   return Status::Ok();

@@ -4,7 +4,11 @@
 //
 // Cost. Every member of a pool (ready or being made) costs its template's vCPU count; running
 // instances that are not pool members cost their own vCPUs. Used = non-member running vCPUs +
-// sum over pools of (ready + refilling) x vcpus_per_member.
+// sum over pools of (ready + refilling) x vcpus_per_member. Memory likewise, when there is a memory
+// budget: a pool's members cost what they hold on their own (measured; estimated for the rest,
+// pool_memory.cc), non-member running instances theirs; a Standby member holds none. A member must
+// fit both budgets, and being over either shrinks the pools (over memory only: pools whose members
+// hold memory).
 //
 // The policy, in order:
 //   1. Over budget (used > budget): shrink. One ready member at a time is removed from the pool with
@@ -37,8 +41,10 @@ struct PoolSizingInput {
   int ready = 0;      // members waiting to be acquired (removable)
   int refilling = 0;  // members being made (not removable; they count against budget and caps)
   int vcpus_per_member = 1;
-  bool growth_overdue = false;  // growth above the minimum has waited for a pause long enough
-  bool backing_off = false;     // its last refills failed: none is started until its backoff ends
+  bool growth_overdue = false;           // growth above the minimum has waited for a pause long enough
+  bool backing_off = false;              // its last refills failed: none is started until its backoff ends
+  uint64_t memory_used_bytes = 0;        // its members' private memory now (measured, estimated for the rest)
+  uint64_t memory_per_member_bytes = 0;  // what one member holds (0: Standby members, or not known yet)
 };
 
 struct SizingInput {
@@ -48,7 +54,9 @@ struct SizingInput {
   double busy_fraction = 0;  // measured, 0..1
   double busy_threshold = 0.8;
   int max_parallel_refills = 2;
-  bool acquiring = false;  // an acquire was served within the quiet window (any pool)
+  bool acquiring = false;                // an acquire was served within the quiet window (any pool)
+  uint64_t budget_memory_bytes = 0;      // 0: no memory budget
+  uint64_t other_used_memory_bytes = 0;  // running instances that are not pool members
 };
 
 struct PoolSizingDecision {
@@ -61,6 +69,7 @@ struct SizingPlan {
   std::vector<PoolSizingDecision> pools;  // one per input pool, same order
   bool throttled = false;                 // step 2 applied: the host was too busy to refill
   int used_vcpus = 0;                     // after the removals and refills of this plan
+  uint64_t used_memory_bytes = 0;         // likewise
 };
 
 SizingPlan PlanPoolSizing(const SizingInput& input);

@@ -15,9 +15,9 @@ namespace fe::engine::vm {
 struct ProcessMemory {
   uint64_t rss_bytes = 0;
   uint64_t pss_bytes = 0;
-  uint64_t anonymous_bytes = 0;  // "Anonymous": its private memory (written pages, the VMM's heap)
+  uint64_t anonymous_bytes = 0;  // "Anonymous": written pages (COW copies among them), the VMM's heap
   uint64_t shared_bytes = 0;     // "Shared_Clean" + "Shared_Dirty": pages other processes map too
-  uint64_t private_bytes = 0;    // "Private_Clean" + "Private_Dirty"
+  uint64_t private_bytes = 0;    // "Private_Clean" + "Private_Dirty": mapped by no other process
   uint64_t swap_pss_bytes = 0;   // "SwapPss"
   bool operator==(const ProcessMemory&) const = default;
 };

@@ -444,8 +444,9 @@ TEST_F(VmForkEndToEndTest, SharedMemoryForksRunOnTheTemplatesRamWithOwnIdentitie
       const Json resident = show(vm.name).value("memory", Json::object()).value("resident", Json());
       ASSERT_TRUE(resident.is_object()) << vm.name << ": no resident memory in " << show(vm.name).dump();
       const uint64_t pss = resident.value("pss_bytes", uint64_t{0});
-      std::printf("%s: pss %.1f MiB, private %.1f MiB, shared %.1f MiB\n", vm.name.c_str(), pss / 1048576.0,
-                  resident.value("private_bytes", uint64_t{0}) / 1048576.0,
+      std::printf("%s: pss %.1f MiB, private %.1f MiB (anonymous %.1f MiB), shared %.1f MiB\n", vm.name.c_str(),
+                  pss / 1048576.0, resident.value("private_bytes", uint64_t{0}) / 1048576.0,
+                  resident.value("anonymous_bytes", uint64_t{0}) / 1048576.0,
                   resident.value("shared_bytes", uint64_t{0}) / 1048576.0);
       (vm.name == "own" ? own_pss : shared_pss) += pss;
     }

@@ -45,8 +45,11 @@ TEST_F(ForkdApiTest, ImportedGuestIsStandbyAndFoundByIdAndByName) {
   EXPECT_EQ(created["state"], "Standby");
   EXPECT_EQ(created["hypervisor"], "cloud-hypervisor");
   std::string id = created["id"];
-  EXPECT_EQ(api().Get("/v1/instances/" + id).json, created);
-  EXPECT_EQ(api().Get("/v1/instances/web").json, created);
+  // One instance's view adds what its process holds in memory: nothing, it has none.
+  Json expected = created;
+  expected["memory"]["resident"] = nullptr;
+  EXPECT_EQ(api().Get("/v1/instances/" + id).json, expected);
+  EXPECT_EQ(api().Get("/v1/instances/web").json, expected);
   ApiResponse list = api().Get("/v1/instances");
   ASSERT_EQ(list.status, 200);
   ASSERT_EQ(list.json["instances"].size(), 1u);

@@ -4,7 +4,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -68,6 +70,9 @@ class PoolTest : public fe::test::ScratchTest {
     config.clock = &clock_;
     config.acquire_quiet = acquire_quiet_;
     config.max_growth_deferral = max_growth_deferral_;
+    config.memory_budget_bytes = memory_budget_;
+    config.measure_memory = measure_memory_;
+    config.memory_sample_interval = std::chrono::milliseconds(0);  // every tick
     config.on_refill = [this](const std::string&, double seconds) {
       EXPECT_GE(seconds, 0.0);
       ++refill_callbacks_;
@@ -123,6 +128,8 @@ class PoolTest : public fe::test::ScratchTest {
   void Advance(std::chrono::milliseconds by) { clock_.Advance(by); }
   std::chrono::milliseconds acquire_quiet_{0};
   std::chrono::milliseconds max_growth_deferral_{1000};
+  uint64_t memory_budget_ = 0;                                              // 0: the default (80% of the host's memory)
+  std::function<std::optional<uint64_t>(const Instance&)> measure_memory_;  // empty: smaps_rollup
   std::unique_ptr<pools::PoolManager> pools_;
 };
 

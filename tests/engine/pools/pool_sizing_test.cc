@@ -37,6 +37,49 @@ TEST(PoolSizingTest, FillsAnEmptyPoolToItsMaximumWhenIdleAndWithinBudget) {
   EXPECT_EQ(plan.used_vcpus, 5);
 }
 
+// A pool whose Running members each hold `per_member` bytes on their own.
+PoolSizingInput MemoryPool(std::string name, int min, int max, int ready, uint64_t per_member) {
+  PoolSizingInput pool = Pool(std::move(name), min, max, ready);
+  pool.memory_per_member_bytes = per_member;
+  pool.memory_used_bytes = static_cast<uint64_t>(ready) * per_member;
+  return pool;
+}
+
+constexpr uint64_t kMiB = 1 << 20;
+
+TEST(PoolSizingTest, MembersMustFitTheMemoryBudgetSoCheapSharedMembersFitMany) {
+  // 1 GiB for members: private members of 300 MiB fit three, shared ones of 48 MiB fit twenty.
+  SizingInput input =
+      Input({MemoryPool("private", 0, 20, 0, 300 * kMiB), MemoryPool("shared", 0, 20, 0, 48 * kMiB)}, 1000);
+  input.budget_memory_bytes = 1024 * kMiB;
+  input.pools.pop_back();
+  SizingPlan privately = PlanPoolSizing(input);
+  EXPECT_EQ(privately.pools[0].refills, 3);
+  EXPECT_EQ(privately.used_memory_bytes, 900 * kMiB);
+  input.pools = {MemoryPool("shared", 0, 20, 0, 48 * kMiB)};
+  SizingPlan shared = PlanPoolSizing(input);
+  EXPECT_EQ(shared.pools[0].refills, 20) << "bounded by the maximum, not the budget";
+  EXPECT_EQ(shared.used_memory_bytes, 960 * kMiB);
+  // Without a memory budget only the CPU budget counts.
+  input.budget_memory_bytes = 0;
+  input.pools = {MemoryPool("private", 0, 20, 0, 300 * kMiB)};
+  EXPECT_EQ(PlanPoolSizing(input).pools[0].refills, 20);
+}
+
+TEST(PoolSizingTest, OverTheMemoryBudgetOnlyPoolsHoldingMemoryShrink) {
+  // Running members of 200 MiB (4 ready) and Standby members holding none (6 ready); other instances
+  // hold 500 MiB of a 1 GiB budget.
+  SizingInput input = Input({MemoryPool("running", 1, 8, 4, 200 * kMiB), MemoryPool("standby", 0, 8, 6, 0)}, 1000);
+  input.budget_memory_bytes = 1024 * kMiB;
+  input.other_used_memory_bytes = 500 * kMiB;
+  SizingPlan plan = PlanPoolSizing(input);
+  EXPECT_EQ(plan.pools[0].removals, 2) << "1300 MiB -> 900 MiB";
+  EXPECT_EQ(plan.pools[1].removals, 0) << "removing a Standby member frees no memory";
+  EXPECT_EQ(plan.pools[0].refills, 0);
+  EXPECT_EQ(plan.pools[1].refills, 2) << "Standby members still fit: they cost no memory";
+  EXPECT_EQ(plan.used_memory_bytes, 900 * kMiB);
+}
+
 TEST(PoolSizingTest, APoolBackingOffGetsNoRefillAndLeavesTheSlotsToOthers) {
   PoolSizingInput failing = Pool("a", 2, 5, 0);
   failing.backing_off = true;

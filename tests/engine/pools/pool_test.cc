@@ -87,6 +87,36 @@ TEST_F(PoolTest, RestoredMembersMapTheTemplatesMemoryByDefaultWhereItCanBeShared
   EXPECT_FALSE(cold->instance.shared_memory.has_value());
 }
 
+TEST_F(PoolTest, RunningMembersCountWhatTheyHoldAgainstTheMemoryBudget) {
+  // Every running instance holds 300 MiB of its own; the budget is 1000 MiB.
+  constexpr uint64_t kMiB = 1 << 20;
+  memory_budget_ = 1000 * kMiB;
+  measure_memory_ = [](const Instance&) { return std::optional<uint64_t>(300 * kMiB); };
+  FE_ASSERT_OK(Restart());
+  FE_ASSERT_OK(pools_->Create(Spec("warm", 0, 5, InstanceState::kRunning)));
+  for (int round = 0; round < 6; ++round) {
+    FE_ASSERT_OK(pools_->Tick());
+    pools_->WaitIdle();
+  }
+  // The first two were made before anything was measured (max_parallel_refills); then each member
+  // is known to hold 300 MiB, so one more fits and a fourth would not.
+  PoolStatus status = StatusOf("warm");
+  EXPECT_EQ(status.ready, 3);
+  EXPECT_EQ(status.memory_per_member_bytes, 300 * kMiB);
+  EXPECT_EQ(status.memory_used_bytes, 900 * kMiB);
+  EXPECT_EQ(pools_->memory_used_bytes(), 900 * kMiB);
+  EXPECT_EQ(pools_->memory_budget_bytes(), 1000 * kMiB);
+
+  // An instance outside the pools takes 300 MiB more: the pool gives a member back.
+  ForkRequest other;
+  other.name = "other";
+  other.target_state = InstanceState::kRunning;
+  FE_ASSERT_OK(engine().Fork("tmpl", other));
+  FE_ASSERT_OK(pools_->Tick());
+  pools_->WaitIdle();
+  EXPECT_EQ(StatusOf("warm").ready, 2);
+}
+
 TEST_F(PoolTest, BusyHostTickStartsNoRefillUntilTheLoadDrops) {
   FE_ASSERT_OK(pools_->Create(Spec("web", 2, 3)));
   busy_->store(0.95);

@@ -168,6 +168,22 @@ TEST_F(FirecrackerControllerTest, ForkRestoreHoldsTheAliasExactlyDuringTheLoad) 
       << "the drive opened through the alias now names the fork's own file";
 }
 
+TEST_F(FirecrackerControllerTest, ASharedMemoryForksLoadNamesTheTemplatesMemoryFile) {
+  WriteForkDevices();
+  fake_->Start();
+  auto controller = Connect();
+  ASSERT_NE(controller, nullptr);
+  const std::string template_memory = source_ + "/snapshot/memory";
+  Status restored = controller->Restore(snapshot_, test::TargetIdentity(), MemorySource{template_memory});
+  ASSERT_TRUE(restored.ok()) << restored.ToString();
+  std::vector<test::Request> requests = fake_->requests();
+  ASSERT_GE(requests.size(), 2u);
+  EXPECT_EQ(requests[1].method + " " + requests[1].path, "PUT /snapshot/load");
+  EXPECT_EQ(requests[1].json["mem_backend"], Json({{"backend_type", "File"}, {"backend_path", template_memory}}))
+      << "firecracker maps the template's file privately; the fork's state is still its own";
+  EXPECT_EQ(requests[1].json["snapshot_path"], snapshot_ + "/vmstate");
+}
+
 TEST_F(FirecrackerControllerTest, FailedLoadStillRemovesTheAlias) {
   WriteForkDevices();
   fake_->Respond("PUT /snapshot/load", 400, R"({"fault_message":"Cannot open the memory file"})");
