@@ -15,6 +15,7 @@
 #include <fmt/core.h>
 
 #include "base/process.h"
+#include "bench/qemu_guest_template.h"
 #include "bench/scratch_filesystem.h"
 #include "engine/engine.h"
 #include "hypervisor/qemu/qemu_config.h"
@@ -29,61 +30,6 @@ using Clock = std::chrono::steady_clock;
 
 constexpr char kBridge[] = "febr-bench";
 constexpr char kGateway[] = "10.100.0.1/16";
-// A bound for a guest that never boots (TCG, 1 GiB): not a measurement.
-constexpr auto kBootTimeout = 180s;
-
-// `guest_dir`'s files copied to `dir` (not its config, RAM file, logs or sockets), with every path of
-// its config moved there, its RAM set to `memory_mib`, in a shared file when `shared_ram`, half of it
-// filled by the guest before it runs.
-Status MakeTemplate(const std::string& guest_dir, const std::string& dir, uint64_t memory_mib, bool shared_ram) {
-  Result<qemu::Config> config = qemu::ReadConfig(guest_dir);
-  if (!config.ok()) return config.status();
-  if (::mkdir(dir.c_str(), 0755) != 0) return Status::FromErrno(errno, "mkdir", dir);
-  std::error_code error;
-  for (const fs::directory_entry& entry : fs::directory_iterator(guest_dir, error)) {
-    const std::string name = entry.path().filename();
-    if (!entry.is_regular_file() || name == qemu::kConfigFile || entry.path() == config->memory_file ||
-        name.ends_with(".log") || name.ends_with(".sock")) {
-      continue;
-    }
-    FE_RETURN_IF_ERROR(RunProcessChecked({"cp", "--reflink=auto", entry.path(), dir + "/" + name}));
-  }
-  if (error) return Status::FromErrno(error.value(), "list", guest_dir);
-  std::string text = qemu::SerializeConfig(*config);
-  const std::string from = guest_dir + "/", to = dir + "/";
-  for (size_t at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size())) {
-    text.replace(at, from.size(), to);
-  }
-  Result<qemu::Config> moved = qemu::ParseConfig(text, dir);
-  if (!moved.ok()) return moved.status();
-  moved->memory_mib = memory_mib;
-  moved->memory_file = shared_ram ? dir + "/mem.bin" : "";
-  // Half the RAM written before the guest beats: what a busy guest has, and what the full-RAM save
-  // must write (an idle guest's RAM is zero pages, which migration skips).
-  moved->append += " fe.fill_mib=" + std::to_string(memory_mib / 2);
-  return qemu::WriteConfig(dir, *moved);
-}
-
-// Waits until the instance's serial log shows the guest's first heartbeat.
-Status WaitForGuest(const engine::Engine& engine, const engine::Instance& instance) {
-  const std::string dir = engine.backend().Path(instance.volume);
-  Result<qemu::Config> config = qemu::ReadConfig(dir);
-  if (!config.ok()) return config.status();
-  std::string log;
-  for (const qemu::Chardev& chardev : config->chardevs) {
-    if (chardev.id == config->serial) log = chardev.path;
-  }
-  if (log.empty()) return Status::InvalidArgument(dir + ": the guest has no serial log");
-  const Clock::time_point deadline = Clock::now() + kBootTimeout;
-  for (;;) {
-    std::ifstream in(log);
-    std::stringstream text;
-    text << in.rdbuf();
-    if (text.str().find("\nbeat ") != std::string::npos) return Status::Ok();
-    if (Clock::now() > deadline) return Status::Internal(log + ": the guest printed no heartbeat");
-    std::this_thread::sleep_for(50ms);
-  }
-}
 
 struct Row {
   uint64_t memory_mib = 0;
@@ -115,7 +61,7 @@ Status Measure(engine::Engine& engine, const std::string& template_dir, const st
   } cleanup{engine, name};
   Result<engine::Instance> source = engine.Start(name);
   if (!source.ok()) return source.status();
-  FE_RETURN_IF_ERROR(WaitForGuest(engine, *source));
+  FE_RETURN_IF_ERROR(WaitForGuestBeat(engine, *source));
   for (int i = 0; i < repetitions; ++i) {
     engine::ForkRequest request;
     request.name = name + "-f" + std::to_string(i);
@@ -172,7 +118,7 @@ Status RunInNamespace(const E2eOptions& options, const std::string& root, std::v
     for (bool shared : {true, false}) {
       const std::string suffix = std::to_string(memory_mib) + (shared ? "s" : "a");
       const std::string template_dir = root + "/t" + suffix;
-      FE_RETURN_IF_ERROR(MakeTemplate(options.guest_dir, template_dir, memory_mib, shared));
+      FE_RETURN_IF_ERROR(MakeQemuTemplate(options.guest_dir, template_dir, memory_mib, shared));
       Row row{memory_mib, shared ? "live (shared RAM)" : "full (anonymous RAM)", {}};
       Status measured = Measure(**opened, template_dir, "b" + suffix, options.repetitions, row);
       rows.push_back(std::move(row));

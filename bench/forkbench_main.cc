@@ -14,6 +14,9 @@
 //   forkbench --e2e --guest-dir DIR [--memory-mib 256,1024] [--repetitions N]
 //       forks of a real running QEMU guest per phase, and the source's pause vs its RAM size with the
 //       full-RAM standby as anchor (see e2e_fork.h; tests/e2e's fe-e2e-guest writes DIR)
+//   forkbench --density --guest-dir DIR [--memory-mib 256] [--counts 1,8,32]
+//       N forks of one QEMU template with RAM of their own vs mapping the template's: summed PSS and
+//       private memory after each read all its RAM, restore latency, standby cost (see density.h)
 //
 // Both modes need root for the loop-mounted scratch filesystems; without it --compare measures only
 // the current directory's filesystem.
@@ -29,6 +32,7 @@
 #include "bench/clone_benchmarks.h"
 #include "bench/compare.h"
 #include "bench/dm_thin_column.h"
+#include "bench/density.h"
 #include "bench/e2e_fork.h"
 #include "bench/interrupt.h"
 
@@ -118,12 +122,31 @@ int RunE2eMode(int argc, char** argv) {
   return fe::bench::RunE2e(options);
 }
 
+int RunDensityMode(int argc, char** argv) {
+  fe::bench::DensityOptions options;
+  CLI::App app{"forkbench --density: summed memory of N forks of one QEMU template, private vs shared RAM"};
+  bool density = false;
+  app.add_flag("--density", density, "Run the density measurements (required for these options)")->required();
+  app.add_option("--guest-dir", options.guest_dir, "QEMU guest directory (tests/e2e's fe-e2e-guest writes one)")
+      ->required();
+  app.add_option("--memory-mib", options.memory_mib, "The template's guest RAM")
+      ->check(CLI::Range(64, 4096))
+      ->capture_default_str();
+  app.add_option("--counts", options.counts, "Fork counts to measure, each in one request")
+      ->delimiter(',')
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  return fe::bench::RunDensity(options);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (HasArgument(argc, argv, "--compare")) return RunCompareMode(argc, argv);
   if (HasArgument(argc, argv, "--backends")) return RunBackendsMode(argc, argv);
   if (HasArgument(argc, argv, "--e2e")) return RunE2eMode(argc, argv);
+  if (HasArgument(argc, argv, "--density")) return RunDensityMode(argc, argv);
   if (HasArgument(argc, argv, "--help") || HasArgument(argc, argv, "-h")) {
     std::printf(
         "forkbench --compare [--filesystems xfs,btrfs,ext4] [--repetitions N] [--json FILE]\n"
@@ -132,6 +155,8 @@ int main(int argc, char** argv) {
         "    every storage backend side by side (see forkbench --backends --help)\n"
         "forkbench --e2e --guest-dir DIR [--memory-mib 256,1024] [--repetitions N]\n"
         "    forks of a running QEMU guest per phase, pause vs RAM size (see forkbench --e2e --help)\n"
+        "forkbench --density --guest-dir DIR [--memory-mib 256] [--counts 1,8,32]\n"
+        "    summed PSS of N forks of one template, private vs shared RAM (see forkbench --density --help)\n"
         "forkbench [Google Benchmark flags]: BM_CloneGuestDir, BM_CloneSmallFiles on XFS "
         "(root)\n\n");
   }
