@@ -93,6 +93,7 @@ Status Engine::Recover() {
     if (instance.state == InstanceState::kRunning && !(instance.process && vm::VmProcessAlive(*instance.process))) {
       instance.state = InstanceState::kStopped;
       instance.process.reset();
+      instance.shared_memory.reset();  // nothing maps its template's file any more
       instance.updated_at = clock_.WallNowRfc3339();
       Status written = store_.Write(instance);
       note(written.ok()

@@ -3,7 +3,9 @@
 // capability: forks record and restore from the template's file, drop their own copy, the template is
 // guarded while anything maps its file (also after a restart), and each refusal says why. Pools'
 // default is tested in pools/pool_test.cc.
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <gtest/gtest.h>
 
@@ -133,6 +135,22 @@ TEST_F(SharedMemoryTest, TheTemplateIsNotRestoredStartedOrDeletedWhileForksMapIt
   EXPECT_FALSE(saved->shared_memory.has_value());
   FE_ASSERT_OK(engine().Restore("tpl"));
   FE_ASSERT_OK(engine().Delete("tpl"));
+}
+
+TEST_F(SharedMemoryTest, AForkWhoseProcessDiedWhileForkdWasDownNoLongerMapsTheFileAfterRecovery) {
+  Result<std::vector<ForkOutcome>> forks = engine().Fork("tpl", SharedRequest("gone", 1, InstanceState::kRunning));
+  FE_ASSERT_OK(forks);
+  ASSERT_TRUE(forks->front().instance.process.has_value());
+  fixture_.Close();
+  const pid_t pid = forks->front().instance.process->pid;
+  ASSERT_EQ(::kill(pid, SIGKILL), 0);
+  ::waitpid(pid, nullptr, 0);  // the engine that started it is gone: reaped here
+  FE_ASSERT_OK(fixture_.Open());
+  Instance gone = Get("gone");
+  EXPECT_EQ(gone.state, InstanceState::kStopped);
+  EXPECT_FALSE(gone.shared_memory.has_value());
+  // Nothing maps the template's file any more.
+  FE_ASSERT_OK(engine().Restore("tpl"));
 }
 
 TEST_F(SharedMemoryTest, AStandbySharedForkThatNeverRanPassesItsMappingOnAndRefusesPrivateForks) {
