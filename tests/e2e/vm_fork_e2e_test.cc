@@ -473,10 +473,25 @@ TEST_F(VmForkEndToEndTest, SharedMemoryForksRunOnTheTemplatesRamWithOwnIdentitie
     EXPECT_EQ(ParseVm(show("s-3"), data_root).state, "Running");
     EXPECT_FALSE(forkctl.Run({"restore", "tpl"}).ok()) << "the restarted forkd restored the template under its forks";
 
-    // Stood by, a shared fork saves its RAM in full: its own again.
+    // Stood by, a shared fork saves its RAM in full: its own again, and it runs on from it.
+    const int s1_beats = ReadBeats(forks[1].serial_log).back().number;
     run({"standby", "s-1"});
     EXPECT_EQ(show("s-1").value("memory", Json::object()).value("mode", ""), "private");
-    Result<Json> rm = forkctl.Run({"rm", "own", "s-1", "s-2", "s-3", "s-4", "s-5", "s-6", "s-7", "s-8"});
+    run({"restore", "s-1"});
+    const Vm s1 = ParseVm(show("s-1"), data_root);
+    Result<Beat> s1_on = BeatWithOwnIdentity(s1, s1_beats);
+    EXPECT_TRUE(s1_on.ok()) << "s-1 after its standby: " << s1_on.status().ToString() << "\n" << SerialLog(s1);
+    // A running shared fork forked in turn: its RAM goes into the child's snapshot in full.
+    const Json grandchild = run({"fork", "s-2", "--name", "g", "--from-running", "--target-state", "Running"});
+    ASSERT_TRUE(grandchild.contains("forks")) << grandchild.dump();
+    PrintPhases("fork of the running shared fork s-2 -> g", grandchild["forks"][0]);
+    names.push_back("g");
+    const Vm g = ParseVm(show("g"), data_root);
+    Result<Beat> g_on = BeatWithOwnIdentity(g, 0);
+    EXPECT_TRUE(g_on.ok()) << "g: " << g_on.status().ToString() << "\n" << SerialLog(g);
+    EXPECT_EQ(show("g").value("memory", Json::object()).value("mode", ""), "private");
+    EXPECT_EQ(show("s-2").value("memory", Json::object()).value("mode", ""), "shared") << "s-2 runs on as it was";
+    Result<Json> rm = forkctl.Run({"rm", "own", "g", "s-1", "s-2", "s-3", "s-4", "s-5", "s-6", "s-7", "s-8"});
     EXPECT_TRUE(rm.ok()) << rm.status().ToString();
     run({"restore", "tpl"});
     EXPECT_EQ(ParseVm(show("tpl"), data_root).state, "Running");
