@@ -1,18 +1,15 @@
 #include "bench/density.h"
 
-#include <sched.h>
 #include <sys/stat.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
-#include <thread>
 
 #include <fmt/core.h>
 
 #include "base/process.h"
 #include "bench/qemu_guest_template.h"
-#include "bench/scratch_filesystem.h"
 #include "engine/engine.h"
 #include "engine/vm/process_memory.h"
 #include "hypervisor/qemu/qemu_config.h"
@@ -25,8 +22,6 @@ namespace qemu = hypervisor::qemu;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-constexpr char kBridge[] = "febr-density";
-constexpr char kGateway[] = "10.100.0.1/16";
 constexpr double kMiB = 1024.0 * 1024.0;
 
 struct Row {
@@ -133,23 +128,8 @@ void Print(const std::vector<Row>& rows, uint64_t memory_mib, double standby_ms[
       memory_mib);
 }
 
-Status RunInNamespace(const DensityOptions& options, const std::string& root, std::vector<Row>& rows,
-                      double standby_ms[2], uint64_t state_bytes[2]) {
-  for (const std::vector<std::string>& command : {std::vector<std::string>{"ip", "link", "set", "lo", "up"},
-                                                  {"ip", "link", "add", kBridge, "type", "bridge"},
-                                                  {"ip", "addr", "add", kGateway, "dev", kBridge},
-                                                  {"ip", "link", "set", kBridge, "up"}}) {
-    FE_RETURN_IF_ERROR(RunProcessChecked(command));
-  }
-  engine::EngineConfig config;
-  config.data_root = root + "/d";
-  config.manage_taps = true;
-  config.bridge = kBridge;
-  config.hypervisor_timeout = 120s;
-  config.identity_timeout = 300s;  // 32 TCG guests on a few cores answer slowly
-  Result<std::unique_ptr<engine::Engine>> opened = engine::Engine::Open(config);
-  if (!opened.ok()) return opened.status();
-  engine::Engine& engine = **opened;
+Status MeasureAll(const DensityOptions& options, engine::Engine& engine, const std::string& root,
+                  std::vector<Row>& rows, double standby_ms[2], uint64_t state_bytes[2]) {
   const std::string template_dir = root + "/template";
   FE_RETURN_IF_ERROR(MakeQemuTemplate(options.guest_dir, template_dir, options.memory_mib, /*shared_ram=*/true));
   engine::CreateRequest create;
@@ -182,42 +162,18 @@ Status RunInNamespace(const DensityOptions& options, const std::string& root, st
 }  // namespace
 
 int RunDensity(const DensityOptions& options) {
-  if (options.guest_dir.empty() || options.guest_dir[0] != '/') {
-    fmt::print(stderr,
-               "forkbench --density: --guest-dir must be an absolute guest directory (tests/e2e's "
-               "fe-e2e-guest writes one)\n");
-    return 2;
-  }
-  Result<std::unique_ptr<WorkDirectory>> work = WorkDirectory::Create("/var/tmp");
-  if (!work.ok()) {
-    fmt::print(stderr, "forkbench --density: {}\n", work.status().ToString());
-    return 1;
-  }
-  Result<std::unique_ptr<ScratchFilesystem>> scratch = ScratchFilesystem::Open(ScratchKind::kXfs, (*work)->path());
-  if (!scratch.ok()) {
-    fmt::print(stderr, "forkbench --density: {}\n", scratch.status().ToString());
-    return 1;
-  }
-  fmt::print("forkbench --density: guest {}, {} MiB of RAM, on {}\n", options.guest_dir, options.memory_mib,
-             (*scratch)->description());
   std::vector<Row> rows;
   double standby_ms[2] = {0, 0};
   uint64_t state_bytes[2] = {0, 0};
-  Status status = Status::Ok();
-  std::thread thread([&] {
-    if (::unshare(CLONE_NEWNET) != 0) {
-      status = Status::FromErrno(errno, "unshare(CLONE_NEWNET)", "forkbench --density");
-      return;
-    }
-    status = RunInNamespace(options, (*scratch)->root(), rows, standby_ms, state_bytes);
-  });
-  thread.join();
-  Print(rows, options.memory_mib, standby_ms, state_bytes);
-  if (!status.ok()) fmt::print(stderr, "forkbench --density: {}\n", status.ToString());
-  if (Status closed = (*scratch)->Close(); !closed.ok()) {
-    fmt::print(stderr, "forkbench --density: {}\n", closed.ToString());
-  }
-  return status.ok() ? 0 : 1;
+  GuestBenchSite site{"--density", options.guest_dir, "febr-density"};
+  site.hypervisor_timeout = 120s;
+  site.identity_timeout = 300s;  // 32 TCG guests on a few cores answer slowly
+  return RunGuestBench(
+      site,
+      [&](engine::Engine& engine, const std::string& root) {
+        return MeasureAll(options, engine, root, rows, standby_ms, state_bytes);
+      },
+      [&] { Print(rows, options.memory_mib, standby_ms, state_bytes); });
 }
 
 }  // namespace fe::bench

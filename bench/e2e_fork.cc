@@ -1,6 +1,5 @@
 #include "bench/e2e_fork.h"
 
-#include <sched.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -10,26 +9,19 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
-#include <thread>
 
 #include <fmt/core.h>
 
 #include "base/process.h"
 #include "bench/qemu_guest_template.h"
-#include "bench/scratch_filesystem.h"
 #include "engine/engine.h"
 #include "hypervisor/qemu/qemu_config.h"
 
 namespace fe::bench {
 namespace {
 
-namespace fs = std::filesystem;
-namespace qemu = hypervisor::qemu;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
-
-constexpr char kBridge[] = "febr-bench";
-constexpr char kGateway[] = "10.100.0.1/16";
 
 struct Row {
   uint64_t memory_mib = 0;
@@ -95,23 +87,9 @@ void Print(const std::vector<Row>& rows) {
       rows.empty() ? 0 : rows[0].forks.size());
 }
 
-// Everything after the scratch filesystem, on a thread in a new network namespace.
-Status RunInNamespace(const E2eOptions& options, const std::string& root, std::vector<Row>& rows) {
-  for (const std::vector<std::string>& command : {std::vector<std::string>{"ip", "link", "set", "lo", "up"},
-                                                  {"ip", "link", "add", kBridge, "type", "bridge"},
-                                                  {"ip", "addr", "add", kGateway, "dev", kBridge},
-                                                  {"ip", "link", "set", kBridge, "up"}}) {
-    FE_RETURN_IF_ERROR(RunProcessChecked(command));
-  }
-  engine::EngineConfig config;
-  config.data_root = root + "/d";
-  config.manage_taps = true;
-  config.bridge = kBridge;
-  config.hypervisor_timeout = 60s;
-  config.identity_timeout = 60s;
-  Result<std::unique_ptr<engine::Engine>> opened = engine::Engine::Open(config);
-  if (!opened.ok()) return opened.status();
-  if (!(*opened)->backend().Capabilities().shares_data) {
+// The measurements, on the engine of the benchmark's site.
+Status MeasureAll(const E2eOptions& options, engine::Engine& engine, const std::string& root, std::vector<Row>& rows) {
+  if (!engine.backend().Capabilities().shares_data) {
     return Status::Unsupported("the scratch filesystem's backend does not share data: no live path");
   }
   for (uint64_t memory_mib : options.memory_mib) {
@@ -120,7 +98,7 @@ Status RunInNamespace(const E2eOptions& options, const std::string& root, std::v
       const std::string template_dir = root + "/t" + suffix;
       FE_RETURN_IF_ERROR(MakeQemuTemplate(options.guest_dir, template_dir, memory_mib, shared));
       Row row{memory_mib, shared ? "live (shared RAM)" : "full (anonymous RAM)", {}};
-      Status measured = Measure(**opened, template_dir, "b" + suffix, options.repetitions, row);
+      Status measured = Measure(engine, template_dir, "b" + suffix, options.repetitions, row);
       rows.push_back(std::move(row));
       FE_RETURN_IF_ERROR(measured.Annotate(std::to_string(memory_mib) + " MiB, " + rows.back().path));
       fmt::print("{} MiB, {}: done\n", memory_mib, rows.back().path);
@@ -133,37 +111,11 @@ Status RunInNamespace(const E2eOptions& options, const std::string& root, std::v
 }  // namespace
 
 int RunE2e(const E2eOptions& options) {
-  if (options.guest_dir.empty() || options.guest_dir[0] != '/') {
-    fmt::print(stderr,
-               "forkbench --e2e: --guest-dir must be an absolute guest directory (tests/e2e's fe-e2e-guest "
-               "writes one)\n");
-    return 2;
-  }
-  Result<std::unique_ptr<WorkDirectory>> work = WorkDirectory::Create("/var/tmp");
-  if (!work.ok()) {
-    fmt::print(stderr, "forkbench --e2e: {}\n", work.status().ToString());
-    return 1;
-  }
-  Result<std::unique_ptr<ScratchFilesystem>> scratch = ScratchFilesystem::Open(ScratchKind::kXfs, (*work)->path());
-  if (!scratch.ok()) {
-    fmt::print(stderr, "forkbench --e2e: {}\n", scratch.status().ToString());
-    return 1;
-  }
-  fmt::print("forkbench --e2e: guest {}, on {}\n", options.guest_dir, (*scratch)->description());
   std::vector<Row> rows;
-  Status status = Status::Ok();
-  std::thread thread([&] {
-    if (::unshare(CLONE_NEWNET) != 0) {
-      status = Status::FromErrno(errno, "unshare(CLONE_NEWNET)", "forkbench --e2e");
-      return;
-    }
-    status = RunInNamespace(options, (*scratch)->root(), rows);
-  });
-  thread.join();
-  Print(rows);
-  if (!status.ok()) fmt::print(stderr, "forkbench --e2e: {}\n", status.ToString());
-  if (Status closed = (*scratch)->Close(); !closed.ok()) fmt::print(stderr, "forkbench --e2e: {}\n", closed.ToString());
-  return status.ok() ? 0 : 1;
+  return RunGuestBench(
+      GuestBenchSite{"--e2e", options.guest_dir, "febr-bench"},
+      [&](engine::Engine& engine, const std::string& root) { return MeasureAll(options, engine, root, rows); },
+      [&] { Print(rows); });
 }
 
 }  // namespace fe::bench

@@ -1,5 +1,6 @@
 #include "bench/qemu_guest_template.h"
 
+#include <sched.h>
 #include <sys/stat.h>
 
 #include <cerrno>
@@ -9,7 +10,10 @@
 #include <sstream>
 #include <thread>
 
+#include <fmt/core.h>
+
 #include "base/process.h"
+#include "bench/scratch_filesystem.h"
 #include "hypervisor/qemu/qemu_config.h"
 
 namespace fe::bench {
@@ -71,6 +75,58 @@ Status WaitForGuestBeat(const engine::Engine& engine, const engine::Instance& in
     if (Clock::now() > deadline) return Status::Internal(log + ": the guest printed no heartbeat");
     std::this_thread::sleep_for(50ms);
   }
+}
+
+int RunGuestBench(const GuestBenchSite& site,
+                  const std::function<Status(engine::Engine& engine, const std::string& root)>& body,
+                  const std::function<void()>& report) {
+  const std::string who = "forkbench " + site.mode;
+  if (site.guest_dir.empty() || site.guest_dir[0] != '/') {
+    fmt::print(stderr, "{}: --guest-dir must be an absolute guest directory (tests/e2e's fe-e2e-guest writes one)\n",
+               who);
+    return 2;
+  }
+  Result<std::unique_ptr<WorkDirectory>> work = WorkDirectory::Create("/var/tmp");
+  if (!work.ok()) {
+    fmt::print(stderr, "{}: {}\n", who, work.status().ToString());
+    return 1;
+  }
+  Result<std::unique_ptr<ScratchFilesystem>> scratch = ScratchFilesystem::Open(ScratchKind::kXfs, (*work)->path());
+  if (!scratch.ok()) {
+    fmt::print(stderr, "{}: {}\n", who, scratch.status().ToString());
+    return 1;
+  }
+  fmt::print("{}: guest {}, on {}\n", who, site.guest_dir, (*scratch)->description());
+  const std::string root = (*scratch)->root();
+  Status status = Status::Ok();
+  std::thread thread([&] {
+    if (::unshare(CLONE_NEWNET) != 0) {
+      status = Status::FromErrno(errno, "unshare(CLONE_NEWNET)", who);
+      return;
+    }
+    status = [&]() -> Status {
+      for (const std::vector<std::string>& command : {std::vector<std::string>{"ip", "link", "set", "lo", "up"},
+                                                      {"ip", "link", "add", site.bridge, "type", "bridge"},
+                                                      {"ip", "addr", "add", "10.100.0.1/16", "dev", site.bridge},
+                                                      {"ip", "link", "set", site.bridge, "up"}}) {
+        FE_RETURN_IF_ERROR(RunProcessChecked(command));
+      }
+      engine::EngineConfig config;
+      config.data_root = root + "/d";
+      config.manage_taps = true;
+      config.bridge = site.bridge;
+      config.hypervisor_timeout = site.hypervisor_timeout;
+      config.identity_timeout = site.identity_timeout;
+      Result<std::unique_ptr<engine::Engine>> engine = engine::Engine::Open(config);
+      if (!engine.ok()) return engine.status();
+      return body(**engine, root);
+    }();
+  });
+  thread.join();
+  report();
+  if (!status.ok()) fmt::print(stderr, "{}: {}\n", who, status.ToString());
+  if (Status closed = (*scratch)->Close(); !closed.ok()) fmt::print(stderr, "{}: {}\n", who, closed.ToString());
+  return status.ok() ? 0 : 1;
 }
 
 }  // namespace fe::bench

@@ -120,6 +120,29 @@ Result<int64_t> MeasureClockOffset(const Vm& vm) {
 
 class VmForkEndToEndTest : public fe::test::ScratchTest {
  protected:
+  // In the test's network namespace: loopback up, and the bridge holding the subnet's gateway.
+  static void MakeBridge() {
+    for (const std::vector<std::string>& command :
+         {std::vector<std::string>{"ip", "link", "set", "lo", "up"},
+          {"ip", "link", "add", kBridge, "type", "bridge"},
+          {"ip", "addr", "add", std::string(kGateway) + "/16", "dev", kBridge},
+          {"ip", "link", "set", kBridge, "up"}}) {
+      Status ran = RunProcessChecked(command);
+      ASSERT_TRUE(ran.ok()) << ran.ToString();
+    }
+  }
+  // <scratch>/<prefix>-<pid>, made, with the guest (256 MiB of RAM) in its "tpl" directory. 256 MiB: a
+  // sanitized build's agent comes with its shared libraries (libasan...), and the kernel panics
+  // unpacking that initramfs into 128 MiB.
+  static void MakeRootWithGuest(const std::string& scratch, const std::string& prefix, std::string& root) {
+    root = scratch + "/" + prefix + "-" + std::to_string(::getpid());
+    ASSERT_EQ(::mkdir(root.c_str(), 0755), 0) << std::strerror(errno);
+    const std::string template_dir = root + "/tpl";
+    ASSERT_EQ(::mkdir(template_dir.c_str(), 0755), 0) << std::strerror(errno);
+    Status made = MakeForkGuest(template_dir, 256, FE_FORKAGENT);
+    ASSERT_TRUE(made.ok()) << made.ToString();
+  }
+
   // The fork's clock, set by the agent from the host's at the handoff, is within a second of the
   // host's however long the snapshot sat.
   void CheckClock(const Vm& fork) {
@@ -192,25 +215,14 @@ TEST_F(VmForkEndToEndTest, ForksOfARunningGuestAndOfItsForkRunOnWithOwnIdentityC
   // A short directory on the reflink XFS scratch root: QEMU's socket paths must fit in sun_path.
   FE_SCRATCH(scratch, fe::test::Scratch::Root(fe::test::ScratchFs::kXfs));
   const Clock::time_point test_start = Clock::now();
-  const std::string root = scratch + "/e2e-" + std::to_string(::getpid());
-  ASSERT_EQ(::mkdir(root.c_str(), 0755), 0) << std::strerror(errno);
+  std::string root;
+  ASSERT_NO_FATAL_FAILURE(MakeRootWithGuest(scratch, "e2e", root));
   const std::string template_dir = root + "/tpl";
-  ASSERT_EQ(::mkdir(template_dir.c_str(), 0755), 0) << std::strerror(errno);
-  // 256 MiB: a sanitized build's agent comes with its shared libraries (libasan...), and the kernel
-  // panics unpacking that initramfs into 128 MiB.
-  Status made = MakeForkGuest(template_dir, 256, FE_FORKAGENT);
-  ASSERT_TRUE(made.ok()) << made.ToString();
   const std::string data_root = root + "/d";
 
   std::string skip = fe::test::RunInNewNetworkNamespace([&] {
-    for (const std::vector<std::string>& command :
-         {std::vector<std::string>{"ip", "link", "set", "lo", "up"},
-          {"ip", "link", "add", kBridge, "type", "bridge"},
-          {"ip", "addr", "add", std::string(kGateway) + "/16", "dev", kBridge},
-          {"ip", "link", "set", kBridge, "up"}}) {
-      Status ran = RunProcessChecked(command);
-      ASSERT_TRUE(ran.ok()) << ran.ToString();
-    }
+    MakeBridge();
+    if (HasFatalFailure()) return;
     engine::forkd::test::ForkdProcess forkd(
         data_root, root + "/forkd.sock", root + "/forkd.log",
         {"--bridge", kBridge, "--manage-taps", "on", "--subnet", "10.100.0.0/16", "--identity-timeout-ms", "60000"});
@@ -318,12 +330,9 @@ TEST_F(VmForkEndToEndTest, SharedMemoryForksRunOnTheTemplatesRamWithOwnIdentitie
   if (std::string why = fe::test::GuestUnavailableReason(); !why.empty()) GTEST_SKIP() << why;
   FE_SCRATCH(scratch, fe::test::Scratch::Root(fe::test::ScratchFs::kXfs));
   const Clock::time_point test_start = Clock::now();
-  const std::string root = scratch + "/e2s-" + std::to_string(::getpid());
-  ASSERT_EQ(::mkdir(root.c_str(), 0755), 0) << std::strerror(errno);
+  std::string root;
+  ASSERT_NO_FATAL_FAILURE(MakeRootWithGuest(scratch, "e2s", root));
   const std::string template_dir = root + "/tpl";
-  ASSERT_EQ(::mkdir(template_dir.c_str(), 0755), 0) << std::strerror(errno);
-  Status made = MakeForkGuest(template_dir, 256, FE_FORKAGENT);
-  ASSERT_TRUE(made.ok()) << made.ToString();
   {
     Result<hypervisor::qemu::Config> config = hypervisor::qemu::ReadConfig(template_dir);
     ASSERT_TRUE(config.ok()) << config.status().ToString();
@@ -334,14 +343,8 @@ TEST_F(VmForkEndToEndTest, SharedMemoryForksRunOnTheTemplatesRamWithOwnIdentitie
   constexpr int kSharedForks = 8;
 
   std::string skip = fe::test::RunInNewNetworkNamespace([&] {
-    for (const std::vector<std::string>& command :
-         {std::vector<std::string>{"ip", "link", "set", "lo", "up"},
-          {"ip", "link", "add", kBridge, "type", "bridge"},
-          {"ip", "addr", "add", std::string(kGateway) + "/16", "dev", kBridge},
-          {"ip", "link", "set", kBridge, "up"}}) {
-      Status ran = RunProcessChecked(command);
-      ASSERT_TRUE(ran.ok()) << ran.ToString();
-    }
+    MakeBridge();
+    if (HasFatalFailure()) return;
     const std::vector<std::string> options = {"--bridge", kBridge,         "--manage-taps",         "on",
                                               "--subnet", "10.100.0.0/16", "--identity-timeout-ms", "120000"};
     std::optional<engine::forkd::test::ForkdProcess> forkd;
