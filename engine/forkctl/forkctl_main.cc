@@ -1,5 +1,7 @@
 // forkctl: the forkengine command line. Most commands are requests to forkd over its Unix socket
 // (engine/forkctl/); `clone`, `storage probe` and `sample-instance` work locally without it.
+#include <signal.h>
+
 #include <CLI/CLI.hpp>
 
 #include "engine/forkctl/clone_command.h"
@@ -13,6 +15,9 @@
 #include "engine/forkctl/storage_command.h"
 
 int main(int argc, char** argv) {
+  // Debian's cpp-httplib sends without MSG_NOSIGNAL: a forkd that goes away mid-request must give an
+  // error message, not a silent death by SIGPIPE.
+  ::signal(SIGPIPE, SIG_IGN);
   CLI::App app{"forkctl: fork virtual machines by copying nothing"};
   app.require_subcommand(1);
   int exit_code = 0;

@@ -120,8 +120,9 @@ std::string PoolDetails(const json& pool) {
         "misses", "refills", "refill_failures", "last_refill_error", "throttled"}) {
     out += fmt::format("  {}: {}\n", key, Text(pool, key));
   }
-  out += fmt::format("  memory_per_member: {}\n  memory_used: {}\n", BytesText(pool, "memory_per_member_bytes"),
-                     BytesText(pool, "memory_used_bytes"));
+  out += fmt::format("  memory_per_member: {}\n  memory_used: {}\n  memory_shared: {}\n",
+                     BytesText(pool, "memory_per_member_bytes"), BytesText(pool, "memory_used_bytes"),
+                     BytesText(pool, "memory_shared_bytes"));
   return out;
 }
 

@@ -22,7 +22,8 @@ nlohmann::json PoolToJson(const engine::pools::PoolStatus& pool) {
                         {"throttled", pool.throttled},
                         {"refill_backoff_ms", pool.refill_backoff_ms},
                         {"memory_per_member_bytes", pool.memory_per_member_bytes},
-                        {"memory_used_bytes", pool.memory_used_bytes}};
+                        {"memory_used_bytes", pool.memory_used_bytes},
+                        {"memory_shared_bytes", pool.memory_shared_bytes}};
 }
 
 }  // namespace fe::engine::forkd

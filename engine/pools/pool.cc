@@ -174,6 +174,7 @@ PoolStatus PoolManager::StatusOf(const Pool& pool) const {
   status.refill_backoff_ms = pool.failures_in_a_row > 0 ? pool.backoff.count() : 0;
   status.memory_per_member_bytes = pool.memory_per_member;
   status.memory_used_bytes = pool.memory_used;
+  status.memory_shared_bytes = pool.memory_shared;
   return status;
 }
 

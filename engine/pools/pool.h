@@ -45,6 +45,7 @@
 #include "base/clock.h"
 #include "base/status.h"
 #include "engine/engine.h"
+#include "engine/vm/process_memory.h"
 #include "engine/instance.h"
 #include "engine/pools/load_source.h"
 #include "engine/pools/pool_spec.h"
@@ -69,6 +70,9 @@ struct PoolStatus {
   // was measured), and what its members hold now (measured, estimated for the rest).
   uint64_t memory_per_member_bytes = 0;
   uint64_t memory_used_bytes = 0;
+  // What its measured Running members map together with other processes (a shared-memory member's
+  // template pages): shared, not counted against the budget.
+  uint64_t memory_shared_bytes = 0;
 };
 
 // How long a pool waits before the next refill after its first failed one, and at most.
@@ -106,9 +110,10 @@ struct PoolConfig {
   // Memory that Running pool members and running instances may hold together, each counted by what
   // it holds on its own (private bytes: pool_memory.cc). 0: 80% of the host's MemTotal.
   uint64_t memory_budget_bytes = 0;
-  // What a Running instance's hypervisor process holds on its own; nullopt when it cannot tell.
-  // Empty: /proc/PID/smaps_rollup's private bytes (engine/vm/process_memory.h). Tests inject figures.
-  std::function<std::optional<uint64_t>(const Instance&)> measure_memory;
+  // What a Running instance's hypervisor process holds (private bytes: on its own; shared bytes: with
+  // other processes); nullopt when it cannot tell. Empty: /proc/PID/smaps_rollup
+  // (engine/vm/process_memory.h). Tests inject figures.
+  std::function<std::optional<vm::ProcessMemory>(const Instance&)> measure_memory;
   // How often Tick measures (a measurement reads every running instance's smaps_rollup).
   std::chrono::milliseconds memory_sample_interval{1000};
 };
@@ -179,6 +184,7 @@ class PoolManager {
     uint64_t memory_used = 0;        // PoolStatus::memory_used_bytes
     uint64_t memory_measured = 0;    // the last measurement: what its Running members held, and how many
     int members_measured = 0;
+    uint64_t memory_shared = 0;  // PoolStatus::memory_shared_bytes
   };
 
   PoolManager(Engine& engine, PoolStore store, PoolConfig config);

@@ -37,28 +37,30 @@ void PoolManager::MeasureMemory() {
   const Clock::SteadyPoint now = Now();
   if (memory_sampled_at_ && now - *memory_sampled_at_ < config_.memory_sample_interval) return;
   memory_sampled_at_ = now;
-  auto measure = [this](const Instance& instance) -> std::optional<uint64_t> {
+  auto measure = [this](const Instance& instance) -> std::optional<vm::ProcessMemory> {
     if (config_.measure_memory) return config_.measure_memory(instance);
     if (!instance.process) return std::nullopt;
     Result<vm::ProcessMemory> memory = vm::ReadProcessMemory(*instance.process);
     if (!memory.ok()) return std::nullopt;
-    return memory->private_bytes;
+    return *memory;
   };
   struct Measured {
     uint64_t bytes = 0;
+    uint64_t shared = 0;
     int count = 0;
   };
   std::map<std::string, Measured> by_pool;
   uint64_t other = 0;
   for (const Instance& instance : engine_.List()) {
     if (instance.state != InstanceState::kRunning) continue;
-    std::optional<uint64_t> bytes = measure(instance);
-    if (!bytes) continue;
+    std::optional<vm::ProcessMemory> memory = measure(instance);
+    if (!memory) continue;
     if (instance.pool.empty()) {
-      other += *bytes;
+      other += memory->private_bytes;
     } else {
       Measured& measured = by_pool[instance.pool];
-      measured.bytes += *bytes;
+      measured.bytes += memory->private_bytes;
+      measured.shared += memory->shared_bytes;
       ++measured.count;
     }
   }
@@ -68,6 +70,7 @@ void PoolManager::MeasureMemory() {
     const Measured measured = by_pool.count(name) ? by_pool[name] : Measured{};
     pool->memory_measured = measured.bytes;
     pool->members_measured = measured.count;
+    pool->memory_shared = measured.shared;
     if (measured.count > 0) pool->memory_per_member = measured.bytes / static_cast<uint64_t>(measured.count);
     pool->memory_used = MemoryUsedBy(*pool);
   }

@@ -21,7 +21,8 @@ json MakePool(const std::string& name, int ready, int hits, bool throttled = fal
           {"throttled", throttled},
           {"memory", "shared"},
           {"memory_per_member_bytes", 48u << 20},
-          {"memory_used_bytes", 432u << 20}};
+          {"memory_used_bytes", 432u << 20},
+          {"memory_shared_bytes", 2000u << 20}};
 }
 
 TEST(PoolsTableTest, ListsOneRowPerPoolThenTheCpuBudget) {
@@ -68,7 +69,8 @@ TEST(PoolDetailsTest, PrintsOneLinePerField) {
             "  last_refill_error: -\n"
             "  throttled: no\n"
             "  memory_per_member: 48.0 MiB\n"
-            "  memory_used: 432.0 MiB\n");
+            "  memory_used: 432.0 MiB\n"
+            "  memory_shared: 1.95 GiB\n");
 }
 
 TEST(AcquireSummaryTest, SaysWhetherTheInstanceCameFromThePoolAndHowLongForkdTook) {

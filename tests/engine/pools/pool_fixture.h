@@ -128,8 +128,8 @@ class PoolTest : public fe::test::ScratchTest {
   void Advance(std::chrono::milliseconds by) { clock_.Advance(by); }
   std::chrono::milliseconds acquire_quiet_{0};
   std::chrono::milliseconds max_growth_deferral_{1000};
-  uint64_t memory_budget_ = 0;                                              // 0: the default (80% of the host's memory)
-  std::function<std::optional<uint64_t>(const Instance&)> measure_memory_;  // empty: smaps_rollup
+  uint64_t memory_budget_ = 0;  // 0: the default (80% of the host's memory)
+  std::function<std::optional<vm::ProcessMemory>(const Instance&)> measure_memory_;  // empty: smaps_rollup
   std::unique_ptr<pools::PoolManager> pools_;
 };
 

@@ -91,7 +91,12 @@ TEST_F(PoolTest, RunningMembersCountWhatTheyHoldAgainstTheMemoryBudget) {
   // Every running instance holds 300 MiB of its own; the budget is 1000 MiB.
   constexpr uint64_t kMiB = 1 << 20;
   memory_budget_ = 1000 * kMiB;
-  measure_memory_ = [](const Instance&) { return std::optional<uint64_t>(300 * kMiB); };
+  measure_memory_ = [](const Instance&) {
+    vm::ProcessMemory memory;
+    memory.private_bytes = 300 * kMiB;
+    memory.shared_bytes = 20 * kMiB;
+    return std::optional<vm::ProcessMemory>(memory);
+  };
   FE_ASSERT_OK(Restart());
   FE_ASSERT_OK(pools_->Create(Spec("warm", 0, 5, InstanceState::kRunning)));
   for (int round = 0; round < 6; ++round) {
@@ -104,6 +109,7 @@ TEST_F(PoolTest, RunningMembersCountWhatTheyHoldAgainstTheMemoryBudget) {
   EXPECT_EQ(status.ready, 3);
   EXPECT_EQ(status.memory_per_member_bytes, 300 * kMiB);
   EXPECT_EQ(status.memory_used_bytes, 900 * kMiB);
+  EXPECT_EQ(status.memory_shared_bytes, 60 * kMiB) << "shared, not counted against the budget";
   EXPECT_EQ(pools_->memory_used_bytes(), 900 * kMiB);
   EXPECT_EQ(pools_->memory_budget_bytes(), 1000 * kMiB);
 
