@@ -11,7 +11,9 @@
 
 #include <ftw.h>
 
+#include <chrono>
 #include <set>
+#include <thread>
 #include <string>
 
 #include "base/atomic_file.h"
@@ -51,16 +53,23 @@ inline std::set<std::string> ExpectOnlyCompleteInstances(const ApiClient& api, c
   if (leases.ok()) {
     EXPECT_EQ(std::set<std::string>(leases->begin(), leases->end()), ids) << "leases vs instances";
   }
+  // A running forkd writes files atomically through temporary ones (a pool's counters after a tick):
+  // only a temporary file still there a little later survived anything.
   static std::vector<std::string>* temporary = nullptr;
   std::vector<std::string> found;
-  temporary = &found;
-  ::nftw(
-      data_root.c_str(),
-      [](const char* path, const struct stat*, int type, struct FTW* ftw) {
-        if (type == FTW_F && IsTemporaryName(path + ftw->base)) temporary->push_back(path);
-        return 0;
-      },
-      16, FTW_PHYS);
+  for (int look = 0; look < 10; ++look) {
+    found.clear();
+    temporary = &found;
+    ::nftw(
+        data_root.c_str(),
+        [](const char* path, const struct stat*, int type, struct FTW* ftw) {
+          if (type == FTW_F && IsTemporaryName(path + ftw->base)) temporary->push_back(path);
+          return 0;
+        },
+        16, FTW_PHYS);
+    if (found.empty()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
   EXPECT_TRUE(found.empty()) << "temporary files survived: " << ::testing::PrintToString(found);
   EXPECT_TRUE(ListDir(data_root + "/groups").empty()) << "a fan-out record survived the restart";
   return ids;
