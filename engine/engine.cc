@@ -35,6 +35,7 @@ Engine::Engine(EngineConfig config, EngineDependencies dependencies, std::unique
     : config_(std::move(config)),
       clock_(dependencies.clock != nullptr ? *dependencies.clock : SystemClock()),
       syncfs_(std::move(dependencies.syncfs)),
+      throttle_(dependencies.throttle ? std::move(dependencies.throttle) : ThrottleFactory(vm::ThrottleThroughCgroup)),
       backend_(std::move(dependencies.backend)),
       plugins_(std::move(dependencies.plugins)),
       network_(std::move(network)),

@@ -65,6 +65,8 @@
 #include "engine/instance_store.h"
 #include "engine/network/network_allocator.h"
 #include "engine/release_journal.h"
+#include "engine/vm/cpu_throttle.h"
+#include "engine/vm/ram_preflush.h"
 #include "hypervisor/plugin.h"
 #include "storage/backend.h"
 #include "storage/registry/backend_selection.h"
@@ -96,7 +98,14 @@ struct EngineConfig {
   std::string bridge;
   // Events kept in memory for readers resuming with a cursor (engine/event_log.h).
   size_t events_kept = 10'000;
+  // The live fork's pre-flush of the source's RAM file before its pause (engine/vm/ram_preflush.h);
+  // with live_fork_throttle, a source whose rounds stop shrinking is throttled for the last rounds.
+  vm::PreflushPolicy live_fork_preflush = {};
+  bool live_fork_throttle = true;
 };
+
+// Makes the CPU throttle of a VM process (engine/vm/cpu_throttle.h).
+using ThrottleFactory = std::function<Result<std::unique_ptr<vm::CpuThrottle>>(pid_t pid)>;
 
 // What the engine is given rather than makes, so tests pass fakes and fault-injecting wrappers
 // (tests/support/fault_injecting_backend.h) instead of hooks in the engine.
@@ -106,6 +115,7 @@ struct EngineDependencies {
   const Clock* clock = nullptr;               // null: SystemClock(); must outlive the engine
   // How a fork's deferred writes are made durable (base/deferred_sync.h); empty: syncfs(2).
   DeferredSync::SyncfsFunction syncfs;
+  ThrottleFactory throttle;  // empty: vm::ThrottleThroughCgroup
 };
 
 struct CreateRequest {
@@ -127,6 +137,10 @@ struct ForkRequest {
   // kShared: the forks map the source's snapshot memory file instead of RAM of their own
   // (engine/shared_memory.cc); needs a Standby source and target Running or Standby. Default: private.
   std::optional<MemoryMode> memory;
+  // from_running on the live path: write the source's RAM file back while it still runs (and throttle
+  // it if that does not converge), so its pause writes only what is left. false: the pause writes all
+  // the guest dirtied (the comparison the benchmark prints).
+  bool preflush = true;
 };
 
 // Where a fork's time went, in microseconds.
@@ -135,6 +149,14 @@ struct ForkPhases {
   int64_t source_standby_us = 0;  // from_running (full path): standby of the source (snapshot + exit)
   // from_running (live path): the source paused, from the pause to the resume (snapshot + clones)
   int64_t source_pause_us = 0;
+  // from_running (live path), before the pause: the rounds writing back the source's RAM file while it
+  // ran (engine/vm/ram_preflush.h), how many, and for how long of them the source was CPU-throttled.
+  int64_t preflush_us = 0;
+  int preflush_rounds = 0;
+  int64_t throttle_us = 0;
+  // Live path: the RAM file's dirty bytes when the source was paused, which its pause had to write
+  // back; unknown on kernels without cachestat and off the live path.
+  std::optional<uint64_t> dirty_bytes_at_pause;
   int64_t clone_us = 0;     // storage clone of the volume
   int64_t rewrite_us = 0;   // identity lease + plugin PrepareFork
   int64_t metadata_us = 0;  // writing the fork's metadata
@@ -364,13 +386,15 @@ class Engine {
   bool CanLiveFork(const Instance& source, const hypervisor::Plugin& plugin) const;
   // Pauses the source, snapshots it into its snapshot directory, runs WriteIntentAndClone for every
   // plan, resumes it; then runs the plans' other steps. REQUIRES: the source's lock held exclusively;
-  // `plans` made from the source as its snapshot shows it (Standby). `pause_us`: how long it was paused.
+  // `plans` made from the source as its snapshot shows it (Standby). `preflush`: ForkRequest::preflush.
+  // `source_phases`: its source_pause, preflush, throttle and dirty_bytes_at_pause are set.
   Status LiveForkLocked(const Instance& source, std::vector<ForkPlan>& plans, const hypervisor::Plugin& plugin,
-                        int64_t& pause_us);
+                        bool preflush, ForkPhases& source_phases);
 
   const EngineConfig config_;
   const Clock& clock_;
   const DeferredSync::SyncfsFunction syncfs_;
+  const ThrottleFactory throttle_;
   const std::unique_ptr<storage::Backend> backend_;
   const PluginLookup plugins_;
   const std::unique_ptr<network::NetworkAllocator> network_;

@@ -149,9 +149,13 @@ Result<Instance> Engine::StandbyLocked(const std::shared_ptr<Entry>& entry) {
   std::string guest_dir = GuestDir(instance);
   std::string snapshot_dir = SnapshotDirOf(instance);
   vm::VmContext context{*plugin, guest_dir, InstanceDir(instance.id), instance.identity, config_.hypervisor_timeout};
+  // The snapshot's files (and a RAM file the VM wrote through its mapping) become durable in one syncfs
+  // before the metadata says Standby (base/deferred_sync.h).
+  DeferredSync snapshot_writes(syncfs_);
   if (Status snapshotted = vm::SnapshotAndStopVm(context, *instance.process, snapshot_dir); !snapshotted.ok()) {
     return snapshotted.Annotate("standby of '" + instance.name + "'");
   }
+  snapshot_writes.Note(guest_dir);
   DetachTap(instance);
   // Forks and restores find the snapshot through the manifest; without one, plugins use the
   // conventional "snapshot" directory, which is what SnapshotDirOf chose.
@@ -162,6 +166,8 @@ Result<Instance> Engine::StandbyLocked(const std::shared_ptr<Entry>& entry) {
   } else if (!manifest.ok() && manifest.status().code() != ErrorCode::kNotFound) {
     return manifest.status().Annotate("standby of '" + instance.name + "'");
   }
+  FE_RETURN_IF_ERROR(
+      snapshot_writes.Sync().Annotate("standby of '" + instance.name + "': making the snapshot durable"));
   instance.state = InstanceState::kStandby;
   instance.process.reset();
   // A VM whose RAM was a private mapping saved it in full into its own snapshot.

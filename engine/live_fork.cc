@@ -21,16 +21,40 @@
 // Clones are made one after another while the source is paused: the pause grows with the fork count
 // (each reflink of the RAM file is one clone). On any failure the forks' intents and volumes are
 // removed and the source is resumed; it is Running afterwards on every path but a failed resume.
+#include <fcntl.h>
+
+#include <algorithm>
 #include <chrono>
 
 #include <spdlog/spdlog.h>
 
+#include "base/confined_dir.h"
+#include "base/deferred_sync.h"
 #include "engine/fork_plan.h"
 #include "engine/vm/vm_runner.h"
 #include "snapshot/guest_directory.h"
 
 namespace fe::engine {
-namespace {}  // namespace
+namespace {
+
+struct RamFile {
+  UniqueFd fd;
+  std::string display;
+};
+
+// The source's RAM file, resolved beneath its volume: the config naming it is the guest's.
+Result<RamFile> OpenRamFile(const std::string& guest_dir, const hypervisor::Plugin& plugin) {
+  Result<std::string> path = plugin.RunningMemoryFile(guest_dir);
+  if (!path.ok()) return path.status();
+  Result<ConfinedDir> volume = ConfinedDir::Open(guest_dir);
+  if (!volume.ok()) return volume.status();
+  const std::string relative = path->substr(std::min(path->size(), guest_dir.size() + 1));
+  Result<UniqueFd> fd = volume->OpenFile(relative, O_RDONLY | O_CLOEXEC);
+  if (!fd.ok()) return fd.status();
+  return RamFile{std::move(*fd), *path};
+}
+
+}  // namespace
 
 bool Engine::CanLiveFork(const Instance& source, const hypervisor::Plugin& plugin) const {
   if (source.state != InstanceState::kRunning || !source.process) return false;
@@ -39,7 +63,7 @@ bool Engine::CanLiveFork(const Instance& source, const hypervisor::Plugin& plugi
 }
 
 Status Engine::LiveForkLocked(const Instance& source, std::vector<ForkPlan>& plans, const hypervisor::Plugin& plugin,
-                              int64_t& pause_us) {
+                              bool preflush, ForkPhases& source_phases) {
   const std::string what = "live fork of '" + source.name + "'";
   const std::string guest_dir = GuestDir(source);
   const std::string snapshot_dir = SnapshotDirOf(source);
@@ -57,20 +81,73 @@ Status Engine::LiveForkLocked(const Instance& source, std::vector<ForkPlan>& pla
     FE_RETURN_IF_ERROR(snapshot::WriteManifest(guest_dir, *manifest).Annotate(what));
   }
 
+  // The RAM file, for the pre-flush and for what the pause found dirty. Without it the pause writes
+  // back whatever the guest dirtied, as before.
+  Result<RamFile> ram = OpenRamFile(guest_dir, plugin);
+  if (!ram.ok()) spdlog::info("{}: no pre-flush: {}", what, ram.status().ToString());
+  std::unique_ptr<vm::CpuThrottle> throttle;
+  if (ram.ok() && preflush && config_.live_fork_throttle) {
+    Result<std::unique_ptr<vm::CpuThrottle>> made = throttle_(source.process->pid);
+    if (made.ok()) {
+      throttle = std::move(*made);
+    } else {
+      spdlog::info("{}: the source cannot be throttled: {}", what, made.status().ToString());
+    }
+  }
+
   // While paused: each fork's intent and clone (undone by its plan on any later failure).
-  auto clone_all = [&]() -> Status {
+  vm::LiveSnapshotSteps steps;
+  Clock::SteadyPoint pause_start = clock_.Now();
+  vm::PreflushReport report;
+  steps.before_pause = [&]() -> Status {
+    if (ram.ok() && preflush) {
+      Result<vm::PreflushReport> rounds =
+          vm::PreflushRamFile(ram->fd.get(), ram->display, config_.live_fork_preflush, throttle.get(), clock_);
+      if (!rounds.ok()) return rounds.status().Annotate("pre-flush");
+      report = *rounds;
+      if (!report.throttle_error.empty()) spdlog::warn("{}: {}", what, report.throttle_error);
+    }
+    pause_start = clock_.Now();
+    return Status::Ok();
+  };
+  steps.after_pause = [&] {
+    if (ram.ok()) {
+      Result<std::optional<uint64_t>> dirty = vm::DirtyBytes(ram->fd.get());
+      if (dirty.ok()) source_phases.dirty_bytes_at_pause = *dirty;
+    }
+    // Paused, the guest dirties nothing: its CPU goes back at once, not after the clones.
+    if (throttle) {
+      if (Status released = throttle->Release(); !released.ok()) {
+        spdlog::warn("{}: releasing the source's throttle: {}", what, released.ToString());
+      }
+    }
+  };
+  steps.while_paused = [&]() -> Status {
     for (ForkPlan& plan : plans) FE_RETURN_IF_ERROR(WriteIntentAndClone(plan));
     return Status::Ok();
   };
   vm::VmContext context{&plugin, guest_dir, InstanceDir(source.id), source.identity, config_.hypervisor_timeout};
-  const Clock::SteadyPoint pause_start = clock_.Now();
-  Status snapshotted = vm::SnapshotRunningVm(context, *source.process, snapshot_dir, clone_all);
-  pause_us = clock_.MicrosSince(pause_start);
+  // Nothing written during the pause is synced there: the snapshot serves only these forks (a Running
+  // source never reads it), and each fork's intent and clone become durable with its own one sync
+  // before its final metadata (RunForkSteps), on the same filesystems. Left unsynced, this scope only
+  // keeps fsyncs (device flushes) out of the pause.
+  std::optional<DeferredSync> paused_writes(std::in_place, syncfs_);
+  Status snapshotted = vm::SnapshotRunningVm(context, *source.process, snapshot_dir, steps);
+  paused_writes.reset();
+  source_phases.source_pause_us = clock_.MicrosSince(pause_start);
+  source_phases.preflush_us = report.preflush_us;
+  source_phases.preflush_rounds = report.rounds;
+  if (report.throttle_started_us >= 0) source_phases.throttle_us = report.preflush_us - report.throttle_started_us;
   if (!snapshotted.ok()) {
     for (ForkPlan& plan : plans) plan.undo.Revert();
     return snapshotted.Annotate(what);
   }
-  spdlog::info("{}: source {} paused {}us for the snapshot and {} clone(s)", what, source.id, pause_us, plans.size());
+  spdlog::info(
+      "{}: source {} pre-flushed {} bytes in {} round(s), {}us (throttled {}us, up to {}%), paused {}us "
+      "with {} bytes dirty for the snapshot and {} clone(s)",
+      what, source.id, report.written_bytes, report.rounds, report.preflush_us, source_phases.throttle_us,
+      report.throttle_percent, source_phases.source_pause_us, source_phases.dirty_bytes_at_pause.value_or(0),
+      plans.size());
   // The rest of each fork from its own clone, while the source runs on.
   return RunForkPlans(plans, plugin);
 }

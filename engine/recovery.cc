@@ -100,6 +100,11 @@ Status Engine::Recover() {
                ? "instance " + instance.id + " ('" + instance.name +
                      "') was Running but its process is gone: now Stopped"
                : "instance " + instance.id + " lost its process; recording Stopped failed: " + written.ToString());
+    } else if (instance.state == InstanceState::kRunning) {
+      // A forkd killed during a live fork's pre-flush left the source CPU-throttled (engine/vm/cpu_throttle.h).
+      if (Status released = vm::ReleaseLeftoverThrottle(instance.process->pid); !released.ok()) {
+        note("instance " + instance.id + " may still be CPU-throttled: " + released.ToString());
+      }
     }
     auto entry = std::make_shared<Entry>();
     entry->instance = instance;

@@ -132,7 +132,9 @@ class VmController {
   virtual ~VmController() = default;
   virtual Status Pause() = 0;
   virtual Status Resume() = 0;
-  // Writes a snapshot (memory + device state + config) of the paused VM into `snapshot_dir`.
+  // Writes a snapshot (memory + device state + config) of the paused VM into `snapshot_dir`. The files
+  // need not be durable yet: the caller syncs their filesystem when it needs them to be (a standby
+  // before recording it; a live fork's clones with the forks).
   virtual Status Snapshot(const std::string& snapshot_dir) = 0;
   // Loads the snapshot in `snapshot_dir` into a hypervisor started with LaunchMode::kRestore (and the
   // same `memory`): with memory.shared_file, guest RAM is that file mapped privately, not the
@@ -163,6 +165,13 @@ class Plugin {
   // so that (with Capabilities().live_snapshot) a snapshot leaves RAM in place and a clone of the
   // paused VM's directory holds a consistent copy of it. False when it cannot tell (unreadable config).
   virtual bool CanLiveFork(const std::string& /*instance_dir*/) const { return false; }
+
+  // The shared file holding the guest RAM of the VM of `instance_dir` (what CanLiveFork relies on): a
+  // live fork writes it back while the VM still runs, so the pause leaves less to write
+  // (engine/vm/ram_preflush.h). A path beneath `instance_dir`. Unsupported when RAM is no such file.
+  virtual Result<std::string> RunningMemoryFile(const std::string& /*instance_dir*/) const {
+    return Status::Unsupported("hypervisor '" + std::string(Kind()) + "' keeps no guest RAM in a shared file");
+  }
 
   // The file holding the guest RAM of the snapshot in `instance_dir` (Standby), which forks restored
   // from copies of that snapshot may map instead of a memory file of their own (MemorySource). A path

@@ -10,18 +10,25 @@
 namespace fe::engine::forkd {
 namespace {
 
-constexpr std::string_view kPhases[] = {"lock_wait", "source_standby", "source_pause", "clone",
-                                        "rewrite",   "metadata",       "restore",      "identity"};
+constexpr std::string_view kPhases[] = {"lock_wait", "source_standby", "source_pause", "preflush", "throttle",
+                                        "clone",     "rewrite",        "metadata",     "restore",  "identity"};
 
-std::vector<std::pair<std::string_view, int64_t>> PhaseValues(const engine::ForkPhases& phases) {
-  return {{"lock_wait", phases.lock_wait_us},
-          {"source_standby", phases.source_standby_us},
-          {"source_pause", phases.source_pause_us},
-          {"identity", phases.identity_us},
-          {"clone", phases.clone_us},
-          {"rewrite", phases.rewrite_us},
-          {"metadata", phases.metadata_us},
-          {"restore", phases.restore_us}};
+// The live path's pre-flush and throttle are observed only for live forks: elsewhere they did not run.
+std::vector<std::pair<std::string_view, int64_t>> PhaseValues(const engine::ForkOutcome& outcome) {
+  const engine::ForkPhases& phases = outcome.phases;
+  std::vector<std::pair<std::string_view, int64_t>> values = {{"lock_wait", phases.lock_wait_us},
+                                                              {"source_standby", phases.source_standby_us},
+                                                              {"source_pause", phases.source_pause_us},
+                                                              {"identity", phases.identity_us},
+                                                              {"clone", phases.clone_us},
+                                                              {"rewrite", phases.rewrite_us},
+                                                              {"metadata", phases.metadata_us},
+                                                              {"restore", phases.restore_us}};
+  if (outcome.live) {
+    values.emplace_back("preflush", phases.preflush_us);
+    values.emplace_back("throttle", phases.throttle_us);
+  }
+  return values;
 }
 
 void Header(std::string_view name, std::string_view type, std::string_view help, std::string* out) {
@@ -128,12 +135,18 @@ const std::vector<double>& AcquireBuckets() {
   return kBuckets;
 }
 
+const std::vector<double>& DirtyByteBuckets() {
+  static const std::vector<double> kBuckets{0,        1 << 20,   4 << 20, 16 << 20,
+                                            64 << 20, 256 << 20, 1 << 30, 4.0 * (1 << 30)};
+  return kBuckets;
+}
+
 Histogram::Histogram(std::vector<double> bounds) : bounds_(std::move(bounds)), counts_(bounds_.size() + 1, 0) {}
 
-void Histogram::Observe(double seconds) {
-  size_t bucket = std::lower_bound(bounds_.begin(), bounds_.end(), seconds) - bounds_.begin();
+void Histogram::Observe(double value) {
+  size_t bucket = std::lower_bound(bounds_.begin(), bounds_.end(), value) - bounds_.begin();
   ++counts_[bucket];
-  sum_ += seconds;
+  sum_ += value;
   ++count_;
 }
 
@@ -152,7 +165,10 @@ void Histogram::Render(std::string_view name, std::string_view labels, std::stri
 }
 
 Metrics::Metrics()
-    : forks_{{"ok", 0}, {"error", 0}}, fork_duration_(LatencyBuckets()), pool_refill_duration_(LatencyBuckets()) {
+    : forks_{{"ok", 0}, {"error", 0}},
+      fork_duration_(LatencyBuckets()),
+      dirty_bytes_at_pause_(DirtyByteBuckets()),
+      pool_refill_duration_(LatencyBuckets()) {
   for (std::string_view phase : kPhases) fork_phases_.emplace(std::string(phase), Histogram(LatencyBuckets()));
   for (const char* result : {"hit", "miss"}) pool_acquire_duration_.emplace(result, Histogram(AcquireBuckets()));
 }
@@ -161,8 +177,11 @@ void Metrics::RecordFork(const engine::ForkOutcome& outcome) {
   std::lock_guard lock(mutex_);
   ++forks_["ok"];
   fork_duration_.Observe(static_cast<double>(outcome.phases.total_us) / 1e6);
-  for (const auto& [phase, micros] : PhaseValues(outcome.phases)) {
+  for (const auto& [phase, micros] : PhaseValues(outcome)) {
     fork_phases_.at(std::string(phase)).Observe(static_cast<double>(micros) / 1e6);
+  }
+  if (outcome.phases.dirty_bytes_at_pause) {
+    dirty_bytes_at_pause_.Observe(static_cast<double>(*outcome.phases.dirty_bytes_at_pause));
   }
 }
 
@@ -211,6 +230,9 @@ std::string Metrics::Render(const std::vector<engine::Instance>& instances, cons
     for (const auto& [phase, histogram] : fork_phases_) {
       histogram.Render("forkengine_fork_phase_seconds", fmt::format("phase=\"{}\"", phase), &out);
     }
+    Header("forkengine_live_fork_dirty_bytes_at_pause", "histogram",
+           "Dirty bytes of a live fork source's RAM file when it was paused (what the pause wrote back).", &out);
+    dirty_bytes_at_pause_.Render("forkengine_live_fork_dirty_bytes_at_pause", "", &out);
     Header("forkengine_http_requests_total", "counter", "HTTP requests by method, route and status.", &out);
     for (const auto& [labels, count] : http_requests_) {
       fmt::format_to(std::back_inserter(out), "forkengine_http_requests_total{{{}}} {}\n", labels, count);

@@ -22,11 +22,11 @@
 
 namespace fe::engine::forkd {
 
-// Cumulative buckets with upper bounds in seconds (and +Inf).
+// Cumulative buckets with upper bounds (seconds, or bytes for the byte histograms) and +Inf.
 class Histogram {
  public:
   explicit Histogram(std::vector<double> bounds);
-  void Observe(double seconds);
+  void Observe(double value);
   // Appends <name>_bucket/_sum/_count lines; `labels` is empty or `key="value",...` without braces.
   void Render(std::string_view name, std::string_view labels, std::string* out) const;
 
@@ -41,6 +41,8 @@ class Histogram {
 const std::vector<double>& LatencyBuckets();
 // Buckets for pool acquires, which from a ready member take microseconds: 25 µs .. 10 s.
 const std::vector<double>& AcquireBuckets();
+// Buckets of a live fork's dirty bytes at pause: 0, 1 MiB .. 4 GiB.
+const std::vector<double>& DirtyByteBuckets();
 
 // What the pool gauges are computed from at scrape time.
 struct PoolGauges {
@@ -74,7 +76,8 @@ class Metrics {
   std::map<std::string, uint64_t> forks_;          // result -> count
   std::map<std::string, uint64_t> fork_failures_;  // code -> count
   Histogram fork_duration_;
-  std::map<std::string, Histogram> fork_phases_;            // phase -> histogram
+  std::map<std::string, Histogram> fork_phases_;  // phase -> histogram
+  Histogram dirty_bytes_at_pause_;
   std::map<std::string, uint64_t> http_requests_;           // rendered label set -> count
   std::map<std::string, Histogram> http_duration_;          // route label set -> histogram
   std::map<std::string, Histogram> pool_acquire_duration_;  // result ("hit"/"miss") -> histogram

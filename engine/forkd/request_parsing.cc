@@ -89,13 +89,14 @@ Result<engine::ForkRequest> ParseForkRequest(std::string_view body) {
   Result<Json> json = ParseObject(body, "fork request");
   if (!json.ok()) return json.status();
   JsonFields fields = BodyFields(*json);
-  FE_RETURN_IF_ERROR(fields.RejectUnknown({"name", "from_running", "target_state", "count", "memory"}));
+  FE_RETURN_IF_ERROR(fields.RejectUnknown({"name", "from_running", "target_state", "count", "memory", "preflush"}));
   engine::ForkRequest request;
   FE_RETURN_IF_ERROR(fields.String("name", request.name, JsonFields::kRequired));
   FE_RETURN_IF_ERROR(fields.Bool("from_running", request.from_running));
   FE_RETURN_IF_ERROR(ReadState(fields, "target_state", &request.target_state));
   FE_RETURN_IF_ERROR(ReadInt(fields, "count", &request.count));
   FE_RETURN_IF_ERROR(ReadMemoryMode(fields, &request.memory));
+  FE_RETURN_IF_ERROR(fields.Bool("preflush", request.preflush));
   return request;
 }
 

@@ -89,9 +89,13 @@ Result<PreflushReport> PreflushRamFile(int fd, const std::string& display, const
     // Not shrinking by at least a quarter: the guest dirties about as fast as the rounds write.
     stalled_rounds = left * 4 > before * 3 ? stalled_rounds + 1 : 0;
     if (stalled_rounds > 0 && throttle != nullptr && next_step < policy.throttle_steps.size()) {
-      FE_RETURN_IF_ERROR(throttle->Set(policy.throttle_steps[next_step]).Annotate("throttling the VM of " + display));
-      if (report.throttle_started_us < 0) report.throttle_started_us = clock.MicrosSince(start);
-      report.throttle_percent = policy.throttle_steps[next_step++];
+      if (Status set = throttle->Set(policy.throttle_steps[next_step]); !set.ok()) {
+        report.throttle_error = set.Annotate("throttling the VM of " + display).message();
+        throttle = nullptr;
+      } else {
+        if (report.throttle_started_us < 0) report.throttle_started_us = clock.MicrosSince(start);
+        report.throttle_percent = policy.throttle_steps[next_step++];
+      }
       stalled_rounds = 0;
     } else if (stalled_rounds >= 3 && (throttle == nullptr || next_step >= policy.throttle_steps.size())) {
       before = left;  // nothing left to gain

@@ -47,6 +47,8 @@ struct PreflushReport {
   uint64_t written_bytes = 0;          // dirty bytes the rounds found and wrote back
   std::optional<uint64_t> dirty_left;  // after the last round; unknown without cachestat
   bool converged = false;              // the remainder met the target
+  // A throttle that could not be applied: the rounds went on without it (the fork need not fail for it).
+  std::string throttle_error;
 };
 
 // The dirty bytes of the file open as `fd` in the page cache; nullopt when the kernel has no cachestat.

@@ -257,13 +257,19 @@ Status SnapshotAndStopVm(const VmContext& context, const ProcessRecord& record, 
 }
 
 Status SnapshotRunningVm(const VmContext& context, const ProcessRecord& record, const std::string& snapshot_dir,
-                         const std::function<Status()>& while_paused) {
+                         const LiveSnapshotSteps& steps) {
   const std::string what = "live snapshot of " + context.guest_dir + " into " + snapshot_dir;
-  Result<PausedVm> paused = AttachAndPause(context, record, what);
-  if (!paused.ok()) return paused.status();
-  VmController& vm = *paused->controller;
+  FE_RETURN_IF_ERROR(CheckContext(context).Annotate(what));
+  Result<VmProcess> process = VmProcess::Attach(record.pid, record.start_time);
+  if (!process.ok()) return Status::FailedPrecondition(what + ": " + process.status().message());
+  Result<std::unique_ptr<VmController>> controller = context.plugin->Connect(record.api_socket, context.timeout);
+  if (!controller.ok()) return controller.status().Annotate(what);
+  VmController& vm = **controller;
+  if (steps.before_pause) FE_RETURN_IF_ERROR(steps.before_pause().Annotate(what));
+  FE_RETURN_IF_ERROR(vm.Pause().Annotate(what));
+  if (steps.after_pause) steps.after_pause();
   Status status = vm.Snapshot(snapshot_dir).Annotate(what);
-  if (status.ok() && while_paused) status = while_paused();
+  if (status.ok() && steps.while_paused) status = steps.while_paused();
   Status resumed = vm.Resume();
   if (resumed.ok()) return status;
   if (status.ok()) return resumed.Annotate(what + ": resuming the VM (it stays paused)");

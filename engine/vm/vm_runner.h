@@ -45,13 +45,23 @@ Result<ProcessRecord> RestoreVm(const VmContext& context, const std::string& sna
 // files), and ends the process (API shutdown, SIGKILL past context.timeout). The VM is resumed (and
 // keeps running) if the snapshot fails. FailedPrecondition when `process` no longer runs.
 Status SnapshotAndStopVm(const VmContext& context, const ProcessRecord& process, const std::string& snapshot_dir);
+// What the live-fork snapshot runs around its pause (each may be empty).
+struct LiveSnapshotSteps {
+  // Once the VM's API answers, just before the pause, while the VM runs (the RAM file's pre-flush): an
+  // error ends the snapshot before anything is paused.
+  std::function<Status()> before_pause;
+  // As soon as the VM is paused (what the pause has to write back is measured; a throttle can end).
+  std::function<void()> after_pause;
+  // After the snapshot, the VM still paused (the clones of the instance's directory).
+  std::function<Status()> while_paused;
+};
 // The live-fork snapshot: pauses the running VM, writes its snapshot into `snapshot_dir` (with guest
-// RAM in a shared file, device state only: Capabilities().live_snapshot), runs `while_paused` (the
-// clones of the instance's directory), and resumes the VM: the process never stops. The VM is resumed
-// on every path; the error is the first failure (a failed resume is added to it and leaves the VM
-// paused). FailedPrecondition when `process` no longer runs.
+// RAM in a shared file, device state only: Capabilities().live_snapshot), runs the steps, and resumes
+// the VM: the process never stops. The VM is resumed on every path once paused; the error is the
+// first failure (a failed resume is added to it and leaves the VM paused). FailedPrecondition when
+// `process` no longer runs.
 Status SnapshotRunningVm(const VmContext& context, const ProcessRecord& process, const std::string& snapshot_dir,
-                         const std::function<Status()>& while_paused);
+                         const LiveSnapshotSteps& steps);
 // Asks the VM to shut down through its API; kills it (SIGKILL) if it has not exited within the
 // timeout (an API that does not answer counts against it). Ok when the process is already gone.
 // A pid whose start time differs from the record's is another process: it is never signalled.

@@ -32,6 +32,10 @@ class QemuPluginImpl final : public Plugin {
     return config.ok() && !config->memory_file.empty();
   }
 
+  Result<std::string> RunningMemoryFile(const std::string& instance_dir) const override {
+    return qemu::RunningMemoryFile(instance_dir);
+  }
+
   Status CheckGuestDirectory(const std::string& dir, bool standby) const override {
     return qemu::CheckGuestDirectory(dir, standby).Annotate("not a qemu guest directory");
   }

@@ -2,11 +2,12 @@
 //
 //   Pause    = stop
 //   Resume   = cont
-//   Snapshot = stop; x-ignore-shared when guest RAM is a shared file; migrate to
-//              "exec:cat > <dir>/vmstate.partial-N && mv ... <dir>/vmstate.done-N"; poll query-migrate
-//              until completed; wait for the done file (QEMU reports "completed" before cat has
-//              necessarily written the tail); fsync, rename to <dir>/vmstate; write qemu-snapshot.json.
-//              The VM stays stopped ("postmigrate"); Resume continues it.
+//   Snapshot = stop; x-ignore-shared when guest RAM is a shared file; open <dir>/vmstate.partial-N and
+//              pass it to QEMU (getfd), migrate to "fd:<name>" (QEMU writes the file itself: no shell to
+//              spawn during the pause); poll query-migrate until completed; rename to <dir>/vmstate;
+//              write qemu-snapshot.json. Not fsynced: making a snapshot durable is the caller's (the
+//              engine syncs the volume's filesystem once, plugin.h). The VM stays stopped
+//              ("postmigrate"); Resume continues it.
 //   Restore  = (QEMU started with `-incoming defer`, LaunchMode::kRestore) the same capability as the
 //              snapshot; migrate-incoming "exec:cat <dir>/vmstate"; poll query-migrate until completed;
 //              cont. QEMU exits when the state does not load; that is reported as an error.

@@ -197,18 +197,27 @@ Status CheckGuestDirectory(const std::string& dir, bool standby) {
   return Status::Ok();
 }
 
-Result<std::string> SnapshotMemoryFile(const std::string& dir) {
+Result<std::string> RunningMemoryFile(const std::string& dir) {
   Result<Config> config = ReadConfig(dir);
   if (!config.ok()) return config.status();
   const std::string origin = dir + "/" + kConfigFile;
   if (config->memory_file.empty()) {
-    return Status::Unsupported(origin +
-                               " has no memory_file: guest RAM is anonymous and saved inside the snapshot, "
-                               "so forks cannot map it (give the VM a memory_file to share its memory)");
+    return Status::Unsupported(origin + " has no memory_file: guest RAM is anonymous");
   }
   if (!snapshot::PathRewriter(dir, dir).Rewrite(config->memory_file)) {
     return Status::InvalidArgument(origin + ": field 'memory_file': " + config->memory_file + " is not in " + dir);
   }
+  return config->memory_file;
+}
+
+Result<std::string> SnapshotMemoryFile(const std::string& dir) {
+  Result<std::string> memory_file = RunningMemoryFile(dir);
+  if (!memory_file.ok() && memory_file.status().code() == ErrorCode::kUnsupported) {
+    return Status::Unsupported(memory_file.status().message() +
+                               " and saved inside the snapshot, so forks cannot map it (give the VM a memory_file "
+                               "to share its memory)");
+  }
+  if (!memory_file.ok()) return memory_file.status();
   Result<snapshot::Manifest> manifest = snapshot::ReadManifest(dir);
   if (!manifest.ok() && manifest.status().code() != ErrorCode::kNotFound) return manifest.status();
   const std::string snapshot_dir =
@@ -224,9 +233,9 @@ Result<std::string> SnapshotMemoryFile(const std::string& dir) {
                                " holds guest RAM in its migration stream (the VM ran "
                                "without sharing its memory_file), so forks cannot map it: restore and stand it by "
                                "again to leave RAM in " +
-                               config->memory_file);
+                               *memory_file);
   }
-  return config->memory_file;
+  return *memory_file;
 }
 
 Result<PreparedFork> PrepareFork(const ForkSpec& spec) {

@@ -62,11 +62,19 @@ Result<QmpClient> QmpClient::Connect(const std::string& socket_path, millisecond
 }
 
 Result<json> QmpClient::Execute(const std::string& command, const json& arguments, milliseconds timeout) {
+  return Run(command, arguments, -1, timeout);
+}
+
+Result<json> QmpClient::ExecuteWithFd(const std::string& command, const json& arguments, int fd, milliseconds timeout) {
+  return Run(command, arguments, fd, timeout);
+}
+
+Result<json> QmpClient::Run(const std::string& command, const json& arguments, int fd, milliseconds timeout) {
   const std::string id = "fe-" + std::to_string(next_id_++);
   json message = {{"execute", command}, {"id", id}};
   if (!arguments.is_null()) message["arguments"] = arguments;
   const std::string what = "reply to '" + command + "'";
-  FE_RETURN_IF_ERROR(Send(message, what));
+  FE_RETURN_IF_ERROR(Send(message, what, fd));
 
   const Clock::time_point deadline = Clock::now() + timeout;
   for (;;) {
@@ -121,12 +129,26 @@ Status QmpClient::WaitForClose(milliseconds timeout) {
   }
 }
 
-Status QmpClient::Send(const json& message, std::string_view what) {
+Status QmpClient::Send(const json& message, std::string_view what, int fd) {
   if (!fd_) return Status::Io("qmp " + socket_path_ + ": the connection is closed");
   const std::string line = message.dump() + "\n";
   size_t done = 0;
   while (done < line.size()) {
-    ssize_t n = ::send(fd_.get(), line.data() + done, line.size() - done, MSG_NOSIGNAL);
+    iovec chunk{const_cast<char*>(line.data() + done), line.size() - done};
+    msghdr header{};
+    header.msg_iov = &chunk;
+    header.msg_iovlen = 1;
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    if (fd >= 0 && done == 0) {
+      header.msg_control = control;
+      header.msg_controllen = sizeof(control);
+      cmsghdr* rights = CMSG_FIRSTHDR(&header);
+      rights->cmsg_level = SOL_SOCKET;
+      rights->cmsg_type = SCM_RIGHTS;
+      rights->cmsg_len = CMSG_LEN(sizeof(int));
+      std::memcpy(CMSG_DATA(rights), &fd, sizeof(int));
+    }
+    ssize_t n = ::sendmsg(fd_.get(), &header, MSG_NOSIGNAL);
     if (n > 0) {
       done += static_cast<size_t>(n);
     } else if (n < 0 && errno != EINTR) {

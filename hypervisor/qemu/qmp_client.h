@@ -42,6 +42,10 @@ class QmpClient {
   Result<nlohmann::json> Execute(const std::string& command, const nlohmann::json& arguments = nullptr,
                                  std::chrono::milliseconds timeout = kDefaultTimeout);
 
+  // Execute with `fd` passed along (SCM_RIGHTS), as QMP's getfd and add-fd expect it.
+  Result<nlohmann::json> ExecuteWithFd(const std::string& command, const nlohmann::json& arguments, int fd,
+                                       std::chrono::milliseconds timeout = kDefaultTimeout);
+
   // The first queued or arriving event named `name` (the whole event object). Queued events before it
   // of other names stay queued.
   Result<nlohmann::json> WaitForEvent(std::string_view name, std::chrono::milliseconds timeout);
@@ -59,7 +63,10 @@ class QmpClient {
   using Clock = std::chrono::steady_clock;
   QmpClient(UniqueFd fd, std::string socket_path) : fd_(std::move(fd)), socket_path_(std::move(socket_path)) {}
 
-  Status Send(const nlohmann::json& message, std::string_view what);
+  // `fd` >= 0 travels with the first bytes of the message.
+  Status Send(const nlohmann::json& message, std::string_view what, int fd = -1);
+  Result<nlohmann::json> Run(const std::string& command, const nlohmann::json& arguments, int fd,
+                             std::chrono::milliseconds timeout);
   // The next message; `what` names what is awaited in errors.
   Result<nlohmann::json> Receive(Clock::time_point deadline, std::string_view what);
   void Queue(nlohmann::json event);
