@@ -157,6 +157,9 @@ struct ForkPhases {
   // Live path: the RAM file's dirty bytes when the source was paused, which its pause had to write
   // back; unknown on kernels without cachestat and off the live path.
   std::optional<uint64_t> dirty_bytes_at_pause;
+  // from_running: setting the source's guest clock to the host's after its pause (live path) or its
+  // restore (full path, within source_standby_us there), through its guest agent.
+  int64_t source_clock_us = 0;
   int64_t clone_us = 0;     // storage clone of the volume
   int64_t rewrite_us = 0;   // identity lease + plugin PrepareFork
   int64_t metadata_us = 0;  // writing the fork's metadata
@@ -174,6 +177,8 @@ struct ForkOutcome {
   std::string mechanism;  // the clone report's summary mechanism ("btrfs-snapshot", "reflink", ...)
   // from_running served by the live path: the source was paused, not stopped (engine/live_fork.cc)
   bool live = false;
+  // from_running: what became of the source's guest clock afterwards (GuestClockName); empty otherwise.
+  std::string source_clock;
   uint64_t files = 0;
   uint64_t logical_bytes = 0;
   // Logical bytes (holes included) of files cloned by reference: shared with the source, not copied.
@@ -320,7 +325,9 @@ class Engine {
   Result<Instance> StopLocked(const std::shared_ptr<Entry>& entry);
   Result<Instance> StandbyLocked(const std::shared_ptr<Entry>& entry);
   // With `identity_us`, the time spent handing the guest its identity is added to it.
-  Result<Instance> RestoreLocked(const std::shared_ptr<Entry>& entry, int64_t* identity_us = nullptr);
+  // `clock`: set to CorrectGuestClock's outcome when the guest kept its identity and got only the time.
+  Result<Instance> RestoreLocked(const std::shared_ptr<Entry>& entry, int64_t* identity_us = nullptr,
+                                 std::string* clock = nullptr);
   // After RestoreVm: hands the guest its identity when it still has another (a fork's first restore),
   // updating guest_mac and identity_generation in `instance` (not committed). See lifecycle.cc.
   Status HandOffIdentityLocked(Instance& instance);
@@ -379,6 +386,11 @@ class Engine {
   static hypervisor::MemorySource MemorySourceOf(const Instance& instance) {
     return instance.shared_memory ? hypervisor::MemorySource{instance.shared_memory->file} : hypervisor::MemorySource{};
   }
+
+  // Sets the guest clock of the Running `instance` to the host's after forkengine paused or restored
+  // it, through its guest agent. Never fails what it follows: a guest without the agent, or with one
+  // too old, keeps its clock (logged). "set", "no_agent", "unsupported" or "failed".
+  std::string CorrectGuestClock(const Instance& instance) const;
 
   // --- live_fork.cc: from_running without stopping the source
   // Whether the live path can serve a from_running fork of `source` (Running): the plugin snapshots

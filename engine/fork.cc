@@ -80,12 +80,19 @@ void LogFork(const ForkOutcome& outcome, const Instance& source) {
 }  // namespace
 
 nlohmann::json ForkPhasesToJson(const ForkPhases& phases) {
-  nlohmann::json json{{"lock_wait_us", phases.lock_wait_us},       {"source_standby_us", phases.source_standby_us},
-                      {"source_pause_us", phases.source_pause_us}, {"preflush_us", phases.preflush_us},
-                      {"preflush_rounds", phases.preflush_rounds}, {"throttle_us", phases.throttle_us},
-                      {"identity_us", phases.identity_us},         {"clone_us", phases.clone_us},
-                      {"rewrite_us", phases.rewrite_us},           {"metadata_us", phases.metadata_us},
-                      {"restore_us", phases.restore_us},           {"total_us", phases.total_us}};
+  nlohmann::json json{{"lock_wait_us", phases.lock_wait_us},
+                      {"source_standby_us", phases.source_standby_us},
+                      {"source_pause_us", phases.source_pause_us},
+                      {"preflush_us", phases.preflush_us},
+                      {"preflush_rounds", phases.preflush_rounds},
+                      {"throttle_us", phases.throttle_us},
+                      {"source_clock_us", phases.source_clock_us},
+                      {"identity_us", phases.identity_us},
+                      {"clone_us", phases.clone_us},
+                      {"rewrite_us", phases.rewrite_us},
+                      {"metadata_us", phases.metadata_us},
+                      {"restore_us", phases.restore_us},
+                      {"total_us", phases.total_us}};
   if (phases.dirty_bytes_at_pause) json["dirty_bytes_at_pause"] = *phases.dirty_bytes_at_pause;
   return json;
 }
@@ -217,6 +224,7 @@ Result<std::vector<ForkOutcome>> Engine::RunFork(const std::string& source_id_or
       phases.preflush_rounds = source_phases.preflush_rounds;
       phases.throttle_us = source_phases.throttle_us;
       phases.dirty_bytes_at_pause = source_phases.dirty_bytes_at_pause;
+      phases.source_clock_us = source_phases.source_clock_us;
     }
     return publish(plans, source);
   }
@@ -234,10 +242,11 @@ Result<std::vector<ForkOutcome>> Engine::RunFork(const std::string& source_id_or
   Status made = RunForkPlans(plans, **plugin);
 
   int64_t restore_source_us = 0;
+  std::string source_clock;
   if (was_running) {
     // The source goes back to Running on every path, whether the forks worked or not.
     const Clock::SteadyPoint restore_start = clock_.Now();
-    Result<Instance> restored = RestoreLocked(entry);
+    Result<Instance> restored = RestoreLocked(entry, nullptr, &source_clock);
     restore_source_us = clock_.MicrosSince(restore_start);
     if (!restored.ok()) {
       for (ForkPlan& plan : plans) plan.undo.Revert();
@@ -249,6 +258,7 @@ Result<std::vector<ForkOutcome>> Engine::RunFork(const std::string& source_id_or
   FE_RETURN_IF_ERROR(made);
   for (ForkPlan& plan : plans) {
     plan.outcome.phases.source_standby_us = standby_us;
+    plan.outcome.source_clock = source_clock;
     plan.outcome.phases.restore_us += restore_source_us;
   }
   return publish(plans, source);

@@ -81,6 +81,16 @@ Status Engine::HandOffIdentityLocked(Instance& instance) {
   return Status::Ok();
 }
 
+std::string Engine::CorrectGuestClock(const Instance& instance) const {
+  if (instance.identity_channel.empty()) return "no_agent";
+  const std::string who = "instance '" + instance.name + "' (" + instance.id + ")";
+  Result<vm::HandoffOutcome> outcome =
+      vm::SetGuestClockThrough(instance.identity_channel, config_.identity_timeout, who);
+  if (outcome.ok()) return *outcome == vm::HandoffOutcome::kApplied ? "set" : "no_agent";
+  spdlog::warn("{}: its guest clock stays behind: {}", who, outcome.status().ToString());
+  return outcome.status().code() == ErrorCode::kUnsupported ? "unsupported" : "failed";
+}
+
 std::string Engine::SnapshotDirOf(const Instance& instance) const {
   std::string guest_dir = GuestDir(instance);
   Result<snapshot::Manifest> manifest = snapshot::ReadManifest(guest_dir);
@@ -177,7 +187,7 @@ Result<Instance> Engine::StandbyLocked(const std::shared_ptr<Entry>& entry) {
   return Read(entry);
 }
 
-Result<Instance> Engine::RestoreLocked(const std::shared_ptr<Entry>& entry, int64_t* identity_us) {
+Result<Instance> Engine::RestoreLocked(const std::shared_ptr<Entry>& entry, int64_t* identity_us, std::string* clock) {
   Instance instance = Read(entry);
   if (instance.state != InstanceState::kStandby) return WrongState(instance, "restore", "Standby");
   // A template's restore would write the memory file its shared-memory forks map.
@@ -199,7 +209,14 @@ Result<Instance> Engine::RestoreLocked(const std::shared_ptr<Entry>& entry, int6
     return process.status().Annotate("restoring '" + instance.name + "'");
   }
   const auto identity_start = clock_.Now();
+  // A guest that keeps its identity gets only the host's time (its clock stopped while it stood by);
+  // one that gets an identity gets the time with it.
+  const bool keeps_identity = GuestMac(instance) == instance.identity.mac;
   Status handed = HandOffIdentityLocked(instance);
+  if (handed.ok() && keeps_identity) {
+    std::string outcome = CorrectGuestClock(instance);
+    if (clock != nullptr) *clock = std::move(outcome);
+  }
   if (identity_us != nullptr) *identity_us += clock_.MicrosSince(identity_start);
   if (handed.ok() && off_bridge_until_handoff && config_.manage_taps && !config_.bridge.empty() &&
       !instance.identity.tap_device.empty()) {

@@ -25,6 +25,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <future>
 
 #include <spdlog/spdlog.h>
 
@@ -148,8 +149,18 @@ Status Engine::LiveForkLocked(const Instance& source, std::vector<ForkPlan>& pla
       what, source.id, report.written_bytes, report.rounds, report.preflush_us, source_phases.throttle_us,
       report.throttle_percent, source_phases.source_pause_us, source_phases.dirty_bytes_at_pause.value_or(0),
       plans.size());
-  // The rest of each fork from its own clone, while the source runs on.
-  return RunForkPlans(plans, plugin);
+  // The rest of each fork from its own clone, while the source runs on and, beside them, gets its clock
+  // back (it stood still during the pause).
+  const Clock::SteadyPoint clock_start = clock_.Now();
+  std::future<std::string> source_clock = std::async(std::launch::async, [&] {
+    std::string outcome = CorrectGuestClock(source);
+    source_phases.source_clock_us = clock_.MicrosSince(clock_start);
+    return outcome;
+  });
+  Status made = RunForkPlans(plans, plugin);
+  const std::string clock_outcome = source_clock.get();
+  for (ForkPlan& plan : plans) plan.outcome.source_clock = clock_outcome;
+  return made;
 }
 
 }  // namespace fe::engine

@@ -10,6 +10,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -123,7 +124,9 @@ int64_t RealtimeNs() {
   return int64_t{now.tv_sec} * 1000000000 + now.tv_nsec;
 }
 
-Status CheckAnswer(const std::string& line, std::string_view nonce, uint64_t generation, std::string_view peer) {
+// `generation`: what a set_identity ack must carry; nullopt for a set_time ack (none).
+Status CheckAnswer(const std::string& line, std::string_view nonce, std::optional<uint64_t> generation,
+                   std::string_view peer) {
   const std::string who(peer);
   Json answer = Json::parse(line, nullptr, /*allow_exceptions=*/false);
   if (answer.is_discarded() || !answer.is_object()) {
@@ -150,16 +153,21 @@ Status CheckAnswer(const std::string& line, std::string_view nonce, uint64_t gen
   if (type == "error") {
     const std::string code = text("code");
     const std::string message = text("message");
-    return Status(code == "unsupported_version" ? ErrorCode::kUnsupported : ErrorCode::kIo,
-                  who + " could not apply the identity (generation " + std::to_string(generation) +
-                      "): " + (code.empty() ? "error" : code) + (message.empty() ? "" : ": " + message));
+    const std::string asked =
+        generation ? "apply the identity (generation " + std::to_string(*generation) + ")" : "set its clock";
+    // An agent that predates set_time rejects it as an invalid request.
+    const bool unsupported = code == "unsupported_version" || (!generation && code == "invalid_request");
+    return Status(
+        unsupported ? ErrorCode::kUnsupported : ErrorCode::kIo,
+        who + " could not " + asked + ": " + (code.empty() ? "error" : code) + (message.empty() ? "" : ": " + message));
   }
+  if (!generation) return Status::Ok();
   auto answered_generation = answer.find("generation");
   if (answered_generation == answer.end() || !answered_generation->is_number_unsigned() ||
-      answered_generation->get<uint64_t>() != generation) {
+      answered_generation->get<uint64_t>() != *generation) {
     return Status::Io(who + ": protocol error: acknowledged generation " +
                       (answered_generation == answer.end() ? "(none)" : answered_generation->dump()) + " instead of " +
-                      std::to_string(generation));
+                      std::to_string(*generation));
   }
   return Status::Ok();
 }
@@ -209,6 +217,27 @@ Status HandOffIdentity(int fd, const IdentityHandoff& handoff, std::chrono::mill
                                       "the acknowledgement (" + std::to_string(timeout.count()) + " ms)");
   if (!line.ok()) return line.status();
   return CheckAnswer(*line, nonce, handoff.generation, who);
+}
+
+std::string EncodeTimeRequest(std::string_view nonce, int64_t host_realtime_ns) {
+  Json request = {{"type", "set_time"},
+                  {"version", kIdentityProtocolVersion},
+                  {"nonce", std::string(nonce)},
+                  {"host_time", {{"realtime_ns", host_realtime_ns}}}};
+  return request.dump() + "\n";
+}
+
+Status SetGuestClock(int fd, std::chrono::milliseconds timeout, std::string_view peer) {
+  const Clock::time_point deadline = Clock::now() + timeout;
+  const std::string who = "clock of " + std::string(peer);
+  NonBlocking mode(fd);
+  if (!mode.ok()) return Status::FromErrno(errno, "fcntl", who);
+  const std::string nonce = NewNonce();
+  FE_RETURN_IF_ERROR(WriteAll(fd, EncodeTimeRequest(nonce, RealtimeNs()), deadline, who));
+  Result<std::string> line = ReadLine(fd, deadline, kMaxLineBytes, /*exact=*/false, who,
+                                      "the acknowledgement (" + std::to_string(timeout.count()) + " ms)");
+  if (!line.ok()) return line.status();
+  return CheckAnswer(*line, nonce, std::nullopt, who);
 }
 
 Result<UniqueFd> ConnectHybridVsock(const std::string& uds_path, uint32_t port, std::chrono::milliseconds timeout) {

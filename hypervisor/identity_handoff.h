@@ -84,6 +84,15 @@ std::string NewNonce();
 Status HandOffIdentity(int fd, const IdentityHandoff& handoff, std::chrono::milliseconds timeout,
                        std::string_view peer);
 
+// Setting the clock of a guest that keeps its identity (the host paused or restored it, and its clock
+// stopped meanwhile): {"type": "set_time", "version": 1, "nonce": ..., "host_time": {"realtime_ns":
+// N}}, answered by an ack without a generation. The request line, with its '\n'.
+std::string EncodeTimeRequest(std::string_view nonce, int64_t host_realtime_ns);
+
+// Sends a set_time request over `fd` and waits for the ack within `timeout`. An agent that does not know
+// set_time (it answers invalid_request) is Unsupported; other failures are HandOffIdentity's.
+Status SetGuestClock(int fd, std::chrono::milliseconds timeout, std::string_view peer);
+
 // Connects to guest vsock `port` through a hypervisor's vsock Unix socket (Firecracker's uds_path,
 // Cloud Hypervisor's --vsock socket): connects to `uds_path`, sends "CONNECT <port>\n" and reads the
 // "OK <host port>\n" answer, all within `timeout`. Nothing past that line is consumed, so the returned

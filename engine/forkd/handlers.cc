@@ -115,6 +115,7 @@ Reply ApiServer::ForkInstance(const Params& params, const Query&, std::string_vi
                          {"logical_bytes", outcome.logical_bytes},
                          {"shared_bytes", outcome.shared_bytes},
                          {"copied_bytes", outcome.copied_bytes}});
+    if (!outcome.source_clock.empty()) forks.back()["source_clock"] = outcome.source_clock;
   }
   Reply reply = JsonReply(201, Json{{"forks", std::move(forks)}});
   reply.instance = source_id;

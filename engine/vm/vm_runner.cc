@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <thread>
 
 #include "base/unique_fd.h"
@@ -292,31 +293,53 @@ Status StopVm(const VmContext& context, const ProcessRecord& record) {
   return EndProcess(*process, deadline).Annotate(what);
 }
 
-Result<HandoffOutcome> HandOffGuestIdentity(const hypervisor::IdentityChannel& channel,
-                                            const hypervisor::IdentityHandoff& handoff, milliseconds timeout,
-                                            const std::string& who) {
-  const Clock::time_point deadline = Clock::now() + timeout;
-  std::string peer = "guest agent of " + who;
-  UniqueFd stream;
+namespace {
+
+// A connection to the guest agent behind `channel`; nullopt over vsock when nothing listens (no agent).
+Result<std::optional<UniqueFd>> ConnectAgent(const hypervisor::IdentityChannel& channel, Clock::time_point deadline,
+                                             const std::string& who, std::string& peer) {
+  peer = "guest agent of " + who;
   switch (channel.kind) {
     case hypervisor::IdentityChannel::Kind::kNone:
-      return Status::InvalidArgument(who + ": no identity channel to hand the identity over");
+      return Status::InvalidArgument(who + ": no identity channel to reach its guest agent");
     case hypervisor::IdentityChannel::Kind::kVirtioSerialSocket: {
       peer += " on virtio-serial socket " + channel.path;
       Result<UniqueFd> connected = ConnectUnixSocket(channel.path, deadline);
-      if (!connected.ok()) return connected.status().Annotate("identity handoff to the " + peer);
-      stream = std::move(*connected);
-      break;
+      if (!connected.ok()) return connected.status().Annotate("connecting to the " + peer);
+      return std::optional<UniqueFd>(std::move(*connected));
     }
     case hypervisor::IdentityChannel::Kind::kHybridVsock: {
       peer += " on vsock port " + std::to_string(channel.port) + " via " + channel.path;
       Result<UniqueFd> connected = hypervisor::ConnectHybridVsock(channel.path, channel.port, Left(deadline));
-      if (!connected.ok()) return HandoffOutcome::kNoAgent;
-      stream = std::move(*connected);
-      break;
+      if (!connected.ok()) return std::optional<UniqueFd>();
+      return std::optional<UniqueFd>(std::move(*connected));
     }
   }
-  FE_RETURN_IF_ERROR(hypervisor::HandOffIdentity(stream.get(), handoff, Left(deadline), peer));
+  return Status::Internal(who + ": unknown identity channel kind");
+}
+
+}  // namespace
+
+Result<HandoffOutcome> HandOffGuestIdentity(const hypervisor::IdentityChannel& channel,
+                                            const hypervisor::IdentityHandoff& handoff, milliseconds timeout,
+                                            const std::string& who) {
+  const Clock::time_point deadline = Clock::now() + timeout;
+  std::string peer;
+  Result<std::optional<UniqueFd>> stream = ConnectAgent(channel, deadline, who, peer);
+  if (!stream.ok()) return stream.status().Annotate("identity handoff");
+  if (!stream->has_value()) return HandoffOutcome::kNoAgent;
+  FE_RETURN_IF_ERROR(hypervisor::HandOffIdentity((*stream)->get(), handoff, Left(deadline), peer));
+  return HandoffOutcome::kApplied;
+}
+
+Result<HandoffOutcome> SetGuestClockThrough(const hypervisor::IdentityChannel& channel, milliseconds timeout,
+                                            const std::string& who) {
+  const Clock::time_point deadline = Clock::now() + timeout;
+  std::string peer;
+  Result<std::optional<UniqueFd>> stream = ConnectAgent(channel, deadline, who, peer);
+  if (!stream.ok()) return stream.status().Annotate("setting the guest clock");
+  if (!stream->has_value()) return HandoffOutcome::kNoAgent;
+  FE_RETURN_IF_ERROR(hypervisor::SetGuestClock((*stream)->get(), Left(deadline), peer));
   return HandoffOutcome::kApplied;
 }
 

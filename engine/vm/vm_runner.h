@@ -78,6 +78,11 @@ enum class HandoffOutcome {
 Result<HandoffOutcome> HandOffGuestIdentity(const hypervisor::IdentityChannel& channel,
                                             const hypervisor::IdentityHandoff& handoff,
                                             std::chrono::milliseconds timeout, const std::string& who);
+// Sets the clock of the guest behind `channel` to the host's (hypervisor::SetGuestClock), for a guest
+// that keeps its identity but whose clock stopped while forkengine paused or restored it. kNoAgent as
+// for HandOffGuestIdentity; an agent too old for it is Unsupported.
+Result<HandoffOutcome> SetGuestClockThrough(const hypervisor::IdentityChannel& channel,
+                                            std::chrono::milliseconds timeout, const std::string& who);
 // True when `process` still runs (same pid and start time, not a zombie). A zombie that is forkd's
 // child (a VM that ended on its own) is reaped here.
 bool VmProcessAlive(const ProcessRecord& process);

@@ -4,6 +4,21 @@ namespace fe::hypervisor::forkagent {
 
 HandledRequest Agent::Handle(std::string_view line) {
   HandledRequest handled;
+  if (RequestType(line) == "set_time") {
+    // The host paused or restored this guest, which keeps its identity: only its clock is behind.
+    Result<TimeRequest> request = ParseTimeRequest(line);
+    Status stepped = request.ok() ? applier_.StepClock(request->host_realtime_ns) : request.status();
+    if (!stepped.ok()) {
+      handled.reply =
+          EncodeError(NonceOf(line), request.ok() ? kApplyFailed : RejectionCode(stepped), stepped.message());
+      handled.summary = "set_time failed: " + stepped.message();
+      return handled;
+    }
+    handled.reply = EncodeTimeAck(request->nonce);
+    handled.acknowledged = true;
+    handled.summary = "clock set to the host's";
+    return handled;
+  }
   Result<IdentityRequest> request = ParseIdentityRequest(line);
   if (!request.ok()) {
     handled.reply = EncodeError(NonceOf(line), RejectionCode(request.status()), request.status().message());

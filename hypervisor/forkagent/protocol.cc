@@ -113,7 +113,10 @@ std::string FormatIpv4(uint32_t address) {
   return text;
 }
 
-Result<IdentityRequest> ParseIdentityRequest(std::string_view line) {
+namespace {
+
+// The request as a JSON object of version 1 whose type is `expected_type`.
+Result<nlohmann::json> ParseEnvelope(std::string_view line, std::string_view expected_type) {
   nlohmann::json request = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
   if (request.is_discarded() || !request.is_object()) return InvalidRequest("not a JSON object");
 
@@ -126,13 +129,47 @@ Result<IdentityRequest> ParseIdentityRequest(std::string_view line) {
   JsonFields fields = RequestFields(request);
   std::string type;
   FE_RETURN_IF_ERROR(fields.String("type", type, JsonFields::kRequired));
-  if (type != "set_identity") return InvalidRequest("unknown request type '" + type + "'");
+  if (type != expected_type) return InvalidRequest("unknown request type '" + type + "'");
+  return request;
+}
+
+Status ReadNonce(JsonFields& fields, std::string& nonce) {
+  FE_RETURN_IF_ERROR(fields.String("nonce", nonce, JsonFields::kRequired));
+  if (nonce.size() != 32 || !IsLowerHex(nonce)) return fields.Fail("nonce", "not 32 lower-case hex digits");
+  return Status::Ok();
+}
+
+Status ReadHostTime(JsonFields& fields, int64_t& realtime_ns) {
+  FE_ASSIGN_OR_RETURN(const nlohmann::json* host_time, fields.Object("host_time", JsonFields::kRequired));
+  return fields.Nested(*host_time, "host_time").Number("realtime_ns", realtime_ns, JsonFields::kRequired, 1, INT64_MAX);
+}
+
+}  // namespace
+
+std::string RequestType(std::string_view line) {
+  nlohmann::json request = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+  if (request.is_discarded() || !request.is_object()) return "";
+  auto type = request.find("type");
+  return type != request.end() && type->is_string() ? type->get<std::string>() : "";
+}
+
+Result<TimeRequest> ParseTimeRequest(std::string_view line) {
+  Result<nlohmann::json> request = ParseEnvelope(line, "set_time");
+  if (!request.ok()) return request.status();
+  JsonFields fields = RequestFields(*request);
+  TimeRequest parsed;
+  FE_RETURN_IF_ERROR(ReadNonce(fields, parsed.nonce));
+  FE_RETURN_IF_ERROR(ReadHostTime(fields, parsed.host_realtime_ns));
+  return parsed;
+}
+
+Result<IdentityRequest> ParseIdentityRequest(std::string_view line) {
+  Result<nlohmann::json> request = ParseEnvelope(line, "set_identity");
+  if (!request.ok()) return request.status();
+  JsonFields fields = RequestFields(*request);
 
   IdentityRequest parsed;
-  FE_RETURN_IF_ERROR(fields.String("nonce", parsed.nonce, JsonFields::kRequired));
-  if (parsed.nonce.size() != 32 || !IsLowerHex(parsed.nonce)) {
-    return fields.Fail("nonce", "not 32 lower-case hex digits");
-  }
+  FE_RETURN_IF_ERROR(ReadNonce(fields, parsed.nonce));
   FE_RETURN_IF_ERROR(fields.Unsigned("generation", parsed.generation, JsonFields::kRequired, UINT64_MAX));
   FE_ASSIGN_OR_RETURN(parsed.identity, ParseIdentity(fields));
 
@@ -145,9 +182,7 @@ Result<IdentityRequest> ParseIdentityRequest(std::string_view line) {
     parsed.previous_mac = *mac;
   }
 
-  FE_ASSIGN_OR_RETURN(const nlohmann::json* host_time, fields.Object("host_time", JsonFields::kRequired));
-  FE_RETURN_IF_ERROR(fields.Nested(*host_time, "host_time")
-                         .Number("realtime_ns", parsed.host_realtime_ns, JsonFields::kRequired, 1, INT64_MAX));
+  FE_RETURN_IF_ERROR(ReadHostTime(fields, parsed.host_realtime_ns));
   return parsed;
 }
 
@@ -162,6 +197,11 @@ std::string NonceOf(std::string_view line) {
 
 std::string_view RejectionCode(const Status& parse_failure) {
   return parse_failure.code() == ErrorCode::kUnsupported ? kUnsupportedVersion : kInvalidRequest;
+}
+
+std::string EncodeTimeAck(std::string_view nonce) {
+  Json ack = {{"type", "ack"}, {"version", kVersion}, {"nonce", std::string(nonce)}};
+  return ack.dump() + "\n";
 }
 
 std::string EncodeAck(std::string_view nonce, uint64_t generation) {

@@ -36,6 +36,20 @@ struct IdentityRequest {
   int64_t host_realtime_ns = 0;  // > 0
 };
 
+// A set_time request: {"type": "set_time", "version": 1, "nonce": ..., "host_time": {"realtime_ns": N}},
+// sent to a guest that keeps its identity but whose clock stopped while the host paused or restored it.
+// Answered with an ack without a generation.
+struct TimeRequest {
+  std::string nonce;
+  int64_t host_realtime_ns = 0;  // > 0
+};
+
+// The "type" of a request line ("set_identity", "set_time"), or "" when it has none.
+std::string RequestType(std::string_view line);
+
+// Parses a set_time request line, with ParseIdentityRequest's rules.
+Result<TimeRequest> ParseTimeRequest(std::string_view line);
+
 // Parses one request line (without its '\n'). Failures: Unsupported when the version is not 1,
 // InvalidArgument for anything else (not JSON, wrong type, a missing or malformed field), the message
 // naming the field. Unknown fields are ignored.
@@ -50,6 +64,7 @@ std::string_view RejectionCode(const Status& parse_failure);
 
 // Reply lines, each ending in '\n'.
 std::string EncodeAck(std::string_view nonce, uint64_t generation);
+std::string EncodeTimeAck(std::string_view nonce);
 std::string EncodeError(std::string_view nonce, std::string_view code, std::string_view message);
 
 // "02:fe:0a:64:00:05" <-> bytes; parsing accepts either case and rejects multicast addresses.

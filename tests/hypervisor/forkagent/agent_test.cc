@@ -168,5 +168,63 @@ TEST(ForkagentAgentTest, HostHandOffIsAcknowledgedOverAChannel) {
             std::vector<std::string>{"02:fe:0a:64:00:09 10.100.0.9/16 via 10.100.0.1 on the only NIC"});
 }
 
+TEST(ForkagentAgentTest, SetTimeStepsOnlyTheClockAndAcksWithoutAGeneration) {
+  RecordingApplier applier;
+  Agent agent(applier);
+  std::string line = hypervisor::EncodeTimeRequest(std::string(32, 'b'), 1700000000123456789);
+  line.pop_back();
+  HandledRequest handled = agent.Handle(line);
+  EXPECT_TRUE(handled.acknowledged) << handled.reply;
+  EXPECT_EQ(Json::parse(handled.reply), Json::parse(EncodeTimeAck(std::string(32, 'b'))));
+  EXPECT_FALSE(Json::parse(handled.reply).contains("generation"));
+  EXPECT_EQ(applier.steps, std::vector<std::string>{"clock"});
+  EXPECT_EQ(applier.clocks, std::vector<int64_t>{1700000000123456789});
+}
+
+TEST(ForkagentAgentTest, SetTimeWithoutHostTimeIsAnInvalidRequestAndStepsNothing) {
+  RecordingApplier applier;
+  Agent agent(applier);
+  HandledRequest handled =
+      agent.Handle(R"({"type": "set_time", "version": 1, "nonce": ")" + std::string(32, 'c') + R"("})");
+  EXPECT_FALSE(handled.acknowledged);
+  Json reply = Json::parse(handled.reply);
+  EXPECT_EQ(reply["code"], "invalid_request");
+  EXPECT_EQ(reply["nonce"], std::string(32, 'c'));
+  EXPECT_NE(reply["message"].get<std::string>().find("host_time"), std::string::npos) << handled.reply;
+  EXPECT_TRUE(applier.steps.empty());
+}
+
+// The host's SetGuestClock against the agent: acknowledged; against an agent that fails to step the
+// clock, an error naming the code; against one that predates set_time, Unsupported.
+TEST(ForkagentAgentTest, HostSetsTheGuestClockOverAChannelAndTellsAnOldAgentApart) {
+  int fds[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
+  UniqueFd host(fds[0]);
+  std::unique_ptr<Channel> channel = SerialChannelOnFd(UniqueFd(fds[1]), "socketpair");
+  RecordingApplier applier;
+  Agent agent(applier);
+  std::thread guest([&] {
+    for (int i = 0; i < 3; ++i) {
+      Result<std::string> line = channel->ReadLine();
+      if (!line.ok()) return;
+      if (i == 1) applier.clock_result = Status::Io("clock_settime: Operation not permitted");
+      std::string reply = agent.Handle(*line).reply;
+      // The third answer is what an agent without set_time says.
+      if (i == 2) reply = EncodeError(NonceOf(*line), kInvalidRequest, "unknown request type 'set_time'");
+      EXPECT_TRUE(channel->Write(reply).ok());
+    }
+  });
+  Status set = hypervisor::SetGuestClock(host.get(), 10s, "agent on a socketpair");
+  EXPECT_TRUE(set.ok()) << set.ToString();
+  Status failed = hypervisor::SetGuestClock(host.get(), 10s, "agent on a socketpair");
+  EXPECT_EQ(failed.code(), ErrorCode::kIo) << failed.ToString();
+  EXPECT_NE(failed.message().find("apply_failed"), std::string::npos) << failed.ToString();
+  Status old = hypervisor::SetGuestClock(host.get(), 10s, "agent on a socketpair");
+  EXPECT_EQ(old.code(), ErrorCode::kUnsupported) << old.ToString();
+  guest.join();
+  EXPECT_EQ(applier.clocks.size(), 3u);
+  EXPECT_TRUE(applier.networks.empty());
+}
+
 }  // namespace
 }  // namespace fe::hypervisor::forkagent
