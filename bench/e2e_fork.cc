@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include <fmt/core.h>
 
@@ -87,6 +88,88 @@ void Print(const std::vector<Row>& rows) {
       rows.empty() ? 0 : rows[0].forks.size());
 }
 
+// One busy source forked live, alternately with and without the pre-flush.
+struct PauseRow {
+  uint64_t memory_mib = 0;
+  uint64_t dirty_rate_mibs = 0;
+  bool preflush = true;
+  std::vector<engine::ForkPhases> forks;
+};
+
+double MaxMs(const std::vector<engine::ForkPhases>& forks, int64_t engine::ForkPhases::*field) {
+  int64_t most = 0;
+  for (const engine::ForkPhases& phases : forks) most = std::max(most, phases.*field);
+  return most / 1000.0;
+}
+
+double MedianDirtyMib(const std::vector<engine::ForkPhases>& forks) {
+  std::vector<uint64_t> values;
+  for (const engine::ForkPhases& phases : forks) values.push_back(phases.dirty_bytes_at_pause.value_or(0));
+  if (values.empty()) return 0;
+  std::sort(values.begin(), values.end());
+  return static_cast<double>(values[values.size() / 2]) / (1 << 20);
+}
+
+Status MeasurePauses(engine::Engine& engine, const std::string& template_dir, const std::string& name, int repetitions,
+                     PauseRow& with, PauseRow& without) {
+  engine::CreateRequest create;
+  create.name = name;
+  create.hypervisor = "qemu";
+  create.import_dir = template_dir;
+  Result<engine::Instance> created = engine.Create(create);
+  if (!created.ok()) return created.status();
+  struct Cleanup {
+    engine::Engine& engine;
+    std::string name;
+    ~Cleanup() { (void)engine.Delete(name); }
+  } cleanup{engine, name};
+  Result<engine::Instance> source = engine.Start(name);
+  if (!source.ok()) return source.status();
+  FE_RETURN_IF_ERROR(WaitForGuestBeat(engine, *source));
+  std::this_thread::sleep_for(2s);  // the dirtier has started and dirtied a while
+  // Fork -1 is a warm-up, not counted: the first fork after the boot also writes back what the boot
+  // left, whichever setting it has.
+  for (int i = -1; i < 2 * repetitions; ++i) {
+    PauseRow& row = i % 2 == 0 ? with : without;
+    engine::ForkRequest request;
+    request.name = name + "-p" + std::to_string(i + 1);
+    request.from_running = true;
+    request.target_state = engine::InstanceState::kRunning;
+    request.preflush = row.preflush;
+    Result<std::vector<engine::ForkOutcome>> forked = engine.Fork(name, request);
+    if (!forked.ok()) return forked.status();
+    if (!(*forked)[0].live) return Status::Internal(request.name + ": the live path was not taken");
+    if (i >= 0) row.forks.push_back((*forked)[0].phases);
+    FE_RETURN_IF_ERROR(engine.Delete(request.name));
+    std::this_thread::sleep_for(1s);  // the guest dirties its RAM again
+  }
+  return Status::Ok();
+}
+
+void PrintPauses(const std::vector<PauseRow>& rows) {
+  fmt::print("\n{:>8} {:>10} {:>9} {:>12} {:>10} {:>10} {:>9} {:>7} {:>12}\n", "RAM MiB", "dirty MiB/s", "pre-flush",
+             "pause median", "pause max", "preflush", "throttle", "rounds", "dirty at pause");
+  for (const PauseRow& row : rows) {
+    std::vector<int64_t> rounds;
+    for (const engine::ForkPhases& phases : row.forks) rounds.push_back(phases.preflush_rounds);
+    std::sort(rounds.begin(), rounds.end());
+    fmt::print(
+        "{:>8} {:>10} {:>9} {:>12.1f} {:>10.1f} {:>10.1f} {:>9.1f} {:>7} {:>10.1f} MiB\n", row.memory_mib,
+        row.dirty_rate_mibs, row.preflush ? "yes" : "no", MedianMs(row.forks, &engine::ForkPhases::source_pause_us),
+        MaxMs(row.forks, &engine::ForkPhases::source_pause_us), MedianMs(row.forks, &engine::ForkPhases::preflush_us),
+        MedianMs(row.forks, &engine::ForkPhases::throttle_us), rounds.empty() ? 0 : rounds[rounds.size() / 2],
+        MedianDirtyMib(row.forks));
+  }
+  fmt::print(
+      "(ms, median and max of {} live forks to Running per row, with and without the pre-flush alternately from\n"
+      " one source whose guest rewrites a quarter of its RAM at the rate shown (fe-guest-dirtier), after one "
+      "uncounted\n"
+      " warm-up fork. pause: the source's\n"
+      " source_pause phase; preflush, throttle: the rounds before it and how long of them the source ran\n"
+      " CPU-throttled; dirty at pause: what the pause had to write back (cachestat).)\n",
+      rows.empty() ? 0 : rows[0].forks.size());
+}
+
 // The measurements, on the engine of the benchmark's site.
 Status MeasureAll(const E2eOptions& options, engine::Engine& engine, const std::string& root, std::vector<Row>& rows) {
   if (!engine.backend().Capabilities().shares_data) {
@@ -110,12 +193,39 @@ Status MeasureAll(const E2eOptions& options, engine::Engine& engine, const std::
 
 }  // namespace
 
+Status MeasureAllPauses(const E2eOptions& options, engine::Engine& engine, const std::string& root,
+                        std::vector<PauseRow>& rows) {
+  for (uint64_t memory_mib : options.memory_mib) {
+    for (uint64_t rate : options.dirty_rates_mibs) {
+      const std::string suffix = std::to_string(memory_mib) + "d" + std::to_string(rate);
+      const std::string template_dir = root + "/t" + suffix;
+      FE_RETURN_IF_ERROR(MakeQemuTemplate(options.guest_dir, template_dir, memory_mib, /*shared_ram=*/true, rate));
+      PauseRow with{memory_mib, rate, true, {}};
+      PauseRow without{memory_mib, rate, false, {}};
+      Status measured = MeasurePauses(engine, template_dir, "b" + suffix, options.repetitions, with, without);
+      rows.push_back(std::move(with));
+      rows.push_back(std::move(without));
+      FE_RETURN_IF_ERROR(measured.Annotate(fmt::format("{} MiB dirtied at {} MiB/s", memory_mib, rate)));
+      fmt::print("{} MiB dirtied at {} MiB/s: done\n", memory_mib, rate);
+      std::fflush(stdout);
+    }
+  }
+  return Status::Ok();
+}
+
 int RunE2e(const E2eOptions& options) {
   std::vector<Row> rows;
+  std::vector<PauseRow> pauses;
   return RunGuestBench(
       GuestBenchSite{"--e2e", options.guest_dir, "febr-bench"},
-      [&](engine::Engine& engine, const std::string& root) { return MeasureAll(options, engine, root, rows); },
-      [&] { Print(rows); });
+      [&](engine::Engine& engine, const std::string& root) {
+        FE_RETURN_IF_ERROR(MeasureAllPauses(options, engine, root, pauses));
+        return options.phases ? MeasureAll(options, engine, root, rows) : Status::Ok();
+      },
+      [&] {
+        PrintPauses(pauses);
+        if (options.phases) Print(rows);
+      });
 }
 
 }  // namespace fe::bench

@@ -12,6 +12,9 @@
 //  - anonymous: no memory_file, so the same fork takes the full path (standby: stop and save all of
 //    RAM, restore the source afterwards): its source_standby is the anchor the pause is compared with.
 // Each source is booted, forked `repetitions` times to Running (each fork deleted again) and deleted.
+// First, the source's pause against how busy its guest is: for each RAM size and dirty rate, a source
+// with shared RAM whose guest keeps rewriting a quarter of it, forked live with and without the pre-flush
+// (engine/vm/ram_preflush.h), alternately; median and max pause, pre-flush, throttle, dirty bytes.
 // Runs as root on a loop-mounted reflink XFS, in a network namespace of its own with a bridge.
 #pragma once
 
@@ -24,7 +27,11 @@ namespace fe::bench {
 struct E2eOptions {
   std::string guest_dir;
   std::vector<uint64_t> memory_mib = {256, 1024};
-  int repetitions = 3;
+  int repetitions = 5;
+  // The pause table: busy sources whose guests rewrite a quarter of their RAM at each rate, each forked live
+  // `repetitions` times with the pre-flush and as many without.
+  std::vector<uint64_t> dirty_rates_mibs = {0, 64, 200};
+  bool phases = true;  // also the per-phase table, live path against the full path
 };
 
 // Prints one table per RAM size; 0 when every measurement ran, 1 otherwise.

@@ -11,7 +11,8 @@
 //       / `cp -a` side by side on the same inputs, plus the btrfs snapshot/reflink crossover sweep;
 //       dm-thin (where device-mapper runs) clones of a sample guest beside its copy, and reflink
 //       given --dm-thin-reflink-scratch (see dm_thin_column.h)
-//   forkbench --e2e --guest-dir DIR [--memory-mib 256,1024] [--repetitions N]
+//   forkbench --e2e --guest-dir DIR [--memory-mib 256,1024] [--repetitions N] [--dirty-rates 0,64,200]
+//             [--no-phases]
 //       forks of a real running QEMU guest per phase, and the source's pause vs its RAM size with the
 //       full-RAM standby as anchor (see e2e_fork.h; tests/e2e's fe-e2e-guest writes DIR)
 //   forkbench --density --guest-dir DIR [--memory-mib 256] [--counts 1,8,32]
@@ -115,10 +116,17 @@ int RunE2eMode(int argc, char** argv) {
       ->delimiter(',')
       ->check(CLI::Range(64, 16384))
       ->capture_default_str();
-  app.add_option("--repetitions", options.repetitions, "Forks per source")
+  app.add_option("--repetitions", options.repetitions, "Forks per source (per pre-flush setting in the pause table)")
       ->check(CLI::Range(1, 100))
       ->capture_default_str();
+  app.add_option("--dirty-rates", options.dirty_rates_mibs, "Guest dirty rates (MiB/s) for the pause table")
+      ->delimiter(',')
+      ->check(CLI::Range(0, 4096))
+      ->capture_default_str();
+  bool no_phases = false;
+  app.add_flag("--no-phases", no_phases, "Leave out the per-phase table (live path against the full path)");
   CLI11_PARSE(app, argc, argv);
+  options.phases = !no_phases;
   return fe::bench::RunE2e(options);
 }
 

@@ -15,8 +15,11 @@ namespace fe::bench {
 
 // `guest_dir`'s files copied to `dir` (not its config, RAM file, logs or sockets), with every path of
 // its config moved there, its RAM set to `memory_mib`, in a shared file when `shared_ram`, half of it
-// filled by the guest before it runs (a snapshot of an idle guest is mostly zero pages).
-Status MakeQemuTemplate(const std::string& guest_dir, const std::string& dir, uint64_t memory_mib, bool shared_ram);
+// filled by the guest before it runs (a snapshot of an idle guest is mostly zero pages). With
+// `dirty_rate_mibs`, the guest instead fills a quarter and keeps rewriting another quarter at that rate
+// (tests/e2e's fe-guest-dirtier), as a busy guest does.
+Status MakeQemuTemplate(const std::string& guest_dir, const std::string& dir, uint64_t memory_mib, bool shared_ram,
+                        uint64_t dirty_rate_mibs = 0);
 
 // Waits (up to 180 s: a bound for a guest that never boots, not a measurement) until the instance's
 // serial log shows the guest's first heartbeat.

@@ -24,6 +24,7 @@
 
 #include "engine/engine.h"
 #include "engine/network/tap_device.h"
+#include "engine/vm/ram_file.h"
 #include "engine/vm/vm_runner.h"
 #include "snapshot/guest_directory.h"
 
@@ -107,6 +108,12 @@ Result<Instance> Engine::StartLocked(const std::shared_ptr<Entry>& entry) {
   if (!plugin.ok()) return plugin.status();
   vm::VmContext context{*plugin, GuestDir(instance), InstanceDir(instance.id), instance.identity,
                         config_.hypervisor_timeout};
+  // A RAM file written in full before the boot keeps the clones of later live forks cheap
+  // (engine/vm/ram_file.h). Without it the VM still boots, on the file as it is.
+  if (Result<hypervisor::MemoryFile> ram = (*plugin)->RunningMemoryFile(GuestDir(instance)); ram.ok()) {
+    Result<bool> laid_out = vm::LayOutRamFileForBoot(GuestDir(instance), *ram);
+    if (!laid_out.ok()) spdlog::warn("starting '{}': {}", instance.name, laid_out.status().ToString());
+  }
   FE_RETURN_IF_ERROR(AttachTap(instance).Annotate("starting '" + instance.name + "'"));
   Result<vm::ProcessRecord> process = vm::BootVm(context);
   if (!process.ok()) {

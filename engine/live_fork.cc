@@ -45,14 +45,14 @@ struct RamFile {
 
 // The source's RAM file, resolved beneath its volume: the config naming it is the guest's.
 Result<RamFile> OpenRamFile(const std::string& guest_dir, const hypervisor::Plugin& plugin) {
-  Result<std::string> path = plugin.RunningMemoryFile(guest_dir);
-  if (!path.ok()) return path.status();
+  Result<hypervisor::MemoryFile> file = plugin.RunningMemoryFile(guest_dir);
+  if (!file.ok()) return file.status();
   Result<ConfinedDir> volume = ConfinedDir::Open(guest_dir);
   if (!volume.ok()) return volume.status();
-  const std::string relative = path->substr(std::min(path->size(), guest_dir.size() + 1));
+  const std::string relative = file->path.substr(std::min(file->path.size(), guest_dir.size() + 1));
   Result<UniqueFd> fd = volume->OpenFile(relative, O_RDONLY | O_CLOEXEC);
   if (!fd.ok()) return fd.status();
-  return RamFile{std::move(*fd), *path};
+  return RamFile{std::move(*fd), file->path};
 }
 
 }  // namespace

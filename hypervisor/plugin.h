@@ -84,6 +84,12 @@ struct MemorySource {
   bool operator==(const MemorySource&) const = default;
 };
 
+// A VM's guest RAM kept in a shared file (Plugin::RunningMemoryFile).
+struct MemoryFile {
+  std::string path;    // absolute, beneath the instance directory
+  uint64_t bytes = 0;  // the guest's RAM size
+};
+
 // How a prepared fork is brought up.
 struct RestorePlan {
   std::string snapshot_dir;  // absolute; empty: boot from the config
@@ -168,8 +174,9 @@ class Plugin {
 
   // The shared file holding the guest RAM of the VM of `instance_dir` (what CanLiveFork relies on): a
   // live fork writes it back while the VM still runs, so the pause leaves less to write
-  // (engine/vm/ram_preflush.h). A path beneath `instance_dir`. Unsupported when RAM is no such file.
-  virtual Result<std::string> RunningMemoryFile(const std::string& /*instance_dir*/) const {
+  // (engine/vm/ram_preflush.h), and a boot lays it out first (engine/vm/ram_file.h). A path beneath
+  // `instance_dir`, and the guest's RAM size. Unsupported when RAM is no such file.
+  virtual Result<MemoryFile> RunningMemoryFile(const std::string& /*instance_dir*/) const {
     return Status::Unsupported("hypervisor '" + std::string(Kind()) + "' keeps no guest RAM in a shared file");
   }
 

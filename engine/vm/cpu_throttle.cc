@@ -181,7 +181,8 @@ Result<std::unique_ptr<CpuThrottle>> ThrottleThroughCgroup(pid_t pid) {
 Status ReleaseLeftoverThrottle(pid_t pid) {
   Result<CpuCgroup> cgroup = CpuCgroupOf(pid);
   if (!cgroup.ok()) return cgroup.status().code() == ErrorCode::kUnsupported ? Status::Ok() : cgroup.status();
-  const std::string suffix = "/" + ChildName(pid);
+  std::string suffix = "/";
+  suffix += ChildName(pid);
   const std::string& dir = cgroup->dir;
   if (dir.size() <= suffix.size() || dir.compare(dir.size() - suffix.size(), suffix.size(), suffix) != 0) {
     return Status::Ok();

@@ -32,7 +32,7 @@ class QemuPluginImpl final : public Plugin {
     return config.ok() && !config->memory_file.empty();
   }
 
-  Result<std::string> RunningMemoryFile(const std::string& instance_dir) const override {
+  Result<MemoryFile> RunningMemoryFile(const std::string& instance_dir) const override {
     return qemu::RunningMemoryFile(instance_dir);
   }
 

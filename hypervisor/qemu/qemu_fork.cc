@@ -197,7 +197,7 @@ Status CheckGuestDirectory(const std::string& dir, bool standby) {
   return Status::Ok();
 }
 
-Result<std::string> RunningMemoryFile(const std::string& dir) {
+Result<MemoryFile> RunningMemoryFile(const std::string& dir) {
   Result<Config> config = ReadConfig(dir);
   if (!config.ok()) return config.status();
   const std::string origin = dir + "/" + kConfigFile;
@@ -207,11 +207,11 @@ Result<std::string> RunningMemoryFile(const std::string& dir) {
   if (!snapshot::PathRewriter(dir, dir).Rewrite(config->memory_file)) {
     return Status::InvalidArgument(origin + ": field 'memory_file': " + config->memory_file + " is not in " + dir);
   }
-  return config->memory_file;
+  return MemoryFile{config->memory_file, config->memory_mib << 20};
 }
 
 Result<std::string> SnapshotMemoryFile(const std::string& dir) {
-  Result<std::string> memory_file = RunningMemoryFile(dir);
+  Result<MemoryFile> memory_file = RunningMemoryFile(dir);
   if (!memory_file.ok() && memory_file.status().code() == ErrorCode::kUnsupported) {
     return Status::Unsupported(memory_file.status().message() +
                                " and saved inside the snapshot, so forks cannot map it (give the VM a memory_file "
@@ -233,9 +233,9 @@ Result<std::string> SnapshotMemoryFile(const std::string& dir) {
                                " holds guest RAM in its migration stream (the VM ran "
                                "without sharing its memory_file), so forks cannot map it: restore and stand it by "
                                "again to leave RAM in " +
-                               *memory_file);
+                               memory_file->path);
   }
-  return *memory_file;
+  return memory_file->path;
 }
 
 Result<PreparedFork> PrepareFork(const ForkSpec& spec) {

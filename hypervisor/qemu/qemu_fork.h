@@ -44,7 +44,7 @@ Status CheckGuestDirectory(const std::string& dir, bool standby);
 
 // Plugin::RunningMemoryFile: the memory_file of <dir>/qemu-config.json, when there is one and it lies in
 // `dir`; Unsupported (no memory_file) or InvalidArgument (outside `dir`) otherwise.
-Result<std::string> RunningMemoryFile(const std::string& dir);
+Result<MemoryFile> RunningMemoryFile(const std::string& dir);
 
 // Plugin::SnapshotMemoryFile: the memory_file of <dir>/qemu-config.json, when it lies in `dir` and the
 // snapshot left guest RAM there (qemu-snapshot.json ignore_shared_memory). Unsupported saying why not.

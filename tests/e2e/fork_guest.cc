@@ -39,10 +39,17 @@ std::string InitScript(const std::vector<std::string>& modules) {
       "/fe-guest/forkagent --log &\n"
       // fe.fill_mib=N (forkbench --e2e): N MiB of RAM written with non-zero data before the first beat,
       // so a snapshot has that much to save (migration skips zero pages: an idle guest saves little).
-      "for word in $(cat /proc/cmdline); do case $word in fe.fill_mib=*) fill=${word#fe.fill_mib=} ;; esac; done\n"
+      "for word in $(cat /proc/cmdline); do case $word in fe.fill_mib=*) fill=${word#fe.fill_mib=} ;; "
+      "fe.dirty_mib=*) dirty_mib=${word#fe.dirty_mib=} ;; fe.dirty_rate=*) dirty_rate=${word#fe.dirty_rate=} ;; "
+      "esac; done\n"
       "if [ -n \"$fill\" ]; then\n"
       "  mkdir -p /fill && mount -t tmpfs -o size=${fill}m tmpfs /fill\n"
       "  yes forkengine | head -c $((fill * 1048576)) > /fill/data\n"
+      "fi\n"
+      // fe.dirty_mib=N fe.dirty_rate=R: a busy guest, rewriting pages of N MiB at R MiB/s for as long as
+      // it runs (tests/e2e/guest_dirtier_main.cc), so a live fork finds its RAM file dirty.
+      "if [ -n \"$dirty_mib\" ] && [ -n \"$dirty_rate\" ]; then\n"
+      "  /fe-guest/fe-guest-dirtier $dirty_mib $dirty_rate &\n"
       "fi\n"
       "i=0\n"
       "while true; do\n"
@@ -77,12 +84,14 @@ int64_t HostNowMs() {
 
 }  // namespace
 
-Status MakeForkGuest(const std::string& dir, uint64_t memory_mib, const std::string& forkagent) {
+Status MakeForkGuest(const std::string& dir, uint64_t memory_mib, const std::string& forkagent,
+                     const std::string& dirtier) {
   fe::test::InitramfsBuilder image;
   image.AddFile("/bin/busybox", "/bin/busybox", 0755);
   Result<std::vector<std::string>> modules = fe::test::AddGuestModules(image, kModules);
   if (!modules.ok()) return modules.status();
-  FE_RETURN_IF_ERROR(fe::test::AddGuestFiles(image, {{forkagent, "/fe-guest/forkagent", true}}));
+  FE_RETURN_IF_ERROR(fe::test::AddGuestFiles(
+      image, {{forkagent, "/fe-guest/forkagent", true}, {dirtier, "/fe-guest/fe-guest-dirtier", true}}));
   image.AddContent("/init", InitScript(*modules), 0755);
   FE_RETURN_IF_ERROR(image.Write(dir + "/initrd.cpio"));
 

@@ -2,7 +2,8 @@
 // initramfs that loads virtio-net and virtio-console, gives eth0 the IPv4 address its MAC encodes
 // (the engine's allocator makes MACs 02:fe:<the four bytes of the address>), starts forkagent on
 // the identity port, fills fe.fill_mib=N MiB of RAM (a kernel argument, when given) with non-zero
-// data, and then prints a heartbeat line on its serial console every 200 ms:
+// data, keeps rewriting fe.dirty_mib MiB at fe.dirty_rate MiB/s when given, and then prints a heartbeat line on its
+// serial console every 200 ms:
 //
 //   beat <n> mac=<eth0's MAC> ip=<eth0's first IPv4/prefix> rand=<md5 of 256 fresh bytes of
 //   /dev/urandom> time=<CLOCK_REALTIME in ms>
@@ -26,8 +27,10 @@ namespace fe::e2e {
 // Writes the guest directory `dir` (existing, empty): its initramfs and qemu-config.json, with guest
 // RAM in <dir>/mem.bin (`memory_mib`), serial log <dir>/serial.log, the identity port on
 // <dir>/identity.sock, QMP on <dir>/qmp.sock, a vmgenid, and a NIC whose TAP and MAC the import replaces.
-// `forkagent` is the agent binary (copied with its shared libraries, if any).
-Status MakeForkGuest(const std::string& dir, uint64_t memory_mib, const std::string& forkagent);
+// `forkagent` is the agent binary and `dirtier` fe-guest-dirtier (each copied with its shared
+// libraries, if any); kernel arguments fe.dirty_mib=N fe.dirty_rate=R start the dirtier.
+Status MakeForkGuest(const std::string& dir, uint64_t memory_mib, const std::string& forkagent,
+                     const std::string& dirtier);
 
 struct Beat {
   int number = -1;

@@ -26,7 +26,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "fe-e2e-guest: mkdir %s: %s\n", dir.c_str(), std::strerror(errno));
     return 1;
   }
-  fe::Status made = fe::e2e::MakeForkGuest(dir, memory_mib, forkagent);
+  fe::Status made = fe::e2e::MakeForkGuest(dir, memory_mib, forkagent, FE_GUEST_DIRTIER);
   if (!made.ok()) {
     std::fprintf(stderr, "fe-e2e-guest: %s\n", made.ToString().c_str());
     return 1;

@@ -142,7 +142,7 @@ class VmForkEndToEndTest : public fe::test::ScratchTest {
     ASSERT_EQ(::mkdir(root.c_str(), 0755), 0) << std::strerror(errno);
     const std::string template_dir = root + "/tpl";
     ASSERT_EQ(::mkdir(template_dir.c_str(), 0755), 0) << std::strerror(errno);
-    Status made = MakeForkGuest(template_dir, 256, FE_FORKAGENT);
+    Status made = MakeForkGuest(template_dir, 256, FE_FORKAGENT, FE_GUEST_DIRTIER);
     ASSERT_TRUE(made.ok()) << made.ToString();
   }
 

@@ -60,6 +60,27 @@ class StoppingThrottle final : public CpuThrottle {
   std::atomic<bool>& dirtying_;
 };
 
+// A guest that keeps re-dirtying random pages of the file until told to stop (or destroyed).
+class DirtyingGuest {
+ public:
+  DirtyingGuest(RamFile& ram, unsigned seed)
+      : thread_([this, &ram, seed] {
+          std::mt19937 random(seed);
+          while (dirtying) {
+            for (int i = 0; i < 256; ++i) ram.DirtyRandomPage(random);
+          }
+        }) {}
+  ~DirtyingGuest() { Stop(); }
+  void Stop() {
+    dirtying = false;
+    if (thread_.joinable()) thread_.join();
+  }
+  std::atomic<bool> dirtying{true};
+
+ private:
+  std::thread thread_;
+};
+
 class RamPreflushTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -109,20 +130,13 @@ TEST_F(RamPreflushTest, ACleanFileNeedsNoRound) {
 // throttle is applied, and (the throttle here stopping the writer) the next rounds converge.
 TEST_F(RamPreflushTest, RoundsThatStopShrinkingThrottleTheGuestAndThenConverge) {
   ram_.DirtyAll();
-  std::atomic<bool> dirtying{true};
-  std::thread guest([&] {
-    std::mt19937 random(7);
-    while (dirtying) {
-      for (int i = 0; i < 256; ++i) ram_.DirtyRandomPage(random);
-    }
-  });
-  StoppingThrottle throttle(dirtying);
+  DirtyingGuest guest(ram_, 7);
+  StoppingThrottle throttle(guest.dirtying);
   PreflushPolicy policy;
   policy.pause_target = std::chrono::microseconds(1);  // only kSmallRemainder counts as converged
   policy.max_time = std::chrono::milliseconds(20'000);
   Result<PreflushReport> report = PreflushRamFile(ram_.fd(), "mem.bin", policy, &throttle, SystemClock());
-  dirtying = false;
-  guest.join();
+  guest.Stop();
   ASSERT_TRUE(report.ok()) << report.status().ToString();
   if (!report->dirty_left.has_value()) GTEST_SKIP() << "this kernel has no cachestat";
   ASSERT_EQ(throttle.steps, std::vector<int>{50});
@@ -135,19 +149,12 @@ TEST_F(RamPreflushTest, RoundsThatStopShrinkingThrottleTheGuestAndThenConverge) 
 
 TEST_F(RamPreflushTest, WithoutAThrottleStalledRoundsGiveUpBeforeTheirTimeIsOver) {
   ram_.DirtyAll();
-  std::atomic<bool> dirtying{true};
-  std::thread guest([&] {
-    std::mt19937 random(11);
-    while (dirtying) {
-      for (int i = 0; i < 256; ++i) ram_.DirtyRandomPage(random);
-    }
-  });
+  DirtyingGuest guest(ram_, 11);
   PreflushPolicy policy;
   policy.pause_target = std::chrono::microseconds(1);
   policy.max_time = std::chrono::milliseconds(60'000);
   Result<PreflushReport> report = PreflushRamFile(ram_.fd(), "mem.bin", policy, nullptr, SystemClock());
-  dirtying = false;
-  guest.join();
+  guest.Stop();
   ASSERT_TRUE(report.ok()) << report.status().ToString();
   if (!report->dirty_left.has_value()) GTEST_SKIP() << "this kernel has no cachestat";
   EXPECT_FALSE(report->converged);

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 
+#include <functional>
 #include <thread>
 #include <vector>
 
@@ -31,6 +32,7 @@ class RecordingApplier : public IdentityApplier {
   Status StepClock(int64_t realtime_ns) override {
     steps.push_back("clock");
     clocks.push_back(realtime_ns);
+    if (clocks.size() <= clock_results.size()) return clock_results[clocks.size() - 1];
     return clock_result;
   }
   std::vector<std::string> steps;  // "clock", "network", in call order
@@ -38,6 +40,7 @@ class RecordingApplier : public IdentityApplier {
   std::vector<int64_t> clocks;
   Status network_result;
   Status clock_result;
+  std::vector<Status> clock_results;  // per call, when given (then clock_result after them)
 };
 
 std::string Request(uint64_t generation, const std::string& nonce = std::string(32, 'a')) {
@@ -138,22 +141,46 @@ TEST(ForkagentAgentTest, InvalidAndUnsupportedRequestsAreAnsweredWithoutApplying
   EXPECT_TRUE(applier.clocks.empty());
 }
 
+// The agent on the guest end of a socketpair (a serial-style channel), answering `lines` requests on a
+// thread of its own; `answer` may change a reply (an older agent) or the applier (a failure).
+class AgentOnSocketpair {
+ public:
+  AgentOnSocketpair(int lines, std::function<std::string(int, const std::string&, std::string)> answer = nullptr)
+      : agent_(applier) {
+    int fds[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) return;
+    host = UniqueFd(fds[0]);
+    channel_ = SerialChannelOnFd(UniqueFd(fds[1]), "socketpair");
+    guest_ = std::thread([this, lines, answer] {
+      for (int i = 0; i < lines; ++i) {
+        Result<std::string> line = channel_->ReadLine();
+        if (!line.ok()) return;
+        std::string reply = agent_.Handle(*line).reply;
+        if (answer) reply = answer(i, *line, std::move(reply));
+        EXPECT_TRUE(channel_->Write(reply).ok());
+      }
+    });
+  }
+  ~AgentOnSocketpair() { Join(); }
+  void Join() {
+    if (guest_.joinable()) guest_.join();
+  }
+  UniqueFd host;
+  RecordingApplier applier;
+
+ private:
+  Agent agent_;
+  std::unique_ptr<Channel> channel_;
+  std::thread guest_;
+};
+
 // The real host side talks to the agent over a serial-style channel: the ack is accepted, and the
 // guest's refusal comes back to the host as an error naming the code.
 TEST(ForkagentAgentTest, HostHandOffIsAcknowledgedOverAChannel) {
-  int fds[2];
-  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
-  UniqueFd host(fds[0]);
-  std::unique_ptr<Channel> channel = SerialChannelOnFd(UniqueFd(fds[1]), "socketpair");
-  RecordingApplier applier;
-  Agent agent(applier);
-  std::thread guest([&] {
-    for (int i = 0; i < 2; ++i) {
-      Result<std::string> line = channel->ReadLine();
-      if (!line.ok()) return;
-      EXPECT_TRUE(channel->Write(agent.Handle(*line).reply).ok());
-    }
-  });
+  AgentOnSocketpair guest(2);
+  ASSERT_TRUE(guest.host);
+  const UniqueFd& host = guest.host;
+  RecordingApplier& applier = guest.applier;
   hypervisor::IdentityHandoff handoff;
   handoff.identity = hypervisor::NetworkIdentity{"tap0", "02:fe:0a:64:00:09", "10.100.0.9", 16, "10.100.0.1", 3};
   handoff.generation = 5;
@@ -163,7 +190,7 @@ TEST(ForkagentAgentTest, HostHandOffIsAcknowledgedOverAChannel) {
   Status second = hypervisor::HandOffIdentity(host.get(), handoff, 10s, "agent on a socketpair");
   EXPECT_FALSE(second.ok());
   EXPECT_NE(second.message().find("stale_generation"), std::string::npos) << second.ToString();
-  guest.join();
+  guest.Join();
   EXPECT_EQ(applier.networks,
             std::vector<std::string>{"02:fe:0a:64:00:09 10.100.0.9/16 via 10.100.0.1 on the only NIC"});
 }
@@ -197,23 +224,14 @@ TEST(ForkagentAgentTest, SetTimeWithoutHostTimeIsAnInvalidRequestAndStepsNothing
 // The host's SetGuestClock against the agent: acknowledged; against an agent that fails to step the
 // clock, an error naming the code; against one that predates set_time, Unsupported.
 TEST(ForkagentAgentTest, HostSetsTheGuestClockOverAChannelAndTellsAnOldAgentApart) {
-  int fds[2];
-  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
-  UniqueFd host(fds[0]);
-  std::unique_ptr<Channel> channel = SerialChannelOnFd(UniqueFd(fds[1]), "socketpair");
-  RecordingApplier applier;
-  Agent agent(applier);
-  std::thread guest([&] {
-    for (int i = 0; i < 3; ++i) {
-      Result<std::string> line = channel->ReadLine();
-      if (!line.ok()) return;
-      if (i == 1) applier.clock_result = Status::Io("clock_settime: Operation not permitted");
-      std::string reply = agent.Handle(*line).reply;
-      // The third answer is what an agent without set_time says.
-      if (i == 2) reply = EncodeError(NonceOf(*line), kInvalidRequest, "unknown request type 'set_time'");
-      EXPECT_TRUE(channel->Write(reply).ok());
-    }
+  // The second request fails to step the clock; the third answer is what an agent without set_time says.
+  AgentOnSocketpair guest(3, [](int i, const std::string& line, std::string reply) {
+    return i == 2 ? EncodeError(NonceOf(line), kInvalidRequest, "unknown request type 'set_time'") : reply;
   });
+  ASSERT_TRUE(guest.host);
+  const UniqueFd& host = guest.host;
+  RecordingApplier& applier = guest.applier;
+  applier.clock_results = {Status::Ok(), Status::Io("clock_settime: Operation not permitted"), Status::Ok()};
   Status set = hypervisor::SetGuestClock(host.get(), 10s, "agent on a socketpair");
   EXPECT_TRUE(set.ok()) << set.ToString();
   Status failed = hypervisor::SetGuestClock(host.get(), 10s, "agent on a socketpair");
@@ -221,7 +239,7 @@ TEST(ForkagentAgentTest, HostSetsTheGuestClockOverAChannelAndTellsAnOldAgentApar
   EXPECT_NE(failed.message().find("apply_failed"), std::string::npos) << failed.ToString();
   Status old = hypervisor::SetGuestClock(host.get(), 10s, "agent on a socketpair");
   EXPECT_EQ(old.code(), ErrorCode::kUnsupported) << old.ToString();
-  guest.join();
+  guest.Join();
   EXPECT_EQ(applier.clocks.size(), 3u);
   EXPECT_TRUE(applier.networks.empty());
 }
