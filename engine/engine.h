@@ -104,6 +104,9 @@ struct EngineConfig {
   bool live_fork_throttle = true;
 };
 
+// How long setting a guest's clock after a pause or restore may take (Engine::CorrectGuestClock).
+inline constexpr std::chrono::milliseconds kGuestClockTimeout{3'000};
+
 // Makes the CPU throttle of a VM process (engine/vm/cpu_throttle.h).
 using ThrottleFactory = std::function<Result<std::unique_ptr<vm::CpuThrottle>>(pid_t pid)>;
 
@@ -388,8 +391,9 @@ class Engine {
   }
 
   // Sets the guest clock of the Running `instance` to the host's after forkengine paused or restored
-  // it, through its guest agent. Never fails what it follows: a guest without the agent, or with one
-  // too old, keeps its clock (logged). "set", "no_agent", "unsupported" or "failed".
+  // it, through its guest agent, waiting at most kGuestClockTimeout (or the identity timeout). Never fails what it
+  // follows: a guest without the agent, or with one too old, keeps its clock (logged). "set", "no_agent", "unsupported"
+  // or "failed".
   std::string CorrectGuestClock(const Instance& instance) const;
 
   // --- live_fork.cc: from_running without stopping the source

@@ -20,7 +20,9 @@
 //    file the short run has written), or stopped if that fails too; a fork being made is rolled back.
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
+#include <optional>
 
 #include "engine/engine.h"
 #include "engine/network/tap_device.h"
@@ -85,8 +87,10 @@ Status Engine::HandOffIdentityLocked(Instance& instance) {
 std::string Engine::CorrectGuestClock(const Instance& instance) const {
   if (instance.identity_channel.empty()) return "no_agent";
   const std::string who = "instance '" + instance.name + "' (" + instance.id + ")";
+  // A short wait: the agent answers in well under a second even under TCG, and a guest without one
+  // must not hold a restore or a fork for the whole identity timeout.
   Result<vm::HandoffOutcome> outcome =
-      vm::SetGuestClockThrough(instance.identity_channel, config_.identity_timeout, who);
+      vm::SetGuestClockThrough(instance.identity_channel, std::min(config_.identity_timeout, kGuestClockTimeout), who);
   if (outcome.ok()) return *outcome == vm::HandoffOutcome::kApplied ? "set" : "no_agent";
   spdlog::warn("{}: its guest clock stays behind: {}", who, outcome.status().ToString());
   return outcome.status().code() == ErrorCode::kUnsupported ? "unsupported" : "failed";
@@ -167,12 +171,13 @@ Result<Instance> Engine::StandbyLocked(const std::shared_ptr<Entry>& entry) {
   std::string snapshot_dir = SnapshotDirOf(instance);
   vm::VmContext context{*plugin, guest_dir, InstanceDir(instance.id), instance.identity, config_.hypervisor_timeout};
   // The snapshot's files (and a RAM file the VM wrote through its mapping) become durable in one syncfs
-  // before the metadata says Standby (base/deferred_sync.h).
-  DeferredSync snapshot_writes(syncfs_);
+  // before the metadata says Standby (base/deferred_sync.h). The scope ends before that metadata is
+  // written: it must be durable on its own.
+  std::optional<DeferredSync> snapshot_writes(std::in_place, syncfs_);
   if (Status snapshotted = vm::SnapshotAndStopVm(context, *instance.process, snapshot_dir); !snapshotted.ok()) {
     return snapshotted.Annotate("standby of '" + instance.name + "'");
   }
-  snapshot_writes.Note(guest_dir);
+  snapshot_writes->Note(guest_dir);
   DetachTap(instance);
   // Forks and restores find the snapshot through the manifest; without one, plugins use the
   // conventional "snapshot" directory, which is what SnapshotDirOf chose.
@@ -183,8 +188,20 @@ Result<Instance> Engine::StandbyLocked(const std::shared_ptr<Entry>& entry) {
   } else if (!manifest.ok() && manifest.status().code() != ErrorCode::kNotFound) {
     return manifest.status().Annotate("standby of '" + instance.name + "'");
   }
-  FE_RETURN_IF_ERROR(
-      snapshot_writes.Sync().Annotate("standby of '" + instance.name + "': making the snapshot durable"));
+  Status durable = snapshot_writes->Sync();
+  snapshot_writes.reset();
+  if (!durable.ok()) {
+    // The process is gone and its snapshot may not have reached the disk (a write-back error): the
+    // instance is recorded Stopped, not Standby on a snapshot that could be lost.
+    instance.state = InstanceState::kStopped;
+    instance.process.reset();
+    instance.shared_memory.reset();
+    std::string outcome = "it is Stopped";
+    if (Status committed = Commit(entry, instance); !committed.ok()) {
+      outcome += "; recording that failed: " + committed.message();
+    }
+    return durable.Annotate("standby of '" + instance.name + "': making the snapshot durable (" + outcome + ")");
+  }
   instance.state = InstanceState::kStandby;
   instance.process.reset();
   // A VM whose RAM was a private mapping saved it in full into its own snapshot.

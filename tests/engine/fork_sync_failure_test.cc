@@ -23,6 +23,7 @@
 #include "engine/engine.h"
 #include "engine/instance_store.h"
 #include "engine/network/network_allocator.h"
+#include "engine/vm/vm_runner.h"
 #include "base/deferred_sync.h"
 #include "tests/engine/engine_fixture.h"
 
@@ -200,6 +201,33 @@ TEST_P(ForkSyncFailureTest, FailedImportLeavesNoInstanceVolumeOrLease) {
   EXPECT_EQ(engine().Get("imported").status().code(), ErrorCode::kNotFound);
   ExpectNothingLeftBehind(before);
   FE_ASSERT_OK(fixture_.ImportTemplate("imported"));  // the name is free again
+}
+
+// A standby syncs its snapshot once before recording Standby (engine/lifecycle.cc). When that sync
+// fails, the VM has exited already: the instance is recorded Stopped (a restart says so too), never
+// Standby on a snapshot that may not be on disk, and the error names syncfs.
+TEST_P(ForkSyncFailureTest, StandbyWhoseSnapshotCannotBeMadeDurableLeavesTheInstanceStopped) {
+  CreateRequest request;
+  request.name = "vm";
+  request.hypervisor = "cloud-hypervisor";
+  request.import_dir = fixture_.template_dir();
+  request.state = InstanceState::kStopped;
+  FE_ASSERT_OK(engine().Create(request));
+  Result<Instance> running = engine().Start("vm");
+  FE_ASSERT_OK(running);
+  syncfs_calls = 0;
+  fail_syncfs_on = 1;
+  Result<Instance> standby = engine().Standby("vm");
+  EXPECT_FALSE(standby.ok());
+  EXPECT_NE(standby.status().message().find("syncfs"), std::string::npos) << standby.status().ToString();
+  EXPECT_NE(standby.status().message().find("it is Stopped"), std::string::npos) << standby.status().ToString();
+  EXPECT_EQ(engine().Get("vm")->state, InstanceState::kStopped);
+  EXPECT_FALSE(vm::VmProcessAlive(*running->process));
+  fail_syncfs_on = 0;
+  FE_ASSERT_OK(fixture_.Reopen());
+  EXPECT_EQ(engine().Get("vm")->state, InstanceState::kStopped);
+  FE_ASSERT_OK(engine().Start("vm"));
+  FE_ASSERT_OK(engine().Delete("vm"));
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, ForkSyncFailureTest, ::testing::Values(ScratchFs::kXfs, ScratchFs::kBtrfs),
