@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
 #include <thread>
 
@@ -38,9 +39,10 @@ double MedianMs(const std::vector<engine::ForkPhases>& forks, int64_t engine::Fo
   return values[values.size() / 2] / 1000.0;
 }
 
-// One source: boot it, fork it `repetitions` times to Running (deleting each fork), delete it.
-Status Measure(engine::Engine& engine, const std::string& template_dir, const std::string& name, int repetitions,
-               Row& row) {
+// Imports `template_dir` as `name`, boots it, waits for its guest's first beat, runs `body`, and
+// deletes the source whatever happened.
+Status WithRunningSource(engine::Engine& engine, const std::string& template_dir, const std::string& name,
+                         const std::function<Status()>& body) {
   engine::CreateRequest create;
   create.name = name;
   create.hypervisor = "qemu";
@@ -55,17 +57,25 @@ Status Measure(engine::Engine& engine, const std::string& template_dir, const st
   Result<engine::Instance> source = engine.Start(name);
   if (!source.ok()) return source.status();
   FE_RETURN_IF_ERROR(WaitForGuestBeat(engine, *source));
-  for (int i = 0; i < repetitions; ++i) {
-    engine::ForkRequest request;
-    request.name = name + "-f" + std::to_string(i);
-    request.from_running = true;
-    request.target_state = engine::InstanceState::kRunning;
-    Result<std::vector<engine::ForkOutcome>> forked = engine.Fork(name, request);
-    if (!forked.ok()) return forked.status();
-    row.forks.push_back((*forked)[0].phases);
-    FE_RETURN_IF_ERROR(engine.Delete(request.name));
-  }
-  return Status::Ok();
+  return body();
+}
+
+// One source: boot it, fork it `repetitions` times to Running (deleting each fork), delete it.
+Status Measure(engine::Engine& engine, const std::string& template_dir, const std::string& name, int repetitions,
+               Row& row) {
+  return WithRunningSource(engine, template_dir, name, [&]() -> Status {
+    for (int i = 0; i < repetitions; ++i) {
+      engine::ForkRequest request;
+      request.name = name + "-f" + std::to_string(i);
+      request.from_running = true;
+      request.target_state = engine::InstanceState::kRunning;
+      Result<std::vector<engine::ForkOutcome>> forked = engine.Fork(name, request);
+      if (!forked.ok()) return forked.status();
+      row.forks.push_back((*forked)[0].phases);
+      FE_RETURN_IF_ERROR(engine.Delete(request.name));
+    }
+    return Status::Ok();
+  });
 }
 
 void Print(const std::vector<Row>& rows) {
@@ -112,38 +122,26 @@ double MedianDirtyMib(const std::vector<engine::ForkPhases>& forks) {
 
 Status MeasurePauses(engine::Engine& engine, const std::string& template_dir, const std::string& name, int repetitions,
                      PauseRow& with, PauseRow& without) {
-  engine::CreateRequest create;
-  create.name = name;
-  create.hypervisor = "qemu";
-  create.import_dir = template_dir;
-  Result<engine::Instance> created = engine.Create(create);
-  if (!created.ok()) return created.status();
-  struct Cleanup {
-    engine::Engine& engine;
-    std::string name;
-    ~Cleanup() { (void)engine.Delete(name); }
-  } cleanup{engine, name};
-  Result<engine::Instance> source = engine.Start(name);
-  if (!source.ok()) return source.status();
-  FE_RETURN_IF_ERROR(WaitForGuestBeat(engine, *source));
-  std::this_thread::sleep_for(2s);  // the dirtier has started and dirtied a while
-  // Fork -1 is a warm-up, not counted: the first fork after the boot also writes back what the boot
-  // left, whichever setting it has.
-  for (int i = -1; i < 2 * repetitions; ++i) {
-    PauseRow& row = i % 2 == 0 ? with : without;
-    engine::ForkRequest request;
-    request.name = name + "-p" + std::to_string(i + 1);
-    request.from_running = true;
-    request.target_state = engine::InstanceState::kRunning;
-    request.preflush = row.preflush;
-    Result<std::vector<engine::ForkOutcome>> forked = engine.Fork(name, request);
-    if (!forked.ok()) return forked.status();
-    if (!(*forked)[0].live) return Status::Internal(request.name + ": the live path was not taken");
-    if (i >= 0) row.forks.push_back((*forked)[0].phases);
-    FE_RETURN_IF_ERROR(engine.Delete(request.name));
-    std::this_thread::sleep_for(1s);  // the guest dirties its RAM again
-  }
-  return Status::Ok();
+  return WithRunningSource(engine, template_dir, name, [&]() -> Status {
+    std::this_thread::sleep_for(2s);  // the dirtier has started and dirtied a while
+    // Fork -1 is a warm-up, not counted: the first fork after the boot also writes back what the boot
+    // left, whichever setting it has.
+    for (int i = -1; i < 2 * repetitions; ++i) {
+      PauseRow& row = i % 2 == 0 ? with : without;
+      engine::ForkRequest request;
+      request.name = name + "-p" + std::to_string(i + 1);
+      request.from_running = true;
+      request.target_state = engine::InstanceState::kRunning;
+      request.preflush = row.preflush;
+      Result<std::vector<engine::ForkOutcome>> forked = engine.Fork(name, request);
+      if (!forked.ok()) return forked.status();
+      if (!(*forked)[0].live) return Status::Internal(request.name + ": the live path was not taken");
+      if (i >= 0) row.forks.push_back((*forked)[0].phases);
+      FE_RETURN_IF_ERROR(engine.Delete(request.name));
+      std::this_thread::sleep_for(1s);  // the guest dirties its RAM again
+    }
+    return Status::Ok();
+  });
 }
 
 void PrintPauses(const std::vector<PauseRow>& rows) {
@@ -162,11 +160,10 @@ void PrintPauses(const std::vector<PauseRow>& rows) {
   }
   fmt::print(
       "(ms, median and max of {} live forks to Running per row, with and without the pre-flush alternately from\n"
-      " one source whose guest rewrites a quarter of its RAM at the rate shown (fe-guest-dirtier), after one "
-      "uncounted\n"
-      " warm-up fork. pause: the source's\n"
-      " source_pause phase; preflush, throttle: the rounds before it and how long of them the source ran\n"
-      " CPU-throttled; dirty at pause: what the pause had to write back (cachestat).)\n",
+      " one source whose guest rewrites a quarter of its RAM at the rate shown (fe-guest-dirtier), after one\n"
+      " uncounted warm-up fork. pause: the source's source_pause phase; preflush, throttle: the rounds before it\n"
+      " and how long of them the source ran CPU-throttled; dirty at pause: what the pause had to write back\n"
+      " (cachestat).)\n",
       rows.empty() ? 0 : rows[0].forks.size());
 }
 
