@@ -4,12 +4,16 @@
 // directory (PluginCapabilities::live_snapshot and Plugin::CanLiveFork: QEMU with memory_file) and the
 // storage backend's clones share data (a reflink or snapshot clone costs little, however big the RAM
 // file), a fork of a Running source is:
-//   pause -> snapshot (device state only) into the source's snapshot directory -> for each fork, its
-//   intent metadata and a clone of the source's volume (the RAM file is cloned while the VM is paused,
-//   so the copy matches the saved device state) -> resume.
+//   pre-flush (the RAM file written back in rounds while the VM runs, the VM CPU-throttled when the
+//   rounds stop shrinking: engine/vm/ram_preflush.h) -> pause -> snapshot (device state only) into the
+//   source's snapshot directory -> for each fork, its intent metadata and a clone of the source's
+//   volume (the RAM file is cloned while the VM is paused, so the copy matches the saved device state;
+//   the clone first writes back what is still dirty, which the pre-flush keeps small) -> resume.
 // The source's process never stops (same pid and start time); ForkPhases::source_pause_us is how long
 // it was paused. Each fork is then rewritten and brought to its target state from its own copy of
-// the snapshot, exactly like a fork of a Standby source, while the source runs on.
+// the snapshot, exactly like a fork of a Standby source, while the source runs on and its guest agent
+// sets its clock again (it stood still during the pause). A failed snapshot resumes the source without
+// that (its clock stays behind by the pause).
 //
 // Where the snapshot goes. It is written where standby would write it, the source's snapshot
 // directory (and the manifest names it, as standby does; a directory without a manifest gets a
