@@ -43,24 +43,6 @@ Status WriteAll(int fd, std::string_view content, const std::string& display) {
   return Status::Ok();
 }
 
-// A new temporary file "<name>.tmp-XXXXXX" in `dir_fd`, created exclusively (never an existing entry).
-Result<std::pair<UniqueFd, std::string>> CreateTemporary(int dir_fd, const std::string& dir_display,
-                                                         const std::string& name) {
-  static constexpr char kAlphabet[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-  for (int attempt = 0; attempt < 100; ++attempt) {
-    unsigned char random[kTemporarySuffixLength];
-    if (::getrandom(random, sizeof(random), 0) != static_cast<ssize_t>(sizeof(random))) {
-      return Status::FromErrno(errno, "getrandom for a temporary name in", dir_display);
-    }
-    std::string temp = name + std::string(kTemporaryInfix);
-    for (unsigned char byte : random) temp.push_back(kAlphabet[byte % (sizeof(kAlphabet) - 1)]);
-    UniqueFd fd(::openat(dir_fd, temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
-    if (fd) return std::make_pair(std::move(fd), std::move(temp));
-    if (errno != EEXIST) return Status::FromErrno(errno, "create temporary file", Display(dir_display, temp));
-  }
-  return Status::Internal("create temporary file for " + Display(dir_display, name) + ": 100 names taken");
-}
-
 // Writes, syncs and renames the temporary file over `name`; the caller removes it on failure.
 Status WriteAndRename(int dir_fd, const std::string& dir_display, int fd, const std::string& temp,
                       const std::string& name, std::string_view content, mode_t mode, bool sync) {
@@ -89,7 +71,7 @@ Status ReplaceIn(int dir_fd, const std::string& dir_display, const std::string& 
   if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos) {
     return Status::InvalidArgument("replace '" + name + "' in " + dir_display + ": not a file name");
   }
-  FE_ASSIGN_OR_RETURN(auto temp, CreateTemporary(dir_fd, dir_display, name));
+  FE_ASSIGN_OR_RETURN(auto temp, CreateTemporaryFileAt(dir_fd, dir_display, name));
   Status status =
       WriteAndRename(dir_fd, dir_display, temp.first.get(), temp.second, name, content, mode, deferred == nullptr);
   if (!status.ok()) {
@@ -112,6 +94,23 @@ Status ReplacePath(const std::string& path, std::string_view content, mode_t mod
 }
 
 }  // namespace
+
+Result<std::pair<UniqueFd, std::string>> CreateTemporaryFileAt(int dir_fd, const std::string& dir_display,
+                                                               const std::string& name) {
+  static constexpr char kAlphabet[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    unsigned char random[kTemporarySuffixLength];
+    if (::getrandom(random, sizeof(random), 0) != static_cast<ssize_t>(sizeof(random))) {
+      return Status::FromErrno(errno, "getrandom for a temporary name in", dir_display);
+    }
+    std::string temp = name + std::string(kTemporaryInfix);
+    for (unsigned char byte : random) temp.push_back(kAlphabet[byte % (sizeof(kAlphabet) - 1)]);
+    UniqueFd fd(::openat(dir_fd, temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
+    if (fd) return std::make_pair(std::move(fd), std::move(temp));
+    if (errno != EEXIST) return Status::FromErrno(errno, "create temporary file", Display(dir_display, temp));
+  }
+  return Status::Internal("create temporary file for " + Display(dir_display, name) + ": 100 names taken");
+}
 
 Result<bool> IsRegularFile(const std::string& path) {
   struct stat st {};

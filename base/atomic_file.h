@@ -12,8 +12,10 @@
 #include <cstddef>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "base/status.h"
+#include "base/unique_fd.h"
 
 namespace fe {
 
@@ -44,6 +46,13 @@ Status ReplaceFileDurably(const std::string& path, std::string_view content, mod
 // relative to `dir_fd`, and an existing `name` that is not a regular file (a symlink, say) is refused.
 Status ReplaceFileAt(int dir_fd, const std::string& dir_display, const std::string& name, std::string_view content,
                      mode_t mode = 0644);
+
+// A new temporary file "<name>.tmp-XXXXXX" (mode 0600) in the open directory `dir_fd`, created
+// exclusively, never through a symlink; returns it open for writing, and its name. For writers that
+// fill a file themselves and rename it over `name` (which the temporary-file sweep removes after a
+// crash: IsTemporaryName).
+Result<std::pair<UniqueFd, std::string>> CreateTemporaryFileAt(int dir_fd, const std::string& dir_display,
+                                                               const std::string& name);
 
 // Unlinks `path` and fsyncs its directory, so the removal survives a crash. Ok when it is absent.
 Status RemoveFileDurably(const std::string& path);

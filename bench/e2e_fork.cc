@@ -27,7 +27,8 @@ using Clock = std::chrono::steady_clock;
 
 struct Row {
   uint64_t memory_mib = 0;
-  std::string path;  // "live (shared RAM)" or "full (anonymous RAM)"
+  std::string path;  // "live (shared RAM)", "full (anonymous RAM)" or "background (anonymous RAM)"
+  engine::SourcePause source_pause = engine::SourcePause::kShort;
   std::vector<engine::ForkPhases> forks;
 };
 
@@ -69,6 +70,7 @@ Status Measure(engine::Engine& engine, const std::string& template_dir, const st
       request.name = name + "-f" + std::to_string(i);
       request.from_running = true;
       request.target_state = engine::InstanceState::kRunning;
+      request.source_pause = row.source_pause;
       Result<std::vector<engine::ForkOutcome>> forked = engine.Fork(name, request);
       if (!forked.ok()) return forked.status();
       row.forks.push_back((*forked)[0].phases);
@@ -79,30 +81,35 @@ Status Measure(engine::Engine& engine, const std::string& template_dir, const st
 }
 
 void Print(const std::vector<Row>& rows) {
-  fmt::print("\n{:>8}  {:<22} {:>9} {:>9} {:>8} {:>8} {:>9} {:>9} {:>9}\n", "RAM MiB", "path", "src stop", "clone",
-             "rewrite", "metadata", "restore", "identity", "total");
+  fmt::print("\n{:>8}  {:<26} {:>9} {:>9} {:>9} {:>8} {:>8} {:>9} {:>9} {:>9}\n", "RAM MiB", "path", "src stop",
+             "bg save", "clone", "rewrite", "metadata", "restore", "identity", "total");
   for (const Row& row : rows) {
     const double stop = std::max(MedianMs(row.forks, &engine::ForkPhases::source_pause_us),
                                  MedianMs(row.forks, &engine::ForkPhases::source_standby_us));
     fmt::print(
-        "{:>8}  {:<22} {:>9.1f} {:>9.1f} {:>8.1f} {:>8.1f} {:>9.1f} {:>9.1f} {:>9.1f}\n", row.memory_mib, row.path,
-        stop, MedianMs(row.forks, &engine::ForkPhases::clone_us), MedianMs(row.forks, &engine::ForkPhases::rewrite_us),
+        "{:>8}  {:<26} {:>9.1f} {:>9.1f} {:>9.1f} {:>8.1f} {:>8.1f} {:>9.1f} {:>9.1f} {:>9.1f}\n", row.memory_mib,
+        row.path, stop, MedianMs(row.forks, &engine::ForkPhases::background_snapshot_us),
+        MedianMs(row.forks, &engine::ForkPhases::clone_us), MedianMs(row.forks, &engine::ForkPhases::rewrite_us),
         MedianMs(row.forks, &engine::ForkPhases::metadata_us), MedianMs(row.forks, &engine::ForkPhases::restore_us),
         MedianMs(row.forks, &engine::ForkPhases::identity_us), MedianMs(row.forks, &engine::ForkPhases::total_us));
   }
   fmt::print(
       "(ms, medians of {} forks each. src stop: the source's source_pause phase on the live path (pause, device\n"
-      " state, clone, resume), its source_standby phase on the full path (the standby that saves all RAM): the\n"
-      " anchor. restore includes identity, the agent's ack. Each guest wrote half its RAM before the forks\n"
-      " (zero pages, which QEMU's migration skips, would make the anchor track written RAM, not RAM size).)\n",
+      " state, clone, resume) and with source_pause \"background\" (pause, clone, QEMU's device-state save), its\n"
+      " source_standby phase on the full path (the standby that saves all RAM): the anchor. bg save: \"none\"\n"
+      " only, the background snapshot writing RAM while the source ran, which the fork waits for before its\n"
+      " restore. restore includes identity, the agent's ack; total is when the fork is ready. Each guest wrote\n"
+      " half its RAM before the forks (zero pages, which QEMU's migration skips, would make the anchor track\n"
+      " written RAM, not RAM size).)\n",
       rows.empty() ? 0 : rows[0].forks.size());
 }
 
-// One busy source forked live, alternately with and without the pre-flush.
+// One busy source forked live, alternately with and without the pre-flush; or, with anonymous RAM,
+// forked with source_pause "background".
 struct PauseRow {
   uint64_t memory_mib = 0;
   uint64_t dirty_rate_mibs = 0;
-  bool preflush = true;
+  const char* mode = "pre-flush";  // "pre-flush", "no flush" (live, without the pre-flush) or "background"
   std::vector<engine::ForkPhases> forks;
 };
 
@@ -132,7 +139,7 @@ Status MeasurePauses(engine::Engine& engine, const std::string& template_dir, co
       request.name = name + "-p" + std::to_string(i + 1);
       request.from_running = true;
       request.target_state = engine::InstanceState::kRunning;
-      request.preflush = row.preflush;
+      request.preflush = &row == &with;
       Result<std::vector<engine::ForkOutcome>> forked = engine.Fork(name, request);
       if (!forked.ok()) return forked.status();
       if (!(*forked)[0].live) return Status::Internal(request.name + ": the live path was not taken");
@@ -144,26 +151,49 @@ Status MeasurePauses(engine::Engine& engine, const std::string& template_dir, co
   });
 }
 
+// A busy source with anonymous RAM forked `repetitions` times with source_pause "background".
+Status MeasureNoPause(engine::Engine& engine, const std::string& template_dir, const std::string& name, int repetitions,
+                      PauseRow& row) {
+  return WithRunningSource(engine, template_dir, name, [&]() -> Status {
+    std::this_thread::sleep_for(2s);  // the dirtier has started and dirtied a while
+    for (int i = 0; i < repetitions; ++i) {
+      engine::ForkRequest request;
+      request.name = name + "-n" + std::to_string(i);
+      request.from_running = true;
+      request.target_state = engine::InstanceState::kRunning;
+      request.source_pause = engine::SourcePause::kBackground;
+      Result<std::vector<engine::ForkOutcome>> forked = engine.Fork(name, request);
+      if (!forked.ok()) return forked.status();
+      row.forks.push_back((*forked)[0].phases);
+      FE_RETURN_IF_ERROR(engine.Delete(request.name));
+    }
+    return Status::Ok();
+  });
+}
+
 void PrintPauses(const std::vector<PauseRow>& rows) {
-  fmt::print("\n{:>8} {:>10} {:>9} {:>12} {:>10} {:>10} {:>9} {:>7} {:>12}\n", "RAM MiB", "dirty MiB/s", "pre-flush",
-             "pause median", "pause max", "preflush", "throttle", "rounds", "dirty at pause");
+  fmt::print("\n{:>8} {:>10} {:>9} {:>12} {:>10} {:>10} {:>9} {:>7} {:>14} {:>10}\n", "RAM MiB", "dirty MiB/s", "mode",
+             "pause median", "pause max", "preflush", "throttle", "rounds", "dirty at pause", "fork ready");
   for (const PauseRow& row : rows) {
     std::vector<int64_t> rounds;
     for (const engine::ForkPhases& phases : row.forks) rounds.push_back(phases.preflush_rounds);
     std::sort(rounds.begin(), rounds.end());
-    fmt::print(
-        "{:>8} {:>10} {:>9} {:>12.1f} {:>10.1f} {:>10.1f} {:>9.1f} {:>7} {:>10.1f} MiB\n", row.memory_mib,
-        row.dirty_rate_mibs, row.preflush ? "yes" : "no", MedianMs(row.forks, &engine::ForkPhases::source_pause_us),
-        MaxMs(row.forks, &engine::ForkPhases::source_pause_us), MedianMs(row.forks, &engine::ForkPhases::preflush_us),
-        MedianMs(row.forks, &engine::ForkPhases::throttle_us), rounds.empty() ? 0 : rounds[rounds.size() / 2],
-        MedianDirtyMib(row.forks));
+    fmt::print("{:>8} {:>10} {:>9} {:>12.1f} {:>10.1f} {:>10.1f} {:>9.1f} {:>7} {:>10.1f} MiB {:>10.1f}\n",
+               row.memory_mib, row.dirty_rate_mibs, row.mode, MedianMs(row.forks, &engine::ForkPhases::source_pause_us),
+               MaxMs(row.forks, &engine::ForkPhases::source_pause_us),
+               MedianMs(row.forks, &engine::ForkPhases::preflush_us),
+               MedianMs(row.forks, &engine::ForkPhases::throttle_us), rounds.empty() ? 0 : rounds[rounds.size() / 2],
+               MedianDirtyMib(row.forks), MedianMs(row.forks, &engine::ForkPhases::total_us));
   }
   fmt::print(
-      "(ms, median and max of {} live forks to Running per row, with and without the pre-flush alternately from\n"
-      " one source whose guest rewrites a quarter of its RAM at the rate shown (fe-guest-dirtier), after one\n"
-      " uncounted warm-up fork. pause: the source's source_pause phase; preflush, throttle: the rounds before it\n"
-      " and how long of them the source ran CPU-throttled; dirty at pause: what the pause had to write back\n"
-      " (cachestat).)\n",
+      "(ms, median and max of {} forks to Running per row. mode pre-flush / no flush: live forks (shared RAM file)\n"
+      " with and without the pre-flush, alternately from one source whose guest rewrites a quarter of its RAM\n"
+      " at the rate shown (fe-guest-dirtier), after one uncounted warm-up fork; background: source_pause "
+      "\"background\"\n"
+      " forks of the same guest with anonymous RAM (background snapshot). pause: the source's source_pause\n"
+      " phase; preflush, throttle: the rounds before it and how long of them the source ran CPU-throttled;\n"
+      " dirty at pause: what the pause had to write back (cachestat); fork ready: the fork's total, until it\n"
+      " runs with its own identity.)\n",
       rows.empty() ? 0 : rows[0].forks.size());
 }
 
@@ -173,12 +203,22 @@ Status MeasureAll(const E2eOptions& options, engine::Engine& engine, const std::
     return Status::Unsupported("the scratch filesystem's backend does not share data: no live path");
   }
   for (uint64_t memory_mib : options.memory_mib) {
-    for (bool shared : {true, false}) {
-      const std::string suffix = std::to_string(memory_mib) + (shared ? "s" : "a");
-      const std::string template_dir = root + "/t" + suffix;
-      FE_RETURN_IF_ERROR(MakeQemuTemplate(options.guest_dir, template_dir, memory_mib, shared));
-      Row row{memory_mib, shared ? "live (shared RAM)" : "full (anonymous RAM)", {}};
-      Status measured = Measure(engine, template_dir, "b" + suffix, options.repetitions, row);
+    const std::string shared_dir = root + "/t" + std::to_string(memory_mib) + "s";
+    const std::string anonymous_dir = root + "/t" + std::to_string(memory_mib) + "a";
+    FE_RETURN_IF_ERROR(MakeQemuTemplate(options.guest_dir, shared_dir, memory_mib, /*shared_ram=*/true));
+    FE_RETURN_IF_ERROR(MakeQemuTemplate(options.guest_dir, anonymous_dir, memory_mib, /*shared_ram=*/false));
+    const struct {
+      const std::string& template_dir;
+      const char* path;
+      const char* name;
+      engine::SourcePause source_pause;
+    } kPaths[] = {{shared_dir, "live (shared RAM)", "s", engine::SourcePause::kShort},
+                  {anonymous_dir, "full (anonymous RAM)", "a", engine::SourcePause::kShort},
+                  {anonymous_dir, "background (anonymous RAM)", "n", engine::SourcePause::kBackground}};
+    for (const auto& path : kPaths) {
+      Row row{memory_mib, path.path, path.source_pause, {}};
+      Status measured =
+          Measure(engine, path.template_dir, "b" + std::to_string(memory_mib) + path.name, options.repetitions, row);
       rows.push_back(std::move(row));
       FE_RETURN_IF_ERROR(measured.Annotate(std::to_string(memory_mib) + " MiB, " + rows.back().path));
       fmt::print("{} MiB, {}: done\n", memory_mib, rows.back().path);
@@ -197,12 +237,19 @@ Status MeasureAllPauses(const E2eOptions& options, engine::Engine& engine, const
       const std::string suffix = std::to_string(memory_mib) + "d" + std::to_string(rate);
       const std::string template_dir = root + "/t" + suffix;
       FE_RETURN_IF_ERROR(MakeQemuTemplate(options.guest_dir, template_dir, memory_mib, /*shared_ram=*/true, rate));
-      PauseRow with{memory_mib, rate, true, {}};
-      PauseRow without{memory_mib, rate, false, {}};
+      PauseRow with{memory_mib, rate, "pre-flush", {}};
+      PauseRow without{memory_mib, rate, "no flush", {}};
       Status measured = MeasurePauses(engine, template_dir, "b" + suffix, options.repetitions, with, without);
       rows.push_back(std::move(with));
       rows.push_back(std::move(without));
       FE_RETURN_IF_ERROR(measured.Annotate(fmt::format("{} MiB dirtied at {} MiB/s", memory_mib, rate)));
+      const std::string anonymous_dir = template_dir + "a";
+      FE_RETURN_IF_ERROR(MakeQemuTemplate(options.guest_dir, anonymous_dir, memory_mib, /*shared_ram=*/false, rate));
+      PauseRow no_pause{memory_mib, rate, "background", {}};
+      measured = MeasureNoPause(engine, anonymous_dir, "b" + suffix + "a", options.repetitions, no_pause);
+      rows.push_back(std::move(no_pause));
+      FE_RETURN_IF_ERROR(
+          measured.Annotate(fmt::format("{} MiB dirtied at {} MiB/s, source_pause background", memory_mib, rate)));
       fmt::print("{} MiB dirtied at {} MiB/s: done\n", memory_mib, rate);
       std::fflush(stdout);
     }

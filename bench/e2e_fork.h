@@ -10,11 +10,14 @@
 //  - shared: RAM in a shared file (memory_file), so a from_running fork takes the live path (pause,
 //    device state only, FICLONE of the RAM file, resume): its source_pause is the number to watch;
 //  - anonymous: no memory_file, so the same fork takes the full path (standby: stop and save all of
-//    RAM, restore the source afterwards): its source_standby is the anchor the pause is compared with.
+//    RAM, restore the source afterwards): its source_standby is the anchor the pause is compared with;
+//    and, forked with source_pause "background", the background snapshot (paused for the clone only, RAM
+//    saved while the source runs, the fork ready once that save and its full load are done).
 // Each source is booted, forked `repetitions` times to Running (each fork deleted again) and deleted.
 // First, the source's pause against how busy its guest is: for each RAM size and dirty rate, a source
 // with shared RAM whose guest keeps rewriting a quarter of it, forked live with and without the pre-flush
-// (engine/vm/ram_preflush.h), alternately; median and max pause, pre-flush, throttle, dirty bytes.
+// (engine/vm/ram_preflush.h), alternately; median and max pause, pre-flush, throttle, dirty bytes; and
+// the same guest with anonymous RAM forked with source_pause "background": its pause and the fork's ready time.
 // Runs as root on a loop-mounted reflink XFS, in a network namespace of its own with a bridge.
 #pragma once
 

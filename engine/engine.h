@@ -131,6 +131,17 @@ struct CreateRequest {
   std::vector<AttachedVolume> attached_volumes;
 };
 
+// How a from_running fork may pause its source.
+enum class SourcePause {
+  // The live path where the source's RAM is a shared file (paused for its device state and the clones);
+  // otherwise standby and restore of the source.
+  kShort,
+  // A background snapshot (Capabilities().background_snapshot, guest RAM anonymous): the source pauses
+  // while its volume is cloned and the hypervisor prepares the snapshot, then runs while its RAM is
+  // saved; the forks wait for that save and load RAM in full (engine/background_fork.cc).
+  kBackground,
+};
+
 struct ForkRequest {
   std::string name;  // with count > 1: forks are named <name>-1 .. <name>-<count>
   bool from_running = false;
@@ -144,6 +155,7 @@ struct ForkRequest {
   // it if that does not converge), so its pause writes only what is left. false: the pause writes all
   // the guest dirtied (the comparison the benchmark prints).
   bool preflush = true;
+  SourcePause source_pause = SourcePause::kShort;
 };
 
 // Where a fork's time went, in microseconds.
@@ -163,6 +175,8 @@ struct ForkPhases {
   // from_running: setting the source's guest clock to the host's after its pause (live path) or its
   // restore (full path, within source_standby_us there), through its guest agent.
   int64_t source_clock_us = 0;
+  // source_pause "background": writing the source's snapshot (its guest RAM) while it ran on, after its pause.
+  int64_t background_snapshot_us = 0;
   int64_t clone_us = 0;     // storage clone of the volume
   int64_t rewrite_us = 0;   // identity lease + plugin PrepareFork
   int64_t metadata_us = 0;  // writing the fork's metadata
@@ -406,6 +420,20 @@ class Engine {
   // `source_phases`: its source_pause, preflush, throttle and dirty_bytes_at_pause are set.
   Status LiveForkLocked(const Instance& source, std::vector<ForkPlan>& plans, const hypervisor::Plugin& plugin,
                         bool preflush, ForkPhases& source_phases);
+  // The source's manifest names its snapshot directory (written, when it did not, before any pause):
+  // forks and restores find the snapshot there, as after a standby.
+  Status NameSnapshotInManifest(const Instance& source, const std::string& what) const;
+
+  // --- background_fork.cc: from_running with source_pause "background"
+  // Pauses the source, runs WriteIntentAndClone for every plan, starts the plugin's background
+  // snapshot into the first fork's snapshot directory (the source runs again), waits for it, copies
+  // the snapshot's files into the other forks, then runs the plans' other steps. REQUIRES: as
+  // LiveForkLocked. `source_phases`: its source_pause, background_snapshot and source_clock are set.
+  // Unsupported, saying why, unless the source can be forked so: the plugin has
+  // Capabilities().background_snapshot and the source's guest RAM is not a shared file.
+  Status CheckBackgroundForkable(const Instance& source, const hypervisor::Plugin& plugin) const;
+  Status BackgroundForkLocked(const Instance& source, std::vector<ForkPlan>& plans, const hypervisor::Plugin& plugin,
+                              ForkPhases& source_phases);
 
   const EngineConfig config_;
   const Clock& clock_;

@@ -61,6 +61,20 @@ Result<RamFile> OpenRamFile(const std::string& guest_dir, const hypervisor::Plug
 
 }  // namespace
 
+Status Engine::NameSnapshotInManifest(const Instance& source, const std::string& what) const {
+  const std::string guest_dir = GuestDir(source);
+  // A directory without a manifest gets one naming only the hypervisor and the snapshot: the forks'
+  // PrepareFork looks the snapshot up there.
+  Result<snapshot::Manifest> manifest = snapshot::ReadManifest(guest_dir);
+  if (!manifest.ok() && manifest.status().code() == ErrorCode::kNotFound) {
+    manifest = snapshot::Manifest{source.hypervisor, "", {}};
+  }
+  if (!manifest.ok()) return manifest.status().Annotate(what);
+  if (!manifest->snapshot_dir.empty()) return Status::Ok();
+  manifest->snapshot_dir = SnapshotDirOf(source).substr(guest_dir.size() + 1);
+  return snapshot::WriteManifest(guest_dir, *manifest).Annotate(what);
+}
+
 bool Engine::CanLiveFork(const Instance& source, const hypervisor::Plugin& plugin) const {
   if (source.state != InstanceState::kRunning || !source.process) return false;
   if (!plugin.Capabilities().live_snapshot || !backend_->Capabilities().shares_data) return false;
@@ -72,19 +86,7 @@ Status Engine::LiveForkLocked(const Instance& source, std::vector<ForkPlan>& pla
   const std::string what = "live fork of '" + source.name + "'";
   const std::string guest_dir = GuestDir(source);
   const std::string snapshot_dir = SnapshotDirOf(source);
-  // Forks and restores find the snapshot through the manifest (as after a standby); written before the
-  // pause, so the pause holds only the snapshot and the clones.
-  // A directory without a manifest gets one naming only the hypervisor and the snapshot: the forks'
-  // PrepareFork looks the snapshot up there.
-  Result<snapshot::Manifest> manifest = snapshot::ReadManifest(guest_dir);
-  if (!manifest.ok() && manifest.status().code() == ErrorCode::kNotFound) {
-    manifest = snapshot::Manifest{source.hypervisor, "", {}};
-  }
-  if (!manifest.ok()) return manifest.status().Annotate(what);
-  if (manifest->snapshot_dir.empty()) {
-    manifest->snapshot_dir = snapshot_dir.substr(guest_dir.size() + 1);
-    FE_RETURN_IF_ERROR(snapshot::WriteManifest(guest_dir, *manifest).Annotate(what));
-  }
+  FE_RETURN_IF_ERROR(NameSnapshotInManifest(source, what));
 
   // The RAM file, for the pre-flush and for what the pause found dirty. Without it the pause writes
   // back whatever the guest dirtied, as before.

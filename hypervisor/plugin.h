@@ -130,6 +130,9 @@ struct PluginCapabilities {
   // of loading RAM into memory of its own (see Plugin::SnapshotMemoryFile). A snapshot of a VM so
   // restored holds its RAM in full, in files of its own.
   bool shared_memory = false;
+  // StartBackgroundSnapshot/FinishBackgroundSnapshot: a running VM whose guest RAM is anonymous is
+  // saved while it runs (the "source_pause": "background" fork; QEMU's background-snapshot).
+  bool background_snapshot = false;
 };
 
 // Control of one live VM through the hypervisor's API.
@@ -148,6 +151,18 @@ class VmController {
   virtual Status Restore(const std::string& snapshot_dir, const NetworkIdentity& identity,
                          const MemorySource& memory) = 0;
   virtual Status Shutdown() = 0;
+  // A snapshot of the VM (paused or running) into `snapshot_dir` that the guest runs through: device
+  // state and guest RAM as they were when this was called, RAM written out while the VM runs on
+  // (Capabilities().background_snapshot). Returns once the VM runs (also if it was paused before);
+  // FinishBackgroundSnapshot waits for the whole snapshot and names the files it wrote into
+  // `snapshot_dir` (the caller copies them into other directories). Unsupported when guest RAM cannot
+  // be write-protected (a shared file: use Snapshot on the live path).
+  virtual Status StartBackgroundSnapshot(const std::string& /*snapshot_dir*/) {
+    return Status::Unsupported("this hypervisor cannot snapshot a VM while it runs");
+  }
+  virtual Result<std::vector<std::string>> FinishBackgroundSnapshot() {
+    return Status::Unsupported("this hypervisor cannot snapshot a VM while it runs");
+  }
 };
 
 class Plugin {

@@ -16,6 +16,7 @@ struct ForkArguments {
   std::string target_state;
   int count = 1;
   std::string memory;
+  std::string source_pause;
   bool no_header = false;
 };
 
@@ -25,6 +26,7 @@ json ForkBody(const ForkArguments& args) {
   if (!args.target_state.empty()) body["target_state"] = args.target_state;
   if (args.count != 1) body["count"] = args.count;
   if (!args.memory.empty()) body["memory"] = args.memory;
+  if (!args.source_pause.empty()) body["source_pause"] = args.source_pause;
   return body;
 }
 
@@ -45,6 +47,11 @@ void AddForkCommands(CLI::App& app, std::shared_ptr<GlobalOptions> options, int*
                    "shared: the forks map the source's snapshot memory copy-on-write (a Standby source; qemu with a "
                    "memory_file, firecracker); private (default): RAM of their own")
       ->check(CLI::IsMember({"shared", "private"}));
+  fork->add_option("--source-pause", args->source_pause,
+                   "With --from-running: short (default: the live path where guest RAM is a shared file, else standby "
+                   "and restore) or background (qemu with anonymous RAM: paused for the clone and QEMU's snapshot "
+                   "setup, RAM saved while it runs, forks ready later)")
+      ->check(CLI::IsMember({"short", "background"}));
   fork->add_flag("--no-header", args->no_header, "Print the table without its header line");
   fork->callback([options, exit_code, args] {
     *exit_code = RunRequest(

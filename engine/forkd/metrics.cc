@@ -10,10 +10,12 @@
 namespace fe::engine::forkd {
 namespace {
 
-constexpr std::string_view kPhases[] = {"lock_wait", "source_standby", "source_pause", "preflush", "throttle",
-                                        "clone",     "rewrite",        "metadata",     "restore",  "identity"};
+constexpr std::string_view kPhases[] = {"lock_wait", "source_standby",      "source_pause", "preflush", "throttle",
+                                        "clone",     "background_snapshot", "rewrite",      "metadata", "restore",
+                                        "identity"};
 
-// The live path's pre-flush and throttle are observed only for live forks: elsewhere they did not run.
+// The live path's pre-flush and throttle are observed only for live forks, the background snapshot
+// only for forks that had one (source_pause "background"): elsewhere they did not run.
 std::vector<std::pair<std::string_view, int64_t>> PhaseValues(const engine::ForkOutcome& outcome) {
   const engine::ForkPhases& phases = outcome.phases;
   std::vector<std::pair<std::string_view, int64_t>> values = {{"lock_wait", phases.lock_wait_us},
@@ -24,7 +26,9 @@ std::vector<std::pair<std::string_view, int64_t>> PhaseValues(const engine::Fork
                                                               {"rewrite", phases.rewrite_us},
                                                               {"metadata", phases.metadata_us},
                                                               {"restore", phases.restore_us}};
-  if (outcome.live) {
+  if (phases.background_snapshot_us > 0) {
+    values.emplace_back("background_snapshot", phases.background_snapshot_us);
+  } else if (outcome.live) {
     values.emplace_back("preflush", phases.preflush_us);
     values.emplace_back("throttle", phases.throttle_us);
   }

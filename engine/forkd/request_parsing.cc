@@ -45,6 +45,20 @@ Status ReadMemoryMode(const JsonFields& fields, std::optional<engine::MemoryMode
   return Status::Ok();
 }
 
+Status ReadSourcePause(const JsonFields& fields, engine::SourcePause* out) {
+  std::string text;
+  if (fields.Find("source_pause") == nullptr) return Status::Ok();
+  FE_RETURN_IF_ERROR(fields.String("source_pause", text, JsonFields::kOptional));
+  if (text == "short") {
+    *out = engine::SourcePause::kShort;
+  } else if (text == "background") {
+    *out = engine::SourcePause::kBackground;
+  } else {
+    return fields.Fail("source_pause", "expected \"short\" or \"background\"");
+  }
+  return Status::Ok();
+}
+
 Status ReadInt(const JsonFields& fields, const char* name, int* out) {
   return fields.Number(name, *out, JsonFields::kOptional, std::numeric_limits<int>::min(),
                        static_cast<uint64_t>(std::numeric_limits<int>::max()));
@@ -89,7 +103,8 @@ Result<engine::ForkRequest> ParseForkRequest(std::string_view body) {
   Result<Json> json = ParseObject(body, "fork request");
   if (!json.ok()) return json.status();
   JsonFields fields = BodyFields(*json);
-  FE_RETURN_IF_ERROR(fields.RejectUnknown({"name", "from_running", "target_state", "count", "memory", "preflush"}));
+  FE_RETURN_IF_ERROR(
+      fields.RejectUnknown({"name", "from_running", "target_state", "count", "memory", "preflush", "source_pause"}));
   engine::ForkRequest request;
   FE_RETURN_IF_ERROR(fields.String("name", request.name, JsonFields::kRequired));
   FE_RETURN_IF_ERROR(fields.Bool("from_running", request.from_running));
@@ -97,6 +112,7 @@ Result<engine::ForkRequest> ParseForkRequest(std::string_view body) {
   FE_RETURN_IF_ERROR(ReadInt(fields, "count", &request.count));
   FE_RETURN_IF_ERROR(ReadMemoryMode(fields, &request.memory));
   FE_RETURN_IF_ERROR(fields.Bool("preflush", request.preflush));
+  FE_RETURN_IF_ERROR(ReadSourcePause(fields, &request.source_pause));
   return request;
 }
 

@@ -9,9 +9,10 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <random>
+#include <utility>
 #include <vector>
 
+#include "base/atomic_file.h"
 #include "base/confined_dir.h"
 #include "engine/vm/ram_preflush.h"
 
@@ -19,14 +20,6 @@ namespace fe::engine::vm {
 namespace {
 
 constexpr size_t kChunk = size_t{8} << 20;
-
-std::string TemporaryName(const std::string& name) {
-  static constexpr char kLetters[] = "abcdefghijklmnopqrstuvwxyz0123456789";
-  std::random_device random;
-  std::string suffix;
-  for (int i = 0; i < 6; ++i) suffix += kLetters[random() % (sizeof(kLetters) - 1)];
-  return name + ".tmp-" + suffix;
-}
 
 // Whether the open file is allocated in full, in few extents.
 bool LaidOut(int fd, uint64_t bytes, const std::string& display) {
@@ -66,9 +59,10 @@ Result<bool> LayOutRamFileForBoot(const std::string& guest_dir, const hypervisor
     Result<UniqueFd> existing = dir->OpenFile(name, O_RDONLY | O_CLOEXEC);
     if (existing.ok() && LaidOut(existing->get(), file.bytes, file.path)) return false;
   }
-  const std::string temporary = TemporaryName(name);
-  Result<UniqueFd> fd = dir->OpenFile(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (!fd.ok()) return fd.status().Annotate(what);
+  Result<std::pair<UniqueFd, std::string>> created = CreateTemporaryFileAt(dir->fd(), dir->path(), name);
+  if (!created.ok()) return created.status().Annotate(what);
+  UniqueFd fd = std::move(created->first);
+  const std::string temporary = std::move(created->second);
   auto fail = [&](Status status) {
     (void)dir->Remove(temporary);
     return status.Annotate(what);
@@ -76,13 +70,13 @@ Result<bool> LayOutRamFileForBoot(const std::string& guest_dir, const hypervisor
   const std::vector<char> zeros(kChunk, 0);
   for (uint64_t offset = 0; offset < file.bytes;) {
     const size_t length = static_cast<size_t>(std::min<uint64_t>(kChunk, file.bytes - offset));
-    const ssize_t written = ::pwrite(fd->get(), zeros.data(), length, static_cast<off_t>(offset));
+    const ssize_t written = ::pwrite(fd.get(), zeros.data(), length, static_cast<off_t>(offset));
     if (written < 0 && errno == EINTR) continue;
     if (written <= 0) return fail(Status::FromErrno(written < 0 ? errno : ENOSPC, "write", dir->PathOf(temporary)));
     offset += static_cast<uint64_t>(written);
   }
   // Written back now, so the guest's first live fork does not find the whole file dirty.
-  if (Status written_back = WriteBackDirtyPages(fd->get(), dir->PathOf(temporary)); !written_back.ok()) {
+  if (Status written_back = WriteBackDirtyPages(fd.get(), dir->PathOf(temporary)); !written_back.ok()) {
     return fail(written_back);
   }
   if (::renameat(dir->fd(), temporary.c_str(), dir->fd(), name.c_str()) != 0) {

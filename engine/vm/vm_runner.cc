@@ -278,6 +278,38 @@ Status SnapshotRunningVm(const VmContext& context, const ProcessRecord& record, 
                 status.message() + "; resuming the VM failed too (it stays paused): " + resumed.message());
 }
 
+Result<std::vector<std::string>> SnapshotRunningVmInBackground(const VmContext& context, const ProcessRecord& record,
+                                                               const std::string& snapshot_dir,
+                                                               const BackgroundSnapshotSteps& steps) {
+  const std::string what = "background snapshot of " + context.guest_dir + " into " + snapshot_dir;
+  FE_RETURN_IF_ERROR(CheckContext(context).Annotate(what));
+  Result<VmProcess> process = VmProcess::Attach(record.pid, record.start_time);
+  if (!process.ok()) return Status::FailedPrecondition(what + ": " + process.status().message());
+  Result<std::unique_ptr<VmController>> controller = context.plugin->Connect(record.api_socket, context.timeout);
+  if (!controller.ok()) return controller.status().Annotate(what);
+  VmController& vm = **controller;
+  if (steps.before_pause) steps.before_pause();
+  FE_RETURN_IF_ERROR(vm.Pause().Annotate(what));
+  Status status = steps.while_paused ? steps.while_paused().Annotate(what) : Status::Ok();
+  bool started = false;
+  if (status.ok()) {
+    status = vm.StartBackgroundSnapshot(snapshot_dir).Annotate(what);
+    started = status.ok();
+  }
+  // The snapshot started the VM again itself; `cont` covers a failed start and a hypervisor that
+  // keeps a paused VM paused.
+  Status resumed = vm.Resume();
+  if (!resumed.ok()) {
+    resumed = resumed.Annotate(what + ": resuming the VM (it stays paused)");
+    return status.ok() ? resumed : Status(status.code(), status.message() + "; " + resumed.message());
+  }
+  if (steps.resumed) steps.resumed();
+  if (!started) return status;
+  Result<std::vector<std::string>> files = vm.FinishBackgroundSnapshot();
+  if (!files.ok()) return files.status().Annotate(what);
+  return files;
+}
+
 Status StopVm(const VmContext& context, const ProcessRecord& record) {
   const std::string what = "stopping " + context.guest_dir + " (pid " + std::to_string(record.pid) + ")";
   FE_RETURN_IF_ERROR(CheckContext(context).Annotate(what));

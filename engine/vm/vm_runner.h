@@ -10,6 +10,7 @@
 #include <chrono>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "base/status.h"
 #include "engine/vm/process_record.h"
@@ -62,6 +63,24 @@ struct LiveSnapshotSteps {
 // `process` no longer runs.
 Status SnapshotRunningVm(const VmContext& context, const ProcessRecord& process, const std::string& snapshot_dir,
                          const LiveSnapshotSteps& steps);
+// What the background-snapshot fork runs around the VM's short pause (each may be empty).
+struct BackgroundSnapshotSteps {
+  // Once the VM's API answers, just before the pause (where the pause is timed from).
+  std::function<void()> before_pause;
+  // While the VM is paused, before its snapshot starts (the clones of the instance's directory: its
+  // disks as the snapshot's RAM and device state will have them).
+  std::function<Status()> while_paused;
+  // As soon as the VM runs again, while guest RAM is still being written out.
+  std::function<void()> resumed;
+};
+// The "source_pause": "background" snapshot (Capabilities().background_snapshot): pauses the running VM, runs
+// while_paused, starts the plugin's background snapshot into `snapshot_dir` (the VM runs again as soon
+// as its device state is saved) and waits until guest RAM is written. The VM runs afterwards on every
+// path; the error is the first failure (a failed resume is added to it). Returns the files the snapshot
+// wrote into `snapshot_dir` (names). FailedPrecondition when `process` no longer runs.
+Result<std::vector<std::string>> SnapshotRunningVmInBackground(const VmContext& context, const ProcessRecord& process,
+                                                               const std::string& snapshot_dir,
+                                                               const BackgroundSnapshotSteps& steps);
 // Asks the VM to shut down through its API; kills it (SIGKILL) if it has not exited within the
 // timeout (an API that does not answer counts against it). Ok when the process is already gone.
 // A pid whose start time differs from the record's is another process: it is never signalled.

@@ -24,6 +24,8 @@ class QemuPluginImpl final : public Plugin {
     // A fork restored with its template's memory_file mapped share=off and the device state loaded
     // with x-ignore-shared (qemu_controller.h).
     capabilities.shared_memory = true;
+    // background-snapshot (QEMU 6.0+, userfaultfd write protection): guests without memory_file.
+    capabilities.background_snapshot = true;
     return capabilities;
   }
 

@@ -84,8 +84,11 @@ Result<bool> QemuController::HasSharedMemory() {
   return std::any_of(memdevs->begin(), memdevs->end(), [](const json& memdev) { return memdev.value("share", false); });
 }
 
-Status QemuController::SetIgnoreShared(bool on) {
-  json arguments = {{"capabilities", json::array({{{"capability", "x-ignore-shared"}, {"state", on}}})}};
+Status QemuController::SetCapabilities(bool ignore_shared, bool background) {
+  // Both, every time: capabilities outlive a migration, and a background one left on by a forkd that
+  // died mid-save would turn the next standby's snapshot into one the guest runs through.
+  json arguments = {{"capabilities", json::array({{{"capability", "x-ignore-shared"}, {"state", ignore_shared}},
+                                                  {{"capability", "background-snapshot"}, {"state", background}}})}};
   return qmp_.Execute("migrate-set-capabilities", arguments, timeouts_.command).status();
 }
 
@@ -120,26 +123,47 @@ Status QemuController::Snapshot(const std::string& snapshot_dir) {
   FE_RETURN_IF_ERROR(Pause().Annotate(what));
   Result<bool> shared = HasSharedMemory();
   if (!shared.ok()) return shared.status().Annotate(what);
-  FE_RETURN_IF_ERROR(SetIgnoreShared(*shared).Annotate(what));
+  FE_RETURN_IF_ERROR(SetCapabilities(*shared, /*background=*/false).Annotate(what));
 
   // QEMU writes the stream straight into a file forkd opened and passed it (getfd, migrate "fd:"): no
   // shell and no cat for QEMU to spawn while the VM is paused. Durability is the caller's (plugin.h).
+  Result<StreamFile> stream = StartMigrationToFile(snapshot_dir, what);
+  if (!stream.ok()) return stream.status();
+  return FinishSnapshot(std::move(*stream), *shared, what);
+}
+
+Result<QemuController::StreamFile> QemuController::StartMigrationToFile(const std::string& snapshot_dir,
+                                                                        const std::string& what) {
   const std::string nonce = Nonce();
-  const std::string partial = snapshot_dir + "/" + kStateFile + ".partial-" + nonce;
-  const std::string state = snapshot_dir + "/" + kStateFile;
-  UniqueFd stream(::open(partial.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
-  if (!stream) return Status::FromErrno(errno, what + ": open", partial);
+  StreamFile stream;
+  stream.snapshot_dir = snapshot_dir;
+  stream.partial = snapshot_dir + "/" + kStateFile + ".partial-" + nonce;
+  stream.fd = UniqueFd(::open(stream.partial.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644));
+  if (!stream.fd) return Status::FromErrno(errno, what + ": open", stream.partial);
   const std::string fd_name = "fe-snapshot-" + nonce;
-  Status status =
-      qmp_.ExecuteWithFd("getfd", json{{"fdname", fd_name}}, stream.get(), timeouts_.command).status().Annotate(what);
+  Status status = qmp_.ExecuteWithFd("getfd", json{{"fdname", fd_name}}, stream.fd.get(), timeouts_.command)
+                      .status()
+                      .Annotate(what);
   if (status.ok()) {
     status = qmp_.Execute("migrate", json{{"uri", "fd:" + fd_name}}, timeouts_.command).status().Annotate(what);
     // A migration that started owns the fd (and closes it); one that did not leaves it registered.
     if (!status.ok()) (void)qmp_.Execute("closefd", json{{"fdname", fd_name}}, timeouts_.command);
   }
-  if (status.ok()) status = WaitForMigration(what);
+  if (!status.ok()) {
+    ::unlink(stream.partial.c_str());
+    return status;
+  }
+  return stream;
+}
+
+Status QemuController::FinishSnapshot(StreamFile stream, bool ignore_shared, const std::string& what) {
+  const std::string& partial = stream.partial;
+  const std::string state = stream.snapshot_dir + "/" + kStateFile;
+  Status status = WaitForMigration(what);
   struct stat info {};
-  if (status.ok() && ::fstat(stream.get(), &info) != 0) status = Status::FromErrno(errno, what + ": fstat", partial);
+  if (status.ok() && ::fstat(stream.fd.get(), &info) != 0) {
+    status = Status::FromErrno(errno, what + ": fstat", partial);
+  }
   if (status.ok() && info.st_size == 0) status = Status::Io(what + ": migration completed but wrote nothing");
   if (status.ok() && ::rename(partial.c_str(), state.c_str()) != 0) {
     status = Status::FromErrno(errno, what + ": rename " + partial + " to", state);
@@ -150,10 +174,74 @@ Status QemuController::Snapshot(const std::string& snapshot_dir) {
   }
   json description = {{"format", "qemu-migration"},
                       {"state_file", kStateFile},
-                      {"ignore_shared_memory", *shared},
+                      {"ignore_shared_memory", ignore_shared},
                       {"state_bytes", static_cast<uint64_t>(info.st_size)},
                       {"qemu_version", VersionText(qmp_.version())}};
-  return ReplaceFileBeneath(snapshot_dir, kSnapshotInfoFile, description.dump(2) + "\n").Annotate(what);
+  return ReplaceFileBeneath(stream.snapshot_dir, kSnapshotInfoFile, description.dump(2) + "\n").Annotate(what);
+}
+
+Status QemuController::StartBackgroundSnapshot(const std::string& snapshot_dir) {
+  const std::string what = "qemu background snapshot to " + snapshot_dir;
+  if (background_) return Status::FailedPrecondition(what + ": one is already under way");
+  if (::mkdir(snapshot_dir.c_str(), 0755) != 0 && errno != EEXIST) {
+    return Status::FromErrno(errno, what + ": mkdir", snapshot_dir);
+  }
+  Result<bool> shared = HasSharedMemory();
+  if (!shared.ok()) return shared.status().Annotate(what);
+  if (*shared) {
+    return Status::Unsupported(what +
+                               ": guest RAM is a shared file, which userfaultfd cannot write-protect (fork it on "
+                               "the live path instead)");
+  }
+  FE_RETURN_IF_ERROR(SetCapabilities(/*ignore_shared=*/false, /*background=*/true).Annotate(what));
+  Result<StreamFile> stream = StartMigrationToFile(snapshot_dir, what);
+  if (!stream.ok()) {
+    (void)SetCapabilities(false, false);
+    return stream.status();
+  }
+  background_ = std::move(*stream);
+  // QEMU stops the VM, saves its device state, write-protects guest RAM and starts the VM again (7.2
+  // does so whatever the run state was before): the save goes on while the guest runs.
+  const Clock::time_point deadline = Clock::now() + timeouts_.command;
+  milliseconds pause{1};
+  for (;;) {
+    Result<std::string> run_state = RunState();
+    if (!run_state.ok()) return AbandonBackgroundSnapshot(run_state.status().Annotate(what));
+    if (*run_state == "running") return Status::Ok();
+    Result<json> info = qmp_.Execute("query-migrate", nullptr, timeouts_.command);
+    if (!info.ok()) return AbandonBackgroundSnapshot(info.status().Annotate(what));
+    const std::string status = info->value("status", "");
+    // Done, or failed: FinishBackgroundSnapshot says which. A VM QEMU left paused is resumed by the caller.
+    if (status == "completed" || status == "failed" || status == "cancelled") return Status::Ok();
+    if (Clock::now() >= deadline) {
+      return AbandonBackgroundSnapshot(Status::Io(what + ": the VM is still \"" + *run_state + "\" after " +
+                                                  std::to_string(timeouts_.command.count()) + " ms of migration \"" +
+                                                  status + "\""));
+    }
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, milliseconds(4));
+  }
+}
+
+Status QemuController::AbandonBackgroundSnapshot(Status why) {
+  (void)qmp_.Execute("migrate_cancel", nullptr, timeouts_.command);
+  (void)WaitForMigration("cancelling the background snapshot");
+  if (background_) ::unlink(background_->partial.c_str());
+  background_.reset();
+  (void)SetCapabilities(false, false);
+  return why;
+}
+
+Result<std::vector<std::string>> QemuController::FinishBackgroundSnapshot() {
+  if (!background_) return Status::FailedPrecondition("qemu background snapshot: none was started");
+  StreamFile stream = std::move(*background_);
+  background_.reset();
+  const std::string what = "qemu background snapshot to " + stream.snapshot_dir;
+  Status finished = FinishSnapshot(std::move(stream), /*ignore_shared=*/false, what);
+  Status reset = SetCapabilities(false, false).Annotate(what + ": turning background-snapshot off");
+  if (!finished.ok()) return finished;
+  if (!reset.ok()) return reset;
+  return std::vector<std::string>{kStateFile, kSnapshotInfoFile};
 }
 
 Status QemuController::Restore(const std::string& snapshot_dir, const NetworkIdentity& /*identity*/,
@@ -184,7 +272,7 @@ Status QemuController::Restore(const std::string& snapshot_dir, const NetworkIde
                                      ": the snapshot left guest RAM in a shared memory file, but this QEMU has none");
     }
   }
-  FE_RETURN_IF_ERROR(SetIgnoreShared(info->ignore_shared_memory).Annotate(what));
+  FE_RETURN_IF_ERROR(SetCapabilities(info->ignore_shared_memory, /*background=*/false).Annotate(what));
   FE_RETURN_IF_ERROR(qmp_.Execute("migrate-incoming", json{{"uri", ExecCatFromUri(state)}}, timeouts_.command)
                          .status()
                          .Annotate(what));

@@ -16,6 +16,15 @@
 //              loaded and guest RAM is the template's, copy-on-write. A snapshot of such a VM holds
 //              its RAM in full in the stream (its RAM is not a shared file), a file of its own.
 //   Shutdown = quit, then wait until QEMU closes the connection.
+//   StartBackgroundSnapshot = (guest RAM anonymous) capability background-snapshot on, migrate "fd:" to
+//              <dir>/vmstate.partial-N; QEMU prepares (reads every page of guest RAM, so its page
+//              tables are populated: ~1 s per GiB on this machine, the "setup-time" of query-migrate),
+//              stops the VM, saves its device state, write-protects guest RAM (userfaultfd) and starts
+//              the VM again (~3 ms "downtime"), then writes RAM as it was at that moment while the
+//              guest runs; returns once query-status says "running" (QEMU 7.2 starts a VM that was
+//              paused before, which is how the caller's pause for its disk clones ends).
+//   FinishBackgroundSnapshot = poll query-migrate until completed, rename to <dir>/vmstate, write
+//              qemu-snapshot.json, capability off again. Snapshot and Restore turn it off too.
 //
 // Saved device state wins over the command line: after a restore the virtio-net MAC (and the guest's
 // IP configuration) are still the source's, and Restore cannot change them; the guest applies the
@@ -28,8 +37,11 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
+#include "base/unique_fd.h"
 #include "hypervisor/plugin.h"
 #include "hypervisor/qemu/qemu_config.h"
 #include "hypervisor/qemu/qmp_client.h"
@@ -59,19 +71,36 @@ class QemuController final : public VmController {
   Status Snapshot(const std::string& snapshot_dir) override;
   Status Restore(const std::string& snapshot_dir, const NetworkIdentity& identity, const MemorySource& memory) override;
   Status Shutdown() override;
+  Status StartBackgroundSnapshot(const std::string& snapshot_dir) override;
+  Result<std::vector<std::string>> FinishBackgroundSnapshot() override;
 
   // query-status: "running", "paused", "inmigrate", "postmigrate", "prelaunch", ...
   Result<std::string> RunState();
   QmpClient& qmp() { return qmp_; }
 
  private:
+  // A migration stream QEMU is writing into <snapshot_dir>/vmstate.partial-N.
+  struct StreamFile {
+    std::string snapshot_dir;
+    std::string partial;
+    UniqueFd fd;
+  };
+
   Result<bool> HasSharedMemory();
-  Status SetIgnoreShared(bool on);
+  Status SetCapabilities(bool ignore_shared, bool background);
+  // Opens the partial file, passes it to QEMU (getfd) and starts `migrate` into it.
+  Result<StreamFile> StartMigrationToFile(const std::string& snapshot_dir, const std::string& what);
+  // Waits for the migration, renames the stream to vmstate and writes qemu-snapshot.json; on failure
+  // the partial file is removed.
+  Status FinishSnapshot(StreamFile stream, bool ignore_shared, const std::string& what);
+  // Cancels a background snapshot that could not start, removes its file; returns `why`.
+  Status AbandonBackgroundSnapshot(Status why);
   // Polls query-migrate until "completed"; "failed"/"cancelled" and the deadline are errors.
   Status WaitForMigration(const std::string& what);
 
   QmpClient qmp_;
   ControllerTimeouts timeouts_;
+  std::optional<StreamFile> background_;  // between Start- and FinishBackgroundSnapshot
 };
 
 Result<std::unique_ptr<VmController>> ConnectController(const std::string& api_socket,

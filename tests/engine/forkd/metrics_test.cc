@@ -53,6 +53,29 @@ TEST(MetricsTest, ForksFailuresRequestsAndGaugesAppearInTheExposition) {
   }
 }
 
+// Phases only some paths run are observed only for forks that ran them: a live fork's pre-flush and
+// throttle, a source_pause "background" fork's background snapshot (and not its pre-flush, which it has not).
+TEST(MetricsTest, PathSpecificPhasesAreObservedOnlyForForksOfThatPath) {
+  Metrics metrics;
+  engine::ForkOutcome standby_fork;
+  standby_fork.phases.clone_us = 700;
+  metrics.RecordFork(standby_fork);
+  engine::ForkOutcome live_fork;
+  live_fork.live = true;
+  live_fork.phases.preflush_us = 5000;
+  metrics.RecordFork(live_fork);
+  engine::ForkOutcome no_pause_fork;
+  no_pause_fork.live = true;
+  no_pause_fork.phases.background_snapshot_us = 2'000'000;
+  metrics.RecordFork(no_pause_fork);
+  const std::string text = metrics.Render({}, engine::StorageInfo{});
+  EXPECT_TRUE(Has(text, "forkengine_fork_phase_seconds_count{phase=\"clone\"} 3\n")) << text;
+  EXPECT_TRUE(Has(text, "forkengine_fork_phase_seconds_count{phase=\"preflush\"} 1\n")) << text;
+  EXPECT_TRUE(Has(text, "forkengine_fork_phase_seconds_count{phase=\"throttle\"} 1\n")) << text;
+  EXPECT_TRUE(Has(text, "forkengine_fork_phase_seconds_count{phase=\"background_snapshot\"} 1\n")) << text;
+  EXPECT_TRUE(Has(text, "forkengine_fork_phase_seconds_sum{phase=\"background_snapshot\"} 2\n")) << text;
+}
+
 TEST(MetricsTest, AThinPoolsDataAndMetadataUseAreGaugesNamingThePool) {
   engine::StorageInfo storage{.backend = "dm-thin",
                               .root = "/r",

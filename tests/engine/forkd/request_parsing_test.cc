@@ -11,13 +11,16 @@ namespace {
 
 TEST(RequestParsingTest, ForkRequestTakesEveryKnownFieldWithItsType) {
   Result<engine::ForkRequest> request =
-      ParseForkRequest(R"({"name":"web","from_running":true,"target_state":"Running","count":3,"memory":"shared"})");
+      ParseForkRequest(R"({"name":"web","from_running":true,"target_state":"Running","count":3,"memory":"shared",
+                            "preflush":false,"source_pause":"background"})");
   ASSERT_TRUE(request.ok()) << request.status().ToString();
   EXPECT_EQ(request->name, "web");
   EXPECT_TRUE(request->from_running);
   EXPECT_EQ(request->target_state, engine::InstanceState::kRunning);
   EXPECT_EQ(request->count, 3);
   EXPECT_EQ(request->memory, engine::MemoryMode::kShared);
+  EXPECT_FALSE(request->preflush);
+  EXPECT_EQ(request->source_pause, engine::SourcePause::kBackground);
 }
 
 TEST(RequestParsingTest, ForkRequestDefaultsOmittedAndNullFields) {
@@ -27,6 +30,8 @@ TEST(RequestParsingTest, ForkRequestDefaultsOmittedAndNullFields) {
   EXPECT_FALSE(request->target_state.has_value());
   EXPECT_EQ(request->count, 1);
   EXPECT_FALSE(request->memory.has_value());
+  EXPECT_TRUE(request->preflush);
+  EXPECT_EQ(request->source_pause, engine::SourcePause::kShort);
 }
 
 TEST(RequestParsingTest, RejectsUnknownFieldsWrongTypesAndMissingNamesNamingTheField) {
@@ -39,7 +44,9 @@ TEST(RequestParsingTest, RejectsUnknownFieldsWrongTypesAndMissingNamesNamingTheF
         Case{R"({"name":"a","count":true})", "count"}, Case{R"({"name":"a","from_running":"yes"})", "from_running"},
         Case{R"({"count":2})", "name"}, Case{R"({"name":"a","count":99999999999})", "count"},
         Case{R"({"name":"a","target_state":"paused"})", "target_state"},
-        Case{R"({"name":"a","memory":"cow"})", "memory"}}) {
+        Case{R"({"name":"a","memory":"cow"})", "memory"},
+        Case{R"({"name":"a","source_pause":"never"})", "source_pause"},
+        Case{R"({"name":"a","source_pause":0})", "source_pause"}}) {
     Result<engine::ForkRequest> request = ParseForkRequest(c.body);
     ASSERT_FALSE(request.ok()) << c.body;
     EXPECT_EQ(request.status().code(), ErrorCode::kInvalidArgument) << c.body;
