@@ -1,10 +1,10 @@
-// Issue #7's end-to-end test: a real guest forked while running, then a fork of that fork from
-// standby, all through forkd and forkctl as built. The guest (tests/e2e/fork_guest.h) is the Debian
-// kernel under QEMU TCG with its RAM in a shared file on a reflink XFS scratch filesystem (so forkd
-// takes the live path), forkagent on the identity port, a vmgenid, and a NIC on a TAP forkd makes and
-// bridges. Everything runs on a thread in a network namespace of the test's own, so forkd, the QEMUs
-// and ping (which inherit it) touch nothing of the host's network; the bridge holds the subnet's
-// gateway address so the namespace can ping the guests.
+// Issue #7's end-to-end test: a real guest forked while running (a busy one: it keeps rewriting part
+// of its RAM), then a fork of that fork from standby, all through forkd and forkctl as built. The guest
+// (tests/e2e/fork_guest.h) is the Debian kernel under QEMU TCG with its RAM in a shared file on a reflink XFS scratch
+// filesystem (so forkd takes the live path), forkagent on the identity port, a vmgenid, and a NIC on a TAP forkd makes
+// and bridges. Everything runs on a thread in a network namespace of the test's own, so forkd, the QEMUs and ping
+// (which inherit it) touch nothing of the host's network; the bridge holds the subnet's gateway address so the
+// namespace can ping the guests.
 //
 // It asserts what a user of forks relies on (both copies run on, each with its own identity, clock
 // and randomness, nothing shared, nothing left behind) and prints each fork's phases; it asserts no
@@ -78,8 +78,9 @@ void PrintPhases(const std::string& what, const Json& fork) {
   const Json& phases = fork.value("phases", Json::object());
   std::printf("%s (live=%s, mechanism=%s):", what.c_str(), fork.value("live", false) ? "yes" : "no",
               fork.value("mechanism", "?").c_str());
-  for (const char* phase : {"lock_wait", "source_standby", "preflush", "throttle", "source_pause", "source_clock",
-                            "clone", "rewrite", "metadata", "restore", "identity", "total"}) {
+  for (const char* phase :
+       {"lock_wait", "source_standby", "preflush", "throttle", "source_pause", "background_snapshot", "source_clock",
+        "clone", "rewrite", "metadata", "restore", "identity", "total"}) {
     std::printf(" %s %.1f ms", phase, phases.value(std::string(phase) + "_us", int64_t{0}) / 1000.0);
   }
   std::printf(" preflush_rounds %lld dirty_at_pause %s source_clock %s\n",
@@ -144,6 +145,17 @@ class VmForkEndToEndTest : public fe::test::ScratchTest {
     ASSERT_EQ(::mkdir(template_dir.c_str(), 0755), 0) << std::strerror(errno);
     Status made = MakeForkGuest(template_dir, 256, FE_FORKAGENT, FE_GUEST_DIRTIER);
     ASSERT_TRUE(made.ok()) << made.ToString();
+  }
+
+  // The guest of `template_dir` keeps rewriting 32 MiB of its RAM at 16 MiB/s once it runs
+  // (fe-guest-dirtier), so a fork finds it busy; with `anonymous_ram` its RAM is no shared file.
+  static void KeepGuestBusy(const std::string& template_dir, bool anonymous_ram) {
+    Result<hypervisor::qemu::Config> config = hypervisor::qemu::ReadConfig(template_dir);
+    ASSERT_TRUE(config.ok()) << config.status().ToString();
+    if (anonymous_ram) config->memory_file.clear();
+    config->append += " fe.dirty_mib=32 fe.dirty_rate=16";
+    Status written = hypervisor::qemu::WriteConfig(template_dir, *config);
+    ASSERT_TRUE(written.ok()) << written.ToString();
   }
 
   // The fork's clock, set by the agent from the host's at the handoff, is within a second of the
@@ -225,6 +237,7 @@ TEST_F(VmForkEndToEndTest, ForksOfARunningGuestAndOfItsForkRunOnWithOwnIdentityC
   std::string root;
   ASSERT_NO_FATAL_FAILURE(MakeRootWithGuest(scratch, "e2e", root));
   const std::string template_dir = root + "/tpl";
+  ASSERT_NO_FATAL_FAILURE(KeepGuestBusy(template_dir, /*anonymous_ram=*/false));
   const std::string data_root = root + "/d";
 
   std::string skip = fe::test::RunInNewNetworkNamespace([&] {
@@ -514,6 +527,90 @@ TEST_F(VmForkEndToEndTest, SharedMemoryForksRunOnTheTemplatesRamWithOwnIdentitie
   });
   if (!skip.empty()) GTEST_SKIP() << skip;
   std::printf("shared-memory end-to-end test took %.1f s\n",
+              std::chrono::duration<double>(Clock::now() - test_start).count());
+}
+
+// Issue #19: a busy guest with anonymous RAM (no memory_file, so no live path), forked through forkd
+// with source_pause "background": QEMU saves its RAM while it runs. The guest keeps rewriting 32 MiB
+// of its RAM (fe-guest-dirtier) through the save. Asserted: the source keeps its process and runs on
+// with its own identity, its clock is set again after its pause, and the fork continues the guest
+// from the snapshot with its own identity, clock and randomness (CheckPair).
+TEST_F(VmForkEndToEndTest, ABusyGuestWithAnonymousRamIsForkedFromASnapshotSavedWhileItRuns) {
+  if (std::string why = fe::test::GuestUnavailableReason(); !why.empty()) GTEST_SKIP() << why;
+  FE_SCRATCH(scratch, fe::test::Scratch::Root(fe::test::ScratchFs::kXfs));
+  const Clock::time_point test_start = Clock::now();
+  std::string root;
+  ASSERT_NO_FATAL_FAILURE(MakeRootWithGuest(scratch, "bg", root));
+  const std::string template_dir = root + "/tpl";
+  const std::string data_root = root + "/d";
+  ASSERT_NO_FATAL_FAILURE(KeepGuestBusy(template_dir, /*anonymous_ram=*/true));
+
+  std::string skip = fe::test::RunInNewNetworkNamespace([&] {
+    MakeBridge();
+    if (HasFatalFailure()) return;
+    engine::forkd::test::ForkdProcess forkd(
+        data_root, root + "/forkd.sock", root + "/forkd.log",
+        {"--bridge", kBridge, "--manage-taps", "on", "--subnet", "10.100.0.0/16", "--identity-timeout-ms", "60000"});
+    Status started = forkd.Start();
+    ASSERT_TRUE(started.ok()) << started.ToString();
+    Status ready = forkd.WaitReady();
+    ASSERT_TRUE(ready.ok()) << ready.ToString();
+    const Forkctl forkctl(FE_FORKCTL, forkd.socket());
+    auto run = [&](const std::vector<std::string>& args) -> Json {
+      Result<Json> reply = forkctl.Run(args);
+      EXPECT_TRUE(reply.ok()) << reply.status().ToString() << "\nforkd's log:\n" << forkd.Log();
+      return reply.ok() ? *reply : Json();
+    };
+    auto show = [&](const std::string& name) { return ParseVm(run({"show", name}), data_root); };
+    struct Cleanup {
+      const Forkctl& forkctl;
+      ~Cleanup() { (void)forkctl.Run({"rm", "child", "src"}); }
+    } cleanup{forkctl};
+
+    run({"create", "src", "--hypervisor", "qemu", "--import", template_dir});
+    run({"start", "src"});
+    const Vm src = show("src");
+    ASSERT_EQ(src.state, "Running") << forkd.Log();
+    Result<Beat> booted = WaitForBeat(
+        src.serial_log, [&](const Beat& b) { return b.number >= 3 && b.mac == src.mac && b.ip == src.ipv4 + "/16"; },
+        kBootTimeout);
+    ASSERT_TRUE(booted.ok()) << booted.status().ToString() << "\n" << SerialLog(src) << forkd.Log();
+
+    const std::vector<Beat> src_beats = ReadBeats(src.serial_log);
+    ASSERT_FALSE(src_beats.empty());
+    const Beat before_fork = src_beats.back();
+    const Json forked = run({"fork", "src", "--name", "child", "--from-running", "--source-pause", "background",
+                             "--target-state", "Running"});
+    ASSERT_TRUE(forked.contains("forks") && forked["forks"].size() == 1) << forked.dump();
+    const Json& fork = forked["forks"][0];
+    PrintPhases("background fork src -> child", fork);
+    std::printf("background fork: source paused %.1f ms, snapshot written while it ran %.1f ms\n",
+                fork["phases"].value("source_pause_us", int64_t{0}) / 1000.0,
+                fork["phases"].value("background_snapshot_us", int64_t{0}) / 1000.0);
+    EXPECT_TRUE(fork.value("live", false)) << fork.dump();
+    EXPECT_GT(fork["phases"].value("background_snapshot_us", int64_t{0}), 0) << fork.dump();
+    EXPECT_EQ(fork["phases"].value("source_standby_us", int64_t{-1}), 0) << fork.dump();
+    EXPECT_EQ(fork.value("source_clock", ""), "set") << fork.dump();
+    const Vm src_after = show("src");
+    EXPECT_EQ(src_after.state, "Running");
+    EXPECT_EQ(src_after.pid, src.pid) << "the source was paused, not restarted";
+    const Vm child = show("child");
+    ASSERT_EQ(child.state, "Running");
+    EXPECT_NE(child.mac, src.mac);
+    CheckPair(src, child, before_fork, {src, child});
+    if (HasFatalFailure()) return;
+
+    run({"rm", "child", "src"});
+    for (const Vm& vm : {src, child}) {
+      EXPECT_NE(::kill(vm.pid, 0), 0) << vm.name << "'s process " << vm.pid << " is still there";
+    }
+    EXPECT_EQ(engine::forkd::test::ListDir(data_root + "/volumes"), std::vector<std::string>{});
+    forkd.Signal(SIGTERM);
+    const int status = forkd.Wait();
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << forkd.Log();
+  });
+  if (!skip.empty()) GTEST_SKIP() << skip;
+  std::printf("background-fork end-to-end test took %.1f s\n",
               std::chrono::duration<double>(Clock::now() - test_start).count());
 }
 
