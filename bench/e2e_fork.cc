@@ -95,10 +95,11 @@ void Print(const std::vector<Row>& rows) {
   }
   fmt::print(
       "(ms, medians of {} forks each. src stop: the source's source_pause phase on the live path (pause, device\n"
-      " state, clone, resume) and with source_pause \"background\" (pause, clone, QEMU's device-state save), its\n"
-      " source_standby phase on the full path (the standby that saves all RAM): the anchor. bg save: \"none\"\n"
-      " only, the background snapshot writing RAM while the source ran, which the fork waits for before its\n"
-      " restore. restore includes identity, the agent's ack; total is when the fork is ready. Each guest wrote\n"
+      " state, clone, resume) and with source_pause \"background\" (pause, clone, QEMU's snapshot setup and\n"
+      " device-state save), its source_standby phase on the full path (the standby that saves all RAM): the\n"
+      " anchor. bg save: \"background\" only, the snapshot writing RAM while the source ran, which the fork\n"
+      " waits for before its restore. restore includes identity, the agent's ack; total is when the fork is ready. "
+      "Each guest wrote\n"
       " half its RAM before the forks (zero pages, which QEMU's migration skips, would make the anchor track\n"
       " written RAM, not RAM size).)\n",
       rows.empty() ? 0 : rows[0].forks.size());
@@ -152,8 +153,8 @@ Status MeasurePauses(engine::Engine& engine, const std::string& template_dir, co
 }
 
 // A busy source with anonymous RAM forked `repetitions` times with source_pause "background".
-Status MeasureNoPause(engine::Engine& engine, const std::string& template_dir, const std::string& name, int repetitions,
-                      PauseRow& row) {
+Status MeasureBackground(engine::Engine& engine, const std::string& template_dir, const std::string& name,
+                         int repetitions, PauseRow& row) {
   return WithRunningSource(engine, template_dir, name, [&]() -> Status {
     std::this_thread::sleep_for(2s);  // the dirtier has started and dirtied a while
     for (int i = 0; i < repetitions; ++i) {
@@ -172,13 +173,13 @@ Status MeasureNoPause(engine::Engine& engine, const std::string& template_dir, c
 }
 
 void PrintPauses(const std::vector<PauseRow>& rows) {
-  fmt::print("\n{:>8} {:>10} {:>9} {:>12} {:>10} {:>10} {:>9} {:>7} {:>14} {:>10}\n", "RAM MiB", "dirty MiB/s", "mode",
+  fmt::print("\n{:>8} {:>10} {:>10} {:>12} {:>10} {:>10} {:>9} {:>7} {:>14} {:>10}\n", "RAM MiB", "dirty MiB/s", "mode",
              "pause median", "pause max", "preflush", "throttle", "rounds", "dirty at pause", "fork ready");
   for (const PauseRow& row : rows) {
     std::vector<int64_t> rounds;
     for (const engine::ForkPhases& phases : row.forks) rounds.push_back(phases.preflush_rounds);
     std::sort(rounds.begin(), rounds.end());
-    fmt::print("{:>8} {:>10} {:>9} {:>12.1f} {:>10.1f} {:>10.1f} {:>9.1f} {:>7} {:>10.1f} MiB {:>10.1f}\n",
+    fmt::print("{:>8} {:>10} {:>10} {:>12.1f} {:>10.1f} {:>10.1f} {:>9.1f} {:>7} {:>10.1f} MiB {:>10.1f}\n",
                row.memory_mib, row.dirty_rate_mibs, row.mode, MedianMs(row.forks, &engine::ForkPhases::source_pause_us),
                MaxMs(row.forks, &engine::ForkPhases::source_pause_us),
                MedianMs(row.forks, &engine::ForkPhases::preflush_us),
@@ -188,9 +189,8 @@ void PrintPauses(const std::vector<PauseRow>& rows) {
   fmt::print(
       "(ms, median and max of {} forks to Running per row. mode pre-flush / no flush: live forks (shared RAM file)\n"
       " with and without the pre-flush, alternately from one source whose guest rewrites a quarter of its RAM\n"
-      " at the rate shown (fe-guest-dirtier), after one uncounted warm-up fork; background: source_pause "
-      "\"background\"\n"
-      " forks of the same guest with anonymous RAM (background snapshot). pause: the source's source_pause\n"
+      " at the rate shown (fe-guest-dirtier), after one uncounted warm-up fork; background: forks with\n"
+      " source_pause \"background\" of the same guest with anonymous RAM. pause: the source's source_pause\n"
       " phase; preflush, throttle: the rounds before it and how long of them the source ran CPU-throttled;\n"
       " dirty at pause: what the pause had to write back (cachestat); fork ready: the fork's total, until it\n"
       " runs with its own identity.)\n",
@@ -218,7 +218,7 @@ Status MeasureAll(const E2eOptions& options, engine::Engine& engine, const std::
     for (const auto& path : kPaths) {
       Row row{memory_mib, path.path, path.source_pause, {}};
       Status measured =
-          Measure(engine, path.template_dir, "b" + std::to_string(memory_mib) + path.name, options.repetitions, row);
+          Measure(engine, path.template_dir, fmt::format("b{}{}", memory_mib, path.name), options.repetitions, row);
       rows.push_back(std::move(row));
       FE_RETURN_IF_ERROR(measured.Annotate(std::to_string(memory_mib) + " MiB, " + rows.back().path));
       fmt::print("{} MiB, {}: done\n", memory_mib, rows.back().path);
@@ -245,9 +245,9 @@ Status MeasureAllPauses(const E2eOptions& options, engine::Engine& engine, const
       FE_RETURN_IF_ERROR(measured.Annotate(fmt::format("{} MiB dirtied at {} MiB/s", memory_mib, rate)));
       const std::string anonymous_dir = template_dir + "a";
       FE_RETURN_IF_ERROR(MakeQemuTemplate(options.guest_dir, anonymous_dir, memory_mib, /*shared_ram=*/false, rate));
-      PauseRow no_pause{memory_mib, rate, "background", {}};
-      measured = MeasureNoPause(engine, anonymous_dir, "b" + suffix + "a", options.repetitions, no_pause);
-      rows.push_back(std::move(no_pause));
+      PauseRow background{memory_mib, rate, "background", {}};
+      measured = MeasureBackground(engine, anonymous_dir, fmt::format("b{}a", suffix), options.repetitions, background);
+      rows.push_back(std::move(background));
       FE_RETURN_IF_ERROR(
           measured.Annotate(fmt::format("{} MiB dirtied at {} MiB/s, source_pause background", memory_mib, rate)));
       fmt::print("{} MiB dirtied at {} MiB/s: done\n", memory_mib, rate);
