@@ -16,7 +16,9 @@
 #include "engine/vm/vm_runner.h"
 #include "hypervisor/qemu/qemu_config.h"
 #include "hypervisor/qemu/qemu_controller.h"
+#include "storage/registry/backend_selection.h"
 #include "tests/hypervisor/qemu/qemu_process.h"
+#include "tests/support/fault_injecting_backend.h"
 #include "tests/support/file_util.h"
 #include "tests/support/network_namespace.h"
 #include "tests/support/scratch.h"
@@ -87,8 +89,10 @@ class BackgroundForkTest : public fe::test::ScratchTest {
  protected:
   // Runs `body` with an engine on a fresh data root whose instance "src" (from the ticker template,
   // RAM anonymous or in a file) is Running and ticking; skips where QEMU, TAPs or reflink are missing.
+  // `faults`: the engine's backend fails the calls they plan (tests/support/fault_injecting_backend.h).
   void WithRunningSource(const std::string& name, bool memory_file,
-                         const std::function<void(Engine&, const Instance&, const std::string&)>& body) {
+                         const std::function<void(Engine&, const Instance&, const std::string&)>& body,
+                         std::shared_ptr<fe::test::BackendFaults> faults = nullptr) {
     if (std::string why = qemu_test::GuestUnavailableReason(); !why.empty()) GTEST_SKIP() << why;
     if (std::string why = network::TapUnavailableReason(); !why.empty()) GTEST_SKIP() << why;
     fe::test::ScratchResult scratch = fe::test::Scratch::Root(fe::test::ScratchFs::kXfs);
@@ -107,7 +111,15 @@ class BackgroundForkTest : public fe::test::ScratchTest {
       config.manage_taps = true;
       config.bridge = kBridge;
       config.hypervisor_timeout = 30s;
-      Result<std::unique_ptr<Engine>> opened = Engine::Open(config);
+      EngineDependencies dependencies;
+      if (faults) {
+        ASSERT_EQ(::mkdir(config.data_root.c_str(), 0700), 0) << std::strerror(errno);
+        Result<std::unique_ptr<storage::Backend>> real =
+            storage::registry::OpenBackend(config.data_root + "/volumes", "auto");
+        ASSERT_TRUE(real.ok()) << real.status().ToString();
+        dependencies.backend = std::make_unique<fe::test::FaultInjectingBackend>(std::move(*real), faults);
+      }
+      Result<std::unique_ptr<Engine>> opened = Engine::Open(config, std::move(dependencies));
       ASSERT_TRUE(opened.ok()) << opened.status().ToString();
       Engine& engine = **opened;
       CreateRequest create;
@@ -195,6 +207,42 @@ TEST_F(BackgroundForkTest, ForksOfARunningQemuWithAnonymousRamKeepItsProcessAndR
       EXPECT_NE(child.identity.tap_device, after->identity.tap_device);
     }
   });
+}
+
+// The second fork's clone fails while the source is paused: no fork is left (the first one's clone is
+// removed too), no snapshot was started, and the source runs on in its process, background-snapshot off.
+TEST_F(BackgroundForkTest, ACloneFailingInThePauseLeavesNoForkAndTheSourceRunsOn) {
+  auto faults = std::make_shared<fe::test::BackendFaults>();
+  WithRunningSource(
+      "bgfail", /*memory_file=*/false,
+      [&](Engine& engine, const Instance& source, const std::string& data_root) {
+        const std::set<std::string> volumes_before = Entries(data_root + "/volumes");
+        faults->FailNth(fe::test::BackendCall::kClone, 2, Status::NoSpace("injected: no space for the clone"));
+        ForkRequest request;
+        request.name = "child";
+        request.from_running = true;
+        request.count = 2;
+        request.source_pause = SourcePause::kBackground;
+        Result<std::vector<ForkOutcome>> forked = engine.Fork("src", request);
+        ASSERT_FALSE(forked.ok());
+        EXPECT_EQ(forked.status().code(), ErrorCode::kNoSpace) << forked.status().ToString();
+        EXPECT_NE(forked.status().message().find("fork 'child-2' of 'src': clone"), std::string::npos)
+            << forked.status().ToString();
+        for (const char* name : {"child-1", "child-2"})
+          EXPECT_EQ(engine.Get(name).status().code(), ErrorCode::kNotFound);
+        EXPECT_EQ(Entries(data_root + "/volumes"), volumes_before);
+        Result<Instance> after = engine.Get("src");
+        ASSERT_TRUE(after.ok());
+        EXPECT_EQ(after->state, InstanceState::kRunning);
+        EXPECT_EQ(after->process->pid, source.process->pid);
+        const QmpView qmp = Inspect(*after->process);
+        EXPECT_EQ(qmp.run_state, "running");
+        EXPECT_FALSE(qmp.background_snapshot);
+        const std::string source_dir = engine.backend().Path(source.volume);
+        const int tick = LastTick(source_dir + "/serial.log");
+        EXPECT_TRUE(qemu_test::WaitForTick(source_dir + "/serial.log", tick + 2, 60s));
+      },
+      faults);
 }
 
 TEST_F(BackgroundForkTest, ASourceWhoseRamIsASharedFileIsRefusedAndNothingIsMadeOrPaused) {

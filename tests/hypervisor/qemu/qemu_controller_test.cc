@@ -101,6 +101,56 @@ TEST_F(QemuControllerTest, SnapshotWritesStateAndDescriptionAndKeepsVmStopped) {
   EXPECT_EQ(vm.process->Wait(5s), 0) << vm.process->Log();
 }
 
+bool BackgroundSnapshotOn(QemuController& qemu) {
+  Result<nlohmann::json> capabilities = qemu.qmp().Execute("query-migrate-capabilities", nullptr, 5s);
+  if (!capabilities.ok()) return false;
+  for (const nlohmann::json& capability : *capabilities) {
+    if (capability.value("capability", "") == "background-snapshot") return capability.value("state", false);
+  }
+  return false;
+}
+
+// A background snapshot ends with the VM running, its files named, and the capability off again.
+TEST_F(QemuControllerTest, BackgroundSnapshotOfAPausedVmRunsItAgainAndNamesItsFiles) {
+  const std::string instance = NewInstanceDir("vm-bg");
+  ASSERT_TRUE(WriteConfig(instance, test::MachineNoneConfig(instance)).ok());
+  FE_START(vm, instance, LaunchMode::kBoot);
+  ASSERT_TRUE(vm.controller->Pause().ok());
+
+  Status started = vm.controller->StartBackgroundSnapshot(instance + "/snapshot");
+  ASSERT_TRUE(started.ok()) << started.ToString();
+  EXPECT_EQ(*vm.qemu().RunState(), "running") << "QEMU 7.2 starts the VM again once device state is saved";
+  Result<std::vector<std::string>> files = vm.controller->FinishBackgroundSnapshot();
+  ASSERT_TRUE(files.ok()) << files.status().ToString();
+  EXPECT_EQ(*files, (std::vector<std::string>{kStateFile, kSnapshotInfoFile}));
+  EXPECT_EQ(Names(instance + "/snapshot"), (std::vector<std::string>{kSnapshotInfoFile, kStateFile}));
+  Result<SnapshotInfo> info = ReadSnapshotInfo(instance + "/snapshot");
+  ASSERT_TRUE(info.ok()) << info.status().ToString();
+  EXPECT_FALSE(info->ignore_shared_memory);
+  EXPECT_FALSE(BackgroundSnapshotOn(vm.qemu()));
+  EXPECT_EQ(*vm.qemu().RunState(), "running");
+  EXPECT_EQ(vm.controller->FinishBackgroundSnapshot().status().code(), ErrorCode::kFailedPrecondition)
+      << "there is none to finish";
+  ASSERT_TRUE(vm.controller->Shutdown().ok());
+}
+
+// background-snapshot left on (by a forkd killed during a background fork) must not make a standby's
+// snapshot one the VM runs through: Snapshot turns it off and the VM stays stopped.
+TEST_F(QemuControllerTest, SnapshotTurnsOffABackgroundSnapshotCapabilityLeftOn) {
+  const std::string instance = NewInstanceDir("vm-left");
+  ASSERT_TRUE(WriteConfig(instance, test::MachineNoneConfig(instance)).ok());
+  FE_START(vm, instance, LaunchMode::kBoot);
+  const nlohmann::json on = {
+      {"capabilities", nlohmann::json::array({{{"capability", "background-snapshot"}, {"state", true}}})}};
+  ASSERT_TRUE(vm.qemu().qmp().Execute("migrate-set-capabilities", on, 5s).ok());
+  ASSERT_TRUE(BackgroundSnapshotOn(vm.qemu()));
+
+  ASSERT_TRUE(vm.controller->Snapshot(instance + "/snapshot").ok());
+  EXPECT_FALSE(BackgroundSnapshotOn(vm.qemu()));
+  EXPECT_EQ(*vm.qemu().RunState(), "postmigrate");
+  ASSERT_TRUE(vm.controller->Shutdown().ok());
+}
+
 TEST_F(QemuControllerTest, RestoreLoadsSnapshotIntoQemuStartedForIt) {
   const std::string source = NewInstanceDir("vm-1");
   ASSERT_TRUE(WriteConfig(source, test::MachineNoneConfig(source)).ok());
