@@ -12,8 +12,8 @@
 // The source's process never stops (same pid and start time); ForkPhases::source_pause_us is how long
 // it was paused. Each fork is then rewritten and brought to its target state from its own copy of
 // the snapshot, exactly like a fork of a Standby source, while the source runs on and its guest agent
-// sets its clock again (it stood still during the pause). A failed snapshot resumes the source without
-// that (its clock stays behind by the pause).
+// sets its clock again (it stood still during the pause). A failed snapshot resumes the source and, if
+// it had been paused, sets its clock again too.
 //
 // Where the snapshot goes. It is written where standby would write it, the source's snapshot
 // directory (and the manifest names it, as standby does; a directory without a manifest gets a
@@ -117,7 +117,9 @@ Status Engine::LiveForkLocked(const Instance& source, std::vector<ForkPlan>& pla
     pause_start = clock_.Now();
     return Status::Ok();
   };
+  bool paused = false;
   steps.after_pause = [&] {
+    paused = true;
     if (ram.ok()) {
       Result<std::optional<uint64_t>> dirty = vm::DirtyBytes(ram->fd.get());
       if (dirty.ok()) source_phases.dirty_bytes_at_pause = *dirty;
@@ -147,6 +149,8 @@ Status Engine::LiveForkLocked(const Instance& source, std::vector<ForkPlan>& pla
   if (report.throttle_started_us >= 0) source_phases.throttle_us = report.preflush_us - report.throttle_started_us;
   if (!snapshotted.ok()) {
     for (ForkPlan& plan : plans) plan.undo.Revert();
+    // A pause that happened stopped the source's clock too (SnapshotRunningVm resumed it).
+    if (paused) spdlog::info("{}: source clock after the failed snapshot: {}", what, CorrectGuestClock(source));
     return snapshotted.Annotate(what);
   }
   spdlog::info(
