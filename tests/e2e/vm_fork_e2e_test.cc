@@ -111,15 +111,25 @@ int64_t ClockOffset(const TimedBeat& timed) {
   return 0;
 }
 
+// The guest's clock offset, as the smallest of three timed beats: a guest the host's load delayed
+// between reading its clock and printing the beat looks behind on that beat only, while a clock that
+// is wrong is off on every beat.
 Result<int64_t> MeasureClockOffset(const Vm& vm) {
-  Result<TimedBeat> timed = NextTimedBeat(vm.serial_log, kBeatTimeout);
-  // Two beats at once (a descheduled poller) cannot be timed: try again.
-  if (!timed.ok()) timed = NextTimedBeat(vm.serial_log, kBeatTimeout);
-  if (!timed.ok()) return timed.status();
-  std::printf("%s: guest clock %lld ms outside the host's window [%lld, %lld] (%s)\n", vm.name.c_str(),
-              static_cast<long long>(ClockOffset(*timed)), static_cast<long long>(timed->previous_seen_ms),
-              static_cast<long long>(timed->seen_ms), Describe(timed->beat).c_str());
-  return ClockOffset(*timed);
+  std::optional<int64_t> smallest;
+  int timed_beats = 0;
+  for (int attempt = 0; attempt < 5 && timed_beats < 3; ++attempt) {
+    // Two beats at once (a descheduled poller) cannot be timed: that attempt is skipped.
+    Result<TimedBeat> timed = NextTimedBeat(vm.serial_log, kBeatTimeout);
+    if (!timed.ok()) continue;
+    ++timed_beats;
+    const int64_t offset = ClockOffset(*timed);
+    std::printf("%s: guest clock %lld ms outside the host's window [%lld, %lld] (%s)\n", vm.name.c_str(),
+                static_cast<long long>(offset), static_cast<long long>(timed->previous_seen_ms),
+                static_cast<long long>(timed->seen_ms), Describe(timed->beat).c_str());
+    if (!smallest || std::llabs(offset) < std::llabs(*smallest)) smallest = offset;
+  }
+  if (!smallest) return Status::TimedOut(vm.name + ": no beat could be timed");
+  return *smallest;
 }
 
 class VmForkEndToEndTest : public fe::test::ScratchTest {
