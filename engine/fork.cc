@@ -206,30 +206,17 @@ Result<std::vector<ForkOutcome>> Engine::RunFork(const std::string& source_id_or
     return outcomes;
   };
 
-  if (was_running && request.source_pause == SourcePause::kBackground) {
-    FE_RETURN_IF_ERROR(CheckBackgroundForkable(source, **plugin));
+  // A Running source paused, not stopped: the live path, or a background snapshot when asked for.
+  // The forks are made from the snapshot the pause takes: they fork a Standby source.
+  const bool background = was_running && request.source_pause == SourcePause::kBackground;
+  if (background) FE_RETURN_IF_ERROR(CheckBackgroundForkable(source, **plugin));
+  if (background || (was_running && CanLiveFork(source, **plugin))) {
     Instance snapshotted = source;
     snapshotted.state = InstanceState::kStandby;
     std::vector<ForkPlan> plans = PlanForks(snapshotted, reservation, target, request.pool, *shared_memory);
     ForkPhases source_phases;
-    FE_RETURN_IF_ERROR(BackgroundForkLocked(source, plans, **plugin, source_phases));
-    for (ForkPlan& plan : plans) {
-      plan.outcome.live = true;
-      ForkPhases& phases = plan.outcome.phases;
-      phases.source_pause_us = source_phases.source_pause_us;
-      phases.background_snapshot_us = source_phases.background_snapshot_us;
-      phases.source_clock_us = source_phases.source_clock_us;
-    }
-    return publish(plans, source);
-  }
-
-  if (was_running && CanLiveFork(source, **plugin)) {
-    // The forks are made from the snapshot the pause takes: they fork a Standby source.
-    Instance snapshotted = source;
-    snapshotted.state = InstanceState::kStandby;
-    std::vector<ForkPlan> plans = PlanForks(snapshotted, reservation, target, request.pool, *shared_memory);
-    ForkPhases source_phases;
-    FE_RETURN_IF_ERROR(LiveForkLocked(source, plans, **plugin, request.preflush, source_phases));
+    FE_RETURN_IF_ERROR(background ? BackgroundForkLocked(source, plans, **plugin, source_phases)
+                                  : LiveForkLocked(source, plans, **plugin, request.preflush, source_phases));
     for (ForkPlan& plan : plans) {
       plan.outcome.live = true;
       ForkPhases& phases = plan.outcome.phases;
@@ -238,6 +225,7 @@ Result<std::vector<ForkOutcome>> Engine::RunFork(const std::string& source_id_or
       phases.preflush_rounds = source_phases.preflush_rounds;
       phases.throttle_us = source_phases.throttle_us;
       phases.dirty_bytes_at_pause = source_phases.dirty_bytes_at_pause;
+      phases.background_snapshot_us = source_phases.background_snapshot_us;
       phases.source_clock_us = source_phases.source_clock_us;
     }
     return publish(plans, source);

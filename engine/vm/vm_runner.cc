@@ -257,14 +257,26 @@ Status SnapshotAndStopVm(const VmContext& context, const ProcessRecord& record, 
   return Status::Ok();
 }
 
-Status SnapshotRunningVm(const VmContext& context, const ProcessRecord& record, const std::string& snapshot_dir,
-                         const LiveSnapshotSteps& steps) {
-  const std::string what = "live snapshot of " + context.guest_dir + " into " + snapshot_dir;
+namespace {
+
+// The API of the VM `record` names, for `what`: FailedPrecondition when that process no longer runs.
+Result<std::unique_ptr<VmController>> ConnectToRunningVm(const VmContext& context, const ProcessRecord& record,
+                                                         const std::string& what) {
   FE_RETURN_IF_ERROR(CheckContext(context).Annotate(what));
   Result<VmProcess> process = VmProcess::Attach(record.pid, record.start_time);
   if (!process.ok()) return Status::FailedPrecondition(what + ": " + process.status().message());
   Result<std::unique_ptr<VmController>> controller = context.plugin->Connect(record.api_socket, context.timeout);
   if (!controller.ok()) return controller.status().Annotate(what);
+  return controller;
+}
+
+}  // namespace
+
+Status SnapshotRunningVm(const VmContext& context, const ProcessRecord& record, const std::string& snapshot_dir,
+                         const LiveSnapshotSteps& steps) {
+  const std::string what = "live snapshot of " + context.guest_dir + " into " + snapshot_dir;
+  Result<std::unique_ptr<VmController>> controller = ConnectToRunningVm(context, record, what);
+  if (!controller.ok()) return controller.status();
   VmController& vm = **controller;
   if (steps.before_pause) FE_RETURN_IF_ERROR(steps.before_pause().Annotate(what));
   FE_RETURN_IF_ERROR(vm.Pause().Annotate(what));
@@ -282,11 +294,8 @@ Result<std::vector<std::string>> SnapshotRunningVmInBackground(const VmContext& 
                                                                const std::string& snapshot_dir,
                                                                const BackgroundSnapshotSteps& steps) {
   const std::string what = "background snapshot of " + context.guest_dir + " into " + snapshot_dir;
-  FE_RETURN_IF_ERROR(CheckContext(context).Annotate(what));
-  Result<VmProcess> process = VmProcess::Attach(record.pid, record.start_time);
-  if (!process.ok()) return Status::FailedPrecondition(what + ": " + process.status().message());
-  Result<std::unique_ptr<VmController>> controller = context.plugin->Connect(record.api_socket, context.timeout);
-  if (!controller.ok()) return controller.status().Annotate(what);
+  Result<std::unique_ptr<VmController>> controller = ConnectToRunningVm(context, record, what);
+  if (!controller.ok()) return controller.status();
   VmController& vm = **controller;
   if (steps.before_pause) steps.before_pause();
   FE_RETURN_IF_ERROR(vm.Pause().Annotate(what));

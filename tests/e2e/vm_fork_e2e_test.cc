@@ -157,6 +157,52 @@ class VmForkEndToEndTest : public fe::test::ScratchTest {
     ASSERT_TRUE(made.ok()) << made.ToString();
   }
 
+  // forkd on the data root <root>/d, started in the test's network namespace, and forkctl on its socket.
+  struct Session {
+    engine::forkd::test::ForkdProcess& forkd;
+    const Forkctl& forkctl;
+    std::string data_root;
+    // forkctl's reply; an expectation fails, with forkd's log, when the command failed.
+    Json Run(const std::vector<std::string>& args) const {
+      Result<Json> reply = forkctl.Run(args);
+      EXPECT_TRUE(reply.ok()) << reply.status().ToString() << "\nforkd's log:\n" << forkd.Log();
+      return reply.ok() ? *reply : Json();
+    }
+    Vm Show(const std::string& name) const { return ParseVm(Run({"show", name}), data_root); }
+  };
+  // Makes the bridge, starts forkd (TAPs it makes and bridges, the bridge's subnet) and runs `body`
+  // with it; then forkd is stopped with SIGTERM, as its unit would, and must exit 0.
+  void WithForkd(const std::string& root, const std::function<void(const Session&)>& body) {
+    MakeBridge();
+    if (HasFatalFailure()) return;
+    engine::forkd::test::ForkdProcess forkd(
+        root + "/d", root + "/forkd.sock", root + "/forkd.log",
+        {"--bridge", kBridge, "--manage-taps", "on", "--subnet", "10.100.0.0/16", "--identity-timeout-ms", "60000"});
+    Status started = forkd.Start();
+    ASSERT_TRUE(started.ok()) << started.ToString();
+    Status ready = forkd.WaitReady();
+    ASSERT_TRUE(ready.ok()) << ready.ToString();
+    const Forkctl forkctl(FE_FORKCTL, forkd.socket());
+    body(Session{forkd, forkctl, root + "/d"});
+    if (HasFatalFailure()) return;
+    forkd.Signal(SIGTERM);
+    const int status = forkd.Wait();
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << forkd.Log();
+  }
+  // Creates `name` from `template_dir` and starts it; returns once its guest beats (the third beat)
+  // with the identity forkd leased it.
+  static void BootSource(const Session& session, const std::string& name, const std::string& template_dir, Vm& source) {
+    session.Run({"create", name, "--hypervisor", "qemu", "--import", template_dir});
+    session.Run({"start", name});
+    source = session.Show(name);
+    ASSERT_EQ(source.state, "Running") << session.forkd.Log();
+    Result<Beat> booted = WaitForBeat(
+        source.serial_log,
+        [&](const Beat& b) { return b.number >= 3 && b.mac == source.mac && b.ip == source.ipv4 + "/16"; },
+        kBootTimeout);
+    ASSERT_TRUE(booted.ok()) << booted.status().ToString() << "\n" << SerialLog(source) << session.forkd.Log();
+  }
+
   // The guest of `template_dir` keeps rewriting 32 MiB of its RAM at 16 MiB/s once it runs
   // (fe-guest-dirtier), so a fork finds it busy; with `anonymous_ram` its RAM is no shared file.
   static void KeepGuestBusy(const std::string& template_dir, bool anonymous_ram) {
@@ -251,105 +297,84 @@ TEST_F(VmForkEndToEndTest, ForksOfARunningGuestAndOfItsForkRunOnWithOwnIdentityC
   const std::string data_root = root + "/d";
 
   std::string skip = fe::test::RunInNewNetworkNamespace([&] {
-    MakeBridge();
-    if (HasFatalFailure()) return;
-    engine::forkd::test::ForkdProcess forkd(
-        data_root, root + "/forkd.sock", root + "/forkd.log",
-        {"--bridge", kBridge, "--manage-taps", "on", "--subnet", "10.100.0.0/16", "--identity-timeout-ms", "60000"});
-    Status started = forkd.Start();
-    ASSERT_TRUE(started.ok()) << started.ToString();
-    Status ready = forkd.WaitReady();
-    ASSERT_TRUE(ready.ok()) << ready.ToString();
-    const Forkctl forkctl(FE_FORKCTL, forkd.socket());
-    auto run = [&](const std::vector<std::string>& args) -> Json {
-      Result<Json> reply = forkctl.Run(args);
-      EXPECT_TRUE(reply.ok()) << reply.status().ToString() << "\nforkd's log:\n" << forkd.Log();
-      return reply.ok() ? *reply : Json();
-    };
-    auto show = [&](const std::string& name) { return ParseVm(run({"show", name}), data_root); };
-    // Whatever a failed assertion leaves is deleted on the way out (forkd stops the VMs).
-    struct Cleanup {
-      const Forkctl& forkctl;
-      ~Cleanup() {
-        for (const char* name : {"grandchild", "child", "src"}) (void)forkctl.Run({"rm", name});
+    WithForkd(root, [&](const Session& session) {
+      auto run = [&](const std::vector<std::string>& args) { return session.Run(args); };
+      auto show = [&](const std::string& name) { return session.Show(name); };
+      // Whatever a failed assertion leaves is deleted on the way out (forkd stops the VMs).
+      struct Cleanup {
+        const Forkctl& forkctl;
+        ~Cleanup() {
+          for (const char* name : {"grandchild", "child", "src"}) (void)forkctl.Run({"rm", name});
+        }
+      } cleanup{session.forkctl};
+
+      // 1-2. The source, booted and beating with the identity forkd leased it.
+      Vm src;
+      ASSERT_NO_FATAL_FAILURE(BootSource(session, "src", template_dir, src));
+      std::printf("source booted and beating after %.1f s\n",
+                  std::chrono::duration<double>(Clock::now() - test_start).count());
+      Status pinged = Ping(src.ipv4);
+      ASSERT_TRUE(pinged.ok()) << pinged.ToString();
+
+      // 3-4. The live fork of the running source.
+      const std::vector<Beat> src_beats = ReadBeats(src.serial_log);
+      ASSERT_FALSE(src_beats.empty());
+      const Beat before_fork = src_beats.back();
+      const Json forked = run({"fork", "src", "--name", "child", "--from-running", "--target-state", "Running"});
+      ASSERT_TRUE(forked.contains("forks") && forked["forks"].size() == 1) << forked.dump();
+      PrintPhases("live fork src -> child", forked["forks"][0]);
+      EXPECT_TRUE(forked["forks"][0].value("live", false)) << "the fast path was not taken: " << forked.dump();
+      // The pre-flush ran and the pause's remainder was measured (cachestat: Linux 6.5+); the source's
+      // clock, stopped during the pause, was set by its agent.
+      const Json& live_phases = forked["forks"][0]["phases"];
+      EXPECT_GE(live_phases.value("preflush_rounds", -1), 0) << forked.dump();
+      EXPECT_TRUE(live_phases.contains("dirty_bytes_at_pause")) << forked.dump();
+      EXPECT_EQ(forked["forks"][0].value("source_clock", ""), "set") << forked.dump();
+      const Vm src_after = show("src");
+      EXPECT_EQ(src_after.state, "Running");
+      EXPECT_EQ(src_after.pid, src.pid) << "the source was paused, not restarted";
+      const Vm child = show("child");
+      ASSERT_EQ(child.state, "Running");
+      EXPECT_NE(child.mac, src.mac);
+      EXPECT_NE(child.ipv4, src.ipv4);
+      CheckPair(src, child, before_fork, {src, child});
+      if (HasFatalFailure()) return;
+
+      // 5. A fork of the fork, from standby: the child's snapshot sits a while, the grandchild is forked
+      // from it and restored, the child restored too.
+      run({"standby", "child"});
+      const std::vector<Beat> child_beats = ReadBeats(child.serial_log);
+      ASSERT_FALSE(child_beats.empty());
+      const Beat child_at_standby = child_beats.back();
+      std::this_thread::sleep_for(kSnapshotSits);
+      const Json forked_again = run({"fork", "child", "--name", "grandchild", "--target-state", "Running"});
+      ASSERT_TRUE(forked_again.contains("forks") && forked_again["forks"].size() == 1) << forked_again.dump();
+      PrintPhases("standby fork child -> grandchild", forked_again["forks"][0]);
+      run({"restore", "child"});
+      const Vm child_restored = show("child");
+      const Vm grandchild = show("grandchild");
+      ASSERT_EQ(child_restored.state, "Running");
+      ASSERT_EQ(grandchild.state, "Running");
+      EXPECT_NE(grandchild.mac, child.mac);
+      EXPECT_NE(grandchild.mac, src.mac);
+      CheckPair(child_restored, grandchild, child_at_standby, {src, child_restored, grandchild});
+      if (HasFatalFailure()) return;
+
+      // 6. Delete everything: no TAP, process, volume, lease or file of an instance is left.
+      run({"rm", "grandchild", "child", "src"});
+      for (const Vm& vm : {src, child_restored, grandchild}) {
+        EXPECT_NE(::kill(vm.pid, 0), 0) << vm.name << "'s process " << vm.pid << " is still there";
       }
-    } cleanup{forkctl};
-
-    // 1-2. The source, booted and beating with the identity forkd leased it.
-    run({"create", "src", "--hypervisor", "qemu", "--import", template_dir});
-    run({"start", "src"});
-    const Vm src = show("src");
-    ASSERT_EQ(src.state, "Running") << forkd.Log();
-    Result<Beat> booted = WaitForBeat(
-        src.serial_log, [&](const Beat& b) { return b.number >= 3 && b.mac == src.mac && b.ip == src.ipv4 + "/16"; },
-        kBootTimeout);
-    ASSERT_TRUE(booted.ok()) << booted.status().ToString() << "\n" << SerialLog(src) << forkd.Log();
-    std::printf("source booted and beating after %.1f s\n",
-                std::chrono::duration<double>(Clock::now() - test_start).count());
-    Status pinged = Ping(src.ipv4);
-    ASSERT_TRUE(pinged.ok()) << pinged.ToString();
-
-    // 3-4. The live fork of the running source.
-    const std::vector<Beat> src_beats = ReadBeats(src.serial_log);
-    ASSERT_FALSE(src_beats.empty());
-    const Beat before_fork = src_beats.back();
-    const Json forked = run({"fork", "src", "--name", "child", "--from-running", "--target-state", "Running"});
-    ASSERT_TRUE(forked.contains("forks") && forked["forks"].size() == 1) << forked.dump();
-    PrintPhases("live fork src -> child", forked["forks"][0]);
-    EXPECT_TRUE(forked["forks"][0].value("live", false)) << "the fast path was not taken: " << forked.dump();
-    // The pre-flush ran and the pause's remainder was measured (cachestat: Linux 6.5+); the source's
-    // clock, stopped during the pause, was set by its agent.
-    const Json& live_phases = forked["forks"][0]["phases"];
-    EXPECT_GE(live_phases.value("preflush_rounds", -1), 0) << forked.dump();
-    EXPECT_TRUE(live_phases.contains("dirty_bytes_at_pause")) << forked.dump();
-    EXPECT_EQ(forked["forks"][0].value("source_clock", ""), "set") << forked.dump();
-    const Vm src_after = show("src");
-    EXPECT_EQ(src_after.state, "Running");
-    EXPECT_EQ(src_after.pid, src.pid) << "the source was paused, not restarted";
-    const Vm child = show("child");
-    ASSERT_EQ(child.state, "Running");
-    EXPECT_NE(child.mac, src.mac);
-    EXPECT_NE(child.ipv4, src.ipv4);
-    CheckPair(src, child, before_fork, {src, child});
-    if (HasFatalFailure()) return;
-
-    // 5. A fork of the fork, from standby: the child's snapshot sits a while, the grandchild is forked
-    // from it and restored, the child restored too.
-    run({"standby", "child"});
-    const std::vector<Beat> child_beats = ReadBeats(child.serial_log);
-    ASSERT_FALSE(child_beats.empty());
-    const Beat child_at_standby = child_beats.back();
-    std::this_thread::sleep_for(kSnapshotSits);
-    const Json forked_again = run({"fork", "child", "--name", "grandchild", "--target-state", "Running"});
-    ASSERT_TRUE(forked_again.contains("forks") && forked_again["forks"].size() == 1) << forked_again.dump();
-    PrintPhases("standby fork child -> grandchild", forked_again["forks"][0]);
-    run({"restore", "child"});
-    const Vm child_restored = show("child");
-    const Vm grandchild = show("grandchild");
-    ASSERT_EQ(child_restored.state, "Running");
-    ASSERT_EQ(grandchild.state, "Running");
-    EXPECT_NE(grandchild.mac, child.mac);
-    EXPECT_NE(grandchild.mac, src.mac);
-    CheckPair(child_restored, grandchild, child_at_standby, {src, child_restored, grandchild});
-    if (HasFatalFailure()) return;
-
-    // 6. Delete everything: no TAP, process, volume, lease or file of an instance is left.
-    run({"rm", "grandchild", "child", "src"});
-    for (const Vm& vm : {src, child_restored, grandchild}) {
-      EXPECT_NE(::kill(vm.pid, 0), 0) << vm.name << "'s process " << vm.pid << " is still there";
-    }
-    EXPECT_EQ(ProcessesMentioning(data_root + "/volumes"), std::vector<pid_t>{}) << "processes of the instances";
-    std::vector<std::string> devices = NetworkDevices();
-    std::sort(devices.begin(), devices.end());
-    EXPECT_EQ(devices, (std::vector<std::string>{kBridge, "lo"})) << "TAPs left behind";
-    EXPECT_EQ(engine::forkd::test::ListDir(data_root + "/volumes"), std::vector<std::string>{});
-    EXPECT_EQ(engine::forkd::test::ListDir(data_root + "/instances"), std::vector<std::string>{});
-    Result<std::vector<std::string>> leased = engine::forkd::test::LeasedIds(data_root);
-    ASSERT_TRUE(leased.ok()) << leased.status().ToString();
-    EXPECT_EQ(*leased, std::vector<std::string>{});
-    forkd.Signal(SIGTERM);
-    const int status = forkd.Wait();
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << forkd.Log();
+      EXPECT_EQ(ProcessesMentioning(data_root + "/volumes"), std::vector<pid_t>{}) << "processes of the instances";
+      std::vector<std::string> devices = NetworkDevices();
+      std::sort(devices.begin(), devices.end());
+      EXPECT_EQ(devices, (std::vector<std::string>{kBridge, "lo"})) << "TAPs left behind";
+      EXPECT_EQ(engine::forkd::test::ListDir(data_root + "/volumes"), std::vector<std::string>{});
+      EXPECT_EQ(engine::forkd::test::ListDir(data_root + "/instances"), std::vector<std::string>{});
+      Result<std::vector<std::string>> leased = engine::forkd::test::LeasedIds(data_root);
+      ASSERT_TRUE(leased.ok()) << leased.status().ToString();
+      EXPECT_EQ(*leased, std::vector<std::string>{});
+    });
   });
   if (!skip.empty()) GTEST_SKIP() << skip;
   std::printf("end-to-end test took %.1f s\n", std::chrono::duration<double>(Clock::now() - test_start).count());
@@ -556,68 +581,46 @@ TEST_F(VmForkEndToEndTest, ABusyGuestWithAnonymousRamIsForkedFromASnapshotSavedW
   ASSERT_NO_FATAL_FAILURE(KeepGuestBusy(template_dir, /*anonymous_ram=*/true));
 
   std::string skip = fe::test::RunInNewNetworkNamespace([&] {
-    MakeBridge();
-    if (HasFatalFailure()) return;
-    engine::forkd::test::ForkdProcess forkd(
-        data_root, root + "/forkd.sock", root + "/forkd.log",
-        {"--bridge", kBridge, "--manage-taps", "on", "--subnet", "10.100.0.0/16", "--identity-timeout-ms", "60000"});
-    Status started = forkd.Start();
-    ASSERT_TRUE(started.ok()) << started.ToString();
-    Status ready = forkd.WaitReady();
-    ASSERT_TRUE(ready.ok()) << ready.ToString();
-    const Forkctl forkctl(FE_FORKCTL, forkd.socket());
-    auto run = [&](const std::vector<std::string>& args) -> Json {
-      Result<Json> reply = forkctl.Run(args);
-      EXPECT_TRUE(reply.ok()) << reply.status().ToString() << "\nforkd's log:\n" << forkd.Log();
-      return reply.ok() ? *reply : Json();
-    };
-    auto show = [&](const std::string& name) { return ParseVm(run({"show", name}), data_root); };
-    struct Cleanup {
-      const Forkctl& forkctl;
-      ~Cleanup() { (void)forkctl.Run({"rm", "child", "src"}); }
-    } cleanup{forkctl};
+    WithForkd(root, [&](const Session& session) {
+      auto run = [&](const std::vector<std::string>& args) { return session.Run(args); };
+      auto show = [&](const std::string& name) { return session.Show(name); };
+      struct Cleanup {
+        const Forkctl& forkctl;
+        ~Cleanup() { (void)forkctl.Run({"rm", "child", "src"}); }
+      } cleanup{session.forkctl};
+      Vm src;
+      ASSERT_NO_FATAL_FAILURE(BootSource(session, "src", template_dir, src));
 
-    run({"create", "src", "--hypervisor", "qemu", "--import", template_dir});
-    run({"start", "src"});
-    const Vm src = show("src");
-    ASSERT_EQ(src.state, "Running") << forkd.Log();
-    Result<Beat> booted = WaitForBeat(
-        src.serial_log, [&](const Beat& b) { return b.number >= 3 && b.mac == src.mac && b.ip == src.ipv4 + "/16"; },
-        kBootTimeout);
-    ASSERT_TRUE(booted.ok()) << booted.status().ToString() << "\n" << SerialLog(src) << forkd.Log();
+      const std::vector<Beat> src_beats = ReadBeats(src.serial_log);
+      ASSERT_FALSE(src_beats.empty());
+      const Beat before_fork = src_beats.back();
+      const Json forked = run({"fork", "src", "--name", "child", "--from-running", "--source-pause", "background",
+                               "--target-state", "Running"});
+      ASSERT_TRUE(forked.contains("forks") && forked["forks"].size() == 1) << forked.dump();
+      const Json& fork = forked["forks"][0];
+      PrintPhases("background fork src -> child", fork);
+      std::printf("background fork: source paused %.1f ms, snapshot written while it ran %.1f ms\n",
+                  fork["phases"].value("source_pause_us", int64_t{0}) / 1000.0,
+                  fork["phases"].value("background_snapshot_us", int64_t{0}) / 1000.0);
+      EXPECT_TRUE(fork.value("live", false)) << fork.dump();
+      EXPECT_GT(fork["phases"].value("background_snapshot_us", int64_t{0}), 0) << fork.dump();
+      EXPECT_EQ(fork["phases"].value("source_standby_us", int64_t{-1}), 0) << fork.dump();
+      EXPECT_EQ(fork.value("source_clock", ""), "set") << fork.dump();
+      const Vm src_after = show("src");
+      EXPECT_EQ(src_after.state, "Running");
+      EXPECT_EQ(src_after.pid, src.pid) << "the source was paused, not restarted";
+      const Vm child = show("child");
+      ASSERT_EQ(child.state, "Running");
+      EXPECT_NE(child.mac, src.mac);
+      CheckPair(src, child, before_fork, {src, child});
+      if (HasFatalFailure()) return;
 
-    const std::vector<Beat> src_beats = ReadBeats(src.serial_log);
-    ASSERT_FALSE(src_beats.empty());
-    const Beat before_fork = src_beats.back();
-    const Json forked = run({"fork", "src", "--name", "child", "--from-running", "--source-pause", "background",
-                             "--target-state", "Running"});
-    ASSERT_TRUE(forked.contains("forks") && forked["forks"].size() == 1) << forked.dump();
-    const Json& fork = forked["forks"][0];
-    PrintPhases("background fork src -> child", fork);
-    std::printf("background fork: source paused %.1f ms, snapshot written while it ran %.1f ms\n",
-                fork["phases"].value("source_pause_us", int64_t{0}) / 1000.0,
-                fork["phases"].value("background_snapshot_us", int64_t{0}) / 1000.0);
-    EXPECT_TRUE(fork.value("live", false)) << fork.dump();
-    EXPECT_GT(fork["phases"].value("background_snapshot_us", int64_t{0}), 0) << fork.dump();
-    EXPECT_EQ(fork["phases"].value("source_standby_us", int64_t{-1}), 0) << fork.dump();
-    EXPECT_EQ(fork.value("source_clock", ""), "set") << fork.dump();
-    const Vm src_after = show("src");
-    EXPECT_EQ(src_after.state, "Running");
-    EXPECT_EQ(src_after.pid, src.pid) << "the source was paused, not restarted";
-    const Vm child = show("child");
-    ASSERT_EQ(child.state, "Running");
-    EXPECT_NE(child.mac, src.mac);
-    CheckPair(src, child, before_fork, {src, child});
-    if (HasFatalFailure()) return;
-
-    run({"rm", "child", "src"});
-    for (const Vm& vm : {src, child}) {
-      EXPECT_NE(::kill(vm.pid, 0), 0) << vm.name << "'s process " << vm.pid << " is still there";
-    }
-    EXPECT_EQ(engine::forkd::test::ListDir(data_root + "/volumes"), std::vector<std::string>{});
-    forkd.Signal(SIGTERM);
-    const int status = forkd.Wait();
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << forkd.Log();
+      run({"rm", "child", "src"});
+      for (const Vm& vm : {src, child}) {
+        EXPECT_NE(::kill(vm.pid, 0), 0) << vm.name << "'s process " << vm.pid << " is still there";
+      }
+      EXPECT_EQ(engine::forkd::test::ListDir(data_root + "/volumes"), std::vector<std::string>{});
+    });
   });
   if (!skip.empty()) GTEST_SKIP() << skip;
   std::printf("background-fork end-to-end test took %.1f s\n",
