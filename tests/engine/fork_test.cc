@@ -376,6 +376,28 @@ TEST_P(ForkTest, RunningSourceNeedsFromRunningAndIsRestoredOnEveryPath) {
   ExpectOnlyWholeInstances();
 }
 
+// source_pause "background" needs a plugin that snapshots a running VM while it runs; Cloud
+// Hypervisor cannot: 422 unsupported naming the hypervisor, and the source runs on in its process.
+TEST_P(ForkTest, BackgroundForkOfAHypervisorWithoutBackgroundSnapshotsIsRefusedAndTheSourceRunsOn) {
+  Result<Instance> running = engine().Restore("src");
+  FE_ASSERT_OK(running);
+  ForkRequest request = Request("bg", 1, InstanceState::kRunning, /*from_running=*/true);
+  request.source_pause = SourcePause::kBackground;
+  Result<std::vector<ForkOutcome>> forked = engine().Fork("src", request);
+  ASSERT_FALSE(forked.ok());
+  EXPECT_EQ(forked.status().code(), ErrorCode::kUnsupported);
+  EXPECT_NE(forked.status().message().find("hypervisor 'cloud-hypervisor' cannot snapshot a running VM while it runs"),
+            std::string::npos)
+      << forked.status().ToString();
+  Result<Instance> after = engine().Get("src");
+  FE_ASSERT_OK(after);
+  EXPECT_EQ(after->state, InstanceState::kRunning);
+  EXPECT_EQ(after->process->pid, running->process->pid);
+  EXPECT_TRUE(vm::VmProcessAlive(*after->process));
+  ExpectOnlyWholeInstances();
+  FE_EXPECT_OK(engine().Delete("src"));  // ends its process
+}
+
 INSTANTIATE_TEST_SUITE_P(Filesystems, ForkTest, ::testing::Values(ScratchFs::kXfs, ScratchFs::kBtrfs),
                          [](const ::testing::TestParamInfo<ScratchFs>& info) {
                            return std::string(fe::test::ScratchFsName(info.param));
