@@ -151,9 +151,11 @@ class VmController {
   virtual Status Restore(const std::string& snapshot_dir, const NetworkIdentity& identity,
                          const MemorySource& memory) = 0;
   virtual Status Shutdown() = 0;
-  // A snapshot of the VM (paused or running) into `snapshot_dir` that the guest runs through: device
-  // state and guest RAM as they were when this was called, RAM written out while the VM runs on
-  // (Capabilities().background_snapshot). Returns once the VM runs (also if it was paused before);
+  // A snapshot of the VM into `snapshot_dir` that the guest runs through
+  // (Capabilities().background_snapshot): device state and guest RAM as the hypervisor captured them,
+  // RAM written out while the VM runs on. A paused VM is captured as it is, before it runs again; a
+  // running one only after the hypervisor's preparation. Returns once the VM runs (also if it was
+  // paused before);
   // FinishBackgroundSnapshot waits for the whole snapshot and names the files it wrote into
   // `snapshot_dir` (the caller copies them into other directories). Unsupported when guest RAM cannot
   // be write-protected (a shared file: use Snapshot on the live path).

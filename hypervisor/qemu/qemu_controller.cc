@@ -200,9 +200,10 @@ Status QemuController::StartBackgroundSnapshot(const std::string& snapshot_dir) 
     return stream.status();
   }
   background_ = std::move(*stream);
-  // QEMU stops the VM, saves its device state, write-protects guest RAM and starts the VM again (7.2
-  // does so whatever the run state was before): the save goes on while the guest runs.
-  const Clock::time_point deadline = Clock::now() + timeouts_.command;
+  // QEMU prepares (reading every page of guest RAM: it grows with RAM size, hence the migration's
+  // deadline), stops the VM, saves its device state, write-protects guest RAM and starts the VM again
+  // (7.2 does so whatever the run state was before): the save goes on while the guest runs.
+  const Clock::time_point deadline = Clock::now() + timeouts_.migration;
   milliseconds pause{1};
   for (;;) {
     Result<std::string> run_state = RunState();
@@ -215,7 +216,7 @@ Status QemuController::StartBackgroundSnapshot(const std::string& snapshot_dir) 
     if (status == "completed" || status == "failed" || status == "cancelled") return Status::Ok();
     if (Clock::now() >= deadline) {
       return AbandonBackgroundSnapshot(Status::Io(what + ": the VM is still \"" + *run_state + "\" after " +
-                                                  std::to_string(timeouts_.command.count()) + " ms of migration \"" +
+                                                  std::to_string(timeouts_.migration.count()) + " ms of migration \"" +
                                                   status + "\""));
     }
     std::this_thread::sleep_for(pause);
