@@ -102,18 +102,29 @@ Status Engine::BackgroundForkLocked(const Instance& source, std::vector<ForkPlan
   const std::string relative_snapshot_dir = SnapshotDirOf(source).substr(guest_dir.size() + 1);
 
   vm::BackgroundSnapshotSteps steps;
-  Clock::SteadyPoint pause_start = clock_.Now();
-  Clock::SteadyPoint resumed_at = pause_start;
-  steps.before_pause = [&] { pause_start = clock_.Now(); };
-  steps.while_paused = [&]() -> Status {
+  Clock::SteadyPoint hold_start = clock_.Now();
+  Clock::SteadyPoint released_at = hold_start;
+  steps.before_hold = [&] { hold_start = clock_.Now(); };
+  steps.while_held = [&]() -> Status {
     for (ForkPlan& plan : plans) FE_RETURN_IF_ERROR(WriteIntentAndClone(plan));
     return Status::Ok();
   };
-  // As soon as the source runs again its clock is set, beside the save (it stood still in the pause).
+  // As soon as the source is released its clock is set, beside the save (it stood still in a pause,
+  // and for the hypervisor's stop of a frozen guest).
   std::future<std::string> source_clock;
-  steps.resumed = [&] {
-    resumed_at = clock_.Now();
-    source_phases.source_pause_us = clock_.MicrosSince(pause_start);
+  vm::SourceHold hold;
+  steps.released = [&](const vm::SourceHold& how) {
+    released_at = clock_.Now();
+    hold = how;
+    const int64_t held_us = clock_.MicrosSince(hold_start);
+    if (how.frozen) {
+      source_phases.filesystems_frozen_us = std::max<int64_t>(held_us, 1);
+      // The VM ran through the freeze: it stopped only for the capture (the whole hold, should the
+      // hypervisor not say how long).
+      source_phases.source_pause_us = how.vm_stopped ? how.vm_stopped->count() : held_us;
+    } else {
+      source_phases.source_pause_us = held_us;
+    }
     source_clock = std::async(std::launch::async, [this, &source, &source_phases] {
       const Clock::SteadyPoint start = clock_.Now();
       std::string outcome = CorrectGuestClock(source);
@@ -123,13 +134,15 @@ Status Engine::BackgroundForkLocked(const Instance& source, std::vector<ForkPlan
   };
 
   vm::VmContext context{&plugin, guest_dir, InstanceDir(source.id), source.identity, config_.hypervisor_timeout};
+  const vm::AgentAccess agent{source.identity_channel, config_.identity_timeout,
+                              "instance '" + source.name + "' (" + source.id + ")"};
   // The clones in the pause are not synced there: each fork's own sync covers them (as on the live path).
   std::optional<DeferredSync> paused_writes(std::in_place, syncfs_);
   const std::string first_snapshot_dir = GuestDir(plans.front().fork) + "/" + relative_snapshot_dir;
   Result<std::vector<std::string>> files =
-      vm::SnapshotRunningVmInBackground(context, *source.process, first_snapshot_dir, steps);
+      vm::SnapshotRunningVmInBackground(context, *source.process, agent, first_snapshot_dir, steps);
   paused_writes.reset();
-  source_phases.background_snapshot_us = clock_.MicrosSince(resumed_at);
+  source_phases.background_snapshot_us = clock_.MicrosSince(released_at);
   const std::string clock_outcome = source_clock.valid() ? source_clock.get() : std::string();
   auto fail = [&](const Status& status) {
     for (ForkPlan& plan : plans) plan.undo.Revert();
@@ -141,8 +154,19 @@ Status Engine::BackgroundForkLocked(const Instance& source, std::vector<ForkPlan
         CopySnapshotFiles(GuestDir(plans.front().fork), GuestDir(plans[i].fork), relative_snapshot_dir, *files);
     if (!copied.ok()) return fail(plans[i].Failed("copying the snapshot from '" + plans.front().name + "'", copied));
   }
-  spdlog::info("{}: source {} paused {}us for {} clone(s), snapshot written in {}us while it ran", what, source.id,
-               source_phases.source_pause_us, plans.size(), source_phases.background_snapshot_us);
+  if (hold.frozen) {
+    std::string mounts;
+    for (const std::string& mount : hold.frozen_mounts) mounts += (mounts.empty() ? "" : " ") + mount;
+    spdlog::info(
+        "{}: source {} ran with its filesystems ({}) frozen {}us for {} clone(s) and the capture, stopped "
+        "{}us; snapshot written in {}us",
+        what, source.id, mounts.empty() ? "none on a disk" : mounts, source_phases.filesystems_frozen_us, plans.size(),
+        source_phases.source_pause_us, source_phases.background_snapshot_us);
+  } else {
+    spdlog::info("{}: source {} paused {}us for {} clone(s) ({}), snapshot written in {}us while it ran", what,
+                 source.id, source_phases.source_pause_us, plans.size(), hold.paused_because,
+                 source_phases.background_snapshot_us);
+  }
   Status made = RunForkPlans(plans, plugin);
   for (ForkPlan& plan : plans) plan.outcome.source_clock = clock_outcome;
   return made;

@@ -162,8 +162,14 @@ struct ForkRequest {
 struct ForkPhases {
   int64_t lock_wait_us = 0;       // waiting for the source's lock
   int64_t source_standby_us = 0;  // from_running (full path): standby of the source (snapshot + exit)
-  // from_running (live path): the source paused, from the pause to the resume (snapshot + clones)
+  // from_running (live path): the source paused, from the pause to the resume (snapshot + clones).
+  // source_pause "background": the pause for the clones and the capture, or, when its guest's
+  // filesystems were frozen instead, the hypervisor's own stop for the capture.
   int64_t source_pause_us = 0;
+  // source_pause "background": the source's guest filesystems frozen by its agent while the VM ran,
+  // from the freeze (its clones, the hypervisor's preparation and capture) to the thaw; 0 when it was
+  // paused instead. Writers in the guest wait this long; nothing else does.
+  int64_t filesystems_frozen_us = 0;
   // from_running (live path), before the pause: the rounds writing back the source's RAM file while it
   // ran (engine/vm/ram_preflush.h), how many, and for how long of them the source was CPU-throttled.
   int64_t preflush_us = 0;

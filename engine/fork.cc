@@ -69,27 +69,35 @@ void LogFork(const ForkOutcome& outcome, const Instance& source) {
   const ForkPhases& p = outcome.phases;
   spdlog::info(
       "fork {} ('{}') of {} ('{}') {}{}: lock_wait {}us standby {}us preflush {}us ({} rounds, throttled {}us) "
-      "pause {}us (dirty {}) background snapshot {}us clone {}us ({}) rewrite {}us metadata {}us restore {}us "
+      "pause {}us (dirty {}) frozen {}us background snapshot {}us clone {}us ({}) rewrite {}us metadata {}us restore "
+      "{}us "
       "(identity {}us) total {}us",
       outcome.instance.id, outcome.instance.name, source.id, source.name, InstanceStateName(outcome.instance.state),
       outcome.live ? " (live)" : "", p.lock_wait_us, p.source_standby_us, p.preflush_us, p.preflush_rounds,
       p.throttle_us, p.source_pause_us,
       p.dirty_bytes_at_pause ? std::to_string(*p.dirty_bytes_at_pause) + " bytes" : std::string("unknown"),
-      p.background_snapshot_us, p.clone_us, outcome.mechanism, p.rewrite_us, p.metadata_us, p.restore_us, p.identity_us,
-      p.total_us);
+      p.filesystems_frozen_us, p.background_snapshot_us, p.clone_us, outcome.mechanism, p.rewrite_us, p.metadata_us,
+      p.restore_us, p.identity_us, p.total_us);
 }
 
 }  // namespace
 
 nlohmann::json ForkPhasesToJson(const ForkPhases& phases) {
-  nlohmann::json json{
-      {"lock_wait_us", phases.lock_wait_us},       {"source_standby_us", phases.source_standby_us},
-      {"source_pause_us", phases.source_pause_us}, {"preflush_us", phases.preflush_us},
-      {"preflush_rounds", phases.preflush_rounds}, {"throttle_us", phases.throttle_us},
-      {"source_clock_us", phases.source_clock_us}, {"background_snapshot_us", phases.background_snapshot_us},
-      {"identity_us", phases.identity_us},         {"clone_us", phases.clone_us},
-      {"rewrite_us", phases.rewrite_us},           {"metadata_us", phases.metadata_us},
-      {"restore_us", phases.restore_us},           {"total_us", phases.total_us}};
+  nlohmann::json json{{"lock_wait_us", phases.lock_wait_us},
+                      {"source_standby_us", phases.source_standby_us},
+                      {"source_pause_us", phases.source_pause_us},
+                      {"preflush_us", phases.preflush_us},
+                      {"preflush_rounds", phases.preflush_rounds},
+                      {"throttle_us", phases.throttle_us},
+                      {"source_clock_us", phases.source_clock_us},
+                      {"background_snapshot_us", phases.background_snapshot_us},
+                      {"identity_us", phases.identity_us},
+                      {"clone_us", phases.clone_us},
+                      {"rewrite_us", phases.rewrite_us},
+                      {"metadata_us", phases.metadata_us},
+                      {"restore_us", phases.restore_us},
+                      {"total_us", phases.total_us},
+                      {"filesystems_frozen_us", phases.filesystems_frozen_us}};
   if (phases.dirty_bytes_at_pause) json["dirty_bytes_at_pause"] = *phases.dirty_bytes_at_pause;
   return json;
 }
@@ -226,6 +234,7 @@ Result<std::vector<ForkOutcome>> Engine::RunFork(const std::string& source_id_or
       phases.throttle_us = source_phases.throttle_us;
       phases.dirty_bytes_at_pause = source_phases.dirty_bytes_at_pause;
       phases.background_snapshot_us = source_phases.background_snapshot_us;
+      phases.filesystems_frozen_us = source_phases.filesystems_frozen_us;
       phases.source_clock_us = source_phases.source_clock_us;
     }
     return publish(plans, source);

@@ -124,9 +124,10 @@ int64_t RealtimeNs() {
   return int64_t{now.tv_sec} * 1000000000 + now.tv_nsec;
 }
 
-// `generation`: what a set_identity ack must carry; nullopt for a set_time ack (none).
-Status CheckAnswer(const std::string& line, std::string_view nonce, std::optional<uint64_t> generation,
-                   std::string_view peer) {
+// `generation`: what a set_identity ack must carry; nullopt for other acks (none). `asked` completes
+// "<peer> could not ..." in errors. Returns the ack.
+Result<Json> CheckAnswer(const std::string& line, std::string_view nonce, std::optional<uint64_t> generation,
+                         std::string_view asked, std::string_view peer) {
   const std::string who(peer);
   Json answer = Json::parse(line, nullptr, /*allow_exceptions=*/false);
   if (answer.is_discarded() || !answer.is_object()) {
@@ -153,15 +154,13 @@ Status CheckAnswer(const std::string& line, std::string_view nonce, std::optiona
   if (type == "error") {
     const std::string code = text("code");
     const std::string message = text("message");
-    const std::string asked =
-        generation ? "apply the identity (generation " + std::to_string(*generation) + ")" : "set its clock";
-    // An agent that predates set_time rejects it as an invalid request.
+    // An agent that predates set_time, freeze or thaw rejects it as an invalid request.
     const bool unsupported = code == "unsupported_version" || (!generation && code == "invalid_request");
-    return Status(
-        unsupported ? ErrorCode::kUnsupported : ErrorCode::kIo,
-        who + " could not " + asked + ": " + (code.empty() ? "error" : code) + (message.empty() ? "" : ": " + message));
+    return Status(unsupported ? ErrorCode::kUnsupported : ErrorCode::kIo, who + " could not " + std::string(asked) +
+                                                                              ": " + (code.empty() ? "error" : code) +
+                                                                              (message.empty() ? "" : ": " + message));
   }
-  if (!generation) return Status::Ok();
+  if (!generation) return answer;
   auto answered_generation = answer.find("generation");
   if (answered_generation == answer.end() || !answered_generation->is_number_unsigned() ||
       answered_generation->get<uint64_t>() != *generation) {
@@ -169,7 +168,34 @@ Status CheckAnswer(const std::string& line, std::string_view nonce, std::optiona
                       (answered_generation == answer.end() ? "(none)" : answered_generation->dump()) + " instead of " +
                       std::to_string(*generation));
   }
-  return Status::Ok();
+  return answer;
+}
+
+// Sends `request` (a line with its '\n', carrying `nonce`) and returns the guest's ack, within `timeout`.
+Result<Json> Exchange(int fd, const std::string& request, std::string_view nonce, std::optional<uint64_t> generation,
+                      std::chrono::milliseconds timeout, std::string_view asked, const std::string& who) {
+  const Clock::time_point deadline = Clock::now() + timeout;
+  NonBlocking mode(fd);
+  if (!mode.ok()) return Status::FromErrno(errno, "fcntl", who);
+  FE_RETURN_IF_ERROR(WriteAll(fd, request, deadline, who));
+  Result<std::string> line = ReadLine(fd, deadline, kMaxLineBytes, /*exact=*/false, who,
+                                      "the acknowledgement (" + std::to_string(timeout.count()) + " ms)");
+  if (!line.ok()) return line.status();
+  return CheckAnswer(*line, nonce, generation, asked, who);
+}
+
+// The ack's `key` as a list of strings.
+Result<std::vector<std::string>> StringList(const Json& ack, const char* key, const std::string& who) {
+  auto list = ack.find(key);
+  if (list == ack.end() || !list->is_array()) {
+    return Status::Io(who + ": protocol error: the acknowledgement has no \"" + key + "\" list");
+  }
+  std::vector<std::string> items;
+  for (const Json& item : *list) {
+    if (!item.is_string()) return Status::Io(who + ": protocol error: \"" + key + "\" holds a non-string");
+    items.push_back(item.get<std::string>());
+  }
+  return items;
 }
 
 }  // namespace
@@ -207,16 +233,11 @@ std::string EncodeIdentityRequest(const IdentityHandoff& handoff, std::string_vi
 
 Status HandOffIdentity(int fd, const IdentityHandoff& handoff, std::chrono::milliseconds timeout,
                        std::string_view peer) {
-  const Clock::time_point deadline = Clock::now() + timeout;
-  const std::string who = "identity handoff to " + std::string(peer);
-  NonBlocking mode(fd);
-  if (!mode.ok()) return Status::FromErrno(errno, "fcntl", who);
   const std::string nonce = NewNonce();
-  FE_RETURN_IF_ERROR(WriteAll(fd, EncodeIdentityRequest(handoff, nonce, RealtimeNs()), deadline, who));
-  Result<std::string> line = ReadLine(fd, deadline, kMaxLineBytes, /*exact=*/false, who,
-                                      "the acknowledgement (" + std::to_string(timeout.count()) + " ms)");
-  if (!line.ok()) return line.status();
-  return CheckAnswer(*line, nonce, handoff.generation, who);
+  return Exchange(fd, EncodeIdentityRequest(handoff, nonce, RealtimeNs()), nonce, handoff.generation, timeout,
+                  "apply the identity (generation " + std::to_string(handoff.generation) + ")",
+                  "identity handoff to " + std::string(peer))
+      .status();
 }
 
 std::string EncodeTimeRequest(std::string_view nonce, int64_t host_realtime_ns) {
@@ -228,16 +249,39 @@ std::string EncodeTimeRequest(std::string_view nonce, int64_t host_realtime_ns) 
 }
 
 Status SetGuestClock(int fd, std::chrono::milliseconds timeout, std::string_view peer) {
-  const Clock::time_point deadline = Clock::now() + timeout;
-  const std::string who = "clock of " + std::string(peer);
-  NonBlocking mode(fd);
-  if (!mode.ok()) return Status::FromErrno(errno, "fcntl", who);
   const std::string nonce = NewNonce();
-  FE_RETURN_IF_ERROR(WriteAll(fd, EncodeTimeRequest(nonce, RealtimeNs()), deadline, who));
-  Result<std::string> line = ReadLine(fd, deadline, kMaxLineBytes, /*exact=*/false, who,
-                                      "the acknowledgement (" + std::to_string(timeout.count()) + " ms)");
-  if (!line.ok()) return line.status();
-  return CheckAnswer(*line, nonce, std::nullopt, who);
+  return Exchange(fd, EncodeTimeRequest(nonce, RealtimeNs()), nonce, std::nullopt, timeout, "set its clock",
+                  "clock of " + std::string(peer))
+      .status();
+}
+
+Result<std::vector<std::string>> FreezeGuestFilesystems(int fd, std::chrono::milliseconds thaw_after,
+                                                        std::chrono::milliseconds timeout, std::string_view peer) {
+  const std::string who = "filesystem freeze of " + std::string(peer);
+  const std::string nonce = NewNonce();
+  Json request = {{"type", "freeze"},
+                  {"version", kIdentityProtocolVersion},
+                  {"nonce", nonce},
+                  {"thaw_after_ms", thaw_after.count()}};
+  FE_ASSIGN_OR_RETURN(Json ack,
+                      Exchange(fd, request.dump() + "\n", nonce, std::nullopt, timeout, "freeze its filesystems", who));
+  return StringList(ack, "frozen", who);
+}
+
+Result<GuestThaw> ThawGuestFilesystems(int fd, std::chrono::milliseconds timeout, std::string_view peer) {
+  const std::string who = "filesystem thaw of " + std::string(peer);
+  const std::string nonce = NewNonce();
+  Json request = {{"type", "thaw"}, {"version", kIdentityProtocolVersion}, {"nonce", nonce}};
+  FE_ASSIGN_OR_RETURN(Json ack,
+                      Exchange(fd, request.dump() + "\n", nonce, std::nullopt, timeout, "thaw its filesystems", who));
+  GuestThaw thaw;
+  FE_ASSIGN_OR_RETURN(thaw.thawed, StringList(ack, "thawed", who));
+  auto held = ack.find("held");
+  if (held == ack.end() || !held->is_boolean()) {
+    return Status::Io(who + ": protocol error: the acknowledgement has no boolean \"held\"");
+  }
+  thaw.held = held->get<bool>();
+  return thaw;
 }
 
 Result<UniqueFd> ConnectHybridVsock(const std::string& uds_path, uint32_t port, std::chrono::milliseconds timeout) {

@@ -53,6 +53,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/status.h"
 #include "base/unique_fd.h"
@@ -92,6 +93,22 @@ std::string EncodeTimeRequest(std::string_view nonce, int64_t host_realtime_ns);
 // Sends a set_time request over `fd` and waits for the ack within `timeout`. An agent that does not know
 // set_time (it answers invalid_request) is Unsupported; other failures are HandOffIdentity's.
 Status SetGuestClock(int fd, std::chrono::milliseconds timeout, std::string_view peer);
+
+// Freezing the guest's filesystems while the host captures its disks with its RAM (a background
+// snapshot of a running VM, engine/background_fork.cc): {"type": "freeze", "version": 1, "nonce": ...,
+// "thaw_after_ms": N} is answered by an ack with "frozen": [mount points] once every read-write
+// block-device filesystem is frozen (FIFREEZE; none in a guest without one), or an error when one cannot
+// be (the agent then thawed what it froze). The guest thaws by itself N ms later unless {"type": "thaw",
+// ...} comes first; its ack says "thawed": [...] and "held": whether the freeze was still in force. The
+// agent also thaws before it applies a set_identity (a fork starts thawed). An agent without them
+// answers invalid_request: Unsupported here.
+Result<std::vector<std::string>> FreezeGuestFilesystems(int fd, std::chrono::milliseconds thaw_after,
+                                                        std::chrono::milliseconds timeout, std::string_view peer);
+struct GuestThaw {
+  std::vector<std::string> thawed;
+  bool held = false;  // false: the freeze's deadline had thawed the guest already (its disks may have changed)
+};
+Result<GuestThaw> ThawGuestFilesystems(int fd, std::chrono::milliseconds timeout, std::string_view peer);
 
 // Connects to guest vsock `port` through a hypervisor's vsock Unix socket (Firecracker's uds_path,
 // Cloud Hypervisor's --vsock socket): connects to `uds_path`, sends "CONNECT <port>\n" and reads the

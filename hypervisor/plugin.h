@@ -25,6 +25,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -135,6 +136,13 @@ struct PluginCapabilities {
   bool background_snapshot = false;
 };
 
+// The capture of a background snapshot.
+struct BackgroundCapture {
+  // How long the hypervisor stopped the guest's vCPUs to capture device state and write-protect RAM,
+  // as it measured the stop; nullopt when it reported none (the VM was paused already, or it does not say).
+  std::optional<std::chrono::microseconds> vm_stopped;
+};
+
 // Control of one live VM through the hypervisor's API.
 class VmController {
  public:
@@ -154,12 +162,12 @@ class VmController {
   // A snapshot of the VM into `snapshot_dir` that the guest runs through
   // (Capabilities().background_snapshot): device state and guest RAM as the hypervisor captured them,
   // RAM written out while the VM runs on. A paused VM is captured as it is, before it runs again; a
-  // running one only after the hypervisor's preparation. Returns once the VM runs (also if it was
-  // paused before);
+  // running one after the hypervisor's preparation, in a stop of its own (BackgroundCapture). Returns
+  // once the capture is made and the VM runs again (also if it was paused before);
   // FinishBackgroundSnapshot waits for the whole snapshot and names the files it wrote into
   // `snapshot_dir` (the caller copies them into other directories). Unsupported when guest RAM cannot
   // be write-protected (a shared file: use Snapshot on the live path).
-  virtual Status StartBackgroundSnapshot(const std::string& /*snapshot_dir*/) {
+  virtual Result<BackgroundCapture> StartBackgroundSnapshot(const std::string& /*snapshot_dir*/) {
     return Status::Unsupported("this hypervisor cannot snapshot a VM while it runs");
   }
   virtual Result<std::vector<std::string>> FinishBackgroundSnapshot() {

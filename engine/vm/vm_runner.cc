@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "base/unique_fd.h"
+#include "engine/vm/guest_freeze.h"
 #include "engine/vm/vm_process.h"
 
 namespace fe::engine::vm {
@@ -291,30 +292,51 @@ Status SnapshotRunningVm(const VmContext& context, const ProcessRecord& record, 
 }
 
 Result<std::vector<std::string>> SnapshotRunningVmInBackground(const VmContext& context, const ProcessRecord& record,
+                                                               const AgentAccess& agent,
                                                                const std::string& snapshot_dir,
                                                                const BackgroundSnapshotSteps& steps) {
   const std::string what = "background snapshot of " + context.guest_dir + " into " + snapshot_dir;
   Result<std::unique_ptr<VmController>> controller = ConnectToRunningVm(context, record, what);
   if (!controller.ok()) return controller.status();
   VmController& vm = **controller;
-  if (steps.before_pause) steps.before_pause();
-  FE_RETURN_IF_ERROR(vm.Pause().Annotate(what));
-  Status status = steps.while_paused ? steps.while_paused().Annotate(what) : Status::Ok();
+  if (steps.before_hold) steps.before_hold();
+  SourceHold hold;
+  // The disks must not change between their clones and the capture of RAM: frozen in the guest, which
+  // runs on, or else with the VM paused.
+  Result<GuestFreeze> freeze = GuestFreeze::Freeze(agent, kFreezeDeadline);
+  if (freeze.ok()) {
+    hold.frozen = true;
+    hold.frozen_mounts = freeze->mounts();
+  } else if (freeze.status().code() == ErrorCode::kUnsupported) {
+    hold.paused_because = freeze.status().message();
+    FE_RETURN_IF_ERROR(vm.Pause().Annotate(what));
+  } else {
+    return freeze.status().Annotate(what);
+  }
+  Status status = steps.while_held ? steps.while_held().Annotate(what) : Status::Ok();
   bool started = false;
   if (status.ok()) {
-    status = vm.StartBackgroundSnapshot(snapshot_dir).Annotate(what);
+    Result<hypervisor::BackgroundCapture> capture = vm.StartBackgroundSnapshot(snapshot_dir);
+    status = capture.status().Annotate(what);
     started = status.ok();
+    if (started) hold.vm_stopped = capture->vm_stopped;
   }
-  // The snapshot started the VM again itself; `cont` covers a failed start and a hypervisor that
-  // keeps a paused VM paused.
-  Status resumed = vm.Resume();
-  if (!resumed.ok()) {
-    resumed = resumed.Annotate(what + ": resuming the VM (it stays paused)");
-    return status.ok() ? resumed : Status(status.code(), status.message() + "; " + resumed.message());
+  if (hold.frozen) {
+    Status thawed = freeze->Thaw();
+    if (status.ok() && !thawed.ok()) status = thawed.Annotate(what);
+  } else {
+    // The snapshot started the VM again itself; `cont` covers a failed start and a hypervisor that
+    // keeps a paused VM paused.
+    Status resumed = vm.Resume();
+    if (!resumed.ok()) {
+      resumed = resumed.Annotate(what + ": resuming the VM (it stays paused)");
+      return status.ok() ? resumed : Status(status.code(), status.message() + "; " + resumed.message());
+    }
   }
-  if (steps.resumed) steps.resumed();
+  if (steps.released) steps.released(hold);
   if (!started) return status;
   Result<std::vector<std::string>> files = vm.FinishBackgroundSnapshot();
+  if (!status.ok()) return status;  // a thaw that came too late: the snapshot is not to be used
   if (!files.ok()) return files.status().Annotate(what);
   return files;
 }
@@ -334,11 +356,9 @@ Status StopVm(const VmContext& context, const ProcessRecord& record) {
   return EndProcess(*process, deadline).Annotate(what);
 }
 
-namespace {
-
-// A connection to the guest agent behind `channel`; nullopt over vsock when nothing listens (no agent).
-Result<std::optional<UniqueFd>> ConnectAgent(const hypervisor::IdentityChannel& channel, Clock::time_point deadline,
-                                             const std::string& who, std::string& peer) {
+Result<std::optional<UniqueFd>> ConnectGuestAgent(const hypervisor::IdentityChannel& channel,
+                                                  Clock::time_point deadline, const std::string& who,
+                                                  std::string& peer) {
   peer = "guest agent of " + who;
   switch (channel.kind) {
     case hypervisor::IdentityChannel::Kind::kNone:
@@ -359,14 +379,12 @@ Result<std::optional<UniqueFd>> ConnectAgent(const hypervisor::IdentityChannel& 
   return Status::Internal(who + ": unknown identity channel kind");
 }
 
-}  // namespace
-
 Result<HandoffOutcome> HandOffGuestIdentity(const hypervisor::IdentityChannel& channel,
                                             const hypervisor::IdentityHandoff& handoff, milliseconds timeout,
                                             const std::string& who) {
   const Clock::time_point deadline = Clock::now() + timeout;
   std::string peer;
-  Result<std::optional<UniqueFd>> stream = ConnectAgent(channel, deadline, who, peer);
+  Result<std::optional<UniqueFd>> stream = ConnectGuestAgent(channel, deadline, who, peer);
   if (!stream.ok()) return stream.status().Annotate("identity handoff");
   if (!stream->has_value()) return HandoffOutcome::kNoAgent;
   FE_RETURN_IF_ERROR(hypervisor::HandOffIdentity((*stream)->get(), handoff, Left(deadline), peer));
@@ -377,7 +395,7 @@ Result<HandoffOutcome> SetGuestClockThrough(const hypervisor::IdentityChannel& c
                                             const std::string& who) {
   const Clock::time_point deadline = Clock::now() + timeout;
   std::string peer;
-  Result<std::optional<UniqueFd>> stream = ConnectAgent(channel, deadline, who, peer);
+  Result<std::optional<UniqueFd>> stream = ConnectGuestAgent(channel, deadline, who, peer);
   if (!stream.ok()) return stream.status().Annotate("setting the guest clock");
   if (!stream->has_value()) return HandoffOutcome::kNoAgent;
   FE_RETURN_IF_ERROR(hypervisor::SetGuestClock((*stream)->get(), Left(deadline), peer));

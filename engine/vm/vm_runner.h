@@ -9,10 +9,13 @@
 
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "base/status.h"
+#include "base/unique_fd.h"
+#include "engine/vm/guest_freeze.h"
 #include "engine/vm/process_record.h"
 #include "hypervisor/identity_handoff.h"
 #include "hypervisor/plugin.h"
@@ -63,28 +66,47 @@ struct LiveSnapshotSteps {
 // `process` no longer runs.
 Status SnapshotRunningVm(const VmContext& context, const ProcessRecord& process, const std::string& snapshot_dir,
                          const LiveSnapshotSteps& steps);
-// What the background-snapshot fork runs around the VM's short pause (each may be empty).
-struct BackgroundSnapshotSteps {
-  // Once the VM's API answers, just before the pause (where the pause is timed from).
-  std::function<void()> before_pause;
-  // While the VM is paused, before its snapshot starts (the clones of the instance's directory: its
-  // disks as the snapshot's RAM and device state will have them).
-  std::function<Status()> while_paused;
-  // As soon as the VM runs again, while guest RAM is still being written out.
-  std::function<void()> resumed;
+// How the background-snapshot fork held the source's disks still from their clones to the capture.
+struct SourceHold {
+  bool frozen = false;                                  // its agent froze the guest's filesystems; the VM ran on
+  std::vector<std::string> frozen_mounts;               // what the agent froze
+  std::optional<std::chrono::microseconds> vm_stopped;  // the hypervisor's own stop for the capture
+  std::string paused_because;                           // not frozen: why, and the VM was paused instead
 };
-// The "source_pause": "background" snapshot (Capabilities().background_snapshot): pauses the running VM, runs
-// while_paused, starts the plugin's background snapshot into `snapshot_dir` (the VM runs again as soon
-// as its device state is saved) and waits until guest RAM is written. The VM runs afterwards on every
-// path; the error is the first failure (a failed resume is added to it). Returns the files the snapshot
-// wrote into `snapshot_dir` (names). FailedPrecondition when `process` no longer runs.
+// What the background-snapshot fork runs around the hold (each may be empty).
+struct BackgroundSnapshotSteps {
+  // Once the VM's API answers, just before the freeze or pause (where the hold is timed from).
+  std::function<void()> before_hold;
+  // While the disks are held still, before the snapshot starts (the clones of the instance's
+  // directory: its disks as the snapshot's RAM and device state will have them).
+  std::function<Status()> while_held;
+  // As soon as the hold ends (thawed, or running again), while guest RAM is still being written out.
+  std::function<void(const SourceHold&)> released;
+};
+// A guest frozen for a capture thaws by itself this long after, if forkd never says so.
+inline constexpr std::chrono::milliseconds kFreezeDeadline{60'000};
+// The "source_pause": "background" snapshot (Capabilities().background_snapshot). The disks are held
+// still: the guest agent behind `agent` freezes the guest's filesystems (GuestFreeze) and the VM runs
+// on, or, where the guest cannot be frozen (no agent, an agent without freeze, a swap disk), the VM is
+// paused. Then while_held, the plugin's background snapshot into `snapshot_dir` (the hypervisor
+// captures device state and RAM in a stop of its own, or in the pause), the thaw or resume, and a wait
+// until guest RAM is written. The VM runs afterwards on every path; the error is the first failure (a
+// failed resume is added to it; a freeze that ended at its deadline before the capture is one).
+// Returns the files the snapshot wrote into `snapshot_dir` (names). FailedPrecondition when `process`
+// no longer runs.
 Result<std::vector<std::string>> SnapshotRunningVmInBackground(const VmContext& context, const ProcessRecord& process,
+                                                               const AgentAccess& agent,
                                                                const std::string& snapshot_dir,
                                                                const BackgroundSnapshotSteps& steps);
 // Asks the VM to shut down through its API; kills it (SIGKILL) if it has not exited within the
 // timeout (an API that does not answer counts against it). Ok when the process is already gone.
 // A pid whose start time differs from the record's is another process: it is never signalled.
 Status StopVm(const VmContext& context, const ProcessRecord& process);
+// A connection to the guest agent behind `channel`, by `deadline`; nullopt over hybrid vsock when
+// nothing listens (no agent). `peer` is set to name it in messages.
+Result<std::optional<UniqueFd>> ConnectGuestAgent(const hypervisor::IdentityChannel& channel,
+                                                  std::chrono::steady_clock::time_point deadline,
+                                                  const std::string& who, std::string& peer);
 enum class HandoffOutcome {
   kApplied,  // the guest acknowledged the identity
   kNoAgent,  // a hybrid-vsock channel where nothing listens on the agent's port: a guest without it

@@ -2,9 +2,64 @@
 
 namespace fe::hypervisor::forkagent {
 
-HandledRequest Agent::Handle(std::string_view line) {
+namespace {
+
+std::string Joined(const std::vector<std::string>& mounts) {
+  std::string text;
+  for (const std::string& mount : mounts) text += (text.empty() ? "" : " ") + mount;
+  return text.empty() ? "(none)" : text;
+}
+
+}  // namespace
+
+HandledRequest Agent::HandleFreeze(std::string_view line) {
   HandledRequest handled;
-  if (RequestType(line) == "set_time") {
+  Result<FreezeRequest> request = ParseFreezeRequest(line);
+  if (request.ok() && freezer_ == nullptr) request = Status::InvalidArgument("this agent cannot freeze filesystems");
+  if (!request.ok()) {
+    handled.reply = EncodeError(NonceOf(line), RejectionCode(request.status()), request.status().message());
+    handled.summary = "freeze rejected: " + request.status().message();
+    return handled;
+  }
+  Result<std::vector<std::string>> frozen = freezer_->Freeze(std::chrono::milliseconds(request->thaw_after_ms));
+  if (!frozen.ok()) {
+    handled.reply = EncodeError(request->nonce, kApplyFailed, frozen.status().message());
+    handled.summary = "freeze failed: " + frozen.status().message();
+    return handled;
+  }
+  handled.reply = EncodeFreezeAck(request->nonce, *frozen);
+  handled.acknowledged = true;
+  handled.summary = "froze " + Joined(*frozen) + " for at most " + std::to_string(request->thaw_after_ms) + " ms";
+  return handled;
+}
+
+HandledRequest Agent::HandleThaw(std::string_view line) {
+  HandledRequest handled;
+  Result<ThawRequest> request = ParseThawRequest(line);
+  if (request.ok() && freezer_ == nullptr) request = Status::InvalidArgument("this agent cannot freeze filesystems");
+  if (!request.ok()) {
+    handled.reply = EncodeError(NonceOf(line), RejectionCode(request.status()), request.status().message());
+    handled.summary = "thaw rejected: " + request.status().message();
+    return handled;
+  }
+  Result<ThawOutcome> thawed = freezer_->Thaw();
+  if (!thawed.ok()) {
+    handled.reply = EncodeError(request->nonce, kApplyFailed, thawed.status().message());
+    handled.summary = "thaw failed: " + thawed.status().message();
+    return handled;
+  }
+  handled.reply = EncodeThawAck(request->nonce, thawed->thawed, thawed->held);
+  handled.acknowledged = true;
+  handled.summary = "thawed " + Joined(thawed->thawed) + (thawed->held ? "" : " (the freeze had ended already)");
+  return handled;
+}
+
+HandledRequest Agent::Handle(std::string_view line) {
+  const std::string type = RequestType(line);
+  if (type == "freeze") return HandleFreeze(line);
+  if (type == "thaw") return HandleThaw(line);
+  HandledRequest handled;
+  if (type == "set_time") {
     // The host paused or restored this guest, which keeps its identity: only its clock is behind.
     Result<TimeRequest> request = ParseTimeRequest(line);
     Status stepped = request.ok() ? applier_.StepClock(request->host_realtime_ns) : request.status();
@@ -32,6 +87,9 @@ HandledRequest Agent::Handle(std::string_view line) {
     handled.summary = "refused: " + message;
     return handled;
   }
+  // A fork restored from RAM captured while its source's filesystems were frozen is still frozen: a
+  // new machine starts thawed (its own deadline would thaw it too, later).
+  if (freezer_ != nullptr) (void)freezer_->Thaw();
   const MacAddress* previous = request->has_previous_mac ? &request->previous_mac : nullptr;
   // The clock first: the host's time in the request is when it was sent, and the network apply takes
   // a while (a few hundred ms in a TCG guest), so stepping after it would leave the clock that much

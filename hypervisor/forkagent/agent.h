@@ -1,7 +1,7 @@
 // The agent's request handling: one request line in, one reply line out. It validates the request,
-// applies the generation rule (refuse a generation lower than the last one applied, re-apply an
-// equal one), has an IdentityApplier change the network and the clock, and encodes the answer.
-// No I/O of its own, so it is tested with an applier that records calls.
+// answers freeze and thaw (FilesystemFreezer), applies the generation rule (refuse a generation lower than the last one
+// applied, re-apply an equal one), has an IdentityApplier change the network and the clock, and encodes the answer. No
+// I/O of its own, so it is tested with an applier that records calls.
 #pragma once
 
 #include <cstdint>
@@ -10,6 +10,7 @@
 #include <string_view>
 
 #include "base/status.h"
+#include "hypervisor/forkagent/filesystem_freeze.h"
 #include "hypervisor/forkagent/protocol.h"
 
 namespace fe::hypervisor::forkagent {
@@ -32,7 +33,9 @@ struct HandledRequest {
 
 class Agent {
  public:
-  explicit Agent(IdentityApplier& applier) : applier_(applier) {}
+  // Without a `freezer`, freeze and thaw requests are refused as invalid (as by an agent that predates them).
+  explicit Agent(IdentityApplier& applier, FilesystemFreezer* freezer = nullptr)
+      : applier_(applier), freezer_(freezer) {}
 
   HandledRequest Handle(std::string_view line);
 
@@ -40,7 +43,11 @@ class Agent {
   std::optional<uint64_t> applied_generation() const { return applied_generation_; }
 
  private:
+  HandledRequest HandleFreeze(std::string_view line);
+  HandledRequest HandleThaw(std::string_view line);
+
   IdentityApplier& applier_;
+  FilesystemFreezer* freezer_;
   // Kept in memory only: a fork inherits it with the rest of the guest's memory, which is exactly
   // the lineage whose generations the engine numbers.
   std::optional<uint64_t> applied_generation_;

@@ -14,6 +14,7 @@
 
 #include "hypervisor/forkagent/agent.h"
 #include "hypervisor/forkagent/channel.h"
+#include "hypervisor/forkagent/filesystem_freeze.h"
 #include "hypervisor/forkagent/log.h"
 #include "hypervisor/forkagent/network_apply.h"
 #include "hypervisor/forkagent/wire.h"
@@ -85,7 +86,8 @@ int main(int argc, char** argv) {
     return 3;
   }
   SystemApplier applier;
-  Agent agent(applier);
+  SystemFilesystemFreezer freezer;
+  Agent agent(applier, &freezer);
   while (true) {
     fe::Result<std::string> line = (*channel)->ReadLine();
     if (!line.ok()) {

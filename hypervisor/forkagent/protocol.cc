@@ -163,6 +163,25 @@ Result<TimeRequest> ParseTimeRequest(std::string_view line) {
   return parsed;
 }
 
+Result<FreezeRequest> ParseFreezeRequest(std::string_view line) {
+  Result<nlohmann::json> request = ParseEnvelope(line, "freeze");
+  if (!request.ok()) return request.status();
+  JsonFields fields = RequestFields(*request);
+  FreezeRequest parsed;
+  FE_RETURN_IF_ERROR(ReadNonce(fields, parsed.nonce));
+  FE_RETURN_IF_ERROR(fields.Number("thaw_after_ms", parsed.thaw_after_ms, JsonFields::kRequired, 1, kMaxThawAfterMs));
+  return parsed;
+}
+
+Result<ThawRequest> ParseThawRequest(std::string_view line) {
+  Result<nlohmann::json> request = ParseEnvelope(line, "thaw");
+  if (!request.ok()) return request.status();
+  JsonFields fields = RequestFields(*request);
+  ThawRequest parsed;
+  FE_RETURN_IF_ERROR(ReadNonce(fields, parsed.nonce));
+  return parsed;
+}
+
 Result<IdentityRequest> ParseIdentityRequest(std::string_view line) {
   Result<nlohmann::json> request = ParseEnvelope(line, "set_identity");
   if (!request.ok()) return request.status();
@@ -202,6 +221,17 @@ std::string_view RejectionCode(const Status& parse_failure) {
 std::string EncodeTimeAck(std::string_view nonce) {
   Json ack = {{"type", "ack"}, {"version", kVersion}, {"nonce", std::string(nonce)}};
   return ack.dump() + "\n";
+}
+
+std::string EncodeFreezeAck(std::string_view nonce, const std::vector<std::string>& frozen) {
+  Json ack = {{"type", "ack"}, {"version", kVersion}, {"nonce", std::string(nonce)}, {"frozen", frozen}};
+  return ack.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
+}
+
+std::string EncodeThawAck(std::string_view nonce, const std::vector<std::string>& thawed, bool held) {
+  Json ack = {
+      {"type", "ack"}, {"version", kVersion}, {"nonce", std::string(nonce)}, {"thawed", thawed}, {"held", held}};
+  return ack.dump(-1, ' ', false, Json::error_handler_t::replace) + "\n";
 }
 
 std::string EncodeAck(std::string_view nonce, uint64_t generation) {

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/status.h"
 
@@ -44,11 +45,31 @@ struct TimeRequest {
   int64_t host_realtime_ns = 0;  // > 0
 };
 
+// A freeze request: {"type": "freeze", "version": 1, "nonce": ..., "thaw_after_ms": N}. The guest freezes
+// its filesystems (FIFREEZE) so its disks stop changing while the host captures them with guest RAM,
+// and thaws them by itself after N ms (1..600000) unless a thaw request comes first: a host that died
+// in between cannot leave the guest frozen. Answered with an ack carrying "frozen": [mount points].
+struct FreezeRequest {
+  std::string nonce;
+  int64_t thaw_after_ms = 0;
+};
+inline constexpr int64_t kMaxThawAfterMs = 600000;
+
+// A thaw request: {"type": "thaw", "version": 1, "nonce": ...}. Answered with an ack carrying
+// "thawed": [mount points] and "held": whether the freeze was still in force when the request came
+// (false when its deadline thawed it first, or nothing was frozen).
+struct ThawRequest {
+  std::string nonce;
+};
+
 // The "type" of a request line ("set_identity", "set_time"), or "" when it has none.
 std::string RequestType(std::string_view line);
 
 // Parses a set_time request line, with ParseIdentityRequest's rules.
 Result<TimeRequest> ParseTimeRequest(std::string_view line);
+
+Result<FreezeRequest> ParseFreezeRequest(std::string_view line);
+Result<ThawRequest> ParseThawRequest(std::string_view line);
 
 // Parses one request line (without its '\n'). Failures: Unsupported when the version is not 1,
 // InvalidArgument for anything else (not JSON, wrong type, a missing or malformed field), the message
@@ -65,6 +86,8 @@ std::string_view RejectionCode(const Status& parse_failure);
 // Reply lines, each ending in '\n'.
 std::string EncodeAck(std::string_view nonce, uint64_t generation);
 std::string EncodeTimeAck(std::string_view nonce);
+std::string EncodeFreezeAck(std::string_view nonce, const std::vector<std::string>& frozen);
+std::string EncodeThawAck(std::string_view nonce, const std::vector<std::string>& thawed, bool held);
 std::string EncodeError(std::string_view nonce, std::string_view code, std::string_view message);
 
 // "02:fe:0a:64:00:05" <-> bytes; parsing accepts either case and rejects multicast addresses.

@@ -23,6 +23,13 @@ using nlohmann::json;
 using std::chrono::milliseconds;
 using Clock = std::chrono::steady_clock;
 
+// When QEMU emitted `event` ({"timestamp": {"seconds", "microseconds"}}, its realtime clock).
+std::chrono::microseconds EventTime(const json& event) {
+  const json timestamp = event.value("timestamp", json::object());
+  return std::chrono::seconds(timestamp.value("seconds", int64_t{0})) +
+         std::chrono::microseconds(timestamp.value("microseconds", int64_t{0}));
+}
+
 std::string Nonce() {
   std::random_device random;
   return std::to_string(random()) + std::to_string(random());
@@ -180,7 +187,7 @@ Status QemuController::FinishSnapshot(StreamFile stream, bool ignore_shared, con
   return ReplaceFileBeneath(stream.snapshot_dir, kSnapshotInfoFile, description.dump(2) + "\n").Annotate(what);
 }
 
-Status QemuController::StartBackgroundSnapshot(const std::string& snapshot_dir) {
+Result<BackgroundCapture> QemuController::StartBackgroundSnapshot(const std::string& snapshot_dir) {
   const std::string what = "qemu background snapshot to " + snapshot_dir;
   if (background_) return Status::FailedPrecondition(what + ": one is already under way");
   if (::mkdir(snapshot_dir.c_str(), 0755) != 0 && errno != EEXIST) {
@@ -194,6 +201,9 @@ Status QemuController::StartBackgroundSnapshot(const std::string& snapshot_dir) 
                                "the live path instead)");
   }
   FE_RETURN_IF_ERROR(SetCapabilities(/*ignore_shared=*/false, /*background=*/true).Annotate(what));
+  // The capture is told by the STOP and RESUME events that follow the migrate command, not older ones.
+  qmp_.DropQueuedEvents("STOP");
+  qmp_.DropQueuedEvents("RESUME");
   Result<StreamFile> stream = StartMigrationToFile(snapshot_dir, what);
   if (!stream.ok()) {
     (void)SetCapabilities(false, false);
@@ -201,26 +211,28 @@ Status QemuController::StartBackgroundSnapshot(const std::string& snapshot_dir) 
   }
   background_ = std::move(*stream);
   // QEMU prepares (reading every page of guest RAM: it grows with RAM size, hence the migration's
-  // deadline), stops the VM, saves its device state, write-protects guest RAM and starts the VM again
-  // (7.2 does so whatever the run state was before): the save goes on while the guest runs.
+  // deadline), stops the VM (STOP, unless it was paused), saves its device state, write-protects
+  // guest RAM and starts the VM again (RESUME; 7.2 does so whatever the run state was before): the
+  // save goes on while the guest runs.
   const Clock::time_point deadline = Clock::now() + timeouts_.migration;
-  milliseconds pause{1};
   for (;;) {
-    Result<std::string> run_state = RunState();
-    if (!run_state.ok()) return AbandonBackgroundSnapshot(run_state.status().Annotate(what));
-    if (*run_state == "running") return Status::Ok();
+    Result<json> resumed = qmp_.WaitForEvent("RESUME", milliseconds(20));
+    if (resumed.ok()) {
+      BackgroundCapture capture;
+      Result<json> stopped = qmp_.WaitForEvent("STOP", milliseconds(0));
+      if (stopped.ok()) capture.vm_stopped = EventTime(*resumed) - EventTime(*stopped);
+      return capture;
+    }
     Result<json> info = qmp_.Execute("query-migrate", nullptr, timeouts_.command);
     if (!info.ok()) return AbandonBackgroundSnapshot(info.status().Annotate(what));
     const std::string status = info->value("status", "");
     // Done, or failed: FinishBackgroundSnapshot says which. A VM QEMU left paused is resumed by the caller.
-    if (status == "completed" || status == "failed" || status == "cancelled") return Status::Ok();
+    if (status == "completed" || status == "failed" || status == "cancelled") return BackgroundCapture{};
     if (Clock::now() >= deadline) {
-      return AbandonBackgroundSnapshot(Status::Io(what + ": the VM is still \"" + *run_state + "\" after " +
+      return AbandonBackgroundSnapshot(Status::Io(what + ": no capture after " +
                                                   std::to_string(timeouts_.migration.count()) + " ms of migration \"" +
                                                   status + "\""));
     }
-    std::this_thread::sleep_for(pause);
-    pause = std::min(pause * 2, milliseconds(4));
   }
 }
 

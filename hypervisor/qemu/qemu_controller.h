@@ -21,8 +21,9 @@
 //              tables are populated: ~1 s per GiB on this machine, the "setup-time" of query-migrate),
 //              stops the VM, saves its device state, write-protects guest RAM (userfaultfd) and starts
 //              the VM again (~3 ms "downtime"), then writes RAM as it was at that moment while the
-//              guest runs; returns once query-status says "running" (QEMU 7.2 starts a VM that was
-//              paused before, which is how the caller's pause for its disk clones ends).
+//              guest runs; returns at the RESUME event that ends the capture (QEMU 7.2 starts a VM that
+//              was paused before too, which is how a caller's pause for its disk clones ends), with
+//              the stop between the STOP and RESUME events' timestamps when the VM was running.
 //   FinishBackgroundSnapshot = poll query-migrate until completed, rename to <dir>/vmstate, write
 //              qemu-snapshot.json, capability off again. Snapshot and Restore turn it off too.
 //
@@ -71,7 +72,7 @@ class QemuController final : public VmController {
   Status Snapshot(const std::string& snapshot_dir) override;
   Status Restore(const std::string& snapshot_dir, const NetworkIdentity& identity, const MemorySource& memory) override;
   Status Shutdown() override;
-  Status StartBackgroundSnapshot(const std::string& snapshot_dir) override;
+  Result<BackgroundCapture> StartBackgroundSnapshot(const std::string& snapshot_dir) override;
   Result<std::vector<std::string>> FinishBackgroundSnapshot() override;
 
   // query-status: "running", "paused", "inmigrate", "postmigrate", "prelaunch", ...

@@ -117,6 +117,10 @@ Result<json> QmpClient::WaitForEvent(std::string_view name, milliseconds timeout
   }
 }
 
+void QmpClient::DropQueuedEvents(std::string_view name) {
+  std::erase_if(events_, [name](const json& event) { return event.value("event", "") == name; });
+}
+
 Status QmpClient::WaitForClose(milliseconds timeout) {
   const Clock::time_point deadline = Clock::now() + timeout;
   for (;;) {

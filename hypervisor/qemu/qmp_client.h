@@ -49,6 +49,8 @@ class QmpClient {
   // The first queued or arriving event named `name` (the whole event object). Queued events before it
   // of other names stay queued.
   Result<nlohmann::json> WaitForEvent(std::string_view name, std::chrono::milliseconds timeout);
+  // Forgets the queued events named `name` (so a later WaitForEvent sees only newer ones).
+  void DropQueuedEvents(std::string_view name);
   // Events received and not yet taken by WaitForEvent, oldest first.
   const std::deque<nlohmann::json>& queued_events() const { return events_; }
 

@@ -43,6 +43,30 @@ class RecordingApplier : public IdentityApplier {
   std::vector<Status> clock_results;  // per call, when given (then clock_result after them)
 };
 
+// Records freezes and thaws; a freeze holds until Thaw unless `deadline_passed` says its deadline thawed it.
+class RecordingFreezer : public FilesystemFreezer {
+ public:
+  Result<std::vector<std::string>> Freeze(std::chrono::milliseconds thaw_after) override {
+    steps.push_back("freeze " + std::to_string(thaw_after.count()));
+    if (!freeze_result.ok()) return freeze_result;
+    frozen = true;
+    return mounts;
+  }
+  Result<ThawOutcome> Thaw() override {
+    steps.push_back("thaw");
+    ThawOutcome outcome;
+    outcome.held = frozen && !deadline_passed;
+    if (frozen) outcome.thawed = mounts;
+    frozen = false;
+    return outcome;
+  }
+  std::vector<std::string> steps;
+  std::vector<std::string> mounts = {"/data", "/"};
+  Status freeze_result;
+  bool frozen = false;
+  bool deadline_passed = false;
+};
+
 std::string Request(uint64_t generation, const std::string& nonce = std::string(32, 'a')) {
   hypervisor::IdentityHandoff handoff;
   handoff.identity = hypervisor::NetworkIdentity{"tap0", "02:fe:0a:64:00:05", "10.100.0.5", 16, "10.100.0.1", 3};
@@ -145,8 +169,9 @@ TEST(ForkagentAgentTest, InvalidAndUnsupportedRequestsAreAnsweredWithoutApplying
 // thread of its own; `answer` may change a reply (an older agent) or the applier (a failure).
 class AgentOnSocketpair {
  public:
-  AgentOnSocketpair(int lines, std::function<std::string(int, const std::string&, std::string)> answer = nullptr)
-      : agent_(applier) {
+  AgentOnSocketpair(int lines, std::function<std::string(int, const std::string&, std::string)> answer = nullptr,
+                    bool can_freeze = true)
+      : agent_(applier, can_freeze ? &freezer : nullptr) {
     int fds[2];
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) return;
     host = UniqueFd(fds[0]);
@@ -167,6 +192,7 @@ class AgentOnSocketpair {
   }
   UniqueFd host;
   RecordingApplier applier;
+  RecordingFreezer freezer;
 
  private:
   Agent agent_;
@@ -242,6 +268,100 @@ TEST(ForkagentAgentTest, HostSetsTheGuestClockOverAChannelAndTellsAnOldAgentApar
   guest.Join();
   EXPECT_EQ(applier.clocks.size(), 3u);
   EXPECT_TRUE(applier.networks.empty());
+}
+
+std::string FreezeRequest(int64_t thaw_after_ms) {
+  return Json{{"type", "freeze"}, {"version", 1}, {"nonce", std::string(32, 'f')}, {"thaw_after_ms", thaw_after_ms}}
+      .dump();
+}
+
+std::string ThawRequest() { return Json{{"type", "thaw"}, {"version", 1}, {"nonce", std::string(32, 'e')}}.dump(); }
+
+TEST(ForkagentAgentTest, FreezeIsAnsweredWithTheFrozenMountsAndThawWithWhetherTheFreezeHeld) {
+  RecordingApplier applier;
+  RecordingFreezer freezer;
+  Agent agent(applier, &freezer);
+  HandledRequest frozen = agent.Handle(FreezeRequest(5000));
+  ASSERT_TRUE(frozen.acknowledged) << frozen.reply;
+  Json ack = Json::parse(frozen.reply);
+  EXPECT_EQ(ack["nonce"], std::string(32, 'f'));
+  EXPECT_EQ(ack["frozen"], Json::array({"/data", "/"}));
+  HandledRequest thawed = agent.Handle(ThawRequest());
+  ASSERT_TRUE(thawed.acknowledged) << thawed.reply;
+  ack = Json::parse(thawed.reply);
+  EXPECT_EQ(ack["thawed"], Json::array({"/data", "/"}));
+  EXPECT_EQ(ack["held"], true);
+  EXPECT_EQ(freezer.steps, (std::vector<std::string>{"freeze 5000", "thaw"}));
+}
+
+TEST(ForkagentAgentTest, ThawAfterTheFreezeDeadlineSaysTheFreezeDidNotHold) {
+  RecordingApplier applier;
+  RecordingFreezer freezer;
+  Agent agent(applier, &freezer);
+  ASSERT_TRUE(agent.Handle(FreezeRequest(1)).acknowledged);
+  freezer.deadline_passed = true;
+  Json ack = Json::parse(agent.Handle(ThawRequest()).reply);
+  EXPECT_EQ(ack["held"], false) << ack.dump();
+}
+
+TEST(ForkagentAgentTest, FreezeRequestsWithoutAValidDeadlineAreRefusedAndFreezeNothing) {
+  RecordingApplier applier;
+  RecordingFreezer freezer;
+  Agent agent(applier, &freezer);
+  for (int64_t thaw_after : {int64_t{0}, int64_t{-1}, kMaxThawAfterMs + 1}) {
+    HandledRequest handled = agent.Handle(FreezeRequest(thaw_after));
+    EXPECT_FALSE(handled.acknowledged) << thaw_after;
+    EXPECT_EQ(Json::parse(handled.reply)["code"], "invalid_request") << handled.reply;
+    EXPECT_NE(handled.reply.find("thaw_after_ms"), std::string::npos) << handled.reply;
+  }
+  EXPECT_TRUE(freezer.steps.empty());
+}
+
+TEST(ForkagentAgentTest, AFreezeTheGuestCannotMakeIsAnErrorWithItsReason) {
+  RecordingApplier applier;
+  RecordingFreezer freezer;
+  freezer.freeze_result = Status::FailedPrecondition("swap on /dev/vdb writes to a disk past any filesystem freeze");
+  Agent agent(applier, &freezer);
+  HandledRequest handled = agent.Handle(FreezeRequest(5000));
+  EXPECT_FALSE(handled.acknowledged);
+  Json error = Json::parse(handled.reply);
+  EXPECT_EQ(error["code"], "apply_failed");
+  EXPECT_NE(error["message"].get<std::string>().find("/dev/vdb"), std::string::npos) << handled.reply;
+}
+
+// A fork restored from RAM captured during its source's freeze starts thawed: the identity thaws first.
+TEST(ForkagentAgentTest, SetIdentityThawsAGuestThatWasFrozen) {
+  RecordingApplier applier;
+  RecordingFreezer freezer;
+  Agent agent(applier, &freezer);
+  ASSERT_TRUE(agent.Handle(FreezeRequest(60000)).acknowledged);
+  ASSERT_TRUE(agent.Handle(Request(3)).acknowledged);
+  EXPECT_EQ(freezer.steps, (std::vector<std::string>{"freeze 60000", "thaw"}));
+  EXPECT_FALSE(freezer.frozen);
+}
+
+// The host's FreezeGuestFilesystems and ThawGuestFilesystems over a channel, and an agent that predates
+// them, which the host sees as Unsupported.
+TEST(ForkagentAgentTest, HostFreezesAndThawsOverAChannel) {
+  AgentOnSocketpair guest(2);
+  ASSERT_TRUE(guest.host);
+  Result<std::vector<std::string>> frozen =
+      hypervisor::FreezeGuestFilesystems(guest.host.get(), 30s, 10s, "agent on a socketpair");
+  ASSERT_TRUE(frozen.ok()) << frozen.status().ToString();
+  EXPECT_EQ(*frozen, (std::vector<std::string>{"/data", "/"}));
+  Result<hypervisor::GuestThaw> thawed =
+      hypervisor::ThawGuestFilesystems(guest.host.get(), 10s, "agent on a socketpair");
+  ASSERT_TRUE(thawed.ok()) << thawed.status().ToString();
+  EXPECT_TRUE(thawed->held);
+  EXPECT_EQ(thawed->thawed, (std::vector<std::string>{"/data", "/"}));
+  guest.Join();
+  EXPECT_EQ(guest.freezer.steps, (std::vector<std::string>{"freeze 30000", "thaw"}));
+
+  AgentOnSocketpair old_agent(1, nullptr, /*can_freeze=*/false);
+  Result<std::vector<std::string>> refused =
+      hypervisor::FreezeGuestFilesystems(old_agent.host.get(), 30s, 10s, "an older agent");
+  EXPECT_EQ(refused.status().code(), ErrorCode::kUnsupported) << refused.status().ToString();
+  EXPECT_NE(refused.status().message().find("an older agent"), std::string::npos) << refused.status().ToString();
 }
 
 }  // namespace

@@ -110,6 +110,24 @@ bool BackgroundSnapshotOn(QemuController& qemu) {
   return false;
 }
 
+// A running VM is captured in a stop of QEMU's own, timed from its STOP and RESUME events, and runs on.
+TEST_F(QemuControllerTest, BackgroundSnapshotOfARunningVmReportsTheStopOfItsCapture) {
+  const std::string instance = NewInstanceDir("vm-bg-running");
+  ASSERT_TRUE(WriteConfig(instance, test::MachineNoneConfig(instance)).ok());
+  FE_START(vm, instance, LaunchMode::kBoot);
+
+  Result<BackgroundCapture> started = vm.controller->StartBackgroundSnapshot(instance + "/snapshot");
+  ASSERT_TRUE(started.ok()) << started.status().ToString();
+  ASSERT_TRUE(started->vm_stopped.has_value()) << "QEMU stops a running VM for the capture and says when";
+  EXPECT_GE(started->vm_stopped->count(), 0);
+  EXPECT_LT(started->vm_stopped->count(), 10'000'000) << "the stop is QEMU's device-state save, not the whole snapshot";
+  EXPECT_EQ(*vm.qemu().RunState(), "running");
+  Result<std::vector<std::string>> files = vm.controller->FinishBackgroundSnapshot();
+  ASSERT_TRUE(files.ok()) << files.status().ToString();
+  EXPECT_EQ(Names(instance + "/snapshot"), (std::vector<std::string>{kSnapshotInfoFile, kStateFile}));
+  ASSERT_TRUE(vm.controller->Shutdown().ok());
+}
+
 // A background snapshot ends with the VM running, its files named, and the capability off again.
 TEST_F(QemuControllerTest, BackgroundSnapshotOfAPausedVmRunsItAgainAndNamesItsFiles) {
   const std::string instance = NewInstanceDir("vm-bg");
@@ -117,9 +135,10 @@ TEST_F(QemuControllerTest, BackgroundSnapshotOfAPausedVmRunsItAgainAndNamesItsFi
   FE_START(vm, instance, LaunchMode::kBoot);
   ASSERT_TRUE(vm.controller->Pause().ok());
 
-  Status started = vm.controller->StartBackgroundSnapshot(instance + "/snapshot");
-  ASSERT_TRUE(started.ok()) << started.ToString();
+  Result<BackgroundCapture> started = vm.controller->StartBackgroundSnapshot(instance + "/snapshot");
+  ASSERT_TRUE(started.ok()) << started.status().ToString();
   EXPECT_EQ(*vm.qemu().RunState(), "running") << "QEMU 7.2 starts the VM again once device state is saved";
+  EXPECT_FALSE(started->vm_stopped.has_value()) << "a paused VM is not stopped again for the capture";
   Result<std::vector<std::string>> files = vm.controller->FinishBackgroundSnapshot();
   ASSERT_TRUE(files.ok()) << files.status().ToString();
   EXPECT_EQ(*files, (std::vector<std::string>{kStateFile, kSnapshotInfoFile}));
