@@ -160,6 +160,7 @@ TEST_F(BackgroundForkTest, ForksOfARunningQemuWithAnonymousRamKeepItsProcessAndR
       EXPECT_TRUE(outcome.live) << "the source was never stopped";
       EXPECT_EQ(outcome.phases.source_standby_us, 0);
       EXPECT_GT(outcome.phases.source_pause_us, 0);
+      EXPECT_EQ(outcome.phases.filesystems_frozen_us, 0) << "a guest without an agent is paused, not frozen";
       EXPECT_GT(outcome.phases.background_snapshot_us, 0);
       EXPECT_EQ(outcome.phases.preflush_rounds, 0) << "no RAM file to pre-flush";
       std::printf("fork %s: source paused %lld us, snapshot written while it ran %lld us, restore %lld us\n",
