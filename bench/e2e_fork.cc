@@ -81,27 +81,28 @@ Status Measure(engine::Engine& engine, const std::string& template_dir, const st
 }
 
 void Print(const std::vector<Row>& rows) {
-  fmt::print("\n{:>8}  {:<26} {:>9} {:>9} {:>9} {:>8} {:>8} {:>9} {:>9} {:>9}\n", "RAM MiB", "path", "src stop",
-             "bg save", "clone", "rewrite", "metadata", "restore", "identity", "total");
+  fmt::print("\n{:>8}  {:<26} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8} {:>9} {:>9} {:>9}\n", "RAM MiB", "path", "src stop",
+             "fs frozen", "bg save", "clone", "rewrite", "metadata", "restore", "identity", "total");
   for (const Row& row : rows) {
     const double stop = std::max(MedianMs(row.forks, &engine::ForkPhases::source_pause_us),
                                  MedianMs(row.forks, &engine::ForkPhases::source_standby_us));
     fmt::print(
-        "{:>8}  {:<26} {:>9.1f} {:>9.1f} {:>9.1f} {:>8.1f} {:>8.1f} {:>9.1f} {:>9.1f} {:>9.1f}\n", row.memory_mib,
-        row.path, stop, MedianMs(row.forks, &engine::ForkPhases::background_snapshot_us),
+        "{:>8}  {:<26} {:>9.1f} {:>9.1f} {:>9.1f} {:>9.1f} {:>8.1f} {:>8.1f} {:>9.1f} {:>9.1f} {:>9.1f}\n",
+        row.memory_mib, row.path, stop, MedianMs(row.forks, &engine::ForkPhases::filesystems_frozen_us),
+        MedianMs(row.forks, &engine::ForkPhases::background_snapshot_us),
         MedianMs(row.forks, &engine::ForkPhases::clone_us), MedianMs(row.forks, &engine::ForkPhases::rewrite_us),
         MedianMs(row.forks, &engine::ForkPhases::metadata_us), MedianMs(row.forks, &engine::ForkPhases::restore_us),
         MedianMs(row.forks, &engine::ForkPhases::identity_us), MedianMs(row.forks, &engine::ForkPhases::total_us));
   }
   fmt::print(
       "(ms, medians of {} forks each. src stop: the source's source_pause phase on the live path (pause, device\n"
-      " state, clone, resume) and with source_pause \"background\" (pause, clone, QEMU's snapshot setup and\n"
-      " device-state save), its source_standby phase on the full path (the standby that saves all RAM): the\n"
-      " anchor. bg save: \"background\" only, the snapshot writing RAM while the source ran, which the fork\n"
-      " waits for before its restore. restore includes identity, the agent's ack; total is when the fork is ready. "
-      "Each guest wrote\n"
-      " half its RAM before the forks (zero pages, which QEMU's migration skips, would make the anchor track\n"
-      " written RAM, not RAM size).)\n",
+      " state, clone, resume) and with source_pause \"background\" (QEMU's own stop for its capture, the\n"
+      " guest running with its filesystems frozen by its agent around it: fs frozen, from the freeze through\n"
+      " the clone and QEMU's snapshot setup to the thaw), its source_standby phase on the full path (the\n"
+      " standby that saves all RAM): the anchor. bg save: \"background\" only, the snapshot writing RAM while\n"
+      " the source ran, which the fork waits for before its restore. restore includes identity, the agent's\n"
+      " ack; total is when the fork is ready. Each guest wrote half its RAM before the forks (zero pages,\n"
+      " which QEMU's migration skips, would make the anchor track written RAM, not RAM size).)\n",
       rows.empty() ? 0 : rows[0].forks.size());
 }
 
@@ -173,18 +174,20 @@ Status MeasureBackground(engine::Engine& engine, const std::string& template_dir
 }
 
 void PrintPauses(const std::vector<PauseRow>& rows) {
-  fmt::print("\n{:>8} {:>10} {:>10} {:>12} {:>10} {:>10} {:>9} {:>7} {:>14} {:>10}\n", "RAM MiB", "dirty MiB/s", "mode",
-             "pause median", "pause max", "preflush", "throttle", "rounds", "dirty at pause", "fork ready");
+  fmt::print("\n{:>8} {:>10} {:>10} {:>12} {:>10} {:>10} {:>9} {:>7} {:>14} {:>10} {:>10}\n", "RAM MiB", "dirty MiB/s",
+             "mode", "pause median", "pause max", "preflush", "throttle", "rounds", "dirty at pause", "fs frozen",
+             "fork ready");
   for (const PauseRow& row : rows) {
     std::vector<int64_t> rounds;
     for (const engine::ForkPhases& phases : row.forks) rounds.push_back(phases.preflush_rounds);
     std::sort(rounds.begin(), rounds.end());
-    fmt::print("{:>8} {:>10} {:>10} {:>12.1f} {:>10.1f} {:>10.1f} {:>9.1f} {:>7} {:>10.1f} MiB {:>10.1f}\n",
+    fmt::print("{:>8} {:>10} {:>10} {:>12.1f} {:>10.1f} {:>10.1f} {:>9.1f} {:>7} {:>10.1f} MiB {:>10.1f} {:>10.1f}\n",
                row.memory_mib, row.dirty_rate_mibs, row.mode, MedianMs(row.forks, &engine::ForkPhases::source_pause_us),
                MaxMs(row.forks, &engine::ForkPhases::source_pause_us),
                MedianMs(row.forks, &engine::ForkPhases::preflush_us),
                MedianMs(row.forks, &engine::ForkPhases::throttle_us), rounds.empty() ? 0 : rounds[rounds.size() / 2],
-               MedianDirtyMib(row.forks), MedianMs(row.forks, &engine::ForkPhases::total_us));
+               MedianDirtyMib(row.forks), MedianMs(row.forks, &engine::ForkPhases::filesystems_frozen_us),
+               MedianMs(row.forks, &engine::ForkPhases::total_us));
   }
   fmt::print(
       "(ms, median and max of {} forks to Running per row. mode pre-flush / no flush: live forks (shared RAM file)\n"
@@ -192,8 +195,9 @@ void PrintPauses(const std::vector<PauseRow>& rows) {
       " at the rate shown (fe-guest-dirtier), after one uncounted warm-up fork; background: forks with\n"
       " source_pause \"background\" of the same guest with anonymous RAM. pause: the source's source_pause\n"
       " phase; preflush, throttle: the rounds before it and how long of them the source ran CPU-throttled;\n"
-      " dirty at pause: what the pause had to write back (cachestat); fork ready: the fork's total, until it\n"
-      " runs with its own identity.)\n",
+      " dirty at pause: what the pause had to write back (cachestat); fs frozen: background only, how long\n"
+      " the guest ran with its filesystems frozen by its agent (the pause is then QEMU's stop for its capture\n"
+      " within it); fork ready: the fork's total, until it runs with its own identity.)\n",
       rows.empty() ? 0 : rows[0].forks.size());
 }
 

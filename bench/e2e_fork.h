@@ -11,8 +11,9 @@
 //    device state only, FICLONE of the RAM file, resume): its source_pause is the number to watch;
 //  - anonymous: no memory_file, so the same fork takes the full path (standby: stop and save all of
 //    RAM, restore the source afterwards): its source_standby is the anchor the pause is compared with;
-//    and, forked with source_pause "background", the background snapshot (paused for the clone only, RAM
-//    saved while the source runs, the fork ready once that save and its full load are done).
+//    and, forked with source_pause "background", the background snapshot (its guest's filesystems frozen
+//    by its agent for the clone and QEMU's capture, the VM stopped only for that capture, RAM saved while
+//    the source runs, the fork ready once that save and its full load are done).
 // Each source is booted, forked `repetitions` times to Running (each fork deleted again) and deleted.
 // First, the source's pause against how busy its guest is: for each RAM size and dirty rate, a source
 // with shared RAM whose guest keeps rewriting a quarter of it, forked live with and without the pre-flush

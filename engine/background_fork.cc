@@ -6,27 +6,26 @@
 // can snapshot a running VM in the background (PluginCapabilities::background_snapshot: QEMU's
 // background-snapshot, which write-protects guest RAM with userfaultfd and saves each page before the
 // guest may change it), a fork of a Running source is:
-//   pause -> for each fork, its intent metadata and a clone of the source's volume (the disks as they
-//   are at the pause) -> start the background snapshot into the first fork's snapshot directory (the
-//   hypervisor prepares it, saves device state and starts the VM again: the pause ends here) -> wait
-//   while guest RAM as it was at the pause is written out, the source running -> copy the snapshot's
-//   files into the other forks' snapshot directories (copy_file_range: shared extents where the
-//   filesystem can) -> each fork rewritten and restored from its own copy, like a fork of a Standby
-//   source.
-// The source keeps its process and its guest agent sets its clock again after the pause
-// (ForkPhases::source_pause_us). The forks are ready later than on the live path: they wait for the
-// whole save (background_snapshot_us) and load RAM in full.
-//
-// Why the pause is not ~0. The disks must be cloned at the moment guest RAM is captured, so the
-// source is paused before the snapshot starts, and QEMU 7.2 prepares a background snapshot (it reads
-// every page of guest RAM to populate its page tables, then write-protects them) before it captures
-// RAM: that preparation, which grows with RAM size, falls inside the pause. A source whose guest
-// filesystems its agent froze could run through it instead (the disks then do not change until the
-// capture); not built yet.
+//   hold the disks still -> for each fork, its intent metadata and a clone of the source's volume (the
+//   disks as the capture will have them) -> start the background snapshot into the first fork's
+//   snapshot directory (the hypervisor prepares it, then captures device state and RAM) -> release
+//   the disks -> wait while guest RAM as captured is written out, the source running -> copy the
+//   snapshot's files into the other forks' snapshot directories (copy_file_range: shared extents where
+//   the filesystem can) -> each fork rewritten and restored from its own copy, like a fork of a
+//   Standby source.
+// Holding the disks still (vm::SnapshotRunningVmInBackground): the source's guest agent freezes its
+// filesystems (FIFREEZE; vm::GuestFreeze) and the VM runs on, writers in it waiting, through the clones
+// and QEMU's preparation (which reads every page of guest RAM: ~1 s per GiB here); the VM stops only
+// for QEMU's capture, a few ms (ForkPhases::source_pause_us; filesystems_frozen_us is the freeze).
+// A guest that cannot be frozen (no agent channel, an agent without freeze, a swap disk) is paused
+// instead, and its pause then spans the clones and QEMU's preparation.
+// The source keeps its process and its guest agent sets its clock again after the hold. The forks are
+// ready later than on the live path: they wait for the whole save (background_snapshot_us) and load
+// RAM in full; their agent thaws what the capture froze when it is handed their identity.
 //
 // The snapshot goes into the first fork's volume, not the source's: the source never needs it, and
 // the forks' clones were made before it existed. On any failure the forks' intents and volumes are
-// removed (the snapshot with them) and the source runs on.
+// removed (the snapshot with them) and the source runs on, thawed.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>

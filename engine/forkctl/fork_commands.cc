@@ -49,8 +49,9 @@ void AddForkCommands(CLI::App& app, std::shared_ptr<GlobalOptions> options, int*
       ->check(CLI::IsMember({"shared", "private"}));
   fork->add_option("--source-pause", args->source_pause,
                    "With --from-running: short (default: the live path where guest RAM is a shared file, else standby "
-                   "and restore) or background (qemu with anonymous RAM: paused for the clone and QEMU's snapshot "
-                   "setup, RAM saved while it runs, forks ready later)")
+                   "and restore) or background (qemu with anonymous RAM: its guest's filesystems frozen by its agent "
+                   "for the clone and QEMU's capture, the VM stopped only for that capture, or paused where it "
+                   "cannot be frozen; RAM saved while it runs, forks ready later)")
       ->check(CLI::IsMember({"short", "background"}));
   fork->add_flag("--no-header", args->no_header, "Print the table without its header line");
   fork->callback([options, exit_code, args] {

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <thread>
 
@@ -20,6 +21,17 @@ namespace fe::hypervisor::forkagent {
 namespace {
 
 using namespace std::chrono_literals;
+
+// What `command` (a shell command line) printed on stdout.
+std::string Output(const std::string& command) {
+  std::string output;
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (pipe == nullptr) return output;
+  char buffer[4096];
+  for (size_t got; (got = std::fread(buffer, 1, sizeof(buffer), pipe)) > 0;) output.append(buffer, got);
+  ::pclose(pipe);
+  return output;
+}
 
 // Connects to the QEMU chardev's listening socket, waiting for QEMU to create it.
 Result<UniqueFd> ConnectWhenListening(const std::string& path, std::chrono::seconds timeout) {
@@ -133,6 +145,64 @@ TEST(ForkagentGuestTest, AgentWithoutAHostKeepsWaitingAndChangesNothing) {
   EXPECT_NE(serial.find("FE-AGENT-STILL-WAITING"), std::string::npos) << serial;
   EXPECT_NE(serial.find("link/ether 02:fe:0a:64:00:02"), std::string::npos) << serial;
   EXPECT_NE(serial.find("inet 10.0.2.15/24"), std::string::npos) << serial;
+}
+
+// A guest with an ext4 disk mounted read-write: the host freezes it through the agent and, while it is
+// frozen, finds the disk image clean (ext4's freeze flushes the journal and clears needs_recovery) with
+// what the guest wrote before the freeze on it; then thaws it, and the guest goes on writing. This is
+// what a background fork relies on to clone the disks of a source that keeps running.
+TEST(ForkagentGuestTest, HostFreezesTheGuestsDiskFilesystemCleanOnDiskUntilItThaws) {
+  if (std::string why = test::GuestUnavailableReason(); !why.empty()) GTEST_SKIP() << why;
+  Result<test::TempDir> dir = test::TempDir::Create();
+  ASSERT_TRUE(dir.ok()) << dir.status().ToString();
+  const std::string socket_path = dir->Sub("identity.sock");
+  const std::string image = dir->Sub("data.img");
+  ASSERT_EQ(std::system(("mkfs.ext4 -q -F " + image + " 64M").c_str()), 0);
+
+  test::GuestSpec spec = AgentGuest(socket_path);
+  spec.modules.insert(spec.modules.begin() + 5, {"virtio_blk", "crc32c_generic", "crc16", "mbcache", "jbd2", "ext4"});
+  spec.qemu_args.insert(spec.qemu_args.end(), {"-drive", "file=" + image + ",if=virtio,format=raw"});
+  // Written before the freeze, not synced: the freeze must write it out. The guest then waits until
+  // its agent says it thawed, and writes again.
+  spec.command =
+      "mkdir -p /data && mount -t ext4 /dev/vda /data || exit 91\n"
+      "echo before-the-freeze > /data/written\n"
+      "/fe-guest/forkagent --log 2> /agent.log &\n"
+      "i=0; until grep -q thawed /agent.log; do i=$((i+1)); [ $i -gt 600 ] && exit 92; usleep 100000; done\n"
+      "echo after-the-thaw > /data/later && sync && echo FE-WRITTEN-AFTER-THAW\n"
+      "cat /agent.log\n"
+      "umount /data && echo FE-UNMOUNTED\n";
+
+  Result<test::GuestResult> guest = Status::Internal("the guest did not run");
+  std::thread runner([&] { guest = test::RunGuest(spec); });
+  Result<std::vector<std::string>> frozen = Status::Internal("not connected");
+  std::string features_while_frozen;
+  std::string written_while_frozen;
+  Result<GuestThaw> thawed = Status::Internal("not frozen");
+  Result<UniqueFd> host = ConnectWhenListening(socket_path, 60s);
+  if (host.ok()) frozen = FreezeGuestFilesystems(host->get(), 60s, 90s, "forkagent in the test guest");
+  if (frozen.ok()) {
+    features_while_frozen = Output("dumpe2fs -h " + image + " 2>/dev/null | grep -i '^Filesystem features'");
+    written_while_frozen = Output("debugfs -R 'cat /written' " + image + " 2>/dev/null");
+    thawed = ThawGuestFilesystems(host->get(), 30s, "forkagent in the test guest");
+  }
+  host = Status::Internal("closed");
+  runner.join();
+
+  ASSERT_TRUE(guest.ok()) << guest.status().ToString();
+  const std::string& serial = guest->serial;
+  ASSERT_TRUE(frozen.ok()) << frozen.status().ToString() << "\n" << guest->Summary() << "\n" << serial;
+  EXPECT_EQ(*frozen, std::vector<std::string>{"/data"}) << "the root is an initramfs: only the disk is frozen";
+  EXPECT_NE(features_while_frozen.find("extent"), std::string::npos) << features_while_frozen;
+  EXPECT_EQ(features_while_frozen.find("needs_recovery"), std::string::npos)
+      << "a frozen ext4 has its journal flushed: " << features_while_frozen;
+  EXPECT_EQ(written_while_frozen, "before-the-freeze\n") << "the freeze wrote the guest's data out to the disk";
+  ASSERT_TRUE(thawed.ok()) << thawed.status().ToString() << "\n" << serial;
+  EXPECT_TRUE(thawed->held);
+  EXPECT_EQ(thawed->thawed, std::vector<std::string>{"/data"});
+  ASSERT_EQ(guest->exit_code, 0) << guest->Summary() << "\n" << serial << guest->qemu_output;
+  EXPECT_NE(serial.find("FE-WRITTEN-AFTER-THAW"), std::string::npos) << serial;
+  EXPECT_NE(serial.find("FE-UNMOUNTED"), std::string::npos) << serial;
 }
 
 }  // namespace
