@@ -10,23 +10,25 @@ std::string Joined(const std::vector<std::string>& mounts) {
   return text.empty() ? "(none)" : text;
 }
 
+// An error reply to `line`: `what` (the request) "rejected" when it did not parse, else "failed".
+HandledRequest Refused(std::string_view line, std::string_view nonce, std::string_view what, const Status& why,
+                       bool parsed) {
+  HandledRequest handled;
+  handled.reply =
+      EncodeError(parsed ? nonce : NonceOf(line), parsed ? kApplyFailed : RejectionCode(why), why.message());
+  handled.summary = std::string(what) + (parsed ? " failed: " : " rejected: ") + why.message();
+  return handled;
+}
+
 }  // namespace
 
 HandledRequest Agent::HandleFreeze(std::string_view line) {
-  HandledRequest handled;
   Result<FreezeRequest> request = ParseFreezeRequest(line);
   if (request.ok() && freezer_ == nullptr) request = Status::InvalidArgument("this agent cannot freeze filesystems");
-  if (!request.ok()) {
-    handled.reply = EncodeError(NonceOf(line), RejectionCode(request.status()), request.status().message());
-    handled.summary = "freeze rejected: " + request.status().message();
-    return handled;
-  }
+  if (!request.ok()) return Refused(line, "", "freeze", request.status(), /*parsed=*/false);
   Result<std::vector<std::string>> frozen = freezer_->Freeze(std::chrono::milliseconds(request->thaw_after_ms));
-  if (!frozen.ok()) {
-    handled.reply = EncodeError(request->nonce, kApplyFailed, frozen.status().message());
-    handled.summary = "freeze failed: " + frozen.status().message();
-    return handled;
-  }
+  if (!frozen.ok()) return Refused(line, request->nonce, "freeze", frozen.status(), /*parsed=*/true);
+  HandledRequest handled;
   handled.reply = EncodeFreezeAck(request->nonce, *frozen);
   handled.acknowledged = true;
   handled.summary = "froze " + Joined(*frozen) + " for at most " + std::to_string(request->thaw_after_ms) + " ms";
@@ -34,20 +36,12 @@ HandledRequest Agent::HandleFreeze(std::string_view line) {
 }
 
 HandledRequest Agent::HandleThaw(std::string_view line) {
-  HandledRequest handled;
   Result<ThawRequest> request = ParseThawRequest(line);
   if (request.ok() && freezer_ == nullptr) request = Status::InvalidArgument("this agent cannot freeze filesystems");
-  if (!request.ok()) {
-    handled.reply = EncodeError(NonceOf(line), RejectionCode(request.status()), request.status().message());
-    handled.summary = "thaw rejected: " + request.status().message();
-    return handled;
-  }
+  if (!request.ok()) return Refused(line, "", "thaw", request.status(), /*parsed=*/false);
   Result<ThawOutcome> thawed = freezer_->Thaw();
-  if (!thawed.ok()) {
-    handled.reply = EncodeError(request->nonce, kApplyFailed, thawed.status().message());
-    handled.summary = "thaw failed: " + thawed.status().message();
-    return handled;
-  }
+  if (!thawed.ok()) return Refused(line, request->nonce, "thaw", thawed.status(), /*parsed=*/true);
+  HandledRequest handled;
   handled.reply = EncodeThawAck(request->nonce, thawed->thawed, thawed->held);
   handled.acknowledged = true;
   handled.summary = "thawed " + Joined(thawed->thawed) + (thawed->held ? "" : " (the freeze had ended already)");
