@@ -16,8 +16,10 @@ using Json = nlohmann::ordered_json;
 
 constexpr int kVersion = kIdentityProtocolVersion;
 
-Status InvalidRequest(std::string message) {
-  return Status::InvalidArgument("invalid set_identity request: " + std::move(message));
+Status InvalidRequest(std::string_view type, std::string_view message) {
+  std::string text = "invalid ";
+  text.append(type).append(" request: ").append(message);
+  return Status::InvalidArgument(std::move(text));
 }
 
 bool IsLowerHex(std::string_view text) {
@@ -42,8 +44,12 @@ int HexDigit(char c) {
   return -1;
 }
 
-// A request's fields, with errors "invalid set_identity request: field 'identity.mac': ...".
-JsonFields RequestFields(const nlohmann::json& request) { return JsonFields(request, "invalid set_identity request"); }
+// A request's fields, with errors "invalid <type> request: field 'identity.mac': ...".
+JsonFields RequestFields(const nlohmann::json& request, std::string_view type) {
+  std::string origin = "invalid ";
+  origin.append(type).append(" request");
+  return JsonFields(request, std::move(origin));
+}
 
 Result<GuestIdentity> ParseIdentity(const JsonFields& request_fields) {
   FE_ASSIGN_OR_RETURN(const nlohmann::json* object, request_fields.Object("identity", JsonFields::kRequired));
@@ -118,18 +124,19 @@ namespace {
 // The request as a JSON object of version 1 whose type is `expected_type`.
 Result<nlohmann::json> ParseEnvelope(std::string_view line, std::string_view expected_type) {
   nlohmann::json request = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-  if (request.is_discarded() || !request.is_object()) return InvalidRequest("not a JSON object");
+  if (request.is_discarded() || !request.is_object()) return InvalidRequest(expected_type, "not a JSON object");
 
   // The version is checked first: a later version may change every other field.
   auto version = request.find("version");
-  if (version == request.end() || !version->is_number_integer()) return InvalidRequest("missing integer version");
+  if (version == request.end() || !version->is_number_integer())
+    return InvalidRequest(expected_type, "missing integer version");
   if (*version != kVersion) {
     return Status::Unsupported("protocol version " + version->dump() + " is not supported (this agent speaks 1)");
   }
-  JsonFields fields = RequestFields(request);
+  JsonFields fields = RequestFields(request, expected_type);
   std::string type;
   FE_RETURN_IF_ERROR(fields.String("type", type, JsonFields::kRequired));
-  if (type != expected_type) return InvalidRequest("unknown request type '" + type + "'");
+  if (type != expected_type) return InvalidRequest(expected_type, "unknown request type '" + type + "'");
   return request;
 }
 
@@ -153,42 +160,9 @@ std::string RequestType(std::string_view line) {
   return type != request.end() && type->is_string() ? type->get<std::string>() : "";
 }
 
-Result<TimeRequest> ParseTimeRequest(std::string_view line) {
-  Result<nlohmann::json> request = ParseEnvelope(line, "set_time");
-  if (!request.ok()) return request.status();
-  JsonFields fields = RequestFields(*request);
-  TimeRequest parsed;
-  FE_RETURN_IF_ERROR(ReadNonce(fields, parsed.nonce));
-  FE_RETURN_IF_ERROR(ReadHostTime(fields, parsed.host_realtime_ns));
-  return parsed;
-}
+namespace {
 
-Result<FreezeRequest> ParseFreezeRequest(std::string_view line) {
-  Result<nlohmann::json> request = ParseEnvelope(line, "freeze");
-  if (!request.ok()) return request.status();
-  JsonFields fields = RequestFields(*request);
-  FreezeRequest parsed;
-  FE_RETURN_IF_ERROR(ReadNonce(fields, parsed.nonce));
-  FE_RETURN_IF_ERROR(fields.Number("thaw_after_ms", parsed.thaw_after_ms, JsonFields::kRequired, 1, kMaxThawAfterMs));
-  return parsed;
-}
-
-Result<ThawRequest> ParseThawRequest(std::string_view line) {
-  Result<nlohmann::json> request = ParseEnvelope(line, "thaw");
-  if (!request.ok()) return request.status();
-  JsonFields fields = RequestFields(*request);
-  ThawRequest parsed;
-  FE_RETURN_IF_ERROR(ReadNonce(fields, parsed.nonce));
-  return parsed;
-}
-
-Result<IdentityRequest> ParseIdentityRequest(std::string_view line) {
-  Result<nlohmann::json> request = ParseEnvelope(line, "set_identity");
-  if (!request.ok()) return request.status();
-  JsonFields fields = RequestFields(*request);
-
-  IdentityRequest parsed;
-  FE_RETURN_IF_ERROR(ReadNonce(fields, parsed.nonce));
+Status ReadIdentityFields(JsonFields& fields, IdentityRequest& parsed) {
   FE_RETURN_IF_ERROR(fields.Unsigned("generation", parsed.generation, JsonFields::kRequired, UINT64_MAX));
   FE_ASSIGN_OR_RETURN(parsed.identity, ParseIdentity(fields));
 
@@ -201,8 +175,41 @@ Result<IdentityRequest> ParseIdentityRequest(std::string_view line) {
     parsed.previous_mac = *mac;
   }
 
-  FE_RETURN_IF_ERROR(ReadHostTime(fields, parsed.host_realtime_ns));
+  return ReadHostTime(fields, parsed.host_realtime_ns);
+}
+
+// A request of `type`: its envelope and nonce, then `read_rest` for its own fields.
+template <typename Request, typename ReadRest>
+Result<Request> ParseRequest(std::string_view line, std::string_view type, ReadRest read_rest) {
+  Result<nlohmann::json> request = ParseEnvelope(line, type);
+  if (!request.ok()) return request.status();
+  JsonFields fields = RequestFields(*request, type);
+  Request parsed;
+  FE_RETURN_IF_ERROR(ReadNonce(fields, parsed.nonce));
+  FE_RETURN_IF_ERROR(read_rest(fields, parsed));
   return parsed;
+}
+
+}  // namespace
+
+Result<TimeRequest> ParseTimeRequest(std::string_view line) {
+  return ParseRequest<TimeRequest>(line, "set_time", [](JsonFields& fields, TimeRequest& parsed) {
+    return ReadHostTime(fields, parsed.host_realtime_ns);
+  });
+}
+
+Result<FreezeRequest> ParseFreezeRequest(std::string_view line) {
+  return ParseRequest<FreezeRequest>(line, "freeze", [](JsonFields& fields, FreezeRequest& parsed) {
+    return fields.Number("thaw_after_ms", parsed.thaw_after_ms, JsonFields::kRequired, 1, kMaxThawAfterMs);
+  });
+}
+
+Result<ThawRequest> ParseThawRequest(std::string_view line) {
+  return ParseRequest<ThawRequest>(line, "thaw", [](JsonFields&, ThawRequest&) { return Status::Ok(); });
+}
+
+Result<IdentityRequest> ParseIdentityRequest(std::string_view line) {
+  return ParseRequest<IdentityRequest>(line, "set_identity", ReadIdentityFields);
 }
 
 std::string NonceOf(std::string_view line) {
