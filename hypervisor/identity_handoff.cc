@@ -124,10 +124,16 @@ int64_t RealtimeNs() {
   return int64_t{now.tv_sec} * 1000000000 + now.tv_nsec;
 }
 
-// `generation`: what a set_identity ack must carry; nullopt for other acks (none). `asked` completes
-// "<peer> could not ..." in errors. Returns the ack.
-Result<Json> CheckAnswer(const std::string& line, std::string_view nonce, std::optional<uint64_t> generation,
-                         std::string_view asked, std::string_view peer) {
+// What a request asked, for checking its answer.
+struct Asked {
+  std::string what;                    // completes "<peer> could not ..." in errors
+  std::optional<uint64_t> generation;  // what a set_identity ack must carry; nullopt for other acks (none)
+  ErrorCode refused = ErrorCode::kIo;  // the code of the guest's own error answer (other than unsupported)
+};
+
+// Returns the ack.
+Result<Json> CheckAnswer(const std::string& line, std::string_view nonce, const Asked& asked, std::string_view peer) {
+  const std::optional<uint64_t>& generation = asked.generation;
   const std::string who(peer);
   Json answer = Json::parse(line, nullptr, /*allow_exceptions=*/false);
   if (answer.is_discarded() || !answer.is_object()) {
@@ -156,9 +162,9 @@ Result<Json> CheckAnswer(const std::string& line, std::string_view nonce, std::o
     const std::string message = text("message");
     // An agent that predates set_time, freeze or thaw rejects it as an invalid request.
     const bool unsupported = code == "unsupported_version" || (!generation && code == "invalid_request");
-    return Status(unsupported ? ErrorCode::kUnsupported : ErrorCode::kIo, who + " could not " + std::string(asked) +
-                                                                              ": " + (code.empty() ? "error" : code) +
-                                                                              (message.empty() ? "" : ": " + message));
+    return Status(unsupported ? ErrorCode::kUnsupported : asked.refused, who + " could not " + asked.what + ": " +
+                                                                             (code.empty() ? "error" : code) +
+                                                                             (message.empty() ? "" : ": " + message));
   }
   if (!generation) return answer;
   auto answered_generation = answer.find("generation");
@@ -172,8 +178,8 @@ Result<Json> CheckAnswer(const std::string& line, std::string_view nonce, std::o
 }
 
 // Sends `request` (a line with its '\n', carrying `nonce`) and returns the guest's ack, within `timeout`.
-Result<Json> Exchange(int fd, const std::string& request, std::string_view nonce, std::optional<uint64_t> generation,
-                      std::chrono::milliseconds timeout, std::string_view asked, const std::string& who) {
+Result<Json> Exchange(int fd, const std::string& request, std::string_view nonce, const Asked& asked,
+                      std::chrono::milliseconds timeout, const std::string& who) {
   const Clock::time_point deadline = Clock::now() + timeout;
   NonBlocking mode(fd);
   if (!mode.ok()) return Status::FromErrno(errno, "fcntl", who);
@@ -181,7 +187,7 @@ Result<Json> Exchange(int fd, const std::string& request, std::string_view nonce
   Result<std::string> line = ReadLine(fd, deadline, kMaxLineBytes, /*exact=*/false, who,
                                       "the acknowledgement (" + std::to_string(timeout.count()) + " ms)");
   if (!line.ok()) return line.status();
-  return CheckAnswer(*line, nonce, generation, asked, who);
+  return CheckAnswer(*line, nonce, asked, who);
 }
 
 // The ack's `key` as a list of strings.
@@ -234,8 +240,8 @@ std::string EncodeIdentityRequest(const IdentityHandoff& handoff, std::string_vi
 Status HandOffIdentity(int fd, const IdentityHandoff& handoff, std::chrono::milliseconds timeout,
                        std::string_view peer) {
   const std::string nonce = NewNonce();
-  return Exchange(fd, EncodeIdentityRequest(handoff, nonce, RealtimeNs()), nonce, handoff.generation, timeout,
-                  "apply the identity (generation " + std::to_string(handoff.generation) + ")",
+  const Asked asked{"apply the identity (generation " + std::to_string(handoff.generation) + ")", handoff.generation};
+  return Exchange(fd, EncodeIdentityRequest(handoff, nonce, RealtimeNs()), nonce, asked, timeout,
                   "identity handoff to " + std::string(peer))
       .status();
 }
@@ -250,7 +256,7 @@ std::string EncodeTimeRequest(std::string_view nonce, int64_t host_realtime_ns) 
 
 Status SetGuestClock(int fd, std::chrono::milliseconds timeout, std::string_view peer) {
   const std::string nonce = NewNonce();
-  return Exchange(fd, EncodeTimeRequest(nonce, RealtimeNs()), nonce, std::nullopt, timeout, "set its clock",
+  return Exchange(fd, EncodeTimeRequest(nonce, RealtimeNs()), nonce, Asked{"set its clock", std::nullopt}, timeout,
                   "clock of " + std::string(peer))
       .status();
 }
@@ -263,8 +269,10 @@ Result<std::vector<std::string>> FreezeGuestFilesystems(int fd, std::chrono::mil
                   {"version", kIdentityProtocolVersion},
                   {"nonce", nonce},
                   {"thaw_after_ms", thaw_after.count()}};
-  FE_ASSIGN_OR_RETURN(Json ack,
-                      Exchange(fd, request.dump() + "\n", nonce, std::nullopt, timeout, "freeze its filesystems", who));
+  // A guest that answers it cannot be frozen refuses for a reason of its own (a swap disk, a filesystem
+  // without freeze): FailedPrecondition, which the caller can tell from a broken channel.
+  const Asked asked{"freeze its filesystems", std::nullopt, ErrorCode::kFailedPrecondition};
+  FE_ASSIGN_OR_RETURN(Json ack, Exchange(fd, request.dump() + "\n", nonce, asked, timeout, who));
   return StringList(ack, "frozen", who);
 }
 
@@ -272,8 +280,8 @@ Result<GuestThaw> ThawGuestFilesystems(int fd, std::chrono::milliseconds timeout
   const std::string who = "filesystem thaw of " + std::string(peer);
   const std::string nonce = NewNonce();
   Json request = {{"type", "thaw"}, {"version", kIdentityProtocolVersion}, {"nonce", nonce}};
-  FE_ASSIGN_OR_RETURN(Json ack,
-                      Exchange(fd, request.dump() + "\n", nonce, std::nullopt, timeout, "thaw its filesystems", who));
+  FE_ASSIGN_OR_RETURN(
+      Json ack, Exchange(fd, request.dump() + "\n", nonce, Asked{"thaw its filesystems", std::nullopt}, timeout, who));
   GuestThaw thaw;
   FE_ASSIGN_OR_RETURN(thaw.thawed, StringList(ack, "thawed", who));
   auto held = ack.find("held");

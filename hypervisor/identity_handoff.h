@@ -101,7 +101,8 @@ Status SetGuestClock(int fd, std::chrono::milliseconds timeout, std::string_view
 // be (the agent then thawed what it froze). The guest thaws by itself N ms later unless {"type": "thaw",
 // ...} comes first; its ack says "thawed": [...] and "held": whether the freeze was still in force. The
 // agent also thaws before it applies a set_identity (a fork starts thawed). An agent without them
-// answers invalid_request: Unsupported here.
+// answers invalid_request: Unsupported here; a guest that answers it cannot freeze (a swap disk, a
+// filesystem without freeze; it thawed what it froze) is FailedPrecondition with its message.
 Result<std::vector<std::string>> FreezeGuestFilesystems(int fd, std::chrono::milliseconds thaw_after,
                                                         std::chrono::milliseconds timeout, std::string_view peer);
 struct GuestThaw {

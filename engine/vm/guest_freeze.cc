@@ -19,11 +19,13 @@ Result<GuestFreeze> GuestFreeze::Freeze(const AgentAccess& agent, std::chrono::m
   Result<std::vector<std::string>> frozen =
       hypervisor::FreezeGuestFilesystems(fd.get(), thaw_after, agent.timeout, peer);
   if (frozen.ok()) return GuestFreeze(std::move(fd), peer, agent.timeout, std::move(*frozen));
-  // An agent that answered late may freeze after all: the thaw queues behind the freeze.
+  const ErrorCode code = frozen.status().code();
+  if (code == ErrorCode::kUnsupported || code == ErrorCode::kFailedPrecondition) {
+    return Status::Unsupported(frozen.status().message());  // the guest answered: it cannot be frozen
+  }
+  // No answer in time: an agent that answers late may freeze after all, and the thaw queues behind it.
   (void)hypervisor::ThawGuestFilesystems(fd.get(), std::chrono::milliseconds(100), peer);
-  const bool refused = frozen.status().code() == ErrorCode::kUnsupported ||
-                       frozen.status().message().find("could not freeze") != std::string::npos;
-  return Status(refused ? ErrorCode::kUnsupported : frozen.status().code(), frozen.status().message());
+  return frozen.status();
 }
 
 GuestFreeze::~GuestFreeze() {

@@ -364,5 +364,16 @@ TEST(ForkagentAgentTest, HostFreezesAndThawsOverAChannel) {
   EXPECT_NE(refused.status().message().find("an older agent"), std::string::npos) << refused.status().ToString();
 }
 
+// A guest that answers it cannot be frozen is told from a broken channel: FailedPrecondition, its reason.
+TEST(ForkagentAgentTest, HostSeesAGuestThatRefusesTheFreezeAsFailedPreconditionWithItsReason) {
+  AgentOnSocketpair guest(1);
+  ASSERT_TRUE(guest.host);
+  guest.freezer.freeze_result = Status::FailedPrecondition("swap on /dev/vdc writes to a disk past any freeze");
+  Result<std::vector<std::string>> refused =
+      hypervisor::FreezeGuestFilesystems(guest.host.get(), 30s, 10s, "agent on a socketpair");
+  EXPECT_EQ(refused.status().code(), ErrorCode::kFailedPrecondition) << refused.status().ToString();
+  EXPECT_NE(refused.status().message().find("/dev/vdc"), std::string::npos) << refused.status().ToString();
+}
+
 }  // namespace
 }  // namespace fe::hypervisor::forkagent
