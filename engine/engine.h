@@ -170,6 +170,9 @@ struct ForkPhases {
   // from the freeze (its clones, the hypervisor's preparation and capture) to the thaw; 0 when it was
   // paused instead. Writers in the guest wait this long; nothing else does.
   int64_t filesystems_frozen_us = 0;
+  // source_pause "background": collapsing the source's guest RAM back into huge pages before that,
+  // while it ran (engine/vm/huge_pages.h); 0 where it was not done.
+  int64_t huge_page_collapse_us = 0;
   // from_running (live path), before the pause: the rounds writing back the source's RAM file while it
   // ran (engine/vm/ram_preflush.h), how many, and for how long of them the source was CPU-throttled.
   int64_t preflush_us = 0;

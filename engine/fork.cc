@@ -69,12 +69,13 @@ void LogFork(const ForkOutcome& outcome, const Instance& source) {
   const ForkPhases& p = outcome.phases;
   spdlog::info(
       "fork {} ('{}') of {} ('{}') {}{}: lock_wait {}us standby {}us preflush {}us ({} rounds, throttled {}us) "
-      "pause {}us (dirty {}) frozen {}us background snapshot {}us clone {}us ({}) rewrite {}us metadata {}us restore "
+      "huge page collapse {}us pause {}us (dirty {}) frozen {}us background snapshot {}us clone {}us ({}) rewrite {}us "
+      "metadata {}us restore "
       "{}us "
       "(identity {}us) total {}us",
       outcome.instance.id, outcome.instance.name, source.id, source.name, InstanceStateName(outcome.instance.state),
       outcome.live ? " (live)" : "", p.lock_wait_us, p.source_standby_us, p.preflush_us, p.preflush_rounds,
-      p.throttle_us, p.source_pause_us,
+      p.throttle_us, p.huge_page_collapse_us, p.source_pause_us,
       p.dirty_bytes_at_pause ? std::to_string(*p.dirty_bytes_at_pause) + " bytes" : std::string("unknown"),
       p.filesystems_frozen_us, p.background_snapshot_us, p.clone_us, outcome.mechanism, p.rewrite_us, p.metadata_us,
       p.restore_us, p.identity_us, p.total_us);
@@ -97,7 +98,8 @@ nlohmann::json ForkPhasesToJson(const ForkPhases& phases) {
                       {"metadata_us", phases.metadata_us},
                       {"restore_us", phases.restore_us},
                       {"total_us", phases.total_us},
-                      {"filesystems_frozen_us", phases.filesystems_frozen_us}};
+                      {"filesystems_frozen_us", phases.filesystems_frozen_us},
+                      {"huge_page_collapse_us", phases.huge_page_collapse_us}};
   if (phases.dirty_bytes_at_pause) json["dirty_bytes_at_pause"] = *phases.dirty_bytes_at_pause;
   return json;
 }
@@ -235,6 +237,7 @@ Result<std::vector<ForkOutcome>> Engine::RunFork(const std::string& source_id_or
       phases.dirty_bytes_at_pause = source_phases.dirty_bytes_at_pause;
       phases.background_snapshot_us = source_phases.background_snapshot_us;
       phases.filesystems_frozen_us = source_phases.filesystems_frozen_us;
+      phases.huge_page_collapse_us = source_phases.huge_page_collapse_us;
       phases.source_clock_us = source_phases.source_clock_us;
     }
     return publish(plans, source);

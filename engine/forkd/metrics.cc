@@ -10,13 +10,23 @@
 namespace fe::engine::forkd {
 namespace {
 
-constexpr std::string_view kPhases[] = {
-    "lock_wait",           "source_standby",     "source_pause", "preflush", "throttle", "clone",
-    "background_snapshot", "filesystems_frozen", "rewrite",      "metadata", "restore",  "identity"};
+constexpr std::string_view kPhases[] = {"lock_wait",
+                                        "source_standby",
+                                        "source_pause",
+                                        "preflush",
+                                        "throttle",
+                                        "clone",
+                                        "background_snapshot",
+                                        "filesystems_frozen",
+                                        "huge_page_collapse",
+                                        "rewrite",
+                                        "metadata",
+                                        "restore",
+                                        "identity"};
 
 // The live path's pre-flush and throttle are observed only for live forks, the background snapshot
-// and the guest filesystem freeze only for forks that had one (source_pause "background"): elsewhere
-// they did not run.
+// and the guest filesystem freeze and huge page collapse only for forks that had one (source_pause "background"):
+// elsewhere they did not run.
 std::vector<std::pair<std::string_view, int64_t>> PhaseValues(const engine::ForkOutcome& outcome) {
   const engine::ForkPhases& phases = outcome.phases;
   std::vector<std::pair<std::string_view, int64_t>> values = {{"lock_wait", phases.lock_wait_us},
@@ -30,6 +40,7 @@ std::vector<std::pair<std::string_view, int64_t>> PhaseValues(const engine::Fork
   if (phases.background_snapshot_us > 0) {
     values.emplace_back("background_snapshot", phases.background_snapshot_us);
     if (phases.filesystems_frozen_us > 0) values.emplace_back("filesystems_frozen", phases.filesystems_frozen_us);
+    if (phases.huge_page_collapse_us > 0) values.emplace_back("huge_page_collapse", phases.huge_page_collapse_us);
   } else if (outcome.live) {
     values.emplace_back("preflush", phases.preflush_us);
     values.emplace_back("throttle", phases.throttle_us);
