@@ -77,10 +77,10 @@ Result<MemoryRange> CollapseGuestRamIntoHugePages(const ProcessRecord& record) {
     const int error = errno;
     const std::string what = "process_madvise(MADV_COLLAPSE) of " + std::to_string(ram.length >> 20) +
                              " MiB of guest RAM in process " + std::to_string(record.pid);
-    if (error == EINVAL || error == ENOSYS) {
-      return Status::Unsupported(what + ": this kernel cannot collapse another process's memory (Linux >= 6.1)");
-    }
-    return Status::FromErrno(error, what, maps_path);
+    if (error == ENOSYS) return Status::Unsupported(what + ": this kernel has no process_madvise (Linux >= 5.10)");
+    // EINVAL is both a kernel without MADV_COLLAPSE (before 6.1) and 6.1 on a range it could not
+    // collapse this time (a page it could not isolate); EAGAIN and ENOMEM are transient too.
+    return Status::FromErrno(error, what, "(in " + maps_path + ")");
   }
   return ram;
 }

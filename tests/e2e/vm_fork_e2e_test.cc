@@ -79,7 +79,7 @@ void PrintPhases(const std::string& what, const Json& fork) {
   std::printf("%s (live=%s, mechanism=%s):", what.c_str(), fork.value("live", false) ? "yes" : "no",
               fork.value("mechanism", "?").c_str());
   for (const char* phase :
-       {"lock_wait", "source_standby", "preflush", "throttle", "source_pause", "filesystems_frozen",
+       {"lock_wait", "source_standby", "preflush", "throttle", "huge_page_collapse", "source_pause", "filesystems_frozen",
         "background_snapshot", "source_clock", "clone", "rewrite", "metadata", "restore", "identity", "total"}) {
     std::printf(" %s %.1f ms", phase, phases.value(std::string(phase) + "_us", int64_t{0}) / 1000.0);
   }
