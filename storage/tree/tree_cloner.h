@@ -39,7 +39,9 @@ struct CloneOptions {
   DataMode data_mode = DataMode::kReflink;
   IoEngine io_engine = IoEngine::kDefault;
   // Make the finished clone durable before reporting success: data written by the copy fallback is
-  // synced (syncfs) before the rename, and the parent directory is fsynced after it.
+  // synced (syncfs) before the rename, and the parent directory is fsynced after it. Under a
+  // DeferredSync scope on the calling thread (base/deferred_sync.h) both are left to the scope's
+  // Sync(): the clone notes its filesystem there instead.
   bool durable = true;
 };
 

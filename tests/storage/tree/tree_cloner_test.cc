@@ -19,6 +19,7 @@
 
 #include <gtest/gtest.h>
 
+#include "base/deferred_sync.h"
 #include "base/unique_fd.h"
 #include "storage/loop/loop_filesystem.h"
 #include "tests/support/file_util.h"
@@ -654,6 +655,26 @@ TEST_F(TreeClonerTest, NonDurableCloneIsComplete) {
   options.durable = false;
   Result<CloneReport> report = Clone(dir + "/src", dir + "/dst", options);
   ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(test::DiffSnapshots(Snapshot(dir + "/src"), Snapshot(dir + "/dst")), "");
+}
+
+// A fork clones inside a DeferredSync scope (a live fork even while its source is paused): the clone
+// leaves its durability to the scope's one syncfs, on the target's filesystem.
+TEST_F(TreeClonerTest, DurableCloneInsideADeferredSyncScopeLeavesItsSyncToTheScope) {
+  FE_SCRATCH_DIR(dir, ScratchFs::kXfs);
+  ASSERT_TRUE(test::MakeSampleTree(dir + "/src").ok());
+  std::vector<dev_t> synced;
+  DeferredSync scope([&](int fd) {
+    struct stat st {};
+    EXPECT_EQ(::fstat(fd, &st), 0);
+    synced.push_back(st.st_dev);
+    return 0;
+  });
+  Result<CloneReport> report = Clone(dir + "/src", dir + "/dst");
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_TRUE(synced.empty());
+  ASSERT_TRUE(scope.Sync().ok());
+  EXPECT_EQ(synced, std::vector<dev_t>{Lstat(dir + "/dst").st_dev});
   EXPECT_EQ(test::DiffSnapshots(Snapshot(dir + "/src"), Snapshot(dir + "/dst")), "");
 }
 
