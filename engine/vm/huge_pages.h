@@ -39,8 +39,8 @@ Result<MemoryRange> FindGuestRamMapping(std::string_view proc_maps, std::string_
 
 // Collapses the guest RAM of the process `record` names into huge pages. Returns the range advised.
 // NotFound when the process no longer runs or has no guest RAM mapping; Unsupported without
-// process_madvise; else errno's code: EINVAL before Linux 6.1 (no MADV_COLLAPSE), or where 6.1 could not
-// collapse some range this time (EINVAL, EAGAIN, ENOMEM). Best effort: a failure changes nothing else.
+// process_madvise; else errno's code: EINVAL before Linux 6.1 (no MADV_COLLAPSE), or where the kernel
+// could not collapse some range this time (EINVAL, EAGAIN, ENOMEM). Best effort: a failure changes nothing else.
 Result<MemoryRange> CollapseGuestRamIntoHugePages(const ProcessRecord& record);
 
 }  // namespace fe::engine::vm
