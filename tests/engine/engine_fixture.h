@@ -18,6 +18,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -113,13 +114,22 @@ while True:
 class FakeController final : public hypervisor::VmController {
  public:
   FakeController(std::string socket, std::function<Status()> on_restore,
-                 std::function<void(const hypervisor::MemorySource&)> on_restore_memory = nullptr)
+                 std::function<void(const hypervisor::MemorySource&)> on_restore_memory = nullptr,
+                 std::function<void(std::string_view)> on_call = nullptr)
       : socket_(std::move(socket)),
         on_restore_(std::move(on_restore)),
-        on_restore_memory_(std::move(on_restore_memory)) {}
-  Status Pause() override { return Status::Ok(); }
-  Status Resume() override { return Status::Ok(); }
+        on_restore_memory_(std::move(on_restore_memory)),
+        on_call_(std::move(on_call)) {}
+  Status Pause() override {
+    Note("pause");
+    return Status::Ok();
+  }
+  Status Resume() override {
+    Note("resume");
+    return Status::Ok();
+  }
   Status Snapshot(const std::string& snapshot_dir) override {
+    Note("snapshot");
     std::string guest_dir = snapshot_dir.substr(0, snapshot_dir.find_last_of('/'));
     return WriteChSnapshot(guest_dir, snapshot_dir);
   }
@@ -146,6 +156,11 @@ class FakeController final : public hypervisor::VmController {
   std::string socket_;
   std::function<Status()> on_restore_;
   std::function<void(const hypervisor::MemorySource&)> on_restore_memory_;
+  std::function<void(std::string_view)> on_call_;
+
+  void Note(std::string_view call) {
+    if (on_call_) on_call_(call);
+  }
 };
 
 // The real cloud-hypervisor PrepareFork (optionally failing on call number `fail_prepare_on`), a
@@ -182,11 +197,29 @@ class TestPlugin final : public hypervisor::Plugin {
   }
   Result<std::unique_ptr<hypervisor::VmController>> Connect(const std::string& api_socket,
                                                             std::chrono::milliseconds) const override {
-    return std::unique_ptr<hypervisor::VmController>(
-        new FakeController(api_socket, fail_restore, [this](const hypervisor::MemorySource& memory) {
+    return std::unique_ptr<hypervisor::VmController>(new FakeController(
+        api_socket, fail_restore,
+        [this](const hypervisor::MemorySource& memory) {
           std::lock_guard lock(restores_mutex);
           restored_memory.push_back(memory.shared_file);
-        }));
+        },
+        [this](std::string_view call) { NoteCall(call); }));
+  }
+  // With `running_memory_file` set (a test of the live path, with the live_snapshot capability): the
+  // file, relative to the guest directory, that holds a running VM's RAM.
+  bool CanLiveFork(const std::string&) const override { return running_memory_file != nullptr; }
+  Result<hypervisor::MemoryFile> RunningMemoryFile(const std::string& guest_dir) const override {
+    if (running_memory_file == nullptr) return Plugin::RunningMemoryFile(guest_dir);
+    return hypervisor::MemoryFile{guest_dir + "/" + running_memory_file, fe::test::kMiB};
+  }
+  // What the controllers were asked ("pause", "snapshot", "resume") and what tests note beside it, in order.
+  void NoteCall(std::string_view call) const {
+    std::lock_guard lock(calls_mutex);
+    calls.emplace_back(call);
+  }
+  std::vector<std::string> Calls() const {
+    std::lock_guard lock(calls_mutex);
+    return calls;
   }
 
   mutable std::atomic<int> prepare_calls{0};
@@ -195,8 +228,11 @@ class TestPlugin final : public hypervisor::Plugin {
   std::optional<hypervisor::PluginCapabilities> capabilities;
   std::function<Status()> fail_restore;
   const char* snapshot_memory_file = nullptr;  // relative to the guest directory
+  const char* running_memory_file = nullptr;   // relative to the guest directory
   mutable std::mutex restores_mutex;
   mutable std::vector<std::string> restored_memory;  // each restore's MemorySource::shared_file
+  mutable std::mutex calls_mutex;
+  mutable std::vector<std::string> calls;
 };
 
 // An engine on a fresh data root on `fs`, with the test plugin as "cloud-hypervisor" and a
@@ -239,6 +275,7 @@ class EngineFixture {
     }
     dependencies.syncfs = syncfs;
     dependencies.clock = clock;
+    dependencies.throttle = throttle;
     Result<std::unique_ptr<Engine>> engine = Engine::Open(config, std::move(dependencies));
     if (!engine.ok()) return engine.status();
     engine_ = std::move(*engine);
@@ -262,6 +299,7 @@ class EngineFixture {
   std::shared_ptr<fe::test::BackendFaults> backend_faults;
   DeferredSync::SyncfsFunction syncfs;  // for the next Open; empty: syncfs(2)
   const Clock* clock = nullptr;         // for the next Open; null: the real clocks
+  ThrottleFactory throttle;             // for the next Open; empty: the cgroup throttle
   const std::string& template_dir() const { return template_dir_; }
 
  private:

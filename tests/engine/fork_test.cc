@@ -376,6 +376,48 @@ TEST_P(ForkTest, RunningSourceNeedsFromRunningAndIsRestoredOnEveryPath) {
   ExpectOnlyWholeInstances();
 }
 
+// Notes its release among the controller's calls; never throttles anything.
+class CallNotingThrottle final : public vm::CpuThrottle {
+ public:
+  explicit CallNotingThrottle(const test::TestPlugin& plugin) : plugin_(plugin) {}
+  Status Set(int) override { return Status::Ok(); }
+  Status Release() override {
+    plugin_.NoteCall("throttle released");
+    return Status::Ok();
+  }
+
+ private:
+  const test::TestPlugin& plugin_;
+};
+
+// A throttled hypervisor answers `stop` late: the live path gives the source its CPU back before it
+// asks for the pause, so the throttle never stretches the pause (engine/live_fork.cc).
+TEST_P(ForkTest, ALiveForkGivesTheSourceItsCpuBackBeforeItPausesIt) {
+  if (!engine().backend().Capabilities().shares_data) GTEST_SKIP() << "the live path needs clones that share data";
+  hypervisor::PluginCapabilities capabilities = fixture_.plugin().Capabilities();
+  capabilities.live_snapshot = true;
+  fixture_.plugin().capabilities = capabilities;
+  fixture_.plugin().running_memory_file = "memory/mem0";
+  fixture_.throttle = [this](pid_t) -> Result<std::unique_ptr<vm::CpuThrottle>> {
+    return std::unique_ptr<vm::CpuThrottle>(std::make_unique<CallNotingThrottle>(fixture_.plugin()));
+  };
+  FE_ASSERT_OK(fixture_.Reopen());
+  FE_ASSERT_OK(engine().Restore("src"));
+  const size_t before = fixture_.plugin().Calls().size();
+
+  Result<std::vector<ForkOutcome>> forked = engine().Fork("src", Request("hot", 1, InstanceState::kStandby, true));
+  FE_ASSERT_OK(forked);
+  EXPECT_TRUE(forked->front().live);
+  const std::vector<std::string> calls = fixture_.plugin().Calls();
+  const std::vector<std::string> fork_calls(calls.begin() + static_cast<std::ptrdiff_t>(before), calls.end());
+  EXPECT_EQ(fork_calls, (std::vector<std::string>{"throttle released", "pause", "snapshot", "resume"}));
+  Result<Instance> after = engine().Get("src");
+  FE_ASSERT_OK(after);
+  EXPECT_EQ(after->state, InstanceState::kRunning);
+  for (const char* name : {"hot", "src"}) FE_EXPECT_OK(engine().Delete(name));
+  ExpectOnlyWholeInstances();
+}
+
 // source_pause "background" needs a plugin that snapshots a running VM while it runs; Cloud
 // Hypervisor cannot: 422 unsupported naming the hypervisor, and the source runs on in its process.
 TEST_P(ForkTest, BackgroundForkOfAHypervisorWithoutBackgroundSnapshotsIsRefusedAndTheSourceRunsOn) {
