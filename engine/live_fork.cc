@@ -115,8 +115,8 @@ Status Engine::LiveForkLocked(const Instance& source, std::vector<ForkPlan>& pla
       if (!report.throttle_error.empty()) spdlog::warn("{}: {}", what, report.throttle_error);
     }
     // The source gets its CPU back just before the pause is asked for, not after it: a throttled
-    // hypervisor is slow to answer `stop` (forkbench --e2e at 1 GiB: pauses of 45-164 ms after a 95%
-    // throttle, 16-30 ms unthrottled), and the guest dirties little in the few ms until it stops.
+    // hypervisor is slow to answer `stop` (forkbench --e2e: pauses of 44-164 ms after a 95% throttle,
+    // 16-30 ms unthrottled), and the guest dirties little in the few ms until it stops.
     if (throttle) {
       if (Status released = throttle->Release(); !released.ok()) {
         spdlog::warn("{}: releasing the source's throttle: {}", what, released.ToString());

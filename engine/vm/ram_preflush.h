@@ -14,8 +14,8 @@
 // at `max_time`. When the remainder stops shrinking (the guest dirties as fast as the rounds write) and
 // a throttle was given, the VM's CPU is throttled in steps (`throttle_steps`, as migration's
 // auto-converge does) for the remaining rounds; the caller releases it and pauses the VM right after
-// (a throttled VMM is slow to answer the pause). Without cachestat the remainder is unknown: `max_rounds_blind` rounds
-// are run.
+// (a throttled VMM is slow to answer the pause). Without cachestat the remainder is unknown:
+// `max_rounds_blind` rounds are run.
 #pragma once
 
 #include <chrono>
