@@ -36,6 +36,7 @@
 #include "bench/cpu_load.h"
 #include "bench/forkd_daemon.h"
 #include "bench/interrupt.h"
+#include "bench/latency_summary.h"
 #include "bench/pool_api.h"
 #include "bench/forkd_bench_site.h"
 
@@ -58,13 +59,6 @@ struct Options {
   int window_s = 3;
   int max_parallel_refills = 2;
 };
-
-double Percentile(std::vector<double> values, double p) {
-  if (values.empty()) return 0;
-  std::sort(values.begin(), values.end());
-  size_t index = static_cast<size_t>(p * static_cast<double>(values.size() - 1) + 0.5);
-  return values[std::min(index, values.size() - 1)];
-}
 
 const char* Verdict(bool held) { return held ? "HELD" : "MISSED"; }
 

@@ -31,6 +31,7 @@
 #include "base/unique_fd.h"
 #include "bench/forkd_daemon.h"
 #include "bench/interrupt.h"
+#include "bench/latency_summary.h"
 #include "bench/pool_api.h"
 #include "bench/forkd_bench_site.h"
 
@@ -46,17 +47,6 @@ struct Options {
   int idle = 1000;
   int health = 300;
 };
-
-double Percentile(std::vector<double> values, double p) {
-  if (values.empty()) return 0;
-  std::sort(values.begin(), values.end());
-  size_t index = static_cast<size_t>(p * static_cast<double>(values.size() - 1) + 0.5);
-  return values[std::min(index, values.size() - 1)];
-}
-
-double MillisSince(Clock::time_point start) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-}
 
 // One round: `clients` threads, each with its own keep-alive connection, forking one by one.
 Status ForkRound(const std::string& socket, int clients, const Options& options) {
