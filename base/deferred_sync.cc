@@ -51,6 +51,13 @@ void DeferredSync::Note(int dir_fd, const std::string& display) {
   filesystems_.emplace(st.st_dev, std::make_pair(display, std::move(fd)));
 }
 
+void DeferredSync::Adopt(DeferredSync& other) {
+  if (noted_.ok() && !other.noted_.ok()) noted_ = other.noted_;
+  other.noted_ = Status::Ok();
+  filesystems_.merge(other.filesystems_);  // a filesystem already noted here keeps its directory
+  other.filesystems_.clear();
+}
+
 Status DeferredSync::Sync() {
   FE_RETURN_IF_ERROR(noted_);
   for (const auto& [device, dir_and_fd] : filesystems_) {

@@ -41,6 +41,9 @@ class DeferredSync {
   void Note(int dir_fd, const std::string& display);
   // syncfs for every filesystem noted; the first error (of Note or syncfs), naming the path.
   Status Sync();
+  // Takes over what `other` noted (and its first error), so that one Sync covers the writes of scopes
+  // that ran on other threads (a fan-out's workers). `other` is left with nothing noted.
+  void Adopt(DeferredSync& other);
 
  private:
   const SyncfsFunction syncfs_;

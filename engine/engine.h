@@ -388,12 +388,19 @@ class Engine {
                                   const std::string& pool, const std::optional<SharedMemory>& shared_memory) const;
   Status WriteIntentAndClone(ForkPlan& plan);
   Status LeaseAndRewrite(ForkPlan& plan, const hypervisor::Plugin& plugin);
-  // Syncs what `deferred` noted, ends the scope, then writes the final metadata durably.
-  Status MakeDurableAndCommit(ForkPlan& plan, std::optional<DeferredSync>& deferred);
+  // Writes the final metadata beside the intent, unsynced (<id>/.instance.json.staged).
+  Status StageFinalMetadata(ForkPlan& plan);
+  // The unsynced steps of one plan, from where it stands (the live path cloned already).
+  Status PrepareFork(ForkPlan& plan, const hypervisor::Plugin& plugin);
+  // Makes every prepared plan durable with one sync per filesystem (what `group` and the plans'
+  // directories name), then commits them all with one more flush.
+  Status CommitForks(std::vector<ForkPlan>& plans, DeferredSync& group);
   Status BringUp(ForkPlan& plan);
-  // The steps of one plan, on this thread, from where it stands (the live path cloned already).
-  Status RunForkSteps(ForkPlan& plan, const hypervisor::Plugin& plugin);
-  // Runs every plan's steps concurrently (bounded); all or nothing: on a failure every plan is undone.
+  // `step` for every plan on up to 8 threads, none started after one failed; the first failure. With
+  // `group`, each thread runs in a DeferredSync scope that `group` adopts at its end.
+  Status ForEachPlan(std::vector<ForkPlan>& plans, DeferredSync* group, const std::function<Status(ForkPlan&)>& step);
+  // Prepares every plan, commits them as one group, brings them up; all or nothing: on a failure
+  // every plan is undone.
   Status RunForkPlans(std::vector<ForkPlan>& plans, const hypervisor::Plugin& plugin);
   // Makes the forks visible (their names stay taken) and returns their outcomes, logged.
   std::vector<ForkOutcome> PublishForks(std::vector<ForkPlan>& plans, NameReservation& names);

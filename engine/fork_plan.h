@@ -3,14 +3,17 @@
 //
 //   admit (Fork: names reserved, the source's lock, target state, plugin capability)
 //   -> WriteIntentAndClone  the intent metadata (state Creating) and the clone of the source's volume
-//   -> LeaseAndRewrite      a network identity and the plugin's rewrite of the clone's configs
-//   -> MakeDurableAndCommit one syncfs per filesystem, then the final metadata
+//   -> LeaseAndRewrite      a network identity (one journal line) and the plugin's rewrite of the configs
+//   -> StageFinalMetadata   the final metadata beside the intent, not yet named instance.json
+//   -> CommitForks          for the whole group: one syncfs per filesystem, the renames, one more flush
 //   -> BringUp              restore or start, for target Running
 //   -> publish              (Fork) the forks become visible, their names stay taken
 //
-// The live path runs WriteIntentAndClone for every plan while the source is paused and the rest after
-// it resumed; the other paths run all steps of a plan on one worker. Until a plan is published its
-// reverter undoes what its steps did, newest first.
+// The steps before CommitForks write without syncing (DeferredSync scopes, adopted by the group's);
+// they run for every plan concurrently, on up to 8 threads, then the group commits at once, then the
+// forks are brought up concurrently: a fan-out of 64 costs two flushes, not 64 x 5. The live path runs
+// WriteIntentAndClone for every plan while the source is paused and the rest after it resumed. Until
+// a plan is published its reverter undoes what its steps did, newest first.
 #pragma once
 
 #include <optional>

@@ -2,6 +2,8 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <functional>
+#include <mutex>
 #include <optional>
 #include <thread>
 
@@ -98,25 +100,57 @@ Status Engine::LeaseAndRewrite(ForkPlan& plan, const hypervisor::Plugin& plugin)
   return Status::Ok();
 }
 
-Status Engine::MakeDurableAndCommit(ForkPlan& plan, std::optional<DeferredSync>& deferred) {
+Status Engine::StageFinalMetadata(ForkPlan& plan) {
   const Clock::SteadyPoint start = clock_.Now();
-  deferred->Note(GuestDir(plan.fork));
-  deferred->Note(InstanceDir(plan.id));
-  if (Status synced = deferred->Sync(); !synced.ok()) return plan.Failed("metadata", synced);
-  // The scope ends before the final metadata: that write must be durable on its own (fsynced), or a
-  // crash after the fork was answered could lose it.
-  deferred.reset();
   Instance fork = plan.fork;
   // Committed in the state the clone is in; BringUp takes it to the target from there.
   fork.state = plan.from_snapshot ? InstanceState::kStandby : InstanceState::kStopped;
   if (plan.target_state == InstanceState::kStopped) fork.state = InstanceState::kStopped;
-  auto entry = std::make_shared<Entry>();
-  if (Status committed = Commit(entry, fork); !committed.ok()) return plan.Failed("metadata", committed);
-  plan.entry = entry;
-  // From here the fork is a whole instance: undoing it is destroying it (metadata, volume, lease).
-  plan.undo.Commit();
-  plan.undo.Add("remove fork " + plan.id, [this, entry] { return DestroyLocked(entry); });
+  fork.updated_at = clock_.WallNowRfc3339();
+  // Written beside the intent now, so the group's one sync makes it durable with the clone, the
+  // configs and the lease; a rename commits it (CommitForks).
+  if (Status staged = store_.Stage(fork); !staged.ok()) return plan.Failed("metadata", staged);
+  plan.fork = std::move(fork);  // from here, the final metadata
   plan.outcome.phases.metadata_us += clock_.MicrosSince(start);
+  return Status::Ok();
+}
+
+Status Engine::PrepareFork(ForkPlan& plan, const hypervisor::Plugin& plugin) {
+  if (!plan.cloned) FE_RETURN_IF_ERROR(WriteIntentAndClone(plan));
+  FE_RETURN_IF_ERROR(LeaseAndRewrite(plan, plugin));
+  return StageFinalMetadata(plan);
+}
+
+Status Engine::CommitForks(std::vector<ForkPlan>& plans, DeferredSync& group) {
+  const Clock::SteadyPoint start = clock_.Now();
+  for (ForkPlan& plan : plans) {
+    group.Note(GuestDir(plan.fork));
+    group.Note(InstanceDir(plan.id));
+  }
+  // 1. Everything every fork wrote (intent, clone, configs, lease, staged metadata): one syncfs per
+  //    filesystem for the whole group. A crash before step 2 leaves intents (Creating) recovery removes.
+  if (Status synced = group.Sync(); !synced.ok()) return plans.front().Failed("metadata", synced);
+  // 2. The renames that commit them: one directory fsync for a single fork, one syncfs for a group.
+  //    (A fan-out cut here is undone at the restart by its record, engine/fan_out_record.h.)
+  for (ForkPlan& plan : plans) {
+    Status renamed = plans.size() == 1 ? store_.PublishStagedDurably(plan.id) : store_.PublishStaged(plan.id);
+    if (!renamed.ok()) return plan.Failed("metadata", renamed);
+  }
+  if (plans.size() > 1) {
+    DeferredSync renames(syncfs_);
+    renames.Note(store_.root());
+    if (Status synced = renames.Sync(); !synced.ok()) return plans.front().Failed("metadata", synced);
+  }
+  const int64_t commit_us = clock_.MicrosSince(start);
+  for (ForkPlan& plan : plans) {
+    auto entry = std::make_shared<Entry>();
+    entry->instance = plan.fork;  // not published yet: no one can see it, no state change to announce
+    plan.entry = entry;
+    // From here the fork is a whole instance: undoing it is destroying it (metadata, volume, lease).
+    plan.undo.Commit();
+    plan.undo.Add("remove fork " + plan.id, [this, entry] { return DestroyLocked(entry); });
+    plan.outcome.phases.metadata_us += commit_us;
+  }
   return Status::Ok();
 }
 
@@ -139,26 +173,23 @@ Status Engine::BringUp(ForkPlan& plan) {
   return Status::Ok();
 }
 
-Status Engine::RunForkSteps(ForkPlan& plan, const hypervisor::Plugin& plugin) {
-  // The intent, the clone and the rewritten configs become durable together, just before the final
-  // metadata that makes them a fork (base/deferred_sync.h): a crash before leaves orphans that
-  // recovery removes.
-  std::optional<DeferredSync> deferred(std::in_place, syncfs_);
-  if (!plan.cloned) FE_RETURN_IF_ERROR(WriteIntentAndClone(plan));
-  FE_RETURN_IF_ERROR(LeaseAndRewrite(plan, plugin));
-  FE_RETURN_IF_ERROR(MakeDurableAndCommit(plan, deferred));
-  return BringUp(plan);
-}
-
-Status Engine::RunForkPlans(std::vector<ForkPlan>& plans, const hypervisor::Plugin& plugin) {
+Status Engine::ForEachPlan(std::vector<ForkPlan>& plans, DeferredSync* group,
+                           const std::function<Status(ForkPlan&)>& step) {
   const size_t count = plans.size();
   std::vector<Status> results(count);
   std::atomic<size_t> next{0};
   std::atomic<bool> failed{false};
+  std::mutex adopting;
   auto work = [&] {
+    std::optional<DeferredSync> scope;
+    if (group != nullptr) scope.emplace(syncfs_);
     for (size_t i = next++; i < count && !failed; i = next++) {
-      results[i] = RunForkSteps(plans[i], plugin);
+      results[i] = step(plans[i]);
       if (!results[i].ok()) failed = true;  // no new forks are started; the made ones are undone
+    }
+    if (scope) {
+      std::lock_guard lock(adopting);
+      group->Adopt(*scope);
     }
   };
   const size_t workers = std::min(count, kMaxParallelForks);
@@ -166,15 +197,25 @@ Status Engine::RunForkPlans(std::vector<ForkPlan>& plans, const hypervisor::Plug
   for (size_t i = 1; i < workers; ++i) threads.emplace_back(work);
   work();
   for (std::thread& thread : threads) thread.join();
-
   for (const Status& result : results) {
-    if (result.ok()) continue;
-    // All or nothing: every plan is undone (the ones never started undo only an early clone).
-    for (ForkPlan& plan : plans) plan.undo.Revert();
-    if (count > 1) return result.Annotate("fork of " + std::to_string(count) + " (all rolled back)");
-    return result;
+    if (!result.ok()) return result;
   }
   return Status::Ok();
+}
+
+Status Engine::RunForkPlans(std::vector<ForkPlan>& plans, const hypervisor::Plugin& plugin) {
+  // In batches across the group: every fork prepared (concurrently, nothing synced), one sync and one
+  // commit for all, then every fork brought up.
+  std::optional<DeferredSync> group(std::in_place, syncfs_);
+  Status made = ForEachPlan(plans, &*group, [&](ForkPlan& plan) { return PrepareFork(plan, plugin); });
+  if (made.ok()) made = CommitForks(plans, *group);
+  group.reset();
+  if (made.ok()) made = ForEachPlan(plans, nullptr, [&](ForkPlan& plan) { return BringUp(plan); });
+  if (made.ok()) return Status::Ok();
+  // All or nothing: every plan is undone (the ones never started undo only an early clone).
+  for (ForkPlan& plan : plans) plan.undo.Revert();
+  if (plans.size() > 1) return made.Annotate("fork of " + std::to_string(plans.size()) + " (all rolled back)");
+  return made;
 }
 
 }  // namespace fe::engine

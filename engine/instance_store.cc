@@ -79,14 +79,18 @@ Status InstanceStore::Stage(const Instance& instance) {
   return Status::Ok();
 }
 
-Status InstanceStore::PublishStaged(const std::string& id) {
+Status InstanceStore::PublishStaged(const std::string& id) { return RenameStaged(id, /*sync_directory=*/false); }
+
+Status InstanceStore::PublishStagedDurably(const std::string& id) { return RenameStaged(id, /*sync_directory=*/true); }
+
+Status InstanceStore::RenameStaged(const std::string& id, bool sync_directory) {
   int dir = ::openat(root_fd_.get(), id.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
   if (dir < 0) return Status::FromErrno(errno, "open", Dir(id));
   UniqueFd dir_fd(dir);
   if (::renameat(dir, kStagedName, dir, std::string(kMetadataName).c_str()) != 0) {
     return Status::FromErrno(errno, "rename " + JoinPath(Dir(id), kStagedName) + " to", MetadataPath(id));
   }
-  return Status::Ok();
+  return sync_directory ? SyncFd(dir, Dir(id)) : Status::Ok();
 }
 
 Status InstanceStore::SyncFilesystem() {

@@ -43,6 +43,9 @@ class InstanceStore {
   // durable. Stage all, sync, publish all, sync: a crash leaves each instance.json old or new, whole.
   Status Stage(const Instance& instance);
   Status PublishStaged(const std::string& id);
+  // PublishStaged and an fsync of the instance's directory: the one flush that commits an instance
+  // whose staged file an earlier sync made durable (a fork: engine/fork_steps.cc).
+  Status PublishStagedDurably(const std::string& id);
   Status SyncFilesystem();
   // Unlinks the metadata durably, then removes the directory and everything in it. Ok when nothing
   // of the instance exists.
@@ -52,6 +55,7 @@ class InstanceStore {
 
  private:
   InstanceStore(std::string root, UniqueFd root_fd) : root_(std::move(root)), root_fd_(std::move(root_fd)) {}
+  Status RenameStaged(const std::string& id, bool sync_directory);
 
   std::string root_;
   UniqueFd root_fd_;

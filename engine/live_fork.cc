@@ -140,7 +140,7 @@ Status Engine::LiveForkLocked(const Instance& source, std::vector<ForkPlan>& pla
   vm::VmContext context{&plugin, guest_dir, InstanceDir(source.id), source.identity, config_.hypervisor_timeout};
   // Nothing written during the pause is synced there: the snapshot serves only these forks (a Running
   // source never reads it), and each fork's intent and clone become durable with its own one sync
-  // before its final metadata (RunForkSteps), on the same filesystems. Left unsynced, this scope only
+  // before its final metadata (CommitForks), on the same filesystems. Left unsynced, this scope only
   // keeps fsyncs (device flushes) out of the pause.
   std::optional<DeferredSync> paused_writes(std::in_place, syncfs_);
   Status snapshotted = vm::SnapshotRunningVm(context, *source.process, snapshot_dir, steps);

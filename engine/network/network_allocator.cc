@@ -6,7 +6,9 @@
 #include <sys/stat.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstdio>
+#include <set>
 #include <utility>
 
 #include <nlohmann/json.hpp>
@@ -24,6 +26,8 @@ using hypervisor::NetworkIdentity;
 constexpr int kFormatVersion = 1;
 constexpr std::string_view kStateName = "network.json";
 constexpr std::string_view kLockName = "network.lock";
+constexpr std::string_view kJournalName = "network.journal";
+constexpr size_t kCompactAfterRecords = 4096;
 constexpr size_t kMaxTapName = 15;  // IFNAMSIZ - 1
 constexpr size_t kMaxTapPrefix = kMaxTapName - 8;
 
@@ -77,7 +81,17 @@ Result<std::string> CreateDirectories(const std::string& dir) {
   return dir;
 }
 
-// A field of the state file, with errors naming the file and the field.
+// The holders of the leases left after applying the journal's `records` to the file's `leases`.
+std::set<std::string> LiveLeaseHolders(const Json& leases, const std::vector<Json>& records) {
+  std::set<std::string> live;
+  for (const auto& [id, entry] : leases.items()) live.insert(id);
+  for (const Json& record : records) {
+    if (record.contains("release") && record["release"].is_string()) live.erase(record["release"].get<std::string>());
+    if (record.contains("lease") && record["lease"].is_string()) live.insert(record["lease"].get<std::string>());
+  }
+  return live;
+}
+
 }  // namespace
 
 std::string Ipv4Subnet::ToString() const { return FormatIpv4(network) + "/" + std::to_string(prefix_length); }
@@ -160,10 +174,50 @@ Result<std::unique_ptr<NetworkAllocator>> NetworkAllocator::Open(const std::stri
 
   std::unique_ptr<NetworkAllocator> allocator(new NetworkAllocator(
       std::move(config), *subnet, gateway, state_dir + "/" + std::string(kStateName), std::move(*lock)));
-  Result<State> state = allocator->Load();
+  const std::string journal_path = state_dir + "/" + std::string(kJournalName);
+  LeaseJournal::Contents contents;
+  Result<LeaseJournal> journal = LeaseJournal::Open(journal_path, contents);
+  if (!journal.ok()) return journal.status();
+  Result<State> state = allocator->Load(contents, journal_path);
   if (!state.ok()) return state.status();
   allocator->state_ = std::move(state).value();
+  allocator->journal_.emplace(std::move(journal).value());
+  if (allocator->state_.unrecorded) {
+    // The subnet the journal's leases are checked against at the next start must be on record.
+    FE_RETURN_IF_ERROR(allocator->Compact());
+  } else if (contents.generation != allocator->state_.journal_generation) {
+    // Nothing may be appended to a journal a restart would ignore.
+    FE_RETURN_IF_ERROR(allocator->journal_->Restart(allocator->state_.journal_generation));
+  } else if (!contents.records.empty()) {
+    // Folded in while nothing runs. Failing (a full filesystem) is no reason not to start: the
+    // journal holds what network.json lacks, and compaction is tried again as it grows.
+    (void)allocator->Compact();
+  }
   return allocator;
+}
+
+Result<std::set<std::string>> LeaseHoldersOnDisk(const std::string& state_dir) {
+  const std::string state_path = state_dir + "/" + std::string(kStateName);
+  const std::string journal_path = state_dir + "/" + std::string(kJournalName);
+  Json document = {{"leases", Json::object()}};
+  if (Result<std::string> text = ReadSmallFile(state_path); text.ok()) {
+    document = Json::parse(*text, nullptr, /*allow_exceptions=*/false);
+    if (document.is_discarded() || !document.is_object() || !document.contains("leases") ||
+        !document["leases"].is_object()) {
+      return Status::InvalidArgument(state_path + ": no leases object");
+    }
+  } else if (text.status().sys_errno() != ENOENT) {
+    return text.status();
+  }
+  LeaseJournal::Contents journal;
+  if (Result<std::string> text = ReadSmallFile(journal_path); text.ok()) {
+    size_t whole_bytes = 0;
+    FE_ASSIGN_OR_RETURN(journal, LeaseJournal::Parse(*text, journal_path, whole_bytes));
+  } else if (text.status().sys_errno() != ENOENT) {
+    return text.status();
+  }
+  const bool replay = journal.generation == document.value("journal", uint64_t{0});
+  return LiveLeaseHolders(document["leases"], replay ? journal.records : std::vector<Json>());
 }
 
 uint64_t NetworkAllocator::Capacity() const { return uint64_t{subnet_.HostMask()} + 1 - 3; }
@@ -200,15 +254,17 @@ void NetworkAllocator::State::Unindex(const NetworkIdentity& identity) {
   cids.erase(identity.vsock_cid);
 }
 
-Result<NetworkAllocator::State> NetworkAllocator::Load() const {
+Result<NetworkAllocator::State> NetworkAllocator::Load(const LeaseJournal::Contents& journal,
+                                                       const std::string& journal_path) const {
+  State state;
   Result<std::string> text = ReadSmallFile(state_path_);
   if (!text.ok()) {
     if (text.status().sys_errno() != ENOENT) return text.status();
+    state.unrecorded = true;
     // No file yet: no leases, and the fields in the order a new file has them.
     text =
         R"({"version":)" + std::to_string(kFormatVersion) + R"(,"subnet":"","gateway":"","next_host":1,"leases":{}})";
   }
-  State state;
   Json document = Json::parse(*text, nullptr, /*allow_exceptions=*/false);
   if (document.is_discarded() || !document.is_object())
     return Status::InvalidArgument(state_path_ + ": not a JSON object");
@@ -222,62 +278,46 @@ Result<NetworkAllocator::State> NetworkAllocator::Load() const {
   }
   FE_RETURN_IF_ERROR(read.Number("next_host", state.next_host, OrderedJsonFields::kRequired, 0, UINT32_MAX));
   FE_ASSIGN_OR_RETURN(const Json* leases, read.Object("leases", OrderedJsonFields::kRequired));
-  if (!leases->empty()) {
-    // Leases bind addresses of the subnet they were made in: refuse to mix them with another one.
-    for (const char* key : {"subnet", "gateway"}) {
-      std::string recorded;
-      FE_RETURN_IF_ERROR(read.String(key, recorded, OrderedJsonFields::kRequired));
-      const std::string configured = std::string(key) == "subnet" ? subnet_.ToString() : config_.gateway;
-      if (recorded != configured) {
-        return read.Fail(key, "the file's " + std::to_string(leases->size()) + " lease(s) were made with " + recorded +
-                                  ", but " + configured + " is configured; keep the old value until they are released");
-      }
+  FE_RETURN_IF_ERROR(read.Number("journal", state.journal_generation, OrderedJsonFields::kOptional, 0, UINT64_MAX));
+  if (journal.generation > state.journal_generation) {
+    return Status::InvalidArgument(journal_path + ": generation " + std::to_string(journal.generation) +
+                                   " is newer than the " + std::to_string(state.journal_generation) + " that " +
+                                   state_path_ + " records");
+  }
+  // An older journal was folded into this file by a compaction a crash cut short.
+  const bool replay = journal.generation == state.journal_generation;
+  // Leases bind addresses of the subnet they were made in: refuse to mix them with another one.
+  bool foreign = false;
+  for (const char* key : {"subnet", "gateway"}) {
+    std::string recorded;
+    FE_RETURN_IF_ERROR(read.String(key, recorded, OrderedJsonFields::kOptional));
+    const std::string configured = std::string(key) == "subnet" ? subnet_.ToString() : config_.gateway;
+    if (recorded == configured) continue;
+    const size_t live = LiveLeaseHolders(*leases, replay ? journal.records : std::vector<Json>()).size();
+    if (live != 0) {
+      return read.Fail(key, std::to_string(live) + " lease(s) were made with " + recorded + ", but " + configured +
+                                " is configured; keep the old value until they are released");
     }
+    foreign = true;  // no lease left: start afresh in the configured subnet
+    state.unrecorded = true;
   }
 
-  for (const auto& [id, entry] : leases->items()) {
+  const Json no_leases = Json::object();
+  for (const auto& [id, entry] : (foreign ? no_leases : *leases).items()) {
     const std::string field = "leases." + id;
     if (id.empty()) return read.Fail(field, "empty instance id");
     if (!entry.is_object()) return read.Fail(field, "expected an object");
-    const OrderedJsonFields lease_fields = read.Nested(entry, field);
-    std::string ipv4, mac, tap;
-    uint32_t cid = 0;
-    FE_RETURN_IF_ERROR(lease_fields.String("ipv4", ipv4, OrderedJsonFields::kRequired));
-    FE_RETURN_IF_ERROR(lease_fields.String("mac", mac, OrderedJsonFields::kRequired));
-    FE_RETURN_IF_ERROR(lease_fields.String("tap_device", tap, OrderedJsonFields::kRequired));
-    FE_RETURN_IF_ERROR(lease_fields.Number("vsock_cid", cid, OrderedJsonFields::kRequired, 0, UINT32_MAX));
-    Result<uint32_t> address = ParseIpv4(ipv4);
-    if (!address.ok() || !subnet_.Contains(*address) || *address == subnet_.network ||
-        *address == subnet_.broadcast() || *address == gateway_) {
-      return read.Fail(field + ".ipv4", "'" + ipv4 + "' is not a leasable address of " + subnet_.ToString());
-    }
-    if (tap.empty() || tap.size() > kMaxTapName) {
-      return read.Fail(field + ".tap_device", "'" + tap + "' is not a TAP name of 1..15 bytes");
-    }
-    if (cid < 3 || cid == 0xffffffffu) return read.Fail(field + ".vsock_cid", "CID must be 3..0xfffffffe");
-    if (!state.ips.insert(ipv4).second) return read.Fail(field + ".ipv4", ipv4 + " is leased twice");
-    if (!state.macs.insert(mac).second) return read.Fail(field + ".mac", mac + " is leased twice");
-    if (!state.taps.insert(tap).second) return read.Fail(field + ".tap_device", tap + " is leased twice");
-    if (!state.cids.insert(cid).second) {
-      return read.Fail(field + ".vsock_cid", std::to_string(cid) + " is leased twice");
-    }
-    Lease lease;
-    lease.identity.ipv4 = ipv4;
-    lease.identity.mac = mac;
-    lease.identity.tap_device = tap;
-    lease.identity.vsock_cid = cid;
-    lease.identity.prefix_length = subnet_.prefix_length;
-    lease.identity.gateway = config_.gateway;
     // The stored entry as it is: its four fields are authoritative, the others are kept.
-    lease.member_json = Json(id).dump() + ":" + entry.dump();
-    state.leases.emplace(id, std::move(lease));
+    FE_RETURN_IF_ERROR(AddLoadedLease(state, id, read.Nested(entry, field), Json(id).dump() + ":" + entry.dump()));
   }
+  if (replay && !foreign) FE_RETURN_IF_ERROR(Replay(state, journal, journal_path));
   // What every write records; a field the file lacks is added after the ones it has.
   document["version"] = kFormatVersion;
   document["subnet"] = subnet_.ToString();
   document["gateway"] = config_.gateway;
   document["next_host"] = nullptr;  // rendered from state.next_host
   document["leases"] = nullptr;     // rendered from state.leases
+  document["journal"] = nullptr;    // rendered from state.journal_generation
   for (auto it = document.begin(); it != document.end(); ++it) state.top_level.emplace_back(it.key(), it->dump());
   return state;
 }
@@ -296,6 +336,8 @@ Status NetworkAllocator::WriteState() const {
     text += ':';
     if (name == "next_host") {
       text += std::to_string(state_.next_host);
+    } else if (name == "journal") {
+      text += std::to_string(state_.journal_generation);
     } else if (name == "leases") {
       text += '{';
       bool first = true;
@@ -312,6 +354,100 @@ Status NetworkAllocator::WriteState() const {
   text += "\n}\n";
   // Every instance's lease is in this file: durable on its own, whatever scope a fork opened.
   return ReplaceFileDurably(state_path_, text, 0600);
+}
+
+Status NetworkAllocator::AddLoadedLease(State& state, const std::string& id, const OrderedJsonFields& fields,
+                                        std::string member_json) const {
+  std::string ipv4, mac, tap;
+  uint32_t cid = 0;
+  FE_RETURN_IF_ERROR(fields.String("ipv4", ipv4, OrderedJsonFields::kRequired));
+  FE_RETURN_IF_ERROR(fields.String("mac", mac, OrderedJsonFields::kRequired));
+  FE_RETURN_IF_ERROR(fields.String("tap_device", tap, OrderedJsonFields::kRequired));
+  FE_RETURN_IF_ERROR(fields.Number("vsock_cid", cid, OrderedJsonFields::kRequired, 0, UINT32_MAX));
+  Result<uint32_t> address = ParseIpv4(ipv4);
+  if (!address.ok() || !subnet_.Contains(*address) || *address == subnet_.network || *address == subnet_.broadcast() ||
+      *address == gateway_) {
+    return fields.Fail("ipv4", "'" + ipv4 + "' is not a leasable address of " + subnet_.ToString());
+  }
+  if (tap.empty() || tap.size() > kMaxTapName) {
+    return fields.Fail("tap_device", "'" + tap + "' is not a TAP name of 1..15 bytes");
+  }
+  if (cid < 3 || cid == 0xffffffffu) return fields.Fail("vsock_cid", "CID must be 3..0xfffffffe");
+  if (state.leases.count(id) != 0) return fields.Fail("ipv4", "instance " + id + " holds two leases");
+  if (state.ips.count(ipv4)) return fields.Fail("ipv4", ipv4 + " is leased twice");
+  if (state.macs.count(mac)) return fields.Fail("mac", mac + " is leased twice");
+  if (state.taps.count(tap)) return fields.Fail("tap_device", tap + " is leased twice");
+  if (state.cids.count(cid)) return fields.Fail("vsock_cid", std::to_string(cid) + " is leased twice");
+  Lease lease;
+  lease.identity.ipv4 = ipv4;
+  lease.identity.mac = mac;
+  lease.identity.tap_device = tap;
+  lease.identity.vsock_cid = cid;
+  lease.identity.prefix_length = subnet_.prefix_length;
+  lease.identity.gateway = config_.gateway;
+  lease.member_json = std::move(member_json);
+  state.Index(lease.identity);
+  state.leases.emplace(id, std::move(lease));
+  return Status::Ok();
+}
+
+Status NetworkAllocator::Replay(State& state, const LeaseJournal::Contents& journal, const std::string& path) const {
+  size_t line = 1;  // the header
+  for (const Json& record : journal.records) {
+    ++line;
+    const OrderedJsonFields read(record, path + ": line " + std::to_string(line));
+    std::string id;
+    if (record.contains("release")) {
+      FE_RETURN_IF_ERROR(read.String("release", id, OrderedJsonFields::kRequired));
+      auto it = state.leases.find(id);
+      if (it == state.leases.end()) continue;
+      state.Unindex(it->second.identity);
+      state.leases.erase(it);
+      continue;
+    }
+    FE_RETURN_IF_ERROR(read.String("lease", id, OrderedJsonFields::kRequired));
+    if (id.empty()) return read.Fail("lease", "empty instance id");
+    FE_RETURN_IF_ERROR(read.Number("next_host", state.next_host, OrderedJsonFields::kRequired, 0, UINT32_MAX));
+    const Json entry = {{"ipv4", record.value("ipv4", Json())},
+                        {"mac", record.value("mac", Json())},
+                        {"tap_device", record.value("tap_device", Json())},
+                        {"vsock_cid", record.value("vsock_cid", Json())}};
+    FE_RETURN_IF_ERROR(AddLoadedLease(state, id, read, Json(id).dump() + ":" + entry.dump()));
+  }
+  return Status::Ok();
+}
+
+Status NetworkAllocator::Compact() {
+  const uint64_t previous = state_.journal_generation;
+  state_.journal_generation = previous + 1;
+  // network.json first: once it names the new generation, the old journal is ignored, and its
+  // records are in the file.
+  if (Status written = WriteState(); !written.ok()) {
+    state_.journal_generation = previous;
+    return written.Annotate("compacting the network lease journal");
+  }
+  // From here the old journal's lines would be ignored at a restart: no line may be added to it.
+  if (Status restarted = journal_->Restart(state_.journal_generation); !restarted.ok()) {
+    journal_needs_restart_ = true;
+    return restarted.Annotate("compacting the network lease journal");
+  }
+  journal_needs_restart_ = false;
+  return Status::Ok();
+}
+
+Status NetworkAllocator::Journal(const Json& record) {
+  if (journal_needs_restart_) {
+    FE_RETURN_IF_ERROR(journal_->Restart(state_.journal_generation).Annotate("restarting the network lease journal"));
+    journal_needs_restart_ = false;
+  }
+  FE_RETURN_IF_ERROR(journal_->Append(record));
+  // Rewriting the whole file costs O(leases): only when the journal has grown past that.
+  if (journal_->records() > std::max<size_t>(kCompactAfterRecords, 2 * state_.leases.size())) {
+    // The record is durable (or in the caller's scope) already: a failed compaction is retried at
+    // the next change and at the next start.
+    (void)Compact();
+  }
+  return Status::Ok();
 }
 
 Result<NetworkIdentity> NetworkAllocator::Allocate(const std::string& instance_id) {
@@ -347,7 +483,13 @@ Result<NetworkIdentity> NetworkAllocator::Allocate(const std::string& instance_i
     state_.leases.emplace(instance_id, Lease{identity, Json(instance_id).dump() + ":" + entry.dump()});
     state_.Index(identity);
     state_.next_host = host == last_host ? 1 : host + 1;
-    FE_RETURN_IF_ERROR(WriteState().Annotate("leasing " + identity.ipv4 + " to " + instance_id));
+    FE_RETURN_IF_ERROR(Journal({{"lease", instance_id},
+                                {"ipv4", identity.ipv4},
+                                {"mac", identity.mac},
+                                {"tap_device", identity.tap_device},
+                                {"vsock_cid", identity.vsock_cid},
+                                {"next_host", state_.next_host}})
+                           .Annotate("leasing " + identity.ipv4 + " to " + instance_id));
     reverter.Commit();
     return identity;
   }
@@ -368,7 +510,7 @@ Status NetworkAllocator::Release(const std::string& instance_id) {
     return Status::Ok();
   });
   released = state_.leases.extract(it);
-  FE_RETURN_IF_ERROR(WriteState().Annotate("releasing the lease of " + instance_id));
+  FE_RETURN_IF_ERROR(Journal({{"release", instance_id}}).Annotate("releasing the lease of " + instance_id));
   reverter.Commit();
   state_.Unindex(released.mapped().identity);
   return Status::Ok();

@@ -15,19 +15,22 @@
 // existing leases); each new lease is also checked against every live lease.
 //
 // Persistence: <state_dir>/network.json, JSON, replaced atomically (temporary file, fsync, rename,
-// directory fsync) before a change is visible in memory, so the file always holds the old or the new
-// state. Fields this version does not know are kept, at the top level and in each lease. A file that
-// cannot be parsed is an error naming the file and the field, never silently reset (that would hand
-// out addresses still in use). Open() takes an exclusive flock on <state_dir>/network.lock for the
+// directory fsync), plus <state_dir>/network.journal (engine/network/lease_journal.h): each lease and
+// release is one appended line, durable before the change is visible in memory (or, inside a
+// DeferredSync scope, by the scope's sync, before the instance that holds the lease is committed).
+// network.json is rewritten from memory, and the journal restarted, at every start and whenever the
+// journal holds more than max(4096, 2 x leases) records. Fields this version does not know are kept, at the top level
+// and in each lease. A file that cannot be parsed is an error naming the file and the field, never silently reset (that
+// would hand out addresses still in use). Open() takes an exclusive flock on <state_dir>/network.lock for the
 // allocator's lifetime, so two daemons can never share one state directory.
 //   {"version": 1, "subnet": "10.100.0.0/16", "gateway": "10.100.0.1", "next_host": 7,
-//    "leases": {"<instance id>": {"ipv4": ..., "mac": ..., "tap_device": ..., "vsock_cid": ...}, ...}}
+//    "leases": {"<instance id>": {"ipv4": ..., "mac": ..., "tap_device": ..., "vsock_cid": ...}, ...},
+//    "journal": <the generation of the journal that applies on top of it>}
 // is written with one top-level field and one lease a line (compact within the line): grep finds a
 // lease, a diff shows the leases that changed, and the file is a fifth smaller than indented JSON.
 //
-// Cost. Each lease keeps its file text in memory and the uniqueness indexes are kept up to date, so
-// Allocate and Release do O(log n) work plus one concatenation and one durable write of the whole file
-// (O(n) bytes, no JSON parsing or formatting of the other leases).
+// Cost. Allocate and Release do O(log n) work and append one line; the whole file (O(n) bytes, each
+// lease's text kept in memory) is rewritten once per max(4096, 2n) changes.
 //
 // Threads: every method may be called concurrently; one mutex (mutex_) guards the state and the file.
 #pragma once
@@ -37,14 +40,17 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <unordered_set>
 #include <utility>
 #include <vector>
 
 #include "base/file_lock.h"
+#include "base/json_fields.h"
 #include "base/status.h"
 #include "base/unique_fd.h"
+#include "engine/network/lease_journal.h"
 #include "hypervisor/plugin.h"
 
 namespace fe::engine::network {
@@ -71,6 +77,11 @@ Result<Ipv4Subnet> ParseSubnet(const std::string& cidr);
 // Dotted quad -> host-order number, or InvalidArgument.
 Result<uint32_t> ParseIpv4(const std::string& text);
 std::string FormatIpv4(uint32_t address);
+
+// The instance ids holding a lease in `state_dir` as a restart would find them (network.json and its
+// journal), read without the allocator's lock and without changing anything: for inspection while a
+// daemon runs or after it died.
+Result<std::set<std::string>> LeaseHoldersOnDisk(const std::string& state_dir);
 
 class NetworkAllocator {
  public:
@@ -111,6 +122,9 @@ class NetworkAllocator {
     // survive; the values of "next_host" and "leases" are rendered from the fields above.
     std::vector<std::pair<std::string, std::string>> top_level;
 
+    uint64_t journal_generation = 0;
+    bool unrecorded = false;  // network.json is missing or records another (lease-free) subnet
+
     bool Uses(const hypervisor::NetworkIdentity& identity) const;
     void Index(const hypervisor::NetworkIdentity& identity);
     void Unindex(const hypervisor::NetworkIdentity& identity);
@@ -123,12 +137,23 @@ class NetworkAllocator {
         state_path_(std::move(state_path)),
         lock_(std::move(lock)) {}
 
-  Result<State> Load() const;
+  // network.json, and the journal's records on top of it when it is the generation the file names.
+  Result<State> Load(const LeaseJournal::Contents& journal, const std::string& journal_path) const;
   hypervisor::NetworkIdentity IdentityFor(uint32_t address) const;
   // Writes state_ to the file durably. Callers change state_ first and undo the change when this
   // fails, all under mutex_, so no other thread sees a change the file does not hold.
   // REQUIRES: mutex_ held.
   Status WriteState() const;
+  // Validates the lease `id` (ipv4, mac, tap_device, vsock_cid read through `fields`, errors naming
+  // them) against the subnet and every lease of `state`, and adds it with `member_json` as its text.
+  Status AddLoadedLease(State& state, const std::string& id, const OrderedJsonFields& fields,
+                        std::string member_json) const;
+  // Applies the journal's records to `state` (a state loaded from network.json of its generation).
+  Status Replay(State& state, const LeaseJournal::Contents& journal, const std::string& path) const;
+  // Appends `record` to the journal, compacting when it has grown. REQUIRES: mutex_ held.
+  Status Journal(const nlohmann::ordered_json& record);
+  // Writes network.json of the next generation and restarts the journal. REQUIRES: mutex_ held.
+  Status Compact();
 
   const NetworkPoolConfig config_;
   const Ipv4Subnet subnet_;
@@ -137,7 +162,9 @@ class NetworkAllocator {
   const FileLock lock_;  // held for the allocator's lifetime
 
   mutable std::mutex mutex_;
-  State state_;  // GUARDED_BY(mutex_)
+  State state_;                          // GUARDED_BY(mutex_)
+  std::optional<LeaseJournal> journal_;  // GUARDED_BY(mutex_); set by Open
+  bool journal_needs_restart_ = false;   // GUARDED_BY(mutex_): network.json is a generation ahead of it
 };
 
 }  // namespace fe::engine::network

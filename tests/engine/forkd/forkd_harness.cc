@@ -18,6 +18,8 @@
 
 #include <httplib.h>
 
+#include "engine/network/network_allocator.h"
+
 extern char** environ;
 
 namespace fe::engine::forkd::test {
@@ -289,17 +291,9 @@ std::vector<std::string> ListDir(const std::string& dir) {
 }
 
 Result<std::vector<std::string>> LeasedIds(const std::string& data_root) {
-  std::string path = data_root + "/network/network.json";
-  Result<std::string> text = fe::test::ReadFile(path);
-  if (!text.ok()) return text.status();
-  Json json = Json::parse(*text, nullptr, false);
-  if (json.is_discarded() || !json.contains("leases") || !json["leases"].is_object()) {
-    return Status::InvalidArgument(path + " has no leases object");
-  }
-  std::vector<std::string> ids;
-  for (const auto& [id, lease] : json["leases"].items()) ids.push_back(id);
-  std::sort(ids.begin(), ids.end());
-  return ids;
+  Result<std::set<std::string>> holders = network::LeaseHoldersOnDisk(data_root + "/network");
+  if (!holders.ok()) return holders.status();
+  return std::vector<std::string>(holders->begin(), holders->end());
 }
 
 }  // namespace fe::engine::forkd::test

@@ -95,7 +95,7 @@ Status MakeGuestDir(const std::string& dir, uint64_t data_bytes = 1 << 20);
 Result<std::map<std::string, fe::test::Digest>> TreeDigests(const std::string& dir);
 // Names in `dir` (not "." / ".."), sorted.
 std::vector<std::string> ListDir(const std::string& dir);
-// Instance ids holding a lease in <data_root>/network/network.json.
+// Instance ids holding a lease in <data_root>/network (network.json and its journal).
 Result<std::vector<std::string>> LeasedIds(const std::string& data_root);
 
 }  // namespace fe::engine::forkd::test

@@ -3,7 +3,10 @@
 #include "engine/network/network_allocator.h"
 
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+
+#include <csignal>
 
 #include <optional>
 #include <set>
@@ -12,6 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/deferred_sync.h"
 #include "tests/support/file_util.h"
 #include "tests/support/temp_dir.h"
 
@@ -28,6 +32,31 @@ bool IsForkengineMac(const std::string& mac) {
   }
   return true;
 }
+
+// While it lives, no file of this process may grow past the journal's current size (RLIMIT_FSIZE):
+// its next append fails with EFBIG, as on a full disk, without touching the filesystem.
+class JournalCannotGrow {
+ public:
+  explicit JournalCannotGrow(const std::string& journal) {
+    struct stat st {};
+    EXPECT_EQ(::stat(journal.c_str(), &st), 0) << journal;
+    EXPECT_EQ(::getrlimit(RLIMIT_FSIZE, &saved_), 0);
+    previous_handler_ = ::signal(SIGXFSZ, SIG_IGN);
+    rlimit limit = saved_;
+    limit.rlim_cur = static_cast<rlim_t>(st.st_size);
+    EXPECT_EQ(::setrlimit(RLIMIT_FSIZE, &limit), 0);
+  }
+  ~JournalCannotGrow() {
+    ::setrlimit(RLIMIT_FSIZE, &saved_);
+    ::signal(SIGXFSZ, previous_handler_);
+  }
+  JournalCannotGrow(const JournalCannotGrow&) = delete;
+  JournalCannotGrow& operator=(const JournalCannotGrow&) = delete;
+
+ private:
+  rlimit saved_{};
+  sighandler_t previous_handler_ = SIG_DFL;
+};
 
 using hypervisor::NetworkIdentity;
 using test::ReadFile;
@@ -56,6 +85,7 @@ class NetworkAllocatorTest : public ::testing::Test {
   }
 
   std::string StatePath() const { return state_dir_ + "/network.json"; }
+  std::string JournalPath() const { return state_dir_ + "/network.journal"; }
 
   std::optional<TempDir> dir_;
   std::string state_dir_;
@@ -240,6 +270,9 @@ TEST_F(NetworkAllocatorTest, UnknownFieldsSurviveRewrite) {
   auto allocator = Open(Pool("10.0.0.0/24"));
   ASSERT_NE(allocator, nullptr);
   ASSERT_TRUE(allocator->Allocate("new").ok());
+  allocator.reset();
+  // The lease went to the journal; reopening folds it into network.json.
+  ASSERT_NE(Open(Pool("10.0.0.0/24")), nullptr);
   Result<std::string> text = ReadFile(StatePath());
   ASSERT_TRUE(text.ok());
   nlohmann::json document = nlohmann::json::parse(*text);
@@ -305,14 +338,20 @@ TEST_F(NetworkAllocatorTest, FailedWriteLeasesNothing) {
   auto allocator = Open(Pool("10.0.0.0/24"));
   ASSERT_NE(allocator, nullptr);
   ASSERT_TRUE(allocator->Allocate("a").ok());
-  // A directory where the state file goes: the atomic rename fails.
-  ASSERT_EQ(::unlink(StatePath().c_str()), 0);
-  ASSERT_EQ(::mkdir(StatePath().c_str(), 0700), 0);
-  Result<NetworkIdentity> b = allocator->Allocate("b");
-  EXPECT_FALSE(b.ok());
-  EXPECT_FALSE(allocator->Find("b").has_value());
-  EXPECT_FALSE(allocator->Release("a").ok());
-  EXPECT_TRUE(allocator->Find("a").has_value()) << "a release that did not persist is not applied";
+  {
+    JournalCannotGrow full(JournalPath());
+    Result<NetworkIdentity> b = allocator->Allocate("b");
+    EXPECT_FALSE(b.ok());
+    EXPECT_FALSE(allocator->Find("b").has_value());
+    EXPECT_FALSE(allocator->Release("a").ok());
+    EXPECT_TRUE(allocator->Find("a").has_value()) << "a release that did not persist is not applied";
+  }
+  allocator.reset();
+  // Nor did either leave a line behind that a restart would apply.
+  auto reopened = Open(Pool("10.0.0.0/24"));
+  ASSERT_NE(reopened, nullptr);
+  EXPECT_FALSE(reopened->Find("b").has_value());
+  EXPECT_TRUE(reopened->Find("a").has_value());
 }
 
 TEST_F(NetworkAllocatorTest, FailedWritesAreUndoneAndLaterCallsSucceed) {
@@ -321,11 +360,11 @@ TEST_F(NetworkAllocatorTest, FailedWritesAreUndoneAndLaterCallsSucceed) {
   Result<NetworkIdentity> a = allocator->Allocate("a");
   ASSERT_TRUE(a.ok()) << a.status().ToString();
   ASSERT_EQ(a->ipv4, "10.0.0.2");
-  ASSERT_EQ(::unlink(StatePath().c_str()), 0);
-  ASSERT_EQ(::mkdir(StatePath().c_str(), 0700), 0);
-  ASSERT_FALSE(allocator->Allocate("b").ok());
-  ASSERT_FALSE(allocator->Release("a").ok());
-  ASSERT_EQ(::rmdir(StatePath().c_str()), 0);
+  {
+    JournalCannotGrow full(JournalPath());
+    ASSERT_FALSE(allocator->Allocate("b").ok());
+    ASSERT_FALSE(allocator->Release("a").ok());
+  }
 
   // The failed lease took neither its address nor the cursor: b gets what it would have got.
   Result<NetworkIdentity> b = allocator->Allocate("b");
@@ -348,6 +387,112 @@ TEST_F(NetworkAllocatorTest, FailedWritesAreUndoneAndLaterCallsSucceed) {
   std::map<std::string, NetworkIdentity> after = reopened->Leases();
   ASSERT_EQ(after.size(), 4u);
   for (const auto& [id, identity] : before) EXPECT_EQ(after[id].ipv4, identity.ipv4) << id;
+}
+
+TEST_F(NetworkAllocatorTest, ALeaseAndAReleaseAreOneJournalLineEachAndLeaveNetworkJsonAlone) {
+  auto allocator = Open(Pool("10.0.0.0/24"));
+  ASSERT_NE(allocator, nullptr);
+  Result<std::string> file_before = ReadFile(StatePath());
+  ASSERT_TRUE(file_before.ok());
+  Result<NetworkIdentity> a = allocator->Allocate("a");
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  ASSERT_TRUE(allocator->Release("a").ok());
+  Result<std::string> file_after = ReadFile(StatePath());
+  ASSERT_TRUE(file_after.ok());
+  EXPECT_EQ(*file_after, *file_before) << "no O(leases) rewrite per change";
+  Result<std::string> journal = ReadFile(JournalPath());
+  ASSERT_TRUE(journal.ok());
+  std::vector<nlohmann::json> lines;
+  for (size_t start = 0, end; (end = journal->find('\n', start)) != std::string::npos; start = end + 1) {
+    lines.push_back(nlohmann::json::parse(journal->substr(start, end - start)));
+  }
+  ASSERT_EQ(lines.size(), 3u) << *journal;
+  EXPECT_TRUE(lines[0].contains("journal")) << *journal;
+  EXPECT_EQ(lines[1]["lease"], "a");
+  EXPECT_EQ(lines[1]["ipv4"], a->ipv4);
+  EXPECT_EQ(lines[2]["release"], "a");
+}
+
+TEST_F(NetworkAllocatorTest, InsideADeferredSyncScopeALeaseIsMadeDurableByTheScopesSync) {
+  auto allocator = Open(Pool("10.0.0.0/24"));
+  ASSERT_NE(allocator, nullptr);
+  int syncs = 0;
+  {
+    DeferredSync scope([&](int) {
+      ++syncs;
+      return 0;
+    });
+    ASSERT_TRUE(allocator->Allocate("a").ok());
+    EXPECT_EQ(syncs, 0);
+    ASSERT_TRUE(scope.Sync().ok());
+  }
+  EXPECT_EQ(syncs, 1) << "the journal's filesystem was noted in the scope";
+}
+
+TEST_F(NetworkAllocatorTest, ATornJournalTailIsCutAndTheLinesBeforeItCount) {
+  {
+    auto allocator = Open(Pool("10.0.0.0/24"));
+    ASSERT_NE(allocator, nullptr);
+    ASSERT_TRUE(allocator->Allocate("a").ok());
+  }
+  Result<std::string> journal = ReadFile(JournalPath());
+  ASSERT_TRUE(journal.ok());
+  // A crash in the middle of the next append, and zeros where the page cache never reached the disk.
+  ASSERT_TRUE(WriteFile(JournalPath(), *journal + R"({"lease":"b","ipv4":"10.0.)" + std::string(40, '\0')).ok());
+  auto reopened = Open(Pool("10.0.0.0/24"));
+  ASSERT_NE(reopened, nullptr);
+  EXPECT_TRUE(reopened->Find("a").has_value());
+  EXPECT_FALSE(reopened->Find("b").has_value());
+  Result<NetworkIdentity> b = reopened->Allocate("b");
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  reopened.reset();
+  auto again = Open(Pool("10.0.0.0/24"));
+  ASSERT_NE(again, nullptr);
+  EXPECT_EQ(again->Leases().size(), 2u);
+}
+
+TEST_F(NetworkAllocatorTest, AJournalOlderThanNetworkJsonIsNotAppliedTwice) {
+  // A compaction a crash cut short: network.json already holds generation 5, which has a leased
+  // 10.0.0.2 released and re-leased to b, and the generation-4 journal it folded in is still there.
+  ASSERT_TRUE(::mkdir(dir_->Sub("state").c_str(), 0700) == 0);
+  ASSERT_TRUE(::mkdir(state_dir_.c_str(), 0700) == 0);
+  ASSERT_TRUE(WriteFile(StatePath(), R"({"version": 1, "subnet": "10.0.0.0/24", "gateway": "10.0.0.1",
+  "next_host": 3, "journal": 5,
+  "leases": {"b": {"ipv4": "10.0.0.2", "mac": "02:fe:0a:00:00:02", "tap_device": "fe0a000002",
+                   "vsock_cid": 167772162}}})")
+                  .ok());
+  ASSERT_TRUE(WriteFile(JournalPath(), R"({"journal":4}
+{"lease":"a","ipv4":"10.0.0.2","mac":"02:fe:0a:00:00:02","tap_device":"fe0a000002","vsock_cid":167772162,"next_host":3}
+)")
+                  .ok());
+  auto allocator = Open(Pool("10.0.0.0/24"));
+  ASSERT_NE(allocator, nullptr);
+  EXPECT_FALSE(allocator->Find("a").has_value());
+  ASSERT_TRUE(allocator->Find("b").has_value());
+  EXPECT_EQ(allocator->Find("b")->ipv4, "10.0.0.2");
+}
+
+TEST_F(NetworkAllocatorTest, TheJournalIsFoldedIntoNetworkJsonOnceItOutgrowsIt) {
+  auto allocator = Open(Pool("10.0.0.0/16"));
+  ASSERT_NE(allocator, nullptr);
+  // In a scope that is never synced: appends without an fdatasync each, as in a fork.
+  DeferredSync scope([](int) { return 0; });
+  for (int i = 0; i < 2100; ++i) {
+    ASSERT_TRUE(allocator->Allocate("vm-" + std::to_string(i)).ok()) << i;
+    ASSERT_TRUE(allocator->Release("vm-" + std::to_string(i)).ok()) << i;
+  }
+  ASSERT_TRUE(allocator->Allocate("kept").ok());
+  Result<std::string> journal = ReadFile(JournalPath());
+  ASSERT_TRUE(journal.ok());
+  EXPECT_LT(std::count(journal->begin(), journal->end(), '\n'), 4096) << "compacted once past 4,096 records";
+  Result<std::string> file = ReadFile(StatePath());
+  ASSERT_TRUE(file.ok());
+  EXPECT_GT(nlohmann::json::parse(*file)["journal"].get<int>(), 1);
+  allocator.reset();
+  auto reopened = Open(Pool("10.0.0.0/16"));
+  ASSERT_NE(reopened, nullptr);
+  EXPECT_EQ(reopened->Leases().size(), 1u);
+  EXPECT_TRUE(reopened->Find("kept").has_value());
 }
 
 TEST_F(NetworkAllocatorTest, InvalidConfigsAreRefused) {
