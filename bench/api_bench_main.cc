@@ -180,7 +180,8 @@ Status MeasureFanOuts(PoolApi& api, const Floors& floors, const Options& options
 // 4. Single-fork latency with many instances present.
 Status MeasureInstanceCounts(PoolApi& api, const Options& options) {
   std::printf("\n4. single forks with N instances present (forks of the template), %d each\n", options.forks_per_count);
-  std::printf("   %9s %10s %10s %10s %18s\n", "instances", "p50 ms", "p99 ms", "forkd p50", "p50 / first count");
+  std::printf("   %9s %10s %10s %10s %18s   %s\n", "instances", "p50 ms", "p99 ms", "forkd p50", "p50 / first count",
+              "forkd p50 clone / rewrite / metadata ms");
   int present = 1;  // the template
   int batch = 0;
   double first_median = 0;
@@ -196,8 +197,10 @@ Status MeasureInstanceCounts(PoolApi& api, const Options& options) {
     FE_RETURN_IF_ERROR(SingleForks(api, options.forks_per_count, fmt::format("at{}", wanted), round_trips, phases));
     const double median = Percentile(round_trips, 0.5);
     if (first_median == 0) first_median = median;
-    std::printf("   %9d %10.3f %10.3f %10.3f %17.2fx\n", present, median, Percentile(round_trips, 0.99),
-                Percentile(phases["total"], 0.5), median / first_median);
+    std::printf("   %9d %10.3f %10.3f %10.3f %17.2fx   %.3f / %.3f / %.3f\n", present, median,
+                Percentile(round_trips, 0.99), Percentile(phases["total"], 0.5), median / first_median,
+                Percentile(phases["clone"], 0.5), Percentile(phases["rewrite"], 0.5),
+                Percentile(phases["metadata"], 0.5));
   }
   return Status::Ok();
 }
