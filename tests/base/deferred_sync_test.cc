@@ -2,7 +2,9 @@
 // first failure naming its path.
 #include "base/deferred_sync.h"
 
+#include <string>
 #include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -55,6 +57,40 @@ TEST(DeferredSyncTest, SyncReportsANoteThatFailedNamingThePath) {
   ASSERT_FALSE(synced.ok());
   EXPECT_EQ(synced.code(), ErrorCode::kNotFound);
   EXPECT_NE(synced.message().find("/nonexistent/forkengine-deferred"), std::string::npos) << synced.ToString();
+}
+
+TEST(DeferredSyncTest, AGroupAdoptsWhatScopesOnOtherThreadsNotedAndSyncsEachFilesystemOnce) {
+  Result<fe::test::TempDir> dir = fe::test::TempDir::Create();
+  FE_ASSERT_OK(dir);
+  std::vector<std::string> synced;
+  DeferredSync group([&](int fd) {
+    synced.push_back(std::to_string(fd));
+    return 0;
+  });
+  for (int worker = 0; worker < 2; ++worker) {
+    std::thread([&] {
+      DeferredSync scope([](int) -> int {
+        ADD_FAILURE() << "a worker's scope is never synced itself";
+        return 0;
+      });
+      FE_EXPECT_OK(ReplaceFileAtomically(dir->Sub("w" + std::to_string(worker)), "x"));
+      group.Adopt(scope);
+    }).join();
+  }
+  FE_ASSERT_OK(group.Sync());
+  EXPECT_EQ(synced.size(), 1u) << "both workers wrote to one filesystem";
+}
+
+TEST(DeferredSyncTest, AnAdoptedScopesFailedNoteFailsTheGroupsSync) {
+  DeferredSync group;
+  std::thread([&] {
+    DeferredSync scope;
+    scope.Note("/nonexistent/forkengine-adopted");
+    group.Adopt(scope);
+  }).join();
+  Status synced = group.Sync();
+  ASSERT_FALSE(synced.ok());
+  EXPECT_NE(synced.message().find("/nonexistent/forkengine-adopted"), std::string::npos) << synced.ToString();
 }
 
 }  // namespace

@@ -169,6 +169,20 @@ TEST_P(ForkSyncFailureTest, FanOutWithOneFailedDeferredSyncRollsBackEveryFork) {
   EXPECT_EQ(SourceMetadata(), source_metadata);
 }
 
+TEST_P(ForkSyncFailureTest, AFanOutCommitsWithOneSyncPerFilesystemPlusOneWhateverItsCount) {
+  FE_ASSERT_OK(engine().Fork("src", Request("single")));
+  const int single = syncfs_calls.exchange(0);
+  EXPECT_GE(single, 1);
+  FE_ASSERT_OK(engine().Fork("src", Request("pair", 2)));
+  const int pair = syncfs_calls.exchange(0);
+  FE_ASSERT_OK(engine().Fork("src", Request("fan", 12)));
+  const int twelve = syncfs_calls.exchange(0);
+  // A single fork commits its rename with a directory fsync; a group with one more syncfs for all.
+  EXPECT_EQ(pair, single + 1);
+  EXPECT_EQ(twelve, pair) << "the group's flushes do not grow with its size";
+  EXPECT_EQ(engine().List().size(), 16u);
+}
+
 TEST_P(ForkSyncFailureTest, FanOutWhoseSecondCloneFailsRollsBackEveryFork) {
   const Leftovers before = Snapshot();
   const fe::test::TreeSnapshot source_tree = SourceTree();
