@@ -33,7 +33,6 @@
 
 #include "bench/floor_clone.h"
 #include "bench/forkd_bench_site.h"
-#include "bench/forkd_daemon.h"
 #include "bench/interrupt.h"
 #include "bench/latency_summary.h"
 #include "bench/pool_api.h"
@@ -210,19 +209,12 @@ Status Run(const Options& options) {
   std::printf("scratch filesystem %s\n", site->description().c_str());
   Status status = [&]() -> Status {
     FE_ASSIGN_OR_RETURN(Floors floors, MeasureFloors(*site, options));
-    ForkdDaemon forkd;
-    FE_RETURN_IF_ERROR(
-        forkd.Start(options.forkd, site->data_root(), site->socket(), {"--loop-pool", "none"}, site->log()));
-    std::printf("\nforkd %s, socket %s\n", options.forkd.c_str(), site->socket().c_str());
-    Status measured = [&]() -> Status {
-      PoolApi api(site->socket());
-      FE_RETURN_IF_ERROR(site->ImportSample(api, kTemplate));
+    std::printf("\n");
+    return site->WithForkd(options.forkd, kTemplate, [&](PoolApi& api) -> Status {
       FE_RETURN_IF_ERROR(MeasureSingleForks(api, floors, options));
       FE_RETURN_IF_ERROR(MeasureFanOuts(api, floors, options));
       return MeasureInstanceCounts(api, options);
-    }();
-    Status stopped = forkd.Stop();
-    return measured.ok() ? stopped : measured;
+    });
   }();
   if (Status closed = site->Close(); status.ok()) status = closed;
   return status;

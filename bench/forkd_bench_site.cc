@@ -4,7 +4,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 
+#include "bench/forkd_daemon.h"
 #include "bench/interrupt.h"
 #include "engine/forkctl/sample_instance.h"
 
@@ -41,6 +43,20 @@ Status ForkdBenchSite::ImportSample(PoolApi& api, const std::string& name) const
       .Post("/v1/instances",
             nlohmann::json{{"name", name}, {"hypervisor", "cloud-hypervisor"}, {"import_dir", sample_dir_}}, 201)
       .status();
+}
+
+Status ForkdBenchSite::WithForkd(const std::string& forkd, const std::string& template_name,
+                                 const std::function<Status(PoolApi&)>& measure) const {
+  ForkdDaemon daemon;
+  FE_RETURN_IF_ERROR(daemon.Start(forkd, data_root(), socket_, {"--loop-pool", "none"}, log_));
+  std::printf("forkd %s, socket %s\n", forkd.c_str(), socket_.c_str());
+  Status measured = [&]() -> Status {
+    PoolApi api(socket_);
+    FE_RETURN_IF_ERROR(ImportSample(api, template_name));
+    return measure(api);
+  }();
+  Status stopped = daemon.Stop();
+  return measured.ok() ? stopped : measured;
 }
 
 Status ForkdBenchSite::Close() {

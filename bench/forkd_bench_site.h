@@ -4,6 +4,7 @@
 // is removed when the site is closed or destroyed.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -27,6 +28,10 @@ class ForkdBenchSite {
   std::string description() const;
   // Imports the sample instance through `api` as `name`.
   Status ImportSample(PoolApi& api, const std::string& name) const;
+  // Starts the forkd binary `forkd` on this site (no loop pool), imports the sample as
+  // `template_name`, runs `measure` with a client of it and stops forkd: the first error.
+  Status WithForkd(const std::string& forkd, const std::string& template_name,
+                   const std::function<Status(PoolApi&)>& measure) const;
   // Unmounts and removes everything; the destructor does the same, ignoring errors.
   Status Close();
 

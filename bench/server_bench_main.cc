@@ -29,7 +29,6 @@
 #include <CLI/CLI.hpp>
 
 #include "base/unique_fd.h"
-#include "bench/forkd_daemon.h"
 #include "bench/interrupt.h"
 #include "bench/latency_summary.h"
 #include "bench/pool_api.h"
@@ -148,21 +147,9 @@ Status Measure(const std::string& socket, const Options& options) {
 
 Status Run(const Options& options) {
   FE_ASSIGN_OR_RETURN(std::unique_ptr<ForkdBenchSite> site, ForkdBenchSite::Create("forkbench-server"));
-  Status status;
-  {
-    ForkdDaemon forkd;
-    FE_RETURN_IF_ERROR(
-        forkd.Start(options.forkd, site->data_root(), site->socket(), {"--loop-pool", "none"}, site->log()));
-    std::printf("forkd %s on %s, socket %s\n", options.forkd.c_str(), site->description().c_str(),
-                site->socket().c_str());
-    status = [&]() -> Status {
-      PoolApi api(site->socket());
-      FE_RETURN_IF_ERROR(site->ImportSample(api, "template"));
-      return Measure(site->socket(), options);
-    }();
-    Status stopped = forkd.Stop();
-    if (status.ok()) status = stopped;
-  }
+  std::printf("scratch filesystem %s\n", site->description().c_str());
+  Status status =
+      site->WithForkd(options.forkd, "template", [&](PoolApi&) { return Measure(site->socket(), options); });
   if (Status closed = site->Close(); status.ok()) status = closed;
   return status;
 }
