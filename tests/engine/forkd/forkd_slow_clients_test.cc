@@ -56,8 +56,9 @@ TEST_F(ForkdSlowClientsTest, HealthAndFiftyForksAreServedBesideIdleAndTricklingC
   ApiResponse health = api().Get("/v1/healthz");
   const auto health_took = SteadyClock::now() - health_start;
   EXPECT_EQ(health.status, 200) << health.error;
-  // A liveness bound with room for a loaded CI machine; forkbench-server measures the latency.
-  EXPECT_LT(health_took, 1s) << "health waited behind idle connections";
+  // A liveness bound (the thread-per-connection server took 14.7 s here) with room for ASan at -O0
+  // on a loaded 2-core CI machine, where it took 1.01 s once; forkbench-server measures the latency.
+  EXPECT_LT(health_took, 5s) << "health waited behind idle connections";
 
   std::vector<std::thread> forks;
   std::atomic<int> made{0};
