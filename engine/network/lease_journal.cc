@@ -57,7 +57,6 @@ Result<LeaseJournal> LeaseJournal::Open(const std::string& path, Contents& conte
     offset = HeaderLine(0).size();
   }
   if (offset < text.size()) {
-    contents.torn_bytes = text.size() - offset;
     if (::ftruncate(fd.get(), static_cast<off_t>(offset)) != 0) return Status::FromErrno(errno, "truncate", path);
     if (::fdatasync(fd.get()) != 0) return Status::FromErrno(errno, "fdatasync", path);
   }

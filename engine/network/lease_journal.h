@@ -5,7 +5,7 @@
 // Now a lease or a release is one appended line: inside a DeferredSync scope (a fork, a create) it is
 // made durable by the scope's syncfs, together with the rest of what the instance needs, before its
 // final metadata; outside one, by an fdatasync of its own. network.json is rewritten only when the
-// journal has grown (NetworkAllocator compacts it), and at every start.
+// journal has grown (NetworkAllocator compacts it), and at a start that finds records in it.
 //
 // File: the first line {"journal": G} names the generation; network.json records the generation of
 // the journal that applies on top of it, so a journal a crash left behind after a compaction (older
@@ -35,7 +35,6 @@ class LeaseJournal {
   struct Contents {
     uint64_t generation = 0;                      // 0: there was no journal
     std::vector<nlohmann::ordered_json> records;  // whole lines after the header, in order
-    uint64_t torn_bytes = 0;                      // cut from the end
   };
 
   // Opens (creating an empty journal of generation 0 when missing) and reads `path`; cuts a torn tail.
@@ -54,7 +53,6 @@ class LeaseJournal {
   Status Restart(uint64_t generation);
 
   size_t records() const { return records_; }  // lines after the header
-  const std::string& path() const { return path_; }
 
  private:
   LeaseJournal(std::string path, std::string dir, UniqueFd fd, uint64_t size, size_t records)

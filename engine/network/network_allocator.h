@@ -18,8 +18,9 @@
 // directory fsync), plus <state_dir>/network.journal (engine/network/lease_journal.h): each lease and
 // release is one appended line, durable before the change is visible in memory (or, inside a
 // DeferredSync scope, by the scope's sync, before the instance that holds the lease is committed).
-// network.json is rewritten from memory, and the journal restarted, at every start and whenever the
-// journal holds more than max(4096, 2 x leases) records. Fields this version does not know are kept, at the top level
+// network.json is rewritten from memory, and the journal restarted, at a start that finds records in
+// the journal (a failure there, e.g. a full disk, is retried later) and whenever the journal holds
+// more than max(4096, 2 x leases) records. Fields this version does not know are kept, at the top level
 // and in each lease. A file that cannot be parsed is an error naming the file and the field, never silently reset (that
 // would hand out addresses still in use). Open() takes an exclusive flock on <state_dir>/network.lock for the
 // allocator's lifetime, so two daemons can never share one state directory.
