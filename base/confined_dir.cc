@@ -1,5 +1,7 @@
 #include "base/confined_dir.h"
 
+#include "base/deferred_sync.h"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -89,6 +91,21 @@ Status ConfinedDir::ReplaceFile(std::string_view relative, std::string_view cont
   const size_t slash = relative.rfind('/');
   const std::string parent_display = slash == std::string_view::npos ? path_ : PathOf(relative.substr(0, slash));
   return ReplaceFileAt(parent.first.get(), parent_display, parent.second, content, mode);
+}
+
+Status ConfinedDir::OverwriteFile(std::string_view relative, std::string_view content) const {
+  // Non-blocking: a FIFO in a guest directory must not hang the open; it is refused just below.
+  FE_ASSIGN_OR_RETURN(UniqueFd fd, OpenFile(relative, O_WRONLY | O_TRUNC | O_NONBLOCK));
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return Status::FromErrno(errno, "stat", PathOf(relative));
+  if (!S_ISREG(st.st_mode)) return Status::InvalidArgument("overwrite " + PathOf(relative) + ": not a regular file");
+  FE_RETURN_IF_ERROR(WriteAllAt(fd.get(), content.data(), content.size(), 0, PathOf(relative)));
+  if (DeferredSync* scope = DeferredSync::Current()) {
+    scope->Note(fd_.get(), path_);
+    return Status::Ok();
+  }
+  if (::fdatasync(fd.get()) != 0) return Status::FromErrno(errno, "fdatasync", PathOf(relative));
+  return Status::Ok();
 }
 
 Status ConfinedDir::MakeDirectory(std::string_view relative, mode_t mode) const {

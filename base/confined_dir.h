@@ -52,6 +52,12 @@ class ConfinedDir {
   // Atomically replaces the regular file `relative` (ReplaceFileAtomically's rules, within a
   // DeferredSync scope when one is current); its directory must exist beneath this one.
   Status ReplaceFile(std::string_view relative, std::string_view content, mode_t mode = 0644) const;
+  // Rewrites the existing regular file `relative` in place (truncates it, writes `content`): for a
+  // file nobody reads yet, a config of a fork being made, whose maker discards the whole directory
+  // when anything fails, so a half-written file is never seen. It saves ReplaceFile's new inode and
+  // rename, the dearest part of a fork's rewrite. Within a DeferredSync scope the scope's Sync makes
+  // it durable; else it is fdatasync'ed.
+  Status OverwriteFile(std::string_view relative, std::string_view content) const;
   // Creates the directory `relative` (its parent must exist); Ok when it exists as a directory.
   Status MakeDirectory(std::string_view relative, mode_t mode = 0755) const;
   // Removes the file, symlink or empty directory `relative`; Ok when absent.

@@ -188,8 +188,10 @@ class Plugin {
   // anything is written.
   virtual Status CheckGuestDirectory(const std::string& dir, bool standby) const = 0;
 
-  // Rewrites the fork directory's hypervisor files for the fork. On failure no file in target_dir
-  // has been half-written (each is replaced by rename) and the error names the file and field.
+  // Rewrites the fork directory's hypervisor files for the fork. A rewrite the plugin refuses (a
+  // field it cannot give the fork) fails before any file is written, naming the file and field; a
+  // write that fails may leave a file of target_dir half-written: the caller made target_dir for
+  // this fork and discards it whole on any failure.
   virtual Result<PreparedFork> PrepareFork(const ForkSpec& spec) const = 0;
 
   // True when the instance in `instance_dir` keeps its guest RAM in a shared file inside the directory,

@@ -60,20 +60,28 @@ Status CheckSpec(const ForkSpec& spec) {
 
 struct RewrittenFile {
   std::string relative;
+  Json config;
   std::string content;
 };
 
-Result<RewrittenFile> RewriteFile(const std::string& dir, const std::string& relative, const ConfigRewrite& rewrite) {
-  Result<std::string> text = ReadFileBeneath(dir, relative);
+Result<RewrittenFile> RewriteFile(const ConfinedDir& dir, const std::string& relative, const ConfigRewrite& rewrite) {
+  Result<std::string> text = dir.ReadFile(relative);
   if (!text.ok()) return text.status();
-  Result<std::string> rewritten = RewriteConfigText(*text, rewrite, relative);
-  if (!rewritten.ok()) return rewritten.status();
-  return RewrittenFile{relative, std::move(*rewritten)};
+  Result<Json> config = ParseObject(*text, relative);
+  if (!config.ok()) return config.status();
+  FE_RETURN_IF_ERROR(RewriteConfig(*config, rewrite, relative));
+  std::string content = config->dump(2) + "\n";
+  return RewrittenFile{relative, std::move(*config), std::move(content)};
 }
 
+// Every file operation of a fork goes through one open handle of the fork's directory, and configs
+// are overwritten in place (the directory is the caller's fresh clone, discarded whole on failure):
+// a fork is a handful of small files, and reopening the directory by path, a new inode and a rename
+// for each of them cost more than the rewrite itself.
 Result<PreparedFork> Prepare(const ForkSpec& spec) {
   FE_RETURN_IF_ERROR(CheckSpec(spec));
-  Result<InstanceFiles> files = FindInstanceFiles(spec.target_dir);
+  FE_ASSIGN_OR_RETURN(ConfinedDir target, ConfinedDir::Open(spec.target_dir));
+  Result<InstanceFiles> files = FindInstanceFiles(target);
   if (!files.ok()) return files.status();
   if (spec.from_snapshot && files->snapshot_configs.empty()) {
     std::string where = files->snapshot_dir.empty() ? std::string(kDefaultSnapshotDir) : files->snapshot_dir;
@@ -87,31 +95,30 @@ Result<PreparedFork> Prepare(const ForkSpec& spec) {
   for (bool in_snapshot : {false, true}) {
     rewrite.keep_vsock_cid = in_snapshot;
     for (const std::string& relative : in_snapshot ? files->snapshot_configs : files->boot_configs) {
-      Result<RewrittenFile> file = RewriteFile(spec.target_dir, relative, rewrite);
+      Result<RewrittenFile> file = RewriteFile(target, relative, rewrite);
       if (!file.ok()) return file.status();
       rewritten.push_back(std::move(*file));
     }
   }
   PreparedFork prepared;
   for (const RewrittenFile& file : rewritten) {
-    FE_RETURN_IF_ERROR(ReplaceFileBeneath(spec.target_dir, file.relative, file.content));
+    FE_RETURN_IF_ERROR(target.OverwriteFile(file.relative, file.content));
     prepared.rewritten_files.push_back(file.relative);
   }
   // The fork must not inherit the source's sockets, pid file or logs: the manifest says which they
   // are, or, for a directory without one, what its configs name.
   Result<snapshot::Manifest> manifest = files->manifest ? *files->manifest : DescribeInstance(spec.target_dir);
   if (!manifest.ok()) return manifest.status();
-  FE_RETURN_IF_ERROR(snapshot::RemoveRuntimeFiles(spec.target_dir, *manifest));
+  FE_RETURN_IF_ERROR(snapshot::RemoveRuntimeFiles(target, *manifest));
   if (spec.from_snapshot) prepared.restore.snapshot_dir = spec.target_dir + "/" + files->snapshot_dir;
   prepared.restore.identity = spec.target_identity;
   // The guest agent is reached through the vsock socket of the config the fork runs from.
   const std::vector<std::string>& runs_from = spec.from_snapshot ? files->snapshot_configs : files->boot_configs;
   for (const RewrittenFile& file : rewritten) {
     if (runs_from.empty() || file.relative != runs_from.front()) continue;
-    Result<Json> config = ParseObject(file.content, file.relative);
-    if (!config.ok()) return config.status();
-    const auto vsock = config->find("vsock");
-    if (vsock != config->end() && vsock->is_object() && vsock->contains("socket") && (*vsock)["socket"].is_string()) {
+    const auto vsock = file.config.find("vsock");
+    if (vsock != file.config.end() && vsock->is_object() && vsock->contains("socket") &&
+        (*vsock)["socket"].is_string()) {
       prepared.restore.identity_channel = {IdentityChannel::Kind::kHybridVsock, (*vsock)["socket"].get<std::string>(),
                                            kIdentityVsockPort};
     }

@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/confined_dir.h"
 #include "base/status.h"
 #include "snapshot/guest_directory.h"
 
@@ -44,6 +45,7 @@ struct InstanceFiles {
 
 // Reads the manifest (when present) and looks for the configs. Fails when the manifest is malformed
 // or names another hypervisor.
+Result<InstanceFiles> FindInstanceFiles(const ConfinedDir& dir);
 Result<InstanceFiles> FindInstanceFiles(const std::string& dir);
 
 std::string ApiSocketPath(const std::string& dir);

@@ -105,6 +105,35 @@ TEST_F(ConfinedDirTest, ReplaceInsideADeferredScopeLeavesNoTemporaryFile) {
   EXPECT_EQ(*entries, (std::vector<std::string>{"config.json", "new.json"}));
 }
 
+TEST_F(ConfinedDirTest, OverwriteRewritesTheSameFileInPlaceAndCutsWhatWasLonger) {
+  FE_ASSERT_OK(test::WriteFile(inside_ + "/sub/config.json", "a much longer original content\n"));
+  struct stat before {};
+  ASSERT_EQ(::stat((inside_ + "/sub/config.json").c_str(), &before), 0);
+  {
+    DeferredSync deferred;
+    FE_ASSERT_OK(confined_->OverwriteFile("sub/config.json", "short\n"));
+    FE_ASSERT_OK(deferred.Sync());
+  }
+  FE_ASSERT_OK(confined_->OverwriteFile("sub/config.json", "synced on its own\n"));
+  EXPECT_EQ(*test::ReadFile(inside_ + "/sub/config.json"), "synced on its own\n");
+  struct stat after {};
+  ASSERT_EQ(::stat((inside_ + "/sub/config.json").c_str(), &after), 0);
+  EXPECT_EQ(after.st_ino, before.st_ino) << "no new inode, no rename";
+  EXPECT_EQ(*test::ListDir(inside_ + "/sub"), (std::vector<std::string>{"config.json"}));
+  EXPECT_EQ(confined_->OverwriteFile("sub/missing.json", "{}").code(), ErrorCode::kNotFound)
+      << "an overwrite never creates a file";
+}
+
+TEST_F(ConfinedDirTest, OverwriteRefusesAFifoWithoutHangingAndNeverFollowsALink) {
+  ASSERT_EQ(::mkfifo((inside_ + "/sub/pipe").c_str(), 0644), 0);
+  EXPECT_FALSE(confined_->OverwriteFile("sub/pipe", "{}").ok());
+  ASSERT_EQ(::symlink((outside_ + "/secret").c_str(), (inside_ + "/config.json").c_str()), 0);
+  EXPECT_FALSE(confined_->OverwriteFile("config.json", "pwned\n").ok());
+  ASSERT_EQ(::symlink(outside_.c_str(), (inside_ + "/snapshot").c_str()), 0);
+  EXPECT_FALSE(confined_->OverwriteFile("snapshot/secret", "pwned\n").ok());
+  EXPECT_EQ(Outside(), "outside\n");
+}
+
 TEST_F(ConfinedDirTest, RemoveDeletesALinkNotWhatItPointsTo) {
   ASSERT_EQ(::symlink((outside_ + "/secret").c_str(), (inside_ + "/link").c_str()), 0);
   FE_ASSERT_OK(confined_->Remove("link"));
