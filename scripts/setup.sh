@@ -10,6 +10,7 @@ packages=(
   libcli11-dev libspdlog-dev libfmt-dev zlib1g-dev libboost1.81-dev libboost-url1.81-dev
   btrfs-progs xfsprogs util-linux e2fsprogs coreutils python3-jsonschema
   qemu-system-x86 linux-image-amd64 busybox-static cpio iproute2
+  libsystemd-dev systemd
 )
 
 missing=()

@@ -35,6 +35,7 @@
 #include "storage/loop/loop_pool.h"
 #include "engine/forkd/metrics.h"
 #include "engine/forkd/server.h"
+#include "engine/forkd/service_manager.h"
 #include "engine/forkd/socket_setup.h"
 #include "engine/forkd/token_file.h"
 #include "engine/pools/pool.h"
@@ -244,9 +245,21 @@ int Run(const Options& options) {
 
   ApiServer api(*engine, metrics, pools.get(), requests->get());
   HttpServer server(api.Handlers(), HttpServerOptions{});
-  Result<int> unix_fd = BindUnixSocket(options.socket);
+  // Under forkd.socket, systemd holds the socket (its path, mode and group are the unit's), so it
+  // stays bound across restarts and is never forkd's to remove.
+  Result<std::optional<ActivatedSocket>> activated = TakeActivatedSocket();
+  if (!activated.ok()) {
+    spdlog::critical("{}", activated.status().ToString());
+    return 1;
+  }
+  const bool socket_is_ours = !activated->has_value();
+  if (!socket_is_ours && (*activated)->path != options.socket) {
+    spdlog::info("serving the socket systemd passed, {} (not --socket {})", (*activated)->path, options.socket);
+  }
+  const std::string socket_path = socket_is_ours ? options.socket : (*activated)->path;
+  Result<int> unix_fd = socket_is_ours ? BindUnixSocket(socket_path) : Result<int>((*activated)->fd);
   ListenerOptions unix_options;
-  unix_options.name = "unix:" + options.socket;
+  unix_options.name = "unix:" + socket_path;
   unix_options.max_connections = options.max_connections;
   unix_options.max_body_bytes = kMaxBodyBytes;
   Status listening = unix_fd.ok() ? server.ServeUnixSocket(*unix_fd, unix_options) : unix_fd.status();
@@ -261,16 +274,19 @@ int Run(const Options& options) {
   if (!listening.ok()) {
     spdlog::critical("{}", listening.ToString());
     server.Stop(std::chrono::milliseconds(0));
-    // Only a socket this forkd bound is its to remove (never another daemon's).
-    if (unix_fd.ok()) ::unlink(options.socket.c_str());
+    // Only a socket this forkd bound is its to remove (never another daemon's, never systemd's).
+    if (unix_fd.ok() && socket_is_ours) ::unlink(socket_path.c_str());
     return 1;
   }
   server.Start();
-  spdlog::info("forkd listening on unix:{}{}", options.socket,
+  spdlog::info("forkd listening on unix:{}{}", socket_path,
                options.listen_tcp.empty() ? "" : " and tcp:" + options.listen_tcp + " (bearer token)");
   if (options.ready_fd >= 0) {
     (void)!::write(options.ready_fd, "ready\n", 6);
     ::close(options.ready_fd);
+  }
+  if (Status notified = NotifyServiceManager("READY=1\nSTATUS=serving on unix:" + socket_path); !notified.ok()) {
+    spdlog::warn("{}", notified.ToString());
   }
 
   sigset_t set;
@@ -281,9 +297,10 @@ int Run(const Options& options) {
   ::sigwait(&set, &received);
   spdlog::info("signal {}: stopping listeners, letting requests in flight finish (at most {} ms)",
                ::strsignal(received), options.shutdown_grace_ms);
+  (void)NotifyServiceManager("STOPPING=1");
   api.Stop();
   server.Stop(std::chrono::milliseconds(options.shutdown_grace_ms));
-  ::unlink(options.socket.c_str());
+  if (socket_is_ours) ::unlink(socket_path.c_str());
   pools.reset();
   engine.reset();
   spdlog::info("forkd stopped");
@@ -394,6 +411,6 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
 
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+  fe::engine::forkd::ConfigureLogFormat();
   return fe::engine::forkd::Run(options);
 }

@@ -195,9 +195,15 @@ Status ForkdProcess::Start() {
     args.insert(args.end(), {"--loop-pool", "none"});
   }
   args.insert(args.end(), extra_.begin(), extra_.end());
+  args.insert(args.begin(), launcher_.begin(), launcher_.end());
   std::vector<char*> argv;
   for (std::string& arg : args) argv.push_back(arg.data());
   argv.push_back(nullptr);
+  std::vector<std::string> variables = environment_;
+  for (char** variable = environ; *variable != nullptr; ++variable) variables.emplace_back(*variable);
+  std::vector<char*> envp;
+  for (std::string& variable : variables) envp.push_back(variable.data());
+  envp.push_back(nullptr);
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
@@ -211,10 +217,11 @@ Status ForkdProcess::Start() {
   posix_spawnattr_setsigmask(&attributes, &empty);
   posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGMASK);
   pid_t pid = -1;
-  int error = ::posix_spawn(&pid, argv[0], &actions, &attributes, argv.data(), environ);
+  // posix_spawnp: a launcher is found in PATH (forkd's own path is absolute).
+  int error = ::posix_spawnp(&pid, argv[0], &actions, &attributes, argv.data(), envp.data());
   posix_spawn_file_actions_destroy(&actions);
   posix_spawnattr_destroy(&attributes);
-  if (error != 0) return Status::FromErrno(error, "spawning", ForkdBinary());
+  if (error != 0) return Status::FromErrno(error, "spawning", args.front());
   pid_ = pid;
   return Status::Ok();
 }

@@ -66,6 +66,10 @@ class ForkdProcess {
   ForkdProcess& operator=(const ForkdProcess&) = delete;
   ~ForkdProcess();
 
+  // Before Start: a program forkd is started through (its argv, forkd's appended: systemd's
+  // systemd-socket-activate, say), and "NAME=value" variables added to forkd's environment.
+  void SetLauncher(std::vector<std::string> launcher) { launcher_ = std::move(launcher); }
+  void SetEnvironment(std::vector<std::string> variables) { environment_ = std::move(variables); }
   Status Start();
   // Polls GET /v1/healthz until it answers 200; an error (with the log) when forkd exits first or
   // does not answer within a generous bound.
@@ -82,7 +86,7 @@ class ForkdProcess {
 
  private:
   std::string data_root_, socket_, log_path_;
-  std::vector<std::string> extra_;
+  std::vector<std::string> extra_, launcher_, environment_;
   pid_t pid_ = -1;
 };
 

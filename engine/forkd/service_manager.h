@@ -1,0 +1,41 @@
+// forkd under systemd (packaging/systemd/): the listening socket systemd passes (forkd.socket), the
+// readiness and stop notifications of Type=notify, and journald's priority prefixes on log lines.
+// Each is a no-op where systemd is absent, so forkd runs the same from a shell or a test.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "base/status.h"
+
+namespace fe::engine::forkd {
+
+struct ActivatedSocket {
+  int fd = -1;
+  std::string path;  // where systemd bound it (forkd.socket's ListenStream)
+};
+
+// The Unix stream socket systemd passed (LISTEN_FDS, for this process), listening; nullopt when
+// forkd was not socket-activated. More than one socket, or one that is not a listening Unix stream
+// socket with a path, is an error naming what was passed. The LISTEN_* variables are cleared, so the
+// VMs forkd starts do not think they were activated too.
+Result<std::optional<ActivatedSocket>> TakeActivatedSocket();
+
+// Sends `state` ("READY=1", "STOPPING=1", "STATUS=…", lines joined by '\n') to systemd when
+// NOTIFY_SOCKET is set (Type=notify); does nothing otherwise. A failure to send is returned, for the
+// log: the service still runs (systemd times out its start if readiness never arrives).
+Status NotifyServiceManager(std::string_view state);
+
+// Whether forkd's stderr is journald's stream (JOURNAL_STREAM names its device and inode): then log
+// lines carry "<N>" priority prefixes and no timestamp of their own (journald stamps them).
+bool StderrIsJournal();
+
+// Makes spdlog's lines journald's when StderrIsJournal(), else the plain timestamped format.
+void ConfigureLogFormat();
+
+// The "<N>" prefix (sd-daemon's levels) of an spdlog level: <7> debug and trace, <6> info,
+// <4> warn, <3> error, <2> critical. Public for the test.
+std::string_view JournalPriorityPrefix(int spdlog_level);
+
+}  // namespace fe::engine::forkd
