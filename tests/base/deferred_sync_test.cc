@@ -73,7 +73,7 @@ TEST(DeferredSyncTest, AGroupAdoptsWhatScopesOnOtherThreadsNotedAndSyncsEachFile
         ADD_FAILURE() << "a worker's scope is never synced itself";
         return 0;
       });
-      FE_EXPECT_OK(ReplaceFileAtomically(dir->Sub("w" + std::to_string(worker)), "x"));
+      FE_EXPECT_OK(ReplaceFileAtomically(dir->Sub(std::string("w").append(std::to_string(worker))), "x"));
       group.Adopt(scope);
     }).join();
   }
