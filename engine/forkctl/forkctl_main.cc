@@ -6,6 +6,7 @@
 
 #include "engine/forkctl/clone_command.h"
 #include "engine/forkctl/command_support.h"
+#include "engine/forkctl/completion.h"
 #include "engine/forkctl/events_command.h"
 #include "engine/forkctl/fork_commands.h"
 #include "engine/forkctl/health_command.h"
@@ -30,6 +31,7 @@ int main(int argc, char** argv) {
   fe::engine::forkctl::AddEventsCommand(app, options, &exit_code);
   fe::engine::forkctl::AddSampleInstanceCommand(app, options, &exit_code);
   fe::engine::forkctl::AddCloneCommand(app, options, &exit_code);
+  fe::engine::forkctl::AddCompletionAndVersionCommands(app);  // last: completion lists every command
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
