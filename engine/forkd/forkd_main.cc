@@ -149,6 +149,14 @@ std::optional<storage::registry::CloneCalibration> CalibrateVolumesRoot(const st
 }
 
 int Run(const Options& options) {
+  // Under forkd.socket, systemd holds the socket (its path, mode and group are the unit's), so it
+  // stays bound across restarts and is never forkd's to remove. Taken first: marked close-on-exec
+  // and its LISTEN_* variables cleared before any VM is started.
+  Result<std::optional<ActivatedSocket>> activated = TakeActivatedSocket();
+  if (!activated.ok()) {
+    spdlog::critical("{}", activated.status().ToString());
+    return 1;
+  }
   Result<std::string> backend = storage::registry::ParseBackendChoice(options.backend);
   Result<storage::loop::LoopPoolMode> loop_mode = storage::loop::ParseLoopPoolMode(options.loop_pool);
   Result<uint64_t> loop_size = storage::loop::ParseSize(options.loop_pool_size);
@@ -245,13 +253,6 @@ int Run(const Options& options) {
 
   ApiServer api(*engine, metrics, pools.get(), requests->get());
   HttpServer server(api.Handlers(), HttpServerOptions{});
-  // Under forkd.socket, systemd holds the socket (its path, mode and group are the unit's), so it
-  // stays bound across restarts and is never forkd's to remove.
-  Result<std::optional<ActivatedSocket>> activated = TakeActivatedSocket();
-  if (!activated.ok()) {
-    spdlog::critical("{}", activated.status().ToString());
-    return 1;
-  }
   const bool socket_is_ours = !activated->has_value();
   if (!socket_is_ours && (*activated)->path != options.socket) {
     spdlog::info("serving the socket systemd passed, {} (not --socket {})", (*activated)->path, options.socket);
