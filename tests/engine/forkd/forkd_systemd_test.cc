@@ -61,6 +61,24 @@ class ForkdSystemdTest : public ForkdTest {
     return fd;
   }
 
+  // Connects to (a stream) or sends a byte to (a datagram socket) `path` once something has bound
+  // it, within 10 s: what wakes systemd-socket-activate.
+  static bool Knock(const std::string& path, int type) {
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::strncpy(address.sun_path, path.c_str(), sizeof(address.sun_path) - 1);
+    for (int attempt = 0; attempt < 1000; ++attempt) {
+      UniqueFd fd(::socket(AF_UNIX, type | SOCK_CLOEXEC, 0));
+      const bool knocked =
+          type == SOCK_STREAM
+              ? ::connect(fd.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0
+              : ::sendto(fd.get(), "x", 1, 0, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 1;
+      if (knocked) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+  }
+
   static std::string Receive(int fd) {
     char buffer[4096];
     const ssize_t got = ::recv(fd, buffer, sizeof(buffer), 0);
@@ -112,6 +130,32 @@ TEST_F(ForkdSystemdTest, ASocketActivatedForkdServesThePassedSocketAndLeavesItTo
   struct stat st {};
   ASSERT_EQ(::lstat(activated.c_str(), &st), 0) << "forkd removed the socket systemd owns";
   EXPECT_TRUE(S_ISSOCK(st.st_mode));
+}
+
+TEST_F(ForkdSystemdTest, SocketsForkdCannotServeAreRefusedNamingWhatItExpects) {
+  // Two sockets: forkd.socket was edited to listen twice.
+  const std::string first = temp_->Sub("first.sock");
+  ForkdProcess two(data_root_, first, temp_->Sub("two.log"));
+  two.SetLauncher({"systemd-socket-activate", "--listen=" + first, "--listen=" + temp_->Sub("second.sock")});
+  FE_ASSERT_OK(two.Start());
+  // The first connection makes systemd-socket-activate exec forkd (once it has bound the socket).
+  ASSERT_TRUE(Knock(first, SOCK_STREAM)) << two.Log();
+  EXPECT_TRUE(WIFEXITED(two.Wait()));
+  EXPECT_NE(two.Log().find("systemd passed 2 sockets; forkd.socket must listen on exactly one Unix stream socket"),
+            std::string::npos)
+      << two.Log();
+
+  // A datagram socket: not a stream forkd can serve HTTP on.
+  const std::string datagram = temp_->Sub("datagram.sock");
+  ForkdProcess dgram(data_root_, datagram, temp_->Sub("dgram.log"));
+  dgram.SetLauncher({"systemd-socket-activate", "--datagram", "--listen=" + datagram});
+  FE_ASSERT_OK(dgram.Start());
+  ASSERT_TRUE(Knock(datagram, SOCK_DGRAM)) << dgram.Log();
+  const int status = dgram.Wait();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 1) << status << dgram.Log();
+  EXPECT_NE(dgram.Log().find("the socket systemd passed (fd 3) is not a listening Unix stream socket"),
+            std::string::npos)
+      << dgram.Log();
 }
 
 TEST_F(ForkdSystemdTest, ReadinessAndStoppingReachTheNotifySocket) {
