@@ -18,11 +18,32 @@
 namespace fe::engine::forkd {
 namespace {
 
+// The "<N>" prefix of an spdlog level: <7> debug and trace, <6> info, <4> warn, <3> error, <2> critical.
+std::string_view JournalPriorityPrefix(spdlog::level::level_enum level) {
+  switch (level) {
+    case spdlog::level::trace:
+    case spdlog::level::debug: return "<7>";
+    case spdlog::level::info: return "<6>";
+    case spdlog::level::warn: return "<4>";
+    case spdlog::level::err: return "<3>";
+    case spdlog::level::critical: return "<2>";
+    default: return "<6>";
+  }
+}
+
+bool StderrIsJournal() {
+  const char* stream = std::getenv("JOURNAL_STREAM");
+  if (stream == nullptr) return false;
+  struct stat st {};
+  if (::fstat(STDERR_FILENO, &st) != 0) return false;
+  return std::string(stream) == std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino);
+}
+
 // "%*": the line's journald priority.
 class JournalPriorityFlag final : public spdlog::custom_flag_formatter {
  public:
   void format(const spdlog::details::log_msg& message, const std::tm&, spdlog::memory_buf_t& out) override {
-    const std::string_view prefix = JournalPriorityPrefix(static_cast<int>(message.level));
+    const std::string_view prefix = JournalPriorityPrefix(message.level);
     out.append(prefix.data(), prefix.data() + prefix.size());
   }
   std::unique_ptr<custom_flag_formatter> clone() const override { return std::make_unique<JournalPriorityFlag>(); }
@@ -66,14 +87,6 @@ Status NotifyServiceManager(std::string_view state) {
   return Status::Ok();
 }
 
-bool StderrIsJournal() {
-  const char* stream = std::getenv("JOURNAL_STREAM");
-  if (stream == nullptr) return false;
-  struct stat st {};
-  if (::fstat(STDERR_FILENO, &st) != 0) return false;
-  return std::string(stream) == std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino);
-}
-
 void ConfigureLogFormat() {
   if (!StderrIsJournal()) {
     spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
@@ -82,18 +95,6 @@ void ConfigureLogFormat() {
   auto formatter = std::make_unique<spdlog::pattern_formatter>();
   formatter->add_flag<JournalPriorityFlag>('*').set_pattern("%*%l %v");
   spdlog::set_formatter(std::move(formatter));
-}
-
-std::string_view JournalPriorityPrefix(int spdlog_level) {
-  switch (static_cast<spdlog::level::level_enum>(spdlog_level)) {
-    case spdlog::level::trace:
-    case spdlog::level::debug: return "<7>";
-    case spdlog::level::info: return "<6>";
-    case spdlog::level::warn: return "<4>";
-    case spdlog::level::err: return "<3>";
-    case spdlog::level::critical: return "<2>";
-    default: return "<6>";
-  }
 }
 
 }  // namespace fe::engine::forkd

@@ -27,15 +27,9 @@ Result<std::optional<ActivatedSocket>> TakeActivatedSocket();
 // log: the service still runs (systemd times out its start if readiness never arrives).
 Status NotifyServiceManager(std::string_view state);
 
-// Whether forkd's stderr is journald's stream (JOURNAL_STREAM names its device and inode): then log
-// lines carry "<N>" priority prefixes and no timestamp of their own (journald stamps them).
-bool StderrIsJournal();
-
-// Makes spdlog's lines journald's when StderrIsJournal(), else the plain timestamped format.
+// spdlog's line format: journald's when forkd's stderr is journald's stream (JOURNAL_STREAM names its
+// device and inode): "<N>" priority prefixes (sd-daemon's levels) and no timestamp of its own, since
+// journald stamps the lines; else the plain timestamped format.
 void ConfigureLogFormat();
-
-// The "<N>" prefix (sd-daemon's levels) of an spdlog level: <7> debug and trace, <6> info,
-// <4> warn, <3> error, <2> critical. Public for the test.
-std::string_view JournalPriorityPrefix(int spdlog_level);
 
 }  // namespace fe::engine::forkd
