@@ -10,7 +10,8 @@ packages=(
   libcli11-dev libspdlog-dev libfmt-dev zlib1g-dev libboost1.81-dev libboost-url1.81-dev
   btrfs-progs xfsprogs util-linux e2fsprogs coreutils python3-jsonschema
   qemu-system-x86 linux-image-amd64 busybox-static cpio iproute2
-  libsystemd-dev systemd
+  libsystemd-dev systemd help2man dpkg-dev fakeroot
+  prometheus-cpp-dev prometheus
 )
 
 missing=()

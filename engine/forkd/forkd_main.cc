@@ -410,6 +410,7 @@ int main(int argc, char** argv) {
   app.add_option("--max-connections", options.max_connections,
                  "open connections per listener; beyond it the one idle longest is closed")
       ->capture_default_str();
+  app.set_version_flag("--version", std::string("forkd ") + FE_VERSION);
   CLI11_PARSE(app, argc, argv);
 
   fe::engine::forkd::ConfigureLogFormat();
