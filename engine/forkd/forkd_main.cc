@@ -34,6 +34,7 @@
 #include "storage/dm_thin/dm_thin_config.h"
 #include "storage/loop/loop_pool.h"
 #include "engine/forkd/metrics.h"
+#include "engine/forkd/metrics_listener.h"
 #include "engine/forkd/server.h"
 #include "engine/forkd/service_manager.h"
 #include "engine/forkd/socket_setup.h"
@@ -49,6 +50,7 @@ struct Options {
   std::string data_root = "/var/lib/forkengine";
   std::string socket = "/run/forkengine/forkd.sock";
   std::string listen_tcp;
+  std::string metrics_listen;
   std::string token_file;
   std::string backend = "auto";
   std::string subnet = "10.100.0.0/16";
@@ -93,10 +95,10 @@ engine::pools::PoolConfig MakePoolConfig(const Options& options) {
   return config;
 }
 
-Result<std::pair<std::string, int>> ParseHostPort(const std::string& text) {
+Result<std::pair<std::string, int>> ParseHostPort(std::string_view option, const std::string& text) {
   size_t colon = text.rfind(':');
   if (colon == std::string::npos || colon == 0)
-    return Status::InvalidArgument("--listen-tcp '" + text + "' is not HOST:PORT");
+    return Status::InvalidArgument(fmt::format("{} '{}' is not HOST:PORT", option, text));
   std::string host = text.substr(0, colon);
   if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
   int port = 0;
@@ -107,7 +109,10 @@ Result<std::pair<std::string, int>> ParseHostPort(const std::string& text) {
   } catch (const std::exception&) {
     port = -1;
   }
-  if (port <= 0 || port > 65535) return Status::InvalidArgument("--listen-tcp '" + text + "': bad port");
+  // 0 only for the metrics listener's tests (any free port, which forkd logs).
+  if (port < 0 || port > 65535 || (port == 0 && option != "--metrics-listen")) {
+    return Status::InvalidArgument(fmt::format("{} '{}': bad port", option, text));
+  }
   return std::make_pair(host, port);
 }
 
@@ -176,13 +181,23 @@ int Run(const Options& options) {
       return 2;
     }
     Result<std::string> read = ReadTokenFile(options.token_file);
-    Result<std::pair<std::string, int>> parsed = ParseHostPort(options.listen_tcp);
+    Result<std::pair<std::string, int>> parsed = ParseHostPort("--listen-tcp", options.listen_tcp);
     if (!read.ok() || !parsed.ok()) {
       spdlog::critical("{}", (!read.ok() ? read.status() : parsed.status()).ToString());
       return 2;
     }
     token = *read;
     tcp = *parsed;
+  }
+
+  std::optional<std::pair<std::string, int>> metrics_address;
+  if (!options.metrics_listen.empty()) {
+    Result<std::pair<std::string, int>> parsed = ParseHostPort("--metrics-listen", options.metrics_listen);
+    if (!parsed.ok()) {
+      spdlog::critical("{}", parsed.status().ToString());
+      return 2;
+    }
+    metrics_address = *parsed;
   }
 
   const engine::DataRoot layout(options.data_root);
@@ -282,6 +297,21 @@ int Run(const Options& options) {
   server.Start();
   spdlog::info("forkd listening on unix:{}{}", socket_path,
                options.listen_tcp.empty() ? "" : " and tcp:" + options.listen_tcp + " (bearer token)");
+  std::unique_ptr<MetricsListener> metrics_listener;
+  if (metrics_address) {
+    Result<std::unique_ptr<MetricsListener>> started = MetricsListener::Start(
+        metrics_address->first, metrics_address->second,
+        [&engine, &pools, &metrics] { return metrics.Render(ReadScrapeState(*engine, pools.get())); });
+    if (!started.ok()) {
+      spdlog::critical("--metrics-listen {}: {}", options.metrics_listen, started.status().ToString());
+      server.Stop(std::chrono::milliseconds(0));
+      if (socket_is_ours) ::unlink(socket_path.c_str());
+      return 1;
+    }
+    metrics_listener = std::move(*started);
+    spdlog::info("metrics listening on tcp:{}:{}/metrics (no token, metrics only)", metrics_address->first,
+                 metrics_listener->port());
+  }
   if (options.ready_fd >= 0) {
     (void)!::write(options.ready_fd, "ready\n", 6);
     ::close(options.ready_fd);
@@ -300,6 +330,7 @@ int Run(const Options& options) {
                ::strsignal(received), options.shutdown_grace_ms);
   (void)NotifyServiceManager("STOPPING=1");
   api.Stop();
+  if (metrics_listener) metrics_listener->Stop();
   server.Stop(std::chrono::milliseconds(options.shutdown_grace_ms));
   if (socket_is_ours) ::unlink(socket_path.c_str());
   pools.reset();
@@ -336,6 +367,8 @@ int main(int argc, char** argv) {
   app.add_option("--data-root", options.data_root, "instances, volumes and state")->capture_default_str();
   app.add_option("--socket", options.socket, "Unix socket to listen on (mode 0600)")->capture_default_str();
   app.add_option("--listen-tcp", options.listen_tcp, "also listen on HOST:PORT (requires --token-file)");
+  app.add_option("--metrics-listen", options.metrics_listen,
+                 "also serve GET /metrics on HOST:PORT for Prometheus (no token; metrics only)");
   app.add_option("--token-file", options.token_file, "file holding the bearer token TCP clients must send");
   app.add_option("--backend", options.backend, "storage backend: auto|dm-thin|btrfs|reflink|copy")
       ->capture_default_str();

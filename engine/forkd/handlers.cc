@@ -88,18 +88,19 @@ Reply ApiServer::RestoreInstance(const Params& params, const Query&, std::string
 Reply ApiServer::ForkInstance(const Params& params, const Query&, std::string_view body) {
   Result<engine::ForkRequest> request = ParseForkRequest(body);
   if (!request.ok()) {
-    metrics_.RecordForkFailure(request.status().code());
+    metrics_.RecordForkFailure(request.status().code(), 1);
     Reply reply = ErrorReply(request.status());
     reply.instance = params[0];
     return reply;
   }
   Result<std::vector<engine::ForkOutcome>> outcomes = engine_.Fork(params[0], *request);
   if (!outcomes.ok()) {
-    metrics_.RecordForkFailure(outcomes.status().code());
+    metrics_.RecordForkFailure(outcomes.status().code(), request->count);
     Reply reply = ErrorReply(outcomes.status());
     reply.instance = params[0];
     return reply;
   }
+  metrics_.RecordForkRequest();
   Json forks = Json::array();
   std::vector<std::string> ids;
   std::string source_id = outcomes->empty() ? params[0] : outcomes->front().instance.parent_id;
@@ -149,15 +150,7 @@ Reply ApiServer::StorageInfo(const Params&, const Query&, std::string_view) {
 
 Reply ApiServer::MetricsText(const Params&, const Query&, std::string_view) {
   Reply reply;
-  std::optional<PoolGauges> pools;
-  if (pools_ != nullptr) {
-    pools = PoolGauges{.pools = pools_->List(),
-                       .cpu_budget_vcpus = pools_->cpu_budget_vcpus(),
-                       .cpu_used_vcpus = pools_->cpu_used_vcpus(),
-                       .memory_budget_bytes = pools_->memory_budget_bytes(),
-                       .memory_used_bytes = pools_->memory_used_bytes()};
-  }
-  reply.body = metrics_.Render(engine_.List(), engine_.Storage(), pools);
+  reply.body = metrics_.Render(ReadScrapeState(engine_, pools_));
   reply.content_type = "text/plain; version=0.0.4";
   return reply;
 }

@@ -288,18 +288,22 @@ TEST_F(ForkdApiTest, BodyOver64KiBIs413PayloadTooLarge) {
   EXPECT_EQ(api().Get("/v1/healthz").status, 200);
 }
 
-TEST_F(ForkdApiTest, MetricsCountForksFailuresAndRequests) {
+// Forks are counted per fork with their outcome (a failed request for 3 counts 3), requests apart;
+// the phases a Standby-to-Standby fork does not have (restore) are not observed.
+TEST_F(ForkdApiTest, MetricsCountForksPerForkByOutcomeAndRequestsApart) {
   StartForkd();
   Import("web");
   ASSERT_EQ(api().Post("/v1/instances/web/fork", Json{{"name", "f"}, {"count", 2}}).status, 201);
-  ASSERT_EQ(api().Post("/v1/instances/nobody/fork", Json{{"name", "g"}}).status, 404);
+  ASSERT_EQ(api().Post("/v1/instances/nobody/fork", Json{{"name", "g"}, {"count", 3}}).status, 404);
   ApiResponse metrics = api().Get("/v1/metrics");
   ASSERT_EQ(metrics.status, 200);
   EXPECT_EQ(metrics.content_type, "text/plain; version=0.0.4");
   for (const char* line :
-       {"forkengine_forks_total{result=\"ok\"} 2\n", "forkengine_forks_total{result=\"error\"} 1\n",
-        "forkengine_fork_failures_total{code=\"not_found\"} 1\n", "forkengine_fork_duration_seconds_count 2\n",
-        "forkengine_fork_phase_seconds_count{phase=\"clone\"} 2\n", "forkengine_instances{state=\"Standby\"} 3\n",
+       {"forkengine_forks_total{outcome=\"ok\"} 2\n", "forkengine_forks_total{outcome=\"not_found\"} 3\n",
+        "forkengine_fork_requests_total{outcome=\"ok\"} 1\n",
+        "forkengine_fork_requests_total{outcome=\"not_found\"} 1\n", "forkengine_fork_duration_seconds_count 2\n",
+        "forkengine_fork_phase_seconds_count{phase=\"clone\"} 2\n",
+        "forkengine_fork_phase_seconds_count{phase=\"restore\"} 0\n", "forkengine_instances{state=\"Standby\"} 3\n",
         "forkengine_http_requests_total{method=\"POST\",route=\"/v1/instances/{id}/fork\",status=\"201\"} 1\n",
         "forkengine_storage_volumes{backend=\"reflink\"} 3\n"}) {
     EXPECT_NE(metrics.body.find(line), std::string::npos) << line << "\n" << metrics.body;
@@ -337,21 +341,6 @@ TEST_F(ForkdApiTest, FullStorageIs507NoSpaceAndLeavesNothing) {
   EXPECT_EQ(ListDir(data_root_ + "/volumes"), std::vector<std::string>{});
   forkd_.reset();
   FE_EXPECT_OK(tiny->Close());
-}
-
-int FreeTcpPort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof(address);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  ::close(fd);
-  return ntohs(address.sin_port);
 }
 
 TEST_F(ForkdApiTest, TcpWithoutTheBearerTokenIs401Unauthenticated) {

@@ -90,6 +90,9 @@ class ForkdProcess {
   pid_t pid_ = -1;
 };
 
+// A loopback TCP port free a moment ago (bound to port 0 and closed), or -1.
+int FreeTcpPort();
+
 // A Cloud Hypervisor guest directory in the real format at `dir`: config.json (VmConfig), snapshot/
 // (config.json, state.json, memory-ranges), a sparse rootfs.raw with data, vmlinux. The fixture
 // configs' /data/vm-1 paths are made to point at `dir`. `data_bytes` of written data go into the disk.

@@ -2,32 +2,60 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 namespace fe::engine::forkd {
 namespace {
 
 bool Has(const std::string& text, const std::string& line) { return text.find(line) != std::string::npos; }
 
-TEST(MetricsTest, HistogramBucketsAreCumulativeWithSumAndCount) {
-  Histogram histogram({0.001, 0.01});
-  histogram.Observe(0.0005);
-  histogram.Observe(0.005);
-  histogram.Observe(5);
-  std::string out;
-  histogram.Render("h", "phase=\"clone\"", &out);
-  EXPECT_TRUE(Has(out, "h_bucket{phase=\"clone\",le=\"0.001\"} 1\n")) << out;
-  EXPECT_TRUE(Has(out, "h_bucket{phase=\"clone\",le=\"0.01\"} 2\n")) << out;
-  EXPECT_TRUE(Has(out, "h_bucket{phase=\"clone\",le=\"+Inf\"} 3\n")) << out;
-  EXPECT_TRUE(Has(out, "h_count{phase=\"clone\"} 3\n")) << out;
-  EXPECT_TRUE(Has(out, "h_sum{phase=\"clone\"} 5.0055\n")) << out;
+ScrapeState Scrape(std::vector<engine::Instance> instances, Result<engine::StorageInfo> storage,
+                   std::optional<PoolGauges> pools = std::nullopt) {
+  return ScrapeState{.instances = std::move(instances), .storage = std::move(storage), .pools = std::move(pools)};
 }
 
-TEST(MetricsTest, ForksFailuresRequestsAndGaugesAppearInTheExposition) {
+std::vector<std::string_view> PhaseNames(const engine::ForkOutcome& outcome) {
+  std::vector<std::string_view> names;
+  for (const auto& [phase, seconds] : PhasesThatRan(outcome)) names.push_back(phase);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+TEST(MetricsTest, ForksAreCountedPerForkByOutcomeAndRequestsSeparately) {
   Metrics metrics;
   engine::ForkOutcome outcome;
-  outcome.phases.clone_us = 700;
   outcome.phases.total_us = 1000;
+  metrics.RecordForkRequest();
   metrics.RecordFork(outcome);
-  metrics.RecordForkFailure(ErrorCode::kBusy);
+  metrics.RecordFork(outcome);
+  // A request for 5 forks that failed as a whole: 5 forks not made, 1 request.
+  metrics.RecordForkFailure(ErrorCode::kBusy, 5);
+  const std::string text = metrics.Render(Scrape({}, Status::Io("no storage")));
+  for (const char* line :
+       {"# TYPE forkengine_forks_total counter\n", "forkengine_forks_total{outcome=\"ok\"} 2\n",
+        "forkengine_forks_total{outcome=\"busy\"} 5\n", "forkengine_fork_requests_total{outcome=\"ok\"} 1\n",
+        "forkengine_fork_requests_total{outcome=\"busy\"} 1\n", "forkengine_fork_duration_seconds_count 2\n",
+        "forkengine_fork_duration_seconds_bucket{le=\"0.001\"} 2\n"}) {
+    EXPECT_TRUE(Has(text, line)) << line << "\n" << text;
+  }
+}
+
+TEST(MetricsTest, BuildInfoAndSharedAndCopiedBytesAreExposed) {
+  Metrics metrics;
+  engine::ForkOutcome reflinked;
+  reflinked.shared_bytes = 10 << 20;
+  engine::ForkOutcome copied;
+  copied.copied_bytes = 4096;
+  metrics.RecordFork(reflinked);
+  metrics.RecordFork(copied);
+  const std::string text = metrics.Render(Scrape({}, Status::Io("no storage")));
+  EXPECT_TRUE(Has(text, "forkengine_build_info{version=\"" FE_VERSION "\"} 1\n")) << text;
+  EXPECT_TRUE(Has(text, "forkengine_fork_shared_bytes_total 10485760\n")) << text;
+  EXPECT_TRUE(Has(text, "forkengine_fork_copied_bytes_total 4096\n")) << text;
+}
+
+TEST(MetricsTest, RequestsInstancesAndStorageAppearInTheExposition) {
+  Metrics metrics;
   metrics.RecordRequest("POST", "/v1/instances/{id}/fork", 201, 0.002);
   engine::Instance standby;
   standby.state = engine::InstanceState::kStandby;
@@ -37,14 +65,9 @@ TEST(MetricsTest, ForksFailuresRequestsAndGaugesAppearInTheExposition) {
                               .volumes = 4,
                               .filesystem_bytes = 100,
                               .filesystem_free_bytes = 40};
-  std::string text = metrics.Render({standby}, storage);
+  const std::string text = metrics.Render(Scrape({standby}, storage));
   for (const char* line :
-       {"# TYPE forkengine_forks_total counter\n", "forkengine_forks_total{result=\"ok\"} 1\n",
-        "forkengine_forks_total{result=\"error\"} 1\n", "forkengine_fork_failures_total{code=\"busy\"} 1\n",
-        "# TYPE forkengine_fork_duration_seconds histogram\n",
-        "forkengine_fork_duration_seconds_bucket{le=\"0.001\"} 1\n",
-        "forkengine_fork_phase_seconds_bucket{phase=\"clone\",le=\"0.001\"} 1\n",
-        "forkengine_http_requests_total{method=\"POST\",route=\"/v1/instances/{id}/fork\",status=\"201\"} 1\n",
+       {"forkengine_http_requests_total{method=\"POST\",route=\"/v1/instances/{id}/fork\",status=\"201\"} 1\n",
         "forkengine_http_request_duration_seconds_count{method=\"POST\",route=\"/v1/instances/{id}/fork\"} 1\n",
         "forkengine_instances{state=\"Standby\"} 1\n", "forkengine_instances{state=\"Running\"} 0\n",
         "forkengine_storage_volumes{backend=\"reflink\"} 4\n",
@@ -53,27 +76,53 @@ TEST(MetricsTest, ForksFailuresRequestsAndGaugesAppearInTheExposition) {
   }
 }
 
-// Phases only some paths run are observed only for forks that ran them: a live fork's pre-flush and
-// throttle, a source_pause "background" fork's background snapshot (and not its pre-flush, which it has not).
-TEST(MetricsTest, PathSpecificPhasesAreObservedOnlyForForksOfThatPath) {
+// A phase a fork's path does not have is not observed as 0, which would pull percentiles down.
+TEST(MetricsTest, OnlyThePhasesAForkRanAreObserved) {
+  engine::ForkOutcome standby_to_standby;  // of a Standby source, left in Standby: no pause, no restore
+  standby_to_standby.phases.clone_us = 700;
+  EXPECT_EQ(PhaseNames(standby_to_standby),
+            (std::vector<std::string_view>{"clone", "lock_wait", "metadata", "rewrite"}));
+
+  engine::ForkOutcome restored;  // brought to Running, its guest given its identity
+  restored.phases.restore_us = 90'000;
+  restored.phases.identity_us = 20'000;
+  EXPECT_EQ(PhaseNames(restored),
+            (std::vector<std::string_view>{"clone", "identity", "lock_wait", "metadata", "restore", "rewrite"}));
+
+  engine::ForkOutcome full_path;  // from_running through a standby of the source
+  full_path.phases.source_standby_us = 300'000;
+  EXPECT_EQ(PhaseNames(full_path),
+            (std::vector<std::string_view>{"clone", "lock_wait", "metadata", "rewrite", "source_standby"}));
+
+  engine::ForkOutcome live;  // the live path: its pre-flush and throttle count even at 0
+  live.live = true;
+  live.phases.source_pause_us = 40'000;
+  EXPECT_EQ(PhaseNames(live), (std::vector<std::string_view>{"clone", "lock_wait", "metadata", "preflush", "rewrite",
+                                                             "source_pause", "throttle"}));
+
+  engine::ForkOutcome background;  // source_pause "background": no pre-flush there
+  background.live = true;
+  background.phases.source_pause_us = 5'000;
+  background.phases.background_snapshot_us = 2'000'000;
+  background.phases.filesystems_frozen_us = 4'000;
+  EXPECT_EQ(PhaseNames(background),
+            (std::vector<std::string_view>{"background_snapshot", "clone", "filesystems_frozen", "lock_wait",
+                                           "metadata", "rewrite", "source_pause"}));
+}
+
+TEST(MetricsTest, PhaseHistogramsCountOnlyTheForksThatRanThePhase) {
   Metrics metrics;
   engine::ForkOutcome standby_fork;
   standby_fork.phases.clone_us = 700;
   metrics.RecordFork(standby_fork);
-  engine::ForkOutcome live_fork;
-  live_fork.live = true;
-  live_fork.phases.preflush_us = 5000;
-  metrics.RecordFork(live_fork);
-  engine::ForkOutcome no_pause_fork;
-  no_pause_fork.live = true;
-  no_pause_fork.phases.background_snapshot_us = 2'000'000;
-  metrics.RecordFork(no_pause_fork);
-  const std::string text = metrics.Render({}, engine::StorageInfo{});
-  EXPECT_TRUE(Has(text, "forkengine_fork_phase_seconds_count{phase=\"clone\"} 3\n")) << text;
-  EXPECT_TRUE(Has(text, "forkengine_fork_phase_seconds_count{phase=\"preflush\"} 1\n")) << text;
-  EXPECT_TRUE(Has(text, "forkengine_fork_phase_seconds_count{phase=\"throttle\"} 1\n")) << text;
-  EXPECT_TRUE(Has(text, "forkengine_fork_phase_seconds_count{phase=\"background_snapshot\"} 1\n")) << text;
-  EXPECT_TRUE(Has(text, "forkengine_fork_phase_seconds_sum{phase=\"background_snapshot\"} 2\n")) << text;
+  engine::ForkOutcome restored;
+  restored.phases.restore_us = 2'000'000;
+  metrics.RecordFork(restored);
+  const std::string text = metrics.Render(Scrape({}, engine::StorageInfo{}));
+  EXPECT_TRUE(Has(text, "forkengine_fork_phase_seconds_count{phase=\"clone\"} 2\n")) << text;
+  EXPECT_TRUE(Has(text, "forkengine_fork_phase_seconds_count{phase=\"restore\"} 1\n")) << text;
+  EXPECT_TRUE(Has(text, "forkengine_fork_phase_seconds_sum{phase=\"restore\"} 2\n")) << text;
+  EXPECT_TRUE(Has(text, "forkengine_fork_phase_seconds_count{phase=\"source_pause\"} 0\n")) << text;
 }
 
 TEST(MetricsTest, AThinPoolsDataAndMetadataUseAreGaugesNamingThePool) {
@@ -90,7 +139,7 @@ TEST(MetricsTest, AThinPoolsDataAndMetadataUseAreGaugesNamingThePool) {
                                     .metadata_total_bytes = 8 << 20,
                                     .fill_threshold = 0.9,
                                     .mode = "read-write"};
-  std::string text = Metrics().Render({}, storage);
+  const std::string text = Metrics().Render(Scrape({}, storage));
   for (const char* line :
        {"# TYPE forkengine_storage_pool_data_used_bytes gauge\n",
         "forkengine_storage_pool_data_used_bytes{backend=\"dm-thin\",pool=\"forkengine\"} 3145728\n",
@@ -100,7 +149,7 @@ TEST(MetricsTest, AThinPoolsDataAndMetadataUseAreGaugesNamingThePool) {
     EXPECT_TRUE(Has(text, line)) << line << "\n" << text;
   }
   storage.pool.reset();
-  EXPECT_FALSE(Has(Metrics().Render({}, storage), "forkengine_storage_pool_")) << "no pool, no pool gauges";
+  EXPECT_FALSE(Has(Metrics().Render(Scrape({}, storage)), "forkengine_storage_pool_")) << "no pool, no pool gauges";
 }
 
 TEST(MetricsTest, PoolGaugesCountersAndHistogramsAppearInTheExposition) {
@@ -114,27 +163,33 @@ TEST(MetricsTest, PoolGaugesCountersAndHistogramsAppearInTheExposition) {
   pool.refilling = 2;
   pool.counters.hits = 40;
   pool.counters.misses = 3;
-  std::string out = metrics.Render({}, Status::Io("no storage"),
-                                   PoolGauges{.pools = {pool}, .cpu_budget_vcpus = 16, .cpu_used_vcpus = 9});
-  EXPECT_TRUE(Has(out, "forkengine_pool_ready{pool=\"web\"} 7\n")) << out;
-  EXPECT_TRUE(Has(out, "forkengine_pool_refilling{pool=\"web\"} 2\n")) << out;
-  EXPECT_TRUE(Has(out, "forkengine_pool_hits_total{pool=\"web\"} 40\n")) << out;
-  EXPECT_TRUE(Has(out, "forkengine_pool_misses_total{pool=\"web\"} 3\n")) << out;
-  EXPECT_TRUE(Has(out, "forkengine_cpu_budget_vcpus 16\n")) << out;
-  EXPECT_TRUE(Has(out, "forkengine_cpu_used_vcpus 9\n")) << out;
-  EXPECT_TRUE(Has(out, "forkengine_pool_acquire_duration_seconds_bucket{result=\"hit\",le=\"0.00025\"} 1\n")) << out;
-  EXPECT_TRUE(Has(out, "forkengine_pool_acquire_duration_seconds_count{result=\"miss\"} 1\n")) << out;
-  EXPECT_TRUE(Has(out, "forkengine_pool_refill_duration_seconds_bucket{le=\"0.01\"} 1\n")) << out;
-  EXPECT_TRUE(Has(out, "forkengine_pool_refill_duration_seconds_count 1\n")) << out;
+  const std::string out = metrics.Render(
+      Scrape({}, Status::Io("no storage"), PoolGauges{.pools = {pool}, .cpu_budget_vcpus = 16, .cpu_used_vcpus = 9}));
+  for (const char* line :
+       {"forkengine_pool_ready{pool=\"web\"} 7\n", "forkengine_pool_refilling{pool=\"web\"} 2\n",
+        "# TYPE forkengine_pool_hits_total counter\n", "forkengine_pool_hits_total{pool=\"web\"} 40\n",
+        "forkengine_pool_misses_total{pool=\"web\"} 3\n", "forkengine_cpu_budget_vcpus 16\n",
+        "forkengine_cpu_used_vcpus 9\n",
+        "forkengine_pool_acquire_duration_seconds_bucket{result=\"hit\",le=\"0.00025\"} 1\n",
+        "forkengine_pool_acquire_duration_seconds_count{result=\"miss\"} 1\n",
+        "forkengine_pool_refill_duration_seconds_bucket{le=\"0.01\"} 1\n",
+        "forkengine_pool_refill_duration_seconds_count 1\n"}) {
+    EXPECT_TRUE(Has(out, line)) << line << "\n" << out;
+  }
 }
 
 TEST(MetricsTest, PoolGaugesAreLeftOutWithoutAPoolManager) {
-  std::string out = Metrics().Render({}, Status::Io("no storage"));
+  const std::string out = Metrics().Render(Scrape({}, Status::Io("no storage")));
   EXPECT_FALSE(Has(out, "forkengine_cpu_budget_vcpus")) << out;
   EXPECT_TRUE(Has(out, "forkengine_pool_acquire_duration_seconds_count{result=\"hit\"} 0\n")) << out;
 }
 
-TEST(MetricsTest, LabelValuesAreEscaped) { EXPECT_EQ(EscapeLabelValue("a\"b\\c\nd"), "a\\\"b\\\\c\\nd"); }
+TEST(MetricsTest, LabelValuesFromUsersAreEscaped) {
+  engine::pools::PoolStatus pool;
+  pool.spec.name = "a\"b\\c\nd";
+  const std::string out = Metrics().Render(Scrape({}, Status::Io("no storage"), PoolGauges{.pools = {pool}}));
+  EXPECT_TRUE(Has(out, "forkengine_pool_ready{pool=\"a\\\"b\\\\c\\nd\"} 0\n")) << out;
+}
 
 }  // namespace
 }  // namespace fe::engine::forkd
