@@ -11,8 +11,12 @@ packages=(
   btrfs-progs xfsprogs util-linux e2fsprogs coreutils python3-jsonschema
   qemu-system-x86 linux-image-amd64 busybox-static cpio iproute2
   libsystemd-dev systemd help2man dpkg-dev fakeroot
-  prometheus-cpp-dev prometheus
+  prometheus-cpp-dev prometheus python3-httpx
 )
+
+# The TypeScript client's tests (clients/typescript) need node and npm; a machine with NodeSource's
+# nodejs (which carries npm) keeps it, any other gets Debian's.
+command -v npm >/dev/null || packages+=(nodejs npm)
 
 missing=()
 for package in "${packages[@]}"; do
