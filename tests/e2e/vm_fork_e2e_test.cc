@@ -22,11 +22,13 @@
 #include <cstring>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <thread>
 
 #include "base/process.h"
+#include "engine/vm/process_stat.h"
 #include "hypervisor/qemu/qemu_config.h"
 #include "hypervisor/qemu/qmp_client.h"
 #include "tests/e2e/fork_guest.h"
@@ -78,9 +80,9 @@ void PrintPhases(const std::string& what, const Json& fork) {
   const Json& phases = fork.value("phases", Json::object());
   std::printf("%s (live=%s, mechanism=%s):", what.c_str(), fork.value("live", false) ? "yes" : "no",
               fork.value("mechanism", "?").c_str());
-  for (const char* phase :
-       {"lock_wait", "source_standby", "preflush", "throttle", "huge_page_collapse", "source_pause", "filesystems_frozen",
-        "background_snapshot", "source_clock", "clone", "rewrite", "metadata", "restore", "identity", "total"}) {
+  for (const char* phase : {"lock_wait", "source_standby", "preflush", "throttle", "huge_page_collapse", "source_pause",
+                            "filesystems_frozen", "background_snapshot", "source_clock", "clone", "rewrite", "metadata",
+                            "restore", "identity", "total"}) {
     std::printf(" %s %.1f ms", phase, phases.value(std::string(phase) + "_us", int64_t{0}) / 1000.0);
   }
   std::printf(" preflush_rounds %lld dirty_at_pause %s source_clock %s\n",
@@ -170,24 +172,35 @@ class VmForkEndToEndTest : public fe::test::ScratchTest {
     }
     Vm Show(const std::string& name) const { return ParseVm(Run({"show", name}), data_root); }
   };
-  // Makes the bridge, starts forkd (TAPs it makes and bridges, the bridge's subnet) and runs `body`
-  // with it; then forkd is stopped with SIGTERM, as its unit would, and must exit 0.
-  void WithForkd(const std::string& root, const std::function<void(const Session&)>& body) {
-    MakeBridge();
-    if (HasFatalFailure()) return;
-    engine::forkd::test::ForkdProcess forkd(
+  // forkd on <root>/d (TAPs it makes and bridges, the bridge's subnet), answering; null (with a
+  // failure) when it does not start.
+  static std::unique_ptr<engine::forkd::test::ForkdProcess> StartForkd(const std::string& root) {
+    auto forkd = std::make_unique<engine::forkd::test::ForkdProcess>(
         root + "/d", root + "/forkd.sock", root + "/forkd.log",
-        {"--bridge", kBridge, "--manage-taps", "on", "--subnet", "10.100.0.0/16", "--identity-timeout-ms", "60000"});
-    Status started = forkd.Start();
-    ASSERT_TRUE(started.ok()) << started.ToString();
-    Status ready = forkd.WaitReady();
-    ASSERT_TRUE(ready.ok()) << ready.ToString();
-    const Forkctl forkctl(FE_FORKCTL, forkd.socket());
-    body(Session{forkd, forkctl, root + "/d"});
-    if (HasFatalFailure()) return;
+        std::vector<std::string>{"--bridge", kBridge, "--manage-taps", "on", "--subnet", "10.100.0.0/16",
+                                 "--identity-timeout-ms", "60000"});
+    Status started = forkd->Start();
+    Status ready = started.ok() ? forkd->WaitReady() : started;
+    EXPECT_TRUE(ready.ok()) << ready.ToString();
+    return ready.ok() ? std::move(forkd) : nullptr;
+  }
+  // Stops forkd the way forkd.service does (KillMode=process: SIGTERM to its main process alone); it
+  // must exit 0.
+  static void StopForkdAsItsUnitDoes(engine::forkd::test::ForkdProcess& forkd) {
     forkd.Signal(SIGTERM);
     const int status = forkd.Wait();
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << forkd.Log();
+  }
+  // Makes the bridge, starts forkd and runs `body` with it; then stops forkd as its unit would.
+  void WithForkd(const std::string& root, const std::function<void(const Session&)>& body) {
+    MakeBridge();
+    if (HasFatalFailure()) return;
+    std::unique_ptr<engine::forkd::test::ForkdProcess> forkd = StartForkd(root);
+    ASSERT_NE(forkd, nullptr);
+    const Forkctl forkctl(FE_FORKCTL, forkd->socket());
+    body(Session{*forkd, forkctl, root + "/d"});
+    if (HasFatalFailure()) return;
+    StopForkdAsItsUnitDoes(*forkd);
   }
   // Creates `name` from `template_dir` and starts it; returns once its guest beats (the third beat)
   // with the identity forkd leased it.
@@ -378,6 +391,61 @@ TEST_F(VmForkEndToEndTest, ForksOfARunningGuestAndOfItsForkRunOnWithOwnIdentityC
   });
   if (!skip.empty()) GTEST_SKIP() << skip;
   std::printf("end-to-end test took %.1f s\n", std::chrono::duration<double>(Clock::now() - test_start).count());
+}
+
+// Whether `pid` runs: exists and is no zombie. Once forkd has exited, init is its VMs' parent, and
+// may not reap a VM killed later at once.
+bool Runs(pid_t pid) {
+  Result<engine::vm::ProcStat> stat = engine::vm::ReadProcStat(pid);
+  return stat.ok() && stat->state != 'Z';
+}
+
+// Issue #21: forkd.service stops forkd alone (KillMode=process), so a running VM outlives it: its
+// QEMU process lives on and its guest keeps beating while no forkd runs, and the next forkd (the
+// unit's restart, an upgrade) finds it Running in the same process and can still manage it.
+TEST_F(VmForkEndToEndTest, ARunningVmOutlivesForkdStoppedTheWayItsUnitStopsItAndTheNextForkdManagesIt) {
+  if (std::string why = fe::test::GuestUnavailableReason(); !why.empty()) GTEST_SKIP() << why;
+  FE_SCRATCH(scratch, fe::test::Scratch::Root(fe::test::ScratchFs::kXfs));
+  std::string root;
+  ASSERT_NO_FATAL_FAILURE(MakeRootWithGuest(scratch, "unit", root));
+  std::string skip = fe::test::RunInNewNetworkNamespace([&] {
+    MakeBridge();
+    if (HasFatalFailure()) return;
+    std::unique_ptr<engine::forkd::test::ForkdProcess> forkd = StartForkd(root);
+    ASSERT_NE(forkd, nullptr);
+    Vm vm;
+    // Whatever a failed assertion leaves running is killed on the way out.
+    struct KillLeftover {
+      const Vm& vm;
+      ~KillLeftover() {
+        if (vm.pid > 0) ::kill(vm.pid, SIGKILL);
+      }
+    } leftover{vm};
+    {
+      const Forkctl forkctl(FE_FORKCTL, forkd->socket());
+      ASSERT_NO_FATAL_FAILURE(BootSource(Session{*forkd, forkctl, root + "/d"}, "vm", root + "/tpl", vm));
+    }
+    StopForkdAsItsUnitDoes(*forkd);
+    ASSERT_TRUE(Runs(vm.pid)) << "the VM's process " << vm.pid << " died with forkd";
+    const std::vector<Beat> beats = ReadBeats(vm.serial_log);
+    ASSERT_FALSE(beats.empty());
+    const int last = beats.back().number;
+    Result<Beat> later = WaitForBeat(
+        vm.serial_log, [&](const Beat& b) { return b.number >= last + 2 && b.mac == vm.mac; }, kBeatTimeout);
+    EXPECT_TRUE(later.ok()) << later.status().ToString() << "\n" << SerialLog(vm);
+
+    forkd = StartForkd(root);
+    ASSERT_NE(forkd, nullptr);
+    const Forkctl forkctl(FE_FORKCTL, forkd->socket());
+    const Session session{*forkd, forkctl, root + "/d"};
+    const Vm found = session.Show("vm");
+    EXPECT_EQ(found.state, "Running") << forkd->Log();
+    EXPECT_EQ(found.pid, vm.pid) << "the next forkd did not re-attach to the VM's process";
+    session.Run({"rm", "vm"});
+    EXPECT_FALSE(Runs(vm.pid)) << "the re-attached forkd could not stop the VM";
+    StopForkdAsItsUnitDoes(*forkd);
+  });
+  if (!skip.empty()) GTEST_SKIP() << skip;
 }
 
 // Issue #18: eight forks of one template mapping its RAM file (memory "shared"), beside one with RAM of
