@@ -53,29 +53,27 @@ class BackgroundProcess {
 
 class ForkdPrometheusTest : public ForkdTest {
  protected:
-  // Starts forkd with a metrics listener on any free port and returns that port (from forkd's log).
-  int StartForkdWithMetricsListener() {
+  // Starts forkd with a metrics listener on any free port (metrics_port_, from forkd's log), then
+  // makes 4 forks and fails one request.
+  void StartForkdAndMakeForks() {
     StartForkd({"--metrics-listen", "127.0.0.1:0"});
     const std::regex listening("metrics listening on tcp:127\\.0\\.0\\.1:([0-9]+)/metrics");
     std::smatch match;
     const std::string text = log();
-    EXPECT_TRUE(std::regex_search(text, match, listening)) << text;
-    return match.empty() ? -1 : std::stoi(match[1]);
-  }
-
-  void MakeForks() {
+    ASSERT_TRUE(std::regex_search(text, match, listening)) << text;
+    metrics_port_ = std::stoi(match[1]);
     Import("web");
     ASSERT_EQ(api().Post("/v1/instances/web/fork", Json{{"name", "f"}, {"count", 3}}).status, 201);
     ASSERT_EQ(api().Post("/v1/instances/web/fork", Json{{"name", "g"}}).status, 201);
     ASSERT_EQ(api().Post("/v1/instances/nobody/fork", Json{{"name", "h"}}).status, 404);
   }
+
+  int metrics_port_ = -1;
 };
 
 TEST_F(ForkdPrometheusTest, TheMetricsListenerServesOnlyMetricsAndNeedsNoToken) {
-  const int port = StartForkdWithMetricsListener();
-  ASSERT_GT(port, 0);
-  MakeForks();
-  httplib::Client scraper("127.0.0.1", port);
+  ASSERT_NO_FATAL_FAILURE(StartForkdAndMakeForks());
+  httplib::Client scraper("127.0.0.1", metrics_port_);
   httplib::Result metrics = scraper.Get("/metrics");
   ASSERT_TRUE(metrics) << httplib::to_string(metrics.error());
   EXPECT_EQ(metrics->status, 200);
@@ -94,10 +92,8 @@ TEST_F(ForkdPrometheusTest, TheMetricsListenerServesOnlyMetricsAndNeedsNoToken) 
 }
 
 TEST_F(ForkdPrometheusTest, PromtoolAcceptsTheExpositionOfAForkdThatMadeForks) {
-  const int port = StartForkdWithMetricsListener();
-  ASSERT_GT(port, 0);
-  MakeForks();
-  httplib::Client scraper("127.0.0.1", port);
+  ASSERT_NO_FATAL_FAILURE(StartForkdAndMakeForks());
+  httplib::Client scraper("127.0.0.1", metrics_port_);
   httplib::Result metrics = scraper.Get("/metrics");
   ASSERT_TRUE(metrics && metrics->status == 200);
   const std::string exposition = temp_->Sub("metrics.txt");
@@ -113,9 +109,7 @@ TEST_F(ForkdPrometheusTest, PromtoolAcceptsTheExpositionOfAForkdThatMadeForks) {
 }
 
 TEST_F(ForkdPrometheusTest, PrometheusScrapesForkdAndAnswersAForkLatencyQuantile) {
-  const int metrics_port = StartForkdWithMetricsListener();
-  ASSERT_GT(metrics_port, 0);
-  MakeForks();
+  ASSERT_NO_FATAL_FAILURE(StartForkdAndMakeForks());
   const int web_port = FreeTcpPort();
   ASSERT_GT(web_port, 0);
   const std::string config = temp_->Sub("prometheus.yml");
@@ -123,7 +117,7 @@ TEST_F(ForkdPrometheusTest, PrometheusScrapesForkdAndAnswersAForkLatencyQuantile
                                    "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
                                    "scrape_configs:\n  - job_name: forkd\n    static_configs:\n"
                                    "      - targets: ['127.0.0.1:" +
-                                       std::to_string(metrics_port) + "']\n"));
+                                       std::to_string(metrics_port_) + "']\n"));
   BackgroundProcess prometheus({"prometheus", "--config.file=" + config, "--storage.tsdb.path=" + temp_->Sub("tsdb"),
                                 "--web.listen-address=127.0.0.1:" + std::to_string(web_port), "--log.level=warn"},
                                temp_->Sub("prometheus.log"));
