@@ -34,7 +34,9 @@ LAYERS = {
     "engine/vm": ["engine/network"],
     "engine": ["engine/vm"],
     "engine/pools": ["engine"],
-    "engine/forkd": ["engine/pools"],
+    # etcd and what a node publishes there: the engine and its pools, read.
+    "engine/cluster": ["engine/pools"],
+    "engine/forkd": ["engine/pools", "engine/cluster"],
     # The CLI talks to forkd over HTTP: no engine core, only what it renders and the local commands.
     "engine/forkctl": ["hypervisor/cloud_hypervisor", "storage/registry"],
     "bench": ["engine/forkd", "engine/forkctl"],

@@ -11,7 +11,7 @@ packages=(
   btrfs-progs xfsprogs util-linux e2fsprogs coreutils python3-jsonschema
   qemu-system-x86 linux-image-amd64 busybox-static cpio iproute2
   libsystemd-dev systemd help2man dpkg-dev fakeroot
-  prometheus-cpp-dev prometheus python3-httpx
+  prometheus-cpp-dev prometheus python3-httpx etcd-server etcd-client
 )
 
 # The TypeScript client's tests (clients/typescript) need node and npm; a machine with NodeSource's

@@ -8,7 +8,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "base/http/unix_socket_client.h"
+#include "base/http/http_client.h"
 
 namespace fe::engine::forkctl {
 namespace {
@@ -46,7 +46,7 @@ Result<nlohmann::json> ApiClient::Delete(const std::string& path) const { return
 
 Result<nlohmann::json> ApiClient::Send(std::string_view method, const std::string& path,
                                        const std::string& body) const {
-  const http::UnixSocketClient client(socket_path_, "forkd", timeout_);
+  const http::HttpClient client(socket_path_, "forkd", timeout_);
   Result<http::Response> reply = client.Send(method, path, body);
   if (!reply.ok()) return UnreachableError(socket_path_, method, path, reply.status().message());
   if (reply->status < 200 || reply->status >= 300) return ErrorFromReply(reply->status, reply->body);
@@ -60,7 +60,7 @@ Result<nlohmann::json> ApiClient::Send(std::string_view method, const std::strin
 }
 
 Status ApiClient::Stream(const std::string& path, const std::function<bool(const nlohmann::json&)>& on_value) const {
-  const http::UnixSocketClient client(socket_path_, "forkd", timeout_);
+  const http::HttpClient client(socket_path_, "forkd", timeout_);
   std::string pending;  // a line not yet complete
   Status broken;
   auto receive = [&](std::string_view piece) {

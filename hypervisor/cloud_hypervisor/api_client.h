@@ -9,7 +9,7 @@
 #include <string>
 #include <string_view>
 
-#include "base/http/unix_socket_client.h"
+#include "base/http/http_client.h"
 #include "base/status.h"
 
 namespace fe::hypervisor::cloud_hypervisor {
@@ -40,7 +40,7 @@ class ApiClient {
   const std::string& socket_path() const { return http_.socket_path(); }
 
  private:
-  http::UnixSocketClient http_;
+  http::HttpClient http_;
 };
 
 }  // namespace fe::hypervisor::cloud_hypervisor

@@ -1,6 +1,6 @@
 #include "hypervisor/firecracker/api_client.h"
 
-#include "base/http/unix_socket_client.h"
+#include "base/http/http_client.h"
 
 namespace fe::hypervisor::firecracker {
 
@@ -9,7 +9,7 @@ Result<ApiResponse> ApiClient::Send(std::string_view method, std::string_view pa
   if (method != "GET" && method != "PUT" && method != "PATCH") {
     return Status::Internal("firecracker API: unsupported method " + std::string(method));
   }
-  const http::UnixSocketClient http(socket_path_, "firecracker API", timeout);
+  const http::HttpClient http(socket_path_, "firecracker API", timeout);
   FE_ASSIGN_OR_RETURN(http::Response response, http.Send(method, path, body, {{"Accept", "application/json"}}));
   return ApiResponse{response.status, std::move(response.body)};
 }

@@ -344,7 +344,7 @@ TEST_F(ForkdApiTest, FullStorageIs507NoSpaceAndLeavesNothing) {
 }
 
 TEST_F(ForkdApiTest, TcpWithoutTheBearerTokenIs401Unauthenticated) {
-  int port = FreeTcpPort();
+  int port = fe::test::FreeTcpPort();
   ASSERT_GT(port, 0);
   std::string token_file = temp_->Sub("token");
   FE_ASSERT_OK(fe::test::WriteFile(token_file, "s3cret-token\n", 0600));

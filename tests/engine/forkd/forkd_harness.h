@@ -16,6 +16,7 @@
 
 #include "base/status.h"
 #include "tests/support/file_util.h"
+#include "tests/support/tcp_port.h"
 
 namespace fe::engine::forkd::test {
 
@@ -89,9 +90,6 @@ class ForkdProcess {
   std::vector<std::string> extra_, launcher_, environment_;
   pid_t pid_ = -1;
 };
-
-// A loopback TCP port free a moment ago (bound to port 0 and closed), or -1.
-int FreeTcpPort();
 
 // A Cloud Hypervisor guest directory in the real format at `dir`: config.json (VmConfig), snapshot/
 // (config.json, state.json, memory-ranges), a sparse rootfs.raw with data, vmlinux. The fixture

@@ -110,7 +110,7 @@ TEST_F(ForkdPrometheusTest, PromtoolAcceptsTheExpositionOfAForkdThatMadeForks) {
 
 TEST_F(ForkdPrometheusTest, PrometheusScrapesForkdAndAnswersAForkLatencyQuantile) {
   ASSERT_NO_FATAL_FAILURE(StartForkdAndMakeForks());
-  const int web_port = FreeTcpPort();
+  const int web_port = fe::test::FreeTcpPort();
   ASSERT_GT(web_port, 0);
   const std::string config = temp_->Sub("prometheus.yml");
   FE_ASSERT_OK(fe::test::WriteFile(config,

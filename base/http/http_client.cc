@@ -1,9 +1,10 @@
-#include "base/http/unix_socket_client.h"
+#include "base/http/http_client.h"
 
 #include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <cerrno>
+#include <memory>
 
 #include <httplib.h>
 
@@ -18,12 +19,23 @@ void SetTimeouts(httplib::Client& client, std::chrono::milliseconds timeout) {
   client.set_write_timeout(seconds.count(), micros.count());
 }
 
-// A request that got no (whole) answer: NotFound when the socket does not exist, else Io saying what
-// happened (`what`) and httplib's error.
-Status NoAnswer(const std::string& peer, const std::string& socket_path, std::string_view method, std::string_view path,
-                std::string_view what, httplib::Error error) {
+// One connection's client: over the Unix socket, or TCP to host:port when port > 0.
+std::unique_ptr<httplib::Client> Connect(const std::string& socket_path, const std::string& host, int port,
+                                         std::chrono::milliseconds timeout) {
+  auto client =
+      port > 0 ? std::make_unique<httplib::Client>(host, port) : std::make_unique<httplib::Client>(socket_path);
+  if (port == 0) client->set_address_family(AF_UNIX);
+  client->set_keep_alive(false);
+  SetTimeouts(*client, timeout);
+  return client;
+}
+
+// A request that got no (whole) answer: NotFound when the Unix socket does not exist, else Io saying
+// what happened (`what`) and httplib's error.
+Status NoAnswer(const std::string& peer, const std::string& socket_path, bool tcp, std::string_view method,
+                std::string_view path, std::string_view what, httplib::Error error) {
   struct stat st {};
-  if (::stat(socket_path.c_str(), &st) != 0 && errno == ENOENT) {
+  if (!tcp && ::stat(socket_path.c_str(), &st) != 0 && errno == ENOENT) {
     return Status::FromErrno(ENOENT, peer + " " + std::string(method) + " " + std::string(path) + ": connect to",
                              socket_path);
   }
@@ -33,8 +45,15 @@ Status NoAnswer(const std::string& peer, const std::string& socket_path, std::st
 
 }  // namespace
 
-UnixSocketClient::UnixSocketClient(std::string socket_path, std::string peer, std::chrono::milliseconds timeout)
+HttpClient::HttpClient(std::string socket_path, std::string peer, std::chrono::milliseconds timeout)
     : socket_path_(std::move(socket_path)), peer_(std::move(peer)), timeout_(timeout) {}
+
+HttpClient HttpClient::Tcp(std::string host, int port, std::string peer, std::chrono::milliseconds timeout) {
+  HttpClient client(host + ":" + std::to_string(port), std::move(peer), timeout);
+  client.host_ = std::move(host);
+  client.port_ = port;
+  return client;
+}
 
 std::string DescribeRequest(std::string_view peer, std::string_view method, std::string_view path,
                             std::string_view socket_path) {
@@ -43,17 +62,15 @@ std::string DescribeRequest(std::string_view peer, std::string_view method, std:
   return text;
 }
 
-std::string UnixSocketClient::Describe(std::string_view method, std::string_view path) const {
+std::string HttpClient::Describe(std::string_view method, std::string_view path) const {
   return DescribeRequest(peer_, method, path, socket_path_);
 }
 
-Result<Response> UnixSocketClient::Send(std::string_view method, std::string_view path, std::string_view body,
-                                        const std::vector<std::pair<std::string, std::string>>& headers) const {
+Result<Response> HttpClient::Send(std::string_view method, std::string_view path, std::string_view body,
+                                  const std::vector<std::pair<std::string, std::string>>& headers) const {
   // A fresh connection per request: the hypervisors' API servers serve one client at a time.
-  httplib::Client client(socket_path_);
-  client.set_address_family(AF_UNIX);
-  client.set_keep_alive(false);
-  SetTimeouts(client, timeout_);
+  std::unique_ptr<httplib::Client> connection = Connect(socket_path_, host_, port_, timeout_);
+  httplib::Client& client = *connection;
   httplib::Headers request_headers(headers.begin(), headers.end());
   const std::string target(path);
   const std::string content(body);
@@ -65,16 +82,14 @@ Result<Response> UnixSocketClient::Send(std::string_view method, std::string_vie
                            : method == "PATCH" ? client.Patch(target, request_headers, content, "application/json")
                            : method == "POST"  ? client.Post(target, request_headers, content, "application/json")
                                                : client.Delete(target, request_headers);
-  if (!result) return NoAnswer(peer_, socket_path_, method, path, "no answer", result.error());
+  if (!result) return NoAnswer(peer_, socket_path_, port_ > 0, method, path, "no answer", result.error());
   return Response{result->status, result->body};
 }
 
-Result<Response> UnixSocketClient::Stream(std::string_view path, const std::function<bool(std::string_view)>& receive,
-                                          std::chrono::milliseconds idle_timeout) const {
-  httplib::Client client(socket_path_);
-  client.set_address_family(AF_UNIX);
-  client.set_keep_alive(false);
-  SetTimeouts(client, timeout_);
+Result<Response> HttpClient::Stream(std::string_view path, const std::function<bool(std::string_view)>& receive,
+                                    std::chrono::milliseconds idle_timeout) const {
+  std::unique_ptr<httplib::Client> connection = Connect(socket_path_, host_, port_, timeout_);
+  httplib::Client& client = *connection;
   const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(idle_timeout);
   client.set_read_timeout(seconds.count(),
                           std::chrono::duration_cast<std::chrono::microseconds>(idle_timeout - seconds).count());
@@ -99,7 +114,7 @@ Result<Response> UnixSocketClient::Stream(std::string_view path, const std::func
       });
   if (stopped_by_receiver) return response;
   if (!result) {
-    return NoAnswer(peer_, socket_path_, "GET", path, response.status == 0 ? "no answer" : "stream cut",
+    return NoAnswer(peer_, socket_path_, port_ > 0, "GET", path, response.status == 0 ? "no answer" : "stream cut",
                     result.error());
   }
   return response;

@@ -1,6 +1,6 @@
 // The Unix-socket HTTP client of the plugins and forkctl: requests and answers against a stand-in
 // server, failures that name the request and the socket, and the one status-to-code mapping.
-#include "base/http/unix_socket_client.h"
+#include "base/http/http_client.h"
 
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -20,7 +20,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-class UnixSocketClientTest : public ::testing::Test {
+class HttpClientTest : public ::testing::Test {
  protected:
   void SetUp() override {
     Result<test::TempDir> dir = test::TempDir::Create();
@@ -33,12 +33,12 @@ class UnixSocketClientTest : public ::testing::Test {
   std::string socket_;
 };
 
-TEST_F(UnixSocketClientTest, SendsEachMethodWithItsBodyAndReturnsTheAnswer) {
+TEST_F(HttpClientTest, SendsEachMethodWithItsBodyAndReturnsTheAnswer) {
   test::FakeApiServer server(socket_);
   server.Respond("PUT /api/v1/vm.pause", 204, "");
   server.Respond("GET /machine-config", 200, R"({"vcpu_count":2})");
   server.Start();
-  UnixSocketClient client(socket_, "test", 2s);
+  HttpClient client(socket_, "test", 2s);
   Result<Response> put = client.Send("PUT", "/api/v1/vm.pause", R"({"a":1})");
   ASSERT_TRUE(put.ok()) << put.status().ToString();
   EXPECT_EQ(put->status, 204);
@@ -57,8 +57,8 @@ TEST_F(UnixSocketClientTest, SendsEachMethodWithItsBodyAndReturnsTheAnswer) {
   EXPECT_EQ(requests[4].method, "DELETE");
 }
 
-TEST_F(UnixSocketClientTest, AMissingSocketIsNotFoundNamingTheRequestAndTheSocket) {
-  UnixSocketClient client(socket_, "cloud-hypervisor", 1s);
+TEST_F(HttpClientTest, AMissingSocketIsNotFoundNamingTheRequestAndTheSocket) {
+  HttpClient client(socket_, "cloud-hypervisor", 1s);
   Result<Response> sent = client.Send("PUT", "/api/v1/vm.pause", "");
   EXPECT_EQ(sent.status().code(), ErrorCode::kNotFound) << sent.status().ToString();
   EXPECT_NE(sent.status().message().find("cloud-hypervisor PUT /api/v1/vm.pause: connect to " + socket_),
@@ -66,22 +66,22 @@ TEST_F(UnixSocketClientTest, AMissingSocketIsNotFoundNamingTheRequestAndTheSocke
       << sent.status().ToString();
 }
 
-TEST_F(UnixSocketClientTest, ASocketNobodyServesIsIo) {
+TEST_F(HttpClientTest, ASocketNobodyServesIsIo) {
   // A socket that is bound but never listened on: connect is refused.
   UniqueFd bound(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   sockaddr_un address{};
   address.sun_family = AF_UNIX;
   std::snprintf(address.sun_path, sizeof(address.sun_path), "%s", socket_.c_str());
   ASSERT_EQ(::bind(bound.get(), reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
-  UnixSocketClient client(socket_, "firecracker API", 1s);
+  HttpClient client(socket_, "firecracker API", 1s);
   Result<Response> sent = client.Send("GET", "/", "");
   EXPECT_EQ(sent.status().code(), ErrorCode::kIo) << sent.status().ToString();
   EXPECT_NE(sent.status().message().find("firecracker API GET / via " + socket_), std::string::npos)
       << sent.status().ToString();
 }
 
-TEST_F(UnixSocketClientTest, AnUnknownMethodIsRefusedBeforeConnecting) {
-  UnixSocketClient client(socket_, "test", 1s);
+TEST_F(HttpClientTest, AnUnknownMethodIsRefusedBeforeConnecting) {
+  HttpClient client(socket_, "test", 1s);
   EXPECT_EQ(client.Send("BREW", "/pot", "").status().code(), ErrorCode::kInvalidArgument);
 }
 

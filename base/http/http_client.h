@@ -1,6 +1,7 @@
-// HTTP/1.1 over a Unix socket, one request per connection (cpp-httplib underneath): the transport of
-// the hypervisor plugins' API clients (Cloud Hypervisor, Firecracker) and of forkctl, with one
-// way to name a failed request and one mapping of HTTP statuses to error codes.
+// HTTP/1.1 over a Unix socket or TCP, one request per connection (cpp-httplib underneath): the
+// transport of the hypervisor plugins' API clients (Cloud Hypervisor, Firecracker), of forkctl and
+// of the cluster's etcd client, with one way to name a failed request and one mapping of HTTP
+// statuses to error codes.
 //
 // Threads: a client is immutable; Send may be called from several threads.
 #pragma once
@@ -21,15 +22,18 @@ struct Response {
   std::string body;
 };
 
-class UnixSocketClient {
+class HttpClient {
  public:
-  // `peer` names the server in errors ("cloud-hypervisor", "firecracker API", "forkd"). `timeout`
-  // bounds connecting and each read and write of a request.
-  UnixSocketClient(std::string socket_path, std::string peer, std::chrono::milliseconds timeout);
+  // Over the Unix socket `socket_path`. `peer` names the server in errors ("cloud-hypervisor",
+  // "firecracker API", "forkd"). `timeout` bounds connecting and each read and write of a request.
+  HttpClient(std::string socket_path, std::string peer, std::chrono::milliseconds timeout);
+  // Over TCP to host:port (plain HTTP).
+  static HttpClient Tcp(std::string host, int port, std::string peer, std::chrono::milliseconds timeout);
 
   // Sends one request (GET, PUT, PATCH, POST or DELETE; a non-empty `body` is sent as JSON) and
   // returns whatever HTTP status came back. Fails only when no answer arrived: NotFound when the
-  // socket does not exist, Io otherwise, with the errno or transport error named.
+  // Unix socket does not exist, Io otherwise (a refused TCP connection included), with the errno or
+  // transport error named.
   Result<Response> Send(std::string_view method, std::string_view path, std::string_view body,
                         const std::vector<std::pair<std::string, std::string>>& headers = {}) const;
 
@@ -40,18 +44,21 @@ class UnixSocketClient {
   Result<Response> Stream(std::string_view path, const std::function<bool(std::string_view)>& receive,
                           std::chrono::milliseconds idle_timeout) const;
 
-  // "<peer> <METHOD> <path> via <socket>": how errors name a request.
+  // "<peer> <METHOD> <path> via <socket or host:port>": how errors name a request.
   std::string Describe(std::string_view method, std::string_view path) const;
 
+  // The Unix socket, or "host:port".
   const std::string& socket_path() const { return socket_path_; }
 
  private:
-  std::string socket_path_;
+  std::string socket_path_;  // the Unix socket, or "host:port" when port_ > 0
+  std::string host_;
+  int port_ = 0;
   std::string peer_;
   std::chrono::milliseconds timeout_;
 };
 
-// "<peer> <METHOD> <path> via <socket>".
+// "<peer> <METHOD> <path> via <socket or host:port>".
 std::string DescribeRequest(std::string_view peer, std::string_view method, std::string_view path,
                             std::string_view socket_path);
 

@@ -1,0 +1,40 @@
+// A real etcd cluster (Debian's etcd-server) on loopback for the cluster tests: members started as
+// processes with their data in a test directory, on free ports, killed and restarted at will.
+#pragma once
+
+#include <sys/types.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+
+namespace fe::test {
+
+class EtcdCluster {
+ public:
+  // Starts `members` members in `dir` and waits until each answers /health; Unsupported (a reason to
+  // skip) when no etcd binary is installed.
+  static Result<std::unique_ptr<EtcdCluster>> Start(const std::string& dir, int members);
+  ~EtcdCluster();  // kills every member
+
+  // "http://127.0.0.1:A,http://127.0.0.1:B,...": every member's client URL, as forkd takes them.
+  std::string Endpoints() const;
+  std::string ClientUrl(int member) const;
+  // SIGKILL, and waits for the process.
+  void Kill(int member);
+
+ private:
+  struct Member {
+    std::string name, data_dir, log;
+    int client_port = 0, peer_port = 0;
+    pid_t pid = -1;
+  };
+  EtcdCluster() = default;
+  Status Launch(Member& member, const std::string& initial_cluster);
+
+  std::vector<Member> members_;
+};
+
+}  // namespace fe::test
