@@ -30,6 +30,7 @@
 #include "base/fs_util.h"
 #include "base/log.h"
 #include "engine/data_root.h"
+#include "engine/cluster/node_publisher.h"
 #include "engine/engine.h"
 #include "storage/dm_thin/dm_thin_config.h"
 #include "storage/loop/loop_pool.h"
@@ -39,6 +40,7 @@
 #include "engine/forkd/service_manager.h"
 #include "engine/forkd/socket_setup.h"
 #include "engine/forkd/token_file.h"
+#include "hypervisor/registry/registry.h"
 #include "engine/pools/pool.h"
 #include "storage/registry/backend_selection.h"
 #include "storage/registry/clone_calibration.h"
@@ -51,6 +53,12 @@ struct Options {
   std::string socket = "/run/forkengine/forkd.sock";
   std::string listen_tcp;
   std::string metrics_listen;
+  // The cluster (engine/cluster/): etcd's client URLs; empty: no cluster.
+  std::string cluster_etcd;
+  std::string cluster = "default";
+  std::string node_name;
+  std::string advertise_api;
+  int64_t cluster_lease_ttl_s = 10;
   std::string token_file;
   std::string backend = "auto";
   std::string subnet = "10.100.0.0/16";
@@ -153,6 +161,42 @@ std::optional<storage::registry::CloneCalibration> CalibrateVolumesRoot(const st
   return std::move(*calibration);
 }
 
+// Publishes this node in etcd (engine/cluster/node_publisher.h), its state read from the engine and
+// pools at each round.
+std::unique_ptr<cluster::NodePublisher> StartNodePublisher(const Options& options,
+                                                           std::vector<cluster::EtcdEndpoint> endpoints,
+                                                           engine::Engine& engine, engine::pools::PoolManager& pools) {
+  cluster::PublisherOptions publisher;
+  publisher.cluster = options.cluster;
+  publisher.node.name = options.node_name;
+  if (publisher.node.name.empty()) {
+    char host[256] = {};
+    ::gethostname(host, sizeof(host) - 1);
+    publisher.node.name = host;
+  }
+  publisher.node.api = options.advertise_api.empty() ? options.listen_tcp : options.advertise_api;
+  publisher.node.version = FE_VERSION;
+  publisher.node.hypervisors = hypervisor::registry::SupportedKinds();
+  publisher.node.cpu_model = cluster::HostCpuModel();
+  publisher.lease_ttl = std::chrono::seconds(options.cluster_lease_ttl_s);
+  spdlog::info("cluster: node {} in cluster {} through etcd {}", publisher.node.name, publisher.cluster,
+               options.cluster_etcd);
+  return std::make_unique<cluster::NodePublisher>(
+      std::make_unique<cluster::EtcdClient>(std::move(endpoints), std::chrono::milliseconds(3000)),
+      std::move(publisher), [&engine, &pools] {
+        cluster::NodeState state;
+        state.instances = engine.List();
+        if (Result<engine::StorageInfo> storage = engine.Storage(); storage.ok()) {
+          state.storage_backend = storage->backend;
+          state.storage_free_bytes = storage->filesystem_free_bytes;
+        }
+        state.pools = pools.List();
+        state.cpu_budget_vcpus = pools.cpu_budget_vcpus();
+        state.cpu_used_vcpus = pools.cpu_used_vcpus();
+        return state;
+      });
+}
+
 int Run(const Options& options) {
   // Under forkd.socket, systemd holds the socket (its path, mode and group are the unit's), so it
   // stays bound across restarts and is never forkd's to remove. Taken first: marked close-on-exec
@@ -198,6 +242,16 @@ int Run(const Options& options) {
       return 2;
     }
     metrics_address = *parsed;
+  }
+
+  std::optional<std::vector<cluster::EtcdEndpoint>> etcd_endpoints;
+  if (!options.cluster_etcd.empty()) {
+    Result<std::vector<cluster::EtcdEndpoint>> parsed = cluster::ParseEtcdEndpoints(options.cluster_etcd);
+    if (!parsed.ok()) {
+      spdlog::critical("--cluster-etcd: {}", parsed.status().ToString());
+      return 2;
+    }
+    etcd_endpoints = std::move(*parsed);
   }
 
   const engine::DataRoot layout(options.data_root);
@@ -312,6 +366,9 @@ int Run(const Options& options) {
     spdlog::info("metrics listening on tcp:{}:{}/metrics (no token, metrics only)", metrics_address->first,
                  metrics_listener->port());
   }
+  // Published once serving, so a router never forwards to a node that cannot answer yet.
+  std::unique_ptr<cluster::NodePublisher> publisher;
+  if (etcd_endpoints) publisher = StartNodePublisher(options, std::move(*etcd_endpoints), *engine, *pools);
   if (options.ready_fd >= 0) {
     (void)!::write(options.ready_fd, "ready\n", 6);
     ::close(options.ready_fd);
@@ -329,6 +386,7 @@ int Run(const Options& options) {
   spdlog::info("signal {}: stopping listeners, letting requests in flight finish (at most {} ms)",
                ::strsignal(received), options.shutdown_grace_ms);
   (void)NotifyServiceManager("STOPPING=1");
+  publisher.reset();  // the node leaves the cluster first: no placements while it stops
   api.Stop();
   if (metrics_listener) metrics_listener->Stop();
   server.Stop(std::chrono::milliseconds(options.shutdown_grace_ms));
@@ -369,6 +427,18 @@ int main(int argc, char** argv) {
   app.add_option("--listen-tcp", options.listen_tcp, "also listen on HOST:PORT (requires --token-file)");
   app.add_option("--metrics-listen", options.metrics_listen,
                  "also serve GET /metrics on HOST:PORT for Prometheus (no token; metrics only)");
+  app.add_option("--cluster-etcd", options.cluster_etcd,
+                 "publish this node in etcd (its client URLs, http://HOST:PORT,...): node, templates, pools, "
+                 "instance ownership; without it forkd is a node of its own");
+  app.add_option("--cluster", options.cluster, "the cluster's name (the etcd key prefix /forkengine/v1/<cluster>/)")
+      ->capture_default_str();
+  app.add_option("--node-name", options.node_name, "this node's name in the cluster (default: the host name)");
+  app.add_option("--advertise-api", options.advertise_api,
+                 "HOST:PORT others reach this node's TCP API at (default: --listen-tcp)");
+  app.add_option("--cluster-lease-ttl-s", options.cluster_lease_ttl_s,
+                 "seconds after which a node that stopped renewing its lease is dead to the cluster")
+      ->check(CLI::Range(int64_t{1}, int64_t{600}))
+      ->capture_default_str();
   app.add_option("--token-file", options.token_file, "file holding the bearer token TCP clients must send");
   app.add_option("--backend", options.backend, "storage backend: auto|dm-thin|btrfs|reflink|copy")
       ->capture_default_str();

@@ -1,11 +1,13 @@
 #include "tests/support/etcd_cluster.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <thread>
 
@@ -19,6 +21,7 @@ namespace fe::test {
 
 Result<std::unique_ptr<EtcdCluster>> EtcdCluster::Start(const std::string& dir, int members) {
   if (::access("/usr/bin/etcd", X_OK) != 0) return Status::Unsupported("no /usr/bin/etcd (Debian's etcd-server)");
+  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return Status::FromErrno(errno, "mkdir", dir);
   std::unique_ptr<EtcdCluster> cluster(new EtcdCluster());
   std::string initial_cluster;
   for (int i = 0; i < members; ++i) {
@@ -33,21 +36,31 @@ Result<std::unique_ptr<EtcdCluster>> EtcdCluster::Start(const std::string& dir, 
     initial_cluster += member.name + "=http://127.0.0.1:" + std::to_string(member.peer_port);
     cluster->members_.push_back(member);
   }
+  cluster->initial_cluster_ = initial_cluster;
   for (Member& member : cluster->members_) FE_RETURN_IF_ERROR(cluster->Launch(member, initial_cluster));
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  for (const Member& member : cluster->members_) {
-    httplib::Client client("127.0.0.1", member.client_port);
-    client.set_connection_timeout(1, 0);
-    for (;;) {
-      httplib::Result health = client.Get("/health");
-      if (health && health->status == 200 && health->body.find("\"true\"") != std::string::npos) break;
-      if (std::chrono::steady_clock::now() > deadline) {
-        return Status::TimedOut("etcd member " + member.name + " never became healthy (log: " + member.log + ")");
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-  }
+  for (const Member& member : cluster->members_) FE_RETURN_IF_ERROR(cluster->WaitHealthy(member, deadline));
   return cluster;
+}
+
+Status EtcdCluster::WaitHealthy(const Member& member, std::chrono::steady_clock::time_point deadline) const {
+  httplib::Client client("127.0.0.1", member.client_port);
+  client.set_connection_timeout(1, 0);
+  for (;;) {
+    httplib::Result health = client.Get("/health");
+    if (health && health->status == 200 && health->body.find("\"true\"") != std::string::npos) return Status::Ok();
+    if (std::chrono::steady_clock::now() > deadline) {
+      return Status::TimedOut("etcd member " + member.name + " never became healthy (log: " + member.log + ")");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
+Status EtcdCluster::Restart(int member) {
+  Member& restarted = members_.at(member);
+  if (restarted.pid > 0) return Status::FailedPrecondition("etcd member " + restarted.name + " is running");
+  FE_RETURN_IF_ERROR(Launch(restarted, initial_cluster_));
+  return WaitHealthy(restarted, std::chrono::steady_clock::now() + std::chrono::seconds(30));
 }
 
 Status EtcdCluster::Launch(Member& member, const std::string& initial_cluster) {

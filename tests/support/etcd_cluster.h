@@ -4,6 +4,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -24,6 +25,8 @@ class EtcdCluster {
   std::string ClientUrl(int member) const;
   // SIGKILL, and waits for the process.
   void Kill(int member);
+  // Starts a killed member again on its data and ports; returns once it answers /health.
+  Status Restart(int member);
 
  private:
   struct Member {
@@ -33,8 +36,10 @@ class EtcdCluster {
   };
   EtcdCluster() = default;
   Status Launch(Member& member, const std::string& initial_cluster);
+  Status WaitHealthy(const Member& member, std::chrono::steady_clock::time_point deadline) const;
 
   std::vector<Member> members_;
+  std::string initial_cluster_;
 };
 
 }  // namespace fe::test

@@ -1,0 +1,86 @@
+#include "engine/cluster/node_state.h"
+
+#include <fstream>
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+namespace fe::engine::cluster {
+
+using Json = nlohmann::json;
+
+ClusterKeys::ClusterKeys(std::string cluster) : prefix_("/forkengine/v1/" + std::move(cluster) + "/") {}
+std::string ClusterKeys::Node(std::string_view node) const { return Nodes() + std::string(node); }
+std::string ClusterKeys::Nodes() const { return prefix_ + "nodes/"; }
+std::string ClusterKeys::Templates(std::string_view node) const {
+  return prefix_ + "templates/" + std::string(node) + "/";
+}
+std::string ClusterKeys::Pools(std::string_view node) const { return prefix_ + "pools/" + std::string(node) + "/"; }
+std::string ClusterKeys::Instance(std::string_view id) const { return Instances() + std::string(id); }
+std::string ClusterKeys::Instances() const { return prefix_ + "instances/"; }
+
+std::map<std::string, std::string> LeasedEntries(const ClusterKeys& keys, const NodeIdentity& node,
+                                                 const NodeState& state) {
+  std::map<std::string, std::string> entries;
+  entries[keys.Node(node.name)] = Json{
+      {"name", node.name},
+      {"api", node.api},
+      {"version", node.version},
+      {"hypervisors", node.hypervisors},
+      {"cpu_model", node.cpu_model},
+      {"storage", {{"backend", state.storage_backend}, {"free_bytes", state.storage_free_bytes}}},
+      {"cpu", {{"budget_vcpus", state.cpu_budget_vcpus}, {"used_vcpus", state.cpu_used_vcpus}}},
+      {"draining", state.draining}}.dump();
+  // Templates: what others may fork here. Every Standby instance that is no pool member, and every
+  // pool's template whatever its state.
+  std::set<std::string> pool_templates;
+  for (const engine::pools::PoolStatus& pool : state.pools) pool_templates.insert(pool.spec.template_id);
+  for (const engine::Instance& instance : state.instances) {
+    const bool standby = instance.state == engine::InstanceState::kStandby && instance.pool.empty();
+    if (!standby && pool_templates.count(instance.id) == 0) continue;
+    entries[keys.Templates(node.name) + instance.id] = Json{
+        {"id", instance.id},
+        {"name", instance.name},
+        {"hypervisor", instance.hypervisor},
+        {"state", engine::InstanceStateName(instance.state)},
+        {"vcpus", instance.vcpus}}.dump();
+  }
+  for (const engine::pools::PoolStatus& pool : state.pools) {
+    entries[keys.Pools(node.name) + pool.spec.name] = Json{
+        {"name", pool.spec.name},
+        {"template", pool.spec.template_id},
+        {"ready", pool.ready},
+        {"min_size", pool.spec.min_size},
+        {"max_size", pool.spec.max_size}}.dump();
+  }
+  return entries;
+}
+
+std::map<std::string, std::string> OwnershipEntries(const ClusterKeys& keys, const NodeIdentity& node,
+                                                    const NodeState& state) {
+  std::map<std::string, std::string> entries;
+  for (const engine::Instance& instance : state.instances) {
+    entries[keys.Instance(instance.id)] = Json{{"node", node.name}, {"name", instance.name}}.dump();
+  }
+  return entries;
+}
+
+std::string OwnerOf(const std::string& ownership_value) {
+  const Json value = Json::parse(ownership_value, nullptr, false);
+  return value.is_object() && value.contains("node") && value["node"].is_string() ? value["node"].get<std::string>()
+                                                                                  : std::string();
+}
+
+std::string HostCpuModel() {
+  std::ifstream cpuinfo("/proc/cpuinfo");
+  for (std::string line; std::getline(cpuinfo, line);) {
+    if (line.rfind("model name", 0) != 0) continue;
+    const size_t colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    const size_t start = line.find_first_not_of(' ', colon + 1);
+    return start == std::string::npos ? std::string() : line.substr(start);
+  }
+  return "";
+}
+
+}  // namespace fe::engine::cluster
