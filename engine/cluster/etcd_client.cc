@@ -169,6 +169,16 @@ Result<bool> EtcdClient::CreateIfAbsent(std::string_view key, std::string_view v
   return false;
 }
 
+Result<bool> EtcdClient::DeleteIfValue(std::string_view key, std::string_view value) {
+  const std::string encoded = Base64Encode(key);
+  const Json txn{
+      {"compare",
+       Json::array({Json{{"key", encoded}, {"target", "VALUE"}, {"result", "EQUAL"}, {"value", Base64Encode(value)}}})},
+      {"success", Json::array({Json{{"request_delete_range", Json{{"key", encoded}}}}})}};
+  FE_ASSIGN_OR_RETURN(Json reply, Call("/v3/kv/txn", txn));
+  return reply.value("succeeded", false);
+}
+
 Result<int64_t> EtcdClient::GrantLease(std::chrono::seconds ttl) {
   FE_ASSIGN_OR_RETURN(Json reply, Call("/v3/lease/grant", Json{{"TTL", std::to_string(ttl.count())}}));
   if (reply.contains("error") && !reply["error"].get<std::string>().empty()) {

@@ -60,6 +60,9 @@ class EtcdClient {
   Result<bool> CreateIfAbsent(std::string_view key, std::string_view value, int64_t lease = 0,
                               KeyValue* existing = nullptr);
 
+  // Deletes `key` only if its value is `value` (one transaction); whether it did.
+  Result<bool> DeleteIfValue(std::string_view key, std::string_view value);
+
   // A lease of `ttl`; its id.
   Result<int64_t> GrantLease(std::chrono::seconds ttl);
   // Renews the lease; the seconds it has left, 0 when it is gone (expired or revoked).

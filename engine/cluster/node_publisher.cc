@@ -22,12 +22,13 @@ Status WriteDifference(EtcdClient& etcd, const std::map<std::string, std::string
 
 }  // namespace
 
-NodePublisher::NodePublisher(std::unique_ptr<EtcdClient> etcd, PublisherOptions options,
-                             std::function<NodeState()> read_state)
+NodePublisher::NodePublisher(std::shared_ptr<EtcdClient> etcd, PublisherOptions options,
+                             std::function<NodeState()> read_state, std::shared_ptr<NameReservations> names)
     : etcd_(std::move(etcd)),
       options_(std::move(options)),
       keys_(options_.cluster),
       read_state_(std::move(read_state)),
+      names_(std::move(names)),
       thread_([this] { Run(); }) {}
 
 NodePublisher::~NodePublisher() {
@@ -64,8 +65,12 @@ void NodePublisher::Run() {
 }
 
 Status NodePublisher::PublishOnce() {
+  // The claims requests settled before the state is read: their instances are in it, so none is
+  // given back as if its instance were gone.
+  std::vector<std::string> claimed = names_->TakeClaimed();
   const NodeState state = read_state_();
   std::lock_guard lock(mutex_);
+  for (std::string& name : claimed) named_.insert(std::move(name));
   if (lease_ != 0) {
     Result<int64_t> left = etcd_->KeepAlive(lease_);
     if (!left.ok()) return left.status();
@@ -81,6 +86,34 @@ Status NodePublisher::PublishOnce() {
   const std::map<std::string, std::string> owned = OwnershipEntries(keys_, options_.node, state);
   FE_RETURN_IF_ERROR(WriteDifference(*etcd_, owned, owned_, 0));
   owned_ = owned;
+  return SyncNames(state);
+}
+
+Status NodePublisher::SyncNames(const NodeState& state) {
+  std::set<std::string> wanted;
+  for (const engine::Instance& instance : state.instances) wanted.insert(instance.name);
+
+  const std::string claim = names_->ClaimValue();
+  for (const std::string& name : wanted) {
+    if (named_.count(name) > 0) continue;
+    KeyValue holder;
+    FE_ASSIGN_OR_RETURN(bool created, etcd_->CreateIfAbsent(keys_.Name(name), claim, 0, &holder));
+    if (created || OwnerOf(holder.value) == options_.node.name) {
+      named_.insert(name);
+    } else if (conflicts_.insert(name).second) {
+      Log(LogLevel::kError, "cluster: instance name '" + name + "' of node " + options_.node.name +
+                                " is also claimed by node '" + OwnerOf(holder.value) +
+                                "' (made while etcd was unreachable); rename one of them");
+    }
+  }
+  for (auto it = named_.begin(); it != named_.end();) {
+    if (wanted.count(*it) > 0 || names_->Pending(*it)) {
+      ++it;
+      continue;
+    }
+    FE_RETURN_IF_ERROR(etcd_->DeleteIfValue(keys_.Name(*it), claim).status());
+    it = named_.erase(it);
+  }
   return Status::Ok();
 }
 
@@ -102,6 +135,12 @@ Status NodePublisher::Reconcile(const NodeState& state) {
   }
   const std::map<std::string, std::string> owned = OwnershipEntries(keys_, options_.node, state);
   FE_RETURN_IF_ERROR(WriteDifference(*etcd_, owned, owned_found, 0));
+  named_.clear();
+  FE_ASSIGN_OR_RETURN(std::vector<KeyValue> claims, etcd_->GetPrefix(keys_.Names()));
+  for (KeyValue& kv : claims) {
+    if (OwnerOf(kv.value) == options_.node.name) named_.insert(kv.key.substr(keys_.Names().size()));
+  }
+  FE_RETURN_IF_ERROR(SyncNames(state));
   lease_ = lease;
   leased_ = leased;
   owned_ = owned;

@@ -4,7 +4,8 @@
 // At start (and whenever the lease was lost: etcd unreachable longer than its TTL, a partition) it
 // reconciles: grants a new lease, writes every entry, and removes what it finds of its own that
 // its metadata no longer has (templates and pools left on an older lease by a previous run, ownership
-// of instances it no longer holds). Then every ttl/3 it renews the lease and writes what changed.
+// and name claims of instances it no longer holds). Then every ttl/3 it renews the lease and writes
+// what changed, name claims included.
 //
 // etcd being unreachable never stops forkd: the publisher logs the error once, keeps the last state,
 // and retries on the next tick; forkd serves its local API as before.
@@ -18,10 +19,12 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 
 #include "engine/cluster/etcd_client.h"
+#include "engine/cluster/name_reservations.h"
 #include "engine/cluster/node_state.h"
 
 namespace fe::engine::cluster {
@@ -34,7 +37,9 @@ struct PublisherOptions {
 
 class NodePublisher {
  public:
-  NodePublisher(std::unique_ptr<EtcdClient> etcd, PublisherOptions options, std::function<NodeState()> read_state);
+  // `names`: the node's name claims (name_reservations.h), kept in step with its instances.
+  NodePublisher(std::shared_ptr<EtcdClient> etcd, PublisherOptions options, std::function<NodeState()> read_state,
+                std::shared_ptr<NameReservations> names);
   // Stops the thread and revokes the lease: the node's leased entries vanish at once (a node that
   // stops cleanly gets no more placements); ownership entries stay, its VMs live on.
   ~NodePublisher();
@@ -47,15 +52,20 @@ class NodePublisher {
  private:
   void Run();
   Status Reconcile(const NodeState& state);
+  // Claims the names of the node's instances it has not claimed, gives back those of instances gone.
+  Status SyncNames(const NodeState& state);
 
-  std::unique_ptr<EtcdClient> etcd_;
+  std::shared_ptr<EtcdClient> etcd_;
   PublisherOptions options_;
   ClusterKeys keys_;
   std::function<NodeState()> read_state_;
+  std::shared_ptr<NameReservations> names_;
   std::mutex mutex_;  // guards what follows; one round at a time
   int64_t lease_ = 0;
   std::map<std::string, std::string> leased_;  // what is written on lease_
   std::map<std::string, std::string> owned_;   // ownership entries written since the last reconcile
+  std::set<std::string> named_;                // names this node holds a claim of
+  std::set<std::string> conflicts_;            // names another node took (logged once)
   std::string last_error_;
   bool stopping_ = false;
   std::condition_variable wake_;

@@ -18,6 +18,8 @@ std::string ClusterKeys::Templates(std::string_view node) const {
 std::string ClusterKeys::Pools(std::string_view node) const { return prefix_ + "pools/" + std::string(node) + "/"; }
 std::string ClusterKeys::Instance(std::string_view id) const { return Instances() + std::string(id); }
 std::string ClusterKeys::Instances() const { return prefix_ + "instances/"; }
+std::string ClusterKeys::Name(std::string_view name) const { return Names() + std::string(name); }
+std::string ClusterKeys::Names() const { return prefix_ + "names/"; }
 
 std::map<std::string, std::string> LeasedEntries(const ClusterKeys& keys, const NodeIdentity& node,
                                                  const NodeState& state) {

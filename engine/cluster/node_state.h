@@ -6,10 +6,11 @@
 //   <prefix>templates/<node>/<id>        an instance others may fork (Standby, or a pool's template)
 //   <prefix>pools/<node>/<pool>          a pool: its template, ready members, min, max
 //   <prefix>instances/<id>               instance -> node ownership
+//   <prefix>names/<name>                 cluster-unique instance names (name_reservations.h)
 //
 // with <prefix> = /forkengine/v1/<cluster>/. The node, template and pool keys hang on the node's
-// lease: when the node dies they vanish with it and it gets no placements. Ownership keys do not:
-// a dead node's instances are reported unreachable, not forgotten.
+// lease: when the node dies they vanish with it and it gets no placements. Ownership and name keys
+// do not: a dead node's instances are reported unreachable, not forgotten, and keep their names.
 #pragma once
 
 #include <cstdint>
@@ -32,6 +33,8 @@ class ClusterKeys {
   std::string Pools(std::string_view node) const;
   std::string Instance(std::string_view id) const;
   std::string Instances() const;
+  std::string Name(std::string_view name) const;
+  std::string Names() const;
 
  private:
   std::string prefix_;

@@ -161,11 +161,8 @@ std::optional<storage::registry::CloneCalibration> CalibrateVolumesRoot(const st
   return std::move(*calibration);
 }
 
-// Publishes this node in etcd (engine/cluster/node_publisher.h), its state read from the engine and
-// pools at each round.
-std::unique_ptr<cluster::NodePublisher> StartNodePublisher(const Options& options,
-                                                           std::vector<cluster::EtcdEndpoint> endpoints,
-                                                           engine::Engine& engine, engine::pools::PoolManager& pools) {
+// This node in the cluster: who it is, from the options and the host.
+cluster::PublisherOptions ClusterNode(const Options& options) {
   cluster::PublisherOptions publisher;
   publisher.cluster = options.cluster;
   publisher.node.name = options.node_name;
@@ -179,22 +176,22 @@ std::unique_ptr<cluster::NodePublisher> StartNodePublisher(const Options& option
   publisher.node.hypervisors = hypervisor::registry::SupportedKinds();
   publisher.node.cpu_model = cluster::HostCpuModel();
   publisher.lease_ttl = std::chrono::seconds(options.cluster_lease_ttl_s);
-  spdlog::info("cluster: node {} in cluster {} through etcd {}", publisher.node.name, publisher.cluster,
-               options.cluster_etcd);
-  return std::make_unique<cluster::NodePublisher>(
-      std::make_unique<cluster::EtcdClient>(std::move(endpoints), std::chrono::milliseconds(3000)),
-      std::move(publisher), [&engine, &pools] {
-        cluster::NodeState state;
-        state.instances = engine.List();
-        if (Result<engine::StorageInfo> storage = engine.Storage(); storage.ok()) {
-          state.storage_backend = storage->backend;
-          state.storage_free_bytes = storage->filesystem_free_bytes;
-        }
-        state.pools = pools.List();
-        state.cpu_budget_vcpus = pools.cpu_budget_vcpus();
-        state.cpu_used_vcpus = pools.cpu_used_vcpus();
-        return state;
-      });
+  return publisher;
+}
+
+// The node's state for the publisher (engine/cluster/node_publisher.h), read from the engine and
+// pools at each round.
+cluster::NodeState ReadNodeState(engine::Engine& engine, engine::pools::PoolManager& pools) {
+  cluster::NodeState state;
+  state.instances = engine.List();
+  if (Result<engine::StorageInfo> storage = engine.Storage(); storage.ok()) {
+    state.storage_backend = storage->backend;
+    state.storage_free_bytes = storage->filesystem_free_bytes;
+  }
+  state.pools = pools.List();
+  state.cpu_budget_vcpus = pools.cpu_budget_vcpus();
+  state.cpu_used_vcpus = pools.cpu_used_vcpus();
+  return state;
 }
 
 int Run(const Options& options) {
@@ -321,6 +318,17 @@ int Run(const Options& options) {
                *swept);
 
   ApiServer api(*engine, metrics, pools.get(), requests->get());
+  std::shared_ptr<cluster::EtcdClient> etcd;
+  std::shared_ptr<cluster::NameReservations> names;
+  std::optional<cluster::PublisherOptions> node;
+  if (etcd_endpoints) {
+    node = ClusterNode(options);
+    spdlog::info("cluster: node {} in cluster {} through etcd {}", node->node.name, node->cluster,
+                 options.cluster_etcd);
+    etcd = std::make_shared<cluster::EtcdClient>(std::move(*etcd_endpoints), std::chrono::milliseconds(3000));
+    names = std::make_shared<cluster::NameReservations>(etcd, cluster::ClusterKeys(node->cluster), node->node.name);
+    api.SetNameReservations(names.get());
+  }
   HttpServer server(api.Handlers(), HttpServerOptions{});
   const bool socket_is_ours = !activated->has_value();
   if (!socket_is_ours && (*activated)->path != options.socket) {
@@ -368,7 +376,10 @@ int Run(const Options& options) {
   }
   // Published once serving, so a router never forwards to a node that cannot answer yet.
   std::unique_ptr<cluster::NodePublisher> publisher;
-  if (etcd_endpoints) publisher = StartNodePublisher(options, std::move(*etcd_endpoints), *engine, *pools);
+  if (node) {
+    publisher = std::make_unique<cluster::NodePublisher>(
+        etcd, std::move(*node), [&engine, &pools] { return ReadNodeState(*engine, *pools); }, names);
+  }
   if (options.ready_fd >= 0) {
     (void)!::write(options.ready_fd, "ready\n", 6);
     ::close(options.ready_fd);

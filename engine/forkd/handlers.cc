@@ -2,6 +2,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "engine/forkd/name_claim.h"
 #include "engine/forkd/replies.h"
 #include "engine/forkd/request_log.h"
 #include "engine/forkd/request_parsing.h"
@@ -40,7 +41,11 @@ Reply ApiServer::ListInstances(const Params&, const Query&, std::string_view) {
 Reply ApiServer::CreateInstance(const Params&, const Query&, std::string_view body) {
   Result<engine::CreateRequest> request = ParseCreateRequest(body);
   if (!request.ok()) return ErrorReply(request.status());
-  return InstanceReply(201, engine_.Create(*request), request->name);
+  NameClaim claim(names_, {request->name});
+  if (!claim.status().ok()) return ErrorReply(claim.status());
+  Result<engine::Instance> created = engine_.Create(*request);
+  claim.Settle(created.ok());
+  return InstanceReply(201, created, request->name);
 }
 
 Reply ApiServer::InstanceUsage(const Params& params, const Query&, std::string_view) {
@@ -93,7 +98,15 @@ Reply ApiServer::ForkInstance(const Params& params, const Query&, std::string_vi
     reply.instance = params[0];
     return reply;
   }
+  NameClaim claim(names_, ForkNames(request->name, request->count));
+  if (!claim.status().ok()) {
+    metrics_.RecordForkFailure(claim.status().code(), request->count);
+    Reply reply = ErrorReply(claim.status());
+    reply.instance = params[0];
+    return reply;
+  }
   Result<std::vector<engine::ForkOutcome>> outcomes = engine_.Fork(params[0], *request);
+  claim.Settle(outcomes.ok());
   if (!outcomes.ok()) {
     metrics_.RecordForkFailure(outcomes.status().code(), request->count);
     Reply reply = ErrorReply(outcomes.status());

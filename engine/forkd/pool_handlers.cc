@@ -2,6 +2,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "engine/forkd/name_claim.h"
 #include "engine/forkd/pool_json.h"
 #include "engine/forkd/replies.h"
 #include "engine/forkd/request_parsing.h"
@@ -55,7 +56,10 @@ Reply ApiServer::AcquireFromPool(const Params& params, const Query&, std::string
   if (pools_ == nullptr) return ErrorReply(PoolsDisabled());
   Result<engine::pools::AcquireRequest> request = ParseAcquireRequest(body);
   if (!request.ok()) return ErrorReply(request.status());
+  NameClaim claim(names_, request->name.empty() ? std::vector<std::string>{} : std::vector{request->name});
+  if (!claim.status().ok()) return ErrorReply(claim.status());
   Result<engine::pools::AcquireOutcome> outcome = pools_->Acquire(params[0], *request);
+  claim.Settle(outcome.ok());
   if (!outcome.ok()) return ErrorReply(outcome.status());
   metrics_.RecordPoolAcquire(outcome->hit, static_cast<double>(outcome->latency_us) / 1e6);
   Reply reply = JsonReply(200, Json{{"instance", engine::InstanceToJson(outcome->instance)},

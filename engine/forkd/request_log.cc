@@ -34,7 +34,8 @@ std::string ForkLogLine(std::string_view source_id, const engine::ForkOutcome& o
       "fork source={} fork={} name={} state={} mechanism={} files={} logical_bytes={} shared_bytes={} copied_bytes={} "
       "total_us={} "
       "lock_wait_us={} source_standby_us={} source_pause_us={} preflush_us={} preflush_rounds={} throttle_us={} "
-      "dirty_bytes_at_pause={} huge_page_collapse_us={} filesystems_frozen_us={} background_snapshot_us={} clone_us={} rewrite_us={} "
+      "dirty_bytes_at_pause={} huge_page_collapse_us={} filesystems_frozen_us={} background_snapshot_us={} clone_us={} "
+      "rewrite_us={} "
       "metadata_us={} restore_us={} "
       "identity_us={} live={}",
       LogValue(source_id), LogValue(outcome.instance.id), LogValue(outcome.instance.name),
@@ -42,8 +43,8 @@ std::string ForkLogLine(std::string_view source_id, const engine::ForkOutcome& o
       outcome.logical_bytes, outcome.shared_bytes, outcome.copied_bytes, p.total_us, p.lock_wait_us,
       p.source_standby_us, p.source_pause_us, p.preflush_us, p.preflush_rounds, p.throttle_us,
       p.dirty_bytes_at_pause ? std::to_string(*p.dirty_bytes_at_pause) : std::string("unknown"),
-      p.huge_page_collapse_us, p.filesystems_frozen_us, p.background_snapshot_us, p.clone_us, p.rewrite_us, p.metadata_us, p.restore_us,
-      p.identity_us, outcome.live);
+      p.huge_page_collapse_us, p.filesystems_frozen_us, p.background_snapshot_us, p.clone_us, p.rewrite_us,
+      p.metadata_us, p.restore_us, p.identity_us, outcome.live);
 }
 
 }  // namespace fe::engine::forkd

@@ -22,6 +22,7 @@
 #include <string_view>
 #include <vector>
 
+#include "engine/cluster/name_reservations.h"
 #include "engine/engine.h"
 #include "engine/forkd/http_server.h"
 #include "engine/forkd/idempotency_store.h"
@@ -54,6 +55,10 @@ class ApiServer {
   ApiServer(engine::Engine& engine, Metrics& metrics, engine::pools::PoolManager* pools = nullptr,
             IdempotencyStore* requests = nullptr)
       : engine_(engine), metrics_(metrics), pools_(pools), requests_(requests) {}
+
+  // As a cluster node: the names of created, forked and renamed instances are claimed cluster-wide
+  // first (engine/cluster/name_reservations.h). Set before serving; null: no cluster.
+  void SetNameReservations(cluster::NameReservations* names) { names_ = names; }
 
   // The transport's callbacks: Dispatch, the routes that need a body, the request log and metrics,
   // JSON error bodies.
@@ -113,6 +118,7 @@ class ApiServer {
   Metrics& metrics_;
   engine::pools::PoolManager* pools_;
   IdempotencyStore* requests_;
+  cluster::NameReservations* names_ = nullptr;
   std::atomic<bool> stopping_{false};
   std::atomic<int> waits_{0};  // requests waiting in GET /v1/instances/{id}?wait_for=
 };

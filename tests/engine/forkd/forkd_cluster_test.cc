@@ -3,6 +3,7 @@
 // restart reconciles, and that forkd serves locally while etcd is down.
 #include <signal.h>
 
+#include <atomic>
 #include <chrono>
 #include <thread>
 
@@ -30,10 +31,30 @@ class ForkdClusterTest : public ForkdTest {
     client_.emplace(*cluster::ParseEtcdEndpoints(etcd_->Endpoints()), 5s);
   }
 
-  void StartNode() {
-    StartForkd({"--cluster-etcd", etcd_->Endpoints(), "--cluster", "t", "--node-name", "n1", "--cluster-lease-ttl-s",
-                "2", "--listen-tcp", "127.0.0.1:" + std::to_string(fe::test::FreeTcpPort()), "--token-file",
-                TokenFile()});
+  std::vector<std::string> NodeArgs(const std::string& name) {
+    return {"--cluster-etcd",
+            etcd_->Endpoints(),
+            "--cluster",
+            "t",
+            "--node-name",
+            name,
+            "--cluster-lease-ttl-s",
+            "2",
+            "--listen-tcp",
+            "127.0.0.1:" + std::to_string(fe::test::FreeTcpPort()),
+            "--token-file",
+            TokenFile()};
+  }
+  void StartNode() { StartForkd(NodeArgs("n1")); }
+  // A second node, n2, with a data root and socket of its own.
+  void StartSecondNode() {
+    second_ = std::make_unique<ForkdProcess>(scratch_ + "/data2", temp_->Sub("run/forkd2.sock"),
+                                             temp_->Sub("forkd2.log"), NodeArgs("n2"));
+    FE_ASSERT_OK(second_->Start());
+    FE_ASSERT_OK(second_->WaitReady());
+  }
+  ApiResponse ImportOn(const ApiClient& node, const std::string& name) {
+    return node.Post("/v1/instances", Json{{"name", name}, {"hypervisor", "cloud-hypervisor"}, {"import_dir", guest_}});
   }
   std::string TokenFile() {
     const std::string path = temp_->Sub("token");
@@ -56,8 +77,14 @@ class ForkdClusterTest : public ForkdTest {
     return Get(key).has_value() == present;
   }
 
+  void TearDown() override {
+    second_.reset();
+    ForkdTest::TearDown();
+  }
+
   std::unique_ptr<fe::test::EtcdCluster> etcd_;
   std::optional<cluster::EtcdClient> client_;
+  std::unique_ptr<ForkdProcess> second_;
 };
 
 TEST_F(ForkdClusterTest, ANodePublishesItselfItsTemplatesAndOwnershipAndVanishesWithItsLeaseAfterKillMinus9) {
@@ -130,6 +157,66 @@ TEST_F(ForkdClusterTest, ForkdServesLocallyWhileEtcdIsDownAndRegistersWhenItCome
   FE_ASSERT_OK(etcd_->Restart(0));
   EXPECT_TRUE(Eventually("nodes/n1", true)) << log();
   EXPECT_TRUE(Get("instances/" + api().Get("/v1/instances/web").json.value("id", "")).has_value());
+}
+
+TEST_F(ForkdClusterTest, AnInstanceNameIsUniqueAcrossNodesForCreatesForksAndAcquires) {
+  StartNode();
+  ASSERT_NO_FATAL_FAILURE(StartSecondNode());
+  const ApiClient n2 = second_->client();
+  ASSERT_EQ(ImportOn(api(), "web").status, 201);
+  ApiResponse taken = ImportOn(n2, "web");
+  EXPECT_EQ(StatusAndCode(taken), "409 already_exists");
+  EXPECT_NE(taken.body.find("node 'n1'"), std::string::npos) << taken.body;
+  EXPECT_EQ(n2.Get("/v1/instances").json["instances"].size(), 0u) << "nothing was made on n2";
+
+  ASSERT_EQ(ImportOn(n2, "other").status, 201);
+  EXPECT_EQ(StatusAndCode(n2.Post("/v1/instances/other/fork", Json{{"name", "web"}})), "409 already_exists");
+  ASSERT_EQ(n2.Post("/v1/instances/other/fork", Json{{"name", "pair"}, {"count", 2}}).status, 201);
+  // A fan-out is all or nothing: pair-2 is n2's, so n1 makes neither pair-1 nor pair-2 nor pair-3.
+  EXPECT_EQ(StatusAndCode(api().Post("/v1/instances/web/fork", Json{{"name", "pair"}, {"count", 3}})),
+            "409 already_exists");
+  EXPECT_EQ(api().Get("/v1/instances").json["instances"].size(), 1u);
+  EXPECT_EQ(Get("names/pair-3"), std::nullopt) << "the claims of a refused fan-out are given back";
+
+  ASSERT_EQ(api().Post("/v1/pools", Json{{"name", "p"}, {"template", "web"}, {"min_size", 0}, {"max_size", 1}}).status,
+            201);
+  EXPECT_EQ(StatusAndCode(api().Post("/v1/pools/p/acquire", Json{{"name", "other"}})), "409 already_exists");
+}
+
+TEST_F(ForkdClusterTest, FiftyConcurrentCreatesOfOneNameThroughTwoNodesMakeExactlyOne) {
+  StartNode();
+  ASSERT_NO_FATAL_FAILURE(StartSecondNode());
+  std::atomic<int> created{0}, refused{0}, other{0};
+  std::vector<std::thread> clients;
+  for (int i = 0; i < 50; ++i) {
+    clients.emplace_back([&, i] {
+      const ApiResponse reply = ImportOn(i % 2 == 0 ? api() : second_->client(), "race");
+      if (reply.status == 201) {
+        ++created;
+      } else if (StatusAndCode(reply) == "409 already_exists") {
+        ++refused;
+      } else {
+        ++other;
+      }
+    });
+  }
+  for (std::thread& client : clients) client.join();
+  EXPECT_EQ(created.load(), 1);
+  EXPECT_EQ(refused.load(), 49);
+  EXPECT_EQ(other.load(), 0);
+  const size_t total = api().Get("/v1/instances").json["instances"].size() +
+                       second_->client().Get("/v1/instances").json["instances"].size();
+  EXPECT_EQ(total, 1u);
+}
+
+TEST_F(ForkdClusterTest, ADeletedInstanceGivesItsNameBackToTheCluster) {
+  StartNode();
+  ASSERT_NO_FATAL_FAILURE(StartSecondNode());
+  ASSERT_EQ(ImportOn(api(), "web").status, 201);
+  ASSERT_EQ(api().Delete("/v1/instances/web").status, 204);
+  EXPECT_TRUE(Eventually("names/web", false)) << log();
+  EXPECT_EQ(ImportOn(second_->client(), "web").status, 201);
+  EXPECT_EQ(Json::parse(Get("names/web")->value)["node"], "n2");
 }
 
 }  // namespace
