@@ -10,6 +10,7 @@
 #include "engine/forkctl/events_command.h"
 #include "engine/forkctl/fork_commands.h"
 #include "engine/forkctl/health_command.h"
+#include "engine/forkctl/nodes_command.h"
 #include "engine/forkctl/instance_commands.h"
 #include "engine/forkctl/pool_commands.h"
 #include "engine/forkctl/sample_instance_command.h"
@@ -28,6 +29,7 @@ int main(int argc, char** argv) {
   fe::engine::forkctl::AddPoolCommands(app, options, &exit_code);
   fe::engine::forkctl::AddStorageCommand(app, options, &exit_code);
   fe::engine::forkctl::AddHealthCommand(app, options, &exit_code);
+  fe::engine::forkctl::AddNodesCommand(app, options, &exit_code);
   fe::engine::forkctl::AddEventsCommand(app, options, &exit_code);
   fe::engine::forkctl::AddSampleInstanceCommand(app, options, &exit_code);
   fe::engine::forkctl::AddCloneCommand(app, options, &exit_code);

@@ -320,6 +320,7 @@ int Run(const Options& options) {
   ApiServer api(*engine, metrics, pools.get(), requests->get());
   std::shared_ptr<cluster::EtcdClient> etcd;
   std::shared_ptr<cluster::NameReservations> names;
+  std::unique_ptr<cluster::ClusterView> view;
   std::optional<cluster::PublisherOptions> node;
   if (etcd_endpoints) {
     node = ClusterNode(options);
@@ -327,7 +328,8 @@ int Run(const Options& options) {
                  options.cluster_etcd);
     etcd = std::make_shared<cluster::EtcdClient>(std::move(*etcd_endpoints), std::chrono::milliseconds(3000));
     names = std::make_shared<cluster::NameReservations>(etcd, cluster::ClusterKeys(node->cluster), node->node.name);
-    api.SetNameReservations(names.get());
+    view = std::make_unique<cluster::ClusterView>(etcd, cluster::ClusterKeys(node->cluster));
+    api.SetCluster(names.get(), view.get());
   }
   HttpServer server(api.Handlers(), HttpServerOptions{});
   const bool socket_is_ours = !activated->has_value();

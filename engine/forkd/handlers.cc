@@ -161,6 +161,15 @@ Reply ApiServer::StorageInfo(const Params&, const Query&, std::string_view) {
                              {"measured_costs", std::move(costs)}});
 }
 
+Reply ApiServer::ListNodes(const Params&, const Query&, std::string_view) {
+  if (cluster_ == nullptr) {
+    return ErrorReply(Status::Unavailable("this forkd is no cluster node (start it with --cluster-etcd)"));
+  }
+  Result<std::vector<Json>> nodes = cluster_->Nodes();
+  if (!nodes.ok()) return ErrorReply(nodes.status());
+  return JsonReply(200, Json{{"nodes", std::move(*nodes)}});
+}
+
 Reply ApiServer::MetricsText(const Params&, const Query&, std::string_view) {
   Reply reply;
   reply.body = metrics_.Render(ReadScrapeState(engine_, pools_));

@@ -54,6 +54,7 @@ const std::vector<ApiServer::Route>& ApiServer::Routes() {
       {"POST", "/v1/instances/{id}/restore", &ApiServer::RestoreInstance},
       {"POST", "/v1/instances/{id}/fork", &ApiServer::ForkInstance, /*body_required=*/true, ForkNames},
       {"GET", "/v1/storage", &ApiServer::StorageInfo},
+      {"GET", "/v1/nodes", &ApiServer::ListNodes},
       {"GET", "/v1/metrics", &ApiServer::MetricsText},
       {"GET", "/v1/events", &ApiServer::Events, false, nullptr, {"since"}},
       {"GET", "/v1/pools", &ApiServer::ListPools},

@@ -22,6 +22,7 @@
 #include <string_view>
 #include <vector>
 
+#include "engine/cluster/cluster_view.h"
 #include "engine/cluster/name_reservations.h"
 #include "engine/engine.h"
 #include "engine/forkd/http_server.h"
@@ -57,8 +58,12 @@ class ApiServer {
       : engine_(engine), metrics_(metrics), pools_(pools), requests_(requests) {}
 
   // As a cluster node: the names of created, forked and renamed instances are claimed cluster-wide
-  // first (engine/cluster/name_reservations.h). Set before serving; null: no cluster.
-  void SetNameReservations(cluster::NameReservations* names) { names_ = names; }
+  // first (engine/cluster/name_reservations.h), and GET /v1/nodes shows the cluster. Set before
+  // serving; unset: no cluster (GET /v1/nodes is 503).
+  void SetCluster(cluster::NameReservations* names, const cluster::ClusterView* view) {
+    names_ = names;
+    cluster_ = view;
+  }
 
   // The transport's callbacks: Dispatch, the routes that need a body, the request log and metrics,
   // JSON error bodies.
@@ -92,6 +97,7 @@ class ApiServer {
   Reply RestoreInstance(const Params& params, const Query&, std::string_view body);
   Reply ForkInstance(const Params& params, const Query&, std::string_view body);
   Reply StorageInfo(const Params& params, const Query&, std::string_view body);
+  Reply ListNodes(const Params& params, const Query&, std::string_view body);
   Reply MetricsText(const Params& params, const Query&, std::string_view body);
   // pool_handlers.cc
   Reply ListPools(const Params& params, const Query&, std::string_view body);
@@ -119,6 +125,7 @@ class ApiServer {
   engine::pools::PoolManager* pools_;
   IdempotencyStore* requests_;
   cluster::NameReservations* names_ = nullptr;
+  const cluster::ClusterView* cluster_ = nullptr;
   std::atomic<bool> stopping_{false};
   std::atomic<int> waits_{0};  // requests waiting in GET /v1/instances/{id}?wait_for=
 };

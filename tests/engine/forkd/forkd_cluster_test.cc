@@ -7,6 +7,7 @@
 #include <chrono>
 #include <thread>
 
+#include "base/process.h"
 #include "engine/cluster/etcd_client.h"
 #include "tests/engine/forkd/forkd_test_fixture.h"
 #include "tests/support/etcd_cluster.h"
@@ -217,6 +218,43 @@ TEST_F(ForkdClusterTest, ADeletedInstanceGivesItsNameBackToTheCluster) {
   EXPECT_TRUE(Eventually("names/web", false)) << log();
   EXPECT_EQ(ImportOn(second_->client(), "web").status, 201);
   EXPECT_EQ(Json::parse(Get("names/web")->value)["node"], "n2");
+}
+
+TEST_F(ForkdClusterTest, EveryNodeListsTheLiveNodesAndADeadOneLeavesTheList) {
+  StartNode();
+  ASSERT_NO_FATAL_FAILURE(StartSecondNode());
+  ASSERT_EQ(ImportOn(api(), "web").status, 201);
+  auto names = [](const ApiResponse& reply) {
+    std::vector<std::string> listed;
+    for (const Json& node : reply.json.value("nodes", Json::array())) listed.push_back(node.value("name", ""));
+    return listed;
+  };
+  // n1's template shows once its next round has published it.
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  ApiResponse nodes;
+  do {
+    nodes = second_->client().Get("/v1/nodes");
+    ASSERT_EQ(nodes.status, 200) << nodes.body;
+  } while (nodes.json["nodes"][0].value("templates", 0) != 1 && std::chrono::steady_clock::now() < deadline);
+  EXPECT_EQ(names(nodes), (std::vector<std::string>{"n1", "n2"}));
+  EXPECT_EQ(nodes.json["nodes"][0]["templates"], 1) << nodes.body;
+  EXPECT_EQ(nodes.json["nodes"][1]["templates"], 0) << nodes.body;
+
+  Result<ProcessResult> table = RunProcess({ForkctlBinary(), "--socket", second_->socket(), "nodes"});
+  ASSERT_TRUE(table.ok()) << table.status().ToString();
+  EXPECT_EQ(table->exit_code, 0) << table->output;
+  EXPECT_NE(table->output.find("NAME"), std::string::npos) << table->output;
+  EXPECT_NE(table->output.find("n1 "), std::string::npos) << table->output;
+
+  forkd_->Signal(SIGKILL);
+  forkd_->Wait();
+  EXPECT_TRUE(Eventually("nodes/n1", false, 6s));
+  EXPECT_EQ(names(second_->client().Get("/v1/nodes")), std::vector<std::string>{"n2"});
+}
+
+TEST_F(ForkdClusterTest, AForkdThatIsNoClusterNodeAnswersNodesWith503) {
+  StartForkd();
+  EXPECT_EQ(StatusAndCode(api().Get("/v1/nodes")), "503 unavailable");
 }
 
 }  // namespace
