@@ -37,9 +37,11 @@ LAYERS = {
     # etcd and what a node publishes there: the engine and its pools, read.
     "engine/cluster": ["engine/pools"],
     "engine/forkd": ["engine/pools", "engine/cluster"],
+    # forkrouter: forkd's HTTP transport and replies, the cluster's index; no engine core of its own.
+    "engine/router": ["engine/forkd"],
     # The CLI talks to forkd over HTTP: no engine core, only what it renders and the local commands.
     "engine/forkctl": ["hypervisor/cloud_hypervisor", "storage/registry"],
-    "bench": ["engine/forkd", "engine/forkctl"],
+    "bench": ["engine/router", "engine/forkctl"],
 }
 # Every test may use the test support, the guest runner and loop-device scratch filesystems.
 TEST_SUPPORT = ["tests/support", "tests/guest", "storage/loop"]

@@ -88,6 +88,12 @@ Result<Response> HttpClient::Send(std::string_view method, std::string_view path
 
 Result<Response> HttpClient::Stream(std::string_view path, const std::function<bool(std::string_view)>& receive,
                                     std::chrono::milliseconds idle_timeout) const {
+  return Stream("GET", path, "", receive, idle_timeout);
+}
+
+Result<Response> HttpClient::Stream(std::string_view method, std::string_view path, std::string_view body,
+                                    const std::function<bool(std::string_view)>& receive,
+                                    std::chrono::milliseconds idle_timeout) const {
   std::unique_ptr<httplib::Client> connection = Connect(socket_path_, host_, port_, timeout_);
   httplib::Client& client = *connection;
   const auto seconds = std::chrono::duration_cast<std::chrono::seconds>(idle_timeout);
@@ -95,26 +101,32 @@ Result<Response> HttpClient::Stream(std::string_view path, const std::function<b
                           std::chrono::duration_cast<std::chrono::microseconds>(idle_timeout - seconds).count());
   Response response;
   bool stopped_by_receiver = false;
-  httplib::Result result = client.Get(
-      std::string(path),
-      [&](const httplib::Response& head) {
-        response.status = head.status;
-        return true;
-      },
-      [&](const char* data, size_t length) {
-        if (response.status < 200 || response.status >= 300) {
-          response.body.append(data, length);
-          return true;
-        }
-        if (!receive(std::string_view(data, length))) {
-          stopped_by_receiver = true;
-          return false;
-        }
-        return true;
-      });
+  httplib::Request request;
+  request.method = std::string(method);
+  request.path = std::string(path);
+  if (!body.empty()) {
+    request.body = std::string(body);
+    request.set_header("Content-Type", "application/json");
+  }
+  request.response_handler = [&](const httplib::Response& head) {
+    response.status = head.status;
+    return true;
+  };
+  request.content_receiver = [&](const char* data, size_t length, uint64_t, uint64_t) {
+    if (response.status < 200 || response.status >= 300) {
+      response.body.append(data, length);
+      return true;
+    }
+    if (!receive(std::string_view(data, length))) {
+      stopped_by_receiver = true;
+      return false;
+    }
+    return true;
+  };
+  httplib::Result result = client.send(request);
   if (stopped_by_receiver) return response;
   if (!result) {
-    return NoAnswer(peer_, socket_path_, port_ > 0, "GET", path, response.status == 0 ? "no answer" : "stream cut",
+    return NoAnswer(peer_, socket_path_, port_ > 0, method, path, response.status == 0 ? "no answer" : "stream cut",
                     result.error());
   }
   return response;

@@ -43,6 +43,10 @@ class HttpClient {
   // wait for more of the body. Fails like Send; a stream cut by the server or the timeout is Io.
   Result<Response> Stream(std::string_view path, const std::function<bool(std::string_view)>& receive,
                           std::chrono::milliseconds idle_timeout) const;
+  // The same for a request of any method with a JSON `body` (etcd's watch is a POST whose reply streams).
+  Result<Response> Stream(std::string_view method, std::string_view path, std::string_view body,
+                          const std::function<bool(std::string_view)>& receive,
+                          std::chrono::milliseconds idle_timeout) const;
 
   // "<peer> <METHOD> <path> via <socket or host:port>": how errors name a request.
   std::string Describe(std::string_view method, std::string_view path) const;

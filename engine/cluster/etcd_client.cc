@@ -1,5 +1,6 @@
 #include "engine/cluster/etcd_client.h"
 
+#include <algorithm>
 #include <charconv>
 #include <utility>
 
@@ -132,10 +133,79 @@ Result<std::optional<KeyValue>> EtcdClient::Get(std::string_view key) {
   return std::optional<KeyValue>(std::move(kvs.front()));
 }
 
-Result<std::vector<KeyValue>> EtcdClient::GetPrefix(std::string_view prefix) {
+Result<std::vector<KeyValue>> EtcdClient::GetPrefix(std::string_view prefix, int64_t* revision) {
   FE_ASSIGN_OR_RETURN(Json reply, Call("/v3/kv/range", Json{{"key", Base64Encode(prefix)},
                                                             {"range_end", Base64Encode(PrefixEnd(prefix))}}));
+  if (revision != nullptr) *revision = Int64Field(reply.value("header", Json::object()), "revision");
   return ParseKvs(reply);
+}
+
+Status EtcdClient::WatchPrefix(std::string_view prefix, int64_t start_revision, const WatchReceiver& on_events,
+                               std::chrono::milliseconds idle_timeout) {
+  if (members_.empty()) return Status::InvalidArgument("etcd: no endpoints");
+  const std::string body = Json{{"create_request",
+                                 {{"key", Base64Encode(prefix)},
+                                  {"range_end", Base64Encode(PrefixEnd(prefix))},
+                                  {"start_revision", std::to_string(start_revision)}}}}
+                               .dump();
+  const size_t first = preferred_.load();
+  Status last = Status::Unavailable("etcd: no member answered the watch");
+  for (size_t attempt = 0; attempt < members_.size(); ++attempt) {
+    const size_t index = (first + attempt) % members_.size();
+    const http::HttpClient& member = members_[index];
+    std::string pending;  // the gateway sends one JSON message per line
+    bool created = false;
+    Status failure = Status::Ok();
+    auto receive = [&](std::string_view data) {
+      pending.append(data);
+      for (size_t newline; (newline = pending.find('\n')) != std::string::npos;) {
+        const Json message = Json::parse(pending.substr(0, newline), nullptr, false);
+        pending.erase(0, newline + 1);
+        const Json result = message.is_object() ? message.value("result", Json::object()) : Json::object();
+        if (!message.is_object() || message.contains("error")) {
+          failure = Status::Unavailable(member.Describe("POST", "/v3/watch") + ": " + message.dump());
+          return false;
+        }
+        created = true;
+        if (Int64Field(result, "compact_revision") != 0) {
+          failure = Status::FailedPrecondition("etcd watch of " + std::string(prefix) + ": revision " +
+                                               std::to_string(start_revision) + " is compacted");
+          return false;
+        }
+        if (result.value("canceled", false)) {
+          failure = Status::Unavailable(member.Describe("POST", "/v3/watch") +
+                                        ": canceled: " + result.value("cancel_reason", std::string()));
+          return false;
+        }
+        std::vector<WatchEvent> events;
+        for (const Json& event : result.value("events", Json::array())) {
+          Result<KeyValue> kv = ParseKeyValue(event.value("kv", Json::object()));
+          if (!kv.ok()) {
+            failure = kv.status();
+            return false;
+          }
+          events.push_back(WatchEvent{event.value("type", std::string()) == "DELETE", std::move(*kv)});
+        }
+        // Not the header's revision: a catch-up batch is headed with the store's current one.
+        int64_t revision = 0;
+        for (const WatchEvent& event : events) revision = std::max(revision, event.kv.mod_revision);
+        if (!events.empty() && !on_events(events, revision)) return false;
+      }
+      return true;
+    };
+    Result<http::Response> reply = member.Stream("POST", "/v3/watch", body, receive, idle_timeout);
+    if (!failure.ok()) return failure;
+    if (!reply.ok() && !created) {
+      last = Status::Unavailable(reply.status().message());
+      continue;
+    }
+    preferred_.store(index);
+    if (reply.ok() && reply->status / 100 != 2) {
+      return http::HttpError(member.Describe("POST", "/v3/watch"), reply->status, reply->body);
+    }
+    return Status::Ok();  // ended by the receiver, or idle: watch again from the last revision
+  }
+  return last;
 }
 
 Result<int64_t> EtcdClient::Delete(std::string_view key) {

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -50,8 +51,9 @@ class EtcdClient {
   Result<int64_t> Put(std::string_view key, std::string_view value, int64_t lease = 0);
   // The key's current value, or nullopt.
   Result<std::optional<KeyValue>> Get(std::string_view key);
-  // Every key starting with `prefix`, in key order.
-  Result<std::vector<KeyValue>> GetPrefix(std::string_view prefix);
+  // Every key starting with `prefix`, in key order; the store's revision they were read at in
+  // *revision when given (a watch from revision + 1 misses nothing after them).
+  Result<std::vector<KeyValue>> GetPrefix(std::string_view prefix, int64_t* revision = nullptr);
   // How many keys were deleted.
   Result<int64_t> Delete(std::string_view key);
   Result<int64_t> DeletePrefix(std::string_view prefix);
@@ -62,6 +64,20 @@ class EtcdClient {
 
   // Deletes `key` only if its value is `value` (one transaction); whether it did.
   Result<bool> DeleteIfValue(std::string_view key, std::string_view value);
+
+  // Watches every key starting with `prefix` from `start_revision` (etcd's streaming /v3/watch): each
+  // batch of changes is handed to `on_events` with the revision it brings the watcher to (its last
+  // event's), until
+  // `on_events` returns false or no message came for `idle_timeout` (then OK: watch again from the
+  // last revision). FailedPrecondition when `start_revision` is compacted (read the prefix again);
+  // Unavailable when no member answered.
+  struct WatchEvent {
+    bool deleted = false;
+    KeyValue kv;  // a deleted key has its key and mod_revision only
+  };
+  using WatchReceiver = std::function<bool(const std::vector<WatchEvent>& events, int64_t revision)>;
+  Status WatchPrefix(std::string_view prefix, int64_t start_revision, const WatchReceiver& on_events,
+                     std::chrono::milliseconds idle_timeout);
 
   // A lease of `ttl`; its id.
   Result<int64_t> GrantLease(std::chrono::seconds ttl);

@@ -45,6 +45,8 @@ class NameReservations {
   // The value a claim of this node holds.
   std::string ClaimValue() const;
   std::string Key(const std::string& name) const { return keys_.Name(name); }
+  // The node claims are made for.
+  const std::string& node() const { return node_; }
 
  private:
   std::shared_ptr<EtcdClient> etcd_;

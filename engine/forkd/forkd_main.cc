@@ -103,27 +103,6 @@ engine::pools::PoolConfig MakePoolConfig(const Options& options) {
   return config;
 }
 
-Result<std::pair<std::string, int>> ParseHostPort(std::string_view option, const std::string& text) {
-  size_t colon = text.rfind(':');
-  if (colon == std::string::npos || colon == 0)
-    return Status::InvalidArgument(fmt::format("{} '{}' is not HOST:PORT", option, text));
-  std::string host = text.substr(0, colon);
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  int port = 0;
-  try {
-    size_t used = 0;
-    port = std::stoi(text.substr(colon + 1), &used);
-    if (used != text.size() - colon - 1) port = -1;
-  } catch (const std::exception&) {
-    port = -1;
-  }
-  // 0 only for the metrics listener's tests (any free port, which forkd logs).
-  if (port < 0 || port > 65535 || (port == 0 && option != "--metrics-listen")) {
-    return Status::InvalidArgument(fmt::format("{} '{}': bad port", option, text));
-  }
-  return std::make_pair(host, port);
-}
-
 // The thin pool of the --thin-* options, validated. `configured`: a pool or its devices were named,
 // so dm-thin serves (else the sizes are those of the loop-backed default, if dm-thin serves at all).
 Result<storage::dm_thin::DmThinConfig> ThinPoolFromOptions(const Options& options, bool* configured) {
@@ -233,7 +212,8 @@ int Run(const Options& options) {
 
   std::optional<std::pair<std::string, int>> metrics_address;
   if (!options.metrics_listen.empty()) {
-    Result<std::pair<std::string, int>> parsed = ParseHostPort("--metrics-listen", options.metrics_listen);
+    Result<std::pair<std::string, int>> parsed =
+        ParseHostPort("--metrics-listen", options.metrics_listen, /*allow_any_port=*/true);
     if (!parsed.ok()) {
       spdlog::critical("{}", parsed.status().ToString());
       return 2;

@@ -39,8 +39,14 @@ Reply ApiServer::ListInstances(const Params&, const Query&, std::string_view) {
 }
 
 Reply ApiServer::CreateInstance(const Params&, const Query&, std::string_view body) {
-  Result<engine::CreateRequest> request = ParseCreateRequest(body);
+  std::string node;
+  Result<engine::CreateRequest> request = ParseCreateRequest(body, &node);
   if (!request.ok()) return ErrorReply(request.status());
+  if (!node.empty() && (names_ == nullptr || node != names_->node())) {
+    return ErrorReply(Status::InvalidArgument(
+        "create request: field 'node': '" + node + "' is not this node (" +
+        (names_ == nullptr ? std::string("this forkd is no cluster node") : names_->node()) + ")"));
+  }
   NameClaim claim(names_, {request->name});
   if (!claim.status().ok()) return ErrorReply(claim.status());
   Result<engine::Instance> created = engine_.Create(*request);

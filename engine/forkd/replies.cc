@@ -30,4 +30,21 @@ Reply NoContentReply() {
   return reply;
 }
 
+Reply UnroutedReply(std::string_view method, std::string_view path, const std::set<std::string>& allowed) {
+  Reply reply;
+  if (allowed.empty()) {
+    reply.status = 404;
+    reply.error = "no route " + std::string(method) + " " + std::string(path);
+    reply.body = ErrorBody("not_found", reply.error);
+    return reply;
+  }
+  std::string allow;
+  for (const std::string& name : allowed) allow += (allow.empty() ? "" : ", ") + name;
+  reply.status = 405;
+  reply.error = std::string(method) + " is not served on " + std::string(path) + " (allowed: " + allow + ")";
+  reply.body = ErrorBody("method_not_allowed", reply.error);
+  reply.headers.emplace_back("Allow", allow);
+  return reply;
+}
+
 }  // namespace fe::engine::forkd

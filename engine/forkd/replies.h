@@ -1,6 +1,9 @@
 // How handlers turn JSON values and failed Statuses into Replies (shared by every handlers file).
 #pragma once
 
+#include <set>
+#include <string>
+
 #include <nlohmann/json.hpp>
 
 #include "base/status.h"
@@ -18,5 +21,9 @@ Reply ErrorReply(const Status& status);
 
 // 204 without a body.
 Reply NoContentReply();
+
+// A request no route takes: 404, or 405 with an Allow header when `allowed` (methods served on the
+// path) is not empty.
+Reply UnroutedReply(std::string_view method, std::string_view path, const std::set<std::string>& allowed);
 
 }  // namespace fe::engine::forkd

@@ -84,11 +84,15 @@ Status ParseAttachedVolumes(const JsonFields& fields, std::vector<engine::Attach
 
 }  // namespace
 
-Result<engine::CreateRequest> ParseCreateRequest(std::string_view body) {
+Result<engine::CreateRequest> ParseCreateRequest(std::string_view body, std::string* node) {
   Result<Json> json = ParseObject(body, "create request");
   if (!json.ok()) return json.status();
   JsonFields fields = BodyFields(*json);
-  FE_RETURN_IF_ERROR(fields.RejectUnknown({"name", "hypervisor", "import_dir", "state", "vcpus", "attached_volumes"}));
+  FE_RETURN_IF_ERROR(
+      fields.RejectUnknown({"name", "hypervisor", "import_dir", "state", "vcpus", "attached_volumes", "node"}));
+  std::string named_node;
+  FE_RETURN_IF_ERROR(fields.String("node", named_node, JsonFields::kOptional));
+  if (node != nullptr) *node = named_node;
   engine::CreateRequest request;
   FE_RETURN_IF_ERROR(fields.String("name", request.name, JsonFields::kRequired));
   FE_RETURN_IF_ERROR(fields.String("hypervisor", request.hypervisor, JsonFields::kRequired));

@@ -13,7 +13,9 @@
 namespace fe::engine::forkd {
 
 // POST /v1/instances: {"name","hypervisor" (required), "import_dir","state","vcpus","attached_volumes"}.
-Result<engine::CreateRequest> ParseCreateRequest(std::string_view body);
+// `node` (when given) receives the optional "node" field: the node a router was asked to create on,
+// which a forkd accepts only when it names itself.
+Result<engine::CreateRequest> ParseCreateRequest(std::string_view body, std::string* node = nullptr);
 
 // POST /v1/instances/{id}/fork: {"name" (required), "from_running","target_state","count"}.
 Result<engine::ForkRequest> ParseForkRequest(std::string_view body);

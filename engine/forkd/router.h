@@ -4,6 +4,7 @@
 #pragma once
 
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -24,6 +25,17 @@ std::vector<std::string_view> PathSegments(std::string_view path);
 
 // Whether `path` matches `pattern`; appends placeholder values to `params` when it does.
 bool MatchPattern(std::string_view pattern, std::string_view path, std::vector<std::string>* params);
+
+// The methods the table serves on `path` (under any of its patterns).
+template <typename Route>
+std::set<std::string> AllowedMethods(const std::vector<Route>& routes, std::string_view path) {
+  std::set<std::string> allowed;
+  for (const Route& route : routes) {
+    std::vector<std::string> ignored;
+    if (MatchPattern(route.pattern, path, &ignored)) allowed.insert(route.method);
+  }
+  return allowed;
+}
 
 template <typename Route>
 std::optional<RouteMatch> MatchRoute(const std::vector<Route>& routes, std::string_view method, std::string_view path) {

@@ -74,27 +74,7 @@ std::vector<ServedRoute> ServedRoutes() {
 
 Reply ApiServer::Dispatch(std::string_view method, std::string_view path, std::string_view body, const Query& query) {
   std::optional<RouteMatch> match = MatchRoute(Routes(), method, path);
-  if (!match) {
-    std::set<std::string> allowed;
-    for (const Route& route : Routes()) {
-      std::vector<std::string> ignored;
-      if (MatchPattern(route.pattern, path, &ignored)) allowed.insert(route.method);
-    }
-    Reply reply;
-    if (allowed.empty()) {
-      reply.status = 404;
-      reply.error = "no route " + std::string(method) + " " + std::string(path);
-      reply.body = ErrorBody("not_found", reply.error);
-      return reply;
-    }
-    std::string allow;
-    for (const std::string& name : allowed) allow += (allow.empty() ? "" : ", ") + name;
-    reply.status = 405;
-    reply.error = std::string(method) + " is not served on " + std::string(path) + " (allowed: " + allow + ")";
-    reply.body = ErrorBody("method_not_allowed", reply.error);
-    reply.headers.emplace_back("Allow", allow);
-    return reply;
-  }
+  if (!match) return UnroutedReply(method, path, AllowedMethods(Routes(), path));
   const Route& served = Routes()[match->route];
   std::set<std::string_view> seen;
   for (const auto& [name, value] : query) {

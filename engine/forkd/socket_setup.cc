@@ -59,4 +59,25 @@ Result<int> BindUnixSocket(const std::string& path) {
   return fd.release();
 }
 
+Result<std::pair<std::string, int>> ParseHostPort(std::string_view what, const std::string& text, bool allow_any_port) {
+  const size_t colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0) {
+    return Status::InvalidArgument(std::string(what) + " '" + text + "' is not HOST:PORT");
+  }
+  std::string host = text.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  int port = 0;
+  try {
+    size_t used = 0;
+    port = std::stoi(text.substr(colon + 1), &used);
+    if (used != text.size() - colon - 1) port = -1;
+  } catch (const std::exception&) {
+    port = -1;
+  }
+  if (port < 0 || port > 65535 || (port == 0 && !allow_any_port)) {
+    return Status::InvalidArgument(std::string(what) + " '" + text + "': bad port");
+  }
+  return std::make_pair(host, port);
+}
+
 }  // namespace fe::engine::forkd

@@ -1,0 +1,103 @@
+// forkrouter's API (issue #22): the /v1 API of forkd in front of a cluster of forkd nodes. Stateless:
+// all it knows is the index the nodes publish in etcd, kept by a watch (engine/cluster/cluster_cache.h),
+// so any number of routers may run, and a router restarts with nothing to recover.
+//
+// Each route goes where its answer is:
+//   instances/{id}/...        the node owning the instance (its ownership key); 503 naming the node
+//                             when that node is not alive (its instances are unreachable, not gone)
+//   POST /v1/instances        the node `node` names in the body, else one placed by
+//                             engine/cluster/placement.h (hypervisor, vCPUs free, best of K by
+//                             committed CPU), trying the next on 503, 507 or a 409 for capacity
+//   GET /v1/instances, pools  every live node's answer merged, each instance and pool with `node`;
+//                             instances whose node does not answer are listed under `unreachable`
+//   pools/{name}/acquire      the node with the most ready members of a pool of that name
+//   GET /v1/nodes, healthz    the router's own index
+//   storage, metrics, events  node-local: 422 naming the nodes' own APIs (GET /v1/nodes has them)
+// Every instance a node answers gets `node` (its name). Requests go to the node's TCP API with the
+// nodes' bearer token; the Idempotency-Key header travels with them.
+//
+// etcd without quorum: a change (any POST or DELETE) is refused with 503 before it is forwarded, as
+// a node would admit it on its local state alone (its name claims wait for etcd); reads are served
+// from the last index. The check is a linearizable read, reused for `quorum_check_ttl`.
+//
+// Threads: Serve is called from the transport's workers concurrently.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "engine/cluster/cluster_cache.h"
+#include "engine/cluster/etcd_client.h"
+#include "engine/forkd/http_server.h"
+
+namespace fe::engine::router {
+
+struct RouterOptions {
+  std::string node_token;                         // "Authorization: Bearer" for the nodes' TCP APIs ("" none)
+  std::chrono::milliseconds node_timeout{60000};  // a fork of many instances takes seconds
+  std::chrono::milliseconds quorum_check_ttl{250};
+  size_t best_of = 2;
+};
+
+class ClusterRouter {
+ public:
+  ClusterRouter(cluster::ClusterCache& cache, std::shared_ptr<cluster::EtcdClient> etcd, cluster::ClusterKeys keys,
+                RouterOptions options);
+
+  // The transport's callbacks (the same request log and JSON error bodies as forkd).
+  forkd::HttpHandlers Handlers();
+  forkd::HttpResponse Serve(const forkd::HttpRequest& request);
+
+  // Every (method, pattern) the router answers: forkd's route table, which a test compares.
+  static std::vector<std::pair<std::string, std::string>> Routes();
+
+ private:
+  using Reply = forkd::HttpResponse;
+  using Request = forkd::HttpRequest;
+  using Params = std::vector<std::string>;
+  struct Route;
+  static const std::vector<Route>& Table();
+
+  Reply Health(const Request&, const Params&);
+  Reply Nodes(const Request&, const Params&);
+  Reply ListInstances(const Request&, const Params&);
+  Reply CreateInstance(const Request&, const Params&);
+  Reply ToOwner(const Request&, const Params&);
+  Reply NodeLocal(const Request&, const Params&);
+  Reply ListPools(const Request&, const Params&);
+  Reply CreatePool(const Request&, const Params&);
+  Reply ToPoolNode(const Request&, const Params&);
+  Reply Acquire(const Request&, const Params&);
+
+  // Sends `request` (with `body` instead of its own) to `node`; the node's answer with `node` added
+  // to every instance in it, or Unavailable naming the node when it gives none.
+  Result<Reply> Forward(const cluster::NodeInfo& node, const Request& request, const std::string& body) const;
+  // Forwards to each node of `ranked` in turn until one takes it (see the file comment).
+  Reply ForwardToFirstTaker(const std::vector<std::string>& ranked, const Request& request, const std::string& body);
+  // GET `path` on every live node at once: each node's JSON answer, or its failure.
+  std::vector<std::pair<std::string, Result<nlohmann::json>>> AskEveryNode(const std::string& path) const;
+  // The node holding instance `id` (an id or a name): the index's, else the live node that knows it;
+  // "" when none does.
+  std::string FindOwner(const std::string& id) const;
+  // OK when etcd has quorum (see the file comment); Unavailable saying changes are refused.
+  Status CheckQuorum();
+
+  cluster::ClusterCache& cache_;
+  std::shared_ptr<cluster::EtcdClient> etcd_;
+  cluster::ClusterKeys keys_;
+  RouterOptions options_;
+  std::mutex mutex_;  // random_, quorum_ok_until_
+  std::mt19937_64 random_;
+  std::chrono::steady_clock::time_point quorum_ok_until_{};
+};
+
+// Adds "node": `node` to every instance (and pool) a forkd reply carries: an instance, {"instances"},
+// {"forks": [{"instance"}]}, {"instance"}, {"pools"}.
+void MarkNode(nlohmann::json& reply, const std::string& node);
+
+}  // namespace fe::engine::router
