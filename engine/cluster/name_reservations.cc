@@ -45,6 +45,7 @@ Status NameReservations::Reserve(const std::vector<std::string>& names) {
 }
 
 void NameReservations::Settle(const std::vector<std::string>& names, bool made) {
+  std::function<void()> on_made;
   {
     std::lock_guard lock(mutex_);
     for (const std::string& name : names) {
@@ -52,13 +53,22 @@ void NameReservations::Settle(const std::vector<std::string>& names, bool made) 
       if (it != pending_.end() && --it->second == 0) pending_.erase(it);
     }
     if (made) claimed_.insert(claimed_.end(), names.begin(), names.end());
+    if (made) on_made = on_made_;
   }
-  if (made) return;
+  if (made) {
+    if (on_made) on_made();  // outside mutex_: the publisher takes its own lock, then ours
+    return;
+  }
   // Only a claim of this node is given back; the publisher removes one a lost answer left.
   for (const std::string& name : names) {
     if (Pending(name)) continue;
     (void)etcd_->DeleteIfValue(keys_.Name(name), ClaimValue());
   }
+}
+
+void NameReservations::SetOnMade(std::function<void()> on_made) {
+  std::lock_guard lock(mutex_);
+  on_made_ = std::move(on_made);
 }
 
 std::vector<std::string> NameReservations::TakeClaimed() {

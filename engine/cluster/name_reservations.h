@@ -15,6 +15,7 @@
 // Threads: every method may be called concurrently.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -41,6 +42,9 @@ class NameReservations {
   // The names requests claimed and made instances of since the last call: the publisher's to keep
   // (and to give back once their instance is gone).
   std::vector<std::string> TakeClaimed();
+  // Called after a Settle whose instances were made (from the request's thread): the publisher's
+  // nudge. Null: none.
+  void SetOnMade(std::function<void()> on_made);
 
   // The value a claim of this node holds.
   std::string ClaimValue() const;
@@ -55,6 +59,7 @@ class NameReservations {
   mutable std::mutex mutex_;
   std::map<std::string, int> pending_;  // name -> requests making it
   std::vector<std::string> claimed_;    // made since the last TakeClaimed
+  std::function<void()> on_made_;
 };
 
 }  // namespace fe::engine::cluster

@@ -60,8 +60,17 @@ void NodePublisher::Run() {
               : "cluster: publishing node " + options_.node.name + " (forkd serves locally meanwhile): " + error);
       last_error_ = error;
     }
-    wake_.wait_for(lock, tick, [this] { return stopping_; });
+    wake_.wait_for(lock, tick, [this] { return stopping_ || nudged_; });
+    nudged_ = false;
   }
+}
+
+void NodePublisher::Nudge() {
+  {
+    std::lock_guard lock(mutex_);
+    nudged_ = true;
+  }
+  wake_.notify_all();
 }
 
 Status NodePublisher::PublishOnce() {

@@ -48,6 +48,9 @@ class NodePublisher {
 
   // Runs one round now (the thread runs them every ttl/3): for tests and the start.
   Status PublishOnce();
+  // Asks the thread for a round at once (coalesced): a new instance's ownership is in the index
+  // before its maker's next request, not a round later.
+  void Nudge();
 
  private:
   void Run();
@@ -68,6 +71,7 @@ class NodePublisher {
   std::set<std::string> conflicts_;            // names another node took (logged once)
   std::string last_error_;
   bool stopping_ = false;
+  bool nudged_ = false;
   std::condition_variable wake_;
   std::thread thread_;
 };

@@ -361,6 +361,7 @@ int Run(const Options& options) {
   if (node) {
     publisher = std::make_unique<cluster::NodePublisher>(
         etcd, std::move(*node), [&engine, &pools] { return ReadNodeState(*engine, *pools); }, names);
+    names->SetOnMade([publisher = publisher.get()] { publisher->Nudge(); });
   }
   if (options.ready_fd >= 0) {
     (void)!::write(options.ready_fd, "ready\n", 6);
@@ -379,6 +380,7 @@ int Run(const Options& options) {
   spdlog::info("signal {}: stopping listeners, letting requests in flight finish (at most {} ms)",
                ::strsignal(received), options.shutdown_grace_ms);
   (void)NotifyServiceManager("STOPPING=1");
+  if (names) names->SetOnMade(nullptr);
   publisher.reset();  // the node leaves the cluster first: no placements while it stops
   api.Stop();
   if (metrics_listener) metrics_listener->Stop();

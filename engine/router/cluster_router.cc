@@ -62,7 +62,8 @@ bool IsChange(const std::string& method) { return method == "POST" || method == 
 
 void MarkNode(Json& reply, const std::string& node) {
   if (!reply.is_object()) return;
-  if (reply.contains("id") && reply.contains("state")) reply["node"] = node;
+  if (reply.contains("id") && reply.contains("state")) reply["node"] = node;               // an instance
+  if (reply.contains("template") && reply.contains("member_state")) reply["node"] = node;  // a pool
   for (const char* list : {"instances", "pools"}) {
     if (!reply.contains(list) || !reply[list].is_array()) continue;
     for (Json& item : reply[list]) {

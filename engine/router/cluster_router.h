@@ -96,8 +96,8 @@ class ClusterRouter {
   std::chrono::steady_clock::time_point quorum_ok_until_{};
 };
 
-// Adds "node": `node` to every instance (and pool) a forkd reply carries: an instance, {"instances"},
-// {"forks": [{"instance"}]}, {"instance"}, {"pools"}.
+// Adds "node": `node` to every instance and pool a forkd reply carries: an instance, a pool,
+// {"instances"}, {"forks": [{"instance"}]}, {"instance"}, {"pools"}.
 void MarkNode(nlohmann::json& reply, const std::string& node);
 
 }  // namespace fe::engine::router

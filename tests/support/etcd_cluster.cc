@@ -19,10 +19,11 @@ extern char** environ;
 
 namespace fe::test {
 
-Result<std::unique_ptr<EtcdCluster>> EtcdCluster::Start(const std::string& dir, int members) {
+Result<std::unique_ptr<EtcdCluster>> EtcdCluster::Start(const std::string& dir, int members, const std::string& host) {
   if (::access("/usr/bin/etcd", X_OK) != 0) return Status::Unsupported("no /usr/bin/etcd (Debian's etcd-server)");
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return Status::FromErrno(errno, "mkdir", dir);
   std::unique_ptr<EtcdCluster> cluster(new EtcdCluster());
+  cluster->host_ = host;
   std::string initial_cluster;
   for (int i = 0; i < members; ++i) {
     Member member;
@@ -33,7 +34,7 @@ Result<std::unique_ptr<EtcdCluster>> EtcdCluster::Start(const std::string& dir, 
     member.peer_port = FreeTcpPort();
     if (member.client_port <= 0 || member.peer_port <= 0) return Status::Io("no free loopback port for etcd");
     if (!initial_cluster.empty()) initial_cluster += ",";
-    initial_cluster += member.name + "=http://127.0.0.1:" + std::to_string(member.peer_port);
+    initial_cluster += member.name + "=http://" + host + ":" + std::to_string(member.peer_port);
     cluster->members_.push_back(member);
   }
   cluster->initial_cluster_ = initial_cluster;
@@ -44,7 +45,7 @@ Result<std::unique_ptr<EtcdCluster>> EtcdCluster::Start(const std::string& dir, 
 }
 
 Status EtcdCluster::WaitHealthy(const Member& member, std::chrono::steady_clock::time_point deadline) const {
-  httplib::Client client("127.0.0.1", member.client_port);
+  httplib::Client client(host_, member.client_port);
   client.set_connection_timeout(1, 0);
   for (;;) {
     httplib::Result health = client.Get("/health");
@@ -64,8 +65,8 @@ Status EtcdCluster::Restart(int member) {
 }
 
 Status EtcdCluster::Launch(Member& member, const std::string& initial_cluster) {
-  const std::string client_url = "http://127.0.0.1:" + std::to_string(member.client_port);
-  const std::string peer_url = "http://127.0.0.1:" + std::to_string(member.peer_port);
+  const std::string client_url = "http://" + host_ + ":" + std::to_string(member.client_port);
+  const std::string peer_url = "http://" + host_ + ":" + std::to_string(member.peer_port);
   std::vector<std::string> args{
       "/usr/bin/etcd", "--name=" + member.name, "--data-dir=" + member.data_dir, "--listen-client-urls=" + client_url,
       "--advertise-client-urls=" + client_url, "--listen-peer-urls=" + peer_url,
@@ -101,7 +102,7 @@ void EtcdCluster::Kill(int member) {
 }
 
 std::string EtcdCluster::ClientUrl(int member) const {
-  return "http://127.0.0.1:" + std::to_string(members_.at(member).client_port);
+  return "http://" + host_ + ":" + std::to_string(members_.at(member).client_port);
 }
 
 std::string EtcdCluster::Endpoints() const {

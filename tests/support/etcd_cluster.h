@@ -1,4 +1,4 @@
-// A real etcd cluster (Debian's etcd-server) on loopback for the cluster tests: members started as
+// A real etcd cluster (Debian's etcd-server) on loopback (or a test bridge) for the cluster tests: members started as
 // processes with their data in a test directory, on free ports, killed and restarted at will.
 #pragma once
 
@@ -15,12 +15,14 @@ namespace fe::test {
 
 class EtcdCluster {
  public:
-  // Starts `members` members in `dir` and waits until each answers /health; Unsupported (a reason to
-  // skip) when no etcd binary is installed.
-  static Result<std::unique_ptr<EtcdCluster>> Start(const std::string& dir, int members);
+  // Starts `members` members in `dir`, listening on `host` (loopback, or a test bridge's address that
+  // network namespaces reach), and waits until each answers /health; Unsupported (a reason to skip)
+  // when no etcd binary is installed.
+  static Result<std::unique_ptr<EtcdCluster>> Start(const std::string& dir, int members,
+                                                    const std::string& host = "127.0.0.1");
   ~EtcdCluster();  // kills every member
 
-  // "http://127.0.0.1:A,http://127.0.0.1:B,...": every member's client URL, as forkd takes them.
+  // "http://HOST:A,http://HOST:B,...": every member's client URL, as forkd takes them.
   std::string Endpoints() const;
   std::string ClientUrl(int member) const;
   // SIGKILL, and waits for the process.
@@ -40,6 +42,7 @@ class EtcdCluster {
 
   std::vector<Member> members_;
   std::string initial_cluster_;
+  std::string host_;
 };
 
 }  // namespace fe::test

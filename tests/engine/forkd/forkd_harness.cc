@@ -175,6 +175,11 @@ ApiResponse ApiClient::Stream(const std::string& path, const std::function<bool(
   return response;
 }
 
+std::unique_ptr<ForkdProcess> ForkdProcess::Router(std::string socket, std::string log_path,
+                                                   std::vector<std::string> extra) {
+  return std::make_unique<ForkdProcess>("", std::move(socket), std::move(log_path), std::move(extra));
+}
+
 ForkdProcess::ForkdProcess(std::string data_root, std::string socket, std::string log_path,
                            std::vector<std::string> extra)
     : data_root_(std::move(data_root)),
@@ -191,7 +196,8 @@ ForkdProcess::~ForkdProcess() {
 
 Status ForkdProcess::Start() {
   std::vector<std::string> args{ForkdBinary(), "--data-root", data_root_, "--socket", socket_};
-  if (std::find(extra_.begin(), extra_.end(), "--loop-pool") == extra_.end()) {
+  if (data_root_.empty()) args = {FE_FORKROUTER_BINARY, "--socket", socket_};
+  if (!data_root_.empty() && std::find(extra_.begin(), extra_.end(), "--loop-pool") == extra_.end()) {
     args.insert(args.end(), {"--loop-pool", "none"});
   }
   args.insert(args.end(), extra_.begin(), extra_.end());

@@ -63,6 +63,8 @@ class ForkdProcess {
   // Spawns forkd with --data-root, --socket, `extra` arguments and --loop-pool none unless `extra`
   // names a loop pool; its output goes to `log_path`.
   ForkdProcess(std::string data_root, std::string socket, std::string log_path, std::vector<std::string> extra = {});
+  // forkrouter instead (engine/router): --socket and `extra` arguments, no data root.
+  static std::unique_ptr<ForkdProcess> Router(std::string socket, std::string log_path, std::vector<std::string> extra);
   ForkdProcess(const ForkdProcess&) = delete;
   ForkdProcess& operator=(const ForkdProcess&) = delete;
   ~ForkdProcess();
