@@ -10,6 +10,7 @@
 #include <set>
 #include <thread>
 
+#include "base/process.h"
 #include "engine/cluster/etcd_client.h"
 #include "engine/forkd/server.h"
 #include "engine/router/cluster_router.h"
@@ -168,6 +169,14 @@ TEST_F(ForkRouterTest, AForkThroughTheRouterLandsOnTheOnlyHolderAndEveryInstance
   EXPECT_EQ(list.json["instances"].size(), 3u);
   EXPECT_EQ(list.json["unreachable"].size(), 0u);
   EXPECT_EQ(StatusAndCode(router().Get("/v1/instances/nobody")), "404 not_found");
+  // forkctl works unchanged against the router's socket.
+  Result<ProcessResult> listed = RunProcess({forkd::test::ForkctlBinary(), "--socket", routers_[0]->socket(), "ls"});
+  ASSERT_TRUE(listed.ok()) << listed.status().ToString();
+  EXPECT_EQ(listed->exit_code, 0) << listed->output;
+  EXPECT_NE(listed->output.find("child-2"), std::string::npos) << listed->output;
+  Result<ProcessResult> nodes = RunProcess({forkd::test::ForkctlBinary(), "--socket", routers_[0]->socket(), "nodes"});
+  ASSERT_TRUE(nodes.ok());
+  EXPECT_NE(nodes->output.find("n2"), std::string::npos) << nodes->output;
   EXPECT_EQ(router().Delete("/v1/instances/child-1").status, 204);
   EXPECT_EQ(node(1).Get("/v1/instances").json["instances"].size(), 2u);
 }
