@@ -28,6 +28,9 @@ FILES = {
         "/usr/lib/systemd/system/forkd.service",
         "/usr/lib/systemd/system/forkd.socket",
         "/usr/share/man/man8/forkd.8.gz",
+        "/usr/bin/forkrouter",
+        "/usr/lib/systemd/system/forkrouter.service",
+        "/usr/share/man/man8/forkrouter.8.gz",
         "/usr/share/forkengine/openapi.json",
         "/usr/share/doc/forkengine/README.md",
     ],
@@ -92,7 +95,7 @@ class DebPackageTest(unittest.TestCase):
         # dpkg-shlibdeps found what forkd links; the daemon pulls its client in.
         for needed in ["forkengine-client (= ", "libsystemd0", "liburing2", "libbtrfsutil1", "libdevmapper"]:
             self.assertIn(needed, depends)
-        for binary in ["forkd", "forkctl"]:
+        for binary in ["forkd", "forkctl", "forkrouter"]:
             version = run([f"/usr/bin/{binary}", "--version"])
             self.assertEqual(version.returncode, 0, version.stderr)
             self.assertRegex(version.stdout, rf"^{binary} \d+\.\d+\.\d+")
@@ -105,7 +108,7 @@ class DebPackageTest(unittest.TestCase):
 
     def test_3_systemd_accepts_the_installed_units_as_they_are(self):
         verify = run(["systemd-analyze", "verify", "/usr/lib/systemd/system/forkd.socket",
-                      "/usr/lib/systemd/system/forkd.service"])
+                      "/usr/lib/systemd/system/forkd.service", "/usr/lib/systemd/system/forkrouter.service"])
         self.assertEqual(verify.returncode, 0, verify.stdout + verify.stderr)
         self.assertEqual(verify.stdout + verify.stderr, "")
 
