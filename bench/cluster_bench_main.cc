@@ -42,6 +42,7 @@ struct Options {
   int clients = 8;
   int creates_per_client = 25;
   int lease_ttl_s = 2;
+  int quorum_check_ms = 250;
   std::string forkd = FE_FORKD_BINARY;
   std::string forkrouter = FE_FORKROUTER_BINARY;
 };
@@ -106,9 +107,10 @@ Status StartCluster(const ForkdBenchSite& site, const Options& options, Cluster&
   }
   cluster.router_socket = dir + "/router.sock";
   const std::string socket = cluster.router_socket;
-  FE_RETURN_IF_ERROR(cluster.router.Launch({options.forkrouter, "--socket", socket, "--cluster-etcd", etcd_url,
-                                            "--cluster", "bench", "--node-token-file", token},
-                                           dir + "/router.log", [socket] { return ForkdDaemon::Healthy(socket); }));
+  FE_RETURN_IF_ERROR(
+      cluster.router.Launch({options.forkrouter, "--socket", socket, "--cluster-etcd", etcd_url, "--quorum-check-ms",
+                             std::to_string(options.quorum_check_ms), "--cluster", "bench", "--node-token-file", token},
+                            dir + "/router.log", [socket] { return ForkdDaemon::Healthy(socket); }));
   PoolApi router(cluster.router_socket);
   for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);;) {
     Result<Json> nodes = router.Get("/v1/nodes");
@@ -146,12 +148,26 @@ Status ForkLatency(const ForkdBenchSite& site, const Options& options, Cluster& 
       FE_RETURN_IF_ERROR(direct.Delete("/v1/instances/" + name).status());
     }
   }
+  // A read: the forwarding alone (no quorum check, no fork).
+  std::vector<double> read_router, read_straight;
+  for (int i = 0; i < options.forks; ++i) {
+    for (bool via_router : {true, false}) {
+      PoolApi& api = via_router ? router : direct;
+      const auto start = std::chrono::steady_clock::now();
+      FE_RETURN_IF_ERROR(api.Get("/v1/instances/template").status());
+      (via_router ? read_router : read_straight).push_back(MillisSince(start));
+    }
+  }
   const double router_p50 = Percentile(through_router, 0.5), direct_p50 = Percentile(straight, 0.5);
   std::printf("\n1. fork latency (Standby -> Standby, sample instance, %d forks each, interleaved)\n", options.forks);
   std::printf("   %-28s %10s %10s\n", "", "p50 ms", "p99 ms");
   std::printf("   %-28s %10.3f %10.3f\n", "through forkrouter", router_p50, Percentile(through_router, 0.99));
   std::printf("   %-28s %10.3f %10.3f\n", "straight to the node", direct_p50, Percentile(straight, 0.99));
   std::printf("   router overhead at the median: %.3f ms (target <= 1 ms)\n", router_p50 - direct_p50);
+  std::printf("   %-28s %10.3f %10.3f\n", "GET instance, forkrouter", Percentile(read_router, 0.5),
+              Percentile(read_router, 0.99));
+  std::printf("   %-28s %10.3f %10.3f\n", "GET instance, straight", Percentile(read_straight, 0.5),
+              Percentile(read_straight, 0.99));
   return Status::Ok();
 }
 
@@ -259,6 +275,9 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--lease-ttl-s", options.lease_ttl_s, "the nodes' lease TTL")
       ->check(CLI::Range(1, 600))
+      ->capture_default_str();
+  app.add_option("--quorum-check-ms", options.quorum_check_ms, "forkrouter's --quorum-check-ms")
+      ->check(CLI::Range(0, 60'000))
       ->capture_default_str();
   app.add_option("--forkd", options.forkd, "forkd binary")->capture_default_str();
   app.add_option("--forkrouter", options.forkrouter, "forkrouter binary")->capture_default_str();

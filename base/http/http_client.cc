@@ -25,6 +25,8 @@ std::unique_ptr<httplib::Client> Connect(const std::string& socket_path, const s
   auto client =
       port > 0 ? std::make_unique<httplib::Client>(host, port) : std::make_unique<httplib::Client>(socket_path);
   if (port == 0) client->set_address_family(AF_UNIX);
+  // A request is written in pieces (header, body): without this, Nagle holds the body back on TCP.
+  if (port > 0) client->set_tcp_nodelay(true);
   client->set_keep_alive(false);
   SetTimeouts(*client, timeout);
   return client;

@@ -63,7 +63,11 @@ Result<std::vector<std::string>> RankNodes(const ClusterIndex& index, const Plac
   if (cold.size() > 1 && k > 0) {
     std::vector<const NodeInfo*> sampled;
     std::sample(cold.begin(), cold.end(), std::back_inserter(sampled), std::min(k, cold.size()), random);
-    const NodeInfo* best = *std::min_element(sampled.begin(), sampled.end(), by_load);
+    // Among equally loaded samples the first after a shuffle: a tie must not always go to one name.
+    std::shuffle(sampled.begin(), sampled.end(), random);
+    const NodeInfo* best = *std::min_element(sampled.begin(), sampled.end(), [](const NodeInfo* a, const NodeInfo* b) {
+      return CommittedCpu(*a) < CommittedCpu(*b);
+    });
     cold.erase(std::find(cold.begin(), cold.end(), best));
     cold.insert(cold.begin(), best);
   }

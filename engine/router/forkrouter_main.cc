@@ -35,6 +35,7 @@ struct Options {
   int ready_fd = -1;
   int64_t shutdown_grace_ms = 30000;
   int64_t node_timeout_ms = 60000;
+  int64_t quorum_check_ms = 250;
 };
 
 int Run(const Options& options) {
@@ -61,6 +62,7 @@ int Run(const Options& options) {
   }
   RouterOptions router_options;
   router_options.node_timeout = std::chrono::milliseconds(options.node_timeout_ms);
+  router_options.quorum_check_ttl = std::chrono::milliseconds(options.quorum_check_ms);
   if (!options.node_token_file.empty()) {
     Result<std::string> read = forkd::ReadTokenFile(options.node_token_file);
     if (!read.ok()) {
@@ -152,6 +154,11 @@ int main(int argc, char** argv) {
   app.add_option("--node-token-file", options.node_token_file, "file holding the bearer token of the nodes' TCP APIs");
   app.add_option("--node-timeout-ms", options.node_timeout_ms, "how long a forwarded request may take on its node")
       ->check(CLI::Range(int64_t{100}, int64_t{3'600'000}))
+      ->capture_default_str();
+  app.add_option("--quorum-check-ms", options.quorum_check_ms,
+                 "how long a successful check of etcd's quorum is reused before a change is forwarded (0: every "
+                 "change checks)")
+      ->check(CLI::Range(int64_t{0}, int64_t{60'000}))
       ->capture_default_str();
   app.add_option("--ready-fd", options.ready_fd, "write \"ready\" to this fd once the socket accepts connections");
   app.add_option("--shutdown-grace-ms", options.shutdown_grace_ms,

@@ -108,6 +108,14 @@ TEST(PlacementTest, TheFirstChoiceIsTheLeastCommittedOfKSampledNodesAndTheRestFo
   EXPECT_GT(first["c"], 0);
 }
 
+TEST(PlacementTest, EquallyLoadedNodesShareTheFirstChoice) {
+  const ClusterIndex index = Index({Node("a", 8, 0), Node("b", 8, 0), Node("c", 8, 0)});
+  std::mt19937_64 random(5);
+  std::map<std::string, int> first;
+  for (int draw = 0; draw < 300; ++draw) ++first[RankNodes(index, Need(), random, 2)->front()];
+  for (const char* node : {"a", "b", "c"}) EXPECT_GT(first[node], 60) << node;
+}
+
 TEST(PlacementTest, CommittedCpuIsAFractionOfTheBudget) {
   EXPECT_DOUBLE_EQ(CommittedCpu(Node("a", 8, 2)), 0.25);
   EXPECT_LT(CommittedCpu(Node("a", 0, 2)), CommittedCpu(Node("a", 8, 1)));
