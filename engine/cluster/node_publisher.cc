@@ -128,6 +128,24 @@ Status NodePublisher::SyncNames(const NodeState& state) {
 
 Status NodePublisher::Reconcile(const NodeState& state) {
   FE_ASSIGN_OR_RETURN(int64_t lease, etcd_->GrantLease(options_.lease_ttl));
+  // The node name first: one data root per name. A claim of this node id (an earlier run's, on a
+  // lease that may not have run out yet) is this node's to take over.
+  const std::string claim_key = keys_.NodeClaim(options_.node.name);
+  KeyValue holder;
+  Result<bool> claimed = etcd_->CreateIfAbsent(claim_key, options_.node.node_id, lease, &holder);
+  Status named = claimed.status();
+  if (named.ok() && !*claimed) {
+    named =
+        holder.value == options_.node.node_id
+            ? etcd_->Put(claim_key, options_.node.node_id, lease).status()
+            : Status::AlreadyExists("node name '" + options_.node.name + "' is held by another live forkd (node id " +
+                                    holder.value + ", not this data root's " + options_.node.node_id +
+                                    "): not registering; give this forkd another --node-name");
+  }
+  if (!named.ok()) {
+    (void)etcd_->RevokeLease(lease);
+    return named;
+  }
   // What an earlier run left: its templates and pools (on its lease, if that still lives) and the
   // ownership of instances this node no longer holds.
   std::map<std::string, std::string> found;

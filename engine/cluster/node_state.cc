@@ -1,9 +1,14 @@
 #include "engine/cluster/node_state.h"
 
+#include <sys/random.h>
+
+#include <cerrno>
 #include <fstream>
 #include <set>
 
 #include <nlohmann/json.hpp>
+
+#include "base/atomic_file.h"
 
 namespace fe::engine::cluster {
 
@@ -12,6 +17,7 @@ using Json = nlohmann::json;
 ClusterKeys::ClusterKeys(std::string cluster) : prefix_("/forkengine/v1/" + std::move(cluster) + "/") {}
 std::string ClusterKeys::Node(std::string_view node) const { return Nodes() + std::string(node); }
 std::string ClusterKeys::Nodes() const { return prefix_ + "nodes/"; }
+std::string ClusterKeys::NodeClaim(std::string_view node) const { return prefix_ + "node-claims/" + std::string(node); }
 std::string ClusterKeys::Templates(std::string_view node) const {
   return prefix_ + "templates/" + std::string(node) + "/";
 }
@@ -71,6 +77,29 @@ std::string OwnerOf(const std::string& ownership_value) {
   const Json value = Json::parse(ownership_value, nullptr, false);
   return value.is_object() && value.contains("node") && value["node"].is_string() ? value["node"].get<std::string>()
                                                                                   : std::string();
+}
+
+Result<std::string> LoadOrCreateNodeId(const std::string& path) {
+  Result<std::string> kept = ReadSmallFile(path, 256);
+  if (kept.ok()) {
+    std::string id = *kept;
+    while (!id.empty() && (id.back() == '\n' || id.back() == ' ')) id.pop_back();
+    if (id.empty()) return Status::InvalidContent(path + ": empty node id (remove the file to make a new one)");
+    return id;
+  }
+  if (kept.status().code() != ErrorCode::kNotFound) return kept.status();
+  unsigned char bytes[16];
+  if (::getrandom(bytes, sizeof(bytes), 0) != static_cast<ssize_t>(sizeof(bytes))) {
+    return Status::FromErrno(errno, "getrandom for the node id in", path);
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string id;
+  for (unsigned char byte : bytes) {
+    id.push_back(kHex[byte >> 4]);
+    id.push_back(kHex[byte & 0x0f]);
+  }
+  FE_RETURN_IF_ERROR(ReplaceFileDurably(path, id + "\n", 0600));
+  return id;
 }
 
 std::string HostCpuModel() {

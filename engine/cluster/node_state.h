@@ -1,6 +1,7 @@
 // What a forkd node publishes in etcd, and under which keys (issue #22). forkd stays the source of
 // truth; etcd holds an index a router reads:
 //
+//   <prefix>node-claims/<node>           the node id holding the node name (one data root per name)
 //   <prefix>nodes/<node>                 the node: API address, version, hypervisors, CPU model,
 //                                        storage and free space, CPU budget and use, draining
 //   <prefix>templates/<node>/<id>        an instance others may fork (Standby, or a pool's template)
@@ -28,6 +29,7 @@ class ClusterKeys {
   explicit ClusterKeys(std::string cluster);
   const std::string& prefix() const { return prefix_; }
   std::string Node(std::string_view node) const;
+  std::string NodeClaim(std::string_view node) const;
   std::string Nodes() const;
   std::string Templates(std::string_view node) const;  // every template key of `node` starts with it
   std::string Pools(std::string_view node) const;
@@ -43,6 +45,9 @@ class ClusterKeys {
 // Who the node is: fixed for its lifetime (forkd's options and the host).
 struct NodeIdentity {
   std::string name;
+  // Which data root this is (LoadOrCreateNodeId): a restart of the same node keeps it, another forkd
+  // given the same name has another, and is refused the name while this one lives.
+  std::string node_id;
   std::string api;  // its TCP API, HOST:PORT (empty: none, the router cannot forward to it)
   std::string version;
   std::vector<std::string> hypervisors;
@@ -68,6 +73,10 @@ std::map<std::string, std::string> OwnershipEntries(const ClusterKeys& keys, con
                                                     const NodeState& state);
 // The node a published ownership value names ("" when it names none).
 std::string OwnerOf(const std::string& ownership_value);
+
+// The node id kept in `path` (the data root's cluster-node-id), made (32 random hex digits, written
+// durably) when the file does not exist yet.
+Result<std::string> LoadOrCreateNodeId(const std::string& path);
 
 // /proc/cpuinfo's first "model name" ("" when it has none).
 std::string HostCpuModel();

@@ -304,6 +304,12 @@ int Run(const Options& options) {
   std::optional<cluster::PublisherOptions> node;
   if (etcd_endpoints) {
     node = ClusterNode(options);
+    Result<std::string> node_id = cluster::LoadOrCreateNodeId(engine::DataRoot(options.data_root).ClusterNodeId());
+    if (!node_id.ok()) {
+      spdlog::critical("cluster: {}", node_id.status().ToString());
+      return 1;
+    }
+    node->node.node_id = *node_id;
     spdlog::info("cluster: node {} in cluster {} through etcd {}", node->node.name, node->cluster,
                  options.cluster_etcd);
     etcd = std::make_shared<cluster::EtcdClient>(std::move(*etcd_endpoints), std::chrono::milliseconds(3000));

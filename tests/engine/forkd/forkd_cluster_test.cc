@@ -47,10 +47,10 @@ class ForkdClusterTest : public ForkdTest {
             TokenFile()};
   }
   void StartNode() { StartForkd(NodeArgs("n1")); }
-  // A second node, n2, with a data root and socket of its own.
-  void StartSecondNode() {
+  // A second node (n2 unless named otherwise), with a data root and socket of its own.
+  void StartSecondNode(const std::string& name = "n2") {
     second_ = std::make_unique<ForkdProcess>(scratch_ + "/data2", temp_->Sub("run/forkd2.sock"),
-                                             temp_->Sub("forkd2.log"), NodeArgs("n2"));
+                                             temp_->Sub("forkd2.log"), NodeArgs(name));
     FE_ASSERT_OK(second_->Start());
     FE_ASSERT_OK(second_->WaitReady());
   }
@@ -117,6 +117,46 @@ TEST_F(ForkdClusterTest, ANodePublishesItselfItsTemplatesAndOwnershipAndVanishes
   EXPECT_TRUE(Eventually("nodes/n1", false, 6s));
   EXPECT_FALSE(Get("templates/n1/" + web_id).has_value());
   EXPECT_TRUE(Get("instances/" + fork_id).has_value());
+}
+
+TEST_F(ForkdClusterTest, ASecondForkdGivenALiveNodesNameIsRefusedItUntilThatNodeIsGone) {
+  StartNode();
+  ASSERT_TRUE(Eventually("nodes/n1", true)) << log();
+  const std::string first_api = Json::parse(Get("nodes/n1")->value)["api"];
+  ASSERT_NO_FATAL_FAILURE(StartSecondNode("n1"));  // another data root, the same name
+  bool refused = false;
+  for (int attempt = 0; attempt < 100 && !refused; ++attempt) {
+    refused = second_->Log().find("node name 'n1' is held by another live forkd") != std::string::npos;
+    if (!refused) std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_TRUE(refused) << second_->Log();
+  EXPECT_EQ(Json::parse(Get("nodes/n1")->value)["api"], first_api) << "the live node keeps its entry";
+  EXPECT_EQ(second_->client().Get("/v1/healthz").status, 200) << "the refused forkd still serves locally";
+
+  // The first one dies: its claim runs out with its lease and the second takes the name.
+  forkd_->Signal(SIGKILL);
+  forkd_->Wait();
+  bool taken = false;
+  for (int attempt = 0; attempt < 150 && !taken; ++attempt) {
+    std::optional<KeyValue> node = Get("nodes/n1");
+    taken = node.has_value() && Json::parse(node->value)["api"] != first_api;
+    if (!taken) std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_TRUE(taken) << second_->Log();
+}
+
+TEST_F(ForkdClusterTest, ARestartOfTheSameDataRootTakesItsNameBackAtOnce) {
+  StartNode();
+  ASSERT_TRUE(Eventually("nodes/n1", true)) << log();
+  forkd_->Signal(SIGKILL);
+  forkd_->Wait();
+  ASSERT_TRUE(Get("node-claims/n1").has_value()) << "the dead node's claim waits for its lease";
+  const auto restarted = std::chrono::steady_clock::now();
+  StartNode();
+  // Its lease (2 s) has not run out, yet the same data root is the same node.
+  ASSERT_TRUE(Eventually("nodes/n1", true, 1500ms)) << log();
+  EXPECT_LT(std::chrono::steady_clock::now() - restarted, 1500ms);
+  EXPECT_EQ(log().find("is held by another live forkd"), std::string::npos) << log();
 }
 
 TEST_F(ForkdClusterTest, ACleanStopTakesTheNodeOutAtOnceAndKeepsOwnership) {

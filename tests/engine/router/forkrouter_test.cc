@@ -89,7 +89,9 @@ class ForkRouterTest : public forkd::test::ForkdTest {
         scratch_ + "/" + name, temp_->Sub("run/" + name + ".sock"), temp_->Sub(name + ".log"),
         std::vector<std::string>{"--cluster-etcd", etcd_->Endpoints(), "--cluster", "t", "--node-name", name,
                                  "--cluster-lease-ttl-s", "2", "--listen-tcp", api, "--token-file", token_file_,
-                                 "--subnet", "10.9" + std::to_string(i) + ".0.0/16", "--manage-taps", "off"});
+                                 "--subnet", "10.9" + std::to_string(i) + ".0.0/16", "--manage-taps", "off",
+                                 // Pools refill at once, however busy the machine is (a build beside the tests).
+                                 "--pool-tick-ms", "20", "--busy-threshold", "1"});
     nodes_[i]->SetLauncher(network_->Exec(i));
     FE_ASSERT_OK(nodes_[i]->Start());
     FE_ASSERT_OK(nodes_[i]->WaitReady());
