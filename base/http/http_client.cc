@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <memory>
+#include <mutex>
 
 #include <httplib.h>
 
@@ -47,6 +48,33 @@ Status NoAnswer(const std::string& peer, const std::string& socket_path, bool tc
 
 }  // namespace
 
+struct HttpClient::IdleConnections {
+  std::chrono::milliseconds max_idle{0};
+  std::mutex mutex;
+  std::vector<std::pair<std::unique_ptr<httplib::Client>, std::chrono::steady_clock::time_point>> connections;
+
+  // The connection idle the shortest time, if it is young enough; older ones are closed.
+  std::unique_ptr<httplib::Client> Take() {
+    std::lock_guard<std::mutex> lock(mutex);
+    const auto now = std::chrono::steady_clock::now();
+    while (!connections.empty()) {
+      auto [connection, since] = std::move(connections.back());
+      connections.pop_back();
+      if (now - since < max_idle) return std::move(connection);
+    }
+    return nullptr;
+  }
+  void Give(std::unique_ptr<httplib::Client> connection) {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (connections.size() < 64) connections.emplace_back(std::move(connection), std::chrono::steady_clock::now());
+  }
+};
+
+void HttpClient::ReuseConnections(std::chrono::milliseconds max_idle) {
+  idle_ = std::make_shared<IdleConnections>();
+  idle_->max_idle = max_idle;
+}
+
 HttpClient::HttpClient(std::string socket_path, std::string peer, std::chrono::milliseconds timeout)
     : socket_path_(std::move(socket_path)), peer_(std::move(peer)), timeout_(timeout) {}
 
@@ -70,22 +98,36 @@ std::string HttpClient::Describe(std::string_view method, std::string_view path)
 
 Result<Response> HttpClient::Send(std::string_view method, std::string_view path, std::string_view body,
                                   const std::vector<std::pair<std::string, std::string>>& headers) const {
-  // A fresh connection per request: the hypervisors' API servers serve one client at a time.
-  std::unique_ptr<httplib::Client> connection = Connect(socket_path_, host_, port_, timeout_);
-  httplib::Client& client = *connection;
-  httplib::Headers request_headers(headers.begin(), headers.end());
-  const std::string target(path);
-  const std::string content(body);
   if (method != "GET" && method != "PUT" && method != "PATCH" && method != "POST" && method != "DELETE") {
     return Status::InvalidArgument(Describe(method, path) + ": unsupported method");
   }
-  httplib::Result result = method == "GET"     ? client.Get(target, request_headers)
-                           : method == "PUT"   ? client.Put(target, request_headers, content, "application/json")
-                           : method == "PATCH" ? client.Patch(target, request_headers, content, "application/json")
-                           : method == "POST"  ? client.Post(target, request_headers, content, "application/json")
-                                               : client.Delete(target, request_headers);
-  if (!result) return NoAnswer(peer_, socket_path_, port_ > 0, method, path, "no answer", result.error());
-  return Response{result->status, result->body};
+  httplib::Headers request_headers(headers.begin(), headers.end());
+  const std::string target(path);
+  const std::string content(body);
+  // A fresh connection per request unless connections are reused: the hypervisors' API servers serve
+  // one client at a time.
+  std::unique_ptr<httplib::Client> connection = idle_ ? idle_->Take() : nullptr;
+  const bool reused = connection != nullptr;
+  for (int attempt = 0;; ++attempt) {
+    if (!connection) {
+      connection = Connect(socket_path_, host_, port_, timeout_);
+      if (idle_) connection->set_keep_alive(true);
+    }
+    httplib::Client& client = *connection;
+    httplib::Result result = method == "GET"     ? client.Get(target, request_headers)
+                             : method == "PUT"   ? client.Put(target, request_headers, content, "application/json")
+                             : method == "PATCH" ? client.Patch(target, request_headers, content, "application/json")
+                             : method == "POST"  ? client.Post(target, request_headers, content, "application/json")
+                                                 : client.Delete(target, request_headers);
+    if (!result) {
+      connection.reset();
+      if (reused && attempt == 0 && method == "GET") continue;
+      return NoAnswer(peer_, socket_path_, port_ > 0, method, path, "no answer", result.error());
+    }
+    Response response{result->status, result->body};
+    if (idle_ && result->get_header_value("Connection") != "close") idle_->Give(std::move(connection));
+    return response;
+  }
 }
 
 Result<Response> HttpClient::Stream(std::string_view path, const std::function<bool(std::string_view)>& receive,

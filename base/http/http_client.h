@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -29,6 +30,14 @@ class HttpClient {
   HttpClient(std::string socket_path, std::string peer, std::chrono::milliseconds timeout);
   // Over TCP to host:port (plain HTTP).
   static HttpClient Tcp(std::string host, int port, std::string peer, std::chrono::milliseconds timeout);
+
+  // From now on, keeps connections open between requests (HTTP keep-alive) and reuses one that has
+  // been idle for less than `max_idle`, which must stay below the server's own idle timeout so the
+  // server has not closed it; copies share the connections. (A connection the server did close is
+  // seen before anything is sent on it, and a new one is made.) A GET that gets no answer on a reused
+  // connection (the server closed it while the request went out) is sent once more on a new one; any
+  // other method is not: it may have been served.
+  void ReuseConnections(std::chrono::milliseconds max_idle);
 
   // Sends one request (GET, PUT, PATCH, POST or DELETE; a non-empty `body` is sent as JSON) and
   // returns whatever HTTP status came back. Fails only when no answer arrived: NotFound when the
@@ -60,6 +69,8 @@ class HttpClient {
   int port_ = 0;
   std::string peer_;
   std::chrono::milliseconds timeout_;
+  struct IdleConnections;
+  std::shared_ptr<IdleConnections> idle_;  // set by ReuseConnections
 };
 
 // "<peer> <METHOD> <path> via <socket or host:port>".

@@ -40,8 +40,12 @@ std::string PercentEncode(std::string_view text) {
 std::string Target(const forkd::HttpRequest& request) {
   std::string target = request.path;
   for (size_t i = 0; i < request.query.size(); ++i) {
-    target += (i == 0 ? "?" : "&") + PercentEncode(request.query[i].first);
-    if (!request.query[i].second.empty()) target += "=" + PercentEncode(request.query[i].second);
+    target += i == 0 ? '?' : '&';
+    target += PercentEncode(request.query[i].first);
+    if (!request.query[i].second.empty()) {
+      target += '=';
+      target += PercentEncode(request.query[i].second);
+    }
   }
   return target;
 }
@@ -184,14 +188,12 @@ Status ClusterRouter::CheckQuorum() {
 
 Result<forkd::HttpResponse> ClusterRouter::Forward(const cluster::NodeInfo& node, const Request& request,
                                                    const std::string& body) const {
-  Result<std::pair<std::string, int>> address = forkd::ParseHostPort("the API address of node " + node.name, node.api);
-  if (!address.ok()) return Status::Unavailable(address.status().message());
-  const http::HttpClient client =
-      http::HttpClient::Tcp(address->first, address->second, "node " + node.name, options_.node_timeout);
+  Result<http::HttpClient> client = NodeClient(node);
+  if (!client.ok()) return client.status();
   std::vector<std::pair<std::string, std::string>> headers;
   if (!options_.node_token.empty()) headers.emplace_back("Authorization", "Bearer " + options_.node_token);
   if (!request.idempotency_key.empty()) headers.emplace_back("Idempotency-Key", request.idempotency_key);
-  Result<http::Response> answer = client.Send(request.method, Target(request), body, headers);
+  Result<http::Response> answer = client->Send(request.method, Target(request), body, headers);
   if (!answer.ok()) return Status::Unavailable(answer.status().message());
   Reply reply;
   reply.status = answer->status;
@@ -207,6 +209,20 @@ Result<forkd::HttpResponse> ClusterRouter::Forward(const cluster::NodeInfo& node
     reply.error = reply.body;
   }
   return reply;
+}
+
+Result<http::HttpClient> ClusterRouter::NodeClient(const cluster::NodeInfo& node) const {
+  std::lock_guard<std::mutex> lock(clients_mutex_);
+  auto it = clients_.find(node.name);
+  if (it != clients_.end() && it->second.first == node.api) return it->second.second;
+  Result<std::pair<std::string, int>> address = forkd::ParseHostPort("the API address of node " + node.name, node.api);
+  if (!address.ok()) return Status::Unavailable(address.status().message());
+  http::HttpClient client =
+      http::HttpClient::Tcp(address->first, address->second, "node " + node.name, options_.node_timeout);
+  // Below forkd's idle timeout for TCP clients (3 s), so a kept connection is still open.
+  client.ReuseConnections(std::chrono::milliseconds(1000));
+  clients_.insert_or_assign(node.name, std::make_pair(node.api, client));
+  return client;
 }
 
 forkd::HttpResponse ClusterRouter::ForwardToFirstTaker(const std::vector<std::string>& ranked, const Request& request,

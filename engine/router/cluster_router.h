@@ -25,12 +25,14 @@
 
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "base/http/http_client.h"
 #include "engine/cluster/cluster_cache.h"
 #include "engine/cluster/etcd_client.h"
 #include "engine/forkd/http_server.h"
@@ -84,6 +86,8 @@ class ClusterRouter {
   // The node holding instance `id` (an id or a name): the index's, else the live node that knows it;
   // "" when none does.
   std::string FindOwner(const std::string& id) const;
+  // The client of `node`'s API, its connections kept for the next request (made once per address).
+  Result<http::HttpClient> NodeClient(const cluster::NodeInfo& node) const;
   // OK when etcd has quorum (see the file comment); Unavailable saying changes are refused.
   Status CheckQuorum();
 
@@ -94,6 +98,8 @@ class ClusterRouter {
   std::mutex mutex_;  // random_, quorum_ok_until_
   std::mt19937_64 random_;
   std::chrono::steady_clock::time_point quorum_ok_until_{};
+  mutable std::mutex clients_mutex_;
+  mutable std::map<std::string, std::pair<std::string, http::HttpClient>> clients_;  // node -> (api, client)
 };
 
 // Adds "node": `node` to every instance and pool a forkd reply carries: an instance, a pool,

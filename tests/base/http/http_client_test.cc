@@ -7,8 +7,10 @@
 
 #include <cstdio>
 #include <optional>
+#include <thread>
 
 #include <gtest/gtest.h>
+#include <httplib.h>
 
 #include "base/unique_fd.h"
 
@@ -105,6 +107,67 @@ TEST(HttpErrorTest, TheMessageNamesTheRequestStatusAndACutDetail) {
   EXPECT_EQ(error.message().rfind("fc PUT /vm via /s: HTTP 400: xxx", 0), 0u) << error.message();
   EXPECT_LT(error.message().size(), 2100u);
   EXPECT_EQ(HttpError("r", 500, "").message(), "r: HTTP 500");
+}
+
+// A TCP server on loopback that answers every request with the client port it came from: which
+// connection carried it.
+class ConnectionEchoServer {
+ public:
+  explicit ConnectionEchoServer(time_t keep_alive_s) {
+    server_.set_keep_alive_timeout(keep_alive_s);
+    auto echo = [](const httplib::Request& request, httplib::Response& response) {
+      response.set_content(std::to_string(request.remote_port), "text/plain");
+    };
+    server_.Get("/port", echo);
+    server_.Post("/port", echo);
+    port_ = server_.bind_to_any_port("127.0.0.1");
+    thread_ = std::thread([this] { server_.listen_after_bind(); });
+  }
+  ~ConnectionEchoServer() {
+    server_.stop();
+    thread_.join();
+  }
+  int port() const { return port_; }
+
+ private:
+  httplib::Server server_;
+  int port_ = 0;
+  std::thread thread_;
+};
+
+std::string PortOf(const HttpClient& client, const char* method = "GET") {
+  Result<Response> answer = client.Send(method, "/port", "");
+  EXPECT_TRUE(answer.ok()) << answer.status().ToString();
+  return answer.ok() ? answer->body : "(failed: " + answer.status().ToString() + ")";
+}
+
+TEST(HttpClientConnectionsTest, WithoutReuseEachRequestHasAConnectionOfItsOwn) {
+  ConnectionEchoServer server(5);
+  const HttpClient client = HttpClient::Tcp("127.0.0.1", server.port(), "test", 2s);
+  EXPECT_NE(PortOf(client), PortOf(client));
+}
+
+TEST(HttpClientConnectionsTest, ReusedConnectionsCarryRequestsWhileYoungerThanTheIdleBound) {
+  ConnectionEchoServer server(5);
+  HttpClient client = HttpClient::Tcp("127.0.0.1", server.port(), "test", 2s);
+  client.ReuseConnections(300ms);
+  const std::string first = PortOf(client);
+  EXPECT_EQ(PortOf(client), first);
+  const HttpClient copy = client;  // copies share the connections
+  EXPECT_EQ(PortOf(copy, "POST"), first);
+  std::this_thread::sleep_for(400ms);
+  EXPECT_NE(PortOf(client), first) << "a connection idle beyond the bound is not used again";
+}
+
+TEST(HttpClientConnectionsTest, AConnectionTheServerClosedIsLeftForANewOneBeforeAnythingIsSent) {
+  ConnectionEchoServer server(1);  // the server closes idle connections after 1 s
+  HttpClient client = HttpClient::Tcp("127.0.0.1", server.port(), "test", 2s);
+  client.ReuseConnections(10s);  // wrongly above the server's timeout
+  const std::string first = PortOf(client);
+  std::this_thread::sleep_for(1500ms);
+  const std::string second = PortOf(client, "POST");
+  EXPECT_NE(second, first) << "a POST on a connection the server closed is sent on a new one";
+  EXPECT_EQ(PortOf(client), second);
 }
 
 }  // namespace
