@@ -377,14 +377,9 @@ int Run(const Options& options) {
     spdlog::warn("{}", notified.ToString());
   }
 
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  int received = 0;
-  ::sigwait(&set, &received);
-  spdlog::info("signal {}: stopping listeners, letting requests in flight finish (at most {} ms)",
-               ::strsignal(received), options.shutdown_grace_ms);
+  const std::string received = WaitForStopSignal();
+  spdlog::info("signal {}: stopping listeners, letting requests in flight finish (at most {} ms)", received,
+               options.shutdown_grace_ms);
   (void)NotifyServiceManager("STOPPING=1");
   if (names) names->SetOnMade(nullptr);
   publisher.reset();  // the node leaves the cluster first: no placements while it stops
@@ -401,25 +396,9 @@ int Run(const Options& options) {
 }  // namespace
 }  // namespace fe::engine::forkd
 
-// The libraries' log lines (base/log.h) go where forkd's own go.
-void LogToSpdlog(fe::LogLevel level, std::string_view message) {
-  switch (level) {
-    case fe::LogLevel::kDebug: spdlog::debug("{}", message); break;
-    case fe::LogLevel::kInfo: spdlog::info("{}", message); break;
-    case fe::LogLevel::kWarning: spdlog::warn("{}", message); break;
-    case fe::LogLevel::kError: spdlog::error("{}", message); break;
-  }
-}
-
 int main(int argc, char** argv) {
-  fe::SetLogSink(&LogToSpdlog);
-  // Before any thread exists, so every thread inherits the mask and only sigwait() takes them.
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  ::signal(SIGPIPE, SIG_IGN);
+  // Before any thread exists, so every thread inherits the signal mask.
+  fe::engine::forkd::PrepareDaemonProcess();
 
   fe::engine::forkd::Options options;
   CLI::App app{"forkd: the forkengine daemon (HTTP/JSON API on a Unix socket)"};

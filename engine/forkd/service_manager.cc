@@ -1,5 +1,7 @@
 #include "engine/forkd/service_manager.h"
 
+#include <pthread.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -14,6 +16,8 @@
 
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/spdlog.h>
+
+#include "base/log.h"
 
 namespace fe::engine::forkd {
 namespace {
@@ -95,6 +99,41 @@ void ConfigureLogFormat() {
   auto formatter = std::make_unique<spdlog::pattern_formatter>();
   formatter->add_flag<JournalPriorityFlag>('*').set_pattern("%*%l %v");
   spdlog::set_formatter(std::move(formatter));
+}
+
+namespace {
+
+void LogToSpdlog(LogLevel level, std::string_view message) {
+  switch (level) {
+    case LogLevel::kDebug: spdlog::debug("{}", message); break;
+    case LogLevel::kInfo: spdlog::info("{}", message); break;
+    case LogLevel::kWarning: spdlog::warn("{}", message); break;
+    case LogLevel::kError: spdlog::error("{}", message); break;
+  }
+}
+
+sigset_t StopSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  return set;
+}
+
+}  // namespace
+
+void PrepareDaemonProcess() {
+  SetLogSink(&LogToSpdlog);
+  const sigset_t set = StopSignals();
+  ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  ::signal(SIGPIPE, SIG_IGN);
+}
+
+std::string WaitForStopSignal() {
+  const sigset_t set = StopSignals();
+  int received = 0;
+  ::sigwait(&set, &received);
+  return ::strsignal(received);
 }
 
 }  // namespace fe::engine::forkd

@@ -32,4 +32,11 @@ Status NotifyServiceManager(std::string_view state);
 // journald stamps the lines; else the plain timestamped format.
 void ConfigureLogFormat();
 
+// The first thing a daemon's main does (forkd, forkrouter), before any thread exists: the
+// libraries' log lines (base/log.h) go to spdlog, SIGPIPE is ignored, and SIGTERM and SIGINT are
+// blocked in every thread to come, so only WaitForStopSignal takes them (no work in a signal handler).
+void PrepareDaemonProcess();
+// Waits until SIGTERM or SIGINT arrives; its description ("Terminated").
+std::string WaitForStopSignal();
+
 }  // namespace fe::engine::forkd

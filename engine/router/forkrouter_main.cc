@@ -106,13 +106,7 @@ int Run(const Options& options) {
   }
   (void)forkd::NotifyServiceManager("READY=1\nSTATUS=routing cluster " + options.cluster);
 
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  int received = 0;
-  ::sigwait(&set, &received);
-  spdlog::info("signal {}: stopping", ::strsignal(received));
+  spdlog::info("signal {}: stopping", forkd::WaitForStopSignal());
   (void)forkd::NotifyServiceManager("STOPPING=1");
   server.Stop(std::chrono::milliseconds(options.shutdown_grace_ms));
   ::unlink(options.socket.c_str());
@@ -124,24 +118,8 @@ int Run(const Options& options) {
 }  // namespace
 }  // namespace fe::engine::router
 
-// The libraries' log lines (base/log.h) go where forkrouter's own go.
-void LogToSpdlog(fe::LogLevel level, std::string_view message) {
-  switch (level) {
-    case fe::LogLevel::kDebug: spdlog::debug("{}", message); break;
-    case fe::LogLevel::kInfo: spdlog::info("{}", message); break;
-    case fe::LogLevel::kWarning: spdlog::warn("{}", message); break;
-    case fe::LogLevel::kError: spdlog::error("{}", message); break;
-  }
-}
-
 int main(int argc, char** argv) {
-  fe::SetLogSink(&LogToSpdlog);
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGINT);
-  ::pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  ::signal(SIGPIPE, SIG_IGN);
+  fe::engine::forkd::PrepareDaemonProcess();
 
   fe::engine::router::Options options;
   CLI::App app{"forkrouter: one /v1 API in front of a cluster of forkd nodes (placement through etcd's index)"};
