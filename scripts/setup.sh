@@ -7,7 +7,7 @@ packages=(
   build-essential cmake ninja-build pkg-config ccache python3
   liburing-dev libbtrfsutil-dev libdevmapper-dev nlohmann-json3-dev libcpp-httplib-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  libcli11-dev libspdlog-dev libfmt-dev zlib1g-dev libboost1.81-dev libboost-url1.81-dev
+  libcli11-dev libspdlog-dev libfmt-dev zlib1g-dev libssl-dev libboost1.81-dev libboost-url1.81-dev
   btrfs-progs xfsprogs util-linux e2fsprogs coreutils python3-jsonschema
   qemu-system-x86 linux-image-amd64 busybox-static cpio iproute2
   libsystemd-dev systemd help2man dpkg-dev fakeroot
