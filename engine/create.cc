@@ -38,6 +38,13 @@ Status ValidateCreate(const CreateRequest& request) {
     return Status::InvalidArgument("a new instance is Stopped or Standby, not " +
                                    std::string(InstanceStateName(*request.state)) + " (start it afterwards)");
   }
+  if (request.as_template && request.import_dir.empty()) {
+    return Status::InvalidArgument("a template is imported: give import_dir with \"template\": true");
+  }
+  if (request.replica &&
+      (!request.as_template || request.replica->origin_dir.empty() || request.replica->origin_dir.front() != '/')) {
+    return Status::InvalidArgument("a replica is a template from an absolute origin directory");
+  }
   for (const AttachedVolume& volume : request.attached_volumes) {
     if (volume.path.empty() || volume.path.front() != '/') {
       return Status::InvalidArgument("attached volume '" + volume.path + "' is not an absolute path");
@@ -155,13 +162,18 @@ Result<Instance> Engine::Create(const CreateRequest& request) {
   instance.identity = *identity;
 
   if (!import_dir.empty()) {
-    hypervisor::ForkSpec spec{import_dir,   guest_dir, {}, instance.identity, state == InstanceState::kStandby,
+    // A replica's configs name the directory its files had on the original's node.
+    const std::string& named_dir = request.replica ? request.replica->origin_dir : import_dir;
+    hypervisor::ForkSpec spec{named_dir,    guest_dir, {}, instance.identity, state == InstanceState::kStandby,
                               GuardedDirs()};
     Result<hypervisor::PreparedFork> prepared = (*plugin)->PrepareFork(spec);
     if (!prepared.ok()) return failed("rewrite", AsContentError(prepared.status()));
     // The guest of an imported snapshot keeps whatever identity it was saved with (unknown here): it
     // is handed the instance's own at its next restore only if it is forked first (see fork.cc).
     instance.identity_channel = prepared->restore.identity_channel;
+  }
+  if (request.as_template) {
+    if (Status recorded = RecordTemplateFiles(instance, request); !recorded.ok()) return failed("template", recorded);
   }
 
   instance.state = state;

@@ -17,6 +17,8 @@
 //                                  (base/space_reserve.h)
 //   <root>/quarantine/<id>/        instance directories whose metadata could not be read, moved aside
 //                                  by recovery with their volume and lease kept (engine/recovery.cc)
+//   <root>/uploads/<id>/           templates arriving from other nodes, staged until they are imported
+//                                  (engine/replication/upload_store.h)
 //   <root>/cluster-node-id         which node of a cluster this data root is: its node name is claimed
 //                                  with it (engine/cluster/node_state.h)
 #pragma once
@@ -42,6 +44,7 @@ class DataRoot {
   std::string EventSequence() const { return Under("events.seq"); }
   std::string SpaceReserve() const { return Under(".reserve"); }
   std::string ClusterNodeId() const { return Under("cluster-node-id"); }
+  std::string Uploads() const { return Under("uploads"); }
 
  private:
   std::string Under(const char* name) const { return path_ + "/" + name; }

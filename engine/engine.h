@@ -68,6 +68,7 @@
 #include "engine/vm/cpu_throttle.h"
 #include "engine/vm/ram_preflush.h"
 #include "hypervisor/plugin.h"
+#include "snapshot/guest_files.h"
 #include "storage/backend.h"
 #include "storage/registry/backend_selection.h"
 
@@ -129,6 +130,15 @@ struct CreateRequest {
   std::optional<InstanceState> state;
   int vcpus = 1;
   std::vector<AttachedVolume> attached_volumes;
+  bool as_template = false;  // mark it a template (Instance::template_mark): it never runs, others fork it
+  // A replica of another node's template (engine/replication): import_dir is the upload's staging
+  // directory, whose configs still name the directory the files had on that node.
+  struct Replica {
+    std::string origin_dir;    // where the original's configs say its files are
+    std::string template_id;   // the original's id
+    std::string content_hash;  // the original's, checked chunk by chunk as the files arrived
+  };
+  std::optional<Replica> replica;
 };
 
 // How a from_running fork may pause its source.
@@ -284,6 +294,20 @@ class Engine {
   // What the instance's volume holds on disk: logical, allocated, shared and exclusive bytes, and how
   // they were measured (storage/backend.h VolumeUsage). Walks the volume: not for hot paths.
   Result<storage::VolumeUsage> Usage(const std::string& id_or_name) const;
+
+  // A template's files, for a replication to another node (engine/template_files.cc): the list
+  // recorded when it was made (snapshot/guest_files.h), and `length` bytes of one of its files at
+  // `offset` (at most kMaxChunkBytes), read beneath its volume. NotFound; FailedPrecondition for an
+  // instance that is no template (its files may change under the copy); InvalidArgument for a path
+  // that is not in the list or a range outside the file.
+  struct TemplateFileList {
+    Instance instance;
+    std::string dir;  // its volume: the directory its configs name
+    std::shared_ptr<const snapshot::GuestFileList> list;
+  };
+  Result<TemplateFileList> TemplateFiles(const std::string& id_or_name) const;
+  Result<std::string> ReadTemplateFile(const std::string& id_or_name, const std::string& path, uint64_t offset,
+                                       uint64_t length) const;
   const RecoveryReport& recovery() const { return recovery_; }
   // What happened, in order (engine/event_log.h): the engine publishes instance.created,
   // instance.state_changed, instance.deleted, fork.started, fork.finished and fork.failed; the pools
@@ -323,6 +347,8 @@ class Engine {
   Result<Instance> Snapshot(const std::string& id_or_name) const;
   Instance Read(const std::shared_ptr<Entry>& entry) const;  // a copy, under mutex_
   std::string InstanceDir(const std::string& id) const;
+  // Lists the new template's volume, keeps the list beside its metadata and marks `instance`.
+  Status RecordTemplateFiles(Instance& instance, const CreateRequest& request) const;
   std::string GuestDir(const Instance& instance) const { return backend_->Path(instance.volume); }
   // What no path in an instance's configs may point into but its own volume (hypervisor::ForkSpec).
   std::vector<std::string> GuardedDirs() const { return {config_.data_root, backend_->Root()}; }
@@ -475,6 +501,9 @@ class Engine {
   std::thread checkpointer_;                                     // started by Open after recovery, joined by ~Engine
 
   mutable std::mutex mutex_;
+  // Templates' file lists as read from their files.json (a template's never changes; ids are never reused).
+  mutable std::mutex template_files_mutex_;
+  mutable std::map<std::string, std::shared_ptr<const snapshot::GuestFileList>> template_files_;
   std::map<std::string, std::shared_ptr<Entry>> entries_;  // by id; GUARDED_BY(mutex_)
   std::map<std::string, std::string> names_;               // name -> id, incl. reservations; GUARDED_BY(mutex_)
 };

@@ -122,6 +122,12 @@ nlohmann::json InstanceToJson(const Instance& instance) {
   json["updated_at"] = instance.updated_at;
   json["vcpus"] = instance.vcpus;
   if (!instance.pool.empty()) json["pool"] = instance.pool;
+  if (instance.template_mark) {
+    json["template"] = {
+        {"content_hash", instance.template_mark->content_hash},
+        {"replica_of",
+         instance.template_mark->replica_of.empty() ? Json(nullptr) : Json(instance.template_mark->replica_of)}};
+  }
   Json volumes = Json::array();
   for (const AttachedVolume& volume : instance.attached_volumes) {
     volumes.push_back({{"path", volume.path}, {"read_only", volume.read_only}});
@@ -183,6 +189,17 @@ Result<Instance> InstanceFromJson(const nlohmann::json& json, std::string_view o
   FE_RETURN_IF_ERROR(reader.String("updated_at", instance.updated_at, JsonFields::kOptional));
   FE_RETURN_IF_ERROR(reader.Number("vcpus", instance.vcpus, JsonFields::kOptional, 1, 4096));
   FE_RETURN_IF_ERROR(reader.String("pool", instance.pool, JsonFields::kOptional));
+  Result<const Json*> template_mark = reader.Object("template", JsonFields::kOptional);
+  if (!template_mark.ok()) return template_mark.status();
+  if (*template_mark != nullptr) {
+    JsonFields mark_reader = reader.Nested(**template_mark, "template");
+    TemplateMark mark;
+    FE_RETURN_IF_ERROR(mark_reader.String("content_hash", mark.content_hash, JsonFields::kRequired));
+    if (const Json* origin = mark_reader.Find("replica_of"); origin != nullptr && !origin->is_null()) {
+      FE_RETURN_IF_ERROR(mark_reader.String("replica_of", mark.replica_of, JsonFields::kRequired));
+    }
+    instance.template_mark = std::move(mark);
+  }
   FE_RETURN_IF_ERROR(ReadAttachedVolumes(reader, instance.attached_volumes));
 
   Result<const Json*> process = reader.Object("process", JsonFields::kOptional);

@@ -53,6 +53,15 @@ struct SharedMemory {
   bool operator==(const SharedMemory&) const = default;
 };
 
+// An instance marked a template (at create or import): it never runs, so its files never change and
+// its forks and replicas on other nodes start from the same bytes. Its file list (with the chunk
+// checksums a replication sends) is kept beside its metadata (engine/template_files.cc).
+struct TemplateMark {
+  std::string content_hash;  // of the template's file list (snapshot/guest_files.h); a replica keeps its original's
+  std::string replica_of;    // the original template's id (on another node); empty: this is the original
+  bool operator==(const TemplateMark&) const = default;
+};
+
 enum class MemoryMode { kPrivate, kShared };
 std::string_view MemoryModeName(MemoryMode mode);  // "private", "shared"
 // Accepts the names above; InvalidArgument naming the text otherwise.
@@ -80,6 +89,7 @@ struct Instance {
   std::string guest_mac;                         // the MAC the guest last had configured; empty: identity.mac
   uint64_t identity_generation = 0;              // of the last identity handed to the guest (0: never)
   std::optional<SharedMemory> shared_memory;     // set while its RAM maps another instance's file
+  std::optional<TemplateMark> template_mark;     // set for a template
 };
 
 // The MAC the instance's guest is configured with now (guest_mac, or identity.mac when empty).

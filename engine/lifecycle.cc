@@ -41,6 +41,13 @@ Status WrongState(const Instance& instance, std::string_view operation, std::str
                                     " needs " + std::string(needed));
 }
 
+// A template's files are what its forks and replicas were made from: running it would change them.
+Status CheckNotTemplate(const Instance& instance, std::string_view operation) {
+  if (!instance.template_mark) return Status::Ok();
+  return Status::FailedPrecondition("cannot " + std::string(operation) + " instance '" + instance.name +
+                                    "': it is a template, which never runs (fork it)");
+}
+
 }  // namespace
 
 Status Engine::AttachTap(const Instance& instance, bool bridged) const {
@@ -107,6 +114,7 @@ std::string Engine::SnapshotDirOf(const Instance& instance) const {
 Result<Instance> Engine::StartLocked(const std::shared_ptr<Entry>& entry) {
   Instance instance = Read(entry);
   if (instance.state != InstanceState::kStopped) return WrongState(instance, "start", "Stopped");
+  FE_RETURN_IF_ERROR(CheckNotTemplate(instance, "start"));
   FE_RETURN_IF_ERROR(CheckMemoryNotMapped(instance, "start"));
   Result<const hypervisor::Plugin*> plugin = PluginFor(instance);
   if (!plugin.ok()) return plugin.status();
@@ -214,6 +222,7 @@ Result<Instance> Engine::StandbyLocked(const std::shared_ptr<Entry>& entry) {
 Result<Instance> Engine::RestoreLocked(const std::shared_ptr<Entry>& entry, int64_t* identity_us, std::string* clock) {
   Instance instance = Read(entry);
   if (instance.state != InstanceState::kStandby) return WrongState(instance, "restore", "Standby");
+  FE_RETURN_IF_ERROR(CheckNotTemplate(instance, "restore"));
   // A template's restore would write the memory file its shared-memory forks map.
   FE_RETURN_IF_ERROR(CheckMemoryNotMapped(instance, "restore"));
   Result<const hypervisor::Plugin*> plugin = PluginFor(instance);

@@ -36,7 +36,8 @@ LAYERS = {
     "engine/pools": ["engine"],
     # etcd and what a node publishes there: the engine and its pools, read.
     "engine/cluster": ["engine/pools"],
-    "engine/forkd": ["engine/pools", "engine/cluster"],
+    "engine/replication": ["engine"],
+    "engine/forkd": ["engine/pools", "engine/cluster", "engine/replication"],
     # forkrouter: forkd's HTTP transport and replies, the cluster's index; no engine core of its own.
     "engine/router": ["engine/forkd"],
     # The CLI talks to forkd over HTTP: no engine core, only what it renders and the local commands.

@@ -101,7 +101,15 @@ Result<Response> HttpClient::Send(std::string_view method, std::string_view path
   if (method != "GET" && method != "PUT" && method != "PATCH" && method != "POST" && method != "DELETE") {
     return Status::InvalidArgument(Describe(method, path) + ": unsupported method");
   }
-  httplib::Headers request_headers(headers.begin(), headers.end());
+  httplib::Headers request_headers;
+  std::string content_type = "application/json";
+  for (const auto& [name, value] : headers) {
+    if (name == "Content-Type") {
+      content_type = value;
+    } else {
+      request_headers.emplace(name, value);
+    }
+  }
   const std::string target(path);
   const std::string content(body);
   // A fresh connection per request unless connections are reused: the hypervisors' API servers serve
@@ -115,16 +123,16 @@ Result<Response> HttpClient::Send(std::string_view method, std::string_view path
     }
     httplib::Client& client = *connection;
     httplib::Result result = method == "GET"     ? client.Get(target, request_headers)
-                             : method == "PUT"   ? client.Put(target, request_headers, content, "application/json")
-                             : method == "PATCH" ? client.Patch(target, request_headers, content, "application/json")
-                             : method == "POST"  ? client.Post(target, request_headers, content, "application/json")
+                             : method == "PUT"   ? client.Put(target, request_headers, content, content_type)
+                             : method == "PATCH" ? client.Patch(target, request_headers, content, content_type)
+                             : method == "POST"  ? client.Post(target, request_headers, content, content_type)
                                                  : client.Delete(target, request_headers);
     if (!result) {
       connection.reset();
       if (reused && attempt == 0 && method == "GET") continue;
       return NoAnswer(peer_, socket_path_, port_ > 0, method, path, "no answer", result.error());
     }
-    Response response{result->status, result->body};
+    Response response{result->status, result->body, result->get_header_value("Content-Type")};
     if (idle_ && result->get_header_value("Connection") != "close") idle_->Give(std::move(connection));
     return response;
   }

@@ -21,6 +21,7 @@ namespace fe::http {
 struct Response {
   int status = 0;
   std::string body;
+  std::string content_type;  // as the server said it ("" when it did not)
 };
 
 class HttpClient {
@@ -39,7 +40,8 @@ class HttpClient {
   // other method is not: it may have been served.
   void ReuseConnections(std::chrono::milliseconds max_idle);
 
-  // Sends one request (GET, PUT, PATCH, POST or DELETE; a non-empty `body` is sent as JSON) and
+  // Sends one request (GET, PUT, PATCH, POST or DELETE; a non-empty `body` is sent as JSON unless a
+  // Content-Type header says otherwise) and
   // returns whatever HTTP status came back. Fails only when no answer arrived: NotFound when the
   // Unix socket does not exist, Io otherwise (a refused TCP connection included), with the errno or
   // transport error named.

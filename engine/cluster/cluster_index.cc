@@ -78,9 +78,10 @@ ClusterIndex IndexFromEntries(const ClusterKeys& keys, const std::map<std::strin
     if (key.rfind(templates, 0) == 0) {
       const std::string node = SplitNode(key, templates, &rest);
       if (index.nodes.count(node) == 0) continue;
-      index.templates.push_back(TemplateInfo{node, rest, Field<std::string>(value, "name", ""),
-                                             Field<std::string>(value, "hypervisor", ""),
-                                             Field<std::string>(value, "state", ""), Field<int>(value, "vcpus", 1)});
+      index.templates.push_back(
+          TemplateInfo{node, rest, Field<std::string>(value, "name", ""), Field<std::string>(value, "hypervisor", ""),
+                       Field<std::string>(value, "state", ""), Field<int>(value, "vcpus", 1),
+                       Field<std::string>(value, "content_hash", ""), Field<std::string>(value, "original", "")});
     } else if (key.rfind(pools, 0) == 0) {
       const std::string node = SplitNode(key, pools, &rest);
       if (index.nodes.count(node) == 0) continue;

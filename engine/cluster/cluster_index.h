@@ -34,6 +34,8 @@ struct TemplateInfo {
   std::string hypervisor;
   std::string state;
   int vcpus = 1;
+  std::string content_hash;  // a marked template's ("" for one that is not: it is forked at its node only)
+  std::string original;      // the original template's id: its own, or the one it replicates
 };
 
 struct PoolInfo {

@@ -39,19 +39,27 @@ std::map<std::string, std::string> LeasedEntries(const ClusterKeys& keys, const 
       {"storage", {{"backend", state.storage_backend}, {"free_bytes", state.storage_free_bytes}}},
       {"cpu", {{"budget_vcpus", state.cpu_budget_vcpus}, {"used_vcpus", state.cpu_used_vcpus}}},
       {"draining", state.draining}}.dump();
-  // Templates: what others may fork here. Every Standby instance that is no pool member, and every
-  // pool's template whatever its state.
+  // Templates: what others may fork here. Every marked template and every pool's template, whatever
+  // its state, and every Standby instance that is no pool member (forked at this node only: unmarked,
+  // its files may change, so it is never replicated).
   std::set<std::string> pool_templates;
   for (const engine::pools::PoolStatus& pool : state.pools) pool_templates.insert(pool.spec.template_id);
   for (const engine::Instance& instance : state.instances) {
     const bool standby = instance.state == engine::InstanceState::kStandby && instance.pool.empty();
-    if (!standby && pool_templates.count(instance.id) == 0) continue;
-    entries[keys.Templates(node.name) + instance.id] = Json{
-        {"id", instance.id},
-        {"name", instance.name},
-        {"hypervisor", instance.hypervisor},
-        {"state", engine::InstanceStateName(instance.state)},
-        {"vcpus", instance.vcpus}}.dump();
+    if (!standby && !instance.template_mark && pool_templates.count(instance.id) == 0) continue;
+    Json published{{"id", instance.id},
+                   {"name", instance.name},
+                   {"hypervisor", instance.hypervisor},
+                   {"state", engine::InstanceStateName(instance.state)},
+                   {"vcpus", instance.vcpus}};
+    // A marked template (engine/instance.h TemplateMark) may be replicated: its replicas on other nodes
+    // publish the original's id, so a router sees every holder of one template.
+    if (instance.template_mark) {
+      published["content_hash"] = instance.template_mark->content_hash;
+      published["original"] =
+          instance.template_mark->replica_of.empty() ? instance.id : instance.template_mark->replica_of;
+    }
+    entries[keys.Templates(node.name) + instance.id] = published.dump();
   }
   for (const engine::pools::PoolStatus& pool : state.pools) {
     entries[keys.Pools(node.name) + pool.spec.name] = Json{

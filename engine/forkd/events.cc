@@ -8,6 +8,7 @@
 
 #include "engine/forkd/memory_view.h"
 #include "engine/forkd/replies.h"
+#include "engine/forkd/request_parsing.h"
 #include "engine/forkd/server.h"
 
 namespace fe::engine::forkd {
@@ -61,24 +62,6 @@ class EventStream final : public ResponseStream {
   EventLog& log_;
   uint64_t cursor_;
 };
-
-std::optional<std::string> QueryValue(const ApiServer::Query& query, std::string_view name) {
-  for (const auto& [key, value] : query) {
-    if (key == name) return value;
-  }
-  return std::nullopt;
-}
-
-// A decimal number in [0, max] from the query parameter `name`.
-Result<uint64_t> QueryNumber(const std::string& text, std::string_view name, uint64_t max) {
-  uint64_t value = 0;
-  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (text.empty() || error != std::errc() || end != text.data() + text.size() || value > max) {
-    return Status::InvalidArgument("query parameter '" + std::string(name) + "': '" + text +
-                                   "' is not a number from 0 to " + std::to_string(max));
-  }
-  return value;
-}
 
 // One instance's view: with what its process holds in memory (memory_view.h).
 Reply InstanceFound(const Result<Instance>& instance, const std::string& named) {

@@ -297,7 +297,17 @@ int Run(const Options& options) {
   spdlog::info("idempotency records: {} attempt(s) cut by a crash undone, {} expired record(s) removed", *undone,
                *swept);
 
+  // Templates arriving from other nodes (engine/replication): half-sent ones are kept for their sender
+  // to resume, stale ones removed.
+  Result<std::unique_ptr<engine::replication::UploadStore>> uploads =
+      engine::replication::UploadStore::Open(engine::DataRoot(options.data_root).Uploads(), SystemClock());
+  if (!uploads.ok()) {
+    spdlog::critical("uploads in {}: {}", engine::DataRoot(options.data_root).Uploads(), uploads.status().ToString());
+    return 1;
+  }
+
   ApiServer api(*engine, metrics, pools.get(), requests->get());
+  api.SetUploads(uploads->get());
   std::shared_ptr<cluster::EtcdClient> etcd;
   std::shared_ptr<cluster::NameReservations> names;
   std::unique_ptr<cluster::ClusterView> view;

@@ -39,8 +39,10 @@ Reply ApiServer::ListInstances(const Params&, const Query&, std::string_view) {
 }
 
 Reply ApiServer::CreateInstance(const Params&, const Query&, std::string_view body) {
-  std::string node;
-  Result<engine::CreateRequest> request = ParseCreateRequest(body, &node);
+  std::string node, upload;
+  Result<engine::CreateRequest> request = ParseCreateRequest(body, &node, &upload);
+  if (!request.ok()) return ErrorReply(request.status());
+  if (!upload.empty()) request = ReplicaRequest(std::move(*request), upload);
   if (!request.ok()) return ErrorReply(request.status());
   if (!node.empty() && (names_ == nullptr || node != names_->node())) {
     return ErrorReply(Status::InvalidArgument(
@@ -51,6 +53,8 @@ Reply ApiServer::CreateInstance(const Params&, const Query&, std::string_view bo
   if (!claim.status().ok()) return ErrorReply(claim.status());
   Result<engine::Instance> created = engine_.Create(*request);
   claim.Settle(created.ok());
+  // The replica holds the files now: the staged copy is not needed (a failed import keeps it for a retry).
+  if (created.ok() && !upload.empty()) (void)uploads_->Remove(upload);
   return InstanceReply(201, created, request->name);
 }
 

@@ -127,7 +127,9 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
     if (state_.stopping.load()) return Close();
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(options_.max_header_bytes));
-    parser_->body_limit(options_.max_body_bytes);
+    // The largest limit any route has: a route's own is set once the header names the route.
+    body_limit_ = options_.max_body_bytes;
+    parser_->body_limit(std::max(options_.max_body_bytes, state_.handlers.largest_route_body_bytes));
     request_ = HttpRequest{};
     waiting_since_ = NowNanos();
     stream_.expires_after(options_.header_timeout);
@@ -139,7 +141,10 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
     waiting_since_ = 0;
     started_ = SteadyClock::now();
     if (ec == http::error::body_limit) {
-      return Refuse(413, "the request body exceeds " + std::to_string(options_.max_body_bytes) + " bytes");
+      return Refuse(413,
+                    "the request body exceeds " +
+                        std::to_string(std::max(options_.max_body_bytes, state_.handlers.largest_route_body_bytes)) +
+                        " bytes");
     }
     if (ec == http::error::header_limit) {
       return Refuse(431, "the request header exceeds " + std::to_string(options_.max_header_bytes) + " bytes");
@@ -170,6 +175,16 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
         return Refuse(401, "a bearer token is required on this listener", {{"WWW-Authenticate", "Bearer"}});
       }
     }
+    if (state_.handlers.route_body_limit) {
+      if (const size_t route_limit = state_.handlers.route_body_limit(request_.method, request_.path);
+          route_limit > 0) {
+        body_limit_ = route_limit;
+      }
+    }
+    if (parser_->content_length() && *parser_->content_length() > body_limit_) {
+      return Refuse(413, "the request body exceeds " + std::to_string(body_limit_) + " bytes");
+    }
+    parser_->body_limit(body_limit_);
     if (!parser_->content_length() && !parser_->chunked() && state_.handlers.requires_body &&
         state_.handlers.requires_body(request_.method, request_.path)) {
       return Refuse(411, request_.method + " " + request_.path + " needs a body with a Content-Length");
@@ -190,8 +205,7 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
   void ReadBody() {
     http::async_read(stream_, buffer_, *parser_, [self = this->shared_from_this()](beast::error_code ec, size_t) {
       if (ec == http::error::body_limit) {
-        return self->Refuse(413,
-                            "the request body exceeds " + std::to_string(self->options_.max_body_bytes) + " bytes");
+        return self->Refuse(413, "the request body exceeds " + std::to_string(self->body_limit_) + " bytes");
       }
       if (ec) return self->Close();
       self->Dispatch();
@@ -382,6 +396,7 @@ class Session final : public Connection, public std::enable_shared_from_this<Ses
   std::optional<http::request_parser<http::string_body>> parser_;
   HttpRequest request_;
   bool keep_alive_ = false;
+  size_t body_limit_ = 0;  // this request's: the listener's, or its route's
   bool closed_ = false;
   std::atomic<int64_t> waiting_since_{0};
   // A streamed response: its body, its header's fields for the log, the pending OnReady call.

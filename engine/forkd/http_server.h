@@ -12,7 +12,8 @@
 //            sending a header line now and then is cut when it runs out);
 //   body     the body within body_timeout of the header;
 //   write    the response within write_timeout.
-// Limits, checked before any byte of a body is read: Content-Length above max_body_bytes is 413 (a
+// Limits, checked before any byte of a body is read: Content-Length above max_body_bytes (or the
+// route's own limit, HttpHandlers::route_body_limit) is 413 (a
 // chunked body is cut at the limit: 413), a header above max_header_bytes is 431, a request that
 // needs a body but says neither Content-Length nor chunked is 411, a wrong or missing bearer token
 // (listeners with a token) is 401 and the connection is closed. Each listener accepts at most
@@ -88,6 +89,10 @@ struct HttpHandlers {
   std::function<HttpResponse(const HttpRequest&)> handle;
   // Whether `method` on `path` needs a body (411 when the client sends no length).
   std::function<bool(std::string_view method, std::string_view path)> requires_body;
+  // The body limit of `method` on `path` when it is not the listener's max_body_bytes (a chunk upload
+  // is megabytes, a JSON request kilobytes); 0: the listener's. At most largest_route_body_bytes.
+  std::function<size_t(std::string_view method, std::string_view path)> route_body_limit;
+  size_t largest_route_body_bytes = 0;
   // After every response, the server's own refusals included (for the request log and metrics).
   std::function<void(const HttpRequest&, const HttpResponse&, double seconds)> completed;
   // The body of an error the server answers itself (401, 411, 413, 431, 400, 503), given the status

@@ -1,3 +1,4 @@
+#include <charconv>
 #include "engine/forkd/request_parsing.h"
 
 #include <initializer_list>
@@ -84,12 +85,12 @@ Status ParseAttachedVolumes(const JsonFields& fields, std::vector<engine::Attach
 
 }  // namespace
 
-Result<engine::CreateRequest> ParseCreateRequest(std::string_view body, std::string* node) {
+Result<engine::CreateRequest> ParseCreateRequest(std::string_view body, std::string* node, std::string* upload) {
   Result<Json> json = ParseObject(body, "create request");
   if (!json.ok()) return json.status();
   JsonFields fields = BodyFields(*json);
-  FE_RETURN_IF_ERROR(
-      fields.RejectUnknown({"name", "hypervisor", "import_dir", "state", "vcpus", "attached_volumes", "node"}));
+  FE_RETURN_IF_ERROR(fields.RejectUnknown(
+      {"name", "hypervisor", "import_dir", "state", "vcpus", "attached_volumes", "node", "template", "upload"}));
   std::string named_node;
   FE_RETURN_IF_ERROR(fields.String("node", named_node, JsonFields::kOptional));
   if (node != nullptr) *node = named_node;
@@ -100,6 +101,13 @@ Result<engine::CreateRequest> ParseCreateRequest(std::string_view body, std::str
   FE_RETURN_IF_ERROR(ReadState(fields, "state", &request.state));
   FE_RETURN_IF_ERROR(ReadInt(fields, "vcpus", &request.vcpus));
   FE_RETURN_IF_ERROR(ParseAttachedVolumes(fields, &request.attached_volumes));
+  FE_RETURN_IF_ERROR(fields.Bool("template", request.as_template));
+  std::string named_upload;
+  FE_RETURN_IF_ERROR(fields.String("upload", named_upload, JsonFields::kOptional));
+  if (!named_upload.empty() && !request.import_dir.empty()) {
+    return fields.Fail("upload", "an instance is imported from an upload or from import_dir, not both");
+  }
+  if (upload != nullptr) *upload = named_upload;
   return request;
 }
 
@@ -154,6 +162,24 @@ Status ParseEmptyBody(std::string_view body) {
   Result<Json> json = ParseObject(body, "request");
   if (!json.ok()) return json.status();
   return BodyFields(*json).RejectUnknown({});
+}
+
+std::optional<std::string> QueryValue(const std::vector<std::pair<std::string, std::string>>& query,
+                                      std::string_view name) {
+  for (const auto& [key, value] : query) {
+    if (key == name) return value;
+  }
+  return std::nullopt;
+}
+
+Result<uint64_t> QueryNumber(const std::string& text, std::string_view name, uint64_t max) {
+  uint64_t value = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (text.empty() || error != std::errc() || end != text.data() + text.size() || value > max) {
+    return Status::InvalidArgument("query parameter '" + std::string(name) + "': '" + text +
+                                   "' is not a number from 0 to " + std::to_string(max));
+  }
+  return value;
 }
 
 }  // namespace fe::engine::forkd

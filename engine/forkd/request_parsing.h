@@ -4,7 +4,12 @@
 // syntax, count range, states a source allows) stay in the engine, so they hold for every caller.
 #pragma once
 
+#include <cstdint>
+#include <optional>
+#include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "base/status.h"
 #include "engine/engine.h"
@@ -12,10 +17,12 @@
 
 namespace fe::engine::forkd {
 
-// POST /v1/instances: {"name","hypervisor" (required), "import_dir","state","vcpus","attached_volumes"}.
-// `node` (when given) receives the optional "node" field: the node a router was asked to create on,
-// which a forkd accepts only when it names itself.
-Result<engine::CreateRequest> ParseCreateRequest(std::string_view body, std::string* node = nullptr);
+// POST /v1/instances: {"name","hypervisor" (required), "import_dir","state","vcpus","attached_volumes",
+// "template"}. `node` (when given) receives the optional "node" field: the node a router was asked to
+// create on, which a forkd accepts only when it names itself. `upload` receives the optional "upload"
+// field: a complete upload to import as a replica of another node's template (not with import_dir).
+Result<engine::CreateRequest> ParseCreateRequest(std::string_view body, std::string* node = nullptr,
+                                                 std::string* upload = nullptr);
 
 // POST /v1/instances/{id}/fork: {"name" (required), "from_running","target_state","count"}.
 Result<engine::ForkRequest> ParseForkRequest(std::string_view body);
@@ -28,5 +35,11 @@ Result<engine::pools::AcquireRequest> ParseAcquireRequest(std::string_view body)
 
 // Bodies of start/stop/standby/restore: empty or an empty object.
 Status ParseEmptyBody(std::string_view body);
+
+// The value of the query parameter `name`; nullopt when absent.
+std::optional<std::string> QueryValue(const std::vector<std::pair<std::string, std::string>>& query,
+                                      std::string_view name);
+// A decimal number in [0, max] from the query parameter `name` (InvalidArgument naming it).
+Result<uint64_t> QueryNumber(const std::string& text, std::string_view name, uint64_t max);
 
 }  // namespace fe::engine::forkd

@@ -53,6 +53,23 @@ const std::vector<ApiServer::Route>& ApiServer::Routes() {
       {"POST", "/v1/instances/{id}/standby", &ApiServer::StandbyInstance},
       {"POST", "/v1/instances/{id}/restore", &ApiServer::RestoreInstance},
       {"POST", "/v1/instances/{id}/fork", &ApiServer::ForkInstance, /*body_required=*/true, ForkNames},
+      {"GET", "/v1/instances/{id}/files", &ApiServer::TemplateFiles},
+      {"GET",
+       "/v1/instances/{id}/files/content",
+       &ApiServer::TemplateFileContent,
+       false,
+       nullptr,
+       {"path", "offset", "length"}},
+      {"POST", "/v1/uploads", &ApiServer::CreateUpload, /*body_required=*/true, nullptr, {}, kMaxUploadRequestBytes},
+      {"GET", "/v1/uploads/{id}", &ApiServer::GetUpload},
+      {"PUT",
+       "/v1/uploads/{id}/chunk",
+       &ApiServer::PutUploadChunk,
+       /*body_required=*/true,
+       nullptr,
+       {"path", "offset"},
+       snapshot::kMaxChunkBytes},
+      {"DELETE", "/v1/uploads/{id}", &ApiServer::DeleteUpload},
       {"GET", "/v1/storage", &ApiServer::StorageInfo},
       {"GET", "/v1/nodes", &ApiServer::ListNodes},
       {"GET", "/v1/metrics", &ApiServer::MetricsText},
@@ -139,6 +156,11 @@ HttpHandlers ApiServer::Handlers() {
   handlers.requires_body = [this](std::string_view method, std::string_view path) {
     return RequiresBody(method, path);
   };
+  handlers.route_body_limit = [](std::string_view method, std::string_view path) -> size_t {
+    std::optional<RouteMatch> match = MatchRoute(Routes(), method, path);
+    return match ? Routes()[match->route].max_body : 0;
+  };
+  handlers.largest_route_body_bytes = kMaxUploadRequestBytes;
   handlers.completed = [this](const HttpRequest& request, const HttpResponse& response, double seconds) {
     Completed(request, response, seconds);
   };

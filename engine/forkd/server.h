@@ -29,10 +29,16 @@
 #include "engine/forkd/idempotency_store.h"
 #include "engine/forkd/metrics.h"
 #include "engine/pools/pool.h"
+#include "engine/replication/upload_store.h"
+#include "snapshot/guest_files.h"
 
 namespace fe::engine::forkd {
 
 inline constexpr size_t kMaxBodyBytes = 64 * 1024;
+// Routes with bodies larger than JSON requests: an upload's description (a template's file list) and
+// one chunk of its data.
+inline constexpr size_t kMaxUploadRequestBytes = 16u << 20;
+static_assert(snapshot::kMaxChunkBytes <= kMaxUploadRequestBytes);
 
 struct ServedRoute {
   std::string method;   // "GET", "POST", "DELETE"
@@ -64,6 +70,8 @@ class ApiServer {
     names_ = names;
     cluster_ = view;
   }
+  // Where uploads of other nodes' templates are staged; unset: the upload routes answer 503.
+  void SetUploads(replication::UploadStore* uploads) { uploads_ = uploads; }
 
   // The transport's callbacks: Dispatch, the routes that need a body, the request log and metrics,
   // JSON error bodies.
@@ -99,6 +107,15 @@ class ApiServer {
   Reply StorageInfo(const Params& params, const Query&, std::string_view body);
   Reply ListNodes(const Params& params, const Query&, std::string_view body);
   Reply MetricsText(const Params& params, const Query&, std::string_view body);
+  // replication_handlers.cc
+  Reply TemplateFiles(const Params& params, const Query&, std::string_view body);
+  Reply TemplateFileContent(const Params& params, const Query& query, std::string_view body);
+  Reply CreateUpload(const Params& params, const Query&, std::string_view body);
+  Reply GetUpload(const Params& params, const Query&, std::string_view body);
+  Reply PutUploadChunk(const Params& params, const Query& query, std::string_view body);
+  Reply DeleteUpload(const Params& params, const Query&, std::string_view body);
+  // A create from the complete upload `upload`: its staged files, imported as a replica template.
+  Result<engine::CreateRequest> ReplicaRequest(engine::CreateRequest request, const std::string& upload) const;
   // pool_handlers.cc
   Reply ListPools(const Params& params, const Query&, std::string_view body);
   Reply CreatePool(const Params& params, const Query&, std::string_view body);
@@ -115,6 +132,7 @@ class ApiServer {
     // crash-cut attempt may have left. Nullopt when the body does not parse (then it is not recorded).
     std::optional<std::vector<std::string>> (*names)(const Params&, std::string_view) = nullptr;
     std::vector<std::string> query = {};  // the query parameters it reads; any other is 400
+    size_t max_body = 0;                  // its body limit when above the listener's (kMaxBodyBytes)
   };
   void Completed(const HttpRequest& request, const HttpResponse& response, double seconds);
   static const std::vector<Route>& Routes();
@@ -126,6 +144,7 @@ class ApiServer {
   IdempotencyStore* requests_;
   cluster::NameReservations* names_ = nullptr;
   const cluster::ClusterView* cluster_ = nullptr;
+  replication::UploadStore* uploads_ = nullptr;
   std::atomic<bool> stopping_{false};
   std::atomic<int> waits_{0};  // requests waiting in GET /v1/instances/{id}?wait_for=
 };

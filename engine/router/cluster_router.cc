@@ -60,7 +60,7 @@ bool TryNext(const forkd::HttpResponse& reply) {
   return code == "insufficient_resources" || code == "busy";
 }
 
-bool IsChange(const std::string& method) { return method == "POST" || method == "DELETE"; }
+bool IsChange(const std::string& method) { return method == "POST" || method == "DELETE" || method == "PUT"; }
 
 }  // namespace
 
@@ -101,7 +101,13 @@ const std::vector<ClusterRouter::Route>& ClusterRouter::Table() {
       {"POST", "/v1/instances/{id}/stop", &ClusterRouter::ToOwner},
       {"POST", "/v1/instances/{id}/standby", &ClusterRouter::ToOwner},
       {"POST", "/v1/instances/{id}/restore", &ClusterRouter::ToOwner},
-      {"POST", "/v1/instances/{id}/fork", &ClusterRouter::ToOwner},
+      {"POST", "/v1/instances/{id}/fork", &ClusterRouter::ForkInstance},
+      {"GET", "/v1/instances/{id}/files", &ClusterRouter::ToOwner},
+      {"GET", "/v1/instances/{id}/files/content", &ClusterRouter::ToOwner},
+      {"POST", "/v1/uploads", &ClusterRouter::NodeLocal},
+      {"GET", "/v1/uploads/{id}", &ClusterRouter::NodeLocal},
+      {"PUT", "/v1/uploads/{id}/chunk", &ClusterRouter::NodeLocal},
+      {"DELETE", "/v1/uploads/{id}", &ClusterRouter::NodeLocal},
       {"GET", "/v1/storage", &ClusterRouter::NodeLocal},
       {"GET", "/v1/nodes", &ClusterRouter::Nodes},
       {"GET", "/v1/metrics", &ClusterRouter::NodeLocal},
@@ -198,6 +204,7 @@ Result<forkd::HttpResponse> ClusterRouter::Forward(const cluster::NodeInfo& node
   Reply reply;
   reply.status = answer->status;
   reply.body = std::move(answer->body);
+  if (!answer->content_type.empty()) reply.content_type = answer->content_type;
   if (reply.status == 204) reply.content_type.clear();
   if (reply.status / 100 == 2 && !reply.body.empty()) {
     Json json = Json::parse(reply.body, nullptr, false);

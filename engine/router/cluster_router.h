@@ -10,7 +10,12 @@
 //                             committed CPU), trying the next on 503, 507 or a 409 for capacity
 //   GET /v1/instances, pools  every live node's answer merged, each instance and pool with `node`;
 //                             instances whose node does not answer are listed under `unreachable`
+//   instances/{id}/fork       of a marked template: among the nodes holding it or a replica of it
+//                             (placement as for a create), each asked with its own copy's id; when
+//                             none has room, the template is replicated to a node that has
+//                             (template_replication.cc) and forked there. Else: the owner
 //   pools/{name}/acquire      the node with the most ready members of a pool of that name
+//   uploads/...               node-local (422), as storage
 //   GET /v1/nodes, healthz    the router's own index
 //   storage, metrics, events  node-local: 422 naming the nodes' own APIs (GET /v1/nodes has them)
 // Every instance a node answers gets `node` (its name). Requests go to the node's TCP API with the
@@ -75,6 +80,14 @@ class ClusterRouter {
   Reply CreatePool(const Request&, const Params&);
   Reply ToPoolNode(const Request&, const Params&);
   Reply Acquire(const Request&, const Params&);
+  // template_replication.cc
+  Reply ForkInstance(const Request&, const Params&);
+  // Copies template `source` (its node's copy) to node `target` through an upload, and imports it
+  // there: the replica's id on `target`.
+  Result<std::string> Replicate(const cluster::TemplateInfo& source, const std::string& target);
+  // Sends one request of the router's own to `node`: its answer (any status), or Unavailable.
+  Result<Reply> Call(const std::string& node, const std::string& method, const std::string& target,
+                     const std::string& body, const std::string& content_type = "") const;
 
   // Sends `request` (with `body` instead of its own) to `node`; the node's answer with `node` added
   // to every instance in it, or Unavailable naming the node when it gives none.
@@ -100,6 +113,8 @@ class ClusterRouter {
   std::chrono::steady_clock::time_point quorum_ok_until_{};
   mutable std::mutex clients_mutex_;
   mutable std::map<std::string, std::pair<std::string, http::HttpClient>> clients_;  // node -> (api, client)
+  // One replication at a time per router: two forks that both find no room would otherwise both copy.
+  std::mutex replication_mutex_;
 };
 
 // Adds "node": `node` to every instance and pool a forkd reply carries: an instance, a pool,

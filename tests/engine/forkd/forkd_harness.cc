@@ -134,6 +134,10 @@ ApiResponse ApiClient::Post(const std::string& path, const Json& body, const std
   return ToResponse("POST", path, Connect(socket_path_)->Post(path, headers, body.dump(), "application/json"));
 }
 
+ApiResponse ApiClient::Put(const std::string& path, const std::string& body, const std::string& content_type) const {
+  return ToResponse("PUT", path, Connect(socket_path_)->Put(path, body, content_type));
+}
+
 ApiResponse ApiClient::Delete(const std::string& path) const {
   return ToResponse("DELETE", path, Connect(socket_path_)->Delete(path));
 }

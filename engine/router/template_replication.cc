@@ -1,0 +1,210 @@
+// Forks of a marked template through the router, and the replication that makes room for them
+// (issue #22).
+//
+// A template is held by its node and by every node it was replicated to; each copy is an instance of
+// its node, published with the original's id (engine/cluster/node_state.h). A fork goes to the holder
+// placement ranks first, asked with that holder's own copy; a holder out of room passes it to the
+// next. When none has room, the router copies the template to the best node that has: it reads the
+// file list from a holder (GET /v1/instances/{id}/files), opens an upload on the target with it
+// (POST /v1/uploads), moves each missing chunk (GET .../files/content, PUT /v1/uploads/{u}/chunk; the
+// target checks every chunk's SHA-256 against the list), imports the complete upload as a replica
+// (POST /v1/instances {"upload"}), and forks there. Only data extents travel: a sparse disk stays
+// sparse, and the source is only read.
+#include <random>
+
+#include "base/reverter.h"
+#include "engine/cluster/placement.h"
+#include "engine/forkd/replies.h"
+#include "engine/router/cluster_router.h"
+
+namespace fe::engine::router {
+namespace {
+
+using Json = nlohmann::json;
+using forkd::ErrorReply;
+
+std::string Encode(std::string_view text) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string encoded;
+  for (unsigned char c : text) {
+    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+      encoded += static_cast<char>(c);
+    } else {
+      encoded += '%';
+      encoded += kHex[c >> 4];
+      encoded += kHex[c & 15];
+    }
+  }
+  return encoded;
+}
+
+// A node's refusal of one step of a replication, as a Status with the code its HTTP status maps to.
+Status StepFailed(const std::string& node, const std::string& step, const forkd::HttpResponse& reply) {
+  return http::HttpError("node " + node + ": " + step, reply.status, reply.body);
+}
+
+bool CapacityRefusal(const forkd::HttpResponse& reply) {
+  if (reply.status == 503 || reply.status == 507) return true;
+  if (reply.status != 409) return false;
+  const Json body = Json::parse(reply.body, nullptr, false);
+  const std::string code = body.is_object() ? body.value("code", std::string()) : std::string();
+  return code == "insufficient_resources" || code == "busy";
+}
+
+}  // namespace
+
+Result<forkd::HttpResponse> ClusterRouter::Call(const std::string& node, const std::string& method,
+                                                const std::string& target, const std::string& body,
+                                                const std::string& content_type) const {
+  const std::shared_ptr<const cluster::ClusterIndex> index = cache_.Snapshot();
+  const cluster::NodeInfo* info = index->Node(node);
+  if (info == nullptr) return Status::Unavailable("node " + node + " is not alive");
+  FE_ASSIGN_OR_RETURN(http::HttpClient client, NodeClient(*info));
+  std::vector<std::pair<std::string, std::string>> headers;
+  if (!options_.node_token.empty()) headers.emplace_back("Authorization", "Bearer " + options_.node_token);
+  if (!content_type.empty()) headers.emplace_back("Content-Type", content_type);
+  Result<http::Response> answer = client.Send(method, target, body, headers);
+  if (!answer.ok()) return Status::Unavailable(answer.status().message());
+  Reply reply;
+  reply.status = answer->status;
+  reply.body = std::move(answer->body);
+  return reply;
+}
+
+forkd::HttpResponse ClusterRouter::ForkInstance(const Request& request, const Params& params) {
+  std::shared_ptr<const cluster::ClusterIndex> index = cache_.Snapshot();
+  const std::string& named = params.front();
+  const auto by_name = index->ids_by_name.find(named);
+  const std::string id = by_name != index->ids_by_name.end() ? by_name->second : named;
+  const cluster::TemplateInfo* source = nullptr;
+  for (const cluster::TemplateInfo& held : index->templates) {
+    if (held.id == id) source = &held;
+  }
+  const Json body = Json::parse(request.body, nullptr, false);
+  // Anything but a plain fork of a marked template is its owner's to answer (and to refuse).
+  if (source == nullptr || source->content_hash.empty() || !body.is_object() ||
+      (body.contains("from_running") && body["from_running"] != false) ||
+      (body.contains("count") && !body["count"].is_number_integer())) {
+    return ToOwner(request, params);
+  }
+  const int count = body.value("count", 1);
+  if (count < 1 || count > 64) return ToOwner(request, params);
+  const std::string original = source->original;
+  std::map<std::string, cluster::TemplateInfo> copies;  // node -> its copy of the template
+  for (const cluster::TemplateInfo& held : index->templates) {
+    if (held.original == original) copies.emplace(held.node, held);
+  }
+  cluster::PlacementNeed need;
+  need.hypervisor = source->hypervisor;
+  need.vcpus = source->vcpus * count;
+  for (const auto& [node, copy] : copies) need.holders.push_back(node);
+
+  auto fork_on = [&](const std::string& node, const std::string& copy_id) -> Result<Reply> {
+    Request forward = request;
+    forward.path = "/v1/instances/" + copy_id + "/fork";
+    return Forward(*cache_.Snapshot()->Node(node), forward, request.body);
+  };
+  std::string refusals;
+  Result<std::vector<std::string>> holders = [&] {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return cluster::RankNodes(*index, need, random_, options_.best_of);
+  }();
+  if (holders.ok()) {
+    for (const std::string& node : *holders) {
+      Result<Reply> reply = fork_on(node, copies.at(node).id);
+      if (reply.ok() && !CapacityRefusal(*reply)) return std::move(*reply);
+      refusals += (refusals.empty() ? "" : "; ") +
+                  (reply.ok() ? node + " answered " + std::to_string(reply->status) : reply.status().message());
+    }
+  } else {
+    refusals = holders.status().message();
+  }
+
+  // No holder has room: replicate to the best node that has, then fork there.
+  cluster::PlacementNeed anywhere = need;
+  anywhere.holders.clear();
+  Result<std::vector<std::string>> ranked = [&] {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return cluster::RankNodes(*index, anywhere, random_, options_.best_of);
+  }();
+  std::vector<std::string> targets;
+  if (ranked.ok()) {
+    for (const std::string& node : *ranked) {
+      if (copies.count(node) == 0) targets.push_back(node);
+    }
+  }
+  if (targets.empty()) {
+    return ErrorReply(Status::InsufficientResources("template " + original + ": no holder has room (" + refusals +
+                                                    ") and no other node can take " + std::to_string(need.vcpus) +
+                                                    " vCPUs"));
+  }
+  const std::string& target = targets.front();
+  std::lock_guard<std::mutex> one_at_a_time(replication_mutex_);
+  // A replication that finished while this one waited may have made the copy this one needs.
+  std::string replica_id;
+  for (const cluster::TemplateInfo& held : cache_.Snapshot()->templates) {
+    if (held.original == original && held.node == target) replica_id = held.id;
+  }
+  if (replica_id.empty()) {
+    const auto origin = copies.find(index->OwnerOf(original));
+    const cluster::TemplateInfo& from = origin != copies.end() ? origin->second : copies.begin()->second;
+    Result<std::string> replicated = Replicate(from, target);
+    if (!replicated.ok()) return ErrorReply(replicated.status());
+    replica_id = *replicated;
+  }
+  Result<Reply> reply = fork_on(target, replica_id);
+  return reply.ok() ? std::move(*reply) : ErrorReply(reply.status());
+}
+
+Result<std::string> ClusterRouter::Replicate(const cluster::TemplateInfo& source, const std::string& target) {
+  const std::string files = "/v1/instances/" + source.id + "/files";
+  FE_ASSIGN_OR_RETURN(Reply described, Call(source.node, "GET", files, ""));
+  if (described.status != 200) return StepFailed(source.node, "GET " + files, described);
+  FE_ASSIGN_OR_RETURN(Reply begun, Call(target, "POST", "/v1/uploads", described.body));
+  if (begun.status != 201) return StepFailed(target, "POST /v1/uploads", begun);
+  const Json upload = Json::parse(begun.body, nullptr, false);
+  if (!upload.is_object() || !upload.contains("id") || !upload["id"].is_string() || !upload.contains("missing")) {
+    return Status::InvalidContent("node " + target + ": POST /v1/uploads: not an upload: " + begun.body);
+  }
+  const std::string upload_id = upload["id"];
+  Reverter reverter;
+  reverter.Add("remove upload " + upload_id + " on " + target, [this, target, upload_id] {
+    Result<Reply> removed = Call(target, "DELETE", "/v1/uploads/" + upload_id, "");
+    return removed.ok() ? Status::Ok() : removed.status();
+  });
+  uint64_t bytes = 0;
+  for (const Json& missing : upload["missing"]) {
+    const std::string path = missing.value("path", std::string());
+    const std::string offset = std::to_string(missing.value("offset", uint64_t{0}));
+    const std::string length = std::to_string(missing.value("length", uint64_t{0}));
+    const std::string read = files + "/content?path=" + Encode(path) + "&offset=" + offset + "&length=" + length;
+    FE_ASSIGN_OR_RETURN(Reply chunk, Call(source.node, "GET", read, ""));
+    if (chunk.status != 200) return StepFailed(source.node, "GET " + read, chunk);
+    const std::string write = "/v1/uploads/" + upload_id + "/chunk?path=" + Encode(path) + "&offset=" + offset;
+    FE_ASSIGN_OR_RETURN(Reply put, Call(target, "PUT", write, chunk.body, "application/octet-stream"));
+    if (put.status != 200) return StepFailed(target, "PUT " + write, put);
+    bytes += chunk.body.size();
+  }
+  std::string suffix;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    static constexpr char kHex[] = "0123456789abcdef";
+    for (int i = 0; i < 8; ++i) suffix += kHex[random_() & 15];
+  }
+  const std::string name = source.name.substr(0, 40) + "-r-" + suffix;
+  const Json create{{"name", name}, {"hypervisor", source.hypervisor}, {"upload", upload_id}};
+  FE_ASSIGN_OR_RETURN(Reply created, Call(target, "POST", "/v1/instances", create.dump()));
+  if (created.status != 201)
+    return StepFailed(target, "POST /v1/instances (import of upload " + upload_id + ")", created);
+  reverter.Commit();  // the import removed the upload
+  const Json replica = Json::parse(created.body, nullptr, false);
+  if (!replica.is_object() || !replica.contains("id") || !replica["id"].is_string()) {
+    return Status::InvalidContent("node " + target + ": the import answered no instance: " + created.body);
+  }
+  Log(LogLevel::kInfo, "replicated template " + source.original + " from " + source.node + " (" + source.id + ") to " +
+                           target + " as " + replica["id"].get<std::string>() + ": " +
+                           std::to_string(upload["missing"].size()) + " chunks, " + std::to_string(bytes) + " bytes");
+  return replica["id"].get<std::string>();
+}
+
+}  // namespace fe::engine::router
