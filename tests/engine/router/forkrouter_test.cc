@@ -85,13 +85,16 @@ class ForkRouterTest : public forkd::test::ForkdTest {
   void StartNode(int i) {
     const std::string name = "n" + std::to_string(i);
     const std::string api = network_->Address(i) + ":" + std::to_string(kApiPort);
-    nodes_[i] = std::make_unique<ForkdProcess>(
-        scratch_ + "/" + name, temp_->Sub("run/" + name + ".sock"), temp_->Sub(name + ".log"),
-        std::vector<std::string>{"--cluster-etcd", etcd_->Endpoints(), "--cluster", "t", "--node-name", name,
-                                 "--cluster-lease-ttl-s", "2", "--listen-tcp", api, "--token-file", token_file_,
-                                 "--subnet", "10.9" + std::to_string(i) + ".0.0/16", "--manage-taps", "off",
-                                 // Pools refill at once, however busy the machine is (a build beside the tests).
-                                 "--pool-tick-ms", "20", "--busy-threshold", "1"});
+    std::vector<std::string> arguments{"--cluster-etcd", etcd_->Endpoints(), "--cluster", "t", "--node-name", name,
+                                       "--cluster-lease-ttl-s", "2", "--listen-tcp", api, "--token-file", token_file_,
+                                       "--subnet", "10.9" + std::to_string(i) + ".0.0/16", "--manage-taps", "off",
+                                       // Pools refill at once, however busy the machine is (a build beside the tests).
+                                       "--pool-tick-ms", "20", "--busy-threshold", "1"};
+    if (node_arguments_.count(i) != 0) {
+      arguments.insert(arguments.end(), node_arguments_[i].begin(), node_arguments_[i].end());
+    }
+    nodes_[i] = std::make_unique<ForkdProcess>(scratch_ + "/" + name, temp_->Sub("run/" + name + ".sock"),
+                                               temp_->Sub(name + ".log"), std::move(arguments));
     nodes_[i]->SetLauncher(network_->Exec(i));
     FE_ASSERT_OK(nodes_[i]->Start());
     FE_ASSERT_OK(nodes_[i]->WaitReady());
@@ -147,6 +150,7 @@ class ForkRouterTest : public forkd::test::ForkdTest {
   std::string token_file_;
   std::vector<std::unique_ptr<ForkdProcess>> nodes_;
   std::vector<std::unique_ptr<ForkdProcess>> routers_;
+  std::map<int, std::vector<std::string>> node_arguments_;  // more forkd arguments of node i
 };
 
 TEST_F(ForkRouterTest, AForkThroughTheRouterLandsOnTheOnlyHolderAndEveryInstanceSaysItsNode) {
@@ -325,6 +329,71 @@ TEST_F(ForkRouterTest, OneOfThreeEtcdMembersDownChangesNothingTwoDownRefusesChan
     if (!accepted) std::this_thread::sleep_for(100ms);
   }
   EXPECT_TRUE(accepted) << "quorum back: changes are accepted again";
+}
+
+TEST_F(ForkRouterTest, AForkNoHolderHasRoomForReplicatesTheTemplateSparseAndUnchangedAndTheNextSpillsToTheReplica) {
+  node_arguments_[1] = {"--cpu-budget", "1"};  // the template's node: no room for two forks at once
+  ASSERT_NO_FATAL_FAILURE(StartCluster(3));
+  Json body{
+      {"name", "tmpl"}, {"hypervisor", "cloud-hypervisor"}, {"import_dir", guest_}, {"template", true}, {"node", "n1"}};
+  const ApiResponse tmpl = router().Post("/v1/instances", body);
+  ASSERT_EQ(tmpl.status, 201) << tmpl.body;
+  const std::string tmpl_id = tmpl.json["id"];
+  const std::string source_volume = scratch_ + "/n1/volumes/" + tmpl_id;
+  Result<std::map<std::string, fe::test::Digest>> before = forkd::test::TreeDigests(source_volume);
+  ASSERT_TRUE(before.ok() && !before->empty()) << source_volume;
+  // The template is in the index before the fork asks for it.
+  const auto published = std::chrono::steady_clock::now() + 5s;
+  while (router().Get("/v1/nodes").json["nodes"][1].value("templates", 0) < 1 &&
+         std::chrono::steady_clock::now() < published) {
+    std::this_thread::sleep_for(20ms);
+  }
+
+  const ApiResponse first = router().Post("/v1/instances/tmpl/fork", Json{{"name", "a"}, {"count", 2}});
+  ASSERT_EQ(first.status, 201) << first.body << RouterLog();
+  const std::string target = first.json["forks"][0]["instance"]["node"];
+  EXPECT_NE(target, "n1") << "the holder has no room for 2 vCPUs";
+  Json replica;
+  const ApiResponse on_target = node(target == "n0" ? 0 : 2).Get("/v1/instances");
+  for (const Json& instance : on_target.json["instances"]) {
+    if (instance.contains("template")) replica = instance;
+  }
+  ASSERT_FALSE(replica.is_null()) << "the template was replicated to " << target << ": " << on_target.body;
+  EXPECT_EQ(replica["template"]["replica_of"], tmpl_id);
+  EXPECT_EQ(replica["template"]["content_hash"], tmpl.json["template"]["content_hash"]);
+  EXPECT_EQ(first.json["forks"][0]["instance"]["parent_id"], replica["id"]);
+  // Only the data travelled: the 65 MiB disk with 1 MiB of data stays sparse on the target.
+  const ApiResponse usage =
+      node(target == "n0" ? 0 : 2).Get("/v1/instances/" + replica["id"].get<std::string>() + "/usage");
+  ASSERT_EQ(usage.status, 200) << usage.body;
+  EXPECT_LT(usage.json["allocated_bytes"].get<uint64_t>(), 8 * fe::test::kMiB) << usage.body;
+  EXPECT_GT(usage.json["logical_bytes"].get<uint64_t>(), 64 * fe::test::kMiB) << usage.body;
+  Result<std::map<std::string, fe::test::Digest>> after = forkd::test::TreeDigests(source_volume);
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(*after, *before) << "a replication only reads its source";
+
+  // The next fork of the same template spills to the replica's node: no second copy is made.
+  ASSERT_TRUE(OwnershipPublished(replica["id"]));
+  const auto indexed = std::chrono::steady_clock::now() + 5s;
+  while (router().Get("/v1/nodes").json["nodes"][target == "n0" ? 0 : 2].value("templates", 0) < 1 &&
+         std::chrono::steady_clock::now() < indexed) {
+    std::this_thread::sleep_for(20ms);
+  }
+  const ApiResponse second = router().Post("/v1/instances/" + tmpl_id + "/fork", Json{{"name", "b"}, {"count", 2}});
+  ASSERT_EQ(second.status, 201) << second.body << RouterLog();
+  EXPECT_EQ(second.json["forks"][0]["instance"]["node"], target);
+  size_t templates = 0;
+  for (int i = 0; i < 3; ++i) {
+    const ApiResponse listed = node(i).Get("/v1/instances");
+    for (const Json& instance : listed.json["instances"]) templates += instance.contains("template");
+  }
+  EXPECT_EQ(templates, 2u) << "the original and one replica";
+  // A fork that fits the holder stays there.
+  const ApiResponse third = router().Post("/v1/instances/tmpl/fork", Json{{"name", "c"}});
+  ASSERT_EQ(third.status, 201) << third.body;
+  EXPECT_EQ(third.json["forks"][0]["instance"]["node"] == "n1" || third.json["forks"][0]["instance"]["node"] == target,
+            true);
+  EXPECT_EQ(StatusAndCode(router().Get("/v1/uploads/u-0000000000000000")), "422 unsupported");
 }
 
 }  // namespace
