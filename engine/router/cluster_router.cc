@@ -21,7 +21,23 @@ using Json = nlohmann::json;
 using forkd::ErrorReply;
 using forkd::JsonReply;
 
-// RFC 3986 unreserved characters stay; every other byte is %XX.
+std::string Target(const forkd::HttpRequest& request) {
+  std::string target = request.path;
+  for (size_t i = 0; i < request.query.size(); ++i) {
+    target += i == 0 ? '?' : '&';
+    target += PercentEncode(request.query[i].first);
+    if (!request.query[i].second.empty()) {
+      target += '=';
+      target += PercentEncode(request.query[i].second);
+    }
+  }
+  return target;
+}
+
+bool IsChange(const std::string& method) { return method == "POST" || method == "DELETE" || method == "PUT"; }
+
+}  // namespace
+
 std::string PercentEncode(std::string_view text) {
   static constexpr char kHex[] = "0123456789ABCDEF";
   std::string encoded;
@@ -37,32 +53,13 @@ std::string PercentEncode(std::string_view text) {
   return encoded;
 }
 
-std::string Target(const forkd::HttpRequest& request) {
-  std::string target = request.path;
-  for (size_t i = 0; i < request.query.size(); ++i) {
-    target += i == 0 ? '?' : '&';
-    target += PercentEncode(request.query[i].first);
-    if (!request.query[i].second.empty()) {
-      target += '=';
-      target += PercentEncode(request.query[i].second);
-    }
-  }
-  return target;
-}
-
-// Whether a node's refusal means "not here, try another node": it is out of CPU, space or service,
-// never a refusal of the request itself (a taken name, a bad body).
-bool TryNext(const forkd::HttpResponse& reply) {
+bool IsCapacityRefusal(const forkd::HttpResponse& reply) {
   if (reply.status == 503 || reply.status == 507) return true;
   if (reply.status != 409) return false;
   const Json body = Json::parse(reply.body, nullptr, false);
   const std::string code = body.is_object() ? body.value("code", std::string()) : std::string();
   return code == "insufficient_resources" || code == "busy";
 }
-
-bool IsChange(const std::string& method) { return method == "POST" || method == "DELETE" || method == "PUT"; }
-
-}  // namespace
 
 void MarkNode(Json& reply, const std::string& node) {
   if (!reply.is_object()) return;
@@ -245,7 +242,7 @@ forkd::HttpResponse ClusterRouter::ForwardToFirstTaker(const std::vector<std::st
       refusals += (refusals.empty() ? "" : "; ") + reply.status().message();
       continue;
     }
-    if (!TryNext(*reply)) return std::move(*reply);
+    if (!IsCapacityRefusal(*reply)) return std::move(*reply);
     refusals += (refusals.empty() ? "" : "; ") + name + " answered " + std::to_string(reply->status);
     last = std::move(*reply);
   }

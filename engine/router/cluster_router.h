@@ -117,6 +117,14 @@ class ClusterRouter {
   std::mutex replication_mutex_;
 };
 
+// RFC 3986 unreserved characters stay; every other byte is %XX (a query value the router sends on).
+std::string PercentEncode(std::string_view text);
+
+// Whether a node's refusal means "not here, try another node": it is out of CPU, space or service
+// (503, 507, a 409 insufficient_resources or busy), never a refusal of the request itself (a taken
+// name, a bad body).
+bool IsCapacityRefusal(const forkd::HttpResponse& reply);
+
 // Adds "node": `node` to every instance and pool a forkd reply carries: an instance, a pool,
 // {"instances"}, {"forks": [{"instance"}]}, {"instance"}, {"pools"}.
 void MarkNode(nlohmann::json& reply, const std::string& node);

@@ -23,32 +23,9 @@ namespace {
 using Json = nlohmann::json;
 using forkd::ErrorReply;
 
-std::string Encode(std::string_view text) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string encoded;
-  for (unsigned char c : text) {
-    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
-      encoded += static_cast<char>(c);
-    } else {
-      encoded += '%';
-      encoded += kHex[c >> 4];
-      encoded += kHex[c & 15];
-    }
-  }
-  return encoded;
-}
-
 // A node's refusal of one step of a replication, as a Status with the code its HTTP status maps to.
 Status StepFailed(const std::string& node, const std::string& step, const forkd::HttpResponse& reply) {
   return http::HttpError("node " + node + ": " + step, reply.status, reply.body);
-}
-
-bool CapacityRefusal(const forkd::HttpResponse& reply) {
-  if (reply.status == 503 || reply.status == 507) return true;
-  if (reply.status != 409) return false;
-  const Json body = Json::parse(reply.body, nullptr, false);
-  const std::string code = body.is_object() ? body.value("code", std::string()) : std::string();
-  return code == "insufficient_resources" || code == "busy";
 }
 
 }  // namespace
@@ -112,7 +89,7 @@ forkd::HttpResponse ClusterRouter::ForkInstance(const Request& request, const Pa
   if (holders.ok()) {
     for (const std::string& node : *holders) {
       Result<Reply> reply = fork_on(node, copies.at(node).id);
-      if (reply.ok() && !CapacityRefusal(*reply)) return std::move(*reply);
+      if (reply.ok() && !IsCapacityRefusal(*reply)) return std::move(*reply);
       refusals += (refusals.empty() ? "" : "; ") +
                   (reply.ok() ? node + " answered " + std::to_string(reply->status) : reply.status().message());
     }
@@ -177,10 +154,10 @@ Result<std::string> ClusterRouter::Replicate(const cluster::TemplateInfo& source
     const std::string path = missing.value("path", std::string());
     const std::string offset = std::to_string(missing.value("offset", uint64_t{0}));
     const std::string length = std::to_string(missing.value("length", uint64_t{0}));
-    const std::string read = files + "/content?path=" + Encode(path) + "&offset=" + offset + "&length=" + length;
+    const std::string read = files + "/content?path=" + PercentEncode(path) + "&offset=" + offset + "&length=" + length;
     FE_ASSIGN_OR_RETURN(Reply chunk, Call(source.node, "GET", read, ""));
     if (chunk.status != 200) return StepFailed(source.node, "GET " + read, chunk);
-    const std::string write = "/v1/uploads/" + upload_id + "/chunk?path=" + Encode(path) + "&offset=" + offset;
+    const std::string write = "/v1/uploads/" + upload_id + "/chunk?path=" + PercentEncode(path) + "&offset=" + offset;
     FE_ASSIGN_OR_RETURN(Reply put, Call(target, "PUT", write, chunk.body, "application/octet-stream"));
     if (put.status != 200) return StepFailed(target, "PUT " + write, put);
     bytes += chunk.body.size();
