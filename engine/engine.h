@@ -153,7 +153,7 @@ enum class SourcePause {
 };
 
 struct ForkRequest {
-  std::string name;  // with count > 1: forks are named <name>-1 .. <name>-<count>
+  std::string name;  // with count > 1: forks are named <name>-1 .. <name>-<count> (see first_index)
   bool from_running = false;
   std::optional<InstanceState> target_state;  // default: the source's state
   int count = 1;                              // 1..64, all or nothing
@@ -166,7 +166,13 @@ struct ForkRequest {
   // the guest dirtied (the comparison the benchmark prints).
   bool preflush = true;
   SourcePause source_pause = SourcePause::kShort;
+  int first_index = 0;  // 0: the default naming above
 };
+
+// The names of a fork's instances: <name> for one; <name>-1 .. <name>-<count> for more; and
+// <name>-<first_index> .. <name>-<first_index + count - 1> when first_index is set (a router splitting
+// one fan-out across nodes gives each node its part of the numbers).
+std::vector<std::string> FanOutNames(const ForkRequest& request);
 
 // Where a fork's time went, in microseconds.
 struct ForkPhases {

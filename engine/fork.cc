@@ -29,6 +29,7 @@ namespace fe::engine {
 namespace {
 
 constexpr int kMaxForkCount = 64;
+constexpr int kMaxFirstIndex = 1'000'000;
 
 Result<std::vector<std::string>> ForkNames(const ForkRequest& request) {
   if (request.count < 1 || request.count > kMaxForkCount) {
@@ -37,12 +38,11 @@ Result<std::vector<std::string>> ForkNames(const ForkRequest& request) {
   }
   if (request.target_state == InstanceState::kCreating)
     return Status::InvalidArgument("target_state Creating is not a state to fork into");
-  std::vector<std::string> names;
-  if (request.count == 1) {
-    names.push_back(request.name);
-  } else {
-    for (int i = 1; i <= request.count; ++i) names.push_back(request.name + "-" + std::to_string(i));
+  if (request.first_index < 0 || request.first_index > kMaxFirstIndex) {
+    return Status::InvalidArgument("fork first_index " + std::to_string(request.first_index) + " is not 0.." +
+                                   std::to_string(kMaxFirstIndex));
   }
+  std::vector<std::string> names = FanOutNames(request);
   for (const std::string& name : names) FE_RETURN_IF_ERROR(ValidateInstanceName(name));
   return names;
 }
@@ -82,6 +82,14 @@ void LogFork(const ForkOutcome& outcome, const Instance& source) {
 }
 
 }  // namespace
+
+std::vector<std::string> FanOutNames(const ForkRequest& request) {
+  if (request.count <= 1 && request.first_index == 0) return {request.name};
+  const int first = request.first_index == 0 ? 1 : request.first_index;
+  std::vector<std::string> names;
+  for (int i = first; i < first + request.count; ++i) names.push_back(request.name + "-" + std::to_string(i));
+  return names;
+}
 
 nlohmann::json ForkPhasesToJson(const ForkPhases& phases) {
   nlohmann::json json{{"lock_wait_us", phases.lock_wait_us},

@@ -77,4 +77,35 @@ Result<std::vector<std::string>> RankNodes(const ClusterIndex& index, const Plac
   return ranked;
 }
 
+Result<std::vector<std::pair<std::string, int>>> SplitCount(const ClusterIndex& index,
+                                                            const std::vector<std::string>& nodes,
+                                                            const PlacementNeed& one, int count) {
+  std::vector<std::pair<std::string, int>> room;
+  std::string said;
+  for (const std::string& name : nodes) {
+    const NodeInfo* node = index.Node(name);
+    if (node == nullptr || !Ineligible(*node, one).empty()) continue;
+    const int fits = node->cpu_budget_vcpus > 0
+                         ? (node->cpu_budget_vcpus - node->cpu_used_vcpus) / std::max(1, one.vcpus)
+                         : count;
+    room.emplace_back(name, std::min(fits, count));
+    said += (said.empty() ? "" : ", ") + name + " " + std::to_string(fits);
+  }
+  std::stable_sort(room.begin(), room.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+  std::vector<std::pair<std::string, int>> parts;
+  int left = count;
+  for (const auto& [name, fits] : room) {
+    if (left == 0) break;
+    if (fits == 0) continue;
+    parts.emplace_back(name, std::min(fits, left));
+    left -= parts.back().second;
+  }
+  if (left > 0) {
+    return Status::InsufficientResources("room for " + std::to_string(count - left) + " of " + std::to_string(count) +
+                                         " instances of " + std::to_string(one.vcpus) + " vCPUs across the nodes (" +
+                                         (said.empty() ? std::string("none eligible") : said) + ")");
+  }
+  return parts;
+}
+
 }  // namespace fe::engine::cluster

@@ -40,4 +40,12 @@ std::string Ineligible(const NodeInfo& node, const PlacementNeed& need);
 Result<std::vector<std::string>> RankNodes(const ClusterIndex& index, const PlacementNeed& need,
                                            std::mt19937_64& random, size_t k = 2);
 
+// A fan-out of `count` instances of `one.vcpus` each that no single node takes, split across the
+// `nodes` eligible for one of them (in the order given, ranked): the parts (node, instances), taken
+// from the nodes with the most room first, as few nodes as that allows. A node without a CPU budget
+// has room for all. InsufficientResources, saying each node's room, when together they lack it.
+Result<std::vector<std::pair<std::string, int>>> SplitCount(const ClusterIndex& index,
+                                                            const std::vector<std::string>& nodes,
+                                                            const PlacementNeed& one, int count);
+
 }  // namespace fe::engine::cluster

@@ -108,7 +108,7 @@ Reply ApiServer::ForkInstance(const Params& params, const Query&, std::string_vi
     reply.instance = params[0];
     return reply;
   }
-  NameClaim claim(names_, ForkNames(request->name, request->count));
+  NameClaim claim(names_, engine::FanOutNames(*request));
   if (!claim.status().ok()) {
     metrics_.RecordForkFailure(claim.status().code(), request->count);
     Reply reply = ErrorReply(claim.status());

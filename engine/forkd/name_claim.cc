@@ -22,11 +22,5 @@ void NameClaim::Settle(bool made) {
   reservations_->Settle(names_, made);
 }
 
-std::vector<std::string> ForkNames(const std::string& name, int count) {
-  if (count <= 1) return {name};
-  std::vector<std::string> names;
-  for (int i = 1; i <= count; ++i) names.push_back(name + "-" + std::to_string(i));
-  return names;
-}
 
 }  // namespace fe::engine::forkd

@@ -30,7 +30,4 @@ class NameClaim {
   bool settled_ = false;
 };
 
-// The names a fork request gives its forks: `name`, or name-1 .. name-<count>.
-std::vector<std::string> ForkNames(const std::string& name, int count);
-
 }  // namespace fe::engine::forkd

@@ -116,7 +116,8 @@ Result<engine::ForkRequest> ParseForkRequest(std::string_view body) {
   if (!json.ok()) return json.status();
   JsonFields fields = BodyFields(*json);
   FE_RETURN_IF_ERROR(
-      fields.RejectUnknown({"name", "from_running", "target_state", "count", "memory", "preflush", "source_pause"}));
+      fields.RejectUnknown({"name", "from_running", "target_state", "count", "memory", "preflush", "source_pause",
+                            "first_index"}));
   engine::ForkRequest request;
   FE_RETURN_IF_ERROR(fields.String("name", request.name, JsonFields::kRequired));
   FE_RETURN_IF_ERROR(fields.Bool("from_running", request.from_running));
@@ -125,6 +126,7 @@ Result<engine::ForkRequest> ParseForkRequest(std::string_view body) {
   FE_RETURN_IF_ERROR(ReadMemoryMode(fields, &request.memory));
   FE_RETURN_IF_ERROR(fields.Bool("preflush", request.preflush));
   FE_RETURN_IF_ERROR(ReadSourcePause(fields, &request.source_pause));
+  FE_RETURN_IF_ERROR(ReadInt(fields, "first_index", &request.first_index));
   return request;
 }
 

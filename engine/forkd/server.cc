@@ -25,10 +25,7 @@ Names CreatedName(const std::vector<std::string>&, std::string_view body) {
 Names ForkNames(const std::vector<std::string>&, std::string_view body) {
   Result<engine::ForkRequest> request = ParseForkRequest(body);
   if (!request.ok()) return std::nullopt;
-  if (request->count <= 1) return std::vector<std::string>{request->name};
-  std::vector<std::string> names;
-  for (int i = 1; i <= request->count; ++i) names.push_back(request->name + "-" + std::to_string(i));
-  return names;
+  return engine::FanOutNames(*request);
 }
 
 Names AcquiredName(const std::vector<std::string>&, std::string_view body) {

@@ -11,8 +11,9 @@
 //   GET /v1/instances, pools  every live node's answer merged, each instance and pool with `node`;
 //                             instances whose node does not answer are listed under `unreachable`
 //   instances/{id}/fork       of a marked template: among the nodes holding it or a replica of it
-//                             (placement as for a create), each asked with its own copy's id; when
-//                             none has room, the template is replicated to a node that has
+//                             (placement as for a create), each asked with its own copy's id; a
+//                             fan-out no holder takes whole is split across them (all or nothing);
+//                             when they lack room, the template is replicated to a node that has
 //                             (template_replication.cc) and forked there. Else: the owner
 //   pools/{name}/acquire      the node with the most ready members of a pool of that name
 //   uploads/...               node-local (422), as storage
@@ -82,6 +83,11 @@ class ClusterRouter {
   Reply Acquire(const Request&, const Params&);
   // template_replication.cc
   Reply ForkInstance(const Request&, const Params&);
+  // Forks `body`'s count in `parts` (node, instances), each on that node's copy (copy_ids), the names
+  // numbered on from part to part; when a part fails, the forks of the others are deleted.
+  Reply ForkInParts(const Request& request, const nlohmann::json& body,
+                    const std::vector<std::pair<std::string, int>>& parts,
+                    const std::map<std::string, std::string>& copy_ids);
   // Copies template `source` (its node's copy) to node `target` through an upload, and imports it
   // there: the replica's id on `target`.
   Result<std::string> Replicate(const cluster::TemplateInfo& source, const std::string& target);

@@ -76,11 +76,20 @@ forkd::HttpResponse ClusterRouter::ForkInstance(const Request& request, const Pa
   need.vcpus = source->vcpus * count;
   for (const auto& [node, copy] : copies) need.holders.push_back(node);
 
-  auto fork_on = [&](const std::string& node, const std::string& copy_id) -> Result<Reply> {
+  std::map<std::string, std::string> copy_ids;  // node -> its copy's id
+  for (const auto& [node, copy] : copies) copy_ids[node] = copy.id;
+  auto fork_on = [&](const std::string& node) -> Result<Reply> {
     Request forward = request;
-    forward.path = "/v1/instances/" + copy_id + "/fork";
-    return Forward(*cache_.Snapshot()->Node(node), forward, request.body);
+    forward.path = "/v1/instances/" + copy_ids.at(node) + "/fork";
+    const std::shared_ptr<const cluster::ClusterIndex> now = cache_.Snapshot();
+    const cluster::NodeInfo* info = now->Node(node);
+    if (info == nullptr) return Status::Unavailable("node " + node + " is not alive");
+    return Forward(*info, forward, request.body);
   };
+  cluster::PlacementNeed one = need;
+  one.vcpus = source->vcpus;
+
+  // 1. A holder with room for the whole fork.
   std::string refusals;
   Result<std::vector<std::string>> holders = [&] {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -88,7 +97,7 @@ forkd::HttpResponse ClusterRouter::ForkInstance(const Request& request, const Pa
   }();
   if (holders.ok()) {
     for (const std::string& node : *holders) {
-      Result<Reply> reply = fork_on(node, copies.at(node).id);
+      Result<Reply> reply = fork_on(node);
       if (reply.ok() && !IsCapacityRefusal(*reply)) return std::move(*reply);
       refusals += (refusals.empty() ? "" : "; ") +
                   (reply.ok() ? node + " answered " + std::to_string(reply->status) : reply.status().message());
@@ -96,41 +105,99 @@ forkd::HttpResponse ClusterRouter::ForkInstance(const Request& request, const Pa
   } else {
     refusals = holders.status().message();
   }
+  // 2. A fan-out split across the holders.
+  std::vector<std::string> holder_nodes = need.holders;
+  if (count > 1) {
+    Result<std::vector<std::pair<std::string, int>>> parts = cluster::SplitCount(*index, holder_nodes, one, count);
+    if (parts.ok()) return ForkInParts(request, body, *parts, copy_ids);
+  }
 
-  // No holder has room: replicate to the best node that has, then fork there.
-  cluster::PlacementNeed anywhere = need;
-  anywhere.holders.clear();
-  Result<std::vector<std::string>> ranked = [&] {
-    std::lock_guard<std::mutex> lock(mutex_);
-    return cluster::RankNodes(*index, anywhere, random_, options_.best_of);
-  }();
-  std::vector<std::string> targets;
-  if (ranked.ok()) {
-    for (const std::string& node : *ranked) {
-      if (copies.count(node) == 0) targets.push_back(node);
+  // 3. Replicate to the best other node (one with room for it all first), then fork there or split.
+  std::string target;
+  for (const cluster::PlacementNeed* wanted : {&need, &one}) {
+    cluster::PlacementNeed anywhere = *wanted;
+    anywhere.holders.clear();
+    Result<std::vector<std::string>> ranked = [&] {
+      std::lock_guard<std::mutex> lock(mutex_);
+      return cluster::RankNodes(*index, anywhere, random_, options_.best_of);
+    }();
+    for (const std::string& node : ranked.ok() ? *ranked : std::vector<std::string>{}) {
+      if (copies.count(node) == 0 && target.empty()) target = node;
+    }
+    if (!target.empty()) break;
+  }
+  if (target.empty()) {
+    return ErrorReply(Status::InsufficientResources("template " + original + ": no holder has room (" + refusals +
+                                                    ") and no other node can take one of " + std::to_string(count) +
+                                                    " forks of " + std::to_string(one.vcpus) + " vCPUs"));
+  }
+  {
+    std::lock_guard<std::mutex> one_at_a_time(replication_mutex_);
+    // A replication that finished while this one waited may have made the copy this one needs.
+    const std::shared_ptr<const cluster::ClusterIndex> now = cache_.Snapshot();
+    for (const cluster::TemplateInfo& held : now->templates) {
+      if (held.original == original && held.node == target) copy_ids[target] = held.id;
+    }
+    if (copy_ids.count(target) == 0) {
+      const auto origin = copies.find(index->OwnerOf(original));
+      const cluster::TemplateInfo& from = origin != copies.end() ? origin->second : copies.begin()->second;
+      Result<std::string> replicated = Replicate(from, target);
+      if (!replicated.ok()) return ErrorReply(replicated.status());
+      copy_ids[target] = *replicated;
     }
   }
-  if (targets.empty()) {
-    return ErrorReply(Status::InsufficientResources("template " + original + ": no holder has room (" + refusals +
-                                                    ") and no other node can take " + std::to_string(need.vcpus) +
-                                                    " vCPUs"));
+  if (cluster::Ineligible(*index->Node(target), need).empty()) {
+    Result<Reply> reply = fork_on(target);
+    return reply.ok() ? std::move(*reply) : ErrorReply(reply.status());
   }
-  const std::string& target = targets.front();
-  std::lock_guard<std::mutex> one_at_a_time(replication_mutex_);
-  // A replication that finished while this one waited may have made the copy this one needs.
-  std::string replica_id;
-  for (const cluster::TemplateInfo& held : cache_.Snapshot()->templates) {
-    if (held.original == original && held.node == target) replica_id = held.id;
+  holder_nodes.push_back(target);
+  Result<std::vector<std::pair<std::string, int>>> parts = cluster::SplitCount(*index, holder_nodes, one, count);
+  if (!parts.ok()) return ErrorReply(parts.status().Annotate("template " + original));
+  return ForkInParts(request, body, *parts, copy_ids);
+}
+
+forkd::HttpResponse ClusterRouter::ForkInParts(const Request& request, const Json& body,
+                                               const std::vector<std::pair<std::string, int>>& parts,
+                                               const std::map<std::string, std::string>& copy_ids) {
+  int first = body.value("first_index", 0) == 0 ? 1 : body.value("first_index", 1);
+  Json forks = Json::array();
+  std::vector<std::pair<std::string, std::string>> made;  // (node, instance id)
+  for (const auto& [node, instances] : parts) {
+    Json part = body;
+    part["count"] = instances;
+    part["first_index"] = first;
+    first += instances;
+    Request forward = request;
+    forward.path = "/v1/instances/" + copy_ids.at(node) + "/fork";
+    // The index is held while its node is used: a watch event may replace it meanwhile.
+    const std::shared_ptr<const cluster::ClusterIndex> now = cache_.Snapshot();
+    const cluster::NodeInfo* info = now->Node(node);
+    Result<Reply> reply = info != nullptr ? Forward(*info, forward, part.dump())
+                                          : Result<Reply>(Status::Unavailable("node " + node + " is not alive"));
+    const Json answered = reply.ok() && reply->status == 201 ? Json::parse(reply->body, nullptr, false) : Json();
+    if (!answered.is_object() || !answered.contains("forks")) {
+      // All or nothing: what the other parts made is deleted again.
+      size_t undone = 0;
+      for (const auto& [made_on, id] : made) {
+        Result<Reply> removed = Call(made_on, "DELETE", "/v1/instances/" + id, "");
+        if (removed.ok() && removed->status == 204) ++undone;
+      }
+      const std::string what = "part of " + std::to_string(instances) + " forks on " + node + " failed; " +
+                               std::to_string(undone) + " of the " + std::to_string(made.size()) +
+                               " forks the other parts made were deleted";
+      if (!reply.ok()) return ErrorReply(reply.status().Annotate(what));
+      Reply refused = std::move(*reply);
+      refused.error = what + ": " + refused.body;
+      return refused;
+    }
+    for (const Json& fork : answered["forks"]) {
+      made.emplace_back(node, fork["instance"].value("id", std::string()));
+      forks.push_back(fork);
+    }
   }
-  if (replica_id.empty()) {
-    const auto origin = copies.find(index->OwnerOf(original));
-    const cluster::TemplateInfo& from = origin != copies.end() ? origin->second : copies.begin()->second;
-    Result<std::string> replicated = Replicate(from, target);
-    if (!replicated.ok()) return ErrorReply(replicated.status());
-    replica_id = *replicated;
-  }
-  Result<Reply> reply = fork_on(target, replica_id);
-  return reply.ok() ? std::move(*reply) : ErrorReply(reply.status());
+  Log(LogLevel::kInfo,
+      "fork of " + std::to_string(made.size()) + " split across " + std::to_string(parts.size()) + " nodes");
+  return forkd::JsonReply(201, Json{{"forks", std::move(forks)}});
 }
 
 Result<std::string> ClusterRouter::Replicate(const cluster::TemplateInfo& source, const std::string& target) {

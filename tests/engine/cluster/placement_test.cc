@@ -123,3 +123,32 @@ TEST(PlacementTest, CommittedCpuIsAFractionOfTheBudget) {
 
 }  // namespace
 }  // namespace fe::engine::cluster
+
+namespace fe::engine::cluster {
+namespace {
+
+using Parts = std::vector<std::pair<std::string, int>>;
+
+TEST(SplitCountTest, AFanOutIsSplitAcrossTheNodesWithTheMostRoomFirstOnAsFewAsPossible) {
+  const ClusterIndex index = Index({Node("a", 4, 2), Node("b", 4, 1), Node("c", 8, 8)});
+  Result<Parts> parts = SplitCount(index, {"a", "b", "c"}, Need({}, "", "", "", 1), 5);
+  ASSERT_TRUE(parts.ok()) << parts.status().ToString();
+  EXPECT_EQ(*parts, (Parts{{"b", 3}, {"a", 2}}));
+  // Two vCPUs each: a has room for 1, b for 1.
+  Result<Parts> two = SplitCount(index, {"a", "b"}, Need({}, "", "", "", 2), 2);
+  ASSERT_TRUE(two.ok()) << two.status().ToString();
+  EXPECT_EQ(*two, (Parts{{"a", 1}, {"b", 1}}));
+  // A node without a budget takes all.
+  const ClusterIndex unlimited = Index({Node("a", 4, 3), Node("u", 0, 100)});
+  EXPECT_EQ(*SplitCount(unlimited, {"a", "u"}, Need(), 9), (Parts{{"u", 9}}));
+}
+
+TEST(SplitCountTest, TooLittleRoomTogetherIsInsufficientResourcesSayingEachNodesRoom) {
+  const ClusterIndex index = Index({Node("a", 4, 3), Node("b", 2, 0)});
+  Result<Parts> parts = SplitCount(index, {"a", "b", "gone"}, Need(), 4);
+  EXPECT_EQ(parts.status().code(), ErrorCode::kInsufficientResources);
+  EXPECT_NE(parts.status().message().find("a 1, b 2"), std::string::npos) << parts.status().ToString();
+}
+
+}  // namespace
+}  // namespace fe::engine::cluster

@@ -396,5 +396,46 @@ TEST_F(ForkRouterTest, AForkNoHolderHasRoomForReplicatesTheTemplateSparseAndUnch
   EXPECT_EQ(StatusAndCode(router().Get("/v1/uploads/u-0000000000000000")), "422 unsupported");
 }
 
+TEST_F(ForkRouterTest, AFanOutNoNodeTakesWholeIsSplitAcrossHoldersNumberedOnAndAFailedPartUndoesTheOthers) {
+  for (int i = 0; i < 3; ++i) node_arguments_[i] = {"--cpu-budget", "2"};
+  ASSERT_NO_FATAL_FAILURE(StartCluster(3));
+  const ApiResponse tmpl = router().Post("/v1/instances", Json{{"name", "tmpl"},
+                                                               {"hypervisor", "cloud-hypervisor"},
+                                                               {"import_dir", guest_},
+                                                               {"template", true},
+                                                               {"node", "n1"}});
+  ASSERT_EQ(tmpl.status, 201) << tmpl.body;
+  ASSERT_TRUE(OwnershipPublished(tmpl.json["id"]));
+  const auto published = std::chrono::steady_clock::now() + 5s;
+  while (router().Get("/v1/nodes").json["nodes"][1].value("templates", 0) < 1 &&
+         std::chrono::steady_clock::now() < published) {
+    std::this_thread::sleep_for(20ms);
+  }
+
+  // Three forks of one vCPU, two vCPUs per node: two on the holder, one on a replica elsewhere.
+  const ApiResponse split = router().Post("/v1/instances/tmpl/fork", Json{{"name", "c"}, {"count", 3}});
+  ASSERT_EQ(split.status, 201) << split.body << RouterLog();
+  ASSERT_EQ(split.json["forks"].size(), 3u);
+  std::map<std::string, std::string> node_of;
+  for (const Json& fork : split.json["forks"]) node_of[fork["instance"]["name"]] = fork["instance"]["node"];
+  EXPECT_EQ(node_of, (std::map<std::string, std::string>{{"c-1", "n1"}, {"c-2", "n1"}, {"c-3", node_of["c-3"]}}));
+  EXPECT_NE(node_of["c-3"], "n1");
+
+  // A part refused (its name is taken on the cluster) takes back what the other parts made.
+  ASSERT_EQ(CreateThrough(router(), "d-4", "n0").status, 201);
+  const auto replica_indexed = std::chrono::steady_clock::now() + 5s;
+  while (router().Get("/v1/nodes").json["nodes"][node_of["c-3"] == "n0" ? 0 : 2].value("templates", 0) < 1 &&
+         std::chrono::steady_clock::now() < replica_indexed) {
+    std::this_thread::sleep_for(20ms);
+  }
+  EXPECT_EQ(StatusAndCode(router().Post("/v1/instances/tmpl/fork", Json{{"name", "d"}, {"count", 4}})),
+            "409 already_exists")
+      << RouterLog();
+  for (const char* name : {"d-1", "d-2", "d-3"}) {
+    EXPECT_EQ(StatusAndCode(router().Get(std::string("/v1/instances/") + name)), "404 not_found") << name;
+  }
+  EXPECT_EQ(router().Get("/v1/instances/d-4").status, 200) << "the instance that was there stays";
+}
+
 }  // namespace
 }  // namespace fe::engine::router
