@@ -58,6 +58,7 @@ struct Options {
   std::string cluster = "default";
   std::string node_name;
   std::string advertise_api;
+  std::string cpu_model;
   int64_t cluster_lease_ttl_s = 10;
   std::string token_file;
   std::string backend = "auto";
@@ -153,7 +154,7 @@ cluster::PublisherOptions ClusterNode(const Options& options) {
   publisher.node.api = options.advertise_api.empty() ? options.listen_tcp : options.advertise_api;
   publisher.node.version = FE_VERSION;
   publisher.node.hypervisors = hypervisor::registry::SupportedKinds();
-  publisher.node.cpu_model = cluster::HostCpuModel();
+  publisher.node.cpu_model = options.cpu_model.empty() ? cluster::HostCpuModel() : options.cpu_model;
   publisher.lease_ttl = std::chrono::seconds(options.cluster_lease_ttl_s);
   return publisher;
 }
@@ -425,6 +426,10 @@ int main(int argc, char** argv) {
   app.add_option("--node-name", options.node_name, "this node's name in the cluster (default: the host name)");
   app.add_option("--advertise-api", options.advertise_api,
                  "HOST:PORT others reach this node's TCP API at (default: --listen-tcp)");
+  app.add_option("--cpu-model", options.cpu_model,
+                 "the CPU model this node publishes (default: /proc/cpuinfo's model name); a Standby template is "
+                 "replicated and forked only among nodes that publish its node's model, so give nodes whose CPUs "
+                 "restore each other's snapshots one name");
   app.add_option("--cluster-lease-ttl-s", options.cluster_lease_ttl_s,
                  "seconds after which a node that stopped renewing its lease is dead to the cluster")
       ->check(CLI::Range(int64_t{1}, int64_t{600}))

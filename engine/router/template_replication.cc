@@ -21,6 +21,9 @@ namespace fe::engine::router {
 namespace {
 
 using Json = nlohmann::json;
+
+// Rounds of a replication's chunks before it gives up on a target that keeps losing them.
+constexpr int kReplicationRounds = 3;
 using forkd::ErrorReply;
 
 // A node's refusal of one step of a replication, as a Status with the code its HTTP status maps to.
@@ -74,6 +77,11 @@ forkd::HttpResponse ClusterRouter::ForkInstance(const Request& request, const Pa
   cluster::PlacementNeed need;
   need.hypervisor = source->hypervisor;
   need.vcpus = source->vcpus * count;
+  // A snapshot restores on the CPU model it was taken on: a Standby template's forks and replicas stay
+  // on nodes publishing its node's model.
+  if (source->state == "Standby" && index->Node(source->node) != nullptr) {
+    need.cpu_model = index->Node(source->node)->cpu_model;
+  }
   for (const auto& [node, copy] : copies) need.holders.push_back(node);
 
   std::map<std::string, std::string> copy_ids;  // node -> its copy's id
@@ -216,18 +224,44 @@ Result<std::string> ClusterRouter::Replicate(const cluster::TemplateInfo& source
     Result<Reply> removed = Call(target, "DELETE", "/v1/uploads/" + upload_id, "");
     return removed.ok() ? Status::Ok() : removed.status();
   });
+  // Chunks go one by one; one lost on the way (a connection cut, a node's 5xx) is sent again in the
+  // next round, which asks the target what it still misses (the upload survives even its restart).
   uint64_t bytes = 0;
-  for (const Json& missing : upload["missing"]) {
-    const std::string path = missing.value("path", std::string());
-    const std::string offset = std::to_string(missing.value("offset", uint64_t{0}));
-    const std::string length = std::to_string(missing.value("length", uint64_t{0}));
-    const std::string read = files + "/content?path=" + PercentEncode(path) + "&offset=" + offset + "&length=" + length;
-    FE_ASSIGN_OR_RETURN(Reply chunk, Call(source.node, "GET", read, ""));
-    if (chunk.status != 200) return StepFailed(source.node, "GET " + read, chunk);
-    const std::string write = "/v1/uploads/" + upload_id + "/chunk?path=" + PercentEncode(path) + "&offset=" + offset;
-    FE_ASSIGN_OR_RETURN(Reply put, Call(target, "PUT", write, chunk.body, "application/octet-stream"));
-    if (put.status != 200) return StepFailed(target, "PUT " + write, put);
-    bytes += chunk.body.size();
+  size_t sent = 0;
+  Json missing_now = upload["missing"];
+  for (int round = 1;; ++round) {
+    Status lost = Status::Ok();
+    for (const Json& missing : missing_now) {
+      const std::string path = missing.value("path", std::string());
+      const std::string offset = std::to_string(missing.value("offset", uint64_t{0}));
+      const std::string length = std::to_string(missing.value("length", uint64_t{0}));
+      const std::string read =
+          files + "/content?path=" + PercentEncode(path) + "&offset=" + offset + "&length=" + length;
+      Result<Reply> chunk = Call(source.node, "GET", read, "");
+      if (chunk.ok() && chunk->status != 200) lost = StepFailed(source.node, "GET " + read, *chunk);
+      if (!chunk.ok()) lost = chunk.status();
+      if (!lost.ok()) break;
+      const std::string write = "/v1/uploads/" + upload_id + "/chunk?path=" + PercentEncode(path) + "&offset=" + offset;
+      Result<Reply> put = Call(target, "PUT", write, chunk->body, "application/octet-stream");
+      if (put.ok() && put->status != 200) lost = StepFailed(target, "PUT " + write, *put);
+      if (!put.ok()) lost = put.status();
+      if (!lost.ok()) break;
+      bytes += chunk->body.size();
+      ++sent;
+    }
+    if (lost.ok()) break;
+    const bool transient =
+        lost.code() == ErrorCode::kUnavailable || lost.code() == ErrorCode::kIo || lost.code() == ErrorCode::kInternal;
+    if (!transient || round == kReplicationRounds) return lost.Annotate("replication round " + std::to_string(round));
+    Log(LogLevel::kWarning, "replication of " + source.original + " to " + target + ": " + lost.ToString() +
+                                "; asking " + target + " what it still misses");
+    FE_ASSIGN_OR_RETURN(Reply status, Call(target, "GET", "/v1/uploads/" + upload_id, ""));
+    if (status.status != 200) return StepFailed(target, "GET /v1/uploads/" + upload_id, status);
+    const Json progress = Json::parse(status.body, nullptr, false);
+    if (!progress.is_object() || !progress.contains("missing")) {
+      return Status::InvalidContent("node " + target + ": GET /v1/uploads/" + upload_id + ": " + status.body);
+    }
+    missing_now = progress["missing"];
   }
   std::string suffix;
   {
@@ -246,8 +280,8 @@ Result<std::string> ClusterRouter::Replicate(const cluster::TemplateInfo& source
     return Status::InvalidContent("node " + target + ": the import answered no instance: " + created.body);
   }
   Log(LogLevel::kInfo, "replicated template " + source.original + " from " + source.node + " (" + source.id + ") to " +
-                           target + " as " + replica["id"].get<std::string>() + ": " +
-                           std::to_string(upload["missing"].size()) + " chunks, " + std::to_string(bytes) + " bytes");
+                           target + " as " + replica["id"].get<std::string>() + ": " + std::to_string(sent) +
+                           " chunks, " + std::to_string(bytes) + " bytes");
   return replica["id"].get<std::string>();
 }
 

@@ -331,8 +331,9 @@ TEST_F(ForkRouterTest, OneOfThreeEtcdMembersDownChangesNothingTwoDownRefusesChan
   EXPECT_TRUE(accepted) << "quorum back: changes are accepted again";
 }
 
-TEST_F(ForkRouterTest, AForkNoHolderHasRoomForReplicatesTheTemplateSparseAndUnchangedAndTheNextSpillsToTheReplica) {
+TEST_F(ForkRouterTest, AForkNoHolderHasRoomForReplicatesTheTemplateSparseAndUnchangedToANodeOfItsCpuModel) {
   node_arguments_[1] = {"--cpu-budget", "1"};  // the template's node: no room for two forks at once
+  node_arguments_[2] = {"--cpu-model", "Another CPU"};  // cannot restore the template's snapshot
   ASSERT_NO_FATAL_FAILURE(StartCluster(3));
   Json body{
       {"name", "tmpl"}, {"hypervisor", "cloud-hypervisor"}, {"import_dir", guest_}, {"template", true}, {"node", "n1"}};
@@ -352,7 +353,7 @@ TEST_F(ForkRouterTest, AForkNoHolderHasRoomForReplicatesTheTemplateSparseAndUnch
   const ApiResponse first = router().Post("/v1/instances/tmpl/fork", Json{{"name", "a"}, {"count", 2}});
   ASSERT_EQ(first.status, 201) << first.body << RouterLog();
   const std::string target = first.json["forks"][0]["instance"]["node"];
-  EXPECT_NE(target, "n1") << "the holder has no room for 2 vCPUs";
+  EXPECT_EQ(target, "n0") << "the holder has no room for 2 vCPUs, and n2 has another CPU model";
   Json replica;
   const ApiResponse on_target = node(target == "n0" ? 0 : 2).Get("/v1/instances");
   for (const Json& instance : on_target.json["instances"]) {
