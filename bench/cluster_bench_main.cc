@@ -10,7 +10,11 @@
 //      (the difference of the medians; target <= 1 ms);
 //   2. placement throughput: `clients` concurrent clients create instances through the router with no
 //      node named (placement by the index), creates/s and how they spread over the nodes;
-//   3. death to no placements: kill -9 of one node, then the time until the router's index has no
+//   3. replication: the sample imported as a template on n0 (whose CPU budget is 1 vCPU) beside a plain
+//      import (the price of the template's file list), then a fork of two through the router, which
+//      n0 has no room for: the template is replicated to another node and forked there (the time,
+//      the bytes moved, MB/s), and the same fork again, which spills to the replica without a copy;
+//   4. death to no placements: kill -9 of one node, then the time until the router's index has no
 //      such node (its lease runs out: at most the TTL plus a renewal round), and a create after it.
 #include <sys/socket.h>
 
@@ -102,7 +106,9 @@ Status StartCluster(const ForkdBenchSite& site, const Options& options, Cluster&
                                {"--loop-pool", "none", "--cluster-etcd", etcd_url, "--cluster", "bench", "--node-name",
                                 name, "--cluster-lease-ttl-s", std::to_string(options.lease_ttl_s), "--listen-tcp",
                                 "127.0.0.1:" + std::to_string(FreeLoopbackPort()), "--token-file", token,
-                                "--manage-taps", "off", "--subnet", "10.20" + std::to_string(i) + ".0.0/16"},
+                                "--manage-taps", "off", "--subnet", "10.20" + std::to_string(i) + ".0.0/16",
+                                // n0 holds the templates: no room for two forks at once (section 3).
+                                "--cpu-budget", i == 0 ? "1" : "0"},
                                dir + "/" + name + ".log"));
   }
   cluster.router_socket = dir + "/router.sock";
@@ -235,8 +241,55 @@ Status DeathToNoPlacements(const ForkdBenchSite& site, const Options& options, C
     FE_RETURN_IF_ERROR(created.status());
     on_dead += created->value("node", "") == "n2";
   }
-  std::printf("\n3. kill -9 of n2 -> no placements on it: %.0f ms (lease TTL %d s); 20 creates after it, %d on n2\n",
+  std::printf("\n4. kill -9 of n2 -> no placements on it: %.0f ms (lease TTL %d s); 20 creates after it, %d on n2\n",
               gone_ms, options.lease_ttl_s, on_dead);
+  return Status::Ok();
+}
+
+Status Replication(const ForkdBenchSite& site, Cluster& cluster) {
+  PoolApi router(cluster.router_socket);
+  PoolApi n0(cluster.node_sockets[0]);
+  auto import = [&](const std::string& name, bool as_template) -> Result<double> {
+    Json body{{"name", name}, {"hypervisor", "cloud-hypervisor"}, {"import_dir", site.sample_dir()}, {"node", "n0"}};
+    if (as_template) body["template"] = true;
+    const auto start = std::chrono::steady_clock::now();
+    FE_RETURN_IF_ERROR(router.Post("/v1/instances", body, 201).status());
+    return MillisSince(start);
+  };
+  FE_ASSIGN_OR_RETURN(double plain_ms, import("plain-import", false));
+  FE_ASSIGN_OR_RETURN(double template_ms, import("golden", true));
+  FE_ASSIGN_OR_RETURN(Json files, n0.Get("/v1/instances/golden/files"));
+  uint64_t data_bytes = 0;
+  for (const Json& file : files["files"]["files"]) {
+    for (const Json& chunk : file.value("chunks", Json::array())) data_bytes += chunk["length"].get<uint64_t>();
+  }
+  // The router forks only what its index shows as a template.
+  for (auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);;) {
+    FE_ASSIGN_OR_RETURN(Json nodes, router.Get("/v1/nodes"));
+    if (nodes["nodes"][0].value("templates", 0) >= 2) break;
+    if (std::chrono::steady_clock::now() > deadline) return Status::TimedOut("the template never reached the index");
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  auto fork_two = [&](const std::string& name, std::string* node) -> Result<double> {
+    const auto start = std::chrono::steady_clock::now();
+    FE_ASSIGN_OR_RETURN(Json forked, router.Post("/v1/instances/golden/fork", Json{{"name", name}, {"count", 2}}, 201));
+    const double ms = MillisSince(start);
+    *node = forked["forks"][0]["instance"].value("node", std::string());
+    return ms;
+  };
+  std::string replica_node, spill_node;
+  FE_ASSIGN_OR_RETURN(double replicate_ms, fork_two("spread", &replica_node));
+  // The replica reaches the index in its node's next round; the next fork must find it there.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  FE_ASSIGN_OR_RETURN(double spill_ms, fork_two("spill", &spill_node));
+  const double copy_s = (replicate_ms - spill_ms) / 1e3;
+  std::printf("\n3. replication (sample instance: %.0f MiB of data in its files)\n", data_bytes / 1048576.0);
+  std::printf(
+      "   import on n0: %.0f ms plain, %.0f ms as a template (its file list: one read and SHA-256 of the data)\n",
+      plain_ms, template_ms);
+  std::printf("   fork of 2, n0 without room: %.0f ms, replicated to %s and forked there (%.0f MB/s moved)\n",
+              replicate_ms, replica_node.c_str(), copy_s > 0 ? data_bytes / 1e6 / copy_s : 0.0);
+  std::printf("   the same fork again: %.0f ms on %s (the replica: no copy)\n", spill_ms, spill_node.c_str());
   return Status::Ok();
 }
 
@@ -248,6 +301,7 @@ Status Run(const Options& options) {
     FE_RETURN_IF_ERROR(StartCluster(*site, options, cluster));
     FE_RETURN_IF_ERROR(ForkLatency(*site, options, cluster));
     FE_RETURN_IF_ERROR(PlacementThroughput(*site, options, cluster));
+    FE_RETURN_IF_ERROR(Replication(*site, cluster));
     FE_RETURN_IF_ERROR(DeathToNoPlacements(*site, options, cluster));
     (void)cluster.router.Stop();
     for (ForkdDaemon& node : cluster.nodes) (void)node.Stop();
