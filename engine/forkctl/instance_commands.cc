@@ -20,6 +20,8 @@ struct CreateArguments {
   std::string import_dir;
   std::string state;
   int vcpus = 0;
+  bool as_template = false;
+  std::string node;
 };
 
 int RunCreate(const GlobalOptions& options, const CreateArguments& args) {
@@ -33,6 +35,8 @@ int RunCreate(const GlobalOptions& options, const CreateArguments& args) {
   }
   if (!args.state.empty()) body["state"] = args.state;
   if (args.vcpus > 0) body["vcpus"] = args.vcpus;
+  if (args.as_template) body["template"] = true;
+  if (!args.node.empty()) body["node"] = args.node;
   return RunRequest(
       options, [&](const ApiClient& client) { return client.Post("/v1/instances", body); },
       [](const json& instance) { return "created " + InstanceSummary(instance); });
@@ -121,6 +125,9 @@ void AddInstanceCommands(CLI::App& app, std::shared_ptr<GlobalOptions> options, 
   create->add_option("NAME", create_args->name, "Instance name (DNS label)")->required();
   create->add_option("--hypervisor", create_args->hypervisor, "cloud-hypervisor, qemu or firecracker")->required();
   create->add_option("--import", create_args->import_dir, "Guest directory to clone in (it is not modified)");
+  create->add_flag("--template", create_args->as_template,
+                   "Mark it a template: it never runs, is forked, and through forkrouter may be replicated");
+  create->add_option("--node", create_args->node, "Through forkrouter: the cluster node to create it on");
   create->add_option("--vcpus", create_args->vcpus, "vCPUs the instance counts against a pool")
       ->check(CLI::PositiveNumber);
   create->add_option("--state", create_args->state,

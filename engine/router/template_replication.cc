@@ -22,6 +22,10 @@ namespace {
 
 using Json = nlohmann::json;
 
+int64_t Millis(std::chrono::steady_clock::time_point from, std::chrono::steady_clock::time_point to) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(to - from).count();
+}
+
 // Rounds of a replication's chunks before it gives up on a target that keeps losing them.
 constexpr int kReplicationRounds = 3;
 using forkd::ErrorReply;
@@ -209,6 +213,7 @@ forkd::HttpResponse ClusterRouter::ForkInParts(const Request& request, const Jso
 }
 
 Result<std::string> ClusterRouter::Replicate(const cluster::TemplateInfo& source, const std::string& target) {
+  const auto start = std::chrono::steady_clock::now();
   const std::string files = "/v1/instances/" + source.id + "/files";
   FE_ASSIGN_OR_RETURN(Reply described, Call(source.node, "GET", files, ""));
   if (described.status != 200) return StepFailed(source.node, "GET " + files, described);
@@ -271,7 +276,9 @@ Result<std::string> ClusterRouter::Replicate(const cluster::TemplateInfo& source
   }
   const std::string name = source.name.substr(0, 40) + "-r-" + suffix;
   const Json create{{"name", name}, {"hypervisor", source.hypervisor}, {"upload", upload_id}};
+  const auto import_start = std::chrono::steady_clock::now();
   FE_ASSIGN_OR_RETURN(Reply created, Call(target, "POST", "/v1/instances", create.dump()));
+  const auto done = std::chrono::steady_clock::now();
   if (created.status != 201)
     return StepFailed(target, "POST /v1/instances (import of upload " + upload_id + ")", created);
   reverter.Commit();  // the import removed the upload
@@ -281,7 +288,9 @@ Result<std::string> ClusterRouter::Replicate(const cluster::TemplateInfo& source
   }
   Log(LogLevel::kInfo, "replicated template " + source.original + " from " + source.node + " (" + source.id + ") to " +
                            target + " as " + replica["id"].get<std::string>() + ": " + std::to_string(sent) +
-                           " chunks, " + std::to_string(bytes) + " bytes");
+                           " chunks, " + std::to_string(bytes) + " bytes in " +
+                           std::to_string(Millis(start, import_start)) + " ms, imported in " +
+                           std::to_string(Millis(import_start, done)) + " ms");
   return replica["id"].get<std::string>();
 }
 

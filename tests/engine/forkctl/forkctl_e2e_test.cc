@@ -233,6 +233,18 @@ TEST_F(ForkctlEndToEndTest, EventsShowAForksLifeAndUsageShowsInLsAndShow) {
   EXPECT_NE(show.out.find("measured by fiemap"), std::string::npos) << show.out;
 }
 
+TEST_F(ForkctlEndToEndTest, CreateTemplateMarksATemplateThatForksButNeverRuns) {
+  const std::string dir = scratch_ + "/sample-golden";
+  ASSERT_EQ(Forkctl({"sample-instance", dir, "--disk-size", "64M", "--memory-size", "8M"}).exit_code, 0);
+  json golden = ForkctlJson({"create", "golden", "--hypervisor", "cloud-hypervisor", "--import", dir, "--template"});
+  ASSERT_TRUE(golden.contains("template")) << golden.dump(2);
+  EXPECT_EQ(golden["template"]["content_hash"].get<std::string>().size(), 64u);
+  EXPECT_EQ(Forkctl({"fork", "golden", "--name", "from-golden"}).exit_code, 0);
+  Invocation restored = Forkctl({"restore", "golden"});
+  EXPECT_EQ(restored.exit_code, 1);
+  EXPECT_NE(restored.err.find("template"), std::string::npos) << restored.err;
+}
+
 TEST_F(ForkctlEndToEndTest, ServerErrorsPrintTheMessageCodeAndStatusAndExitOne) {
   ImportSample("template");
 
