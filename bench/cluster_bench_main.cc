@@ -283,7 +283,7 @@ Status Replication(const ForkdBenchSite& site, Cluster& cluster) {
   std::printf(
       "   import on n0: %.0f ms plain, %.0f ms as a template (its file list: one read and SHA-256 of the data)\n",
       plain_ms, template_ms);
-  std::printf("   fork of 2, n0 without room: %.0f ms, replicated to %s and forked there (%.0f MB/s moved)\n",
+  std::printf("   fork of 2, n0 without room: %.0f ms, replicated to %s and forked there (%.0f MB/s of data, copy and import together)\n",
               replicate_ms, replica_node.c_str(), copy_s > 0 ? data_bytes / 1e6 / copy_s : 0.0);
   std::printf("   the same fork again: %.0f ms on %s (the replica: no copy)\n", spill_ms, spill_node.c_str());
   // The router's account of the copy and the import, from its log.
