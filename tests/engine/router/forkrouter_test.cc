@@ -115,6 +115,17 @@ class ForkRouterTest : public forkd::test::ForkdTest {
     return false;
   }
 
+  // Whether the router's index comes to show at least `count` templates on node `i` (a node publishes
+  // a new template in a round it starts at once, after the reply).
+  bool RouterSeesTemplates(int i, int count) const {
+    const auto deadline = std::chrono::steady_clock::now() + 5s;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (router().Get("/v1/nodes").json["nodes"][i].value("templates", 0) >= count) return true;
+      std::this_thread::sleep_for(20ms);
+    }
+    return false;
+  }
+
   ApiResponse CreateThrough(const ApiClient& client, const std::string& name, const std::string& on = "") const {
     Json body{{"name", name}, {"hypervisor", "cloud-hypervisor"}, {"import_dir", guest_}};
     if (!on.empty()) body["node"] = on;
@@ -332,7 +343,7 @@ TEST_F(ForkRouterTest, OneOfThreeEtcdMembersDownChangesNothingTwoDownRefusesChan
 }
 
 TEST_F(ForkRouterTest, AForkNoHolderHasRoomForReplicatesTheTemplateSparseAndUnchangedToANodeOfItsCpuModel) {
-  node_arguments_[1] = {"--cpu-budget", "1"};  // the template's node: no room for two forks at once
+  node_arguments_[1] = {"--cpu-budget", "1"};           // the template's node: no room for two forks at once
   node_arguments_[2] = {"--cpu-model", "Another CPU"};  // cannot restore the template's snapshot
   ASSERT_NO_FATAL_FAILURE(StartCluster(3));
   Json body{
@@ -344,11 +355,7 @@ TEST_F(ForkRouterTest, AForkNoHolderHasRoomForReplicatesTheTemplateSparseAndUnch
   Result<std::map<std::string, fe::test::Digest>> before = forkd::test::TreeDigests(source_volume);
   ASSERT_TRUE(before.ok() && !before->empty()) << source_volume;
   // The template is in the index before the fork asks for it.
-  const auto published = std::chrono::steady_clock::now() + 5s;
-  while (router().Get("/v1/nodes").json["nodes"][1].value("templates", 0) < 1 &&
-         std::chrono::steady_clock::now() < published) {
-    std::this_thread::sleep_for(20ms);
-  }
+  ASSERT_TRUE(RouterSeesTemplates(1, 1));
 
   const ApiResponse first = router().Post("/v1/instances/tmpl/fork", Json{{"name", "a"}, {"count", 2}});
   ASSERT_EQ(first.status, 201) << first.body << RouterLog();
@@ -375,11 +382,7 @@ TEST_F(ForkRouterTest, AForkNoHolderHasRoomForReplicatesTheTemplateSparseAndUnch
 
   // The next fork of the same template spills to the replica's node: no second copy is made.
   ASSERT_TRUE(OwnershipPublished(replica["id"]));
-  const auto indexed = std::chrono::steady_clock::now() + 5s;
-  while (router().Get("/v1/nodes").json["nodes"][target == "n0" ? 0 : 2].value("templates", 0) < 1 &&
-         std::chrono::steady_clock::now() < indexed) {
-    std::this_thread::sleep_for(20ms);
-  }
+  ASSERT_TRUE(RouterSeesTemplates(target == "n0" ? 0 : 2, 1));
   const ApiResponse second = router().Post("/v1/instances/" + tmpl_id + "/fork", Json{{"name", "b"}, {"count", 2}});
   ASSERT_EQ(second.status, 201) << second.body << RouterLog();
   EXPECT_EQ(second.json["forks"][0]["instance"]["node"], target);
@@ -407,11 +410,7 @@ TEST_F(ForkRouterTest, AFanOutNoNodeTakesWholeIsSplitAcrossHoldersNumberedOnAndA
                                                                {"node", "n1"}});
   ASSERT_EQ(tmpl.status, 201) << tmpl.body;
   ASSERT_TRUE(OwnershipPublished(tmpl.json["id"]));
-  const auto published = std::chrono::steady_clock::now() + 5s;
-  while (router().Get("/v1/nodes").json["nodes"][1].value("templates", 0) < 1 &&
-         std::chrono::steady_clock::now() < published) {
-    std::this_thread::sleep_for(20ms);
-  }
+  ASSERT_TRUE(RouterSeesTemplates(1, 1));
 
   // Three forks of one vCPU, two vCPUs per node: two on the holder, one on a replica elsewhere.
   const ApiResponse split = router().Post("/v1/instances/tmpl/fork", Json{{"name", "c"}, {"count", 3}});
@@ -424,11 +423,7 @@ TEST_F(ForkRouterTest, AFanOutNoNodeTakesWholeIsSplitAcrossHoldersNumberedOnAndA
 
   // A part refused (its name is taken on the cluster) takes back what the other parts made.
   ASSERT_EQ(CreateThrough(router(), "d-4", "n0").status, 201);
-  const auto replica_indexed = std::chrono::steady_clock::now() + 5s;
-  while (router().Get("/v1/nodes").json["nodes"][node_of["c-3"] == "n0" ? 0 : 2].value("templates", 0) < 1 &&
-         std::chrono::steady_clock::now() < replica_indexed) {
-    std::this_thread::sleep_for(20ms);
-  }
+  ASSERT_TRUE(RouterSeesTemplates(node_of["c-3"] == "n0" ? 0 : 2, 1));
   EXPECT_EQ(StatusAndCode(router().Post("/v1/instances/tmpl/fork", Json{{"name", "d"}, {"count", 4}})),
             "409 already_exists")
       << RouterLog();
