@@ -109,6 +109,7 @@ Result<engine::CreateRequest> ApiServer::ReplicaRequest(engine::CreateRequest re
   request.import_dir = staged.files_dir;
   FE_ASSIGN_OR_RETURN(engine::InstanceState state, engine::ParseRequestedState(staged.source.state));
   request.state = state;
+  request.vcpus = staged.source.vcpus;  // a replica is the template's copy, its forks cost what the template's do
   request.as_template = true;
   request.replica =
       engine::CreateRequest::Replica{staged.source.dir, staged.source.original_id, staged.source.content_hash};

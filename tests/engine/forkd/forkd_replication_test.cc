@@ -14,10 +14,12 @@ using test::StatusAndCode;
 
 class ForkdReplicationTest : public test::ForkdTest {
  protected:
-  Json ImportTemplate(const std::string& name) {
-    const ApiResponse created = api().Post(
-        "/v1/instances",
-        Json{{"name", name}, {"hypervisor", "cloud-hypervisor"}, {"import_dir", guest_}, {"template", true}});
+  Json ImportTemplate(const std::string& name, int vcpus = 1) {
+    const ApiResponse created = api().Post("/v1/instances", Json{{"name", name},
+                                                                 {"hypervisor", "cloud-hypervisor"},
+                                                                 {"import_dir", guest_},
+                                                                 {"template", true},
+                                                                 {"vcpus", vcpus}});
     EXPECT_EQ(created.status, 201) << created.body;
     return created.json;
   }
@@ -77,7 +79,7 @@ TEST_F(ForkdReplicationTest, ATemplateIsMarkedAtImportNeverRunsAndServesItsFiles
 
 TEST_F(ForkdReplicationTest, AnUploadChecksEveryChunkKeepsWhatItHadAcrossARestartAndImportsAsAReplica) {
   ASSERT_NO_FATAL_FAILURE(StartForkd());
-  const Json tmpl = ImportTemplate("tmpl");
+  const Json tmpl = ImportTemplate("tmpl", /*vcpus=*/2);
   const ApiResponse files = api().Get("/v1/instances/tmpl/files");
   ASSERT_EQ(files.status, 200);
 
@@ -123,6 +125,7 @@ TEST_F(ForkdReplicationTest, AnUploadChecksEveryChunkKeepsWhatItHadAcrossARestar
   EXPECT_EQ(replica.json["template"]["replica_of"], tmpl["id"]);
   EXPECT_EQ(replica.json["template"]["content_hash"], tmpl["template"]["content_hash"]);
   EXPECT_EQ(replica.json["state"], tmpl["state"]);
+  EXPECT_EQ(replica.json["vcpus"], 2) << "a replica costs what its template does";
   EXPECT_EQ(StatusAndCode(api().Get("/v1/uploads/" + upload)), "404 not_found") << "imported uploads are removed";
   EXPECT_EQ(api().Post("/v1/instances/replica/fork", Json{{"name", "from-replica"}}).status, 201);
   EXPECT_EQ(StatusAndCode(api().Delete("/v1/uploads/u-0000000000000000")), "404 not_found");
