@@ -131,5 +131,33 @@ TEST_F(ForkdReplicationTest, AnUploadChecksEveryChunkKeepsWhatItHadAcrossARestar
   EXPECT_EQ(StatusAndCode(api().Delete("/v1/uploads/u-0000000000000000")), "404 not_found");
 }
 
+TEST_F(ForkdReplicationTest, UploadsAreBoundedInNumberAndAnImportMustNameTheTemplatesHypervisor) {
+  ASSERT_NO_FATAL_FAILURE(StartForkd());
+  ImportTemplate("tmpl");
+  const ApiResponse files = api().Get("/v1/instances/tmpl/files");
+  ASSERT_EQ(files.status, 200);
+  Json first;
+  for (int i = 0; i < 16; ++i) {  // replication::UploadStore::kMaxUploads
+    const ApiResponse begun = api().Post("/v1/uploads", files.json);
+    ASSERT_EQ(begun.status, 201) << begun.body;
+    if (first.is_null()) first = begun.json;
+  }
+  EXPECT_EQ(StatusAndCode(api().Post("/v1/uploads", files.json)), "409 busy");
+
+  const std::string upload = first["id"];
+  // A complete upload is imported only as what it holds.
+  ASSERT_NO_FATAL_FAILURE(SendChunks("tmpl", first));
+  EXPECT_EQ(
+      StatusAndCode(api().Post("/v1/instances", Json{{"name", "other"}, {"hypervisor", "qemu"}, {"upload", upload}})),
+      "400 invalid_argument");
+  EXPECT_EQ(StatusAndCode(api().Post(
+                "/v1/instances",
+                Json{{"name", "other"}, {"hypervisor", "cloud-hypervisor"}, {"upload", "u-0123456789abcdef"}})),
+            "404 not_found");
+  EXPECT_EQ(api().Get("/v1/instances").json["instances"].size(), 1u) << "nothing was made of refused imports";
+  EXPECT_EQ(api().Delete("/v1/uploads/" + upload).status, 204);
+  EXPECT_EQ(api().Post("/v1/uploads", files.json).status, 201) << "a deleted upload makes room";
+}
+
 }  // namespace
 }  // namespace fe::engine::forkd

@@ -85,6 +85,26 @@ TEST_F(ForkdSlowClientsTest, HealthAndFiftyForksAreServedBesideIdleAndTricklingC
   ExpectOnlyCompleteInstances(api(), data_root_);
 }
 
+TEST_F(ForkdSlowClientsTest, AnUploadChunkMayBe16MiBWhileJsonBodiesStayWithin64KiB) {
+  StartForkd();
+  auto refusal = [&](const std::string& request_line, size_t length) {
+    UniqueFd connection = ConnectUnixSocket(socket_);
+    const std::string announce =
+        request_line + " HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(length) + "\r\n\r\n";
+    EXPECT_EQ(::send(connection.get(), announce.data(), announce.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(announce.size()));
+    char reply[512] = {};
+    EXPECT_GT(::recv(connection.get(), reply, sizeof(reply) - 1, 0), 0);
+    return std::string(reply);
+  };
+  const std::string chunk = refusal("PUT /v1/uploads/u-0123456789abcdef/chunk?path=a&offset=0", (16u << 20) + 1);
+  EXPECT_EQ(chunk.rfind("HTTP/1.1 413", 0), 0u) << chunk;
+  EXPECT_NE(chunk.find("16777216 bytes"), std::string::npos) << chunk;
+  const std::string json = refusal("POST /v1/instances", 64 * 1024 + 1);
+  EXPECT_EQ(json.rfind("HTTP/1.1 413", 0), 0u) << json;
+  EXPECT_NE(json.find("65536 bytes"), std::string::npos) << json;
+}
+
 TEST_F(ForkdSlowClientsTest, OversizedAndLengthlessBodiesAreRefusedBeforeTheyAreRead) {
   StartForkd();
   UniqueFd huge = ConnectUnixSocket(socket_);
