@@ -68,6 +68,13 @@ struct UploadStore::Upload {
   std::set<std::pair<std::string, uint64_t>> received;
   Clock::WallPoint touched;
   std::mutex mutex;  // received, touched, and the `received` log
+
+  // The list, and its chunks indexed by (path, offset).
+  void SetFiles(snapshot::GuestFileList list) {
+    files = std::move(list);
+    for (const snapshot::GuestFile& file : files.files)
+      for (const snapshot::FileChunk& chunk : file.chunks) chunks[{file.path, chunk.offset}] = chunk;
+  }
 };
 
 Json DescribeTemplate(const SourceTemplate& source, const snapshot::GuestFileList& files) {
@@ -127,9 +134,9 @@ Status UploadStore::Load(const std::string& id) {
   auto upload = std::make_shared<Upload>();
   upload->id = id;
   FE_ASSIGN_OR_RETURN(upload->source, SourceFromJson(JsonFields(json, dir + "/upload.json")));
-  FE_ASSIGN_OR_RETURN(upload->files, snapshot::GuestFileListFromJson(json["files"], dir + "/upload.json: files"));
-  for (const snapshot::GuestFile& file : upload->files.files)
-    for (const snapshot::FileChunk& chunk : file.chunks) upload->chunks[{file.path, chunk.offset}] = chunk;
+  FE_ASSIGN_OR_RETURN(snapshot::GuestFileList listed,
+                      snapshot::GuestFileListFromJson(json["files"], dir + "/upload.json: files"));
+  upload->SetFiles(std::move(listed));
   FE_ASSIGN_OR_RETURN(ConfinedDir files, ConfinedDir::Open(dir + "/files"));
   // Every chunk the log names is checked against its bytes: the log is written before the data is
   // known durable, and a torn last line is just not a chunk.
@@ -200,9 +207,7 @@ Result<UploadStatus> UploadStore::Begin(const Json& description) {
   auto upload = std::make_shared<Upload>();
   upload->id = NewUploadId();
   upload->source = source;
-  upload->files = files;
-  for (const snapshot::GuestFile& file : files.files)
-    for (const snapshot::FileChunk& chunk : file.chunks) upload->chunks[{file.path, chunk.offset}] = chunk;
+  upload->SetFiles(files);
   upload->touched = clock_.WallNow();
   const std::string dir = DirOf(upload->id);
   auto made = [&]() -> Status {
