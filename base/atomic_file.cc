@@ -8,6 +8,7 @@
 #include <cerrno>
 
 #include "base/deferred_sync.h"
+#include "base/fs_util.h"
 #include "base/unique_fd.h"
 
 namespace fe {
@@ -175,6 +176,27 @@ Status RemoveFileDurably(const std::string& path) {
   if (!fd) return Status::FromErrno(errno, "open", dir);
   if (::fsync(fd.get()) != 0) return Status::FromErrno(errno, "fsync", dir);
   return Status::Ok();
+}
+
+Result<std::vector<std::string>> RemoveTemporaryFilesOf(const std::string& path) {
+  const std::string dir = ParentOf(path);
+  const std::string prefix = NameOf(path) + std::string(kTemporaryInfix);
+  UniqueFd dir_fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dir_fd) return Status::FromErrno(errno, "open", dir);
+  std::vector<DirectoryEntry> entries;
+  FE_RETURN_IF_ERROR(ReadDirectory(dir_fd.get(), entries, dir));
+  std::vector<std::string> removed;
+  for (const DirectoryEntry& entry : entries) {
+    if (!entry.name.starts_with(prefix) || !IsTemporaryName(entry.name)) continue;
+    struct stat st;
+    if (::fstatat(dir_fd.get(), entry.name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode)) continue;
+    if (::unlinkat(dir_fd.get(), entry.name.c_str(), 0) != 0) {
+      return Status::FromErrno(errno, "remove", Display(dir, entry.name));
+    }
+    removed.push_back(entry.name);
+  }
+  if (!removed.empty() && ::fsync(dir_fd.get()) != 0) return Status::FromErrno(errno, "fsync", dir);
+  return removed;
 }
 
 bool IsTemporaryName(std::string_view name) {

@@ -13,6 +13,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "base/status.h"
 #include "base/unique_fd.h"
@@ -59,5 +60,10 @@ Status RemoveFileDurably(const std::string& path);
 
 // Whether `name` is a temporary file of these writers ("<something>.tmp-" and 6 characters).
 bool IsTemporaryName(std::string_view name);
+
+// Removes the temporary files a cut-short replacement of `path` left beside it ("<name>.tmp-XXXXXX",
+// regular files only) and returns their names. For an owner that holds `path` under a lock in a
+// directory it shares with other writers, so it may sweep only its own file's temporaries.
+Result<std::vector<std::string>> RemoveTemporaryFilesOf(const std::string& path);
 
 }  // namespace fe

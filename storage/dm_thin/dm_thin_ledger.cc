@@ -46,6 +46,9 @@ Result<std::unique_ptr<ThinLedger>> ThinLedger::Open(const std::string& path) {
   const std::string lock_path = path + ".lock";
   Result<FileLock> lock = FileLock::Acquire(lock_path, "ledger " + path);
   if (!lock.ok()) return lock.status();
+  // Under the lock no other process writes this ledger, so a temporary file of it is a crash's.
+  Result<std::vector<std::string>> leftovers = RemoveTemporaryFilesOf(path);
+  if (!leftovers.ok()) return leftovers.status().Annotate("ledger " + path);
   Result<State> state = Load(path);
   if (!state.ok()) return state.status();
   std::unique_ptr<ThinLedger> ledger(new ThinLedger(path, std::move(*lock)));

@@ -104,6 +104,24 @@ TEST_F(DmThinLedgerFileTest, FileIsJsonWrittenWithoutLeftovers) {
   }
 }
 
+TEST_F(DmThinLedgerFileTest, OpenRemovesItsOwnCutShortWritesAndLeavesAnotherLedgersAlone) {
+  {
+    std::unique_ptr<ThinLedger> ledger = Open();
+    ASSERT_NE(ledger, nullptr);
+    ASSERT_TRUE(ledger->BeginCreate("vm1", 8, std::nullopt).ok());
+  }
+  // What a kill -9 inside ReplaceFileDurably leaves: the ledger and a temporary file beside it.
+  ASSERT_TRUE(WriteFile(path_ + ".tmp-Zmg3iN", "{\"version\": 1, \"next").ok());
+  ASSERT_TRUE(WriteFile(dir_->Sub("other-pool.json.tmp-a1B2c3"), "{}").ok());
+  std::unique_ptr<ThinLedger> ledger = Open();
+  ASSERT_NE(ledger, nullptr);
+  EXPECT_FALSE(std::filesystem::exists(path_ + ".tmp-Zmg3iN"));
+  EXPECT_TRUE(std::filesystem::exists(dir_->Sub("other-pool.json.tmp-a1B2c3")))
+      << "another pool's ledger shares the directory; its writes are not this one's to remove";
+  ASSERT_TRUE(ledger->Find("vm1").has_value());
+  EXPECT_EQ(ledger->Find("vm1")->state, ThinState::kCreating);
+}
+
 TEST_F(DmThinLedgerFileTest, FailedWriteChangesNothingInMemory) {
   std::unique_ptr<ThinLedger> ledger = Open();
   ASSERT_NE(ledger, nullptr);
