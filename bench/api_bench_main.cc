@@ -1,7 +1,7 @@
 // forkbench-api: what a fork through forkd costs beyond its clone (issue #20).
 //
 //   forkbench-api [--forks 200] [--fan-outs 1,10,64] [--fan-out-repetitions 10]
-//                 [--instance-counts 10,1000,5000] [--forks-per-count 50] [--forkd PATH]
+//                 [--instance-counts 10,1000,5000] [--forks-per-count 50] [--listings 50] [--forkd PATH]
 //
 // Starts a real forkd on a temporary data root on a loop-mounted XFS (root needed) and imports a
 // sample Cloud Hypervisor standby instance (engine/forkctl/sample_instance.h). Measures, in one run
@@ -15,8 +15,11 @@
 //   3. fan-outs (one request with count N) for each of --fan-outs, --fan-out-repetitions times: the
 //      request's median, per fork, and beside it N x the backend's clone (target: at most that);
 //   4. single forks with N instances present for each of --instance-counts (made by fan-outs of 64,
-//      not timed), --forks-per-count each: median and p99, and the ratio to the first count (target:
-//      within 1.1).
+//      labelled, not timed), --forks-per-count each: median and p99, and the ratio to the first count
+//      (target: within 1.1);
+//   5. at each of those counts, --listings GET /v1/instances of each kind: filtered to one fan-out's
+//      label, the first page of 100 of a label held by a tenth and a state, and everything unfiltered
+//      (target: a filtered list at 5,000 instances under 20 ms).
 // A benchmark: it prints numbers against targets and never fails on them.
 #include <fmt/format.h>
 #include <stdlib.h>
@@ -54,6 +57,7 @@ struct Options {
   int fan_out_repetitions = 10;
   std::vector<int> instance_counts = {10, 1000, 5000};
   int forks_per_count = 50;
+  int listings = 50;
 };
 
 struct Floors {
@@ -102,10 +106,11 @@ constexpr const char* kPhases[] = {"total", "lock_wait", "clone", "rewrite", "me
 
 // One fork request of `count` forks named `name` (count 1) or `name-1..`; returns the round trip in ms
 // and appends each fork's phases to `phases`.
-Result<double> ForkOnce(PoolApi& api, const std::string& name, int count, PhaseSamples* phases) {
+Result<double> ForkOnce(PoolApi& api, const std::string& name, int count, PhaseSamples* phases,
+                        const Json& labels = Json::object()) {
   const Clock::time_point sent = Clock::now();
   FE_ASSIGN_OR_RETURN(Json reply, api.Post(fmt::format("/v1/instances/{}/fork", kTemplate),
-                                           Json{{"name", name}, {"count", count}}, 201));
+                                           Json{{"name", name}, {"count", count}, {"labels", labels}}, 201));
   const double round_trip = MillisSince(sent);
   if (phases != nullptr) {
     for (const Json& fork : reply["forks"]) {
@@ -182,7 +187,57 @@ Status MeasureFanOuts(PoolApi& api, const Floors& floors, const Options& options
   return Status::Ok();
 }
 
-// 4. Single-fork latency with many instances present.
+// 5. Listings with N instances present: round trips of `listings` requests each, median and p99.
+struct ListingRow {
+  int instances = 0;
+  std::vector<double> one_batch_ms, first_page_ms, everything_ms;
+  size_t one_batch = 0, first_page = 0, everything = 0;  // instances in each reply
+};
+
+Result<ListingRow> MeasureListings(PoolApi& api, int present, const std::string& batch, int listings) {
+  ListingRow row;
+  row.instances = present;
+  auto time = [&](const std::string& path, std::vector<double>& samples, size_t& listed) -> Status {
+    for (int i = 0; i < listings; ++i) {
+      FE_RETURN_IF_ERROR(CheckInterrupted());
+      const Clock::time_point sent = Clock::now();
+      FE_ASSIGN_OR_RETURN(Json reply, api.Get(path));
+      samples.push_back(MillisSince(sent));
+      listed = reply["instances"].size();
+    }
+    return Status::Ok();
+  };
+  FE_RETURN_IF_ERROR(time("/v1/instances?label=batch=" + batch, row.one_batch_ms, row.one_batch));
+  FE_RETURN_IF_ERROR(time("/v1/instances?label=tier=gold&state=Standby&limit=100", row.first_page_ms, row.first_page));
+  FE_RETURN_IF_ERROR(time("/v1/instances", row.everything_ms, row.everything));
+  return row;
+}
+
+void PrintListings(const std::vector<ListingRow>& rows, int listings) {
+  std::printf("
+              5. listing with N instances present,
+              % d requests each
+              : p50 / p99 ms(instances in the reply) ",
+                    listings);
+  std::printf("   %9s %28s %28s %28s
+", "instances", "label=batch=<one fan-out>", "tier=gold,Standby limit=100",
+              "everything, unfiltered");
+  for (const ListingRow& row : rows) {
+    auto cell = [](const std::vector<double>& ms, size_t listed) {
+      return fmt::format("{:.3f} / {:.3f} ({})", Percentile(ms, 0.5), Percentile(ms, 0.99), listed);
+    };
+    std::printf(
+        "   %9d %28s %28s %28s
+        ", row.instances, cell(row.one_batch_ms, row.one_batch).c_str(),
+        cell(row.first_page_ms, row.first_page)
+            .c_str(),
+        cell(row.everything_ms, row.everything).c_str());
+  }
+  std::printf("   target: a filtered list at 5,000 instances under 20 ms
+");
+}
+
+// 4. Single-fork latency with many instances present (and 5., listings at each count).
 Status MeasureInstanceCounts(PoolApi& api, const Options& options) {
   std::printf("\n4. single forks with N instances present (forks of the template), %d each\n", options.forks_per_count);
   std::printf("   %9s %10s %10s %10s %18s   %s\n", "instances", "p50 ms", "p99 ms", "forkd p50", "p50 / first count",
@@ -190,11 +245,15 @@ Status MeasureInstanceCounts(PoolApi& api, const Options& options) {
   int present = 1;  // the template
   int batch = 0;
   double first_median = 0;
+  std::vector<ListingRow> listings;
   for (int wanted : options.instance_counts) {
     while (present < wanted) {
       FE_RETURN_IF_ERROR(CheckInterrupted());
       const int count = std::min(kMaxFanOut, wanted - present);
-      FE_RETURN_IF_ERROR(ForkOnce(api, fmt::format("fill{}", batch++), count, nullptr).status());
+      // Every tenth fan-out is "gold": a filter matching a tenth of the instances.
+      const Json labels = {{"batch", fmt::format("fill{}", batch)}, {"tier", batch % 10 == 0 ? "gold" : "free"}};
+      FE_RETURN_IF_ERROR(ForkOnce(api, fmt::format("fill{}", batch), count, nullptr, labels).status());
+      ++batch;
       present += count;
     }
     std::vector<double> round_trips;
@@ -206,7 +265,11 @@ Status MeasureInstanceCounts(PoolApi& api, const Options& options) {
                 Percentile(round_trips, 0.99), Percentile(phases["total"], 0.5), median / first_median,
                 Percentile(phases["clone"], 0.5), Percentile(phases["rewrite"], 0.5),
                 Percentile(phases["metadata"], 0.5));
+    FE_ASSIGN_OR_RETURN(ListingRow row,
+                        MeasureListings(api, present, fmt::format("fill{}", batch / 2), options.listings));
+    listings.push_back(std::move(row));
   }
+  PrintListings(listings, options.listings);
   return Status::Ok();
 }
 
@@ -249,6 +312,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 100000))
       ->capture_default_str();
   app.add_option("--forks-per-count", options.forks_per_count, "single forks measured at each instance count")
+      ->check(CLI::Range(1, 10000))
+      ->capture_default_str();
+  app.add_option("--listings", options.listings, "listing requests measured per kind at each instance count")
       ->check(CLI::Range(1, 10000))
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);

@@ -50,7 +50,7 @@ Status ValidateCreate(const CreateRequest& request) {
       return Status::InvalidArgument("attached volume '" + volume.path + "' is not an absolute path");
     }
   }
-  return Status::Ok();
+  return ValidateLabels(request.labels);
 }
 
 bool IsNonEmptyDirectory(const ConfinedDir& dir, const std::string& relative) {
@@ -129,6 +129,7 @@ Result<Instance> Engine::Create(const CreateRequest& request) {
   instance.created_at = instance.updated_at = clock_.WallNowRfc3339();
   instance.vcpus = request.vcpus;
   instance.attached_volumes = request.attached_volumes;
+  instance.labels = request.labels;
   auto failed = [&](std::string_view step, const Status& status) {
     return status.Annotate("create '" + request.name + "': " + std::string(step));
   };

@@ -209,6 +209,32 @@ std::vector<Instance> Engine::List() const {
   return instances;
 }
 
+InstancePage Engine::List(const InstanceQuery& query) const {
+  // Under the lock only the matches' keys are gathered and the page's instances copied: a filtered
+  // page of thousands of instances copies a page, not thousands.
+  std::vector<std::pair<PageCursor, const Instance*>> matches;
+  InstancePage page;
+  std::lock_guard lock(mutex_);
+  for (const auto& [id, entry] : entries_) {
+    if (entry->deleted || !query.Matches(entry->instance)) continue;
+    PageCursor cursor = CursorOf(entry->instance);
+    if (query.after && !(*query.after < cursor)) continue;
+    matches.emplace_back(std::move(cursor), &entry->instance);
+  }
+  auto earlier = [](const auto& a, const auto& b) { return a.first < b.first; };
+  size_t taken = matches.size();
+  if (query.limit != 0 && query.limit < matches.size()) {
+    taken = query.limit;
+    std::partial_sort(matches.begin(), matches.begin() + static_cast<std::ptrdiff_t>(taken), matches.end(), earlier);
+    page.next = matches[taken - 1].first;
+  } else {
+    std::sort(matches.begin(), matches.end(), earlier);
+  }
+  page.instances.reserve(taken);
+  for (size_t i = 0; i < taken; ++i) page.instances.push_back(*matches[i].second);
+  return page;
+}
+
 bool Engine::Exists(const std::string& id_or_name) const { return FindEntry(id_or_name) != nullptr; }
 
 int Engine::RunningVcpusOutsidePools() const {

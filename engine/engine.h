@@ -62,6 +62,7 @@
 #include "base/status.h"
 #include "engine/event_log.h"
 #include "engine/instance.h"
+#include "engine/instance_query.h"
 #include "engine/instance_store.h"
 #include "engine/network/network_allocator.h"
 #include "engine/release_journal.h"
@@ -139,6 +140,7 @@ struct CreateRequest {
     std::string content_hash;  // the original's, checked chunk by chunk as the files arrived
   };
   std::optional<Replica> replica;
+  Labels labels;
 };
 
 // How a from_running fork may pause its source.
@@ -167,6 +169,7 @@ struct ForkRequest {
   bool preflush = true;
   SourcePause source_pause = SourcePause::kShort;
   int first_index = 0;  // 0: the default naming above
+  Labels labels;        // laid over the source's (engine/labels.h)
 };
 
 // The names of a fork's instances: <name> for one; <name>-1 .. <name>-<count> for more; and
@@ -264,6 +267,9 @@ class Engine {
   // By id or by name.
   Result<Instance> Get(const std::string& id_or_name) const;
   std::vector<Instance> List() const;  // sorted by creation time
+  // One page of the instances `query` matches, in the same order (engine/instance_query.h). Copies
+  // only the page's instances.
+  InstancePage List(const InstanceQuery& query) const;
   // Cheap queries that copy no instance, for the pools' refill loop, which ticks often.
   bool Exists(const std::string& id_or_name) const;
   int RunningVcpusOutsidePools() const;  // the vCPUs of Running instances that are not pool members
@@ -417,7 +423,8 @@ class Engine {
   Result<NameReservation> ReserveNames(const std::vector<std::string>& names);
   // One plan per reserved name: the fork's intent (state Creating) from `source`.
   std::vector<ForkPlan> PlanForks(const Instance& source, const NameReservation& names, InstanceState target_state,
-                                  const std::string& pool, const std::optional<SharedMemory>& shared_memory) const;
+                                  const std::string& pool, const std::optional<SharedMemory>& shared_memory,
+                                  const Labels& labels) const;
   Status WriteIntentAndClone(ForkPlan& plan);
   Status LeaseAndRewrite(ForkPlan& plan, const hypervisor::Plugin& plugin);
   // Writes the final metadata beside the intent, unsynced (<id>/.instance.json.staged).

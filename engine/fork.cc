@@ -151,6 +151,10 @@ Result<std::vector<ForkOutcome>> Engine::RunFork(const std::string& source_id_or
   if (!entry) return Status::NotFound("instance '" + source_id_or_name + "' not found");
   Instance source = Read(entry);
   FE_RETURN_IF_ERROR(CheckSharedVolumes(source));
+  // The request's labels alone, then laid over the source's (together they may be too many).
+  FE_RETURN_IF_ERROR(ValidateLabels(request.labels));
+  FE_RETURN_IF_ERROR(ValidateLabels(MergeLabels(source.labels, request.labels))
+                         .Annotate("the labels of '" + source.name + "' with the fork's"));
   if (source.state == InstanceState::kRunning && !request.from_running) {
     return Status::FailedPrecondition("instance '" + source.name +
                                       "' is Running: pass from_running=true to fork it (it is put into "
@@ -231,7 +235,8 @@ Result<std::vector<ForkOutcome>> Engine::RunFork(const std::string& source_id_or
   if (background || (was_running && CanLiveFork(source, **plugin))) {
     Instance snapshotted = source;
     snapshotted.state = InstanceState::kStandby;
-    std::vector<ForkPlan> plans = PlanForks(snapshotted, reservation, target, request.pool, *shared_memory);
+    std::vector<ForkPlan> plans =
+        PlanForks(snapshotted, reservation, target, request.pool, *shared_memory, request.labels);
     ForkPhases source_phases;
     FE_RETURN_IF_ERROR(background ? BackgroundForkLocked(source, plans, **plugin, source_phases)
                                   : LiveForkLocked(source, plans, **plugin, request.preflush, source_phases));
@@ -260,7 +265,7 @@ Result<std::vector<ForkOutcome>> Engine::RunFork(const std::string& source_id_or
     standby_us = clock_.MicrosSince(standby_start);
   }
 
-  std::vector<ForkPlan> plans = PlanForks(source, reservation, target, request.pool, *shared_memory);
+  std::vector<ForkPlan> plans = PlanForks(source, reservation, target, request.pool, *shared_memory, request.labels);
   Status made = RunForkPlans(plans, **plugin);
 
   int64_t restore_source_us = 0;

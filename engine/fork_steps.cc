@@ -34,7 +34,8 @@ Result<Engine::NameReservation> Engine::ReserveNames(const std::vector<std::stri
 
 std::vector<Engine::ForkPlan> Engine::PlanForks(const Instance& source, const NameReservation& names,
                                                 InstanceState target_state, const std::string& pool,
-                                                const std::optional<SharedMemory>& shared_memory) const {
+                                                const std::optional<SharedMemory>& shared_memory,
+                                                const Labels& labels) const {
   std::vector<ForkPlan> plans;
   plans.reserve(names.names_and_ids().size());
   for (const auto& [name, id] : names.names_and_ids()) {
@@ -49,6 +50,13 @@ std::vector<Engine::ForkPlan> Engine::PlanForks(const Instance& source, const Na
     fork.volume = id;
     fork.parent_id = source.id;
     fork.created_at = fork.updated_at = fork.forked_at = clock_.WallNowRfc3339();
+    fork.ancestors = source.ancestors;
+    fork.ancestors.push_back({.id = source.id, .name = source.name, .forked_at = fork.forked_at});
+    // The chain keeps its newest links when it outgrows the bound (a fork of a fork, 4096 times over).
+    if (fork.ancestors.size() > kMaxAncestors) {
+      fork.ancestors.erase(fork.ancestors.begin(), fork.ancestors.end() - kMaxAncestors);
+    }
+    fork.labels = MergeLabels(source.labels, labels);
     fork.vcpus = source.vcpus;
     fork.attached_volumes = source.attached_volumes;  // all read-only (checked at admission)
     fork.pool = pool;

@@ -45,6 +45,28 @@ Status ReadAttachedVolumes(const JsonFields& reader, std::vector<AttachedVolume>
   return Status::Ok();
 }
 
+// Absent in metadata written before ancestry was kept: none (parent_id still names the parent).
+Status ReadAncestors(const JsonFields& reader, std::vector<Ancestor>& out) {
+  const Json* list = reader.Find("ancestors");
+  if (list == nullptr || list->is_null()) return Status::Ok();
+  FE_RETURN_IF_ERROR(reader.Array("ancestors", JsonFields::kOptional).status());
+  if (list->size() > kMaxAncestors) {
+    return reader.Fail("ancestors", std::to_string(list->size()) + " links, at most " + std::to_string(kMaxAncestors));
+  }
+  for (size_t i = 0; i < list->size(); ++i) {
+    const Json& item = (*list)[i];
+    const std::string field = "ancestors[" + std::to_string(i) + "]";
+    if (!item.is_object()) return reader.Fail(field, "expected an object, found " + std::string(JsonTypeName(item)));
+    JsonFields link_reader = reader.Nested(item, field);
+    Ancestor ancestor;
+    FE_RETURN_IF_ERROR(link_reader.String("id", ancestor.id, JsonFields::kRequired));
+    FE_RETURN_IF_ERROR(link_reader.String("name", ancestor.name, JsonFields::kRequired));
+    FE_RETURN_IF_ERROR(link_reader.String("forked_at", ancestor.forked_at, JsonFields::kRequired));
+    out.push_back(std::move(ancestor));
+  }
+  return Status::Ok();
+}
+
 Status ReadProcess(const Json& object, std::string_view origin, vm::ProcessRecord& process) {
   JsonFields reader(object, std::string(origin), "process.");
   FE_RETURN_IF_ERROR(reader.Number("pid", process.pid, JsonFields::kRequired, 1, INT32_MAX));
@@ -128,6 +150,12 @@ nlohmann::json InstanceToJson(const Instance& instance) {
         {"replica_of",
          instance.template_mark->replica_of.empty() ? Json(nullptr) : Json(instance.template_mark->replica_of)}};
   }
+  json["labels"] = LabelsToJson(instance.labels);
+  Json ancestors = Json::array();
+  for (const Ancestor& ancestor : instance.ancestors) {
+    ancestors.push_back({{"id", ancestor.id}, {"name", ancestor.name}, {"forked_at", ancestor.forked_at}});
+  }
+  json["ancestors"] = std::move(ancestors);
   Json volumes = Json::array();
   for (const AttachedVolume& volume : instance.attached_volumes) {
     volumes.push_back({{"path", volume.path}, {"read_only", volume.read_only}});
@@ -200,6 +228,8 @@ Result<Instance> InstanceFromJson(const nlohmann::json& json, std::string_view o
     }
     instance.template_mark = std::move(mark);
   }
+  FE_RETURN_IF_ERROR(ReadLabels(reader, "labels", instance.labels));
+  FE_RETURN_IF_ERROR(ReadAncestors(reader, instance.ancestors));
   FE_RETURN_IF_ERROR(ReadAttachedVolumes(reader, instance.attached_volumes));
 
   Result<const Json*> process = reader.Object("process", JsonFields::kOptional);
@@ -276,6 +306,14 @@ Status ValidateInstance(const Instance& instance) {
     if (path.empty() || path.front() != '/') {
       return invalid("attached_volumes[" + std::to_string(i) + "].path", "'" + path + "' is not an absolute path");
     }
+  }
+  if (Status labels = ValidateLabels(instance.labels); !labels.ok()) return labels;
+  if (instance.ancestors.size() > kMaxAncestors) {
+    return invalid("ancestors",
+                   std::to_string(instance.ancestors.size()) + " links, at most " + std::to_string(kMaxAncestors));
+  }
+  if (!instance.ancestors.empty() && instance.ancestors.back().id != instance.parent_id) {
+    return invalid("ancestors", "the last link is not the parent '" + instance.parent_id + "'");
   }
   if (instance.state == InstanceState::kRunning && !instance.process) {
     return invalid("process", "missing for a Running instance");

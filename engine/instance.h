@@ -23,6 +23,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/status.h"
+#include "engine/labels.h"
 #include "engine/vm/process_record.h"
 #include "hypervisor/plugin.h"
 
@@ -62,6 +63,17 @@ struct TemplateMark {
   bool operator==(const TemplateMark&) const = default;
 };
 
+// One link of an instance's ancestry: an instance it descends from, as that one was when the link
+// was made. Kept in the descendant, so its chain stays whole after an ancestor is deleted.
+struct Ancestor {
+  std::string id;
+  std::string name;
+  std::string forked_at;  // when the next one down the chain was made from it (RFC 3339 UTC)
+  bool operator==(const Ancestor&) const = default;
+};
+
+inline constexpr size_t kMaxAncestors = 4096;
+
 enum class MemoryMode { kPrivate, kShared };
 std::string_view MemoryModeName(MemoryMode mode);  // "private", "shared"
 // Accepts the names above; InvalidArgument naming the text otherwise.
@@ -90,6 +102,9 @@ struct Instance {
   uint64_t identity_generation = 0;              // of the last identity handed to the guest (0: never)
   std::optional<SharedMemory> shared_memory;     // set while its RAM maps another instance's file
   std::optional<TemplateMark> template_mark;     // set for a template
+  Labels labels;                                 // engine/labels.h
+  // Whom it descends from, the oldest first; the last is its parent (parent_id). Empty unless forked.
+  std::vector<Ancestor> ancestors;
 };
 
 // The MAC the instance's guest is configured with now (guest_mac, or identity.mac when empty).

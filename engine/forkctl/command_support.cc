@@ -32,6 +32,16 @@ int RunRequest(const GlobalOptions& options, const std::function<Result<nlohmann
   return 0;
 }
 
+Result<nlohmann::json> LabelsObject(const std::vector<std::string>& pairs) {
+  nlohmann::json labels = nlohmann::json::object();
+  for (const std::string& pair : pairs) {
+    const size_t equals = pair.find('=');
+    if (equals == std::string::npos) return Status::InvalidArgument("--label '" + pair + "': expected key=value");
+    labels[pair.substr(0, equals)] = pair.substr(equals + 1);
+  }
+  return labels;
+}
+
 std::string InstancePath(const std::string& id_or_name, const std::string& suffix) {
   return "/v1/instances/" + EncodePathSegment(id_or_name) + suffix;
 }

@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -36,6 +37,9 @@ int PrintError(const Status& status);
 // `render(reply)`), on failure the error. Returns the exit code.
 int RunRequest(const GlobalOptions& options, const std::function<Result<nlohmann::json>(const ApiClient&)>& request,
                const std::function<std::string(const nlohmann::json&)>& render);
+
+// {"k": "v", ...} of --label k=v options; InvalidArgument naming one without '='.
+Result<nlohmann::json> LabelsObject(const std::vector<std::string>& pairs);
 
 // "/v1/instances/<id_or_name, encoded>" + suffix.
 std::string InstancePath(const std::string& id_or_name, const std::string& suffix = "");

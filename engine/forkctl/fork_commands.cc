@@ -1,6 +1,7 @@
 #include "engine/forkctl/fork_commands.h"
 
 #include <string>
+#include <vector>
 
 #include "engine/forkctl/instance_view.h"
 
@@ -18,10 +19,14 @@ struct ForkArguments {
   std::string memory;
   std::string source_pause;
   bool no_header = false;
+  std::vector<std::string> labels;
 };
 
-json ForkBody(const ForkArguments& args) {
+Result<json> ForkBody(const ForkArguments& args) {
   json body = {{"name", args.name}};
+  Result<json> labels = LabelsObject(args.labels);
+  if (!labels.ok()) return labels.status();
+  if (!labels->empty()) body["labels"] = *labels;
   if (args.from_running) body["from_running"] = true;
   if (!args.target_state.empty()) body["target_state"] = args.target_state;
   if (args.count != 1) body["count"] = args.count;
@@ -53,11 +58,16 @@ void AddForkCommands(CLI::App& app, std::shared_ptr<GlobalOptions> options, int*
                    "for the clone and QEMU's capture, the VM stopped only for that capture, or paused where it "
                    "cannot be frozen; RAM saved while it runs, forks ready later)")
       ->check(CLI::IsMember({"short", "background"}));
+  fork->add_option("--label", args->labels, "A label key=value laid over the source's (repeat it for more)");
   fork->add_flag("--no-header", args->no_header, "Print the table without its header line");
   fork->callback([options, exit_code, args] {
     *exit_code = RunRequest(
         *options,
-        [&](const ApiClient& client) { return client.Post(InstancePath(args->source, "/fork"), ForkBody(*args)); },
+        [&](const ApiClient& client) -> Result<json> {
+          Result<json> body = ForkBody(*args);
+          if (!body.ok()) return body;
+          return client.Post(InstancePath(args->source, "/fork"), *body);
+        },
         [&](const json& reply) { return ForksTable(reply, !args->no_header); });
   });
 

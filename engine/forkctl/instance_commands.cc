@@ -22,7 +22,38 @@ struct CreateArguments {
   int vcpus = 0;
   bool as_template = false;
   std::string node;
+  std::vector<std::string> labels;
 };
+
+struct ListArguments {
+  bool with_usage = false;
+  std::vector<std::string> labels;  // selectors: key=value or key
+  std::string state;
+  std::string parent;
+  std::string ancestor;
+};
+
+// Every instance the filters match, a page at a time: {"instances": [...]} as one reply.
+Result<json> ListInstances(const ApiClient& client, const ListArguments& args) {
+  std::string query;
+  auto add = [&](const char* name, const std::string& value) {
+    if (!value.empty()) query += std::string(query.empty() ? "?" : "&") + name + "=" + EncodePathSegment(value);
+  };
+  for (const std::string& selector : args.labels) add("label", selector);
+  add("state", args.state);
+  add("parent", args.parent);
+  add("ancestor", args.ancestor);
+  add("limit", "500");
+  json all = {{"instances", json::array()}};
+  std::string token;
+  do {
+    Result<json> page = client.Get("/v1/instances" + query + (token.empty() ? "" : "&page_token=" + token));
+    if (!page.ok()) return page;
+    for (json& instance : (*page)["instances"]) all["instances"].push_back(std::move(instance));
+    token = page->value("next_page_token", "");
+  } while (!token.empty());
+  return all;
+}
 
 int RunCreate(const GlobalOptions& options, const CreateArguments& args) {
   json body = {{"name", args.name}, {"hypervisor", args.hypervisor}};
@@ -37,6 +68,9 @@ int RunCreate(const GlobalOptions& options, const CreateArguments& args) {
   if (args.vcpus > 0) body["vcpus"] = args.vcpus;
   if (args.as_template) body["template"] = true;
   if (!args.node.empty()) body["node"] = args.node;
+  Result<json> labels = LabelsObject(args.labels);
+  if (!labels.ok()) return PrintError(labels.status());
+  if (!labels->empty()) body["labels"] = *labels;
   return RunRequest(
       options, [&](const ApiClient& client) { return client.Post("/v1/instances", body); },
       [](const json& instance) { return "created " + InstanceSummary(instance); });
@@ -73,16 +107,22 @@ void AddLifecycleCommand(CLI::App& app, std::shared_ptr<GlobalOptions> options, 
 }  // namespace
 
 void AddInstanceCommands(CLI::App& app, std::shared_ptr<GlobalOptions> options, int* exit_code) {
-  auto with_usage = std::make_shared<bool>(false);
+  auto list_args = std::make_shared<ListArguments>();
   CLI::App* ls = app.add_subcommand("ls", "List instances");
-  ls->add_flag("--usage", *with_usage, "Add each instance's allocated, shared and exclusive bytes (walks the volumes)");
-  ls->callback([options, exit_code, with_usage] {
+  ls->add_flag("--usage", list_args->with_usage,
+               "Add each instance's allocated, shared and exclusive bytes (walks the volumes)");
+  ls->add_option("-l,--label", list_args->labels, "Only those with this label: key=value, or key with any value");
+  ls->add_option("--state", list_args->state, "Only those in this state")
+      ->check(CLI::IsMember({"Creating", "Stopped", "Standby", "Running"}));
+  ls->add_option("--parent", list_args->parent, "Only forks of this instance id");
+  ls->add_option("--ancestor", list_args->ancestor, "Only descendants of this instance id (it may be deleted)");
+  ls->callback([options, exit_code, list_args] {
     json usage;  // id -> Usage reply
     *exit_code = RunRequest(
         *options,
         [&](const ApiClient& client) -> Result<json> {
-          Result<json> reply = client.Get("/v1/instances");
-          if (!reply.ok() || !*with_usage) return reply;
+          Result<json> reply = ListInstances(client, *list_args);
+          if (!reply.ok() || !list_args->with_usage) return reply;
           usage = json::object();
           for (const json& instance : InstancesOf(*reply)) {
             const std::string id = instance.value("id", "");
@@ -130,6 +170,7 @@ void AddInstanceCommands(CLI::App& app, std::shared_ptr<GlobalOptions> options, 
   create->add_option("--node", create_args->node, "Through forkrouter: the cluster node to create it on");
   create->add_option("--vcpus", create_args->vcpus, "vCPUs the instance counts against a pool")
       ->check(CLI::PositiveNumber);
+  create->add_option("--label", create_args->labels, "A label key=value (repeat it for more)");
   create->add_option("--state", create_args->state,
                      "Stopped, Standby or Running (default: Standby when the import holds a snapshot)");
   create->callback([options, exit_code, create_args] { *exit_code = RunCreate(*options, *create_args); });

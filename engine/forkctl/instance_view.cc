@@ -123,6 +123,18 @@ std::string InstanceDetails(const json& instance) {
   line("storage", fmt::format("{} volume {}", Text(storage, "backend"), Text(storage, "volume")));
   line("parent", Text(instance, "parent_id"));
   line("forked at", Text(instance, "forked_at"));
+  std::string ancestry;
+  for (const json& link : Elements(Field(instance, "ancestors"))) {
+    ancestry += (ancestry.empty() ? "" : " > ") + Text(link, "name") + " (" + Text(link, "id") + ")";
+  }
+  if (!ancestry.empty()) line("ancestry", ancestry);
+  std::string labels;
+  if (const json& map = Field(instance, "labels"); map.is_object()) {
+    for (const auto& [key, value] : map.items()) {
+      labels += (labels.empty() ? "" : ", ") + key + "=" + (value.is_string() ? value.get<std::string>() : "?");
+    }
+  }
+  if (!labels.empty()) line("labels", labels);
   line("created", Text(instance, "created_at"));
   line("updated", Text(instance, "updated_at"));
   for (const json& volume : Elements(Field(instance, "attached_volumes"))) {
@@ -154,14 +166,34 @@ std::string ForkTree(const json& instances) {
   std::map<std::string, std::vector<const json*>> children;  // parent id -> forks, in list order
   for (const json& instance : Elements(instances)) ids.insert(Text(instance, "id"));
   std::vector<const json*> roots;
+  std::map<std::string, std::string> via;  // id -> the deleted ancestors between it and where it hangs
   for (const json& instance : Elements(instances)) {
+    // Under its parent; when that was deleted, under its nearest living ancestor (from its ancestry).
     std::string parent = Text(instance, "parent_id");
+    std::vector<std::string> skipped;
+    const json& ancestors = Field(instance, "ancestors");
+    if (parent != "-" && !ids.count(parent) && ancestors.is_array()) {
+      for (auto link = ancestors.rbegin(); link != ancestors.rend(); ++link) {
+        if (ids.count(Text(*link, "id"))) {
+          parent = Text(*link, "id");
+          break;
+        }
+        skipped.push_back(Text(*link, "name"));
+      }
+    }
     if (parent != "-" && ids.count(parent) && parent != Text(instance, "id")) {
       children[parent].push_back(&instance);
+      std::string names;
+      for (auto name = skipped.rbegin(); name != skipped.rend(); ++name) names += (names.empty() ? "" : ", ") + *name;
+      if (!skipped.empty()) via[Text(instance, "id")] = names;
     } else {
       roots.push_back(&instance);
     }
   }
+  auto label = [&via](const json& instance) {
+    auto deleted = via.find(Text(instance, "id"));
+    return TreeLabel(instance) + (deleted == via.end() ? "" : "  (via " + deleted->second + ", since deleted)");
+  };
   std::stable_sort(roots.begin(), roots.end(), CreatedBefore);
   for (auto& [parent, forks] : children) std::stable_sort(forks.begin(), forks.end(), CreatedBefore);
   std::string out;
@@ -172,7 +204,7 @@ std::string ForkTree(const json& instances) {
     const std::vector<const json*>& forks = children[id];
     for (size_t i = 0; i < forks.size(); ++i) {
       bool last = i + 1 == forks.size();
-      out += prefix + (last ? "└── " : "├── ") + TreeLabel(*forks[i]) + "\n";
+      out += prefix + (last ? "└── " : "├── ") + label(*forks[i]) + "\n";
       self(self, *forks[i], prefix + (last ? "    " : "│   "));
     }
   };

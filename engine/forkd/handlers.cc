@@ -32,10 +32,15 @@ Reply ApiServer::Healthz(const Params&, const Query&, std::string_view) {
                              {"quarantined", std::move(quarantined)}});
 }
 
-Reply ApiServer::ListInstances(const Params&, const Query&, std::string_view) {
+Reply ApiServer::ListInstances(const Params&, const Query& query, std::string_view) {
+  Result<engine::InstanceQuery> parsed = ParseInstanceQuery(query);
+  if (!parsed.ok()) return ErrorReply(parsed.status());
+  engine::InstancePage page = engine_.List(*parsed);
   Json list = Json::array();
-  for (const engine::Instance& instance : engine_.List()) list.push_back(engine::InstanceToJson(instance));
-  return JsonReply(200, Json{{"instances", std::move(list)}});
+  for (const engine::Instance& instance : page.instances) list.push_back(engine::InstanceToJson(instance));
+  Json reply{{"instances", std::move(list)}};
+  if (page.next) reply["next_page_token"] = engine::EncodePageToken(*page.next);
+  return JsonReply(200, std::move(reply));
 }
 
 Reply ApiServer::CreateInstance(const Params&, const Query&, std::string_view body) {

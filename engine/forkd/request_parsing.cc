@@ -1,5 +1,6 @@
-#include <charconv>
 #include "engine/forkd/request_parsing.h"
+
+#include <charconv>
 
 #include <initializer_list>
 #include <limits>
@@ -89,8 +90,8 @@ Result<engine::CreateRequest> ParseCreateRequest(std::string_view body, std::str
   Result<Json> json = ParseObject(body, "create request");
   if (!json.ok()) return json.status();
   JsonFields fields = BodyFields(*json);
-  FE_RETURN_IF_ERROR(fields.RejectUnknown(
-      {"name", "hypervisor", "import_dir", "state", "vcpus", "attached_volumes", "node", "template", "upload"}));
+  FE_RETURN_IF_ERROR(fields.RejectUnknown({"name", "hypervisor", "import_dir", "state", "vcpus", "attached_volumes",
+                                           "node", "template", "upload", "labels"}));
   std::string named_node;
   FE_RETURN_IF_ERROR(fields.String("node", named_node, JsonFields::kOptional));
   if (node != nullptr) *node = named_node;
@@ -102,6 +103,7 @@ Result<engine::CreateRequest> ParseCreateRequest(std::string_view body, std::str
   FE_RETURN_IF_ERROR(ReadInt(fields, "vcpus", &request.vcpus));
   FE_RETURN_IF_ERROR(ParseAttachedVolumes(fields, &request.attached_volumes));
   FE_RETURN_IF_ERROR(fields.Bool("template", request.as_template));
+  FE_RETURN_IF_ERROR(engine::ReadLabels(fields, "labels", request.labels));
   std::string named_upload;
   FE_RETURN_IF_ERROR(fields.String("upload", named_upload, JsonFields::kOptional));
   if (!named_upload.empty() && !request.import_dir.empty()) {
@@ -115,9 +117,8 @@ Result<engine::ForkRequest> ParseForkRequest(std::string_view body) {
   Result<Json> json = ParseObject(body, "fork request");
   if (!json.ok()) return json.status();
   JsonFields fields = BodyFields(*json);
-  FE_RETURN_IF_ERROR(
-      fields.RejectUnknown({"name", "from_running", "target_state", "count", "memory", "preflush", "source_pause",
-                            "first_index"}));
+  FE_RETURN_IF_ERROR(fields.RejectUnknown({"name", "from_running", "target_state", "count", "memory", "preflush",
+                                           "source_pause", "first_index", "labels"}));
   engine::ForkRequest request;
   FE_RETURN_IF_ERROR(fields.String("name", request.name, JsonFields::kRequired));
   FE_RETURN_IF_ERROR(fields.Bool("from_running", request.from_running));
@@ -127,6 +128,7 @@ Result<engine::ForkRequest> ParseForkRequest(std::string_view body) {
   FE_RETURN_IF_ERROR(fields.Bool("preflush", request.preflush));
   FE_RETURN_IF_ERROR(ReadSourcePause(fields, &request.source_pause));
   FE_RETURN_IF_ERROR(ReadInt(fields, "first_index", &request.first_index));
+  FE_RETURN_IF_ERROR(engine::ReadLabels(fields, "labels", request.labels));
   return request;
 }
 
@@ -182,6 +184,39 @@ Result<uint64_t> QueryNumber(const std::string& text, std::string_view name, uin
                                    "' is not a number from 0 to " + std::to_string(max));
   }
   return value;
+}
+
+Result<engine::InstanceQuery> ParseInstanceQuery(const std::vector<std::pair<std::string, std::string>>& query) {
+  engine::InstanceQuery parsed;
+  for (const auto& [name, value] : query) {
+    if (name == "label") {
+      Result<engine::LabelSelector> selector = engine::ParseLabelSelector(value);
+      if (!selector.ok()) return Status::InvalidArgument("query parameter 'label': " + selector.status().message());
+      parsed.labels.push_back(std::move(*selector));
+    } else if (name == "state") {
+      Result<engine::InstanceState> state = engine::ParseInstanceState(value);
+      if (!state.ok()) return Status::InvalidArgument("query parameter 'state': " + state.status().message());
+      parsed.state = *state;
+    } else if (name == "parent") {
+      parsed.parent = value;
+    } else if (name == "ancestor") {
+      parsed.ancestor = value;
+    } else if (name == "limit") {
+      Result<uint64_t> limit = QueryNumber(value, "limit", engine::kMaxPageSize);
+      if (!limit.ok()) return limit.status();
+      if (*limit == 0)
+        return Status::InvalidArgument("query parameter 'limit': 0 is not 1.." + std::to_string(engine::kMaxPageSize));
+      parsed.limit = *limit;
+    } else if (name == "page_token") {
+      Result<engine::PageCursor> cursor = engine::DecodePageToken(value);
+      if (!cursor.ok()) return Status::InvalidArgument("query parameter 'page_token': " + cursor.status().message());
+      parsed.after = std::move(*cursor);
+    } else {
+      return Status::InvalidArgument("unknown query parameter '" + name +
+                                     "' (expected label, state, parent, ancestor, limit or page_token)");
+    }
+  }
+  return parsed;
 }
 
 }  // namespace fe::engine::forkd

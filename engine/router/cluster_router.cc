@@ -1,5 +1,6 @@
 #include "engine/router/cluster_router.h"
 
+#include <algorithm>
 #include <cctype>
 #include <future>
 #include <map>
@@ -10,6 +11,7 @@
 #include "engine/forkd/http_errors.h"
 #include "engine/forkd/replies.h"
 #include "engine/forkd/request_log.h"
+#include "engine/forkd/request_parsing.h"
 #include "engine/forkd/router.h"
 #include "engine/forkd/server.h"
 #include "engine/forkd/socket_setup.h"
@@ -285,21 +287,47 @@ forkd::HttpResponse ClusterRouter::Nodes(const Request&, const Params&) {
   return JsonReply(200, Json{{"nodes", cluster::NodesView(*cache_.Snapshot())}});
 }
 
-forkd::HttpResponse ClusterRouter::ListInstances(const Request&, const Params&) {
+forkd::HttpResponse ClusterRouter::ListInstances(const Request& request, const Params&) {
+  // Each node answers its first page of the filter after the cursor, in the listing's order; the
+  // router's page is the first `limit` of their union in that order (engine/instance_query.h).
+  Result<engine::InstanceQuery> query = forkd::ParseInstanceQuery(request.query);
+  if (!query.ok()) return ErrorReply(query.status());
+  std::string path = "/v1/instances";
+  for (const auto& [name, value] : request.query) {
+    path += (path.find('?') == std::string::npos ? "?" : "&") + PercentEncode(name) + "=" + PercentEncode(value);
+  }
   const std::shared_ptr<const cluster::ClusterIndex> index = cache_.Snapshot();
-  Json instances = Json::array();
+  std::vector<std::pair<engine::PageCursor, Json>> listed;
+  bool more = false;
   std::set<std::string> answered;
-  for (auto& [name, answer] : AskEveryNode("/v1/instances")) {
+  for (auto& [name, answer] : AskEveryNode(path)) {
     if (!answer.ok()) continue;
     answered.insert(name);
-    for (Json& instance : (*answer)["instances"]) instances.push_back(std::move(instance));
+    more = more || answer->contains("next_page_token");
+    for (Json& instance : (*answer)["instances"]) {
+      engine::PageCursor cursor{instance.value("created_at", ""), instance.value("id", "")};
+      listed.emplace_back(std::move(cursor), std::move(instance));
+    }
+  }
+  std::sort(listed.begin(), listed.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  Json instances = Json::array();
+  std::optional<engine::PageCursor> next;
+  for (auto& [cursor, instance] : listed) {
+    if (query->limit != 0 && instances.size() == query->limit) {
+      more = true;
+      break;
+    }
+    next = cursor;
+    instances.push_back(std::move(instance));
   }
   Json unreachable = Json::array();
   for (const auto& [id, owner] : index->instances) {
     if (answered.count(owner.node) == 0)
       unreachable.push_back(Json{{"id", id}, {"name", owner.name}, {"node", owner.node}});
   }
-  return JsonReply(200, Json{{"instances", std::move(instances)}, {"unreachable", std::move(unreachable)}});
+  Json reply{{"instances", std::move(instances)}, {"unreachable", std::move(unreachable)}};
+  if (more && next) reply["next_page_token"] = engine::EncodePageToken(*next);
+  return JsonReply(200, std::move(reply));
 }
 
 forkd::HttpResponse ClusterRouter::CreateInstance(const Request& request, const Params&) {

@@ -289,6 +289,7 @@ class EngineFixture {
     return engine_->Create(request);
   }
   std::string DataRoot() const { return scratch_ + "/root"; }
+  const std::string& TemplateDir() const { return template_dir_; }
   std::string NetworkDir() const { return DataRoot() + "/network"; }
   std::string MetadataDir(const std::string& id) const { return DataRoot() + "/instances/" + id; }
 

@@ -108,9 +108,9 @@ class Forkd:
         self._http.close()
 
     def _call(self, method: str, path: str, body: Optional[dict[str, Any]] = None,
-              idempotency_key: Optional[str] = None) -> Any:
+              idempotency_key: Optional[str] = None, params: Optional[list[tuple[str, str]]] = None) -> Any:
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        reply = self._http.request(method, path, json=body, headers=headers)
+        reply = self._http.request(method, path, json=body, headers=headers, params=params)
         if reply.is_success:
             return reply.json() if reply.content else None
         try:
@@ -123,17 +123,42 @@ class Forkd:
     def health(self) -> dict[str, Any]:
         return self._call("GET", "/v1/healthz")
 
-    def list_instances(self) -> list[dict[str, Any]]:
-        return self._call("GET", "/v1/instances")["instances"]
+    def list_instances(self, *, labels: Optional[dict[str, str]] = None, state: Optional[str] = None,
+                       parent: Optional[str] = None, ancestor: Optional[str] = None,
+                       page_size: Optional[int] = None) -> list[dict[str, Any]]:
+        """Every instance matching the filters (labels: all must match), oldest first, fetched a page of
+        `page_size` at a time when given."""
+        instances: list[dict[str, Any]] = []
+        token: Optional[str] = None
+        while True:
+            page = self.list_instances_page(labels=labels, state=state, parent=parent, ancestor=ancestor,
+                                            limit=page_size, page_token=token)
+            instances += page["instances"]
+            token = page.get("next_page_token")
+            if token is None:
+                return instances
+
+    def list_instances_page(self, *, labels: Optional[dict[str, str]] = None, state: Optional[str] = None,
+                            parent: Optional[str] = None, ancestor: Optional[str] = None,
+                            limit: Optional[int] = None, page_token: Optional[str] = None) -> dict[str, Any]:
+        """One page: {"instances": [...], "next_page_token": ...} (the token only when more follow)."""
+        params = [("label", f"{key}={value}") for key, value in (labels or {}).items()]
+        for name, value in (("state", state), ("parent", parent), ("ancestor", ancestor), ("limit", limit),
+                            ("page_token", page_token)):
+            if value is not None:
+                params.append((name, str(value)))
+        return self._call("GET", "/v1/instances", params=params)
 
     def get_instance(self, instance: str) -> dict[str, Any]:
         return self._call("GET", f"/v1/instances/{_segment(instance)}")
 
     def create_instance(self, name: str, hypervisor: str, *, import_dir: Optional[str] = None,
                         state: Optional[str] = None, vcpus: Optional[int] = None,
+                        labels: Optional[dict[str, str]] = None,
                         idempotency_key: Optional[str] = None) -> dict[str, Any]:
         """An empty instance, or one importing the guest directory `import_dir`."""
-        body = _dropping_none(name=name, hypervisor=hypervisor, import_dir=import_dir, state=state, vcpus=vcpus)
+        body = _dropping_none(name=name, hypervisor=hypervisor, import_dir=import_dir, state=state, vcpus=vcpus,
+                              labels=labels)
         return self._call("POST", "/v1/instances", body, idempotency_key)
 
     def delete_instance(self, instance: str) -> None:
@@ -141,10 +166,11 @@ class Forkd:
 
     def fork(self, source: str, name: str, *, count: Optional[int] = None, target_state: Optional[str] = None,
              from_running: Optional[bool] = None, memory: Optional[str] = None,
-             idempotency_key: Optional[str] = None) -> dict[str, Any]:
-        """`count` forks of `source` (all or nothing; named name-1..name-N when count > 1)."""
+             labels: Optional[dict[str, str]] = None, idempotency_key: Optional[str] = None) -> dict[str, Any]:
+        """`count` forks of `source` (all or nothing; named name-1..name-N when count > 1), with the
+        source's labels and `labels` laid over them."""
         body = _dropping_none(name=name, count=count, target_state=target_state, from_running=from_running,
-                              memory=memory)
+                              memory=memory, labels=labels)
         return self._call("POST", f"/v1/instances/{_segment(source)}/fork", body, idempotency_key)
 
     def list_pools(self) -> list[dict[str, Any]]:

@@ -66,6 +66,23 @@ class ForkdClientTest(unittest.TestCase):
             self.forkd.delete_instance(fork["id"])
         self.assertNotIn("web-1", [instance["name"] for instance in self.forkd.list_instances()])
 
+    def test_forks_inherit_labels_and_the_listing_filters_and_pages_by_them(self):
+        self.forkd.fork("template", "lab", count=5, labels={"team": "py", "tier": "a"})
+        self.forkd.fork("template", "other", count=2, labels={"team": "py", "tier": "b"})
+        tier_a = self.forkd.list_instances(labels={"team": "py", "tier": "a"}, page_size=2)
+        self.assertEqual([instance["name"] for instance in tier_a], [f"lab-{i}" for i in range(1, 6)])
+        self.assertEqual(tier_a[0]["ancestors"][-1]["id"], self.template["id"])
+        first = self.forkd.list_instances_page(labels={"team": "py"}, parent=self.template["id"], limit=4)
+        self.assertEqual(len(first["instances"]), 4)
+        rest = self.forkd.list_instances_page(labels={"team": "py"}, limit=4, page_token=first["next_page_token"])
+        self.assertEqual(len(rest["instances"]), 3)
+        self.assertNotIn("next_page_token", rest)
+        with self.assertRaises(fc.InvalidArgument) as bad:
+            self.forkd.list_instances(labels={"-x": "1"})
+        self.assertIn("label", bad.exception.message)
+        for instance in self.forkd.list_instances(labels={"team": "py"}):
+            self.forkd.delete_instance(instance["id"])
+
     def test_a_retried_fork_with_the_same_idempotency_key_is_made_once(self):
         first = self.forkd.fork("template", "once", idempotency_key="py-retry-1")
         again = self.forkd.fork("template", "once", idempotency_key="py-retry-1")

@@ -20,6 +20,14 @@ export type PoolList = Schemas["PoolList"];
 export type AcquireRequest = Schemas["AcquireRequest"];
 export type AcquireResponse = Schemas["AcquireResponse"];
 export type Health = Schemas["Health"];
+export type Labels = Schemas["Labels"];
+// GET /v1/instances's filters; labels become its repeated label=key=value parameters.
+export interface InstanceFilter {
+  labels?: Labels;
+  state?: Schemas["State"];
+  parent?: string;
+  ancestor?: string;
+}
 export type ErrorCode = Schemas["Error"]["code"];
 
 export const DEFAULT_SOCKET = "/run/forkengine/forkd.sock";
@@ -90,8 +98,24 @@ export class Forkd {
     return unwrap(await this.api.GET("/v1/healthz"));
   }
 
-  async listInstances(): Promise<Instance[]> {
-    return unwrap(await this.api.GET("/v1/instances")).instances;
+  // Every instance the filters match (labels: all must match), oldest first, fetched `pageSize` at a
+  // time when given.
+  async listInstances(filter: InstanceFilter = {}, pageSize?: number): Promise<Instance[]> {
+    const instances: Instance[] = [];
+    let pageToken: string | undefined;
+    do {
+      const page = await this.listInstancesPage({ ...filter, limit: pageSize, page_token: pageToken });
+      instances.push(...page.instances);
+      pageToken = page.next_page_token;
+    } while (pageToken !== undefined);
+    return instances;
+  }
+
+  // One page of the listing; next_page_token is set when more follow.
+  async listInstancesPage(query: InstanceFilter & { limit?: number; page_token?: string } = {}): Promise<InstanceList> {
+    const { labels, ...rest } = query;
+    const label = Object.entries(labels ?? {}).map(([key, value]) => `${key}=${value}`);
+    return unwrap(await this.api.GET("/v1/instances", { params: { query: { ...rest, label } } }));
   }
 
   async getInstance(id: string): Promise<Instance> {

@@ -86,6 +86,23 @@ test("forks with a count and a target state, then deletes the forks", async () =
   );
 });
 
+test("forks inherit labels, and the listing filters and pages by them", async () => {
+  await client.fork("template", { name: "lab", count: 5, labels: { team: "ts", tier: "a" } });
+  await client.fork("template", { name: "other", count: 2, labels: { team: "ts", tier: "b" } });
+  const tierA = await client.listInstances({ labels: { team: "ts", tier: "a" } }, 2);
+  assert.deepEqual(
+    tierA.map((instance) => instance.name),
+    ["lab-1", "lab-2", "lab-3", "lab-4", "lab-5"],
+  );
+  assert.equal(tierA[0].labels.tier, "a");
+  const first = await client.listInstancesPage({ labels: { team: "ts" }, limit: 4 });
+  assert.equal(first.instances.length, 4);
+  const rest = await client.listInstancesPage({ labels: { team: "ts" }, limit: 4, page_token: first.next_page_token });
+  assert.equal(rest.instances.length, 3);
+  assert.equal(rest.next_page_token, undefined);
+  for (const instance of await client.listInstances({ labels: { team: "ts" } })) await client.deleteInstance(instance.id);
+});
+
 test("a retried fork with the same idempotency key is made once", async () => {
   const first = await client.fork("template", { name: "once" }, { idempotencyKey: "ts-retry-1" });
   const again = await client.fork("template", { name: "once" }, { idempotencyKey: "ts-retry-1" });

@@ -245,6 +245,34 @@ TEST_F(ForkctlEndToEndTest, CreateTemplateMarksATemplateThatForksButNeverRuns) {
   EXPECT_NE(restored.err.find("template"), std::string::npos) << restored.err;
 }
 
+TEST_F(ForkctlEndToEndTest, LabelsSetAtCreateAndForkFilterLs) {
+  const std::string dir = scratch_ + "/sample-labelled";
+  ASSERT_EQ(Forkctl({"sample-instance", dir, "--disk-size", "64M", "--memory-size", "8M"}).exit_code, 0);
+  json base = ForkctlJson(
+      {"create", "base", "--hypervisor", "cloud-hypervisor", "--import", dir, "--label", "team=a", "--label", "t=1"});
+  EXPECT_EQ(base["labels"], (json{{"team", "a"}, {"t", "1"}})) << base.dump(2);
+  ASSERT_EQ(Forkctl({"fork", "base", "--name", "gold", "--count", "2", "--label", "tier=gold"}).exit_code, 0);
+  ASSERT_EQ(Forkctl({"fork", "base", "--name", "free", "--label", "tier=free", "--label", "t=2"}).exit_code, 0);
+
+  json gold = ForkctlJson({"ls", "-l", "tier=gold", "-l", "team=a"});
+  ASSERT_EQ(gold["instances"].size(), 2u) << gold.dump(2);
+  EXPECT_EQ(gold["instances"][0]["labels"], (json{{"team", "a"}, {"t", "1"}, {"tier", "gold"}}));
+  EXPECT_EQ(ForkctlJson({"ls", "--label", "tier"})["instances"].size(), 3u);
+  EXPECT_EQ(ForkctlJson({"ls", "-l", "t=2"})["instances"][0]["name"], "free");
+  EXPECT_EQ(ForkctlJson({"ls", "--parent", base["id"]})["instances"].size(), 3u);
+  Invocation table = Forkctl({"ls", "-l", "tier=free"});
+  ASSERT_EQ(table.exit_code, 0) << table.err;
+  EXPECT_NE(table.out.find("free"), std::string::npos) << table.out;
+  EXPECT_EQ(table.out.find("gold-1"), std::string::npos) << table.out;
+
+  Invocation no_equals = Forkctl({"fork", "base", "--name", "x", "--label", "tier"});
+  EXPECT_EQ(no_equals.exit_code, 1);
+  EXPECT_NE(no_equals.err.find("--label 'tier': expected key=value"), std::string::npos) << no_equals.err;
+  Invocation bad = Forkctl({"ls", "-l", "=x"});
+  EXPECT_EQ(bad.exit_code, 1) << bad.out;
+  EXPECT_NE(bad.err.find("label"), std::string::npos) << bad.err;
+}
+
 TEST_F(ForkctlEndToEndTest, ServerErrorsPrintTheMessageCodeAndStatusAndExitOne) {
   ImportSample("template");
 

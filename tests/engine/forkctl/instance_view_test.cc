@@ -92,6 +92,27 @@ TEST(ForkTreeTest, AForkWhoseParentIsGoneIsARootThatSaysSo) {
             "└── fork-a-1  i-3  Standby  10.100.0.4\n");
 }
 
+TEST(ForkTreeTest, AForkWhoseParentIsGoneHangsUnderItsNearestLivingAncestorAndNamesTheDeletedOnes) {
+  json root = MakeInstance("i-1", "root", "", "10.100.0.2");
+  json deep = MakeInstance("i-4", "deep", "i-3", "10.100.0.5", "Standby", "2026-11-25T18:31:00.000Z");
+  deep["ancestors"] = json::array({{{"id", "i-1"}, {"name", "root"}, {"forked_at", "t1"}},
+                                   {{"id", "i-2"}, {"name", "mid"}, {"forked_at", "t2"}},
+                                   {{"id", "i-3"}, {"name", "low"}, {"forked_at", "t3"}}});
+  EXPECT_EQ(ForkTree(json::array({root, deep})),
+            "root  i-1  Standby  10.100.0.2\n"
+            "└── deep  i-4  Standby  10.100.0.5  (via mid, low, since deleted)\n");
+}
+
+TEST(InstanceDetailsTest, ShowsTheAncestryOldestFirstAndTheLabels) {
+  json instance = MakeInstance("i-3", "low", "i-2", "10.100.0.4");
+  instance["ancestors"] = json::array(
+      {{{"id", "i-1"}, {"name", "root"}, {"forked_at", "t1"}}, {{"id", "i-2"}, {"name", "mid"}, {"forked_at", "t2"}}});
+  instance["labels"] = {{"team", "a"}, {"tier", "gold"}};
+  const std::string details = InstanceDetails(instance);
+  EXPECT_NE(details.find("ancestry    root (i-1) > mid (i-2)\n"), std::string::npos) << details;
+  EXPECT_NE(details.find("labels      team=a, tier=gold\n"), std::string::npos) << details;
+}
+
 TEST(ForkTreeTest, AParentLinkCycleIsPrintedOnceAndEnds) {
   json instances =
       json::array({MakeInstance("i-1", "a", "i-2", "10.0.0.1"), MakeInstance("i-2", "b", "i-1", "10.0.0.2")});
