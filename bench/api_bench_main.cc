@@ -214,27 +214,18 @@ Result<ListingRow> MeasureListings(PoolApi& api, int present, const std::string&
 }
 
 void PrintListings(const std::vector<ListingRow>& rows, int listings) {
-  std::printf("
-              5. listing with N instances present,
-              % d requests each
-              : p50 / p99 ms(instances in the reply) ",
-                    listings);
-  std::printf("   %9s %28s %28s %28s
-", "instances", "label=batch=<one fan-out>", "tier=gold,Standby limit=100",
+  std::printf("\n5. listing with N instances present, %d requests each: p50 / p99 ms (instances in the reply)\n",
+              listings);
+  std::printf("   %9s %28s %28s %28s\n", "instances", "label=batch=<one fan-out>", "tier=gold,Standby limit=100",
               "everything, unfiltered");
   for (const ListingRow& row : rows) {
     auto cell = [](const std::vector<double>& ms, size_t listed) {
       return fmt::format("{:.3f} / {:.3f} ({})", Percentile(ms, 0.5), Percentile(ms, 0.99), listed);
     };
-    std::printf(
-        "   %9d %28s %28s %28s
-        ", row.instances, cell(row.one_batch_ms, row.one_batch).c_str(),
-        cell(row.first_page_ms, row.first_page)
-            .c_str(),
-        cell(row.everything_ms, row.everything).c_str());
+    std::printf("   %9d %28s %28s %28s\n", row.instances, cell(row.one_batch_ms, row.one_batch).c_str(),
+                cell(row.first_page_ms, row.first_page).c_str(), cell(row.everything_ms, row.everything).c_str());
   }
-  std::printf("   target: a filtered list at 5,000 instances under 20 ms
-");
+  std::printf("   target: a filtered list at 5,000 instances under 20 ms\n");
 }
 
 // 4. Single-fork latency with many instances present (and 5., listings at each count).

@@ -18,6 +18,9 @@
 //   forkbench --density --guest-dir DIR [--memory-mib 256] [--counts 1,8,32]
 //       N forks of one QEMU template with RAM of their own vs mapping the template's: summed PSS and
 //       private memory after each read all its RAM, restore latency, standby cost (see density.h)
+//   forkbench --snapshots --guest-dir DIR [--memory-mib 256] [--repetitions N]
+//       snapshots of a running QEMU guest (the source's pause and the total), forks of a snapshot
+//       beside forks of a Standby instance (see snapshot_bench.h)
 //
 // Both modes need root for the loop-mounted scratch filesystems; without it --compare measures only
 // the current directory's filesystem.
@@ -35,6 +38,7 @@
 #include "bench/dm_thin_column.h"
 #include "bench/density.h"
 #include "bench/e2e_fork.h"
+#include "bench/snapshot_bench.h"
 #include "bench/interrupt.h"
 
 namespace {
@@ -130,6 +134,23 @@ int RunE2eMode(int argc, char** argv) {
   return fe::bench::RunE2e(options);
 }
 
+int RunSnapshotsMode(int argc, char** argv) {
+  fe::bench::SnapshotBenchOptions options;
+  CLI::App app{"forkbench --snapshots: snapshots of a running QEMU guest, and forks of a snapshot vs of an instance"};
+  bool snapshots = false;
+  app.add_flag("--snapshots", snapshots, "Run the snapshot measurements (required for these options)")->required();
+  app.add_option("--guest-dir", options.guest_dir, "QEMU guest directory (tests/e2e's fe-e2e-guest writes one)")
+      ->required();
+  app.add_option("--memory-mib", options.memory_mib, "The guest's RAM")
+      ->check(CLI::Range(64, 16384))
+      ->capture_default_str();
+  app.add_option("--repetitions", options.repetitions, "Snapshots taken, and forks of each kind")
+      ->check(CLI::Range(1, 100))
+      ->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  return fe::bench::RunSnapshotBench(options);
+}
+
 int RunDensityMode(int argc, char** argv) {
   fe::bench::DensityOptions options;
   CLI::App app{"forkbench --density: summed memory of N forks of one QEMU template, private vs shared RAM"};
@@ -155,6 +176,7 @@ int main(int argc, char** argv) {
   if (HasArgument(argc, argv, "--backends")) return RunBackendsMode(argc, argv);
   if (HasArgument(argc, argv, "--e2e")) return RunE2eMode(argc, argv);
   if (HasArgument(argc, argv, "--density")) return RunDensityMode(argc, argv);
+  if (HasArgument(argc, argv, "--snapshots")) return RunSnapshotsMode(argc, argv);
   if (HasArgument(argc, argv, "--help") || HasArgument(argc, argv, "-h")) {
     std::printf(
         "forkbench --compare [--filesystems xfs,btrfs,ext4] [--repetitions N] [--json FILE]\n"
@@ -165,6 +187,8 @@ int main(int argc, char** argv) {
         "    forks of a running QEMU guest per phase, pause vs RAM size (see forkbench --e2e --help)\n"
         "forkbench --density --guest-dir DIR [--memory-mib 256] [--counts 1,8,32]\n"
         "    summed PSS of N forks of one template, private vs shared RAM (see forkbench --density --help)\n"
+        "forkbench --snapshots --guest-dir DIR [--memory-mib 256] [--repetitions N]\n"
+        "    snapshots of a running QEMU guest: the pause and the total; forks of a snapshot vs of an instance\n"
         "forkbench [Google Benchmark flags]: BM_CloneGuestDir, BM_CloneSmallFiles on XFS "
         "(root)\n\n");
   }

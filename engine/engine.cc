@@ -96,14 +96,17 @@ Result<std::unique_ptr<Engine>> Engine::Open(EngineConfig config, EngineDependen
   return engine;
 }
 
-std::shared_ptr<Engine::Entry> Engine::FindEntry(const std::string& id_or_name) const {
+std::shared_ptr<Engine::Entry> Engine::FindEntry(const std::string& id_or_name, EntryKind kind) const {
   std::lock_guard lock(mutex_);
+  auto wanted = [kind](const std::shared_ptr<Entry>& entry) {
+    return !entry->deleted && entry->instance.snapshot_mark.has_value() == (kind == EntryKind::kSnapshot);
+  };
   auto by_id = entries_.find(id_or_name);
-  if (by_id != entries_.end()) return by_id->second->deleted ? nullptr : by_id->second;
+  if (by_id != entries_.end()) return wanted(by_id->second) ? by_id->second : nullptr;
   auto by_name = names_.find(id_or_name);
   if (by_name == names_.end()) return nullptr;
   auto entry = entries_.find(by_name->second);
-  if (entry == entries_.end() || entry->second->deleted) return nullptr;  // a reservation
+  if (entry == entries_.end() || !wanted(entry->second)) return nullptr;  // a reservation, or the other kind
   return entry->second;
 }
 
@@ -121,6 +124,13 @@ Result<Instance> Engine::Snapshot(const std::string& id_or_name) const {
 std::string Engine::InstanceDir(const std::string& id) const { return store_.Dir(id); }
 
 void Engine::PublishCreated(const Instance& instance) {
+  if (instance.snapshot_mark) {
+    events_->Publish("snapshot.created", {{"snapshot", instance.id},
+                                          {"name", instance.snapshot_mark->name},
+                                          {"instance", instance.snapshot_mark->instance_id},
+                                          {"state", InstanceStateName(instance.state)}});
+    return;
+  }
   nlohmann::json fields{{"instance", instance.id},
                         {"name", instance.name},
                         {"state", InstanceStateName(instance.state)},
@@ -200,7 +210,7 @@ std::vector<Instance> Engine::List() const {
   {
     std::lock_guard lock(mutex_);
     for (const auto& [id, entry] : entries_) {
-      if (!entry->deleted) instances.push_back(entry->instance);
+      if (!entry->deleted && !entry->instance.snapshot_mark) instances.push_back(entry->instance);
     }
   }
   std::sort(instances.begin(), instances.end(), [](const Instance& a, const Instance& b) {
@@ -303,6 +313,12 @@ Status Engine::DestroyLocked(const std::shared_ptr<Entry>& entry) {
   if (Status released = ReleaseLease(instance.id); !released.ok()) {
     spdlog::warn("delete {}: lease left behind, released at the next start: {}", instance.id, released.ToString());
   }
+  if (instance.snapshot_mark) {
+    spdlog::info("deleted snapshot {} ('{}' of {})", instance.id, instance.snapshot_mark->name,
+                 instance.snapshot_mark->instance_id);
+    events_->Publish("snapshot.deleted", {{"snapshot", instance.id}, {"name", instance.snapshot_mark->name}});
+    return Status::Ok();
+  }
   spdlog::info("deleted instance {} ('{}')", instance.id, instance.name);
   events_->Publish("instance.deleted", {{"instance", instance.id}, {"name", instance.name}});
   return Status::Ok();
@@ -381,6 +397,14 @@ Result<storage::VolumeUsage> Engine::Usage(const std::string& id_or_name) const 
   if (!instance.ok()) return instance.status();
   Result<storage::VolumeUsage> usage = backend_->Usage(instance->volume);
   if (!usage.ok()) return usage.status().Annotate("usage of instance '" + instance->name + "'");
+  return usage;
+}
+
+Result<storage::VolumeUsage> Engine::SnapshotUsage(const std::string& snapshot_id) const {
+  Result<Instance> snapshot = GetSnapshot(snapshot_id);
+  if (!snapshot.ok()) return snapshot.status();
+  Result<storage::VolumeUsage> usage = backend_->Usage(snapshot->volume);
+  if (!usage.ok()) return usage.status().Annotate("usage of snapshot '" + snapshot_id + "'");
   return usage;
 }
 

@@ -172,6 +172,14 @@ struct ForkRequest {
   Labels labels;        // laid over the source's (engine/labels.h)
 };
 
+// POST /v1/instances/{id}/snapshots (engine/snapshots.cc).
+struct SnapshotRequest {
+  std::string name;  // DNS label, unique among the instance's snapshots
+  Labels labels;     // laid over the instance's
+  // A Running instance: the live path's pre-flush of its RAM file before the pause (ForkRequest::preflush).
+  bool preflush = true;
+};
+
 // The names of a fork's instances: <name> for one; <name>-1 .. <name>-<count> for more; and
 // <name>-<first_index> .. <name>-<first_index + count - 1> when first_index is set (a router splitting
 // one fan-out across nodes gives each node its part of the numbers).
@@ -307,6 +315,29 @@ class Engine {
   // they were measured (storage/backend.h VolumeUsage). Walks the volume: not for hot paths.
   Result<storage::VolumeUsage> Usage(const std::string& id_or_name) const;
 
+  // --- snapshots.cc: immutable snapshots of an instance (Instance::snapshot_mark), issue #23.
+  // Takes a snapshot of a Running (paused for the clone only where the live path serves it, else
+  // stood by and restored, as a from_running fork), Standby or Stopped instance: a clone of its volume
+  // in the state it is in (Standby for a Running one), keeping its identity, crash-safe as a fork is.
+  // NotFound; AlreadyExists when the instance has a snapshot of that name; FailedPrecondition for a
+  // template or a pool member, and for a state the instance cannot be snapshotted in.
+  Result<ForkOutcome> TakeSnapshot(const std::string& instance_id_or_name, const SnapshotRequest& request);
+  // By id. NotFound for anything else (an instance's id included).
+  Result<Instance> GetSnapshot(const std::string& snapshot_id) const;
+  // FailedPrecondition naming the forks that map its memory file. Its instance is not affected.
+  Status DeleteSnapshot(const std::string& snapshot_id);
+  // What its volume holds on disk, as Usage measures an instance's.
+  Result<storage::VolumeUsage> SnapshotUsage(const std::string& snapshot_id) const;
+  // Forks of the snapshot, as Fork makes them of an instance (a Standby snapshot gives Standby forks
+  // by default, a Stopped one Stopped forks). from_running is refused: a snapshot never runs.
+  Result<std::vector<ForkOutcome>> ForkSnapshot(const std::string& snapshot_id, const ForkRequest& request);
+  // Rolls the instance back to one of its own snapshots: whatever it ran is stopped, its volume is
+  // replaced by a clone of the snapshot's (its identity kept), and it is brought to the state the
+  // snapshot was taken in (Running for a live one). Crash-safe: the old volume is removed only after
+  // the instance's metadata names the new one. FailedPrecondition when the snapshot is another
+  // instance's, the instance is a template, or forks map its memory file.
+  Result<Instance> RollBack(const std::string& instance_id_or_name, const std::string& snapshot_id);
+
   // A template's files, for a replication to another node (engine/template_files.cc): the list
   // recorded when it was made (snapshot/guest_files.h), and `length` bytes of one of its files at
   // `offset` (at most kMaxChunkBytes), read beneath its volume. NotFound; FailedPrecondition for an
@@ -355,7 +386,10 @@ class Engine {
   void Quarantine(const std::string& id, const std::string& reason, const std::function<void(std::string)>& note);
   void ListQuarantined(std::set<std::string>& owned);
   void UndoUnansweredFanOuts(const std::function<void(std::string)>& note);
-  std::shared_ptr<Entry> FindEntry(const std::string& id_or_name) const;
+  // What a lookup is after: an instance, or a snapshot (Instance::snapshot_mark); an entry of the
+  // other kind is not found.
+  enum class EntryKind { kInstance, kSnapshot };
+  std::shared_ptr<Entry> FindEntry(const std::string& id_or_name, EntryKind kind = EntryKind::kInstance) const;
   Result<Instance> Snapshot(const std::string& id_or_name) const;
   Instance Read(const std::shared_ptr<Entry>& entry) const;  // a copy, under mutex_
   std::string InstanceDir(const std::string& id) const;
@@ -414,17 +448,29 @@ class Engine {
   std::vector<std::pair<uint64_t, std::string>> CheckpointReleases(std::vector<std::pair<uint64_t, std::string>> batch);
 
   // --- fork.cc: Fork without its events (fork.started, then fork.finished or fork.failed)
-  Result<std::vector<ForkOutcome>> RunFork(const std::string& source_id_or_name, const ForkRequest& request);
+  // What RunFork makes of what: forks of an instance (the default), forks of a snapshot, or a snapshot
+  // (`snapshot` set: one record named by its id, keeping the source's identity, leasing none).
+  struct ForkKind {
+    EntryKind source = EntryKind::kInstance;
+    std::optional<SnapshotMark> snapshot;
+    std::string snapshot_id;
+  };
+  Result<std::vector<ForkOutcome>> RunFork(const std::string& source_id_or_name, const ForkRequest& request,
+                                           const ForkKind& kind);
+  // RunFork between its events (fork.started, then fork.finished or fork.failed).
+  Result<std::vector<ForkOutcome>> ForkAndPublish(const std::string& source_id_or_name, const ForkRequest& request,
+                                                  const ForkKind& kind);
 
   // --- fork_steps.cc: the fork as a pipeline (engine/fork_plan.h)
   class NameReservation;
   struct ForkPlan;
-  // Takes `names` (AlreadyExists naming the first taken one) with a new id each.
-  Result<NameReservation> ReserveNames(const std::vector<std::string>& names);
+  // Takes `names` (AlreadyExists naming the first taken one) with a new instance id each, or with
+  // `ids` when given (one per name).
+  Result<NameReservation> ReserveNames(const std::vector<std::string>& names, const std::vector<std::string>& ids = {});
   // One plan per reserved name: the fork's intent (state Creating) from `source`.
   std::vector<ForkPlan> PlanForks(const Instance& source, const NameReservation& names, InstanceState target_state,
                                   const std::string& pool, const std::optional<SharedMemory>& shared_memory,
-                                  const Labels& labels) const;
+                                  const Labels& labels, const std::optional<SnapshotMark>& snapshot) const;
   Status WriteIntentAndClone(ForkPlan& plan);
   Status LeaseAndRewrite(ForkPlan& plan, const hypervisor::Plugin& plugin);
   // Writes the final metadata beside the intent, unsynced (<id>/.instance.json.staged).
@@ -514,6 +560,9 @@ class Engine {
   std::thread checkpointer_;                                     // started by Open after recovery, joined by ~Engine
 
   mutable std::mutex mutex_;
+  // (instance id, snapshot name) of snapshots being taken: a name is its instance's until the snapshot
+  // is published or fails. GUARDED_BY(mutex_)
+  std::set<std::pair<std::string, std::string>> snapshot_names_taken_;
   // Templates' file lists as read from their files.json (a template's never changes; ids are never reused).
   mutable std::mutex template_files_mutex_;
   mutable std::map<std::string, std::shared_ptr<const snapshot::GuestFileList>> template_files_;

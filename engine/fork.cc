@@ -113,13 +113,18 @@ nlohmann::json ForkPhasesToJson(const ForkPhases& phases) {
 }
 
 Result<std::vector<ForkOutcome>> Engine::Fork(const std::string& source_id_or_name, const ForkRequest& request) {
+  return ForkAndPublish(source_id_or_name, request, ForkKind{});
+}
+
+Result<std::vector<ForkOutcome>> Engine::ForkAndPublish(const std::string& source_id_or_name,
+                                                        const ForkRequest& request, const ForkKind& kind) {
   nlohmann::json started{
       {"source", source_id_or_name}, {"name", request.name},
       {"count", request.count},      {"from_running", request.from_running},
       {"pool", request.pool},        {"memory", MemoryModeName(request.memory.value_or(MemoryMode::kPrivate))}};
   if (request.target_state) started["target_state"] = InstanceStateName(*request.target_state);
   events_->Publish("fork.started", started);
-  Result<std::vector<ForkOutcome>> outcomes = RunFork(source_id_or_name, request);
+  Result<std::vector<ForkOutcome>> outcomes = RunFork(source_id_or_name, request, kind);
   if (!outcomes.ok()) {
     events_->Publish("fork.failed", {{"source", source_id_or_name},
                                      {"name", request.name},
@@ -143,12 +148,14 @@ Result<std::vector<ForkOutcome>> Engine::Fork(const std::string& source_id_or_na
   return outcomes;
 }
 
-Result<std::vector<ForkOutcome>> Engine::RunFork(const std::string& source_id_or_name, const ForkRequest& request) {
+Result<std::vector<ForkOutcome>> Engine::RunFork(const std::string& source_id_or_name, const ForkRequest& request,
+                                                 const ForkKind& kind) {
   const Clock::SteadyPoint started = clock_.Now();
   Result<std::vector<std::string>> names = ForkNames(request);
   if (!names.ok()) return names.status();
-  std::shared_ptr<Entry> entry = FindEntry(source_id_or_name);
-  if (!entry) return Status::NotFound("instance '" + source_id_or_name + "' not found");
+  const std::string_view what = kind.source == EntryKind::kSnapshot ? "snapshot" : "instance";
+  std::shared_ptr<Entry> entry = FindEntry(source_id_or_name, kind.source);
+  if (!entry) return Status::NotFound(std::string(what) + " '" + source_id_or_name + "' not found");
   Instance source = Read(entry);
   FE_RETURN_IF_ERROR(CheckSharedVolumes(source));
   // The request's labels alone, then laid over the source's (together they may be too many).
@@ -162,7 +169,9 @@ Result<std::vector<ForkOutcome>> Engine::RunFork(const std::string& source_id_or
   }
 
   // Names are reserved before waiting for the lock, so two requests can never both take one.
-  FE_ASSIGN_OR_RETURN(NameReservation reservation, ReserveNames(*names));
+  FE_ASSIGN_OR_RETURN(
+      NameReservation reservation,
+      ReserveNames(*names, kind.snapshot ? std::vector<std::string>{kind.snapshot_id} : std::vector<std::string>{}));
   // A fan-out is all or nothing across a crash too (engine/fan_out_record.h).
   std::optional<FanOutRecord> fan_out;
   if (names->size() > 1) {
@@ -188,7 +197,7 @@ Result<std::vector<ForkOutcome>> Engine::RunFork(const std::string& source_id_or
   const int64_t lock_wait_us = clock_.MicrosSince(lock_start);
   {
     std::lock_guard lock(mutex_);
-    if (entry->deleted) return Status::NotFound("instance '" + source_id_or_name + "' not found");
+    if (entry->deleted) return Status::NotFound(std::string(what) + " '" + source_id_or_name + "' not found");
     source = entry->instance;
   }
   // The state may have changed while we waited.
@@ -199,7 +208,10 @@ Result<std::vector<ForkOutcome>> Engine::RunFork(const std::string& source_id_or
   }
   const bool was_running = source.state == InstanceState::kRunning;
   const InstanceState forked_state = was_running ? InstanceState::kStandby : source.state;
-  const InstanceState target = TargetState(forked_state, request, was_running);
+  // A snapshot is the clone as it is: Standby (of a Running or Standby source) or Stopped.
+  const InstanceState target = kind.snapshot ? forked_state : TargetState(forked_state, request, was_running);
+  std::optional<SnapshotMark> snapshot = kind.snapshot;
+  if (snapshot) snapshot->taken_in = source.state;  // as locked
   Result<const hypervisor::Plugin*> plugin = PluginFor(source);
   if (!plugin.ok()) return plugin.status();
   hypervisor::PluginCapabilities capabilities = (*plugin)->Capabilities();
@@ -236,7 +248,7 @@ Result<std::vector<ForkOutcome>> Engine::RunFork(const std::string& source_id_or
     Instance snapshotted = source;
     snapshotted.state = InstanceState::kStandby;
     std::vector<ForkPlan> plans =
-        PlanForks(snapshotted, reservation, target, request.pool, *shared_memory, request.labels);
+        PlanForks(snapshotted, reservation, target, request.pool, *shared_memory, request.labels, snapshot);
     ForkPhases source_phases;
     FE_RETURN_IF_ERROR(background ? BackgroundForkLocked(source, plans, **plugin, source_phases)
                                   : LiveForkLocked(source, plans, **plugin, request.preflush, source_phases));
@@ -265,7 +277,8 @@ Result<std::vector<ForkOutcome>> Engine::RunFork(const std::string& source_id_or
     standby_us = clock_.MicrosSince(standby_start);
   }
 
-  std::vector<ForkPlan> plans = PlanForks(source, reservation, target, request.pool, *shared_memory, request.labels);
+  std::vector<ForkPlan> plans =
+      PlanForks(source, reservation, target, request.pool, *shared_memory, request.labels, snapshot);
   Status made = RunForkPlans(plans, **plugin);
 
   int64_t restore_source_us = 0;

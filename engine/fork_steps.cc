@@ -19,23 +19,24 @@ constexpr size_t kMaxParallelForks = 8;
 
 }  // namespace
 
-Result<Engine::NameReservation> Engine::ReserveNames(const std::vector<std::string>& names) {
+Result<Engine::NameReservation> Engine::ReserveNames(const std::vector<std::string>& names,
+                                                     const std::vector<std::string>& ids) {
   std::vector<std::pair<std::string, std::string>> reserved;
   std::lock_guard lock(mutex_);
   for (const std::string& name : names) {
     if (names_.count(name) != 0) return Status::AlreadyExists("instance name '" + name + "' is taken");
   }
-  for (const std::string& name : names) {
-    reserved.emplace_back(name, NewInstanceId());
-    names_.emplace(name, reserved.back().second);
+  for (size_t i = 0; i < names.size(); ++i) {
+    reserved.emplace_back(names[i], i < ids.size() ? ids[i] : NewInstanceId());
+    names_.emplace(names[i], reserved.back().second);
   }
   return NameReservation(*this, std::move(reserved));
 }
 
 std::vector<Engine::ForkPlan> Engine::PlanForks(const Instance& source, const NameReservation& names,
                                                 InstanceState target_state, const std::string& pool,
-                                                const std::optional<SharedMemory>& shared_memory,
-                                                const Labels& labels) const {
+                                                const std::optional<SharedMemory>& shared_memory, const Labels& labels,
+                                                const std::optional<SnapshotMark>& snapshot) const {
   std::vector<ForkPlan> plans;
   plans.reserve(names.names_and_ids().size());
   for (const auto& [name, id] : names.names_and_ids()) {
@@ -57,6 +58,7 @@ std::vector<Engine::ForkPlan> Engine::PlanForks(const Instance& source, const Na
       fork.ancestors.erase(fork.ancestors.begin(), fork.ancestors.end() - kMaxAncestors);
     }
     fork.labels = MergeLabels(source.labels, labels);
+    fork.snapshot_mark = snapshot;
     fork.vcpus = source.vcpus;
     fork.attached_volumes = source.attached_volumes;  // all read-only (checked at admission)
     fork.pool = pool;
@@ -88,10 +90,16 @@ Status Engine::WriteIntentAndClone(ForkPlan& plan) {
 
 Status Engine::LeaseAndRewrite(ForkPlan& plan, const hypervisor::Plugin& plugin) {
   const Clock::SteadyPoint start = clock_.Now();
-  Result<hypervisor::NetworkIdentity> identity = network_->Allocate(plan.id);
-  if (!identity.ok()) return plan.Failed("network", identity.status());
-  plan.undo.Add("release lease of " + plan.id, [this, id = plan.id] { return ReleaseLease(id); });
-  plan.fork.identity = *identity;
+  if (plan.fork.snapshot_mark) {
+    // A snapshot keeps the identity it was taken with and leases none: it never runs, and its forks
+    // lease their own.
+    plan.fork.identity = plan.source.identity;
+  } else {
+    Result<hypervisor::NetworkIdentity> identity = network_->Allocate(plan.id);
+    if (!identity.ok()) return plan.Failed("network", identity.status());
+    plan.undo.Add("release lease of " + plan.id, [this, id = plan.id] { return ReleaseLease(id); });
+    plan.fork.identity = *identity;
+  }
   hypervisor::ForkSpec spec;
   spec.source_dir = GuestDir(plan.source);
   spec.target_dir = GuestDir(plan.fork);

@@ -150,6 +150,12 @@ nlohmann::json InstanceToJson(const Instance& instance) {
         {"replica_of",
          instance.template_mark->replica_of.empty() ? Json(nullptr) : Json(instance.template_mark->replica_of)}};
   }
+  if (instance.snapshot_mark) {
+    json["snapshot"] = {{"name", instance.snapshot_mark->name},
+                        {"instance_id", instance.snapshot_mark->instance_id},
+                        {"instance_name", instance.snapshot_mark->instance_name},
+                        {"taken_in", InstanceStateName(instance.snapshot_mark->taken_in)}};
+  }
   json["labels"] = LabelsToJson(instance.labels);
   Json ancestors = Json::array();
   for (const Ancestor& ancestor : instance.ancestors) {
@@ -227,6 +233,21 @@ Result<Instance> InstanceFromJson(const nlohmann::json& json, std::string_view o
       FE_RETURN_IF_ERROR(mark_reader.String("replica_of", mark.replica_of, JsonFields::kRequired));
     }
     instance.template_mark = std::move(mark);
+  }
+  Result<const Json*> snapshot_mark = reader.Object("snapshot", JsonFields::kOptional);
+  if (!snapshot_mark.ok()) return snapshot_mark.status();
+  if (*snapshot_mark != nullptr) {
+    JsonFields mark_reader = reader.Nested(**snapshot_mark, "snapshot");
+    SnapshotMark mark;
+    std::string taken_in;
+    FE_RETURN_IF_ERROR(mark_reader.String("name", mark.name, JsonFields::kRequired));
+    FE_RETURN_IF_ERROR(mark_reader.String("instance_id", mark.instance_id, JsonFields::kRequired));
+    FE_RETURN_IF_ERROR(mark_reader.String("instance_name", mark.instance_name, JsonFields::kRequired));
+    FE_RETURN_IF_ERROR(mark_reader.String("taken_in", taken_in, JsonFields::kRequired));
+    Result<InstanceState> state = ParseInstanceState(taken_in);
+    if (!state.ok()) return mark_reader.Fail("taken_in", state.status().message());
+    mark.taken_in = *state;
+    instance.snapshot_mark = std::move(mark);
   }
   FE_RETURN_IF_ERROR(ReadLabels(reader, "labels", instance.labels));
   FE_RETURN_IF_ERROR(ReadAncestors(reader, instance.ancestors));
@@ -315,6 +336,15 @@ Status ValidateInstance(const Instance& instance) {
   if (!instance.ancestors.empty() && instance.ancestors.back().id != instance.parent_id) {
     return invalid("ancestors", "the last link is not the parent '" + instance.parent_id + "'");
   }
+  if (instance.snapshot_mark) {
+    if (Status name = ValidateInstanceName(instance.snapshot_mark->name); !name.ok()) {
+      return invalid("snapshot.name", name.message());
+    }
+    if (instance.snapshot_mark->instance_id != instance.parent_id) {
+      return invalid("snapshot.instance_id", "not the parent '" + instance.parent_id + "'");
+    }
+    if (instance.state == InstanceState::kRunning) return invalid("state", "a snapshot never runs");
+  }
   if (instance.state == InstanceState::kRunning && !instance.process) {
     return invalid("process", "missing for a Running instance");
   }
@@ -349,7 +379,9 @@ Status ValidateInstanceName(std::string_view name) {
   return Status::Ok();
 }
 
-std::string NewInstanceId() {
+namespace {
+
+std::string NewId(std::string_view prefix) {
   unsigned char bytes[8];
   size_t filled = 0;
   while (filled < sizeof(bytes)) {
@@ -363,12 +395,17 @@ std::string NewInstanceId() {
     filled += static_cast<size_t>(got);
   }
   static constexpr char kHex[] = "0123456789abcdef";
-  std::string id = "i-";
+  std::string id(prefix);
   for (unsigned char byte : bytes) {
     id.push_back(kHex[byte >> 4]);
     id.push_back(kHex[byte & 0x0f]);
   }
   return id;
 }
+
+}  // namespace
+
+std::string NewInstanceId() { return NewId("i-"); }
+std::string NewSnapshotId() { return NewId("s-"); }
 
 }  // namespace fe::engine

@@ -74,6 +74,19 @@ struct Ancestor {
 
 inline constexpr size_t kMaxAncestors = 4096;
 
+// What makes a record a snapshot rather than an instance (engine/snapshots.cc): an immutable copy of
+// an instance's guest data at one moment, held by the storage backend beside it and sharing its
+// blocks. It never runs; it is forked from, and its instance may be rolled back to it. It keeps the
+// identity its instance had (leasing none of its own) and outlives its instance. Its record's name is
+// its id; its own name is `name`, unique among its instance's snapshots.
+struct SnapshotMark {
+  std::string name;
+  std::string instance_id;                           // whose snapshot it is (also its parent_id)
+  std::string instance_name;                         // that instance's name when it was taken
+  InstanceState taken_in = InstanceState::kStopped;  // the instance's state then: Running, Standby or Stopped
+  bool operator==(const SnapshotMark&) const = default;
+};
+
 enum class MemoryMode { kPrivate, kShared };
 std::string_view MemoryModeName(MemoryMode mode);  // "private", "shared"
 // Accepts the names above; InvalidArgument naming the text otherwise.
@@ -102,6 +115,7 @@ struct Instance {
   uint64_t identity_generation = 0;              // of the last identity handed to the guest (0: never)
   std::optional<SharedMemory> shared_memory;     // set while its RAM maps another instance's file
   std::optional<TemplateMark> template_mark;     // set for a template
+  std::optional<SnapshotMark> snapshot_mark;     // set for a snapshot
   Labels labels;                                 // engine/labels.h
   // Whom it descends from, the oldest first; the last is its parent (parent_id). Empty unless forked.
   std::vector<Ancestor> ancestors;
@@ -129,7 +143,8 @@ inline constexpr int kMaxVcpus = 4096;
 // reads back. InvalidArgument naming the field.
 Status ValidateInstance(const Instance& instance);
 
-// A fresh instance id ("i-" + 16 hex digits from a CSPRNG).
+// A fresh instance id ("i-" + 16 hex digits from a CSPRNG), or snapshot id ("s-" + 16).
 std::string NewInstanceId();
+std::string NewSnapshotId();
 
 }  // namespace fe::engine

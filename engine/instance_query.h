@@ -34,9 +34,10 @@ Result<PageCursor> DecodePageToken(std::string_view token);
 inline constexpr size_t kMaxPageSize = 1000;
 
 struct InstanceQuery {
+  bool snapshots = false;             // list snapshots (Instance::snapshot_mark) instead of instances
   std::vector<LabelSelector> labels;  // all must match
   std::optional<InstanceState> state;
-  std::string parent;    // forks of this id only
+  std::string parent;    // forks of this id only (for snapshots: the instance they are of)
   std::string ancestor;  // instances descended from this id (it may be deleted)
   std::optional<PageCursor> after;
   size_t limit = 0;  // 0: every match

@@ -54,8 +54,18 @@ Status Engine::Recover() {
   Result<std::vector<std::string>> ids = store_.ListIds();
   if (!ids.ok()) return ids.status().Annotate("recovering instances");
 
-  std::set<std::string> owned;  // ids (= volume names and lease holders) that must be kept
+  std::set<std::string> owned;  // ids (lease holders) that must be kept
+  // Volumes that must be kept: each instance's (its id, or another name after a roll back to a
+  // snapshot), and those of quarantined ids, whose metadata cannot say which: "<id>" and "<id>-r…".
+  std::set<std::string> owned_volumes;
   ListQuarantined(owned);
+  std::set<std::string> quarantined = owned;
+  auto kept = [&](const std::string& volume) {
+    if (owned_volumes.count(volume) != 0) return true;
+    const size_t rolled = volume.rfind("-r");
+    return quarantined.count(volume) != 0 ||
+           (rolled != std::string::npos && quarantined.count(volume.substr(0, rolled)) != 0);
+  };
   for (const std::string& id : *ids) {
     Result<Instance> read = store_.Read(id);
     if (!read.ok() && read.status().code() == ErrorCode::kNotFound) {
@@ -66,6 +76,7 @@ Status Engine::Recover() {
     }
     if (!read.ok()) {
       owned.insert(id);
+      quarantined.insert(id);
       Quarantine(id, read.status().message(), note);
       continue;
     }
@@ -80,6 +91,7 @@ Status Engine::Recover() {
              (instance.parent_id.empty() ? "" : ", fork of " + instance.parent_id) + "): volume, lease and metadata");
       } else {
         owned.insert(instance.id);  // retried at the next start
+        owned_volumes.insert(instance.volume);
         note("could not remove half-made instance " + instance.id + ": " +
              (!volume.ok()  ? volume
               : !lease.ok() ? lease
@@ -89,7 +101,7 @@ Status Engine::Recover() {
       continue;
     }
     owned.insert(instance.id);
-    owned.insert(instance.volume);
+    owned_volumes.insert(instance.volume);
     if (instance.state == InstanceState::kRunning && !(instance.process && vm::VmProcessAlive(*instance.process))) {
       instance.state = InstanceState::kStopped;
       instance.process.reset();
@@ -127,7 +139,7 @@ Status Engine::Recover() {
   Result<std::vector<std::string>> volumes = backend_->List();
   if (!volumes.ok()) return volumes.status().Annotate("recovering volumes");
   for (const std::string& volume : *volumes) {
-    if (owned.count(volume) != 0) {
+    if (kept(volume)) {
       Result<ConfinedDir> dir = ConfinedDir::Open(backend_->Path(volume));
       Result<std::vector<std::string>> removed = dir.ok() ? fe::RemoveTemporaryFiles(*dir, 8) : dir.status();
       if (removed.ok()) {

@@ -114,9 +114,12 @@ Status Engine::CheckMemoryNotMapped(const Instance& instance, std::string_view o
   std::string names;
   for (size_t i = 0; i < mappers.size() && i < 10; ++i) names += (i == 0 ? "'" : ", '") + mappers[i] + "'";
   if (mappers.size() > 10) names += " and " + std::to_string(mappers.size() - 10) + " more";
-  return Status::FailedPrecondition("cannot " + std::string(operation) + " instance '" + instance.name +
-                                    "': " + std::to_string(mappers.size()) + " instance(s) map its memory file " +
-                                    file + " (" + names + "); stop, stand by or delete them first");
+  const std::string what = instance.snapshot_mark
+                               ? "snapshot '" + instance.snapshot_mark->name + "' (" + instance.id + ")"
+                               : "instance '" + instance.name + "'";
+  return Status::FailedPrecondition("cannot " + std::string(operation) + " " + what + ": " +
+                                    std::to_string(mappers.size()) + " instance(s) map its memory file " + file + " (" +
+                                    names + "); stop, stand by or delete them first");
 }
 
 Status Engine::DropUnusedMemoryCopy(ForkPlan& plan, const hypervisor::Plugin& plugin) {

@@ -12,6 +12,7 @@ using nlohmann::json;
 
 struct ForkArguments {
   std::string source;
+  std::string snapshot;  // --from-snapshot: fork this snapshot instead of an instance
   std::string name;
   bool from_running = false;
   std::string target_state;
@@ -40,7 +41,8 @@ Result<json> ForkBody(const ForkArguments& args) {
 void AddForkCommands(CLI::App& app, std::shared_ptr<GlobalOptions> options, int* exit_code) {
   auto args = std::make_shared<ForkArguments>();
   CLI::App* fork = app.add_subcommand("fork", "Fork an instance: clone its guest data, give it a new identity");
-  fork->add_option("SRC", args->source, "Source instance id or name")->required();
+  fork->add_option("SRC", args->source, "Source instance id or name (not with --from-snapshot)");
+  fork->add_option("--from-snapshot", args->snapshot, "Fork this snapshot (s-...) instead of an instance");
   fork->add_option("--name", args->name, "Name of the fork (with --count N: NAME-1 .. NAME-N)")->required();
   fork->add_flag("--from-running", args->from_running,
                  "Allow a running source: it is put in standby for the clone and restored after");
@@ -64,9 +66,15 @@ void AddForkCommands(CLI::App& app, std::shared_ptr<GlobalOptions> options, int*
     *exit_code = RunRequest(
         *options,
         [&](const ApiClient& client) -> Result<json> {
+          if (args->source.empty() == args->snapshot.empty()) {
+            return Status::InvalidArgument("give either SRC (an instance) or --from-snapshot ID, not both");
+          }
           Result<json> body = ForkBody(*args);
           if (!body.ok()) return body;
-          return client.Post(InstancePath(args->source, "/fork"), *body);
+          const std::string path = args->snapshot.empty()
+                                       ? InstancePath(args->source, "/fork")
+                                       : "/v1/snapshots/" + EncodePathSegment(args->snapshot) + "/fork";
+          return client.Post(path, *body);
         },
         [&](const json& reply) { return ForksTable(reply, !args->no_header); });
   });

@@ -14,6 +14,7 @@
 #include "engine/forkctl/instance_commands.h"
 #include "engine/forkctl/pool_commands.h"
 #include "engine/forkctl/sample_instance_command.h"
+#include "engine/forkctl/snapshot_commands.h"
 #include "engine/forkctl/storage_command.h"
 
 int main(int argc, char** argv) {
@@ -26,6 +27,7 @@ int main(int argc, char** argv) {
   auto options = fe::engine::forkctl::AddGlobalOptions(app);
   fe::engine::forkctl::AddInstanceCommands(app, options, &exit_code);
   fe::engine::forkctl::AddForkCommands(app, options, &exit_code);
+  fe::engine::forkctl::AddSnapshotCommands(app, options, &exit_code);
   fe::engine::forkctl::AddPoolCommands(app, options, &exit_code);
   fe::engine::forkctl::AddStorageCommand(app, options, &exit_code);
   fe::engine::forkctl::AddHealthCommand(app, options, &exit_code);

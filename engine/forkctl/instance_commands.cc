@@ -183,7 +183,20 @@ void AddInstanceCommands(CLI::App& app, std::shared_ptr<GlobalOptions> options, 
   AddLifecycleCommand(app, options, exit_code, "start", "Boot a stopped instance");
   AddLifecycleCommand(app, options, exit_code, "stop", "Stop a running instance");
   AddLifecycleCommand(app, options, exit_code, "standby", "Pause, snapshot and stop a running instance");
-  AddLifecycleCommand(app, options, exit_code, "restore", "Restore a standby instance from its snapshot");
+  auto restored = std::make_shared<std::string>();
+  auto snapshot = std::make_shared<std::string>();
+  CLI::App* restore = app.add_subcommand(
+      "restore", "Restore a standby instance from its snapshot, or roll it back to one of its snapshots");
+  restore->add_option("ID", *restored, "Instance id or name")->required();
+  restore->add_option("--snapshot", *snapshot,
+                      "Roll back to this snapshot of the instance (s-...): what runs is stopped, its guest data "
+                      "replaced by the snapshot's, and it is brought to the state the snapshot was taken in");
+  restore->callback([options, exit_code, restored, snapshot] {
+    const json body = snapshot->empty() ? json::object() : json{{"snapshot", *snapshot}};
+    *exit_code = RunRequest(
+        *options, [&](const ApiClient& client) { return client.Post(InstancePath(*restored, "/restore"), body); },
+        InstanceSummary);
+  });
 }
 
 }  // namespace fe::engine::forkctl

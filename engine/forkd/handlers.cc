@@ -64,18 +64,7 @@ Reply ApiServer::CreateInstance(const Params&, const Query&, std::string_view bo
 }
 
 Reply ApiServer::InstanceUsage(const Params& params, const Query&, std::string_view) {
-  Result<storage::VolumeUsage> usage = engine_.Usage(params[0]);
-  if (!usage.ok()) {
-    Reply reply = ErrorReply(usage.status());
-    reply.instance = params[0];
-    return reply;
-  }
-  auto optional = [](const std::optional<uint64_t>& value) { return value ? Json(*value) : Json(nullptr); };
-  return JsonReply(200, Json{{"logical_bytes", usage->logical_bytes},
-                             {"allocated_bytes", usage->allocated_bytes},
-                             {"shared_bytes", optional(usage->shared_bytes)},
-                             {"exclusive_bytes", optional(usage->exclusive_bytes())},
-                             {"method", usage->method}});
+  return UsageReply(engine_.Usage(params[0]), params[0]);
 }
 
 Reply ApiServer::DeleteInstance(const Params& params, const Query&, std::string_view) {
@@ -101,11 +90,20 @@ Reply ApiServer::StandbyInstance(const Params& params, const Query&, std::string
 }
 
 Reply ApiServer::RestoreInstance(const Params& params, const Query&, std::string_view body) {
-  if (Status parsed = ParseEmptyBody(body); !parsed.ok()) return ErrorReply(parsed);
+  Result<std::string> snapshot = ParseRestoreRequest(body);
+  if (!snapshot.ok()) return ErrorReply(snapshot.status());
+  if (!snapshot->empty()) return InstanceReply(200, engine_.RollBack(params[0], *snapshot), params[0]);
   return InstanceReply(200, engine_.Restore(params[0]), params[0]);
 }
 
 Reply ApiServer::ForkInstance(const Params& params, const Query&, std::string_view body) {
+  return Forked(params[0], body, [&](const engine::ForkRequest& request) { return engine_.Fork(params[0], request); });
+}
+
+Reply ApiServer::Forked(
+    const std::string& source, std::string_view body,
+    const std::function<Result<std::vector<engine::ForkOutcome>>(const engine::ForkRequest&)>& fork) {
+  const Params params{source};
   Result<engine::ForkRequest> request = ParseForkRequest(body);
   if (!request.ok()) {
     metrics_.RecordForkFailure(request.status().code(), 1);
@@ -120,7 +118,7 @@ Reply ApiServer::ForkInstance(const Params& params, const Query&, std::string_vi
     reply.instance = params[0];
     return reply;
   }
-  Result<std::vector<engine::ForkOutcome>> outcomes = engine_.Fork(params[0], *request);
+  Result<std::vector<engine::ForkOutcome>> outcomes = fork(*request);
   claim.Settle(outcomes.ok());
   if (!outcomes.ok()) {
     metrics_.RecordForkFailure(outcomes.status().code(), request->count);

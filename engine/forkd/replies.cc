@@ -23,6 +23,22 @@ Reply ErrorReply(const Status& status) {
   return reply;
 }
 
+Reply UsageReply(const Result<storage::VolumeUsage>& usage, const std::string& id) {
+  if (!usage.ok()) {
+    Reply reply = ErrorReply(usage.status());
+    reply.instance = id;
+    return reply;
+  }
+  auto optional = [](const std::optional<uint64_t>& value) {
+    return value ? nlohmann::json(*value) : nlohmann::json(nullptr);
+  };
+  return JsonReply(200, nlohmann::json{{"logical_bytes", usage->logical_bytes},
+                                       {"allocated_bytes", usage->allocated_bytes},
+                                       {"shared_bytes", optional(usage->shared_bytes)},
+                                       {"exclusive_bytes", optional(usage->exclusive_bytes())},
+                                       {"method", usage->method}});
+}
+
 Reply NoContentReply() {
   Reply reply;
   reply.status = 204;

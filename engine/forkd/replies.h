@@ -19,6 +19,10 @@ Reply JsonReply(int status, const nlohmann::json& json);
 // The status's HTTP code (http_errors.h) with the {"code","message"} body; the message is logged.
 Reply ErrorReply(const Status& status);
 
+// 200 {logical_bytes, allocated_bytes, shared_bytes, exclusive_bytes, method} of a volume's usage
+// (an instance's or a snapshot's), or the error; `id` names the instance in the request log.
+Reply UsageReply(const Result<storage::VolumeUsage>& usage, const std::string& id);
+
 // 204 without a body.
 Reply NoContentReply();
 

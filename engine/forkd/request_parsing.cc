@@ -186,6 +186,43 @@ Result<uint64_t> QueryNumber(const std::string& text, std::string_view name, uin
   return value;
 }
 
+Result<std::string> ParseRestoreRequest(std::string_view body) {
+  if (body.find_first_not_of(" \t\r\n") == std::string_view::npos) return std::string();
+  Result<Json> json = ParseObject(body, "restore request");
+  if (!json.ok()) return json.status();
+  JsonFields fields = BodyFields(*json);
+  FE_RETURN_IF_ERROR(fields.RejectUnknown({"snapshot"}));
+  std::string snapshot;
+  FE_RETURN_IF_ERROR(fields.String("snapshot", snapshot, JsonFields::kOptional));
+  return snapshot;
+}
+
+Result<engine::SnapshotRequest> ParseSnapshotRequest(std::string_view body) {
+  Result<Json> json = ParseObject(body, "snapshot request");
+  if (!json.ok()) return json.status();
+  JsonFields fields = BodyFields(*json);
+  FE_RETURN_IF_ERROR(fields.RejectUnknown({"name", "labels", "preflush"}));
+  engine::SnapshotRequest request;
+  FE_RETURN_IF_ERROR(fields.String("name", request.name, JsonFields::kRequired));
+  FE_RETURN_IF_ERROR(engine::ReadLabels(fields, "labels", request.labels));
+  FE_RETURN_IF_ERROR(fields.Bool("preflush", request.preflush));
+  return request;
+}
+
+Result<engine::InstanceQuery> ParseSnapshotQuery(const std::vector<std::pair<std::string, std::string>>& query) {
+  std::vector<std::pair<std::string, std::string>> as_instances;
+  for (const auto& [name, value] : query) {
+    if (name == "parent" || name == "ancestor" || name == "state") {
+      return Status::InvalidArgument("unknown query parameter '" + name +
+                                     "' (expected label, instance, limit or page_token)");
+    }
+    as_instances.emplace_back(name == "instance" ? "parent" : name, value);
+  }
+  Result<engine::InstanceQuery> parsed = ParseInstanceQuery(as_instances);
+  if (parsed.ok()) parsed->snapshots = true;
+  return parsed;
+}
+
 Result<engine::InstanceQuery> ParseInstanceQuery(const std::vector<std::pair<std::string, std::string>>& query) {
   engine::InstanceQuery parsed;
   for (const auto& [name, value] : query) {

@@ -39,10 +39,19 @@ Status ParseEmptyBody(std::string_view body);
 // The value of the query parameter `name`; nullopt when absent.
 std::optional<std::string> QueryValue(const std::vector<std::pair<std::string, std::string>>& query,
                                       std::string_view name);
+// POST /v1/instances/{id}/restore: an empty body or {} (restore from its own snapshot directory), or
+// {"snapshot": ID} (roll back to that snapshot): the id, or "".
+Result<std::string> ParseRestoreRequest(std::string_view body);
+
+// POST /v1/instances/{id}/snapshots: {"name" (required), "labels", "preflush"}.
+Result<engine::SnapshotRequest> ParseSnapshotRequest(std::string_view body);
+
 // GET /v1/instances?label=k=v&label=k&state=&parent=&ancestor=&limit=&page_token= (engine/instance_query.h):
 // labels all match; limit 1..1000 (absent: every match); InvalidArgument naming the parameter, also for
 // one the listing does not know.
 Result<engine::InstanceQuery> ParseInstanceQuery(const std::vector<std::pair<std::string, std::string>>& query);
+// GET /v1/snapshots?label=&instance=&limit=&page_token=: the same, for snapshots (instance: whose).
+Result<engine::InstanceQuery> ParseSnapshotQuery(const std::vector<std::pair<std::string, std::string>>& query);
 
 // A decimal number in [0, max] from the query parameter `name` (InvalidArgument naming it).
 Result<uint64_t> QueryNumber(const std::string& text, std::string_view name, uint64_t max);

@@ -40,7 +40,12 @@ Names AcquiredName(const std::vector<std::string>&, std::string_view body) {
 const std::vector<ApiServer::Route>& ApiServer::Routes() {
   static const std::vector<Route> kRoutes{
       {"GET", "/v1/healthz", &ApiServer::Healthz},
-      {"GET", "/v1/instances", &ApiServer::ListInstances},
+      {"GET",
+       "/v1/instances",
+       &ApiServer::ListInstances,
+       false,
+       nullptr,
+       {"label", "state", "parent", "ancestor", "limit", "page_token"}},
       {"POST", "/v1/instances", &ApiServer::CreateInstance, /*body_required=*/true, CreatedName},
       {"GET", "/v1/instances/{id}", &ApiServer::GetInstance, false, nullptr, {"wait_for", "timeout_ms"}},
       {"GET", "/v1/instances/{id}/usage", &ApiServer::InstanceUsage},
@@ -50,6 +55,12 @@ const std::vector<ApiServer::Route>& ApiServer::Routes() {
       {"POST", "/v1/instances/{id}/standby", &ApiServer::StandbyInstance},
       {"POST", "/v1/instances/{id}/restore", &ApiServer::RestoreInstance},
       {"POST", "/v1/instances/{id}/fork", &ApiServer::ForkInstance, /*body_required=*/true, ForkNames},
+      {"POST", "/v1/instances/{id}/snapshots", &ApiServer::TakeSnapshot, /*body_required=*/true},
+      {"GET", "/v1/snapshots", &ApiServer::ListSnapshots, false, nullptr, {"label", "instance", "limit", "page_token"}},
+      {"GET", "/v1/snapshots/{id}", &ApiServer::GetSnapshot},
+      {"GET", "/v1/snapshots/{id}/usage", &ApiServer::SnapshotUsage},
+      {"DELETE", "/v1/snapshots/{id}", &ApiServer::DeleteSnapshot},
+      {"POST", "/v1/snapshots/{id}/fork", &ApiServer::ForkSnapshot, /*body_required=*/true, ForkNames},
       {"GET", "/v1/instances/{id}/files", &ApiServer::TemplateFiles},
       {"GET",
        "/v1/instances/{id}/files/content",
@@ -86,6 +97,10 @@ std::vector<ServedRoute> ServedRoutes() {
   return routes;
 }
 
+// The one query parameter a route may be given more than once: a listing's label selectors, each a
+// term that must match (GET /v1/instances?label=a=1&label=b).
+constexpr std::string_view kRepeatableQueryParameter = "label";
+
 Reply ApiServer::Dispatch(std::string_view method, std::string_view path, std::string_view body, const Query& query) {
   std::optional<RouteMatch> match = MatchRoute(Routes(), method, path);
   if (!match) return UnroutedReply(method, path, AllowedMethods(Routes(), path));
@@ -95,7 +110,7 @@ Reply ApiServer::Dispatch(std::string_view method, std::string_view path, std::s
     std::string problem;
     if (std::find(served.query.begin(), served.query.end(), name) == served.query.end()) {
       problem = "query parameter '" + name + "' is not known on " + served.pattern;
-    } else if (!seen.insert(name).second) {
+    } else if (name != kRepeatableQueryParameter && !seen.insert(name).second) {
       problem = "query parameter '" + name + "' is given twice";
     }
     if (!problem.empty()) {

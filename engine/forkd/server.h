@@ -17,6 +17,7 @@
 
 #include <atomic>
 #include <cstddef>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -104,6 +105,16 @@ class ApiServer {
   Reply StandbyInstance(const Params& params, const Query&, std::string_view body);
   Reply RestoreInstance(const Params& params, const Query&, std::string_view body);
   Reply ForkInstance(const Params& params, const Query&, std::string_view body);
+  // A fork request's reply: parses `body`, claims the names, runs `fork` and answers its outcomes.
+  Reply Forked(const std::string& source, std::string_view body,
+               const std::function<Result<std::vector<engine::ForkOutcome>>(const engine::ForkRequest&)>& fork);
+  // snapshot_handlers.cc (issue #23)
+  Reply TakeSnapshot(const Params& params, const Query&, std::string_view body);
+  Reply ListSnapshots(const Params& params, const Query& query, std::string_view body);
+  Reply GetSnapshot(const Params& params, const Query&, std::string_view body);
+  Reply DeleteSnapshot(const Params& params, const Query&, std::string_view body);
+  Reply SnapshotUsage(const Params& params, const Query&, std::string_view body);
+  Reply ForkSnapshot(const Params& params, const Query&, std::string_view body);
   Reply StorageInfo(const Params& params, const Query&, std::string_view body);
   Reply ListNodes(const Params& params, const Query&, std::string_view body);
   Reply MetricsText(const Params& params, const Query&, std::string_view body);

@@ -101,6 +101,12 @@ const std::vector<ClusterRouter::Route>& ClusterRouter::Table() {
       {"POST", "/v1/instances/{id}/standby", &ClusterRouter::ToOwner},
       {"POST", "/v1/instances/{id}/restore", &ClusterRouter::ToOwner},
       {"POST", "/v1/instances/{id}/fork", &ClusterRouter::ForkInstance},
+      {"POST", "/v1/instances/{id}/snapshots", &ClusterRouter::ToOwner},
+      {"GET", "/v1/snapshots", &ClusterRouter::ListSnapshots},
+      {"GET", "/v1/snapshots/{id}", &ClusterRouter::ToSnapshotOwner},
+      {"GET", "/v1/snapshots/{id}/usage", &ClusterRouter::ToSnapshotOwner},
+      {"DELETE", "/v1/snapshots/{id}", &ClusterRouter::ToSnapshotOwner},
+      {"POST", "/v1/snapshots/{id}/fork", &ClusterRouter::ToSnapshotOwner},
       {"GET", "/v1/instances/{id}/files", &ClusterRouter::ToOwner},
       {"GET", "/v1/instances/{id}/files/content", &ClusterRouter::ToOwner},
       {"POST", "/v1/uploads", &ClusterRouter::NodeLocal},
@@ -139,8 +145,8 @@ forkd::HttpHandlers ClusterRouter::Handlers() {
   handlers.handle = [this](const Request& request) { return Serve(request); };
   handlers.requires_body = [](std::string_view method, std::string_view path) {
     // The bodies forkd cannot do without; the node says what else is wrong with a request.
-    return method == "POST" && (path == "/v1/instances" || path == "/v1/pools" ||
-                                (path.size() > 5 && path.substr(path.size() - 5) == "/fork"));
+    return method == "POST" &&
+           (path == "/v1/instances" || path == "/v1/pools" || path.ends_with("/fork") || path.ends_with("/snapshots"));
   };
   handlers.completed = [](const Request& request, const Reply& reply, double seconds) {
     const std::string line = forkd::RequestLogLine(forkd::RequestRecord{.method = request.method,
@@ -287,47 +293,73 @@ forkd::HttpResponse ClusterRouter::Nodes(const Request&, const Params&) {
   return JsonReply(200, Json{{"nodes", cluster::NodesView(*cache_.Snapshot())}});
 }
 
-forkd::HttpResponse ClusterRouter::ListInstances(const Request& request, const Params&) {
+ClusterRouter::MergedPage ClusterRouter::MergePages(const Request& request, const std::string& collection,
+                                                    const char* time_field, size_t limit) const {
   // Each node answers its first page of the filter after the cursor, in the listing's order; the
   // router's page is the first `limit` of their union in that order (engine/instance_query.h).
-  Result<engine::InstanceQuery> query = forkd::ParseInstanceQuery(request.query);
-  if (!query.ok()) return ErrorReply(query.status());
-  std::string path = "/v1/instances";
+  std::string path = "/v1/" + collection;
   for (const auto& [name, value] : request.query) {
     path += (path.find('?') == std::string::npos ? "?" : "&") + PercentEncode(name) + "=" + PercentEncode(value);
   }
-  const std::shared_ptr<const cluster::ClusterIndex> index = cache_.Snapshot();
+  MergedPage page;
   std::vector<std::pair<engine::PageCursor, Json>> listed;
-  bool more = false;
-  std::set<std::string> answered;
   for (auto& [name, answer] : AskEveryNode(path)) {
     if (!answer.ok()) continue;
-    answered.insert(name);
-    more = more || answer->contains("next_page_token");
-    for (Json& instance : (*answer)["instances"]) {
-      engine::PageCursor cursor{instance.value("created_at", ""), instance.value("id", "")};
-      listed.emplace_back(std::move(cursor), std::move(instance));
+    page.answered.insert(name);
+    page.more = page.more || answer->contains("next_page_token");
+    for (Json& item : (*answer)[collection]) {
+      engine::PageCursor cursor{item.value(time_field, ""), item.value("id", "")};
+      listed.emplace_back(std::move(cursor), std::move(item));
     }
   }
   std::sort(listed.begin(), listed.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
-  Json instances = Json::array();
-  std::optional<engine::PageCursor> next;
-  for (auto& [cursor, instance] : listed) {
-    if (query->limit != 0 && instances.size() == query->limit) {
-      more = true;
+  for (auto& [cursor, item] : listed) {
+    if (limit != 0 && page.items.size() == limit) {
+      page.more = true;
       break;
     }
-    next = cursor;
-    instances.push_back(std::move(instance));
+    page.last = cursor;
+    page.items.push_back(std::move(item));
   }
+  return page;
+}
+
+forkd::HttpResponse ClusterRouter::ListInstances(const Request& request, const Params&) {
+  Result<engine::InstanceQuery> query = forkd::ParseInstanceQuery(request.query);
+  if (!query.ok()) return ErrorReply(query.status());
+  const std::shared_ptr<const cluster::ClusterIndex> index = cache_.Snapshot();
+  MergedPage page = MergePages(request, "instances", "created_at", query->limit);
   Json unreachable = Json::array();
   for (const auto& [id, owner] : index->instances) {
-    if (answered.count(owner.node) == 0)
+    if (page.answered.count(owner.node) == 0)
       unreachable.push_back(Json{{"id", id}, {"name", owner.name}, {"node", owner.node}});
   }
-  Json reply{{"instances", std::move(instances)}, {"unreachable", std::move(unreachable)}};
-  if (more && next) reply["next_page_token"] = engine::EncodePageToken(*next);
+  Json reply{{"instances", std::move(page.items)}, {"unreachable", std::move(unreachable)}};
+  if (page.more && page.last) reply["next_page_token"] = engine::EncodePageToken(*page.last);
   return JsonReply(200, std::move(reply));
+}
+
+forkd::HttpResponse ClusterRouter::ListSnapshots(const Request& request, const Params&) {
+  Result<engine::InstanceQuery> query = forkd::ParseSnapshotQuery(request.query);
+  if (!query.ok()) return ErrorReply(query.status());
+  MergedPage page = MergePages(request, "snapshots", "taken_at", query->limit);
+  Json reply{{"snapshots", std::move(page.items)}};
+  if (page.more && page.last) reply["next_page_token"] = engine::EncodePageToken(*page.last);
+  return JsonReply(200, std::move(reply));
+}
+
+forkd::HttpResponse ClusterRouter::ToSnapshotOwner(const Request& request, const Params& params) {
+  // Snapshots are not in the index: the live node that has it says so.
+  const std::string& id = params.front();
+  const std::shared_ptr<const cluster::ClusterIndex> index = cache_.Snapshot();
+  for (auto& [name, answer] : AskEveryNode("/v1/snapshots/" + PercentEncode(id))) {
+    if (!answer.ok()) continue;
+    const cluster::NodeInfo* node = index->Node(name);
+    if (node == nullptr) continue;
+    Result<Reply> reply = Forward(*node, request, request.body);
+    return reply.ok() ? std::move(*reply) : ErrorReply(reply.status());
+  }
+  return ErrorReply(Status::NotFound("no live node holds snapshot " + id));
 }
 
 forkd::HttpResponse ClusterRouter::CreateInstance(const Request& request, const Params&) {

@@ -34,7 +34,9 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -42,6 +44,7 @@
 #include "engine/cluster/cluster_cache.h"
 #include "engine/cluster/etcd_client.h"
 #include "engine/forkd/http_server.h"
+#include "engine/instance_query.h"
 
 namespace fe::engine::router {
 
@@ -74,6 +77,19 @@ class ClusterRouter {
   Reply Health(const Request&, const Params&);
   Reply Nodes(const Request&, const Params&);
   Reply ListInstances(const Request&, const Params&);
+  Reply ListSnapshots(const Request&, const Params&);
+  // Forwards to the live node that answers GET /v1/snapshots/{id}; 404 when none does.
+  Reply ToSnapshotOwner(const Request&, const Params&);
+  // The first `limit` (0: all) of every live node's page of GET /v1/<collection> with the request's
+  // query, in the listing's order ((<time_field>, id)); whether more follow; which nodes answered.
+  struct MergedPage {
+    nlohmann::json items = nlohmann::json::array();
+    bool more = false;
+    std::optional<engine::PageCursor> last;
+    std::set<std::string> answered;
+  };
+  MergedPage MergePages(const Request& request, const std::string& collection, const char* time_field,
+                        size_t limit) const;
   Reply CreateInstance(const Request&, const Params&);
   Reply ToOwner(const Request&, const Params&);
   Reply NodeLocal(const Request&, const Params&);

@@ -33,7 +33,7 @@ TEST(LabelsTest, ReadingLabelsNamesTheFieldThatIsWrong) {
   nlohmann::json body = {{"labels", {{"team", 7}}}};
   Labels labels;
   Status status = ReadLabels(JsonFields(body, "fork request"), "labels", labels);
-  EXPECT_EQ(status.message(), "fork request: field 'labels.team': expected a string, found number");
+  EXPECT_EQ(status.message(), "fork request: field 'labels.team': expected a string, found integer");
   body = {{"labels", {{"bad key", "x"}}}};
   EXPECT_NE(ReadLabels(JsonFields(body, ""), "labels", labels).message().find("field 'labels.bad key'"),
             std::string::npos);

@@ -81,6 +81,44 @@ TEST_F(ForkdCrashTest, KillNineDuringForksThenRestartLeavesOnlyCompleteInstances
   EXPECT_EQ(api().Post("/v1/instances/src/fork", Json{{"name", "after-restart"}}).status, 201);
 }
 
+TEST_F(ForkdCrashTest, KillNineWhileSnapshottingLeavesWholeSnapshotsOnlyAndTheirInstanceIntact) {
+  StartForkd();
+  Json source = Import("src");
+  ASSERT_TRUE(source.is_object());
+  const std::string source_volume = data_root_ + "/volumes/" + source["storage"]["volume"].get<std::string>();
+  Result<std::map<std::string, fe::test::Digest>> before = TreeDigests(source_volume);
+  FE_ASSERT_OK(before);
+  std::atomic<bool> stop{false};
+  std::atomic<int> taken{0};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < 3; ++c) {
+    clients.emplace_back([&, c] {
+      for (int i = 0; !stop && i < 200; ++i) {
+        const ApiResponse reply = api().Post("/v1/instances/src/snapshots",
+                                             Json{{"name", "c" + std::to_string(c) + "-" + std::to_string(i)}});
+        if (reply.status == 201) ++taken;
+        if (reply.status == 0) return;  // forkd is gone
+      }
+    });
+  }
+  while (taken.load() < 4) std::this_thread::yield();
+  forkd_->Signal(SIGKILL);
+  forkd_->Wait();
+  stop = true;
+  for (std::thread& client : clients) client.join();
+
+  StartForkd();
+  ExpectOnlyCompleteInstances(api(), data_root_);
+  const ApiResponse listed = api().Get("/v1/snapshots");
+  ASSERT_EQ(listed.status, 200);
+  EXPECT_GE(listed.json["snapshots"].size(), 4u) << "every answered snapshot survives";
+  Result<std::map<std::string, fe::test::Digest>> after = TreeDigests(source_volume);
+  FE_ASSERT_OK(after);
+  EXPECT_EQ(*after, *before) << "a snapshot wrote into its instance";
+  const std::string first = listed.json["snapshots"][0]["id"];
+  EXPECT_EQ(api().Post("/v1/snapshots/" + first + "/fork", Json{{"name", "after-restart"}}).status, 201);
+}
+
 TEST_F(ForkdCrashTest, KillNineDuringFanOutsLeavesEachFanOutWholeOrGone) {
   StartForkd();
   ASSERT_TRUE(Import("src").is_object());

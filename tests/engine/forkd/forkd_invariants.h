@@ -42,12 +42,27 @@ inline std::set<std::string> ExpectOnlyCompleteInstances(const ApiClient& api, c
       EXPECT_EQ(::access((volume + "/" + file).c_str(), F_OK), 0) << id << " lacks " << volume << "/" << file;
     }
   }
+  // Snapshots (issue #23) own a volume and a metadata directory as instances do, and no lease.
+  ApiResponse snapshots = api.Get("/v1/snapshots");
+  EXPECT_EQ(snapshots.status, 200) << snapshots.body << snapshots.error;
+  std::set<std::string> records = ids;
+  if (snapshots.status == 200) {
+    for (const Json& snapshot : snapshots.json["snapshots"]) {
+      records.insert(snapshot["id"].get<std::string>());
+      const std::string volume = snapshot["storage"]["volume"];
+      volumes.insert(volume);
+      EXPECT_NE(snapshot["state"], "Creating");
+      EXPECT_EQ(::access((data_root + "/volumes/" + volume + "/config.json").c_str(), F_OK), 0)
+          << "snapshot " << snapshot["id"] << " lacks its config";
+    }
+  }
   std::vector<std::string> listed = ListDir(data_root + "/volumes");
   std::set<std::string> on_disk(listed.begin(), listed.end());
   on_disk.erase(".dm-thin");  // the dm-thin backend's ledger and pool images
   EXPECT_EQ(on_disk, volumes) << "volumes on disk vs listed instances";
   std::vector<std::string> dirs = ListDir(data_root + "/instances");
-  EXPECT_EQ(std::set<std::string>(dirs.begin(), dirs.end()), ids) << "instance directories vs listed instances";
+  EXPECT_EQ(std::set<std::string>(dirs.begin(), dirs.end()), records)
+      << "instance directories vs listed instances and snapshots";
   Result<std::vector<std::string>> leases = LeasedIds(data_root);
   EXPECT_TRUE(leases.ok()) << leases.status().ToString();
   if (leases.ok()) {
