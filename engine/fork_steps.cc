@@ -107,6 +107,7 @@ Status Engine::LeaseAndRewrite(ForkPlan& plan, const hypervisor::Plugin& plugin)
   spec.target_identity = plan.fork.identity;
   spec.from_snapshot = plan.from_snapshot;
   spec.shared_memory = plan.fork.shared_memory.has_value();
+  spec.keeps_identity = plan.fork.snapshot_mark.has_value();
   spec.guarded_dirs = GuardedDirs();
   Result<hypervisor::PreparedFork> prepared = plugin.PrepareFork(spec);
   if (!prepared.ok()) return plan.Failed("rewrite", prepared.status());

@@ -140,6 +140,7 @@ Result<Instance> Engine::RollBack(const std::string& id_or_name, const std::stri
   spec.target_identity = instance.identity;
   spec.from_snapshot = snapshot.state == InstanceState::kStandby;
   spec.guarded_dirs = GuardedDirs();
+  spec.keeps_identity = true;
   Result<hypervisor::PreparedFork> prepared = plugin->PrepareFork(spec);
   if (!prepared.ok()) return prepared.status().Annotate(what + ": rewrite");
 

@@ -56,6 +56,10 @@ struct ForkSpec {
   // Set when the fork maps another instance's snapshot memory (MemorySource): its clone of the
   // snapshot's own memory file is not needed, and may be missing.
   bool shared_memory = false;
+  // Set for a copy that keeps its instance's identity rather than taking one of its own: a snapshot of
+  // the instance, or the instance rolled back to one. The checks that a fork's TAP, MAC and vsock CID
+  // differ from its source's do not apply (the two never run at once: a snapshot never runs).
+  bool keeps_identity = false;
 };
 
 // Where the guest's identity agent (hypervisor/forkagent) listens, as the host reaches it: the host

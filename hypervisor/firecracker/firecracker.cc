@@ -73,7 +73,7 @@ Status CheckDirectory(const std::string& dir, bool standby) {
 // The devices a fork restores with must not leave it holding anything of the source once the alias
 // is gone (firecracker.h: drives are re-pointed, the vsock socket overridden, the TAP overridden).
 Status CheckSnapshotDevices(const SnapshotDevices& devices, const std::string& embedded_dir,
-                            const NetworkIdentity& target, const std::string& file) {
+                            const NetworkIdentity& target, bool keeps_identity, const std::string& file) {
   auto beneath = [&](const std::string& path) { return path == embedded_dir || IsBeneath(path, embedded_dir); };
   for (size_t i = 0; i < devices.drives.size(); ++i) {
     const DriveDevice& drive = devices.drives[i];
@@ -111,7 +111,7 @@ Status CheckSnapshotDevices(const SnapshotDevices& devices, const std::string& e
     if (target.tap_device.empty()) {
       return FieldError(file, "network-interfaces[0]", "the fork's network identity has no TAP device");
     }
-    if (target.tap_device == devices.network_interfaces[0].host_dev_name) {
+    if (target.tap_device == devices.network_interfaces[0].host_dev_name && !keeps_identity) {
       return FieldError(file, "network-interfaces[0].host_dev_name",
                         "the fork's TAP '" + target.tap_device + "' is the source's");
     }
@@ -215,7 +215,8 @@ class FirecrackerPluginImpl final : public Plugin {
         return FieldError(devices_file, "source_alias.from",
                           "'" + embedded_dir + "' and the fork's " + spec.target_dir + " must be distinct, non-nested");
       }
-      FE_RETURN_IF_ERROR(CheckSnapshotDevices(*devices, embedded_dir, spec.target_identity, devices_file));
+      FE_RETURN_IF_ERROR(
+          CheckSnapshotDevices(*devices, embedded_dir, spec.target_identity, spec.keeps_identity, devices_file));
       devices->source_alias = PathAlias{embedded_dir, spec.target_dir};
       writes.push_back({files->snapshot_dir + "/" + std::string(kSnapshotDevicesName),
                         EncodeSnapshotDevices(*devices, std::move(base))});

@@ -156,11 +156,11 @@ Result<Config> RewriteConfigForFork(const Config& source, const ForkSpec& spec, 
       return rewrite.Error(ErrorCode::kInvalidArgument, "nics[0].ifname",
                            "the fork's TAP device \"" + to.tap_device + "\" must be 1 to 15 bytes");
     }
-    if (to.tap_device == from.tap_device) {
+    if (to.tap_device == from.tap_device && !spec.keeps_identity) {
       return rewrite.Error(ErrorCode::kInvalidArgument, "nics[0].ifname",
                            "the fork's TAP device " + to.tap_device + " is the source's");
     }
-    if (to.mac.empty() || to.mac == from.mac) {
+    if (to.mac.empty() || (to.mac == from.mac && !spec.keeps_identity)) {
       return rewrite.Error(ErrorCode::kInvalidArgument, "nics[0].mac",
                            "the fork needs a MAC of its own (got \"" + to.mac + "\")");
     }
@@ -168,7 +168,7 @@ Result<Config> RewriteConfigForFork(const Config& source, const ForkSpec& spec, 
     nic.mac = to.mac;
   }
   if (fork.vsock) {
-    if (to.vsock_cid < 3 || to.vsock_cid == from.vsock_cid) {
+    if (to.vsock_cid < 3 || (to.vsock_cid == from.vsock_cid && !spec.keeps_identity)) {
       return rewrite.Error(ErrorCode::kInvalidArgument, "vsock.guest_cid",
                            "the fork needs a vsock CID of its own, at least 3 (got " + std::to_string(to.vsock_cid) +
                                ", the source has " + std::to_string(from.vsock_cid) + ")");

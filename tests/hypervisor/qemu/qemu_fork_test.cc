@@ -140,6 +140,20 @@ TEST(QemuForkTest, ForkSharingTheSourceIdentityIsRefused) {
   }
 }
 
+TEST(QemuForkTest, ACopyThatKeepsItsInstancesIdentityKeepsItsTapMacAndCid) {
+  ForkSpec spec = Spec();
+  spec.target_identity = spec.source_identity;
+  spec.keeps_identity = true;  // a snapshot of the instance, or the instance rolled back to one
+  const Config copy = Fork(SourceConfig(), spec);
+  ASSERT_EQ(copy.nics.size(), 1u);
+  EXPECT_EQ(copy.nics[0].ifname, spec.source_identity.tap_device);
+  EXPECT_EQ(copy.nics[0].mac, spec.source_identity.mac);
+  ASSERT_TRUE(copy.vsock.has_value());
+  EXPECT_EQ(copy.vsock->guest_cid, spec.source_identity.vsock_cid);
+  spec.target_identity.tap_device = "";
+  EXPECT_FALSE(RewriteConfigForFork(SourceConfig(), spec, kOrigin, kNewGuid).ok()) << "a TAP is still needed";
+}
+
 TEST(QemuForkTest, MoreThanOneNicIsUnsupported) {
   Config source = SourceConfig();
   source.nics.push_back(source.nics[0]);
