@@ -50,6 +50,7 @@ Status ValidateCreate(const CreateRequest& request) {
       return Status::InvalidArgument("attached volume '" + volume.path + "' is not an absolute path");
     }
   }
+  FE_RETURN_IF_ERROR(ValidatePolicy(request.ttl_s, request.idle_standby_s));
   return ValidateLabels(request.labels);
 }
 
@@ -130,6 +131,8 @@ Result<Instance> Engine::Create(const CreateRequest& request) {
   instance.vcpus = request.vcpus;
   instance.attached_volumes = request.attached_volumes;
   instance.labels = request.labels;
+  instance.lifecycle.expires_at = ExpiryFrom(request.ttl_s);
+  instance.lifecycle.idle_standby_s = request.idle_standby_s;
   auto failed = [&](std::string_view step, const Status& status) {
     return status.Annotate("create '" + request.name + "': " + std::string(step));
   };

@@ -262,7 +262,7 @@ void Engine::SetDeleteGuard(DeleteGuard guard) {
   delete_guard_ = std::move(guard);
 }
 
-Status Engine::Delete(const std::string& id_or_name) {
+Status Engine::CheckDeleteGuard(const std::string& id_or_name) const {
   DeleteGuard guard;
   {
     std::lock_guard lock(guard_mutex_);
@@ -271,9 +271,17 @@ Status Engine::Delete(const std::string& id_or_name) {
   if (guard) {
     if (Result<Instance> instance = Get(id_or_name); instance.ok()) FE_RETURN_IF_ERROR(guard(*instance));
   }
+  return Status::Ok();
+}
+
+Status Engine::Delete(const std::string& id_or_name) {
+  FE_RETURN_IF_ERROR(CheckDeleteGuard(id_or_name));
   auto locked = LockExclusive(id_or_name);
   if (!locked.ok()) return locked.status();
-  auto& [entry, lock] = *locked;
+  return DeleteLocked(locked->first, id_or_name);
+}
+
+Status Engine::DeleteLocked(const std::shared_ptr<Entry>& entry, const std::string& id_or_name) {
   // Deleting a template would delete the memory file its shared-memory forks map.
   FE_RETURN_IF_ERROR(CheckMemoryNotMapped(Read(entry), "delete"));
   if (Read(entry).state == InstanceState::kRunning) {

@@ -141,7 +141,19 @@ struct CreateRequest {
   };
   std::optional<Replica> replica;
   Labels labels;
+  std::optional<int64_t> ttl_s;  // as ForkRequest's
+  int64_t idle_standby_s = 0;
 };
+
+// PATCH /v1/instances/{id}: what changes; absent fields stay.
+struct InstanceUpdate {
+  std::optional<std::optional<int64_t>> ttl_s;  // a value: expires that long from now; nullopt inside: never
+  std::optional<int64_t> idle_standby_s;        // 0: never
+  std::map<std::string, std::optional<std::string>> labels;  // set, or remove (nullopt)
+};
+
+// InvalidArgument naming the field unless ttl_s is 1..kMaxPolicySeconds and idle_standby_s 0..that.
+Status ValidatePolicy(const std::optional<int64_t>& ttl_s, int64_t idle_standby_s);
 
 // How a from_running fork may pause its source.
 enum class SourcePause {
@@ -170,6 +182,10 @@ struct ForkRequest {
   SourcePause source_pause = SourcePause::kShort;
   int first_index = 0;  // 0: the default naming above
   Labels labels;        // laid over the source's (engine/labels.h)
+  // Lifecycle policies of the forks (Instance::lifecycle; not inherited): deleted ttl_s after they
+  // were made, stood by once idle that long (0: never).
+  std::optional<int64_t> ttl_s;
+  int64_t idle_standby_s = 0;
 };
 
 // POST /v1/instances/{id}/snapshots (engine/snapshots.cc).
@@ -315,6 +331,18 @@ class Engine {
   // they were measured (storage/backend.h VolumeUsage). Walks the volume: not for hot paths.
   Result<storage::VolumeUsage> Usage(const std::string& id_or_name) const;
 
+  // --- lifecycle_policy.cc (issue #23): what engine/lifecycle_keeper.h enforces.
+  // Changes an instance's policies and labels, durably, under its lock. NotFound; InvalidArgument.
+  Result<Instance> Update(const std::string& id_or_name, const InstanceUpdate& update);
+  // Stands a Running instance by because it was idle for `idle_s` (Instance::lifecycle.stood_by_idle_at
+  // is set; an instance.idle_standby event). FailedPrecondition when it is no longer Running.
+  Result<Instance> StandbyIdle(const std::string& id_or_name, int64_t idle_s);
+  // Deletes an instance whose deadline passed (an instance.expired event). FailedPrecondition when its
+  // deadline is not (or no longer) past, so a PATCH racing the keeper wins.
+  Status Expire(const std::string& id_or_name);
+  // expires_at for a ttl of `ttl_s` from now (empty for none).
+  std::string ExpiryFrom(const std::optional<int64_t>& ttl_s) const;
+
   // --- snapshots.cc: immutable snapshots of an instance (Instance::snapshot_mark), issue #23.
   // Takes a snapshot of a Running (paused for the clone only where the live path serves it, else
   // stood by and restored, as a from_running fork), Standby or Stopped instance: a clone of its volume
@@ -413,6 +441,10 @@ class Engine {
   // Removes a stopped (or stopping) instance's metadata durably, then its volume and lease, and
   // unpublishes it. REQUIRES: the entry's lock held exclusively (or the entry not yet published).
   Status DestroyLocked(const std::shared_ptr<Entry>& entry);
+  // The delete guard's answer for the instance (Ok when there is none or the instance is gone).
+  Status CheckDeleteGuard(const std::string& id_or_name) const;
+  // Delete's work once the entry's lock is held exclusively: stops it, destroys it, refills the reserve.
+  Status DeleteLocked(const std::shared_ptr<Entry>& entry, const std::string& id_or_name);
   // Releases the lease of `id`; on a full disk the space reserve makes room for it (base/space_reserve.h).
   Status ReleaseLease(const std::string& id);
   // Releases names reserved at admission that were never published.

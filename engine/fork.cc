@@ -160,6 +160,7 @@ Result<std::vector<ForkOutcome>> Engine::RunFork(const std::string& source_id_or
   FE_RETURN_IF_ERROR(CheckSharedVolumes(source));
   // The request's labels alone, then laid over the source's (together they may be too many).
   FE_RETURN_IF_ERROR(ValidateLabels(request.labels));
+  FE_RETURN_IF_ERROR(ValidatePolicy(request.ttl_s, request.idle_standby_s));
   FE_RETURN_IF_ERROR(ValidateLabels(MergeLabels(source.labels, request.labels))
                          .Annotate("the labels of '" + source.name + "' with the fork's"));
   if (source.state == InstanceState::kRunning && !request.from_running) {
@@ -224,6 +225,13 @@ Result<std::vector<ForkOutcome>> Engine::RunFork(const std::string& source_id_or
       SharedMemoryFor(source, **plugin, request.memory.value_or(MemoryMode::kPrivate), was_running, target);
   if (!shared_memory.ok()) return shared_memory.status();
 
+  // The forks' lifecycle policies are the request's (not inherited from the source).
+  auto with_policy = [this](std::vector<ForkPlan>& plans, const ForkRequest& asked) {
+    for (ForkPlan& plan : plans) {
+      plan.fork.lifecycle.expires_at = ExpiryFrom(asked.ttl_s);
+      plan.fork.lifecycle.idle_standby_s = asked.idle_standby_s;
+    }
+  };
   auto publish = [&](std::vector<ForkPlan>& plans, const Instance& forked) -> Result<std::vector<ForkOutcome>> {
     if (fan_out) {
       if (Status finished = fan_out->Finish(); !finished.ok()) {
@@ -249,6 +257,7 @@ Result<std::vector<ForkOutcome>> Engine::RunFork(const std::string& source_id_or
     snapshotted.state = InstanceState::kStandby;
     std::vector<ForkPlan> plans =
         PlanForks(snapshotted, reservation, target, request.pool, *shared_memory, request.labels, snapshot);
+    with_policy(plans, request);
     ForkPhases source_phases;
     FE_RETURN_IF_ERROR(background ? BackgroundForkLocked(source, plans, **plugin, source_phases)
                                   : LiveForkLocked(source, plans, **plugin, request.preflush, source_phases));
@@ -279,6 +288,7 @@ Result<std::vector<ForkOutcome>> Engine::RunFork(const std::string& source_id_or
 
   std::vector<ForkPlan> plans =
       PlanForks(source, reservation, target, request.pool, *shared_memory, request.labels, snapshot);
+  with_policy(plans, request);
   Status made = RunForkPlans(plans, **plugin);
 
   int64_t restore_source_us = 0;

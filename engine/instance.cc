@@ -157,6 +157,10 @@ nlohmann::json InstanceToJson(const Instance& instance) {
                         {"taken_in", InstanceStateName(instance.snapshot_mark->taken_in)}};
   }
   json["labels"] = LabelsToJson(instance.labels);
+  auto optional_text = [](const std::string& text) { return text.empty() ? Json(nullptr) : Json(text); };
+  json["lifecycle"] = {{"expires_at", optional_text(instance.lifecycle.expires_at)},
+                       {"idle_standby_s", instance.lifecycle.idle_standby_s},
+                       {"stood_by_idle_at", optional_text(instance.lifecycle.stood_by_idle_at)}};
   Json ancestors = Json::array();
   for (const Ancestor& ancestor : instance.ancestors) {
     ancestors.push_back({{"id", ancestor.id}, {"name", ancestor.name}, {"forked_at", ancestor.forked_at}});
@@ -250,6 +254,20 @@ Result<Instance> InstanceFromJson(const nlohmann::json& json, std::string_view o
     instance.snapshot_mark = std::move(mark);
   }
   FE_RETURN_IF_ERROR(ReadLabels(reader, "labels", instance.labels));
+  // Absent in metadata written before lifecycle policies existed: none.
+  Result<const Json*> lifecycle = reader.Object("lifecycle", JsonFields::kOptional);
+  if (!lifecycle.ok()) return lifecycle.status();
+  if (*lifecycle != nullptr) {
+    JsonFields policy_reader = reader.Nested(**lifecycle, "lifecycle");
+    for (auto [field, out] : {std::pair{"expires_at", &instance.lifecycle.expires_at},
+                              std::pair{"stood_by_idle_at", &instance.lifecycle.stood_by_idle_at}}) {
+      if (const Json* value = policy_reader.Find(field); value != nullptr && !value->is_null()) {
+        FE_RETURN_IF_ERROR(policy_reader.String(field, *out, JsonFields::kRequired));
+      }
+    }
+    FE_RETURN_IF_ERROR(policy_reader.Number("idle_standby_s", instance.lifecycle.idle_standby_s, JsonFields::kOptional,
+                                            0, kMaxPolicySeconds));
+  }
   FE_RETURN_IF_ERROR(ReadAncestors(reader, instance.ancestors));
   FE_RETURN_IF_ERROR(ReadAttachedVolumes(reader, instance.attached_volumes));
 

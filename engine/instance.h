@@ -87,6 +87,17 @@ struct SnapshotMark {
   bool operator==(const SnapshotMark&) const = default;
 };
 
+// When forkengine itself ends or parks an instance (engine/lifecycle_keeper.h), issue #23. The
+// deadline is persisted, so a restart keeps it.
+struct LifecyclePolicy {
+  std::string expires_at;        // RFC 3339 UTC: deleted then (from ttl_s); empty: never
+  int64_t idle_standby_s = 0;    // Running with almost no CPU used for this long: stood by; 0: never
+  std::string stood_by_idle_at;  // when it was last stood by for idleness; empty: never
+  bool operator==(const LifecyclePolicy&) const = default;
+};
+
+inline constexpr int64_t kMaxPolicySeconds = int64_t{10} * 366 * 24 * 3600;  // ten years
+
 enum class MemoryMode { kPrivate, kShared };
 std::string_view MemoryModeName(MemoryMode mode);  // "private", "shared"
 // Accepts the names above; InvalidArgument naming the text otherwise.
@@ -117,6 +128,7 @@ struct Instance {
   std::optional<TemplateMark> template_mark;     // set for a template
   std::optional<SnapshotMark> snapshot_mark;     // set for a snapshot
   Labels labels;                                 // engine/labels.h
+  LifecyclePolicy lifecycle;
   // Whom it descends from, the oldest first; the last is its parent (parent_id). Empty unless forked.
   std::vector<Ancestor> ancestors;
 };

@@ -42,6 +42,10 @@ Result<nlohmann::json> ApiClient::Post(const std::string& path, const nlohmann::
   return Send("POST", path, body.dump());
 }
 
+Result<nlohmann::json> ApiClient::Patch(const std::string& path, const nlohmann::json& body) const {
+  return Send("PATCH", path, body.dump());
+}
+
 Result<nlohmann::json> ApiClient::Delete(const std::string& path) const { return Send("DELETE", path, ""); }
 
 Result<nlohmann::json> ApiClient::Send(std::string_view method, const std::string& path,

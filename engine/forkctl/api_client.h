@@ -30,6 +30,7 @@ class ApiClient {
   // for an empty body, as DELETE's 204 has).
   Result<nlohmann::json> Get(const std::string& path) const;
   Result<nlohmann::json> Post(const std::string& path, const nlohmann::json& body) const;
+  Result<nlohmann::json> Patch(const std::string& path, const nlohmann::json& body) const;
   Result<nlohmann::json> Delete(const std::string& path) const;
 
   // GET `path` that streams newline-delimited JSON (GET /v1/events): each object goes to `on_value`

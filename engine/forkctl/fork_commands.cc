@@ -21,6 +21,8 @@ struct ForkArguments {
   std::string source_pause;
   bool no_header = false;
   std::vector<std::string> labels;
+  int64_t ttl_s = 0;
+  int64_t idle_standby_s = 0;
 };
 
 Result<json> ForkBody(const ForkArguments& args) {
@@ -28,6 +30,8 @@ Result<json> ForkBody(const ForkArguments& args) {
   Result<json> labels = LabelsObject(args.labels);
   if (!labels.ok()) return labels.status();
   if (!labels->empty()) body["labels"] = *labels;
+  if (args.ttl_s > 0) body["ttl_s"] = args.ttl_s;
+  if (args.idle_standby_s > 0) body["idle_standby_s"] = args.idle_standby_s;
   if (args.from_running) body["from_running"] = true;
   if (!args.target_state.empty()) body["target_state"] = args.target_state;
   if (args.count != 1) body["count"] = args.count;
@@ -61,6 +65,10 @@ void AddForkCommands(CLI::App& app, std::shared_ptr<GlobalOptions> options, int*
                    "cannot be frozen; RAM saved while it runs, forks ready later)")
       ->check(CLI::IsMember({"short", "background"}));
   fork->add_option("--label", args->labels, "A label key=value laid over the source's (repeat it for more)");
+  fork->add_option("--ttl", args->ttl_s, "Seconds until forkd deletes each fork")->check(CLI::PositiveNumber);
+  fork->add_option("--idle-standby", args->idle_standby_s,
+                   "Seconds of an idle VMM (almost no CPU) after which forkd stands a fork by")
+      ->check(CLI::PositiveNumber);
   fork->add_flag("--no-header", args->no_header, "Print the table without its header line");
   fork->callback([options, exit_code, args] {
     *exit_code = RunRequest(

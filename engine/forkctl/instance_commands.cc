@@ -23,7 +23,33 @@ struct CreateArguments {
   bool as_template = false;
   std::string node;
   std::vector<std::string> labels;
+  int64_t ttl_s = 0;
+  int64_t idle_standby_s = 0;
 };
+
+struct UpdateArguments {
+  std::string target;
+  int64_t ttl_s = 0;
+  bool no_ttl = false;
+  int64_t idle_standby_s = -1;  // -1: unchanged
+  std::vector<std::string> labels;
+  std::vector<std::string> unlabels;
+};
+
+int RunUpdate(const GlobalOptions& options, const UpdateArguments& args) {
+  json body = json::object();
+  if (args.no_ttl) body["ttl_s"] = nullptr;
+  if (args.ttl_s > 0) body["ttl_s"] = args.ttl_s;
+  if (args.idle_standby_s >= 0) body["idle_standby_s"] = args.idle_standby_s;
+  Result<json> labels = LabelsObject(args.labels);
+  if (!labels.ok()) return PrintError(labels.status());
+  for (const std::string& key : args.unlabels) (*labels)[key] = nullptr;
+  if (!labels->empty()) body["labels"] = *labels;
+  if (args.ttl_s > 0) body["ttl_s"] = args.ttl_s;
+  if (args.idle_standby_s > 0) body["idle_standby_s"] = args.idle_standby_s;
+  return RunRequest(
+      options, [&](const ApiClient& client) { return client.Patch(InstancePath(args.target), body); }, InstanceDetails);
+}
 
 struct ListArguments {
   bool with_usage = false;
@@ -171,9 +197,28 @@ void AddInstanceCommands(CLI::App& app, std::shared_ptr<GlobalOptions> options, 
   create->add_option("--vcpus", create_args->vcpus, "vCPUs the instance counts against a pool")
       ->check(CLI::PositiveNumber);
   create->add_option("--label", create_args->labels, "A label key=value (repeat it for more)");
+  create->add_option("--ttl", create_args->ttl_s, "Seconds until forkd deletes it")->check(CLI::PositiveNumber);
+  create
+      ->add_option("--idle-standby", create_args->idle_standby_s,
+                   "Seconds of an idle VMM (almost no CPU) after which forkd stands it by")
+      ->check(CLI::PositiveNumber);
   create->add_option("--state", create_args->state,
                      "Stopped, Standby or Running (default: Standby when the import holds a snapshot)");
   create->callback([options, exit_code, create_args] { *exit_code = RunCreate(*options, *create_args); });
+
+  auto update_args = std::make_shared<UpdateArguments>();
+  CLI::App* update = app.add_subcommand("update", "Change an instance's TTL, idle standby and labels");
+  update->add_option("ID", update_args->target, "Instance id or name")->required();
+  update->add_option("--ttl", update_args->ttl_s, "Seconds from now until forkd deletes it")
+      ->check(CLI::PositiveNumber);
+  update->add_flag("--no-ttl", update_args->no_ttl, "Never delete it");
+  update
+      ->add_option("--idle-standby", update_args->idle_standby_s,
+                   "Seconds of an idle VMM after which forkd stands it by (0: never)")
+      ->check(CLI::NonNegativeNumber);
+  update->add_option("--label", update_args->labels, "Set a label key=value (repeat it for more)");
+  update->add_option("--unlabel", update_args->unlabels, "Remove the label with this key (repeat it for more)");
+  update->callback([options, exit_code, update_args] { *exit_code = RunUpdate(*options, *update_args); });
 
   auto removed = std::make_shared<std::vector<std::string>>();
   CLI::App* rm = app.add_subcommand("rm", "Delete instances (a running one is stopped first)");

@@ -34,6 +34,7 @@
 #include "engine/engine.h"
 #include "storage/dm_thin/dm_thin_config.h"
 #include "storage/loop/loop_pool.h"
+#include "engine/lifecycle_keeper.h"
 #include "engine/forkd/metrics.h"
 #include "engine/forkd/metrics_listener.h"
 #include "engine/forkd/server.h"
@@ -282,6 +283,9 @@ int Run(const Options& options) {
     return 1;
   }
   std::unique_ptr<engine::pools::PoolManager> pools = std::move(*opened_pools);
+  // TTLs and idle standby (issue #23), every second.
+  engine::LifecycleKeeper lifecycle(*engine, SystemClock());
+  lifecycle.Start();
   spdlog::info("pools: {} pool(s), CPU budget {} vCPUs ({} in use), memory budget {} MiB", pools->List().size(),
                pools->cpu_budget_vcpus(), pools->cpu_used_vcpus(), pools->memory_budget_bytes() >> 20);
 

@@ -89,6 +89,12 @@ Reply ApiServer::StandbyInstance(const Params& params, const Query&, std::string
   return InstanceReply(200, engine_.Standby(params[0]), params[0]);
 }
 
+Reply ApiServer::UpdateInstance(const Params& params, const Query&, std::string_view body) {
+  Result<engine::InstanceUpdate> update = ParseInstanceUpdate(body);
+  if (!update.ok()) return ErrorReply(update.status());
+  return InstanceReply(200, engine_.Update(params[0], *update), params[0]);
+}
+
 Reply ApiServer::RestoreInstance(const Params& params, const Query&, std::string_view body) {
   Result<std::string> snapshot = ParseRestoreRequest(body);
   if (!snapshot.ok()) return ErrorReply(snapshot.status());

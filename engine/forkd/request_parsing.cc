@@ -84,14 +84,60 @@ Status ParseAttachedVolumes(const JsonFields& fields, std::vector<engine::Attach
   return Status::Ok();
 }
 
+// "ttl_s" (1..ten years) and "idle_standby_s" (0..ten years, 0: never).
+Status ReadPolicy(const JsonFields& fields, std::optional<int64_t>& ttl_s, int64_t& idle_standby_s) {
+  if (fields.Find("ttl_s") != nullptr) {
+    int64_t ttl = 0;
+    FE_RETURN_IF_ERROR(fields.Integer("ttl_s", ttl, JsonFields::kRequired, 1, engine::kMaxPolicySeconds));
+    ttl_s = ttl;
+  }
+  return fields.Integer("idle_standby_s", idle_standby_s, JsonFields::kOptional, 0, engine::kMaxPolicySeconds);
+}
+
 }  // namespace
+
+Result<engine::InstanceUpdate> ParseInstanceUpdate(std::string_view body) {
+  Result<Json> json = ParseObject(body, "update request");
+  if (!json.ok()) return json.status();
+  // Here null is a value: "ttl_s": null clears the deadline, a label set to null is removed.
+  JsonFields fields(*json, "");
+  FE_RETURN_IF_ERROR(fields.RejectUnknown({"ttl_s", "idle_standby_s", "labels"}));
+  engine::InstanceUpdate update;
+  if (const Json* ttl = fields.Find("ttl_s"); ttl != nullptr) {
+    if (ttl->is_null()) {
+      update.ttl_s = std::optional<int64_t>();
+    } else {
+      int64_t seconds = 0;
+      FE_RETURN_IF_ERROR(fields.Integer("ttl_s", seconds, JsonFields::kRequired, 1, engine::kMaxPolicySeconds));
+      update.ttl_s = std::optional<int64_t>(seconds);
+    }
+  }
+  if (fields.Find("idle_standby_s") != nullptr) {
+    int64_t seconds = 0;
+    FE_RETURN_IF_ERROR(fields.Integer("idle_standby_s", seconds, JsonFields::kRequired, 0, engine::kMaxPolicySeconds));
+    update.idle_standby_s = seconds;
+  }
+  if (const Json* labels = fields.Find("labels"); labels != nullptr) {
+    if (!labels->is_object()) return fields.Fail("labels", "expected an object of strings and nulls");
+    for (const auto& [key, value] : labels->items()) {
+      if (value.is_null()) {
+        update.labels[key] = std::nullopt;
+      } else if (value.is_string()) {
+        update.labels[key] = value.get<std::string>();
+      } else {
+        return fields.Fail("labels." + key, "expected a string or null, found " + std::string(JsonTypeName(value)));
+      }
+    }
+  }
+  return update;
+}
 
 Result<engine::CreateRequest> ParseCreateRequest(std::string_view body, std::string* node, std::string* upload) {
   Result<Json> json = ParseObject(body, "create request");
   if (!json.ok()) return json.status();
   JsonFields fields = BodyFields(*json);
   FE_RETURN_IF_ERROR(fields.RejectUnknown({"name", "hypervisor", "import_dir", "state", "vcpus", "attached_volumes",
-                                           "node", "template", "upload", "labels"}));
+                                           "node", "template", "upload", "labels", "ttl_s", "idle_standby_s"}));
   std::string named_node;
   FE_RETURN_IF_ERROR(fields.String("node", named_node, JsonFields::kOptional));
   if (node != nullptr) *node = named_node;
@@ -104,6 +150,7 @@ Result<engine::CreateRequest> ParseCreateRequest(std::string_view body, std::str
   FE_RETURN_IF_ERROR(ParseAttachedVolumes(fields, &request.attached_volumes));
   FE_RETURN_IF_ERROR(fields.Bool("template", request.as_template));
   FE_RETURN_IF_ERROR(engine::ReadLabels(fields, "labels", request.labels));
+  FE_RETURN_IF_ERROR(ReadPolicy(fields, request.ttl_s, request.idle_standby_s));
   std::string named_upload;
   FE_RETURN_IF_ERROR(fields.String("upload", named_upload, JsonFields::kOptional));
   if (!named_upload.empty() && !request.import_dir.empty()) {
@@ -118,7 +165,7 @@ Result<engine::ForkRequest> ParseForkRequest(std::string_view body) {
   if (!json.ok()) return json.status();
   JsonFields fields = BodyFields(*json);
   FE_RETURN_IF_ERROR(fields.RejectUnknown({"name", "from_running", "target_state", "count", "memory", "preflush",
-                                           "source_pause", "first_index", "labels"}));
+                                           "source_pause", "first_index", "labels", "ttl_s", "idle_standby_s"}));
   engine::ForkRequest request;
   FE_RETURN_IF_ERROR(fields.String("name", request.name, JsonFields::kRequired));
   FE_RETURN_IF_ERROR(fields.Bool("from_running", request.from_running));
@@ -129,6 +176,7 @@ Result<engine::ForkRequest> ParseForkRequest(std::string_view body) {
   FE_RETURN_IF_ERROR(ReadSourcePause(fields, &request.source_pause));
   FE_RETURN_IF_ERROR(ReadInt(fields, "first_index", &request.first_index));
   FE_RETURN_IF_ERROR(engine::ReadLabels(fields, "labels", request.labels));
+  FE_RETURN_IF_ERROR(ReadPolicy(fields, request.ttl_s, request.idle_standby_s));
   return request;
 }
 

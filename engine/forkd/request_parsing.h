@@ -39,6 +39,9 @@ Status ParseEmptyBody(std::string_view body);
 // The value of the query parameter `name`; nullopt when absent.
 std::optional<std::string> QueryValue(const std::vector<std::pair<std::string, std::string>>& query,
                                       std::string_view name);
+// PATCH /v1/instances/{id}: {"ttl_s": N|null, "idle_standby_s": N, "labels": {"k": "v"|null}}.
+Result<engine::InstanceUpdate> ParseInstanceUpdate(std::string_view body);
+
 // POST /v1/instances/{id}/restore: an empty body or {} (restore from its own snapshot directory), or
 // {"snapshot": ID} (roll back to that snapshot): the id, or "".
 Result<std::string> ParseRestoreRequest(std::string_view body);

@@ -50,6 +50,7 @@ const std::vector<ApiServer::Route>& ApiServer::Routes() {
       {"GET", "/v1/instances/{id}", &ApiServer::GetInstance, false, nullptr, {"wait_for", "timeout_ms"}},
       {"GET", "/v1/instances/{id}/usage", &ApiServer::InstanceUsage},
       {"DELETE", "/v1/instances/{id}", &ApiServer::DeleteInstance},
+      {"PATCH", "/v1/instances/{id}", &ApiServer::UpdateInstance, /*body_required=*/true},
       {"POST", "/v1/instances/{id}/start", &ApiServer::StartInstance},
       {"POST", "/v1/instances/{id}/stop", &ApiServer::StopInstance},
       {"POST", "/v1/instances/{id}/standby", &ApiServer::StandbyInstance},

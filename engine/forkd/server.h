@@ -99,6 +99,7 @@ class ApiServer {
   // events.cc: GET /v1/events[?since=SEQ], newline-delimited JSON streamed as it happens.
   Reply Events(const Params& params, const Query& query, std::string_view body);
   Reply DeleteInstance(const Params& params, const Query&, std::string_view body);
+  Reply UpdateInstance(const Params& params, const Query&, std::string_view body);
   Reply InstanceUsage(const Params& params, const Query&, std::string_view body);
   Reply StartInstance(const Params& params, const Query&, std::string_view body);
   Reply StopInstance(const Params& params, const Query&, std::string_view body);

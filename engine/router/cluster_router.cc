@@ -96,6 +96,7 @@ const std::vector<ClusterRouter::Route>& ClusterRouter::Table() {
       {"GET", "/v1/instances/{id}", &ClusterRouter::ToOwner},
       {"GET", "/v1/instances/{id}/usage", &ClusterRouter::ToOwner},
       {"DELETE", "/v1/instances/{id}", &ClusterRouter::ToOwner},
+      {"PATCH", "/v1/instances/{id}", &ClusterRouter::ToOwner},
       {"POST", "/v1/instances/{id}/start", &ClusterRouter::ToOwner},
       {"POST", "/v1/instances/{id}/stop", &ClusterRouter::ToOwner},
       {"POST", "/v1/instances/{id}/standby", &ClusterRouter::ToOwner},

@@ -12,8 +12,15 @@
 namespace fe::engine::vm {
 namespace {
 
-// Field 22 is the 20th field from field 3, the first one after "(comm)".
+// Counted from field 3, the first one after "(comm)": 14 utime, 15 stime, 22 starttime.
+constexpr int kUserTimeIndex = 14 - 3;
+constexpr int kSystemTimeIndex = 15 - 3;
 constexpr int kStartTimeIndex = 22 - 3;
+
+bool ParseNumber(std::string_view field, uint64_t& out) {
+  const auto [end, error] = std::from_chars(field.data(), field.data() + field.size(), out);
+  return error == std::errc() && end == field.data() + field.size();
+}
 
 Status Malformed(std::string_view origin, std::string_view why) {
   return Status::InvalidArgument(std::string(origin) + ": malformed stat line: " + std::string(why));
@@ -38,10 +45,13 @@ Result<ProcStat> ParseProcStat(std::string_view text, std::string_view origin) {
       if (field.size() != 1) return Malformed(origin, "state '" + std::string(field) + "' is not one letter");
       stat.state = field[0];
     } else if (index == kStartTimeIndex) {
-      const auto [end, error] = std::from_chars(field.data(), field.data() + field.size(), stat.start_time);
-      if (error != std::errc() || end != field.data() + field.size()) {
+      if (!ParseNumber(field, stat.start_time)) {
         return Malformed(origin, "start time '" + std::string(field) + "' is not a number");
       }
+    } else if (index == kUserTimeIndex || index == kSystemTimeIndex) {
+      uint64_t ticks = 0;
+      if (!ParseNumber(field, ticks)) return Malformed(origin, "CPU time '" + std::string(field) + "' is not a number");
+      stat.cpu_ticks += ticks;
     }
   }
   return stat;

@@ -14,6 +14,7 @@ namespace fe::engine::vm {
 struct ProcStat {
   char state = '?';         // field 3: 'R', 'S', 'D', 'T', 'Z' (zombie: exited, not yet reaped), ...
   uint64_t start_time = 0;  // field 22: clock ticks after boot
+  uint64_t cpu_ticks = 0;   // fields 14 + 15: user and system time it ran, in clock ticks
 };
 
 // Parses the text of a /proc/<pid>/stat file. Field 2, "(comm)", may hold any bytes, spaces and ')'

@@ -154,11 +154,13 @@ class Forkd:
 
     def create_instance(self, name: str, hypervisor: str, *, import_dir: Optional[str] = None,
                         state: Optional[str] = None, vcpus: Optional[int] = None,
-                        labels: Optional[dict[str, str]] = None,
+                        labels: Optional[dict[str, str]] = None, ttl_s: Optional[int] = None,
+                        idle_standby_s: Optional[int] = None,
                         idempotency_key: Optional[str] = None) -> dict[str, Any]:
-        """An empty instance, or one importing the guest directory `import_dir`."""
+        """An empty instance, or one importing the guest directory `import_dir`; forkd deletes it `ttl_s`
+        after and stands it by once idle `idle_standby_s`, when given."""
         body = _dropping_none(name=name, hypervisor=hypervisor, import_dir=import_dir, state=state, vcpus=vcpus,
-                              labels=labels)
+                              labels=labels, ttl_s=ttl_s, idle_standby_s=idle_standby_s)
         return self._call("POST", "/v1/instances", body, idempotency_key)
 
     def delete_instance(self, instance: str) -> None:
@@ -166,12 +168,18 @@ class Forkd:
 
     def fork(self, source: str, name: str, *, count: Optional[int] = None, target_state: Optional[str] = None,
              from_running: Optional[bool] = None, memory: Optional[str] = None,
-             labels: Optional[dict[str, str]] = None, idempotency_key: Optional[str] = None) -> dict[str, Any]:
+             labels: Optional[dict[str, str]] = None, ttl_s: Optional[int] = None,
+             idle_standby_s: Optional[int] = None, idempotency_key: Optional[str] = None) -> dict[str, Any]:
         """`count` forks of `source` (all or nothing; named name-1..name-N when count > 1), with the
         source's labels and `labels` laid over them."""
         body = _dropping_none(name=name, count=count, target_state=target_state, from_running=from_running,
-                              memory=memory, labels=labels)
+                              memory=memory, labels=labels, ttl_s=ttl_s, idle_standby_s=idle_standby_s)
         return self._call("POST", f"/v1/instances/{_segment(source)}/fork", body, idempotency_key)
+
+    def update_instance(self, instance: str, **changes: Any) -> dict[str, Any]:
+        """PATCH: ttl_s (seconds from now; None: never), idle_standby_s (0: never), labels ({key: value or
+        None to remove})."""
+        return self._call("PATCH", f"/v1/instances/{_segment(instance)}", changes)
 
     def list_pools(self) -> list[dict[str, Any]]:
         return self._call("GET", "/v1/pools")["pools"]

@@ -138,6 +138,10 @@ ApiResponse ApiClient::Put(const std::string& path, const std::string& body, con
   return ToResponse("PUT", path, Connect(socket_path_)->Put(path, body, content_type));
 }
 
+ApiResponse ApiClient::Patch(const std::string& path, const Json& body) const {
+  return ToResponse("PATCH", path, Connect(socket_path_)->Patch(path, body.dump(), "application/json"));
+}
+
 ApiResponse ApiClient::Delete(const std::string& path) const {
   return ToResponse("DELETE", path, Connect(socket_path_)->Delete(path));
 }

@@ -48,6 +48,7 @@ class ApiClient {
   // With an Idempotency-Key header.
   ApiResponse Post(const std::string& path, const Json& body, const std::string& idempotency_key) const;
   ApiResponse Delete(const std::string& path) const;
+  ApiResponse Patch(const std::string& path, const Json& body) const;
   ApiResponse Put(const std::string& path, const std::string& body, const std::string& content_type) const;
   // GET of a newline-delimited JSON stream (GET /v1/events): each line, parsed, goes to `on_line`
   // until it returns false or the server ends the stream. `body` holds the lines read (so they are

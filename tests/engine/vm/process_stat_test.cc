@@ -29,6 +29,17 @@ TEST(ProcessStatTest, CountsFieldsFromTheLastParenthesisOfTheCommandName) {
   EXPECT_EQ(stat->start_time, 987654321u);
 }
 
+TEST(ProcessStatTest, CpuTicksAreUserAndSystemTimeTogether) {
+  Result<ProcStat> stat = ParseProcStat(StatLine("qemu", 'S', "5"), "test");
+  ASSERT_TRUE(stat.ok()) << stat.status().ToString();
+  EXPECT_EQ(stat->cpu_ticks, 140u + 150u);  // fields 14 and 15 of StatLine
+  Result<ProcStat> self = ReadProcStat(::getpid());
+  ASSERT_TRUE(self.ok()) << self.status().ToString();
+  volatile uint64_t spin = 0;
+  for (uint64_t i = 0; i < 400'000'000 && ReadProcStat(::getpid())->cpu_ticks == self->cpu_ticks; ++i) spin = spin + i;
+  EXPECT_GT(ReadProcStat(::getpid())->cpu_ticks, self->cpu_ticks) << "this process's CPU time grows as it runs";
+}
+
 TEST(ProcessStatTest, ReadsTheZombieState) {
   Result<ProcStat> stat = ParseProcStat(StatLine("qemu-system-x86", 'Z', "55"), "test");
   ASSERT_TRUE(stat.ok()) << stat.status().ToString();
