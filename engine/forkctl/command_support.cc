@@ -42,6 +42,19 @@ Result<nlohmann::json> LabelsObject(const std::vector<std::string>& pairs) {
   return labels;
 }
 
+Result<nlohmann::json> GetEveryPage(const ApiClient& client, const std::string& collection, const std::string& query) {
+  nlohmann::json all = {{collection, nlohmann::json::array()}};
+  std::string token;
+  do {
+    Result<nlohmann::json> page =
+        client.Get("/v1/" + collection + "?" + query + (token.empty() ? "" : "&page_token=" + token));
+    if (!page.ok()) return page;
+    for (nlohmann::json& item : (*page)[collection]) all[collection].push_back(std::move(item));
+    token = page->value("next_page_token", "");
+  } while (!token.empty());
+  return all;
+}
+
 std::string InstancePath(const std::string& id_or_name, const std::string& suffix) {
   return "/v1/instances/" + EncodePathSegment(id_or_name) + suffix;
 }

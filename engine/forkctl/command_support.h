@@ -41,6 +41,10 @@ int RunRequest(const GlobalOptions& options, const std::function<Result<nlohmann
 // {"k": "v", ...} of --label k=v options; InvalidArgument naming one without '='.
 Result<nlohmann::json> LabelsObject(const std::vector<std::string>& pairs);
 
+// Every page of GET /v1/<collection>?<query> (query: encoded parameters, limit among them),
+// following next_page_token: {"<collection>": [...]} as one reply.
+Result<nlohmann::json> GetEveryPage(const ApiClient& client, const std::string& collection, const std::string& query);
+
 // "/v1/instances/<id_or_name, encoded>" + suffix.
 std::string InstancePath(const std::string& id_or_name, const std::string& suffix = "");
 

@@ -61,24 +61,15 @@ struct ListArguments {
 
 // Every instance the filters match, a page at a time: {"instances": [...]} as one reply.
 Result<json> ListInstances(const ApiClient& client, const ListArguments& args) {
-  std::string query;
+  std::string query = "limit=500";
   auto add = [&](const char* name, const std::string& value) {
-    if (!value.empty()) query += std::string(query.empty() ? "?" : "&") + name + "=" + EncodePathSegment(value);
+    if (!value.empty()) query += std::string("&") + name + "=" + EncodePathSegment(value);
   };
   for (const std::string& selector : args.labels) add("label", selector);
   add("state", args.state);
   add("parent", args.parent);
   add("ancestor", args.ancestor);
-  add("limit", "500");
-  json all = {{"instances", json::array()}};
-  std::string token;
-  do {
-    Result<json> page = client.Get("/v1/instances" + query + (token.empty() ? "" : "&page_token=" + token));
-    if (!page.ok()) return page;
-    for (json& instance : (*page)["instances"]) all["instances"].push_back(std::move(instance));
-    token = page->value("next_page_token", "");
-  } while (!token.empty());
-  return all;
+  return GetEveryPage(client, "instances", query);
 }
 
 int RunCreate(const GlobalOptions& options, const CreateArguments& args) {

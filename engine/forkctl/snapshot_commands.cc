@@ -35,18 +35,10 @@ std::string LabelsText(const json& labels) {
 
 // Every snapshot the filters match, a page at a time: {"snapshots": [...]} as one reply.
 Result<json> ListSnapshots(const ApiClient& client, const ListArguments& args) {
-  std::string query = "?limit=500";
+  std::string query = "limit=500";
   for (const std::string& selector : args.labels) query += "&label=" + EncodePathSegment(selector);
   if (!args.instance.empty()) query += "&instance=" + EncodePathSegment(args.instance);
-  json all = {{"snapshots", json::array()}};
-  std::string token;
-  do {
-    Result<json> page = client.Get("/v1/snapshots" + query + (token.empty() ? "" : "&page_token=" + token));
-    if (!page.ok()) return page;
-    for (json& snapshot : (*page)["snapshots"]) all["snapshots"].push_back(std::move(snapshot));
-    token = page->value("next_page_token", "");
-  } while (!token.empty());
-  return all;
+  return GetEveryPage(client, "snapshots", query);
 }
 
 // Deletes each snapshot in turn; one failure does not stop the others, but makes the exit code 1.

@@ -110,6 +110,9 @@ Status DmThinBackend::Activate(const std::string& volume, const ThinRecord& reco
   const std::string name = DmName(volume);
   Result<DmDeviceInfo> info = dm_.Info(name);
   if (!info.ok()) return info.status();
+  // A daemon killed while it held the volume suspended (for a snapshot of it) left it so: I/O to it,
+  // and anything touching its filesystem, would hang until it is resumed.
+  if (info->exists && info->suspended) return dm_.Resume(name).Annotate("resume volume " + volume + ", left suspended");
   if (info->exists) return Status::Ok();
   return dm_.Create(name, {ThinTable(pool_.device_number(), record.id, record.sectors)})
       .Annotate("activate volume " + volume + " (thin id " + std::to_string(record.id) + ")");

@@ -621,6 +621,20 @@ TEST_F(DmThinBackendTest, ReopenMountsAReadyVolumeThatIsNotMounted) {
   EXPECT_PATTERN(File("a"), 0, kMiB, 1);
 }
 
+TEST_F(DmThinBackendTest, ReopenResumesAVolumeADaemonKilledMidSnapshotLeftSuspended) {
+  Open();
+  FE_ASSERT_OK(backend_->Create("a"));
+  FE_ASSERT_OK(WritePattern(File("a"), 0, kMiB, 1));
+  backend_.reset();
+  // What a kill -9 between the origin's suspend and resume around create_snap leaves.
+  FE_ASSERT_OK(DmSuspend(config_.pool_name + "-a"));
+  Open();
+  Result<DmDeviceInfo> info = DmInfo(config_.pool_name + "-a");
+  FE_ASSERT_OK(info);
+  EXPECT_FALSE(info->suspended);
+  EXPECT_PATTERN(File("a"), 0, kMiB, 1);
+}
+
 TEST_F(DmThinBackendTest, NamesAndParentsAreChecked) {
   Open();
   EXPECT_EQ(backend_->Clone("missing", "b").status().code(), ErrorCode::kNotFound);
