@@ -76,13 +76,8 @@ Status Engine::DeleteSnapshot(const std::string& snapshot_id) {
     std::lock_guard guard(mutex_);
     if (entry->deleted) return SnapshotNotFound(snapshot_id);
   }
-  // Forks mapping its memory file would lose their RAM's backing file.
-  FE_RETURN_IF_ERROR(CheckMemoryNotMapped(Read(entry), "delete"));
-  FE_RETURN_IF_ERROR(DestroyLocked(entry).Annotate("deleting snapshot '" + snapshot_id + "'"));
-  if (!reserve_->held()) {
-    if (Status reserved = reserve_->Refill(); !reserved.ok()) spdlog::warn("{}", reserved.ToString());
-  }
-  return Status::Ok();
+  // As an instance's delete: refused while forks map its memory file, then destroyed, the reserve refilled.
+  return DeleteLocked(entry, snapshot_id);
 }
 
 Result<std::vector<ForkOutcome>> Engine::ForkSnapshot(const std::string& snapshot_id, const ForkRequest& request) {
