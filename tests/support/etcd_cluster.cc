@@ -9,6 +9,8 @@
 
 #include <cerrno>
 #include <chrono>
+#include <fstream>
+#include <iterator>
 #include <thread>
 
 #include <httplib.h>
@@ -22,6 +24,22 @@ namespace fe::test {
 Result<std::unique_ptr<EtcdCluster>> EtcdCluster::Start(const std::string& dir, int members, const std::string& host) {
   if (::access("/usr/bin/etcd", X_OK) != 0) return Status::Unsupported("no /usr/bin/etcd (Debian's etcd-server)");
   if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return Status::FromErrno(errno, "mkdir", dir);
+  // A member that could not bind its ports (another test's server took one) exits at once; the
+  // cluster is then made again on fresh ports in a fresh directory rather than failing the test.
+  constexpr int kAttempts = 3;
+  Status last = Status::Ok();
+  for (int attempt = 0; attempt < kAttempts; ++attempt) {
+    const std::string attempt_dir = dir + "/attempt-" + std::to_string(attempt);
+    if (::mkdir(attempt_dir.c_str(), 0700) != 0) return Status::FromErrno(errno, "mkdir", attempt_dir);
+    Result<std::unique_ptr<EtcdCluster>> cluster = TryStart(attempt_dir, members, host);
+    if (cluster.ok() || cluster.status().code() != ErrorCode::kUnavailable) return cluster;
+    last = cluster.status();
+  }
+  return last;
+}
+
+Result<std::unique_ptr<EtcdCluster>> EtcdCluster::TryStart(const std::string& dir, int members,
+                                                           const std::string& host) {
   std::unique_ptr<EtcdCluster> cluster(new EtcdCluster());
   cluster->host_ = host;
   std::string initial_cluster;
@@ -32,7 +50,7 @@ Result<std::unique_ptr<EtcdCluster>> EtcdCluster::Start(const std::string& dir, 
     member.log = dir + "/" + member.name + ".log";
     member.client_port = FreeTcpPort();
     member.peer_port = FreeTcpPort();
-    if (member.client_port <= 0 || member.peer_port <= 0) return Status::Io("no free loopback port for etcd");
+    if (member.client_port <= 0 || member.peer_port <= 0) return Status::Io("no free TCP port for etcd");
     if (!initial_cluster.empty()) initial_cluster += ",";
     initial_cluster += member.name + "=http://" + host + ":" + std::to_string(member.peer_port);
     cluster->members_.push_back(member);
@@ -40,18 +58,24 @@ Result<std::unique_ptr<EtcdCluster>> EtcdCluster::Start(const std::string& dir, 
   cluster->initial_cluster_ = initial_cluster;
   for (Member& member : cluster->members_) FE_RETURN_IF_ERROR(cluster->Launch(member, initial_cluster));
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
-  for (const Member& member : cluster->members_) FE_RETURN_IF_ERROR(cluster->WaitHealthy(member, deadline));
+  for (Member& member : cluster->members_) FE_RETURN_IF_ERROR(cluster->WaitHealthy(member, deadline));
   return cluster;
 }
 
-Status EtcdCluster::WaitHealthy(const Member& member, std::chrono::steady_clock::time_point deadline) const {
+Status EtcdCluster::WaitHealthy(Member& member, std::chrono::steady_clock::time_point deadline) {
   httplib::Client client(host_, member.client_port);
   client.set_connection_timeout(1, 0);
   for (;;) {
     httplib::Result health = client.Get("/health");
     if (health && health->status == 200 && health->body.find("\"true\"") != std::string::npos) return Status::Ok();
+    int status = 0;
+    if (::waitpid(member.pid, &status, WNOHANG) == member.pid) {
+      member.pid = -1;
+      return Status::Unavailable("etcd member " + member.name +
+                                 " exited before it was healthy: " + LogTail(member.log));
+    }
     if (std::chrono::steady_clock::now() > deadline) {
-      return Status::TimedOut("etcd member " + member.name + " never became healthy (log: " + member.log + ")");
+      return Status::TimedOut("etcd member " + member.name + " never became healthy: " + LogTail(member.log));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
@@ -99,6 +123,16 @@ void EtcdCluster::Kill(int member) {
   int status = 0;
   ::waitpid(killed.pid, &status, 0);
   killed.pid = -1;
+}
+
+std::string EtcdCluster::LogTail(const std::string& log) {
+  constexpr std::streamoff kTail = 2000;
+  std::ifstream in(log, std::ios::binary | std::ios::ate);
+  if (!in) return "(no log at " + log + ")";
+  const std::streamoff size = in.tellg();
+  in.seekg(size > kTail ? size - kTail : 0);
+  std::string tail((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return "(" + log + ") " + tail;
 }
 
 std::string EtcdCluster::ClientUrl(int member) const {

@@ -38,7 +38,10 @@ class EtcdCluster {
   };
   EtcdCluster() = default;
   Status Launch(Member& member, const std::string& initial_cluster);
-  Status WaitHealthy(const Member& member, std::chrono::steady_clock::time_point deadline) const;
+  static Result<std::unique_ptr<EtcdCluster>> TryStart(const std::string& dir, int members, const std::string& host);
+  // Unavailable when the member exited (its ports were taken), TimedOut when it is still not healthy.
+  Status WaitHealthy(Member& member, std::chrono::steady_clock::time_point deadline);
+  static std::string LogTail(const std::string& log);
 
   std::vector<Member> members_;
   std::string initial_cluster_;

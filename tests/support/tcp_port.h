@@ -3,7 +3,9 @@
 
 namespace fe::test {
 
-// A loopback TCP port free a moment ago (bound to port 0 and closed), or -1.
+// A TCP port free a moment ago on every address, or -1. It is chosen at random below the kernel's
+// ephemeral range, so no outgoing connection can take it before the server binds it, and never twice
+// in one process.
 int FreeTcpPort();
 
 }  // namespace fe::test
