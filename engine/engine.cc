@@ -370,7 +370,9 @@ Result<Instance> Engine::Restore(const std::string& id_or_name) {
 
 // The new name is reserved under mutex_ before the metadata is written, so no concurrent create, fork
 // or release can take it; the old name is freed only once the rename is durable.
-Result<Instance> Engine::ReleaseFromPool(const std::string& id_or_name, const std::string& new_name) {
+Result<Instance> Engine::ReleaseFromPool(const std::string& id_or_name, const std::string& new_name,
+                                         const std::optional<int64_t>& ttl_s, int64_t idle_standby_s) {
+  FE_RETURN_IF_ERROR(ValidatePolicy(ttl_s, idle_standby_s));
   auto locked = LockExclusive(id_or_name);
   if (!locked.ok()) return locked.status();
   const std::shared_ptr<Entry>& entry = locked->first;
@@ -390,6 +392,8 @@ Result<Instance> Engine::ReleaseFromPool(const std::string& id_or_name, const st
   }
   instance.name = name;
   instance.pool.clear();
+  instance.lifecycle.expires_at = ExpiryFrom(ttl_s);
+  instance.lifecycle.idle_standby_s = idle_standby_s;
   Status committed = CommitRelease(entry, instance);
   if (renamed) {
     std::lock_guard lock(mutex_);

@@ -322,9 +322,11 @@ class Engine {
   // Hands a pool member out (engine/pools/pool.h): renames it to `new_name` (empty: keeps its name) and
   // clears its pool label, durably (a release journal record, the metadata written later by a
   // checkpointer; see release_checkpoint.cc), under its lock. NotFound; FailedPrecondition when it is not a
-  // pool member; InvalidArgument for a bad name; AlreadyExists when `new_name` is taken (then nothing
-  // changed).
-  Result<Instance> ReleaseFromPool(const std::string& id_or_name, const std::string& new_name);
+  // pool member; InvalidArgument for a bad name or policy; AlreadyExists when `new_name` is taken (then
+  // nothing changed). `ttl_s` and `idle_standby_s` set the released instance's lifecycle policy (issue
+  // #23), journaled with the release.
+  Result<Instance> ReleaseFromPool(const std::string& id_or_name, const std::string& new_name,
+                                   const std::optional<int64_t>& ttl_s = std::nullopt, int64_t idle_standby_s = 0);
 
   Result<StorageInfo> Storage() const;
   // What the instance's volume holds on disk: logical, allocated, shared and exclusive bytes, and how

@@ -52,7 +52,11 @@ std::vector<Engine::ForkPlan> Engine::PlanForks(const Instance& source, const Na
     fork.parent_id = source.id;
     fork.created_at = fork.updated_at = fork.forked_at = clock_.WallNowRfc3339();
     fork.ancestors = source.ancestors;
-    fork.ancestors.push_back({.id = source.id, .name = source.name, .forked_at = fork.forked_at});
+    // A snapshot's record is named by its id: the link carries the snapshot's own name.
+    fork.ancestors.push_back({.id = source.id,
+                              .name = source.snapshot_mark ? source.snapshot_mark->name : source.name,
+                              .forked_at = fork.forked_at,
+                              .snapshot = source.snapshot_mark.has_value()});
     // The chain keeps its newest links when it outgrows the bound (a fork of a fork, 4096 times over).
     if (fork.ancestors.size() > kMaxAncestors) {
       fork.ancestors.erase(fork.ancestors.begin(), fork.ancestors.end() - kMaxAncestors);

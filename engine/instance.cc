@@ -62,6 +62,13 @@ Status ReadAncestors(const JsonFields& reader, std::vector<Ancestor>& out) {
     FE_RETURN_IF_ERROR(link_reader.String("id", ancestor.id, JsonFields::kRequired));
     FE_RETURN_IF_ERROR(link_reader.String("name", ancestor.name, JsonFields::kRequired));
     FE_RETURN_IF_ERROR(link_reader.String("forked_at", ancestor.forked_at, JsonFields::kRequired));
+    // Absent in links written before snapshots existed: an instance.
+    std::string kind = "instance";
+    FE_RETURN_IF_ERROR(link_reader.String("kind", kind, JsonFields::kOptional));
+    if (kind != "instance" && kind != "snapshot") {
+      return link_reader.Fail("kind", "'" + kind + "' is neither 'instance' nor 'snapshot'");
+    }
+    ancestor.snapshot = kind == "snapshot";
     out.push_back(std::move(ancestor));
   }
   return Status::Ok();
@@ -163,7 +170,10 @@ nlohmann::json InstanceToJson(const Instance& instance) {
                        {"stood_by_idle_at", optional_text(instance.lifecycle.stood_by_idle_at)}};
   Json ancestors = Json::array();
   for (const Ancestor& ancestor : instance.ancestors) {
-    ancestors.push_back({{"id", ancestor.id}, {"name", ancestor.name}, {"forked_at", ancestor.forked_at}});
+    ancestors.push_back({{"id", ancestor.id},
+                         {"name", ancestor.name},
+                         {"forked_at", ancestor.forked_at},
+                         {"kind", ancestor.snapshot ? "snapshot" : "instance"}});
   }
   json["ancestors"] = std::move(ancestors);
   Json volumes = Json::array();

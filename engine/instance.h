@@ -67,8 +67,9 @@ struct TemplateMark {
 // was made. Kept in the descendant, so its chain stays whole after an ancestor is deleted.
 struct Ancestor {
   std::string id;
-  std::string name;
+  std::string name;       // an instance's name, or a snapshot's own name (not its record's)
   std::string forked_at;  // when the next one down the chain was made from it (RFC 3339 UTC)
+  bool snapshot = false;  // a snapshot (s-...) rather than an instance: "kind" in JSON
   bool operator==(const Ancestor&) const = default;
 };
 

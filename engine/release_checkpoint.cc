@@ -34,7 +34,12 @@ constexpr std::chrono::seconds kRetryAfter{1};
 }  // namespace
 
 Status Engine::CommitRelease(const std::shared_ptr<Entry>& entry, Instance instance) {
-  Result<uint64_t> seq = journal_->Append(instance.id, instance.name);
+  ReleaseRecord record;
+  record.id = instance.id;
+  record.name = instance.name;
+  record.expires_at = instance.lifecycle.expires_at;
+  record.idle_standby_s = instance.lifecycle.idle_standby_s;
+  Result<uint64_t> seq = journal_->Append(record);
   if (!seq.ok()) {
     // A full journal is a burst outrunning the checkpointer; anything else is worth a warning.
     if (seq.status().code() == ErrorCode::kNoSpace) {
@@ -76,6 +81,8 @@ Status Engine::ReplayReleases() {
       std::string pool = read->pool;
       read->name = record.name;
       read->pool.clear();
+      read->lifecycle.expires_at = record.expires_at;
+      read->lifecycle.idle_standby_s = record.idle_standby_s;
       read->updated_at = clock_.WallNowRfc3339();
       FE_RETURN_IF_ERROR(store_.Write(*read).Annotate("replaying the release journal"));
       std::string action =

@@ -119,10 +119,14 @@ Status ReleaseJournal::Load() {
     const char* slot = slots.data() + index * kSlot;
     nlohmann::json payload = nlohmann::json::parse(slot + kRecordHeader, slot + kRecordHeader + Get<uint32_t>(slot + 4),
                                                    nullptr, /*allow_exceptions=*/false);
-    if (!payload.is_object() || !payload["id"].is_string() || !payload["name"].is_string()) {
+    if (!payload.is_object() || !payload["id"].is_string() || !payload["name"].is_string() ||
+        !payload.value("expires_at", nlohmann::json("")).is_string() ||
+        !payload.value("idle_standby_s", nlohmann::json(0)).is_number_integer()) {
       return Status::InvalidArgument(path_ + ": record " + std::to_string(seq) + " is not a release");
     }
-    pending_at_open_.push_back({seq, payload["id"].get<std::string>(), payload["name"].get<std::string>()});
+    pending_at_open_.push_back({seq, payload["id"].get<std::string>(), payload["name"].get<std::string>(),
+                                payload.value("expires_at", std::string()),
+                                payload.value("idle_standby_s", int64_t{0})});
     unapplied_.insert(seq);
     last = seq;
   }
@@ -133,10 +137,13 @@ Status ReleaseJournal::Load() {
   return Status::Ok();
 }
 
-Result<uint64_t> ReleaseJournal::Append(const std::string& id, const std::string& name) {
-  const std::string payload = nlohmann::json{{"id", id}, {"name", name}}.dump();
+Result<uint64_t> ReleaseJournal::Append(const ReleaseRecord& record) {
+  nlohmann::json fields{{"id", record.id}, {"name", record.name}};
+  if (!record.expires_at.empty()) fields["expires_at"] = record.expires_at;
+  if (record.idle_standby_s != 0) fields["idle_standby_s"] = record.idle_standby_s;
+  const std::string payload = fields.dump();
   if (payload.size() > kMaxPayload) {
-    return Status::InvalidArgument("release of '" + id + "' does not fit a journal record");
+    return Status::InvalidArgument("release of '" + record.id + "' does not fit a journal record");
   }
   std::unique_lock lock(mutex_);
   if (!broken_.ok()) return broken_;

@@ -11,7 +11,8 @@
 //
 // File: a 4 KiB header block, then `capacity` slots of 256 bytes used as a ring (slot = seq mod
 // capacity). Header: magic, version, checkpoint seq, slot count, CRC-32. Record: magic, seq,
-// payload length, CRC-32 of seq + length + payload, payload = JSON {"id","name"}. A record counts
+// payload length, CRC-32 of seq + length + payload, payload = JSON {"id","name"} and, when the acquire
+// set them, "expires_at" and "idle_standby_s". A record counts
 // when its CRC matches and its seq is past the checkpoint; records past the checkpoint are
 // contiguous (batches are written in order, each after the previous one's fdatasync), so replay
 // stops at the first gap: a torn final batch was never acknowledged.
@@ -36,6 +37,9 @@ struct ReleaseRecord {
   uint64_t seq = 0;  // assigned by Append
   std::string id;    // the instance released from its pool
   std::string name;  // its name from now on
+  // The policy the acquire set (issue #23): its deadline (RFC 3339, empty: none) and idle standby.
+  std::string expires_at;
+  int64_t idle_standby_s = 0;
 };
 
 class ReleaseJournal {
@@ -55,7 +59,7 @@ class ReleaseJournal {
   // slot holds an unapplied record; InvalidArgument when the record does not fit a slot; kIo (and
   // every later append fails too) when a write or fdatasync failed. The caller then makes the
   // release durable some other way.
-  Result<uint64_t> Append(const std::string& id, const std::string& name);
+  Result<uint64_t> Append(const ReleaseRecord& record);
 
   // The release `seq` is durable in the instance's metadata (or moot): its slot may be reused once
   // every earlier one is applied too.

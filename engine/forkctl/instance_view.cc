@@ -62,6 +62,11 @@ std::string TreeLabel(const json& instance) {
                      Ip(instance));
 }
 
+bool IsSnapshotLink(const json& link) { return Text(link, "kind") == "snapshot"; }
+
+// "snapshot base" for a snapshot, an instance's name otherwise.
+std::string LinkName(const json& link) { return (IsSnapshotLink(link) ? "snapshot " : "") + Text(link, "name"); }
+
 }  // namespace
 
 json InstancesOf(const json& reply) {
@@ -125,7 +130,7 @@ std::string InstanceDetails(const json& instance) {
   line("forked at", Text(instance, "forked_at"));
   std::string ancestry;
   for (const json& link : Elements(Field(instance, "ancestors"))) {
-    ancestry += (ancestry.empty() ? "" : " > ") + Text(link, "name") + " (" + Text(link, "id") + ")";
+    ancestry += (ancestry.empty() ? "" : " > ") + LinkName(link) + " (" + Text(link, "id") + ")";
   }
   if (!ancestry.empty()) line("ancestry", ancestry);
   std::string labels;
@@ -171,6 +176,7 @@ std::string ForkTree(const json& instances) {
     // Under its parent; when that was deleted, under its nearest living ancestor (from its ancestry).
     std::string parent = Text(instance, "parent_id");
     std::vector<std::string> skipped;
+    bool skipped_an_instance = false;  // not only snapshots, which are not instances and not listed
     const json& ancestors = Field(instance, "ancestors");
     if (parent != "-" && !ids.count(parent) && ancestors.is_array()) {
       for (auto link = ancestors.rbegin(); link != ancestors.rend(); ++link) {
@@ -178,21 +184,22 @@ std::string ForkTree(const json& instances) {
           parent = Text(*link, "id");
           break;
         }
-        skipped.push_back(Text(*link, "name"));
+        skipped.push_back(LinkName(*link));
+        skipped_an_instance |= !IsSnapshotLink(*link);
       }
     }
     if (parent != "-" && ids.count(parent) && parent != Text(instance, "id")) {
       children[parent].push_back(&instance);
       std::string names;
       for (auto name = skipped.rbegin(); name != skipped.rend(); ++name) names += (names.empty() ? "" : ", ") + *name;
-      if (!skipped.empty()) via[Text(instance, "id")] = names;
+      if (!skipped.empty()) via[Text(instance, "id")] = names + (skipped_an_instance ? ", since deleted" : "");
     } else {
       roots.push_back(&instance);
     }
   }
   auto label = [&via](const json& instance) {
     auto deleted = via.find(Text(instance, "id"));
-    return TreeLabel(instance) + (deleted == via.end() ? "" : "  (via " + deleted->second + ", since deleted)");
+    return TreeLabel(instance) + (deleted == via.end() ? "" : "  (via " + deleted->second + ")");
   };
   std::stable_sort(roots.begin(), roots.end(), CreatedBefore);
   for (auto& [parent, forks] : children) std::stable_sort(forks.begin(), forks.end(), CreatedBefore);
@@ -210,7 +217,11 @@ std::string ForkTree(const json& instances) {
   };
   for (const json* root : roots) {
     std::string parent = Text(*root, "parent_id");
-    out += TreeLabel(*root) + (parent == "-" ? "" : "  (forked from " + parent + ", since deleted)") + "\n";
+    const json& ancestors = Field(*root, "ancestors");
+    std::string from = parent + ", since deleted";
+    if (ancestors.is_array() && !ancestors.empty() && IsSnapshotLink(ancestors.back()))
+      from = LinkName(ancestors.back());
+    out += TreeLabel(*root) + (parent == "-" ? "" : "  (forked from " + from + ")") + "\n";
     walk(walk, *root, "");
   }
   for (const json& instance : Elements(instances)) {  // members of a cycle have no root above them

@@ -26,6 +26,8 @@ struct AcquireArguments {
   std::string pool;
   std::string name;
   bool no_wait = false;
+  int64_t ttl_s = 0;
+  int64_t idle_standby_s = 0;
 };
 
 void AddCreate(CLI::App& pool, const std::shared_ptr<GlobalOptions>& options, int* exit_code) {
@@ -66,10 +68,18 @@ void AddAcquire(CLI::App& pool, const std::shared_ptr<GlobalOptions>& options, i
   acquire->add_option("NAME", args->pool, "Pool name")->required();
   acquire->add_option("--name", args->name, "New name of the acquired instance (default: the member's)");
   acquire->add_flag("--no-wait", args->no_wait, "Fail (HTTP 503) when the pool is empty instead of forking on demand");
+  acquire->add_option("--ttl", args->ttl_s, "Seconds until forkd deletes the acquired instance")
+      ->check(CLI::PositiveNumber);
+  acquire
+      ->add_option("--idle-standby", args->idle_standby_s,
+                   "Seconds of an idle VMM (almost no CPU) after which forkd stands the acquired instance by")
+      ->check(CLI::PositiveNumber);
   acquire->callback([options, exit_code, args] {
     json body = json::object();
     if (!args->name.empty()) body["name"] = args->name;
     if (args->no_wait) body["no_wait"] = true;
+    if (args->ttl_s > 0) body["ttl_s"] = args->ttl_s;
+    if (args->idle_standby_s > 0) body["idle_standby_s"] = args->idle_standby_s;
     *exit_code = RunRequest(
         *options, [&](const ApiClient& client) { return client.Post(PoolPath(args->pool, "/acquire"), body); },
         AcquireSummary);

@@ -203,9 +203,10 @@ Result<engine::pools::AcquireRequest> ParseAcquireRequest(std::string_view body)
   Result<Json> json = ParseObject(body, "acquire request");
   if (!json.ok()) return json.status();
   JsonFields fields = BodyFields(*json);
-  FE_RETURN_IF_ERROR(fields.RejectUnknown({"name", "no_wait"}));
+  FE_RETURN_IF_ERROR(fields.RejectUnknown({"name", "no_wait", "ttl_s", "idle_standby_s"}));
   FE_RETURN_IF_ERROR(fields.String("name", request.name, JsonFields::kOptional));
   FE_RETURN_IF_ERROR(fields.Bool("no_wait", request.no_wait));
+  FE_RETURN_IF_ERROR(ReadPolicy(fields, request.ttl_s, request.idle_standby_s));
   return request;
 }
 

@@ -30,7 +30,8 @@ Result<engine::ForkRequest> ParseForkRequest(std::string_view body);
 // POST /v1/pools: {"name","template" (required), "member_state" (default Standby),"min_size","max_size"}.
 Result<engine::pools::PoolSpec> ParsePoolSpec(std::string_view body);
 
-// POST /v1/pools/{name}/acquire: {"name","no_wait"}, all optional; an empty body is the defaults.
+// POST /v1/pools/{name}/acquire: {"name","no_wait","ttl_s","idle_standby_s"}, all optional; an empty body is the
+// defaults.
 Result<engine::pools::AcquireRequest> ParseAcquireRequest(std::string_view body);
 
 // Bodies of start/stop/standby/restore: empty or an empty object.

@@ -345,6 +345,7 @@ Result<AcquireOutcome> PoolManager::Acquire(const std::string& name, const Acqui
                                                {"latency_us", outcome.latency_us}});
     return outcome;
   };
+  FE_RETURN_IF_ERROR(ValidatePolicy(request.ttl_s, request.idle_standby_s));
   if (!request.name.empty()) {
     FE_RETURN_IF_ERROR(ValidateInstanceName(request.name));
     if (engine_.Exists(request.name)) {
@@ -370,11 +371,11 @@ Result<AcquireOutcome> PoolManager::Acquire(const std::string& name, const Acqui
     }
     if (member.empty()) {
       Poke();
-      Result<Instance> forked = ForkOnDemand(pool->spec, request.name);
+      Result<Instance> forked = ForkOnDemand(pool->spec, request);
       if (!forked.ok()) return forked.status();
       return finish(std::move(*forked), false);
     }
-    Result<Instance> released = engine_.ReleaseFromPool(member, request.name);
+    Result<Instance> released = engine_.ReleaseFromPool(member, request.name, request.ttl_s, request.idle_standby_s);
     if (released.ok()) {
       bool below_minimum = false;
       {
@@ -407,11 +408,13 @@ MemoryMode PoolManager::MemberMemory(const PoolSpec& spec) const {
   return restored && engine_.CanShareMemory(spec.template_id) ? MemoryMode::kShared : MemoryMode::kPrivate;
 }
 
-Result<Instance> PoolManager::ForkOnDemand(const PoolSpec& spec, const std::string& name) {
+Result<Instance> PoolManager::ForkOnDemand(const PoolSpec& spec, const AcquireRequest& acquire) {
   ForkRequest request;
-  request.name = name.empty() ? MemberName(spec.name) : name;
+  request.name = acquire.name.empty() ? MemberName(spec.name) : acquire.name;
   request.target_state = spec.member_state;
   request.memory = MemberMemory(spec);
+  request.ttl_s = acquire.ttl_s;
+  request.idle_standby_s = acquire.idle_standby_s;
   Result<std::vector<ForkOutcome>> forked = engine_.Fork(spec.template_id, request);
   if (!forked.ok()) return forked.status().Annotate("pool '" + spec.name + "': on-demand fork");
   return std::move(forked->front().instance);

@@ -82,6 +82,9 @@ inline constexpr std::chrono::milliseconds kRefillBackoffMax{30'000};
 struct AcquireRequest {
   std::string name;      // the acquired instance's new name; empty: keep the member's name
   bool no_wait = false;  // empty pool: fail with kUnavailable (HTTP 503) instead of forking on demand
+  // The acquired instance's lifecycle policy (issue #23), as at create and fork.
+  std::optional<int64_t> ttl_s;
+  int64_t idle_standby_s = 0;
 };
 
 struct AcquireOutcome {
@@ -144,7 +147,8 @@ class PoolManager {
   // Stops the pool's refills (waits for those in flight), removes its spec durably, then deletes its
   // ready members. Acquired instances are not affected. NotFound.
   Status Delete(const std::string& name);
-  // NotFound (pool); AlreadyExists (request.name taken: the member goes back to the pool);
+  // NotFound (pool); InvalidArgument (name, policy); AlreadyExists (request.name taken: the member goes
+  // back to the pool);
   // Unavailable (empty pool and no_wait); on-demand fork errors as Engine::Fork gives them.
   Result<AcquireOutcome> Acquire(const std::string& name, const AcquireRequest& request);
 
@@ -202,7 +206,7 @@ class PoolManager {
   void Refill(const std::string& pool);  // one refill fork (a worker's job): pool_refill.cc
   void DeleteMember(const std::string& id, const std::string& why);
   // A miss: a fork of the template, not a member, named `name` (empty: a generated member name).
-  Result<Instance> ForkOnDemand(const PoolSpec& spec, const std::string& name);
+  Result<Instance> ForkOnDemand(const PoolSpec& spec, const AcquireRequest& acquire);
   // The memory mode of the pool's next member: the spec's, else shared where the template can share.
   MemoryMode MemberMemory(const PoolSpec& spec) const;
   // pool_memory.cc: measures what Running members and other running instances hold (at most every

@@ -73,7 +73,7 @@ TEST_F(ListingTest, ForksInheritLabelsUnderTheRequestsAndKeepTheirAncestryWhenAn
   const Instance& kid = kids->front().instance;
   EXPECT_EQ(kid.labels, (Labels{{"team", "a"}, {"tier", "free"}, {"task", "7"}}));
   ASSERT_EQ(kid.ancestors.size(), 1u);
-  EXPECT_EQ(kid.ancestors[0], (Ancestor{source_.id, "src", kid.forked_at}));
+  EXPECT_EQ(kid.ancestors[0], (Ancestor{source_.id, "src", kid.forked_at, false}));
 
   Result<std::vector<ForkOutcome>> grandchildren = engine().Fork("kid-1", Fork("grand", 1));
   FE_ASSERT_OK(grandchildren);

@@ -51,7 +51,10 @@ TEST_F(PoolReleaseTest, ReleaseOnlyInTheJournalIsAppliedWhenTheEngineOpens) {
     // What a crash right after the acquire's journal write leaves: the record, old metadata.
     Result<std::unique_ptr<ReleaseJournal>> journal = ReleaseJournal::Open(JournalPath());
     FE_ASSERT_OK(journal);
-    FE_ASSERT_OK((*journal)->Append(member.id, "carol"));
+    ReleaseRecord record;
+    record.id = member.id;
+    record.name = "carol";
+    FE_ASSERT_OK((*journal)->Append(record));
   }
   EXPECT_EQ(NameOnDisk(member.id), "web-1");
   FE_ASSERT_OK(fixture_.Open());
@@ -70,6 +73,31 @@ TEST_F(PoolReleaseTest, ReleaseOnlyInTheJournalIsAppliedWhenTheEngineOpens) {
   Result<std::unique_ptr<ReleaseJournal>> journal = ReleaseJournal::Open(JournalPath());
   FE_ASSERT_OK(journal);
   EXPECT_TRUE((*journal)->pending_at_open().empty()) << "the applied release was not checkpointed";
+}
+
+TEST_F(PoolReleaseTest, TheAcquiresLifecyclePolicyOnlyInTheJournalIsAppliedWhenTheEngineOpens) {
+  Instance member = MakeMember("web-1");
+  fixture_.Close();
+  {
+    Result<std::unique_ptr<ReleaseJournal>> journal = ReleaseJournal::Open(JournalPath());
+    FE_ASSERT_OK(journal);
+    ReleaseRecord record;
+    record.id = member.id;
+    record.name = "dave";
+    record.expires_at = "2030-01-01T00:00:00Z";
+    record.idle_standby_s = 600;
+    FE_ASSERT_OK((*journal)->Append(record));
+  }
+  FE_ASSERT_OK(fixture_.Open());
+  Result<Instance> released = fixture_.engine().Get("dave");
+  FE_ASSERT_OK(released);
+  EXPECT_EQ(released->lifecycle.expires_at, "2030-01-01T00:00:00Z");
+  EXPECT_EQ(released->lifecycle.idle_standby_s, 600);
+  fixture_.Close();
+  FE_ASSERT_OK(fixture_.Open());
+  Result<Instance> reopened = fixture_.engine().Get("dave");
+  FE_ASSERT_OK(reopened);
+  EXPECT_EQ(reopened->lifecycle.expires_at, "2030-01-01T00:00:00Z") << "written to its metadata, not only replayed";
 }
 
 TEST_F(PoolReleaseTest, MetadataOnDiskCatchesUpWithTheReleaseWithoutARestart) {

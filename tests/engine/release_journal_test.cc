@@ -22,6 +22,13 @@ namespace {
 constexpr off_t kFirstSlot = 4096;
 constexpr off_t kSlot = 256;
 
+ReleaseRecord Release(std::string id, std::string name) {
+  ReleaseRecord record;
+  record.id = std::move(id);
+  record.name = std::move(name);
+  return record;
+}
+
 class ReleaseJournalTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -57,7 +64,7 @@ TEST_F(ReleaseJournalTest, AppendedReleasesAreFoundAtReopenInOrder) {
     ASSERT_NE(journal, nullptr);
     EXPECT_TRUE(journal->pending_at_open().empty());
     for (const char* name : {"a", "b", "c"}) {
-      Result<uint64_t> seq = journal->Append(std::string("id-") + name, name);
+      Result<uint64_t> seq = journal->Append(Release(std::string("id-") + name, name));
       FE_ASSERT_OK(seq);
     }
   }
@@ -66,14 +73,14 @@ TEST_F(ReleaseJournalTest, AppendedReleasesAreFoundAtReopenInOrder) {
   EXPECT_EQ(PendingNames(*reopened), (std::vector<std::string>{"id-a:a", "id-b:b", "id-c:c"}));
   EXPECT_EQ(reopened->pending_at_open().front().seq, 1u);
   EXPECT_EQ(reopened->unapplied(), 3u);
-  Result<uint64_t> next = reopened->Append("id-d", "d");
+  Result<uint64_t> next = reopened->Append(Release("id-d", "d"));
   FE_ASSERT_OK(next);
   EXPECT_EQ(*next, 4u);
 }
 
 TEST_F(ReleaseJournalTest, CheckpointMovesOnlyPastAContiguousRunOfAppliedRecords) {
   std::unique_ptr<ReleaseJournal> journal = OpenJournal();
-  for (const char* name : {"a", "b", "c"}) FE_ASSERT_OK(journal->Append(name, name));
+  for (const char* name : {"a", "b", "c"}) FE_ASSERT_OK(journal->Append(Release(name, name)));
   journal->MarkApplied(1);
   journal->MarkApplied(3);
   FE_ASSERT_OK(journal->Checkpoint());
@@ -99,7 +106,7 @@ TEST_F(ReleaseJournalTest, ConcurrentAppendsGetDistinctSeqsAndAreAllDurable) {
     for (int t = 0; t < kThreads; ++t) {
       threads.emplace_back([&, t] {
         for (int i = 0; i < kEach; ++i) {
-          Result<uint64_t> seq = journal->Append("id-" + std::to_string(t) + "-" + std::to_string(i), "n");
+          Result<uint64_t> seq = journal->Append(Release("id-" + std::to_string(t) + "-" + std::to_string(i), "n"));
           ASSERT_TRUE(seq.ok()) << seq.status().ToString();
           seqs[t].push_back(*seq);
         }
@@ -122,14 +129,15 @@ TEST_F(ReleaseJournalTest, ConcurrentAppendsGetDistinctSeqsAndAreAllDurable) {
 
 TEST_F(ReleaseJournalTest, FullJournalRefusesWithNoSpaceThenWrapsAroundAfterACheckpoint) {
   std::unique_ptr<ReleaseJournal> journal = OpenJournal(/*capacity=*/4);
-  for (int i = 1; i <= 4; ++i) FE_ASSERT_OK(journal->Append("id" + std::to_string(i), "n"));
-  Result<uint64_t> refused = journal->Append("id5", "n");
+  for (int i = 1; i <= 4; ++i) FE_ASSERT_OK(journal->Append(Release("id" + std::to_string(i), "n")));
+  Result<uint64_t> refused = journal->Append(Release("id5", "n"));
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.status().code(), ErrorCode::kNoSpace);
   EXPECT_NE(refused.status().message().find(path_), std::string::npos) << refused.status().message();
   for (uint64_t seq = 1; seq <= 3; ++seq) journal->MarkApplied(seq);
   FE_ASSERT_OK(journal->Checkpoint());
-  for (int i = 5; i <= 7; ++i) FE_ASSERT_OK(journal->Append("id" + std::to_string(i), "n"));  // slots 1..3 reused
+  for (int i = 5; i <= 7; ++i)
+    FE_ASSERT_OK(journal->Append(Release("id" + std::to_string(i), "n")));  // slots 1..3 reused
   journal.reset();
   std::unique_ptr<ReleaseJournal> reopened = OpenJournal(/*capacity=*/4);
   EXPECT_EQ(PendingNames(*reopened), (std::vector<std::string>{"id4:n", "id5:n", "id6:n", "id7:n"}));
@@ -138,14 +146,14 @@ TEST_F(ReleaseJournalTest, FullJournalRefusesWithNoSpaceThenWrapsAroundAfterAChe
 TEST_F(ReleaseJournalTest, TornRecordEndsReplayAndWhatFollowedItIsNeverReplayedLater) {
   {
     std::unique_ptr<ReleaseJournal> journal = OpenJournal();
-    for (const char* name : {"a", "b", "c"}) FE_ASSERT_OK(journal->Append(name, name));
+    for (const char* name : {"a", "b", "c"}) FE_ASSERT_OK(journal->Append(Release(name, name)));
   }
   // Record 2 (slot 2) loses its payload's last bytes, as a write cut short would leave it.
   Overwrite(kFirstSlot + 2 * kSlot + 30, std::string(8, '\0'));
   {
     std::unique_ptr<ReleaseJournal> journal = OpenJournal();
     EXPECT_EQ(PendingNames(*journal), (std::vector<std::string>{"a:a"}));
-    Result<uint64_t> seq = journal->Append("d", "d");
+    Result<uint64_t> seq = journal->Append(Release("d", "d"));
     FE_ASSERT_OK(seq);
     EXPECT_EQ(*seq, 2u);
   }
@@ -162,9 +170,28 @@ TEST_F(ReleaseJournalTest, FileThatIsNotAJournalIsRefusedNamingIt) {
   EXPECT_NE(journal.status().message().find(path_), std::string::npos) << journal.status().message();
 }
 
+TEST_F(ReleaseJournalTest, TheAcquiresPolicyIsFoundAtReopenAndAReleaseWithoutOneHasNone) {
+  {
+    std::unique_ptr<ReleaseJournal> journal = OpenJournal();
+    ASSERT_NE(journal, nullptr);
+    ReleaseRecord with_policy = Release("i-1", "kept-an-hour");
+    with_policy.expires_at = "2026-12-07T17:00:00Z";
+    with_policy.idle_standby_s = 300;
+    FE_ASSERT_OK(journal->Append(with_policy));
+    FE_ASSERT_OK(journal->Append(Release("i-2", "plain")));
+  }
+  std::unique_ptr<ReleaseJournal> reopened = OpenJournal();
+  ASSERT_NE(reopened, nullptr);
+  ASSERT_EQ(reopened->pending_at_open().size(), 2u);
+  EXPECT_EQ(reopened->pending_at_open()[0].expires_at, "2026-12-07T17:00:00Z");
+  EXPECT_EQ(reopened->pending_at_open()[0].idle_standby_s, 300);
+  EXPECT_EQ(reopened->pending_at_open()[1].expires_at, "");
+  EXPECT_EQ(reopened->pending_at_open()[1].idle_standby_s, 0);
+}
+
 TEST_F(ReleaseJournalTest, ReleaseTooLargeForASlotIsRefused) {
   std::unique_ptr<ReleaseJournal> journal = OpenJournal();
-  Result<uint64_t> seq = journal->Append("id", std::string(300, 'n'));
+  Result<uint64_t> seq = journal->Append(Release("id", std::string(300, 'n')));
   ASSERT_FALSE(seq.ok());
   EXPECT_EQ(seq.status().code(), ErrorCode::kInvalidArgument);
   EXPECT_EQ(journal->unapplied(), 0u);

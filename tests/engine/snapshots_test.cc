@@ -136,7 +136,10 @@ TEST_F(SnapshotsTest, ASnapshotOutlivesItsInstanceAndItsForksGetIdentitiesOfThei
     EXPECT_TRUE(macs.insert(fork.instance.identity.mac).second) << "a fork has an identity of its own";
     ASSERT_EQ(fork.instance.ancestors.size(), 2u);
     EXPECT_EQ(fork.instance.ancestors[0].id, source_.id) << "the deleted instance stays in the chain";
+    EXPECT_FALSE(fork.instance.ancestors[0].snapshot);
     EXPECT_EQ(fork.instance.ancestors[1].id, snapshot.id);
+    EXPECT_TRUE(fork.instance.ancestors[1].snapshot);
+    EXPECT_EQ(fork.instance.ancestors[1].name, "good") << "the snapshot's own name, not its record's";
   }
   request.from_running = true;
   EXPECT_EQ(engine().ForkSnapshot(snapshot.id, request).status().code(), ErrorCode::kInvalidArgument);

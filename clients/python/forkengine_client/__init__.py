@@ -198,7 +198,9 @@ class Forkd:
         self._call("DELETE", f"/v1/pools/{_segment(name)}")
 
     def acquire(self, pool: str, *, name: Optional[str] = None, no_wait: Optional[bool] = None,
+                ttl_s: Optional[int] = None, idle_standby_s: Optional[int] = None,
                 idempotency_key: Optional[str] = None) -> dict[str, Any]:
-        """A ready member of `pool` (or one forked on demand), renamed `name`."""
-        return self._call("POST", f"/v1/pools/{_segment(pool)}/acquire", _dropping_none(name=name, no_wait=no_wait),
+        """A ready member of `pool` (or one forked on demand), renamed `name`, with its lifecycle policy."""
+        return self._call("POST", f"/v1/pools/{_segment(pool)}/acquire",
+                          _dropping_none(name=name, no_wait=no_wait, ttl_s=ttl_s, idle_standby_s=idle_standby_s),
                           idempotency_key)

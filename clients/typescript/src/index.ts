@@ -21,6 +21,13 @@ export type AcquireRequest = Schemas["AcquireRequest"];
 export type AcquireResponse = Schemas["AcquireResponse"];
 export type Health = Schemas["Health"];
 export type Labels = Schemas["Labels"];
+export type InstanceUpdate = Schemas["InstanceUpdate"];
+export type RestoreRequest = Schemas["RestoreRequest"];
+export type SnapshotRequest = Schemas["SnapshotRequest"];
+export type SnapshotTaken = Schemas["SnapshotTaken"];
+export type Snapshot = Schemas["Snapshot"];
+export type SnapshotList = Schemas["SnapshotList"];
+export type Usage = Schemas["Usage"];
 // GET /v1/instances's filters; labels become its repeated label=key=value parameters.
 export interface InstanceFilter {
   labels?: Labels;
@@ -129,6 +136,63 @@ export class Forkd {
 
   async deleteInstance(id: string): Promise<void> {
     unwrap(await this.api.DELETE("/v1/instances/{id}", { params: { path: { id } } }));
+  }
+
+  // Changes an instance's TTL (null: none), idle standby and labels (a label set to null is removed).
+  async updateInstance(id: string, update: InstanceUpdate): Promise<Instance> {
+    return unwrap(await this.api.PATCH("/v1/instances/{id}", { params: { path: { id } }, body: update }));
+  }
+
+  // Restores a Standby instance, or rolls it back to one of its own snapshots ({ snapshot: ID }).
+  async restoreInstance(id: string, request: RestoreRequest = {}): Promise<Instance> {
+    return unwrap(await this.api.POST("/v1/instances/{id}/restore", { params: { path: { id } }, body: request }));
+  }
+
+  // Takes an immutable snapshot of the instance (Running, Standby or Stopped).
+  async takeSnapshot(instance: string, request: SnapshotRequest): Promise<SnapshotTaken> {
+    return unwrap(
+      await this.api.POST("/v1/instances/{id}/snapshots", { params: { path: { id: instance } }, body: request }),
+    );
+  }
+
+  // Every snapshot the filters match (of the instance with id `instance`, with all `labels`), oldest first.
+  async listSnapshots(filter: { instance?: string; labels?: Labels } = {}, pageSize?: number): Promise<Snapshot[]> {
+    const snapshots: Snapshot[] = [];
+    const label = Object.entries(filter.labels ?? {}).map(([key, value]) => `${key}=${value}`);
+    let pageToken: string | undefined;
+    do {
+      const page: SnapshotList = unwrap(
+        await this.api.GET("/v1/snapshots", {
+          params: { query: { instance: filter.instance, label, limit: pageSize, page_token: pageToken } },
+        }),
+      );
+      snapshots.push(...page.snapshots);
+      pageToken = page.next_page_token;
+    } while (pageToken !== undefined);
+    return snapshots;
+  }
+
+  async getSnapshot(id: string): Promise<Snapshot> {
+    return unwrap(await this.api.GET("/v1/snapshots/{id}", { params: { path: { id } } }));
+  }
+
+  // 409 conflict while forks still map its memory file.
+  async deleteSnapshot(id: string): Promise<void> {
+    unwrap(await this.api.DELETE("/v1/snapshots/{id}", { params: { path: { id } } }));
+  }
+
+  async snapshotUsage(id: string): Promise<Usage> {
+    return unwrap(await this.api.GET("/v1/snapshots/{id}/usage", { params: { path: { id } } }));
+  }
+
+  // Forks a snapshot as a fork of an instance is made (count, target_state, memory).
+  async forkSnapshot(snapshot: string, request: ForkRequest, options?: RequestOptions): Promise<ForkResponse> {
+    return unwrap(
+      await this.api.POST("/v1/snapshots/{id}/fork", {
+        params: { path: { id: snapshot }, header: keyHeader(options) },
+        body: request,
+      }),
+    );
   }
 
   // Forks `source` (count forks, all or nothing, in target_state).

@@ -101,6 +101,31 @@ test("forks inherit labels, and the listing filters and pages by them", async ()
   for (const instance of await client.listInstances({ labels: { team: "ts" } })) await client.deleteInstance(instance.id);
 });
 
+test("a snapshot is listed, forked and deleted, and a PATCH sets a TTL and labels", async () => {
+  const taken = await client.takeSnapshot("template", { name: "base", labels: { stage: "clean" } });
+  assert.match(taken.snapshot.id, /^s-/);
+  const template = await client.getInstance("template");
+  const listed = await client.listSnapshots({ instance: template.id, labels: { stage: "clean" } }, 1);
+  assert.deepEqual(
+    listed.map((snapshot) => snapshot.id),
+    [taken.snapshot.id],
+  );
+  assert.equal((await client.getSnapshot(taken.snapshot.id)).name, "base");
+  assert.ok((await client.snapshotUsage(taken.snapshot.id)).logical_bytes > 0);
+  const forked = await client.forkSnapshot(taken.snapshot.id, { name: "from-base", target_state: "Standby" });
+  const fork = forked.forks[0].instance;
+  assert.equal(fork.labels.stage, "clean");
+  const updated = await client.updateInstance(fork.id, { ttl_s: 3600, labels: { stage: null, owner: "ts" } });
+  assert.ok(updated.lifecycle?.expires_at, "the TTL set a deadline");
+  assert.deepEqual(updated.labels, { owner: "ts" });
+  await client.deleteInstance(fork.id);
+  await client.deleteSnapshot(taken.snapshot.id);
+  await assert.rejects(
+    client.getSnapshot(taken.snapshot.id),
+    (error: unknown) => error instanceof ForkdError && error.status === 404,
+  );
+});
+
 test("a retried fork with the same idempotency key is made once", async () => {
   const first = await client.fork("template", { name: "once" }, { idempotencyKey: "ts-retry-1" });
   const again = await client.fork("template", { name: "once" }, { idempotencyKey: "ts-retry-1" });

@@ -103,6 +103,18 @@ TEST(ForkTreeTest, AForkWhoseParentIsGoneHangsUnderItsNearestLivingAncestorAndNa
             "└── deep  i-4  Standby  10.100.0.5  (via mid, low, since deleted)\n");
 }
 
+TEST(ForkTreeTest, AForkOfASnapshotHangsUnderTheSnapshotsInstanceOrIsARootNamingTheSnapshot) {
+  json web = MakeInstance("i-1", "web", "", "10.100.0.2");
+  json kid = MakeInstance("i-5", "kid", "s-1", "10.100.0.6");
+  kid["ancestors"] = json::array({{{"id", "i-1"}, {"name", "web"}, {"forked_at", "t1"}, {"kind", "instance"}},
+                                  {{"id", "s-1"}, {"name", "base"}, {"forked_at", "t2"}, {"kind", "snapshot"}}});
+  EXPECT_EQ(ForkTree(json::array({web, kid})),
+            "web  i-1  Standby  10.100.0.2\n"
+            "└── kid  i-5  Standby  10.100.0.6  (via snapshot base)\n");
+  EXPECT_EQ(ForkTree(json::array({kid})), "kid  i-5  Standby  10.100.0.6  (forked from snapshot base)\n")
+      << "the snapshot outlived its instance";
+}
+
 TEST(InstanceDetailsTest, ShowsTheAncestryOldestFirstAndTheLabels) {
   json instance = MakeInstance("i-3", "low", "i-2", "10.100.0.4");
   instance["ancestors"] = json::array(

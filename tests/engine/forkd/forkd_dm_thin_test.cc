@@ -183,6 +183,39 @@ TEST_F(ForkdDmThinTest, ForksAreThinSnapshotsOfTheWholeGuestDirectoryThatNeverSh
   ExpectOnlyCompleteInstances(api(), data_root_);
 }
 
+TEST_F(ForkdDmThinTest, ASnapshotIsAThinSnapshotThatMapsNoDataAgainAndForksAfterItsInstanceIsGone) {
+  StartForkd();
+  const Json web = Import("web");
+  ASSERT_TRUE(web.is_object());
+  const std::map<std::string, fe::test::Digest> original = GuestData(web);
+  const uint64_t before = PoolDataUsed();
+  ApiResponse taken = api().Post("/v1/instances/web/snapshots", Json{{"name", "base"}});
+  ASSERT_EQ(taken.status, 201) << taken.body << forkd_->Log();
+  EXPECT_EQ(taken.json["mechanism"], "dm-thin-snapshot") << taken.body;
+  const std::string snapshot = taken.json["snapshot"]["id"].get<std::string>();
+  // Like a fork: a few blocks for what the snapshot rewrites, never the guest's 4 MiB of data again.
+  const uint64_t mapped = PoolDataUsed() - before;
+  std::printf("pool blocks (64 KiB) mapped by a snapshot: %llu\n", static_cast<unsigned long long>(mapped));
+  EXPECT_LT(mapped, 24u) << "blocks of 64 KiB";
+
+  // Writes to the instance after the snapshot do not reach it or its forks.
+  FE_ASSERT_OK(fe::test::OverwriteRange(Volume(web) + "/rootfs.raw", 0, 64 * 1024, 7));
+  ASSERT_EQ(api().Delete("/v1/instances/web").status, 204);
+  ApiResponse forked = api().Post("/v1/snapshots/" + snapshot + "/fork", Json{{"name", "from-base"}, {"count", 2}});
+  ASSERT_EQ(forked.status, 201) << forked.body;
+  for (const Json& fork : forked.json["forks"]) {
+    EXPECT_EQ(fork["mechanism"], "dm-thin-snapshot") << fork.dump();
+    EXPECT_EQ(GuestData(fork["instance"]), original) << fork["instance"]["name"];
+  }
+  EXPECT_EQ(api().Get("/v1/snapshots/" + snapshot).status, 200);
+  ExpectOnlyCompleteInstances(api(), data_root_);
+  for (const Json& fork : forked.json["forks"]) {
+    EXPECT_EQ(api().Delete("/v1/instances/" + fork["instance"]["id"].get<std::string>()).status, 204);
+  }
+  EXPECT_EQ(api().Delete("/v1/snapshots/" + snapshot).status, 204);
+  ExpectOnlyCompleteInstances(api(), data_root_);
+}
+
 TEST_F(ForkdDmThinTest, ASampleInstanceGetsAVolumeSizedForItsSparseDiskAndItsForksShareEveryFile) {
   // What `forkctl sample-instance` writes: a 10 GiB sparse disk (64 MiB of data), here 32 MiB of memory.
   const std::string sample = temp_->Sub("sample");

@@ -139,6 +139,24 @@ TEST_F(ForkdPoolTest, AcquireHandsOutAReadyMemberAsANormalInstanceUnderItsNewNam
   EXPECT_EQ(api().Delete("/v1/instances/alice").status, 204);
 }
 
+TEST_F(ForkdPoolTest, AcquireSetsTheAcquiredInstancesTtlAndIdleStandbyAndABadOneIs400NamingIt) {
+  StartForkd(kFastPools);
+  Import("template");
+  CreatePool(Json{{"name", "web"}, {"template", "template"}, {"max_size", 1}});
+  WaitUntilFull("web", 1);
+  ApiResponse refused = api().Post("/v1/pools/web/acquire", Json{{"name", "alice"}, {"idle_standby_s", -5}});
+  EXPECT_EQ(StatusAndCode(refused), "400 invalid_argument") << refused.body;
+  EXPECT_NE(refused.body.find("idle_standby_s"), std::string::npos) << refused.body;
+  EXPECT_EQ(GetPool("web")["ready"], 1) << "a refused acquire hands nothing out";
+  ApiResponse acquired =
+      api().Post("/v1/pools/web/acquire", Json{{"name", "alice"}, {"ttl_s", 3600}, {"idle_standby_s", 90}});
+  ASSERT_EQ(acquired.status, 200) << acquired.body;
+  const Json& lifecycle = acquired.json["instance"]["lifecycle"];
+  EXPECT_EQ(lifecycle["idle_standby_s"], 90) << lifecycle.dump();
+  ASSERT_TRUE(lifecycle.contains("expires_at")) << lifecycle.dump();
+  EXPECT_EQ(api().Get("/v1/instances/alice").json["lifecycle"], lifecycle);
+}
+
 TEST_F(ForkdPoolTest, AcquireWithoutANameKeepsTheMembersName) {
   StartForkd(kFastPools);
   Import("template");

@@ -123,11 +123,16 @@ TEST(RequestParsingTest, AcquireRequestIsOptionalAndStrict) {
   ASSERT_TRUE(empty.ok()) << empty.status().ToString();
   EXPECT_TRUE(empty->name.empty());
   EXPECT_FALSE(empty->no_wait);
-  Result<engine::pools::AcquireRequest> full = ParseAcquireRequest(R"({"name":"alice","no_wait":true})");
+  Result<engine::pools::AcquireRequest> full =
+      ParseAcquireRequest(R"({"name":"alice","no_wait":true,"ttl_s":60,"idle_standby_s":30})");
   ASSERT_TRUE(full.ok()) << full.status().ToString();
   EXPECT_EQ(full->name, "alice");
   EXPECT_TRUE(full->no_wait);
-  for (const char* body : {R"({"no_wait":1})", R"({"nmae":"x"})", "nope"}) {
+  EXPECT_EQ(full->ttl_s, std::optional<int64_t>(60));
+  EXPECT_EQ(full->idle_standby_s, 30);
+  EXPECT_FALSE(empty->ttl_s.has_value());
+  for (const char* body :
+       {R"({"no_wait":1})", R"({"nmae":"x"})", "nope", R"({"ttl_s":0})", R"({"idle_standby_s":-1})"}) {
     Result<engine::pools::AcquireRequest> request = ParseAcquireRequest(body);
     ASSERT_FALSE(request.ok()) << body;
     EXPECT_EQ(request.status().code(), ErrorCode::kInvalidArgument) << body;

@@ -40,7 +40,12 @@ inline PoolSpec Spec(std::string name, int min, int max, InstanceState member_st
   return spec;
 }
 
-inline AcquireRequest Named(std::string name, bool no_wait = false) { return AcquireRequest{std::move(name), no_wait}; }
+inline AcquireRequest Named(std::string name, bool no_wait = false) {
+  AcquireRequest request;
+  request.name = std::move(name);
+  request.no_wait = no_wait;
+  return request;
+}
 
 class PoolTest : public fe::test::ScratchTest {
  protected:

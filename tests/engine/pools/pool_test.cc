@@ -181,6 +181,44 @@ TEST_F(PoolTest, AcquireHitRenamesTheMemberClearsItsLabelAndTakesItOutOfThePool)
   EXPECT_TRUE(MembersOf("web").empty());
 }
 
+TEST_F(PoolTest, AcquireSetsTheLifecyclePolicyOnAHitAndOnAMissAndItSurvivesARestart) {
+  FE_ASSERT_OK(pools_->Create(Spec("web", 0, 1)));
+  FillTo("web", 1);
+  AcquireRequest hour = Named("hit");
+  hour.ttl_s = 3600;
+  hour.idle_standby_s = 120;
+  Result<AcquireOutcome> hit = pools_->Acquire("web", hour);
+  FE_ASSERT_OK(hit);
+  ASSERT_TRUE(hit->hit);
+  EXPECT_FALSE(hit->instance.lifecycle.expires_at.empty());
+  EXPECT_EQ(hit->instance.lifecycle.idle_standby_s, 120);
+  hour.name = "miss";  // the pool is empty now: forked on demand
+  Result<AcquireOutcome> miss = pools_->Acquire("web", hour);
+  FE_ASSERT_OK(miss);
+  ASSERT_FALSE(miss->hit);
+  EXPECT_FALSE(miss->instance.lifecycle.expires_at.empty());
+  EXPECT_EQ(miss->instance.lifecycle.idle_standby_s, 120);
+  FE_ASSERT_OK(Restart());
+  for (const Instance& acquired : {hit->instance, miss->instance}) {
+    Result<Instance> after = engine().Get(acquired.id);
+    FE_ASSERT_OK(after);
+    EXPECT_EQ(after->lifecycle, acquired.lifecycle) << acquired.name;
+  }
+}
+
+TEST_F(PoolTest, AcquireWithABadPolicyIsRefusedNamingTheFieldAndTheMemberStaysReady) {
+  FE_ASSERT_OK(pools_->Create(Spec("web", 0, 1)));
+  FillTo("web", 1);
+  AcquireRequest forever = Named("alice");
+  forever.ttl_s = 0;
+  Result<AcquireOutcome> acquired = pools_->Acquire("web", forever);
+  ASSERT_FALSE(acquired.ok());
+  EXPECT_EQ(acquired.status().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(acquired.status().message().find("ttl_s"), std::string::npos) << acquired.status().message();
+  EXPECT_EQ(StatusOf("web").ready, 1);
+  EXPECT_EQ(engine().Get("alice").status().code(), ErrorCode::kNotFound);
+}
+
 TEST_F(PoolTest, AcquireWithATakenNameFailsAndTheMemberStaysReady) {
   FE_ASSERT_OK(pools_->Create(Spec("web", 0, 1)));
   FillTo("web", 1);
