@@ -50,6 +50,7 @@ Result<PageCursor> DecodePageToken(std::string_view token) {
 bool InstanceQuery::Matches(const Instance& instance) const {
   if (instance.snapshot_mark.has_value() != snapshots) return false;
   if (state && instance.state != *state) return false;
+  if (with_policy && instance.lifecycle.expires_at.empty() && instance.lifecycle.idle_standby_s == 0) return false;
   if (!parent.empty() && instance.parent_id != parent) return false;
   if (!ancestor.empty() && std::none_of(instance.ancestors.begin(), instance.ancestors.end(),
                                         [&](const Ancestor& a) { return a.id == ancestor; })) {

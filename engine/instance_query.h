@@ -39,6 +39,9 @@ struct InstanceQuery {
   std::optional<InstanceState> state;
   std::string parent;    // forks of this id only (for snapshots: the instance they are of)
   std::string ancestor;  // instances descended from this id (it may be deleted)
+  // Only instances with a deadline or an idle standby: the lifecycle keeper's pass copies those, not
+  // every instance, under the engine's lock once a second.
+  bool with_policy = false;
   std::optional<PageCursor> after;
   size_t limit = 0;  // 0: every match
   // Whether `instance` passes the filters (not the page bounds).

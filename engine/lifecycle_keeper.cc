@@ -47,7 +47,9 @@ void LifecycleKeeper::Tick() {
   const std::string now_wall = clock_.WallNowRfc3339();
   const Clock::SteadyPoint now = clock_.Now();
   std::map<std::string, Watch> watched;
-  for (const Instance& instance : engine_.List()) {
+  InstanceQuery with_policy;
+  with_policy.with_policy = true;
+  for (const Instance& instance : engine_.List(with_policy).instances) {
     // RFC 3339 UTC with milliseconds, one format: compared as text.
     if (!instance.lifecycle.expires_at.empty() && instance.lifecycle.expires_at <= now_wall) {
       if (Status expired = engine_.Expire(instance.id); !expired.ok()) {

@@ -51,8 +51,11 @@ void PoolManager::MeasureMemory() {
   };
   std::map<std::string, Measured> by_pool;
   uint64_t other = 0;
-  for (const Instance& instance : engine_.List()) {
-    if (instance.state != InstanceState::kRunning) continue;
+  // Only Running instances hold memory: the query copies those, not every instance, under the
+  // engine's lock once a sample interval.
+  InstanceQuery running;
+  running.state = InstanceState::kRunning;
+  for (const Instance& instance : engine_.List(running).instances) {
     std::optional<vm::ProcessMemory> memory = measure(instance);
     if (!memory) continue;
     if (instance.pool.empty()) {

@@ -58,5 +58,19 @@ TEST(InstanceQueryTest, FiltersAreStateParentAncestorAndLabelsAllTogether) {
   EXPECT_FALSE(other.Matches(fork));
 }
 
+TEST(InstanceQueryTest, WithPolicyMatchesOnlyInstancesWithADeadlineOrAnIdleStandby) {
+  InstanceQuery with_policy;
+  with_policy.with_policy = true;
+  Instance plain = Made("i-a", "t");
+  EXPECT_FALSE(with_policy.Matches(plain));
+  Instance expiring = plain;
+  expiring.lifecycle.expires_at = "2030-01-01T00:00:00.000Z";
+  EXPECT_TRUE(with_policy.Matches(expiring));
+  Instance idle = plain;
+  idle.lifecycle.idle_standby_s = 60;
+  EXPECT_TRUE(with_policy.Matches(idle));
+  EXPECT_TRUE(InstanceQuery{}.Matches(plain)) << "without the flag, policy does not matter";
+}
+
 }  // namespace
 }  // namespace fe::engine
