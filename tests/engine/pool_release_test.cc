@@ -40,22 +40,24 @@ class PoolReleaseTest : public fe::test::ScratchTest {
     return nlohmann::json::parse(*text).value("name", "");
   }
   std::string JournalPath() const { return fixture_.DataRoot() + "/release.journal"; }
+  // What a crash right after the acquire's journal write leaves: the record, old metadata. Closes the
+  // engine first.
+  void LeaveOnlyInTheJournal(const ReleaseRecord& record) {
+    fixture_.Close();
+    Result<std::unique_ptr<ReleaseJournal>> journal = ReleaseJournal::Open(JournalPath());
+    FE_ASSERT_OK(journal);
+    FE_ASSERT_OK((*journal)->Append(record));
+  }
 
   EngineFixture fixture_;
 };
 
 TEST_F(PoolReleaseTest, ReleaseOnlyInTheJournalIsAppliedWhenTheEngineOpens) {
   Instance member = MakeMember("web-1");
-  fixture_.Close();
-  {
-    // What a crash right after the acquire's journal write leaves: the record, old metadata.
-    Result<std::unique_ptr<ReleaseJournal>> journal = ReleaseJournal::Open(JournalPath());
-    FE_ASSERT_OK(journal);
-    ReleaseRecord record;
-    record.id = member.id;
-    record.name = "carol";
-    FE_ASSERT_OK((*journal)->Append(record));
-  }
+  ReleaseRecord record;
+  record.id = member.id;
+  record.name = "carol";
+  ASSERT_NO_FATAL_FAILURE(LeaveOnlyInTheJournal(record));
   EXPECT_EQ(NameOnDisk(member.id), "web-1");
   FE_ASSERT_OK(fixture_.Open());
   Result<Instance> released = fixture_.engine().Get("carol");
@@ -77,17 +79,12 @@ TEST_F(PoolReleaseTest, ReleaseOnlyInTheJournalIsAppliedWhenTheEngineOpens) {
 
 TEST_F(PoolReleaseTest, TheAcquiresLifecyclePolicyOnlyInTheJournalIsAppliedWhenTheEngineOpens) {
   Instance member = MakeMember("web-1");
-  fixture_.Close();
-  {
-    Result<std::unique_ptr<ReleaseJournal>> journal = ReleaseJournal::Open(JournalPath());
-    FE_ASSERT_OK(journal);
-    ReleaseRecord record;
-    record.id = member.id;
-    record.name = "dave";
-    record.expires_at = "2030-01-01T00:00:00Z";
-    record.idle_standby_s = 600;
-    FE_ASSERT_OK((*journal)->Append(record));
-  }
+  ReleaseRecord record;
+  record.id = member.id;
+  record.name = "dave";
+  record.expires_at = "2030-01-01T00:00:00Z";
+  record.idle_standby_s = 600;
+  ASSERT_NO_FATAL_FAILURE(LeaveOnlyInTheJournal(record));
   FE_ASSERT_OK(fixture_.Open());
   Result<Instance> released = fixture_.engine().Get("dave");
   FE_ASSERT_OK(released);
