@@ -86,6 +86,26 @@ TEST(InstanceJsonTest, ErrorsNameTheFileAndTheField) {
   }
 }
 
+TEST(InstanceJsonTest, AncestorLinksKeepTheirKindAnOldLinkIsAnInstanceAndAnUnknownKindIsRefused) {
+  Instance instance = Sample();
+  instance.ancestors = {{"i-root", "root", "t1", false}, {"i-fedcba9876543210", "base", "t2", true}};
+  nlohmann::json json = InstanceToJson(instance);
+  EXPECT_EQ(json["ancestors"][1]["kind"], "snapshot");
+  Result<Instance> parsed = InstanceFromJson(json, "x");
+  FE_ASSERT_OK(parsed);
+  EXPECT_EQ(parsed->ancestors, instance.ancestors);
+  nlohmann::json old = json;
+  old["ancestors"][1].erase("kind");  // written before snapshots existed
+  Result<Instance> read_old = InstanceFromJson(old, "x");
+  FE_ASSERT_OK(read_old);
+  EXPECT_FALSE(read_old->ancestors[1].snapshot);
+  nlohmann::json damaged = json;
+  damaged["ancestors"][0]["kind"] = "volume";
+  Result<Instance> refused = InstanceFromJson(damaged, "x");
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("ancestors[0].kind"), std::string::npos) << refused.status().message();
+}
+
 TEST(InstanceStateTest, NamesParseBackAndUnknownNamesAreRefused) {
   for (InstanceState state :
        {InstanceState::kCreating, InstanceState::kStopped, InstanceState::kStandby, InstanceState::kRunning}) {
