@@ -69,14 +69,21 @@ void LifecycleKeeper::WatchIdleness(const Instance& instance, Clock::SteadyPoint
   Result<uint64_t> cpu_ns = cpu_time_(instance.process->pid);
   if (!cpu_ns.ok()) return;  // its process just went: the engine will see it
   auto known = watched_.find(instance.id);
-  Watch watch{instance.process->pid, *cpu_ns, now, now};
-  if (known != watched_.end() && known->second.pid == watch.pid) {
-    const Watch& before = known->second;
-    const double interval_ns = std::chrono::duration<double, std::nano>(now - before.sampled).count();
-    const bool busy =
-        interval_ns <= 0 || static_cast<double>(*cpu_ns - before.cpu_ns) > options_.busy_fraction * interval_ns;
-    watch.busy = busy ? now : before.busy;
+  if (known == watched_.end() || known->second.pid != instance.process->pid) {
+    watched[instance.id] = Watch{instance.process->pid, *cpu_ns, now, now};  // a new VMM: its idle time starts
+    return;
   }
+  Watch watch = known->second;
+  if (now - watch.window_start < options_.window) {  // judged when its window ends
+    watched[instance.id] = watch;
+    return;
+  }
+  const double window_ns = std::chrono::duration<double, std::nano>(now - watch.window_start).count();
+  const bool busy = *cpu_ns < watch.window_cpu_ns ||
+                    static_cast<double>(*cpu_ns - watch.window_cpu_ns) > options_.busy_fraction * window_ns;
+  if (busy) watch.busy = now;
+  watch.window_start = now;
+  watch.window_cpu_ns = *cpu_ns;
   const auto idle = std::chrono::duration_cast<std::chrono::seconds>(now - watch.busy);
   if (idle.count() >= instance.lifecycle.idle_standby_s) {
     Result<Instance> stood_by = engine_.StandbyIdle(instance.id, idle.count());

@@ -68,6 +68,8 @@ struct Options {
   std::string bridge;
   std::string manage_taps = "auto";
   int64_t identity_timeout_ms = 10'000;
+  // Idle standby (engine/lifecycle_keeper.h): the most of one CPU an idle VMM uses, in percent.
+  double idle_cpu_percent = engine::LifecycleKeeperOptions().busy_fraction * 100;
   // dm-thin (storage/dm_thin): an existing pool's devices, or the loop-backed default's sizes.
   std::string thin_pool;
   std::string thin_data_device;
@@ -284,7 +286,9 @@ int Run(const Options& options) {
   }
   std::unique_ptr<engine::pools::PoolManager> pools = std::move(*opened_pools);
   // TTLs and idle standby (issue #23), every second.
-  engine::LifecycleKeeper lifecycle(*engine, SystemClock());
+  engine::LifecycleKeeperOptions lifecycle_options;
+  lifecycle_options.busy_fraction = options.idle_cpu_percent / 100;
+  engine::LifecycleKeeper lifecycle(*engine, SystemClock(), {}, lifecycle_options);
   lifecycle.Start();
   spdlog::info("pools: {} pool(s), CPU budget {} vCPUs ({} in use), memory budget {} MiB", pools->List().size(),
                pools->cpu_budget_vcpus(), pools->cpu_used_vcpus(), pools->memory_budget_bytes() >> 20);
@@ -451,6 +455,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--identity-timeout-ms", options.identity_timeout_ms,
                  "how long a restored fork's guest agent has to acknowledge its new identity")
+      ->capture_default_str();
+  app.add_option("--idle-cpu-percent", options.idle_cpu_percent,
+                 "idle standby: a VMM that used at most this much of one CPU (over 5 s windows) was idle")
+      ->check(CLI::Range(0.01, 100.0))
       ->capture_default_str();
   app.add_option("--thin-pool", options.thin_pool,
                  "dm-thin: device-mapper name of the thin pool (default forkengine); given, dm-thin serves");

@@ -41,7 +41,7 @@ std::string InitScript(const std::vector<std::string>& modules) {
       // so a snapshot has that much to save (migration skips zero pages: an idle guest saves little).
       "for word in $(cat /proc/cmdline); do case $word in fe.fill_mib=*) fill=${word#fe.fill_mib=} ;; "
       "fe.dirty_mib=*) dirty_mib=${word#fe.dirty_mib=} ;; fe.dirty_rate=*) dirty_rate=${word#fe.dirty_rate=} ;; "
-      "esac; done\n"
+      "fe.beats=*) beats=${word#fe.beats=} ;; esac; done\n"
       "if [ -n \"$fill\" ]; then\n"
       "  mkdir -p /fill && mount -t tmpfs -o size=${fill}m tmpfs /fill\n"
       "  yes forkengine | head -c $((fill * 1048576)) > /fill/data\n"
@@ -51,8 +51,9 @@ std::string InitScript(const std::vector<std::string>& modules) {
       "if [ -n \"$dirty_mib\" ] && [ -n \"$dirty_rate\" ]; then\n"
       "  /fe-guest/fe-guest-dirtier $dirty_mib $dirty_rate &\n"
       "fi\n"
+      // fe.beats=N: an idle guest after N beats (the lifecycle keeper's idle standby finds it so).
       "i=0\n"
-      "while true; do\n"
+      "while [ -z \"$beats\" ] || [ $i -lt \"$beats\" ]; do\n"
       "  read mac < /sys/class/net/eth0/address\n"
       "  set -- $(ip -o -4 addr show dev eth0) ; addr=$4\n"
       "  set -- $(head -c 256 /dev/urandom | md5sum) ; rand=$1\n"
@@ -60,7 +61,9 @@ std::string InitScript(const std::vector<std::string>& modules) {
       "  echo \"beat $i mac=$mac ip=$addr rand=$rand time=$now\"\n"
       "  i=$((i+1))\n"
       "  usleep 200000\n"
-      "done\n";
+      "done\n"
+      "echo \"FE-E2E: idle after $i beats\"\n"
+      "while true; do sleep 3600; done\n";
   return script;
 }
 

@@ -166,13 +166,15 @@ class VmForkEndToEndTest : public fe::test::ScratchTest {
     }
     Vm Show(const std::string& name) const { return ParseVm(Run({"show", name}), data_root); }
   };
-  // forkd on <root>/d (TAPs it makes and bridges, the bridge's subnet), answering; null (with a
-  // failure) when it does not start.
-  static std::unique_ptr<engine::forkd::test::ForkdProcess> StartForkd(const std::string& root) {
-    auto forkd = std::make_unique<engine::forkd::test::ForkdProcess>(
-        root + "/d", root + "/forkd.sock", root + "/forkd.log",
-        std::vector<std::string>{"--bridge", kBridge, "--manage-taps", "on", "--subnet", "10.100.0.0/16",
-                                 "--identity-timeout-ms", "60000"});
+  // forkd on <root>/d (TAPs it makes and bridges, the bridge's subnet, and `extra_args`), answering;
+  // null (with a failure) when it does not start.
+  static std::unique_ptr<engine::forkd::test::ForkdProcess> StartForkd(
+      const std::string& root, const std::vector<std::string>& extra_args = {}) {
+    std::vector<std::string> args{"--bridge", kBridge,         "--manage-taps",         "on",
+                                  "--subnet", "10.100.0.0/16", "--identity-timeout-ms", "60000"};
+    args.insert(args.end(), extra_args.begin(), extra_args.end());
+    auto forkd = std::make_unique<engine::forkd::test::ForkdProcess>(root + "/d", root + "/forkd.sock",
+                                                                     root + "/forkd.log", args);
     Status started = forkd->Start();
     Status ready = started.ok() ? forkd->WaitReady() : started;
     EXPECT_TRUE(ready.ok()) << ready.ToString();
@@ -185,11 +187,13 @@ class VmForkEndToEndTest : public fe::test::ScratchTest {
     const int status = forkd.Wait();
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << forkd.Log();
   }
-  // Makes the bridge, starts forkd and runs `body` with it; then stops forkd as its unit would.
-  void WithForkd(const std::string& root, const std::function<void(const Session&)>& body) {
+  // Makes the bridge, starts forkd (with `extra_args`) and runs `body` with it; then stops forkd as its
+  // unit would.
+  void WithForkd(const std::string& root, const std::function<void(const Session&)>& body,
+                 const std::vector<std::string>& extra_args = {}) {
     MakeBridge();
     if (HasFatalFailure()) return;
-    std::unique_ptr<engine::forkd::test::ForkdProcess> forkd = StartForkd(root);
+    std::unique_ptr<engine::forkd::test::ForkdProcess> forkd = StartForkd(root, extra_args);
     ASSERT_NE(forkd, nullptr);
     const Forkctl forkctl(FE_FORKCTL, forkd->socket());
     body(Session{*forkd, forkctl, root + "/d"});
