@@ -219,6 +219,13 @@ std::vector<Instance> Engine::List() const {
   return instances;
 }
 
+size_t Engine::Count() const {
+  std::lock_guard lock(mutex_);
+  return static_cast<size_t>(std::count_if(entries_.begin(), entries_.end(), [](const auto& item) {
+    return !item.second->deleted && !item.second->instance.snapshot_mark;
+  }));
+}
+
 InstancePage Engine::List(const InstanceQuery& query) const {
   // Under the lock only the matches' keys are gathered and the page's instances copied: a filtered
   // page of thousands of instances copies a page, not thousands.

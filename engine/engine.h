@@ -291,6 +291,7 @@ class Engine {
   // By id or by name.
   Result<Instance> Get(const std::string& id_or_name) const;
   std::vector<Instance> List() const;  // sorted by creation time
+  size_t Count() const;                // how many List() would return, copying none
   // One page of the instances `query` matches, in the same order (engine/instance_query.h). Copies
   // only the page's instances.
   InstancePage List(const InstanceQuery& query) const;

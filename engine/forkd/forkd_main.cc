@@ -272,8 +272,7 @@ int Run(const Options& options) {
   }
   std::unique_ptr<engine::Engine> engine = std::move(*opened);
   // The engine logs each recovery action as it takes it; this is the summary an operator looks for.
-  spdlog::info("recovery report: {} action(s), {} instance(s)", engine->recovery().actions.size(),
-               engine->List().size());
+  spdlog::info("recovery report: {} action(s), {} instance(s)", engine->recovery().actions.size(), engine->Count());
 
   Metrics metrics;
   engine::pools::PoolConfig pool_config = MakePoolConfig(options);

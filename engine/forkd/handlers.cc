@@ -28,7 +28,7 @@ Reply ApiServer::Healthz(const Params&, const Query&, std::string_view) {
     quarantined.push_back(Json{{"id", instance.id}, {"path", instance.path}, {"reason", instance.reason}});
   }
   return JsonReply(200, Json{{"status", quarantined.empty() ? "ok" : "degraded"},
-                             {"instances", engine_.List().size()},
+                             {"instances", engine_.Count()},
                              {"quarantined", std::move(quarantined)}});
 }
 

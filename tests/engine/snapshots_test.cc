@@ -96,6 +96,7 @@ TEST_F(SnapshotsTest, ASnapshotIsARecordOfItsOwnThatKeepsItsInstancesIdentityAnd
   EXPECT_EQ(engine().Start(snapshot.id).status().code(), ErrorCode::kNotFound);
   EXPECT_EQ(engine().Delete(snapshot.id).code(), ErrorCode::kNotFound);
   EXPECT_EQ(engine().List().size(), 1u);
+  EXPECT_EQ(engine().Count(), 1u) << "the count (GET /v1/healthz) leaves snapshots out too";
   EXPECT_EQ(engine().GetSnapshot(source_.id).status().code(), ErrorCode::kNotFound);
   FE_ASSERT_OK(engine().GetSnapshot(snapshot.id));
 

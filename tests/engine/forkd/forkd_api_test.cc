@@ -54,6 +54,7 @@ TEST_F(ForkdApiTest, ImportedGuestIsStandbyAndFoundByIdAndByName) {
   ASSERT_EQ(list.status, 200);
   ASSERT_EQ(list.json["instances"].size(), 1u);
   EXPECT_EQ(list.json["instances"][0], created);
+  EXPECT_EQ(api().Get("/v1/healthz").json.value("instances", -1), 1);
 }
 
 TEST_F(ForkdApiTest, ForkAnswers201WithPhasesAndAFreshIdentity) {
