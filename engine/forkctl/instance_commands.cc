@@ -131,8 +131,9 @@ void AddInstanceCommands(CLI::App& app, std::shared_ptr<GlobalOptions> options, 
   ls->add_option("-l,--label", list_args->labels, "Only those with this label: key=value, or key with any value");
   ls->add_option("--state", list_args->state, "Only those in this state")
       ->check(CLI::IsMember({"Creating", "Stopped", "Standby", "Running"}));
-  ls->add_option("--parent", list_args->parent, "Only forks of this instance id");
-  ls->add_option("--ancestor", list_args->ancestor, "Only descendants of this instance id (it may be deleted)");
+  ls->add_option("--parent", list_args->parent, "Only forks of this instance (id or name)");
+  ls->add_option("--ancestor", list_args->ancestor,
+                 "Only descendants of this instance (id, which may be deleted, or a living one's name)");
   ls->callback([options, exit_code, list_args] {
     json usage;  // id -> Usage reply
     *exit_code = RunRequest(

@@ -105,7 +105,7 @@ void AddSnapshotCommands(CLI::App& app, std::shared_ptr<GlobalOptions> options, 
 
   auto list_args = std::make_shared<ListArguments>();
   CLI::App* ls = snapshot->add_subcommand("ls", "List snapshots");
-  ls->add_option("--instance", list_args->instance, "Only the snapshots of this instance id");
+  ls->add_option("--instance", list_args->instance, "Only the snapshots of this instance (id, or a living one's name)");
   ls->add_option("-l,--label", list_args->labels, "Only those with this label: key=value, or key with any value");
   ls->callback([options, exit_code, list_args] {
     *exit_code = RunRequest(

@@ -35,6 +35,7 @@ Reply ApiServer::Healthz(const Params&, const Query&, std::string_view) {
 Reply ApiServer::ListInstances(const Params&, const Query& query, std::string_view) {
   Result<engine::InstanceQuery> parsed = ParseInstanceQuery(query);
   if (!parsed.ok()) return ErrorReply(parsed.status());
+  ResolveInstanceNames(engine_, *parsed);
   engine::InstancePage page = engine_.List(*parsed);
   Json list = Json::array();
   for (const engine::Instance& instance : page.instances) list.push_back(engine::InstanceToJson(instance));

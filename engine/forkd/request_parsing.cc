@@ -272,6 +272,13 @@ Result<engine::InstanceQuery> ParseSnapshotQuery(const std::vector<std::pair<std
   return parsed;
 }
 
+void ResolveInstanceNames(const engine::Engine& engine, engine::InstanceQuery& query) {
+  for (std::string* id_or_name : {&query.parent, &query.ancestor}) {
+    if (id_or_name->empty()) continue;
+    if (Result<engine::Instance> living = engine.Get(*id_or_name); living.ok()) *id_or_name = living->id;
+  }
+}
+
 Result<engine::InstanceQuery> ParseInstanceQuery(const std::vector<std::pair<std::string, std::string>>& query) {
   engine::InstanceQuery parsed;
   for (const auto& [name, value] : query) {

@@ -56,6 +56,10 @@ Result<engine::SnapshotRequest> ParseSnapshotRequest(std::string_view body);
 Result<engine::InstanceQuery> ParseInstanceQuery(const std::vector<std::pair<std::string, std::string>>& query);
 // GET /v1/snapshots?label=&instance=&limit=&page_token=: the same, for snapshots (instance: whose).
 Result<engine::InstanceQuery> ParseSnapshotQuery(const std::vector<std::pair<std::string, std::string>>& query);
+// The query's parent and ancestor, when they name a living instance, become its id (the listing
+// matches ids); an id is kept as given, so a deleted instance's id still matches its forks and
+// snapshots.
+void ResolveInstanceNames(const engine::Engine& engine, engine::InstanceQuery& query);
 
 // A decimal number in [0, max] from the query parameter `name` (InvalidArgument naming it).
 Result<uint64_t> QueryNumber(const std::string& text, std::string_view name, uint64_t max);

@@ -56,6 +56,7 @@ Reply ApiServer::TakeSnapshot(const Params& params, const Query&, std::string_vi
 Reply ApiServer::ListSnapshots(const Params&, const Query& query, std::string_view) {
   Result<engine::InstanceQuery> parsed = ParseSnapshotQuery(query);
   if (!parsed.ok()) return ErrorReply(parsed.status());
+  ResolveInstanceNames(engine_, *parsed);
   engine::InstancePage page = engine_.List(*parsed);
   Json list = Json::array();
   for (const engine::Instance& record : page.instances) list.push_back(SnapshotToJson(record));

@@ -81,6 +81,9 @@ TEST_F(ForkdListingTest, AThousandForksAreFilteredByLabelStateParentAndAncestorA
 
   // Parent (direct forks) and ancestor (kept when b3-1 was deleted); state.
   EXPECT_EQ(AllPages("parent=" + base_id, 1000).size(), size_t{kFanOuts * kPerFanOut - 1});
+  EXPECT_EQ(AllPages("parent=base", 1000).size(), size_t{kFanOuts * kPerFanOut - 1}) << "a living one's name";
+  EXPECT_EQ(AllPages("ancestor=base&label=batch=b3", 1000).size(), size_t{kPerFanOut});
+  EXPECT_TRUE(AllPages("parent=nobody", 1000).empty());
   const std::vector<Json> descendants = AllPages("ancestor=" + base_id + "&label=batch=b3", 1000);
   ASSERT_EQ(descendants.size(), size_t{kPerFanOut});
   EXPECT_EQ(descendants.back()["name"], "deep");

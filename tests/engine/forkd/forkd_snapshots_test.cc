@@ -46,6 +46,7 @@ TEST_F(ForkdSnapshotsTest, ASnapshotIsTakenListedForkedRolledBackToAndOutlivesIt
   ASSERT_EQ(rest.status, 200) << rest.body;
   EXPECT_EQ(rest.json["snapshots"][0]["name"], "second");
   EXPECT_EQ(api().Get("/v1/snapshots?label=stage=one").json["snapshots"].size(), 1u);
+  EXPECT_EQ(api().Get("/v1/snapshots?instance=src").json["snapshots"].size(), 2u) << "a living instance's name";
   EXPECT_EQ(StatusAndCode(api().Get("/v1/snapshots?parent=x")), "400 invalid_argument");
 
   // Rolled back (no hypervisor runs here: a Standby instance to its Standby snapshot): a new volume,
