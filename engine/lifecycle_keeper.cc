@@ -66,18 +66,19 @@ void LifecycleKeeper::Tick() {
 
 void LifecycleKeeper::WatchIdleness(const Instance& instance, Clock::SteadyPoint now,
                                     std::map<std::string, Watch>& watched) {
+  auto known = watched_.find(instance.id);
+  const bool new_vmm = known == watched_.end() || known->second.pid != instance.process->pid;
+  if (!new_vmm && now - known->second.window_start < options_.window) {  // read and judged when its window ends
+    watched[instance.id] = known->second;
+    return;
+  }
   Result<uint64_t> cpu_ns = cpu_time_(instance.process->pid);
   if (!cpu_ns.ok()) return;  // its process just went: the engine will see it
-  auto known = watched_.find(instance.id);
-  if (known == watched_.end() || known->second.pid != instance.process->pid) {
-    watched[instance.id] = Watch{instance.process->pid, *cpu_ns, now, now};  // a new VMM: its idle time starts
+  if (new_vmm) {
+    watched[instance.id] = Watch{instance.process->pid, *cpu_ns, now, now};  // its idle time starts
     return;
   }
   Watch watch = known->second;
-  if (now - watch.window_start < options_.window) {  // judged when its window ends
-    watched[instance.id] = watch;
-    return;
-  }
   const double window_ns = std::chrono::duration<double, std::nano>(now - watch.window_start).count();
   const bool busy = *cpu_ns < watch.window_cpu_ns ||
                     static_cast<double>(*cpu_ns - watch.window_cpu_ns) > options_.busy_fraction * window_ns;

@@ -3,13 +3,14 @@
 // idle_standby_s (a later restore brings it back). forkd runs one, ticking every second; tests tick
 // it by hand under an advanceable clock and a CPU-time reader of their own.
 //
-// Idleness: the keeper reads each watched VMM's CPU time at every tick and judges it over windows of
-// `window`: a window in which it used more than `busy_fraction` of one CPU makes it busy at the
-// window's end. Windows, not ticks: /proc counts CPU time in 10 ms clock ticks, so over one second an
-// idle VMM's 1-2% reads as anything from 1% to 3% (a TCG guest, measured), while over 5 s the error is
-// 0.2%. Stood by at the end of a window once it was not busy for idle_standby_s. What it watches is in
-// memory: after a restart an instance's idle time counts anew (the deadline of a TTL is persisted, so
-// a restart keeps it).
+// Idleness: the keeper reads each watched VMM's CPU time when it starts watching it and then once a
+// window (at the first tick `window` or more after the last reading), and judges each window: one in
+// which it used more than `busy_fraction` of one CPU makes it busy at the window's end. Windows, not
+// ticks: /proc counts CPU time in 10 ms clock ticks, so over one second an idle VMM's 1-2% reads as
+// anything from 1% to 3% (a TCG guest, measured), while over 5 s the error is 0.2%. Stood by at the
+// end of a window once it was not busy for idle_standby_s. What it watches is in memory: after a
+// restart an instance's idle time counts anew (the deadline of a TTL is persisted, so a restart
+// keeps it).
 #pragma once
 
 #include <sys/types.h>

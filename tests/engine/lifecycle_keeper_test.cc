@@ -37,8 +37,10 @@ class LifecycleKeeperTest : public fe::test::ScratchTest {
   Engine& engine() { return fixture_.engine(); }
   LifecycleKeeper& keeper() {
     if (!keeper_) {
-      keeper_ = std::make_unique<LifecycleKeeper>(engine(), clock_,
-                                                  [this](pid_t) -> Result<uint64_t> { return cpu_ns_.load(); });
+      keeper_ = std::make_unique<LifecycleKeeper>(engine(), clock_, [this](pid_t) -> Result<uint64_t> {
+        ++cpu_reads_;
+        return cpu_ns_.load();
+      });
     }
     return *keeper_;
   }
@@ -64,6 +66,7 @@ class LifecycleKeeperTest : public fe::test::ScratchTest {
   fe::test::AdvanceableClock clock_;
   EngineFixture fixture_;
   std::atomic<uint64_t> cpu_ns_{0};
+  std::atomic<int> cpu_reads_{0};
   std::unique_ptr<LifecycleKeeper> keeper_;
 };
 
@@ -163,6 +166,7 @@ TEST_F(LifecycleKeeperTest, IdlenessIsJudgedOverWindowsSoAnIdleVmmsTickCountedSp
     }
   }
   EXPECT_EQ(engine().Get("quiet")->state, InstanceState::kStandby) << "idle over both 5 s windows";
+  EXPECT_EQ(cpu_reads_.load(), 3) << "/proc is read when watching starts and once a window, not every tick";
 }
 
 }  // namespace
