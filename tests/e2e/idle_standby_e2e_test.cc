@@ -14,15 +14,6 @@ namespace {
 constexpr char kIdleCpuPercent[] = "5";
 constexpr auto kStandbyTimeout = 90s;
 
-// The guest of `template_dir` beats 5 times and then idles.
-void IdleAfterFiveBeats(const std::string& template_dir) {
-  Result<hypervisor::qemu::Config> config = hypervisor::qemu::ReadConfig(template_dir);
-  ASSERT_TRUE(config.ok()) << config.status().ToString();
-  config->append += " fe.beats=5";
-  Status written = hypervisor::qemu::WriteConfig(template_dir, *config);
-  ASSERT_TRUE(written.ok()) << written.ToString();
-}
-
 // `pid`'s CPU use, in percent of one CPU, over `period`.
 double CpuPercentOver(pid_t pid, std::chrono::milliseconds period) {
   Result<engine::vm::ProcStat> before = engine::vm::ReadProcStat(pid);
@@ -42,7 +33,7 @@ TEST_F(VmForkEndToEndTest, ForkdStandsAnIdleGuestByLeavesABusyOneRunningAndARest
   ASSERT_EQ(::mkdir(idle_template.c_str(), 0755), 0) << std::strerror(errno);
   Status made = MakeForkGuest(idle_template, 256, FE_FORKAGENT, FE_GUEST_DIRTIER);
   ASSERT_TRUE(made.ok()) << made.ToString();
-  ASSERT_NO_FATAL_FAILURE(IdleAfterFiveBeats(idle_template));
+  ASSERT_NO_FATAL_FAILURE(IdleAfterBeats(idle_template, 5));
   std::string skip = fe::test::RunInNewNetworkNamespace([&] {
     WithForkd(root,
               [&](const Session& session) {

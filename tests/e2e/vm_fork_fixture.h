@@ -217,10 +217,22 @@ class VmForkEndToEndTest : public fe::test::ScratchTest {
   // The guest of `template_dir` keeps rewriting 32 MiB of its RAM at 16 MiB/s once it runs
   // (fe-guest-dirtier), so a fork finds it busy; with `anonymous_ram` its RAM is no shared file.
   static void KeepGuestBusy(const std::string& template_dir, bool anonymous_ram) {
+    EditGuestConfig(template_dir, [&](hypervisor::qemu::Config& config) {
+      if (anonymous_ram) config.memory_file.clear();
+      config.append += " fe.dirty_mib=32 fe.dirty_rate=16";
+    });
+  }
+  // The guest of `template_dir` beats `beats` times and then idles (fe.beats).
+  static void IdleAfterBeats(const std::string& template_dir, int beats) {
+    EditGuestConfig(template_dir,
+                    [&](hypervisor::qemu::Config& config) { config.append += " fe.beats=" + std::to_string(beats); });
+  }
+  // Reads the QEMU config of `template_dir`, lets `edit` change it and writes it back.
+  static void EditGuestConfig(const std::string& template_dir,
+                              const std::function<void(hypervisor::qemu::Config&)>& edit) {
     Result<hypervisor::qemu::Config> config = hypervisor::qemu::ReadConfig(template_dir);
     ASSERT_TRUE(config.ok()) << config.status().ToString();
-    if (anonymous_ram) config->memory_file.clear();
-    config->append += " fe.dirty_mib=32 fe.dirty_rate=16";
+    edit(*config);
     Status written = hypervisor::qemu::WriteConfig(template_dir, *config);
     ASSERT_TRUE(written.ok()) << written.ToString();
   }
